@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both install what they need (Python venv, Debian packages, Go builds) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install lint test test-unit test-e2e demo testbed-up testbed-down testbed-status bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+lint: install
+	$(BIN)/ruff check debugcap testbed tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test-unit: install
+	$(BIN)/pytest tests/unit -q -ra
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e -q -ra
+
+# Lint, unit and end-to-end tests; the e2e tests bring the local testbed up
+# (the first run builds Kubernetes, etcd and MinIO: many minutes on 2 cores).
+test: lint
+	$(BIN)/pytest tests -q -ra
+
+demo: install
+	$(BIN)/python -m testbed up
+	$(BIN)/python scripts/demo.py
+
+testbed-up: install
+	$(BIN)/python -m testbed up
+
+testbed-down: install
+	$(BIN)/python -m testbed down
+
+testbed-status: install
+	$(BIN)/python -m testbed status
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py

@@ -1,0 +1,167 @@
+"""Run a command in a container through the Kubernetes exec API, binary-safe and bounded.
+
+We open the websocket with ``kubernetes.stream`` (it handles auth, TLS and
+subprotocol negotiation) but read the frames ourselves: the client's own
+reader keeps a second copy of all output in memory (``WSClient._all``, with
+no way to switch it off through ``stream()``) and concatenates buffers per
+frame, so a large output costs quadratic time and twice its size in memory.
+Reading frames here lets each channel go straight to its sink, keeps memory
+flat, and lets the deadline really stop waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
+from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
+
+from debugcap import errors
+from debugcap.kube.client import Kube
+
+STDOUT_CHANNEL = 1
+STDERR_CHANNEL = 2
+STATUS_CHANNEL = 3
+V5_CLOSE_CHANNEL = 255
+# Wake up at least this often so the deadline is checked even when the command is silent.
+POLL_SECONDS = 2.0
+MAX_STDERR_BYTES = 1 << 20
+
+_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", ": not found")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What happened; the output itself went to the caller's sinks."""
+
+    command: tuple[str, ...]
+    exit_code: int | None  # None: the command never reported one (timeout, lost connection, failed start)
+    stdout_bytes: int
+    stderr_bytes: int
+    truncated: bool
+    timed_out: bool
+    duration_s: float
+    status_message: str  # the API's message for a non-zero exit or a failed start
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def tool_missing(self) -> bool:
+        """The command (or the shell) does not exist in the container: a skip, not a failure."""
+        if self.exit_code in (126, 127):
+            return True
+        return self.exit_code is None and any(m in self.status_message.lower() for m in _NOT_FOUND_MARKERS)
+
+
+class _CappedSink:
+    def __init__(self, sink: BinaryIO, limit: int) -> None:
+        self.sink, self.limit, self.written, self.truncated = sink, limit, 0, False
+
+    def write(self, data: bytes) -> None:
+        room = self.limit - self.written
+        if len(data) > room:
+            data, self.truncated = data[: max(room, 0)], True
+        if data:
+            self.sink.write(data)
+            self.written += len(data)
+
+
+def run(
+    kube: Kube,
+    *,
+    namespace: str,
+    pod: str,
+    container: str | None,
+    command: list[str],
+    stdout: BinaryIO,
+    stderr: BinaryIO,
+    timeout: float = 30.0,
+    max_bytes: int = 64 << 20,
+) -> ExecResult:
+    """Run ``command``; stdout (capped at ``max_bytes``) and stderr go to the sinks as they arrive."""
+    started = time.monotonic()
+    deadline = started + timeout
+    api = k8s.CoreV1Api(kube.api_client())
+    where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
+    try:
+        ws = stream(
+            api.connect_get_namespaced_pod_exec, pod, namespace, container=container or "",
+            command=command, stdout=True, stderr=True, stdin=False, tty=False,
+            _preload_content=False, binary=True, _request_timeout=timeout,
+        )
+    except ApiException as exc:
+        # status 0 is how the client reports a transport or handshake failure.
+        raise errors.CollectorError(
+            f"cannot exec {command[0]!r} in {where}: {errors.shorten(str(exc.reason or exc))}; "
+            f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
+        ) from exc
+
+    out = _CappedSink(stdout, max_bytes)
+    err = _CappedSink(stderr, MAX_STDERR_BYTES)
+    status = b""
+    timed_out = False
+    sock = ws.sock
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            sock.settimeout(min(remaining, POLL_SECONDS))
+            try:
+                opcode, frame = sock.recv_data_frame(True)
+            except WebSocketTimeoutException:
+                continue
+            except (WebSocketConnectionClosedException, ssl.SSLError, OSError):
+                break
+            if opcode == ABNF.OPCODE_CLOSE:
+                break
+            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                continue
+            data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+            channel, payload = data[0], data[1:]
+            if channel == STDOUT_CHANNEL:
+                out.write(payload)
+                if out.truncated:
+                    # Past the cap nothing more is kept: stop the transfer instead of draining it.
+                    break
+            elif channel == STDERR_CHANNEL:
+                err.write(payload)
+            elif channel == STATUS_CHANNEL:
+                status += payload
+    finally:
+        ws.close()
+    exit_code, message = _parse_status(status)
+    return ExecResult(
+        command=tuple(command), exit_code=None if timed_out else exit_code,
+        stdout_bytes=out.written, stderr_bytes=err.written, truncated=out.truncated, timed_out=timed_out,
+        duration_s=time.monotonic() - started, status_message=message,
+    )
+
+
+def _parse_status(raw: bytes) -> tuple[int | None, str]:
+    """Read the v1.Status the API sends on channel 3 when the command ends."""
+    if not raw:
+        return None, ""
+    try:
+        st = json.loads(raw)
+    except ValueError:
+        return None, errors.shorten(raw.decode(errors="replace"))
+    if st.get("status") == "Success":
+        return 0, ""
+    message = str(st.get("message", ""))
+    for cause in (st.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", "")), message
+            except ValueError:
+                break
+    return None, message

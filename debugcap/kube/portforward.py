@@ -1,0 +1,108 @@
+"""HTTP GET to a port inside a pod, through the Kubernetes port-forward API.
+
+pprof endpoints must never be exposed through a Service (anyone reaching
+them can profile or stall the process), so debugcap reaches them the way
+``kubectl port-forward`` does. The kubelet's runtime dials ``localhost:<port>``
+inside the pod's network namespace, so a server bound to 127.0.0.1 is reached
+too. One forward per request: a pprof profile holds the connection for its
+whole duration, and separate forwards let CPU profile, trace and goroutine
+dump run at the same moment.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import portforward
+
+from debugcap import errors
+from debugcap.kube.client import Kube
+
+CHUNK = 256 << 10
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body_bytes: int = 0
+    truncated: bool = False
+    duration_s: float = 0.0
+
+
+def get(
+    kube: Kube,
+    *,
+    namespace: str,
+    pod: str,
+    port: int,
+    path: str,
+    sink: BinaryIO,
+    timeout: float = 60.0,
+    max_bytes: int = 256 << 20,
+) -> HttpResult:
+    """GET ``path`` from ``pod:port``; the body streams into ``sink`` (capped at ``max_bytes``)."""
+    started = time.monotonic()
+    target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
+    api = k8s.CoreV1Api(kube.api_client())
+    try:
+        pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+    except ApiException as exc:
+        raise errors.CollectorError(
+            f"cannot port-forward to {target}: {errors.shorten(str(exc.reason or exc))}; "
+            f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
+        ) from exc
+    conn = http.client.HTTPConnection("localhost", port, timeout=timeout)
+    try:
+        sock = pf.socket(port)
+        sock.settimeout(timeout)
+        conn.sock = sock  # type: ignore[assignment]
+        try:
+            conn.request("GET", path, headers={"Connection": "close", "Accept-Encoding": "identity"})
+            resp = conn.getresponse()
+        except (http.client.HTTPException, OSError) as exc:
+            raise errors.CollectorError(_refused_message(pf, port, target, exc)) from exc
+        written, truncated = 0, False
+        deadline = started + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise errors.CollectorError(f"GET {path} from {target} did not finish within {timeout:.0f}s; "
+                                            "raise the timeout (timeoutSeconds / --timeout)")
+            try:
+                chunk = resp.read(CHUNK)
+            except (http.client.HTTPException, OSError) as exc:
+                raise errors.CollectorError(f"GET {path} from {target} broke off after {written} bytes: "
+                                            f"{errors.shorten(str(exc))}") from exc
+            if not chunk:
+                break
+            room = max_bytes - written
+            if len(chunk) > room:
+                chunk, truncated = chunk[:room], True
+            sink.write(chunk)
+            written += len(chunk)
+            if truncated:
+                break
+        return HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
+                          body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
+    finally:
+        conn.close()
+        pf.close()
+
+
+def _refused_message(pf: object, port: int, target: str, exc: Exception) -> str:
+    detail = ""
+    for _ in range(20):
+        # The proxy thread records the kubelet's error a moment after the socket closes.
+        detail = pf.error(port) or ""
+        if detail:
+            break
+        time.sleep(0.05)
+    if "refused" in detail or isinstance(exc, ConnectionRefusedError):
+        return (f"nothing listens on {target} (connection refused); set the pprof port with the pod "
+                "annotation debugcap.io/pprof-port or --pprof-port")
+    return f"cannot reach {target}: {errors.shorten(detail or str(exc) or type(exc).__name__)}"

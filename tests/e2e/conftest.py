@@ -1,0 +1,142 @@
+"""Fixtures for tests that run against the real testbed (cluster + S3) of ``testbed/``.
+
+The session brings the testbed up, or reuses a healthy one. If it cannot
+start, every e2e test fails with the testbed's own error: they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from debugcap.kube.client import Kube, KubeTarget
+from testbed import cluster, layout
+
+REPO = layout.REPO
+
+
+@dataclass(frozen=True)
+class Testbed:
+    kubeconfig: str
+    user_kubeconfig: str
+    env: dict[str, str]
+    images: dict[str, str]
+
+    @property
+    def s3(self) -> dict[str, str]:
+        return {k: v for k, v in self.env.items() if k.startswith("DEBUGCAP_S3_")}
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    health = cluster.status() if cluster.P.kubeconfig.exists() else {}
+    if not health or not all(health.values()):
+        started = time.monotonic()
+        res = subprocess.run([sys.executable, "-m", "testbed", "up"], cwd=REPO, capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.fail(f"the testbed did not start (python -m testbed up, exit {res.returncode}):\n"
+                        f"{res.stderr[-4000:]}", pytrace=False)
+        print(f"testbed up in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
+    return Testbed(kubeconfig=env["KUBECONFIG"], user_kubeconfig=env["DEBUGCAP_TESTBED_USER_KUBECONFIG"],
+                   env=env, images=dict(layout.IMAGES))
+
+
+@pytest.fixture(scope="session")
+def kube(testbed: Testbed) -> Kube:
+    return Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def core(kube: Kube) -> k8s.CoreV1Api:
+    return kube.core()
+
+
+@pytest.fixture
+def namespace(core: k8s.CoreV1Api) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"debugcap-e2e": "1"})))
+    # Pods cannot be created until the namespace's default ServiceAccount exists.
+    _wait(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), 30,
+          f"default ServiceAccount in {name}")
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)
+
+
+def _exists(read: Callable[[], Any]) -> bool:
+    try:
+        read()
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def _wait(ok: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+GoappPod = Callable[..., k8s.V1Pod]
+
+
+@pytest.fixture
+def goapp_pod(core: k8s.CoreV1Api, testbed: Testbed, namespace: str) -> GoappPod:
+    """Create a goapp pod (image variant, env pathologies, labels) and wait until it is Running."""
+
+    def make(name: str = "goapp", *, image: str = "goapp", env: dict[str, str] | None = None,
+             labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+             command: list[str] | None = None, wait: bool = True) -> k8s.V1Pod:
+        container = k8s.V1Container(
+            name="app", image=testbed.images[image], image_pull_policy="Never", command=command,
+            env=[k8s.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()],
+        )
+        pod = k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=name, labels={"app": "goapp", **(labels or {})},
+                                      annotations=annotations),
+            spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=0,
+                               automount_service_account_token=False),
+        )
+        core.create_namespaced_pod(namespace, pod)
+        if wait:
+            wait_running(core, namespace, name)
+        return core.read_namespaced_pod(name, namespace)
+
+    return make
+
+
+def wait_running(core: k8s.CoreV1Api, namespace: str, name: str, seconds: float = 90) -> None:
+    def running() -> bool:
+        pod = core.read_namespaced_pod(name, namespace)
+        return bool(pod.status.phase == "Running" and all(cs.ready for cs in pod.status.container_statuses or []))
+
+    try:
+        _wait(running, seconds, f"pod {namespace}/{name} to run")
+    except AssertionError:
+        pod = core.read_namespaced_pod(name, namespace)
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        raise AssertionError(f"pod {namespace}/{name} is {pod.status.phase}: {pod.status.container_statuses}\n"
+                             + "\n".join(f"{e.reason}: {e.message}" for e in events.items)) from None
+
+
+@pytest.fixture
+def s3_env(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for k, v in testbed.s3.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DEBUGCAP_CLUSTER", "testbed")
+    return dict(os.environ)
