@@ -80,6 +80,11 @@ class Kube:
             self._shared = k8s.ApiClient(self.configuration)
         return k8s.AppsV1Api(self._shared)
 
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
     def custom(self) -> k8s.CustomObjectsApi:
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)

@@ -89,7 +89,8 @@ def run(
     """Run ``command``; stdout (capped at ``max_bytes``) and stderr go to the sinks as they arrive."""
     started = time.monotonic()
     deadline = started + timeout
-    api = k8s.CoreV1Api(kube.api_client())
+    api_client = kube.api_client()
+    api = k8s.CoreV1Api(api_client)
     where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
     try:
         ws = stream(
@@ -98,6 +99,7 @@ def run(
             _preload_content=False, binary=True, _request_timeout=timeout,
         )
     except ApiException as exc:
+        api_client.close()
         # status 0 is how the client reports a transport or handshake failure.
         raise errors.CollectorError(
             f"cannot exec {command[0]!r} in {where}: {errors.shorten(str(exc.reason or exc))}; "
@@ -139,6 +141,10 @@ def run(
                 status += payload
     finally:
         ws.close()
+        # After a peer CLOSE, websocket-client marks itself disconnected without
+        # closing the socket, so close() returns early; shutdown() really closes it.
+        sock.shutdown()
+        api_client.close()
     exit_code, message = _parse_status(status)
     return ExecResult(
         command=tuple(command), exit_code=None if timed_out else exit_code,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import http.client
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -49,10 +49,12 @@ def get(
     """GET ``path`` from ``pod:port``; the body streams into ``sink`` (capped at ``max_bytes``)."""
     started = time.monotonic()
     target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
-    api = k8s.CoreV1Api(kube.api_client())
+    api_client = kube.api_client()
+    api = k8s.CoreV1Api(api_client)
     try:
         pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
     except ApiException as exc:
+        api_client.close()
         raise errors.CollectorError(
             f"cannot port-forward to {target}: {errors.shorten(str(exc.reason or exc))}; "
             f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
@@ -61,7 +63,7 @@ def get(
     try:
         sock = pf.socket(port)
         sock.settimeout(timeout)
-        conn.sock = sock  # type: ignore[assignment]
+        conn.sock = sock
         try:
             conn.request("GET", path, headers={"Connection": "close", "Accept-Encoding": "identity"})
             resp = conn.getresponse()
@@ -92,9 +94,12 @@ def get(
     finally:
         conn.close()
         pf.close()
+        # The client's proxy thread closes the websocket only when it next wakes; close it now.
+        pf.websocket.close()
+        api_client.close()
 
 
-def _refused_message(pf: object, port: int, target: str, exc: Exception) -> str:
+def _refused_message(pf: Any, port: int, target: str, exc: Exception) -> str:
     detail = ""
     for _ in range(20):
         # The proxy thread records the kubelet's error a moment after the socket closes.

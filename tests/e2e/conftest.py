@@ -27,6 +27,8 @@ REPO = layout.REPO
 
 @dataclass(frozen=True)
 class Testbed:
+    __test__ = False  # a fixture value, not a test class
+
     kubeconfig: str
     user_kubeconfig: str
     env: dict[str, str]
@@ -53,8 +55,10 @@ def testbed() -> Testbed:
 
 
 @pytest.fixture(scope="session")
-def kube(testbed: Testbed) -> Kube:
-    return Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig))
+def kube(testbed: Testbed) -> Iterator[Kube]:
+    kube = Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig))
+    yield kube
+    kube.close()
 
 
 @pytest.fixture(scope="session")

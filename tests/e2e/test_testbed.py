@@ -6,7 +6,6 @@ exec and port-forward helpers, the same paths the capture engine uses.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import ipaddress
@@ -17,6 +16,7 @@ import uuid
 from kubernetes import client as k8s
 from minio import Minio
 
+from debugcap.analysis import pprof
 from debugcap.kube import exec as kexec
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube
@@ -99,9 +99,9 @@ def test_port_forward_reaches_pprof_on_all_interfaces_and_localhost_only(
     wide = goapp_pod("goapp-wide")
     local = goapp_pod("goapp-local", image="goapp-localhost")
     for pod in (wide, local):
-        raw = gzip.decompress(_heap_via_port_forward(kube, namespace, pod.metadata.name))
-        # A pprof Profile message starts with field 1 (sample_type, length-delimited): tag byte 0x0a.
-        assert raw[:1] == b"\x0a" and len(raw) > 100
+        profile = pprof.parse(_heap_via_port_forward(kube, namespace, pod.metadata.name), "heap")
+        assert [t.type for t in profile.sample_types] == ["alloc_objects", "alloc_space", "inuse_objects",
+                                                          "inuse_space"]
 
 
 def test_localhost_only_server_is_not_reachable_on_pod_ip(goapp_pod: GoappPod, kube: Kube, namespace: str) -> None:
@@ -122,7 +122,7 @@ def test_distroless_pod_has_no_shell_and_exec_says_so(goapp_pod: GoappPod, kube:
     assert res.exit_code != 0
     assert res.tool_missing, res
     # The Go endpoints are still there.
-    assert gzip.decompress(_heap_via_port_forward(kube, namespace, pod.metadata.name))[:1] == b"\x0a"
+    assert pprof.parse(_heap_via_port_forward(kube, namespace, pod.metadata.name), "heap").sample_types
 
 
 def test_s3_put_get_round_trip(testbed: Testbed) -> None:
