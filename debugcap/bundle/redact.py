@@ -1,0 +1,535 @@
+"""Streaming redaction of evidence, plus the environment allowlist.
+
+:class:`debugcap.bundle.writer.BundleWriter` runs every member through this module while it
+spools it (redaction is on by default; ``--no-redact`` turns it off), so collectors do not
+have to remember it. Three entry points:
+
+* :class:`LineRedactor` for text: bytes in, bytes out, chunk boundaries anywhere (even inside
+  a line or a secret). Lines are processed in blocks with C-speed regexes so a 1 GB log costs
+  about as much as compressing it; the end of each block is kept as read-only context for the
+  next, so two-line patterns (a Kubernetes ``name:``/``value:`` pair) and prefixes
+  (``Bearer ``) are seen across block boundaries.
+* :func:`mask_profile` for pprof protobufs (after gunzip): the strings of the profile's string
+  table (function names, file names, label keys and values) get the value-shaped patterns,
+  replaced by ``*`` of the *same length*, so ``go tool pprof`` still opens the file.
+  Execution traces (``trace/trace.out``) are stored unmodified: their strings are not
+  length-delimited in a way we can walk cheaply, and a regex over raw bytes could corrupt the
+  events around a match; they carry runtime events plus whatever ``trace.Log`` was given.
+* :func:`filter_environment` for ``env/environment.txt``: an allowlist of variable names, and
+  masking of allowlisted values that look secret.
+
+Each redaction is recorded as (file, line, redactor); the removed text is never recorded,
+logged or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from debugcap.bundle import manifest
+
+MASK: Final = b"***REDACTED***"
+MASK_TEXT: Final = MASK.decode()
+
+# A log with a token on every line would otherwise put millions of entries in manifest.json;
+# the per-redactor totals in Manifest.redaction_counts stay exact. 1000 is a judgement call.
+MAX_RECORDS_PER_FILE: Final = 1000
+# Longest prefix a pattern needs before its secret: a Kubernetes "- name: <VAR>" line, or
+# "Authorization: Basic ", or a long variable name and "=". 256 bytes is a judgement call.
+_CONTEXT_BYTES: Final = 256
+_CUT_AFTER: Final = re.compile(rb"[\s\"',;&{}\[\]<>()]")
+
+# Words that make a variable, flag or key name look secret. PWD is deliberately absent
+# (it is the working directory); KEY also hits names like "monkey", and over-redaction
+# is the safe side to err on.
+_SECRET_WORDS: Final = (
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|SALT"
+)
+_NAME_CHARS: Final = r"[A-Za-z0-9_.-]"
+_SECRET_WORD_GATE: Final = re.compile(_SECRET_WORDS.lower().encode())
+
+
+class RedactionReport:
+    """Collects redactions for a whole bundle; capped per file, counted exactly."""
+
+    def __init__(self, max_records_per_file: int = MAX_RECORDS_PER_FILE) -> None:
+        self._max = max_records_per_file
+        self.records: list[manifest.Redaction] = []
+        self.counts: dict[str, Counter[str]] = {}
+
+    def add(self, file: str, line: int, redactor: str) -> None:
+        per_file = self.counts.setdefault(file, Counter())
+        if sum(per_file.values()) < self._max:
+            self.records.append(manifest.Redaction(file=file, line=line, redactor=redactor))
+        per_file[redactor] += 1
+
+    def merge(self, other: RedactionReport) -> None:
+        for record in other.records:
+            if sum(self.counts.get(record.file, Counter()).values()) < self._max:
+                self.records.append(record)
+        for file, counts in other.counts.items():
+            self.counts.setdefault(file, Counter()).update(counts)
+
+    def counts_dict(self) -> dict[str, dict[str, int]]:
+        return {file: dict(sorted(c.items())) for file, c in self.counts.items()}
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A single-line (or two-line) regex; group ``secret`` is masked, the rest kept."""
+
+    name: str
+    regex: re.Pattern[bytes]
+    # Fast skip: the pattern cannot match a block containing none of these (lowercased) bytes.
+    hints: tuple[bytes, ...] = ()
+    # Faster still for costly patterns: only lines where this case-sensitive regex matches the
+    # lowercased text are searched (case-insensitive regexes are ~10x slower in CPython's re).
+    gate: re.Pattern[bytes] | None = None
+
+
+def _p(
+    name: str, pattern: str, *hints: bytes, flags: int = 0, gate: re.Pattern[bytes] | None = None
+) -> _Pattern:
+    return _Pattern(name, re.compile(pattern.encode(), flags), hints, gate)
+
+
+_NOT_ALREADY_MASKED: Final = r"(?!\*\*\*REDACTED\*\*\*)"
+
+_K8S_SECRET_NAME: Final = rf"{_NAME_CHARS}*(?:{_SECRET_WORDS}){_NAME_CHARS}*"
+
+_K8S_ENV_YAML: Final = _p(
+    "k8s-env-value",
+    rf"-[ \t]+name:[ \t]*[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*\r?\n[ \t]+value:[ \t]*"
+    rf"{_NOT_ALREADY_MASKED}(?P<secret>\S[^\r\n]*?)[ \t]*\r?$",
+    b"name",
+    flags=re.IGNORECASE | re.MULTILINE,
+)
+_K8S_ENV_JSON: Final = _p(
+    "k8s-env-value",
+    rf"\"name\"[ \t]*:[ \t]*\"{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*\"value\"[ \t]*:[ \t]*\""
+    rf"{_NOT_ALREADY_MASKED}(?P<secret>(?:[^\"\\\r\n]|\\.)+)\"",
+    b"name",
+    flags=re.IGNORECASE,
+)
+_URL_CREDENTIALS: Final = _p(
+    "url-credentials", r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s/:@]+:(?P<secret>[^\s/@]+)(?=@)", b"://"
+)
+_BASIC_AUTH: Final = _p(
+    "basic-auth",
+    r"authorization[\"']?[ \t]*[:=][ \t]*[\"']?basic[ \t]+(?P<secret>[A-Za-z0-9+/]{4,}={0,2})",
+    b"basic",
+    flags=re.IGNORECASE,
+)
+_BEARER: Final = _p(
+    "bearer-token", r"\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)", b"bearer", flags=re.IGNORECASE
+)
+_JWT: Final = _p("jwt", r"\b(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)", b"eyj")
+_AWS_KEY: Final = _p(
+    "aws-access-key",
+    r"\b(?P<secret>(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b",
+    gate=re.compile(rb"a(?:kia|sia|ida|roa|gpa|npa|nva|ipa)"),
+)
+_ENV_SECRET: Final = _p(
+    "env-secret",
+    rf"(?<!{_NAME_CHARS})[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*[=:][ \t]*"
+    rf"(?![\"']?\*\*\*REDACTED)(?![\"']?(?:bearer|basic)\b)"
+    r"(?P<secret>\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s\"',;&]+)",
+    flags=re.IGNORECASE,
+    gate=_SECRET_WORD_GATE,
+)
+_CLI_FLAG: Final = _p(
+    "cli-flag-secret",
+    rf"(?<!{_NAME_CHARS})--?{_K8S_SECRET_NAME}[ \t]+{_NOT_ALREADY_MASKED}(?P<secret>[^\s\-][^\s]*)",
+    b"-",
+    flags=re.IGNORECASE,
+    gate=_SECRET_WORD_GATE,
+)
+_PEM_BLOCK: Final = _p(
+    "pem-private-key",
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?P<secret>[\s\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----",
+    b"private key",
+)
+
+# Order matters: specific shapes first, so the generic name=value rules do not also fire on
+# what they already masked (each secret is then recorded once).
+_TEXT_PATTERNS: Final = (
+    _K8S_ENV_YAML,
+    _K8S_ENV_JSON,
+    _URL_CREDENTIALS,
+    _BASIC_AUTH,
+    _BEARER,
+    _JWT,
+    _AWS_KEY,
+    _ENV_SECRET,
+    _CLI_FLAG,
+)
+# Shapes that identify a secret by its value alone.
+_VALUE_PATTERNS: Final = (_URL_CREDENTIALS, _BEARER, _JWT, _AWS_KEY, _PEM_BLOCK)
+
+_PEM_BEGIN: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_END: Final = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_ONE_LINE: Final = re.compile(
+    rb"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)(?:(?!-----END ).)*?(-----END [A-Z0-9 ]*PRIVATE KEY-----)"
+)
+
+
+def _applies(pattern: _Pattern, lowered: bytes) -> bool:
+    return not pattern.hints or any(hint in lowered for hint in pattern.hints)
+
+
+def _gated_lines(gate: re.Pattern[bytes], lowered: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each line holding a gate match, in order, without duplicates."""
+    spans: list[tuple[int, int]] = []
+    for hit in gate.finditer(lowered):
+        if spans and hit.start() < spans[-1][1]:
+            continue
+        start = lowered.rfind(b"\n", 0, hit.start()) + 1
+        end = lowered.find(b"\n", hit.end())
+        spans.append((start, len(lowered) if end < 0 else end))
+    return spans
+
+
+class LineRedactor:
+    """Streaming line redactor for one text member.
+
+    >>> r = LineRedactor("env/x.txt", RedactionReport())
+    >>> r.feed(b"DB_PASS") + r.feed(b"WORD=hunter2\\n") + r.close()
+    b'DB_PASSWORD=***REDACTED***\\n'
+    """
+
+    def __init__(
+        self,
+        file: str,
+        report: RedactionReport,
+        *,
+        block_size: int = 256 * 1024,
+        max_line: int = 1024 * 1024,
+    ) -> None:
+        self._file = file
+        self._report = report
+        # 256 KiB blocks amortise Python overhead across thousands of lines; the 1 MiB line cap
+        # bounds memory on newline-free input (judgement calls, see benchmarks/bench_bundle.py).
+        self._block_size = block_size
+        self._max_line = max_line
+        self._buf = bytearray()
+        self._line = 1  # line number of the first byte in _buf
+        self._in_pem = False
+        self._context = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        out: list[bytes] = []
+        while len(self._buf) >= self._block_size:
+            last_nl = self._buf.rfind(b"\n")
+            if last_nl >= 0:
+                cut = last_nl + 1
+            elif len(self._buf) > self._max_line:
+                cut = self._forced_cut()
+            else:
+                break
+            piece = bytes(self._buf[:cut])
+            del self._buf[:cut]
+            out.append(self._process(piece))
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        piece = bytes(self._buf)
+        self._buf.clear()
+        return self._process(piece) if piece else b""
+
+    def _forced_cut(self) -> int:
+        # One line longer than max_line (minified JSON, binary junk): cut after whitespace or a
+        # delimiter that token-shaped secrets never contain, in the second half of the buffer. The
+        # prefix before the cut ("Bearer ", "password = ") is carried as context into the next
+        # piece (see _process). With no such byte, a 512 KiB token-like run is cut anywhere.
+        limit = len(self._buf)
+        return max((m.end() for m in _CUT_AFTER.finditer(self._buf, limit // 2)), default=limit)
+
+    def _process(self, piece: bytes) -> bytes:
+        if self._in_pem or b"PRIVATE KEY" in piece:
+            piece = self._redact_pem(piece)
+        # The end of the previous piece is prepended as read-only context, so a secret at the
+        # start of this piece still has its prefix: the "name:" line before a "value:" line, or
+        # "Bearer " before a cut inside a long line. No match whose secret starts inside the
+        # context is replaced, so it comes out unchanged and is sliced off again.
+        context = self._context
+        data = context + piece
+        lowered = data.lower()
+        first_line = self._line - context.count(b"\n")
+        gated: dict[re.Pattern[bytes], list[tuple[int, int]]] = {}  # valid while data is unchanged
+        for pattern in _TEXT_PATTERNS:
+            if not _applies(pattern, lowered):
+                continue
+            if pattern.gate is None:
+                spans = [(0, len(data))]
+            elif pattern.gate in gated:
+                spans = gated[pattern.gate]
+            else:
+                spans = gated[pattern.gate] = _gated_lines(pattern.gate, lowered)
+            if spans:
+                redacted = self._sub(pattern, data, spans, len(context), first_line)
+                if redacted != data:
+                    data, lowered = redacted, redacted.lower()
+                    gated.clear()
+        self._context = data[-_CONTEXT_BYTES:]
+        self._line += piece.count(b"\n")
+        return data[len(context) :]
+
+    def _sub(
+        self, pattern: _Pattern, data: bytes, spans: list[tuple[int, int]], read_only: int, first_line: int
+    ) -> bytes:
+        # Matches come left to right, so counting newlines incrementally from the previous match
+        # gives each line number in O(len(data)).
+        parts: list[bytes] = []
+        done = 0
+        pos = 0
+        line = first_line
+        for low, high in spans:
+            for match in pattern.regex.finditer(data, low, high):
+                start, end = match.span("secret")
+                if start < read_only or start < done:
+                    continue
+                line += data.count(b"\n", pos, start)
+                pos = start
+                self._report.add(self._file, line, pattern.name)
+                parts += (data[done:start], MASK)
+                done = end
+        if not parts:
+            return data
+        parts.append(data[done:])
+        return b"".join(parts)
+
+    def _redact_pem(self, piece: bytes) -> bytes:
+        # Line count is preserved (each key line becomes the mask) so later line numbers stay
+        # true to the stored file; one record per key block, at its BEGIN line.
+        lines = piece.split(b"\n")
+        for i, line in enumerate(lines):
+            number = self._line + i
+            if self._in_pem:
+                end = _PEM_END.search(line)
+                if end:
+                    self._in_pem = False
+                    lines[i] = (MASK if line[: end.start()].strip() else b"") + line[end.start() :]
+                elif line.strip():
+                    lines[i] = MASK
+                continue
+            if b"PRIVATE KEY" not in line:
+                continue
+            line, found = _PEM_ONE_LINE.subn(lambda m: m.group(1) + MASK + m.group(2), line)
+            for _ in range(found):
+                self._report.add(self._file, number, "pem-private-key")
+            begin = _PEM_BEGIN.search(line)
+            if begin and not _PEM_END.search(line, begin.end()):
+                self._in_pem = True
+                self._report.add(self._file, number, "pem-private-key")
+                rest = line[begin.end() :]
+                line = line[: begin.end()] + (MASK if rest.strip() else rest)
+            lines[i] = line
+        return b"\n".join(lines)
+
+
+class _ChunkReader:
+    """Sequential reads of exact sizes over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = bytearray()
+
+    def _fill(self, size: int) -> bool:
+        while len(self._buf) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return False
+            self._buf += chunk
+        return True
+
+    def at_end(self) -> bool:
+        return not self._fill(1)
+
+    def read(self, size: int) -> bytes:
+        if not self._fill(size):
+            raise ValueError(f"protobuf ends inside a field ({size} bytes wanted)")
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    def varint(self) -> tuple[int, bytes]:
+        raw = bytearray()
+        value = 0
+        while True:
+            byte = self.read(1)[0]
+            raw.append(byte)
+            value |= (byte & 0x7F) << (7 * (len(raw) - 1))
+            if not byte & 0x80:
+                return value, bytes(raw)
+            if len(raw) > 10:
+                raise ValueError("protobuf varint longer than 10 bytes")
+
+    def copy(self, size: int, piece: int = 1024 * 1024) -> Iterator[bytes]:
+        while size > 0:
+            data = self.read(min(size, piece))
+            size -= len(data)
+            yield data
+
+
+# pprof's Profile.string_table (google/pprof proto/profile.proto): every function name, file
+# name, label key and label value of a profile is one of these strings.
+_PROFILE_STRING_TABLE: Final = 6
+# A longer "string" is not a label; copying it through keeps memory flat (judgement call).
+_MAX_PROFILE_STRING: Final = 1024 * 1024
+
+
+def _mask_string(data: bytes, file: str, report: RedactionReport) -> bytes:
+    """Same-length masking inside one string: nothing outside it can be touched."""
+    buf = bytearray(data)
+    for pattern in (*_VALUE_PATTERNS, _ENV_SECRET):
+        for match in pattern.regex.finditer(bytes(buf)):
+            start, end = match.span("secret")
+            buf[start:end] = b"*" * (end - start)
+            report.add(file, 0, pattern.name)
+    return bytes(buf)
+
+
+def mask_profile(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
+    """Stream a decompressed pprof protobuf, masking secrets inside its string table.
+
+    Labels (``pprof.Do``/``pprof.Labels``) are the strings applications fill with request data,
+    so they are where secrets can hide. The top-level fields are walked, not regex-scanned: a
+    regex over raw protobuf would run past a string's end into the next field's bytes. Masks are
+    same-length, so every length prefix stays valid and ``go tool pprof`` reads the result.
+    Raises ValueError when the bytes are not a protobuf.
+    """
+    reader = _ChunkReader(chunks)
+    while not reader.at_end():
+        tag, raw_tag = reader.varint()
+        field, wire = tag >> 3, tag & 7
+        if field == 0:
+            raise ValueError("protobuf field number 0")
+        yield raw_tag
+        if wire == 0:
+            yield reader.varint()[1]
+        elif wire == 1:
+            yield reader.read(8)
+        elif wire == 5:
+            yield reader.read(4)
+        elif wire == 2:
+            length, raw_length = reader.varint()
+            yield raw_length
+            if field == _PROFILE_STRING_TABLE and length <= _MAX_PROFILE_STRING:
+                yield _mask_string(reader.read(length), file, report)
+            else:
+                yield from reader.copy(length)
+        else:
+            raise ValueError(f"protobuf wire type {wire} is not used by pprof")
+
+
+def redact_bytes(data: bytes, file: str, report: RedactionReport) -> bytes:
+    """Line-redact a whole text member held in memory."""
+    redactor = LineRedactor(file, report)
+    return redactor.feed(data) + redactor.close()
+
+
+def redact_stream(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
+    """Line-redact a stream of chunks; yields redacted chunks (possibly empty ones)."""
+    redactor = LineRedactor(file, report)
+    for chunk in chunks:
+        yield redactor.feed(chunk)
+    yield redactor.close()
+
+
+# --- environment allowlist -------------------------------------------------------------------
+
+ALLOWED_NAMES: Final = frozenset(
+    {"PATH", "HOME", "HOSTNAME", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"}
+)
+ALLOWED_PREFIXES: Final = ("KUBERNETES_", "APP_")
+
+_SECRET_NAME: Final = re.compile(rf"(?:{_SECRET_WORDS})", re.IGNORECASE)
+_TOKEN_CHARS: Final = re.compile(r"^[A-Za-z0-9+/=_.~-]+$")
+_HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
+_OMITTED: Final = re.compile(r"^# debugcap: (\d+) variables? outside the allowlist omitted$")
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def looks_secret(value: str) -> str | None:
+    """Name of the rule that makes ``value`` look like a secret, or None.
+
+    High-entropy: 20+ token characters mixing upper case, lower case and digits with at least
+    3.5 bits of entropy per character (random base64/alphanumeric keys), or 32+ hex digits.
+    Lower-case-only values such as pod host names are deliberately not caught.
+    """
+    value = value.strip().strip("\"'")
+    data = value.encode()
+    for pattern in _VALUE_PATTERNS:
+        if pattern.regex.search(data):
+            return pattern.name
+    if _HEX.match(value) and len(value) >= 32:
+        return "high-entropy"
+    if (
+        len(value) >= 20
+        and _TOKEN_CHARS.match(value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+        and _entropy(value) >= 3.5
+    ):
+        return "high-entropy"
+    return None
+
+
+def is_allowed_name(name: str) -> bool:
+    return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
+
+
+def filter_environment(
+    text: str,
+    *,
+    file: str = "env/environment.txt",
+    report: RedactionReport | None = None,
+) -> str:
+    """Keep only allowlisted variables of ``env`` output; mask allowlisted values that look secret.
+
+    Accepts ``env`` output (one ``NAME=value`` per line) or ``/proc/<pid>/environ`` (NUL
+    separated). Variables outside the allowlist are dropped, and one trailing comment says how
+    many, so a reader knows the file is filtered. Idempotent: filtering filtered text is a no-op.
+
+    >>> filter_environment("PATH=/bin\\nAWS_SECRET_ACCESS_KEY=x\\nAPP_DB_PASSWORD=pw\\n")
+    'PATH=/bin\\nAPP_DB_PASSWORD=***REDACTED***\\n# debugcap: 1 variable outside the allowlist omitted\\n'
+    """
+    separator = "\0" if "\0" in text else "\n"
+    kept: list[str] = []
+    dropped = 0
+    for entry in text.split(separator):
+        entry = entry.rstrip("\r")
+        if not entry:
+            continue
+        omitted = _OMITTED.match(entry)
+        if omitted:
+            # Our own summary line from an earlier pass: carry its count so filtering is idempotent.
+            dropped += int(omitted.group(1))
+            continue
+        name, sep, value = entry.partition("=")
+        if not sep or not is_allowed_name(name):
+            # Lines without "=" are continuation lines of multi-line values: they belong to
+            # some variable we cannot attribute, so they go too.
+            dropped += 1
+            continue
+        rule = "env-secret" if _SECRET_NAME.search(name) else looks_secret(value)
+        if rule and value != MASK_TEXT:
+            if report is not None:
+                report.add(file, len(kept) + 1, rule)
+            value = MASK_TEXT
+        kept.append(f"{name}={value}")
+    if dropped:
+        noun = "variable" if dropped == 1 else "variables"
+        kept.append(f"# debugcap: {dropped} {noun} outside the allowlist omitted")
+    return "".join(line + "\n" for line in kept)

@@ -1,0 +1,194 @@
+"""debugcap's own settings, as grouped frozen dataclasses.
+
+Every field says its unit and why its default was chosen (kopf ``configuration.py``). The CLI
+and the operator build these once at start-up and pass them down; nothing reads the
+environment anywhere else than :meth:`S3Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from debugcap.errors import ConfigError
+
+MIB: Final = 1024 * 1024
+
+# One object-key segment: what S3, MinIO and local file systems all accept without escaping.
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; set it to true or false")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where finished bundles go when an S3-compatible store (MinIO, AWS S3) is configured."""
+
+    endpoint: str
+    """``host:port`` of the S3 API (``minio.debugcap:9000``). A ``http://``/``https://`` scheme is
+    accepted and overrides :attr:`secure`. No default: without an endpoint bundles stay local."""
+
+    bucket: str = "debugcap"
+    """Bucket name; created on first upload if missing. One bucket per installation is enough
+    because keys already separate clusters, namespaces and pods."""
+
+    access_key: str | None = None
+    """Access key id. None means anonymous access, which only suits a throw-away test MinIO."""
+
+    secret_key: str | None = field(default=None, repr=False)
+    """Secret access key. Never shown: ``repr=False`` keeps it out of reprs, logs and tracebacks."""
+
+    region: str | None = None
+    """Region for signing. None lets the client discover it, which MinIO answers with us-east-1."""
+
+    secure: bool = True
+    """Use HTTPS. On by default because the keys and the evidence travel on this connection;
+    turn it off only for an in-cluster MinIO without TLS."""
+
+    prefix: str = "debugcap"
+    """First segments of every object key (``<prefix>/<cluster>/<ns>/<pod>/<YYYY>/<MM>/<DD>/...``),
+    so a shared bucket can hold debugcap objects beside others and lifecycle rules can match them."""
+
+    cluster: str = "default"
+    """Cluster name in object keys, so several clusters can share one bucket without collisions."""
+
+    part_size_bytes: int = 16 * MIB
+    """Multipart part size in bytes. 16 MiB keeps the upload's memory (part size times
+    :attr:`parallel_uploads` plus one) well under the 150 MB budget and needs only 64 parts
+    per GiB; S3's minimum is 5 MiB."""
+
+    parallel_uploads: int = 2
+    """Parts uploaded at once. Two matches the small nodes debugcap runs on; more buys little
+    when the bundle was compressed on one core anyway."""
+
+    upload_attempts: int = 4
+    """Tries per upload on transient errors (connection refused/reset, 5xx, SlowDown). With the
+    backoff below, four tries wait 1+2+4 s: long enough to ride out a MinIO restart, short
+    enough that a capture does not hang; the bundle is spooled locally after the last one."""
+
+    backoff_base_seconds: float = 1.0
+    """First wait between tries, in seconds; doubled after each try."""
+
+    backoff_max_seconds: float = 30.0
+    """Cap on one wait, in seconds, so a large attempt count cannot sleep for minutes."""
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.strip():
+            raise ConfigError("S3 endpoint is empty; set DEBUGCAP_S3_ENDPOINT to host:port, e.g. minio:9000")
+        if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", self.bucket):
+            raise ConfigError(
+                f"S3 bucket name {self.bucket!r} is invalid; use 3-63 lower-case letters, digits, '.' and '-'"
+            )
+        for segment in self.prefix.split("/") if self.prefix else []:
+            if not _KEY_SEGMENT.match(segment) or segment in (".", ".."):
+                raise ConfigError(
+                    f"S3 prefix {self.prefix!r} is invalid; use '/'-separated segments of letters, "
+                    f"digits, '.', '_' and '-' (no leading or trailing '/')"
+                )
+        if not _KEY_SEGMENT.match(self.cluster) or self.cluster in (".", ".."):
+            raise ConfigError(
+                f"cluster name {self.cluster!r} is invalid; "
+                f"set DEBUGCAP_CLUSTER to letters, digits, '.', '_' and '-' only"
+            )
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ConfigError(
+                "S3 credentials are incomplete; set both DEBUGCAP_S3_ACCESS_KEY and DEBUGCAP_S3_SECRET_KEY, "
+                "or neither for anonymous access"
+            )
+        if self.part_size_bytes < 5 * MIB:
+            raise ConfigError(f"S3 part size {self.part_size_bytes} bytes is below S3's 5 MiB minimum")
+        if self.parallel_uploads < 1 or self.upload_attempts < 1:
+            raise ConfigError("S3 parallel_uploads and upload_attempts must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Settings | None:
+        """Settings from ``DEBUGCAP_S3_*`` and ``DEBUGCAP_CLUSTER``; None when no endpoint is set.
+
+        ``environ`` is for tests; None reads ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        endpoint = env.get("DEBUGCAP_S3_ENDPOINT", "").strip()
+        if not endpoint:
+            return None
+        defaults = cls.__dataclass_fields__
+        return cls(
+            endpoint=endpoint,
+            bucket=env.get("DEBUGCAP_S3_BUCKET", "").strip() or str(defaults["bucket"].default),
+            access_key=env.get("DEBUGCAP_S3_ACCESS_KEY") or None,
+            secret_key=env.get("DEBUGCAP_S3_SECRET_KEY") or None,
+            region=env.get("DEBUGCAP_S3_REGION", "").strip() or None,
+            secure=_env_bool(env, "DEBUGCAP_S3_SECURE", True),
+            prefix=env.get("DEBUGCAP_S3_PREFIX", str(defaults["prefix"].default)).strip().strip("/"),
+            cluster=env.get("DEBUGCAP_CLUSTER", "").strip() or str(defaults["cluster"].default),
+        )
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Limits that keep a hung or huge pod from hanging or flooding a capture."""
+
+    exec_timeout_seconds: float = 30.0
+    """Timeout of one command run in the pod (ps, ss, df...), in seconds. 30 s is what the field
+    notes use; these commands answer in well under a second on a healthy pod."""
+
+    http_timeout_seconds: float = 30.0
+    """Timeout of one non-profiling HTTP request through the port-forward (heap, goroutine,
+    expvar, /metrics), in seconds; same reasoning as :attr:`exec_timeout_seconds`."""
+
+    profile_grace_seconds: float = 15.0
+    """Extra seconds allowed on top of a requested duration (``cpu_seconds``, ``trace_seconds``)
+    before a profile request is abandoned: Go writes the profile after the window closes, and
+    a busy process can take several seconds to do it."""
+
+    capture_timeout_seconds: float = 900.0
+    """Whole-capture deadline, in seconds. 15 min covers debug-full (30 s CPU profile) and
+    go-leak with its default 3 snapshots 60 s apart, with room to spare."""
+
+    output_cap_bytes: int = 64 * MIB
+    """Most bytes kept from one collector output, in bytes. 64 MiB holds a full goroutine dump of
+    a process with ~100k goroutines; anything larger is cut and the collector marked partial."""
+
+    log_lines: int = 1000
+    """Container log lines kept (``tailLines``). The field notes keep 100; 1000 covers the minutes
+    before a failure at typical log rates and stays far below the output cap."""
+
+    pprof_port: int = 6060
+    """Container port serving ``/debug/pprof``: the Go convention (``net/http/pprof`` examples)."""
+
+    redact: bool = True
+    """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``
+    exists for debugging the redactors themselves."""
+
+
+@dataclass(frozen=True)
+class BundleSettings:
+    """Where bundles are written locally, and how."""
+
+    work_dir: Path = Path("/tmp/debugcap")
+    """Directory bundles are written to before upload (and the local store when no S3 is set).
+    /tmp because it is writable in the read-only-root containers the operator runs in."""
+
+    spool_dir: Path = Path("/tmp/debugcap/spool")
+    """Bundles whose upload failed wait here for :func:`debugcap.storage.spool.flush_spool`. Mount
+    a volume here to survive restarts of the operator pod."""
+
+    compresslevel: int = 6
+    """gzip level. 6 is gzip's own default and what ``tar czf`` uses: level 9 costs about twice
+    the CPU for a few percent smaller text."""

@@ -1,0 +1,139 @@
+"""The storage interface every backend implements, and the key rules they share.
+
+:mod:`debugcap.storage.local` (a directory, the default when no S3 is configured) and
+:mod:`debugcap.storage.s3` (MinIO/S3 through the ``minio`` client) implement it;
+:mod:`debugcap.storage.spool` and the capture engine call it. Keys come from
+:func:`debugcap.bundle.layout.object_key`. Each stored bundle has a sidecar object
+``<key>.sha256`` in ``sha256sum`` format, so a plain ``aws s3 cp``/``mc cp`` of both files can
+be checked with ``sha256sum -c`` without debugcap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+from debugcap.errors import StorageError
+
+CHECKSUM_SUFFIX: Final = ".sha256"
+# S3 allows 1024 bytes; local file systems allow 255 per name, which layout keys never approach.
+MAX_KEY_BYTES: Final = 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KEY_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    sha256: str
+    size: int
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if every backend can store it safely, else raise :class:`StorageError`.
+
+    Rejected: empty, leading or trailing ``/``, empty/``.``/``..`` segments (they would escape a
+    local root or alias another key), characters outside ``[A-Za-z0-9._/-]`` and keys over 1024
+    bytes. ``<key>.sha256`` is reserved for the sidecar.
+    """
+    problem = None
+    if not key or key.startswith("/") or key.endswith("/"):
+        problem = "it must be non-empty and must not start or end with '/'"
+    elif any(segment in ("", ".", "..") for segment in key.split("/")):
+        problem = "it has an empty, '.' or '..' segment"
+    elif not _KEY_CHARS.match(key):
+        problem = "it has characters other than letters, digits, '.', '_', '-' and '/'"
+    elif len(key.encode()) > MAX_KEY_BYTES:
+        problem = f"it is longer than {MAX_KEY_BYTES} bytes"
+    elif key.endswith(CHECKSUM_SUFFIX):
+        problem = f"'{CHECKSUM_SUFFIX}' keys are reserved for checksum sidecars"
+    if problem:
+        raise StorageError(
+            f"object key {key!r} is invalid: {problem}; build keys with bundle.layout.object_key"
+        )
+    return key
+
+
+def check_sha256(sha256: str) -> str:
+    if not _SHA256.match(sha256):
+        raise StorageError(
+            f"{sha256!r} is not a lower-case hex SHA-256; pass the bundle's WrittenBundle.sha256"
+        )
+    return sha256
+
+
+def checksum_key(key: str) -> str:
+    """Key of the sidecar holding ``key``'s SHA-256."""
+    return key + CHECKSUM_SUFFIX
+
+
+def checksum_line(sha256: str, key: str) -> bytes:
+    """Sidecar content: ``sha256sum`` format naming the object's base name, as beside a download."""
+    return f"{sha256}  {key.rsplit('/', 1)[-1]}\n".encode()
+
+
+def parse_checksum_line(data: bytes) -> str | None:
+    """The SHA-256 in a sidecar, or None when the sidecar is malformed."""
+    head = data.decode("utf-8", "replace").strip().split(" ", 1)[0]
+    return head if _SHA256.match(head) else None
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class StorageBackend(ABC):
+    """Where finished bundles live. All methods are keyword-only; keys pass :func:`check_key`."""
+
+    @abstractmethod
+    def put(self, *, key: str, path: Path, sha256: str) -> StoredObject:
+        """Store the file at ``path`` under ``key`` with its SHA-256, and ``<key>.sha256`` beside it.
+
+        Verified before returning (size and recorded SHA-256); raises :class:`StorageError` if the
+        object is not stored intact. Replacing an existing key is allowed (idempotent retries).
+        """
+
+    @abstractmethod
+    def get(self, *, key: str, dest: Path) -> StoredObject:
+        """Download ``key`` to ``dest`` and check it against the stored SHA-256."""
+
+    @abstractmethod
+    def exists(self, *, key: str) -> bool:
+        """Whether ``key`` is stored (its sidecar alone does not count)."""
+
+    @abstractmethod
+    def sha256(self, *, key: str) -> str | None:
+        """The SHA-256 recorded with ``key``, or None when ``key`` is not stored."""
+
+    @abstractmethod
+    def list(self, *, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sidecars excluded, in lexical order.
+
+        Example: ``list(prefix="debugcap/prod-eu/shop/")`` yields
+        ``debugcap/prod-eu/shop/api-1/2026/11/23/shop_api-1_20261123T160000Z.tar.gz``, ...
+        """
+
+    @abstractmethod
+    def delete(self, *, key: str) -> None:
+        """Delete ``key`` and its sidecar; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
+        """A URL a user can download ``key`` from (presigned for S3, ``file://`` locally)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this backend stores things, for messages: ``s3://bucket at host:9000``, a directory."""

@@ -1,0 +1,442 @@
+"""MinIO/S3 storage through the ``minio`` client.
+
+``S3Backend(settings)`` is the whole set-up. Uploads:
+
+* create the bucket on first use if it is missing;
+* ``fput_object`` with ``part_size`` from settings (multipart above that size), the SHA-256 as
+  user metadata (``x-amz-meta-sha256``), then ``<key>.sha256`` beside it;
+* verify after the upload ends: ``stat_object`` size equals the local size and the stored
+  metadata SHA-256 equals ours, else the upload is redone;
+* retry the whole upload with exponential backoff on transient errors (connection
+  refused/reset, timeouts, 5xx, SlowDown), a bounded number of times (settings);
+* leave no incomplete multipart upload behind. minio 7.2's ``put_object`` aborts its upload on
+  an ``Exception``, but (a) the abort is one more request that fails in exactly the situations
+  that caused the error (endpoint gone, connection reset), replacing the original error, and
+  (b) a ``KeyboardInterrupt``/``SystemExit`` or a killed process skips it. So after every failed
+  attempt, and best-effort before every upload, we list the key's multipart uploads and abort
+  them. minio 7.2 has no public call for that (``list_incomplete_uploads`` was removed in 7.0),
+  hence its ``_list_multipart_uploads``/``_abort_multipart_upload``; re-check them on upgrades.
+
+Errors leave this module as :class:`StorageError` naming endpoint, bucket and key, with a fix.
+The pure pieces (:func:`parse_endpoint`, :func:`is_transient`, :func:`backoff_delays`,
+:func:`hint_for`) are unit-tested; the backend itself is tested against a real MinIO.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+from debugcap.errors import ConfigError, StorageError, shorten
+from debugcap.settings import S3Settings
+from debugcap.storage import base
+
+try:
+    import certifi
+    import minio
+    import minio.error
+    import urllib3
+    import urllib3.exceptions
+except ImportError:  # pragma: no cover - only without the S3 dependencies
+    minio = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# S3 error codes worth another try: throttling and server-side hiccups. Everything else
+# (AccessDenied, NoSuchBucket, InvalidAccessKeyId...) fails the same way every time.
+TRANSIENT_CODES: Final = frozenset(
+    {
+        "SlowDown",
+        "SlowDownRead",
+        "SlowDownWrite",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "XMinioServerNotInitialized",
+        "OperationAborted",
+    }
+)
+_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+_CREDENTIAL_CODES: Final = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+
+# Connect fast, read patiently: a dead endpoint should fail in seconds, while one 16 MiB part on
+# a slow link may legitimately take a minute (judgement calls).
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+READ_TIMEOUT_SECONDS: Final = 120.0
+
+
+class _UploadMismatch(StorageError):
+    """The object stored differs from what we sent; worth uploading again."""
+
+
+def parse_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
+    """``("host:port", secure)`` from ``host:port`` or an ``http(s)://host:port`` URL.
+
+    >>> parse_endpoint("http://minio:9000", True)
+    ('minio:9000', False)
+    """
+    text = endpoint.strip()
+    if "://" not in text:
+        host = text
+    else:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https"):
+            raise ConfigError(f"S3 endpoint {endpoint!r} must use http:// or https://, or be plain host:port")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"S3 endpoint {endpoint!r} has a path; the S3 API lives at the server root, "
+                f"set DEBUGCAP_S3_ENDPOINT to scheme://host:port only"
+            )
+        host, secure = parts.netloc, parts.scheme == "https"
+    if not host or "/" in host or "@" in host:
+        raise ConfigError(
+            f"S3 endpoint {endpoint!r} is not host:port; set DEBUGCAP_S3_ENDPOINT like minio.debugcap:9000 "
+            f"(credentials go in DEBUGCAP_S3_ACCESS_KEY/DEBUGCAP_S3_SECRET_KEY, never in the endpoint)"
+        )
+    return host, secure
+
+
+def backoff_delays(attempts: int, base_seconds: float, max_seconds: float) -> list[float]:
+    """Waits between ``attempts`` tries: base, 2*base, 4*base, ... each capped at ``max_seconds``.
+
+    >>> backoff_delays(4, 1.0, 30.0)
+    [1.0, 2.0, 4.0]
+    """
+    return [min(base_seconds * 2**i, max_seconds) for i in range(max(attempts - 1, 0))]
+
+
+def _status(exc: BaseException) -> int:
+    if minio is not None and isinstance(exc, minio.error.ServerError):
+        return exc.status_code
+    if minio is not None and isinstance(exc, minio.error.InvalidResponseError):
+        return int(getattr(exc, "_code", 0) or 0)
+    response = getattr(exc, "response", None)
+    return int(getattr(response, "status", 0) or 0)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the same request again later may succeed."""
+    if isinstance(exc, _UploadMismatch):
+        return True
+    if minio is not None and isinstance(exc, minio.error.S3Error):
+        return exc.code in TRANSIENT_CODES or _status(exc) >= 500
+    if minio is not None and isinstance(exc, minio.error.ServerError | minio.error.InvalidResponseError):
+        return _status(exc) >= 500
+    if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError):
+        return exc.reason is None or is_transient(exc.reason)
+    if minio is not None and isinstance(exc, urllib3.exceptions.SSLError):
+        return False  # a certificate or protocol mismatch does not fix itself
+    if minio is not None and isinstance(
+        exc,
+        urllib3.exceptions.NewConnectionError
+        | urllib3.exceptions.ProtocolError
+        | urllib3.exceptions.TimeoutError
+        | urllib3.exceptions.ResponseError,
+    ):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def hint_for(exc: BaseException, settings: S3Settings) -> str:
+    """What the user should do about ``exc``."""
+    code = getattr(exc, "code", None)
+    if code in _CREDENTIAL_CODES:
+        return (
+            f"check DEBUGCAP_S3_ACCESS_KEY/DEBUGCAP_S3_SECRET_KEY and that this key may read and write "
+            f"bucket {settings.bucket!r}"
+        )
+    if code == "NoSuchBucket":
+        return (
+            f"bucket {settings.bucket!r} does not exist and could not be created; create it "
+            f"(mc mb <alias>/{settings.bucket}) or set DEBUGCAP_S3_BUCKET to an existing one"
+        )
+    reason = exc.reason if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    if minio is not None and isinstance(reason, urllib3.exceptions.SSLError):
+        return (
+            "TLS failed: set DEBUGCAP_S3_SECURE=false for a plain-HTTP MinIO, or point SSL_CERT_FILE "
+            "at the CA that signed its certificate"
+        )
+    if is_transient(exc):
+        return (
+            f"check that {settings.endpoint} is reachable from here and healthy (DEBUGCAP_S3_ENDPOINT, "
+            f"DEBUGCAP_S3_SECURE); bundles that could not be uploaded stay in the local spool and are "
+            f"sent by the next flush"
+        )
+    return "see the cause above; bundles that could not be uploaded stay in the local spool"
+
+
+def _detail(exc: BaseException) -> str:
+    if minio is not None and isinstance(exc, minio.error.S3Error):
+        return f"{exc.code}: {exc.message}"
+    if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return f"{type(exc.reason).__name__}: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class S3Backend(base.StorageBackend):
+    def __init__(
+        self,
+        settings: S3Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,  # replaced in tests to skip real waits
+    ) -> None:
+        if minio is None:
+            raise ConfigError(
+                "S3 storage needs the 'minio' package; install it (pip install minio) "
+                "or unset DEBUGCAP_S3_ENDPOINT to keep bundles locally"
+            )
+        self._settings = settings
+        self._host, self._secure = parse_endpoint(settings.endpoint, settings.secure)
+        self._sleep = sleep
+        self._bucket_ready = False
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+            maxsize=max(10, settings.parallel_uploads),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            # A couple of quick urllib3-level retries redo one request (one part), which is much
+            # cheaper than our outer loop redoing the whole upload; that loop handles longer outages.
+            retries=urllib3.Retry(total=2, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)),
+        )
+        self._client = minio.Minio(
+            self._host,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            secure=self._secure,
+            region=settings.region,
+            http_client=http,
+        )
+
+    @property
+    def settings(self) -> S3Settings:
+        return self._settings
+
+    def describe(self) -> str:
+        scheme = "https" if self._secure else "http"
+        return f"s3://{self._settings.bucket} at {scheme}://{self._host}"
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _error(self, action: str, key: str | None, exc: BaseException, attempts: int) -> StorageError:
+        scheme = "https" if self._secure else "http"
+        where = f"s3://{self._settings.bucket}/{key}" if key else f"bucket {self._settings.bucket!r}"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return StorageError(
+            f"{action} {where} at {scheme}://{self._host} failed{tries}: {shorten(_detail(exc))}; "
+            f"{hint_for(exc, self._settings)}"
+        )
+
+    def _retrying(
+        self,
+        action: str,
+        key: str | None,
+        call: Callable[[], T],
+        *,
+        after_failure: Callable[[], None] | None = None,
+    ) -> T:
+        attempts = self._settings.upload_attempts
+        delays = backoff_delays(
+            attempts, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds
+        )
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except Exception as exc:
+                if after_failure is not None:
+                    after_failure()
+                if isinstance(exc, StorageError) and not isinstance(exc, _UploadMismatch):
+                    raise
+                if not is_transient(exc) or attempt == attempts:
+                    raise self._error(action, key, exc, attempt) from exc
+                logger.warning(
+                    "%s %s in %s failed (attempt %d of %d: %s); retrying in %.1f s",
+                    action,
+                    key or f"bucket {self._settings.bucket!r}",
+                    self.describe(),
+                    attempt,
+                    attempts,
+                    shorten(_detail(exc)),
+                    delays[attempt - 1],
+                )
+                self._sleep(delays[attempt - 1])
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+
+        def ensure() -> None:
+            bucket = self._settings.bucket
+            if self._client.bucket_exists(bucket):
+                return
+            try:
+                self._client.make_bucket(bucket, location=self._settings.region)
+            except minio.error.S3Error as exc:
+                # Another uploader created it between our check and our create: fine.
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+        self._retrying("creating", None, ensure)
+        self._bucket_ready = True
+
+    def _abort_incomplete(self, key: str, *, quiet: bool = False) -> None:
+        """Abort every multipart upload still open for ``key``. Best-effort: never raises."""
+        bucket = self._settings.bucket
+        try:
+            result = self._client._list_multipart_uploads(bucket, prefix=key)
+            for upload in result.uploads:
+                if upload.object_name == key and upload.upload_id:
+                    self._client._abort_multipart_upload(bucket, key, upload.upload_id)
+                    logger.info(
+                        "aborted incomplete multipart upload %s of s3://%s/%s", upload.upload_id, bucket, key
+                    )
+        except Exception as exc:  # cleanup must never replace the error being handled
+            log = logger.debug if quiet else logger.warning
+            log(
+                "could not check s3://%s/%s at %s for incomplete multipart uploads (%s); if one is left, "
+                "remove it with `mc rm --incomplete --recursive <alias>/%s/%s` (MinIO also expires them "
+                "after 24 h by default)",
+                bucket,
+                key,
+                self._host,
+                shorten(_detail(exc)),
+                bucket,
+                key,
+            )
+
+    def _stat_sha256(self, key: str) -> tuple[str | None, int] | None:
+        """(recorded sha256, size) of ``key``, or None when absent. Not retried: callers retry."""
+        try:
+            stat = self._client.stat_object(self._settings.bucket, key)
+        except minio.error.S3Error as exc:
+            if exc.code in _NOT_FOUND_CODES:
+                return None
+            raise
+        recorded = None
+        for name, value in (stat.metadata or {}).items():
+            if str(name).lower() == "x-amz-meta-sha256":
+                recorded = str(value)
+        return recorded, int(stat.size or 0)
+
+    # --- StorageBackend -----------------------------------------------------------------------
+
+    def put(self, *, key: str, path: Path, sha256: str) -> base.StoredObject:
+        base.check_key(key)
+        base.check_sha256(sha256)
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise StorageError(
+                f"cannot upload {path} to {self.describe()} as {key!r}: {exc.strerror}"
+            ) from exc
+        self._ensure_bucket()
+        # Left by an earlier process killed mid-upload; quiet, since a store may not allow listing.
+        self._abort_incomplete(key, quiet=True)
+        bucket = self._settings.bucket
+
+        def upload() -> base.StoredObject:
+            self._client.fput_object(
+                bucket,
+                key,
+                str(path),
+                content_type="application/gzip",
+                metadata={"sha256": sha256},
+                part_size=self._settings.part_size_bytes,
+                num_parallel_uploads=self._settings.parallel_uploads,
+            )
+            stored = self._stat_sha256(key)
+            if stored is None or stored[1] != size or stored[0] != sha256:
+                got = "nothing" if stored is None else f"size {stored[1]}, sha256 {stored[0]}"
+                raise _UploadMismatch(
+                    f"s3://{bucket}/{key} at {self._host} holds {got} after upload; expected size {size}, "
+                    f"sha256 {sha256}"
+                )
+            line = base.checksum_line(sha256, key)
+            self._client.put_object(
+                bucket, base.checksum_key(key), io.BytesIO(line), len(line), content_type="text/plain"
+            )
+            return base.StoredObject(key=key, sha256=sha256, size=size)
+
+        return self._retrying("uploading to", key, upload, after_failure=lambda: self._abort_incomplete(key))
+
+    def get(self, *, key: str, dest: Path) -> base.StoredObject:
+        base.check_key(key)
+        dest = Path(dest)
+        stored = self._retrying("reading", key, lambda: self._stat_sha256(key))
+        if stored is None:
+            raise StorageError(
+                f"s3://{self._settings.bucket}/{key} at {self._host} does not exist; "
+                f"list stored bundles with list(prefix=...)"
+            )
+        expected = stored[0]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            self._retrying(
+                "downloading", key, lambda: self._client.fget_object(self._settings.bucket, key, tmp_name)
+            )
+            digest, size = base.file_sha256(tmp)
+            if expected is not None and digest != expected:
+                raise StorageError(
+                    f"s3://{self._settings.bucket}/{key} at {self._host} is corrupt: sha256 {digest}, "
+                    f"recorded {expected}; re-upload it from the spool or another copy"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return base.StoredObject(key=key, sha256=digest, size=size)
+
+    def exists(self, *, key: str) -> bool:
+        base.check_key(key)
+        return self._retrying("checking", key, lambda: self._stat_sha256(key)) is not None
+
+    def sha256(self, *, key: str) -> str | None:
+        base.check_key(key)
+        stored = self._retrying("checking", key, lambda: self._stat_sha256(key))
+        return None if stored is None else stored[0]
+
+    def list(self, *, prefix: str) -> Iterator[str]:
+        def collect() -> list[str]:
+            objects = self._client.list_objects(self._settings.bucket, prefix=prefix or None, recursive=True)
+            names = [o.object_name for o in objects if o.object_name and not o.is_dir]
+            return sorted(n for n in names if not n.endswith(base.CHECKSUM_SUFFIX))
+
+        try:
+            return iter(self._retrying("listing", prefix or "(all)", collect))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, minio.error.S3Error) and exc.__cause__.code == "NoSuchBucket":
+                return iter(())
+            raise
+
+    def delete(self, *, key: str) -> None:
+        base.check_key(key)
+
+        def remove() -> None:
+            self._client.remove_object(self._settings.bucket, key)
+            self._client.remove_object(self._settings.bucket, base.checksum_key(key))
+
+        self._retrying("deleting", key, remove)
+
+    def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
+        base.check_key(key)
+        # Signing is local, but minio may first ask the server for the bucket's region once.
+        return self._retrying(
+            "signing a URL for",
+            key,
+            lambda: self._client.presigned_get_object(self._settings.bucket, key, expires=expires),
+        )

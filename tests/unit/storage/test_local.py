@@ -1,0 +1,109 @@
+"""LocalBackend and key rules: the default store when no S3 is configured.
+
+Cases: put/get round trip with the sidecar accepted by `sha256sum -c`; a wrong sha256 is refused
+and nothing is left; a corrupted stored object is detected on get; list excludes sidecars and
+temp files; delete removes both files and tolerates missing keys; unsafe keys are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from debugcap.errors import StorageError
+from debugcap.storage import base, local
+
+KEY = "debugcap/eu-1/prod/api-1/2026/11/23/prod_api-1_20261123T160000Z.tar.gz"
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "work" / "prod_api-1_20261123T160000Z.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(b"bundle bytes" * 1000)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> local.LocalBackend:
+    return local.LocalBackend(tmp_path / "store")
+
+
+def test_put_then_get_round_trips_and_sidecar_passes_sha256sum(
+    backend: local.LocalBackend, bundle: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, sha = bundle
+    stored = backend.put(key=KEY, path=path, sha256=sha)
+    assert stored == base.StoredObject(key=KEY, sha256=sha, size=12000)
+    assert backend.exists(key=KEY) and backend.sha256(key=KEY) == sha
+    target = backend.root / KEY
+    check = subprocess.run(
+        ["sha256sum", "-c", target.name + ".sha256"], cwd=target.parent, capture_output=True
+    )
+    assert check.returncode == 0, check.stdout
+    got = backend.get(key=KEY, dest=tmp_path / "dl" / "b.tar.gz")
+    assert got.sha256 == sha and (tmp_path / "dl" / "b.tar.gz").read_bytes() == path.read_bytes()
+    assert backend.url(key=KEY).startswith("file:///")
+
+
+def test_wrong_sha256_is_refused_and_nothing_is_stored(
+    backend: local.LocalBackend, bundle: tuple[Path, str]
+) -> None:
+    path, _ = bundle
+    with pytest.raises(StorageError, match="changed after it was written"):
+        backend.put(key=KEY, path=path, sha256="0" * 64)
+    assert not backend.exists(key=KEY)
+    assert list(backend.root.rglob("*.partial")) == []
+
+
+def test_corrupted_object_is_detected_on_get(
+    backend: local.LocalBackend, bundle: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, sha = bundle
+    backend.put(key=KEY, path=path, sha256=sha)
+    (backend.root / KEY).write_bytes(b"bit rot")
+    with pytest.raises(StorageError, match="is corrupt"):
+        backend.get(key=KEY, dest=tmp_path / "x.tar.gz")
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_list_excludes_sidecars_and_temp_files(backend: local.LocalBackend, bundle: tuple[Path, str]) -> None:
+    path, sha = bundle
+    other = KEY.replace("api-1", "api-2")
+    backend.put(key=KEY, path=path, sha256=sha)
+    backend.put(key=other, path=path, sha256=sha)
+    (backend.root / KEY).with_name(".junk.partial").write_bytes(b"")
+    assert list(backend.list(prefix="debugcap/eu-1/prod/")) == sorted([KEY, other])
+    assert list(backend.list(prefix="debugcap/eu-1/prod/api-2/")) == [other]
+    assert list(local.LocalBackend(backend.root / "nothing").list(prefix="")) == []
+
+
+def test_delete_removes_object_and_sidecar_and_tolerates_missing(
+    backend: local.LocalBackend, bundle: tuple[Path, str]
+) -> None:
+    path, sha = bundle
+    backend.put(key=KEY, path=path, sha256=sha)
+    backend.delete(key=KEY)
+    backend.delete(key=KEY)
+    assert not backend.exists(key=KEY) and backend.sha256(key=KEY) is None
+    assert not (backend.root / (KEY + ".sha256")).exists()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "/abs", "a/../b", "a//b", "a/b/", "sp ace", "x.tar.gz.sha256", "a" * 1025],
+    ids=["empty", "absolute", "parent", "empty-segment", "trailing-slash", "space", "sidecar", "too-long"],
+)
+def test_unsafe_keys_are_refused(backend: local.LocalBackend, key: str) -> None:
+    with pytest.raises(StorageError, match="object key"):
+        backend.exists(key=key)
+
+
+def test_checksum_line_round_trip() -> None:
+    line = base.checksum_line("a" * 64, KEY)
+    assert line == b"a" * 64 + b"  prod_api-1_20261123T160000Z.tar.gz\n"
+    assert base.parse_checksum_line(line) == "a" * 64
+    assert base.parse_checksum_line(b"garbage") is None

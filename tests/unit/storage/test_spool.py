@@ -1,0 +1,132 @@
+"""Spool: nothing collected is lost when uploads fail.
+
+Cases: a failed upload moves the bundle and its checksum into the spool; a successful one removes
+the local copy; flush uploads spooled bundles and empties the spool; flushing is idempotent and
+skips bundles already stored with the same sha256; a different bundle at the key is never
+overwritten; a locally damaged spooled bundle is kept and reported; flush stops at the first
+store failure. The failing store is a LocalBackend subclass, not a fake S3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from debugcap.errors import StorageError
+from debugcap.storage import base, local, spool
+
+KEY = "debugcap/c/prod/api-1/2026/11/23/prod_api-1_20261123T160000Z.tar.gz"
+
+
+class BrokenBackend(local.LocalBackend):
+    """A local store whose writes fail, as an unreachable endpoint would."""
+
+    def put(self, *, key: str, path: Path, sha256: str) -> base.StoredObject:
+        raise StorageError(f"uploading {key} failed: connection refused")
+
+    def sha256(self, *, key: str) -> str | None:
+        raise StorageError("checking failed: connection refused")
+
+
+def _bundle(
+    directory: Path, name: str = "prod_api-1_20261123T160000Z.tar.gz", body: bytes = b"b"
+) -> tuple[Path, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(body * 5000)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    (directory / (name + ".sha256")).write_text(f"{sha}  {name}\n")
+    return path, sha
+
+
+def test_failed_upload_moves_bundle_and_checksum_into_spool(tmp_path: Path) -> None:
+    path, sha = _bundle(tmp_path / "work")
+    sp = spool.Spool(tmp_path / "spool")
+    result = spool.deliver(BrokenBackend(tmp_path / "store"), sp, key=KEY, bundle=path, sha256=sha)
+    assert not result.stored and "connection refused" in (result.error or "")
+    assert [e.key for e in sp.entries()] == [KEY]
+    assert (tmp_path / "spool" / KEY).read_bytes() == b"b" * 5000
+    assert not path.exists() and not path.with_name(path.name + ".sha256").exists()
+
+
+def test_successful_upload_removes_local_copy(tmp_path: Path) -> None:
+    path, sha = _bundle(tmp_path / "work")
+    store = local.LocalBackend(tmp_path / "store")
+    result = spool.deliver(store, spool.Spool(tmp_path / "spool"), key=KEY, bundle=path, sha256=sha)
+    assert result.stored and store.sha256(key=KEY) == sha
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_flush_uploads_then_is_idempotent(tmp_path: Path) -> None:
+    sp = spool.Spool(tmp_path / "spool")
+    path, sha = _bundle(tmp_path / "work")
+    sp.add(key=KEY, bundle=path, sha256=sha)
+    store = local.LocalBackend(tmp_path / "store")
+    first = spool.flush_spool(store, sp)
+    assert first.uploaded == [KEY] and first.ok
+    assert store.sha256(key=KEY) == sha
+    assert sp.entries() == [] and list((tmp_path / "spool").iterdir()) == []
+    second = spool.flush_spool(store, sp)
+    assert second.uploaded == [] and second.ok
+
+
+def test_bundle_already_stored_with_same_sha_is_just_removed(tmp_path: Path) -> None:
+    store = local.LocalBackend(tmp_path / "store")
+    path, sha = _bundle(tmp_path / "work")
+    store.put(key=KEY, path=path, sha256=sha)
+    sp = spool.Spool(tmp_path / "spool")
+    sp.add(key=KEY, bundle=path, sha256=sha)
+    report = spool.flush_spool(store, sp)
+    assert report.already_stored == [KEY] and report.uploaded == [] and sp.entries() == []
+
+
+def test_different_bundle_at_the_key_is_never_overwritten(tmp_path: Path) -> None:
+    store = local.LocalBackend(tmp_path / "store")
+    stored_path, stored_sha = _bundle(tmp_path / "a", body=b"x")
+    store.put(key=KEY, path=stored_path, sha256=stored_sha)
+    sp = spool.Spool(tmp_path / "spool")
+    path, sha = _bundle(tmp_path / "work")
+    sp.add(key=KEY, bundle=path, sha256=sha)
+    report = spool.flush_spool(store, sp)
+    assert [k for k, _ in report.failed] == [KEY] and "different bundle" in report.failed[0][1]
+    assert store.sha256(key=KEY) == stored_sha and len(sp.entries()) == 1
+
+
+def test_damaged_spooled_bundle_is_kept_and_reported(tmp_path: Path) -> None:
+    sp = spool.Spool(tmp_path / "spool")
+    path, sha = _bundle(tmp_path / "work")
+    entry = sp.add(key=KEY, bundle=path, sha256=sha)
+    entry.path.write_bytes(b"damaged")
+    report = spool.flush_spool(local.LocalBackend(tmp_path / "store"), sp)
+    assert "damaged on local disk" in report.failed[0][1]
+    assert entry.path.exists()
+
+
+def test_flush_stops_at_first_store_failure_and_keeps_everything(tmp_path: Path) -> None:
+    sp = spool.Spool(tmp_path / "spool")
+    keys = [KEY.replace("api-1", f"api-{i}") for i in range(3)]
+    for i, key in enumerate(keys):
+        path, sha = _bundle(tmp_path / f"w{i}")
+        sp.add(key=key, bundle=path, sha256=sha)
+    report = spool.flush_spool(BrokenBackend(tmp_path / "store"), sp)
+    assert [k for k, _ in report.failed] == [keys[0]] and report.not_attempted == keys[1:]
+    assert [e.key for e in sp.entries()] == keys
+
+
+def test_bundle_without_sidecar_is_not_listed(tmp_path: Path) -> None:
+    (tmp_path / "spool" / "a").mkdir(parents=True)
+    (tmp_path / "spool" / "a" / "half-moved.tar.gz").write_bytes(b"x")
+    assert spool.Spool(tmp_path / "spool").entries() == []
+
+
+def test_spooling_failure_raises_and_keeps_the_bundle(tmp_path: Path) -> None:
+    path, sha = _bundle(tmp_path / "work")
+    blocker = tmp_path / "spool"
+    blocker.write_bytes(b"a file where the spool directory should be")
+    with pytest.raises(StorageError, match="cannot spool.*still at"):
+        spool.deliver(
+            BrokenBackend(tmp_path / "store"), spool.Spool(blocker), key=KEY, bundle=path, sha256=sha
+        )
+    assert path.exists()
