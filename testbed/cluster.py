@@ -303,6 +303,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   address = "{layout.RUN / 'containerd.sock.ttrpc'}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{layout.IMAGES['pause']}"
+  # This machine's bounding set lacks CAP_SYS_RESOURCE, so nothing may lower an
+  # OOM score (the sandbox's default is -998, and runc fails on it): cap scores
+  # at containerd's own, as rootless setups do.
+  restrict_oom_score_adj = true
   tolerate_missing_hugetlb_controller = true
   disable_hugetlb_controller = true
   stream_server_address = "127.0.0.1"
