@@ -15,7 +15,7 @@ import json
 import ssl
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -62,7 +62,7 @@ class ExecResult:
 
 
 class _CappedSink:
-    def __init__(self, sink: BinaryIO, limit: int) -> None:
+    def __init__(self, sink: IO[bytes], limit: int) -> None:
         self.sink, self.limit, self.written, self.truncated = sink, limit, 0, False
 
     def write(self, data: bytes) -> None:
@@ -81,8 +81,8 @@ def run(
     pod: str,
     container: str | None,
     command: list[str],
-    stdout: BinaryIO,
-    stderr: BinaryIO,
+    stdout: IO[bytes],
+    stderr: IO[bytes],
     timeout: float = 30.0,
     max_bytes: int = 64 << 20,
 ) -> ExecResult:

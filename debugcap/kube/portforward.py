@@ -14,7 +14,7 @@ from __future__ import annotations
 import http.client
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -42,7 +42,7 @@ def get(
     pod: str,
     port: int,
     path: str,
-    sink: BinaryIO,
+    sink: IO[bytes],
     timeout: float = 60.0,
     max_bytes: int = 256 << 20,
 ) -> HttpResult:

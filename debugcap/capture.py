@@ -1,0 +1,223 @@
+"""The capture engine: resolve a pod, run a template's collectors, write one bundle, deliver it.
+
+Front ends (the kubectl plugin's ``create --local``, the operator) call
+:func:`resolve_target` and :func:`capture`; nothing else in them touches
+collectors or bundles.
+
+Collectors run concurrently: the steps of one ``window`` (CPU profile,
+goroutine dump, trace) start together so they describe the same moment, and
+the rest run beside them, so a capture takes about as long as its longest
+window instead of the sum of its steps. A collector that fails is recorded
+and the capture goes on; only a capture that collected nothing is Failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from debugcap import errors, templates
+from debugcap.bundle import layout, manifest, writer
+from debugcap.collectors import COLLECTORS, base, execution
+from debugcap.kube import exec as kexec
+from debugcap.kube.client import Kube
+from debugcap.settings import CaptureSettings
+
+PPROF_PORT_ANNOTATION = "debugcap.io/pprof-port"
+DEFAULT_CONTAINER_ANNOTATION = "debugcap.io/default-container"
+
+
+class Phase(enum.StrEnum):
+    COMPLETED = "Completed"  # every collector ok or skipped
+    PARTIALLY_FAILED = "PartiallyFailed"  # some failed, something useful was collected
+    FAILED = "Failed"  # nothing useful was collected
+
+
+@dataclass(frozen=True)
+class CaptureOutcome:
+    target: base.Target
+    bundle: writer.WrittenBundle
+    records: tuple[manifest.CollectorRecord, ...]
+    phase: Phase
+
+
+Progress = Callable[[str, manifest.CollectorRecord | None], None]
+
+
+def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None = None,
+                   pprof_port: int | None = None) -> base.Target:
+    """Read the live pod and pick the container; errors name the pod and the fix."""
+    try:
+        obj: Any = kube.core().read_namespaced_pod(pod, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise errors.TargetError(f'pod "{pod}" not found in namespace "{namespace}"; '
+                                     f"list pods with: kubectl get pods -n {namespace}") from exc
+        if exc.status == 403:
+            raise errors.TargetError(f'not allowed to read pod "{pod}" in namespace "{namespace}"; '
+                                     "ask for get/exec/portforward rights on pods there") from exc
+        raise errors.TargetError(f'cannot read pod "{pod}" in namespace "{namespace}": '
+                                 f"{errors.shorten(str(exc.reason))}") from exc
+    names = [c.name for c in obj.spec.containers]
+    annotations = obj.metadata.annotations or {}
+    chosen = container or annotations.get(DEFAULT_CONTAINER_ANNOTATION) or names[0]
+    if chosen not in names:
+        raise errors.TargetError(f'pod "{namespace}/{pod}" has no container "{chosen}"; '
+                                 f"its containers are: {', '.join(names)} (pick one with -c)")
+    if obj.status.phase != "Running":
+        raise errors.TargetError(f'pod "{namespace}/{pod}" is {obj.status.phase}, not Running; evidence can only '
+                                 f"be captured from a running pod (see: kubectl describe pod {pod} -n {namespace})")
+    status = next((s for s in obj.status.container_statuses or [] if s.name == chosen), None)
+    if status is None or status.state is None or status.state.running is None:
+        raise errors.TargetError(f'container "{chosen}" of pod "{namespace}/{pod}" is not running; '
+                                 f"see: kubectl describe pod {pod} -n {namespace}")
+    port = pprof_port
+    if port is None and PPROF_PORT_ANNOTATION in annotations:
+        try:
+            port = int(annotations[PPROF_PORT_ANNOTATION])
+        except ValueError as exc:
+            raise errors.ConfigError(f'annotation {PPROF_PORT_ANNOTATION}="{annotations[PPROF_PORT_ANNOTATION]}" '
+                                     f'on pod "{namespace}/{pod}" is not a port number') from exc
+    spec_container = next(c for c in obj.spec.containers if c.name == chosen)
+    return base.Target(
+        namespace=namespace, pod=pod, container=chosen, node=obj.spec.node_name or "",
+        image=(status.image if status else None) or spec_container.image or "",
+        pprof_port=port or CaptureSettings().pprof_port, restart_count=status.restart_count if status else 0,
+        pod_uid=obj.metadata.uid or "",
+    )
+
+
+def _has_shell(kube: Kube, target: base.Target, settings: CaptureSettings) -> bool:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        res = kexec.run(kube, namespace=target.namespace, pod=target.pod, container=target.container,
+                        command=["sh", "-c", "true"], stdout=out, stderr=err,
+                        timeout=min(settings.exec_timeout_seconds, 15))
+    return not res.tool_missing
+
+
+def _phase(records: list[manifest.CollectorRecord]) -> Phase:
+    useful = any(r.status in (manifest.CollectorStatus.OK, manifest.CollectorStatus.PARTIAL) for r in records)
+    failed = any(r.status is manifest.CollectorStatus.FAILED for r in records)
+    if not useful:
+        return Phase.FAILED
+    return Phase.PARTIALLY_FAILED if failed else Phase.COMPLETED
+
+
+def capture(
+    kube: Kube,
+    target: base.Target,
+    template: templates.ExpandedTemplate,
+    *,
+    out_dir: Path,
+    capture_name: str,
+    settings: CaptureSettings | None = None,
+    progress: Progress | None = None,
+    parallelism: int = 6,
+) -> CaptureOutcome:
+    """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``."""
+    settings = settings or CaptureSettings()
+    started = datetime.now(UTC)
+    say = progress or (lambda _msg, _rec: None)
+    name = layout.bundle_name(target.namespace, target.pod, started)
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".debugcap-", dir=out_dir))
+    lock = threading.Lock()
+    records: list[manifest.CollectorRecord] = []
+
+    kinds = {COLLECTORS[s.collector].kind for s in template.steps}
+    has_shell = True
+    if base.Kind.EXEC in kinds:
+        try:
+            has_shell = _has_shell(kube, target, settings)
+        except errors.CollectorError as exc:
+            has_shell = False
+            say(f"exec into {target.namespace}/{target.pod} failed: {exc}", None)
+        if not has_shell:
+            say(execution.NO_SHELL, None)
+
+    try:
+        with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
+                                 spool_dir=scratch_dir) as bundle:
+
+            def add_file(path: str, src: Path) -> None:
+                with lock, open(src, "rb") as fh:
+                    bundle.add_stream(path, fh)
+
+            def run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
+                if delay > 0:
+                    time.sleep(delay)
+                collector = COLLECTORS[step.collector]()
+                ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
+                                          add_file=add_file, scratch_dir=scratch_dir, has_shell=has_shell)
+                t0 = time.monotonic()
+                try:
+                    result = collector.collect(ctx)
+                except errors.DebugcapError as exc:
+                    result = base.CollectorResult(base.Status.FAILED, str(exc), tuple(ctx.added))
+                except Exception as exc:  # one collector's bug must not lose the others' evidence
+                    result = base.CollectorResult(base.Status.FAILED, f"internal error in {step.collector}: "
+                                                  f"{type(exc).__name__}: {errors.shorten(str(exc))}", tuple(ctx.added))
+                files = tuple(dict.fromkeys(ctx.added))
+                size = sum(bundle.files[f].size for f in files if f in bundle.files)
+                record = manifest.CollectorRecord(
+                    name=step.collector, status=result.status, duration_ms=int((time.monotonic() - t0) * 1000),
+                    bytes=size, message=result.message, files=files)
+                with lock:
+                    records.append(record)
+                say(step.collector, record)
+                return record
+
+            futures: list[Future[manifest.CollectorRecord]] = []
+            with ThreadPoolExecutor(max_workers=max(parallelism, _window_size(template))) as pool:
+                for step, delay in _schedule(template):
+                    futures.append(pool.submit(run_step, step, delay))
+                for f in futures:
+                    f.result()
+            ordered = _in_template_order(records, template)
+            fields = manifest.ManifestFields(
+                capture=manifest.CaptureInfo(name=capture_name, template=template.name,
+                                             parameters=dict(template.parameters)),
+                target=manifest.TargetInfo(namespace=target.namespace, pod=target.pod, container=target.container,
+                                           node=target.node or None, image=target.image or None),
+                started_at=started, finished_at=datetime.now(UTC), collectors=tuple(ordered))
+            written = bundle.finish(fields)
+    finally:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+    return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=_phase(ordered))
+
+
+def _window_size(template: templates.ExpandedTemplate) -> int:
+    return sum(1 for s in template.steps if s.window)
+
+
+def _schedule(template: templates.ExpandedTemplate) -> list[tuple[templates.Step, float]]:
+    """Windowed steps first, all at once; an instant step in a window (the goroutine dump) waits
+    half the shortest windowed duration so it lands in the middle of the window."""
+    windowed = [s for s in template.steps if s.window]
+    durations = [_seconds(s.params) for s in windowed if _seconds(s.params) > 0]
+    middle = min(durations) / 2 if durations else 0.0
+    plan = [(s, 0.0 if _seconds(s.params) > 0 else middle) for s in windowed]
+    return plan + [(s, 0.0) for s in template.steps if not s.window]
+
+
+def _seconds(params: Mapping[str, Any]) -> float:
+    try:
+        return float(params.get("seconds") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _in_template_order(records: list[manifest.CollectorRecord],
+                       template: templates.ExpandedTemplate) -> list[manifest.CollectorRecord]:
+    order = {s.collector: i for i, s in enumerate(template.steps)}
+    return sorted(records, key=lambda r: order.get(r.name, len(order)))

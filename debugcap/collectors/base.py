@@ -1,0 +1,132 @@
+"""The collector contract: one kind of evidence, collected from one pod.
+
+A collector never chooses bundle paths on its own (they come from
+``bundle.layout``) and never writes the bundle: it writes each piece of
+evidence to a scratch file from ``ctx.scratch()`` and hands it over with
+``ctx.add_file()``, so evidence of any size streams to disk and memory stays
+flat. One collector failing is data, not a crash: it returns a ``failed``
+result (or raises ``CollectorError``) and the capture goes on.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from debugcap.bundle import manifest
+from debugcap.kube.client import Kube
+from debugcap.settings import CaptureSettings
+
+# The manifest's statuses are the collectors' statuses: one vocabulary from collector to bundle.
+Status = manifest.CollectorStatus
+
+
+class Kind(enum.StrEnum):
+    EXEC = "exec"  # runs commands in the target container
+    GO = "go"  # reads the Go runtime's HTTP endpoints through port-forward
+    KUBERNETES = "kubernetes"  # reads the API server only
+
+
+@dataclass(frozen=True)
+class Target:
+    """The container a capture reads, resolved once from the live pod."""
+
+    namespace: str
+    pod: str
+    container: str
+    node: str = ""
+    image: str = ""
+    pprof_port: int = 6060
+    restart_count: int = 0
+    pod_uid: str = ""
+
+
+@dataclass(frozen=True)
+class CollectorResult:
+    status: manifest.CollectorStatus
+    message: str = ""
+    files: tuple[str, ...] = ()
+
+    @classmethod
+    def worst(cls, results: list[CollectorResult]) -> CollectorResult:
+        """Fold the results of several commands of one collector into one."""
+        if not results:
+            return cls(Status.SKIPPED, "nothing to collect")
+        kept = [r for r in results if r.status in (Status.OK, Status.PARTIAL)]
+        bad = [r for r in results if r.status in (Status.FAILED, Status.PARTIAL)]
+        if not kept:
+            status = Status.FAILED if any(r.status is Status.FAILED for r in results) else Status.SKIPPED
+        elif bad or len(kept) < len(results):
+            status = Status.PARTIAL
+        else:
+            status = Status.OK
+        message = "; ".join(r.message for r in results if r.message)
+        files = tuple(f for r in results for f in r.files)
+        return cls(status, message, files)
+
+
+@dataclass
+class CollectContext:
+    """What a collector may use; built by the capture engine for each run."""
+
+    kube: Kube
+    target: Target
+    settings: CaptureSettings
+    params: Mapping[str, Any]
+    add_file: Callable[[str, Path], None]
+    scratch_dir: Path
+    has_shell: bool = True
+    added: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def scratch(self) -> Iterator[tuple[IO[bytes], Path]]:
+        """A temp file for evidence on its way into the bundle; removed afterwards."""
+        fh = tempfile.NamedTemporaryFile(dir=self.scratch_dir, delete=False)
+        path = Path(fh.name)
+        try:
+            yield fh, path
+        finally:
+            fh.close()
+            path.unlink(missing_ok=True)
+
+    def add(self, bundle_path: str, scratch_path: Path) -> None:
+        self.add_file(bundle_path, scratch_path)
+        self.added.append(bundle_path)
+
+    def add_bytes(self, bundle_path: str, data: bytes) -> None:
+        with self.scratch() as (fh, path):
+            fh.write(data)
+            fh.close()
+            self.add(bundle_path, path)
+
+    def param(self, name: str, default: Any) -> Any:
+        value = self.params.get(name)
+        return default if value is None else value
+
+
+class Collector(abc.ABC):
+    """One kind of evidence. Subclasses set ``name``, ``kind``, ``description`` and ``collect``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    description: ClassVar[str]
+    # Collectors that must cover the same moment (CPU profile, trace, goroutine dump) run together.
+    windowed: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def collect(self, ctx: CollectContext) -> CollectorResult:
+        """Collect, add files through ``ctx``, return what happened."""
+
+    def required_permissions(self) -> list[tuple[str, str, str]]:
+        """(verb, resource, subresource) the capturing identity needs, checked before the run."""
+        if self.kind is Kind.EXEC:
+            return [("create", "pods", "exec")]
+        if self.kind is Kind.GO:
+            return [("create", "pods", "portforward")]
+        return [("get", "pods", "")]

@@ -1,0 +1,18 @@
+"""The main process's environment, through the allowlist (the bundle writer masks the rest).
+
+Read from /proc/1/environ rather than `env`: the exec'd shell's environment is
+the container spec's, not what the running process actually has.
+"""
+
+from debugcap.bundle import layout
+from debugcap.collectors import base, execution
+
+
+class EnvironmentCollector(base.Collector):
+    name = "environment"
+    kind = base.Kind.EXEC
+    description = "environment of PID 1, allowlisted (PATH, HOME, KUBERNETES_*, APP_*, GO*), secrets masked"
+
+    def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
+        return execution.run(ctx, layout.ENV_ENVIRONMENT,
+                             [execution.shell("tr '\\0' '\\n' < /proc/1/environ"), ["env"]])

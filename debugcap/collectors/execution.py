@@ -1,0 +1,78 @@
+"""Running commands in the target container for exec collectors.
+
+Images differ: busybox ``ps`` rejects ``aux``, distroless images have no shell,
+slim images lack ``lsof`` or ``ss``. So a collector lists alternatives and the
+first that works wins; a missing tool is a skip with its reason, and a command
+that fails or hangs keeps whatever output it produced before.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from debugcap import errors
+from debugcap.collectors.base import CollectContext, CollectorResult, Status
+from debugcap.kube import exec as kexec
+
+NO_SHELL = ("the container has no shell (a distroless or scratch image): exec collectors are skipped; "
+            "the Go runtime and Kubernetes evidence is still collected")
+
+
+def run(ctx: CollectContext, bundle_path: str, alternatives: Sequence[Sequence[str]], *,
+        ok_exit_codes: tuple[int, ...] = (0,), inspect: Callable[[Path], None] | None = None) -> CollectorResult:
+    """Run the first alternative that exists; its stdout becomes ``bundle_path``."""
+    if not ctx.has_shell:
+        return CollectorResult(Status.SKIPPED, NO_SHELL)
+    missing: list[str] = []
+    last: CollectorResult | None = None
+    for argv in alternatives:
+        with ctx.scratch() as (fh, scratch):
+            err = io.BytesIO()
+            res = kexec.run(
+                ctx.kube, namespace=ctx.target.namespace, pod=ctx.target.pod, container=ctx.target.container,
+                command=list(argv), stdout=fh, stderr=err, timeout=ctx.settings.exec_timeout_seconds,
+                max_bytes=ctx.settings.output_cap_bytes,
+            )
+            fh.flush()
+            if res.tool_missing and res.stdout_bytes == 0:
+                missing.append(argv[0] if argv[0] != "sh" else " ".join(argv[2:])[:40])
+                continue
+            ok = res.exit_code in ok_exit_codes and not res.timed_out
+            if not ok and res.stdout_bytes == 0 and argv is not alternatives[-1]:
+                # e.g. busybox `ps aux`: the tool exists but not that form; try the next one.
+                last = _failure(argv, res, err.getvalue(), ctx)
+                continue
+            if inspect is not None:
+                inspect(scratch)
+            ctx.add(bundle_path, scratch)
+            return _result(argv, res, err.getvalue(), bundle_path, ctx, ok)
+    if last is not None:
+        return last
+    return CollectorResult(Status.SKIPPED, f"not available in the container: {', '.join(missing)}")
+
+
+def _result(argv: Sequence[str], res: kexec.ExecResult, stderr: bytes, path: str, ctx: CollectContext,
+            ok: bool) -> CollectorResult:
+    cmd = " ".join(argv)
+    if res.timed_out:
+        return CollectorResult(Status.PARTIAL, f"`{cmd}` timed out after {ctx.settings.exec_timeout_seconds:.0f}s; "
+                               f"output up to then kept in {path}", (path,))
+    if res.truncated:
+        return CollectorResult(Status.PARTIAL, f"`{cmd}` output cut at {ctx.settings.output_cap_bytes} bytes "
+                               "(raise the output cap to keep more)", (path,))
+    if not ok:
+        return CollectorResult(Status.PARTIAL, f"`{cmd}` exited {res.exit_code}: "
+                               f"{errors.shorten(stderr.decode(errors='replace') or res.status_message)}", (path,))
+    return CollectorResult(Status.OK, "", (path,))
+
+
+def _failure(argv: Sequence[str], res: kexec.ExecResult, stderr: bytes, ctx: CollectContext) -> CollectorResult:
+    why = "timed out" if res.timed_out else f"exited {res.exit_code}"
+    detail = errors.shorten(stderr.decode(errors="replace") or res.status_message)
+    return CollectorResult(Status.FAILED, f"`{' '.join(argv)}` {why}: {detail}")
+
+
+def shell(script: str) -> list[str]:
+    return ["sh", "-c", script]

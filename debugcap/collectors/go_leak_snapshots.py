@@ -1,0 +1,43 @@
+"""Heap and goroutine snapshots spaced in time, for leak hunting (compare with `go tool pprof -base`).
+
+One snapshot proves nothing about a leak; growth between snapshots does. Heap
+snapshots force a GC (gc=1) so each one measures live memory, not garbage.
+"""
+
+from __future__ import annotations
+
+import time
+
+from debugcap.bundle import layout
+from debugcap.collectors import base, fetching
+
+PROFILES = {
+    "heap": ("/debug/pprof/heap", "heap.pb.gz", fetching.Body.PROFILE),
+    "goroutine": ("/debug/pprof/goroutine?debug=2", "goroutine-debug2.txt", fetching.Body.TEXT),
+    "allocs": ("/debug/pprof/allocs", "allocs.pb.gz", fetching.Body.PROFILE),
+}
+
+
+class GoLeakSnapshotsCollector(base.Collector):
+    name = "go-leak-snapshots"
+    kind = base.Kind.GO
+    description = "N heap + goroutine snapshots, T seconds apart"
+
+    def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
+        count = int(ctx.param("snapshots", 3))
+        interval = float(ctx.param("interval_seconds", 60))
+        kinds = list(ctx.param("profiles", ["heap", "goroutine"]))
+        gc = bool(ctx.param("gc", True))
+        results: list[base.CollectorResult] = []
+        next_at = time.monotonic()
+        for index in range(count):
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            next_at += interval
+            for kind in kinds:
+                url, filename, body = PROFILES[kind]
+                if kind == "heap" and gc:
+                    url += "?gc=1"
+                results.append(fetching.fetch(ctx, self.name, url, layout.snapshot_path(index, filename), body))
+        return base.CollectorResult.worst(results)

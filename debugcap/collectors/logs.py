@@ -1,0 +1,50 @@
+"""Container logs: the last N lines, and the previous instance's when the container restarted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from debugcap import errors
+from debugcap.bundle import layout
+from debugcap.collectors import base
+
+CHUNK = 256 << 10
+
+
+class LogsCollector(base.Collector):
+    name = "logs"
+    kind = base.Kind.KUBERNETES
+    description = "container logs (last N lines, and the previous instance's)"
+
+    def required_permissions(self) -> list[tuple[str, str, str]]:
+        return [("get", "pods", "log")]
+
+    def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
+        lines = int(ctx.param("lines", ctx.settings.log_lines))
+        results = [self._one(ctx, lines, previous=False)]
+        if ctx.param("previous", True) and ctx.target.restart_count > 0:
+            results.append(self._one(ctx, lines, previous=True))
+        return base.CollectorResult.worst(results)
+
+    def _one(self, ctx: base.CollectContext, lines: int, *, previous: bool) -> base.CollectorResult:
+        t = ctx.target
+        path = layout.log_path(t.container, previous=previous)
+        try:
+            resp: Any = ctx.kube.core().read_namespaced_pod_log(
+                t.pod, t.namespace, container=t.container, tail_lines=lines, previous=previous,
+                timestamps=True, _preload_content=False, _request_timeout=ctx.settings.http_timeout_seconds)
+        except ApiException as exc:
+            which = "previous container's logs" if previous else "logs"
+            return base.CollectorResult(base.Status.FAILED, f"cannot read {which} of {t.namespace}/{t.pod} "
+                                        f"container {t.container}: {errors.shorten(str(exc.reason))}")
+        try:
+            with ctx.scratch() as (fh, scratch):
+                for chunk in resp.stream(CHUNK):
+                    fh.write(chunk)
+                fh.flush()
+                ctx.add(path, scratch)
+        finally:
+            resp.release_conn()
+        return base.CollectorResult(base.Status.OK, "", (path,))

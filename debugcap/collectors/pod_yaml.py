@@ -1,0 +1,56 @@
+"""The pod object as YAML, with literal env values masked and bookkeeping fields dropped.
+
+References to Secrets (valueFrom.secretKeyRef, envFrom) are only names and are
+never resolved. Literal ``env[].value`` strings, though, are often secrets
+pasted into a manifest, and the last-applied annotation repeats them: env
+values outside the allowlist are masked here, and that annotation is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from debugcap import errors
+from debugcap.bundle import layout, redact
+from debugcap.collectors import base
+
+MASK = "***REDACTED***"
+DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def sanitize(pod: dict[str, Any]) -> dict[str, Any]:
+    meta = pod.get("metadata") or {}
+    meta.pop("managedFields", None)
+    for key in DROPPED_ANNOTATIONS:
+        (meta.get("annotations") or {}).pop(key, None)
+    spec = pod.get("spec") or {}
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(group) or []:
+            for env in container.get("env") or []:
+                value = env.get("value")
+                if value is None:
+                    continue
+                if not redact.is_allowed_name(env.get("name", "")) or redact.looks_secret(str(value)):
+                    env["value"] = MASK
+    return pod
+
+
+class PodYamlCollector(base.Collector):
+    name = "pod-yaml"
+    kind = base.Kind.KUBERNETES
+    description = "the pod object as YAML (secret values masked)"
+
+    def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
+        t = ctx.target
+        api = ctx.kube.core()
+        try:
+            pod = api.read_namespaced_pod(t.pod, t.namespace, _request_timeout=ctx.settings.http_timeout_seconds)
+        except ApiException as exc:
+            return base.CollectorResult(base.Status.FAILED, f"cannot read pod {t.namespace}/{t.pod}: "
+                                        f"{errors.shorten(str(exc.reason))}")
+        doc = sanitize(api.api_client.sanitize_for_serialization(pod))
+        ctx.add_bytes(layout.K8S_POD, yaml.safe_dump(doc, sort_keys=False).encode())
+        return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

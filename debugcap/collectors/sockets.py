@@ -1,0 +1,64 @@
+"""Sockets: `ss -tunap` or `netstat -tunap`, the kernel's /proc/net tables, and counts per TCP state.
+
+The counts come from /proc/net/tcp{,6}, which every Linux container has even
+without ss or netstat: a TIME_WAIT or CLOSE_WAIT pile-up shows there first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from debugcap.bundle import layout
+from debugcap.collectors import base, execution
+
+# include/net/tcp_states.h
+TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+    "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+    "0C": "NEW_SYN_RECV",
+}
+
+
+def count_states(lines: Iterable[str]) -> Counter[str]:
+    """Count sockets per state in /proc/net/tcp or tcp6 text (the header line is skipped)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[0] == "sl":
+            continue
+        counts[TCP_STATES.get(fields[3].upper(), f"UNKNOWN_{fields[3]}")] += 1
+    return counts
+
+
+class SocketsCollector(base.Collector):
+    name = "sockets"
+    kind = base.Kind.EXEC
+    description = "socket table (ss/netstat), /proc/net/tcp, tcp6, sockstat and counts per TCP state"
+
+    def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
+        per_family: dict[str, Counter[str]] = {}
+
+        def counter(family: str) -> Callable[[Path], None]:
+            def inspect(path: Path) -> None:
+                with open(path, errors="replace") as fh:
+                    per_family[family] = count_states(fh)
+            return inspect
+
+        results = [
+            execution.run(ctx, layout.NET_SOCKETS, [["ss", "-tunap"], ["netstat", "-tunap"], ["netstat", "-tun"]]),
+            execution.run(ctx, layout.NET_PROC_TCP, [["cat", "/proc/net/tcp"]], inspect=counter("tcp")),
+            execution.run(ctx, layout.NET_PROC_TCP6, [["cat", "/proc/net/tcp6"]], inspect=counter("tcp6")),
+            execution.run(ctx, layout.NET_SOCKSTAT, [["cat", "/proc/net/sockstat"]]),
+        ]
+        if ctx.param("state_counts", True) and per_family:
+            total: Counter[str] = Counter()
+            for c in per_family.values():
+                total.update(c)
+            doc = {"states": dict(total.most_common()),
+                   **{family: dict(c.most_common()) for family, c in per_family.items()}}
+            ctx.add_bytes(layout.NET_SOCKET_STATES, json.dumps(doc, indent=2).encode() + b"\n")
+            results.append(base.CollectorResult(base.Status.OK, "", (layout.NET_SOCKET_STATES,)))
+        return base.CollectorResult.worst(results)

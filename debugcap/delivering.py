@@ -1,0 +1,63 @@
+"""Where finished bundles go: S3 when configured, else a local store; a spool when the store fails.
+
+Shared by the kubectl plugin and the operator so both name objects the same
+way (``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``) and
+both keep a bundle whose upload failed, to be sent by the next run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from debugcap.bundle import layout, writer
+from debugcap.settings import S3Settings
+from debugcap.storage import base, local, spool
+
+DEFAULT_PREFIX = S3Settings.prefix  # one default for both backends
+DEFAULT_CLUSTER = S3Settings.cluster
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "debugcap"
+
+
+def spool_dir() -> Path:
+    return Path(os.environ.get("DEBUGCAP_SPOOL_DIR") or data_home() / "spool")
+
+
+@dataclass(frozen=True)
+class Store:
+    backend: base.StorageBackend
+    prefix: str
+    cluster: str
+    spool: spool.Spool
+
+
+def store_from_env() -> Store:
+    """S3 from ``DEBUGCAP_S3_*`` when an endpoint is set, else a directory (``DEBUGCAP_LOCAL_STORE``)."""
+    s3 = S3Settings.from_env()
+    if s3 is not None:
+        from debugcap.storage import s3 as s3_backend  # the minio client is only needed here
+
+        return Store(s3_backend.S3Backend(s3), s3.prefix, s3.cluster,
+                     spool.Spool(spool_dir()))
+    root = Path(os.environ.get("DEBUGCAP_LOCAL_STORE") or data_home() / "bundles")
+    return Store(local.LocalBackend(root), DEFAULT_PREFIX, os.environ.get("DEBUGCAP_CLUSTER") or DEFAULT_CLUSTER,
+                 spool.Spool(spool_dir()))
+
+
+def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str) -> str:
+    return layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name)
+
+
+def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: str, when: datetime,
+            keep_local: bool = True) -> tuple[spool.Delivery, spool.FlushReport]:
+    """Send bundles spooled by earlier runs first, then this one; a failure spools it."""
+    flushed = spool.flush_spool(store.backend, store.spool)
+    key = object_key(store, namespace, pod, when, bundle.path.name)
+    delivery = spool.deliver(store.backend, store.spool, key=key, bundle=bundle.path, sha256=bundle.sha256,
+                             keep_local=keep_local)
+    return delivery, flushed
