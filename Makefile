@@ -32,7 +32,7 @@ test: lint
 
 demo: install
 	$(BIN)/python -m testbed up
-	$(BIN)/python scripts/demo.py
+	bash scripts/demo.sh
 
 testbed-up: install
 	$(BIN)/python -m testbed up

@@ -412,9 +412,29 @@ def _default_service_account() -> bool:
 
 # ---------------------------------------------------------------- public operations
 
+OWNER = layout.RUN / "owner"
+
+
+def _claim() -> None:
+    """One testbed per machine (fixed ports, one bridge): refuse to start over another clone's."""
+    try:
+        owner = Path(OWNER.read_text().strip())
+    except OSError:
+        owner = None
+    if owner is not None and owner != P.root and (owner / "pids").is_dir():
+        alive = [f.stem for f in (owner / "pids").glob("*.pid") if f.read_text().strip().isdigit()
+                 and _alive(int(f.read_text()))]
+        if alive:
+            raise TestbedError(f"a testbed started from {owner.parent} is running ({', '.join(sorted(alive))}); "
+                               f"stop it first with: cd {owner.parent} && python -m testbed down")
+    layout.RUN.mkdir(parents=True, exist_ok=True)
+    OWNER.write_text(f"{P.root}\n")
+
+
 def up() -> None:
     if os.geteuid() != 0:
         raise TestbedError("the testbed runs containers, bridges and mounts: run it as root")
+    _claim()
     started = time.monotonic()
     builds.ensure_all()
     _write_configs()
