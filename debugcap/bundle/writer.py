@@ -36,6 +36,7 @@ from typing import IO, BinaryIO, Final
 from debugcap.bundle import layout, manifest
 from debugcap.bundle import redact as redact_module
 from debugcap.errors import BundleError
+from debugcap.storage import base as storage_base
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +255,8 @@ class BundleWriter:
             self._tmp_path = None
             digest = self._hashing.hexdigest()
             checksum_path = self._directory / layout.checksum_name(self._name)
-            _write_atomically(checksum_path, _checksum_line(digest, self._name))
+            with storage_base.atomic_file(checksum_path) as fh:
+                fh.write(_checksum_line(digest, self._name))
         except OSError as exc:
             self.abort()
             raise BundleError(
@@ -402,16 +404,3 @@ def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield decompressor.flush()
     if not decompressor.eof:
         raise EOFError("compressed stream ended before the end-of-stream marker")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,13 +11,16 @@ be checked with ``sha256sum -c`` without debugcap.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from debugcap.errors import StorageError
 
@@ -137,3 +140,22 @@ class StorageBackend(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where this backend stores things, for messages: ``s3://bucket at host:9000``, a directory."""
+
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """Write ``target`` through a temp file beside it, fsynced and renamed into place.
+
+    Readers never see half a file: on any error the temp file is removed and
+    ``target`` is left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

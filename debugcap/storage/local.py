@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -51,9 +50,8 @@ class LocalBackend(base.StorageBackend):
                     f"storing {key!r} in {self.describe()}: {path} has sha256 {digest}, expected {sha256}; "
                     f"the local bundle changed after it was written; verify it with `sha256sum -c`"
                 )
-            _write_atomically(
-                target.with_name(target.name + base.CHECKSUM_SUFFIX), base.checksum_line(sha256, key)
-            )
+            with base.atomic_file(target.with_name(target.name + base.CHECKSUM_SUFFIX)) as fh:
+                fh.write(base.checksum_line(sha256, key))
         except OSError as exc:
             raise self._error("storing", key, exc) from exc
         return base.StoredObject(key=key, sha256=sha256, size=size)
@@ -118,28 +116,9 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
     """Copy through a temp file beside ``target`` and rename, hashing on the way."""
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with source.open("rb") as src, base.atomic_file(target) as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
     return digest.hexdigest(), size
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
