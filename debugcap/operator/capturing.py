@@ -1,0 +1,319 @@
+"""Blocking work behind one DebugCapture: find its pods, expand its template, capture one pod.
+
+:mod:`debugcap.operator.handlers` runs these functions in a thread executor, never on kopf's event
+loop, and turns their results into status patches and Events. Collection itself is
+:func:`debugcap.capture.capture` and upload is :func:`debugcap.delivering.deliver`; this module only
+adds what a controller needs around them: selectors, workloads, DebugCaptureTemplates, a pprof
+pre-flight check, and messages that name the spec field to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from debugcap import capture as engine
+from debugcap import delivering, errors, templates
+from debugcap.collectors import COLLECTORS, base
+from debugcap.kube import portforward
+from debugcap.kube.client import Kube
+from debugcap.operator.requests import CaptureRequest, camel_parameter
+from debugcap.settings import CaptureSettings
+
+GROUP: Final = "debugcap.io"
+VERSION: Final = "v1alpha1"
+TEMPLATES_PLURAL: Final = "debugcapturetemplates"
+
+
+@dataclass(frozen=True)
+class PodSelection:
+    pods: tuple[str, ...]
+    note: str = ""  # pods left out (not running, over maxPods), for status.message
+
+
+@dataclass(frozen=True)
+class PodResult:
+    """One pod's entry in ``status.pods``."""
+
+    name: str
+    phase: str
+    container: str = ""
+    node: str = ""
+    message: str = ""
+    uri: str = ""
+    key: str = ""
+    sha256: str = ""
+    size_bytes: int = 0
+    collectors: tuple[Mapping[str, Any], ...] = ()
+    duration_seconds: float = 0.0
+
+    def as_status(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
+        if self.container:
+            entry["container"] = self.container
+        if self.node:
+            entry["node"] = self.node
+        if self.message:
+            entry["message"] = self.message
+        if self.key:
+            entry["bundle"] = {"uri": self.uri, "key": self.key, "sha256": self.sha256, "sizeBytes": self.size_bytes}
+        if self.collectors:
+            entry["collectors"] = [dict(c) for c in self.collectors]
+        return entry
+
+
+def _api_error(exc: ApiException, what: str) -> errors.TargetError:
+    return errors.TargetError(f"cannot read {what}: {exc.status} {errors.shorten(str(exc.reason))}")
+
+
+def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelection:
+    """The pods ``request`` targets, only in ``namespace``: a DebugCapture never reaches another one."""
+    core = kube.core()
+    if request.pod is not None:
+        try:
+            pod: Any = core.read_namespaced_pod(request.pod, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise errors.TargetError(
+                    f'spec.target.pod: no pod "{request.pod}" in namespace "{namespace}" (a DebugCapture only '
+                    f"captures pods in its own namespace); list them with: kubectl get pods -n {namespace}") from exc
+            raise _api_error(exc, f'pod "{request.pod}"') from exc
+        _check_container(pod, request.container)
+        if pod.status.phase != "Running":
+            raise errors.TargetError(
+                f'spec.target.pod: pod "{request.pod}" is {pod.status.phase}, not Running; evidence can only be '
+                f"captured from a running pod (see: kubectl describe pod {request.pod} -n {namespace})")
+        return PodSelection((request.pod,))
+
+    if request.workload is not None:
+        selector, where = _workload_selector(kube, namespace, request), "spec.target.workload"
+        what = f'{request.workload.kind} "{request.workload.name}"'
+    else:
+        selector, where, what = request.selector or "", "spec.target.selector", f'selector "{request.selector}"'
+    try:
+        listed: Any = core.list_namespaced_pod(namespace, label_selector=selector)
+    except ApiException as exc:
+        if exc.status == 400:
+            raise errors.ConfigError(f'{where}: "{selector}" is not a valid label selector: '
+                                     f"{errors.shorten(str(exc.body or exc.reason))}") from exc
+        raise _api_error(exc, f"pods matching {selector}") from exc
+    items = sorted(listed.items, key=lambda p: p.metadata.name)
+    if not items:
+        raise errors.TargetError(f'{where}: no pod in namespace "{namespace}" matches {what} ({selector}); '
+                                 f"check the labels with: kubectl get pods -n {namespace} --show-labels")
+    for pod in items:
+        _check_container(pod, request.container)
+    running = [p.metadata.name for p in items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+    if not running:
+        raise errors.TargetError(f'{where}: {len(items)} pod(s) match {what} but none is Running; '
+                                 f"see: kubectl get pods -n {namespace} -l '{selector}'")
+    notes = []
+    if len(running) < len(items):
+        notes.append(f"{len(items) - len(running)} matching pod(s) not Running were skipped")
+    if len(running) > request.max_pods:
+        notes.append(f"{len(running) - request.max_pods} running pod(s) over spec.target.maxPods="
+                     f"{request.max_pods} were skipped")
+    return PodSelection(tuple(running[: request.max_pods]), "; ".join(notes))
+
+
+def _check_container(pod: Any, container: str | None) -> None:
+    names = [c.name for c in pod.spec.containers]
+    if container is not None and container not in names:
+        raise errors.TargetError(f'spec.target.container: pod "{pod.metadata.name}" has no container "{container}"; '
+                                 f"its containers are: {', '.join(names)}")
+
+
+def _workload_selector(kube: Kube, namespace: str, request: CaptureRequest) -> str:
+    from debugcap.operator.requests import selector_to_string
+
+    assert request.workload is not None
+    kind, name = request.workload.kind, request.workload.name
+    apps = kube.apps()
+    read = {
+        "Deployment": apps.read_namespaced_deployment,
+        "StatefulSet": apps.read_namespaced_stateful_set,
+        "DaemonSet": apps.read_namespaced_daemon_set,
+        "ReplicaSet": apps.read_namespaced_replica_set,
+    }[kind]
+    try:
+        obj: Any = read(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise errors.TargetError(f'spec.target.workload: no {kind} "{name}" in namespace "{namespace}"; '
+                                     f"list them with: kubectl get {kind.lower()}s -n {namespace}") from exc
+        raise _api_error(exc, f'{kind} "{name}"') from exc
+    wanted = obj.spec.selector
+    raw = {"matchLabels": wanted.match_labels or {},
+           "matchExpressions": [{"key": e.key, "operator": e.operator, "values": e.values or []}
+                                for e in wanted.match_expressions or []]}
+    return selector_to_string(raw, where=f"{kind} {name} spec.selector")
+
+
+def builtin_template_names() -> list[str]:
+    return [t.name for t in templates.list_templates()]
+
+
+def expand_template(kube: Kube, request: CaptureRequest) -> templates.ExpandedTemplate:
+    """A built-in template, else the cluster-scoped DebugCaptureTemplate of that name.
+
+    Built-in names win: a cluster admin cannot silently change what ``go-profile`` means for
+    every namespace by creating a DebugCaptureTemplate called ``go-profile``.
+    """
+    builtin = builtin_template_names()
+    try:
+        if request.template in builtin:
+            return templates.expand(request.template, request.template_parameters, collectors=COLLECTORS)
+        body = _read_template_object(kube, request.template, builtin)
+        with tempfile.TemporaryDirectory(prefix="debugcap-template-") as tmp:
+            document = template_document(request.template, body.get("spec") or {})
+            (Path(tmp) / f"{request.template}.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+            return templates.expand(request.template, request.template_parameters, collectors=COLLECTORS,
+                                    directory=Path(tmp))
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(_field_for_template_error(str(exc), request)) from exc
+
+
+def template_document(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A DebugCaptureTemplate spec as the YAML template format :func:`templates.parse_template` reads."""
+    document: dict[str, Any] = {"name": name, "description": spec.get("description", ""),
+                                "parameters": dict(spec.get("parameters") or {}), "steps": []}
+    for step in spec.get("steps") or []:
+        entry: dict[str, Any] = {"collector": step.get("collector")}
+        if step.get("params"):
+            entry["params"] = dict(step["params"])
+        if step.get("window"):
+            entry["window"] = step["window"]
+        document["steps"].append(entry)
+    return document
+
+
+def _read_template_object(kube: Kube, name: str, builtin: list[str]) -> Mapping[str, Any]:
+    try:
+        body: Any = kube.custom().get_cluster_custom_object(GROUP, VERSION, TEMPLATES_PLURAL, name)
+        return dict(body)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise errors.ConfigError(
+                f'spec.template: unknown template "{name}"; built-in templates: {", ".join(builtin)}; '
+                "cluster templates: kubectl get debugcapturetemplates") from exc
+        raise errors.ConfigError(f'spec.template: cannot read DebugCaptureTemplate "{name}": '
+                                 f"{exc.status} {errors.shorten(str(exc.reason))}") from exc
+
+
+def _field_for_template_error(message: str, request: CaptureRequest) -> str:
+    if message.startswith("spec."):
+        return message
+    for snake in request.template_parameters:
+        if f'"{snake}"' in message:
+            return f"spec.parameters.{camel_parameter(snake)}: {message}"
+    return f"spec.template: {message}"
+
+
+def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
+    return any(COLLECTORS[s.collector].kind is kind for s in template.steps)
+
+
+def probe_pprof(kube: Kube, target: base.Target, timeout: float) -> None:
+    """Fail fast, naming spec.parameters.pprofPort, when nothing serves pprof on the target port.
+
+    Without this, a wrong port makes every Go collector fail one by one, each after its own
+    connection attempt, and the message speaks of a collector rather than the field to fix.
+    """
+    try:
+        portforward.get(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port,
+                        path="/debug/pprof/", sink=io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
+    except errors.CollectorError as exc:
+        raise errors.TargetError(
+            f"spec.parameters.pprofPort: nothing serves /debug/pprof on port {target.pprof_port} of pod "
+            f'"{target.pod}" ({exc}); set spec.parameters.pprofPort to the port of the Go program\'s '
+            f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}") from exc
+
+
+def capture_pod(
+    kube: Kube,
+    store: delivering.Store,
+    namespace: str,
+    pod: str,
+    request: CaptureRequest,
+    template: templates.ExpandedTemplate,
+    *,
+    capture_name: str,
+    work_dir: Path,
+    probe_seconds: float,
+    abandoned: threading.Event,
+) -> PodResult:
+    """Capture one pod and upload its bundle; failures come back as a Failed :class:`PodResult`.
+
+    ``abandoned`` is set by the caller when the capture's deadline passed: the bundle is then
+    dropped instead of uploaded, so S3 never holds a bundle the status does not list.
+    """
+    started = time.monotonic()
+    try:
+        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port)
+    except errors.DebugcapError as exc:
+        return PodResult(name=pod, phase="Failed", message=str(exc))
+    if _uses(template, base.Kind.GO):
+        try:
+            probe_pprof(kube, target, probe_seconds)
+        except errors.TargetError as exc:
+            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
+                             message=str(exc))
+    settings = CaptureSettings()
+    if request.timeout_seconds:
+        settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
+                                       http_timeout_seconds=float(request.timeout_seconds))
+    if request.deadline_seconds:
+        settings = dataclasses.replace(settings, capture_timeout_seconds=float(request.deadline_seconds))
+    out_dir = work_dir / namespace / capture_name / pod  # per pod: each removes its own when done
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
+                                 settings=settings)
+        collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
+                            **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records)
+        if abandoned.is_set():
+            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
+                             message="abandoned after spec.parameters.deadlineSeconds; bundle not uploaded")
+        bundle = outcome.bundle
+        delivery, _flushed = delivering.deliver(store, bundle, namespace=namespace, pod=pod,
+                                                when=bundle.manifest.started_at, keep_local=False)
+    except errors.DebugcapError as exc:
+        return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
+                         message=str(exc), duration_seconds=time.monotonic() - started)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    phase = str(outcome.phase)
+    message = "; ".join(f"{c['name']}: {c['message']}" for c in collectors
+                        if c["status"] == "failed" and "message" in c)
+    uri = ""
+    if delivery.stored:
+        uri = f"{_uri_base(store)}/{delivery.key}"
+    else:
+        phase = "Failed" if phase == "Failed" else "PartiallyFailed"
+        message = f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}"
+    return PodResult(name=pod, phase=phase, container=target.container, node=target.node,
+                     message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
+                     sha256=bundle.sha256, size_bytes=bundle.size, collectors=collectors,
+                     duration_seconds=time.monotonic() - started)
+
+
+def _uri_base(store: delivering.Store) -> str:
+    bucket = getattr(getattr(store.backend, "settings", None), "bucket", None)
+    return f"s3://{bucket}" if bucket else f"file://{store.backend.describe()}"
+
+
+def delete_bundles(store: delivering.Store, keys: list[str]) -> None:
+    """Delete stored bundles (and their sidecars); a missing key is already deleted."""
+    for key in keys:
+        store.backend.delete(key=key)

@@ -1,0 +1,107 @@
+"""The operator's own settings, read once from ``DEBUGCAP_OPERATOR_*`` environment variables.
+
+:func:`debugcap.operator.handlers.configure` builds :class:`OperatorSettings` at start-up and
+:mod:`debugcap.operator.main` reads the namespaces and ports from it. S3 settings are not here:
+they come from ``DEBUGCAP_S3_*`` through :func:`debugcap.delivering.store_from_env`, so the
+operator and ``kubectl debugcap create --upload`` name objects the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+from debugcap.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, *, field: str) -> timedelta:
+    """``"24h"``, ``"90m"``, ``"1h30m"``, ``"10s"``, ``"7d"`` as a timedelta; ``field`` names the source in errors.
+
+    >>> parse_duration("1h30m", field="spec.ttl")
+    datetime.timedelta(seconds=5400)
+    """
+    cleaned = text.strip()
+    parts = _DURATION_PART.findall(cleaned)
+    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+        raise ConfigError(f'{field}: "{text}" is not a duration; write it like 10s, 90m, 24h or 7d')
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f'{field}: "{text}" must be longer than zero; write it like 10s, 90m, 24h or 7d')
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """How the operator runs; every field maps to one ``DEBUGCAP_OPERATOR_*`` variable."""
+
+    concurrency: int = 4
+    """Pods captured at once across all DebugCaptures (``DEBUGCAP_OPERATOR_CONCURRENCY``). A capture
+    holds a few port-forwards and compresses a bundle on one core; four keeps a 2-core operator pod
+    busy without starving kopf's event loop (judgement call)."""
+
+    default_ttl: timedelta = timedelta(days=7)
+    """Lifetime of a hand-made DebugCapture and its bundles after it ends, when ``spec.ttl`` is unset
+    (``DEBUGCAP_OPERATOR_DEFAULT_TTL``). A week covers an incident and its post-mortem."""
+
+    scheduled_ttl: timedelta = timedelta(days=1)
+    """Same for captures a DebugSchedule made (``DEBUGCAP_OPERATOR_SCHEDULED_TTL``). Scheduled
+    captures pile up; a day keeps yesterday's baseline, and history limits prune before that."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces served (``DEBUGCAP_OPERATOR_NAMESPACES``, comma-separated); empty means all."""
+
+    metrics_port: int = 0
+    """Port of the Prometheus ``/metrics`` endpoint (``DEBUGCAP_OPERATOR_METRICS_PORT``); 0 turns it
+    off. Off by default so tests and a local ``debugcap-operator`` never fight over a port."""
+
+    liveness_port: int = 0
+    """Port of kopf's ``/healthz`` liveness endpoint (``DEBUGCAP_OPERATOR_LIVENESS_PORT``); 0 is off."""
+
+    work_dir: Path = Path("/tmp/debugcap/operator")
+    """Where bundles are written before upload (``DEBUGCAP_OPERATOR_WORK_DIR``). Under /tmp because
+    that is writable in a read-only-root pod; each bundle is removed once stored."""
+
+    pprof_probe_seconds: float = 10.0
+    """How long the pre-flight check of the pprof port may take, in seconds. A port-forward to a
+    healthy pod answers in well under a second; 10 s tolerates a busy kubelet."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def integer(name: str, default: int, minimum: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+            if value < minimum:
+                raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+            return value
+
+        def duration(name: str, default: timedelta) -> timedelta:
+            raw = env.get(name, "").strip()
+            return parse_duration(raw, field=name) if raw else default
+
+        namespaces = tuple(n.strip() for n in env.get("DEBUGCAP_OPERATOR_NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            concurrency=integer("DEBUGCAP_OPERATOR_CONCURRENCY", defaults.concurrency, 1),
+            default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),
+            scheduled_ttl=duration("DEBUGCAP_OPERATOR_SCHEDULED_TTL", defaults.scheduled_ttl),
+            namespaces=namespaces,
+            metrics_port=integer("DEBUGCAP_OPERATOR_METRICS_PORT", defaults.metrics_port, 0),
+            liveness_port=integer("DEBUGCAP_OPERATOR_LIVENESS_PORT", defaults.liveness_port, 0),
+            work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
+        )

@@ -1,0 +1,514 @@
+"""kopf handlers of the debugcap operator: DebugCapture, DebugSchedule, DebugCaptureTemplate.
+
+Run with ``kopf run -m debugcap.operator.handlers`` or the ``debugcap-operator`` script
+(:mod:`debugcap.operator.main`). Handlers are thin: they parse the spec
+(:mod:`~debugcap.operator.requests`), run the blocking work of :mod:`~debugcap.operator.capturing`
+in a thread executor so kopf's event loop keeps serving other objects, and write status and Events.
+
+A DebugCapture runs once. Its status is written straight to the ``/status`` subresource as work
+progresses (kopf's own ``patch`` is applied only when a handler returns, which for a capture can
+be many minutes), and its phase guards every re-entry: a capture found ``Running`` that this
+process is not running was orphaned by a dead operator and is closed as failed, never re-run, so
+no pod is captured and no bundle uploaded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from debugcap import delivering, errors, templates
+from debugcap.collectors import COLLECTORS
+from debugcap.kube.client import Kube, KubeTarget
+from debugcap.operator import capturing, metrics, scheduling
+from debugcap.operator.capturing import GROUP, VERSION, PodResult
+from debugcap.operator.config import OperatorSettings
+from debugcap.operator.requests import CaptureRequest, parse_spec
+
+CAPTURES: Final = "debugcaptures"
+SCHEDULES: Final = "debugschedules"
+TEMPLATES: Final = "debugcapturetemplates"
+SCHEDULE_LABEL: Final = "debugcap.io/schedule"
+FINALIZER: Final = "debugcap.io/operator"
+TERMINAL: Final = scheduling.TERMINAL
+# How often each DebugSchedule is checked, in seconds. Cron resolution is one minute; checking
+# every 10 s starts a run at most 10 s late at the cost of one list call per schedule.
+SCHEDULE_TICK_SECONDS: Final = 10.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    """Per-process state, built at start-up: asyncio primitives must belong to the running loop."""
+
+    settings: OperatorSettings
+    kube: Kube
+    store: delivering.Store
+    executor: ThreadPoolExecutor
+    slots: asyncio.Semaphore
+    pod_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    status_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    inflight: set[str] = field(default_factory=set)
+
+    def pod_lock(self, namespace: str, pod: str) -> asyncio.Lock:
+        # One lock per pod across all captures: Go serves one CPU profile (and one trace) at a
+        # time per process, so a second concurrent one fails with "cpu profiling already in use".
+        return self.pod_locks.setdefault((namespace, pod), asyncio.Lock())
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise kopf.TemporaryError("the operator has not finished starting", delay=1)
+    return _runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking API call off the event loop, on the loop's default executor (not the
+    capture executor, whose threads may all be busy capturing for minutes)."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+# --- start-up ------------------------------------------------------------------------------------
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    global _runtime
+    # debugcap.io-prefixed annotations instead of kopf.zalando.org ones and status.kopf, so
+    # status holds only what the CRD schema describes.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="debugcap.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="debugcap.io", key="last-handled-configuration")
+    # kopf posts an Event for every handler success at INFO; ours are the meaningful ones.
+    settings.posting.level = logging.WARNING
+    # Reconnect watches that went quiet; a silent stale watch would miss new captures.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    op = OperatorSettings.from_env()
+    kubeconfig = os.environ.get("KUBECONFIG") or None
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
+    # Explicit: the kubernetes package reads $KUBECONFIG once, at import, not at load time.
+    kube = Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
+    store = delivering.store_from_env()
+    op.work_dir.mkdir(parents=True, exist_ok=True)
+    metrics.serve(op.metrics_port)
+    _runtime = Runtime(settings=op, kube=kube, store=store,
+                       executor=ThreadPoolExecutor(max_workers=op.concurrency, thread_name_prefix="capture"),
+                       slots=asyncio.Semaphore(op.concurrency))
+    logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
+                op.concurrency)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster credentials, else the kubeconfig named by $KUBECONFIG *now*: kopf's default goes
+    through the kubernetes package, which resolved $KUBECONFIG once when it was imported."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.cleanup()
+def shutdown(**_: Any) -> None:
+    global _runtime
+    if _runtime is not None:
+        _runtime.executor.shutdown(wait=False, cancel_futures=True)
+        _runtime.kube.close()
+        _runtime = None
+
+
+# --- DebugCapture --------------------------------------------------------------------------------
+
+class _Capture:
+    """Status bookkeeping of one running DebugCapture; every write sends the whole status."""
+
+    def __init__(self, rt: Runtime, body: kopf.Body, request: CaptureRequest | None) -> None:
+        self.rt = rt
+        self.body = body
+        self.name = str(body.metadata.name)
+        self.namespace = str(body.metadata.namespace)
+        self.request = request
+        self.status: dict[str, Any] = {}
+        self.pods: dict[str, PodResult] = {}
+        self.lock = rt.status_locks.setdefault(str(body.metadata.uid), asyncio.Lock())
+
+    async def write(self, **changes: Any) -> None:
+        self.status.update(changes)
+        if self.pods:
+            self.status["pods"] = [p.as_status() for p in self.pods.values()]
+        async with self.lock:
+            await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, dict(self.status))
+
+    def ttl(self) -> timedelta:
+        if self.request is not None and self.request.ttl is not None:
+            return self.request.ttl
+        scheduled = SCHEDULE_LABEL in (self.body.metadata.labels or {})
+        return self.rt.settings.scheduled_ttl if scheduled else self.rt.settings.default_ttl
+
+    async def finish(self, phase: str, message: str) -> None:
+        done = _now()
+        await self.write(phase=phase, message=message, completionTime=_stamp(done),
+                         expiresAt=_stamp(done + self.ttl()),
+                         conditions=[_condition("Complete", phase != "Failed", phase, message)])
+        metrics.CAPTURES.labels(phase).inc()
+        if "startTime" in self.status:
+            metrics.DURATION.observe((done - _parse_stamp(self.status["startTime"])).total_seconds())
+        _event(self.body, phase == "Completed", f"Capture{phase}", message)
+
+
+def _event(body: kopf.Body, ok: bool, reason: str, message: str) -> None:
+    # kopf.event, not kopf.info/warn: those obey settings.posting.level, which is raised in
+    # configure() to silence kopf's own per-handler Events, and ours must still be posted.
+    kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=errors.shorten(message, 1024))
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, str]:
+    return {"type": kind, "status": "True" if ok else "False", "reason": reason,
+            "message": errors.shorten(message, 1024), "lastTransitionTime": _stamp(_now())}
+
+
+def _patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    try:
+        kube.custom().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, CAPTURES, name, {"status": status},
+            _content_type="application/merge-patch+json")
+    except ApiException as exc:
+        if exc.status != 404:  # deleted while capturing: nothing left to report to
+            raise
+
+
+def _overall(results: list[PodResult]) -> str:
+    phases = {r.phase for r in results}
+    if phases == {"Completed"}:
+        return "Completed"
+    if phases <= {"Failed"}:
+        return "Failed"
+    return "PartiallyFailed"
+
+
+@kopf.on.create(GROUP, VERSION, CAPTURES)
+async def create_capture(body: kopf.Body, status: kopf.Status, logger: kopf.Logger, **_: Any) -> None:
+    rt = runtime()
+    uid = str(body.metadata.uid)
+    phase = status.get("phase")
+    if phase in TERMINAL or uid in rt.inflight:
+        return
+    if phase == "Running":
+        await _close_orphan(rt, body, logger)
+        return
+    rt.inflight.add(uid)
+    try:
+        await _run_capture(rt, body, logger)
+    finally:
+        rt.inflight.discard(uid)
+        rt.status_locks.pop(uid, None)
+
+
+@kopf.on.resume(GROUP, VERSION, CAPTURES)
+async def resume_capture(body: kopf.Body, status: kopf.Status, logger: kopf.Logger, **_: Any) -> None:
+    rt = runtime()
+    if status.get("phase") == "Running" and str(body.metadata.uid) not in rt.inflight:
+        await _close_orphan(rt, body, logger)
+
+
+async def _close_orphan(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> None:
+    """Close a capture left ``Running`` by an operator that died: keep the bundles it stored,
+    fail the rest. Re-running them could capture a pod twice and upload a second bundle."""
+    run = _Capture(rt, body, None)
+    try:
+        run.request = parse_spec(body.spec)
+    except errors.ConfigError:
+        pass
+    run.status = {k: v for k, v in body.status.items() if k != "pods"}
+    lost = 0
+    for entry in body.status.get("pods") or []:
+        bundle = entry.get("bundle") or {}
+        if bundle.get("key") and entry.get("phase") in TERMINAL:
+            result = PodResult(name=entry["name"], phase=entry["phase"], container=entry.get("container", ""),
+                               node=entry.get("node", ""), message=entry.get("message", ""),
+                               uri=bundle.get("uri", ""), key=bundle["key"], sha256=bundle.get("sha256", ""),
+                               size_bytes=int(bundle.get("sizeBytes", 0)),
+                               collectors=tuple(entry.get("collectors") or []))
+        elif entry.get("phase") in TERMINAL:
+            result = PodResult(name=entry["name"], phase=entry["phase"], container=entry.get("container", ""),
+                               node=entry.get("node", ""), message=entry.get("message", ""))
+        else:
+            lost += 1
+            result = PodResult(name=entry["name"], phase="Failed", container=entry.get("container", ""),
+                               node=entry.get("node", ""),
+                               message="the operator restarted while this pod was being captured; nothing was "
+                                       "uploaded; create a new DebugCapture to capture it again")
+        run.pods[result.name] = result
+    results = list(run.pods.values())
+    phase = _overall(results) if results else "Failed"
+    message = (f"the operator restarted during this capture; {lost} pod capture(s) were interrupted and not "
+               "re-run (a DebugCapture runs once); create a new DebugCapture to capture again")
+    logger.warning("closing orphaned capture: %s", message)
+    await run.finish(phase, message)
+
+
+async def _run_capture(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> None:
+    started = _now()
+    run = _Capture(rt, body, None)
+    await run.write(phase="Pending", startTime=_stamp(started), observedGeneration=body.metadata.get("generation"),
+                    message="resolving the target and template")
+    try:
+        run.request = request = parse_spec(body.spec)
+        template = await _in_thread(capturing.expand_template, rt.kube, request)
+        selection = await _in_thread(capturing.find_pods, rt.kube, run.namespace, request)
+    except errors.DebugcapError as exc:
+        await run.finish("Failed", str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
+    except Exception as exc:
+        message = f"internal error while starting the capture: {type(exc).__name__}: {errors.shorten(str(exc))}"
+        await run.finish("Failed", message)
+        raise kopf.PermanentError(message) from exc
+
+    run.pods = {pod: PodResult(name=pod, phase="Pending") for pod in selection.pods}
+    note = f" ({selection.note})" if selection.note else ""
+    start_message = (f"capturing {len(selection.pods)} pod(s) of {request.describe_target()} with template "
+                     f"{template.name}{note}")
+    await run.write(phase="Running", message=start_message)
+    _event(body, True, "CaptureStarted", start_message)
+
+    try:
+        results = await asyncio.gather(*(_capture_one(rt, run, pod, request, template) for pod in selection.pods))
+    except Exception as exc:
+        message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
+        await run.finish("Failed", message)
+        raise kopf.PermanentError(message) from exc
+    phase = _overall(results)
+    stored = sum(1 for r in results if r.key)
+    message = f"{stored} of {len(results)} pod(s) captured and stored{note}"
+    if phase != "Completed":
+        message += "; " + "; ".join(f"{r.name}: {r.message}" for r in results if r.phase != "Completed" and r.message)
+    await run.finish(phase, errors.shorten(message, 2048))
+
+
+async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
+                       template: templates.ExpandedTemplate) -> PodResult:
+    # The pod lock first, then a global slot: a capture queued behind another capture of the
+    # same pod must not hold one of the few slots other pods could use meanwhile.
+    async with rt.pod_lock(run.namespace, pod), rt.slots:
+        run.pods[pod] = PodResult(name=pod, phase="Running")
+        await run.write()
+        abandoned = threading.Event()
+        work = asyncio.get_running_loop().run_in_executor(
+            rt.executor, functools.partial(
+                capturing.capture_pod, rt.kube, rt.store, run.namespace, pod, request, template,
+                capture_name=run.name, work_dir=rt.settings.work_dir,
+                probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned))
+        metrics.RUNNING.inc()
+        t0 = time.monotonic()
+        try:
+            done, _ = await asyncio.wait({work}, timeout=request.deadline_seconds)
+            if done:
+                result = work.result()
+            else:
+                abandoned.set()
+                result = PodResult(name=pod, phase="Failed", message=(
+                    f"spec.parameters.deadlineSeconds: not finished within {request.deadline_seconds}s; the "
+                    "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
+                run.pods[pod] = result
+                await run.write()
+                # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
+                await asyncio.wait({work})
+        finally:
+            metrics.RUNNING.dec()
+    metrics.POD_CAPTURES.labels(result.phase).inc()
+    metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
+    run.pods[pod] = result
+    await run.write()
+    text = f"pod {pod}: {result.phase} in {time.monotonic() - t0:.0f}s"
+    text += f", bundle {result.uri}" if result.uri else ""
+    text += f": {result.message}" if result.message else ""
+    _event(run.body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
+    return result
+
+
+@kopf.on.update(GROUP, VERSION, CAPTURES, field="spec")
+async def spec_changed(body: kopf.Body, status: kopf.Status, **_: Any) -> None:
+    message = (f"spec changed (generation {body.metadata.get('generation')}) after the capture ran with generation "
+               f"{status.get('observedGeneration')}; a DebugCapture runs once and the change was not applied; "
+               "create a new DebugCapture to capture again")
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "SpecChangeIgnored"]
+    conditions.append(_condition("SpecChangeIgnored", True, "RunsOnce", message))
+    await _in_thread(_patch_status, runtime().kube, str(body.metadata.namespace), str(body.metadata.name),
+                     {"conditions": conditions})
+    _event(body, False, "SpecChangeIgnored", message)
+
+
+def _expiring(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("expiresAt"))
+
+
+def _has_bundles(status: kopf.Status, **_: Any) -> bool:
+    return any((p.get("bundle") or {}).get("key") for p in status.get("pods") or [])
+
+
+@kopf.daemon(GROUP, VERSION, CAPTURES, when=_expiring, cancellation_timeout=5.0)
+async def expire_capture(body: kopf.Body, status: kopf.Status, stopped: kopf.DaemonStopped,
+                         logger: kopf.Logger, **_: Any) -> None:
+    """Delete the capture at ``status.expiresAt``; the delete handler then removes its bundles."""
+    delay = (_parse_stamp(status["expiresAt"]) - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        await stopped.wait(delay)
+    if stopped:
+        return
+    logger.info("ttl expired; deleting the capture and its bundles")
+    try:
+        await _in_thread(runtime().kube.custom().delete_namespaced_custom_object, GROUP, VERSION,
+                         str(body.metadata.namespace), CAPTURES, str(body.metadata.name))
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@kopf.on.delete(GROUP, VERSION, CAPTURES, when=_has_bundles)
+async def delete_capture_bundles(status: kopf.Status, logger: kopf.Logger, **_: Any) -> None:
+    """Bundles go with their DebugCapture: the CR is the only handle on them, so an orphaned
+    bundle would stay in the bucket forever."""
+    keys = [p["bundle"]["key"] for p in status.get("pods") or [] if (p.get("bundle") or {}).get("key")]
+    try:
+        await _in_thread(capturing.delete_bundles, runtime().store, keys)
+    except errors.StorageError as exc:
+        raise kopf.TemporaryError(f"cannot delete bundles yet: {exc}", delay=30) from exc
+    logger.info("deleted %d bundle(s): %s", len(keys), ", ".join(keys))
+
+
+# --- DebugCaptureTemplate ------------------------------------------------------------------------
+
+@kopf.on.create(GROUP, VERSION, TEMPLATES)
+@kopf.on.update(GROUP, VERSION, TEMPLATES)
+@kopf.on.resume(GROUP, VERSION, TEMPLATES)
+def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
+    """Report in status whether the template expands, so an admin sees a mistake before users do."""
+    document = capturing.template_document(str(name), spec)
+    try:
+        parsed = templates.parse_template(_yaml(document), source=f"DebugCaptureTemplate {name}")
+        templates.check_collectors(parsed, COLLECTORS)
+    except errors.ConfigError as exc:
+        patch.status["valid"] = False
+        patch.status["message"] = str(exc)
+        raise kopf.PermanentError(str(exc)) from exc
+    shadowed = name in capturing.builtin_template_names()
+    patch.status["valid"] = not shadowed
+    patch.status["message"] = (f'a built-in template is also called "{name}" and wins; rename this one'
+                               if shadowed else f"{len(parsed.steps)} step(s): "
+                               + ", ".join(s.collector for s in parsed.steps))
+
+
+def _yaml(document: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(document))
+
+
+# --- DebugSchedule -------------------------------------------------------------------------------
+
+@kopf.timer(GROUP, VERSION, SCHEDULES, interval=SCHEDULE_TICK_SECONDS, initial_delay=1.0)
+async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
+                        logger: kopf.Logger, **_: Any) -> None:
+    rt = runtime()
+    name, namespace = str(body.metadata.name), str(body.metadata.namespace)
+    try:
+        zone = scheduling.check_schedule(str(spec.get("schedule", "")), spec.get("timeZone"))
+    except errors.ConfigError as exc:
+        patch.status["message"] = str(exc)
+        raise kopf.PermanentError(str(exc)) from exc
+    owned = await _in_thread(_owned_captures, rt.kube, namespace, name, str(body.metadata.uid))
+    active = [c["metadata"]["name"] for c in owned if (c.get("status") or {}).get("phase") not in TERMINAL]
+    now = _now()
+    last = status.get("lastScheduleTime")
+    decision = scheduling.decide(
+        schedule=str(spec["schedule"]), zone=zone, now=now, last_schedule=_parse_stamp(last) if last else None,
+        created=_parse_stamp(str(body.metadata.creation_timestamp)), active=active,
+        policy=str(spec.get("concurrencyPolicy", "Forbid")), suspend=bool(spec.get("suspend", False)),
+        starting_deadline_seconds=spec.get("startingDeadlineSeconds"))
+    if decision.scheduled is not None:
+        patch.status["lastScheduleTime"] = _stamp(decision.scheduled)
+        if decision.action is scheduling.Action.REPLACE:
+            for victim in active:
+                await _in_thread(_delete_capture, rt.kube, namespace, victim)
+            active = []
+        if decision.action in (scheduling.Action.CREATE, scheduling.Action.REPLACE):
+            made = await _in_thread(_create_scheduled_capture, rt.kube, body, decision.scheduled)
+            active.append(made)
+            _event(body, True, "CaptureCreated", f"created DebugCapture {made}")
+            patch.status["message"] = f"created {made}"
+        else:
+            logger.info("skipped the run of %s: %s", _stamp(decision.scheduled), decision.reason)
+            patch.status["message"] = f"skipped the run of {_stamp(decision.scheduled)}: {decision.reason}"
+    history = [scheduling.HistoryItem(c["metadata"]["name"], (c.get("status") or {}).get("phase", ""),
+                                      _parse_stamp(c["metadata"]["creationTimestamp"])) for c in owned]
+    for doomed in scheduling.to_prune(history, int(spec.get("successfulHistoryLimit", 3)),
+                                      int(spec.get("failedHistoryLimit", 1))):
+        await _in_thread(_delete_capture, rt.kube, namespace, doomed)
+    successes = [(c.get("status") or {}).get("completionTime") for c in owned
+                 if (c.get("status") or {}).get("phase") in scheduling.SUCCESSFUL]
+    if any(successes):
+        patch.status["lastSuccessfulTime"] = max(s for s in successes if s)
+    patch.status["active"] = [{"name": n} for n in active]
+
+
+def _owned_captures(kube: Kube, namespace: str, schedule: str, uid: str) -> list[dict[str, Any]]:
+    listed: Any = kube.custom().list_namespaced_custom_object(
+        GROUP, VERSION, namespace, CAPTURES, label_selector=f"{SCHEDULE_LABEL}={schedule}")
+    return [c for c in listed.get("items", [])
+            if any(o.get("uid") == uid for o in c["metadata"].get("ownerReferences") or [])]
+
+
+def _delete_capture(kube: Kube, namespace: str, name: str) -> None:
+    try:
+        kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, CAPTURES, name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def _create_scheduled_capture(kube: Kube, schedule: kopf.Body, when: datetime) -> str:
+    """Create the capture of run ``when``; its name comes from the run time, so a retried tick
+    finds the one it made (409) instead of making a second."""
+    template = schedule.spec.get("captureTemplate") or {}
+    name = f"{schedule.metadata.name}-{int(when.timestamp()) // 60}"
+    labels = {**((template.get("metadata") or {}).get("labels") or {}), SCHEDULE_LABEL: schedule.metadata.name}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [{
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugSchedule", "name": schedule.metadata.name,
+            "uid": schedule.metadata.uid, "controller": True, "blockOwnerDeletion": True}]},
+        "spec": dict(template.get("spec") or {}),
+    }
+    try:
+        kube.custom().create_namespaced_custom_object(GROUP, VERSION, str(schedule.metadata.namespace), CAPTURES,
+                                                      body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    return name

@@ -1,0 +1,143 @@
+"""A DebugCapture's spec, checked and turned into a :class:`CaptureRequest`.
+
+Pure functions, called by :mod:`debugcap.operator.handlers` before any API call, and unit-tested.
+The CRD schema already rejects most malformed specs; these checks repeat the ones that matter so a
+cluster whose CRD lacks CEL rules (or an old stored object) still ends with a clear message. Every
+message starts with the field it is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final, NewType
+
+from debugcap.errors import ConfigError
+from debugcap.operator.config import parse_duration
+
+CaptureName = NewType("CaptureName", str)
+
+DEFAULT_TEMPLATE: Final = "go-profile"
+DEFAULT_MAX_PODS: Final = 10
+WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+# spec.parameters (camelCase, Kubernetes style) -> template parameters (snake_case, the YAML
+# templates' style). pprofPort, timeoutSeconds and deadlineSeconds are not template parameters:
+# they tune how the engine reaches the pod, so they travel separately.
+TEMPLATE_PARAMETERS: Final = {
+    "cpuSeconds": "cpu_seconds",
+    "traceSeconds": "trace_seconds",
+    "logLines": "log_lines",
+    "snapshots": "snapshots",
+    "intervalSeconds": "interval_seconds",
+}
+ENGINE_PARAMETERS: Final = ("pprofPort", "timeoutSeconds", "deadlineSeconds")
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """What one DebugCapture asks for; exactly one of ``pod``, ``selector``, ``workload`` is set."""
+
+    pod: str | None = None
+    selector: str | None = None  # in the ``label_selector`` query syntax
+    workload: Workload | None = None
+    container: str | None = None
+    max_pods: int = DEFAULT_MAX_PODS
+    template: str = DEFAULT_TEMPLATE
+    template_parameters: Mapping[str, int] = field(default_factory=dict)
+    pprof_port: int | None = None
+    timeout_seconds: int | None = None
+    deadline_seconds: int | None = None
+    ttl: timedelta | None = None
+
+    def describe_target(self) -> str:
+        if self.pod is not None:
+            return f"pod/{self.pod}"
+        if self.workload is not None:
+            return f"{self.workload.kind.lower()}/{self.workload.name}"
+        return f"pods matching {self.selector}"
+
+
+def selector_to_string(selector: Mapping[str, Any], *, where: str) -> str:
+    """A ``metav1.LabelSelector`` as ``label_selector`` text: ``app=x,tier in (a,b),!debug``."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or [])
+        if not key:
+            raise ConfigError(f"{where}.matchExpressions: every expression needs a key")
+        if op in ("In", "NotIn"):
+            if not values:
+                raise ConfigError(f'{where}.matchExpressions: "{key} {op}" needs at least one value')
+            parts.append(f"{key} {op.lower()} ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise ConfigError(f'{where}.matchExpressions: operator "{op}" of "{key}" is not one of '
+                              "In, NotIn, Exists, DoesNotExist")
+    if not parts:
+        raise ConfigError(f"{where} is empty and would match every pod in the namespace; "
+                          "give matchLabels or matchExpressions")
+    return ",".join(parts)
+
+
+def parse_spec(spec: Mapping[str, Any]) -> CaptureRequest:
+    """Check a DebugCapture spec; raise :class:`ConfigError` naming the field and the fix."""
+    target = spec.get("target") or {}
+    given = [k for k in ("pod", "selector", "workload") if target.get(k) is not None]
+    if len(given) != 1:
+        found = f"it sets {' and '.join(given)}" if given else "it sets none"
+        raise ConfigError(f"spec.target must set exactly one of pod, selector, workload ({found}); "
+                          "use one DebugCapture per target")
+    pod = selector = None
+    workload = None
+    if given[0] == "pod":
+        pod = str(target["pod"])
+    elif given[0] == "selector":
+        selector = selector_to_string(target["selector"], where="spec.target.selector")
+    else:
+        raw = target["workload"]
+        if raw.get("kind") not in WORKLOAD_KINDS or not raw.get("name"):
+            raise ConfigError(f"spec.target.workload needs kind (one of {', '.join(WORKLOAD_KINDS)}) and name; "
+                              f"got kind={raw.get('kind')!r} name={raw.get('name')!r}")
+        workload = Workload(kind=str(raw["kind"]), name=str(raw["name"]))
+    max_pods = int(target.get("maxPods", DEFAULT_MAX_PODS))
+    if max_pods < 1:
+        raise ConfigError(f"spec.target.maxPods is {max_pods}; it must be at least 1")
+
+    params = dict(spec.get("parameters") or {})
+    unknown = sorted(set(params) - set(TEMPLATE_PARAMETERS) - set(ENGINE_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"spec.parameters.{unknown[0]} is not a parameter; valid parameters: "
+                          f"{', '.join([*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS])}")
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"spec.parameters.{key} must be a whole number of at least 1, got {value!r}")
+    ttl = spec.get("ttl")
+    return CaptureRequest(
+        pod=pod, selector=selector, workload=workload,
+        container=str(target["container"]) if target.get("container") else None,
+        max_pods=max_pods,
+        template=str(spec.get("template") or DEFAULT_TEMPLATE),
+        template_parameters={TEMPLATE_PARAMETERS[k]: v for k, v in params.items() if k in TEMPLATE_PARAMETERS},
+        pprof_port=params.get("pprofPort"),
+        timeout_seconds=params.get("timeoutSeconds"),
+        deadline_seconds=params.get("deadlineSeconds"),
+        ttl=parse_duration(str(ttl), field="spec.ttl") if ttl else None,
+    )
+
+
+def camel_parameter(snake: str) -> str:
+    """``cpu_seconds`` -> ``cpuSeconds``, to name the spec field in a template's error message."""
+    for camel, name in TEMPLATE_PARAMETERS.items():
+        if name == snake:
+            return camel
+    return snake

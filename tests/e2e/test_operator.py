@@ -1,0 +1,545 @@
+"""The operator end to end: real apiserver, kubelet, goapp pods and MinIO; kopf in-process.
+
+Cases:
+* one pod -> Completed, bundle in S3 whose SHA-256 matches status; Events; spec edits not re-run
+* a selector over 3 pods -> 3 bundles; a Deployment target -> its pods
+* bad input -> Failed with a message naming the field: unknown template, no matching pod,
+  unknown container, pod not Running, pprof port closed
+* the API server rejects schema violations (two target kinds, negative maxPods, commands)
+* two captures of one pod at once both complete (per-pod lock)
+* a DebugCaptureTemplate's collectors, and only those, are run
+* ttl: expiry deletes the bundles from S3, then the object
+* a capture left Running by a dead operator is closed as Failed, not re-run
+* RBAC: a user allowed DebugCaptures in namespace A reaches nothing in B and runs no commands
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from debugcap.kube.client import Kube
+from debugcap.settings import S3Settings
+from debugcap.storage import base as storage_base
+from debugcap.storage.s3 import S3Backend
+from tests.e2e.conftest import GoappPod, Testbed, wait_running
+
+GROUP, VERSION, PLURAL = "debugcap.io", "v1alpha1", "debugcaptures"
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {"Completed", "PartiallyFailed", "Failed"}
+FAST = {"cpuSeconds": 1, "traceSeconds": 1}
+
+
+def kubectl(testbed: Testbed, *args: str, kubeconfig: str | None = None, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": kubeconfig or testbed.kubeconfig}
+    res = subprocess.run(["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    if check and res.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
+    return res
+
+
+@pytest.fixture(scope="session")
+def crds(testbed: Testbed) -> None:
+    kubectl(testbed, "apply", "-f", str(REPO / "crds"))
+    kubectl(testbed, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture
+def operator_env(testbed: Testbed, s3_env: dict[str, str], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", testbed.kubeconfig)
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("DEBUGCAP_SPOOL_DIR", str(tmp_path / "spool"))
+
+
+def _collect_runner_leftovers() -> None:
+    """kopf's aiohttp connections to the apiserver are dropped, not closed, when KopfRunner stops
+    its loop in a thread; collect them here so their ResourceWarnings do not land on a later test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def _strip_finalizers(kube: Kube, namespace: str) -> None:
+    """Without the operator nothing removes its finalizers, and the namespace would hang deleting."""
+    for plural in (PLURAL, "debugschedules"):
+        try:
+            items = kube.custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+        except ApiException:
+            continue
+        for item in items:
+            if item["metadata"].get("finalizers"):
+                try:
+                    kube.custom().patch_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, item["metadata"]["name"],
+                        {"metadata": {"finalizers": None}}, _content_type="application/merge-patch+json")
+                except ApiException:
+                    pass
+
+
+@pytest.fixture
+def operator(crds: None, operator_env: None, kube: Kube, namespace: str) -> Iterator[KopfRunner]:
+    """The operator serving only this test's namespace, as `kopf run` would start it."""
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    _collect_runner_leftovers()
+    _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert "Traceback" not in runner.output, runner.output
+
+
+def create(kube: Kube, namespace: str, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None,
+           kubeconfig_kube: Kube | None = None) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture",
+            "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+    (kubeconfig_kube or kube).custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
+def read(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kube.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return obj
+
+
+def wait_for(ok: Callable[[], Any], seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = ok()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def wait_done(kube: Kube, namespace: str, name: str, seconds: float = 90) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        obj = read(kube, namespace, name)
+        return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
+
+    try:
+        result: dict[str, Any] = wait_for(done, seconds, f"DebugCapture {namespace}/{name} to end")
+    except AssertionError:
+        raise AssertionError(f"{read(kube, namespace, name).get('status')}") from None
+    return result
+
+
+def s3() -> S3Backend:
+    settings = S3Settings.from_env()
+    assert settings is not None
+    return S3Backend(settings)
+
+
+def assert_bundle_matches(pod_status: dict[str, Any], tmp_path: Path) -> None:
+    bundle = pod_status["bundle"]
+    dest = tmp_path / Path(bundle["key"]).name
+    s3().get(key=bundle["key"], dest=dest)
+    sha, size = storage_base.file_sha256(dest)
+    assert (sha, size) == (bundle["sha256"], bundle["sizeBytes"])
+    assert bundle["uri"] == f"s3://{S3Settings.from_env().bucket}/{bundle['key']}"  # type: ignore[union-attr]
+
+
+def events_of(core: k8s.CoreV1Api, namespace: str, name: str) -> list[str]:
+    listed = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+    return [e.reason for e in listed.items]
+
+
+# --- one pod, selectors, workloads ----------------------------------------------------------------
+
+def test_capture_of_one_pod_completes_with_its_bundle_in_s3(
+        operator: KopfRunner, kube: Kube, core: k8s.CoreV1Api, namespace: str, goapp_pod: GoappPod,
+        tmp_path: Path) -> None:
+    goapp_pod("api-1")
+    create(kube, namespace, "cap", {"target": {"pod": "api-1"}, "template": "go-profile", "parameters": FAST})
+    obj = wait_done(kube, namespace, "cap")
+    status = obj["status"]
+    assert status["phase"] == "Completed", status
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["startTime"] <= status["completionTime"] < status["expiresAt"]
+    [pod] = status["pods"]
+    assert (pod["name"], pod["container"], pod["phase"]) == ("api-1", "app", "Completed")
+    assert {c["name"] for c in pod["collectors"]} >= {"pprof-cpu", "trace", "pprof-heap"}
+    assert all(c["status"] in ("ok", "skipped") for c in pod["collectors"]), pod["collectors"]
+    assert_bundle_matches(pod, tmp_path)
+    assert f"/{namespace}/api-1/" in pod["bundle"]["key"]
+    reasons = wait_for(lambda: (r := events_of(core, namespace, "cap")) and "CaptureCompleted" in r and r, 10,
+                       "events")
+    assert {"CaptureStarted", "PodCaptured", "CaptureCompleted"} <= set(reasons)
+
+    # A capture runs once: editing the spec afterwards is reported, not run.
+    kube.custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cap",
+                                                 {"spec": {"parameters": {"cpuSeconds": 2}}},
+                                                 _content_type="application/merge-patch+json")
+    edited = wait_for(lambda: (o := read(kube, namespace, "cap")) and any(
+        c["type"] == "SpecChangeIgnored" for c in o["status"].get("conditions", [])) and o, 20, "SpecChangeIgnored")
+    assert edited["status"]["pods"][0]["bundle"] == pod["bundle"]
+    assert edited["status"]["observedGeneration"] < edited["metadata"]["generation"]
+    assert len(s3_keys(namespace, "api-1")) == 1
+
+
+def s3_keys(namespace: str, pod: str) -> list[str]:
+    settings = S3Settings.from_env()
+    assert settings is not None
+    return list(s3().list(prefix=f"{settings.prefix}/{settings.cluster}/{namespace}/{pod}/"))
+
+
+def test_selector_over_three_pods_gives_three_bundles(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    for i in range(3):
+        goapp_pod(f"web-{i}", labels={"tier": "web"}, wait=False)
+    goapp_pod("other", labels={"tier": "db"}, wait=False)
+    for name in ("web-0", "web-1", "web-2", "other"):
+        wait_running(kube.core(), namespace, name)
+    create(kube, namespace, "sel", {"target": {"selector": {"matchLabels": {"tier": "web"}}},
+                                    "template": "go-profile", "parameters": FAST})
+    status = wait_done(kube, namespace, "sel", 120)["status"]
+    assert status["phase"] == "Completed", status
+    assert sorted(p["name"] for p in status["pods"]) == ["web-0", "web-1", "web-2"]
+    assert len({p["bundle"]["key"] for p in status["pods"]}) == 3
+    for pod in status["pods"]:
+        assert_bundle_matches(pod, tmp_path)
+
+
+def test_deployment_target_captures_the_deployments_pods(
+        operator: KopfRunner, kube: Kube, namespace: str, testbed: Testbed, tmp_path: Path) -> None:
+    labels = {"app": "shop"}
+    container = k8s.V1Container(name="app", image=testbed.images["goapp"], image_pull_policy="Never")
+    deployment = k8s.V1Deployment(
+        metadata=k8s.V1ObjectMeta(name="shop"),
+        spec=k8s.V1DeploymentSpec(
+            replicas=2, selector=k8s.V1LabelSelector(match_labels=labels),
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels=labels),
+                spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=0,
+                                   automount_service_account_token=False))))
+    kube.apps().create_namespaced_deployment(namespace, deployment)
+    wait_for(lambda: (kube.apps().read_namespaced_deployment("shop", namespace).status.ready_replicas or 0) == 2,
+             90, "deployment shop ready")
+    create(kube, namespace, "dep", {"target": {"workload": {"kind": "Deployment", "name": "shop"}, "maxPods": 1},
+                                    "template": "go-profile", "parameters": FAST})
+    status = wait_done(kube, namespace, "dep")["status"]
+    assert status["phase"] == "Completed", status
+    [pod] = status["pods"]
+    assert pod["name"].startswith("shop-")
+    assert "maxPods=1" in status["message"]
+    assert_bundle_matches(pod, tmp_path)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+BAD_INPUT = {
+    # name: (spec, words the message must contain)
+    "unknown-template": ({"target": {"pod": "api-1"}, "template": "go-profiel"},
+                         ["spec.template", 'unknown template "go-profiel"', "go-profile"]),
+    "no-pod": ({"target": {"pod": "nope"}}, ["spec.target.pod", 'no pod "nope"', "kubectl get pods"]),
+    "no-match": ({"target": {"selector": {"matchLabels": {"app": "nothing"}}}},
+                 ["spec.target.selector", "no pod", "app=nothing", "--show-labels"]),
+    "bad-container": ({"target": {"pod": "api-1", "container": "sidecar"}},
+                      ["spec.target.container", 'no container "sidecar"', "app"]),
+    "not-running": ({"target": {"pod": "stuck"}}, ["spec.target.pod", "Pending, not Running"]),
+    "port-closed": ({"target": {"pod": "api-1"}, "parameters": {**FAST, "pprofPort": 6061}},
+                    ["spec.parameters.pprofPort", "6061"]),
+    "param-not-in-template": ({"target": {"pod": "api-1"}, "template": "disk-usage", "parameters": FAST},
+                              ["spec.parameters.cpuSeconds", "disk-usage"]),
+}
+
+
+def test_bad_input_fails_with_a_message_naming_the_field_and_fix(
+        operator: KopfRunner, kube: Kube, core: k8s.CoreV1Api, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    stuck = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="stuck"), spec=k8s.V1PodSpec(
+        containers=[k8s.V1Container(name="app", image="debugcap.test/goapp:dev", image_pull_policy="Never")],
+        node_selector={"debugcap.io/no-such-node": "x"}))
+    core.create_namespaced_pod(namespace, stuck)
+    for name, (spec, _words) in BAD_INPUT.items():
+        create(kube, namespace, name, spec)
+    for name, (_spec, words) in BAD_INPUT.items():
+        status = wait_done(kube, namespace, name)["status"]
+        assert status["phase"] == "Failed", (name, status)
+        for word in words:
+            assert word in status["message"], (name, word, status["message"])
+    assert s3_keys(namespace, "api-1") == []
+
+
+@pytest.mark.parametrize("spec, complaint", [
+    ({"target": {"pod": "a", "selector": {"matchLabels": {"app": "a"}}}}, "exactly one of pod, selector, workload"),
+    ({"target": {}}, "exactly one of pod, selector, workload"),
+    ({"target": {"pod": "a", "maxPods": -1}}, "spec.target.maxPods"),
+    ({"target": {"workload": {"kind": "Job", "name": "a"}}}, "spec.target.workload.kind"),
+    ({"target": {"pod": "a"}, "parameters": {"cpuSeconds": 0}}, "spec.parameters.cpuSeconds"),
+    ({"target": {"pod": "a"}, "ttl": "tomorrow"}, "spec.ttl"),
+    ({"target": {"pod": "a"}, "parameters": {"command": ["sh", "-c", "id"]}},
+     'unknown field "spec.parameters.command"'),
+    ({"target": {"pod": "a"}, "commands": ["id"]}, 'unknown field "spec.commands"'),
+], ids=["two-target-kinds", "no-target", "negative-maxPods", "bad-workload-kind", "zero-cpuSeconds", "bad-ttl",
+        "command-parameter", "commands-field"])
+def test_api_server_rejects_schema_violations(crds: None, testbed: Testbed, namespace: str,
+                                              spec: dict[str, Any], complaint: str) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture", "metadata": {"name": "bad"}, "spec": spec}
+    res = kubectl(testbed, "create", "-n", namespace, "-f", "-", stdin=json.dumps(body), check=False)
+    assert res.returncode != 0
+    assert complaint in res.stderr, res.stderr
+
+
+# --- concurrency -----------------------------------------------------------------------------------
+
+def test_two_captures_of_one_pod_at_once_both_complete(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    spec = {"target": {"pod": "api-1"}, "template": "go-profile", "parameters": {"cpuSeconds": 2, "traceSeconds": 2}}
+    create(kube, namespace, "first", spec)
+    create(kube, namespace, "second", spec)
+    first, second = (wait_done(kube, namespace, n, 120)["status"] for n in ("first", "second"))
+    for status in (first, second):
+        assert status["phase"] == "Completed", status
+        cpu = next(c for c in status["pods"][0]["collectors"] if c["name"] == "pprof-cpu")
+        assert cpu["status"] == "ok" and "already in use" not in cpu.get("message", "")
+    assert len(s3_keys(namespace, "api-1")) == 2
+
+
+# --- templates, ttl, restart -----------------------------------------------------------------------
+
+def test_capture_template_runs_exactly_its_collectors(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    template = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCaptureTemplate", "metadata": {"name": name},
+                "spec": {"description": "goroutines and logs",
+                         "parameters": {"log_lines": {"type": "int", "default": 10, "min": 1}},
+                         "steps": [{"collector": "pprof-goroutine", "params": {"formats": ["debug2"]}},
+                                   {"collector": "logs", "params": {"lines": "${log_lines}"}}]}}
+    kube.custom().create_cluster_custom_object(GROUP, VERSION, "debugcapturetemplates", template)
+    try:
+        checked = wait_for(lambda: kube.custom().get_cluster_custom_object(
+            GROUP, VERSION, "debugcapturetemplates", name).get("status"), 20, "the template check")
+        assert checked == {"valid": True, "message": "2 step(s): pprof-goroutine, logs"}
+        goapp_pod("api-1")
+        create(kube, namespace, "tpl", {"target": {"pod": "api-1"}, "template": name,
+                                        "parameters": {"logLines": 5}})
+        status = wait_done(kube, namespace, "tpl")["status"]
+        assert status["phase"] == "Completed", status
+        assert [c["name"] for c in status["pods"][0]["collectors"]] == ["pprof-goroutine", "logs"]
+        assert_bundle_matches(status["pods"][0], tmp_path)
+    finally:
+        kube.custom().delete_cluster_custom_object(GROUP, VERSION, "debugcapturetemplates", name)
+
+
+def test_expired_capture_deletes_its_bundles_then_itself(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    create(kube, namespace, "short", {"target": {"pod": "api-1"}, "template": "go-profile", "parameters": FAST,
+                                      "ttl": "10s"})
+    status = wait_done(kube, namespace, "short")["status"]
+    key = status["pods"][0]["bundle"]["key"]
+    assert s3().exists(key=key)
+
+    def gone() -> bool:
+        try:
+            read(kube, namespace, "short")
+            return False
+        except ApiException as exc:
+            return exc.status == 404
+
+    wait_for(gone, 40, "the expired capture to be deleted")
+    assert not s3().exists(key=key)
+    assert s3_keys(namespace, "api-1") == []
+
+
+def test_capture_left_running_by_a_dead_operator_is_closed_not_rerun(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    create(kube, namespace, "orphan", {"target": {"pod": "api-1"}, "parameters": FAST})
+    # What a dead operator leaves: Running, one pod mid-capture, nothing stored.
+    kube.custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "orphan",
+        {"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z",
+                    "pods": [{"name": "api-1", "phase": "Running"}]}},
+        _content_type="application/merge-patch+json")
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            status = wait_done(kube, namespace, "orphan", 30)["status"]
+            time.sleep(2)  # room for a wrong second attempt to show up
+            again = read(kube, namespace, "orphan")["status"]
+    finally:
+        _collect_runner_leftovers()
+        _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert status["phase"] == "Failed"
+    assert "operator restarted" in status["message"]
+    assert "restarted" in status["pods"][0]["message"]
+    assert again == status
+    assert s3_keys(namespace, "api-1") == []
+
+
+# --- RBAC ------------------------------------------------------------------------------------------
+
+def test_user_allowed_captures_in_one_namespace_reaches_nothing_in_another(
+        operator: KopfRunner, crds: None, kube: Kube, core: k8s.CoreV1Api, testbed: Testbed, namespace: str,
+        goapp_pod: GoappPod) -> None:
+    other = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=other, labels={"debugcap-e2e": "1"})))
+    rbac = k8s.RbacAuthorizationV1Api(kube.core().api_client)
+    try:
+        rbac.create_namespaced_role(namespace, k8s.V1Role(
+            metadata=k8s.V1ObjectMeta(name="capturer"),
+            rules=[k8s.V1PolicyRule(api_groups=[GROUP], resources=["debugcaptures"],
+                                    verbs=["create", "get", "list", "watch"])]))
+        rbac.create_namespaced_role_binding(namespace, k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name="capturer"),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="capturer"),
+            subjects=[k8s.RbacV1Subject(kind="User", name="debugcap-user", api_group="rbac.authorization.k8s.io")]))
+        user = testbed.user_kubeconfig
+        secret_pod = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="secret-app"), spec=k8s.V1PodSpec(
+            containers=[k8s.V1Container(name="app", image=testbed.images["goapp"], image_pull_policy="Never")]))
+        core.create_namespaced_pod(other, secret_pod)
+
+        def capture_doc(ns: str, name: str, spec: dict[str, Any]) -> str:
+            return json.dumps({"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture",
+                               "metadata": {"name": name, "namespace": ns}, "spec": spec})
+
+        # Allowed in A, but a pod name only ever resolves in A: B's pod is out of reach.
+        wait_for(lambda: kubectl(testbed, "auth", "can-i", "create", "debugcaptures.debugcap.io", "-n", namespace,
+                                 kubeconfig=user, check=False).stdout.strip() == "yes", 10, "RBAC to apply")
+        kubectl(testbed, "create", "-f", "-", kubeconfig=user,
+                stdin=capture_doc(namespace, "reach", {"target": {"pod": "secret-app"}, "parameters": FAST}))
+        status = wait_done(kube, namespace, "reach")["status"]
+        assert status["phase"] == "Failed"
+        assert f'no pod "secret-app" in namespace "{namespace}"' in status["message"]
+        # Not allowed in B at all.
+        denied = kubectl(testbed, "create", "-f", "-", kubeconfig=user, check=False,
+                         stdin=capture_doc(other, "reach", {"target": {"pod": "secret-app"}}))
+        assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+        # No command can be smuggled in: the schema has no field for one, and templates are admin-only.
+        smuggled = kubectl(testbed, "create", "-f", "-", kubeconfig=user, check=False,
+                           stdin=capture_doc(namespace, "cmd", {"target": {"pod": "x"},
+                                                                "parameters": {"command": "id"}}))
+        assert smuggled.returncode != 0 and 'unknown field "spec.parameters.command"' in smuggled.stderr
+        template = json.dumps({"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCaptureTemplate",
+                               "metadata": {"name": "evil"}, "spec": {"steps": [{"collector": "ps"}]}})
+        forbidden = kubectl(testbed, "create", "-f", "-", kubeconfig=user, check=False, stdin=template)
+        assert forbidden.returncode != 0 and "forbidden" in forbidden.stderr.lower()
+    finally:
+        core.delete_namespace(other, grace_period_seconds=0)
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+def test_schedule_creates_owned_captures_and_prunes_history(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    custom = kube.custom()
+    schedule = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "debugschedules", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugSchedule", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "* * * * *", "successfulHistoryLimit": 1, "failedHistoryLimit": 0,
+                 "captureTemplate": {"metadata": {"labels": {"team": "shop"}},
+                                     "spec": {"target": {"pod": "api-1"}, "parameters": FAST}}}})
+    owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugSchedule", "name": "nightly",
+             "uid": schedule["metadata"]["uid"]}
+    # Two earlier runs, as a previous operator would have left them: one failed, one succeeded.
+    for name, phase in (("nightly-old-failed", "Failed"), ("nightly-old-ok", "Completed")):
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture",
+            "metadata": {"name": name, "labels": {"debugcap.io/schedule": "nightly"}, "ownerReferences": [owner]},
+            "spec": {"target": {"pod": "api-1"}}})
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name,
+            {"status": {"phase": phase, "completionTime": "2026-01-01T00:00:00Z", "message": "earlier run"}},
+            _content_type="application/merge-patch+json")
+    # The last run was long ago, so one is due as soon as the operator looks.
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "debugschedules", "nightly",
+        {"status": {"lastScheduleTime": "2026-01-01T00:00:00Z"}}, _content_type="application/merge-patch+json")
+
+    def captures() -> dict[str, dict[str, Any]]:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return {c["metadata"]["name"]: c for c in items}
+
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            made = wait_for(lambda: [n for n in captures() if not n.startswith("nightly-old")], 20,
+                            "the scheduled capture")
+            [new] = made
+            status = wait_done(kube, namespace, new)["status"]
+            assert status["phase"] == "Completed", status
+            obj = captures()[new]
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == owner["uid"]
+            assert obj["metadata"]["labels"] == {"team": "shop", "debugcap.io/schedule": "nightly"}
+            # Once the new run succeeded, the old ones go: limit 1 successful, 0 failed.
+            wait_for(lambda: set(captures()) == {new}, 30, "pruning of the earlier runs")
+            sched = wait_for(lambda: (s := custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "debugschedules", "nightly")["status"]).get("lastSuccessfulTime") and s,
+                20, "schedule status")
+    finally:
+        _collect_runner_leftovers()
+        _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert sched["lastSuccessfulTime"] == status["completionTime"]
+    assert sched["lastScheduleTime"] > "2026-01-01T00:00:00Z"
+    assert sched["active"] == []
+
+
+# --- the operator as a process: metrics and liveness ------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_operator_process_serves_metrics_and_liveness(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    import urllib.request
+
+    goapp_pod("api-1")
+    metrics_port, liveness_port = _free_port(), _free_port()
+    env = {**os.environ, "DEBUGCAP_OPERATOR_NAMESPACES": namespace,
+           "DEBUGCAP_OPERATOR_METRICS_PORT": str(metrics_port), "DEBUGCAP_OPERATOR_LIVENESS_PORT": str(liveness_port)}
+    log = (tmp_path / "operator.log").open("w+")
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "debugcap-operator")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        def get(port: int, path: str) -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                return str(resp.read().decode())
+
+        def healthy() -> bool:
+            try:
+                return get(liveness_port, "/healthz") is not None
+            except OSError:
+                return False
+
+        wait_for(healthy, 30, "the liveness endpoint")
+        create(kube, namespace, "measured", {"target": {"pod": "api-1"}, "parameters": FAST})
+        status = wait_done(kube, namespace, "measured")["status"]
+        assert status["phase"] == "Completed"
+        text = get(metrics_port, "/metrics")
+        assert 'debugcap_captures_total{phase="Completed"} 1.0' in text
+        assert "debugcap_capture_duration_seconds_count 1.0" in text
+        assert f"debugcap_uploaded_bytes_total {float(status['pods'][0]['bundle']['sizeBytes'])}" in text
+        assert "debugcap_captures_running 0.0" in text
+        assert "debugcap_upload_retries_total 0.0" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        _strip_finalizers(kube, namespace)
+        log.seek(0)
+        output = log.read()
+        log.close()
+    assert "Traceback" not in output, output

@@ -1,0 +1,107 @@
+"""Checking a DebugCapture spec: targets, parameters (camelCase to snake_case), ttl, messages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from debugcap import templates
+from debugcap.collectors import COLLECTORS
+from debugcap.errors import ConfigError
+from debugcap.operator.capturing import template_document
+from debugcap.operator.config import OperatorSettings, parse_duration
+from debugcap.operator.requests import Workload, parse_spec, selector_to_string
+
+CRDS = Path(__file__).resolve().parents[3] / "crds"
+
+
+def test_full_spec_maps_parameters_to_template_names() -> None:
+    request = parse_spec({"target": {"pod": "api-1", "container": "app", "maxPods": 3}, "template": "debug-full",
+                          "parameters": {"cpuSeconds": 5, "traceSeconds": 2, "logLines": 50, "pprofPort": 6061,
+                                         "timeoutSeconds": 9, "deadlineSeconds": 60}, "ttl": "1h30m"})
+    assert request.pod == "api-1" and request.container == "app" and request.max_pods == 3
+    assert request.template_parameters == {"cpu_seconds": 5, "trace_seconds": 2, "log_lines": 50}
+    assert (request.pprof_port, request.timeout_seconds, request.deadline_seconds) == (6061, 9, 60)
+    assert request.ttl == timedelta(minutes=90)
+    # The mapped names are real parameters of the template, so expand accepts them.
+    expanded = templates.expand("debug-full", request.template_parameters, collectors=COLLECTORS)
+    assert expanded.parameters["cpu_seconds"] == 5
+
+
+def test_defaults() -> None:
+    request = parse_spec({"target": {"workload": {"kind": "StatefulSet", "name": "db"}}})
+    assert request.workload == Workload("StatefulSet", "db")
+    assert (request.template, request.max_pods, request.ttl) == ("go-profile", 10, None)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"target": {"pod": "a", "selector": {"matchLabels": {"a": "b"}}}}, "exactly one of pod, selector, workload"),
+    ({"target": {}}, "it sets none"),
+    ({"target": {"pod": "a", "maxPods": 0}}, "spec.target.maxPods"),
+    ({"target": {"workload": {"kind": "Job", "name": "x"}}}, "spec.target.workload"),
+    ({"target": {"pod": "a"}, "parameters": {"command": "id"}}, "spec.parameters.command is not a parameter"),
+    ({"target": {"pod": "a"}, "parameters": {"cpuSeconds": True}}, "spec.parameters.cpuSeconds"),
+    ({"target": {"pod": "a"}, "ttl": "soon"}, "spec.ttl"),
+    ({"target": {"selector": {}}}, "spec.target.selector"),
+], ids=["two-targets", "no-target", "zero-maxPods", "bad-kind", "command", "bool-param", "bad-ttl", "empty-selector"])
+def test_bad_spec_names_the_field(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        parse_spec(spec)
+
+
+def test_selector_text_covers_every_operator() -> None:
+    text = selector_to_string({"matchLabels": {"app": "x"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "env", "operator": "NotIn", "values": ["p"]},
+        {"key": "canary", "operator": "Exists"}, {"key": "debug", "operator": "DoesNotExist"}]}, where="s")
+    assert text == "app=x,tier in (a,b),env notin (p),canary,!debug"
+
+
+@pytest.mark.parametrize("text, seconds", [("10s", 10), ("90m", 5400), ("24h", 86400), ("7d", 604800),
+                                           ("1h30m", 5400)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text, field="x") == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10", "1w", "0s", "h", "10s "])
+def test_bad_durations_are_rejected(text: str) -> None:
+    if text == "10s ":  # surrounding blanks are tolerated, they come from env files
+        assert parse_duration(text, field="x") == timedelta(seconds=10)
+        return
+    with pytest.raises(ConfigError, match="x:"):
+        parse_duration(text, field="x")
+
+
+def test_operator_settings_from_env() -> None:
+    settings = OperatorSettings.from_env({
+        "DEBUGCAP_OPERATOR_CONCURRENCY": "2", "DEBUGCAP_OPERATOR_NAMESPACES": "a, b",
+        "DEBUGCAP_OPERATOR_DEFAULT_TTL": "2h", "DEBUGCAP_OPERATOR_SCHEDULED_TTL": "3h",
+        "DEBUGCAP_OPERATOR_METRICS_PORT": "9090"})
+    assert (settings.concurrency, settings.namespaces, settings.metrics_port) == (2, ("a", "b"), 9090)
+    assert (settings.default_ttl, settings.scheduled_ttl) == (timedelta(hours=2), timedelta(hours=3))
+    with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_CONCURRENCY"):
+        OperatorSettings.from_env({"DEBUGCAP_OPERATOR_CONCURRENCY": "0"})
+
+
+def test_crd_collector_enum_lists_every_registered_collector() -> None:
+    crd = yaml.safe_load((CRDS / "debugcap.io_debugcapturetemplates.yaml").read_text())
+    steps = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["steps"]
+    assert steps["items"]["properties"]["collector"]["enum"] == list(COLLECTORS)
+
+
+def test_crd_parameters_are_the_ones_the_operator_maps() -> None:
+    from debugcap.operator.requests import ENGINE_PARAMETERS, TEMPLATE_PARAMETERS
+
+    crd = yaml.safe_load((CRDS / "debugcap.io_debugcaptures.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert set(spec["properties"]["parameters"]["properties"]) == {*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS}
+
+
+def test_template_object_spec_parses_as_a_template() -> None:
+    document = template_document("mine", {"parameters": {"n": {"type": "int", "default": 3}},
+                                          "steps": [{"collector": "logs", "params": {"lines": "${n}"}}]})
+    parsed = templates.parse_template(yaml.safe_dump(document))
+    assert [s.collector for s in parsed.steps] == ["logs"] and parsed.parameters["n"].default == 3
