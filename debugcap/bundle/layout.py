@@ -185,6 +185,13 @@ def error_path(collector: str) -> str:
     return f"errors/{collector}.txt"
 
 
+def custom_path(name: str) -> str:
+    """``custom/<name>.txt``: the output of a command an admin's template defines."""
+    if not _COLLECTOR_NAME.match(name):
+        raise BundleError(f"command output name {name!r} must be kebab-case, e.g. 'open-connections'")
+    return f"custom/{name}.txt"
+
+
 def is_binary(path: str) -> bool:
     """True for members that are not text: they get byte-level masking, not line redaction."""
     return path.endswith(".pb.gz") or path == TRACE

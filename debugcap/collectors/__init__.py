@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from debugcap.collectors import (
     base,
+    command,
     deleted_files,
     disk,
     environment,
@@ -60,4 +61,6 @@ COLLECTORS: Mapping[str, type[base.Collector]] = _by_name(
     pprof_heap.HeapProfileCollector, pprof_allocs.AllocsProfileCollector, pprof_block.BlockProfileCollector,
     pprof_mutex.MutexProfileCollector, pprof_threadcreate.ThreadcreateProfileCollector,
     expvar.ExpvarCollector, metrics.MetricsCollector, go_leak_snapshots.GoLeakSnapshotsCollector,
+    # admin-defined, only through a DebugCaptureTemplate
+    command.CommandCollector,
 )
