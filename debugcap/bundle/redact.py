@@ -138,10 +138,27 @@ _ENV_SECRET: Final = _p(
     "env-secret",
     rf"(?<!{_NAME_CHARS})[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*[=:][ \t]*"
     rf"(?![\"']?\*\*\*REDACTED)(?![\"']?(?:bearer|basic)\b)"
-    r"(?P<secret>\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s\"',;&]+)",
+    r"(?P<secret>\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s\"',;&}\]]+)",
     flags=re.IGNORECASE,
     gate=_SECRET_WORD_GATE,
 )
+# A bare value after a JSON key ("secret_file_is_set": false, "token_ttl": 30) is masked as a
+# quoted string, so JSON evidence (expvar) does not turn into invalid JSON.
+_JSON_KEY_BEFORE: Final = re.compile(rb"\"[ \t]*:[ \t]*$")
+
+
+def _mask_for(pattern: _Pattern, data: bytes, match_start: int, secret_start: int) -> bytes:
+    if pattern is not _ENV_SECRET:
+        return MASK
+    quote = data[secret_start : secret_start + 1]
+    if quote in (b'"', b"'"):
+        # Keep the quotes the value had: JSON ("apiKey": "x") and shell files stay well-formed.
+        return quote + MASK + quote
+    if _JSON_KEY_BEFORE.search(data, match_start, secret_start):
+        return b'"' + MASK + b'"'
+    return MASK
+
+
 _CLI_FLAG: Final = _p(
     "cli-flag-secret",
     rf"(?<!{_NAME_CHARS})--?{_K8S_SECRET_NAME}[ \t]+{_NOT_ALREADY_MASKED}(?P<secret>[^\s\-][^\s]*)",
@@ -297,7 +314,7 @@ class LineRedactor:
                 line += data.count(b"\n", pos, start)
                 pos = start
                 self._report.add(self._file, line, pattern.name)
-                parts += (data[done:start], MASK)
+                parts += (data[done:start], _mask_for(pattern, data, match.start(), start))
                 done = end
         if not parts:
             return data

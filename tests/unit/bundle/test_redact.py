@@ -33,7 +33,7 @@ def _run(data: bytes, chunks: list[int] | None = None, **kwargs: int) -> tuple[b
 
 CASES = [
     ("env-secret", f"DB_PASSWORD={SECRET}", "DB_PASSWORD=***REDACTED***"),
-    ("env-secret", f'  "apiKey": "{SECRET}",', '  "apiKey": ***REDACTED***,'),
+    ("env-secret", f'  "apiKey": "{SECRET}",', '  "apiKey": "***REDACTED***",'),
     ("env-secret", f"aws_secret_access_key = {SECRET}", "aws_secret_access_key = ***REDACTED***"),
     ("cli-flag-secret", f"/app --token {SECRET} -v", "/app --token ***REDACTED*** -v"),
     ("bearer-token", f"Authorization: Bearer {SECRET}", "Authorization: Bearer ***REDACTED***"),
