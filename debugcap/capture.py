@@ -108,7 +108,8 @@ def _has_shell(kube: Kube, target: base.Target, settings: CaptureSettings) -> bo
 
 def _phase(records: list[manifest.CollectorRecord]) -> Phase:
     useful = any(r.status in (manifest.CollectorStatus.OK, manifest.CollectorStatus.PARTIAL) for r in records)
-    failed = any(r.status is manifest.CollectorStatus.FAILED for r in records)
+    # A partial collector (a command timed out, output was cut) lost evidence too: not Completed.
+    failed = any(r.status in (manifest.CollectorStatus.FAILED, manifest.CollectorStatus.PARTIAL) for r in records)
     if not useful:
         return Phase.FAILED
     return Phase.PARTIALLY_FAILED if failed else Phase.COMPLETED

@@ -66,7 +66,8 @@ class CollectorResult:
             status = Status.PARTIAL
         else:
             status = Status.OK
-        message = "; ".join(r.message for r in results if r.message)
+        # dict.fromkeys: one reason shared by several commands (no shell) is said once.
+        message = "; ".join(dict.fromkeys(r.message for r in results if r.message))
         files = tuple(f for r in results for f in r.files)
         return cls(status, message, files)
 

@@ -12,6 +12,8 @@ dump run at the same moment.
 from __future__ import annotations
 
 import http.client
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -24,6 +26,39 @@ from debugcap import errors
 from debugcap.kube.client import Kube
 
 CHUNK = 256 << 10
+# How long the proxy thread gets to close its websocket after our side closed (judgement call:
+# it takes milliseconds; the bound only matters if the thread is stuck).
+PROXY_EXIT_SECONDS = 2.0
+PROXY_THREAD_PREFIX = "Kubernetes port forward proxy"
+
+logger = logging.getLogger(__name__)
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _install_proxy_error_hook() -> None:
+    """Keep the client's proxy thread from printing a traceback when the API server hangs up.
+
+    When nothing listens on the port, the kubelet reports it and the API server closes the
+    websocket while the client's proxy thread may still be sending our request; that thread has
+    no handler and dies with ``SSLEOFError``/``BrokenPipeError`` on stderr. The failure itself
+    reaches the caller as a refused connection, so the thread's socket error is only logged.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        previous = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            name = args.thread.name if args.thread is not None else ""
+            if name.startswith(PROXY_THREAD_PREFIX) and isinstance(args.exc_value, OSError):
+                logger.debug("port-forward proxy thread %s ended: %r", name, args.exc_value)
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        _hook_installed = True
 
 
 @dataclass(frozen=True)
@@ -49,6 +84,7 @@ def get(
     """GET ``path`` from ``pod:port``; the body streams into ``sink`` (capped at ``max_bytes``)."""
     started = time.monotonic()
     target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
+    _install_proxy_error_hook()
     api_client = kube.api_client()
     api = k8s.CoreV1Api(api_client)
     try:
@@ -94,7 +130,12 @@ def get(
     finally:
         conn.close()
         pf.close()
-        # The client's proxy thread closes the websocket only when it next wakes; close it now.
+        # The client's proxy thread closes the websocket itself once it sees our socket closed.
+        # Closing it under the thread's feet while it still sends crashes that thread (a traceback
+        # on stderr), so give it a moment first, then close whatever is left.
+        give_up = time.monotonic() + PROXY_EXIT_SECONDS
+        while pf.websocket.connected and time.monotonic() < give_up:
+            time.sleep(0.01)
         pf.websocket.close()
         api_client.close()
 

@@ -321,7 +321,9 @@ class S3Backend(base.StorageBackend):
         try:
             stat = self._client.stat_object(self._settings.bucket, key)
         except minio.error.S3Error as exc:
-            if exc.code in _NOT_FOUND_CODES:
+            # No bucket yet (nothing was ever uploaded) means the key is not stored either; an
+            # error here would stop a spool flush before the put that creates the bucket.
+            if exc.code in _NOT_FOUND_CODES or exc.code == "NoSuchBucket":
                 return None
             raise
         recorded = None
