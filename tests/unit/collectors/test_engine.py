@@ -1,0 +1,69 @@
+"""Engine decisions that need no cluster: when each step starts, and what phase a capture ends in.
+
+Cases for ``_schedule``: windowed steps come first and start at once; an instant step in the
+window (the goroutine dump) waits half the shortest window so it lands mid-window; other steps
+start at once after them; a template without a window starts everything at once.
+Cases for ``_phase``: all ok is Completed; skipped collectors do not spoil Completed; a failed
+or a partial collector beside useful ones is PartiallyFailed; nothing ok or partial is Failed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from debugcap import capture, templates
+from debugcap.bundle import manifest
+from debugcap.collectors import COLLECTORS
+
+S = manifest.CollectorStatus
+
+
+def _plan(name: str, **params: object) -> list[tuple[str, float]]:
+    expanded = templates.expand(name, params, collectors=COLLECTORS)
+    return [(step.collector, delay) for step, delay in capture._schedule(expanded)]
+
+
+def test_window_starts_together_and_goroutine_dump_lands_mid_window() -> None:
+    plan = _plan("go-profile", cpu_seconds=10, trace_seconds=4)
+    assert plan[:3] == [("pprof-cpu", 0.0), ("pprof-goroutine", 2.0), ("trace", 0.0)]
+    assert [delay for _c, delay in plan[3:]] == [0.0] * 7
+    assert [c for c, _d in plan[3:]] == ["pprof-heap", "pprof-allocs", "pprof-block", "pprof-mutex",
+                                        "pprof-threadcreate", "expvar", "metrics"]
+
+
+def test_windowed_steps_are_scheduled_first_whatever_the_template_order() -> None:
+    plan = _plan("network-trace", trace_seconds=3)
+    assert plan == [("pprof-goroutine", 1.5), ("trace", 0.0), ("sockets", 0.0), ("resolv-conf", 0.0)]
+
+
+def test_every_step_is_scheduled_exactly_once() -> None:
+    expanded = templates.expand("debug-full", {"cpu_seconds": 1}, collectors=COLLECTORS)
+    planned = sorted(step.collector for step, _delay in capture._schedule(expanded))
+    assert planned == sorted(expanded.collectors)
+
+
+def test_template_without_window_starts_everything_at_once() -> None:
+    assert _plan("disk-usage") == [("disk", 0.0), ("deleted-files", 0.0)]
+
+
+def _records(*statuses: manifest.CollectorStatus) -> list[manifest.CollectorRecord]:
+    return [manifest.CollectorRecord(name=f"c{i}", status=s, duration_ms=1) for i, s in enumerate(statuses)]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "phase"),
+    [
+        ([S.OK, S.OK], capture.Phase.COMPLETED),
+        ([S.OK, S.SKIPPED], capture.Phase.COMPLETED),
+        ([S.OK, S.FAILED], capture.Phase.PARTIALLY_FAILED),
+        ([S.OK, S.PARTIAL], capture.Phase.PARTIALLY_FAILED),
+        ([S.PARTIAL, S.SKIPPED], capture.Phase.PARTIALLY_FAILED),
+        ([S.FAILED, S.SKIPPED], capture.Phase.FAILED),
+        ([S.SKIPPED], capture.Phase.FAILED),
+        ([], capture.Phase.FAILED),
+    ],
+    ids=["all-ok", "ok+skipped", "ok+failed", "ok+partial", "partial+skipped", "failed+skipped", "all-skipped",
+         "nothing"],
+)
+def test_phase(statuses: list[manifest.CollectorStatus], phase: capture.Phase) -> None:
+    assert capture._phase(_records(*statuses)) is phase
