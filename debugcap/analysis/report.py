@@ -68,6 +68,8 @@ class _Ctx:
         self.reader = reader
         self.problems: list[str] = []
         self.hints: list[str] = []
+        # The newest go-leak snapshot's dump, for bundles without pprof/goroutine-debug2.txt.
+        self.latest_snapshot_dump: tuple[str, goroutines.DumpDict] | None = None
 
     def guard(self, fn: Callable[[], T]) -> T | None:
         """Run one analysis; a broken input becomes a problem line, never a crash."""
@@ -226,6 +228,7 @@ def snapshots(ctx: _Ctx) -> dict[str, Any] | None:
     dumps_ok = [(d, g) for d, g in dumps if g is not None]
     if dumps_ok:
         out["goroutine_totals"] = [{"snapshot": d, "total": g["total"]} for d, g in dumps_ok]
+        ctx.latest_snapshot_dump = (f"{dumps_ok[-1][0]}/goroutine-debug2.txt", dumps_ok[-1][1])
     if len(dumps_ok) >= 2:
         out["goroutine_changes"] = goroutines.diff_groups(dumps_ok[0][1], dumps_ok[-1][1])[:TOP_ROWS]
     return out
@@ -286,9 +289,15 @@ def _build(reader: bundle_reading.BundleReader, flames: list[flamegraph.Flame] |
     rep["heap"] = top_of("heap", "inuse_space")
     rep["block"] = top_of("block")
     rep["mutex"] = top_of("mutex")
-    dump = ctx.dump("pprof/goroutine-debug2.txt") if reader.exists("pprof/goroutine-debug2.txt") else None
+    dump_rel = "pprof/goroutine-debug2.txt"
+    dump = ctx.dump(dump_rel) if reader.exists(dump_rel) else None
+    rep["snapshots"] = snapshots(ctx)
+    if dump is None and ctx.latest_snapshot_dump is not None:
+        # A go-leak bundle has no top-level dump: its leak suspects are in the newest snapshot.
+        dump_rel, dump = ctx.latest_snapshot_dump
     rep["goroutines"] = None if dump is None else {
-        "total": dump["total"], "truncated": dump["truncated"], "groups": dump["groups"][:TOP_ROWS * 2]}
+        "source": dump_rel, "total": dump["total"], "truncated": dump["truncated"],
+        "groups": dump["groups"][:TOP_ROWS * 2]}
     rep["leak_suspects"] = goroutines.suspects(dump) if dump else []
     rep["sockets"] = sockets(ctx)
     fd_text = ctx.guard(lambda: reader.text("proc/fd-count.txt"))
@@ -300,7 +309,6 @@ def _build(reader: bundle_reading.BundleReader, flames: list[flamegraph.Flame] |
     expvar = _json(ctx, "metrics/expvar.json") if reader.exists("metrics/expvar.json") else None
     mem = expvar.get("memstats") if isinstance(expvar, dict) else None
     rep["memstats"] = {k: mem.get(k) for k in MEMSTATS_KEYS} if isinstance(mem, dict) else None
-    rep["snapshots"] = snapshots(ctx)
     rep["findings"] = findings(rep, ctx.hints)
     rep["hints"] = ctx.hints
     rep["problems"] = ctx.problems
@@ -366,8 +374,9 @@ def findings(rep: dict[str, Any], hint_lines: list[str]) -> list[dict[str, Any]]
                                 f"filesystem {d['mount']} ({d['filesystem']}) is {d['use_pct']}% full"))
     gor = rep.get("goroutines")
     if gor and gor["truncated"]:
-        out.append(_finding(SEV_TRUNCATED, "truncated-dump", "pprof/goroutine-debug2.txt",
-                            "goroutine dump was cut at Go's 64 MB limit; counts are too low"))
+        where = str(gor.get("source") or "pprof/goroutine-debug2.txt")
+        out.append(_finding(SEV_TRUNCATED, "truncated-dump", where,
+                            f"goroutine dump {where} was cut at Go's 64 MB limit; counts are too low"))
     sock = rep.get("sockets")
     if sock and sock["states"].get("CLOSE_WAIT", 0) >= CLOSE_WAIT_MIN:
         out.append(_finding(SEV_CLOSE_WAIT, "close-wait", "sockets",
