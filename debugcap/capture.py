@@ -14,6 +14,7 @@ and the capture goes on; only a capture that collected nothing is Failed.
 from __future__ import annotations
 
 import enum
+import json
 import shutil
 import tempfile
 import threading
@@ -59,7 +60,10 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
                    pprof_port: int | None = None) -> base.Target:
     """Read the live pod and pick the container; errors name the pod and the fix."""
     try:
-        obj: Any = kube.core().read_namespaced_pod(pod, namespace)
+        # Raw JSON: the client's typed models cost ~0.6 s of imports on first use, which here
+        # would sit on every capture's critical path (collectors load them later, in parallel).
+        resp: Any = kube.core().read_namespaced_pod(pod, namespace, _preload_content=False)
+        obj = json.loads(resp.data)
     except ApiException as exc:
         if exc.status == 404:
             raise errors.TargetError(f'pod "{pod}" not found in namespace "{namespace}"; '
@@ -69,17 +73,19 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
                                      "ask for get/exec/portforward rights on pods there") from exc
         raise errors.TargetError(f'cannot read pod "{pod}" in namespace "{namespace}": '
                                  f"{errors.shorten(str(exc.reason))}") from exc
-    names = [c.name for c in obj.spec.containers]
-    annotations = obj.metadata.annotations or {}
+    meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
+    names = [c["name"] for c in spec.get("containers", [])]
+    annotations = meta.get("annotations") or {}
     chosen = container or annotations.get(DEFAULT_CONTAINER_ANNOTATION) or names[0]
     if chosen not in names:
         raise errors.TargetError(f'pod "{namespace}/{pod}" has no container "{chosen}"; '
                                  f"its containers are: {', '.join(names)} (pick one with -c)")
-    if obj.status.phase != "Running":
-        raise errors.TargetError(f'pod "{namespace}/{pod}" is {obj.status.phase}, not Running; evidence can only '
+    phase = status.get("phase")
+    if phase != "Running":
+        raise errors.TargetError(f'pod "{namespace}/{pod}" is {phase}, not Running; evidence can only '
                                  f"be captured from a running pod (see: kubectl describe pod {pod} -n {namespace})")
-    status = next((s for s in obj.status.container_statuses or [] if s.name == chosen), None)
-    if status is None or status.state is None or status.state.running is None:
+    cstatus = next((s for s in status.get("containerStatuses") or [] if s.get("name") == chosen), None)
+    if cstatus is None or "running" not in (cstatus.get("state") or {}):
         raise errors.TargetError(f'container "{chosen}" of pod "{namespace}/{pod}" is not running; '
                                  f"see: kubectl describe pod {pod} -n {namespace}")
     port = pprof_port
@@ -89,12 +95,12 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
         except ValueError as exc:
             raise errors.ConfigError(f'annotation {PPROF_PORT_ANNOTATION}="{annotations[PPROF_PORT_ANNOTATION]}" '
                                      f'on pod "{namespace}/{pod}" is not a port number') from exc
-    spec_container = next(c for c in obj.spec.containers if c.name == chosen)
+    spec_container = next(c for c in spec["containers"] if c["name"] == chosen)
     return base.Target(
-        namespace=namespace, pod=pod, container=chosen, node=obj.spec.node_name or "",
-        image=(status.image if status else None) or spec_container.image or "",
-        pprof_port=port or CaptureSettings().pprof_port, restart_count=status.restart_count if status else 0,
-        pod_uid=obj.metadata.uid or "",
+        namespace=namespace, pod=pod, container=chosen, node=spec.get("nodeName") or "",
+        image=cstatus.get("image") or spec_container.get("image") or "",
+        pprof_port=port or CaptureSettings().pprof_port, restart_count=int(cstatus.get("restartCount") or 0),
+        pod_uid=meta.get("uid") or "",
     )
 
 
@@ -104,6 +110,29 @@ def _has_shell(kube: Kube, target: base.Target, settings: CaptureSettings) -> bo
                         command=["sh", "-c", "true"], stdout=out, stderr=err,
                         timeout=min(settings.exec_timeout_seconds, 15))
     return not res.tool_missing
+
+
+class _ShellProbe:
+    """Whether the container has a shell, asked once by the first exec collector that needs it."""
+
+    def __init__(self, kube: Kube, target: base.Target, settings: CaptureSettings, say: Progress) -> None:
+        self._args = (kube, target, settings)
+        self._say = say
+        self._lock = threading.Lock()
+        self._answer: bool | None = None
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._answer is None:
+                kube, target, settings = self._args
+                try:
+                    self._answer = _has_shell(kube, target, settings)
+                except errors.CollectorError as exc:
+                    self._answer = False
+                    self._say(f"exec into {target.namespace}/{target.pod} failed: {exc}", None)
+                if not self._answer:
+                    self._say(execution.NO_SHELL, None)
+            return self._answer
 
 
 def _phase(records: list[manifest.CollectorRecord]) -> Phase:
@@ -124,7 +153,9 @@ def capture(
     capture_name: str,
     settings: CaptureSettings | None = None,
     progress: Progress | None = None,
-    parallelism: int = 6,
+    # Steps mostly wait on the network and the kubelet, so starting all of them at once is
+    # what keeps a capture as long as its longest window rather than the sum of its steps.
+    parallelism: int = 8,
 ) -> CaptureOutcome:
     """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``."""
     settings = settings or CaptureSettings()
@@ -135,16 +166,7 @@ def capture(
     lock = threading.Lock()
     records: list[manifest.CollectorRecord] = []
 
-    kinds = {COLLECTORS[s.collector].kind for s in template.steps}
-    has_shell = True
-    if base.Kind.EXEC in kinds:
-        try:
-            has_shell = _has_shell(kube, target, settings)
-        except errors.CollectorError as exc:
-            has_shell = False
-            say(f"exec into {target.namespace}/{target.pod} failed: {exc}", None)
-        if not has_shell:
-            say(execution.NO_SHELL, None)
+    shell_probe = _ShellProbe(kube, target, settings, say)
 
     try:
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
@@ -159,7 +181,7 @@ def capture(
                     time.sleep(delay)
                 collector = COLLECTORS[step.collector]()
                 ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
-                                          add_file=add_file, scratch_dir=scratch_dir, has_shell=has_shell)
+                                          add_file=add_file, scratch_dir=scratch_dir, shell_probe=shell_probe)
                 t0 = time.monotonic()
                 try:
                     result = collector.collect(ctx)

@@ -82,8 +82,13 @@ class CollectContext:
     params: Mapping[str, Any]
     add_file: Callable[[str, Path], None]
     scratch_dir: Path
-    has_shell: bool = True
+    # Asked only by exec collectors, so Kubernetes and Go collectors never wait for the probe.
+    shell_probe: Callable[[], bool] = lambda: True
     added: list[str] = field(default_factory=list)
+
+    @property
+    def has_shell(self) -> bool:
+        return self.shell_probe()
 
     @contextmanager
     def scratch(self) -> Iterator[tuple[IO[bytes], Path]]:

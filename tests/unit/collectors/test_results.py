@@ -73,7 +73,8 @@ def _ctx(tmp_path: Path, *, has_shell: bool = True, timeout: float = 2.0) -> bas
     return base.CollectContext(
         kube=_NoCluster(),  # type: ignore[arg-type]
         target=base.Target(namespace="ns", pod="p", container="c"),
-        settings=settings, params={}, add_file=lambda _p, _s: None, scratch_dir=tmp_path, has_shell=has_shell,
+        settings=settings, params={}, add_file=lambda _p, _s: None, scratch_dir=tmp_path,
+        shell_probe=lambda: has_shell,
     )
 
 
