@@ -465,16 +465,29 @@ async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, p
         else:
             logger.info("skipped the run of %s: %s", _stamp(decision.scheduled), decision.reason)
             patch.status["message"] = f"skipped the run of {_stamp(decision.scheduled)}: {decision.reason}"
-    history = [scheduling.HistoryItem(c["metadata"]["name"], (c.get("status") or {}).get("phase", ""),
-                                      _parse_stamp(c["metadata"]["creationTimestamp"])) for c in owned]
+    history = [_history_item(c) for c in owned]
     for doomed in scheduling.to_prune(history, int(spec.get("successfulHistoryLimit", 3)),
                                       int(spec.get("failedHistoryLimit", 1))):
+        logger.info("pruning %s: over the history limits", doomed)
         await _in_thread(_delete_capture, rt.kube, namespace, doomed)
     successes = [(c.get("status") or {}).get("completionTime") for c in owned
                  if (c.get("status") or {}).get("phase") in scheduling.SUCCESSFUL]
     if any(successes):
         patch.status["lastSuccessfulTime"] = max(s for s in successes if s)
     patch.status["active"] = [{"name": n} for n in active]
+
+
+def _history_item(capture: Mapping[str, Any]) -> scheduling.HistoryItem:
+    """creationTimestamp has whole seconds, so runs created in the same second tie on it; the
+    completionTime decides between them (see :meth:`scheduling.HistoryItem.age_key`)."""
+    status = capture.get("status") or {}
+    completed = status.get("completionTime")
+    try:
+        finished = _parse_stamp(str(completed)) if completed else None
+    except ValueError:
+        finished = None
+    return scheduling.HistoryItem(str(capture["metadata"]["name"]), str(status.get("phase", "")),
+                                  _parse_stamp(str(capture["metadata"]["creationTimestamp"])), finished)
 
 
 def _owned_captures(kube: Kube, namespace: str, schedule: str, uid: str) -> list[dict[str, Any]]:

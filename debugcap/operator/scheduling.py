@@ -41,7 +41,15 @@ class Decision:
 class HistoryItem:
     name: str
     phase: str
-    created: datetime
+    created: datetime  # metadata.creationTimestamp: whole seconds, so captures can tie
+    completed: datetime | None = None  # status.completionTime; breaks a tie in ``created``
+
+    def age_key(self) -> tuple[datetime, datetime, str]:
+        """Older sorts first: by creation, then by completion (a finished capture without a
+        completionTime counts as completed when created), and only then by name. The name alone
+        must not decide between runs created in the same second: "nightly-29924256" sorts before
+        "nightly-old-ok", so the run that had just finished would be pruned as the older one."""
+        return self.created, self.completed or self.created, self.name
 
 
 def check_schedule(schedule: str, time_zone: str | None) -> ZoneInfo | None:
@@ -100,9 +108,10 @@ def decide(
 
 def to_prune(history: Sequence[HistoryItem], successful_limit: int, failed_limit: int) -> list[str]:
     """Finished captures over the history limits, oldest first; never the newest successful one,
-    because it is the baseline a human compares the next incident against."""
-    finished = sorted((h for h in history if h.phase in TERMINAL), key=lambda h: (h.created, h.name), reverse=True)
+    because it is the baseline a human compares the next incident against. Age is
+    :meth:`HistoryItem.age_key`: creation time, then completion time, then name."""
+    finished = sorted((h for h in history if h.phase in TERMINAL), key=HistoryItem.age_key, reverse=True)
     good = [h for h in finished if h.phase in SUCCESSFUL]
     bad = [h for h in finished if h.phase not in SUCCESSFUL]
     doomed = good[max(successful_limit, 1):] + bad[max(failed_limit, 0):]
-    return [h.name for h in sorted(doomed, key=lambda h: (h.created, h.name))]
+    return [h.name for h in sorted(doomed, key=HistoryItem.age_key)]

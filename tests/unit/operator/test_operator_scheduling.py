@@ -2,7 +2,8 @@
 
 Cases: nothing due; first run counts from creation; only the latest missed run; a run exactly at
 now; suspend; startingDeadlineSeconds; Forbid/Allow/Replace with an active capture; time zones;
-bad cron and zone; history pruning keeps the newest successful capture even at limit 0.
+bad cron and zone; history pruning keeps the newest successful capture even at limit 0, and
+breaks a tie in creation time (whole seconds) by completion time, not by name.
 """
 
 from __future__ import annotations
@@ -85,3 +86,20 @@ def test_pruning_keeps_limits_and_skips_running_captures() -> None:
 def test_pruning_always_keeps_the_newest_successful_capture() -> None:
     items = history(("c0", "Completed"), ("c1", "PartiallyFailed"), ("c2", "Failed"))
     assert to_prune(items, successful_limit=0, failed_limit=0) == ["c0", "c2"]
+
+
+def test_pruning_breaks_a_creation_tie_by_completion_not_by_name() -> None:
+    # creationTimestamp has whole seconds: a run made in the same second as earlier ones must
+    # still count as the newest, though its name ("s-29924256") sorts before theirs.
+    created = at("2026-11-23T10:00:05")
+    items = [HistoryItem("s-old-failed", "Failed", created, at("2026-01-01T00:00:00")),
+             HistoryItem("s-old-ok", "Completed", created, at("2026-01-01T00:00:00")),
+             HistoryItem("s-29924256", "Completed", created, at("2026-11-23T10:00:12"))]
+    assert to_prune(items, successful_limit=1, failed_limit=0) == ["s-old-failed", "s-old-ok"]
+    assert to_prune(list(reversed(items)), successful_limit=1, failed_limit=0) == ["s-old-failed", "s-old-ok"]
+
+
+def test_pruning_counts_a_missing_completion_time_as_the_creation_time() -> None:
+    created = at("2026-11-23T10:00:05")
+    items = [HistoryItem("b", "Completed", created), HistoryItem("a", "Completed", created, at("2026-11-23T10:01:00"))]
+    assert to_prune(items, successful_limit=1, failed_limit=0) == ["b"]
