@@ -581,6 +581,11 @@ def down() -> None:
     for ns in _testbed_netns():
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
     _unmount_under(P.root, layout.RUN, Path("/run/containerd/io.containerd.grpc.v1.cri"))
+    netns = Path("/run/netns")
+    if netns.is_dir() and not any(netns.iterdir()) and os.path.ismount(netns):
+        # iproute2/containerd bind-mount /run/netns on itself for the pods' namespaces; once ours
+        # are gone and nothing else uses it, take the mount away too.
+        subprocess.run(["umount", str(netns)], capture_output=True)
     for link in (layout.POD_BRIDGE, layout.NODE_BRIDGE):
         subprocess.run(["ip", "link", "delete", link], capture_output=True)
     leftovers = our_processes()
