@@ -582,7 +582,8 @@ def down() -> None:
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
     _unmount_under(P.root, layout.RUN, Path("/run/containerd/io.containerd.grpc.v1.cri"))
     netns = Path("/run/netns")
-    if netns.is_dir() and not any(netns.iterdir()) and os.path.ismount(netns):
+    mounted = any(line.split()[1] == str(netns) for line in Path("/proc/self/mounts").read_text().splitlines())
+    if mounted and netns.is_dir() and not any(netns.iterdir()):
         # iproute2/containerd bind-mount /run/netns on itself for the pods' namespaces; once ours
         # are gone and nothing else uses it, take the mount away too.
         subprocess.run(["umount", str(netns)], capture_output=True)
