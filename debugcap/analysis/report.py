@@ -28,6 +28,13 @@ EXPECTED_FILES = [
     "manifest.json", *(f"pprof/{p}.pb.gz" for p in PROFILES), "pprof/goroutine-debug2.txt",
     "proc/fd-count.txt", "fs/df.txt", "metrics/expvar.json",
 ]
+# The collector (as named in manifest.json) that writes each expected file: a file counts as
+# missing only when its collector was asked for, so a go-leak bundle is not "missing" a CPU profile.
+WRITTEN_BY = {
+    **{f"pprof/{p}.pb.gz": f"pprof-{p}" for p in PROFILES},
+    "pprof/goroutine.pb.gz": "pprof-goroutine", "pprof/goroutine-debug2.txt": "pprof-goroutine",
+    "proc/fd-count.txt": "fd-count", "fs/df.txt": "disk", "metrics/expvar.json": "expvar",
+}
 MEMSTATS_KEYS = ["HeapInuse", "HeapAlloc", "NumGC", "NextGC", "Sys"]
 
 # /proc/net/tcp "st" column (include/net/tcp_states.h).
@@ -259,7 +266,9 @@ def _build(reader: bundle_reading.BundleReader, flames: list[flamegraph.Flame] |
     collectors = [c for c in manifest.get("collectors", []) if isinstance(c, dict)]
     rep["collectors"] = [{k: c.get(k) for k in ("name", "status", "message", "files")} for c in collectors]
     rep["failed"] = [c.get("name") for c in collectors if c.get("status") in ("failed", "partial")]
-    rep["missing"] = [f for f in EXPECTED_FILES if not reader.exists(f)]
+    ran = {c.get("name") for c in collectors}
+    rep["missing"] = [f for f in EXPECTED_FILES if not reader.exists(f)
+                      and (not collectors or f not in WRITTEN_BY or WRITTEN_BY[f] in ran)]
     rep["errors"] = {}
     for name in reader.names():
         if name.startswith("errors/"):

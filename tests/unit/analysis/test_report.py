@@ -156,6 +156,18 @@ def test_empty_bundle_lists_what_is_missing_and_does_not_crash(tmp_path: Path) -
     assert "<html>" in report.render_html(rep, [])
 
 
+def test_only_files_of_collectors_that_ran_count_as_missing(tmp_path: Path) -> None:
+    stem = tmp_path / STEM
+    stem.mkdir()
+    (stem / "manifest.json").write_text(json.dumps({"collectors": [
+        {"name": "go-leak-snapshots", "status": "ok", "files": []},
+        {"name": "pprof-heap", "status": "failed", "files": []},
+    ]}))
+    rep = report.build(stem)
+    # The heap profile was asked for and is absent; a CPU profile was never asked for.
+    assert rep["missing"] == ["pprof/heap.pb.gz"]
+
+
 def test_broken_files_become_problems_and_hints(profdir: Path, tmp_path: Path) -> None:
     stem = make_bundle(profdir, tmp_path)
     (stem / "pprof/cpu.pb.gz").write_bytes(b"Could not enable CPU profiling: cpu profiling already in use\n")
