@@ -1,0 +1,94 @@
+{{- define "debugcap.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "debugcap.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "debugcap.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "debugcap.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "debugcap.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "debugcap.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "debugcap.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "debugcap.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Rules on namespaced objects: in a ClusterRole when every namespace is served, else in a Role in
+each served namespace. Only what the operator and its collectors call; see docs/operator.md.
+*/}}
+{{- define "debugcap.namespacedRules" -}}
+# Resolve targets (pod, selector) and read the pod for the pod-yaml collector.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# exec collectors (ps, sockets, disk, ...) and pprof/trace through a port-forward. The websocket
+# upgrade is a GET that Kubernetes >= 1.30 authorizes as "create".
+- apiGroups: [""]
+  resources: [pods/exec, pods/portforward]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+# list: the events collector; create: the Events the operator posts on DebugCaptures.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list, create]
+{{- if .Values.rbac.workloads }}
+# spec.target.workload
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets, replicasets]
+  verbs: [get]
+{{- end }}
+# kopf watches and patches (finalizers, annotations) them; the expiry daemon deletes captures;
+# DebugSchedules create them; status is written through the /status subresource.
+- apiGroups: [debugcap.io]
+  resources: [debugcaptures]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [debugcap.io]
+  resources: [debugschedules]
+  verbs: [get, list, watch, patch]
+- apiGroups: [debugcap.io]
+  resources: [debugcaptures/status, debugschedules/status]
+  verbs: [get, patch]
+# A schedule's captures have it as owner with blockOwnerDeletion.
+- apiGroups: [debugcap.io]
+  resources: [debugcaptures/finalizers, debugschedules/finalizers]
+  verbs: [update]
+{{- end -}}
+
+{{/* Rules on cluster-scoped objects: always in a ClusterRole. */}}
+{{- define "debugcap.clusterRules" -}}
+- apiGroups: [debugcap.io]
+  resources: [debugcapturetemplates]
+  verbs: [get, list, watch, patch]
+- apiGroups: [debugcap.io]
+  resources: [debugcapturetemplates/status]
+  verbs: [get, patch]
+- apiGroups: [debugcap.io]
+  resources: [debugcapturetemplates/finalizers]
+  verbs: [update]
+{{- if .Values.rbac.nodes }}
+# node-conditions collector
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,245 @@
+"""The Helm chart of the operator (charts/debugcap) against the testbed's helm and API server.
+
+Cases:
+* the chart's crds/ are byte-for-byte the repository's crds/
+* ``helm lint --strict`` passes; ``helm template`` renders the objects each mode needs
+  (all namespaces: ClusterRoles; a list: a Role per namespace), with a non-root Deployment, S3
+  credentials from a Secret and a liveness probe
+* no rule grants secrets, wildcards, or anything outside the operator's list
+* every rendered manifest passes ``kubectl apply --dry-run=server``
+* with the ServiceAccount and its RBAC applied for real, ``kubectl auth can-i`` as the
+  ServiceAccount allows what captures need and refuses secrets, deleting pods, deployments
+
+The Deployment is never run: no operator image is built on the testbed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed import builds
+
+from .conftest import Testbed
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "debugcap"
+S3_VALUES = ["--set", "s3.endpoint=minio.example:9000"]
+
+
+def helm(*args: str) -> str:
+    res = subprocess.run([str(builds.binary("helm")), *args], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res.stdout
+
+
+def kubectl(testbed: Testbed, *args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": testbed.kubeconfig}
+    res = subprocess.run([str(builds.binary("kubernetes", "kubectl")), *args], env=env, input=stdin,
+                         capture_output=True, text=True, timeout=60)
+    if check and res.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
+    return res
+
+
+def render(release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
+    text = helm("template", release, str(CHART), "--namespace", namespace, *S3_VALUES, *values)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return sorted((d["kind"], d["metadata"].get("namespace")) for d in docs)
+
+
+def rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+
+
+def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every rule."""
+    return {(g, res, v) for r in rules(docs) for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+
+
+# Everything the operator may be granted; nothing outside this.
+ALLOWED = {
+    ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+    ("", "pods/exec", "create"), ("", "pods/portforward", "create"), ("", "pods/log", "get"),
+    ("", "events", "list"), ("", "events", "create"), ("", "nodes", "get"),
+    *{("apps", k, "get") for k in ("deployments", "statefulsets", "daemonsets", "replicasets")},
+    *{("debugcap.io", "debugcaptures", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
+    *{("debugcap.io", p, v) for p in ("debugschedules", "debugcapturetemplates") for v in ("get", "list", "watch",
+                                                                                           "patch")},
+    *{("debugcap.io", f"{p}/status", v) for p in ("debugcaptures", "debugschedules", "debugcapturetemplates")
+      for v in ("get", "patch")},
+    *{("debugcap.io", f"{p}/finalizers", "update") for p in ("debugcaptures", "debugschedules",
+                                                            "debugcapturetemplates")},
+}
+
+
+# --- offline: files, lint, rendering ----------------------------------------------------------------
+
+def test_chart_crds_are_the_repository_crds_byte_for_byte() -> None:
+    ours = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    theirs = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
+    assert ours == theirs
+    for name in theirs:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
+            f"charts/debugcap/crds/{name} differs from crds/{name}; copy it again")
+
+
+def test_helm_lint_passes(testbed: Testbed) -> None:
+    out = helm("lint", "--strict", str(CHART), *S3_VALUES)
+    assert "0 chart(s) failed" in out
+    helm("lint", "--strict", str(CHART), *S3_VALUES, "--set", "namespaces={a,b}", "--set", "rbac.nodes=false")
+
+
+def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Testbed) -> None:
+    docs = render("dc", "ops")
+    assert kinds(docs) == [("ClusterRole", None), ("ClusterRoleBinding", None), ("Deployment", "ops"),
+                           ("ServiceAccount", "ops")]
+    assert grants(docs) <= ALLOWED, grants(docs) - ALLOWED
+    assert {("", "pods/exec", "create"), ("", "nodes", "get"), ("debugcap.io", "debugcaptures/status", "patch"),
+            ("debugcap.io", "debugcaptures/finalizers", "update")} <= grants(docs)
+    assert not any("secrets" in r["resources"] or "*" in r["resources"] + r["verbs"] + r["apiGroups"]
+                   for r in rules(docs))
+    [binding] = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "dc-debugcap", "namespace": "ops"}]
+
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deploy["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"]["type"] == "Recreate"
+    assert container["command"] == ["debugcap-operator"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e for e in container["env"]}
+    assert "DEBUGCAP_OPERATOR_NAMESPACES" not in env
+    for name, key in (("DEBUGCAP_S3_ACCESS_KEY", "accessKey"), ("DEBUGCAP_S3_SECRET_KEY", "secretKey")):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "debugcap-s3", "key": key}
+        assert "value" not in env[name]
+    assert env["DEBUGCAP_S3_ENDPOINT"]["value"] == "minio.example:9000"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["DEBUGCAP_OPERATOR_LIVENESS_PORT"]["value"] == str(ports["healthz"])
+    assert env["DEBUGCAP_OPERATOR_METRICS_PORT"]["value"] == str(ports["metrics"])
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+
+
+def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
+    docs = render("dc", "ops", "--set", "namespaces={shop,web}", "--set", "rbac.nodes=false",
+                  "--set", "s3.existingSecret=my-s3")
+    assert kinds(docs) == [("ClusterRole", None), ("ClusterRoleBinding", None), ("Deployment", "ops"),
+                           ("Role", "shop"), ("Role", "web"), ("RoleBinding", "shop"), ("RoleBinding", "web"),
+                           ("ServiceAccount", "ops")]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    # Cluster-wide: only the cluster-scoped templates (nodes are off here).
+    assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
+        "debugcapturetemplates", "debugcapturetemplates/status", "debugcapturetemplates/finalizers"}
+    assert grants(docs) <= ALLOWED
+    assert ("", "nodes", "get") not in grants(docs)
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DEBUGCAP_OPERATOR_NAMESPACES"]["value"] == "shop,web"
+    assert env["DEBUGCAP_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "my-s3"
+
+
+def test_template_refuses_to_render_without_an_s3_endpoint(testbed: Testbed) -> None:
+    res = subprocess.run([str(builds.binary("helm")), "template", "dc", str(CHART)], capture_output=True, text=True)
+    assert res.returncode != 0 and "s3.endpoint is required" in res.stderr
+
+
+# --- against the testbed's API server -----------------------------------------------------------------
+
+@pytest.fixture
+def release() -> str:
+    return f"chart-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def cluster_objects(testbed: Testbed, release: str) -> Iterator[None]:
+    """Delete the cluster-scoped objects a test created for real, whatever happens."""
+    yield
+    for kind in ("clusterrolebinding", "clusterrole"):
+        kubectl(testbed, "delete", kind, f"{release}-debugcap-cluster", "--ignore-not-found", check=False)
+
+
+@pytest.mark.parametrize("mode", ["all-namespaces", "namespace-list"])
+def test_rendered_manifests_pass_server_side_dry_run(testbed: Testbed, namespace: str, release: str,
+                                                     mode: str) -> None:
+    extra = ["--set", f"namespaces={{{namespace}}}"] if mode == "namespace-list" else []
+    text = helm("template", release, str(CHART), "--namespace", namespace, *S3_VALUES, *extra)
+    res = kubectl(testbed, "apply", "--dry-run=server", "-f", "-", stdin=text, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "deployment.apps/" in res.stdout and "(server dry run)" in res.stdout
+    # Nothing was created.
+    assert kubectl(testbed, "get", "clusterrole", f"{release}-debugcap-cluster", check=False).returncode != 0
+
+
+def can_i(testbed: Testbed, sa: str, verb: str, resource: str, namespace: str | None) -> bool:
+    """``kubectl auth can-i``; ``resource`` may be ``pods/exec`` (kubectl itself would read ``exec``
+    as an object name, so the part after the slash goes to ``--subresource``)."""
+    where = ["-n", namespace] if namespace else ["--all-namespaces"]
+    kind, _, sub = resource.partition("/")
+    res = kubectl(testbed, "auth", "can-i", verb, kind, *(["--subresource", sub] if sub else []), *where,
+                  f"--as={sa}", check=False)
+    answer = res.stdout.strip()
+    assert answer in ("yes", "no"), res.stderr
+    return answer == "yes"
+
+
+def apply_rbac_only(testbed: Testbed, docs: list[dict[str, Any]], sa: str, namespace: str) -> None:
+    wanted = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                                               "RoleBinding")]
+    kubectl(testbed, "apply", "-f", "-", stdin=yaml.safe_dump_all(wanted))
+    # The RBAC authorizer reads roles from an informer: wait until the new bindings are seen.
+    deadline = time.monotonic() + 15
+    while not can_i(testbed, sa, "list", "debugcaptures.debugcap.io", namespace):
+        assert time.monotonic() < deadline, "the new RoleBinding was not in effect after 15 s"
+        time.sleep(0.3)
+
+
+def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespace: str, release: str,
+                                                      cluster_objects: None) -> None:
+    sa = f"system:serviceaccount:{namespace}:{release}-debugcap"
+    apply_rbac_only(testbed, render(release, namespace), sa, namespace)
+    for verb, resource in [("create", "pods/exec"), ("create", "pods/portforward"), ("get", "pods/log"),
+                           ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
+                           ("watch", "debugcaptures.debugcap.io"), ("patch", "debugcaptures.debugcap.io/status"),
+                           ("get", "deployments.apps")]:
+        assert can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be allowed"
+        assert can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be allowed everywhere"
+    assert can_i(testbed, sa, "get", "nodes", None)
+    assert can_i(testbed, sa, "watch", "debugcapturetemplates.debugcap.io", None)
+    for verb, resource in [("get", "secrets"), ("list", "secrets"), ("delete", "pods"), ("create", "pods"),
+                           ("create", "deployments.apps"), ("update", "deployments.apps"), ("get", "configmaps"),
+                           ("create", "roles.rbac.authorization.k8s.io"), ("delete", "namespaces"),
+                           ("create", "debugcapturetemplates.debugcap.io")]:
+        assert not can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be refused"
+        assert not can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be refused everywhere"
+
+
+def test_namespaced_service_account_reaches_only_its_namespaces(testbed: Testbed, namespace: str, release: str,
+                                                                cluster_objects: None) -> None:
+    sa = f"system:serviceaccount:{namespace}:{release}-debugcap"
+    apply_rbac_only(testbed, render(release, namespace, "--set", f"namespaces={{{namespace}}}",
+                                    "--set", "rbac.nodes=false"), sa, namespace)
+    assert can_i(testbed, sa, "create", "pods/exec", namespace)
+    assert can_i(testbed, sa, "patch", "debugcaptures.debugcap.io/status", namespace)
+    assert can_i(testbed, sa, "watch", "debugcapturetemplates.debugcap.io", None)
+    assert not can_i(testbed, sa, "create", "pods/exec", "kube-system")
+    assert not can_i(testbed, sa, "create", "pods/exec", None)
+    assert not can_i(testbed, sa, "list", "pods", "default")
+    assert not can_i(testbed, sa, "get", "nodes", None)
+    assert not can_i(testbed, sa, "get", "secrets", namespace)
+    assert not can_i(testbed, sa, "delete", "pods", namespace)
+    assert not can_i(testbed, sa, "create", "deployments.apps", namespace)
