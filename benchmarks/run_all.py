@@ -2,9 +2,9 @@
 
 Usage: .venv/bin/python benchmarks/run_all.py [--only analysis,capture]
 
-Each ``benchmarks/bench_*.py`` (in name order: bench_analysis, bench_bundle, bench_capture)
+Each ``benchmarks/bench_*.py`` (in name order: analysis, bundle, capture, operator)
 runs as its own subprocess with its default arguments, never two at once, so their timings
-and peak RSS figures do not disturb each other. bench_capture needs the testbed running.
+and peak RSS figures do not disturb each other. bench_capture and bench_operator need the testbed running.
 Exits non-zero when any benchmark failed, after running the others.
 """
 
