@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from debugcap.kube.client import Kube, KubeTarget
-from testbed import cluster, layout
+from testbed import builds, cluster, layout
 
 REPO = layout.REPO
 
@@ -52,6 +52,24 @@ def testbed() -> Testbed:
     env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
     return Testbed(kubeconfig=env["KUBECONFIG"], user_kubeconfig=env["DEBUGCAP_TESTBED_USER_KUBECONFIG"],
                    env=env, images=dict(layout.IMAGES))
+
+
+def kubectl(testbed: Testbed, *args: str, kubeconfig: str | None = None, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The testbed's own kubectl (never whatever kubectl the machine has on PATH)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig or testbed.kubeconfig}
+    res = subprocess.run([str(builds.binary("kubernetes", "kubectl")), *args], env=env, input=stdin,
+                         capture_output=True, text=True, timeout=60)
+    if check and res.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
+    return res
+
+
+@pytest.fixture(scope="session")
+def crds(testbed: Testbed) -> None:
+    """debugcap's CRDs installed and established (tests of the operator and the chart need them)."""
+    kubectl(testbed, "apply", "-f", str(REPO / "crds"))
+    kubectl(testbed, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ The Deployment is never run: no operator image is built on the testbed.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -28,7 +27,7 @@ import yaml
 
 from testbed import builds
 
-from .conftest import Testbed
+from .conftest import Testbed, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "debugcap"
@@ -42,14 +41,6 @@ def helm(*args: str) -> str:
     return res.stdout
 
 
-def kubectl(testbed: Testbed, *args: str, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": testbed.kubeconfig}
-    res = subprocess.run([str(builds.binary("kubernetes", "kubectl")), *args], env=env, input=stdin,
-                         capture_output=True, text=True, timeout=60)
-    if check and res.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
-    return res
 
 
 def render(release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
@@ -166,7 +157,7 @@ def release() -> str:
 
 
 @pytest.fixture
-def cluster_objects(testbed: Testbed, release: str) -> Iterator[None]:
+def cluster_objects(crds: None, testbed: Testbed, release: str) -> Iterator[None]:
     """Delete the cluster-scoped objects a test created for real, whatever happens."""
     yield
     for kind in ("clusterrolebinding", "clusterrole"):

@@ -37,7 +37,7 @@ from debugcap.settings import S3Settings
 from debugcap.storage import base as storage_base
 from debugcap.storage.s3 import S3Backend
 
-from .conftest import GoappPod, Testbed, wait_running
+from .conftest import GoappPod, Testbed, kubectl, wait_running
 
 GROUP, VERSION, PLURAL = "debugcap.io", "v1alpha1", "debugcaptures"
 REPO = Path(__file__).resolve().parents[2]
@@ -45,19 +45,7 @@ TERMINAL = {"Completed", "PartiallyFailed", "Failed"}
 FAST = {"cpuSeconds": 1, "traceSeconds": 1}
 
 
-def kubectl(testbed: Testbed, *args: str, kubeconfig: str | None = None, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": kubeconfig or testbed.kubeconfig}
-    res = subprocess.run(["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
-    if check and res.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
-    return res
 
-
-@pytest.fixture(scope="session")
-def crds(testbed: Testbed) -> None:
-    kubectl(testbed, "apply", "-f", str(REPO / "crds"))
-    kubectl(testbed, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds"))
 
 
 # kopf's aiohttp session drops (does not close) connections to the API server inside kopf's own
