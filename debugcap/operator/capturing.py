@@ -24,16 +24,16 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import capture as engine
-from debugcap import delivering, errors, templates
+from debugcap import delivering, errors, resources, templates
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube
 from debugcap.operator.requests import CaptureRequest, camel_parameter
 from debugcap.settings import CaptureSettings
 
-GROUP: Final = "debugcap.io"
-VERSION: Final = "v1alpha1"
-TEMPLATES_PLURAL: Final = "debugcapturetemplates"
+GROUP: Final = resources.GROUP
+VERSION: Final = resources.VERSION
+TEMPLATES_PLURAL: Final = resources.TEMPLATES
 
 
 @dataclass(frozen=True)

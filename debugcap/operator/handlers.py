@@ -29,7 +29,7 @@ from typing import Any, Final, TypeVar
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from debugcap import delivering, errors, templates
+from debugcap import delivering, errors, resources, templates
 from debugcap.collectors import COLLECTORS
 from debugcap.kube.client import Kube, KubeTarget
 from debugcap.operator import capturing, metrics, scheduling
@@ -37,9 +37,9 @@ from debugcap.operator.capturing import GROUP, VERSION, PodResult
 from debugcap.operator.config import OperatorSettings
 from debugcap.operator.requests import CaptureRequest, parse_spec
 
-CAPTURES: Final = "debugcaptures"
-SCHEDULES: Final = "debugschedules"
-TEMPLATES: Final = "debugcapturetemplates"
+CAPTURES: Final = resources.CAPTURES
+SCHEDULES: Final = resources.SCHEDULES
+TEMPLATES: Final = resources.TEMPLATES
 SCHEDULE_LABEL: Final = "debugcap.io/schedule"
 FINALIZER: Final = "debugcap.io/operator"
 TERMINAL: Final = scheduling.TERMINAL

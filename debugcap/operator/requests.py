@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, NewType
 
+from debugcap import resources
 from debugcap.errors import ConfigError
 from debugcap.operator.config import parse_duration
 
@@ -20,19 +21,9 @@ CaptureName = NewType("CaptureName", str)
 
 DEFAULT_TEMPLATE: Final = "go-profile"
 DEFAULT_MAX_PODS: Final = 10
-WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
-
-# spec.parameters (camelCase, Kubernetes style) -> template parameters (snake_case, the YAML
-# templates' style). pprofPort, timeoutSeconds and deadlineSeconds are not template parameters:
-# they tune how the engine reaches the pod, so they travel separately.
-TEMPLATE_PARAMETERS: Final = {
-    "cpuSeconds": "cpu_seconds",
-    "traceSeconds": "trace_seconds",
-    "logLines": "log_lines",
-    "snapshots": "snapshots",
-    "intervalSeconds": "interval_seconds",
-}
-ENGINE_PARAMETERS: Final = ("pprofPort", "timeoutSeconds", "deadlineSeconds")
+WORKLOAD_KINDS = resources.WORKLOAD_KINDS
+TEMPLATE_PARAMETERS = resources.TEMPLATE_PARAMETERS
+ENGINE_PARAMETERS = resources.ENGINE_PARAMETERS
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,20 @@ def s3_keys(namespace: str, pod: str) -> list[str]:
     return list(s3().list(prefix=f"{settings.prefix}/{settings.cluster}/{namespace}/{pod}/"))
 
 
+
+def test_plugin_create_is_carried_out_by_the_operator(operator: KopfRunner, kube: Kube, testbed: Testbed,
+                                                      namespace: str, goapp_pod: GoappPod) -> None:
+    """The mission's own words: `kubectl debugcap create pod/x -t debug-full`, done in the cluster."""
+    goapp_pod("x")
+    env = {**os.environ, "KUBECONFIG": testbed.kubeconfig}
+    res = subprocess.run([str(REPO / ".venv/bin/kubectl-debugcap"), "create", "pod/x", "-t", "debug-full", "-n",
+                          namespace, "--name", "from-plugin", "-p", "cpu_seconds=1", "-p", "trace_seconds=1"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    status = wait_done(kube, namespace, "from-plugin")["status"]
+    assert status["phase"] == "Completed", status
+    assert status["pods"][0]["bundle"]["sha256"] and status["pods"][0]["name"] == "x"
+
 def test_selector_over_three_pods_gives_three_bundles(
         operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
     for i in range(3):

@@ -7,15 +7,19 @@ calls the core (``debugcap.capture``, ``debugcap.bundle.verify``).
 from __future__ import annotations
 
 import dataclasses
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import yaml
 
 from debugcap import capture as engine
 from debugcap import delivering, errors, templates
 from debugcap.bundle import manifest, verify
 from debugcap.collectors import COLLECTORS
 from debugcap.kube.client import Kube
+from debugcap.kubectl_plugin.commands import captures
 from debugcap.kubectl_plugin.options import ExitCode, kube_options, kube_target
 from debugcap.settings import CaptureSettings
 
@@ -59,7 +63,8 @@ def _human(size: int) -> str:
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("-l", "--selector", default=None, help="Capture the pods matching key=value[,key=value] (operator).")
 @click.option("-t", "--template", "template_name", default="debug-full", show_default=True,
               help="Template to run (see: kubectl debugcap templates).")
 @click.option("-c", "--container", default=None,
@@ -77,23 +82,34 @@ def _human(size: int) -> str:
               help="Seconds each command may run (default 30).")
 @click.option("--redact/--no-redact", default=True, show_default=True,
               help="Mask secrets in text evidence and profile labels.")
-@click.option("--name", "capture_name", default=None, help="Capture name recorded in the manifest.")
+@click.option("--name", "capture_name", default=None, help="Name of the DebugCapture (and of the capture).")
+@click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
+@click.option("-o", "--output", "print_as", type=click.Choice(["yaml", "json"]), default=None,
+              help="Print the DebugCapture instead of creating it.")
 @kube_options
-def create(target: str, template_name: str, container: str | None, params: tuple[str, ...], local: bool,
-           output_dir: Path, upload: bool, pprof_port: int | None, exec_timeout: float | None, redact: bool,
-           capture_name: str | None, namespace: str | None, context: str | None, kubeconfig: str | None,
+def create(target: str | None, selector: str | None, template_name: str, container: str | None,
+           params: tuple[str, ...], local: bool, output_dir: Path, upload: bool, pprof_port: int | None,
+           exec_timeout: float | None, redact: bool, capture_name: str | None, ttl: str | None,
+           print_as: str | None, namespace: str | None, context: str | None, kubeconfig: str | None,
            request_timeout: float) -> None:
-    """Capture evidence from a running pod into a bundle.
+    """Capture evidence from running pods: a DebugCapture the operator carries out, or --local.
 
     \b
     Examples:
-      kubectl debugcap create pod/api-1 -t debug-full --local
-      kubectl debugcap create pod/api-1 -t go-leak -p snapshots=5 --local --upload -n prod
+      kubectl debugcap create pod/api-1 -t debug-full                # the operator captures
+      kubectl debugcap create deployment/api -t go-profile -n prod
+      kubectl debugcap create -l app=api -t go-leak -p snapshots=5 --ttl 7d
+      kubectl debugcap create pod/api-1 -t debug-full -o yaml        # print, do not create
+      kubectl debugcap create pod/api-1 -t debug-full --local        # capture from this machine
     """
-    pod = _parse_target(target)
     if not local:
-        raise click.UsageError("creating a DebugCapture for the operator is not available in this version; "
-                               "add --local to capture from this machine with your kubeconfig")
+        _create_resource(target, selector, template_name, container, _parse_params(params), pprof_port,
+                         exec_timeout, capture_name, ttl, print_as, namespace, context, kubeconfig,
+                         request_timeout)
+        return
+    if selector or target is None:
+        raise click.UsageError("--local captures one pod: give pod/NAME (selectors need the operator)")
+    pod = _parse_target(target)
     try:
         expanded = templates.expand(template_name, _parse_params(params), collectors=COLLECTORS)
     except errors.ConfigError as exc:
@@ -149,6 +165,34 @@ def create(target: str, template_name: str, container: str | None, params: tuple
         raise SystemExit(ExitCode.NOTHING_COLLECTED)
 
 
+def _create_resource(target: str | None, selector: str | None, template_name: str, container: str | None,
+                     params: dict[str, str], pprof_port: int | None, exec_timeout: float | None,
+                     name: str | None, ttl: str | None, print_as: str | None, namespace: str | None,
+                     context: str | None, kubeconfig: str | None, request_timeout: float) -> None:
+    spec_target, short = captures.target_spec(target, selector)
+    spec_params = captures.parameters(params, pprof_port, exec_timeout)
+    kube: Kube | None = None
+    if namespace is None or print_as is None:
+        try:
+            kube = Kube.load(kube_target(kubeconfig, context, request_timeout))
+        except errors.DebugcapError as exc:
+            if print_as is None:
+                raise click.ClickException(str(exc)) from exc
+    ns = namespace or (kube.default_namespace if kube else "default")
+    obj = captures.body(name or captures.capture_name(short, template_name, datetime.now(UTC)), ns, spec_target,
+                        template_name, spec_params, container, ttl)
+    if print_as is not None:
+        click.echo(json.dumps(obj, indent=2) if print_as == "json" else yaml.safe_dump(obj, sort_keys=False))
+        return
+    assert kube is not None
+    try:
+        captures.create(kube, obj)
+    finally:
+        kube.close()
+    click.echo(f"debugcapture.debugcap.io/{obj['metadata']['name']} created")
+    click.echo(f"next: kubectl debugcap get {obj['metadata']['name']} -n {ns} -o wide", err=True)
+
+
 @click.command("verify")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify_cmd(bundle: Path) -> None:
@@ -178,4 +222,4 @@ def templates_cmd(output: str) -> None:
         click.echo(f"  collectors: {', '.join(dict.fromkeys(s.collector for s in t.steps))}\n")
 
 
-COMMANDS = [create, verify_cmd, templates_cmd]
+COMMANDS = [create, captures.get, verify_cmd, templates_cmd]

@@ -1,0 +1,30 @@
+"""The debugcap.io API's names, shared by the operator and the kubectl plugin.
+
+Both front ends speak the same resources; they must never import each other, so the
+vocabulary lives here, in the core.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "debugcap.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+CAPTURES: Final = "debugcaptures"
+SCHEDULES: Final = "debugschedules"
+TEMPLATES: Final = "debugcapturetemplates"
+
+WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+# spec.parameters (camelCase, Kubernetes style) -> template parameters (snake_case, the YAML
+# templates' style). pprofPort, timeoutSeconds and deadlineSeconds are not template parameters:
+# they tune how the engine reaches the pod, so they travel separately.
+TEMPLATE_PARAMETERS: Final = {
+    "cpuSeconds": "cpu_seconds",
+    "traceSeconds": "trace_seconds",
+    "logLines": "log_lines",
+    "snapshots": "snapshots",
+    "intervalSeconds": "interval_seconds",
+}
+ENGINE_PARAMETERS: Final = ("pprofPort", "timeoutSeconds", "deadlineSeconds")
