@@ -38,11 +38,10 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
         (["pod/api", "--local", "-p", "cpu_secs=5"], "cpu_seconds"),
         (["pod/api", "--local", "-p", "cpu_seconds=0"], "cpu_seconds"),
         (["pod/api", "--local", "-p", "cpu_seconds=ten"], "cpu_seconds"),
-        (["pod/api"], "add --local"),
         (["pod/api", "--local", "--timeout", "0"], "--timeout"),
     ],
     ids=["not-a-pod", "no-name", "param-without-equals", "param-without-key", "unknown-template",
-         "unknown-param", "param-out-of-range", "param-wrong-type", "no-local", "timeout-below-1"],
+         "unknown-param", "param-out-of-range", "param-wrong-type", "timeout-below-1"],
 )
 def test_bad_input_is_a_usage_error_that_says_what_to_do(run, args: list[str], says: str) -> None:  # type: ignore[no-untyped-def]
     result = run(*args)

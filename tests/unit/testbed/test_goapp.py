@@ -150,7 +150,9 @@ def test_contention_heap_fd_and_idle_conns(goapp_bin: Path, tmp_path: Path) -> N
         goapp_bin,
         tmp_path,
         GOAPP_CONTENTION="1",
-        GOAPP_HEAP_GROWTH_KB="256",
+        # 4 MiB per add: the heap profile samples about one allocation per 512 KiB, so a 256 KiB
+        # add went unrecorded ~60% of the time and the test flaked; 4 MiB is recorded ~99.97%.
+        GOAPP_HEAP_GROWTH_KB="4096",
         GOAPP_FD_LEAK="3",
         GOAPP_IDLE_CONNS="2",
     ) as app:
@@ -161,7 +163,7 @@ def test_contention_heap_fd_and_idle_conns(goapp_bin: Path, tmp_path: Path) -> N
                     return float(line.split()[1])
             raise KeyError(name)
 
-        _wait_for(lambda: metric("goapp_heap_cache_bytes") >= 2 * 256 * 1024)
+        _wait_for(lambda: metric("goapp_heap_cache_bytes") >= 2 * 4096 * 1024)
         _wait_for(lambda: metric("goapp_leaked_files") >= 6)
         assert metric("goapp_idle_connections") == 4  # both ends of 2 connections
         assert len(list(tmp_path.glob("goapp-fdleak-*"))) >= 6
