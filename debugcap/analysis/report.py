@@ -13,7 +13,7 @@ import html
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from debugcap import errors
@@ -156,16 +156,18 @@ def parse_df(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def parse_proc_net_tcp(text: str) -> dict[str, int]:
+def parse_proc_net_tcp(lines: Iterable[str]) -> dict[str, int]:
+    """Sockets per TCP state in /proc/net/tcp or tcp6 lines (the sockets collector uses it too)."""
     counts: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in lines:
         fields = line.split()
         if len(fields) < 4 or not fields[0].endswith(":"):
             continue
         try:
-            state = TCP_STATES.get(int(fields[3], 16), fields[3])
+            code = int(fields[3], 16)
         except ValueError:
             continue
+        state = TCP_STATES.get(code, f"UNKNOWN_{fields[3].upper()}")
         counts[state] = counts.get(state, 0) + 1
     return counts
 
@@ -200,7 +202,7 @@ def sockets(ctx: _Ctx) -> dict[str, Any] | None:
         if text is None:
             continue
         sources.append(rel)
-        for k, v in parse_proc_net_tcp(text).items():
+        for k, v in parse_proc_net_tcp(text.splitlines()).items():
             total[k] = total.get(k, 0) + v
     return {"source": ", ".join(sources), "states": total} if sources else None
 

@@ -11,26 +11,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from debugcap.analysis import report
 from debugcap.bundle import layout
 from debugcap.collectors import base, execution
-
-# include/net/tcp_states.h
-TCP_STATES = {
-    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
-    "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
-    "0C": "NEW_SYN_RECV",
-}
 
 
 def count_states(lines: Iterable[str]) -> Counter[str]:
     """Count sockets per state in /proc/net/tcp or tcp6 text (the header line is skipped)."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 4 or fields[0] == "sl":
-            continue
-        counts[TCP_STATES.get(fields[3].upper(), f"UNKNOWN_{fields[3]}")] += 1
-    return counts
+    return Counter(report.parse_proc_net_tcp(lines))
 
 
 class SocketsCollector(base.Collector):
