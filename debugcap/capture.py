@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from debugcap import errors, templates
 from debugcap.bundle import layout, manifest, writer
 from debugcap.collectors import COLLECTORS, base, execution
-from debugcap.kube import exec as kexec
+from debugcap.kube import shell
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
 
@@ -104,37 +104,6 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
     )
 
 
-def _has_shell(kube: Kube, target: base.Target, settings: CaptureSettings) -> bool:
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        res = kexec.run(kube, namespace=target.namespace, pod=target.pod, container=target.container,
-                        command=["sh", "-c", "true"], stdout=out, stderr=err,
-                        timeout=min(settings.exec_timeout_seconds, 15))
-    return not res.tool_missing
-
-
-class _ShellProbe:
-    """Whether the container has a shell, asked once by the first exec collector that needs it."""
-
-    def __init__(self, kube: Kube, target: base.Target, settings: CaptureSettings, say: Progress) -> None:
-        self._args = (kube, target, settings)
-        self._say = say
-        self._lock = threading.Lock()
-        self._answer: bool | None = None
-
-    def __call__(self) -> bool:
-        with self._lock:
-            if self._answer is None:
-                kube, target, settings = self._args
-                try:
-                    self._answer = _has_shell(kube, target, settings)
-                except errors.CollectorError as exc:
-                    self._answer = False
-                    self._say(f"exec into {target.namespace}/{target.pod} failed: {exc}", None)
-                if not self._answer:
-                    self._say(execution.NO_SHELL, None)
-            return self._answer
-
-
 def _phase(records: list[manifest.CollectorRecord]) -> Phase:
     useful = any(r.status in (manifest.CollectorStatus.OK, manifest.CollectorStatus.PARTIAL) for r in records)
     # A partial collector (a command timed out, output was cut) lost evidence too: not Completed.
@@ -166,7 +135,14 @@ def capture(
     lock = threading.Lock()
     records: list[manifest.CollectorRecord] = []
 
-    shell_probe = _ShellProbe(kube, target, settings, say)
+
+    def unavailable(exc: shell.Unavailable) -> None:
+        say(execution.NO_SHELL if exc.no_shell else f"cannot run commands in {target.namespace}/{target.pod}: {exc}",
+            None)
+
+    commands = shell.Pool(kube, namespace=target.namespace, pod=target.pod, container=target.container,
+                          size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
+                          on_unavailable=unavailable)
 
     try:
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
@@ -181,7 +157,7 @@ def capture(
                     time.sleep(delay)
                 collector = COLLECTORS[step.collector]()
                 ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
-                                          add_file=add_file, scratch_dir=scratch_dir, shell_probe=shell_probe)
+                                          add_file=add_file, scratch_dir=scratch_dir, commands=commands)
                 t0 = time.monotonic()
                 try:
                     result = collector.collect(ctx)
@@ -215,6 +191,7 @@ def capture(
                 started_at=started, finished_at=datetime.now(UTC), collectors=tuple(ordered))
             written = bundle.finish(fields)
     finally:
+        commands.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
     return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=_phase(ordered))
 

@@ -148,6 +148,12 @@ class CaptureSettings:
     """Timeout of one command run in the pod (ps, ss, df...), in seconds. 30 s is what the field
     notes use; these commands answer in well under a second on a healthy pod."""
 
+    exec_sessions: int = 2
+    """Shells kept open in the target container to run the exec collectors' commands, each
+    running one command at a time. One exec per session instead of one per command is what keeps
+    a many-pod capture from spending the node's CPU on exec set-up; two let a slow ``du`` run
+    beside the quick commands."""
+
     http_timeout_seconds: float = 30.0
     """Timeout of one non-profiling HTTP request through the port-forward (heap, goroutine,
     expvar, /metrics), in seconds; same reasoning as :attr:`exec_timeout_seconds`."""

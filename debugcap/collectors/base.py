@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
 from debugcap.bundle import manifest
 from debugcap.kube.client import Kube
+from debugcap.kube.exec import ExecResult
+from debugcap.kube.shell import Unavailable
 from debugcap.settings import CaptureSettings
 
 # The manifest's statuses are the collectors' statuses: one vocabulary from collector to bundle.
@@ -72,6 +74,27 @@ class CollectorResult:
         return cls(status, message, files)
 
 
+class Commands(Protocol):
+    """Runs commands in the target container (``debugcap.kube.shell.Pool`` in a capture)."""
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` when no command can run in the container."""
+
+    def run(self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float,
+            max_bytes: int) -> ExecResult:
+        """Run one command; contract of ``debugcap.kube.exec.run``."""
+
+
+class _NoCommands:
+    def check(self) -> None:
+        raise Unavailable("this capture runs no commands in the container")
+
+    def run(self, argv: list[str], *, stdout: IO[bytes], stderr: IO[bytes], timeout: float,
+            max_bytes: int) -> ExecResult:
+        self.check()
+        raise AssertionError("unreachable")
+
+
 @dataclass
 class CollectContext:
     """What a collector may use; built by the capture engine for each run."""
@@ -82,13 +105,9 @@ class CollectContext:
     params: Mapping[str, Any]
     add_file: Callable[[str, Path], None]
     scratch_dir: Path
-    # Asked only by exec collectors, so Kubernetes and Go collectors never wait for the probe.
-    shell_probe: Callable[[], bool] = lambda: True
+    # Used only by exec collectors, so Kubernetes and Go collectors never wait for an exec.
+    commands: Commands = field(default_factory=_NoCommands)
     added: list[str] = field(default_factory=list)
-
-    @property
-    def has_shell(self) -> bool:
-        return self.shell_probe()
 
     @contextmanager
     def scratch(self) -> Iterator[tuple[IO[bytes], Path]]:

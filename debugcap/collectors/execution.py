@@ -15,6 +15,7 @@ from pathlib import Path
 from debugcap import errors
 from debugcap.collectors.base import CollectContext, CollectorResult, Status
 from debugcap.kube import exec as kexec
+from debugcap.kube.shell import Unavailable
 
 NO_SHELL = ("the container has no shell (a distroless or scratch image): exec collectors are skipped; "
             "the Go runtime and Kubernetes evidence is still collected")
@@ -23,18 +24,19 @@ NO_SHELL = ("the container has no shell (a distroless or scratch image): exec co
 def run(ctx: CollectContext, bundle_path: str, alternatives: Sequence[Sequence[str]], *,
         ok_exit_codes: tuple[int, ...] = (0,), inspect: Callable[[Path], None] | None = None) -> CollectorResult:
     """Run the first alternative that exists; its stdout becomes ``bundle_path``."""
-    if not ctx.has_shell:
-        return CollectorResult(Status.SKIPPED, NO_SHELL)
+    try:
+        ctx.commands.check()
+    except Unavailable as exc:
+        if exc.no_shell:
+            return CollectorResult(Status.SKIPPED, NO_SHELL)
+        return CollectorResult(Status.FAILED, f"cannot run commands in the container: {exc}")
     missing: list[str] = []
     last: CollectorResult | None = None
     for argv in alternatives:
         with ctx.scratch() as (fh, scratch):
             err = io.BytesIO()
-            res = kexec.run(
-                ctx.kube, namespace=ctx.target.namespace, pod=ctx.target.pod, container=ctx.target.container,
-                command=list(argv), stdout=fh, stderr=err, timeout=ctx.settings.exec_timeout_seconds,
-                max_bytes=ctx.settings.output_cap_bytes,
-            )
+            res = ctx.commands.run(list(argv), stdout=fh, stderr=err, timeout=ctx.settings.exec_timeout_seconds,
+                                   max_bytes=ctx.settings.output_cap_bytes)
             fh.flush()
             if res.tool_missing and res.stdout_bytes == 0:
                 missing.append(argv[0] if argv[0] != "sh" else " ".join(argv[2:])[:40])

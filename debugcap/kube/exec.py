@@ -25,6 +25,7 @@ from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeout
 from debugcap import errors
 from debugcap.kube.client import Kube
 
+STDIN_CHANNEL = 0
 STDOUT_CHANNEL = 1
 STDERR_CHANNEL = 2
 STATUS_CHANNEL = 3
@@ -33,7 +34,7 @@ V5_CLOSE_CHANNEL = 255
 POLL_SECONDS = 2.0
 MAX_STDERR_BYTES = 1 << 20
 
-_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", ": not found")
+NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", ": not found")
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,10 @@ class ExecResult:
         """The command (or the shell) does not exist in the container: a skip, not a failure."""
         if self.exit_code in (126, 127):
             return True
-        return self.exit_code is None and any(m in self.status_message.lower() for m in _NOT_FOUND_MARKERS)
+        return self.exit_code is None and any(m in self.status_message.lower() for m in NOT_FOUND_MARKERS)
 
 
-class _CappedSink:
+class CappedSink:
     def __init__(self, sink: IO[bytes], limit: int) -> None:
         self.sink, self.limit, self.written, self.truncated = sink, limit, 0, False
 
@@ -72,6 +73,66 @@ class _CappedSink:
         if data:
             self.sink.write(data)
             self.written += len(data)
+
+
+class Closed(Exception):
+    """The stream ended: the peer closed it, or the connection broke."""
+
+
+class Stream:
+    """One exec websocket: frames in, stdin out, closed for good by :meth:`close`."""
+
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, container: str | None, command: list[str],
+                 stdin: bool, timeout: float) -> None:
+        self.where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
+        self._api_client = kube.api_client()
+        api = k8s.CoreV1Api(self._api_client)
+        try:
+            self._ws = stream(
+                api.connect_get_namespaced_pod_exec, pod, namespace, container=container or "",
+                command=command, stdout=True, stderr=True, stdin=stdin, tty=False,
+                _preload_content=False, binary=True, _request_timeout=timeout,
+            )
+        except ApiException as exc:
+            self._api_client.close()
+            # status 0 is how the client reports a transport or handshake failure.
+            raise errors.CollectorError(
+                f"cannot exec {command[0]!r} in {self.where}: {errors.shorten(str(exc.reason or exc))}; "
+                f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
+            ) from exc
+        self._sock = self._ws.sock
+
+    def frame(self, wait: float) -> tuple[int, bytes] | None:
+        """The next (channel, payload), or None when nothing came within ``wait`` seconds."""
+        self._sock.settimeout(max(wait, 0.001))
+        while True:
+            try:
+                opcode, frame = self._sock.recv_data_frame(True)
+            except WebSocketTimeoutException:
+                return None
+            except (WebSocketConnectionClosedException, ssl.SSLError, OSError) as exc:
+                raise Closed(str(exc)) from exc
+            if opcode == ABNF.OPCODE_CLOSE:
+                raise Closed("closed by the API server")
+            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                continue
+            data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+            return data[0], data[1:]
+
+    def write_stdin(self, data: bytes) -> None:
+        try:
+            self._sock.send(bytes([STDIN_CHANNEL]) + data, opcode=ABNF.OPCODE_BINARY)
+        except (WebSocketConnectionClosedException, ssl.SSLError, OSError) as exc:
+            raise Closed(str(exc)) from exc
+
+    def close(self) -> None:
+        try:
+            self._ws.close()
+        finally:
+            # After a peer CLOSE, websocket-client marks itself disconnected without
+            # closing the socket, so close() returns early; shutdown() really closes it.
+            self._sock.shutdown()
+            self._api_client.close()
 
 
 def run(
@@ -89,47 +150,25 @@ def run(
     """Run ``command``; stdout (capped at ``max_bytes``) and stderr go to the sinks as they arrive."""
     started = time.monotonic()
     deadline = started + timeout
-    api_client = kube.api_client()
-    api = k8s.CoreV1Api(api_client)
-    where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
-    try:
-        ws = stream(
-            api.connect_get_namespaced_pod_exec, pod, namespace, container=container or "",
-            command=command, stdout=True, stderr=True, stdin=False, tty=False,
-            _preload_content=False, binary=True, _request_timeout=timeout,
-        )
-    except ApiException as exc:
-        api_client.close()
-        # status 0 is how the client reports a transport or handshake failure.
-        raise errors.CollectorError(
-            f"cannot exec {command[0]!r} in {where}: {errors.shorten(str(exc.reason or exc))}; "
-            f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
-        ) from exc
-
-    out = _CappedSink(stdout, max_bytes)
-    err = _CappedSink(stderr, MAX_STDERR_BYTES)
+    ws = Stream(kube, namespace=namespace, pod=pod, container=container, command=command, stdin=False,
+                timeout=timeout)
+    out = CappedSink(stdout, max_bytes)
+    err = CappedSink(stderr, MAX_STDERR_BYTES)
     status = b""
     timed_out = False
-    sock = ws.sock
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
-            sock.settimeout(min(remaining, POLL_SECONDS))
             try:
-                opcode, frame = sock.recv_data_frame(True)
-            except WebSocketTimeoutException:
-                continue
-            except (WebSocketConnectionClosedException, ssl.SSLError, OSError):
+                got = ws.frame(min(remaining, POLL_SECONDS))
+            except Closed:
                 break
-            if opcode == ABNF.OPCODE_CLOSE:
-                break
-            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+            if got is None:
                 continue
-            data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
-            channel, payload = data[0], data[1:]
+            channel, payload = got
             if channel == STDOUT_CHANNEL:
                 out.write(payload)
                 if out.truncated:
@@ -141,11 +180,7 @@ def run(
                 status += payload
     finally:
         ws.close()
-        # After a peer CLOSE, websocket-client marks itself disconnected without
-        # closing the socket, so close() returns early; shutdown() really closes it.
-        sock.shutdown()
-        api_client.close()
-    exit_code, message = _parse_status(status)
+    exit_code, message = parse_status(status)
     return ExecResult(
         command=tuple(command), exit_code=None if timed_out else exit_code,
         stdout_bytes=out.written, stderr_bytes=err.written, truncated=out.truncated, timed_out=timed_out,
@@ -153,7 +188,7 @@ def run(
     )
 
 
-def _parse_status(raw: bytes) -> tuple[int | None, str]:
+def parse_status(raw: bytes) -> tuple[int | None, str]:
     """Read the v1.Status the API sends on channel 3 when the command ends."""
     if not raw:
         return None, ""

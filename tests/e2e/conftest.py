@@ -69,7 +69,17 @@ def kubectl(testbed: Testbed, *args: str, kubeconfig: str | None = None, stdin: 
 def crds(testbed: Testbed) -> None:
     """debugcap's CRDs installed and established (tests of the operator and the chart need them)."""
     kubectl(testbed, "apply", "-f", str(REPO / "crds"))
-    kubectl(testbed, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds"))
+    # Right after a first apply, `kubectl wait` fails outright ("status.conditions accessor
+    # error") until the API server has written any condition: ask again until it answers.
+    deadline = time.monotonic() + 60
+    while True:
+        res = kubectl(testbed, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds"),
+                      check=False)
+        if res.returncode == 0:
+            return
+        if "accessor error" not in res.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"debugcap's CRDs were not Established: {res.stderr}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

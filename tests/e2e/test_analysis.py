@@ -43,7 +43,7 @@ CLI = str(Path(sys.executable).with_name("kubectl-debugcap"))
 UNIT_HELPERS = Path(__file__).resolve().parents[1] / "unit" / "analysis" / "conftest.py"
 
 PODS = {
-    "hot": {"GOAPP_CPU_HOT": "1", "GOAPP_CONTENTION": "1", "GOAPP_HEAP_GROWTH_KB": "256",
+    "hot": {"GOAPP_CPU_HOT": "1", "GOAPP_CONTENTION": "1", "GOAPP_HEAP_GROWTH_KB": "1024",
             "GOAPP_LEAK_GOROUTINES": "20"},
     "leaky": {"GOAPP_LEAK_GOROUTINES": "30", "GOAPP_HEAP_GROWTH_KB": "2048"},
     "plain": {},
@@ -127,6 +127,10 @@ def stem(bundle: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def hot_bundle(testbed: Testbed, core: k8s.CoreV1Api, pods: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The heap profile shows the heap as of the last GC, and samples one allocation per 512 KiB on
+    # average: a capture in the pod's first second could miss the cache's 1 MiB adds altogether.
+    _wait(lambda: "tick=5 " in core.read_namespaced_pod_log("hot", pods, container="app"), 60,
+          "five ticks of the hot pod")
     bundle = capture(testbed, pods, "hot", "debug-full", tmp_path_factory.mktemp("hot"),
                      cpu_seconds=2, trace_seconds=1)
     # Its hot loop would take one of the machine's cores from everything that follows.

@@ -41,7 +41,7 @@ from debugcap.analysis import pprof
 from debugcap.bundle import layout, manifest, verify, writer
 from debugcap.collectors import base, execution
 from debugcap.kube import exec as kexec
-from debugcap.kube import portforward
+from debugcap.kube import portforward, shell
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
 
@@ -351,7 +351,7 @@ PATH_WITH_HANG = "/hang:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 
 
 def test_hanging_command_is_cut_at_the_timeout_and_its_output_kept(
-    testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path,
+    testbed: Testbed, goapp_pod: GoappPod, kube: Kube, namespace: str, tmp_path: Path,
 ) -> None:
     # A df that prints a line and then hangs, like df on a dead NFS mount.
     goapp_pod("stuck", command=["/bin/sh", "-c", HANGING_DF], env={"PATH": PATH_WITH_HANG})
@@ -369,6 +369,11 @@ def test_hanging_command_is_cut_at_the_timeout_and_its_output_kept(
     assert disk["duration_ms"] < 2 * (2 + 1.5) * 1000 + 3000, disk
     assert run.seconds < 30, run
     assert_verifies(testbed, run.bundle, tmp_path)  # type: ignore[arg-type]
+    # The timeout stops the hung commands in the pod too, not only our wait for them.
+    ps = io.BytesIO()
+    res = kexec.run(kube, namespace=namespace, pod="stuck", container="app", command=["ps"], stdout=ps,
+                    stderr=io.BytesIO())
+    assert res.exit_code == 0 and b"sleep 600" not in ps.getvalue(), ps.getvalue().decode()
 
 
 def collect_into_bundle(kube: Kube, namespace: str, pod: str, out: Path, settings: CaptureSettings,
@@ -384,9 +389,13 @@ def collect_into_bundle(kube: Kube, namespace: str, pod: str, out: Path, setting
             with open(src, "rb") as fh:
                 bundle.add_stream(path, fh)
 
+        commands = shell.Pool(kube, namespace=namespace, pod=pod, container=target.container)
         ctx = base.CollectContext(kube=kube, target=target, settings=settings, params={}, add_file=add_file,
-                                  scratch_dir=out)
-        result = collect(ctx)
+                                  scratch_dir=out, commands=commands)
+        try:
+            result = collect(ctx)
+        finally:
+            commands.close()
         record = manifest.CollectorRecord(name="probe", status=result.status, duration_ms=0, message=result.message,
                                           files=tuple(ctx.added))
         written = bundle.finish(manifest.ManifestFields(

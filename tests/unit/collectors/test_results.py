@@ -20,6 +20,7 @@ import pytest
 
 from debugcap.collectors import base, execution
 from debugcap.kube.exec import ExecResult
+from debugcap.kube.shell import Unavailable
 from debugcap.settings import CaptureSettings
 
 S = base.Status
@@ -68,13 +69,27 @@ class _NoCluster:
         raise AssertionError(f"Must not be called: kube.{name}")
 
 
+class _Commands:
+    """A container with or without a shell, where no command may actually run."""
+
+    def __init__(self, has_shell: bool) -> None:
+        self.has_shell = has_shell
+
+    def check(self) -> None:
+        if not self.has_shell:
+            raise Unavailable("no sh", no_shell=True)
+
+    def run(self, *_a: Any, **_k: Any) -> ExecResult:
+        raise AssertionError("Must not run a command")
+
+
 def _ctx(tmp_path: Path, *, has_shell: bool = True, timeout: float = 2.0) -> base.CollectContext:
     settings = dataclasses.replace(CaptureSettings(), exec_timeout_seconds=timeout, output_cap_bytes=1000)
     return base.CollectContext(
         kube=_NoCluster(),  # type: ignore[arg-type]
         target=base.Target(namespace="ns", pod="p", container="c"),
         settings=settings, params={}, add_file=lambda _p, _s: None, scratch_dir=tmp_path,
-        shell_probe=lambda: has_shell,
+        commands=_Commands(has_shell),
     )
 
 

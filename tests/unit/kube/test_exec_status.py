@@ -14,26 +14,26 @@ def status(**fields: object) -> bytes:
 
 
 def test_success_is_exit_zero() -> None:
-    assert kexec._parse_status(status(status="Success")) == (0, "")
+    assert kexec.parse_status(status(status="Success")) == (0, "")
 
 
 def test_non_zero_exit_code_comes_from_the_exit_code_cause() -> None:
     raw = status(status="Failure", message="command terminated with non-zero exit code: exit status 3",
                  reason="NonZeroExitCode", details={"causes": [{"reason": "ExitCode", "message": "3"}]})
-    assert kexec._parse_status(raw) == (3, "command terminated with non-zero exit code: exit status 3")
+    assert kexec.parse_status(raw) == (3, "command terminated with non-zero exit code: exit status 3")
 
 
 def test_failed_start_has_no_exit_code_but_keeps_the_message() -> None:
     msg = ('Internal error occurred: error executing command in container: failed to exec in container: '
            'failed to start exec "x": OCI runtime exec failed: exec failed: unable to start container process: '
            'exec: "sh": executable file not found in $PATH: unknown')
-    code, message = kexec._parse_status(status(status="Failure", message=msg))
+    code, message = kexec.parse_status(status(status="Failure", message=msg))
     assert code is None and "executable file not found" in message
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json at all"])
 def test_missing_or_garbled_status_means_unknown_exit(raw: bytes) -> None:
-    assert kexec._parse_status(raw)[0] is None
+    assert kexec.parse_status(raw)[0] is None
 
 
 def result(exit_code: int | None, message: str = "", stdout: int = 0) -> kexec.ExecResult:
@@ -58,7 +58,7 @@ def test_capped_sink_keeps_exactly_the_limit_and_says_so() -> None:
     import io
 
     out = io.BytesIO()
-    sink = kexec._CappedSink(out, 10)
+    sink = kexec.CappedSink(out, 10)
     sink.write(b"12345")
     sink.write(b"67890abc")
     assert (out.getvalue(), sink.truncated, sink.written) == (b"1234567890", True, 10)
