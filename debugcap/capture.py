@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from debugcap import errors, templates
 from debugcap.bundle import layout, manifest, writer
 from debugcap.collectors import COLLECTORS, base, execution
-from debugcap.kube import shell
+from debugcap.kube import portforward, shell
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
 
@@ -125,8 +125,13 @@ def capture(
     # Steps mostly wait on the network and the kubelet, so starting all of them at once is
     # what keeps a capture as long as its longest window rather than the sum of its steps.
     parallelism: int = 8,
+    http: portforward.Pool | None = None,
 ) -> CaptureOutcome:
-    """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``."""
+    """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``.
+
+    ``http``: port-forwards to the pprof port already open (the operator's pre-flight check opened
+    one); the caller keeps ownership. Without it the capture opens and closes its own.
+    """
     settings = settings or CaptureSettings()
     started = datetime.now(UTC)
     say = progress or (lambda _msg, _rec: None)
@@ -143,6 +148,8 @@ def capture(
     commands = shell.Pool(kube, namespace=target.namespace, pod=target.pod, container=target.container,
                           size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
                           on_unavailable=unavailable)
+    own_http = http is None
+    forwards = http or portforward.Pool(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port)
 
     try:
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
@@ -157,7 +164,8 @@ def capture(
                     time.sleep(delay)
                 collector = COLLECTORS[step.collector]()
                 ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
-                                          add_file=add_file, scratch_dir=scratch_dir, commands=commands)
+                                          add_file=add_file, scratch_dir=scratch_dir, commands=commands,
+                                          http=forwards)
                 t0 = time.monotonic()
                 try:
                     result = collector.collect(ctx)
@@ -192,6 +200,8 @@ def capture(
             written = bundle.finish(fields)
     finally:
         commands.close()
+        if own_http:
+            forwards.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
     return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=_phase(ordered))
 

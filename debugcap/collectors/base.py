@@ -22,6 +22,7 @@ from typing import IO, Any, ClassVar, Protocol
 from debugcap.bundle import manifest
 from debugcap.kube.client import Kube
 from debugcap.kube.exec import ExecResult
+from debugcap.kube.portforward import HttpResult
 from debugcap.kube.shell import Unavailable
 from debugcap.settings import CaptureSettings
 
@@ -95,6 +96,13 @@ class _NoCommands:
         raise AssertionError("unreachable")
 
 
+class HttpGets(Protocol):
+    """GETs from the pod's pprof port (``debugcap.kube.portforward.Pool`` in a capture)."""
+
+    def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> HttpResult:
+        """One GET; contract of ``debugcap.kube.portforward.get``."""
+
+
 @dataclass
 class CollectContext:
     """What a collector may use; built by the capture engine for each run."""
@@ -107,6 +115,7 @@ class CollectContext:
     scratch_dir: Path
     # Used only by exec collectors, so Kubernetes and Go collectors never wait for an exec.
     commands: Commands = field(default_factory=_NoCommands)
+    http: HttpGets | None = None  # None: one port-forward per request to target.pprof_port
     added: list[str] = field(default_factory=list)
 
     @contextmanager

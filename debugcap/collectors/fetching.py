@@ -35,8 +35,11 @@ def fetch(ctx: CollectContext, collector: str, url_path: str, bundle_path: str, 
     timeout = ctx.settings.http_timeout_seconds + seconds + (ctx.settings.profile_grace_seconds if seconds else 0)
     port = ctx.target.pprof_port
     with ctx.scratch() as (fh, scratch):
-        res = portforward.get(ctx.kube, namespace=ctx.target.namespace, pod=ctx.target.pod, port=port,
-                              path=url_path, sink=fh, timeout=timeout, max_bytes=ctx.settings.output_cap_bytes)
+        if ctx.http is not None:
+            res = ctx.http.get(url_path, fh, timeout=timeout, max_bytes=ctx.settings.output_cap_bytes)
+        else:
+            res = portforward.get(ctx.kube, namespace=ctx.target.namespace, pod=ctx.target.pod, port=port,
+                                  path=url_path, sink=fh, timeout=timeout, max_bytes=ctx.settings.output_cap_bytes)
         fh.flush()
         if res.status == 404 and missing_is_skip:
             return CollectorResult(Status.SKIPPED, f"the pod serves no {url_path.split('?')[0]} on port {port}")

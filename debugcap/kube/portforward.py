@@ -4,9 +4,8 @@ pprof endpoints must never be exposed through a Service (anyone reaching
 them can profile or stall the process), so debugcap reaches them the way
 ``kubectl port-forward`` does. The kubelet's runtime dials ``localhost:<port>``
 inside the pod's network namespace, so a server bound to 127.0.0.1 is reached
-too. One forward per request: a pprof profile holds the connection for its
-whole duration, and separate forwards let CPU profile, trace and goroutine
-dump run at the same moment.
+too. A pprof profile holds its connection for its whole duration, so requests
+that overlap get forwards of their own; later requests reuse them (keep-alive).
 """
 
 from __future__ import annotations
@@ -70,51 +69,52 @@ class HttpResult:
     duration_s: float = 0.0
 
 
-def get(
-    kube: Kube,
-    *,
-    namespace: str,
-    pod: str,
-    port: int,
-    path: str,
-    sink: IO[bytes],
-    timeout: float = 60.0,
-    max_bytes: int = 256 << 20,
-) -> HttpResult:
-    """GET ``path`` from ``pod:port``; the body streams into ``sink`` (capped at ``max_bytes``)."""
-    started = time.monotonic()
-    target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
-    _install_proxy_error_hook()
-    api_client = kube.api_client()
-    api = k8s.CoreV1Api(api_client)
-    try:
-        pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
-    except ApiException as exc:
-        api_client.close()
-        raise errors.CollectorError(
-            f"cannot port-forward to {target}: {errors.shorten(str(exc.reason or exc))}; "
-            f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
-        ) from exc
-    conn = http.client.HTTPConnection("localhost", port, timeout=timeout)
-    try:
-        sock = pf.socket(port)
-        sock.settimeout(timeout)
-        conn.sock = sock
+class _Forward:
+    """One port-forward stream carrying one HTTP/1.1 connection, kept alive between requests."""
+
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, timeout: float) -> None:
+        self.target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
+        self.port = port
+        self.used = False
+        _install_proxy_error_hook()
+        self._api_client = kube.api_client()
+        api = k8s.CoreV1Api(self._api_client)
         try:
-            conn.request("GET", path, headers={"Connection": "close", "Accept-Encoding": "identity"})
-            resp = conn.getresponse()
+            self.pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        except ApiException as exc:
+            self._api_client.close()
+            raise errors.CollectorError(
+                f"cannot port-forward to {self.target}: {errors.shorten(str(exc.reason or exc))}; "
+                f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
+            ) from exc
+        self.conn = http.client.HTTPConnection("localhost", port, timeout=timeout)
+        sock = self.pf.socket(port)
+        sock.settimeout(timeout)
+        self.conn.sock = sock
+
+    def get(self, path: str, sink: IO[bytes], timeout: float, max_bytes: int) -> tuple[HttpResult, bool]:
+        """GET ``path``; returns the result and whether the connection may carry another request."""
+        started = time.monotonic()
+        reused, self.used = self.used, True
+        assert self.conn.sock is not None
+        self.conn.sock.settimeout(timeout)
+        try:
+            self.conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+            resp = self.conn.getresponse()
         except (http.client.HTTPException, OSError) as exc:
-            raise errors.CollectorError(_refused_message(pf, port, target, exc)) from exc
+            if reused:
+                raise _Stale(str(exc)) from exc
+            raise errors.CollectorError(_refused_message(self.pf, self.port, self.target, exc)) from exc
         written, truncated = 0, False
         deadline = started + timeout
         while True:
             if time.monotonic() > deadline:
-                raise errors.CollectorError(f"GET {path} from {target} did not finish within {timeout:.0f}s; "
+                raise errors.CollectorError(f"GET {path} from {self.target} did not finish within {timeout:.0f}s; "
                                             "raise the timeout (timeoutSeconds / --timeout)")
             try:
                 chunk = resp.read(CHUNK)
             except (http.client.HTTPException, OSError) as exc:
-                raise errors.CollectorError(f"GET {path} from {target} broke off after {written} bytes: "
+                raise errors.CollectorError(f"GET {path} from {self.target} broke off after {written} bytes: "
                                             f"{errors.shorten(str(exc))}") from exc
             if not chunk:
                 break
@@ -125,19 +125,78 @@ def get(
             written += len(chunk)
             if truncated:
                 break
-        return HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
-                          body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
-    finally:
-        conn.close()
-        pf.close()
+        result = HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
+                            body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
+        return result, not truncated and not resp.will_close
+
+    def close(self) -> None:
+        self.conn.close()
+        self.pf.close()
         # The client's proxy thread closes the websocket itself once it sees our socket closed.
         # Closing it under the thread's feet while it still sends crashes that thread (a traceback
         # on stderr), so give it a moment first, then close whatever is left.
         give_up = time.monotonic() + PROXY_EXIT_SECONDS
-        while pf.websocket.connected and time.monotonic() < give_up:
+        while self.pf.websocket.connected and time.monotonic() < give_up:
             time.sleep(0.01)
-        pf.websocket.close()
-        api_client.close()
+        self.pf.websocket.close()
+        self._api_client.close()
+
+
+class _Stale(Exception):
+    """A kept-alive connection the server had already closed: retry on a new one."""
+
+
+class Pool:
+    """HTTP GETs to one port of one pod over a few port-forwards, reused with HTTP keep-alive.
+
+    Requests that overlap in time (the CPU profile, the trace and the goroutine dump of one
+    window) each get a forward of their own; the requests after them reuse those forwards
+    instead of each paying for a new stream through the API server and the kubelet.
+    """
+
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int) -> None:
+        self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
+        self._lock = threading.Lock()
+        self._idle: list[_Forward] = []
+        self._closed = False
+
+    def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20) -> HttpResult:
+        """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``)."""
+        while True:
+            with self._lock:
+                fwd = self._idle.pop() if self._idle else None
+            if fwd is None:
+                fwd = _Forward(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, timeout=timeout)
+            keep = False
+            try:
+                result, keep = fwd.get(path, sink, timeout, max_bytes)
+                return result
+            except _Stale:
+                continue  # nothing was written to the sink: ask again on another forward
+            finally:
+                with self._lock:
+                    keep = keep and not self._closed
+                    if keep:
+                        self._idle.append(fwd)
+                if not keep:
+                    fwd.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for fwd in idle:
+            fwd.close()
+
+
+def get(kube: Kube, *, namespace: str, pod: str, port: int, path: str, sink: IO[bytes], timeout: float = 60.0,
+        max_bytes: int = 256 << 20) -> HttpResult:
+    """One GET of ``path`` from ``pod:port`` over a port-forward of its own."""
+    pool = Pool(kube, namespace=namespace, pod=pod, port=port)
+    try:
+        return pool.get(path, sink, timeout=timeout, max_bytes=max_bytes)
+    finally:
+        pool.close()
 
 
 def _refused_message(pf: Any, port: int, target: str, exc: Exception) -> str:

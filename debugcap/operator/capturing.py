@@ -224,15 +224,15 @@ def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
     return any(COLLECTORS[s.collector].kind is kind for s in template.steps)
 
 
-def probe_pprof(kube: Kube, target: base.Target, timeout: float) -> None:
+def probe_pprof(http: portforward.Pool, target: base.Target, timeout: float) -> None:
     """Fail fast, naming spec.parameters.pprofPort, when nothing serves pprof on the target port.
 
     Without this, a wrong port makes every Go collector fail one by one, each after its own
     connection attempt, and the message speaks of a collector rather than the field to fix.
+    The forward it opens is kept for the capture's own requests.
     """
     try:
-        portforward.get(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port,
-                        path="/debug/pprof/", sink=io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
+        http.get("/debug/pprof/", io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
     except errors.CollectorError as exc:
         raise errors.TargetError(
             f"spec.parameters.pprofPort: nothing serves /debug/pprof on port {target.pprof_port} of pod "
@@ -263,9 +263,21 @@ def capture_pod(
         target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
+    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port)
+    try:
+        return _capture_target(kube, store, target, request, template, http, capture_name=capture_name,
+                               work_dir=work_dir, probe_seconds=probe_seconds, abandoned=abandoned, started=started)
+    finally:
+        http.close()
+
+
+def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, request: CaptureRequest,
+                    template: templates.ExpandedTemplate, http: portforward.Pool, *, capture_name: str,
+                    work_dir: Path, probe_seconds: float, abandoned: threading.Event, started: float) -> PodResult:
+    namespace, pod = target.namespace, target.pod
     if _uses(template, base.Kind.GO):
         try:
-            probe_pprof(kube, target, probe_seconds)
+            probe_pprof(http, target, probe_seconds)
         except errors.TargetError as exc:
             return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
                              message=str(exc))
@@ -279,7 +291,7 @@ def capture_pod(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
-                                 settings=settings)
+                                 settings=settings, http=http)
         collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
                             **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records)
         if abandoned.is_set():

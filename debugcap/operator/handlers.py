@@ -157,13 +157,27 @@ class _Capture:
         self.status: dict[str, Any] = {}
         self.pods: dict[str, PodResult] = {}
         self.lock = rt.status_locks.setdefault(str(body.metadata.uid), asyncio.Lock())
+        self._version = 0  # changes made to self.status / self.pods
+        self._written = 0  # the last of them a status write has carried
 
     async def write(self, **changes: Any) -> None:
+        """Send the status with ``changes``, or wait for a write that carries them.
+
+        Pods of a capture start and end in bursts; each write sends the whole status and wakes
+        every watcher of the object, so changes made while a write is in flight go out together
+        in the next one instead of one write each.
+        """
         self.status.update(changes)
-        if self.pods:
-            self.status["pods"] = [p.as_status() for p in self.pods.values()]
+        self._version += 1
+        wanted = self._version
         async with self.lock:
-            await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, dict(self.status))
+            if self._written >= wanted:
+                return
+            if self.pods:
+                self.status["pods"] = [p.as_status() for p in self.pods.values()]
+            version, snapshot = self._version, dict(self.status)
+            await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, snapshot)
+            self._written = version
 
     def ttl(self) -> timedelta:
         if self.request is not None and self.request.ttl is not None:
