@@ -148,7 +148,7 @@ class CaptureSettings:
     """Timeout of one command run in the pod (ps, ss, df...), in seconds. 30 s is what the field
     notes use; these commands answer in well under a second on a healthy pod."""
 
-    exec_sessions: int = 2
+    exec_sessions: int = 1
     """Shells kept open in the target container to run the exec collectors' commands, each
     running one command at a time. One exec per session instead of one per command is what keeps
     a many-pod capture from spending the node's CPU on exec set-up; two let a slow ``du`` run

@@ -350,55 +350,12 @@ class LineRedactor:
         return b"\n".join(lines)
 
 
-class _ChunkReader:
-    """Sequential reads of exact sizes over an iterator of chunks."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buf = bytearray()
-
-    def _fill(self, size: int) -> bool:
-        while len(self._buf) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return False
-            self._buf += chunk
-        return True
-
-    def at_end(self) -> bool:
-        return not self._fill(1)
-
-    def read(self, size: int) -> bytes:
-        if not self._fill(size):
-            raise ValueError(f"protobuf ends inside a field ({size} bytes wanted)")
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
-
-    def varint(self) -> tuple[int, bytes]:
-        raw = bytearray()
-        value = 0
-        while True:
-            byte = self.read(1)[0]
-            raw.append(byte)
-            value |= (byte & 0x7F) << (7 * (len(raw) - 1))
-            if not byte & 0x80:
-                return value, bytes(raw)
-            if len(raw) > 10:
-                raise ValueError("protobuf varint longer than 10 bytes")
-
-    def copy(self, size: int, piece: int = 1024 * 1024) -> Iterator[bytes]:
-        while size > 0:
-            data = self.read(min(size, piece))
-            size -= len(data)
-            yield data
-
-
 # pprof's Profile.string_table (google/pprof proto/profile.proto): every function name, file
 # name, label key and label value of a profile is one of these strings.
 _PROFILE_STRING_TABLE: Final = 6
 # A longer "string" is not a label; copying it through keeps memory flat (judgement call).
 _MAX_PROFILE_STRING: Final = 1024 * 1024
+_OUTPUT_PIECE: Final = 256 * 1024
 
 
 def _mask_string(data: bytes, file: str, report: RedactionReport) -> bytes:
@@ -420,29 +377,95 @@ def mask_profile(chunks: Iterable[bytes], file: str, report: RedactionReport) ->
     regex over raw protobuf would run past a string's end into the next field's bytes. Masks are
     same-length, so every length prefix stays valid and ``go tool pprof`` reads the result.
     Raises ValueError when the bytes are not a protobuf.
+
+    A profile has thousands of small top-level fields (samples, locations, strings), so the walk
+    indexes one buffer and hands out output in large pieces: per-field reads and writes made
+    this the costliest step of writing a bundle.
     """
-    reader = _ChunkReader(chunks)
-    while not reader.at_end():
-        tag, raw_tag = reader.varint()
+    source = iter(chunks)
+    buf = bytearray()
+    pos = 0
+    out = bytearray()
+
+    def fill(size: int) -> bool:
+        """At least ``size`` unread bytes in ``buf``, unless the input ends first."""
+        nonlocal buf
+        while len(buf) - pos < size:
+            chunk = next(source, None)
+            if chunk is None:
+                return False
+            buf += chunk
+        return True
+
+    def varint() -> int:
+        nonlocal pos
+        if len(buf) - pos < 10:
+            fill(10)  # the longest varint; fewer bytes are fine at the very end
+        value = shift = 0
+        while True:
+            if pos >= len(buf):
+                raise ValueError("protobuf ends inside a varint")
+            byte = buf[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift >= 70:
+                raise ValueError("protobuf varint longer than 10 bytes")
+
+    while True:
+        if pos >= _OUTPUT_PIECE:
+            del buf[:pos]  # only here, between fields, so no index into buf is held
+            pos = 0
+        if len(buf) - pos < 64:
+            fill(64)  # most fields are shorter: one check here saves one per read below
+            if len(buf) == pos:
+                break
+        start = pos
+        tag = varint()
         field, wire = tag >> 3, tag & 7
         if field == 0:
             raise ValueError("protobuf field number 0")
-        yield raw_tag
         if wire == 0:
-            yield reader.varint()[1]
-        elif wire == 1:
-            yield reader.read(8)
-        elif wire == 5:
-            yield reader.read(4)
+            varint()
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if len(buf) - pos < size and not fill(size):
+                raise ValueError(f"protobuf ends inside a field ({size} bytes wanted)")
+            pos += size
         elif wire == 2:
-            length, raw_length = reader.varint()
-            yield raw_length
+            length = varint()
             if field == _PROFILE_STRING_TABLE and length <= _MAX_PROFILE_STRING:
-                yield _mask_string(reader.read(length), file, report)
+                if len(buf) - pos < length and not fill(length):
+                    raise ValueError(f"protobuf ends inside a field ({length} bytes wanted)")
+                out += buf[start:pos]
+                out += _mask_string(bytes(buf[pos:pos + length]), file, report)
+                pos += length
+                start = pos
             else:
-                yield from reader.copy(length)
+                out += buf[start:pos]
+                while length:
+                    if not fill(1):
+                        raise ValueError("protobuf ends inside a field")
+                    take = min(length, len(buf) - pos)
+                    out += buf[pos:pos + take]
+                    pos += take
+                    length -= take
+                    if len(out) >= _OUTPUT_PIECE:
+                        yield bytes(out)
+                        out.clear()
+                    del buf[:pos]  # a long field must not pile up in memory
+                    pos = 0
+                start = pos
         else:
             raise ValueError(f"protobuf wire type {wire} is not used by pprof")
+        out += buf[start:pos]
+        if len(out) >= _OUTPUT_PIECE:
+            yield bytes(out)
+            out.clear()
+    if out:
+        yield bytes(out)
 
 
 def redact_bytes(data: bytes, file: str, report: RedactionReport) -> bytes:

@@ -5,8 +5,10 @@ from debugcap.collectors import base, execution
 
 
 def du_script(top: int) -> str:
-    # -x: stay on the working directory's file system (never walk /proc or mounted volumes twice).
-    return (f"cd /proc/1/cwd 2>/dev/null || cd /; du -xsk * .[!.]* 2>/dev/null | sort -rn | head -n {int(top)}")
+    # One du of "." with -x, not one per entry: a du started on /proc or /sys (what `du -x *` does
+    # from /) walks that whole file system, the costliest command of a capture, to report zeros.
+    # The first line after the sort is "." itself, the sum of the rest.
+    return (f"cd /proc/1/cwd 2>/dev/null || cd /; du -axk -d 1 . 2>/dev/null | sort -rn | sed -n '2,{int(top) + 1}p'")
 
 
 class DiskCollector(base.Collector):

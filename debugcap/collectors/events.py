@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import errors
@@ -34,5 +33,5 @@ class EventsCollector(base.Collector):
             "source": (e.source.component if e.source else None) or e.reporting_component,
         } for e in events.items]
         rows.sort(key=lambda r: r["lastTimestamp"] or r["firstTimestamp"] or "")
-        ctx.add_bytes(layout.K8S_EVENTS, yaml.safe_dump({"events": rows}, sort_keys=False).encode())
+        ctx.add_bytes(layout.K8S_EVENTS, base.yaml_bytes({"events": rows}))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_EVENTS,))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import errors
@@ -43,5 +42,5 @@ class NodeConditionsCollector(base.Collector):
                          "kernelVersion": node.status.node_info.kernel_version,
                          "osImage": node.status.node_info.os_image},
         }
-        ctx.add_bytes(layout.K8S_NODE_CONDITIONS, yaml.safe_dump(doc, sort_keys=False).encode())
+        ctx.add_bytes(layout.K8S_NODE_CONDITIONS, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_NODE_CONDITIONS,))

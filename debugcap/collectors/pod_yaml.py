@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import errors
@@ -52,5 +51,5 @@ class PodYamlCollector(base.Collector):
             return base.CollectorResult(base.Status.FAILED, f"cannot read pod {t.namespace}/{t.pod}: "
                                         f"{errors.shorten(str(exc.reason))}")
         doc = sanitize(api.api_client.sanitize_for_serialization(pod))
-        ctx.add_bytes(layout.K8S_POD, yaml.safe_dump(doc, sort_keys=False).encode())
+        ctx.add_bytes(layout.K8S_POD, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

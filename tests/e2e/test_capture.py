@@ -226,6 +226,10 @@ def test_template_yields_a_complete_verified_bundle(
         assert c["files"] and all(f in got for f in c["files"]), c
         assert c["bytes"] == sum(len(got[f]) for f in c["files"]), c
     assert_verifies(testbed, run.bundle, tmp_path)
+    if layout.FS_DU_TOP in got:
+        # goapp runs in / : its binary is the largest entry, and the virtual file systems are not walked.
+        entries = [line.split("\t")[1] for line in got[layout.FS_DU_TOP].decode().splitlines()]
+        assert entries[0] == "./goapp" and not {"./proc", "./sys", "./dev", "."} & set(entries), entries
 
 
 # ---------------------------------------------------------------- what the evidence shows
