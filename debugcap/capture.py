@@ -14,7 +14,6 @@ and the capture goes on; only a capture that collected nothing is Failed.
 from __future__ import annotations
 
 import enum
-import json
 import shutil
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from debugcap import errors, templates
 from debugcap.bundle import layout, manifest, writer
 from debugcap.collectors import COLLECTORS, base, execution
 from debugcap.kube import portforward, shell
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, segment
 from debugcap.settings import CaptureSettings
 
 PPROF_PORT_ANNOTATION = "debugcap.io/pprof-port"
@@ -60,10 +59,7 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
                    pprof_port: int | None = None) -> base.Target:
     """Read the live pod and pick the container; errors name the pod and the fix."""
     try:
-        # Raw JSON: the client's typed models cost ~0.6 s of imports on first use, which here
-        # would sit on every capture's critical path (collectors load them later, in parallel).
-        resp: Any = kube.core().read_namespaced_pod(pod, namespace, _preload_content=False)
-        obj = json.loads(resp.data)
+        obj = kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}")
     except ApiException as exc:
         if exc.status == 404:
             raise errors.TargetError(f'pod "{pod}" not found in namespace "{namespace}"; '
@@ -149,7 +145,8 @@ def capture(
                           size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
                           on_unavailable=unavailable)
     own_http = http is None
-    forwards = http or portforward.Pool(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port)
+    forwards = http or portforward.Pool(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port,
+                                        size=forwards_needed(template))
 
     try:
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
@@ -204,6 +201,12 @@ def capture(
             forwards.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
     return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=_phase(ordered))
+
+
+def forwards_needed(template: templates.ExpandedTemplate) -> int:
+    """Port-forwards a capture of ``template`` keeps open: one per windowed step, which must run
+    at the same moment, and one that the other Go steps take turns on (each a quick GET)."""
+    return _window_size(template) + 1
 
 
 def _window_size(template: templates.ExpandedTemplate) -> int:

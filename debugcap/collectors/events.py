@@ -7,6 +7,7 @@ from kubernetes.client.exceptions import ApiException
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
+from debugcap.kube.client import segment
 
 
 class EventsCollector(base.Collector):
@@ -20,18 +21,17 @@ class EventsCollector(base.Collector):
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
         try:
-            events = ctx.kube.core().list_namespaced_event(
-                t.namespace, field_selector=f"involvedObject.name={t.pod}",
-                _request_timeout=ctx.settings.http_timeout_seconds)
+            events = ctx.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/events",
+                                       [("fieldSelector", f"involvedObject.name={t.pod}")],
+                                       timeout=ctx.settings.http_timeout_seconds)
         except ApiException as exc:
             return base.CollectorResult(base.Status.FAILED, f"cannot list events of {t.namespace}/{t.pod}: "
                                         f"{errors.shorten(str(exc.reason))}")
         rows = [{
-            "type": e.type, "reason": e.reason, "message": e.message, "count": e.count,
-            "firstTimestamp": e.first_timestamp.isoformat() if e.first_timestamp else None,
-            "lastTimestamp": e.last_timestamp.isoformat() if e.last_timestamp else None,
-            "source": (e.source.component if e.source else None) or e.reporting_component,
-        } for e in events.items]
+            "type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
+            "firstTimestamp": e.get("firstTimestamp"), "lastTimestamp": e.get("lastTimestamp"),
+            "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
+        } for e in events.get("items") or []]
         rows.sort(key=lambda r: r["lastTimestamp"] or r["firstTimestamp"] or "")
         ctx.add_bytes(layout.K8S_EVENTS, base.yaml_bytes({"events": rows}))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_EVENTS,))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
+from debugcap.kube.client import segment
 
 CHUNK = 256 << 10
 
@@ -32,9 +31,10 @@ class LogsCollector(base.Collector):
         t = ctx.target
         path = layout.log_path(t.container, previous=previous)
         try:
-            resp: Any = ctx.kube.core().read_namespaced_pod_log(
-                t.pod, t.namespace, container=t.container, tail_lines=lines, previous=previous,
-                timestamps=True, _preload_content=False, _request_timeout=ctx.settings.http_timeout_seconds)
+            resp = ctx.kube.get(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}/log",
+                                [("container", t.container), ("tailLines", str(lines)),
+                                 ("previous", str(previous).lower()), ("timestamps", "true")],
+                                timeout=ctx.settings.http_timeout_seconds)
         except ApiException as exc:
             which = "previous container's logs" if previous else "logs"
             return base.CollectorResult(base.Status.FAILED, f"cannot read {which} of {t.namespace}/{t.pod} "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubernetes.client.exceptions import ApiException
 
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
+from debugcap.kube.client import segment
 
 
 class NodeConditionsCollector(base.Collector):
@@ -24,23 +23,22 @@ class NodeConditionsCollector(base.Collector):
         if not node_name:
             return base.CollectorResult(base.Status.SKIPPED, "the pod is not scheduled on a node yet")
         try:
-            node: Any = ctx.kube.core().read_node(node_name, _request_timeout=ctx.settings.http_timeout_seconds)
+            node = ctx.kube.get_json(f"/api/v1/nodes/{segment(node_name)}", timeout=ctx.settings.http_timeout_seconds)
         except ApiException as exc:
             if exc.status == 403:
                 return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "
                                             "(nodes are cluster-scoped); grant 'get nodes' to include its conditions")
             return base.CollectorResult(base.Status.FAILED, f"cannot read node {node_name}: "
                                         f"{errors.shorten(str(exc.reason))}")
+        status = node.get("status") or {}
+        info = status.get("nodeInfo") or {}
         doc = {
             "name": node_name,
-            "conditions": [{"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
-                            "lastTransitionTime": c.last_transition_time.isoformat()
-                            if c.last_transition_time else None} for c in node.status.conditions or []],
-            "capacity": node.status.capacity, "allocatable": node.status.allocatable,
-            "nodeInfo": {"kubeletVersion": node.status.node_info.kubelet_version,
-                         "containerRuntimeVersion": node.status.node_info.container_runtime_version,
-                         "kernelVersion": node.status.node_info.kernel_version,
-                         "osImage": node.status.node_info.os_image},
+            "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message", "lastTransitionTime")}
+                           for c in status.get("conditions") or []],
+            "capacity": status.get("capacity"), "allocatable": status.get("allocatable"),
+            "nodeInfo": {k: info.get(k) for k in ("kubeletVersion", "containerRuntimeVersion", "kernelVersion",
+                                                  "osImage")},
         }
         ctx.add_bytes(layout.K8S_NODE_CONDITIONS, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_NODE_CONDITIONS,))

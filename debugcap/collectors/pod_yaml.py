@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from debugcap import errors
 from debugcap.bundle import layout, redact
 from debugcap.collectors import base
+from debugcap.kube.client import segment
 
 MASK = "***REDACTED***"
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
@@ -44,12 +45,12 @@ class PodYamlCollector(base.Collector):
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
-        api = ctx.kube.core()
         try:
-            pod = api.read_namespaced_pod(t.pod, t.namespace, _request_timeout=ctx.settings.http_timeout_seconds)
+            pod = ctx.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}",
+                                    timeout=ctx.settings.http_timeout_seconds)
         except ApiException as exc:
             return base.CollectorResult(base.Status.FAILED, f"cannot read pod {t.namespace}/{t.pod}: "
                                         f"{errors.shorten(str(exc.reason))}")
-        doc = sanitize(api.api_client.sanitize_for_serialization(pod))
+        doc = sanitize(pod)
         ctx.add_bytes(layout.K8S_POD, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

@@ -1,16 +1,23 @@
 """Kubernetes client configuration, loaded once and shared by the capture.
 
-Each exec or port-forward gets its own ``ApiClient``: ``kubernetes.stream``
-temporarily swaps the client's ``call_api`` while it opens a websocket, so two
-threads sharing one client would race on it.
+The capture path reads raw JSON through :meth:`Kube.get_json` and opens exec and
+port-forward websockets from URLs, never through the generated ``CoreV1Api``:
+building that class (pydantic-validated methods) and its models costs about 0.6 s
+of CPU on first use, longer than everything else a CLI capture does besides its
+profile window. Front ends that want typed objects still use :meth:`Kube.core`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from debugcap import errors
@@ -66,6 +73,37 @@ class Kube:
         return cls(configuration=configuration, default_namespace=namespace,
                    request_timeout=target.request_timeout)
 
+    def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
+        """The API server URL of ``path`` (its segments already quoted with :func:`segment`)."""
+        return self.configuration.host + path + (f"?{urlencode(list(query))}" if query else "")
+
+    def headers(self) -> dict[str, str]:
+        """What authenticates a request made without the generated API classes (client
+        certificates are in the TLS settings instead). Refreshes exec-plugin tokens as they expire."""
+        out = {"Accept": "application/json"}
+        token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            out["authorization"] = token
+        return out
+
+    def get(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
+        """GET ``path``; the urllib3 response, body not read yet. Raises ``ApiException`` unless 2xx."""
+        if self._shared is None:
+            self._shared = k8s.ApiClient(self.configuration)
+        resp = self._shared.rest_client.request("GET", self.url(path, query), headers=self.headers(),
+                                                _request_timeout=timeout or self.request_timeout)
+        if not 200 <= resp.status < 300:
+            body = resp.read().decode(errors="replace")
+            raise ApiException(status=resp.status, reason=_status_message(body) or resp.reason, body=body)
+        return resp.response
+
+    def get_json(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
+        resp = self.get(path, query, timeout=timeout)
+        try:
+            return json.loads(resp.data)
+        finally:
+            resp.release_conn()
+
     def api_client(self) -> k8s.ApiClient:
         """A new client: never share one between concurrent websocket calls."""
         return k8s.ApiClient(self.configuration)
@@ -89,3 +127,17 @@ class Kube:
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)
         return k8s.CustomObjectsApi(self._shared)
+
+
+def segment(name: str) -> str:
+    """One path segment (a namespace, a pod name) made safe for a URL."""
+    return quote(name, safe="")
+
+
+def _status_message(body: str) -> str:
+    """The message of the v1.Status the API server answers errors with ('pods "x" not found')."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    return str(doc.get("message") or "") if isinstance(doc, dict) else ""

@@ -1,6 +1,6 @@
 """Run a command in a container through the Kubernetes exec API, binary-safe and bounded.
 
-We open the websocket with ``kubernetes.stream`` (it handles auth, TLS and
+We open the websocket with the client's ``ws_client`` (it handles TLS and
 subprotocol negotiation) but read the frames ourselves: the client's own
 reader keeps a second copy of all output in memory (``WSClient._all``, with
 no way to switch it off through ``stream()``) and concatenates buffers per
@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import ws_client
 from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, segment
 
 STDIN_CHANNEL = 0
 STDOUT_CHANNEL = 1
@@ -85,16 +84,14 @@ class Stream:
     def __init__(self, kube: Kube, *, namespace: str, pod: str, container: str | None, command: list[str],
                  stdin: bool, timeout: float) -> None:
         self.where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
-        self._api_client = kube.api_client()
-        api = k8s.CoreV1Api(self._api_client)
+        query = [("command", c) for c in command] + ([("container", container)] if container else [])
+        query += [("stdin", str(stdin).lower()), ("stdout", "true"), ("stderr", "true"), ("tty", "false")]
+        url = kube.url(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/exec")
         try:
-            self._ws = stream(
-                api.connect_get_namespaced_pod_exec, pod, namespace, container=container or "",
-                command=command, stdout=True, stderr=True, stdin=stdin, tty=False,
-                _preload_content=False, binary=True, _request_timeout=timeout,
-            )
+            self._ws = ws_client.websocket_call(kube.configuration, "GET", url, query_params=query,
+                                                headers=kube.headers(), _preload_content=False, binary=True,
+                                                _request_timeout=timeout)
         except ApiException as exc:
-            self._api_client.close()
             # status 0 is how the client reports a transport or handshake failure.
             raise errors.CollectorError(
                 f"cannot exec {command[0]!r} in {self.where}: {errors.shorten(str(exc.reason or exc))}; "
@@ -132,7 +129,6 @@ class Stream:
             # After a peer CLOSE, websocket-client marks itself disconnected without
             # closing the socket, so close() returns early; shutdown() really closes it.
             self._sock.shutdown()
-            self._api_client.close()
 
 
 def run(

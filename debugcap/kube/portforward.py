@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import portforward
+from kubernetes.stream import ws_client
 
 from debugcap import errors
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, segment
 
 CHUNK = 256 << 10
 # How long the proxy thread gets to close its websocket after our side closed (judgement call:
@@ -77,12 +76,11 @@ class _Forward:
         self.port = port
         self.used = False
         _install_proxy_error_hook()
-        self._api_client = kube.api_client()
-        api = k8s.CoreV1Api(self._api_client)
+        url = kube.url(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/portforward")
         try:
-            self.pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+            self.pf = ws_client.portforward_call(kube.configuration, "GET", url, query_params=[("ports", str(port))],
+                                                 headers=kube.headers())
         except ApiException as exc:
-            self._api_client.close()
             raise errors.CollectorError(
                 f"cannot port-forward to {self.target}: {errors.shorten(str(exc.reason or exc))}; "
                 f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
@@ -139,7 +137,6 @@ class _Forward:
         while self.pf.websocket.connected and time.monotonic() < give_up:
             time.sleep(0.01)
         self.pf.websocket.close()
-        self._api_client.close()
 
 
 class _Stale(Exception):
@@ -154,19 +151,20 @@ class Pool:
     instead of each paying for a new stream through the API server and the kubelet.
     """
 
-    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int) -> None:
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 0) -> None:
+        """``size``: most forwards open at once, 0 for no limit. A request waits for a free forward
+        at the limit, so it must exceed the number of requests that have to run at the same moment."""
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
-        self._lock = threading.Lock()
+        self.size = size
+        self._cond = threading.Condition()
         self._idle: list[_Forward] = []
+        self._open = 0
         self._closed = False
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20) -> HttpResult:
         """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``)."""
         while True:
-            with self._lock:
-                fwd = self._idle.pop() if self._idle else None
-            if fwd is None:
-                fwd = _Forward(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, timeout=timeout)
+            fwd = self._acquire(timeout)
             keep = False
             try:
                 result, keep = fwd.get(path, sink, timeout, max_bytes)
@@ -174,17 +172,40 @@ class Pool:
             except _Stale:
                 continue  # nothing was written to the sink: ask again on another forward
             finally:
-                with self._lock:
-                    keep = keep and not self._closed
-                    if keep:
-                        self._idle.append(fwd)
-                if not keep:
-                    fwd.close()
+                self._release(fwd, keep)
+
+    def _acquire(self, timeout: float) -> _Forward:
+        with self._cond:
+            while not self._idle and self.size and self._open >= self.size:
+                self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            return _Forward(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, timeout=timeout)
+        except BaseException:
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
+            raise
+
+    def _release(self, fwd: _Forward, keep: bool) -> None:
+        with self._cond:
+            keep = keep and not self._closed
+            if keep:
+                self._idle.append(fwd)
+            else:
+                self._open -= 1
+            self._cond.notify()
+        if not keep:
+            fwd.close()
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
         for fwd in idle:
             fwd.close()
 

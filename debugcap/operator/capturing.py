@@ -263,7 +263,8 @@ def capture_pod(
         target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
-    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port)
+    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
+                            size=engine.forwards_needed(template))
     try:
         return _capture_target(kube, store, target, request, template, http, capture_name=capture_name,
                                work_dir=work_dir, probe_seconds=probe_seconds, abandoned=abandoned, started=started)
