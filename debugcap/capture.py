@@ -204,9 +204,11 @@ def capture(
 
 
 def forwards_needed(template: templates.ExpandedTemplate) -> int:
-    """Port-forwards a capture of ``template`` keeps open: one per windowed step, which must run
-    at the same moment, and one that the other Go steps take turns on (each a quick GET)."""
-    return _window_size(template) + 1
+    """Port-forwards a capture of ``template`` keeps open: one per windowed step that lasts (CPU
+    profile, trace), held for the whole window, and one that every quick GET takes turns on,
+    the mid-window goroutine dump included. Each forward is a stream through the API server and
+    the kubelet; on a busy node those streams are what a capture costs."""
+    return sum(1 for s in template.steps if s.window and _seconds(s.params) > 0) + 1
 
 
 def _window_size(template: templates.ExpandedTemplate) -> int:
