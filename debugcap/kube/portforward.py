@@ -4,59 +4,42 @@ pprof endpoints must never be exposed through a Service (anyone reaching
 them can profile or stall the process), so debugcap reaches them the way
 ``kubectl port-forward`` does. The kubelet's runtime dials ``localhost:<port>``
 inside the pod's network namespace, so a server bound to 127.0.0.1 is reached
-too. A pprof profile holds its connection for its whole duration, so requests
-that overlap get forwards of their own; later requests reuse them (keep-alive).
+too.
+
+One websocket carries several connections: asking for the same port N times
+(``ports=6060&ports=6060``) gives N independent TCP connections, each on its own
+pair of channels. A capture needs a few at once (the CPU profile and the trace
+hold theirs for the whole window) and each websocket is a stream through the API
+server and the kubelet, so one tunnel with N connections costs a third of three
+tunnels. Connections are HTTP/1.1 kept alive between requests.
+
+We speak the channel protocol ourselves instead of using ``kubernetes.stream``'s
+``PortForward``: that class keys connections by port number, so it refuses the
+same port twice, and it runs a proxy thread and a socket pair per tunnel.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
-from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import ws_client
+from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
 from debugcap.kube.client import Kube, segment
 
 CHUNK = 256 << 10
-# How long the proxy thread gets to close its websocket after our side closed (judgement call:
-# it takes milliseconds; the bound only matters if the thread is stuck).
-PROXY_EXIT_SECONDS = 2.0
-PROXY_THREAD_PREFIX = "Kubernetes port forward proxy"
+# How often the tunnel's reader wakes up to notice it was closed (judgement call: closing is rare,
+# and a blocked reader only delays the close of a tunnel that nobody uses any more).
+READER_POLL_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
-_hook_lock = threading.Lock()
-_hook_installed = False
-
-
-def _install_proxy_error_hook() -> None:
-    """Keep the client's proxy thread from printing a traceback when the API server hangs up.
-
-    When nothing listens on the port, the kubelet reports it and the API server closes the
-    websocket while the client's proxy thread may still be sending our request; that thread has
-    no handler and dies with ``SSLEOFError``/``BrokenPipeError`` on stderr. The failure itself
-    reaches the caller as a refused connection, so the thread's socket error is only logged.
-    """
-    global _hook_installed
-    with _hook_lock:
-        if _hook_installed:
-            return
-        previous = threading.excepthook
-
-        def hook(args: threading.ExceptHookArgs) -> None:
-            name = args.thread.name if args.thread is not None else ""
-            if name.startswith(PROXY_THREAD_PREFIX) and isinstance(args.exc_value, OSError):
-                logger.debug("port-forward proxy thread %s ended: %r", name, args.exc_value)
-                return
-            previous(args)
-
-        threading.excepthook = hook
-        _hook_installed = True
 
 
 @dataclass(frozen=True)
@@ -68,151 +51,267 @@ class HttpResult:
     duration_s: float = 0.0
 
 
-class _Forward:
-    """One port-forward stream carrying one HTTP/1.1 connection, kept alive between requests."""
+class _Tunnel:
+    """One port-forward websocket carrying ``n`` connections to the same port."""
 
-    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, timeout: float) -> None:
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, n: int) -> None:
         self.target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
-        self.port = port
-        self.used = False
-        _install_proxy_error_hook()
-        url = kube.url(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/portforward")
+        path = f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/portforward"
+        url = ws_client.get_websocket_url(kube.url(path), [("ports", str(port))] * n)
         try:
-            self.pf = ws_client.portforward_call(kube.configuration, "GET", url, query_params=[("ports", str(port))],
-                                                 headers=kube.headers())
-        except ApiException as exc:
+            self._ws = ws_client.create_websocket(kube.configuration, url, kube.headers())
+        except Exception as exc:  # websocket-client raises many types for a failed handshake
             raise errors.CollectorError(
-                f"cannot port-forward to {self.target}: {errors.shorten(str(exc.reason or exc))}; "
+                f"cannot port-forward to {self.target}: {errors.shorten(str(exc) or type(exc).__name__)}; "
                 f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
             ) from exc
-        self.conn = http.client.HTTPConnection("localhost", port, timeout=timeout)
-        sock = self.pf.socket(port)
-        sock.settimeout(timeout)
-        self.conn.sock = sock
+        self._send_lock = threading.Lock()
+        self._closed = False
+        self.connections = [_Connection(self, i) for i in range(n)]
+        self._reader = threading.Thread(target=self._read, name=f"port-forward {namespace}/{pod}:{port}",
+                                        daemon=True)
+        self._reader.start()
 
-    def get(self, path: str, sink: IO[bytes], timeout: float, max_bytes: int) -> tuple[HttpResult, bool]:
-        """GET ``path``; returns the result and whether the connection may carry another request."""
-        started = time.monotonic()
-        reused, self.used = self.used, True
-        assert self.conn.sock is not None
-        self.conn.sock.settimeout(timeout)
+    def send(self, channel: int, data: bytes) -> None:
+        with self._send_lock:
+            self._ws.send(bytes([channel]) + data, opcode=ABNF.OPCODE_BINARY)
+
+    def _read(self) -> None:
+        seen: set[int] = set()  # each channel's first frame is the port number, not data
+        self._ws.settimeout(READER_POLL_SECONDS)
         try:
-            self.conn.request("GET", path, headers={"Accept-Encoding": "identity"})
-            resp = self.conn.getresponse()
-        except (http.client.HTTPException, OSError) as exc:
-            if reused:
-                raise _Stale(str(exc)) from exc
-            raise errors.CollectorError(_refused_message(self.pf, self.port, self.target, exc)) from exc
-        written, truncated = 0, False
-        deadline = started + timeout
-        while True:
-            if time.monotonic() > deadline:
-                raise errors.CollectorError(f"GET {path} from {self.target} did not finish within {timeout:.0f}s; "
-                                            "raise the timeout (timeoutSeconds / --timeout)")
-            try:
-                chunk = resp.read(CHUNK)
-            except (http.client.HTTPException, OSError) as exc:
-                raise errors.CollectorError(f"GET {path} from {self.target} broke off after {written} bytes: "
-                                            f"{errors.shorten(str(exc))}") from exc
-            if not chunk:
-                break
-            room = max_bytes - written
-            if len(chunk) > room:
-                chunk, truncated = chunk[:room], True
-            sink.write(chunk)
-            written += len(chunk)
-            if truncated:
-                break
-        result = HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
-                            body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
-        return result, not truncated and not resp.will_close
+            while not self._closed:
+                try:
+                    opcode, frame = self._ws.recv_data_frame(True)
+                except WebSocketTimeoutException:
+                    continue
+                if opcode == ABNF.OPCODE_CLOSE:
+                    break
+                if opcode != ABNF.OPCODE_BINARY or not frame.data:
+                    continue
+                channel, payload = frame.data[0], frame.data[1:]
+                if channel not in seen:
+                    seen.add(channel)
+                    continue
+                index, is_error = divmod(channel, 2)
+                if index < len(self.connections):
+                    conn = self.connections[index]
+                    if is_error:
+                        conn.fail(payload.decode(errors="replace"))
+                    else:
+                        conn.feed(payload)
+        except (WebSocketConnectionClosedException, OSError, AttributeError) as exc:
+            # AttributeError: websocket-client drops its socket object when shut down under a read.
+            logger.debug("%s: tunnel ended: %r", self.target, exc)
+        finally:
+            for conn in self.connections:
+                conn.fail("")
 
     def close(self) -> None:
-        self.conn.close()
-        self.pf.close()
-        # The client's proxy thread closes the websocket itself once it sees our socket closed.
-        # Closing it under the thread's feet while it still sends crashes that thread (a traceback
-        # on stderr), so give it a moment first, then close whatever is left.
-        give_up = time.monotonic() + PROXY_EXIT_SECONDS
-        while self.pf.websocket.connected and time.monotonic() < give_up:
-            time.sleep(0.01)
-        self.pf.websocket.close()
+        self._closed = True
+        try:
+            # Not close(): it waits for the peer's CLOSE by reading, and the reader thread reads.
+            self._ws.send_close()
+        except (WebSocketConnectionClosedException, OSError):
+            pass
+        self._ws.shutdown()
+        self._reader.join(timeout=READER_POLL_SECONDS + 1)
+
+
+class _Connection(io.RawIOBase):
+    """One TCP connection inside a tunnel, shaped like the socket ``http.client`` expects."""
+
+    def __init__(self, tunnel: _Tunnel, index: int) -> None:
+        super().__init__()
+        self.tunnel, self.index = tunnel, index
+        self._cond = threading.Condition()
+        self._buf = bytearray()
+        self._eof = False
+        self.error = ""
+        self.timeout: float | None = None
+
+    # -- fed by the tunnel's reader
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            self._buf += data
+            self._cond.notify_all()
+
+    def fail(self, message: str) -> None:
+        with self._cond:
+            self.error = self.error or message
+            self._eof = True
+            self._cond.notify_all()
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._eof and not self._buf
+
+    # -- the socket side, for http.client
+    def sendall(self, data: bytes) -> None:
+        if self._eof:
+            raise BrokenPipeError(f"connection to {self.tunnel.target} closed{': ' + self.error if self.error else ''}")
+        try:
+            self.tunnel.send(self.index * 2, bytes(data))
+        except (WebSocketConnectionClosedException, OSError) as exc:
+            raise BrokenPipeError(str(exc)) from exc
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def makefile(self, mode: str = "rb", *_a: object, **_k: object) -> io.BufferedReader:
+        return io.BufferedReader(self)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        with self._cond:
+            while not self._buf and not self._eof:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise TimeoutError(f"no data from {self.tunnel.target} within {self.timeout:.0f}s")
+                self._cond.wait(wait)
+            n = min(len(b), len(self._buf))
+            b[:n] = self._buf[:n]
+            del self._buf[:n]
+            return n
+
+    def close(self) -> None:
+        # A connection cannot be closed alone in this protocol: it ends with its tunnel.
+        pass
 
 
 class _Stale(Exception):
-    """A kept-alive connection the server had already closed: retry on a new one."""
+    """A kept-alive connection the server had already closed: retry on another one."""
+
+
+def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_bytes: int,
+             reused: bool) -> tuple[HttpResult, bool]:
+    """GET ``path`` on ``conn``; the result and whether the connection may carry another request."""
+    started = time.monotonic()
+    target = conn.tunnel.target
+    conn.settimeout(timeout)
+    http_conn = http.client.HTTPConnection("localhost", timeout=timeout)
+    http_conn.sock = conn
+    try:
+        http_conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+        resp = http_conn.getresponse()
+    except (http.client.HTTPException, OSError) as exc:
+        if reused and not conn.error:
+            raise _Stale(str(exc)) from exc
+        raise errors.CollectorError(_refused_message(conn, target, exc)) from exc
+    written, truncated = 0, False
+    deadline = started + timeout
+    while True:
+        if time.monotonic() > deadline:
+            raise errors.CollectorError(f"GET {path} from {target} did not finish within {timeout:.0f}s; "
+                                        "raise the timeout (timeoutSeconds / --timeout)")
+        try:
+            chunk = resp.read(CHUNK)
+        except (http.client.HTTPException, OSError) as exc:
+            raise errors.CollectorError(f"GET {path} from {target} broke off after {written} bytes: "
+                                        f"{errors.shorten(str(exc))}") from exc
+        if not chunk:
+            break
+        room = max_bytes - written
+        if len(chunk) > room:
+            chunk, truncated = chunk[:room], True
+        sink.write(chunk)
+        written += len(chunk)
+        if truncated:
+            break
+    result = HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
+                        body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
+    return result, not truncated and not resp.will_close and not conn.ended
 
 
 class Pool:
-    """HTTP GETs to one port of one pod over a few port-forwards, reused with HTTP keep-alive.
+    """HTTP GETs to one port of one pod over kept-alive connections of shared tunnels.
 
-    Requests that overlap in time (the CPU profile, the trace and the goroutine dump of one
-    window) each get a forward of their own; the requests after them reuse those forwards
-    instead of each paying for a new stream through the API server and the kubelet.
+    The first request opens one tunnel with ``size`` connections; requests that overlap in time
+    (the CPU profile, the trace, the quick GETs beside them) each take a connection, and a
+    request waits when all are busy. A connection the server closed is replaced by a new
+    one-connection tunnel.
     """
 
-    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 0) -> None:
-        """``size``: most forwards open at once, 0 for no limit. A request waits for a free forward
-        at the limit, so it must exceed the number of requests that have to run at the same moment."""
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 1) -> None:
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
-        self.size = size
+        self.size = max(size, 1)
         self._cond = threading.Condition()
-        self._idle: list[_Forward] = []
-        self._open = 0
+        self._tunnels: list[_Tunnel] = []
+        self._idle: list[tuple[_Connection, bool]] = []  # (connection, used before)
+        self._live = 0  # connections idle, in use, or being opened
+        self._opened = 0
         self._closed = False
+
+    @property
+    def tunnels_opened(self) -> int:
+        """Websockets opened so far: what a capture cost the API server and the kubelet."""
+        with self._cond:
+            return self._opened
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20) -> HttpResult:
         """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``)."""
         while True:
-            fwd = self._acquire(timeout)
+            conn, reused = self._acquire()
             keep = False
             try:
-                result, keep = fwd.get(path, sink, timeout, max_bytes)
+                result, keep = _request(conn, path, sink, timeout, max_bytes, reused)
                 return result
             except _Stale:
-                continue  # nothing was written to the sink: ask again on another forward
+                continue  # nothing was written to the sink: ask again on another connection
             finally:
-                self._release(fwd, keep)
+                self._release(conn, keep)
 
-    def _acquire(self, timeout: float) -> _Forward:
+    def _acquire(self) -> tuple[_Connection, bool]:
         with self._cond:
-            while not self._idle and self.size and self._open >= self.size:
+            while not self._idle and self._live >= self.size and not self._closed:
                 self._cond.wait()
+            if self._closed:
+                raise errors.CollectorError(f"port-forward to pod {self.namespace}/{self.pod} closed: capture over")
             if self._idle:
                 return self._idle.pop()
-            self._open += 1
+            # The first tunnel brings all the connections a capture uses at once; later ones
+            # replace single connections the server closed.
+            n = self.size - self._live if not self._tunnels else 1
+            self._live += n
         try:
-            return _Forward(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, timeout=timeout)
+            tunnel = _Tunnel(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, n=n)
         except BaseException:
             with self._cond:
-                self._open -= 1
-                self._cond.notify()
+                self._live -= n
+                self._cond.notify_all()
             raise
-
-    def _release(self, fwd: _Forward, keep: bool) -> None:
         with self._cond:
-            keep = keep and not self._closed
-            if keep:
-                self._idle.append(fwd)
+            self._tunnels.append(tunnel)
+            self._opened += 1
+            first, *rest = tunnel.connections
+            self._idle.extend((c, False) for c in rest)
+            self._cond.notify_all()
+        return first, False
+
+    def _release(self, conn: _Connection, keep: bool) -> None:
+        with self._cond:
+            if keep and not self._closed:
+                self._idle.append((conn, True))
             else:
-                self._open -= 1
-            self._cond.notify()
-        if not keep:
-            fwd.close()
+                self._live -= 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
+            tunnels, self._tunnels, self._idle = self._tunnels, [], []
             self._cond.notify_all()
-        for fwd in idle:
-            fwd.close()
+        for tunnel in tunnels:
+            tunnel.close()
 
 
 def get(kube: Kube, *, namespace: str, pod: str, port: int, path: str, sink: IO[bytes], timeout: float = 60.0,
         max_bytes: int = 256 << 20) -> HttpResult:
-    """One GET of ``path`` from ``pod:port`` over a port-forward of its own."""
+    """One GET of ``path`` from ``pod:port`` over a tunnel of its own."""
     pool = Pool(kube, namespace=namespace, pod=pod, port=port)
     try:
         return pool.get(path, sink, timeout=timeout, max_bytes=max_bytes)
@@ -220,11 +319,11 @@ def get(kube: Kube, *, namespace: str, pod: str, port: int, path: str, sink: IO[
         pool.close()
 
 
-def _refused_message(pf: Any, port: int, target: str, exc: Exception) -> str:
+def _refused_message(conn: _Connection, target: str, exc: Exception) -> str:
     detail = ""
     for _ in range(20):
-        # The proxy thread records the kubelet's error a moment after the socket closes.
-        detail = pf.error(port) or ""
+        # The kubelet's error channel may arrive a moment after the connection ended.
+        detail = conn.error
         if detail:
             break
         time.sleep(0.05)
@@ -232,3 +331,4 @@ def _refused_message(pf: Any, port: int, target: str, exc: Exception) -> str:
         return (f"nothing listens on {target} (connection refused); set the pprof port with the pod "
                 "annotation debugcap.io/pprof-port or --pprof-port")
     return f"cannot reach {target}: {errors.shorten(detail or str(exc) or type(exc).__name__)}"
+

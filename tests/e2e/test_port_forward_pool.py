@@ -1,10 +1,13 @@
-"""Go collectors' GETs share kept-alive port-forwards (debugcap.kube.portforward.Pool)."""
+"""Go collectors' GETs share kept-alive connections of one port-forward tunnel (debugcap.kube.portforward.Pool)."""
 
 from __future__ import annotations
 
 import io
 import threading
 
+import pytest
+
+from debugcap import errors
 from debugcap.analysis import pprof
 from debugcap.analysis.report import parse_proc_net_tcp
 from debugcap.kube import exec as kexec
@@ -40,17 +43,18 @@ def test_sequential_gets_share_one_forward(goapp_pod: GoappPod, kube: Kube, name
             assert res.status == 200
             assert pprof.parse(body.getvalue(), kind).sample_types
         assert established_to_pprof(kube, namespace, pod) == 1
+        assert pool.tunnels_opened == 1
     finally:
         pool.close()
     # The close travels through the API server, the kubelet and containerd: give it a moment.
     _wait(lambda: established_to_pprof(kube, namespace, pod) == 0, 10, "the forward closed in the pod")
 
 
-def test_overlapping_gets_each_get_a_forward_then_they_are_reused(
+def test_overlapping_gets_each_get_a_connection_of_one_tunnel(
     goapp_pod: GoappPod, kube: Kube, namespace: str
 ) -> None:
     pod = goapp_pod().metadata.name
-    pool = portforward.Pool(kube, namespace=namespace, pod=pod, port=PPROF_PORT)
+    pool = portforward.Pool(kube, namespace=namespace, pod=pod, port=PPROF_PORT, size=2)
     try:
         cpu = io.BytesIO()
         during: list[int] = []
@@ -67,6 +71,21 @@ def test_overlapping_gets_each_get_a_forward_then_they_are_reused(
         assert established_to_pprof(kube, namespace, pod) == 2
         for _ in range(4):
             assert pool.get("/debug/vars", io.BytesIO(), timeout=30).status == 200
-        assert established_to_pprof(kube, namespace, pod) == 2  # no new forward for later requests
+        assert established_to_pprof(kube, namespace, pod) == 2  # no new connection for later requests
+        assert pool.tunnels_opened == 1  # both connections ride one websocket
+    finally:
+        pool.close()
+
+
+def test_a_closed_port_is_named_and_the_pool_does_not_retry_forever(
+    goapp_pod: GoappPod, kube: Kube, namespace: str
+) -> None:
+    pod = goapp_pod().metadata.name
+    pool = portforward.Pool(kube, namespace=namespace, pod=pod, port=6999, size=3)
+    try:
+        for _ in range(3):
+            with pytest.raises(errors.CollectorError, match="nothing listens on port 6999"):
+                pool.get("/debug/pprof/heap", io.BytesIO(), timeout=10)
+        assert pool.tunnels_opened == 1
     finally:
         pool.close()
