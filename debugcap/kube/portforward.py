@@ -23,6 +23,8 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import select
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ CHUNK = 256 << 10
 # How often the tunnel's reader wakes up to notice it was closed (judgement call: closing is rare,
 # and a blocked reader only delays the close of a tunnel that nobody uses any more).
 READER_POLL_SECONDS = 1.0
+# Longest wait for the rest of a frame that has started to arrive, holding the connection's lock.
+FRAME_SECONDS = 30.0
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,8 @@ class _Tunnel:
                 f"cannot port-forward to {self.target}: {errors.shorten(str(exc) or type(exc).__name__)}; "
                 f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
             ) from exc
-        self._send_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._ws.settimeout(FRAME_SECONDS)
         self._closed = False
         self.connections = [_Connection(self, i) for i in range(n)]
         self._reader = threading.Thread(target=self._read, name=f"port-forward {namespace}/{pod}:{port}",
@@ -73,18 +78,26 @@ class _Tunnel:
         self._reader.start()
 
     def send(self, channel: int, data: bytes) -> None:
-        with self._send_lock:
+        with self._io_lock:
             self._ws.send(bytes([channel]) + data, opcode=ABNF.OPCODE_BINARY)
 
     def _read(self) -> None:
         seen: set[int] = set()  # each channel's first frame is the port number, not data
-        self._ws.settimeout(READER_POLL_SECONDS)
+        sock = self._ws.sock
         try:
             while not self._closed:
-                try:
-                    opcode, frame = self._ws.recv_data_frame(True)
-                except WebSocketTimeoutException:
-                    continue
+                # An SSL connection must never be read and written by two threads at once (OpenSSL
+                # corrupts its state: "bad record mac"), so reads take the lock that sends take,
+                # and only once select() says a frame has started to arrive.
+                if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                    ready, _, _ = select.select([sock], [], [], READER_POLL_SECONDS)
+                    if not ready:
+                        continue
+                with self._io_lock:
+                    try:
+                        opcode, frame = self._ws.recv_data_frame(True)
+                    except WebSocketTimeoutException:
+                        continue
                 if opcode == ABNF.OPCODE_CLOSE:
                     break
                 if opcode != ABNF.OPCODE_BINARY or not frame.data:
@@ -100,8 +113,8 @@ class _Tunnel:
                         conn.fail(payload.decode(errors="replace"))
                     else:
                         conn.feed(payload)
-        except (WebSocketConnectionClosedException, OSError, AttributeError) as exc:
-            # AttributeError: websocket-client drops its socket object when shut down under a read.
+        except (WebSocketConnectionClosedException, OSError, ValueError, AttributeError) as exc:
+            # ValueError, AttributeError: select() on, or a read from, a socket shutdown() closed.
             logger.debug("%s: tunnel ended: %r", self.target, exc)
         finally:
             for conn in self.connections:
@@ -111,10 +124,12 @@ class _Tunnel:
         self._closed = True
         try:
             # Not close(): it waits for the peer's CLOSE by reading, and the reader thread reads.
-            self._ws.send_close()
+            with self._io_lock:
+                self._ws.send_close()
         except (WebSocketConnectionClosedException, OSError):
             pass
-        self._ws.shutdown()
+        with self._io_lock:
+            self._ws.shutdown()
         self._reader.join(timeout=READER_POLL_SECONDS + 1)
 
 
