@@ -276,12 +276,20 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
                     template: templates.ExpandedTemplate, http: portforward.Pool, *, capture_name: str,
                     work_dir: Path, probe_seconds: float, abandoned: threading.Event, started: float) -> PodResult:
     namespace, pod = target.namespace, target.pod
-    if _uses(template, base.Kind.GO):
+    # The pprof check runs beside the capture rather than before it: it is one round trip on a
+    # busy API server, and waiting for it delayed every pod's window. Its verdict still decides:
+    # a closed port ends the pod Failed and nothing is uploaded.
+    probe_failed: list[errors.TargetError] = []
+
+    def probe() -> None:
         try:
             probe_pprof(http, target, probe_seconds)
         except errors.TargetError as exc:
-            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
-                             message=str(exc))
+            probe_failed.append(exc)
+
+    checking = threading.Thread(target=probe, name=f"pprof check {namespace}/{pod}", daemon=True)
+    if _uses(template, base.Kind.GO):
+        checking.start()
     settings = CaptureSettings()
     if request.timeout_seconds:
         settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
@@ -295,6 +303,11 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
                                  settings=settings, http=http)
         collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
                             **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records)
+        if checking.ident is not None:  # started: its verdict decides
+            checking.join()
+        if probe_failed:
+            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
+                             message=str(probe_failed[0]))
         if abandoned.is_set():
             return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
                              message="abandoned after spec.parameters.deadlineSeconds; bundle not uploaded")
