@@ -151,8 +151,9 @@ class CaptureSettings:
     exec_sessions: int = 1
     """Shells kept open in the target container to run the exec collectors' commands, each
     running one command at a time. One exec per session instead of one per command is what keeps
-    a many-pod capture from spending the node's CPU on exec set-up; two let a slow ``du`` run
-    beside the quick commands."""
+    a many-pod capture from spending the node's CPU on exec set-up. One is enough: the ~20
+    commands of ``debug-full`` take about 0.2 s together, well inside any profile window; raise it
+    when a slow command (``du`` over a huge volume) should not hold up the others."""
 
     http_timeout_seconds: float = 30.0
     """Timeout of one non-profiling HTTP request through the port-forward (heap, goroutine,

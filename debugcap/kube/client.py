@@ -104,10 +104,6 @@ class Kube:
         finally:
             resp.release_conn()
 
-    def api_client(self) -> k8s.ApiClient:
-        """A new client: never share one between concurrent websocket calls."""
-        return k8s.ApiClient(self.configuration)
-
     def core(self) -> k8s.CoreV1Api:
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)
