@@ -497,9 +497,11 @@ def test_schedule_creates_owned_captures_and_prunes_history(
             assert obj["metadata"]["labels"] == {"team": "shop", "debugcap.io/schedule": "nightly"}
             # Once the new run succeeded, the old ones go: limit 1 successful, 0 failed.
             wait_for(lambda: set(captures()) == {new}, 30, "pruning of the earlier runs")
+            # The tick that prunes writes the schedule's status only when it returns, after its
+            # deletes: the earlier run's completionTime can still be there for a moment.
             sched = wait_for(lambda: (s := custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "debugschedules", "nightly")["status"]).get("lastSuccessfulTime") and s,
-                20, "schedule status")
+                GROUP, VERSION, namespace, "debugschedules", "nightly")["status"]).get("lastSuccessfulTime")
+                == status["completionTime"] and s, 20, "schedule status naming the new run's completion")
     finally:
         _collect_runner_leftovers()
         _strip_finalizers(kube, namespace)
