@@ -100,7 +100,7 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
     )
 
 
-def _phase(records: list[manifest.CollectorRecord]) -> Phase:
+def phase_of(records: list[manifest.CollectorRecord]) -> Phase:
     useful = any(r.status in (manifest.CollectorStatus.OK, manifest.CollectorStatus.PARTIAL) for r in records)
     # A partial collector (a command timed out, output was cut) lost evidence too: not Completed.
     failed = any(r.status in (manifest.CollectorStatus.FAILED, manifest.CollectorStatus.PARTIAL) for r in records)
@@ -122,14 +122,17 @@ def capture(
     # what keeps a capture as long as its longest window rather than the sum of its steps.
     parallelism: int = 8,
     http: portforward.Pool | None = None,
+    started: datetime | None = None,
 ) -> CaptureOutcome:
     """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``.
 
     ``http``: port-forwards to the pprof port already open (the operator's pre-flight check opened
     one); the caller keeps ownership. Without it the capture opens and closes its own.
+    ``started``: the capture's start as the caller fixed it beforehand; it names the bundle, so a
+    caller that records the bundle's storage key before capturing passes the time it used.
     """
     settings = settings or CaptureSettings()
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)
     say = progress or (lambda _msg, _rec: None)
     name = layout.bundle_name(target.namespace, target.pod, started)
     scratch_dir = Path(tempfile.mkdtemp(prefix=".debugcap-", dir=out_dir))
@@ -200,7 +203,7 @@ def capture(
         if own_http:
             forwards.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
-    return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=_phase(ordered))
+    return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=phase_of(ordered))
 
 
 def forwards_needed(template: templates.ExpandedTemplate) -> int:

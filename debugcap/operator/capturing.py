@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from debugcap import capture as engine
 from debugcap import delivering, errors, resources, templates
+from debugcap.bundle import layout, verify
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube
@@ -57,6 +59,10 @@ class PodResult:
     size_bytes: int = 0
     collectors: tuple[Mapping[str, Any], ...] = ()
     duration_seconds: float = 0.0
+    # Where the bundle will be stored, written with the pod's Running status before any capture
+    # work: an operator that dies between the upload and the status write that lists the bundle
+    # leaves this behind, and its successor adopts (or deletes) what it names.
+    upload_key: str = ""
 
     def as_status(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
@@ -68,6 +74,8 @@ class PodResult:
             entry["message"] = self.message
         if self.key:
             entry["bundle"] = {"uri": self.uri, "key": self.key, "sha256": self.sha256, "sizeBytes": self.size_bytes}
+        elif self.upload_key:
+            entry["uploadKey"] = self.upload_key
         if self.collectors:
             entry["collectors"] = [dict(c) for c in self.collectors]
         return entry
@@ -252,13 +260,15 @@ def capture_pod(
     work_dir: Path,
     probe_seconds: float,
     abandoned: threading.Event,
+    started: datetime,
 ) -> PodResult:
     """Capture one pod and upload its bundle; failures come back as a Failed :class:`PodResult`.
 
     ``abandoned`` is set by the caller when the capture's deadline passed: the bundle is then
     dropped instead of uploaded, so S3 never holds a bundle the status does not list.
+    ``started`` names the bundle, so it is stored under ``planned_key(store, namespace, pod, started)``.
     """
-    started = time.monotonic()
+    clock = time.monotonic()
     try:
         target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port)
     except errors.DebugcapError as exc:
@@ -267,14 +277,16 @@ def capture_pod(
                             size=engine.forwards_needed(template))
     try:
         return _capture_target(kube, store, target, request, template, http, capture_name=capture_name,
-                               work_dir=work_dir, probe_seconds=probe_seconds, abandoned=abandoned, started=started)
+                               work_dir=work_dir, probe_seconds=probe_seconds, abandoned=abandoned,
+                               started=started, clock=clock)
     finally:
         http.close()
 
 
 def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, request: CaptureRequest,
                     template: templates.ExpandedTemplate, http: portforward.Pool, *, capture_name: str,
-                    work_dir: Path, probe_seconds: float, abandoned: threading.Event, started: float) -> PodResult:
+                    work_dir: Path, probe_seconds: float, abandoned: threading.Event, started: datetime,
+                    clock: float) -> PodResult:
     namespace, pod = target.namespace, target.pod
     # The pprof check runs beside the capture rather than before it: it is one round trip on a
     # busy API server, and waiting for it delayed every pod's window. Its verdict still decides:
@@ -300,7 +312,7 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
-                                 settings=settings, http=http)
+                                 settings=settings, http=http, started=started)
         collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
                             **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records)
         if checking.ident is not None:  # started: its verdict decides
@@ -316,7 +328,7 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
                                                 when=bundle.manifest.started_at, keep_local=False)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
-                         message=str(exc), duration_seconds=time.monotonic() - started)
+                         message=str(exc), duration_seconds=time.monotonic() - clock)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     phase = str(outcome.phase)
@@ -330,8 +342,55 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
         message = f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}"
     return PodResult(name=pod, phase=phase, container=target.container, node=target.node,
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
+                     upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collectors,
-                     duration_seconds=time.monotonic() - started)
+                     duration_seconds=time.monotonic() - clock)
+
+
+def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
+    """The key a capture of ``pod`` started at ``started`` stores its bundle under."""
+    return delivering.object_key(store, namespace, pod, started, layout.bundle_name(namespace, pod, started))
+
+
+def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Path) -> PodResult:
+    """The result of a pod whose capture a dead operator left unfinished, from what its
+    ``uploadKey`` names in storage.
+
+    A stored bundle that verifies means only the status write listing it was lost: it is adopted,
+    with the phase its own manifest gives, so it is listed (and deleted at expiry) like any other.
+    A damaged one is deleted. When storage cannot be read the pod is Failed but the key stays
+    listed, so the expiry of the capture still deletes whatever is there: nothing is orphaned.
+    """
+    name, key = str(entry["name"]), str(entry["uploadKey"])
+    lost = PodResult(name=name, phase="Failed", container=entry.get("container", ""), node=entry.get("node", ""),
+                     message="the operator restarted while this pod was being captured; nothing was uploaded; "
+                             "create a new DebugCapture to capture it again")
+    try:
+        if store.backend.sha256(key=key) is None:
+            return lost
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="debugcap-adopt-", dir=work_dir) as tmp:
+            local = Path(tmp) / key.rsplit("/", 1)[-1]
+            stored = store.backend.get(key=key, dest=local)
+            checked = verify.verify(local)
+    except errors.StorageError as exc:
+        return dataclasses.replace(lost, key=key, message=(
+            f"the operator restarted after this pod's capture and could not check its bundle {key} "
+            f"({errors.shorten(str(exc))}); it is deleted when the capture expires"))
+    except errors.BundleError as exc:
+        checked = verify.VerifyResult(bundle=Path(key), sha256="", bundle_checksum_ok=None,
+                                      problems=(verify.Problem(key, verify.ProblemKind.UNREADABLE, str(exc)),))
+    if not checked.ok or checked.manifest is None:
+        store.backend.delete(key=key)
+        return dataclasses.replace(lost, message="the operator restarted during this pod's upload; the stored "
+                                   f"bundle failed verification and was deleted: {errors.shorten(checked.summary())}")
+    records = list(checked.manifest.collectors)
+    collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
+                        **({"message": errors.shorten(r.message)} if r.message else {})} for r in records)
+    return PodResult(name=name, phase=str(engine.phase_of(records)), container=entry.get("container", ""),
+                     node=entry.get("node", ""), uri=f"{_uri_base(store)}/{key}", key=key, sha256=stored.sha256,
+                     size_bytes=stored.size, collectors=collectors,
+                     message="the operator restarted after storing this bundle; adopted from storage")
 
 
 def _uri_base(store: delivering.Store) -> str:

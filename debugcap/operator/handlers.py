@@ -60,6 +60,9 @@ class Runtime:
     executor: ThreadPoolExecutor
     slots: asyncio.Semaphore
     pod_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    # The second each pod's last capture started in, under its pod lock: bundle names carry whole
+    # seconds, and two captures of one pod named alike would overwrite each other's bundle.
+    pod_started: dict[tuple[str, str], datetime] = field(default_factory=dict)
     status_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     inflight: set[str] = field(default_factory=set)
 
@@ -263,6 +266,11 @@ async def _close_orphan(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> No
     lost = 0
     for entry in body.status.get("pods") or []:
         bundle = entry.get("bundle") or {}
+        if entry.get("phase") not in TERMINAL and entry.get("uploadKey"):
+            result = await _in_thread(capturing.adopt_upload, rt.store, entry, rt.settings.work_dir)
+            lost += 0 if result.key and result.phase != "Failed" else 1
+            run.pods[result.name] = result
+            continue
         if bundle.get("key") and entry.get("phase") in TERMINAL:
             result = PodResult(name=entry["name"], phase=entry["phase"], container=entry.get("container", ""),
                                node=entry.get("node", ""), message=entry.get("message", ""),
@@ -330,14 +338,18 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
     async with rt.pod_lock(run.namespace, pod), rt.slots:
-        run.pods[pod] = PodResult(name=pod, phase="Running")
+        started = await _distinct_start(rt, run.namespace, pod)
+        # The key goes out with the Running status, before anything is captured: see
+        # PodResult.upload_key.
+        run.pods[pod] = PodResult(name=pod, phase="Running",
+                                  upload_key=capturing.planned_key(rt.store, run.namespace, pod, started))
         await run.write()
         abandoned = threading.Event()
         work = asyncio.get_running_loop().run_in_executor(
             rt.executor, functools.partial(
                 capturing.capture_pod, rt.kube, rt.store, run.namespace, pod, request, template,
                 capture_name=run.name, work_dir=rt.settings.work_dir,
-                probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned))
+                probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned, started=started))
         metrics.RUNNING.inc()
         t0 = time.monotonic()
         try:
@@ -353,6 +365,9 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
                 await run.write()
                 # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
                 await asyncio.wait({work})
+                late = work.result()
+                if late.key:  # it got past the abandoned check and uploaded: the status says nothing was
+                    await _in_thread(capturing.delete_bundles, rt.store, [late.key])
         finally:
             metrics.RUNNING.dec()
     metrics.POD_CAPTURES.labels(result.phase).inc()
@@ -364,6 +379,17 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     text += f": {result.message}" if result.message else ""
     _event(run.body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
     return result
+
+
+async def _distinct_start(rt: Runtime, namespace: str, pod: str) -> datetime:
+    """Now, to the microsecond, in a later second than the pod's previous capture started in."""
+    while True:
+        now = datetime.now(UTC)
+        previous = rt.pod_started.get((namespace, pod))
+        if previous is None or now.replace(microsecond=0) > previous.replace(microsecond=0):
+            rt.pod_started[(namespace, pod)] = now
+            return now
+        await asyncio.sleep(1.0 - now.microsecond / 1e6)
 
 
 @kopf.on.update(GROUP, VERSION, CAPTURES, field="spec")
@@ -382,8 +408,15 @@ def _expiring(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("expiresAt"))
 
 
+def _bundle_keys(status: Mapping[str, Any]) -> list[str]:
+    """Every key a capture's bundles are or may be stored under: stored ones, and those still
+    waiting in the spool or never confirmed (``uploadKey``), which the spool may yet send."""
+    keys = [(p.get("bundle") or {}).get("key") or p.get("uploadKey") for p in status.get("pods") or []]
+    return [k for k in keys if k]
+
+
 def _has_bundles(status: kopf.Status, **_: Any) -> bool:
-    return any((p.get("bundle") or {}).get("key") for p in status.get("pods") or [])
+    return bool(_bundle_keys(status))
 
 
 @kopf.daemon(GROUP, VERSION, CAPTURES, when=_expiring, cancellation_timeout=5.0)
@@ -408,7 +441,7 @@ async def expire_capture(body: kopf.Body, status: kopf.Status, stopped: kopf.Dae
 async def delete_capture_bundles(status: kopf.Status, logger: kopf.Logger, **_: Any) -> None:
     """Bundles go with their DebugCapture: the CR is the only handle on them, so an orphaned
     bundle would stay in the bucket forever."""
-    keys = [p["bundle"]["key"] for p in status.get("pods") or [] if (p.get("bundle") or {}).get("key")]
+    keys = _bundle_keys(status)
     try:
         await _in_thread(capturing.delete_bundles, runtime().store, keys)
     except errors.StorageError as exc:

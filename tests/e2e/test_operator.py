@@ -396,6 +396,112 @@ def test_capture_left_running_by_a_dead_operator_is_closed_not_rerun(
     assert s3_keys(namespace, "api-1") == []
 
 
+def test_bundle_stored_just_before_a_crash_is_adopted_and_an_unstored_one_failed(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    """The window between the upload and the status write that lists the bundle: a dead operator
+    leaves each pod Running with its uploadKey. The successor adopts what is stored (so expiry
+    deletes it) and fails what is not, and re-runs nothing."""
+    from debugcap import capture as engine
+    from debugcap import delivering, templates
+    from debugcap.collectors import COLLECTORS
+    from debugcap.operator import capturing
+
+    goapp_pod("api-1")
+    goapp_pod("api-2")
+    store = delivering.store_from_env()
+    started = datetime.now(UTC) - timedelta(seconds=30)
+    stored_key = capturing.planned_key(store, namespace, "api-1", started)
+    missing_key = capturing.planned_key(store, namespace, "api-2", started)
+    # api-1's bundle made and uploaded as the dead operator did, under the key its status names.
+    template = templates.expand("go-profile", {"cpu_seconds": 1, "trace_seconds": 1}, collectors=COLLECTORS)
+    outcome = engine.capture(kube, engine.resolve_target(kube, namespace, "api-1"), template,
+                             out_dir=tmp_path, capture_name="crashed", started=started)
+    delivery, _ = delivering.deliver(store, outcome.bundle, namespace=namespace, pod="api-1", when=started)
+    assert delivery.stored and delivery.key == stored_key
+    create(kube, namespace, "crashed", {"target": {"selector": {"matchLabels": {"app": "goapp"}}},
+                                        "template": "go-profile", "parameters": FAST})
+    kube.custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "crashed",
+        {"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z",
+                    "pods": [{"name": "api-1", "phase": "Running", "uploadKey": stored_key},
+                             {"name": "api-2", "phase": "Running", "uploadKey": missing_key}]}},
+        _content_type="application/merge-patch+json")
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            status = wait_done(kube, namespace, "crashed", 30)["status"]
+            time.sleep(2)  # room for a wrong second attempt to show up
+            again = read(kube, namespace, "crashed")["status"]
+            kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "crashed")
+            wait_for(lambda: not s3_keys(namespace, "api-1"), 30, "the adopted bundle to go with its capture")
+    finally:
+        _collect_runner_leftovers()
+        _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    pods = {p["name"]: p for p in status["pods"]}
+    assert status["phase"] == "PartiallyFailed", status
+    assert pods["api-1"]["phase"] == "Completed", pods["api-1"]
+    assert pods["api-1"]["bundle"]["key"] == stored_key
+    assert pods["api-1"]["bundle"]["sha256"] == outcome.bundle.sha256
+    assert {c["name"] for c in pods["api-1"]["collectors"]} >= {"pprof-cpu", "pprof-heap"}
+    assert pods["api-2"]["phase"] == "Failed" and "nothing was uploaded" in pods["api-2"]["message"]
+    assert "bundle" not in pods["api-2"]
+    assert again == status
+    assert s3_keys(namespace, "api-2") == []
+
+
+def test_operator_killed_mid_capture_ends_it_on_restart_with_no_stray_bundle(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    """SIGKILL, not a fabricated status: the real process dies while pods are being captured."""
+    for name in ("api-1", "api-2", "api-3"):
+        goapp_pod(name)
+    env = {**os.environ, "DEBUGCAP_OPERATOR_NAMESPACES": namespace, "DEBUGCAP_OPERATOR_CONCURRENCY": "2"}
+    binary = str(REPO / ".venv" / "bin" / "debugcap-operator")
+    logs = []
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"operator-{n}.log").open("wb")
+        logs.append(tmp_path / f"operator-{n}.log")
+        proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return proc
+
+    first = start(1)
+    second = None
+    try:
+        create(kube, namespace, "killed", {"target": {"selector": {"matchLabels": {"app": "goapp"}}},
+                                           "template": "go-profile",
+                                           "parameters": {"cpuSeconds": 4, "traceSeconds": 4}})
+        running = wait_for(lambda: [p for p in (read(kube, namespace, "killed").get("status") or {}).get("pods") or []
+                                    if p["phase"] == "Running"], 60, "a pod being captured")
+        assert all(p.get("uploadKey") for p in running), running
+        first.kill()
+        first.wait(timeout=10)
+        second = start(2)
+        status = wait_done(kube, namespace, "killed", 60)["status"]
+        time.sleep(2)
+        assert read(kube, namespace, "killed")["status"] == status  # closed once, not re-run
+        listed = {p["name"]: p["bundle"]["key"] for p in status["pods"] if p.get("bundle")}
+        for pod in ("api-1", "api-2", "api-3"):
+            keys = s3_keys(namespace, pod)
+            assert len(keys) <= 1, keys
+            assert keys == ([listed[pod]] if pod in listed else []), (pod, keys, status)
+        kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "killed")
+        wait_for(lambda: not any(s3_keys(namespace, p) for p in ("api-1", "api-2", "api-3")), 30,
+                 "the capture's bundles to be deleted with it")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        _strip_finalizers(kube, namespace)
+    assert status["phase"] in TERMINAL
+    assert all(p["phase"] in TERMINAL for p in status["pods"]), status
+    assert any("restarted" in p.get("message", "") for p in status["pods"]), status
+    output = logs[1].read_text()
+    assert "Traceback" not in output, output
+
+
 # --- RBAC ------------------------------------------------------------------------------------------
 
 def test_user_allowed_captures_in_one_namespace_reaches_nothing_in_another(

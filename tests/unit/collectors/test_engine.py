@@ -66,4 +66,4 @@ def _records(*statuses: manifest.CollectorStatus) -> list[manifest.CollectorReco
          "nothing"],
 )
 def test_phase(statuses: list[manifest.CollectorStatus], phase: capture.Phase) -> None:
-    assert capture._phase(_records(*statuses)) is phase
+    assert capture.phase_of(_records(*statuses)) is phase
