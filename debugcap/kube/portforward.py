@@ -24,6 +24,7 @@ import http.client
 import io
 import logging
 import select
+import socket
 import ssl
 import threading
 import time
@@ -129,6 +130,15 @@ class _Tunnel:
         except (WebSocketConnectionClosedException, OSError):
             pass
         with self._io_lock:
+            sock = self._ws.sock
+            if sock is not None:
+                # Closing a socket does not wake a select() on it in another thread; shutting it
+                # down does. Without this the reader slept out its poll, and a capture's end
+                # (which holds a concurrency slot) waited up to READER_POLL_SECONDS for it.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self._ws.shutdown()
         self._reader.join(timeout=READER_POLL_SECONDS + 1)
 
@@ -260,6 +270,11 @@ class Pool:
         self._live = 0  # connections idle, in use, or being opened
         self._opened = 0
         self._closed = False
+        self._first_attempt = threading.Event()  # the first tunnel is open, or failed to open
+
+    def wait_first_tunnel(self, timeout: float) -> bool:
+        """Wait until the first tunnel was opened or failed; False when nobody opened one in time."""
+        return self._first_attempt.wait(timeout)
 
     @property
     def tunnels_opened(self) -> int:
@@ -299,6 +314,8 @@ class Pool:
                 self._live -= n
                 self._cond.notify_all()
             raise
+        finally:
+            self._first_attempt.set()
         with self._cond:
             self._tunnels.append(tunnel)
             self._opened += 1
