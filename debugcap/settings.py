@@ -17,6 +17,8 @@ from typing import Final
 from debugcap.errors import ConfigError
 
 MIB: Final = 1024 * 1024
+# The smallest part S3 takes in a multipart upload (but the last); anything this size or less goes in one PUT.
+MIN_PART_SIZE: Final = 5 * MIB
 
 # One object-key segment: what S3, MinIO and local file systems all accept without escaping.
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -112,7 +114,7 @@ class S3Settings:
                 "S3 credentials are incomplete; set both DEBUGCAP_S3_ACCESS_KEY and DEBUGCAP_S3_SECRET_KEY, "
                 "or neither for anonymous access"
             )
-        if self.part_size_bytes < 5 * MIB:
+        if self.part_size_bytes < MIN_PART_SIZE:
             raise ConfigError(f"S3 part size {self.part_size_bytes} bytes is below S3's 5 MiB minimum")
         if self.parallel_uploads < 1 or self.upload_attempts < 1:
             raise ConfigError("S3 parallel_uploads and upload_attempts must be at least 1")
@@ -178,6 +180,10 @@ class CaptureSettings:
 
     pprof_port: int = 6060
     """Container port serving ``/debug/pprof``: the Go convention (``net/http/pprof`` examples)."""
+
+    durable_bundles: bool = True
+    """fsync each bundle before it counts as written. The operator turns it off: it uploads each
+    bundle and deletes it at once, and one that fails to upload is synced into the spool."""
 
     redact: bool = True
     """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``

@@ -117,12 +117,17 @@ class BundleWriter:
         compresslevel: int = 6,
         spool_dir: Path | None = None,
         mtime: float | None = None,  # None outside tests: member times are the capture's wall clock
+        durable: bool = True,
     ) -> None:
         self._directory = Path(directory)
         self._name = name
         self._stem = layout.stem(name)
         self._redact = redact
         self._compresslevel = compresslevel
+        # False: the caller uploads the bundle and deletes it right away (the operator), so
+        # forcing it to disk is writeback for nothing; a bundle that fails to upload is synced
+        # when it moves into the spool.
+        self._durable = durable
         self._spool_dir = spool_dir or self._directory
         self._mtime = int(time.time() if mtime is None else mtime)
         self._files: dict[str, manifest.FileEntry] = {}
@@ -246,7 +251,8 @@ class BundleWriter:
             self._tar.close()
             self._gzip.close()
             self._raw.flush()
-            os.fsync(self._raw.fileno())
+            if self._durable:
+                os.fsync(self._raw.fileno())
             self._raw.close()
             self._tar = self._gzip = None
             self._check_target_free()
@@ -255,7 +261,7 @@ class BundleWriter:
             self._tmp_path = None
             digest = self._hashing.hexdigest()
             checksum_path = self._directory / layout.checksum_name(self._name)
-            with storage_base.atomic_file(checksum_path) as fh:
+            with storage_base.atomic_file(checksum_path, durable=self._durable) as fh:
                 fh.write(_checksum_line(digest, self._name))
         except OSError as exc:
             self.abort()

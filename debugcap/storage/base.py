@@ -143,8 +143,8 @@ class StorageBackend(ABC):
 
 
 @contextmanager
-def atomic_file(target: Path) -> Iterator[BinaryIO]:
-    """Write ``target`` through a temp file beside it, fsynced and renamed into place.
+def atomic_file(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """Write ``target`` through a temp file beside it, fsynced (when ``durable``) and renamed into place.
 
     Readers never see half a file: on any error the temp file is removed and
     ``target`` is left as it was.
@@ -154,7 +154,8 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from debugcap.errors import ConfigError, StorageError, shorten
-from debugcap.settings import S3Settings
+from debugcap.settings import MIN_PART_SIZE, S3Settings
 from debugcap.storage import base
 
 try:
@@ -345,8 +345,12 @@ class S3Backend(base.StorageBackend):
                 f"cannot upload {path} to {self.describe()} as {key!r}: {exc.strerror}"
             ) from exc
         self._ensure_bucket()
-        # Left by an earlier process killed mid-upload; quiet, since a store may not allow listing.
-        self._abort_incomplete(key, quiet=True)
+        if size > MIN_PART_SIZE:
+            # Left by an earlier process killed mid-upload; quiet, since a store may not allow
+            # listing. A bundle no larger than the smallest part S3 allows was sent in one PUT by
+            # every earlier try too (part sizes are at least that), which leaves nothing behind:
+            # the listing, a request per bundle, is skipped.
+            self._abort_incomplete(key, quiet=True)
         bucket = self._settings.bucket
 
         def upload() -> base.StoredObject:

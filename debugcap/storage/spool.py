@@ -55,6 +55,10 @@ def _move(source: Path, target: Path) -> None:
     """Rename, or copy then rename across file systems; the source goes only once the copy is safe."""
     try:
         os.replace(source, target)
+        # A bundle may come unsynced (its writer was told it would be uploaded and deleted at
+        # once); in the spool it must survive a crash.
+        with target.open("rb") as fh:
+            os.fsync(fh.fileno())
         return
     except OSError as exc:
         if exc.errno != errno.EXDEV:
