@@ -35,6 +35,8 @@ from debugcap.kube.client import Kube, segment
 from debugcap.settings import CaptureSettings
 
 PPROF_PORT_ANNOTATION = "debugcap.io/pprof-port"
+# Longest the steps outside a window wait for the window's port-forward to open (see capture()).
+WINDOW_HEAD_START_SECONDS = 0.5
 DEFAULT_CONTAINER_ANNOTATION = "debugcap.io/default-container"
 
 
@@ -56,10 +58,14 @@ Progress = Callable[[str, manifest.CollectorRecord | None], None]
 
 
 def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None = None,
-                   pprof_port: int | None = None) -> base.Target:
-    """Read the live pod and pick the container; errors name the pod and the fix."""
+                   pprof_port: int | None = None, *, read: Mapping[str, Any] | None = None) -> base.Target:
+    """Read the live pod and pick the container; errors name the pod and the fix.
+
+    ``read``: the pod's JSON as the caller just read it (the operator lists a selector's pods),
+    instead of reading it again.
+    """
     try:
-        obj = kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}")
+        obj = read or kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}")
     except ApiException as exc:
         if exc.status == 404:
             raise errors.TargetError(f'pod "{pod}" not found in namespace "{namespace}"; '
@@ -153,15 +159,23 @@ def capture(
 
     try:
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
-                                 spool_dir=scratch_dir) as bundle:
+                                 spool_dir=scratch_dir, durable=settings.durable_bundles) as bundle:
 
             def add_file(path: str, src: Path) -> None:
                 with lock, open(src, "rb") as fh:
                     bundle.add_stream(path, fh)
 
+            windowed = any(s.window for s in template.steps)
+
             def run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
                 if delay > 0:
                     time.sleep(delay)
+                if windowed and not step.window:
+                    # The window opens when its requests reach the pod, through a port-forward
+                    # being set up right now. Exec sessions and API reads set up beside it compete
+                    # for the same API server, kubelet and CPUs and delayed the window by up to
+                    # 0.25 s with 8 pods at once; they fit in the window anyway.
+                    forwards.wait_first_tunnel(WINDOW_HEAD_START_SECONDS)
                 collector = COLLECTORS[step.collector]()
                 ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
                                           add_file=add_file, scratch_dir=scratch_dir, commands=commands,

@@ -29,19 +29,22 @@ from debugcap import delivering, errors, resources, templates
 from debugcap.bundle import layout, verify
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import portforward
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, segment
 from debugcap.operator.requests import CaptureRequest, camel_parameter
 from debugcap.settings import CaptureSettings
 
 GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
 TEMPLATES_PLURAL: Final = resources.TEMPLATES
+# Longest an upload waits for the status write that names its key (see store_pod).
+KEY_SENT_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
 class PodSelection:
     pods: tuple[str, ...]
     note: str = ""  # pods left out (not running, over maxPods), for status.message
+    objects: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # name -> pod JSON
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,14 @@ def _api_error(exc: ApiException, what: str) -> errors.TargetError:
 
 
 def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelection:
-    """The pods ``request`` targets, only in ``namespace``: a DebugCapture never reaches another one."""
-    core = kube.core()
+    """The pods ``request`` targets, only in ``namespace``: a DebugCapture never reaches another one.
+
+    Pods are read as raw JSON and handed on to the capture of each (``PodSelection.objects``),
+    which would otherwise read each one again just before its window.
+    """
     if request.pod is not None:
         try:
-            pod: Any = core.read_namespaced_pod(request.pod, namespace)
+            pod: Any = kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(request.pod)}")
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.TargetError(
@@ -98,11 +104,12 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
                     f"captures pods in its own namespace); list them with: kubectl get pods -n {namespace}") from exc
             raise _api_error(exc, f'pod "{request.pod}"') from exc
         _check_container(pod, request.container)
-        if pod.status.phase != "Running":
+        phase = (pod.get("status") or {}).get("phase")
+        if phase != "Running":
             raise errors.TargetError(
-                f'spec.target.pod: pod "{request.pod}" is {pod.status.phase}, not Running; evidence can only be '
+                f'spec.target.pod: pod "{request.pod}" is {phase}, not Running; evidence can only be '
                 f"captured from a running pod (see: kubectl describe pod {request.pod} -n {namespace})")
-        return PodSelection((request.pod,))
+        return PodSelection((request.pod,), objects={request.pod: pod})
 
     if request.workload is not None:
         selector, where = _workload_selector(kube, namespace, request), "spec.target.workload"
@@ -110,19 +117,20 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
     else:
         selector, where, what = request.selector or "", "spec.target.selector", f'selector "{request.selector}"'
     try:
-        listed: Any = core.list_namespaced_pod(namespace, label_selector=selector)
+        listed: Any = kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods", [("labelSelector", selector)])
     except ApiException as exc:
         if exc.status == 400:
             raise errors.ConfigError(f'{where}: "{selector}" is not a valid label selector: '
                                      f"{errors.shorten(str(exc.body or exc.reason))}") from exc
         raise _api_error(exc, f"pods matching {selector}") from exc
-    items = sorted(listed.items, key=lambda p: p.metadata.name)
+    items = sorted(listed.get("items") or [], key=_pod_name)
     if not items:
         raise errors.TargetError(f'{where}: no pod in namespace "{namespace}" matches {what} ({selector}); '
                                  f"check the labels with: kubectl get pods -n {namespace} --show-labels")
     for pod in items:
         _check_container(pod, request.container)
-    running = [p.metadata.name for p in items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+    running = [p for p in items if (p.get("status") or {}).get("phase") == "Running"
+               and not p["metadata"].get("deletionTimestamp")]
     if not running:
         raise errors.TargetError(f'{where}: {len(items)} pod(s) match {what} but none is Running; '
                                  f"see: kubectl get pods -n {namespace} -l '{selector}'")
@@ -132,13 +140,19 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
     if len(running) > request.max_pods:
         notes.append(f"{len(running) - request.max_pods} running pod(s) over spec.target.maxPods="
                      f"{request.max_pods} were skipped")
-    return PodSelection(tuple(running[: request.max_pods]), "; ".join(notes))
+    chosen = running[: request.max_pods]
+    return PodSelection(tuple(_pod_name(p) for p in chosen), "; ".join(notes),
+                        objects={_pod_name(p): p for p in chosen})
 
 
-def _check_container(pod: Any, container: str | None) -> None:
-    names = [c.name for c in pod.spec.containers]
+def _pod_name(pod: Mapping[str, Any]) -> str:
+    return str(pod["metadata"]["name"])
+
+
+def _check_container(pod: Mapping[str, Any], container: str | None) -> None:
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
     if container is not None and container not in names:
-        raise errors.TargetError(f'spec.target.container: pod "{pod.metadata.name}" has no container "{container}"; '
+        raise errors.TargetError(f'spec.target.container: pod "{_pod_name(pod)}" has no container "{container}"; '
                                  f"its containers are: {', '.join(names)}")
 
 
@@ -248,9 +262,27 @@ def probe_pprof(http: portforward.Pool, target: base.Target, timeout: float) -> 
             f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}") from exc
 
 
-def capture_pod(
+@dataclass(frozen=True)
+class Collected:
+    """One pod's evidence, written to a bundle on local disk and not stored yet."""
+
+    target: base.Target
+    outcome: engine.CaptureOutcome
+    out_dir: Path  # the pod's scratch directory; store_pod removes it
+    collectors: tuple[Mapping[str, Any], ...]
+    clock: float  # time.monotonic() when the pod's capture began
+
+    def discard(self) -> None:
+        shutil.rmtree(self.out_dir, ignore_errors=True)
+
+    def failed(self, message: str) -> PodResult:
+        return PodResult(name=self.target.pod, phase="Failed", container=self.target.container,
+                         node=self.target.node, message=message,
+                         duration_seconds=time.monotonic() - self.clock)
+
+
+def collect_pod(
     kube: Kube,
-    store: delivering.Store,
     namespace: str,
     pod: str,
     request: CaptureRequest,
@@ -261,33 +293,24 @@ def capture_pod(
     probe_seconds: float,
     abandoned: threading.Event,
     started: datetime,
-) -> PodResult:
-    """Capture one pod and upload its bundle; failures come back as a Failed :class:`PodResult`.
+    read: Mapping[str, Any] | None = None,
+) -> Collected | PodResult:
+    """Capture one pod into a bundle on local disk; failures come back as a Failed :class:`PodResult`.
 
-    ``abandoned`` is set by the caller when the capture's deadline passed: the bundle is then
-    dropped instead of uploaded, so S3 never holds a bundle the status does not list.
-    ``started`` names the bundle, so it is stored under ``planned_key(store, namespace, pod, started)``.
+    Everything that touches the pod happens here, and nothing after: the caller holds the pod's
+    lock and a concurrency slot for this part only, and uploads with :func:`store_pod`.
+    ``abandoned`` is set by the caller when the pod's deadline passed: the bundle is then
+    dropped, so S3 never holds a bundle the status does not list. ``started`` names the bundle,
+    so it is stored under ``planned_key(store, namespace, pod, started)``. ``read``: the pod's
+    JSON from :func:`find_pods`.
     """
     clock = time.monotonic()
     try:
-        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port)
+        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
     http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
                             size=engine.forwards_needed(template))
-    try:
-        return _capture_target(kube, store, target, request, template, http, capture_name=capture_name,
-                               work_dir=work_dir, probe_seconds=probe_seconds, abandoned=abandoned,
-                               started=started, clock=clock)
-    finally:
-        http.close()
-
-
-def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, request: CaptureRequest,
-                    template: templates.ExpandedTemplate, http: portforward.Pool, *, capture_name: str,
-                    work_dir: Path, probe_seconds: float, abandoned: threading.Event, started: datetime,
-                    clock: float) -> PodResult:
-    namespace, pod = target.namespace, target.pod
     # The pprof check runs beside the capture rather than before it: it is one round trip on a
     # busy API server, and waiting for it delayed every pod's window. Its verdict still decides:
     # a closed port ends the pod Failed and nothing is uploaded.
@@ -300,9 +323,7 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
             probe_failed.append(exc)
 
     checking = threading.Thread(target=probe, name=f"pprof check {namespace}/{pod}", daemon=True)
-    if _uses(template, base.Kind.GO):
-        checking.start()
-    settings = CaptureSettings()
+    settings = CaptureSettings(durable_bundles=False)
     if request.timeout_seconds:
         settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
                                        http_timeout_seconds=float(request.timeout_seconds))
@@ -311,28 +332,54 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
     out_dir = work_dir / namespace / capture_name / pod  # per pod: each removes its own when done
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
+        if _uses(template, base.Kind.GO):
+            checking.start()
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
                                  settings=settings, http=http, started=started)
-        collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
-                            **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records)
         if checking.ident is not None:  # started: its verdict decides
             checking.join()
-        if probe_failed:
-            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
-                             message=str(probe_failed[0]))
-        if abandoned.is_set():
-            return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
-                             message="abandoned after spec.parameters.deadlineSeconds; bundle not uploaded")
-        bundle = outcome.bundle
-        delivery, _flushed = delivering.deliver(store, bundle, namespace=namespace, pod=pod,
-                                                when=bundle.manifest.started_at, keep_local=False)
     except errors.DebugcapError as exc:
+        shutil.rmtree(out_dir, ignore_errors=True)
         return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
                          message=str(exc), duration_seconds=time.monotonic() - clock)
-    finally:
+    except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        http.close()
+    collected = Collected(target=target, outcome=outcome, out_dir=out_dir, clock=clock, collectors=tuple(
+        {"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
+         **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records))
+    problem = str(probe_failed[0]) if probe_failed else ""
+    if abandoned.is_set():
+        problem = "abandoned after spec.parameters.deadlineSeconds; bundle not uploaded"
+    if problem:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return collected.failed(problem)
+    return collected
+
+
+def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None) -> PodResult:
+    """Upload a collected pod's bundle (or spool it) and give the pod's result.
+
+    ``key_sent`` is set once the status naming the bundle's key was written; the upload waits
+    for it, so a bundle is never stored under a key no status names.
+    """
+    target, outcome = collected.target, collected.outcome
+    bundle = outcome.bundle
+    try:
+        if key_sent is not None:
+            # Bounded: an API server that never answers that write fails the final one too, and
+            # the bundle is better stored than lost.
+            key_sent.wait(timeout=KEY_SENT_SECONDS)
+        delivery, _flushed = delivering.deliver(store, bundle, namespace=target.namespace, pod=target.pod,
+                                                when=bundle.manifest.started_at, keep_local=False)
+    except errors.DebugcapError as exc:
+        return collected.failed(str(exc))
+    finally:
+        shutil.rmtree(collected.out_dir, ignore_errors=True)
     phase = str(outcome.phase)
-    message = "; ".join(f"{c['name']}: {c['message']}" for c in collectors
+    message = "; ".join(f"{c['name']}: {c['message']}" for c in collected.collectors
                         if c["status"] == "failed" and "message" in c)
     uri = ""
     if delivery.stored:
@@ -340,11 +387,11 @@ def _capture_target(kube: Kube, store: delivering.Store, target: base.Target, re
     else:
         phase = "Failed" if phase == "Failed" else "PartiallyFailed"
         message = f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}"
-    return PodResult(name=pod, phase=phase, container=target.container, node=target.node,
+    return PodResult(name=target.pod, phase=phase, container=target.container, node=target.node,
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
                      upload_key="" if delivery.stored else delivery.key,
-                     sha256=bundle.sha256, size_bytes=bundle.size, collectors=collectors,
-                     duration_seconds=time.monotonic() - clock)
+                     sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
+                     duration_seconds=time.monotonic() - collected.clock)
 
 
 def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:

@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from debugcap import delivering, errors, resources, templates
 from debugcap.collectors import COLLECTORS
-from debugcap.kube.client import Kube, KubeTarget
+from debugcap.kube.client import Kube, KubeTarget, segment
 from debugcap.operator import capturing, metrics, scheduling
 from debugcap.operator.capturing import GROUP, VERSION, PodResult
 from debugcap.operator.config import OperatorSettings
@@ -46,6 +46,9 @@ TERMINAL: Final = scheduling.TERMINAL
 # How often each DebugSchedule is checked, in seconds. Cron resolution is one minute; checking
 # every 10 s starts a run at most 10 s late at the cost of one list call per schedule.
 SCHEDULE_TICK_SECONDS: Final = 10.0
+# Least time between two status writes that carry only pod progress (see _Capture.write): a
+# person watching sees pods move within it, and a 20-pod capture makes half the writes.
+PROGRESS_WRITE_SECONDS: Final = 0.3
 
 T = TypeVar("T")
 
@@ -58,7 +61,8 @@ class Runtime:
     kube: Kube
     store: delivering.Store
     executor: ThreadPoolExecutor
-    slots: asyncio.Semaphore
+    slots: asyncio.Semaphore  # pods being captured at once
+    uploads: asyncio.Semaphore  # bundles being stored at once, after their pod's slot is free
     pod_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     # The second each pod's last capture started in, under its pod lock: bundle names carry whole
     # seconds, and two captures of one pod named alike would overwrite each other's bundle.
@@ -124,8 +128,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     op.work_dir.mkdir(parents=True, exist_ok=True)
     metrics.serve(op.metrics_port)
     _runtime = Runtime(settings=op, kube=kube, store=store,
-                       executor=ThreadPoolExecutor(max_workers=op.concurrency, thread_name_prefix="capture"),
-                       slots=asyncio.Semaphore(op.concurrency))
+                       # A thread for each pod being captured and one for each bundle being stored.
+                       executor=ThreadPoolExecutor(max_workers=2 * op.concurrency, thread_name_prefix="capture"),
+                       slots=asyncio.Semaphore(op.concurrency), uploads=asyncio.Semaphore(op.concurrency))
     logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
                 op.concurrency)
 
@@ -162,25 +167,52 @@ class _Capture:
         self.lock = rt.status_locks.setdefault(str(body.metadata.uid), asyncio.Lock())
         self._version = 0  # changes made to self.status / self.pods
         self._written = 0  # the last of them a status write has carried
+        self._last_write = -PROGRESS_WRITE_SECONDS  # loop time the last write ended
+        self._hurry = asyncio.Event()  # set by a capture-level write: a waiting pod write goes now
+        self._progress: set[asyncio.Task[None]] = set()
+
+    def progress(self) -> None:
+        """Write pod progress soon, without waiting for it: the capture's end must not wait out
+        PROGRESS_WRITE_SECONDS, and :meth:`finish` carries whatever is still unwritten."""
+        task = asyncio.create_task(self.write())
+        self._progress.add(task)
+        task.add_done_callback(self._progress.discard)
 
     async def write(self, **changes: Any) -> None:
         """Send the status with ``changes``, or wait for a write that carries them.
 
-        Pods of a capture start and end in bursts; each write sends the whole status and wakes
-        every watcher of the object, so changes made while a write is in flight go out together
-        in the next one instead of one write each.
+        Pods of a capture start and end in bursts; each write sends the whole status (tens of kB
+        with 20 pods' collectors) and wakes every watcher of the object, the operator's own kopf
+        included. So changes made while a write is in flight go out together in the next one,
+        and a write of pod progress alone (no ``changes``) waits until PROGRESS_WRITE_SECONDS
+        after the last write, gathering what else happens meanwhile. Capture-level changes
+        (phase, completion) go at once.
         """
         self.status.update(changes)
         self._version += 1
         wanted = self._version
-        async with self.lock:
-            if self._written >= wanted:
+        if changes:
+            self._hurry.set()
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self.lock:
+                if self._written >= wanted:
+                    return
+                wait = self._last_write + PROGRESS_WRITE_SECONDS - loop.time()
+                if not changes and wait > 0 and not self._hurry.is_set():
+                    try:
+                        await asyncio.wait_for(self._hurry.wait(), wait)
+                        continue  # a capture-level write is queued behind us: it carries this too
+                    except TimeoutError:
+                        pass
+                self._hurry.clear()
+                if self.pods:
+                    self.status["pods"] = [p.as_status() for p in self.pods.values()]
+                version, snapshot = self._version, dict(self.status)
+                await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, snapshot)
+                self._written = version
+                self._last_write = loop.time()
                 return
-            if self.pods:
-                self.status["pods"] = [p.as_status() for p in self.pods.values()]
-            version, snapshot = self._version, dict(self.status)
-            await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, snapshot)
-            self._written = version
 
     def ttl(self) -> timedelta:
         if self.request is not None and self.request.ttl is not None:
@@ -193,6 +225,10 @@ class _Capture:
         await self.write(phase=phase, message=message, completionTime=_stamp(done),
                          expiresAt=_stamp(done + self.ttl()),
                          conditions=[_condition("Complete", phase != "Failed", phase, message)])
+        # Progress writes still queued carry nothing new now; a failed one lost nothing either.
+        for outcome in await asyncio.gather(*self._progress, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logging.getLogger(__name__).warning("a status write of %s failed: %s", self.name, outcome)
         metrics.CAPTURES.labels(phase).inc()
         if "startTime" in self.status:
             metrics.DURATION.observe((done - _parse_stamp(self.status["startTime"])).total_seconds())
@@ -212,9 +248,8 @@ def _condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, str]
 
 def _patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> None:
     try:
-        kube.custom().patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, CAPTURES, name, {"status": status},
-            _content_type="application/merge-patch+json")
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{segment(namespace)}/{CAPTURES}/{segment(name)}/status"
+        kube.merge_patch(path, {"status": status})
     except ApiException as exc:
         if exc.status != 404:  # deleted while capturing: nothing left to report to
             raise
@@ -320,7 +355,8 @@ async def _run_capture(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> Non
     _event(body, True, "CaptureStarted", start_message)
 
     try:
-        results = await asyncio.gather(*(_capture_one(rt, run, pod, request, template) for pod in selection.pods))
+        results = await asyncio.gather(*(_capture_one(rt, run, pod, request, template, selection.objects.get(pod))
+                                         for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
         await run.finish("Failed", message)
@@ -334,46 +370,68 @@ async def _run_capture(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> Non
 
 
 async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
-                       template: templates.ExpandedTemplate) -> PodResult:
+                       template: templates.ExpandedTemplate, read: Mapping[str, Any] | None = None) -> PodResult:
+    loop = asyncio.get_running_loop()
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
     async with rt.pod_lock(run.namespace, pod), rt.slots:
         started = await _distinct_start(rt, run.namespace, pod)
-        # The key goes out with the Running status, before anything is captured: see
-        # PodResult.upload_key.
+        # The key goes out with the Running status, and the upload waits for that write (see
+        # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
+        # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
         run.pods[pod] = PodResult(name=pod, phase="Running",
                                   upload_key=capturing.planned_key(rt.store, run.namespace, pod, started))
-        await run.write()
+        key_sent = threading.Event()
+
+        async def send_key() -> None:
+            try:
+                await run.write()
+            finally:
+                key_sent.set()
+
+        sending = asyncio.create_task(send_key())
         abandoned = threading.Event()
-        work = asyncio.get_running_loop().run_in_executor(
-            rt.executor, functools.partial(
-                capturing.capture_pod, rt.kube, rt.store, run.namespace, pod, request, template,
-                capture_name=run.name, work_dir=rt.settings.work_dir,
-                probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned, started=started))
+        work = loop.run_in_executor(rt.executor, functools.partial(
+            capturing.collect_pod, rt.kube, run.namespace, pod, request, template, capture_name=run.name,
+            work_dir=rt.settings.work_dir, probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned,
+            started=started, read=read))
         metrics.RUNNING.inc()
         t0 = time.monotonic()
         try:
             done, _ = await asyncio.wait({work}, timeout=request.deadline_seconds)
             if done:
-                result = work.result()
+                collected = work.result()
             else:
                 abandoned.set()
-                result = PodResult(name=pod, phase="Failed", message=(
+                collected = PodResult(name=pod, phase="Failed", message=(
                     f"spec.parameters.deadlineSeconds: not finished within {request.deadline_seconds}s; the "
                     "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
-                run.pods[pod] = result
-                await run.write()
+                run.pods[pod] = collected
+                run.progress()
                 # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
                 await asyncio.wait({work})
                 late = work.result()
-                if late.key:  # it got past the abandoned check and uploaded: the status says nothing was
-                    await _in_thread(capturing.delete_bundles, rt.store, [late.key])
+                if isinstance(late, capturing.Collected):  # it finished after all: too late
+                    late.discard()
         finally:
             metrics.RUNNING.dec()
+            if not work.done():
+                sending.cancel()
+    # Storing touches only S3, so it runs outside the pod's lock and its slot: the next pod's
+    # window need not wait for this pod's upload.
+    try:
+        if isinstance(collected, capturing.Collected):
+            async with rt.uploads:
+                result = await loop.run_in_executor(rt.executor, functools.partial(
+                    capturing.store_pod, rt.store, collected, key_sent=key_sent))
+        else:
+            result = collected
+    finally:
+        await sending  # a status write that failed fails the capture, as any other would
     metrics.POD_CAPTURES.labels(result.phase).inc()
     metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
     run.pods[pod] = result
-    await run.write()
+    run.progress()
     text = f"pod {pod}: {result.phase} in {time.monotonic() - t0:.0f}s"
     text += f", bundle {result.uri}" if result.uri else ""
     text += f": {result.message}" if result.message else ""

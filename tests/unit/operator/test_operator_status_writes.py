@@ -39,3 +39,54 @@ def test_a_burst_of_pod_updates_costs_two_writes_and_the_last_carries_all(monkey
     assert len(sent) == 3, [len(s.get("pods", [])) for s in sent]
     assert len(sent[1]["pods"]) == 10
     assert sent[-1]["phase"] == "Completed" and len(sent[-1]["pods"]) == 10
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch, sent: list[tuple[float, dict[str, Any]]]) -> Any:
+    def patch_status(_kube: Any, _namespace: str, _name: str, status: dict[str, Any]) -> None:
+        sent.append((time.monotonic(), dict(status)))
+
+    monkeypatch.setattr(handlers, "_patch_status", patch_status)
+    rt: Any = SimpleNamespace(kube=None, status_locks={})
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u2", labels={}))
+    return handlers._Capture(rt, body, None)
+
+
+def test_pod_progress_written_at_most_every_interval_carries_what_happened_meanwhile(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[float, dict[str, Any]]] = []
+    run = _capture(monkeypatch, sent)
+
+    async def pods_one_by_one() -> None:
+        for i in range(4):
+            run.pods[f"p{i}"] = PodResult(name=f"p{i}", phase="Completed")
+            run.progress()
+            await asyncio.sleep(0.05)  # each pod ends after the previous write has returned
+        await asyncio.gather(*run._progress)
+
+    asyncio.run(pods_one_by_one())
+    # The first goes at once; the other three end within the interval and share one write.
+    assert [len(s["pods"]) for _, s in sent] == [1, 4]
+    assert sent[1][0] - sent[0][0] >= handlers.PROGRESS_WRITE_SECONDS - 0.01
+
+
+def test_a_capture_level_write_goes_at_once_and_carries_waiting_pod_progress(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[float, dict[str, Any]]] = []
+    run = _capture(monkeypatch, sent)
+
+    async def finish_while_progress_waits() -> float:
+        run.pods["p0"] = PodResult(name="p0", phase="Running")
+        await run.write()  # sent; the next progress write must wait out the interval
+        run.pods["p0"] = PodResult(name="p0", phase="Completed")
+        run.progress()
+        await asyncio.sleep(0.01)
+        t0 = time.monotonic()
+        await run.write(phase="Completed")
+        await asyncio.gather(*run._progress)
+        return t0
+
+    t0 = asyncio.run(finish_while_progress_waits())
+    assert len(sent) == 2, [s for _, s in sent]
+    when, last = sent[1]
+    assert when - t0 < 0.1  # not held back by the pending progress write
+    assert last["phase"] == "Completed" and last["pods"][0]["phase"] == "Completed"
