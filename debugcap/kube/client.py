@@ -104,10 +104,11 @@ class Kube:
         finally:
             resp.release_conn()
 
-    def merge_patch(self, path: str, body: Any, *, timeout: float | None = None) -> None:
-        """JSON merge-patch ``path`` (e.g. a ``/status`` subresource) with ``body``. Raises
-        ``ApiException`` unless 2xx. Raw JSON: the generated CustomObjectsApi validates and deep-copies
-        every call, which the operator's frequent status writes paid for in CPU."""
+    def merge_patch(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
+        """JSON merge-patch ``path`` (e.g. a ``/status`` subresource) with ``body``; the object as
+        written. Raises ``ApiException`` unless 2xx. Raw JSON: the generated CustomObjectsApi
+        validates and deep-copies every call, which the operator's frequent status writes paid
+        for in CPU."""
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)
         headers = {**self.headers(), "Content-Type": "application/merge-patch+json"}
@@ -119,6 +120,7 @@ class Kube:
             resp.response.release_conn()
         if not 200 <= resp.status < 300:
             raise ApiException(status=resp.status, reason=_status_message(text) or resp.reason, body=text)
+        return json.loads(text) if text else None
 
     def core(self) -> k8s.CoreV1Api:
         if self._shared is None:

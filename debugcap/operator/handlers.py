@@ -170,6 +170,7 @@ class _Capture:
         self._last_write = -PROGRESS_WRITE_SECONDS  # loop time the last write ended
         self._hurry = asyncio.Event()  # set by a capture-level write: a waiting pod write goes now
         self._progress: set[asyncio.Task[None]] = set()
+        self.deleted = False  # the object is being deleted: start no pod, upload nothing more
 
     def progress(self) -> None:
         """Write pod progress soon, without waiting for it: the capture's end must not wait out
@@ -209,7 +210,10 @@ class _Capture:
                 if self.pods:
                     self.status["pods"] = [p.as_status() for p in self.pods.values()]
                 version, snapshot = self._version, dict(self.status)
-                await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, snapshot)
+                if await _in_thread(_patch_status, self.rt.kube, self.namespace, self.name, snapshot):
+                    # kopf runs one handler of an object at a time, so the delete handler cannot
+                    # tell this one; the object says so in every write's answer.
+                    self.deleted = True
                 self._written = version
                 self._last_write = loop.time()
                 return
@@ -246,13 +250,16 @@ def _condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, str]
             "message": errors.shorten(message, 1024), "lastTransitionTime": _stamp(_now())}
 
 
-def _patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+def _patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+    """Write ``status``; whether the capture is being deleted (or is gone)."""
     try:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{segment(namespace)}/{CAPTURES}/{segment(name)}/status"
-        kube.merge_patch(path, {"status": status})
+        written = kube.merge_patch(path, {"status": status})
     except ApiException as exc:
         if exc.status != 404:  # deleted while capturing: nothing left to report to
             raise
+        return True
+    return bool(((written or {}).get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _overall(results: list[PodResult]) -> str:
@@ -375,6 +382,9 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
     async with rt.pod_lock(run.namespace, pod), rt.slots:
+        if run.deleted:
+            return PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod "
+                             "was captured")
         started = await _distinct_start(rt, run.namespace, pod)
         # The key goes out with the Running status, and the upload waits for that write (see
         # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
@@ -420,6 +430,10 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     # Storing touches only S3, so it runs outside the pod's lock and its slot: the next pod's
     # window need not wait for this pod's upload.
     try:
+        if isinstance(collected, capturing.Collected) and run.deleted:
+            collected.discard()
+            collected = collected.failed("the DebugCapture was deleted during this pod's capture; nothing was "
+                                         "uploaded")
         if isinstance(collected, capturing.Collected):
             async with rt.uploads:
                 result = await loop.run_in_executor(rt.executor, functools.partial(
@@ -474,7 +488,11 @@ def _bundle_keys(status: Mapping[str, Any]) -> list[str]:
 
 
 def _has_bundles(status: kopf.Status, **_: Any) -> bool:
-    return bool(_bundle_keys(status))
+    """Whether deleting the capture must wait for the delete handler: it has bundles, or it has
+    not ended and may still get some. Without the second, kopf drops its finalizer from a
+    capture still running, and a `kubectl delete` (or a schedule's Replace) left the bundles
+    that run went on to upload in the bucket, listed by nothing."""
+    return bool(_bundle_keys(status)) or status.get("phase") not in TERMINAL
 
 
 @kopf.daemon(GROUP, VERSION, CAPTURES, when=_expiring, cancellation_timeout=5.0)

@@ -627,6 +627,71 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def test_schedule_forbid_skips_a_run_while_one_is_active_and_replace_replaces_it(
+        crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    goapp_pod("api-1")
+    custom = kube.custom()
+    due = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
+    run_name = f"sweep-{int(due.timestamp()) // 60}"
+    schedule = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "debugschedules", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugSchedule", "metadata": {"name": "sweep"},
+        "spec": {"schedule": f"{due.minute} {due.hour} * * *", "concurrencyPolicy": "Forbid",
+                 "successfulHistoryLimit": 5, "failedHistoryLimit": 5,
+                 "captureTemplate": {"spec": {"target": {"pod": "api-1"}, "template": "go-profile",
+                                              "parameters": FAST}}}})
+    owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugSchedule", "name": "sweep",
+             "uid": schedule["metadata"]["uid"], "controller": True}
+    # An earlier run of the schedule, still capturing (a 15 s profile) when the next one is due.
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture",
+        "metadata": {"name": "sweep-earlier", "labels": {"debugcap.io/schedule": "sweep"}, "ownerReferences": [owner]},
+        "spec": {"target": {"pod": "api-1"}, "template": "go-profile",
+                 "parameters": {"cpuSeconds": 15, "traceSeconds": 1}}})
+
+    def make_due() -> None:
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "debugschedules", "sweep",
+            {"status": {"lastScheduleTime": "2026-01-01T00:00:00Z"}}, _content_type="application/merge-patch+json")
+
+    def schedule_status() -> dict[str, Any]:
+        got: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "debugschedules", "sweep").get("status") or {}
+        return got
+
+    def names() -> set[str]:
+        return {c["metadata"]["name"] for c in custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL)["items"]}
+
+    make_due()
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    try:
+        with KopfRunner(args, timeout=90) as runner:
+            forbid = wait_for(lambda: (s := schedule_status()).get("message", "").startswith("skipped") and s, 20,
+                              "the Forbid policy to skip the due run")
+            earlier = read(kube, namespace, "sweep-earlier").get("status") or {}
+            assert earlier.get("phase") not in TERMINAL, earlier  # still active, so the skip was right
+            assert names() == {"sweep-earlier"}
+            # Replace: the due run is made, the active one deleted, and its bundle with it.
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "debugschedules", "sweep",
+                                                  {"spec": {"concurrencyPolicy": "Replace"}},
+                                                  _content_type="application/merge-patch+json")
+            make_due()
+            wait_for(lambda: run_name in names(), 20, "the Replace policy to create the due run")
+            status = wait_done(kube, namespace, run_name, 60)["status"]
+            wait_for(lambda: "sweep-earlier" not in names(), 40, "the replaced capture to be deleted")
+            replaced = schedule_status()
+    finally:
+        _collect_runner_leftovers()
+        _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert forbid["lastScheduleTime"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "sweep-earlier" in forbid["message"] or forbid.get("active") == [{"name": "sweep-earlier"}], forbid
+    assert status["phase"] == "Completed", status
+    assert replaced["message"] == f"created {run_name}", replaced
+    # Only the new run's bundle is left: the replaced capture's went with it.
+    assert s3_keys(namespace, "api-1") == [status["pods"][0]["bundle"]["key"]]
+
+
 def test_operator_process_serves_metrics_and_liveness(
         crds: None, operator_env: None, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
     import urllib.request

@@ -90,3 +90,34 @@ def test_a_capture_level_write_goes_at_once_and_carries_waiting_pod_progress(
     when, last = sent[1]
     assert when - t0 < 0.1  # not held back by the pending progress write
     assert last["phase"] == "Completed" and last["pods"][0]["phase"] == "Completed"
+
+
+def test_a_write_answered_with_a_deletion_timestamp_marks_the_capture_deleted() -> None:
+    class Kube:
+        def __init__(self, answer: dict[str, Any]) -> None:
+            self.answer = answer
+
+        def merge_patch(self, _path: str, _body: Any) -> dict[str, Any]:
+            return self.answer
+
+    gone: Any = Kube({"metadata": {"name": "cap", "deletionTimestamp": "2026-12-01T10:00:00Z"}})
+    alive: Any = Kube({"metadata": {"name": "cap"}})
+    assert handlers._patch_status(gone, "ns", "cap", {"phase": "Running"}) is True
+    assert handlers._patch_status(alive, "ns", "cap", {"phase": "Running"}) is False
+
+    rt: Any = SimpleNamespace(kube=gone, status_locks={})
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u3", labels={}))
+    run = handlers._Capture(rt, body, None)
+    asyncio.run(run.write(phase="Running"))
+    assert run.deleted
+
+
+def test_no_pod_of_a_deleted_capture_is_started() -> None:
+    rt = handlers.Runtime(settings=None, kube=None, store=None, executor=None,  # type: ignore[arg-type]
+                          slots=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u4", labels={}))
+    run = handlers._Capture(rt, body, None)
+    run.deleted = True
+    result = asyncio.run(handlers._capture_one(rt, run, "api-1", None, None))  # type: ignore[arg-type]
+    assert result.phase == "Failed" and "deleted" in result.message
+    assert "api-1" not in run.pods  # nothing was written for it either

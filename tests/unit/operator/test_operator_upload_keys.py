@@ -26,8 +26,11 @@ def test_expiry_deletes_stored_bundles_and_ones_that_may_still_arrive_from_the_s
                        {"name": "b", "phase": "PartiallyFailed", "uploadKey": "k/b.tar.gz"},
                        {"name": "c", "phase": "Failed", "message": "no pprof"}]}
     assert handlers._bundle_keys(status) == ["k/a.tar.gz", "k/b.tar.gz"]
-    assert handlers._has_bundles(status) is True  # type: ignore[arg-type]
-    assert handlers._has_bundles({"pods": [status["pods"][2]]}) is False  # type: ignore[arg-type]
+    assert handlers._has_bundles({**status, "phase": "PartiallyFailed"}) is True  # type: ignore[arg-type]
+    # Ended with nothing stored: no cleanup to wait for. Not ended yet: bundles may still come.
+    assert handlers._has_bundles({"phase": "Failed", "pods": [status["pods"][2]]}) is False  # type: ignore[arg-type]
+    assert handlers._has_bundles({"phase": "Running", "pods": []}) is True  # type: ignore[arg-type]
+    assert handlers._has_bundles({}) is True  # type: ignore[arg-type]
 
 
 def test_two_captures_of_one_pod_start_in_different_seconds_so_their_bundles_differ() -> None:
