@@ -201,6 +201,7 @@ def run_capture(kube: Kube, namespace: str, name: str, target: dict[str, Any], o
     seen_running: dict[str, float] = {}  # pod -> first poll showing it Running, seconds after create
     seen_done: dict[str, float] = {}  # pod -> first poll showing it ended
     cpu_before, op_before = host_cpu(), proc_cpu_seconds(operator_pid) if operator_pid else 0.0
+    pods_before = pods_cpu_seconds()
     by_command = cpu_by_command()
     started = time.monotonic()
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
@@ -221,6 +222,7 @@ def run_capture(kube: Kube, namespace: str, name: str, target: dict[str, Any], o
             raise SystemExit(f"{name} did not end within {timeout:.0f} s: {status}")
         time.sleep(0.2)
     cpu_after, op_after = host_cpu(), proc_cpu_seconds(operator_pid) if operator_pid else 0.0
+    pods_used = pods_cpu_seconds() - pods_before
     top = top_cpu(by_command, cpu_by_command())
     stamped = (_stamp(status["completionTime"]) - _stamp(obj["metadata"]["creationTimestamp"])).total_seconds()
     # Most pods seen Running in one poll, and how long a pod took from first seen Running to ended.
@@ -234,7 +236,7 @@ def run_capture(kube: Kube, namespace: str, name: str, target: dict[str, Any], o
     return {"name": name, "status": status, "observed": observed, "stamped": stamped,
             "peak_running": peak_running, "pod_seconds": statistics.median(per_pod) if per_pod else 0.0,
             "host_busy": busy, "operator_cpu": op_after - op_before,
-            "collector_ms": _slowest_collectors(status), "top_cpu": top,
+            "collector_ms": _slowest_collectors(status), "top_cpu": top, "pods_cpu": pods_used,
             "host_cpu_seconds": (cpu_after[0] - cpu_before[0] - (cpu_after[1] - cpu_before[1]))
             / os.sysconf("SC_CLK_TCK")}
 
@@ -253,6 +255,22 @@ def host_cpu() -> tuple[int, int]:
     """(total, idle+iowait) jiffies of all CPUs, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return sum(fields), fields[3] + fields[4]
+
+
+def pods_cpu_seconds() -> float:
+    """CPU seconds used so far inside all pods (their cgroups): the Go programs and every command
+    a capture runs in them, which the per-command list misses because those processes are short."""
+    for path in ("/sys/fs/cgroup/cpuacct/kubepods/cpuacct.usage", "/sys/fs/cgroup/kubepods/cpu.stat"):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        if path.endswith("cpuacct.usage"):
+            return int(text) / 1e9
+        for line in text.splitlines():
+            if line.startswith("usage_usec"):
+                return int(line.split()[1]) / 1e6
+    return 0.0
 
 
 def cpu_by_command() -> dict[str, float]:
@@ -406,7 +424,8 @@ def main() -> int:
             say(f"  {r['name']:8} most pods Running at once {r['peak_running']:2d}; median pod "
                 f"{r['pod_seconds']:.1f}s; host CPU busy {r['host_busy']:.0%} of {os.cpu_count()} cores; "
                 f"operator CPU {r['operator_cpu']:.1f}s; slowest collectors (median): {r['collector_ms']}")
-            say(f"           CPU used on the host {r['host_cpu_seconds']:.1f}s, by command: {r['top_cpu']}")
+            say(f"           CPU used on the host {r['host_cpu_seconds']:.1f}s, inside the pods {r['pods_cpu']:.1f}s, "
+                f"by command: {r['top_cpu']}")
             for note in r["notes"]:
                 say(f"           not Completed: {note}")
         hwm = _proc_kb(proc.pid, "VmHWM") * 1024

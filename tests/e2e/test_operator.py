@@ -9,7 +9,10 @@ Cases:
 * two captures of one pod at once both complete (per-pod lock)
 * a DebugCaptureTemplate's collectors, and only those, are run
 * ttl: expiry deletes the bundles from S3, then the object
-* a capture left Running by a dead operator is closed as Failed, not re-run
+* a capture left Running by a dead operator is closed as Failed, not re-run; a bundle stored just
+  before the crash is adopted from its uploadKey; a real SIGKILL mid-capture leaves no stray bundle
+* schedules: owned runs and history pruning; Forbid skips a due run while one is active, Replace
+  deletes it (and its bundle) and makes the due run
 * RBAC: a user allowed DebugCaptures in namespace A reaches nothing in B and runs no commands
 """
 
@@ -133,6 +136,14 @@ def wait_done(kube: Kube, namespace: str, name: str, seconds: float = 90) -> dic
     except AssertionError:
         raise AssertionError(f"{read(kube, namespace, name).get('status')}") from None
     return result
+
+
+def leave_running(kube: Kube, namespace: str, name: str, pods: list[dict[str, Any]]) -> None:
+    """The status an operator that died mid-capture leaves behind."""
+    kube.custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name,
+        {"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z", "pods": pods}},
+        _content_type="application/merge-patch+json")
 
 
 def s3() -> S3Backend:
@@ -374,11 +385,7 @@ def test_capture_left_running_by_a_dead_operator_is_closed_not_rerun(
     goapp_pod("api-1")
     create(kube, namespace, "orphan", {"target": {"pod": "api-1"}, "parameters": FAST})
     # What a dead operator leaves: Running, one pod mid-capture, nothing stored.
-    kube.custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, "orphan",
-        {"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z",
-                    "pods": [{"name": "api-1", "phase": "Running"}]}},
-        _content_type="application/merge-patch+json")
+    leave_running(kube, namespace, "orphan", [{"name": "api-1", "phase": "Running"}])
     args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
     try:
         with KopfRunner(args, timeout=60) as runner:
@@ -420,12 +427,8 @@ def test_bundle_stored_just_before_a_crash_is_adopted_and_an_unstored_one_failed
     assert delivery.stored and delivery.key == stored_key
     create(kube, namespace, "crashed", {"target": {"selector": {"matchLabels": {"app": "goapp"}}},
                                         "template": "go-profile", "parameters": FAST})
-    kube.custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, "crashed",
-        {"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z",
-                    "pods": [{"name": "api-1", "phase": "Running", "uploadKey": stored_key},
-                             {"name": "api-2", "phase": "Running", "uploadKey": missing_key}]}},
-        _content_type="application/merge-patch+json")
+    leave_running(kube, namespace, "crashed", [{"name": "api-1", "phase": "Running", "uploadKey": stored_key},
+                                                {"name": "api-2", "phase": "Running", "uploadKey": missing_key}])
     args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
     try:
         with KopfRunner(args, timeout=60) as runner:
