@@ -8,7 +8,8 @@ both keep a bundle whose upload failed, to be sent by the next run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +35,9 @@ class Store:
     prefix: str
     cluster: str
     spool: spool.Spool
+    # Held while the spool is flushed and while bundles are deleted: a delete that ran in the
+    # middle of a flush could see a bundle in neither place, and the flush then stored it after.
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
 
 def store_from_env() -> Store:
@@ -49,6 +53,14 @@ def store_from_env() -> Store:
                  spool.Spool(spool_dir()))
 
 
+def delete(store: Store, keys: list[str]) -> None:
+    """Delete bundles wherever they are: stored, or still waiting in the spool to be sent."""
+    with store.lock:
+        for key in keys:
+            store.spool.discard(key)
+            store.backend.delete(key=key)
+
+
 def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str) -> str:
     return layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name)
 
@@ -56,7 +68,8 @@ def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_na
 def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: str, when: datetime,
             keep_local: bool = True) -> tuple[spool.Delivery, spool.FlushReport]:
     """Send bundles spooled by earlier runs first, then this one; a failure spools it."""
-    flushed = spool.flush_spool(store.backend, store.spool)
+    with store.lock:
+        flushed = spool.flush_spool(store.backend, store.spool)
     key = object_key(store, namespace, pod, when, bundle.path.name)
     delivery = spool.deliver(store.backend, store.spool, key=key, bundle=bundle.path, sha256=bundle.sha256,
                              keep_local=keep_local)

@@ -45,6 +45,7 @@ class PodSelection:
     pods: tuple[str, ...]
     note: str = ""  # pods left out (not running, over maxPods), for status.message
     objects: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # name -> pod JSON
+    read_at: float = dataclasses.field(default_factory=time.monotonic)  # when ``objects`` were read
 
 
 @dataclass(frozen=True)
@@ -375,9 +376,12 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
         delivery, _flushed = delivering.deliver(store, bundle, namespace=target.namespace, pod=target.pod,
                                                 when=bundle.manifest.started_at, keep_local=False)
     except errors.DebugcapError as exc:
-        return collected.failed(str(exc))
-    finally:
-        shutil.rmtree(collected.out_dir, ignore_errors=True)
+        # Neither stored nor spooled: the bundle stays where it is (the message says where), and
+        # its key stays listed in case the store took it before failing.
+        key = delivering.object_key(store, target.namespace, target.pod, bundle.manifest.started_at,
+                                    bundle.path.name)
+        return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
+    shutil.rmtree(collected.out_dir, ignore_errors=True)
     phase = str(outcome.phase)
     message = "; ".join(f"{c['name']}: {c['message']}" for c in collected.collectors
                         if c["status"] == "failed" and "message" in c)
@@ -409,9 +413,10 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
     listed, so the expiry of the capture still deletes whatever is there: nothing is orphaned.
     """
     name, key = str(entry["name"]), str(entry["uploadKey"])
+    # The key stays listed: a bundle spooled just before the crash is sent later, under it.
     lost = PodResult(name=name, phase="Failed", container=entry.get("container", ""), node=entry.get("node", ""),
                      message="the operator restarted while this pod was being captured; nothing was uploaded; "
-                             "create a new DebugCapture to capture it again")
+                             "create a new DebugCapture to capture it again", upload_key=key)
     try:
         if store.backend.sha256(key=key) is None:
             return lost
@@ -446,6 +451,5 @@ def _uri_base(store: delivering.Store) -> str:
 
 
 def delete_bundles(store: delivering.Store, keys: list[str]) -> None:
-    """Delete stored bundles (and their sidecars); a missing key is already deleted."""
-    for key in keys:
-        store.backend.delete(key=key)
+    """Delete bundles (and their sidecars), stored or spooled; a missing key is already deleted."""
+    delivering.delete(store, keys)

@@ -50,7 +50,12 @@ SCHEDULE_TICK_SECONDS: Final = 10.0
 # person watching sees pods move within it, and a 20-pod capture makes half the writes.
 PROGRESS_WRITE_SECONDS: Final = 0.3
 
+# How long a pod as find_pods read it stands for the live pod: pods queued behind the concurrency
+# limit start later, and one recreated under the same name meanwhile must be read again.
+POD_READ_FRESH_SECONDS: Final = 5.0
+
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -175,9 +180,16 @@ class _Capture:
     def progress(self) -> None:
         """Write pod progress soon, without waiting for it: the capture's end must not wait out
         PROGRESS_WRITE_SECONDS, and :meth:`finish` carries whatever is still unwritten."""
-        task = asyncio.create_task(self.write())
+        self._version += 1  # now, not when the task starts: a write made before that carries it
+        task = asyncio.create_task(self._send(self._version, urgent=False))
         self._progress.add(task)
-        task.add_done_callback(self._progress.discard)
+        task.add_done_callback(self._progress_done)
+
+    def _progress_done(self, task: asyncio.Task[None]) -> None:
+        self._progress.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Not fatal: the next write sends the whole status again.
+            logger.warning("a status write of %s/%s failed: %s", self.namespace, self.name, task.exception())
 
     async def write(self, **changes: Any) -> None:
         """Send the status with ``changes``, or wait for a write that carries them.
@@ -191,8 +203,10 @@ class _Capture:
         """
         self.status.update(changes)
         self._version += 1
-        wanted = self._version
-        if changes:
+        await self._send(self._version, urgent=bool(changes))
+
+    async def _send(self, wanted: int, *, urgent: bool) -> None:
+        if urgent:
             self._hurry.set()
         loop = asyncio.get_running_loop()
         while True:
@@ -200,7 +214,7 @@ class _Capture:
                 if self._written >= wanted:
                     return
                 wait = self._last_write + PROGRESS_WRITE_SECONDS - loop.time()
-                if not changes and wait > 0 and not self._hurry.is_set():
+                if not urgent and wait > 0 and not self._hurry.is_set():
                     try:
                         await asyncio.wait_for(self._hurry.wait(), wait)
                         continue  # a capture-level write is queued behind us: it carries this too
@@ -230,9 +244,7 @@ class _Capture:
                          expiresAt=_stamp(done + self.ttl()),
                          conditions=[_condition("Complete", phase != "Failed", phase, message)])
         # Progress writes still queued carry nothing new now; a failed one lost nothing either.
-        for outcome in await asyncio.gather(*self._progress, return_exceptions=True):
-            if isinstance(outcome, Exception):
-                logging.getLogger(__name__).warning("a status write of %s failed: %s", self.name, outcome)
+        await asyncio.gather(*self._progress, return_exceptions=True)
         metrics.CAPTURES.labels(phase).inc()
         if "startTime" in self.status:
             metrics.DURATION.observe((done - _parse_stamp(self.status["startTime"])).total_seconds())
@@ -319,9 +331,10 @@ async def _close_orphan(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> No
                                uri=bundle.get("uri", ""), key=bundle["key"], sha256=bundle.get("sha256", ""),
                                size_bytes=int(bundle.get("sizeBytes", 0)),
                                collectors=tuple(entry.get("collectors") or []))
-        elif entry.get("phase") in TERMINAL:
+        elif entry.get("phase") in TERMINAL:  # spooled bundles keep their uploadKey: they are sent later
             result = PodResult(name=entry["name"], phase=entry["phase"], container=entry.get("container", ""),
-                               node=entry.get("node", ""), message=entry.get("message", ""))
+                               node=entry.get("node", ""), message=entry.get("message", ""),
+                               upload_key=entry.get("uploadKey", ""), collectors=tuple(entry.get("collectors") or []))
         else:
             lost += 1
             result = PodResult(name=entry["name"], phase="Failed", container=entry.get("container", ""),
@@ -362,7 +375,7 @@ async def _run_capture(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> Non
     _event(body, True, "CaptureStarted", start_message)
 
     try:
-        results = await asyncio.gather(*(_capture_one(rt, run, pod, request, template, selection.objects.get(pod))
+        results = await asyncio.gather(*(_capture_one(rt, run, pod, request, template, selection)
                                          for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
@@ -377,15 +390,22 @@ async def _run_capture(rt: Runtime, body: kopf.Body, logger: kopf.Logger) -> Non
 
 
 async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
-                       template: templates.ExpandedTemplate, read: Mapping[str, Any] | None = None) -> PodResult:
+                       template: templates.ExpandedTemplate,
+                       selection: capturing.PodSelection | None = None) -> PodResult:
     loop = asyncio.get_running_loop()
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
     async with rt.pod_lock(run.namespace, pod), rt.slots:
         if run.deleted:
-            return PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod "
-                             "was captured")
+            skipped = PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod "
+                                "was captured")
+            run.pods[pod] = skipped
+            run.progress()
+            return skipped
         started = await _distinct_start(rt, run.namespace, pod)
+        read = None
+        if selection is not None and time.monotonic() - selection.read_at < POD_READ_FRESH_SECONDS:
+            read = selection.objects.get(pod)
         # The key goes out with the Running status, and the upload waits for that write (see
         # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
         # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
@@ -396,6 +416,9 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
         async def send_key() -> None:
             try:
                 await run.write()
+            except Exception as exc:  # not fatal: every later write carries the key too
+                logger.warning("status write of %s/%s naming %s's bundle key failed: %s", run.namespace, run.name,
+                               pod, exc)
             finally:
                 key_sent.set()
 
@@ -440,8 +463,12 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
                     capturing.store_pod, rt.store, collected, key_sent=key_sent))
         else:
             result = collected
+    except BaseException:
+        if isinstance(collected, capturing.Collected):  # cancelled before it was stored: no scratch left
+            collected.discard()
+        raise
     finally:
-        await sending  # a status write that failed fails the capture, as any other would
+        await sending
     metrics.POD_CAPTURES.labels(result.phase).inc()
     metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
     run.pods[pod] = result

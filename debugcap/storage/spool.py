@@ -122,6 +122,14 @@ class Spool:
                 found.append(SpoolEntry(key=key, path=path, sha256=sha))
         return sorted(found, key=lambda e: e.key)
 
+    def discard(self, key: str) -> bool:
+        """Remove ``key``'s spooled bundle, if there is one; whether there was."""
+        path = self._path(key)
+        if not path.is_file():
+            return False
+        self.remove(SpoolEntry(key=key, path=path, sha256=""))
+        return True
+
     def remove(self, entry: SpoolEntry) -> None:
         # Bundle first: a crash in between leaves a harmless orphan sidecar, never an unlisted bundle.
         entry.path.unlink(missing_ok=True)

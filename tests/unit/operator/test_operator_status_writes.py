@@ -112,12 +112,20 @@ def test_a_write_answered_with_a_deletion_timestamp_marks_the_capture_deleted() 
     assert run.deleted
 
 
-def test_no_pod_of_a_deleted_capture_is_started() -> None:
+def test_no_pod_of_a_deleted_capture_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[float, dict[str, Any]]] = []
+    run = _capture(monkeypatch, sent)
+    # No kube, store or executor: capturing anything would fail loudly.
     rt = handlers.Runtime(settings=None, kube=None, store=None, executor=None,  # type: ignore[arg-type]
                           slots=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
-    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u4", labels={}))
-    run = handlers._Capture(rt, body, None)
+    run.rt = rt
     run.deleted = True
-    result = asyncio.run(handlers._capture_one(rt, run, "api-1", None, None))  # type: ignore[arg-type]
+
+    async def capture_one() -> PodResult:
+        result = await handlers._capture_one(rt, run, "api-1", None, None)  # type: ignore[arg-type]
+        await asyncio.gather(*run._progress)
+        return result
+
+    result = asyncio.run(capture_one())
     assert result.phase == "Failed" and "deleted" in result.message
-    assert "api-1" not in run.pods  # nothing was written for it either
+    assert sent[-1][1]["pods"] == [{"name": "api-1", "phase": "Failed", "message": result.message}]

@@ -130,3 +130,16 @@ def test_spooling_failure_raises_and_keeps_the_bundle(tmp_path: Path) -> None:
             BrokenBackend(tmp_path / "store"), spool.Spool(blocker), key=KEY, bundle=path, sha256=sha
         )
     assert path.exists()
+
+
+def test_deleting_a_bundle_that_waits_in_the_spool_means_no_later_flush_sends_it(tmp_path: Path) -> None:
+    from debugcap import delivering
+
+    path, sha = _bundle(tmp_path / "work")
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
+    spooled = spool.deliver(BrokenBackend(tmp_path / "store"), store.spool, key=KEY, bundle=path, sha256=sha)
+    assert not spooled.stored and [e.key for e in store.spool.entries()] == [KEY]
+    delivering.delete(store, [KEY])  # the capture listing KEY expired while the store was down
+    assert store.spool.entries() == [] and not (tmp_path / "spool" / KEY).exists()
+    report = spool.flush_spool(store.backend, store.spool)  # the store is back
+    assert report.uploaded == [] and not store.backend.exists(key=KEY)
