@@ -86,11 +86,15 @@ class Kube:
             out["authorization"] = token
         return out
 
-    def get(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
-        """GET ``path``; the urllib3 response, body not read yet. Raises ``ApiException`` unless 2xx."""
+    def _api(self) -> k8s.ApiClient:
+        """The one ApiClient (and its connection pool) every call shares, built on first use."""
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)
-        resp = self._shared.rest_client.request("GET", self.url(path, query), headers=self.headers(),
+        return self._shared
+
+    def get(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
+        """GET ``path``; the urllib3 response, body not read yet. Raises ``ApiException`` unless 2xx."""
+        resp = self._api().rest_client.request("GET", self.url(path, query), headers=self.headers(),
                                                 _request_timeout=timeout or self.request_timeout)
         if not 200 <= resp.status < 300:
             body = resp.read().decode(errors="replace")
@@ -109,10 +113,8 @@ class Kube:
         written. Raises ``ApiException`` unless 2xx. Raw JSON: the generated CustomObjectsApi
         validates and deep-copies every call, which the operator's frequent status writes paid
         for in CPU."""
-        if self._shared is None:
-            self._shared = k8s.ApiClient(self.configuration)
         headers = {**self.headers(), "Content-Type": "application/merge-patch+json"}
-        resp = self._shared.rest_client.request("PATCH", self.url(path), headers=headers, body=body,
+        resp = self._api().rest_client.request("PATCH", self.url(path), headers=headers, body=body,
                                                 _request_timeout=timeout or self.request_timeout)
         try:
             text = resp.read().decode(errors="replace")  # read all: the connection goes back to the pool
@@ -123,14 +125,10 @@ class Kube:
         return json.loads(text) if text else None
 
     def core(self) -> k8s.CoreV1Api:
-        if self._shared is None:
-            self._shared = k8s.ApiClient(self.configuration)
-        return k8s.CoreV1Api(self._shared)
+        return k8s.CoreV1Api(self._api())
 
     def apps(self) -> k8s.AppsV1Api:
-        if self._shared is None:
-            self._shared = k8s.ApiClient(self.configuration)
-        return k8s.AppsV1Api(self._shared)
+        return k8s.AppsV1Api(self._api())
 
     def close(self) -> None:
         if self._shared is not None:
@@ -138,9 +136,7 @@ class Kube:
             self._shared = None
 
     def custom(self) -> k8s.CustomObjectsApi:
-        if self._shared is None:
-            self._shared = k8s.ApiClient(self.configuration)
-        return k8s.CustomObjectsApi(self._shared)
+        return k8s.CustomObjectsApi(self._api())
 
 
 def segment(name: str) -> str:
