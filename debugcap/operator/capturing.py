@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from debugcap import capture as engine
 from debugcap import delivering, errors, resources, templates
-from debugcap.bundle import layout, verify
+from debugcap.bundle import layout, manifest, verify
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube, segment
@@ -348,9 +348,8 @@ def collect_pod(
         raise
     finally:
         http.close()
-    collected = Collected(target=target, outcome=outcome, out_dir=out_dir, clock=clock, collectors=tuple(
-        {"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
-         **({"message": errors.shorten(r.message)} if r.message else {})} for r in outcome.records))
+    collected = Collected(target=target, outcome=outcome, out_dir=out_dir, clock=clock,
+                          collectors=_collector_entries(outcome.records))
     problem = str(probe_failed[0]) if probe_failed else ""
     if abandoned.is_set():
         problem = "abandoned after spec.parameters.deadlineSeconds; bundle not uploaded"
@@ -398,6 +397,12 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                      duration_seconds=time.monotonic() - collected.clock)
 
 
+def _collector_entries(records: Iterable[manifest.CollectorRecord]) -> tuple[dict[str, Any], ...]:
+    """``status.pods[].collectors``: a pod's collector records as the CRD describes them."""
+    return tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
+                  **({"message": errors.shorten(r.message)} if r.message else {})} for r in records)
+
+
 def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
     """The key a capture of ``pod`` started at ``started`` stores its bundle under."""
     return delivering.object_key(store, namespace, pod, started, layout.bundle_name(namespace, pod, started))
@@ -437,11 +442,9 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
         return dataclasses.replace(lost, message="the operator restarted during this pod's upload; the stored "
                                    f"bundle failed verification and was deleted: {errors.shorten(checked.summary())}")
     records = list(checked.manifest.collectors)
-    collectors = tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
-                        **({"message": errors.shorten(r.message)} if r.message else {})} for r in records)
     return PodResult(name=name, phase=str(engine.phase_of(records)), container=entry.get("container", ""),
                      node=entry.get("node", ""), uri=f"{_uri_base(store)}/{key}", key=key, sha256=stored.sha256,
-                     size_bytes=stored.size, collectors=collectors,
+                     size_bytes=stored.size, collectors=_collector_entries(records),
                      message="the operator restarted after storing this bundle; adopted from storage")
 
 

@@ -177,13 +177,15 @@ class _Capture:
         self._progress: set[asyncio.Task[None]] = set()
         self.deleted = False  # the object is being deleted: start no pod, upload nothing more
 
-    def progress(self) -> None:
+    def progress(self) -> asyncio.Task[None]:
         """Write pod progress soon, without waiting for it: the capture's end must not wait out
-        PROGRESS_WRITE_SECONDS, and :meth:`finish` carries whatever is still unwritten."""
+        PROGRESS_WRITE_SECONDS, and :meth:`finish` carries whatever is still unwritten. The task
+        ends once a write carrying this change has gone out (or failed, which is logged)."""
         self._version += 1  # now, not when the task starts: a write made before that carries it
         task = asyncio.create_task(self._send(self._version, urgent=False))
         self._progress.add(task)
         task.add_done_callback(self._progress_done)
+        return task
 
     def _progress_done(self, task: asyncio.Task[None]) -> None:
         self._progress.discard(task)
@@ -412,17 +414,8 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
         run.pods[pod] = PodResult(name=pod, phase="Running",
                                   upload_key=capturing.planned_key(rt.store, run.namespace, pod, started))
         key_sent = threading.Event()
-
-        async def send_key() -> None:
-            try:
-                await run.write()
-            except Exception as exc:  # not fatal: every later write carries the key too
-                logger.warning("status write of %s/%s naming %s's bundle key failed: %s", run.namespace, run.name,
-                               pod, exc)
-            finally:
-                key_sent.set()
-
-        sending = asyncio.create_task(send_key())
+        # A failed write is not fatal: every later one carries the key too.
+        run.progress().add_done_callback(lambda _task: key_sent.set())
         abandoned = threading.Event()
         work = loop.run_in_executor(rt.executor, functools.partial(
             capturing.collect_pod, rt.kube, run.namespace, pod, request, template, capture_name=run.name,
@@ -448,8 +441,6 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
                     late.discard()
         finally:
             metrics.RUNNING.dec()
-            if not work.done():
-                sending.cancel()
     # Storing touches only S3, so it runs outside the pod's lock and its slot: the next pod's
     # window need not wait for this pod's upload.
     try:
@@ -467,8 +458,6 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
         if isinstance(collected, capturing.Collected):  # cancelled before it was stored: no scratch left
             collected.discard()
         raise
-    finally:
-        await sending
     metrics.POD_CAPTURES.labels(result.phase).inc()
     metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
     run.pods[pod] = result

@@ -129,3 +129,62 @@ def test_no_pod_of_a_deleted_capture_is_started(monkeypatch: pytest.MonkeyPatch)
     result = asyncio.run(capture_one())
     assert result.phase == "Failed" and "deleted" in result.message
     assert sent[-1][1]["pods"] == [{"name": "api-1", "phase": "Failed", "message": result.message}]
+
+
+def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap import delivering
+    from debugcap.operator import capturing
+    from debugcap.storage import local, spool
+
+    events: list[str] = []
+    upload_may_end = threading.Event()
+
+    def collect_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> capturing.Collected:
+        events.append(f"collect {pod}")
+        return capturing.Collected(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
+                                   outcome=SimpleNamespace(), out_dir=tmp_path / pod,  # type: ignore[arg-type]
+                                   collectors=(), clock=time.monotonic())
+
+    def store_pod(_store: Any, collected: capturing.Collected, **_k: Any) -> PodResult:
+        pod = collected.target.pod
+        events.append(f"upload {pod} starts")
+        if pod == "p1":
+            assert upload_may_end.wait(10), "the next pod never started"
+        events.append(f"upload {pod} ends")
+        return PodResult(name=pod, phase="Completed")
+
+    def collect_second(*args: Any, **kwargs: Any) -> capturing.Collected:
+        got = collect_pod(*args, **kwargs)
+        if args[2] == "p2":
+            upload_may_end.set()
+        return got
+
+    monkeypatch.setattr(capturing, "collect_pod", collect_second)
+    monkeypatch.setattr(capturing, "store_pod", store_pod)
+    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
+    monkeypatch.setattr(handlers, "_event", lambda *_a: None)  # kopf posts Events only inside its loop
+    settings: Any = SimpleNamespace(work_dir=tmp_path, pprof_probe_seconds=5.0)
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
+    request: Any = SimpleNamespace(deadline_seconds=None)
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u5", labels={}))
+
+    async def two_pods_one_slot() -> list[PodResult]:
+        rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
+                              executor=ThreadPoolExecutor(max_workers=2), slots=asyncio.Semaphore(1),
+                              uploads=asyncio.Semaphore(1))
+        run = handlers._Capture(rt, body, None)
+        try:
+            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, None)  # type: ignore[arg-type]
+                                               for p in ("p1", "p2"))))
+        finally:
+            await asyncio.gather(*run._progress)
+            rt.executor.shutdown()
+
+    results = asyncio.run(two_pods_one_slot())
+    assert [r.phase for r in results] == ["Completed", "Completed"]
+    # p2 was collected while p1's upload was still going: the slot does not cover the upload.
+    assert events.index("collect p2") < events.index("upload p1 ends"), events
