@@ -146,6 +146,25 @@ def leave_running(kube: Kube, namespace: str, name: str, pods: list[dict[str, An
         _content_type="application/merge-patch+json")
 
 
+def restart_and_close(kube: Kube, namespace: str, name: str,
+                      then: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start an operator on a capture a dead one left Running; its closing status, and the status
+    two seconds later (a wrong second attempt would show there). ``then`` runs before it stops."""
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            status = wait_done(kube, namespace, name, 30)["status"]
+            time.sleep(2)
+            again = read(kube, namespace, name)["status"]
+            if then is not None:
+                then()
+    finally:
+        _collect_runner_leftovers()
+        _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    return status, again
+
+
 def s3() -> S3Backend:
     settings = S3Settings.from_env()
     assert settings is not None
@@ -386,16 +405,7 @@ def test_capture_left_running_by_a_dead_operator_is_closed_not_rerun(
     create(kube, namespace, "orphan", {"target": {"pod": "api-1"}, "parameters": FAST})
     # What a dead operator leaves: Running, one pod mid-capture, nothing stored.
     leave_running(kube, namespace, "orphan", [{"name": "api-1", "phase": "Running"}])
-    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            status = wait_done(kube, namespace, "orphan", 30)["status"]
-            time.sleep(2)  # room for a wrong second attempt to show up
-            again = read(kube, namespace, "orphan")["status"]
-    finally:
-        _collect_runner_leftovers()
-        _strip_finalizers(kube, namespace)
-    assert runner.exception is None, runner.output
+    status, again = restart_and_close(kube, namespace, "orphan")
     assert status["phase"] == "Failed"
     assert "operator restarted" in status["message"]
     assert "restarted" in status["pods"][0]["message"]
@@ -429,18 +439,11 @@ def test_bundle_stored_just_before_a_crash_is_adopted_and_an_unstored_one_failed
                                         "template": "go-profile", "parameters": FAST})
     leave_running(kube, namespace, "crashed", [{"name": "api-1", "phase": "Running", "uploadKey": stored_key},
                                                 {"name": "api-2", "phase": "Running", "uploadKey": missing_key}])
-    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            status = wait_done(kube, namespace, "crashed", 30)["status"]
-            time.sleep(2)  # room for a wrong second attempt to show up
-            again = read(kube, namespace, "crashed")["status"]
-            kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "crashed")
-            wait_for(lambda: not s3_keys(namespace, "api-1"), 30, "the adopted bundle to go with its capture")
-    finally:
-        _collect_runner_leftovers()
-        _strip_finalizers(kube, namespace)
-    assert runner.exception is None, runner.output
+    def delete_it() -> None:
+        kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "crashed")
+        wait_for(lambda: not s3_keys(namespace, "api-1"), 30, "the adopted bundle to go with its capture")
+
+    status, again = restart_and_close(kube, namespace, "crashed", then=delete_it)
     pods = {p["name"]: p for p in status["pods"]}
     assert status["phase"] == "PartiallyFailed", status
     assert pods["api-1"]["phase"] == "Completed", pods["api-1"]
