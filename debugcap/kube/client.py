@@ -10,15 +10,20 @@ profile window. Front ends that want typed objects still use :meth:`Kube.core`.
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import certifi
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.stream import ws_client
+from websocket import WebSocket
 
 from debugcap import errors
 
@@ -41,6 +46,8 @@ class Kube:
     default_namespace: str = "default"
     request_timeout: float = 30.0
     _shared: k8s.ApiClient | None = field(default=None, repr=False)
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    _tls_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, target: KubeTarget | None = None) -> Kube:
@@ -91,6 +98,49 @@ class Kube:
         if self._shared is None:
             self._shared = k8s.ApiClient(self.configuration)
         return self._shared
+
+    def websocket(self, path: str, query: Sequence[tuple[str, str]], *, timeout: float) -> WebSocket:
+        """Open an exec or port-forward websocket to ``path``; connecting and the handshake give up
+        after ``timeout`` seconds (raises ``OSError`` or a ``websocket`` exception).
+
+        ``ws_client.create_websocket`` has no connect timeout (a silent API server hung a capture
+        until its deadline) and builds a new TLS context for every websocket, reading the CA and
+        the client key from disk each time; a capture opens two per pod.
+        """
+        url = ws_client.get_websocket_url(self.url(path), list(query))
+        conf = self.configuration
+        if conf.proxy or conf.proxy_headers:
+            proxied: WebSocket = ws_client.create_websocket(conf, url, self.headers())  # its proxy handling
+            return proxied
+        header = [f"sec-websocket-protocol: {ws_client.V5_CHANNEL_PROTOCOL},{ws_client.V4_CHANNEL_PROTOCOL}"]
+        token = self.headers().get("authorization")
+        if token:
+            header.append(f"authorization: {token}")
+        sslopt: dict[str, Any] = {}
+        if url.startswith("wss://"):
+            sslopt["context"] = self._tls_context()
+            if conf.tls_server_name:
+                sslopt["server_hostname"] = conf.tls_server_name
+        ws = WebSocket(sslopt=sslopt, skip_utf8_validation=False)
+        ws.connect(url, header=header, timeout=timeout)
+        return ws
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The client side of every websocket's TLS, as ``create_websocket`` would build it."""
+        with self._tls_lock:
+            if self._tls is None:
+                conf = self.configuration
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                if conf.verify_ssl:
+                    ctx.load_verify_locations(cafile=conf.ssl_ca_cert or certifi.where())
+                    ctx.check_hostname = conf.assert_hostname is not False
+                else:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                if conf.cert_file:
+                    ctx.load_cert_chain(conf.cert_file, conf.key_file)
+                self._tls = ctx
+            return self._tls
 
     def get(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
         """GET ``path``; the urllib3 response, body not read yet. Raises ``ApiException`` unless 2xx."""

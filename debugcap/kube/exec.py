@@ -1,7 +1,6 @@
 """Run a command in a container through the Kubernetes exec API, binary-safe and bounded.
 
-We open the websocket with the client's ``ws_client`` (it handles TLS and
-subprotocol negotiation) but read the frames ourselves: the client's own
+The websocket comes from :meth:`Kube.websocket` and we read its frames ourselves: the client's own
 reader keeps a second copy of all output in memory (``WSClient._all``, with
 no way to switch it off through ``stream()``) and concatenates buffers per
 frame, so a large output costs quadratic time and twice its size in memory.
@@ -17,8 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import ws_client
 from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
@@ -86,18 +83,14 @@ class Stream:
         self.where = f'pod "{pod}" in namespace "{namespace}"' + (f' (container "{container}")' if container else "")
         query = [("command", c) for c in command] + ([("container", container)] if container else [])
         query += [("stdin", str(stdin).lower()), ("stdout", "true"), ("stderr", "true"), ("tty", "false")]
-        url = kube.url(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/exec")
+        path = f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/exec"
         try:
-            self._ws = ws_client.websocket_call(kube.configuration, "GET", url, query_params=query,
-                                                headers=kube.headers(), _preload_content=False, binary=True,
-                                                _request_timeout=timeout)
-        except ApiException as exc:
-            # status 0 is how the client reports a transport or handshake failure.
+            self._sock = kube.websocket(path, query, timeout=timeout)
+        except Exception as exc:  # websocket-client raises many types for a failed handshake
             raise errors.CollectorError(
-                f"cannot exec {command[0]!r} in {self.where}: {errors.shorten(str(exc.reason or exc))}; "
+                f"cannot exec {command[0]!r} in {self.where}: {errors.shorten(str(exc) or type(exc).__name__)}; "
                 f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
             ) from exc
-        self._sock = self._ws.sock
 
     def frame(self, wait: float) -> tuple[int, bytes] | None:
         """The next (channel, payload), or None when nothing came within ``wait`` seconds."""
@@ -124,7 +117,7 @@ class Stream:
 
     def close(self) -> None:
         try:
-            self._ws.close()
+            self._sock.close()
         finally:
             # After a peer CLOSE, websocket-client marks itself disconnected without
             # closing the socket, so close() returns early; shutdown() really closes it.

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from kubernetes.stream import ws_client
 from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
@@ -41,6 +40,8 @@ CHUNK = 256 << 10
 # How often the tunnel's reader wakes up to notice it was closed (judgement call: closing is rare,
 # and a blocked reader only delays the close of a tunnel that nobody uses any more).
 READER_POLL_SECONDS = 1.0
+# Longest wait for the API server to answer a new tunnel (TCP, TLS and the websocket upgrade).
+CONNECT_SECONDS = 15.0
 # Longest wait for the rest of a frame that has started to arrive, holding the connection's lock.
 FRAME_SECONDS = 30.0
 
@@ -62,9 +63,8 @@ class _Tunnel:
     def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, n: int) -> None:
         self.target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
         path = f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/portforward"
-        url = ws_client.get_websocket_url(kube.url(path), [("ports", str(port))] * n)
         try:
-            self._ws = ws_client.create_websocket(kube.configuration, url, kube.headers())
+            self._ws = kube.websocket(path, [("ports", str(port))] * n, timeout=CONNECT_SECONDS)
         except Exception as exc:  # websocket-client raises many types for a failed handshake
             raise errors.CollectorError(
                 f"cannot port-forward to {self.target}: {errors.shorten(str(exc) or type(exc).__name__)}; "
@@ -86,7 +86,7 @@ class _Tunnel:
         seen: set[int] = set()  # each channel's first frame is the port number, not data
         sock = self._ws.sock
         try:
-            while not self._closed:
+            while not self._closed and sock is not None:
                 # An SSL connection must never be read and written by two threads at once (OpenSSL
                 # corrupts its state: "bad record mac"), so reads take the lock that sends take,
                 # and only once select() says a frame has started to arrive.
