@@ -282,6 +282,21 @@ class Pool:
         with self._cond:
             return self._opened
 
+    def open(self) -> None:
+        """Open the first tunnel now, ahead of the requests; best effort.
+
+        Its connections are then treated as kept alive: the program may have closed one while it
+        waited, and a request on it moves on to a new one. A tunnel that cannot open is met again,
+        and reported, by the first request.
+        """
+        try:
+            conn, _ = self._acquire()
+        except errors.CollectorError:
+            return
+        with self._cond:
+            self._idle = [(c, True) for c, _ in self._idle] + [(conn, True)]
+            self._cond.notify_all()
+
     def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20) -> HttpResult:
         """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``)."""
         while True:

@@ -282,10 +282,48 @@ class Collected:
                          duration_seconds=time.monotonic() - self.clock)
 
 
-def collect_pod(
+@dataclass(frozen=True)
+class Prepared:
+    """A pod resolved, with its port-forward open, waiting for a concurrency slot."""
+
+    target: base.Target
+    http: portforward.Pool
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def prepare_pod(
     kube: Kube,
     namespace: str,
     pod: str,
+    request: CaptureRequest,
+    template: templates.ExpandedTemplate,
+    *,
+    read: Mapping[str, Any] | None = None,
+) -> Prepared | PodResult:
+    """Resolve the pod and open its port-forward, before the pod holds a concurrency slot.
+
+    A tunnel is a TLS handshake and a stream set up through the API server, the kubelet and the
+    runtime: 0.1 s median, 0.2 s p90, with 8 pods capturing on two cores, and all of it stood
+    between a slot and its profile window. Opened while earlier pods' windows run, it costs the
+    slot nothing. Nothing is asked of the pod's program until :func:`collect_pod`. ``read``: the
+    pod's JSON from :func:`find_pods`.
+    """
+    try:
+        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
+    except errors.DebugcapError as exc:
+        return PodResult(name=pod, phase="Failed", message=str(exc))
+    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
+                            size=engine.forwards_needed(template))
+    if _uses(template, base.Kind.GO):
+        http.open()
+    return Prepared(target=target, http=http)
+
+
+def collect_pod(
+    kube: Kube,
+    prepared: Prepared,
     request: CaptureRequest,
     template: templates.ExpandedTemplate,
     *,
@@ -294,24 +332,19 @@ def collect_pod(
     probe_seconds: float,
     abandoned: threading.Event,
     started: datetime,
-    read: Mapping[str, Any] | None = None,
 ) -> Collected | PodResult:
-    """Capture one pod into a bundle on local disk; failures come back as a Failed :class:`PodResult`.
+    """Capture one prepared pod into a bundle on local disk; failures come back as a Failed
+    :class:`PodResult`. Closes ``prepared``.
 
-    Everything that touches the pod happens here, and nothing after: the caller holds the pod's
-    lock and a concurrency slot for this part only, and uploads with :func:`store_pod`.
+    Everything that asks the pod for evidence happens here, and nothing after: the caller holds
+    the pod's lock and a concurrency slot for this part only, and uploads with :func:`store_pod`.
     ``abandoned`` is set by the caller when the pod's deadline passed: the bundle is then
     dropped, so S3 never holds a bundle the status does not list. ``started`` names the bundle,
-    so it is stored under ``planned_key(store, namespace, pod, started)``. ``read``: the pod's
-    JSON from :func:`find_pods`.
+    so it is stored under ``planned_key(store, namespace, pod, started)``.
     """
     clock = time.monotonic()
-    try:
-        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
-    except errors.DebugcapError as exc:
-        return PodResult(name=pod, phase="Failed", message=str(exc))
-    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
-                            size=engine.forwards_needed(template))
+    target, http = prepared.target, prepared.http
+    namespace, pod = target.namespace, target.pod
     # The pprof check runs beside the capture rather than before it: it is one round trip on a
     # busy API server, and waiting for it delayed every pod's window. Its verdict still decides:
     # a closed port ends the pod Failed and nothing is uploaded.
@@ -331,8 +364,8 @@ def collect_pod(
     if request.deadline_seconds:
         settings = dataclasses.replace(settings, capture_timeout_seconds=float(request.deadline_seconds))
     out_dir = work_dir / namespace / capture_name / pod  # per pod: each removes its own when done
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         if _uses(template, base.Kind.GO):
             checking.start()
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,

@@ -67,6 +67,7 @@ class Runtime:
     store: delivering.Store
     executor: ThreadPoolExecutor
     slots: asyncio.Semaphore  # pods being captured at once
+    ahead: asyncio.Semaphore  # pods prepared (port-forward open) and waiting for a slot, or being prepared
     uploads: asyncio.Semaphore  # bundles being stored at once, after their pod's slot is free
     pod_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     # The second each pod's last capture started in, under its pod lock: bundle names carry whole
@@ -133,9 +134,10 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     op.work_dir.mkdir(parents=True, exist_ok=True)
     metrics.serve(op.metrics_port)
     _runtime = Runtime(settings=op, kube=kube, store=store,
-                       # A thread for each pod being captured and one for each bundle being stored.
-                       executor=ThreadPoolExecutor(max_workers=2 * op.concurrency, thread_name_prefix="capture"),
-                       slots=asyncio.Semaphore(op.concurrency), uploads=asyncio.Semaphore(op.concurrency))
+                       # A thread for each pod being captured, prepared, and each bundle being stored.
+                       executor=ThreadPoolExecutor(max_workers=3 * op.concurrency, thread_name_prefix="capture"),
+                       slots=asyncio.Semaphore(op.concurrency), ahead=asyncio.Semaphore(op.concurrency),
+                       uploads=asyncio.Semaphore(op.concurrency))
     logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
                 op.concurrency)
 
@@ -397,50 +399,53 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     loop = asyncio.get_running_loop()
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
-    async with rt.pod_lock(run.namespace, pod), rt.slots:
-        if run.deleted:
-            skipped = PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod "
-                                "was captured")
-            run.pods[pod] = skipped
+    async with rt.pod_lock(run.namespace, pod):
+        prepared = await _prepare(rt, run, pod, request, template, selection)
+        if isinstance(prepared, PodResult):
+            run.pods[pod] = prepared
             run.progress()
-            return skipped
-        started = await _distinct_start(rt, run.namespace, pod)
-        read = None
-        if selection is not None and time.monotonic() - selection.read_at < POD_READ_FRESH_SECONDS:
-            read = selection.objects.get(pod)
-        # The key goes out with the Running status, and the upload waits for that write (see
-        # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
-        # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
-        run.pods[pod] = PodResult(name=pod, phase="Running",
-                                  upload_key=capturing.planned_key(rt.store, run.namespace, pod, started))
-        key_sent = threading.Event()
-        # A failed write is not fatal: every later one carries the key too.
-        run.progress().add_done_callback(lambda _task: key_sent.set())
-        abandoned = threading.Event()
-        work = loop.run_in_executor(rt.executor, functools.partial(
-            capturing.collect_pod, rt.kube, run.namespace, pod, request, template, capture_name=run.name,
-            work_dir=rt.settings.work_dir, probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned,
-            started=started, read=read))
-        metrics.RUNNING.inc()
-        t0 = time.monotonic()
+            return prepared
+        handed = False  # to collect_pod, which closes it
         try:
-            done, _ = await asyncio.wait({work}, timeout=request.deadline_seconds)
-            if done:
-                collected = work.result()
-            else:
-                abandoned.set()
-                collected = PodResult(name=pod, phase="Failed", message=(
-                    f"spec.parameters.deadlineSeconds: not finished within {request.deadline_seconds}s; the "
-                    "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
-                run.pods[pod] = collected
-                run.progress()
-                # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
-                await asyncio.wait({work})
-                late = work.result()
-                if isinstance(late, capturing.Collected):  # it finished after all: too late
-                    late.discard()
+            started = await _distinct_start(rt, run.namespace, pod)
+            # The key goes out with the Running status, and the upload waits for that write (see
+            # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
+            # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
+            run.pods[pod] = PodResult(name=pod, phase="Running",
+                                      upload_key=capturing.planned_key(rt.store, run.namespace, pod, started))
+            key_sent = threading.Event()
+            # A failed write is not fatal: every later one carries the key too.
+            run.progress().add_done_callback(lambda _task: key_sent.set())
+            abandoned = threading.Event()
+            work = loop.run_in_executor(rt.executor, functools.partial(
+                capturing.collect_pod, rt.kube, prepared, request, template, capture_name=run.name,
+                work_dir=rt.settings.work_dir, probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned,
+                started=started))
+            handed = True
+            metrics.RUNNING.inc()
+            t0 = time.monotonic()
+            try:
+                done, _ = await asyncio.wait({work}, timeout=request.deadline_seconds)
+                if done:
+                    collected = work.result()
+                else:
+                    abandoned.set()
+                    collected = PodResult(name=pod, phase="Failed", message=(
+                        f"spec.parameters.deadlineSeconds: not finished within {request.deadline_seconds}s; the "
+                        "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
+                    run.pods[pod] = collected
+                    run.progress()
+                    # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
+                    await asyncio.wait({work})
+                    late = work.result()
+                    if isinstance(late, capturing.Collected):  # it finished after all: too late
+                        late.discard()
+            finally:
+                metrics.RUNNING.dec()
         finally:
-            metrics.RUNNING.dec()
+            rt.slots.release()
+            if not handed:
+                _close_later(rt, prepared)
     # Storing touches only S3, so it runs outside the pod's lock and its slot: the next pod's
     # window need not wait for this pod's upload.
     try:
@@ -467,6 +472,51 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     text += f": {result.message}" if result.message else ""
     _event(run.body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
     return result
+
+
+async def _prepare(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
+                   template: templates.ExpandedTemplate,
+                   selection: capturing.PodSelection | None) -> capturing.Prepared | PodResult:
+    """The pod prepared (:func:`capturing.prepare_pod`) and a slot held for it, which the caller
+    releases; or the result that ends the pod. Pods are prepared while earlier ones hold the
+    slots, at most ``concurrency`` of them ahead, so a freed slot goes to a pod whose
+    port-forward is already open."""
+    loop = asyncio.get_running_loop()
+    async with rt.ahead:
+        if run.deleted:
+            return _deleted_before(pod)
+        read = None
+        if selection is not None and time.monotonic() - selection.read_at < POD_READ_FRESH_SECONDS:
+            read = selection.objects.get(pod)
+        work = loop.run_in_executor(rt.executor, functools.partial(
+            capturing.prepare_pod, rt.kube, run.namespace, pod, request, template, read=read))
+        try:
+            prepared = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(lambda f: _close_later(rt, f.result()) if not f.exception() else None)
+            raise
+        if isinstance(prepared, PodResult):
+            return prepared
+        try:
+            await rt.slots.acquire()
+        except BaseException:
+            _close_later(rt, prepared)
+            raise
+    if run.deleted:  # while it waited for its slot
+        rt.slots.release()
+        _close_later(rt, prepared)
+        return _deleted_before(pod)
+    return prepared
+
+
+def _deleted_before(pod: str) -> PodResult:
+    return PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod was captured")
+
+
+def _close_later(rt: Runtime, prepared: capturing.Prepared | PodResult) -> None:
+    """Close a prepared pod's port-forward off the event loop (it joins the tunnel's reader)."""
+    if isinstance(prepared, capturing.Prepared):
+        rt.executor.submit(prepared.close)
 
 
 async def _distinct_start(rt: Runtime, namespace: str, pod: str) -> datetime:

@@ -117,7 +117,7 @@ def test_no_pod_of_a_deleted_capture_is_started(monkeypatch: pytest.MonkeyPatch)
     run = _capture(monkeypatch, sent)
     # No kube, store or executor: capturing anything would fail loudly.
     rt = handlers.Runtime(settings=None, kube=None, store=None, executor=None,  # type: ignore[arg-type]
-                          slots=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+                          slots=asyncio.Semaphore(1), ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
     run.rt = rt
     run.deleted = True
 
@@ -143,11 +143,11 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
     events: list[str] = []
     upload_may_end = threading.Event()
 
-    def collect_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> capturing.Collected:
+    def collect_pod(_kube: Any, prepared: capturing.Prepared, *_a: Any, **_k: Any) -> capturing.Collected:
+        pod = prepared.target.pod
         events.append(f"collect {pod}")
-        return capturing.Collected(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
-                                   outcome=SimpleNamespace(), out_dir=tmp_path / pod,  # type: ignore[arg-type]
-                                   collectors=(), clock=time.monotonic())
+        return capturing.Collected(target=prepared.target, outcome=SimpleNamespace(),  # type: ignore[arg-type]
+                                   out_dir=tmp_path / pod, collectors=(), clock=time.monotonic())
 
     def store_pod(_store: Any, collected: capturing.Collected, **_k: Any) -> PodResult:
         pod = collected.target.pod
@@ -159,10 +159,11 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
 
     def collect_second(*args: Any, **kwargs: Any) -> capturing.Collected:
         got = collect_pod(*args, **kwargs)
-        if args[2] == "p2":
+        if got.target.pod == "p2":
             upload_may_end.set()
         return got
 
+    monkeypatch.setattr(capturing, "prepare_pod", _prepare_pod)
     monkeypatch.setattr(capturing, "collect_pod", collect_second)
     monkeypatch.setattr(capturing, "store_pod", store_pod)
     monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
@@ -174,8 +175,8 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
 
     async def two_pods_one_slot() -> list[PodResult]:
         rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
-                              executor=ThreadPoolExecutor(max_workers=2), slots=asyncio.Semaphore(1),
-                              uploads=asyncio.Semaphore(1))
+                              executor=ThreadPoolExecutor(max_workers=3), slots=asyncio.Semaphore(1),
+                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
         run = handlers._Capture(rt, body, None)
         try:
             return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, None)  # type: ignore[arg-type]
@@ -188,3 +189,70 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
     assert [r.phase for r in results] == ["Completed", "Completed"]
     # p2 was collected while p1's upload was still going: the slot does not cover the upload.
     assert events.index("collect p2") < events.index("upload p1 ends"), events
+
+
+def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
+    from debugcap.operator import capturing
+
+    return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
+                              http=SimpleNamespace(close=lambda: None))  # type: ignore[arg-type]
+
+
+def test_the_next_pods_are_prepared_while_the_slots_are_busy_and_no_more_than_the_limit_ahead(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap import delivering
+    from debugcap.operator import capturing
+    from debugcap.storage import local, spool
+
+    events: list[str] = []
+    lock = threading.Lock()
+    closed: list[str] = []
+
+    def prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> capturing.Prepared:
+        with lock:
+            events.append(f"prepare {pod}")
+        http: Any = SimpleNamespace(close=lambda: closed.append(pod))
+        return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
+                                  http=http)
+
+    def collect_pod(_kube: Any, prepared: capturing.Prepared, *_a: Any, **_k: Any) -> PodResult:
+        pod = prepared.target.pod
+        with lock:
+            events.append(f"collect {pod} starts")
+        time.sleep(0.2)  # long enough for the event loop to prepare whatever it would
+        with lock:
+            events.append(f"collect {pod} ends")
+        prepared.close()
+        return PodResult(name=pod, phase="Failed", message="no evidence")
+
+    monkeypatch.setattr(capturing, "prepare_pod", prepare_pod)
+    monkeypatch.setattr(capturing, "collect_pod", collect_pod)
+    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
+    monkeypatch.setattr(handlers, "_event", lambda *_a: None)
+    settings: Any = SimpleNamespace(work_dir=tmp_path, pprof_probe_seconds=5.0)
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
+    request: Any = SimpleNamespace(deadline_seconds=None)
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u6", labels={}))
+
+    async def four_pods_one_slot_one_ahead() -> list[PodResult]:
+        rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
+                              executor=ThreadPoolExecutor(max_workers=3), slots=asyncio.Semaphore(1),
+                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+        run = handlers._Capture(rt, body, None)
+        try:
+            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, None)  # type: ignore[arg-type]
+                                               for p in ("p1", "p2", "p3", "p4"))))
+        finally:
+            await asyncio.gather(*run._progress)
+            rt.executor.shutdown()
+
+    results = asyncio.run(four_pods_one_slot_one_ahead())
+    assert [r.name for r in results] == ["p1", "p2", "p3", "p4"]
+    # p2 was prepared while p1 held the slot...
+    assert events.index("prepare p2") < events.index("collect p1 ends"), events
+    # ...but p3 only once p2 had the slot: one pod ahead, not all of them.
+    assert events.index("prepare p3") > events.index("collect p2 starts"), events
+    assert sorted(closed) == ["p1", "p2", "p3", "p4"]
