@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -35,7 +35,7 @@ from debugcap.kube.client import Kube, segment
 from debugcap.settings import CaptureSettings
 
 PPROF_PORT_ANNOTATION = "debugcap.io/pprof-port"
-# Longest the steps outside a window wait for the window's port-forward to open (see capture()).
+# Longest the steps outside a window wait for the window's requests to go out (see capture()).
 WINDOW_HEAD_START_SECONDS = 0.5
 DEFAULT_CONTAINER_ANNOTATION = "debugcap.io/default-container"
 
@@ -165,21 +165,35 @@ def capture(
                 with lock, open(src, "rb") as fh:
                     bundle.add_stream(path, fh)
 
-            windowed = any(s.window for s in template.steps)
+            # One event per step that opens the window (a CPU profile, a trace): set once its
+            # request is out, or once the step ended without sending it.
+            opening = {id(s): threading.Event() for s in template.steps if s.window and _seconds(s.params) > 0}
 
             def run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
+                try:
+                    return _run_step(step, delay)
+                finally:
+                    if id(step) in opening:
+                        opening[id(step)].set()
+
+            def _run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
                 if delay > 0:
                     time.sleep(delay)
-                if windowed and not step.window:
-                    # The window opens when its requests reach the pod, through a port-forward
-                    # being set up right now. Exec sessions and API reads set up beside it compete
-                    # for the same API server, kubelet and CPUs and delayed the window by up to
-                    # 0.25 s with 8 pods at once; they fit in the window anyway.
-                    forwards.wait_first_tunnel(WINDOW_HEAD_START_SECONDS)
+                http: base.HttpGets = forwards
+                if id(step) in opening:
+                    http = _Announcing(forwards, opening[id(step)])
+                elif not step.window:
+                    # The window opens when its requests reach the pod. Exec sessions, API reads
+                    # and quick GETs started beside them compete for the same API server, kubelet
+                    # and CPUs, and delayed the window by up to 0.25 s with 8 pods at once; they
+                    # fit in the window anyway.
+                    until = time.monotonic() + WINDOW_HEAD_START_SECONDS
+                    for sent in opening.values():
+                        sent.wait(max(until - time.monotonic(), 0))
                 collector = COLLECTORS[step.collector]()
                 ctx = base.CollectContext(kube=kube, target=target, settings=settings, params=step.params,
                                           add_file=add_file, scratch_dir=scratch_dir, commands=commands,
-                                          http=forwards)
+                                          http=http)
                 t0 = time.monotonic()
                 try:
                     result = collector.collect(ctx)
@@ -218,6 +232,16 @@ def capture(
             forwards.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
     return CaptureOutcome(target=target, bundle=written, records=tuple(ordered), phase=phase_of(ordered))
+
+
+class _Announcing:
+    """The port-forward pool as a window step sees it: ``sent`` is set once its request is out."""
+
+    def __init__(self, pool: portforward.Pool, sent: threading.Event) -> None:
+        self.pool, self.sent = pool, sent
+
+    def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> portforward.HttpResult:
+        return self.pool.get(path, sink, timeout=timeout, max_bytes=max_bytes, sent=self.sent.set)
 
 
 def forwards_needed(template: templates.ExpandedTemplate) -> int:

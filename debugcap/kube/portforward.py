@@ -28,6 +28,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -213,7 +214,7 @@ class _Stale(Exception):
 
 
 def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_bytes: int,
-             reused: bool) -> tuple[HttpResult, bool]:
+             reused: bool, sent: Callable[[], None] | None = None) -> tuple[HttpResult, bool]:
     """GET ``path`` on ``conn``; the result and whether the connection may carry another request."""
     started = time.monotonic()
     target = conn.tunnel.target
@@ -222,6 +223,8 @@ def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_
     http_conn.sock = conn
     try:
         http_conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+        if sent is not None:
+            sent()
         resp = http_conn.getresponse()
     except (http.client.HTTPException, OSError) as exc:
         if reused and not conn.error:
@@ -270,11 +273,6 @@ class Pool:
         self._live = 0  # connections idle, in use, or being opened
         self._opened = 0
         self._closed = False
-        self._first_attempt = threading.Event()  # the first tunnel is open, or failed to open
-
-    def wait_first_tunnel(self, timeout: float) -> bool:
-        """Wait until the first tunnel was opened or failed; False when nobody opened one in time."""
-        return self._first_attempt.wait(timeout)
 
     @property
     def tunnels_opened(self) -> int:
@@ -297,13 +295,15 @@ class Pool:
             self._idle = [(c, True) for c, _ in self._idle] + [(conn, True)]
             self._cond.notify_all()
 
-    def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20) -> HttpResult:
-        """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``)."""
+    def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20,
+            sent: Callable[[], None] | None = None) -> HttpResult:
+        """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``). ``sent`` is called
+        once the request has gone out: for a CPU profile or a trace, its window has begun."""
         while True:
             conn, reused = self._acquire()
             keep = False
             try:
-                result, keep = _request(conn, path, sink, timeout, max_bytes, reused)
+                result, keep = _request(conn, path, sink, timeout, max_bytes, reused, sent)
                 return result
             except _Stale:
                 continue  # nothing was written to the sink: ask again on another connection
@@ -329,8 +329,6 @@ class Pool:
                 self._live -= n
                 self._cond.notify_all()
             raise
-        finally:
-            self._first_attempt.set()
         with self._cond:
             self._tunnels.append(tunnel)
             self._opened += 1
