@@ -161,9 +161,9 @@ def capture(
         with writer.BundleWriter(directory=out_dir, name=name, redact=settings.redact,
                                  spool_dir=scratch_dir, durable=settings.durable_bundles) as bundle:
 
-            def add_file(path: str, src: Path) -> None:
-                with lock, open(src, "rb") as fh:
-                    bundle.add_stream(path, fh)
+            def add_file(path: str, src: base.Scratch) -> None:
+                with lock:
+                    bundle.add_stream(path, src.reader())
 
             # One event per step that opens the window (a CPU profile, a trace): set once its
             # request is out, or once the step ended without sending it.

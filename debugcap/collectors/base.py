@@ -2,17 +2,17 @@
 
 A collector never chooses bundle paths on its own (they come from
 ``bundle.layout``) and never writes the bundle: it writes each piece of
-evidence to a scratch file from ``ctx.scratch()`` and hands it over with
-``ctx.add_file()``, so evidence of any size streams to disk and memory stays
-flat. One collector failing is data, not a crash: it returns a ``failed``
-result (or raises ``CollectorError``) and the capture goes on.
+evidence to a scratch buffer from ``ctx.scratch()`` and hands it over with
+``ctx.add()``; a buffer spills to disk past ``writer.SPOOL_MEMORY_BYTES``, so
+evidence of any size streams through and memory stays bounded. One collector
+failing is data, not a crash: it returns a ``failed`` result (or raises
+``CollectorError``) and the capture goes on.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +21,32 @@ from typing import IO, Any, ClassVar, Protocol
 
 import yaml
 
-from debugcap.bundle import manifest
+from debugcap.bundle import manifest, writer
 from debugcap.kube.client import Kube
 from debugcap.kube.exec import ExecResult
 from debugcap.kube.portforward import HttpResult
 from debugcap.kube.shell import Unavailable
 from debugcap.settings import CaptureSettings
+
+
+class Scratch:
+    """One piece of evidence on its way into the bundle: written through :attr:`file`, read back
+    with :meth:`read_bytes` or :meth:`reader`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.file = writer.spool_file(directory)
+
+    def reader(self) -> IO[bytes]:
+        """The contents from the start (the same file: nothing is written after this)."""
+        self.file.flush()
+        self.file.seek(0)
+        return self.file
+
+    def read_bytes(self, limit: int = -1) -> bytes:
+        return self.reader().read(limit)
+
+    def close(self) -> None:
+        self.file.close()
 
 # The manifest's statuses are the collectors' statuses: one vocabulary from collector to bundle.
 Status = manifest.CollectorStatus
@@ -111,7 +131,7 @@ class HttpGets(Protocol):
     """GETs from the pod's pprof port (``debugcap.kube.portforward.Pool`` in a capture)."""
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> HttpResult:
-        """One GET; contract of ``debugcap.kube.portforward.get``."""
+        """One GET; contract of ``debugcap.kube.portforward.Pool.get``."""
 
 
 @dataclass
@@ -122,7 +142,7 @@ class CollectContext:
     target: Target
     settings: CaptureSettings
     params: Mapping[str, Any]
-    add_file: Callable[[str, Path], None]
+    add_file: Callable[[str, Scratch], None]
     scratch_dir: Path
     # Used only by exec collectors, so Kubernetes and Go collectors never wait for an exec.
     commands: Commands = field(default_factory=_NoCommands)
@@ -130,25 +150,22 @@ class CollectContext:
     added: list[str] = field(default_factory=list)
 
     @contextmanager
-    def scratch(self) -> Iterator[tuple[IO[bytes], Path]]:
-        """A temp file for evidence on its way into the bundle; removed afterwards."""
-        fh = tempfile.NamedTemporaryFile(dir=self.scratch_dir, delete=False)
-        path = Path(fh.name)
+    def scratch(self) -> Iterator[tuple[IO[bytes], Scratch]]:
+        """A buffer for evidence on its way into the bundle (its file, and itself); gone afterwards."""
+        buf = Scratch(self.scratch_dir)
         try:
-            yield fh, path
+            yield buf.file, buf
         finally:
-            fh.close()
-            path.unlink(missing_ok=True)
+            buf.close()
 
-    def add(self, bundle_path: str, scratch_path: Path) -> None:
-        self.add_file(bundle_path, scratch_path)
+    def add(self, bundle_path: str, scratch: Scratch) -> None:
+        self.add_file(bundle_path, scratch)
         self.added.append(bundle_path)
 
     def add_bytes(self, bundle_path: str, data: bytes) -> None:
-        with self.scratch() as (fh, path):
+        with self.scratch() as (fh, buf):
             fh.write(data)
-            fh.close()
-            self.add(bundle_path, path)
+            self.add(bundle_path, buf)
 
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from debugcap import errors
-from debugcap.collectors.base import CollectContext, CollectorResult, Status
+from debugcap.collectors.base import CollectContext, CollectorResult, Scratch, Status
 from debugcap.kube import exec as kexec
 from debugcap.kube.shell import Unavailable
 
@@ -22,7 +21,7 @@ NO_SHELL = ("the container has no shell (a distroless or scratch image): exec co
 
 
 def run(ctx: CollectContext, bundle_path: str, alternatives: Sequence[Sequence[str]], *,
-        ok_exit_codes: tuple[int, ...] = (0,), inspect: Callable[[Path], None] | None = None) -> CollectorResult:
+        ok_exit_codes: tuple[int, ...] = (0,), inspect: Callable[[Scratch], None] | None = None) -> CollectorResult:
     """Run the first alternative that exists; its stdout becomes ``bundle_path``."""
     try:
         ctx.commands.check()

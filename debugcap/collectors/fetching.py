@@ -11,12 +11,11 @@ from __future__ import annotations
 import enum
 import json
 import re
-from pathlib import Path
 
 from debugcap import errors
 from debugcap.analysis import pprof
 from debugcap.bundle import layout
-from debugcap.collectors.base import CollectContext, CollectorResult, Status
+from debugcap.collectors.base import CollectContext, CollectorResult, Scratch, Status
 from debugcap.kube import portforward
 
 TRACE_HEADER = re.compile(rb"^go 1\.(\d{1,2}) trace\x00+")
@@ -45,7 +44,7 @@ def fetch(ctx: CollectContext, collector: str, url_path: str, bundle_path: str, 
             return CollectorResult(Status.SKIPPED, f"the pod serves no {url_path.split('?')[0]} on port {port}")
         if res.status != 200 or res.headers.get("x-go-pprof") == "1":
             return _error_body(ctx, collector, url_path, res.status, scratch)
-        problem = _check(scratch, body)
+        problem = _check(scratch, body, bundle_path)
         ctx.add(bundle_path, scratch)
         if problem:
             return CollectorResult(Status.PARTIAL, f"{url_path}: {problem}", (bundle_path,))
@@ -55,8 +54,9 @@ def fetch(ctx: CollectContext, collector: str, url_path: str, bundle_path: str, 
         return CollectorResult(Status.OK, "", (bundle_path,))
 
 
-def _error_body(ctx: CollectContext, collector: str, url_path: str, status: int, scratch: Path) -> CollectorResult:
-    text = scratch.read_bytes()[:4096].decode(errors="replace").strip()
+def _error_body(ctx: CollectContext, collector: str, url_path: str, status: int,
+                scratch: Scratch) -> CollectorResult:
+    text = scratch.read_bytes(4096).decode(errors="replace").strip()
     ctx.add(layout.error_path(collector), scratch)
     hint = ""
     if status == 404 and "/debug/pprof" in url_path:
@@ -66,14 +66,13 @@ def _error_body(ctx: CollectContext, collector: str, url_path: str, status: int,
                            (layout.error_path(collector),))
 
 
-def _check(path: Path, body: Body) -> str:
+def _check(scratch: Scratch, body: Body, bundle_path: str) -> str:
     if body is Body.TEXT:
         return ""
-    with open(path, "rb") as fh:
-        data = fh.read(16) if body is Body.TRACE else fh.read()
+    data = scratch.read_bytes(16 if body is Body.TRACE else -1)
     if body is Body.PROFILE:
         try:
-            pprof.parse(data, path.name)
+            pprof.parse(data, bundle_path)
         except errors.AnalysisError as exc:
             return f"not a valid profile: {exc}"
     elif body is Body.TRACE:

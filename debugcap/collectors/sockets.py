@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from debugcap.analysis import report
 from debugcap.bundle import layout
@@ -29,10 +28,9 @@ class SocketsCollector(base.Collector):
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         per_family: dict[str, Counter[str]] = {}
 
-        def counter(family: str) -> Callable[[Path], None]:
-            def inspect(path: Path) -> None:
-                with open(path, errors="replace") as fh:
-                    per_family[family] = count_states(fh)
+        def counter(family: str) -> Callable[[base.Scratch], None]:
+            def inspect(scratch: base.Scratch) -> None:
+                per_family[family] = count_states(scratch.read_bytes().decode(errors="replace").splitlines())
             return inspect
 
         results = [

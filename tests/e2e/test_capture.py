@@ -389,9 +389,8 @@ def collect_into_bundle(kube: Kube, namespace: str, pod: str, out: Path, setting
     with writer.BundleWriter(directory=out, name=layout.bundle_name(namespace, pod, started), spool_dir=out,
                              redact=settings.redact) as bundle:
 
-        def add_file(path: str, src: Path) -> None:
-            with open(src, "rb") as fh:
-                bundle.add_stream(path, fh)
+        def add_file(path: str, src: base.Scratch) -> None:
+            bundle.add_stream(path, src.reader())
 
         commands = shell.Pool(kube, namespace=namespace, pod=pod, container=target.container)
         ctx = base.CollectContext(kube=kube, target=target, settings=settings, params={}, add_file=add_file,

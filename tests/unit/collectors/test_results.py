@@ -135,3 +135,35 @@ def test_nonzero_exit_without_stderr_uses_the_api_message(tmp_path: Path) -> Non
 def test_no_shell_skips_without_touching_the_cluster(tmp_path: Path) -> None:
     result = execution.run(_ctx(tmp_path, has_shell=False), "proc/ps.txt", [["ps", "aux"], ["ps"]])
     assert result == R(S.SKIPPED, execution.NO_SHELL)
+
+
+def _files_open_under(directory: Path) -> list[str]:
+    """This process's open files that live (or lived, unlinked) in ``directory``."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue
+        if str(target).startswith(str(directory)):
+            found.append(str(target))
+    return found
+
+
+def test_small_evidence_stays_in_memory_and_large_evidence_spills_to_the_scratch_directory(tmp_path: Path) -> None:
+    from debugcap.bundle import writer
+
+    kept: dict[str, bytes] = {}
+    ctx = dataclasses.replace(_ctx(tmp_path), add_file=lambda p, s: kept.__setitem__(p, s.read_bytes()))
+    small, large = b"ps output\n" * 100, b"x" * (writer.SPOOL_MEMORY_BYTES + 1)
+    with ctx.scratch() as (fh, buf):
+        fh.write(small)
+        assert _files_open_under(tmp_path) == []
+        ctx.add("proc/ps.txt", buf)
+    with ctx.scratch() as (fh, buf):
+        fh.write(large)
+        assert len(_files_open_under(tmp_path)) == 1
+        ctx.add("logs/app.log", buf)
+    assert _files_open_under(tmp_path) == []
+    assert kept == {"proc/ps.txt": small, "logs/app.log": large}
+    assert ctx.added == ["proc/ps.txt", "logs/app.log"]
