@@ -14,6 +14,7 @@ and the capture goes on; only a capture that collected nothing is Failed.
 from __future__ import annotations
 
 import enum
+import functools
 import shutil
 import tempfile
 import threading
@@ -128,12 +129,17 @@ def capture(
     # what keeps a capture as long as its longest window rather than the sum of its steps.
     parallelism: int = 8,
     http: portforward.Pool | None = None,
+    commands: shell.Pool | None = None,
     started: datetime | None = None,
+    window_open: Callable[[], None] | None = None,
 ) -> CaptureOutcome:
     """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``.
 
-    ``http``: port-forwards to the pprof port already open (the operator's pre-flight check opened
-    one); the caller keeps ownership. Without it the capture opens and closes its own.
+    ``http``, ``commands``: port-forwards to the pprof port and shell sessions in the container,
+    already set up (the operator opens them before the pod's turn, :func:`command_pool`); the
+    caller keeps ownership. Without them the capture opens and closes its own.
+    ``window_open``: called once, when the requests of the steps that open the window (CPU
+    profile, trace) are out or those steps ended, or at once for a template without a window.
     ``started``: the capture's start as the caller fixed it beforehand; it names the bundle, so a
     caller that records the bundle's storage key before capturing passes the time it used.
     """
@@ -150,9 +156,8 @@ def capture(
         say(execution.NO_SHELL if exc.no_shell else f"cannot run commands in {target.namespace}/{target.pod}: {exc}",
             None)
 
-    commands = shell.Pool(kube, namespace=target.namespace, pod=target.pod, container=target.container,
-                          size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
-                          on_unavailable=unavailable)
+    own_commands = commands is None
+    commands = commands or command_pool(kube, target, settings, on_unavailable=unavailable)
     own_http = http is None
     forwards = http or portforward.Pool(kube, namespace=target.namespace, pod=target.pod, port=target.pprof_port,
                                         size=forwards_needed(template))
@@ -168,20 +173,32 @@ def capture(
             # One event per step that opens the window (a CPU profile, a trace): set once its
             # request is out, or once the step ended without sending it.
             opening = {id(s): threading.Event() for s in template.steps if s.window and _seconds(s.params) > 0}
+            announced = threading.Event()  # window_open was called
+            window_lock = threading.Lock()
+
+            def opened(step: templates.Step | None) -> None:
+                with window_lock:
+                    if step is not None:
+                        opening[id(step)].set()
+                    if announced.is_set() or not all(e.is_set() for e in opening.values()):
+                        return
+                    announced.set()
+                if window_open is not None:
+                    window_open()
 
             def run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
                 try:
                     return _run_step(step, delay)
                 finally:
                     if id(step) in opening:
-                        opening[id(step)].set()
+                        opened(step)
 
             def _run_step(step: templates.Step, delay: float) -> manifest.CollectorRecord:
                 if delay > 0:
                     time.sleep(delay)
                 http: base.HttpGets = forwards
                 if id(step) in opening:
-                    http = _Announcing(forwards, opening[id(step)])
+                    http = _Announcing(forwards, functools.partial(opened, step))
                 elif not step.window:
                     # The window opens when its requests reach the pod. Exec sessions, API reads
                     # and quick GETs started beside them compete for the same API server, kubelet
@@ -212,6 +229,8 @@ def capture(
                 say(step.collector, record)
                 return record
 
+            if not opening:
+                opened(None)
             futures: list[Future[manifest.CollectorRecord]] = []
             with ThreadPoolExecutor(max_workers=max(parallelism, _window_size(template))) as pool:
                 for step, delay in _schedule(template):
@@ -227,7 +246,8 @@ def capture(
                 started_at=started, finished_at=datetime.now(UTC), collectors=tuple(ordered))
             written = bundle.finish(fields)
     finally:
-        commands.close()
+        if own_commands:
+            commands.close()
         if own_http:
             forwards.close()
         shutil.rmtree(scratch_dir, ignore_errors=True)
@@ -235,13 +255,21 @@ def capture(
 
 
 class _Announcing:
-    """The port-forward pool as a window step sees it: ``sent`` is set once its request is out."""
+    """The port-forward pool as a window step sees it: ``sent`` is called once its request is out."""
 
-    def __init__(self, pool: portforward.Pool, sent: threading.Event) -> None:
+    def __init__(self, pool: portforward.Pool, sent: Callable[[], None]) -> None:
         self.pool, self.sent = pool, sent
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> portforward.HttpResult:
-        return self.pool.get(path, sink, timeout=timeout, max_bytes=max_bytes, sent=self.sent.set)
+        return self.pool.get(path, sink, timeout=timeout, max_bytes=max_bytes, sent=self.sent)
+
+
+def command_pool(kube: Kube, target: base.Target, settings: CaptureSettings, *,
+                 on_unavailable: Callable[[shell.Unavailable], None] | None = None) -> shell.Pool:
+    """The shell sessions a capture of ``target`` runs its commands in (none open yet)."""
+    return shell.Pool(kube, namespace=target.namespace, pod=target.pod, container=target.container,
+                      size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
+                      on_unavailable=on_unavailable)
 
 
 def forwards_needed(template: templates.ExpandedTemplate) -> int:

@@ -400,12 +400,11 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     # The pod lock first, then a global slot: a capture queued behind another capture of the
     # same pod must not hold one of the few slots other pods could use meanwhile.
     async with rt.pod_lock(run.namespace, pod):
-        prepared = await _prepare(rt, run, pod, request, template, selection)
+        prepared, give_back = await _prepare(rt, run, pod, request, template, selection)
         if isinstance(prepared, PodResult):
             run.pods[pod] = prepared
             run.progress()
             return prepared
-        handed = False  # to collect_pod, which closes it
         try:
             started = await _distinct_start(rt, run.namespace, pod)
             # The key goes out with the Running status, and the upload waits for that write (see
@@ -420,8 +419,7 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
             work = loop.run_in_executor(rt.executor, functools.partial(
                 capturing.collect_pod, rt.kube, prepared, request, template, capture_name=run.name,
                 work_dir=rt.settings.work_dir, probe_seconds=rt.settings.pprof_probe_seconds, abandoned=abandoned,
-                started=started))
-            handed = True
+                started=started, window_open=give_back.from_thread))
             metrics.RUNNING.inc()
             t0 = time.monotonic()
             try:
@@ -444,8 +442,10 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
                 metrics.RUNNING.dec()
         finally:
             rt.slots.release()
-            if not handed:
-                _close_later(rt, prepared)
+            give_back()
+            # The connections close after the slot is free: ending an exec waits for the shell to
+            # exit in the pod, and the next pod need not wait for that.
+            _close_later(rt, prepared)
     # Storing touches only S3, so it runs outside the pod's lock and its slot: the next pod's
     # window need not wait for this pod's upload.
     try:
@@ -474,17 +474,40 @@ async def _capture_one(rt: Runtime, run: _Capture, pod: str, request: CaptureReq
     return result
 
 
+class _GiveBack:
+    """Releases a semaphore once: on the event loop, or from a thread with :meth:`from_thread`."""
+
+    def __init__(self, semaphore: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self.semaphore, self.loop, self.done = semaphore, loop, False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.semaphore.release()
+
+    def from_thread(self) -> None:
+        self.loop.call_soon_threadsafe(self)
+
+
 async def _prepare(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
                    template: templates.ExpandedTemplate,
-                   selection: capturing.PodSelection | None) -> capturing.Prepared | PodResult:
+                   selection: capturing.PodSelection | None) -> tuple[capturing.Prepared | PodResult, _GiveBack]:
     """The pod prepared (:func:`capturing.prepare_pod`) and a slot held for it, which the caller
-    releases; or the result that ends the pod. Pods are prepared while earlier ones hold the
-    slots, at most ``concurrency`` of them ahead, so a freed slot goes to a pod whose
-    port-forward is already open."""
+    releases; or the result that ends the pod. With it, the pod's place ahead, which the caller
+    gives back once the pod's window is open (or the pod ended).
+
+    At most ``concurrency`` pods are ahead: being prepared, waiting for a slot, or holding one
+    before their window opened. So the next pods are prepared while the windows run, not in the
+    burst of requests that opens them, and a freed slot goes to a pod whose connections are up.
+    """
     loop = asyncio.get_running_loop()
-    async with rt.ahead:
+    await rt.ahead.acquire()
+    give_back = _GiveBack(rt.ahead, loop)
+    prepared: capturing.Prepared | PodResult | None = None
+    try:
         if run.deleted:
-            return _deleted_before(pod)
+            give_back()
+            return _deleted_before(pod), give_back
         read = None
         if selection is not None and time.monotonic() - selection.read_at < POD_READ_FRESH_SECONDS:
             read = selection.objects.get(pod)
@@ -496,17 +519,20 @@ async def _prepare(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest
             work.add_done_callback(lambda f: _close_later(rt, f.result()) if not f.exception() else None)
             raise
         if isinstance(prepared, PodResult):
-            return prepared
-        try:
-            await rt.slots.acquire()
-        except BaseException:
+            give_back()
+            return prepared, give_back
+        await rt.slots.acquire()
+    except BaseException:
+        give_back()
+        if prepared is not None:
             _close_later(rt, prepared)
-            raise
+        raise
     if run.deleted:  # while it waited for its slot
         rt.slots.release()
+        give_back()
         _close_later(rt, prepared)
-        return _deleted_before(pod)
-    return prepared
+        return _deleted_before(pod), give_back
+    return prepared, give_back
 
 
 def _deleted_before(pod: str) -> PodResult:
@@ -514,9 +540,12 @@ def _deleted_before(pod: str) -> PodResult:
 
 
 def _close_later(rt: Runtime, prepared: capturing.Prepared | PodResult) -> None:
-    """Close a prepared pod's port-forward off the event loop (it joins the tunnel's reader)."""
+    """Close a prepared pod's connections off the event loop (closing waits on the pod)."""
     if isinstance(prepared, capturing.Prepared):
-        rt.executor.submit(prepared.close)
+        try:
+            rt.executor.submit(prepared.close)
+        except RuntimeError:  # the executor is shutting down with the operator
+            prepared.close()
 
 
 async def _distinct_start(rt: Runtime, namespace: str, pod: str) -> datetime:

@@ -232,6 +232,40 @@ def test_template_yields_a_complete_verified_bundle(
         assert entries[0] == "./goapp" and not {"./proc", "./sys", "./dev", "."} & set(entries), entries
 
 
+def test_window_open_is_told_once_its_requests_are_out_and_connections_given_in_stay_open(
+    testbed: Testbed, goapp_pod: GoappPod, kube: Kube, namespace: str, tmp_path: Path,
+) -> None:
+    """What the operator relies on: it opens a pod's connections before the pod's turn, learns
+    when the window has begun (to prepare the next pod then), and closes them itself."""
+    from debugcap import templates
+    from debugcap.collectors import COLLECTORS
+
+    goapp_pod("goapp")
+    target = engine.resolve_target(kube, namespace, "goapp")
+    template = templates.expand("go-profile", {"cpu_seconds": "2", "trace_seconds": "2"}, collectors=COLLECTORS)
+    settings = CaptureSettings()
+    http = portforward.Pool(kube, namespace=namespace, pod="goapp", port=target.pprof_port,
+                            size=engine.forwards_needed(template))
+    commands = engine.command_pool(kube, target, settings)
+    told: list[float] = []
+    started = time.monotonic()
+    try:
+        http.open()
+        outcome = engine.capture(kube, target, template, out_dir=tmp_path, capture_name="e2e", settings=settings,
+                                 http=http, commands=commands, window_open=lambda: told.append(time.monotonic()))
+        took = time.monotonic() - started
+        assert outcome.phase is engine.Phase.COMPLETED, outcome.records
+        assert len(told) == 1 and told[0] - started < 1.0 <= 2.0 <= took, (told, started, took)
+        # Still open: the capture did not close what it was given.
+        assert http.get("/debug/pprof/", io.BytesIO(), timeout=10).status == 200
+        assert http.tunnels_opened == 1
+        ps = io.BytesIO()
+        assert commands.run(["ps"], stdout=ps, stderr=io.BytesIO(), timeout=10, max_bytes=1 << 20).ok
+    finally:
+        commands.close()
+        http.close()
+
+
 # ---------------------------------------------------------------- what the evidence shows
 
 

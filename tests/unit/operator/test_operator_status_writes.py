@@ -194,11 +194,12 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
 def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
     from debugcap.operator import capturing
 
+    nothing: Any = SimpleNamespace(close=lambda: None)
     return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
-                              http=SimpleNamespace(close=lambda: None))  # type: ignore[arg-type]
+                              settings=None, http=nothing, commands=nothing)  # type: ignore[arg-type]
 
 
-def test_the_next_pods_are_prepared_while_the_slots_are_busy_and_no_more_than_the_limit_ahead(
+def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_after_its_slot(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -209,23 +210,25 @@ def test_the_next_pods_are_prepared_while_the_slots_are_busy_and_no_more_than_th
 
     events: list[str] = []
     lock = threading.Lock()
-    closed: list[str] = []
+
+    def note(what: str) -> None:
+        with lock:
+            events.append(what)
 
     def prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> capturing.Prepared:
-        with lock:
-            events.append(f"prepare {pod}")
-        http: Any = SimpleNamespace(close=lambda: closed.append(pod))
+        note(f"prepare {pod}")
+        conn: Any = SimpleNamespace(close=lambda: note(f"close {pod}"))
         return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
-                                  http=http)
+                                  settings=None, http=conn, commands=conn)  # type: ignore[arg-type]
 
-    def collect_pod(_kube: Any, prepared: capturing.Prepared, *_a: Any, **_k: Any) -> PodResult:
+    def collect_pod(_kube: Any, prepared: capturing.Prepared, *_a: Any, window_open: Any, **_k: Any) -> PodResult:
         pod = prepared.target.pod
-        with lock:
-            events.append(f"collect {pod} starts")
-        time.sleep(0.2)  # long enough for the event loop to prepare whatever it would
-        with lock:
-            events.append(f"collect {pod} ends")
-        prepared.close()
+        note(f"collect {pod} starts")
+        time.sleep(0.1)  # long enough for the event loop to prepare whatever it would
+        note(f"window {pod} open")
+        window_open()
+        time.sleep(0.2)
+        note(f"collect {pod} ends")
         return PodResult(name=pod, phase="Failed", message="no evidence")
 
     monkeypatch.setattr(capturing, "prepare_pod", prepare_pod)
@@ -251,8 +254,11 @@ def test_the_next_pods_are_prepared_while_the_slots_are_busy_and_no_more_than_th
 
     results = asyncio.run(four_pods_one_slot_one_ahead())
     assert [r.name for r in results] == ["p1", "p2", "p3", "p4"]
-    # p2 was prepared while p1 held the slot...
-    assert events.index("prepare p2") < events.index("collect p1 ends"), events
-    # ...but p3 only once p2 had the slot: one pod ahead, not all of them.
-    assert events.index("prepare p3") > events.index("collect p2 starts"), events
-    assert sorted(closed) == ["p1", "p2", "p3", "p4"]
+    at = events.index
+    # p2 was prepared while p1 held the slot, once p1's window was open...
+    assert at("window p1 open") < at("prepare p2") < at("collect p1 ends"), events
+    # ...and p3 only once p2's window was: one pod ahead, not all of them.
+    assert at("window p2 open") < at("prepare p3") < at("collect p2 ends"), events
+    # Each pod's connections (port-forward, then shell: two closes) closed after its capture.
+    for pod in ("p1", "p2", "p3", "p4"):
+        assert events.count(f"close {pod}") == 2 and at(f"close {pod}") > at(f"collect {pod} ends"), events
