@@ -41,6 +41,9 @@ CHUNK = 256 << 10
 # How often the tunnel's reader wakes up to notice it was closed (judgement call: closing is rare,
 # and a blocked reader only delays the close of a tunnel that nobody uses any more).
 READER_POLL_SECONDS = 1.0
+# Longest a connection opened ahead of its first request is used (see Pool.open): Go servers are
+# often given a ReadHeaderTimeout of 5-10 s, which closes a connection that has sent nothing.
+AHEAD_FRESH_SECONDS = 3.0
 # Longest wait for the API server to answer a new tunnel (TCP, TLS and the websocket upgrade).
 CONNECT_SECONDS = 15.0
 # Longest wait for the rest of a frame that has started to arrive, holding the connection's lock.
@@ -227,7 +230,9 @@ def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_
             sent()
         resp = http_conn.getresponse()
     except (http.client.HTTPException, OSError) as exc:
-        if reused and not conn.error:
+        # A timeout is no sign of a closed connection (that fails at once), and asking again would
+        # repeat a CPU profile on a pod already too slow to answer one.
+        if reused and not conn.error and not isinstance(exc, TimeoutError):
             raise _Stale(str(exc)) from exc
         raise errors.CollectorError(_refused_message(conn, target, exc)) from exc
     written, truncated = 0, False
@@ -260,8 +265,8 @@ class Pool:
 
     The first request opens one tunnel with ``size`` connections; requests that overlap in time
     (the CPU profile, the trace, the quick GETs beside them) each take a connection, and a
-    request waits when all are busy. A connection the server closed is replaced by a new
-    one-connection tunnel.
+    request waits when all are busy. Connections the server closed are replaced through a new
+    tunnel.
     """
 
     def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 1) -> None:
@@ -273,6 +278,8 @@ class Pool:
         self._live = 0  # connections idle, in use, or being opened
         self._opened = 0
         self._closed = False
+        self._ahead: set[int] = set()  # ids of idle connections open() opened, not used yet
+        self._ahead_at = 0.0
 
     @property
     def tunnels_opened(self) -> int:
@@ -283,17 +290,37 @@ class Pool:
     def open(self) -> None:
         """Open the first tunnel now, ahead of the requests; best effort.
 
-        Its connections are then treated as kept alive: the program may have closed one while it
-        waited, and a request on it moves on to a new one. A tunnel that cannot open is met again,
-        and reported, by the first request.
+        A tunnel that cannot open is met again, and reported, by the first request. Connections
+        opened ahead are not used once they have ended (the port was refused while the program
+        was still starting) or have waited :data:`AHEAD_FRESH_SECONDS` (a server with a
+        ``ReadHeaderTimeout`` closes a connection that sends nothing, and through a port-forward
+        that close may never show): the first request then opens new ones.
         """
         try:
             conn, _ = self._acquire()
         except errors.CollectorError:
             return
         with self._cond:
-            self._idle = [(c, True) for c, _ in self._idle] + [(conn, True)]
+            self._idle.append((conn, False))
+            self._ahead = {id(c) for c, _ in self._idle}
+            self._ahead_at = time.monotonic()
             self._cond.notify_all()
+
+    def _usable(self, conn: _Connection) -> bool:
+        """False for a connection opened ahead that must not be used (see :meth:`open`); it and
+        the other unused ones opened with it are then dropped."""
+        with self._cond:
+            if id(conn) not in self._ahead:
+                return True
+            self._ahead.discard(id(conn))
+            if not conn.ended and time.monotonic() - self._ahead_at < AHEAD_FRESH_SECONDS:
+                return True
+            stale = [c for c, _ in self._idle if id(c) in self._ahead]
+            self._idle = [(c, used) for c, used in self._idle if id(c) not in self._ahead]
+            self._ahead.clear()
+            self._live -= len(stale) + 1
+            self._cond.notify_all()
+            return False
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20,
             sent: Callable[[], None] | None = None) -> HttpResult:
@@ -301,6 +328,8 @@ class Pool:
         once the request has gone out: for a CPU profile or a trace, its window has begun."""
         while True:
             conn, reused = self._acquire()
+            if not self._usable(conn):
+                continue
             keep = False
             try:
                 result, keep = _request(conn, path, sink, timeout, max_bytes, reused, sent)
@@ -319,8 +348,8 @@ class Pool:
             if self._idle:
                 return self._idle.pop()
             # The first tunnel brings all the connections a capture uses at once; later ones
-            # replace single connections the server closed.
-            n = self.size - self._live if not self._tunnels else 1
+            # replace connections the server closed (or that were dropped, see open()).
+            n = self.size - self._live
             self._live += n
         try:
             tunnel = _Tunnel(self.kube, namespace=self.namespace, pod=self.pod, port=self.port, n=n)
