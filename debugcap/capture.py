@@ -280,6 +280,11 @@ def forwards_needed(template: templates.ExpandedTemplate) -> int:
     return sum(1 for s in template.steps if s.window and _seconds(s.params) > 0) + 1
 
 
+def window_seconds(template: templates.ExpandedTemplate) -> float:
+    """How long the template's window lasts (its longest CPU profile or trace); 0 without one."""
+    return max((_seconds(s.params) for s in template.steps if s.window), default=0.0)
+
+
 def _window_size(template: templates.ExpandedTemplate) -> int:
     return sum(1 for s in template.steps if s.window)
 

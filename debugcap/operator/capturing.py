@@ -295,8 +295,10 @@ class Prepared:
     def close(self) -> None:
         """Close the pod's connections. After its capture this runs outside the slot: ending an exec
         waits for the shell to exit in the pod, 10-70 ms under load."""
-        self.commands.close()
-        self.http.close()
+        try:
+            self.commands.close()
+        finally:
+            self.http.close()
 
 
 def prepare_pod(

@@ -122,7 +122,7 @@ def test_no_pod_of_a_deleted_capture_is_started(monkeypatch: pytest.MonkeyPatch)
     run.deleted = True
 
     async def capture_one() -> PodResult:
-        result = await handlers._capture_one(rt, run, "api-1", None, None)  # type: ignore[arg-type]
+        result = await handlers._capture_one(rt, run, "api-1", None, NO_WINDOW)  # type: ignore[arg-type]
         await asyncio.gather(*run._progress)
         return result
 
@@ -179,7 +179,7 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
                               ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
         run = handlers._Capture(rt, body, None)
         try:
-            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, None)  # type: ignore[arg-type]
+            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, NO_WINDOW)
                                                for p in ("p1", "p2"))))
         finally:
             await asyncio.gather(*run._progress)
@@ -191,6 +191,10 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
     assert events.index("collect p2") < events.index("upload p1 ends"), events
 
 
+# A template without a window: the next pod is prepared as soon as a pod reports its window open.
+NO_WINDOW: Any = SimpleNamespace(steps=())
+
+
 def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
     from debugcap.operator import capturing
 
@@ -199,7 +203,7 @@ def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
                               settings=None, http=nothing, commands=nothing)  # type: ignore[arg-type]
 
 
-def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_after_its_slot(
+def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_after_its_capture(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -246,7 +250,7 @@ def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_
                               ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
         run = handlers._Capture(rt, body, None)
         try:
-            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, None)  # type: ignore[arg-type]
+            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, NO_WINDOW)
                                                for p in ("p1", "p2", "p3", "p4"))))
         finally:
             await asyncio.gather(*run._progress)
@@ -259,6 +263,46 @@ def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_
     assert at("window p1 open") < at("prepare p2") < at("collect p1 ends"), events
     # ...and p3 only once p2's window was: one pod ahead, not all of them.
     assert at("window p2 open") < at("prepare p3") < at("collect p2 ends"), events
-    # Each pod's connections (port-forward, then shell: two closes) closed after its capture.
+    # Each pod's connections (its shell sessions, then its port-forward) closed after its capture.
     for pod in ("p1", "p2", "p3", "p4"):
         assert events.count(f"close {pod}") == 2 and at(f"close {pod}") > at(f"collect {pod} ends"), events
+
+
+def test_a_pod_that_cannot_be_resolved_gets_its_event_and_is_counted(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap.operator import capturing, metrics
+
+    gone = PodResult(name="api-1", phase="Failed", message='pod "api-1" not found in namespace "ns"')
+    monkeypatch.setattr(capturing, "prepare_pod", lambda *_a, **_k: gone)
+    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
+    events: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(handlers, "_event", lambda *a: events.append(a))
+    failed_before = metrics.POD_CAPTURES.labels("Failed")._value.get()
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u7", labels={}))
+
+    async def one_pod() -> PodResult:
+        rt = handlers.Runtime(settings=None, kube=None, store=None,  # type: ignore[arg-type]
+                              executor=ThreadPoolExecutor(max_workers=1), slots=asyncio.Semaphore(1),
+                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+        run = handlers._Capture(rt, body, None)
+        try:
+            return await handlers._capture_one(rt, run, "api-1", SimpleNamespace(), NO_WINDOW)  # type: ignore[arg-type]
+        finally:
+            await asyncio.gather(*run._progress)
+            rt.executor.shutdown()
+
+    assert asyncio.run(one_pod()) is gone
+    assert [(e[1], e[2]) for e in events] == [(False, "PodCaptureFailed")], events
+    assert gone.message in events[0][3]
+    assert metrics.POD_CAPTURES.labels("Failed")._value.get() == failed_before + 1
+
+
+def test_the_next_pod_is_prepared_half_a_second_before_a_window_ends() -> None:
+    def template(*seconds: int) -> Any:
+        return SimpleNamespace(steps=[SimpleNamespace(window=True, params={"seconds": s}) for s in seconds])
+
+    assert handlers._prepare_after(template(30, 5)) == 29.5
+    assert handlers._prepare_after(template(1, 1)) == 0.5
+    assert handlers._prepare_after(NO_WINDOW) == 0.0
