@@ -30,7 +30,7 @@ class SocketsCollector(base.Collector):
 
         def counter(family: str) -> Callable[[base.Scratch], None]:
             def inspect(scratch: base.Scratch) -> None:
-                per_family[family] = count_states(scratch.read_bytes().decode(errors="replace").splitlines())
+                per_family[family] = count_states(line.decode(errors="replace") for line in scratch.reader())
             return inspect
 
         results = [

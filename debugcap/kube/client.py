@@ -105,7 +105,8 @@ class Kube:
 
         ``ws_client.create_websocket`` has no connect timeout (a silent API server hung a capture
         until its deadline) and builds a new TLS context for every websocket, reading the CA and
-        the client key from disk each time; a capture opens two per pod.
+        the client key from disk each time; a capture opens two per pod. Through a configured
+        proxy the client's own ``create_websocket`` is used, without the connect timeout.
         """
         url = ws_client.get_websocket_url(self.url(path), list(query))
         conf = self.configuration
