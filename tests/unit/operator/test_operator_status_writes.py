@@ -306,3 +306,43 @@ def test_the_next_pod_is_prepared_half_a_second_before_a_window_ends() -> None:
     assert handlers._prepare_after(template(30, 5)) == 29.5
     assert handlers._prepare_after(template(1, 1)) == 0.5
     assert handlers._prepare_after(NO_WINDOW) == 0.0
+
+
+def test_a_pod_cancelled_while_it_waits_for_a_slot_closes_its_connections_and_gives_its_place_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap.operator import capturing
+
+    closed = threading.Event()
+    prepared = threading.Event()
+
+    def prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> capturing.Prepared:
+        prepared.set()
+        conn: Any = SimpleNamespace(close=closed.set)
+        return capturing.Prepared(target=SimpleNamespace(pod=pod),  # type: ignore[arg-type]
+                                  settings=None, http=conn, commands=conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(capturing, "prepare_pod", prepare_pod)
+    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u8", labels={}))
+
+    async def cancelled_in_the_queue() -> bool:
+        # No free slot at all: the pod can only wait for one.
+        rt = handlers.Runtime(settings=None, kube=None, store=None,  # type: ignore[arg-type]
+                              executor=ThreadPoolExecutor(max_workers=2), slots=asyncio.Semaphore(0),
+                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+        run = handlers._Capture(rt, body, None)
+        task = asyncio.ensure_future(handlers._capture_one(rt, run, "api-1", SimpleNamespace(), NO_WINDOW))
+        while not prepared.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rt.executor.shutdown(wait=True)  # the close runs in the executor
+        return rt.ahead.locked()
+
+    assert asyncio.run(cancelled_in_the_queue()) is False
+    assert closed.is_set()
