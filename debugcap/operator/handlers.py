@@ -15,6 +15,7 @@ no pod is captured and no bundle uploaded twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -150,9 +151,16 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster credentials, else the kubeconfig named by $KUBECONFIG *now*: kopf's default goes
-    through the kubernetes package, which resolved $KUBECONFIG once when it was imported."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod, the service account, at the API server address the kubernetes client (every
+    other call of ours) uses: ``KUBERNETES_SERVICE_HOST``/``_PORT``. kopf's own service-account
+    login names ``https://kubernetes.default.svc``, which only resolves where the pod has cluster
+    DNS. Elsewhere, the kubeconfig named by $KUBECONFIG *now*: kopf's default goes through the
+    kubernetes package, which resolved $KUBECONFIG once when it was imported."""
+    info = kopf.login_with_service_account(**kwargs)
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is not None and host and port:
+        return dataclasses.replace(info, server=f"https://{f'[{host}]' if ':' in host else host}:{port}")
+    return info or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()
