@@ -40,10 +40,12 @@ each served namespace. Only what the operator and its collectors call; see docs/
   resources: [pods]
   verbs: [get, list, watch]
 # exec collectors (ps, sockets, disk, ...) and pprof/trace through a port-forward. The websocket
-# upgrade is a GET that Kubernetes >= 1.30 authorizes as "create".
+# upgrade is a GET, authorized as "get"; Kubernetes >= 1.30 checks "create" as well
+# (AuthorizePodWebsocketUpgradeCreatePermission). With "create" alone the operator's pod got
+# 403 "cannot get resource pods/portforward" (the chart's e2e test, Kubernetes 1.34).
 - apiGroups: [""]
   resources: [pods/exec, pods/portforward]
-  verbs: [create]
+  verbs: [get, create]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
