@@ -383,12 +383,17 @@ def _import_images() -> None:
     for ref, archive in archives.items():
         if oci.normalize_ref(ref) in present and not _newer_than_import(archive):
             continue
-        res = subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import", str(archive)],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise TestbedError(f"importing {archive} into containerd failed: {res.stderr.strip()}")
+        import_image(archive)
         say(f"imported image {ref}")
     (P.root / "images-imported").touch()
+
+
+def import_image(archive: Path) -> None:
+    """Load an OCI archive into the node's containerd (the kubelet's namespace)."""
+    res = subprocess.run(["ctr", "--address", str(layout.containerd_socket()), "-n", "k8s.io", "images", "import",
+                          str(archive)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise TestbedError(f"importing {archive} into containerd failed: {res.stderr.strip()}")
 
 
 def _newer_than_import(archive: Path) -> bool:

@@ -13,3 +13,37 @@ def build_all() -> dict[str, Path]:
     """Image reference -> OCI archive, rebuilt only when the sources changed."""
     archives = oci.build_all(IMAGE_CACHE)
     return {layout.IMAGES[name]: path for name, path in archives.items()}
+
+
+def operator_archive() -> Path:
+    """The operator's image (``oci.OPERATOR_REF``) built from this checkout, rebuilt only when the
+    project's sources or the interpreter changed. Its packages come from ``pip install --target``
+    (PyPI, or pip's cache)."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+
+    repo = layout.REPO
+    h = hashlib.sha256(f"{sys.version}\0{oci._FORMAT_VERSION}\0".encode())
+    for path in sorted([repo / "pyproject.toml", repo / "testbed" / "oci.py", *(repo / "debugcap").rglob("*")]):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes())
+    key = h.hexdigest()[:16]
+    out = IMAGE_CACHE / "operator.tar"
+    if oci._up_to_date(out, key):
+        return out
+    site = IMAGE_CACHE / "operator-site"
+    shutil.rmtree(site, ignore_errors=True)
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    # A copy of the sources, not the checkout: pip builds in place and would leave build/ behind.
+    src = IMAGE_CACHE / "operator-src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(repo, src, ignore=shutil.ignore_patterns(".git", ".venv", ".testbed", "__pycache__", "tests",
+                                                             "*.egg-info", "build"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-script-location",
+                    "--target", str(site), str(src)], check=True)
+    oci.operator_image(out, site)
+    oci._mark(out, key)
+    shutil.rmtree(src, ignore_errors=True)
+    return out

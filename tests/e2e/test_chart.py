@@ -10,7 +10,9 @@ Cases:
 * with the ServiceAccount and its RBAC applied for real, ``kubectl auth can-i`` as the
   ServiceAccount allows what captures need and refuses secrets, deleting pods, deployments
 
-The Deployment is never run: no operator image is built on the testbed.
+* the Deployment itself, running an operator image built from this checkout
+  (``testbed.images.operator_archive``), carries out a DebugCapture into MinIO and deletes its
+  bundle with it
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 ALLOWED = {
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
     ("", "pods/exec", "create"), ("", "pods/portforward", "create"), ("", "pods/log", "get"),
+    ("", "pods/exec", "get"), ("", "pods/portforward", "get"),
     ("", "events", "list"), ("", "events", "create"), ("", "nodes", "get"),
     *{("apps", k, "get") for k in ("deployments", "statefulsets", "daemonsets", "replicasets")},
     *{("debugcap.io", "debugcaptures", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
@@ -203,7 +206,8 @@ def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespac
                                                       cluster_objects: None) -> None:
     sa = f"system:serviceaccount:{namespace}:{release}-debugcap"
     apply_rbac_only(testbed, render(release, namespace), sa, namespace)
-    for verb, resource in [("create", "pods/exec"), ("create", "pods/portforward"), ("get", "pods/log"),
+    for verb, resource in [("create", "pods/exec"), ("create", "pods/portforward"), ("get", "pods/exec"),
+                           ("get", "pods/portforward"), ("get", "pods/log"),
                            ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
                            ("watch", "debugcaptures.debugcap.io"), ("patch", "debugcaptures.debugcap.io/status"),
                            ("get", "deployments.apps")]:
@@ -234,3 +238,82 @@ def test_namespaced_service_account_reaches_only_its_namespaces(testbed: Testbed
     assert not can_i(testbed, sa, "get", "secrets", namespace)
     assert not can_i(testbed, sa, "delete", "pods", namespace)
     assert not can_i(testbed, sa, "create", "deployments.apps", namespace)
+
+
+# --- the Deployment, run -----------------------------------------------------------------------------
+
+def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
+        testbed: Testbed, namespace: str, release: str, crds: None, goapp_pod: Any, tmp_path: Path) -> None:
+    """The chart as a user installs it: its ServiceAccount, RBAC and Deployment (read-only root,
+    uid 10001, S3 keys from a Secret), running an image of this checkout. The testbed has no
+    kube-proxy, so the one thing changed is where the API server is: its own address instead of
+    the `kubernetes` Service, through extraEnv."""
+    from urllib.parse import urlsplit
+
+    from debugcap.kube.client import Kube, KubeTarget
+    from debugcap.settings import S3Settings
+    from debugcap.storage import base as storage_base
+    from debugcap.storage.s3 import S3Backend
+    from testbed import cluster, images
+
+    cluster.import_image(images.operator_archive())
+    s3 = testbed.s3
+    kubectl(testbed, "-n", namespace, "create", "secret", "generic", "s3",
+            f"--from-literal=accessKey={s3['DEBUGCAP_S3_ACCESS_KEY']}",
+            f"--from-literal=secretKey={s3['DEBUGCAP_S3_SECRET_KEY']}")
+    api = urlsplit(Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig)).configuration.host)
+    text = helm("template", release, str(CHART), "--namespace", namespace,
+                "--set", "image.repository=debugcap.test/operator", "--set", "image.tag=dev",
+                "--set", "image.pullPolicy=Never", "--set", f"namespaces={{{namespace}}}",
+                "--set", f"s3.endpoint={s3['DEBUGCAP_S3_ENDPOINT']}", "--set", "s3.secure=false",
+                "--set", f"s3.bucket={s3['DEBUGCAP_S3_BUCKET']}", "--set", "s3.existingSecret=s3",
+                "--set", "operator.extraEnv[0].name=KUBERNETES_SERVICE_HOST",
+                "--set", f"operator.extraEnv[0].value={api.hostname}",
+                "--set", "operator.extraEnv[1].name=KUBERNETES_SERVICE_PORT",
+                "--set-string", f"operator.extraEnv[1].value={api.port}")
+    deployment = f"{release}-debugcap"
+    try:
+        kubectl(testbed, "apply", "-f", "-", stdin=text)
+        rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{deployment}",
+                          "--timeout=120s", check=False)
+        assert rollout.returncode == 0, (rollout.stderr, _operator_log(testbed, namespace, deployment))
+
+        goapp_pod("goapp")
+        kube = Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig))
+        custom = kube.custom()
+        custom.create_namespaced_custom_object("debugcap.io", "v1alpha1", namespace, "debugcaptures", {
+            "apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture", "metadata": {"name": "in-cluster"},
+            "spec": {"target": {"pod": "goapp"}, "template": "go-profile",
+                     "parameters": {"cpuSeconds": 1, "traceSeconds": 1}}})
+        deadline = time.monotonic() + 90
+        status: dict[str, Any] = {}
+        while status.get("phase") not in ("Completed", "PartiallyFailed", "Failed"):
+            assert time.monotonic() < deadline, (status, _operator_log(testbed, namespace, deployment))
+            time.sleep(0.5)
+            status = custom.get_namespaced_custom_object("debugcap.io", "v1alpha1", namespace, "debugcaptures",
+                                                         "in-cluster").get("status") or {}
+        assert status["phase"] == "Completed", (status, _operator_log(testbed, namespace, deployment))
+        bundle = status["pods"][0]["bundle"]
+        store = S3Backend(S3Settings(endpoint=s3["DEBUGCAP_S3_ENDPOINT"], bucket=s3["DEBUGCAP_S3_BUCKET"],
+                                     access_key=s3["DEBUGCAP_S3_ACCESS_KEY"], secret_key=s3["DEBUGCAP_S3_SECRET_KEY"],
+                                     secure=False))
+        dest = tmp_path / "bundle.tar.gz"
+        store.get(key=bundle["key"], dest=dest)
+        assert storage_base.file_sha256(dest) == (bundle["sha256"], bundle["sizeBytes"])
+
+        # Deleting it while the operator runs takes its bundle out of the bucket (its finalizer).
+        custom.delete_namespaced_custom_object("debugcap.io", "v1alpha1", namespace, "debugcaptures", "in-cluster")
+        deadline = time.monotonic() + 60
+        while kubectl(testbed, "-n", namespace, "get", "debugcapture", "in-cluster", check=False).returncode == 0:
+            assert time.monotonic() < deadline, _operator_log(testbed, namespace, deployment)
+            time.sleep(0.5)
+        assert bundle["key"] not in store.list(prefix=bundle["key"])
+    finally:
+        kubectl(testbed, "-n", namespace, "delete", "deployment", deployment, "--ignore-not-found", "--wait=true",
+                check=False)
+
+
+def _operator_log(testbed: Testbed, namespace: str, deployment: str) -> str:
+    res = kubectl(testbed, "-n", namespace, "logs", f"deployment/{deployment}", "--tail=60", check=False)
+    pods = kubectl(testbed, "-n", namespace, "get", "pods", "-o", "wide", check=False)
+    return f"{pods.stdout}\n{res.stdout}{res.stderr}"
