@@ -317,7 +317,9 @@ class Pool:
                 return True
             stale = [c for c, _ in self._idle if id(c) in self._ahead]
             self._idle = [(c, used) for c, used in self._idle if id(c) not in self._ahead]
-            self._ahead.clear()
+            self._ahead.difference_update(id(c) for c in stale)
+            # Ones other threads took meanwhile are as old: their own check now drops them too.
+            self._ahead_at = float("-inf")
             self._live -= len(stale) + 1
             self._cond.notify_all()
             return False

@@ -98,3 +98,16 @@ def test_a_closed_port_is_still_reported(tunnels: type[FakeTunnel]) -> None:
     with pytest.raises(errors.CollectorError, match="connection refused"):
         pool.get("/debug/pprof/", io.BytesIO(), timeout=5)
     assert pool.tunnels_opened == 2
+
+
+def test_a_stale_connection_another_request_took_meanwhile_is_dropped_too(tunnels: type[FakeTunnel],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    tunnels.behaviours = ["silent", "answers"]
+    monkeypatch.setattr(portforward, "AHEAD_FRESH_SECONDS", 0.05)
+    pool = _pool()
+    pool.open()
+    time.sleep(0.1)
+    taken, _ = pool._acquire()  # another request's, between taking a connection and checking it
+    assert pool.get("/debug/pprof/", io.BytesIO(), timeout=5).status == 200  # drops the idle ones
+    assert pool._usable(taken) is False
+    assert tunnels.opened[0].sent == []
