@@ -26,7 +26,8 @@ def operator_archive() -> Path:
 
     repo = layout.REPO
     h = hashlib.sha256(f"{sys.version}\0{oci._FORMAT_VERSION}\0".encode())
-    for path in sorted([repo / "pyproject.toml", repo / "testbed" / "oci.py", *(repo / "debugcap").rglob("*")]):
+    recipe = [repo / "pyproject.toml", repo / "testbed" / "oci.py", repo / "testbed" / "images.py"]
+    for path in sorted([*recipe, *(repo / "debugcap").rglob("*")]):
         if path.is_file() and "__pycache__" not in path.parts:
             h.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes())
     key = h.hexdigest()[:16]

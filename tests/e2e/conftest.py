@@ -55,11 +55,11 @@ def testbed() -> Testbed:
 
 
 def kubectl(testbed: Testbed, *args: str, kubeconfig: str | None = None, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+            check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The testbed's own kubectl (never whatever kubectl the machine has on PATH)."""
     env = {**os.environ, "KUBECONFIG": kubeconfig or testbed.kubeconfig}
     res = subprocess.run([str(builds.binary("kubernetes", "kubectl")), *args], env=env, input=stdin,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
     return res

@@ -243,7 +243,8 @@ def test_namespaced_service_account_reaches_only_its_namespaces(testbed: Testbed
 # --- the Deployment, run -----------------------------------------------------------------------------
 
 def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
-        testbed: Testbed, namespace: str, release: str, crds: None, goapp_pod: Any, tmp_path: Path) -> None:
+        testbed: Testbed, namespace: str, release: str, cluster_objects: None, goapp_pod: Any,
+        tmp_path: Path) -> None:
     """The chart as a user installs it: its ServiceAccount, RBAC and Deployment (read-only root,
     uid 10001, S3 keys from a Secret), running an image of this checkout. The testbed has no
     kube-proxy, so the one thing changed is where the API server is: its own address instead of
@@ -275,7 +276,7 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
     try:
         kubectl(testbed, "apply", "-f", "-", stdin=text)
         rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{deployment}",
-                          "--timeout=120s", check=False)
+                          "--timeout=120s", check=False, timeout=130)
         assert rollout.returncode == 0, (rollout.stderr, _operator_log(testbed, namespace, deployment))
 
         goapp_pod("goapp")
@@ -309,6 +310,10 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
             time.sleep(0.5)
         assert bundle["key"] not in store.list(prefix=bundle["key"])
     finally:
+        # The capture first, while its operator runs to remove its finalizer (and its bundle):
+        # otherwise the namespace could never finish deleting.
+        kubectl(testbed, "-n", namespace, "delete", "debugcapture", "in-cluster", "--ignore-not-found",
+                "--timeout=60s", check=False, timeout=70)
         kubectl(testbed, "-n", namespace, "delete", "deployment", deployment, "--ignore-not-found", "--wait=true",
                 check=False)
 
