@@ -134,11 +134,8 @@ def test_no_pod_of_a_deleted_capture_is_started(monkeypatch: pytest.MonkeyPatch)
 def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
-    from debugcap import delivering
     from debugcap.operator import capturing
-    from debugcap.storage import local, spool
 
     events: list[str] = []
     upload_may_end = threading.Event()
@@ -166,26 +163,8 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
     monkeypatch.setattr(capturing, "prepare_pod", _prepare_pod)
     monkeypatch.setattr(capturing, "collect_pod", collect_second)
     monkeypatch.setattr(capturing, "store_pod", store_pod)
-    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
     monkeypatch.setattr(handlers, "_event", lambda *_a: None)  # kopf posts Events only inside its loop
-    settings: Any = SimpleNamespace(work_dir=tmp_path, pprof_probe_seconds=5.0)
-    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
-    request: Any = SimpleNamespace(deadline_seconds=None)
-    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u5", labels={}))
-
-    async def two_pods_one_slot() -> list[PodResult]:
-        rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
-                              executor=ThreadPoolExecutor(max_workers=3), slots=asyncio.Semaphore(1),
-                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
-        run = handlers._Capture(rt, body, None)
-        try:
-            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, NO_WINDOW)
-                                               for p in ("p1", "p2"))))
-        finally:
-            await asyncio.gather(*run._progress)
-            rt.executor.shutdown()
-
-    results = asyncio.run(two_pods_one_slot())
+    results = _capture_pods(monkeypatch, tmp_path, "p1", "p2")
     assert [r.phase for r in results] == ["Completed", "Completed"]
     # p2 was collected while p1's upload was still going: the slot does not cover the upload.
     assert events.index("collect p2") < events.index("upload p1 ends"), events
@@ -193,6 +172,34 @@ def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
 
 # A template without a window: the next pod is prepared as soon as a pod reports its window open.
 NO_WINDOW: Any = SimpleNamespace(steps=())
+
+
+def _capture_pods(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, *pods: str) -> list[PodResult]:
+    """``_capture_one`` for each pod of one capture, with one slot and one pod ahead, on a local
+    store; status writes go nowhere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap import delivering
+    from debugcap.storage import local, spool
+
+    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
+    settings: Any = SimpleNamespace(work_dir=tmp_path, pprof_probe_seconds=5.0)
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
+    request: Any = SimpleNamespace(deadline_seconds=None)
+    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u-pods", labels={}))
+
+    async def run_all() -> list[PodResult]:
+        rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
+                              executor=ThreadPoolExecutor(max_workers=3), slots=asyncio.Semaphore(1),
+                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
+        run = handlers._Capture(rt, body, None)
+        try:
+            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, NO_WINDOW) for p in pods)))
+        finally:
+            await asyncio.gather(*run._progress)
+            rt.executor.shutdown()
+
+    return asyncio.run(run_all())
 
 
 def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
@@ -206,11 +213,8 @@ def _prepare_pod(_kube: Any, _ns: str, pod: str, *_a: Any, **_k: Any) -> Any:
 def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_after_its_capture(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
-    from debugcap import delivering
     from debugcap.operator import capturing
-    from debugcap.storage import local, spool
 
     events: list[str] = []
     lock = threading.Lock()
@@ -237,26 +241,8 @@ def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_
 
     monkeypatch.setattr(capturing, "prepare_pod", prepare_pod)
     monkeypatch.setattr(capturing, "collect_pod", collect_pod)
-    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
     monkeypatch.setattr(handlers, "_event", lambda *_a: None)
-    settings: Any = SimpleNamespace(work_dir=tmp_path, pprof_probe_seconds=5.0)
-    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "c", spool.Spool(tmp_path / "spool"))
-    request: Any = SimpleNamespace(deadline_seconds=None)
-    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u6", labels={}))
-
-    async def four_pods_one_slot_one_ahead() -> list[PodResult]:
-        rt = handlers.Runtime(settings=settings, kube=None, store=store,  # type: ignore[arg-type]
-                              executor=ThreadPoolExecutor(max_workers=3), slots=asyncio.Semaphore(1),
-                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
-        run = handlers._Capture(rt, body, None)
-        try:
-            return list(await asyncio.gather(*(handlers._capture_one(rt, run, p, request, NO_WINDOW)
-                                               for p in ("p1", "p2", "p3", "p4"))))
-        finally:
-            await asyncio.gather(*run._progress)
-            rt.executor.shutdown()
-
-    results = asyncio.run(four_pods_one_slot_one_ahead())
+    results = _capture_pods(monkeypatch, tmp_path, "p1", "p2", "p3", "p4")  # one slot, one pod ahead
     assert [r.name for r in results] == ["p1", "p2", "p3", "p4"]
     at = events.index
     # p2 was prepared while p1 held the slot, once p1's window was open...
@@ -270,30 +256,15 @@ def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_
 
 def test_a_pod_that_cannot_be_resolved_gets_its_event_and_is_counted(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    from concurrent.futures import ThreadPoolExecutor
 
     from debugcap.operator import capturing, metrics
 
     gone = PodResult(name="api-1", phase="Failed", message='pod "api-1" not found in namespace "ns"')
     monkeypatch.setattr(capturing, "prepare_pod", lambda *_a, **_k: gone)
-    monkeypatch.setattr(handlers, "_patch_status", lambda *_a: False)
     events: list[tuple[Any, ...]] = []
     monkeypatch.setattr(handlers, "_event", lambda *a: events.append(a))
     failed_before = metrics.POD_CAPTURES.labels("Failed")._value.get()
-    body: Any = SimpleNamespace(metadata=SimpleNamespace(name="cap", namespace="ns", uid="u7", labels={}))
-
-    async def one_pod() -> PodResult:
-        rt = handlers.Runtime(settings=None, kube=None, store=None,  # type: ignore[arg-type]
-                              executor=ThreadPoolExecutor(max_workers=1), slots=asyncio.Semaphore(1),
-                              ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
-        run = handlers._Capture(rt, body, None)
-        try:
-            return await handlers._capture_one(rt, run, "api-1", SimpleNamespace(), NO_WINDOW)  # type: ignore[arg-type]
-        finally:
-            await asyncio.gather(*run._progress)
-            rt.executor.shutdown()
-
-    assert asyncio.run(one_pod()) is gone
+    assert _capture_pods(monkeypatch, tmp_path, "api-1") == [gone]
     assert [(e[1], e[2]) for e in events] == [(False, "PodCaptureFailed")], events
     assert gone.message in events[0][3]
     assert metrics.POD_CAPTURES.labels("Failed")._value.get() == failed_before + 1
@@ -334,7 +305,7 @@ def test_a_pod_cancelled_while_it_waits_for_a_slot_closes_its_connections_and_gi
                               executor=ThreadPoolExecutor(max_workers=2), slots=asyncio.Semaphore(0),
                               ahead=asyncio.Semaphore(1), uploads=asyncio.Semaphore(1))
         run = handlers._Capture(rt, body, None)
-        task = asyncio.ensure_future(handlers._capture_one(rt, run, "api-1", SimpleNamespace(), NO_WINDOW))
+        task = asyncio.ensure_future(handlers._capture_one(rt, run, "api-1", SimpleNamespace(), NO_WINDOW))  # type: ignore[arg-type]
         while not prepared.is_set():
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
