@@ -520,15 +520,9 @@ class _GiveBack:
     def from_thread(self, delay: float = 0.0) -> None:
         """Release ``delay`` seconds from now (0: at once), asked from another thread."""
         try:
-            self.loop.call_soon_threadsafe(self._after, delay)
+            self.loop.call_soon_threadsafe(self.loop.call_later, delay, self)
         except RuntimeError:  # the loop is closed: the operator is stopping
             pass
-
-    def _after(self, delay: float) -> None:
-        if delay > 0:
-            self.loop.call_later(delay, self)
-        else:
-            self()
 
 
 async def _prepare(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest,
@@ -536,11 +530,11 @@ async def _prepare(rt: Runtime, run: _Capture, pod: str, request: CaptureRequest
                    selection: capturing.PodSelection | None) -> tuple[capturing.Prepared | PodResult, _GiveBack]:
     """The pod prepared (:func:`capturing.prepare_pod`) and a slot held for it, which the caller
     releases; or the result that ends the pod. With it, the pod's place ahead, which the caller
-    gives back once the pod's window is open (or the pod ended).
+    gives back PREPARE_LEAD_SECONDS before the pod's window ends (or when the pod ended).
 
     At most ``concurrency`` pods are ahead: being prepared, waiting for a slot, or holding one
-    before their window opened. So the next pods are prepared while the windows run, not in the
-    burst of requests that opens them, and a freed slot goes to a pod whose connections are up.
+    before their window nears its end. So the next pods are prepared while the windows run, not in
+    the burst of requests that opens them, and a freed slot goes to a pod whose connections are up.
     """
     loop = asyncio.get_running_loop()
     await rt.ahead.acquire()
