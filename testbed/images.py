@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from testbed import layout, oci
@@ -19,11 +23,6 @@ def operator_archive() -> Path:
     """The operator's image (``oci.OPERATOR_REF``) built from this checkout, rebuilt only when the
     project's sources or the interpreter changed. Its packages come from ``pip install --target``
     (PyPI, or pip's cache)."""
-    import hashlib
-    import shutil
-    import subprocess
-    import sys
-
     repo = layout.REPO
     h = hashlib.sha256(f"{sys.version}\0{oci._FORMAT_VERSION}\0".encode())
     recipe = [repo / "pyproject.toml", repo / "testbed" / "oci.py", repo / "testbed" / "images.py"]
