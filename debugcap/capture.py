@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from kubernetes.client.exceptions import ApiException
-
 from debugcap import errors, templates
 from debugcap.bundle import layout, manifest, writer
 from debugcap.collectors import COLLECTORS, base, execution
@@ -67,15 +65,8 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
     """
     try:
         obj = read or kube.get_json(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}")
-    except ApiException as exc:
-        if exc.status == 404:
-            raise errors.TargetError(f'pod "{pod}" not found in namespace "{namespace}"; '
-                                     f"list pods with: kubectl get pods -n {namespace}") from exc
-        if exc.status == 403:
-            raise errors.TargetError(f'not allowed to read pod "{pod}" in namespace "{namespace}"; '
-                                     "ask for get/exec/portforward rights on pods there") from exc
-        raise errors.TargetError(f'cannot read pod "{pod}" in namespace "{namespace}": '
-                                 f"{errors.shorten(str(exc.reason))}") from exc
+    except errors.KubeError as exc:
+        raise errors.TargetError(str(exc)) from exc
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
     names = [c["name"] for c in spec.get("containers", [])]
     annotations = meta.get("annotations") or {}

@@ -45,3 +45,35 @@ class StorageError(DebugcapError):
 
 class AnalysisError(DebugcapError):
     """A profile or dump cannot be read or analysed."""
+
+
+class KubeError(DebugcapError):
+    """The Kubernetes API refused or failed a request. Raised only by :mod:`debugcap.kube`, which
+    wraps the client library's exceptions once so no other module needs to know them.
+
+    ``status`` is the HTTP status (0: the API server was not reached or did not answer),
+    ``reason`` its Status reason ("NotFound", "Forbidden", ...), ``api_message`` the API
+    server's own message ('pods "x" not found'), already cut short.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "", api_message: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.api_message = api_message
+
+
+class NotFoundError(KubeError):
+    """404: the object (or its namespace, or its kind's CRD) does not exist."""
+
+
+class ForbiddenError(KubeError):
+    """401 or 403: the credentials are not accepted, or RBAC does not allow the request."""
+
+
+class ConflictError(KubeError):
+    """409: the object exists already, or was changed since it was read."""
+
+
+class InvalidError(KubeError):
+    """400 or 422: the API server rejected the object as written."""

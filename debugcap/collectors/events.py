@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kubernetes.client.exceptions import ApiException
-
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
@@ -24,9 +22,8 @@ class EventsCollector(base.Collector):
             events = ctx.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/events",
                                        [("fieldSelector", f"involvedObject.name={t.pod}")],
                                        timeout=ctx.settings.http_timeout_seconds)
-        except ApiException as exc:
-            return base.CollectorResult(base.Status.FAILED, f"cannot list events of {t.namespace}/{t.pod}: "
-                                        f"{errors.shorten(str(exc.reason))}")
+        except errors.KubeError as exc:
+            return base.CollectorResult(base.Status.FAILED, str(exc))
         rows = [{
             "type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
             "firstTimestamp": e.get("firstTimestamp"), "lastTimestamp": e.get("lastTimestamp"),

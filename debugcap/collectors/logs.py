@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kubernetes.client.exceptions import ApiException
-
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
@@ -35,10 +33,9 @@ class LogsCollector(base.Collector):
                                 [("container", t.container), ("tailLines", str(lines)),
                                  ("previous", str(previous).lower()), ("timestamps", "true")],
                                 timeout=ctx.settings.http_timeout_seconds)
-        except ApiException as exc:
+        except errors.KubeError as exc:
             which = "previous container's logs" if previous else "logs"
-            return base.CollectorResult(base.Status.FAILED, f"cannot read {which} of {t.namespace}/{t.pod} "
-                                        f"container {t.container}: {errors.shorten(str(exc.reason))}")
+            return base.CollectorResult(base.Status.FAILED, f"{which} of container {t.container}: {exc}")
         try:
             with ctx.scratch() as (fh, scratch):
                 for chunk in resp.stream(CHUNK):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kubernetes.client.exceptions import ApiException
-
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
@@ -24,12 +22,11 @@ class NodeConditionsCollector(base.Collector):
             return base.CollectorResult(base.Status.SKIPPED, "the pod is not scheduled on a node yet")
         try:
             node = ctx.kube.get_json(f"/api/v1/nodes/{segment(node_name)}", timeout=ctx.settings.http_timeout_seconds)
-        except ApiException as exc:
-            if exc.status == 403:
-                return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "
-                                            "(nodes are cluster-scoped); grant 'get nodes' to include its conditions")
-            return base.CollectorResult(base.Status.FAILED, f"cannot read node {node_name}: "
-                                        f"{errors.shorten(str(exc.reason))}")
+        except errors.ForbiddenError:
+            return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "
+                                        "(nodes are cluster-scoped); grant 'get nodes' to include its conditions")
+        except errors.KubeError as exc:
+            return base.CollectorResult(base.Status.FAILED, str(exc))
         status = node.get("status") or {}
         info = status.get("nodeInfo") or {}
         doc = {

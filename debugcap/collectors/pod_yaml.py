@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from debugcap import errors
 from debugcap.bundle import layout, redact
 from debugcap.collectors import base
@@ -48,9 +46,8 @@ class PodYamlCollector(base.Collector):
         try:
             pod = ctx.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}",
                                     timeout=ctx.settings.http_timeout_seconds)
-        except ApiException as exc:
-            return base.CollectorResult(base.Status.FAILED, f"cannot read pod {t.namespace}/{t.pod}: "
-                                        f"{errors.shorten(str(exc.reason))}")
+        except errors.KubeError as exc:
+            return base.CollectorResult(base.Status.FAILED, str(exc))
         doc = sanitize(pod)
         ctx.add_bytes(layout.K8S_POD, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

@@ -1,10 +1,11 @@
 """Kubernetes client configuration, loaded once and shared by the capture.
 
-The capture path reads raw JSON through :meth:`Kube.get_json` and opens exec and
+The capture path reads raw JSON through :meth:`Kube.request` and opens exec and
 port-forward websockets from URLs, never through the generated ``CoreV1Api``:
 building that class (pydantic-validated methods) and its models costs about 0.6 s
 of CPU on first use, longer than everything else a CLI capture does besides its
-profile window. Front ends that want typed objects still use :meth:`Kube.core`.
+profile window. Every failure leaves this package as a :class:`debugcap.errors.KubeError`
+(:mod:`debugcap.kube.errors`): nothing outside :mod:`debugcap.kube` imports the client library.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import certifi
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -26,6 +28,7 @@ from kubernetes.stream import ws_client
 from websocket import WebSocket
 
 from debugcap import errors
+from debugcap.kube import errors as kube_errors
 
 
 @dataclass(frozen=True)
@@ -143,38 +146,64 @@ class Kube:
                 self._tls = ctx
             return self._tls
 
+    def request(self, method: str, path: str, query: Sequence[tuple[str, str]] = (), *, body: Any = None,
+                content_type: str = "application/json", timeout: float | None = None,
+                stream: bool = False) -> Any:
+        """Send ``method path`` as raw JSON; the parsed answer (or, with ``stream``, the urllib3
+        response, body not read yet: the caller releases it). Raises only
+        :class:`~debugcap.errors.KubeError` and its subclasses, whose messages name the object
+        and what to do next (:mod:`debugcap.kube.errors`)."""
+        headers = self.headers()
+        if body is not None:
+            headers["Content-Type"] = content_type
+        where = self.configuration.host
+        try:
+            resp = self._api().rest_client.request(method, self.url(path, query), headers=headers, body=body,
+                                                    _request_timeout=timeout or self.request_timeout)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # ApiException here is the REST client's own failure (TLS, a body it cannot send): status 0.
+            raise kube_errors.from_transport(method, path, where, exc) from exc
+        ok = 200 <= resp.status < 300
+        if stream and ok:
+            return resp.response
+        try:
+            data = resp.read()  # all of it, so the connection goes back to the pool
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise kube_errors.from_transport(method, path, where, exc) from exc
+        finally:
+            resp.response.release_conn()
+        if not ok:
+            raise kube_errors.from_response(method, path, resp.status, data.decode(errors="replace"),
+                                            str(resp.reason or ""))
+        return json.loads(data) if data else None
+
     def get(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
-        """GET ``path``; the urllib3 response, body not read yet. Raises ``ApiException`` unless 2xx."""
-        resp = self._api().rest_client.request("GET", self.url(path, query), headers=self.headers(),
-                                                _request_timeout=timeout or self.request_timeout)
-        if not 200 <= resp.status < 300:
-            body = resp.read().decode(errors="replace")
-            raise ApiException(status=resp.status, reason=_status_message(body) or resp.reason, body=body)
-        return resp.response
+        """GET ``path``; the urllib3 response, body not read yet (the caller releases it)."""
+        return self.request("GET", path, query, timeout=timeout, stream=True)
 
     def get_json(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
-        resp = self.get(path, query, timeout=timeout)
+        return self.request("GET", path, query, timeout=timeout)
+
+    def post_json(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
+        """Create the object ``body`` in the collection at ``path``; the object as created."""
+        return self.request("POST", path, body=body, timeout=timeout)
+
+    def delete(self, path: str, *, missing_ok: bool = False, timeout: float | None = None) -> None:
+        """Delete the object at ``path``; with ``missing_ok``, one already gone is no error."""
         try:
-            return json.loads(resp.data)
-        finally:
-            resp.release_conn()
+            self.request("DELETE", path, timeout=timeout)
+        except errors.NotFoundError:
+            if not missing_ok:
+                raise
 
     def merge_patch(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
         """JSON merge-patch ``path`` (e.g. a ``/status`` subresource) with ``body``; the object as
-        written. Raises ``ApiException`` unless 2xx. Raw JSON: the generated CustomObjectsApi
-        validates and deep-copies every call, which the operator's frequent status writes paid
-        for in CPU."""
-        headers = {**self.headers(), "Content-Type": "application/merge-patch+json"}
-        resp = self._api().rest_client.request("PATCH", self.url(path), headers=headers, body=body,
-                                                _request_timeout=timeout or self.request_timeout)
-        try:
-            text = resp.read().decode(errors="replace")  # read all: the connection goes back to the pool
-        finally:
-            resp.response.release_conn()
-        if not 200 <= resp.status < 300:
-            raise ApiException(status=resp.status, reason=_status_message(text) or resp.reason, body=text)
-        return json.loads(text) if text else None
+        written. Raw JSON: the generated CustomObjectsApi validates and deep-copies every call,
+        which the operator's frequent status writes paid for in CPU."""
+        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json", timeout=timeout)
 
+    # The generated API classes below are for the tests and benchmarks, which build fixtures
+    # with them; product code uses the raw-JSON methods above, which raise debugcap's errors.
     def core(self) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(self._api())
 
@@ -195,10 +224,25 @@ def segment(name: str) -> str:
     return quote(name, safe="")
 
 
-def _status_message(body: str) -> str:
-    """The message of the v1.Status the API server answers errors with ('pods "x" not found')."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return ""
-    return str(doc.get("message") or "") if isinstance(doc, dict) else ""
+def core_path(resource: str, namespace: str | None = None, name: str | None = None,
+              subresource: str | None = None) -> str:
+    """``/api/v1/[namespaces/NS/]RESOURCE[/NAME[/SUB]]``, each segment quoted."""
+    return _path("/api/v1", resource, namespace, name, subresource)
+
+
+def group_path(group: str, version: str, resource: str, namespace: str | None = None, name: str | None = None,
+               subresource: str | None = None) -> str:
+    """``/apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUB]]``, each segment quoted."""
+    return _path(f"/apis/{group}/{version}", resource, namespace, name, subresource)
+
+
+def _path(root: str, resource: str, namespace: str | None, name: str | None, subresource: str | None) -> str:
+    parts = [root]
+    if namespace is not None:
+        parts += ["namespaces", segment(namespace)]
+    parts.append(resource)
+    if name is not None:
+        parts.append(segment(name))
+        if subresource:
+            parts.append(subresource)
+    return "/".join(parts)

@@ -1,0 +1,50 @@
+"""What to do next: the one place error messages take their advice from.
+
+Every message debugcap shows says what failed, on which object, and what to do next. The
+"what to do next" part is written here once, so the CLI, the operator's statuses and Events, and
+the capture engine give the same advice in the same words. Callers: :mod:`debugcap.kube.errors`
+(API errors), :mod:`debugcap.capture` (targets that cannot be captured), the front ends.
+"""
+
+from __future__ import annotations
+
+
+def list_objects(resource: str, namespace: str | None) -> str:
+    where = f" -n {namespace}" if namespace else ""
+    return f"list them with: kubectl get {resource}{where}"
+
+
+def ask_rights(verb: str, resource: str, namespace: str | None) -> str:
+    where = f' in namespace "{namespace}"' if namespace else " (cluster-wide)"
+    return (f"ask for {verb} rights on {resource}{where}; "
+            f"check with: kubectl auth can-i {verb} {resource}" + (f" -n {namespace}" if namespace else ""))
+
+
+def check_credentials() -> str:
+    return ('check your credentials and context ("kubectl config get-contexts"), '
+            "or log in again if the token expired")
+
+
+def reach_cluster(host: str) -> str:
+    return (f"check that the API server at {host} is up and reachable "
+            '(try "kubectl cluster-info"), or pick another context with --context')
+
+
+def install_crds() -> str:
+    return "are debugcap's CRDs installed? apply them with: kubectl apply -f crds/"
+
+
+def describe_pod(pod: str, namespace: str) -> str:
+    return f"see: kubectl describe pod {pod} -n {namespace}"
+
+
+def pick_container(names: list[str]) -> str:
+    return f"its containers are: {', '.join(names)} (pick one with -c)"
+
+
+def retry_later() -> str:
+    return "it was changed meanwhile; try again"
+
+
+def fix_spec(field: str) -> str:
+    return f"fix {field} and apply it again"
