@@ -190,7 +190,6 @@ class CaptureSettings:
     exists for debugging the redactors themselves."""
 
 
-@dataclass(frozen=True)
 class BundleSettings:
     """Where bundles are written locally, and how."""
 

@@ -13,13 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NewType, TypeAlias
+from typing import Any, TypeAlias
 
 import debugcap
 from debugcap.bundle import layout
 from debugcap.errors import BundleError
 
-CaptureName = NewType("CaptureName", str)
 ParamValue: TypeAlias = str | int | float | bool | list[str]
 
 

@@ -468,12 +468,6 @@ def mask_profile(chunks: Iterable[bytes], file: str, report: RedactionReport) ->
         yield bytes(out)
 
 
-def redact_bytes(data: bytes, file: str, report: RedactionReport) -> bytes:
-    """Line-redact a whole text member held in memory."""
-    redactor = LineRedactor(file, report)
-    return redactor.feed(data) + redactor.close()
-
-
 def redact_stream(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
     """Line-redact a stream of chunks; yields redacted chunks (possibly empty ones)."""
     redactor = LineRedactor(file, report)

@@ -184,11 +184,3 @@ class Collector(abc.ABC):
     @abc.abstractmethod
     def collect(self, ctx: CollectContext) -> CollectorResult:
         """Collect, add files through ``ctx``, return what happened."""
-
-    def required_permissions(self) -> list[tuple[str, str, str]]:
-        """(verb, resource, subresource) the capturing identity needs, checked before the run."""
-        if self.kind is Kind.EXEC:
-            return [("create", "pods", "exec")]
-        if self.kind is Kind.GO:
-            return [("create", "pods", "portforward")]
-        return [("get", "pods", "")]

@@ -13,9 +13,6 @@ class EventsCollector(base.Collector):
     kind = base.Kind.KUBERNETES
     description = "the pod's events"
 
-    def required_permissions(self) -> list[tuple[str, str, str]]:
-        return [("list", "events", "")]
-
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
         try:

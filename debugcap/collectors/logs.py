@@ -15,9 +15,6 @@ class LogsCollector(base.Collector):
     kind = base.Kind.KUBERNETES
     description = "container logs (last N lines, and the previous instance's)"
 
-    def required_permissions(self) -> list[tuple[str, str, str]]:
-        return [("get", "pods", "log")]
-
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         lines = int(ctx.param("lines", ctx.settings.log_lines))
         results = [self._one(ctx, lines, previous=False)]

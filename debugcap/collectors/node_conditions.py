@@ -13,9 +13,6 @@ class NodeConditionsCollector(base.Collector):
     kind = base.Kind.KUBERNETES
     description = "the node's conditions, capacity and versions"
 
-    def required_permissions(self) -> list[tuple[str, str, str]]:
-        return [("get", "nodes", "")]
-
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         node_name = ctx.target.node
         if not node_name:
