@@ -11,7 +11,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from debugcap.errors import ConfigError
@@ -188,19 +187,3 @@ class CaptureSettings:
     redact: bool = True
     """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``
     exists for debugging the redactors themselves."""
-
-
-class BundleSettings:
-    """Where bundles are written locally, and how."""
-
-    work_dir: Path = Path("/tmp/debugcap")
-    """Directory bundles are written to before upload (and the local store when no S3 is set).
-    /tmp because it is writable in the read-only-root containers the operator runs in."""
-
-    spool_dir: Path = Path("/tmp/debugcap/spool")
-    """Bundles whose upload failed wait here for :func:`debugcap.storage.spool.flush_spool`. Mount
-    a volume here to survive restarts of the operator pod."""
-
-    compresslevel: int = 6
-    """gzip level. 6 is gzip's own default and what ``tar czf`` uses: level 9 costs about twice
-    the CPU for a few percent smaller text."""
