@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test test-unit test-e2e demo testbed-up testbed-down testbed-status bench
+.PHONY: install lint test test-unit test-unit-fast test-e2e demo testbed-up testbed-down testbed-status bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ lint: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit -q -ra
+
+# The inner loop: unit tests that neither build nor run Go programs (under 30 s on 2 cores).
+test-unit-fast: install
+	$(BIN)/pytest tests/unit -q -ra -m "not slow" -p no:cacheprovider
 
 test-e2e: install
 	$(BIN)/pytest tests/e2e -q -ra
