@@ -5,9 +5,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-import pytest
-
-from debugcap import capture, errors, templates
+from debugcap import capture, templates
 from debugcap.collectors import COLLECTORS
 from debugcap.kube.client import Kube
 
@@ -53,10 +51,3 @@ def _dir_with(tmp_path: Path, text: str) -> Path:
     d.mkdir()
     (d / "admin-extra.yaml").write_text(text)
     return d
-
-
-def test_command_name_must_be_kebab_case() -> None:
-    from debugcap.bundle import layout
-
-    with pytest.raises(errors.BundleError):
-        layout.custom_path("../../etc/passwd")

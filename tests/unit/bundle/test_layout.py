@@ -108,3 +108,8 @@ def test_object_key_with_nested_and_empty_prefix() -> None:
 def test_object_key_rejects_bad_prefix(prefix: str) -> None:
     with pytest.raises(BundleError, match="object key"):
         layout.object_key(prefix, "c", "prod", "api-1", WHEN, layout.bundle_name("prod", "api-1", WHEN))
+
+
+def test_a_command_step_name_that_escapes_custom_is_refused() -> None:
+    with pytest.raises(BundleError):
+        layout.custom_path("../../etc/passwd")
