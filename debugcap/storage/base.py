@@ -138,6 +138,11 @@ class StorageBackend(ABC):
         """A URL a user can download ``key`` from (presigned for S3, ``file://`` locally)."""
 
     @abstractmethod
+    def uri(self, *, key: str) -> str:
+        """Where ``key`` is stored, as the status of a capture names it: ``s3://bucket/key``,
+        ``file:///abs/root/key``. Not a download link (see :meth:`url`) and no server is asked."""
+
+    @abstractmethod
     def describe(self) -> str:
         """Where this backend stores things, for messages: ``s3://bucket at host:9000``, a directory."""
 

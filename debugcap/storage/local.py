@@ -107,6 +107,9 @@ class LocalBackend(base.StorageBackend):
         except OSError as exc:
             raise self._error("deleting", key, exc) from exc
 
+    def uri(self, *, key: str) -> str:
+        return self._path(key).absolute().as_uri()
+
     def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
         # A file URL does not expire; `expires` exists for interface compatibility with S3.
         return self._path(key).resolve().as_uri()

@@ -438,6 +438,9 @@ class S3Backend(base.StorageBackend):
 
         self._retrying("deleting", key, remove)
 
+    def uri(self, *, key: str) -> str:
+        return f"s3://{self._settings.bucket}/{base.check_key(key)}"
+
     def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
         base.check_key(key)
         # Signing is local, but minio may first ask the server for the bucket's region once.

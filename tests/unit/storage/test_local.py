@@ -107,3 +107,15 @@ def test_checksum_line_round_trip() -> None:
     assert line == b"a" * 64 + b"  prod_api-1_20261123T160000Z.tar.gz\n"
     assert base.parse_checksum_line(line) == "a" * 64
     assert base.parse_checksum_line(b"garbage") is None
+
+
+def test_uri_names_the_stored_file_as_an_absolute_file_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = local.LocalBackend(Path("store"))  # a relative root still gives an absolute URI
+    assert relative.uri(key=KEY) == f"file://{tmp_path}/store/{KEY}"
+    assert relative.uri(key=KEY) == (tmp_path / "store" / KEY).as_uri()
+
+
+def test_uri_refuses_an_unsafe_key(backend: local.LocalBackend) -> None:
+    with pytest.raises(StorageError):
+        backend.uri(key="../escape.tar.gz")

@@ -122,3 +122,10 @@ SETTINGS = S3Settings(endpoint="minio:9000", bucket="evidence", access_key="ak",
 )
 def test_hints_name_the_fix(exc: BaseException, fragment: str) -> None:
     assert fragment in s3.hint_for(exc, SETTINGS)
+
+
+def test_uri_is_bucket_and_key_and_asks_no_server() -> None:
+    # An endpoint nothing listens on: building the URI must not connect.
+    backend = s3.S3Backend(S3Settings(endpoint="http://127.0.0.1:1", bucket="bundles"))
+    key = "debugcap/eu-1/prod/api-1/2026/11/23/prod_api-1_20261123T160000Z.tar.gz"
+    assert backend.uri(key=key) == f"s3://bundles/{key}"
