@@ -1,16 +1,35 @@
-"""``kubectl debugcap``: the kubectl plugin's click group. Commands live in ``commands/``."""
+"""``kubectl debugcap``: the kubectl plugin's click group.
+
+Commands live in ``commands/``, one module per noun, each listing its ``COMMANDS``; they are
+registered below, in one place. Their modules import the capture engine and the Kubernetes
+client only when a command runs, so ``--help`` stays cheap.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from debugcap import __version__
-from debugcap.kubectl_plugin.commands import analyze, capture
+from debugcap import __version__, errors
+from debugcap.kubectl_plugin.commands import analyze, bundles, captures, templates
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DebugcapGroup(click.Group):
+    """Turns debugcap's own errors into click's, once for every command: the message on stderr
+    and exit code 1 (``--debug`` lets them through with their traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.DebugcapError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=DebugcapGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kubectl debugcap")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.pass_context
@@ -25,7 +44,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in [*capture.COMMANDS, *analyze.COMMANDS]:
+for command in [*captures.COMMANDS, *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS]:
     cli.add_command(command)
 
 

@@ -1,122 +1,361 @@
-"""The DebugCapture resource from the plugin: build it for ``create`` (without ``--local``), and ``get``.
+"""``kubectl debugcap create`` and ``get``: captures, carried out by the operator or from here.
 
-The operator in the cluster carries a DebugCapture out; the plugin only writes and reads the
-resource, with the user's own rights (RBAC decides who may capture what).
+``create`` has two modes. Without ``--local`` it writes a DebugCapture that the operator carries
+out (or, with ``-o yaml|json``, prints it without sending it); with ``--local`` it captures one
+pod from this machine with the user's kubeconfig and writes a bundle. A flag of the other mode
+is a usage error naming both flags, never silently ignored.
+
+Each command is an options object: ``validate()`` checks the flags alone (nothing read, nothing
+contacted: a wrong combination is reported even when the kubeconfig is broken), ``complete()``
+fills the namespace from the kubeconfig, ``run()`` acts.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
-from kubernetes.client.exceptions import ApiException
 
-from debugcap import errors, resources
-from debugcap.kube.client import Kube
-from debugcap.kubectl_plugin.options import kube_options, kube_target
+from debugcap import errors
+from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin.options import (
+    ExitCode,
+    KubeFlags,
+    kube_options,
+    output_option,
+    print_document,
+    print_table,
+)
+from debugcap.settings import CaptureSettings
 
-KINDS = {
-    "pod": "pod", "pods": "pod", "po": "pod",
-    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
-    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
-    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
-    "replicaset": "ReplicaSet", "replicasets": "ReplicaSet", "rs": "ReplicaSet",
+if TYPE_CHECKING:
+    from debugcap.bundle import manifest
+    from debugcap.bundle.writer import WrittenBundle
+    from debugcap.kube.client import Kube
+    from debugcap.templates import ExpandedTemplate
+
+# Flags of one mode, and why the other mode has no use for them (the usage error says it).
+OPERATOR_ONLY = {
+    "-l/--selector": "the operator resolves selectors; --local captures one pod/NAME",
+    "--ttl": "it is how long the DebugCapture lives",
+    "-o/--output": "it prints the DebugCapture instead of creating it",
 }
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-SNAKE_TO_CAMEL = {snake: camel for camel, snake in resources.TEMPLATE_PARAMETERS.items()}
+LOCAL_ONLY = {
+    "--output-dir": "the operator writes bundles in the cluster",
+    "--upload": "the operator stores every bundle itself",
+    "--no-redact": "the operator always redacts",
+}
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
-def target_spec(target: str | None, selector: str | None) -> tuple[dict[str, Any], str]:
-    """spec.target and a short name for it, from ``KIND/NAME`` or ``-l key=value,...``."""
-    if bool(target) == bool(selector):
-        raise click.UsageError("give exactly one target: KIND/NAME (pod/api-1, deployment/api) or -l key=value")
-    if selector:
-        labels: dict[str, str] = {}
-        for term in selector.split(","):
-            key, sep, value = term.partition("=")
-            key, value = key.strip(), value.strip().removeprefix("=")  # kubectl also spells it ==
-            if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
-                raise click.BadParameter(f'"{term.strip()}": only equality selectors (key=value,...) with '
-                                         "label-syntax keys and values are supported", param_hint="-l/--selector")
-            labels[key] = value
-        return {"selector": {"matchLabels": labels}}, "-".join(labels.values())
-    assert target is not None
+def _misplaced(flags: dict[str, str], where: str) -> click.UsageError:
+    names = list(flags)
+    subject = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    why = "; ".join(reason if len(names) == 1 else f"{flag}: {reason}" for flag, reason in flags.items())
+    return click.UsageError(f"{subject} only {'applies' if len(names) == 1 else 'apply'} {where} ({why})")
+
+
+def local_pod(target: str) -> str:
+    """The pod NAME of ``pod/NAME`` (or a bare NAME): ``--local`` captures pods only."""
     kind, sep, name = target.partition("/")
     if not sep:
         kind, name = "pod", target
-    if kind.lower() not in KINDS or not name:
-        raise click.BadParameter(f'"{target}": use pod/NAME or deployment|statefulset|daemonset|replicaset/NAME',
+    if kind not in ("pod", "pods", "po"):
+        raise click.BadParameter(f'"{target}": only pods can be captured with --local; use pod/NAME',
                                  param_hint="TARGET")
-    resolved = KINDS[kind.lower()]
-    if resolved == "pod":
-        return {"pod": name}, name
-    return {"workload": {"kind": resolved, "name": name}}, name
+    if not name:
+        raise click.BadParameter(f'"{target}" names no pod; use pod/NAME', param_hint="TARGET")
+    return name
 
 
-def parameters(pairs: dict[str, str], pprof_port: int | None, timeout: float | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for key, value in pairs.items():
-        camel = SNAKE_TO_CAMEL.get(key, key)
-        if camel not in resources.TEMPLATE_PARAMETERS:
-            valid = ", ".join(sorted(SNAKE_TO_CAMEL))
-            raise click.BadParameter(f'"{key}" is not a DebugCapture parameter; valid: {valid}', param_hint="-p")
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f'"{pair}" is not KEY=VALUE (e.g. -p cpu_seconds=10)', param_hint="-p")
+        params[key] = value
+    return params
+
+
+def check_output_dir(path: Path) -> None:
+    """``--output-dir`` must be a writable directory, or creatable in one (``run()`` creates it)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.BadParameter(f'"{path}": {existing} is not a directory', param_hint="--output-dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        missing = "" if existing == path else f" (it does not exist, and cannot be created in {existing})"
+        raise click.BadParameter(f'"{path}": not writable{missing}', param_hint="--output-dir")
+
+
+@dataclass
+class CreateOptions:
+    """The flags of ``create``; ``None`` (or the default) means the flag was not given."""
+
+    target: str | None = None
+    selector: str | None = None
+    template: str = "debug-full"
+    container: str | None = None
+    params: tuple[str, ...] = ()
+    local: bool = False
+    output_dir: Path | None = None
+    upload: bool = False
+    redact: bool = True
+    pprof_port: int | None = None
+    timeout: int | None = None
+    deadline: int | None = None
+    name: str | None = None
+    ttl: str | None = None
+    output: str | None = None
+    kube: KubeFlags = field(default_factory=KubeFlags)
+    # Filled by validate() and complete().
+    namespace: str = ""
+    _spec: dict[str, Any] = field(default_factory=dict, repr=False)
+    _expanded: ExpandedTemplate | None = field(default=None, repr=False)
+    _client: Kube | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        """Reject flags of the other mode and bad values; reads no kubeconfig, contacts nothing."""
+        if self.local:
+            self._validate_local()
+        else:
+            self._validate_operator()
+
+    def _validate_local(self) -> None:
+        given = {"-l/--selector": self.selector, "--ttl": self.ttl, "-o/--output": self.output}
+        wrong = {flag: why for flag, why in OPERATOR_ONLY.items() if given[flag] is not None}
+        if wrong:
+            raise _misplaced(wrong, "without --local")
+        if self.target is None:
+            raise click.UsageError("--local captures one pod: give pod/NAME")
+        local_pod(self.target)
+        from debugcap import templates
+        from debugcap.collectors import COLLECTORS
+
         try:
-            out[camel] = int(value)
-        except ValueError as exc:
-            raise click.BadParameter(f'"{key}={value}": a whole number is expected', param_hint="-p") from exc
-    if pprof_port:
-        out["pprofPort"] = pprof_port
-    if timeout:
-        out["timeoutSeconds"] = int(timeout)
-    return out
+            self._expanded = templates.expand(self.template, parse_params(self.params), collectors=COLLECTORS)
+        except errors.ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="-t/-p") from exc
+        if self.output_dir is not None:
+            check_output_dir(self.output_dir)
+
+    def _validate_operator(self) -> None:
+        given = {"--output-dir": self.output_dir is not None, "--upload": self.upload, "--no-redact": not self.redact}
+        wrong = {flag: why for flag, why in LOCAL_ONLY.items() if given[flag]}
+        if wrong:
+            raise _misplaced(wrong, "with --local")
+        target, short = debugcaptures.target_spec(self.target, self.selector)
+        params = debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout, self.deadline)
+        self._spec = {"target": target, "short": short, "params": params}
+        if self.name is not None and (len(self.name) > 253 or not DNS_SUBDOMAIN.match(self.name)):
+            raise click.BadParameter(f'"{self.name}": lower-case letters, digits, "-" and "." only',
+                                     param_hint="--name")
+
+    def complete(self) -> None:
+        """The namespace: ``-n``, else the kubeconfig context's. ``-o`` with ``-n`` reads nothing, and
+        ``-o`` alone falls back to "default" when there is no usable kubeconfig (it sends nothing)."""
+        if self.output is not None and self.kube.namespace:
+            self.namespace = self.kube.namespace
+            return
+        try:
+            self._client = self.kube.load()
+        except errors.ConfigError:
+            if self.output is None:
+                raise
+            self.namespace = "default"
+            return
+        self.namespace = self.kube.namespace or self._client.default_namespace
+
+    def run(self) -> None:
+        if self.local:
+            self._run_local()
+        else:
+            self._run_operator()
+
+    def _run_operator(self) -> None:
+        name = self.name or debugcaptures.capture_name(self._spec["short"], self.template, datetime.now(UTC))
+        obj = debugcaptures.body(name, self.namespace, self._spec["target"], self.template, self._spec["params"],
+                                 self.container, self.ttl)
+        if self.output is not None:
+            if self._client is not None:
+                self._client.close()
+            print_document(obj, self.output)
+            return
+        assert self._client is not None, "complete() first"
+        try:
+            debugcaptures.create(self._client, obj)
+        finally:
+            self._client.close()
+        click.echo(f"debugcapture.debugcap.io/{name} created")
+        click.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
+
+    def _run_local(self) -> None:
+        from debugcap import capture as engine
+
+        assert self._client is not None and self._expanded is not None and self.target is not None, \
+            "validate() and complete() first"
+        kube, expanded, pod, ns = self._client, self._expanded, local_pod(self.target), self.namespace
+        settings = CaptureSettings(redact=self.redact)
+        if self.timeout is not None:
+            settings = dataclasses.replace(settings, exec_timeout_seconds=float(self.timeout))
+        if self.deadline is not None:
+            settings = dataclasses.replace(settings, capture_timeout_seconds=float(self.deadline))
+        out_dir = self.output_dir or Path(".")
+        try:
+            resolved = engine.resolve_target(kube, ns, pod, self.container, self.pprof_port)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            click.echo(f"capturing {ns}/{pod} (container {resolved.container}) with template {expanded.name}",
+                       err=True)
+            outcome = engine.capture(kube, resolved, expanded, out_dir=out_dir,
+                                     capture_name=self.name or f"{pod}-{expanded.name}", settings=settings,
+                                     progress=_progress)
+        finally:
+            kube.close()
+        bundle = outcome.bundle
+        click.echo(f"phase: {outcome.phase}", err=True)
+        click.echo(f"bundle: {bundle.path}")
+        click.echo(f"sha256: {bundle.sha256}")
+        click.echo(f"size: {_human(bundle.size)}")
+        if self.upload:
+            _upload(bundle, ns, pod)
+        click.echo(f"next: kubectl debugcap verify {bundle.path} && kubectl debugcap report {bundle.path}", err=True)
+        if outcome.phase is engine.Phase.FAILED:
+            raise SystemExit(ExitCode.NOTHING_COLLECTED)
 
 
-def capture_name(short: str, template: str, now: datetime) -> str:
-    base = re.sub(r"[^a-z0-9-]+", "-", f"{short}-{template}".lower()).strip("-")[:45].strip("-")
-    return f"{base}-{now.astimezone(UTC):%Y%m%d%H%M%S}"
+def _upload(bundle: WrittenBundle, namespace: str, pod: str) -> None:
+    from debugcap import delivering
 
-
-def body(name: str, namespace: str, target: dict[str, Any], template: str, params: dict[str, int],
-         container: str | None, ttl: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"target": {**target, **({"container": container} if container else {})},
-                            "template": template}
-    if params:
-        spec["parameters"] = params
-    if ttl:
-        spec["ttl"] = ttl
-    return {"apiVersion": resources.API_VERSION, "kind": "DebugCapture",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-
-
-def create(kube: Kube, obj: dict[str, Any]) -> None:
-    ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     try:
-        kube.custom().create_namespaced_custom_object(resources.GROUP, resources.VERSION, ns, resources.CAPTURES,
-                                                      obj)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise click.ClickException(
-                "this cluster has no DebugCapture resource (the debugcap CRDs and operator are not installed: "
-                "kubectl apply -f crds/, or helm install charts/debugcap); or capture from here with --local"
-            ) from exc
-        if exc.status == 403:
-            raise click.ClickException(f'not allowed to create debugcaptures in namespace "{ns}"; ask for '
-                                       "create on debugcaptures.debugcap.io there, or use --local") from exc
-        if exc.status == 409:
-            raise click.ClickException(f'debugcapture "{name}" already exists in namespace "{ns}"; '
-                                       "pick another --name") from exc
-        detail = exc.body if isinstance(exc.body, str) else str(exc.reason)
+        store = delivering.store_from_env()
+        delivery, flushed = delivering.deliver(store, bundle, namespace=namespace, pod=pod,
+                                               when=bundle.manifest.started_at)
+    except errors.DebugcapError as exc:
+        raise errors.StorageError(f"{exc} (the bundle is still at {bundle.path})") from exc
+    for key in flushed.uploaded:
+        click.echo(f"uploaded earlier spooled bundle: {key}", err=True)
+    if delivery.stored:
+        click.echo(f"stored: {delivery.location} key {delivery.key}")
+    else:
+        click.echo(f"upload failed, bundle kept in the spool at {delivery.location}; the next --upload "
+                   f"sends it: {delivery.error}", err=True)
+
+
+def _progress(message: str, record: manifest.CollectorRecord | None) -> None:
+    if record is None:
+        click.echo(f"  note: {message}", err=True)
+        return
+    mark = "FAILED" if record.status == "failed" else str(record.status)  # a StrEnum: ok, partial, skipped
+    line = f"  {mark:8} {record.name:20} {record.duration_ms:>7} ms {_human(record.bytes):>10}"
+    click.echo(line + (f"  {record.message}" if record.message else ""), err=True)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("-l", "--selector", default=None, help="Capture the pods matching key=value[,key=value] (operator).")
+@click.option("-t", "--template", default="debug-full", show_default=True,
+              help="Template to run (see: kubectl debugcap templates).")
+@click.option("-c", "--container", default=None,
+              help="Container (default: annotation debugcap.io/default-container, else the first).")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Template parameter, e.g. -p cpu_seconds=10 (repeatable).")
+@click.option("--local", is_flag=True, help="Capture from this machine with your kubeconfig (no operator).")
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the bundle is written (--local; default: the current directory).")
+@click.option("--upload", is_flag=True,
+              help="Also store the bundle: S3 when DEBUGCAP_S3_ENDPOINT is set, else DEBUGCAP_LOCAL_STORE (--local).")
+@click.option("--redact/--no-redact", default=True, show_default=True,
+              help="Mask secrets in text evidence and profile labels (--no-redact: --local only).")
+@click.option("--pprof-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the Go pprof server (default: annotation debugcap.io/pprof-port, else 6060).")
+@click.option("--timeout", type=click.IntRange(1, 3600), default=None,
+              help="Seconds each command or request in the pod may take (default 30).")
+@click.option("--deadline", type=click.IntRange(1, 86400), default=None,
+              help="Seconds the whole capture of one pod may take (default 900).")
+@click.option("--name", default=None, help="Name of the DebugCapture (and of the capture).")
+@click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
+@output_option("yaml", "json", default=None, help="Print the DebugCapture in this format instead of creating it.")
+@kube_options
+def create(namespace: str | None, context: str | None, kubeconfig: str | None, request_timeout: float,
+           **flags: Any) -> None:
+    """Capture evidence from running pods: a DebugCapture the operator carries out, or --local.
+
+    \b
+    Examples:
+      kubectl debugcap create pod/api-1 -t debug-full                # the operator captures
+      kubectl debugcap create deployment/api -t go-profile -n prod
+      kubectl debugcap create -l app=api -t go-leak -p snapshots=5 --ttl 7d
+      kubectl debugcap create pod/api-1 -t debug-full -o yaml        # print, do not create
+      kubectl debugcap create pod/api-1 -t debug-full --local        # capture from this machine
+    """
+    opts = CreateOptions(**flags, kube=KubeFlags(namespace, context, kubeconfig, request_timeout))
+    opts.validate()
+    opts.complete()
+    opts.run()
+
+
+@dataclass
+class GetOptions:
+    name: str | None = None
+    output: str = "table"
+    kube: KubeFlags = field(default_factory=KubeFlags)
+    namespace: str = ""
+    _client: Kube | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        if self.name is not None and (len(self.name) > 253 or not DNS_SUBDOMAIN.match(self.name)):
+            raise click.BadParameter(f'"{self.name}" is not a DebugCapture name (lower-case letters, digits, '
+                                     '"-" and "."); list them with: kubectl debugcap get', param_hint="NAME")
+
+    def complete(self) -> None:
+        self._client = self.kube.load()
+        self.namespace = self.kube.namespace or self._client.default_namespace
+
+    def run(self) -> None:
+        assert self._client is not None, "complete() first"
         try:
-            detail = json.loads(detail).get("message", detail)
-        except ValueError:
-            pass
-        raise click.ClickException(f'the API server refused debugcapture "{name}": {errors.shorten(detail, 400)}'
-                                   ) from exc
+            items = debugcaptures.read(self._client, self.namespace, self.name)
+        finally:
+            self._client.close()
+        if self.output in ("json", "yaml"):
+            print_document(items[0] if self.name else {"apiVersion": "v1", "kind": "List", "items": items},
+                           self.output)
+        elif self.output == "name":
+            for item in items:
+                click.echo(f"debugcapture.debugcap.io/{item['metadata']['name']}")
+        else:
+            print_table(_rows(items, wide=self.output == "wide", now=datetime.now(UTC)))
+
+
+def _rows(items: list[dict[str, Any]], *, wide: bool, now: datetime) -> list[list[str]]:
+    rows = [["NAME", "PHASE", "TEMPLATE", "PODS", "AGE"] + (["BUNDLES", "MESSAGE"] if wide else [])]
+    for item in items:
+        status = item.get("status") or {}
+        pods = status.get("pods") or []
+        row = [item["metadata"]["name"], status.get("phase", "Pending"), item["spec"].get("template", "-"),
+               str(len(pods)), _age(item["metadata"].get("creationTimestamp"), now)]
+        if wide:
+            row += [" ".join((p.get("bundle") or {}).get("uri", "") for p in pods) or "-",
+                    errors.shorten(status.get("message", ""), 80)]
+        rows.append(row)
+    return rows
 
 
 def _age(stamp: str | None, now: datetime) -> str:
@@ -131,49 +370,21 @@ def _age(stamp: str | None, now: datetime) -> str:
 
 @click.command("get")
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
-              show_default=True)
+@output_option("table", "wide", "name", "json", "yaml", default="table")
 @kube_options
 def get(name: str | None, output: str, namespace: str | None, context: str | None, kubeconfig: str | None,
         request_timeout: float) -> None:
-    """List DebugCaptures (or show one): phase, template, pods and bundles."""
-    try:
-        kube = Kube.load(kube_target(kubeconfig, context, request_timeout))
-    except errors.DebugcapError as exc:
-        raise click.ClickException(str(exc)) from exc
-    ns = namespace or kube.default_namespace
-    api: Any = kube.custom()  # CustomObjectsApi returns untyped JSON objects
-    items: list[dict[str, Any]]
-    try:
-        if name:
-            items = [api.get_namespaced_custom_object(resources.GROUP, resources.VERSION, ns, resources.CAPTURES,
-                                                      name)]
-        else:
-            items = api.list_namespaced_custom_object(resources.GROUP, resources.VERSION, ns,
-                                                      resources.CAPTURES)["items"]
-    except ApiException as exc:
-        if exc.status == 404:
-            raise click.ClickException(f'debugcapture "{name}" not found in namespace "{ns}"; list them with: '
-                                       f"kubectl debugcap get -n {ns}" if name else
-                                       "this cluster has no DebugCapture resource (CRDs not installed)") from exc
-        raise click.ClickException(f"cannot read debugcaptures in namespace {ns}: {exc.status} {exc.reason}") from exc
-    finally:
-        kube.close()
-    if output in ("json", "yaml"):
-        doc: Any = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
-        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
-        return
-    now = datetime.now(UTC)
-    rows = [["NAME", "PHASE", "TEMPLATE", "PODS", "AGE"] + (["BUNDLES", "MESSAGE"] if output == "wide" else [])]
-    for item in items:
-        status = item.get("status") or {}
-        pods = status.get("pods") or []
-        row = [item["metadata"]["name"], status.get("phase", "Pending"), item["spec"].get("template", "-"),
-               str(len(pods)), _age(item["metadata"].get("creationTimestamp"), now)]
-        if output == "wide":
-            row += [" ".join((p.get("bundle") or {}).get("uri", "") for p in pods) or "-",
-                    errors.shorten(status.get("message", ""), 80)]
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    """List DebugCaptures (or show one): phase, template, pods and bundles.
+
+    \b
+    Examples:
+      kubectl debugcap get -n prod -o wide
+      kubectl debugcap get api-1-debug-full-20261123160000 -n prod -o yaml
+    """
+    opts = GetOptions(name, output, KubeFlags(namespace, context, kubeconfig, request_timeout))
+    opts.validate()
+    opts.complete()
+    opts.run()
+
+
+COMMANDS: list[click.Command] = [create, get]

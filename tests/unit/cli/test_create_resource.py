@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -10,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from debugcap.kubectl_plugin import debugcaptures
 from debugcap.kubectl_plugin.cli import cli
-from debugcap.kubectl_plugin.commands import captures
 
 
 @pytest.mark.parametrize(("target", "spec"), [
@@ -22,34 +23,35 @@ from debugcap.kubectl_plugin.commands import captures
     ("ds/agent", {"workload": {"kind": "DaemonSet", "name": "agent"}}),
 ])
 def test_target_forms(target: str, spec: dict[str, object]) -> None:
-    assert captures.target_spec(target, None)[0] == spec
+    assert debugcaptures.target_spec(target, None)[0] == spec
 
 
 def test_selector_becomes_match_labels_and_only_equality_is_accepted() -> None:
-    assert captures.target_spec(None, "app=api, tier=web")[0] == {
+    assert debugcaptures.target_spec(None, "app=api, tier=web")[0] == {
         "selector": {"matchLabels": {"app": "api", "tier": "web"}}}
-    assert captures.target_spec(None, "app.kubernetes.io/name==api")[0] == {
+    assert debugcaptures.target_spec(None, "app.kubernetes.io/name==api")[0] == {
         "selector": {"matchLabels": {"app.kubernetes.io/name": "api"}}}
     for bad in ("app!=api", "app in (a,b)", "=api", "app=a b"):
         with pytest.raises(click.BadParameter, match="equality"):
-            captures.target_spec(None, bad)
+            debugcaptures.target_spec(None, bad)
     with pytest.raises(click.UsageError, match="exactly one target"):
-        captures.target_spec("pod/x", "app=api")
+        debugcaptures.target_spec("pod/x", "app=api")
     with pytest.raises(click.BadParameter, match="deployment"):
-        captures.target_spec("service/api", None)
+        debugcaptures.target_spec("service/api", None)
 
 
 def test_parameters_map_template_names_to_the_crd_and_refuse_the_rest() -> None:
-    assert captures.parameters({"cpu_seconds": "10", "intervalSeconds": "5"}, 7070, 20.0) == {
-        "cpuSeconds": 10, "intervalSeconds": 5, "pprofPort": 7070, "timeoutSeconds": 20}
+    assert debugcaptures.parameters({"cpu_seconds": "10", "intervalSeconds": "5"}, 7070, 20, 600) == {
+        "cpuSeconds": 10, "intervalSeconds": 5, "pprofPort": 7070, "timeoutSeconds": 20, "deadlineSeconds": 600}
     with pytest.raises(click.BadParameter, match="not a DebugCapture parameter"):
-        captures.parameters({"command": "rm -rf /"}, None, None)
+        debugcaptures.parameters({"command": "rm -rf /"}, None, None)
     with pytest.raises(click.BadParameter, match="whole number"):
-        captures.parameters({"cpu_seconds": "ten"}, None, None)
+        debugcaptures.parameters({"cpu_seconds": "ten"}, None, None)
 
 
 def test_generated_names_are_valid_kubernetes_names() -> None:
-    name = captures.capture_name("A_Very/Long.Pod.Name" * 5, "debug-full", datetime(2026, 11, 23, 16, 0, tzinfo=UTC))
+    name = debugcaptures.capture_name("A_Very/Long.Pod.Name" * 5, "debug-full",
+                                      datetime(2026, 11, 23, 16, 0, tzinfo=UTC))
     assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
     assert name.endswith("-20261123160000")
 
@@ -65,6 +67,20 @@ def test_output_yaml_prints_the_resource_without_any_cluster(monkeypatch: pytest
         "spec": {"target": {"pod": "api-1"}, "template": "go-leak", "parameters": {"snapshots": 4}, "ttl": "7d"}}
 
 
-def test_local_refuses_a_selector() -> None:
-    res = CliRunner().invoke(cli, ["create", "-l", "app=api", "--local"])
-    assert res.exit_code == 2 and "selectors need the operator" in res.output
+
+def test_engine_flags_become_spec_parameters_and_container_the_target_container(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "-n", "prod", "--name", "c-1", "-c", "app",
+                                   "--pprof-port", "7070", "--timeout", "20", "--deadline", "600", "-o", "json"])
+    assert res.exit_code == 0, res.output
+    spec = json.loads(res.stdout)["spec"]
+    assert spec["target"] == {"pod": "api-1", "container": "app"}
+    assert spec["parameters"] == {"pprofPort": 7070, "timeoutSeconds": 20, "deadlineSeconds": 600}
+
+
+def test_printing_without_a_namespace_or_kubeconfig_uses_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-1", "-o", "yaml"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(res.stdout)["metadata"] == {"name": "c-1", "namespace": "default"}
