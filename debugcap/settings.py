@@ -165,9 +165,12 @@ class CaptureSettings:
     before a profile request is abandoned: Go writes the profile after the window closes, and
     a busy process can take several seconds to do it."""
 
-    capture_timeout_seconds: float = 900.0
-    """Whole-capture deadline, in seconds. 15 min covers debug-full (30 s CPU profile) and
-    go-leak with its default 3 snapshots 60 s apart, with room to spare."""
+    capture_timeout_seconds: float | None = 900.0
+    """Whole-capture deadline, in seconds from the start of the collectors; None for no deadline.
+    15 min covers debug-full (30 s CPU profile) and go-leak with its default 3 snapshots 60 s
+    apart, with room to spare. When it passes, the collectors still running are abandoned
+    (recorded failed, or partial when they had added files) and the bundle is written with
+    everything collected until then. The operator sets it from ``spec.parameters.deadlineSeconds``."""
 
     output_cap_bytes: int = 64 * MIB
     """Most bytes kept from one collector output, in bytes. 64 MiB holds a full goroutine dump of
@@ -187,3 +190,8 @@ class CaptureSettings:
     redact: bool = True
     """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``
     exists for debugging the redactors themselves."""
+
+    def __post_init__(self) -> None:
+        if self.capture_timeout_seconds is not None and not self.capture_timeout_seconds > 0:
+            raise ConfigError(f"capture_timeout_seconds={self.capture_timeout_seconds!r}: the capture deadline "
+                              "must be a positive number of seconds, or None for no deadline")

@@ -13,6 +13,7 @@ import pytest
 
 from debugcap import capture, templates
 from debugcap.bundle import manifest
+from debugcap.capture import window
 from debugcap.collectors import COLLECTORS
 
 S = manifest.CollectorStatus
@@ -20,7 +21,7 @@ S = manifest.CollectorStatus
 
 def _plan(name: str, **params: object) -> list[tuple[str, float]]:
     expanded = templates.expand(name, params, collectors=COLLECTORS)
-    return [(step.collector, delay) for step, delay in capture._schedule(expanded)]
+    return [(step.collector, delay) for _i, step, delay in window.schedule(expanded)]
 
 
 def test_window_starts_together_and_goroutine_dump_lands_mid_window() -> None:
@@ -38,7 +39,7 @@ def test_windowed_steps_are_scheduled_first_whatever_the_template_order() -> Non
 
 def test_every_step_is_scheduled_exactly_once() -> None:
     expanded = templates.expand("debug-full", {"cpu_seconds": 1}, collectors=COLLECTORS)
-    planned = sorted(step.collector for step, _delay in capture._schedule(expanded))
+    planned = sorted(step.collector for _i, step, _delay in window.schedule(expanded))
     assert planned == sorted(expanded.collectors)
 
 

@@ -1,0 +1,59 @@
+"""Time in a capture: the clock every wait goes through, and the whole-capture deadline.
+
+Used by :mod:`debugcap.capture.run` (the deadline), :mod:`debugcap.capture.window` (the head
+start of the steps outside the window) and :mod:`debugcap.capture.steps` (the mid-window delay,
+step durations). Every wait in the engine is ``clock.wait(event, timeout)``, so a unit test
+drives the whole engine with a fake clock and events, and never depends on how fast the
+machine is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Monotonic seconds, and waiting on an event for at most some of them."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale (only differences mean anything)."""
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait until ``event`` is set or ``timeout`` seconds passed (None: no limit); True if it is set."""
+
+
+class MonotonicClock:
+    """The real clock: ``time.monotonic`` and ``Event.wait``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        return event.wait(timeout)
+
+
+MONOTONIC = MonotonicClock()
+
+
+class Deadline:
+    """The whole capture's deadline (``CaptureSettings.capture_timeout_seconds``), fixed when the
+    capture starts. ``seconds`` None: no deadline. ``setting``: how the user raises it, for the
+    message of the steps it abandons (the operator's ``spec.parameters.deadlineSeconds``...)."""
+
+    def __init__(self, seconds: float | None, *, clock: Clock, setting: str) -> None:
+        self.seconds, self.setting, self._clock = seconds, setting, clock
+        self._at = None if seconds is None else clock.now() + seconds
+
+    def wait(self, event: threading.Event) -> bool:
+        """Wait for ``event`` until the deadline; False when the deadline passed first."""
+        if self._at is None:
+            return self._clock.wait(event, None)
+        return self._clock.wait(event, max(self._at - self._clock.now(), 0.0))
+
+    def abandoned(self, *, started: bool) -> str:
+        """The message of a step the deadline abandoned: running (``started``) or not yet begun."""
+        what = "still running at" if started else "not started before"
+        return (f"abandoned: {what} the capture deadline of {self.seconds:g} s ({self.setting}); "
+                f"what it collected before is in the bundle; raise {self.setting} or shorten the template")

@@ -1,0 +1,101 @@
+"""One capture of one pod, as an object: run a template's steps, write one bundle.
+
+:class:`Capture` puts together its collaborators: the :class:`~debugcap.capture.window.WindowGate`
+(when the window opens, and the steps outside it wait for that), the
+:class:`~debugcap.capture.steps.StepRunner` (each collector once, failures recorded), and the
+:class:`~debugcap.capture.deadline.Deadline` (``CaptureSettings.capture_timeout_seconds``).
+When the deadline passes, the steps still running are abandoned, recorded Failed (or Partial
+when they added files), and the bundle is written with everything collected until then: a
+deadline never loses evidence. Built and run by :func:`debugcap.capture.capture`.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from debugcap import templates
+from debugcap.bundle import layout, manifest, writer
+from debugcap.capture.deadline import MONOTONIC, Clock, Deadline
+from debugcap.capture.outcome import CaptureOutcome, phase_of
+from debugcap.capture.steps import Evidence, Progress, StepRunner
+from debugcap.capture.window import SendingGets, WindowGate, schedule, window_size
+from debugcap.collectors import base
+from debugcap.kube.client import Kube
+from debugcap.settings import CaptureSettings
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Everything one capture needs; :meth:`run` does it once. Parameters: see
+    :func:`debugcap.capture.capture`; ``http`` and ``commands`` stay the caller's to close."""
+
+    kube: Kube
+    target: base.Target
+    template: templates.ExpandedTemplate
+    out_dir: Path
+    capture_name: str
+    settings: CaptureSettings
+    http: SendingGets
+    commands: base.Commands
+    collectors: Mapping[str, type[base.Collector]]
+    started: datetime
+    progress: Progress
+    parallelism: int = 8
+    window_open: Callable[[], None] | None = None
+    deadline_setting: str = "capture_timeout_seconds"
+    clock: Clock = MONOTONIC  # a fake one in tests
+
+    def run(self) -> CaptureOutcome:
+        deadline = Deadline(self.settings.capture_timeout_seconds, clock=self.clock, setting=self.deadline_setting)
+        name = layout.bundle_name(self.target.namespace, self.target.pod, self.started)
+        scratch_dir = Path(tempfile.mkdtemp(prefix=".debugcap-", dir=self.out_dir))
+        try:
+            with writer.BundleWriter(directory=self.out_dir, name=name, redact=self.settings.redact,
+                                     spool_dir=scratch_dir, durable=self.settings.durable_bundles) as bundle:
+                records = self._collect(bundle, scratch_dir, deadline)
+                written = bundle.finish(self._fields(records))
+        finally:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+        return CaptureOutcome(target=self.target, bundle=written, records=tuple(records), phase=phase_of(records))
+
+    def _collect(self, bundle: writer.BundleWriter, scratch_dir: Path,
+                 deadline: Deadline) -> list[manifest.CollectorRecord]:
+        """Run every step until all are recorded or the deadline passed; records in template order."""
+        steps = self.template.steps
+        evidence = Evidence(bundle, steps)
+        gate = WindowGate(steps, clock=self.clock, on_open=self.window_open)
+        context = functools.partial(base.CollectContext, kube=self.kube, target=self.target, settings=self.settings,
+                                    scratch_dir=scratch_dir, commands=self.commands)
+        runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
+                            evidence=evidence, clock=self.clock, progress=self.progress)
+        gate.start()
+        runner.start(schedule(self.template), workers=max(self.parallelism, window_size(self.template)))
+        finished = deadline.wait(evidence.done)
+        try:
+            records = evidence.close(deadline, self.clock.now())
+        finally:
+            # Wake what still waits (the mid-window delay, the head start), and tell the caller
+            # the window is over if it never opened: the operator gives the next pod its turn.
+            runner.stop.set()
+            gate.release()
+        if evidence.error is not None:
+            raise evidence.error
+        if not finished:
+            for i in evidence.abandoned:
+                self.progress(records[i].name, records[i])
+        return records
+
+    def _fields(self, records: list[manifest.CollectorRecord]) -> manifest.ManifestFields:
+        t = self.target
+        return manifest.ManifestFields(
+            capture=manifest.CaptureInfo(name=self.capture_name, template=self.template.name,
+                                         parameters=dict(self.template.parameters)),
+            target=manifest.TargetInfo(namespace=t.namespace, pod=t.pod, container=t.container,
+                                       node=t.node or None, image=t.image or None),
+            started_at=self.started, finished_at=datetime.now(UTC), collectors=tuple(records))
