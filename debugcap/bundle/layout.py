@@ -12,6 +12,7 @@ Paths given to and returned by these functions are *relative to the stem directo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -62,6 +63,17 @@ PPROF_BLOCK: Final = "pprof/block.pb.gz"
 PPROF_MUTEX: Final = "pprof/mutex.pb.gz"
 PPROF_THREADCREATE: Final = "pprof/threadcreate.pb.gz"
 
+# Every pprof profile by its endpoint name, in the order reports list them.
+PPROF_PROFILES: Final = {
+    "cpu": PPROF_CPU, "heap": PPROF_HEAP, "allocs": PPROF_ALLOCS, "goroutine": PPROF_GOROUTINE,
+    "block": PPROF_BLOCK, "mutex": PPROF_MUTEX, "threadcreate": PPROF_THREADCREATE,
+}
+
+# File names inside a go-leak snapshot directory (see snapshot_path).
+SNAPSHOT_HEAP: Final = "heap.pb.gz"
+SNAPSHOT_GOROUTINE_DEBUG2: Final = "goroutine-debug2.txt"
+SNAPSHOT_ALLOCS: Final = "allocs.pb.gz"
+
 TRACE: Final = "trace/trace.out"
 
 METRICS_EXPVAR: Final = "metrics/expvar.json"
@@ -78,6 +90,7 @@ MAX_SNAPSHOTS: Final = 100
 # DNS-1123 names (namespaces, pods, containers) never contain "_", which is what makes
 # "<ns>_<pod>_<ts>" parseable; anything else would produce an ambiguous bundle name.
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SNAPSHOT_MEMBER = re.compile(r"^pprof/snapshots/(\d+)/")
 _COLLECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 _BUNDLE_NAME = re.compile(r"^(?P<ns>[a-z0-9.-]+)_(?P<pod>[a-z0-9.-]+)_(?P<ts>\d{8}T\d{6}Z)\.tar\.gz$")
@@ -171,18 +184,33 @@ def log_path(container: str, *, previous: bool = False) -> str:
 
 def snapshot_path(index: int, filename: str) -> str:
     """``pprof/snapshots/<NN>/<filename>`` for the ``index``-th go-leak snapshot (0-based)."""
-    if not 0 <= index < MAX_SNAPSHOTS:
-        raise BundleError(f"snapshot index {index} is out of range 0..{MAX_SNAPSHOTS - 1}")
+    directory = snapshot_dir(index)
     if "/" in filename:
         raise BundleError(f"snapshot file name {filename!r} must be a plain name, e.g. 'heap.pb.gz'")
-    return check_path(f"pprof/snapshots/{index:02d}/{filename}")
+    return check_path(f"{directory}/{filename}")
+
+
+def snapshot_dir(index: int) -> str:
+    """``pprof/snapshots/<NN>``: the directory of the ``index``-th go-leak snapshot (0-based)."""
+    if not 0 <= index < MAX_SNAPSHOTS:
+        raise BundleError(f"snapshot index {index} is out of range 0..{MAX_SNAPSHOTS - 1}")
+    return f"pprof/snapshots/{index:02d}"
+
+
+def snapshot_indices(paths: Iterable[str]) -> list[int]:
+    """Indices of the snapshot directories that ``paths`` (a bundle's members) have files in, in order."""
+    found = {int(m.group(1)) for p in paths if (m := _SNAPSHOT_MEMBER.match(p))}
+    return sorted(i for i in found if i < MAX_SNAPSHOTS)
+
+
+ERRORS_DIR: Final = "errors/"
 
 
 def error_path(collector: str) -> str:
     """``errors/<collector>.txt``: error bodies and stderr of a collector, kept verbatim."""
     if not _COLLECTOR_NAME.match(collector):
         raise BundleError(f"collector name {collector!r} must be kebab-case, e.g. 'pprof-cpu'")
-    return f"errors/{collector}.txt"
+    return f"{ERRORS_DIR}{collector}.txt"
 
 
 def custom_path(name: str) -> str:

@@ -48,6 +48,9 @@ class CaptureInfo:
     template: str
     parameters: Mapping[str, ParamValue] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "template": self.template, "parameters": dict(self.parameters)}
+
 
 @dataclass(frozen=True)
 class TargetInfo:
@@ -56,6 +59,10 @@ class TargetInfo:
     container: str
     node: str | None = None
     image: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "pod": self.pod, "container": self.container,
+                "node": self.node, "image": self.image}
 
 
 @dataclass(frozen=True)
@@ -137,18 +144,8 @@ class Manifest:
         return {
             "format_version": self.format_version,
             "debugcap_version": self.debugcap_version,
-            "capture": {
-                "name": self.capture.name,
-                "template": self.capture.template,
-                "parameters": dict(self.capture.parameters),
-            },
-            "target": {
-                "namespace": self.target.namespace,
-                "pod": self.target.pod,
-                "container": self.target.container,
-                "node": self.target.node,
-                "image": self.target.image,
-            },
+            "capture": self.capture.to_dict(),
+            "target": self.target.to_dict(),
             "started_at": format_time(self.started_at),
             "finished_at": format_time(self.finished_at),
             "collectors": [
