@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from debugcap.analysis import goroutines, pprof, profile_proto  # noqa: E402
+from debugcap.analysis import goroutines, pprof  # noqa: E402
+from debugcap.formats import pprof as pprof_format  # noqa: E402
+from debugcap.formats import pprof_proto  # noqa: E402
 
 SAMPLES, LOCATIONS, FUNCTIONS, DEPTH = 50_000, 40_000, 12_000, 37
 GOROUTINES = 500_000
@@ -31,7 +33,7 @@ GOROUTINES = 500_000
 
 def make_cpu_profile(path: Path) -> None:
     rnd = random.Random(42)
-    p = profile_proto.Profile()
+    p = pprof_proto.Profile()
     strings = ["", "samples", "count", "cpu", "nanoseconds", "/app/server"]
     p.sample_type.add(type=1, unit=2)
     p.sample_type.add(type=3, unit=4)
@@ -105,7 +107,7 @@ def main() -> None:
         best_py = float("inf")
         for _ in range(3):
             t = time.perf_counter()
-            prof = pprof.load(prof_path)
+            prof = pprof_format.load(prof_path)
             rep = pprof.top(prof, None, pprof.PPROF_NODE_FRACTION)
             best_py = min(best_py, time.perf_counter() - t)
         best_go = float("inf")

@@ -1,18 +1,28 @@
 """Read files out of a bundle, packed (``.tar.gz``) or unpacked, without extracting it.
 
-Callers: :mod:`debugcap.analysis.report`. Paths are relative to the bundle's
-top directory (the *stem*, docs/bundle-format.md); every file may be missing.
+Callers: :mod:`debugcap.analysis.report` and :mod:`debugcap.analysis.sections`, and the
+``diff``/``report`` commands (:func:`is_bundle`). Paths are relative to the bundle's top
+directory (the *stem*) and come from :mod:`debugcap.bundle.layout`; every file may be
+missing. :class:`Reading` adds what every analysis of a bundle needs: a broken file
+becomes a problem line and a known empty or failed capture a hint, never a crash.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from debugcap import errors
+from debugcap.analysis import goroutines, hints
+from debugcap.bundle import layout, manifest
+from debugcap.formats import pprof as pprof_format
+
+T = TypeVar("T")
 
 
 class BundleReader:
@@ -42,7 +52,7 @@ class BundleReader:
     @staticmethod
     def _find_root(path: Path) -> Path:
         # Accept both the stem directory and the directory it was unpacked into.
-        if (path / "manifest.json").exists():
+        if (path / layout.MANIFEST).exists():
             return path
         subdirs = [p for p in path.iterdir() if p.is_dir()]
         if len(subdirs) == 1 and not any(p.is_file() for p in path.iterdir()):
@@ -112,3 +122,74 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
             return tf.next() is not None
     except (tarfile.TarError, OSError, EOFError, zlib.error):
         return False
+
+
+class Reading:
+    """One bundle being analysed: its reader, and the problems and hints found so far."""
+
+    def __init__(self, reader: BundleReader) -> None:
+        self.reader = reader
+        self.problems: list[str] = []
+        self.hints: list[str] = []
+
+    def guard(self, fn: Callable[[], T]) -> T | None:
+        """Run one analysis; a broken input becomes a problem line, never a crash."""
+        try:
+            return fn()
+        except errors.AnalysisError as exc:
+            self.problems.append(str(exc))
+            return None
+
+    def text(self, rel: str) -> str | None:
+        return self.guard(lambda: self.reader.text(rel))
+
+    def json(self, rel: str) -> Any:
+        """The parsed JSON file, or None when it is missing or not JSON (a problem line then)."""
+        text = self.text(rel) if self.reader.exists(rel) else None
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            self.problems.append(f"{self.reader.label(rel)}: not valid JSON: {exc}")
+            return None
+
+    def manifest(self) -> manifest.Manifest | None:
+        """The bundle's manifest, or None when it is missing or damaged (a problem line then)."""
+        data = self.guard(lambda: self.reader.read(layout.MANIFEST))
+        if data is None:
+            return None
+        try:
+            return manifest.Manifest.from_json(data)
+        except errors.BundleError as exc:
+            self.problems.append(f"{self.reader.label(layout.MANIFEST)}: {exc}")
+            return None
+
+    def profile(self, rel: str, kind: str, requested_seconds: float | None = None) -> pprof_format.Profile | None:
+        """The parsed profile at ``rel``; None when missing, broken or an endpoint's error text."""
+        data = self.guard(lambda: self.reader.read(rel))
+        if data is None:
+            return None
+        label = self.reader.label(rel)
+        body = hints.error_body(data, rel)
+        if body:
+            self.hints.append(body)
+            return None
+        prof = self.guard(lambda: pprof_format.parse(data, label))
+        if prof is not None:
+            self.hints.extend(hints.profile_hints(prof, kind, rel, requested_seconds))
+        return prof
+
+    def dump(self, rel: str) -> goroutines.DumpDict | None:
+        """The summarised goroutine dump at ``rel``; None when missing or not a dump."""
+        def run() -> goroutines.DumpDict | None:
+            fh = self.reader.open(rel)
+            if fh is None:
+                return None
+            with fh:
+                return goroutines.parse_stream(fh, self.reader.label(rel))
+
+        d = self.guard(run)
+        if d is not None:
+            self.hints.extend(hints.dump_hints(d, rel))
+        return d

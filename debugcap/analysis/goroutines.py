@@ -1,7 +1,8 @@
 """Group a ``goroutine?debug=2`` text dump by state and top user frame.
 
-Callers: :mod:`debugcap.analysis.report` and the ``goroutines``/``diff``
-commands of :mod:`debugcap.kubectl_plugin.commands.analyze`.
+Callers: :mod:`debugcap.analysis.bundle_reading` (dumps inside bundles) and the
+``goroutines`` command of :mod:`debugcap.kubectl_plugin.commands.analyze`; the
+table form is :func:`debugcap.analysis.rendering.text.render_dump`.
 
 A dump can hold hundreds of thousands of goroutines (64 MB of text), so the
 parser streams bytes line by line and keeps one small record per *group*,
@@ -173,6 +174,7 @@ def parse_dump(lines: Iterable[bytes]) -> DumpDict:
 
 
 def load_dump(path: str | os.PathLike[str]) -> DumpDict:
+    """Summarise the dump file at ``path``."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
@@ -182,6 +184,7 @@ def load_dump(path: str | os.PathLike[str]) -> DumpDict:
 
 
 def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
+    """Summarise the dump read from ``fh``; reject what is not a debug=2 dump, naming ``source``."""
     head = fh.read(64 * 1024)
     if not head:
         raise errors.AnalysisError(f"{source}: empty file, not a goroutine dump")
@@ -202,6 +205,7 @@ def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
 
 
 def suspects(dump: DumpDict) -> list[GroupDict]:
+    """Groups large enough, and parked, to look like a leak (see LEAK_SUSPECT_MIN)."""
     return [g for g in dump["groups"] if g["suspect"]]
 
 
@@ -214,15 +218,3 @@ def diff_groups(before: DumpDict, after: DumpDict) -> list[GroupChange]:
            for k in a.keys() | b.keys() if a.get(k, 0) != b.get(k, 0)]
     out.sort(key=lambda c: (-abs(c["change"]), -c["change"], c["state"], c["function"]))
     return out
-
-
-def render_table(dump: DumpDict) -> str:
-    lines = [f"{dump['total']} goroutines in {len(dump['groups'])} groups"
-             + (" (DUMP TRUNCATED at Go's 64 MB limit: counts are low)" if dump["truncated"] else "")]
-    lines.append(f"{'count':>8} {'wait':>6}  {'state':<24} {'function':<50} created by")
-    for g in dump["groups"]:
-        wait = f"{g['max_wait_minutes']}m" if g["max_wait_minutes"] else "-"
-        mark = "  <- leak suspect" if g["suspect"] else ""
-        lines.append(f"{g['count']:>8} {wait:>6}  {g['state']:<24} {g['function']:<50} "
-                     f"{g['created_by'] or '-'}{mark}")
-    return "\n".join(lines) + "\n"

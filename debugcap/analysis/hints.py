@@ -1,13 +1,14 @@
 """Explain captures that are empty, short or broken for a known reason.
 
-Callers: :mod:`debugcap.analysis.report` and the ``top`` command. Each hint is
+Callers: :class:`debugcap.analysis.bundle_reading.Reading` and the ``top`` command. Each hint is
 one sentence that says what is wrong and what to do about it.
 """
 
 from __future__ import annotations
 
 from debugcap import errors
-from debugcap.analysis import goroutines, pprof
+from debugcap.analysis import goroutines
+from debugcap.formats import pprof as pprof_format
 
 # A CPU profile this much shorter than asked for was cut short; small shortfalls
 # are scheduling noise. Judgement call.
@@ -34,7 +35,7 @@ _ERROR_BODIES = [
 
 def error_body(data: bytes, path: str) -> str | None:
     """A hint when ``data`` is a pprof endpoint's text error instead of a profile."""
-    if not data or data.startswith(pprof.GZIP_MAGIC) or not pprof.looks_like_text(data):
+    if not data or data.startswith(pprof_format.GZIP_MAGIC) or not pprof_format.looks_like_text(data):
         return None
     text = data.decode("utf-8", "replace").strip()
     lower = text.lower()
@@ -45,7 +46,7 @@ def error_body(data: bytes, path: str) -> str | None:
     return f"{path} holds text, not a profile: {errors.shorten(text, 120)!r}"
 
 
-def profile_hints(profile: pprof.Profile, kind: str, path: str,
+def profile_hints(profile: pprof_format.Profile, kind: str, path: str,
                   requested_seconds: float | None = None) -> list[str]:
     """Hints for one parsed profile; ``kind`` is the endpoint name (cpu, block, mutex...)."""
     out: list[str] = []
@@ -68,6 +69,7 @@ def profile_hints(profile: pprof.Profile, kind: str, path: str,
 
 
 def dump_hints(dump: goroutines.DumpDict, path: str) -> list[str]:
+    """A hint when the dump was cut at Go's size limit, so its counts are low."""
     if dump["truncated"]:
         return [f"{path} was cut at Go's 64 MB goroutine dump limit: the last goroutine is "
                 f"incomplete and the {dump['total']} goroutines counted are fewer than there are; "

@@ -13,9 +13,9 @@ import json
 import re
 
 from debugcap import errors
-from debugcap.analysis import pprof
 from debugcap.bundle import layout
 from debugcap.collectors.base import CollectContext, CollectorResult, Scratch, Status
+from debugcap.formats import pprof
 from debugcap.kube import portforward
 
 TRACE_HEADER = re.compile(rb"^go 1\.(\d{1,2}) trace\x00+")

@@ -10,14 +10,14 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from debugcap.analysis import report
 from debugcap.bundle import layout
 from debugcap.collectors import base, execution
+from debugcap.formats import procfs
 
 
 def count_states(lines: Iterable[str]) -> Counter[str]:
     """Count sockets per state in /proc/net/tcp or tcp6 text (the header line is skipped)."""
-    return Counter(report.parse_proc_net_tcp(lines))
+    return Counter(procfs.parse_proc_net_tcp(lines))
 
 
 class SocketsCollector(base.Collector):

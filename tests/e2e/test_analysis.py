@@ -36,6 +36,7 @@ import pytest
 from kubernetes import client as k8s
 
 from debugcap.analysis import pprof
+from debugcap.formats import pprof as pprof_format
 
 from .conftest import Testbed, _exists, _wait, wait_running
 
@@ -270,7 +271,7 @@ def test_html_report_is_self_contained_with_the_cpu_flame_graph(testbed: Testbed
 
     flames = [json.loads(b) for b in parsed.json_blocks]
     cpu = next(f for f in flames if f["title"].startswith("cpu"))
-    expected = pprof.top(pprof.load(stem(hot_bundle) / "pprof" / "cpu.pb.gz"))
+    expected = pprof.top(pprof_format.load(stem(hot_bundle) / "pprof" / "cpu.pb.gz"))
     assert cpu["unit"] == "nanoseconds" and cpu["total"] == expected["total"] > 0
     assert cpu["root"][1] == expected["total"]
     assert "main.burnCPU" in cpu["names"]
@@ -294,7 +295,7 @@ def test_speedscope_output_is_valid(testbed: Testbed, hot_bundle: Path, tmp_path
         assert p["startValue"] == 0 and p["endValue"] == sum(p["weights"])
 
     cpu = next(p for p in doc["profiles"] if p["name"].startswith("cpu cpu"))
-    expected = pprof.top(pprof.load(stem(hot_bundle) / "pprof" / "cpu.pb.gz"))
+    expected = pprof.top(pprof_format.load(stem(hot_bundle) / "pprof" / "cpu.pb.gz"))
     assert cpu["unit"] == "nanoseconds" and cpu["endValue"] == expected["total"]
     burn = next(i for i, f in enumerate(frames) if f["name"] == "main.burnCPU")
     assert any(burn in s for s in cpu["samples"])
@@ -306,7 +307,7 @@ def test_speedscope_output_is_valid(testbed: Testbed, hot_bundle: Path, tmp_path
 def test_empty_block_profile_gets_the_set_block_profile_rate_hint(testbed: Testbed, plain_bundle: Path,
                                                                   hot_bundle: Path) -> None:
     block = stem(plain_bundle) / "pprof" / "block.pb.gz"
-    assert pprof.load(block).is_empty()
+    assert pprof_format.load(block).is_empty()
     rep = cli_json(testbed, "report", str(plain_bundle))
     hints = [h for h in rep["hints"] if "block.pb.gz" in h]
     assert len(hints) == 1 and "runtime.SetBlockProfileRate" in hints[0], rep["hints"]

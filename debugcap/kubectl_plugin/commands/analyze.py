@@ -1,8 +1,9 @@
 """``kubectl debugcap top|goroutines|diff|report``: read captured evidence locally.
 
 ``cli.py`` registers these with ``for c in analyze.COMMANDS: group.add_command(c)``.
-All work happens in :mod:`debugcap.analysis`; these functions check input,
-call it, and print to stdout.
+All work happens in :mod:`debugcap.analysis` (computation) and
+:mod:`debugcap.analysis.rendering` (output); these functions check input, call
+them, and print to stdout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import click
 
 from debugcap import __version__ as _version
 from debugcap import errors
-from debugcap.analysis import bundle_reading, flamegraph, goroutines, hints, pprof, report
+from debugcap.analysis import bundle_reading, flames, goroutines, hints, pprof, report
+from debugcap.analysis.rendering import html, pprof_text, speedscope, text
+from debugcap.formats import pprof as pprof_format
 
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
                        show_default=True, help="Output format.")
@@ -27,9 +30,9 @@ def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
-def _load_profile(path: Path) -> pprof.Profile:
+def _load_profile(path: Path) -> pprof_format.Profile:
     try:
-        return pprof.load(path)
+        return pprof_format.load(path)
     except errors.AnalysisError as err:
         # A saved error body deserves its explanation, not just "holds text".
         try:
@@ -63,12 +66,12 @@ def top(profile: Path, sample_index: str | None, limit: int | None, node_fractio
     if output == "json":
         _emit_json(rep if limit is None else {**rep, "rows": rep["rows"][:limit]})
     else:
-        click.echo(pprof.render_top(rep, prof, limit), nl=False)
+        click.echo(pprof_text.render_top(rep, prof, limit), nl=False)
     for hint in _profile_hints(prof, profile):
         click.echo(f"hint: {hint}", err=True)
 
 
-def _profile_hints(prof: pprof.Profile, path: Path) -> list[str]:
+def _profile_hints(prof: pprof_format.Profile, path: Path) -> list[str]:
     # The bundle names files after their endpoint (pprof/block.pb.gz), which
     # is what tells an empty block profile from an empty heap one.
     return hints.profile_hints(prof, path.name.split(".", 1)[0], str(path))
@@ -91,7 +94,7 @@ def goroutines_cmd(dump: Path, output: str) -> None:
     if output == "json":
         _emit_json(summary)
     else:
-        click.echo(goroutines.render_table(summary), nl=False)
+        click.echo(text.render_dump(summary), nl=False)
 
 
 @click.command("diff")
@@ -121,9 +124,9 @@ def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float, 
         except errors.AnalysisError as err:
             raise click.ClickException(str(err)) from err
         if output == "json":
-            _emit_json(result)
+            _emit_json(result.as_dict())
         else:
-            click.echo(_render_bundle_diff(result), nl=False)
+            click.echo(text.render_bundle_diff(result), nl=False)
         return
     b, n = _load_profile(base), _load_profile(new)
     try:
@@ -135,37 +138,7 @@ def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float, 
     if output == "json":
         _emit_json(rep)
     else:
-        click.echo(pprof.render_top(rep), nl=False)
-
-
-def _render_bundle_diff(d: dict[str, Any]) -> str:
-    lines = [f"Old: {d['old']}", f"New: {d['new']}", ""]
-    heap = d.get("heap")
-    if heap:
-        lines.append("Heap in use, new minus old:")
-        lines.extend("  " + ln for ln in pprof.render_top(heap).splitlines())
-    else:
-        lines.append("Heap: not in both bundles")
-    g = d.get("goroutines")
-    if g:
-        lines.append("")
-        lines.append(f"Goroutines: {g['before']} -> {g['after']} ({g['after'] - g['before']:+d})")
-        for c in g["groups"]:
-            lines.append(f"  {c['change']:+8d}  {c['before']:>7} -> {c['after']:<7} "
-                         f"[{c['state']}] {c['function']}")
-    fd = d.get("fd_count")
-    if fd:
-        lines.append("")
-        lines.append(f"Open fds: {fd['before']} -> {fd['after']} ({fd['change']:+d})")
-    socks = d.get("sockets")
-    if socks:
-        lines.append("")
-        lines.append("Sockets:")
-        for state, v in socks.items():
-            lines.append(f"  {state:<12} {v['before']:>6} -> {v['after']:<6} ({v['change']:+d})")
-    for h in d.get("hints", []) + d.get("problems", []):
-        lines.append(f"note: {h}")
-    return "\n".join(lines) + "\n"
+        click.echo(pprof_text.render_top(rep), nl=False)
 
 
 @click.command("report")
@@ -186,25 +159,25 @@ def report_cmd(bundle: Path, html_file: Path | None, speedscope_file: Path | Non
     if not bundle_reading.is_bundle(bundle):
         raise click.BadParameter(f"{bundle} is neither a bundle directory nor a .tar.gz bundle",
                                  param_hint="BUNDLE")
-    flames: list[flamegraph.Flame] | None = [] if html_file else None
-    profiles: dict[str, pprof.Profile] | None = {} if speedscope_file else None
+    flame_graphs: list[flames.Flame] | None = [] if html_file else None
+    profiles: dict[str, pprof_format.Profile] | None = {} if speedscope_file else None
     try:
-        rep = report.build(bundle, flames, profiles)
+        rep = report.build(bundle, flame_graphs, profiles)
     except errors.AnalysisError as err:
         raise click.ClickException(str(err)) from err
     try:
         if html_file is not None:
-            html_file.write_text(report.render_html(rep, flames or []), encoding="utf-8")
+            html_file.write_text(html.render_report(rep, flame_graphs or []), encoding="utf-8")
         if speedscope_file is not None:
-            doc = flamegraph.speedscope(sorted((profiles or {}).items()), name=bundle.name,
+            doc = speedscope.speedscope(sorted((profiles or {}).items()), name=bundle.name,
                                         exporter=f"debugcap@{_version}")
             speedscope_file.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
     except OSError as err:
         raise click.ClickException(f"cannot write output: {err}") from err
     if output == "json":
-        _emit_json(rep)
+        _emit_json(rep.as_dict())
     else:
-        click.echo(report.render_text(rep), nl=False)
+        click.echo(text.render_report(rep), nl=False)
 
 
 COMMANDS: list[click.Command] = [top, goroutines_cmd, diff, report_cmd]

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from debugcap.analysis import pprof
+from debugcap.analysis.rendering import pprof_text
+from debugcap.formats import pprof as pprof_format
 
 CASES = [
     ("cpu.pb.gz", None, "ns"),
@@ -42,14 +44,14 @@ def _rows(rep: pprof.TopReport) -> Rows:
 def test_top_matches_go_tool_pprof(profdir: Path, go_top: Callable[..., Rows], name: str,
                                    index: str | None, unit: str | None, node_fraction: str) -> None:
     path = profdir / name
-    rep = pprof.top(pprof.load(path), index, float(node_fraction))
+    rep = pprof.top(pprof_format.load(path), index, float(node_fraction))
     expected = go_top(path, sample_index=index, unit=unit, node_fraction=node_fraction)
     assert expected, "pprof printed no rows; the fixture profile is empty"
     assert _rows(rep) == expected
 
 
 def test_cpu_profile_has_the_features_the_comparison_relies_on(profdir: Path) -> None:
-    prof = pprof.load(profdir / "cpu.pb.gz")
+    prof = pprof_format.load(profdir / "cpu.pb.gz")
     rep = pprof.top(prof)
     names = [r["function"] for r in rep["rows"]]
     assert rep["sample_type"] == "cpu" and rep["unit"] == "nanoseconds"
@@ -64,7 +66,7 @@ def test_cpu_profile_has_the_features_the_comparison_relies_on(profdir: Path) ->
 
 
 def test_total_percentages_and_sum_follow_pprof(profdir: Path) -> None:
-    rep = pprof.top(pprof.load(profdir / "heap.pb.gz"), "alloc_space")
+    rep = pprof.top(pprof_format.load(profdir / "heap.pb.gz"), "alloc_space")
     assert rep["total"] == sum(r["flat"] for r in rep["rows"])
     assert rep["rows"][-1]["sum_pct"] == pytest.approx(100.0)
     first = rep["rows"][0]
@@ -72,10 +74,10 @@ def test_total_percentages_and_sum_follow_pprof(profdir: Path) -> None:
 
 
 def test_default_sample_types_are_chosen_as_pprof_does(profdir: Path) -> None:
-    assert pprof.top(pprof.load(profdir / "heap.pb.gz"))["sample_type"] == "inuse_space"
-    assert pprof.top(pprof.load(profdir / "allocs.pb.gz"))["sample_type"] == "alloc_space"
-    assert pprof.top(pprof.load(profdir / "block.pb.gz"))["sample_type"] == "delay"
-    prof = pprof.load(profdir / "heap.pb.gz")
+    assert pprof.top(pprof_format.load(profdir / "heap.pb.gz"))["sample_type"] == "inuse_space"
+    assert pprof.top(pprof_format.load(profdir / "allocs.pb.gz"))["sample_type"] == "alloc_space"
+    assert pprof.top(pprof_format.load(profdir / "block.pb.gz"))["sample_type"] == "delay"
+    prof = pprof_format.load(profdir / "heap.pb.gz")
     assert pprof.sample_index(prof, "0") == 0
     with pytest.raises(pprof.UnknownSampleTypeError, match="must be one of"):
         pprof.sample_index(prof, "nope")
@@ -89,22 +91,22 @@ HEAP_INDICES = [("inuse_space", "B"), ("inuse_objects", None), ("alloc_space", "
 def test_diff_matches_go_tool_pprof_diff_base(profdir: Path, go_top: Callable[..., Rows], index: str,
                                               unit: str | None, node_fraction: str) -> None:
     base, new = profdir / "snapshots/00/heap.pb.gz", profdir / "snapshots/01/heap.pb.gz"
-    rep = pprof.diff(pprof.load(base), pprof.load(new), index, float(node_fraction))
+    rep = pprof.diff(pprof_format.load(base), pprof_format.load(new), index, float(node_fraction))
     expected = go_top(new, sample_index=index, unit=unit, node_fraction=node_fraction, diff_base=base)
     assert _rows(rep) == expected
     assert any(flat > 0 for _, flat, _ in expected), "snapshot 01 should have grown"
     # Percentages are of the base total, as with pprof -diff_base.
-    assert rep["total"] == pprof.total(pprof.load(base), pprof.sample_index(pprof.load(base), index))
+    assert rep["total"] == pprof.total(pprof_format.load(base), pprof.sample_index(pprof_format.load(base), index))
 
 
 def test_diff_of_identical_profiles_is_empty(profdir: Path) -> None:
-    prof = pprof.load(profdir / "heap.pb.gz")
+    prof = pprof_format.load(profdir / "heap.pb.gz")
     assert pprof.diff(prof, prof)["rows"] == []
 
 
 def test_diff_heap_against_allocs_matches_go(profdir: Path, go_top: Callable[..., Rows]) -> None:
     base, new = profdir / "allocs.pb.gz", profdir / "heap.pb.gz"
-    rep = pprof.diff(pprof.load(base), pprof.load(new), "alloc_space")
+    rep = pprof.diff(pprof_format.load(base), pprof_format.load(new), "alloc_space")
     assert _rows(rep) == go_top(new, sample_index="alloc_space", unit="B", diff_base=base)
 
 
@@ -112,12 +114,12 @@ def test_diff_refuses_incompatible_profiles(profdir: Path) -> None:
     from debugcap.errors import AnalysisError
 
     with pytest.raises(AnalysisError, match="incompatible period types"):
-        pprof.diff(pprof.load(profdir / "cpu.pb.gz"), pprof.load(profdir / "heap.pb.gz"))
+        pprof.diff(pprof_format.load(profdir / "cpu.pb.gz"), pprof_format.load(profdir / "heap.pb.gz"))
 
 
 def test_render_top_is_aligned_like_pprof(profdir: Path) -> None:
-    prof = pprof.load(profdir / "cpu.pb.gz")
-    text = pprof.render_top(pprof.top(prof), prof, limit=3)
+    prof = pprof_format.load(profdir / "cpu.pb.gz")
+    text = pprof_text.render_top(pprof.top(prof), prof, limit=3)
     lines = text.splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["flat", "flat%"])
     assert lines[header] == "      flat  flat%   sum%        cum   cum%"

@@ -1,25 +1,32 @@
-"""Bundle report, HTML and speedscope outputs, readiness hints.
+"""Bundle report, HTML and speedscope outputs, readiness hints, bundle diff.
 
 Cases: a full synthetic go-leak bundle (directory and .tar.gz) built from the
 real profgen output with two snapshots in which main.parkedWorker goroutines
-and main.growingAlloc's heap grow; findings order; every section filled; a
-bundle with everything missing; broken and error-body files; empty
-block/mutex profiles; a CPU profile shorter than requested; HTML is one file
-with no network loads; speedscope JSON structure.
+and main.growingAlloc's heap grow, and a CPU profile with fixed samples (so no
+finding depends on how busy the machine was); findings order; every section
+filled; the JSON shape; a bundle with everything missing; a damaged manifest;
+broken and error-body files; empty block/mutex profiles; a CPU profile shorter
+than requested; HTML is one file with no network loads; speedscope JSON structure.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from debugcap.analysis import flamegraph, hints, pprof, profile_proto, report
+from debugcap.analysis import flames, hints, pprof, report, sections
+from debugcap.analysis.rendering import html, speedscope, text
+from debugcap.bundle import manifest
+from debugcap.formats import pprof as pprof_format
+from debugcap.formats import pprof_proto
 
 STEM = "shop_api-7d9f_20261123T160000Z"
 
@@ -28,11 +35,17 @@ PROC_NET_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->
 """ + "".join(f"   {i}: 0100007F:1F90 0100007F:9C{i:02X} 08 00000000:00000000 00:00000000 "
               "00000000 0 0 1 1\n" for i in range(1, 13))
 
+# (stack leaf first, samples): main.mixStep is the hottest function by construction.
+CPU_SAMPLES = [
+    (["main.mixStep", "main.hotLoop", "main.main", "runtime.goexit"], 70),
+    (["main.hotLoop", "main.main", "runtime.goexit"], 20),
+    (["main.main", "runtime.goexit"], 10),
+]
+CPU_PERIOD_NS = 10_000_000
+
 
 def _empty_profile(types: list[tuple[str, str]]) -> bytes:
-    import gzip
-
-    p = profile_proto.Profile()
+    p = pprof_proto.Profile()
     strings = [""]
     for t, u in types:
         strings += [t, u]
@@ -42,11 +55,51 @@ def _empty_profile(types: list[tuple[str, str]]) -> bytes:
     return gzip.compress(p.SerializeToString())
 
 
+def fixed_cpu_profile(seconds: int = 1) -> bytes:
+    """A Go-shaped CPU profile (samples/count, cpu/nanoseconds) whose values never vary."""
+    p = pprof_proto.Profile()
+    strings = ["", "samples", "count", "cpu", "nanoseconds", "main.go"]
+    p.sample_type.add(type=1, unit=2)
+    p.sample_type.add(type=3, unit=4)
+    p.period_type.type, p.period_type.unit = 3, 4
+    p.period = CPU_PERIOD_NS
+    p.duration_nanos = seconds * 10**9
+    p.time_nanos = 1_795_000_000 * 10**9
+    ids: dict[str, int] = {}
+    for stack, _ in CPU_SAMPLES:
+        for name in stack:
+            if name not in ids:
+                ids[name] = len(ids) + 1
+                strings.append(name)
+                p.function.add(id=ids[name], name=len(strings) - 1, filename=5)
+                p.location.add(id=ids[name]).line.add(function_id=ids[name], line=ids[name])
+    for stack, count in CPU_SAMPLES:
+        p.sample.add(location_id=[ids[n] for n in stack], value=[count, count * CPU_PERIOD_NS])
+    p.string_table.extend(strings)
+    return gzip.compress(p.SerializeToString())
+
+
+def write_manifest(stem: Path, collectors: list[manifest.CollectorRecord], *, pod: str = "api-7d9f") -> None:
+    """A manifest as the bundle writer writes it, with the given collector records."""
+    when = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="c1", template="go-leak", parameters={"cpu_seconds": 30}),
+        target=manifest.TargetInfo(namespace="shop", pod=pod, container="api"),
+        started_at=when, finished_at=when, collectors=tuple(collectors))
+    (stem / "manifest.json").write_text(manifest.Manifest.build(fields, files={}).to_json())
+
+
+def _record(name: str, status: str, message: str = "", files: tuple[str, ...] = ()) -> manifest.CollectorRecord:
+    return manifest.CollectorRecord(name=name, status=manifest.CollectorStatus(status), duration_ms=1,
+                                    message=message, files=files)
+
+
 def make_bundle(profdir: Path, root: Path, *, empty_contention: bool = False) -> Path:
     stem = root / STEM
     (stem / "pprof").mkdir(parents=True)
-    for name in ("cpu", "heap", "allocs", "goroutine", "block", "mutex", "threadcreate"):
+    for name in ("heap", "allocs", "goroutine", "block", "mutex", "threadcreate"):
         shutil.copy(profdir / f"{name}.pb.gz", stem / "pprof" / f"{name}.pb.gz")
+    (stem / "pprof/cpu.pb.gz").write_bytes(fixed_cpu_profile())
     shutil.copy(profdir / "goroutine-debug2.txt", stem / "pprof/goroutine-debug2.txt")
     shutil.copytree(profdir / "snapshots", stem / "pprof/snapshots")
     if empty_contention:
@@ -64,17 +117,12 @@ def make_bundle(profdir: Path, root: Path, *, empty_contention: bool = False) ->
         "metrics/expvar.json": json.dumps({"memstats": {"HeapInuse": 5, "HeapAlloc": 4, "NumGC": 3,
                                                         "NextGC": 8, "Sys": 20, "Other": 1}}),
         "errors/trace.txt": "Could not enable tracing: tracing already enabled\n",
-        "manifest.json": json.dumps({
-            "format_version": 1,
-            "capture": {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}},
-            "target": {"namespace": "shop", "pod": "api-7d9f", "container": "api"},
-            "collectors": [{"name": "cpu", "status": "ok", "files": ["pprof/cpu.pb.gz"]},
-                           {"name": "trace", "status": "failed", "message": "tracing already enabled"}],
-        }),
     }
-    for rel, text in files.items():
+    for rel, content in files.items():
         (stem / rel).parent.mkdir(parents=True, exist_ok=True)
-        (stem / rel).write_text(text)
+        (stem / rel).write_text(content)
+    write_manifest(stem, [_record("cpu", "ok", files=("pprof/cpu.pb.gz",)),
+                          _record("trace", "failed", "tracing already enabled")])
     return stem
 
 
@@ -93,79 +141,115 @@ def bundle_tgz(bundle_dir: Path) -> Path:
 
 def test_go_leak_bundle_puts_the_leaking_function_first(bundle_dir: Path) -> None:
     rep = report.build(bundle_dir)
-    kinds = [(f["kind"], f["subject"]) for f in rep["findings"]]
+    kinds = [(f.kind, f.subject) for f in rep.findings]
     assert kinds[0] == ("goroutine-leak", "main.parkedWorker")
-    assert "grew from 60 to 120" in rep["findings"][0]["message"]
+    assert "grew from 60 to 120" in rep.findings[0].message
     assert kinds[1] == ("heap-growth", "main.growingAlloc")
     assert kinds[2] == ("goroutine-growth", "main.parkedWorker")
-    severities = [f["severity"] for f in rep["findings"]]
+    severities = [f.severity for f in rep.findings]
     assert severities == sorted(severities, reverse=True)
-    # The resource findings are there, each naming its resource.
+    # The resource findings are there, each naming its resource, and the profile tops last.
     assert ("fd-limit", "file descriptors") in kinds
     assert ("disk-full", "/") in kinds
     assert ("close-wait", "sockets") in kinds
     assert ("collector-failed", "trace") in kinds
-    assert ("cpu-hot", "main.mixStep") in kinds or ("cpu-hot", "main.hotLoop") in kinds
+    assert kinds[-2:] == [("cpu-hot", "main.mixStep"), ("heap-top", "main.growingAlloc")]
 
 
 def test_report_sections_are_filled_from_every_file(bundle_dir: Path) -> None:
     rep = report.build(bundle_dir)
-    assert rep["missing"] == []
-    assert rep["failed"] == ["trace"]
-    assert rep["cpu"]["sample_type"] == "cpu" and rep["cpu"]["rows"]
-    assert rep["heap"]["sample_type"] == "inuse_space"
-    assert rep["heap"]["rows"][0]["function"] == "main.growingAlloc"
-    assert rep["block"]["rows"] and rep["mutex"]["rows"]
-    assert rep["leak_suspects"][0]["function"] == "main.parkedWorker"
-    assert rep["sockets"] == {"source": "net/proc-net-tcp.txt", "states": {"LISTEN": 1, "CLOSE_WAIT": 12}}
-    assert rep["fd_count"] == 950 and rep["fd_limit"] == 1024
-    assert rep["disk"][0]["use_pct"] == 95 and rep["disk"][0]["mount"] == "/"
-    assert rep["memstats"] == {"HeapInuse": 5, "HeapAlloc": 4, "NumGC": 3, "NextGC": 8, "Sys": 20}
-    growth = rep["snapshots"]["heap_growth"]["rows"]
-    assert growth[0]["function"] == "main.growingAlloc"
+    assert rep.missing == ()
+    assert rep.failed == ("trace",)
+    assert rep.cpu is not None and rep.cpu["sample_type"] == "cpu"
+    assert [(r["function"], r["flat"]) for r in rep.cpu["rows"]][:2] == [
+        ("main.mixStep", 70 * CPU_PERIOD_NS), ("main.hotLoop", 20 * CPU_PERIOD_NS)]
+    assert rep.heap is not None and rep.heap["sample_type"] == "inuse_space"
+    assert rep.heap["rows"][0]["function"] == "main.growingAlloc"
+    assert rep.block and rep.block["rows"] and rep.mutex and rep.mutex["rows"]
+    assert rep.leak_suspects[0]["function"] == "main.parkedWorker"
+    assert rep.sockets is not None and rep.sockets.source == "net/proc-net-tcp.txt"
+    assert rep.sockets.states == {"LISTEN": 1, "CLOSE_WAIT": 12}
+    assert rep.fd_count == 950 and rep.fd_limit == 1024
+    assert rep.disk is not None and rep.disk[0].use_pct == 95 and rep.disk[0].mount == "/"
+    assert rep.memstats == {"HeapInuse": 5, "HeapAlloc": 4, "NumGC": 3, "NextGC": 8, "Sys": 20}
+    assert rep.snapshots is not None and rep.snapshots.heap_growth is not None
+    growth = rep.snapshots.heap_growth.rows
+    assert growth[0].function == "main.growingAlloc"
     # 64 new 64 KiB chunks, plus the growth of the slice that holds them.
-    assert 64 * (64 << 10) <= growth[0]["growth"] < 65 * (64 << 10)
-    assert [g["growth"] for g in growth] == sorted((g["growth"] for g in growth), reverse=True)
-    assert rep["errors"]["trace.txt"].startswith("Could not enable tracing")
-    assert rep["problems"] == []
-    json.dumps(rep)  # JSON-able
-    text = report.render_text(rep)
-    assert text.index("goroutine leak suspect") < text.index("heap growth")
+    assert 64 * (64 << 10) <= growth[0].growth < 65 * (64 << 10)
+    assert [g.growth for g in growth] == sorted((g.growth for g in growth), reverse=True)
+    assert rep.errors["trace.txt"].startswith("Could not enable tracing")
+    assert rep.problems == ()
+    out = text.render_report(rep)
+    assert out.index("goroutine leak suspect") < out.index("heap growth")
+
+
+def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
+    doc = json.loads(json.dumps(report.build(bundle_dir).as_dict()))
+    assert list(doc) == ["bundle", "target", "capture", "collectors", "failed", "missing", "errors", "cpu",
+                         "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "sockets",
+                         "fd_count", "fd_limit", "disk", "memstats", "findings", "hints", "problems"]
+    assert doc["target"] == {"namespace": "shop", "pod": "api-7d9f", "container": "api", "node": None,
+                             "image": None}
+    assert doc["capture"] == {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}}
+    assert doc["collectors"][1] == {"name": "trace", "status": "failed", "message": "tracing already enabled",
+                                    "files": []}
+    assert doc["failed"] == ["trace"]
+    assert list(doc["snapshots"]) == ["count", "dirs", "heap_growth", "goroutine_totals", "goroutine_changes"]
+    assert doc["snapshots"]["dirs"] == ["pprof/snapshots/00", "pprof/snapshots/01"]
+    assert list(doc["snapshots"]["heap_growth"]) == ["from", "to", "minutes", "sample_type", "rows"]
+    assert list(doc["snapshots"]["heap_growth"]["rows"][0]) == ["function", "growth", "per_minute"]
+    assert doc["snapshots"]["goroutine_totals"] == [{"snapshot": "pprof/snapshots/00", "total": 61},
+                                                    {"snapshot": "pprof/snapshots/01", "total": 121}]
+    assert list(doc["goroutines"]) == ["source", "total", "truncated", "groups"]
+    assert doc["sockets"] == {"source": "net/proc-net-tcp.txt", "states": {"LISTEN": 1, "CLOSE_WAIT": 12}}
+    assert doc["disk"][0] == {"filesystem": "overlay", "size": "10000000", "used": "9500000",
+                              "available": "500000", "use_pct": 95, "mount": "/"}
+    assert doc["findings"][0] == {"severity": 100, "level": "high", "kind": "goroutine-leak",
+                                  "subject": "main.parkedWorker", "message": doc["findings"][0]["message"]}
+    assert list(doc["cpu"]) == ["sample_type", "unit", "total", "duration_ns", "rows"]
 
 
 def test_packed_bundle_gives_the_same_report(bundle_dir: Path, bundle_tgz: Path) -> None:
     a, b = report.build(bundle_dir), report.build(bundle_tgz)
-    assert [f["message"] for f in a["findings"]] == [f["message"] for f in b["findings"]]
-    assert a["cpu"] == b["cpu"] and a["goroutines"] == b["goroutines"]
+    assert [f.message for f in a.findings] == [f.message for f in b.findings]
+    assert a.cpu == b.cpu and a.goroutines == b.goroutines
 
 
 def test_socket_states_json_is_preferred(profdir: Path, tmp_path: Path) -> None:
     stem = make_bundle(profdir, tmp_path)
     (stem / "net/socket-states.json").write_text(json.dumps({"ESTABLISHED": 4, "TIME_WAIT": 2}))
     rep = report.build(stem)
-    assert rep["sockets"] == {"source": "net/socket-states.json",
-                              "states": {"ESTABLISHED": 4, "TIME_WAIT": 2}}
+    assert rep.sockets is not None and rep.sockets.source == "net/socket-states.json"
+    assert rep.sockets.states == {"ESTABLISHED": 4, "TIME_WAIT": 2}
 
 
 def test_empty_bundle_lists_what_is_missing_and_does_not_crash(tmp_path: Path) -> None:
     (tmp_path / STEM).mkdir()
     rep = report.build(tmp_path / STEM)
-    assert set(rep["missing"]) == set(report.EXPECTED_FILES)
-    assert rep["findings"] == [] and rep["cpu"] is None and rep["goroutines"] is None
-    assert "Missing:" in report.render_text(rep)
-    assert "<html>" in report.render_html(rep, [])
+    assert set(rep.missing) == set(sections.EXPECTED_FILES)
+    assert rep.findings == () and rep.cpu is None and rep.goroutines is None
+    assert rep.as_dict()["target"] == {} and rep.as_dict()["capture"] == {}
+    assert "Missing:" in text.render_report(rep)
+    assert "<html>" in html.render_report(rep, [])
+
+
+def test_damaged_manifest_is_a_problem_and_the_rest_is_still_read(profdir: Path, tmp_path: Path) -> None:
+    stem = make_bundle(profdir, tmp_path)
+    (stem / "manifest.json").write_text(json.dumps({"collectors": []}))
+    rep = report.build(stem)
+    assert rep.target is None and rep.collectors == ()
+    assert any("manifest.json" in p and "format_version" in p for p in rep.problems)
+    assert rep.findings[0].kind == "goroutine-leak"
 
 
 def test_only_files_of_collectors_that_ran_count_as_missing(tmp_path: Path) -> None:
     stem = tmp_path / STEM
     stem.mkdir()
-    (stem / "manifest.json").write_text(json.dumps({"collectors": [
-        {"name": "go-leak-snapshots", "status": "ok", "files": []},
-        {"name": "pprof-heap", "status": "failed", "files": []},
-    ]}))
+    write_manifest(stem, [_record("go-leak-snapshots", "ok"), _record("pprof-heap", "failed")])
     rep = report.build(stem)
     # The heap profile was asked for and is absent; a CPU profile was never asked for.
-    assert rep["missing"] == ["pprof/heap.pb.gz"]
+    assert rep.missing == ("pprof/heap.pb.gz",)
 
 
 def test_broken_files_become_problems_and_hints(profdir: Path, tmp_path: Path) -> None:
@@ -175,26 +259,26 @@ def test_broken_files_become_problems_and_hints(profdir: Path, tmp_path: Path) -
     (stem / "metrics/expvar.json").write_text("{not json")
     (stem / "pprof/goroutine-debug2.txt").write_bytes(b"")
     rep = report.build(stem)
-    assert rep["cpu"] is None and rep["heap"] is None and rep["memstats"] is None
-    assert any("pprof/heap.pb.gz" in p and "gzip" in p for p in rep["problems"])
-    assert any("expvar.json" in p for p in rep["problems"])
-    assert any("goroutine-debug2.txt" in p for p in rep["problems"])
-    assert any("cpu profiling already in use" in h and "only one can run at once" in h for h in rep["hints"])
+    assert rep.cpu is None and rep.heap is None and rep.memstats is None
+    assert any("pprof/heap.pb.gz" in p and "gzip" in p for p in rep.problems)
+    assert any("expvar.json" in p for p in rep.problems)
+    assert any("goroutine-debug2.txt" in p for p in rep.problems)
+    assert any("cpu profiling already in use" in h and "only one can run at once" in h for h in rep.hints)
 
 
 def test_empty_block_and_mutex_profiles_explain_the_missing_rates(profdir: Path, tmp_path: Path) -> None:
     rep = report.build(make_bundle(profdir, tmp_path, empty_contention=True))
-    text = " ".join(rep["hints"])
-    assert "runtime.SetBlockProfileRate" in text and "runtime.SetMutexProfileFraction" in text
+    joined = " ".join(rep.hints)
+    assert "runtime.SetBlockProfileRate" in joined and "runtime.SetMutexProfileFraction" in joined
     # The real (non-empty) profiles give no such hint.
-    real = hints.profile_hints(pprof.load(profdir / "block.pb.gz"), "block", "block.pb.gz")
+    real = hints.profile_hints(pprof_format.load(profdir / "block.pb.gz"), "block", "block.pb.gz")
     assert real == []
 
 
-def test_short_cpu_profile_is_flagged(profdir: Path) -> None:
-    prof = pprof.load(profdir / "cpu.pb.gz")  # ~0.9 s long
-    assert any("of the 30s requested" in h for h in hints.profile_hints(prof, "cpu", "cpu", 30))
-    assert hints.profile_hints(prof, "cpu", "cpu", 0.9) == []
+def test_short_cpu_profile_is_flagged() -> None:
+    prof = pprof_format.parse(fixed_cpu_profile(seconds=1), "cpu")
+    assert any("covers 1.0s of the 30s requested" in h for h in hints.profile_hints(prof, "cpu", "cpu", 30))
+    assert hints.profile_hints(prof, "cpu", "cpu", 1) == []
 
 
 @pytest.mark.parametrize(("body", "expect"), [
@@ -213,13 +297,15 @@ def test_real_profile_is_not_an_error_body(profdir: Path) -> None:
 
 
 def test_html_is_one_self_contained_file(bundle_dir: Path) -> None:
-    flames: list[flamegraph.Flame] = []
-    rep = report.build(bundle_dir, flames)
-    page = report.render_html(rep, flames)
+    graphs: list[flames.Flame] = []
+    rep = report.build(bundle_dir, graphs)
+    page = html.render_report(rep, graphs)
     assert not re.search(r"https?://", page)
     assert not re.search(r"<(link|img|iframe)\b|<script[^>]+src=", page)
-    assert page.count('class="flamebox"') == len(flames) >= 7  # 6 profiles + heap growth diff
-    diff = [f for f in flames if f.diff]
+    assert page.count('class="flamebox"') == len(graphs) >= 7  # 6 profiles + heap growth diff
+    # The script and style are the package's asset files, inlined.
+    assert "document.querySelectorAll('.flamebox')" in page and ".flame div.dim" in page
+    diff = [f for f in graphs if f.diff]
     assert len(diff) == 1 and "heap growth" in diff[0].title
     # Every embedded flame is valid JSON and pruned to >= 0.1% of the total.
     for blob in re.findall(r'<script type="application/json">(.*?)</script>', page):
@@ -228,7 +314,7 @@ def test_html_is_one_self_contained_file(bundle_dir: Path) -> None:
 
         def walk(node: list[Any], width: int = width) -> None:
             for child in node[3]:
-                assert child[1] + child[2] >= width * flamegraph.MIN_FRACTION
+                assert child[1] + child[2] >= width * flames.MIN_FRACTION
                 walk(child)
 
         walk(data["root"])
@@ -236,16 +322,16 @@ def test_html_is_one_self_contained_file(bundle_dir: Path) -> None:
 
 
 def test_flame_tree_prunes_narrow_frames_and_counts_recursion_per_level(profdir: Path) -> None:
-    prof = pprof.load(profdir / "cpu.pb.gz")
-    fl = flamegraph.profile_flame(prof, "cpu")
-    assert fl.root[1] == pprof.total(prof, 1)
+    prof = pprof_format.load(profdir / "heap.pb.gz")
+    fl = flames.profile_flame(prof, "heap", "alloc_space")
+    assert fl.root[1] == pprof.total(prof, pprof.sample_index(prof, "alloc_space"))
     assert sum(c[1] for c in fl.root[3]) <= fl.root[1]
 
 
 def test_speedscope_export_is_structurally_valid(bundle_dir: Path) -> None:
-    profiles: dict[str, pprof.Profile] = {}
+    profiles: dict[str, pprof_format.Profile] = {}
     report.build(bundle_dir, None, profiles)
-    doc = flamegraph.speedscope(sorted(profiles.items()), name="b", exporter="debugcap@test")
+    doc = speedscope.speedscope(sorted(profiles.items()), name="b", exporter="debugcap@test")
     frames = doc["shared"]["frames"]
     names = [p["name"] for p in doc["profiles"]]
     assert "cpu cpu (nanoseconds)" in names and "heap alloc_space (bytes)" in names
@@ -271,12 +357,14 @@ def test_bundle_diff_reports_heap_goroutine_fd_and_socket_changes(profdir: Path,
     (old / "proc/fd-count.txt").write_text("900\n")
     (old / "net/proc-net-tcp.txt").write_text(PROC_NET_TCP.splitlines(keepends=True)[0]
                                              + PROC_NET_TCP.splitlines(keepends=True)[1])
-    d = report.diff_bundles(old, new)
+    d = report.diff_bundles(old, new).as_dict()
+    assert list(d) == ["old", "new", "target", "heap", "goroutines", "fd_count", "sockets", "problems", "hints"]
     assert d["heap"]["rows"][0]["function"] == "main.growingAlloc" and d["heap"]["rows"][0]["flat"] > 0
     assert d["goroutines"]["groups"][0]["function"] == "main.parkedWorker"
     assert d["goroutines"]["groups"][0]["change"] == 60
     assert d["fd_count"] == {"before": 900, "after": 950, "change": 50}
     assert d["sockets"]["CLOSE_WAIT"] == {"before": 0, "after": 12, "change": 12}
+    assert d["target"]["pod"] == "api-7d9f"
 
 
 def test_bundle_diff_refuses_bundles_of_different_pods(profdir: Path, tmp_path: Path) -> None:
@@ -284,8 +372,6 @@ def test_bundle_diff_refuses_bundles_of_different_pods(profdir: Path, tmp_path: 
 
     old = make_bundle(profdir, tmp_path / "old")
     new = make_bundle(profdir, tmp_path / "new")
-    manifest = json.loads((new / "manifest.json").read_text())
-    manifest["target"]["pod"] = "other"
-    (new / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(new, [], pod="other")
     with pytest.raises(AnalysisError, match="different pods"):
         report.diff_bundles(old, new)

@@ -21,7 +21,7 @@ Why a runtime descriptor and not a protoc-generated ``profile_pb2.py``: no
 codegen step, no gencode/runtime version coupling, and the upb backend parses
 these classes exactly as fast (measured in shared/research/pprof.md §2).
 
-Used only by :mod:`debugcap.analysis.pprof`.
+Used only by :mod:`debugcap.formats.pprof`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,30 @@
+"""Rule ``goroutine-leak``: a large group of goroutines parked on one frame, stronger if it grew.
+
+Registered in :data:`debugcap.analysis.findings.RULES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from debugcap.analysis import model
+
+# A group that both looks leaked and grows across snapshots is the strongest
+# evidence a bundle can hold; a parked pool alone may still be a sized worker pool.
+SEVERITY_GROWING = 100
+SEVERITY = 80
+
+
+def check(report: model.Report) -> Iterator[model.Finding]:
+    changes = report.snapshots.goroutine_changes if report.snapshots else None
+    by_group = {(c["state"], c["function"]): c for c in changes or ()}
+    for g in report.leak_suspects:
+        ch = by_group.get((g["state"], g["function"]))
+        wait = f", parked up to {g['max_wait_minutes']} min" if g["max_wait_minutes"] else ""
+        created = f"created by {g['created_by'] or 'unknown'}"
+        head = f"goroutine leak suspect at {g['function']}: {g['count']} goroutines in [{g['state']}]{wait}"
+        if ch and ch["change"] > 0:
+            yield model.Finding(SEVERITY_GROWING, "goroutine-leak", g["function"],
+                                f"{head}, grew from {ch['before']} to {ch['after']} across snapshots ({created})")
+        else:
+            yield model.Finding(SEVERITY, "goroutine-leak", g["function"], f"{head} ({created})")

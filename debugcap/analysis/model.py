@@ -1,0 +1,222 @@
+"""The report model: what one bundle shows, and what changed between two, as frozen dataclasses.
+
+:mod:`debugcap.analysis.report` builds these values, :mod:`debugcap.analysis.findings`
+reads a :class:`Report` to compute its findings, and :mod:`debugcap.analysis.rendering`
+and the ``report``/``diff`` commands of :mod:`debugcap.kubectl_plugin.commands.analyze`
+show them. ``as_dict()`` is the ``-o json`` form: users and the e2e tests read its
+keys, so their names and order are part of the interface.
+
+Tops (:class:`debugcap.analysis.pprof.TopReport`) and goroutine groups
+(:mod:`debugcap.analysis.goroutines`) stay TypedDicts: they are the JSON payloads of
+the ``top`` and ``goroutines`` commands, and sections embed them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from debugcap.analysis import goroutines as dumps
+from debugcap.analysis import pprof
+from debugcap.bundle import manifest
+from debugcap.formats import df
+
+# Finding levels by severity: what the text and HTML renderers colour.
+HIGH_FROM = 80
+MEDIUM_FROM = 55
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line a human reads first; ``severity`` only ranks, ``kind`` names the rule."""
+
+    severity: int
+    kind: str
+    subject: str
+    message: str
+
+    @property
+    def level(self) -> str:
+        return "high" if self.severity >= HIGH_FROM else "medium" if self.severity >= MEDIUM_FROM else "low"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity, "level": self.level, "kind": self.kind,
+                "subject": self.subject, "message": self.message}
+
+
+@dataclass(frozen=True)
+class HeapGrowthRow:
+    function: str
+    growth: int  # bytes in use, newest snapshot minus oldest
+    per_minute: int | None  # None when the snapshots carry no times
+
+
+@dataclass(frozen=True)
+class HeapGrowth:
+    first: str  # snapshot directory, e.g. pprof/snapshots/00
+    last: str
+    minutes: float
+    sample_type: str
+    rows: tuple[HeapGrowthRow, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": self.first, "to": self.last, "minutes": self.minutes, "sample_type": self.sample_type,
+                "rows": [{"function": r.function, "growth": r.growth, "per_minute": r.per_minute}
+                         for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class SnapshotTotal:
+    snapshot: str
+    total: int
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """What the go-leak snapshots show: the first against the last."""
+
+    dirs: tuple[str, ...]
+    heap_growth: HeapGrowth | None = None  # None unless two heap profiles could be read
+    goroutine_totals: tuple[SnapshotTotal, ...] | None = None  # None unless a dump could be read
+    goroutine_changes: tuple[dumps.GroupChange, ...] | None = None  # None unless two dumps could
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": len(self.dirs), "dirs": list(self.dirs)}
+        if self.heap_growth is not None:
+            out["heap_growth"] = self.heap_growth.as_dict()
+        if self.goroutine_totals is not None:
+            out["goroutine_totals"] = [{"snapshot": t.snapshot, "total": t.total} for t in self.goroutine_totals]
+        if self.goroutine_changes is not None:
+            out["goroutine_changes"] = list(self.goroutine_changes)
+        return out
+
+
+@dataclass(frozen=True)
+class GoroutineSection:
+    source: str  # the dump's bundle path: the top-level one, or the newest snapshot's
+    total: int
+    truncated: bool
+    groups: tuple[dumps.GroupDict, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "total": self.total, "truncated": self.truncated,
+                "groups": list(self.groups)}
+
+
+@dataclass(frozen=True)
+class Sockets:
+    source: str  # the bundle path(s) the counts come from, comma-separated
+    states: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "states": dict(self.states)}
+
+
+def _target(target: manifest.TargetInfo | None) -> dict[str, Any]:
+    return {} if target is None else target.to_dict()
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything read from one bundle. A section is None when its files are missing or broken."""
+
+    bundle: str
+    target: manifest.TargetInfo | None  # None: no readable manifest
+    capture: manifest.CaptureInfo | None
+    collectors: tuple[manifest.CollectorRecord, ...]
+    missing: tuple[str, ...]
+    errors: Mapping[str, str]  # errors/<file> name (without "errors/") -> its text, cut short
+    cpu: pprof.TopReport | None
+    heap: pprof.TopReport | None
+    block: pprof.TopReport | None
+    mutex: pprof.TopReport | None
+    snapshots: Snapshots | None
+    goroutines: GoroutineSection | None
+    leak_suspects: tuple[dumps.GroupDict, ...]
+    sockets: Sockets | None
+    fd_count: int | None
+    fd_limit: int | None
+    disk: tuple[df.DfRow, ...] | None
+    memstats: Mapping[str, object] | None
+    hints: tuple[str, ...]
+    problems: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()  # filled by debugcap.analysis.findings.evaluate
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Collectors that failed or delivered only part of their files."""
+        return tuple(c.name for c in self.collectors
+                     if c.status in (manifest.CollectorStatus.FAILED, manifest.CollectorStatus.PARTIAL))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle,
+            "target": _target(self.target),
+            "capture": {} if self.capture is None else self.capture.to_dict(),
+            "collectors": [{"name": c.name, "status": c.status.value, "message": c.message, "files": list(c.files)}
+                           for c in self.collectors],
+            "failed": list(self.failed),
+            "missing": list(self.missing),
+            "errors": dict(self.errors),
+            "cpu": self.cpu, "heap": self.heap, "block": self.block, "mutex": self.mutex,
+            "snapshots": None if self.snapshots is None else self.snapshots.as_dict(),
+            "goroutines": None if self.goroutines is None else self.goroutines.as_dict(),
+            "leak_suspects": list(self.leak_suspects),
+            "sockets": None if self.sockets is None else self.sockets.as_dict(),
+            "fd_count": self.fd_count,
+            "fd_limit": self.fd_limit,
+            "disk": None if self.disk is None else [d.as_dict() for d in self.disk],
+            "memstats": None if self.memstats is None else dict(self.memstats),
+            "findings": [f.as_dict() for f in self.findings],
+            "hints": list(self.hints),
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class CountChange:
+    before: int
+    after: int
+
+    @property
+    def change(self) -> int:
+        return self.after - self.before
+
+    def as_dict(self) -> dict[str, int]:
+        return {"before": self.before, "after": self.after, "change": self.change}
+
+
+@dataclass(frozen=True)
+class GoroutineDiff:
+    before: int
+    after: int
+    groups: tuple[dumps.GroupChange, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "groups": list(self.groups)}
+
+
+@dataclass(frozen=True)
+class BundleDiff:
+    """Two captures of one pod, new minus old. A section is None unless both bundles have it."""
+
+    old: str
+    new: str
+    target: manifest.TargetInfo | None  # the new bundle's, else the old one's
+    heap: pprof.TopReport | None
+    goroutines: GoroutineDiff | None
+    fd_count: CountChange | None
+    sockets: Mapping[str, CountChange] | None  # by TCP state, sorted by name
+    problems: tuple[str, ...]
+    hints: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "old": self.old, "new": self.new, "target": _target(self.target), "heap": self.heap,
+            "goroutines": None if self.goroutines is None else self.goroutines.as_dict(),
+            "fd_count": None if self.fd_count is None else self.fd_count.as_dict(),
+            "sockets": None if self.sockets is None else {k: v.as_dict() for k, v in self.sockets.items()},
+            "problems": list(self.problems),
+            "hints": list(self.hints),
+        }

@@ -1,0 +1,97 @@
+"""Terminal text of a bundle report, a bundle diff and a goroutine dump summary.
+
+Callers: the ``report``, ``diff`` and ``goroutines`` commands of
+:mod:`debugcap.kubectl_plugin.commands.analyze`.
+"""
+
+from __future__ import annotations
+
+from debugcap.analysis import goroutines, model
+from debugcap.analysis.rendering import pprof_text
+
+TOP_TITLES = (("cpu", "CPU"), ("heap", "Heap in use"), ("block", "Block delay"), ("mutex", "Mutex delay"))
+
+
+def _indented(text: str) -> list[str]:
+    return ["  " + ln for ln in text.splitlines()]
+
+
+def _header(rep: model.Report) -> list[str]:
+    lines = [f"Bundle: {rep.bundle}"]
+    if rep.target:
+        lines.append(f"Target: {rep.target.namespace}/{rep.target.pod} container {rep.target.container}")
+    lines += ["", "Findings (most serious first):"]
+    lines += [f"  [{f.level:<6}] {f.message}" for f in rep.findings] or [f"  [{'':<6}] nothing stands out"]
+    if rep.collectors:
+        lines += ["", "Collectors:"]
+        for c in rep.collectors:
+            msg = f"  {c.message}" if c.message else ""
+            lines.append(f"  {c.name:<20} {c.status.value:<8}{msg}")
+    if rep.missing:
+        lines += ["", "Missing: " + ", ".join(rep.missing)]
+    return lines
+
+
+def render_report(rep: model.Report) -> str:
+    """The table form of a report: findings first, then the evidence behind them."""
+    lines = _header(rep)
+    tops = {"cpu": rep.cpu, "heap": rep.heap, "block": rep.block, "mutex": rep.mutex}
+    for key, title in TOP_TITLES:
+        top = tops[key]
+        if top:
+            lines += ["", f"{title}:", *_indented(pprof_text.render_top(top))]
+    if rep.goroutines:
+        lines += ["", "Goroutines:", *_indented(render_goroutines(rep.goroutines.total, rep.goroutines.truncated,
+                                                                  list(rep.goroutines.groups)))]
+    if rep.sockets:
+        st = rep.sockets.states
+        lines += ["", "Sockets: " + (", ".join(f"{k} {v}" for k, v in sorted(st.items())) or "none")]
+    if rep.fd_count is not None:
+        lim = f" (limit {rep.fd_limit})" if rep.fd_limit else ""
+        lines.append(f"Open fds: {rep.fd_count}{lim}")
+    lines += [f"Disk: {d.mount} {d.use_pct}% used ({d.used} of {d.size})" for d in rep.disk or ()]
+    if rep.memstats:
+        lines.append("Memstats: " + ", ".join(f"{k}={v}" for k, v in rep.memstats.items()))
+    for title, items in (("Hints", rep.hints), ("Problems", rep.problems)):
+        if items:
+            lines += ["", f"{title}:", *(f"  {h}" for h in items)]
+    return "\n".join(lines) + "\n"
+
+
+def render_bundle_diff(d: model.BundleDiff) -> str:
+    """New minus old, section by section; a section missing from either bundle says so or is left out."""
+    lines = [f"Old: {d.old}", f"New: {d.new}", ""]
+    if d.heap:
+        lines += ["Heap in use, new minus old:", *_indented(pprof_text.render_top(d.heap))]
+    else:
+        lines.append("Heap: not in both bundles")
+    g = d.goroutines
+    if g:
+        lines += ["", f"Goroutines: {g.before} -> {g.after} ({g.after - g.before:+d})"]
+        lines += [f"  {c['change']:+8d}  {c['before']:>7} -> {c['after']:<7} [{c['state']}] {c['function']}"
+                  for c in g.groups]
+    if d.fd_count:
+        fd = d.fd_count
+        lines += ["", f"Open fds: {fd.before} -> {fd.after} ({fd.change:+d})"]
+    if d.sockets:
+        lines += ["", "Sockets:"]
+        lines += [f"  {state:<12} {v.before:>6} -> {v.after:<6} ({v.change:+d})" for state, v in d.sockets.items()]
+    lines += [f"note: {h}" for h in d.hints + d.problems]
+    return "\n".join(lines) + "\n"
+
+
+def render_dump(dump: goroutines.DumpDict) -> str:
+    """The ``goroutines`` command's table: one line per (state, top frame) group."""
+    return render_goroutines(dump["total"], dump["truncated"], dump["groups"])
+
+
+def render_goroutines(total: int, truncated: bool, groups: list[goroutines.GroupDict]) -> str:
+    lines = [f"{total} goroutines in {len(groups)} groups"
+             + (" (DUMP TRUNCATED at Go's 64 MB limit: counts are low)" if truncated else "")]
+    lines.append(f"{'count':>8} {'wait':>6}  {'state':<24} {'function':<50} created by")
+    for g in groups:
+        wait = f"{g['max_wait_minutes']}m" if g["max_wait_minutes"] else "-"
+        mark = "  <- leak suspect" if g["suspect"] else ""
+        lines.append(f"{g['count']:>8} {wait:>6}  {g['state']:<24} {g['function']:<50} "
+                     f"{g['created_by'] or '-'}{mark}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,159 @@
+"""Read one section of a report out of a bundle: what was expected, snapshots, sockets, resources.
+
+Callers: :mod:`debugcap.analysis.report`, which assembles these sections into a
+:class:`debugcap.analysis.model.Report` or :class:`~debugcap.analysis.model.BundleDiff`.
+Every path comes from :mod:`debugcap.bundle.layout`; every function takes a
+:class:`debugcap.analysis.bundle_reading.Reading`, so a missing or broken file
+leaves its section None and adds a problem line or a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from debugcap import errors
+from debugcap.analysis import goroutines, model, pprof
+from debugcap.analysis.bundle_reading import Reading
+from debugcap.bundle import layout, manifest
+from debugcap.formats import df, procfs
+
+TOP_ROWS: Final = 10
+
+# What a full capture holds; absent ones are listed under "missing".
+EXPECTED_FILES: Final = (
+    layout.MANIFEST, *layout.PPROF_PROFILES.values(), layout.PPROF_GOROUTINE_DEBUG2,
+    layout.PROC_FD_COUNT, layout.FS_DF, layout.METRICS_EXPVAR,
+)
+# The collector (as named in manifest.json) that writes each expected file: a file counts as
+# missing only when its collector was asked for, so a go-leak bundle is not "missing" a CPU profile.
+WRITTEN_BY: Final = {
+    **{path: f"pprof-{kind}" for kind, path in layout.PPROF_PROFILES.items()},
+    layout.PPROF_GOROUTINE_DEBUG2: "pprof-goroutine",
+    layout.PROC_FD_COUNT: "fd-count", layout.FS_DF: "disk", layout.METRICS_EXPVAR: "expvar",
+}
+MEMSTATS_KEYS: Final = ("HeapInuse", "HeapAlloc", "NumGC", "NextGC", "Sys")
+
+
+def limited(rep: pprof.TopReport, n: int = TOP_ROWS) -> pprof.TopReport:
+    """The top with only its first ``n`` rows: a report shows where to look, not everything."""
+    return {**rep, "rows": rep["rows"][:n]}
+
+
+def missing(reading: Reading, collectors: tuple[manifest.CollectorRecord, ...]) -> tuple[str, ...]:
+    ran = {c.name for c in collectors}
+    return tuple(f for f in EXPECTED_FILES if not reading.reader.exists(f)
+                 and (not collectors or f not in WRITTEN_BY or WRITTEN_BY[f] in ran))
+
+
+def error_texts(reading: Reading) -> dict[str, str]:
+    """``errors/<file>`` texts by file name, cut short: the endpoint's or command's own words."""
+    out = {}
+    for name in reading.reader.names():
+        if name.startswith(layout.ERRORS_DIR):
+            out[name.removeprefix(layout.ERRORS_DIR)] = errors.shorten(reading.text(name) or "", 300)
+    return out
+
+
+def _socket_states_json(obj: Any) -> dict[str, int] | None:
+    # Accept {"ESTABLISHED": 3}, {"states": {...}} or [{"state": "..."}...]:
+    # the collector's exact shape is not fixed by the bundle format.
+    if isinstance(obj, dict) and isinstance(obj.get("states"), dict | list):
+        obj = obj["states"]
+    if isinstance(obj, dict) and all(isinstance(v, int) for v in obj.values()):
+        return {str(k).upper(): int(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        counts: dict[str, int] = {}
+        for item in obj:
+            if isinstance(item, dict) and "state" in item:
+                st = str(item["state"]).upper()
+                counts[st] = counts.get(st, 0) + int(item.get("count", 1))
+        return counts
+    return None
+
+
+def sockets(reading: Reading) -> model.Sockets | None:
+    """Sockets per TCP state: the collector's own counts, else counted from /proc/net/tcp{,6}."""
+    reader = reading.reader
+    if reader.exists(layout.NET_SOCKET_STATES):
+        states = _socket_states_json(reading.json(layout.NET_SOCKET_STATES))
+        if states is not None:
+            return model.Sockets(source=layout.NET_SOCKET_STATES, states=states)
+        reading.problems.append(f"{reader.label(layout.NET_SOCKET_STATES)}: unrecognised shape")
+    total: dict[str, int] = {}
+    sources = []
+    for rel in (layout.NET_PROC_TCP, layout.NET_PROC_TCP6):
+        text = reading.text(rel)
+        if text is None:
+            continue
+        sources.append(rel)
+        for k, v in procfs.parse_proc_net_tcp(text.splitlines()).items():
+            total[k] = total.get(k, 0) + v
+    return model.Sockets(source=", ".join(sources), states=total) if sources else None
+
+
+def fd_count(reading: Reading) -> int | None:
+    text = reading.text(layout.PROC_FD_COUNT)
+    return procfs.parse_fd_count(text) if text else None
+
+
+def fd_limit(reading: Reading) -> int | None:
+    text = reading.text(layout.PROC_LIMITS)
+    return procfs.parse_open_files_limit(text) if text else None
+
+
+def disk(reading: Reading) -> tuple[df.DfRow, ...] | None:
+    text = reading.text(layout.FS_DF)
+    return tuple(df.parse_df(text)) if text else None
+
+
+def memstats(reading: Reading) -> Mapping[str, object] | None:
+    """The headline runtime.MemStats fields of expvar's ``memstats``."""
+    expvar = reading.json(layout.METRICS_EXPVAR)
+    mem = expvar.get("memstats") if isinstance(expvar, dict) else None
+    return {k: mem.get(k) for k in MEMSTATS_KEYS} if isinstance(mem, dict) else None
+
+
+def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.GoroutineSection:
+    return model.GoroutineSection(source=source, total=dump["total"], truncated=dump["truncated"],
+                                  groups=tuple(dump["groups"][:TOP_ROWS * 2]))
+
+
+def _heap_growth(reading: Reading, indices: list[int]) -> model.HeapGrowth | None:
+    heaps = [(i, reading.profile(layout.snapshot_path(i, layout.SNAPSHOT_HEAP), "heap")) for i in indices]
+    heaps_ok = [(i, p) for i, p in heaps if p is not None]
+    if len(heaps_ok) < 2:
+        return None
+    (i0, first), (i1, last) = heaps_ok[0], heaps_ok[-1]
+    rep = reading.guard(lambda: pprof.diff(first, last, "inuse_space"))
+    if rep is None:
+        return None
+    minutes = (last.time_ns - first.time_ns) / 60e9 if first.time_ns and last.time_ns else 0.0
+    growth = sorted((r for r in rep["rows"] if r["flat"] > 0), key=lambda r: -r["flat"])
+    return model.HeapGrowth(
+        first=layout.snapshot_dir(i0), last=layout.snapshot_dir(i1), minutes=round(minutes, 2),
+        sample_type=rep["sample_type"],
+        rows=tuple(model.HeapGrowthRow(function=r["function"], growth=r["flat"],
+                                       per_minute=round(r["flat"] / minutes) if minutes > 0 else None)
+                   for r in growth[:TOP_ROWS]))
+
+
+def snapshots(reading: Reading) -> tuple[model.Snapshots | None, tuple[str, goroutines.DumpDict] | None]:
+    """The go-leak snapshots compared first to last, and the newest snapshot's dump with its path.
+
+    A go-leak bundle has no top-level goroutine dump: its leak suspects are in the
+    newest snapshot, which is why that dump comes back as well.
+    """
+    indices = layout.snapshot_indices(reading.reader.names())
+    if not indices:
+        return None, None
+    heap_growth = _heap_growth(reading, indices)
+    dumps = [(layout.snapshot_path(i, layout.SNAPSHOT_GOROUTINE_DEBUG2), i) for i in indices]
+    dumps_ok = [(rel, i, d) for rel, i in dumps if (d := reading.dump(rel)) is not None]
+    snaps = model.Snapshots(
+        dirs=tuple(layout.snapshot_dir(i) for i in indices), heap_growth=heap_growth,
+        goroutine_totals=tuple(model.SnapshotTotal(snapshot=layout.snapshot_dir(i), total=d["total"])
+                               for _, i, d in dumps_ok) or None,
+        goroutine_changes=(tuple(goroutines.diff_groups(dumps_ok[0][2], dumps_ok[-1][2])[:TOP_ROWS])
+                           if len(dumps_ok) >= 2 else None))
+    return snaps, (dumps_ok[-1][0], dumps_ok[-1][2]) if dumps_ok else None

@@ -1,0 +1,266 @@
+"""Read and validate pprof profiles (gzip-compressed ``perftools.profiles.Profile`` protobufs).
+
+Callers: :mod:`debugcap.collectors.fetching` checks every profile it fetched with
+:func:`parse`; :mod:`debugcap.analysis` reads profiles out of bundles with it and
+computes ``top``, diffs and flame graphs from the reduced :class:`Profile`.
+
+The checks are those of google/pprof (``profile/profile.go`` ``Parse`` and
+``CheckValid``): what pprof refuses, this refuses too, with an error that names
+the file. See shared/research/pprof.md §3.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from debugcap import errors
+from debugcap.formats import pprof_proto
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+# A profile that inflates past this is a decompression bomb or not a profile;
+# real heap profiles stay well under 100 MB (research notes §6). Judgement call.
+MAX_UNCOMPRESSED_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class SampleType:
+    type: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile, reduced to what the analyses need.
+
+    ``loc_nodes`` maps a location id to the node ids of its lines, innermost
+    first, where a node is one function (pprof's "functions" granularity):
+    inlined functions are nodes of their own, file/line/address are dropped.
+    """
+
+    source: str
+    sample_types: list[SampleType]
+    default_sample_type: str
+    duration_ns: int
+    time_ns: int
+    period_type: SampleType | None
+    period: int
+    stacks: list[tuple[int, ...]]
+    values: list[tuple[int, ...]]
+    loc_nodes: dict[int, tuple[int, ...]]
+    node_names: list[str]
+    node_files: list[str]
+    inline_label: dict[int, str] = field(default_factory=dict)
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.stacks)
+
+    def is_empty(self) -> bool:
+        return not any(any(v) for v in self.values)
+
+
+def load(path: str | os.PathLike[str]) -> Profile:
+    """Read and validate one profile file, gzip-compressed or raw."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise errors.AnalysisError(f"{p}: cannot read profile: {exc.strerror or exc}") from exc
+    return parse(data, source=str(p))
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        raw = d.decompress(data, MAX_UNCOMPRESSED_BYTES)
+    except zlib.error as exc:
+        raise errors.AnalysisError(f"{source}: not a valid gzip stream: {exc}") from exc
+    if d.unconsumed_tail:
+        raise errors.AnalysisError(
+            f"{source}: decompresses to more than {MAX_UNCOMPRESSED_BYTES >> 20} MiB; not a profile")
+    if not d.eof:
+        raise errors.AnalysisError(f"{source}: gzip stream is truncated (download cut short?)")
+    if d.unused_data:
+        # Go's gzip reader would read a second member and pprof would then see two
+        # profiles (errConcatProfile); any other trailing bytes are an error there too.
+        what = ("concatenated profiles detected" if d.unused_data.startswith(GZIP_MAGIC)
+                else "trailing garbage after the gzip stream")
+        raise errors.AnalysisError(f"{source}: {what}")
+    return raw
+
+
+def looks_like_text(data: bytes) -> bool:
+    """True for short printable text: a pprof error body rather than a profile."""
+    head = data[:512]
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def parse(data: bytes, source: str = "<profile>") -> Profile:
+    """Validate and reduce a serialized profile; raise AnalysisError naming ``source``."""
+    if not data:
+        raise errors.AnalysisError(f"{source}: empty file, not a profile")
+    if data.startswith(GZIP_MAGIC):
+        data = _gunzip(data, source)
+        if not data:
+            raise errors.AnalysisError(f"{source}: gzip stream holds no data, not a profile")
+    elif looks_like_text(data):
+        raise errors.AnalysisError(
+            f"{source}: holds text, not a profile: {errors.shorten(data.decode('utf-8'), 160)!r}")
+    msg = pprof_proto.Profile()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise errors.AnalysisError(f"{source}: not a pprof protobuf: {exc}") from exc
+    return _Reducer(msg, source).reduce()
+
+
+class _Reducer:
+    """One pass over a decoded message: check every reference, keep what the analyses read."""
+
+    def __init__(self, msg: Any, source: str) -> None:
+        self.msg = msg
+        self.source = source
+        self.strings: list[str] = list(msg.string_table)
+        if not self.strings or self.strings[0] != "":
+            raise self.bad("string_table[0] must be the empty string")
+
+    def bad(self, what: str) -> errors.AnalysisError:
+        return errors.AnalysisError(f"{self.source}: malformed profile: {what}")
+
+    def s(self, idx: int, what: str) -> str:
+        if not 0 <= idx < len(self.strings):
+            raise self.bad(f"{what} refers to string {idx}, outside the string table "
+                           f"(size {len(self.strings)})")
+        return self.strings[idx]
+
+    def value_type(self, vt: Any, what: str) -> SampleType:
+        return SampleType(self.s(vt.type, f"{what}.type"), self.s(vt.unit, f"{what}.unit"))
+
+    def reduce(self) -> Profile:
+        msg, s = self.msg, self.s
+        sample_types = [self.value_type(vt, "sample_type") for vt in msg.sample_type]
+        period_type = self.value_type(msg.period_type, "period_type") if msg.HasField("period_type") else None
+        default_type = s(msg.default_sample_type, "default_sample_type")
+        s(msg.drop_frames, "drop_frames")
+        s(msg.keep_frames, "keep_frames")
+        s(msg.doc_url, "doc_url")
+        comments = [s(c, "comment") for c in msg.comment]
+        nodes = _Nodes()
+        loc_nodes = self.locations(self.mappings(), self.functions(), nodes)
+        stacks, values = self.samples(len(sample_types), loc_nodes)
+        return Profile(
+            source=self.source, sample_types=sample_types, default_sample_type=default_type,
+            duration_ns=msg.duration_nanos, time_ns=msg.time_nanos, period_type=period_type,
+            period=msg.period, stacks=stacks, values=values, loc_nodes=loc_nodes,
+            node_names=nodes.names, node_files=nodes.files, inline_label=nodes.inline_labels(),
+            comments=comments)
+
+    def mappings(self) -> dict[int, str]:
+        files: dict[int, str] = {}
+        for m in self.msg.mapping:
+            if m.id == 0:
+                raise self.bad("mapping with reserved id 0")
+            if m.id in files:
+                raise self.bad(f"multiple mappings with id {m.id}")
+            files[m.id] = self.s(m.filename, "mapping.filename")
+            self.s(m.build_id, "mapping.build_id")
+        return files
+
+    def functions(self) -> dict[int, tuple[str, str]]:
+        functions: dict[int, tuple[str, str]] = {}
+        for f in self.msg.function:
+            if f.id == 0:
+                raise self.bad("function with reserved id 0")
+            if f.id in functions:
+                raise self.bad(f"multiple functions with id {f.id}")
+            self.s(f.system_name, "function.system_name")
+            functions[f.id] = (self.s(f.name, "function.name"), self.s(f.filename, "function.filename"))
+        return functions
+
+    def locations(self, mapping_files: dict[int, str], functions: dict[int, tuple[str, str]],
+                  nodes: _Nodes) -> dict[int, tuple[int, ...]]:
+        loc_nodes: dict[int, tuple[int, ...]] = {}
+        for loc in self.msg.location:
+            if loc.id == 0:
+                raise self.bad("location with reserved id 0")
+            if loc.id in loc_nodes:
+                raise self.bad(f"multiple locations with id {loc.id}")
+            objfile = ""
+            if loc.mapping_id:
+                if loc.mapping_id not in mapping_files:
+                    raise self.bad(f"location {loc.id} refers to mapping {loc.mapping_id}, which does not exist")
+                objfile = mapping_files[loc.mapping_id]
+            names: list[tuple[str, str]] = []
+            for ln in loc.line:
+                fid = ln.function_id
+                if fid and fid not in functions:
+                    raise self.bad(f"location {loc.id} refers to function {fid}, which does not exist")
+                names.append(functions[fid] if fid else ("", ""))
+            loc_nodes[loc.id] = nodes.add_location(names or [("", "")], objfile)
+        return loc_nodes
+
+    def samples(self, ntypes: int, loc_nodes: dict[int, tuple[int, ...]]
+                ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+        stacks: list[tuple[int, ...]] = []
+        values: list[tuple[int, ...]] = []
+        if self.msg.sample and not ntypes:
+            raise self.bad("missing sample type information")
+        for smp in self.msg.sample:
+            v = tuple(smp.value)
+            if len(v) != ntypes:
+                raise self.bad(f"sample has {len(v)} values for {ntypes} sample types")
+            stacks.append(tuple(smp.location_id))
+            values.append(v)
+            for lb in smp.label:
+                self.s(lb.key, "label.key")
+                self.s(lb.str, "label.str")
+                self.s(lb.num_unit, "label.num_unit")
+        missing = set(chain.from_iterable(set(stacks))).difference(loc_nodes)
+        if missing:
+            raise self.bad(f"sample refers to location {min(missing)}, which does not exist")
+        return stacks, values
+
+
+class _Nodes:
+    """The function-granularity node table: one node per printable function name."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.files: list[str] = []
+        self.inline_seen: dict[int, int] = {}  # bit 1: seen inlined, bit 2: seen as a real call
+
+    def add_location(self, names: list[tuple[str, str]], objfile: str) -> tuple[int, ...]:
+        ids = []
+        last = len(names) - 1
+        for i, (name, fname) in enumerate(names):
+            if not name:
+                # pprof's NodeInfo.PrintableName for a frame without a function name.
+                name = f"[{os.path.basename(objfile)}]" if objfile else "<unknown>"
+            nid = self.ids.get(name)
+            if nid is None:
+                nid = self.ids[name] = len(self.names)
+                self.names.append(name)
+                self.files.append(fname)
+            ids.append(nid)
+            self.inline_seen[nid] = self.inline_seen.get(nid, 0) | (1 if i < last else 2)
+        return tuple(ids)
+
+    def inline_labels(self) -> dict[int, str]:
+        return {nid: ("(inline)" if bits == 1 else "(partial-inline)" if bits == 3 else "")
+                for nid, bits in self.inline_seen.items()}
