@@ -84,6 +84,13 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
+def check_name(name: str, param_hint: str) -> None:
+    """A DebugCapture's name is a DNS subdomain; anything else the API server would refuse (or 404)."""
+    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+        raise click.BadParameter(f'"{name}" is not a DebugCapture name: use lower-case letters, digits, '
+                                 '"-" and "."', param_hint=param_hint)
+
+
 def check_output_dir(path: Path) -> None:
     """``--output-dir`` must be a writable directory, or creatable in one (``run()`` creates it)."""
     existing = path
@@ -118,7 +125,9 @@ class CreateOptions:
     kube: KubeFlags = field(default_factory=KubeFlags)
     # Filled by validate() and complete().
     namespace: str = ""
-    _spec: dict[str, Any] = field(default_factory=dict, repr=False)
+    _target: dict[str, Any] = field(default_factory=dict, repr=False)  # spec.target
+    _short: str = field(default="", repr=False)  # the target's short name, for a generated name
+    _params: dict[str, int] = field(default_factory=dict, repr=False)  # spec.parameters
     _expanded: ExpandedTemplate | None = field(default=None, repr=False)
     _client: Kube | None = field(default=None, repr=False)
 
@@ -152,12 +161,11 @@ class CreateOptions:
         wrong = {flag: why for flag, why in LOCAL_ONLY.items() if given[flag]}
         if wrong:
             raise _misplaced(wrong, "with --local")
-        target, short = debugcaptures.target_spec(self.target, self.selector)
-        params = debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout, self.deadline)
-        self._spec = {"target": target, "short": short, "params": params}
-        if self.name is not None and (len(self.name) > 253 or not DNS_SUBDOMAIN.match(self.name)):
-            raise click.BadParameter(f'"{self.name}": lower-case letters, digits, "-" and "." only',
-                                     param_hint="--name")
+        self._target, self._short = debugcaptures.target_spec(self.target, self.selector)
+        self._params = debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout,
+                                                self.deadline)
+        if self.name is not None:
+            check_name(self.name, "--name")
 
     def complete(self) -> None:
         """The namespace: ``-n``, else the kubeconfig context's. ``-o`` with ``-n`` reads nothing, and
@@ -181,9 +189,9 @@ class CreateOptions:
             self._run_operator()
 
     def _run_operator(self) -> None:
-        name = self.name or debugcaptures.capture_name(self._spec["short"], self.template, datetime.now(UTC))
-        obj = debugcaptures.body(name, self.namespace, self._spec["target"], self.template, self._spec["params"],
-                                 self.container, self.ttl)
+        name = self.name or debugcaptures.capture_name(self._short, self.template, datetime.now(UTC))
+        obj = debugcaptures.body(name, self.namespace, self._target, self.template, self._params, self.container,
+                                 self.ttl)
         if self.output is not None:
             if self._client is not None:
                 self._client.close()
@@ -320,9 +328,8 @@ class GetOptions:
     _client: Kube | None = field(default=None, repr=False)
 
     def validate(self) -> None:
-        if self.name is not None and (len(self.name) > 253 or not DNS_SUBDOMAIN.match(self.name)):
-            raise click.BadParameter(f'"{self.name}" is not a DebugCapture name (lower-case letters, digits, '
-                                     '"-" and "."); list them with: kubectl debugcap get', param_hint="NAME")
+        if self.name is not None:
+            check_name(self.name, "NAME")
 
     def complete(self) -> None:
         self._client = self.kube.load()

@@ -31,6 +31,13 @@ class FakeKube:
         self.closed = True
 
 
+def raising(exc: Exception) -> Callable[..., Any]:
+    """An API answer that fails with ``exc``."""
+    def answer(*_args: Any) -> Any:
+        raise exc
+    return answer
+
+
 def use(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> FakeKube:
     """Every command gets ``kube`` instead of loading the kubeconfig."""
     monkeypatch.setattr(KubeFlags, "load", lambda self: kube)

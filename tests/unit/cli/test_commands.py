@@ -1,4 +1,5 @@
-"""What holds for every command: `-o` means the output format, and `--help` loads no cluster client."""
+"""What holds for every command: `-o` is the output format, errors become one line on stderr in one
+place, and `--help` loads no cluster client."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import subprocess
 import sys
 
 import click
+import pytest
 import yaml
 from click.testing import CliRunner
 
+from debugcap import errors
 from debugcap.kubectl_plugin.cli import cli
+
+from .fakes import FakeKube, raising, use
 
 FORMATS = {"table", "wide", "name", "json", "yaml"}
 
@@ -43,3 +48,11 @@ def test_help_loads_neither_the_kubernetes_client_nor_the_engine() -> None:
             "assert not heavy, heavy")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def test_debug_lets_a_debugcap_error_through_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeKube(get=raising(errors.KubeError("cannot list debugcaptures: no answer"))))
+    plain = CliRunner().invoke(cli, ["get"])
+    assert plain.exit_code == 1 and plain.stderr == "Error: cannot list debugcaptures: no answer\n"
+    debug = CliRunner().invoke(cli, ["--debug", "get"])
+    assert isinstance(debug.exception, errors.KubeError)

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from debugcap import errors
 from debugcap.kubectl_plugin.cli import cli
 
-from .fakes import FakeKube, use
+from .fakes import FakeKube, raising, use
 
 COLLECTION = "/apis/debugcap.io/v1alpha1/namespaces/team/debugcaptures"
 ITEM = {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
@@ -20,12 +20,6 @@ ITEM = {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
         "spec": {"template": "go-profile"},
         "status": {"phase": "Completed", "message": "2 of 2 pods captured",
                    "pods": [{"bundle": {"uri": "s3://b/1.tar.gz"}}, {"bundle": {"uri": "s3://b/2.tar.gz"}}]}}
-
-
-def raising(exc: errors.KubeError) -> Any:
-    def answer(*_args: Any) -> Any:
-        raise exc
-    return answer
 
 
 def invoke(*args: str) -> Result:
