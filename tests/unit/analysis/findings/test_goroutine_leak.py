@@ -1,0 +1,26 @@
+"""Rule goroutine-leak: every leak suspect is a finding; one that grew across snapshots ranks first."""
+
+from __future__ import annotations
+
+from debugcap.analysis import model
+
+from .reports import change, group, kinds, messages, report
+
+
+def test_parked_group_is_a_leak_suspect_naming_its_creator() -> None:
+    rep = report(leak_suspects=(group("main.worker", 120, wait=7),))
+    assert kinds(rep) == [("goroutine-leak", "main.worker")]
+    assert messages(rep) == ["goroutine leak suspect at main.worker: 120 goroutines in [chan receive], "
+                             "parked up to 7 min (created by main.start)"]
+
+
+def test_suspect_that_grew_across_snapshots_outranks_one_that_did_not() -> None:
+    snaps = model.Snapshots(dirs=("pprof/snapshots/00", "pprof/snapshots/01"),
+                            goroutine_changes=(change("main.grower", 60, 120),))
+    rep = report(leak_suspects=(group("main.pool", 200), group("main.grower", 120)), snapshots=snaps)
+    assert kinds(rep) == [("goroutine-leak", "main.grower"), ("goroutine-leak", "main.pool")]
+    assert "grew from 60 to 120 across snapshots" in messages(rep)[0]
+
+
+def test_no_suspects_no_finding() -> None:
+    assert kinds(report()) == []
