@@ -1,6 +1,6 @@
 """The operator's own settings, read once from ``DEBUGCAP_OPERATOR_*`` environment variables.
 
-:func:`debugcap.operator.handlers.configure` builds :class:`OperatorSettings` at start-up and
+:func:`debugcap.operator.startup.configure` builds :class:`DebugcapConfig` at start-up and
 :mod:`debugcap.operator.main` reads the namespaces and ports from it. S3 settings are not here:
 they come from ``DEBUGCAP_S3_*`` through :func:`debugcap.delivering.store_from_env`, so the
 operator and ``kubectl debugcap create --upload`` name objects the same way.
@@ -39,8 +39,10 @@ def parse_duration(text: str, *, field: str) -> timedelta:
 
 
 @dataclass(frozen=True)
-class OperatorSettings:
-    """How the operator runs; every field maps to one ``DEBUGCAP_OPERATOR_*`` variable."""
+class DebugcapConfig:
+    """How the operator runs; every field maps to one ``DEBUGCAP_OPERATOR_*`` variable.
+
+    Not kopf's ``kopf.OperatorSettings``, which the start-up handler tunes for kopf itself."""
 
     concurrency: int = 4
     """Pods captured at once across all DebugCaptures (``DEBUGCAP_OPERATOR_CONCURRENCY``). A capture
@@ -74,7 +76,7 @@ class OperatorSettings:
     healthy pod answers in well under a second; 10 s tolerates a busy kubelet."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DebugcapConfig:
         """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
         env = os.environ if environ is None else environ
         defaults = cls()

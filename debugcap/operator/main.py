@@ -1,6 +1,6 @@
-"""``debugcap-operator``: run the kopf operator of :mod:`debugcap.operator.handlers`.
+"""``debugcap-operator``: run the kopf operator whose handler modules :mod:`debugcap.operator.handlers` lists.
 
-Namespaces and the liveness port come from :class:`~debugcap.operator.config.OperatorSettings`
+Namespaces and the liveness port come from :class:`~debugcap.operator.config.DebugcapConfig`
 (``DEBUGCAP_OPERATOR_*``); S3 from ``DEBUGCAP_S3_*``. Equivalent to
 ``kopf run --standalone -m debugcap.operator.handlers [-n NS ...|-A] [--liveness URL]``.
 """
@@ -13,14 +13,14 @@ import sys
 import kopf
 
 from debugcap import errors
-from debugcap.operator import handlers  # noqa: F401  (registers the handlers with kopf)
-from debugcap.operator.config import OperatorSettings
+from debugcap.operator import handlers  # noqa: F401  (registers every handler module with kopf)
+from debugcap.operator.config import DebugcapConfig
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = OperatorSettings.from_env()
+        settings = DebugcapConfig.from_env()
     except errors.ConfigError as exc:
         print(f"debugcap-operator: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

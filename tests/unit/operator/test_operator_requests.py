@@ -12,9 +12,9 @@ import yaml
 from debugcap import templates
 from debugcap.collectors import COLLECTORS
 from debugcap.errors import ConfigError
-from debugcap.operator.capturing import template_document
-from debugcap.operator.config import OperatorSettings, parse_duration
+from debugcap.operator.config import DebugcapConfig, parse_duration
 from debugcap.operator.requests import Workload, parse_spec, selector_to_string
+from debugcap.operator.templating import template_document
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 
@@ -76,14 +76,14 @@ def test_bad_durations_are_rejected(text: str) -> None:
 
 
 def test_operator_settings_from_env() -> None:
-    settings = OperatorSettings.from_env({
+    settings = DebugcapConfig.from_env({
         "DEBUGCAP_OPERATOR_CONCURRENCY": "2", "DEBUGCAP_OPERATOR_NAMESPACES": "a, b",
         "DEBUGCAP_OPERATOR_DEFAULT_TTL": "2h", "DEBUGCAP_OPERATOR_SCHEDULED_TTL": "3h",
         "DEBUGCAP_OPERATOR_METRICS_PORT": "9090"})
     assert (settings.concurrency, settings.namespaces, settings.metrics_port) == (2, ("a", "b"), 9090)
     assert (settings.default_ttl, settings.scheduled_ttl) == (timedelta(hours=2), timedelta(hours=3))
     with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_CONCURRENCY"):
-        OperatorSettings.from_env({"DEBUGCAP_OPERATOR_CONCURRENCY": "0"})
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_CONCURRENCY": "0"})
 
 
 def test_crd_collector_enum_lists_every_registered_collector() -> None:

@@ -1,0 +1,36 @@
+"""kopf handler of DebugCaptureTemplate: report in its status whether it expands.
+
+Registered through :mod:`debugcap.operator.handlers`. An admin sees a mistake in a template
+before users do; captures expand templates with :mod:`~debugcap.operator.templating`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from debugcap import errors, resources, templates
+from debugcap.collectors import COLLECTORS
+from debugcap.operator import templating
+
+
+@kopf.on.create(resources.GROUP, resources.VERSION, resources.TEMPLATES)
+@kopf.on.update(resources.GROUP, resources.VERSION, resources.TEMPLATES)
+@kopf.on.resume(resources.GROUP, resources.VERSION, resources.TEMPLATES)
+def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
+    """Report in status whether the template expands, so an admin sees a mistake before users do."""
+    document = templating.template_document(str(name), spec)
+    try:
+        parsed = templates.parse_template(templating.template_yaml(document),
+                                          source=f"DebugCaptureTemplate {name}")
+        templates.check_collectors(parsed, COLLECTORS)
+    except errors.ConfigError as exc:
+        patch.status["valid"] = False
+        patch.status["message"] = str(exc)
+        raise kopf.PermanentError(str(exc)) from exc
+    shadowed = name in templating.builtin_template_names()
+    patch.status["valid"] = not shadowed
+    patch.status["message"] = (f'a built-in template is also called "{name}" and wins; rename this one'
+                               if shadowed else f"{len(parsed.steps)} step(s): "
+                               + ", ".join(s.collector for s in parsed.steps))

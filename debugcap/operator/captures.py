@@ -1,0 +1,221 @@
+"""kopf handlers of DebugCapture: run it once, close it if orphaned, expire it, delete its bundles.
+
+Registered through :mod:`debugcap.operator.handlers`. A capture's phase guards every re-entry: a
+capture found ``Running`` that this process is not running was orphaned by a dead operator and
+is closed (:mod:`~debugcap.operator.recovery`), never re-run, so no pod is captured and no
+bundle uploaded twice. The pods themselves go through the process's
+:class:`~debugcap.operator.pod_scheduling.PodScheduler`; the status through a
+:class:`~debugcap.operator.status_writing.StatusWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import kopf
+
+from debugcap import errors, resources
+from debugcap.kube.client import Kube, group_path
+from debugcap.operator import capturing, metrics, pod_scheduling, recovery, runtime, targets, templating
+from debugcap.operator.reporting import condition, event, now, parse_stamp, stamp
+from debugcap.operator.requests import CaptureRequest, parse_spec
+from debugcap.operator.results import PodResult, overall
+from debugcap.operator.scheduling import TERMINAL
+from debugcap.operator.status_writing import StatusWriter
+
+GROUP: Final = resources.GROUP
+VERSION: Final = resources.VERSION
+CAPTURES: Final = resources.CAPTURES
+SCHEDULE_LABEL: Final = "debugcap.io/schedule"
+
+
+def patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+    """Write ``status``; whether the capture is being deleted (or is gone)."""
+    try:
+        written = kube.merge_patch(group_path(GROUP, VERSION, CAPTURES, namespace, name, "status"),
+                                   {"status": status})
+    except errors.NotFoundError:  # deleted while capturing: nothing left to report to
+        return True
+    return bool(((written or {}).get("metadata") or {}).get("deletionTimestamp"))
+
+
+def status_writer(rt: runtime.Runtime, body: kopf.Body) -> StatusWriter:
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+
+    async def send(status: dict[str, Any]) -> bool:
+        return await runtime.in_thread(patch_status, rt.kube, namespace, name, status)
+
+    return StatusWriter(send, what=f"{namespace}/{name}")
+
+
+def bundle_keys(status: Mapping[str, Any]) -> list[str]:
+    """Every key a capture's bundles are or may be stored under: stored ones, and those still
+    waiting in the spool or never confirmed (``uploadKey``), which the spool may yet send."""
+    keys = [(p.get("bundle") or {}).get("key") or p.get("uploadKey") for p in status.get("pods") or []]
+    return [k for k in keys if k]
+
+
+def has_bundles(status: kopf.Status, **_: Any) -> bool:
+    """Whether deleting the capture must wait for the delete handler: it has bundles, or it has
+    not ended and may still get some. Without the second, kopf drops its finalizer from a
+    capture still running, and a `kubectl delete` (or a schedule's Replace) left the bundles
+    that run went on to upload in the bucket, listed by nothing."""
+    return bool(bundle_keys(status)) or status.get("phase") not in TERMINAL
+
+
+def _expiring(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("expiresAt"))
+
+
+@kopf.on.create(GROUP, VERSION, CAPTURES)
+async def create_capture(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, logger: kopf.Logger,
+                         **_: Any) -> None:
+    rt = runtime.of(memo)
+    uid = str(body.metadata.uid)
+    phase = status.get("phase")
+    if phase in TERMINAL or uid in rt.inflight:
+        return
+    if phase == "Running":
+        await _close_orphan(rt, body, logger)
+        return
+    rt.inflight.add(uid)
+    try:
+        await _run_capture(rt, body)
+    finally:
+        rt.inflight.discard(uid)
+
+
+@kopf.on.resume(GROUP, VERSION, CAPTURES)
+async def resume_capture(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, logger: kopf.Logger,
+                         **_: Any) -> None:
+    rt = runtime.of(memo)
+    if status.get("phase") == "Running" and str(body.metadata.uid) not in rt.inflight:
+        await _close_orphan(rt, body, logger)
+
+
+@kopf.on.update(GROUP, VERSION, CAPTURES, field="spec")
+async def spec_changed(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
+    message = (f"spec changed (generation {body.metadata.get('generation')}) after the capture ran with generation "
+               f"{status.get('observedGeneration')}; a DebugCapture runs once and the change was not applied; "
+               "create a new DebugCapture to capture again")
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "SpecChangeIgnored"]
+    conditions.append(condition("SpecChangeIgnored", True, "RunsOnce", message))
+    await runtime.in_thread(patch_status, runtime.of(memo).kube, str(body.metadata.namespace),
+                            str(body.metadata.name), {"conditions": conditions})
+    event(body, False, "SpecChangeIgnored", message)
+
+
+@kopf.daemon(GROUP, VERSION, CAPTURES, when=_expiring, cancellation_timeout=5.0)
+async def expire_capture(body: kopf.Body, status: kopf.Status, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+                         logger: kopf.Logger, **_: Any) -> None:
+    """Delete the capture at ``status.expiresAt``; the delete handler then removes its bundles."""
+    delay = (parse_stamp(status["expiresAt"]) - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        await stopped.wait(delay)
+    if stopped:
+        return
+    logger.info("ttl expired; deleting the capture and its bundles")
+    path = group_path(GROUP, VERSION, CAPTURES, str(body.metadata.namespace), str(body.metadata.name))
+    await runtime.in_thread(runtime.of(memo).kube.delete, path, missing_ok=True)
+
+
+@kopf.on.delete(GROUP, VERSION, CAPTURES, when=has_bundles)
+async def delete_capture_bundles(status: kopf.Status, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Bundles go with their DebugCapture: the CR is the only handle on them, so an orphaned
+    bundle would stay in the bucket forever."""
+    keys = bundle_keys(status)
+    try:
+        await runtime.in_thread(capturing.delete_bundles, runtime.of(memo).store, keys)
+    except errors.StorageError as exc:
+        raise kopf.TemporaryError(f"cannot delete bundles yet: {exc}", delay=30) from exc
+    logger.info("deleted %d bundle(s): %s", len(keys), ", ".join(keys))
+
+
+def _ttl(rt: runtime.Runtime, body: kopf.Body, request: CaptureRequest | None) -> timedelta:
+    if request is not None and request.ttl is not None:
+        return request.ttl
+    scheduled = SCHEDULE_LABEL in (body.metadata.labels or {})
+    return rt.config.scheduled_ttl if scheduled else rt.config.default_ttl
+
+
+async def _finish(run: StatusWriter, body: kopf.Body, ttl: timedelta, phase: str, message: str) -> None:
+    done = now()
+    await run.write(phase=phase, message=message, completionTime=stamp(done), expiresAt=stamp(done + ttl),
+                    conditions=[condition("Complete", phase != "Failed", phase, message)])
+    # Progress writes still queued carry nothing new now; a failed one lost nothing either.
+    await run.settle()
+    metrics.CAPTURES.labels(phase).inc()
+    if "startTime" in run.status:
+        metrics.DURATION.observe((done - parse_stamp(run.status["startTime"])).total_seconds())
+    event(body, phase == "Completed", f"Capture{phase}", message)
+
+
+async def _close_orphan(rt: runtime.Runtime, body: kopf.Body, logger: kopf.Logger) -> None:
+    """Close a capture left ``Running`` by an operator that died: keep the bundles it stored,
+    fail the rest (see :mod:`~debugcap.operator.recovery`)."""
+    try:
+        request: CaptureRequest | None = parse_spec(body.spec)
+    except errors.ConfigError:
+        request = None
+    run = status_writer(rt, body)
+    run.status = {k: v for k, v in body.status.items() if k != "pods"}
+    adopt = functools.partial(recovery.adopt_upload, rt.store, work_dir=rt.config.work_dir)
+    run.pods, lost = await runtime.in_thread(recovery.recover_pods, body.status.get("pods") or [], adopt)
+    message = recovery.orphan_message(lost)
+    logger.warning("closing orphaned capture: %s", message)
+    await _finish(run, body, _ttl(rt, body, request), overall(run.pods.values()) if run.pods else "Failed", message)
+
+
+async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
+    run = status_writer(rt, body)
+    await run.write(phase="Pending", startTime=stamp(now()), observedGeneration=body.metadata.get("generation"),
+                    message="resolving the target and template")
+    namespace, request = str(body.metadata.namespace), None
+    try:
+        request = parse_spec(body.spec)
+        template = await runtime.in_thread(templating.expand_template, rt.kube, request)
+        selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)
+    except Exception as exc:
+        message = (str(exc) if isinstance(exc, errors.DebugcapError) else
+                   f"internal error while starting the capture: {type(exc).__name__}: {errors.shorten(str(exc))}")
+        await _finish(run, body, _ttl(rt, body, request), "Failed", message)
+        raise kopf.PermanentError(message) from exc
+
+    run.pods = {pod: PodResult(name=pod, phase="Pending") for pod in selection.pods}
+    note = f" ({selection.note})" if selection.note else ""
+    start_message = (f"capturing {len(selection.pods)} pod(s) of {request.describe_target()} with template "
+                     f"{template.name}{note}")
+    await run.write(phase="Running", message=start_message)
+    event(body, True, "CaptureStarted", start_message)
+    work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
+                              request=request, template=template, work_dir=rt.config.work_dir,
+                              probe_seconds=rt.config.pprof_probe_seconds, selection=selection)
+    try:
+        results = await asyncio.gather(*(rt.pods.capture(
+            run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),
+            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body))
+            for pod in selection.pods))
+    except Exception as exc:
+        message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
+        await _finish(run, body, _ttl(rt, body, request), "Failed", message)
+        raise kopf.PermanentError(message) from exc
+    phase = overall(results)
+    stored = sum(1 for r in results if r.key)
+    message = f"{stored} of {len(results)} pod(s) captured and stored{note}"
+    if phase != "Completed":
+        message += "; " + "; ".join(f"{r.name}: {r.message}" for r in results if r.phase != "Completed" and r.message)
+    await _finish(run, body, _ttl(rt, body, request), phase, errors.shorten(message, 2048))
+
+
+def pod_done(body: kopf.Body, result: PodResult) -> None:
+    """Count a pod's capture and post its Event."""
+    metrics.POD_CAPTURES.labels(result.phase).inc()
+    metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
+    text = f"pod {result.name}: {result.phase} in {result.duration_seconds:.0f}s"
+    text += f", bundle {result.uri}" if result.uri else ""
+    text += f": {result.message}" if result.message else ""
+    event(body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)

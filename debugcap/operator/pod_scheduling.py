@@ -1,0 +1,247 @@
+"""Which pod is captured when: concurrency slots, per-pod locks, pods prepared ahead, uploads.
+
+:mod:`~debugcap.operator.captures` hands each pod of a DebugCapture to
+:meth:`PodScheduler.capture`; the blocking work of a pod (:class:`PodWork`, implemented by
+:class:`debugcap.operator.capturing.PodSteps`) runs in the scheduler's thread executor. Not to be
+confused with :mod:`~debugcap.operator.scheduling`, which decides when a DebugSchedule runs.
+
+One scheduler serves the whole process, so its limits hold across all captures:
+
+- ``slots``: pods whose evidence is being collected (``DEBUGCAP_OPERATOR_CONCURRENCY``);
+- a lock per pod: Go serves one CPU profile (and one trace) at a time per process, so a second
+  concurrent one fails with "cpu profiling already in use";
+- ``ahead``: pods prepared (port-forward open) and waiting for a slot, or being prepared, or
+  holding a slot before their window nears its end. The next pods are prepared while the windows
+  run, not in the burst of requests that opens them, and a freed slot goes to a pod whose
+  connections are up;
+- ``uploads``: bundles being stored at once. Storing touches only S3, so it runs outside the pod's
+  lock and slot: the next pod's window need not wait for this pod's upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Final, Protocol
+
+from debugcap import capture as engine
+from debugcap import templates
+from debugcap.operator import capturing, clocks, metrics
+from debugcap.operator.results import PodResult
+from debugcap.operator.status_writing import StatusWriter
+
+# How long before a pod's window ends the next pod is prepared (see prepare_after): a prepare
+# took 0.05-0.2 s (p90 0.2) with 8 pods capturing on two cores. It also puts the next pods'
+# set-up in the window's quiet second half rather than its busy first half.
+PREPARE_LEAD_SECONDS: Final = 0.5
+
+
+class PodWork(Protocol):
+    """The blocking steps of one pod's capture; each runs in the scheduler's executor."""
+
+    def prepare(self, pod: str) -> capturing.Prepared | PodResult:
+        """Resolve the pod and open its connections; a PodResult ends the pod (not resolved)."""
+
+    def planned_key(self, pod: str, started: datetime) -> str:
+        """Where the bundle of the capture of ``pod`` started at ``started`` will be stored."""
+
+    def collect(self, prepared: capturing.Prepared, *, started: datetime, abandoned: threading.Event,
+                window_open: Callable[[], None]) -> capturing.Collected | PodResult:
+        """Ask the pod for its evidence; call ``window_open`` when its profile window opens."""
+
+    def store(self, collected: capturing.Collected, *, key_sent: threading.Event | None) -> PodResult:
+        """Upload the bundle once ``key_sent`` is set (the status names its key)."""
+
+
+class Place:
+    """A place ahead (or any semaphore's unit), given back once: on the event loop, or from a thread
+    with :meth:`from_thread`."""
+
+    def __init__(self, semaphore: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self.semaphore, self.loop, self.done = semaphore, loop, False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.semaphore.release()
+
+    def from_thread(self, delay: float = 0.0) -> None:
+        """Give back ``delay`` seconds from now (0: at once), asked from another thread."""
+        try:
+            self.loop.call_soon_threadsafe(self.loop.call_later, delay, self)
+        except RuntimeError:  # the loop is closed: the operator is stopping
+            pass
+
+
+def prepare_after(template: templates.ExpandedTemplate) -> float:
+    """How long after a pod's window opens the next pod is prepared: PREPARE_LEAD_SECONDS before
+    the window ends. Earlier, its port-forward would wait longer unused (servers close idle
+    connections); later, it might not be open when the slot frees."""
+    return max(engine.window_seconds(template) - PREPARE_LEAD_SECONDS, 0.0)
+
+
+def deleted_before(pod: str) -> PodResult:
+    return PodResult(name=pod, phase="Failed", message="the DebugCapture was deleted before this pod was captured")
+
+
+class PodScheduler:
+    """The process's limits on pod captures (see the module docstring), and the run of one pod."""
+
+    def __init__(self, concurrency: int, executor: Executor, *,
+                 clock: clocks.Clock | None = None) -> None:  # clock: None outside tests
+        self.executor = executor
+        self.slots = asyncio.Semaphore(concurrency)
+        self.ahead = asyncio.Semaphore(concurrency)
+        self.uploads = asyncio.Semaphore(concurrency)
+        self._clock = clock or clocks.LoopClock()
+        self._pod_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The second each pod's last capture started in, under its pod lock: bundle names carry
+        # whole seconds, and two captures of one pod named alike would overwrite each other's bundle.
+        self._pod_started: dict[tuple[str, str], datetime] = {}
+
+    def pod_lock(self, namespace: str, pod: str) -> asyncio.Lock:
+        return self._pod_locks.setdefault((namespace, pod), asyncio.Lock())
+
+    async def distinct_start(self, namespace: str, pod: str) -> datetime:
+        """Now, to the microsecond, in a later second than the pod's previous capture started in."""
+        while True:
+            now = self._clock.now()
+            previous = self._pod_started.get((namespace, pod))
+            if previous is None or now.replace(microsecond=0) > previous.replace(microsecond=0):
+                self._pod_started[(namespace, pod)] = now
+                return now
+            await self._clock.sleep(1.0 - now.microsecond / 1e6)
+
+    async def capture(self, run: StatusWriter, namespace: str, pod: str, work: PodWork, *,
+                      prepare_after: float = 0.0, deadline_seconds: float | None = None,
+                      on_done: Callable[[PodResult], None] = lambda _r: None) -> PodResult:
+        """Capture ``pod`` and store its bundle; ``on_done`` gets the result of every pod that was
+        asked for something (not those of a capture deleted before their turn)."""
+        # The pod lock first, then a global slot: a capture queued behind another capture of the
+        # same pod must not hold one of the few slots other pods could use meanwhile.
+        key_sent: threading.Event | None = None
+        async with self.pod_lock(namespace, pod):
+            prepared, place = await self._prepare(run, pod, work)
+            if isinstance(prepared, PodResult):
+                if run.deleted:  # nothing was asked of the pod: no Event, not counted
+                    run.set_pod(prepared)
+                    return prepared
+                collected: capturing.Collected | PodResult = prepared  # not resolved: a failure like any other
+            else:
+                collected, key_sent = await self._collect(run, namespace, prepared, place, work,
+                                                          prepare_after, deadline_seconds)
+        result = await self._store(run, collected, work, key_sent)
+        run.set_pod(result)
+        on_done(result)
+        return result
+
+    async def _prepare(self, run: StatusWriter, pod: str,
+                       work: PodWork) -> tuple[capturing.Prepared | PodResult, Place]:
+        """The pod prepared and a slot held for it, which the caller releases; or the result that
+        ends the pod. With it, the pod's place ahead, which the caller gives back
+        PREPARE_LEAD_SECONDS before the pod's window ends (or when the pod ended)."""
+        loop = asyncio.get_running_loop()
+        await self.ahead.acquire()
+        place = Place(self.ahead, loop)
+        prepared: capturing.Prepared | PodResult | None = None
+        try:
+            if run.deleted:
+                place()
+                return deleted_before(pod), place
+            job = loop.run_in_executor(self.executor, work.prepare, pod)
+            try:
+                prepared = await asyncio.shield(job)
+            except asyncio.CancelledError:
+                job.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() else self.close_later(f.result()))
+                raise
+            if isinstance(prepared, PodResult):
+                place()
+                return prepared, place
+            await self.slots.acquire()
+        except BaseException:
+            place()
+            if prepared is not None:
+                self.close_later(prepared)
+            raise
+        if run.deleted:  # while it waited for its slot
+            self.slots.release()
+            place()
+            self.close_later(prepared)
+            return deleted_before(pod), place
+        return prepared, place
+
+    async def _collect(self, run: StatusWriter, namespace: str, prepared: capturing.Prepared, place: Place,
+                       work: PodWork, prepare_after: float, deadline_seconds: float | None,
+                       ) -> tuple[capturing.Collected | PodResult, threading.Event]:
+        """Collect a prepared pod holding its slot (from :meth:`_prepare`), and give the slot back.
+        Returns what was collected and the event set once the status naming its key was written."""
+        loop = asyncio.get_running_loop()
+        pod = prepared.target.pod
+        try:
+            started = await self.distinct_start(namespace, pod)
+            # The key goes out with the Running status, and the upload waits for that write (see
+            # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
+            # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
+            key_sent = threading.Event()
+            # A failed write is not fatal: every later one carries the key too.
+            run.set_pod(PodResult(name=pod, phase="Running", upload_key=work.planned_key(pod, started))
+                        ).add_done_callback(lambda _task: key_sent.set())
+            abandoned = threading.Event()
+            job = loop.run_in_executor(self.executor, functools.partial(
+                work.collect, prepared, started=started, abandoned=abandoned,
+                window_open=functools.partial(place.from_thread, prepare_after)))
+            metrics.RUNNING.inc()
+            try:
+                done, _ = await asyncio.wait({job}, timeout=deadline_seconds)
+                if done:
+                    return job.result(), key_sent
+                abandoned.set()
+                late_result = PodResult(name=pod, phase="Failed", duration_seconds=float(deadline_seconds or 0),
+                                        message=(
+                    f"spec.parameters.deadlineSeconds: not finished within {deadline_seconds}s; the "
+                    "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
+                run.set_pod(late_result)
+                # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
+                await asyncio.wait({job})
+                late = job.result()
+                if isinstance(late, capturing.Collected):  # it finished after all: too late
+                    late.discard()
+                return late_result, key_sent
+            finally:
+                metrics.RUNNING.dec()
+        finally:
+            self.slots.release()
+            place()
+            # The connections close after the slot is free: ending an exec waits for the shell to
+            # exit in the pod, and the next pod need not wait for that.
+            self.close_later(prepared)
+
+    async def _store(self, run: StatusWriter, collected: capturing.Collected | PodResult, work: PodWork,
+                     key_sent: threading.Event | None) -> PodResult:
+        try:
+            if isinstance(collected, capturing.Collected) and run.deleted:
+                collected.discard()
+                return collected.failed("the DebugCapture was deleted during this pod's capture; nothing was "
+                                        "uploaded")
+            if isinstance(collected, capturing.Collected):
+                async with self.uploads:
+                    return await asyncio.get_running_loop().run_in_executor(
+                        self.executor, functools.partial(work.store, collected, key_sent=key_sent))
+            return collected
+        except BaseException:
+            if isinstance(collected, capturing.Collected):  # cancelled before it was stored: no scratch left
+                collected.discard()
+            raise
+
+    def close_later(self, prepared: capturing.Prepared | PodResult) -> None:
+        """Close a prepared pod's connections off the event loop (closing waits on the pod)."""
+        if isinstance(prepared, capturing.Prepared):
+            try:
+                self.executor.submit(prepared.close)
+            except RuntimeError:  # the executor is shutting down with the operator
+                prepared.close()

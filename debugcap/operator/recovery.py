@@ -1,0 +1,90 @@
+"""Closing a DebugCapture that an operator left ``Running`` when it died: keep, adopt, fail.
+
+:mod:`~debugcap.operator.captures` calls :func:`recover_pods` (in a thread) for a capture found
+``Running`` that this process is not running. Nothing is re-run: re-running could capture a pod
+twice and upload a second bundle. Pods that ended keep their entries as written
+(:meth:`PodResult.from_status`); a pod that was running with an ``uploadKey`` is looked up in
+storage (:func:`adopt_upload`); any other running pod is failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from debugcap import capture as engine
+from debugcap import delivering, errors
+from debugcap.bundle import verify
+from debugcap.operator import results
+from debugcap.operator.results import PodResult
+from debugcap.operator.scheduling import TERMINAL
+
+LOST_MESSAGE: Final = ("the operator restarted while this pod was being captured; nothing was uploaded; "
+                       "create a new DebugCapture to capture it again")
+
+
+def recover_pods(entries: Iterable[Mapping[str, Any]],
+                 adopt: Callable[[Mapping[str, Any]], PodResult]) -> tuple[dict[str, PodResult], int]:
+    """The pods of an orphaned capture's ``status.pods``, closed; and how many were interrupted.
+    ``adopt`` looks up a running pod's ``uploadKey`` in storage (:func:`adopt_upload`)."""
+    pods: dict[str, PodResult] = {}
+    lost = 0
+    for entry in entries:
+        if entry.get("phase") in TERMINAL:  # spooled bundles keep their uploadKey: they are sent later
+            result = PodResult.from_status(entry)
+        elif entry.get("uploadKey"):
+            result = adopt(entry)
+            lost += 0 if result.key and result.phase != "Failed" else 1
+        else:
+            lost += 1
+            result = PodResult(name=str(entry["name"]), phase="Failed", container=str(entry.get("container", "")),
+                               node=str(entry.get("node", "")), message=LOST_MESSAGE)
+        pods[result.name] = result
+    return pods, lost
+
+
+def orphan_message(lost: int) -> str:
+    return (f"the operator restarted during this capture; {lost} pod capture(s) were interrupted and not "
+            "re-run (a DebugCapture runs once); create a new DebugCapture to capture again")
+
+
+def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Path) -> PodResult:
+    """The result of a pod whose capture a dead operator left unfinished, from what its
+    ``uploadKey`` names in storage.
+
+    A stored bundle that verifies means only the status write listing it was lost: it is adopted,
+    with the phase its own manifest gives, so it is listed (and deleted at expiry) like any other.
+    A damaged one is deleted. When storage cannot be read the pod is Failed but the key stays
+    listed, so the expiry of the capture still deletes whatever is there: nothing is orphaned.
+    """
+    name, key = str(entry["name"]), str(entry["uploadKey"])
+    # The key stays listed: a bundle spooled just before the crash is sent later, under it.
+    lost = PodResult(name=name, phase="Failed", container=entry.get("container", ""), node=entry.get("node", ""),
+                     message=LOST_MESSAGE, upload_key=key)
+    try:
+        if store.backend.sha256(key=key) is None:
+            return lost
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="debugcap-adopt-", dir=work_dir) as tmp:
+            local = Path(tmp) / key.rsplit("/", 1)[-1]
+            stored = store.backend.get(key=key, dest=local)
+            checked = verify.verify(local)
+    except errors.StorageError as exc:
+        return dataclasses.replace(lost, key=key, message=(
+            f"the operator restarted after this pod's capture and could not check its bundle {key} "
+            f"({errors.shorten(str(exc))}); it is deleted when the capture expires"))
+    except errors.BundleError as exc:
+        checked = verify.VerifyResult(bundle=Path(key), sha256="", bundle_checksum_ok=None,
+                                      problems=(verify.Problem(key, verify.ProblemKind.UNREADABLE, str(exc)),))
+    if not checked.ok or checked.manifest is None:
+        store.backend.delete(key=key)
+        return dataclasses.replace(lost, message="the operator restarted during this pod's upload; the stored "
+                                   f"bundle failed verification and was deleted: {errors.shorten(checked.summary())}")
+    records = list(checked.manifest.collectors)
+    return PodResult(name=name, phase=str(engine.phase_of(records)), container=entry.get("container", ""),
+                     node=entry.get("node", ""), uri=store.backend.uri(key=key), key=key, sha256=stored.sha256,
+                     size_bytes=stored.size, collectors=results.collector_entries(records),
+                     message="the operator restarted after storing this bundle; adopted from storage")

@@ -1,0 +1,83 @@
+"""A pod's entry in a DebugCapture's ``status.pods``, as written and as read back.
+
+:class:`PodResult` is built by :mod:`~debugcap.operator.capturing` (a pod captured),
+:mod:`~debugcap.operator.pod_scheduling` (a pod never reached) and
+:mod:`~debugcap.operator.recovery` (a pod a dead operator left behind), and written by
+:mod:`~debugcap.operator.status_writing`. :meth:`PodResult.from_status` reads back exactly what
+:meth:`PodResult.as_status` wrote, so recovery has one reader for the one writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from debugcap import errors
+from debugcap.bundle import manifest
+
+
+@dataclass(frozen=True)
+class PodResult:
+    """One pod's entry in ``status.pods``."""
+
+    name: str
+    phase: str
+    container: str = ""
+    node: str = ""
+    message: str = ""
+    uri: str = ""
+    key: str = ""
+    sha256: str = ""
+    size_bytes: int = 0
+    collectors: tuple[Mapping[str, Any], ...] = ()
+    duration_seconds: float = 0.0  # for Events and metrics; not in the status
+    # Where the bundle will be stored, written with the pod's Running status before any capture
+    # work: an operator that dies between the upload and the status write that lists the bundle
+    # leaves this behind, and its successor adopts (or deletes) what it names.
+    upload_key: str = ""
+
+    def as_status(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
+        if self.container:
+            entry["container"] = self.container
+        if self.node:
+            entry["node"] = self.node
+        if self.message:
+            entry["message"] = self.message
+        if self.key:
+            entry["bundle"] = {"uri": self.uri, "key": self.key, "sha256": self.sha256, "sizeBytes": self.size_bytes}
+        elif self.upload_key:
+            entry["uploadKey"] = self.upload_key
+        if self.collectors:
+            entry["collectors"] = [dict(c) for c in self.collectors]
+        return entry
+
+    @classmethod
+    def from_status(cls, entry: Mapping[str, Any]) -> PodResult:
+        """The result :meth:`as_status` wrote ``entry`` from (less ``duration_seconds``, which the
+        status does not carry, and ``upload_key`` once ``bundle`` replaced it)."""
+        bundle = entry.get("bundle") or {}
+        return cls(name=str(entry["name"]), phase=str(entry.get("phase", "")),
+                   container=str(entry.get("container", "")), node=str(entry.get("node", "")),
+                   message=str(entry.get("message", "")), uri=str(bundle.get("uri", "")),
+                   key=str(bundle.get("key", "")), sha256=str(bundle.get("sha256", "")),
+                   size_bytes=int(bundle.get("sizeBytes", 0)),
+                   upload_key="" if bundle.get("key") else str(entry.get("uploadKey", "")),
+                   collectors=tuple(dict(c) for c in entry.get("collectors") or []))
+
+
+def overall(results: Iterable[PodResult]) -> str:
+    """The capture's phase from its pods': all Completed, all Failed, or in between."""
+    phases = {r.phase for r in results}
+    if phases == {"Completed"}:
+        return "Completed"
+    if phases <= {"Failed"}:
+        return "Failed"
+    return "PartiallyFailed"
+
+
+def collector_entries(records: Iterable[manifest.CollectorRecord]) -> tuple[dict[str, Any], ...]:
+    """``status.pods[].collectors``: a pod's collector records as the CRD describes them."""
+    return tuple({"name": r.name, "status": str(r.status), "bytes": r.bytes, "durationMs": r.duration_ms,
+                  **({"message": errors.shorten(r.message)} if r.message else {})} for r in records)

@@ -1,0 +1,54 @@
+"""The operator's process-wide state, built at start-up and carried in kopf's ``memo``.
+
+:func:`debugcap.operator.startup.configure` stores a :class:`Runtime` in the global memo under
+``memo.runtime``; kopf hands every resource handler a copy of that memo, and the handlers read it
+with :func:`of`. Nothing here is a module global, so a test builds its own :class:`Runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import kopf
+
+from debugcap import delivering
+from debugcap.kube.client import Kube
+from debugcap.operator.config import DebugcapConfig
+from debugcap.operator.pod_scheduling import PodScheduler
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    """Per-process state; built on the running loop, as its asyncio primitives must be."""
+
+    config: DebugcapConfig
+    kube: Kube
+    store: delivering.Store
+    executor: ThreadPoolExecutor  # pod work: prepare, collect, store; not API calls (see in_thread)
+    pods: PodScheduler
+    inflight: set[str] = field(default_factory=set)  # uids of the captures this process runs
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.kube.close()
+
+
+def of(memo: kopf.Memo) -> Runtime:
+    """The runtime the start-up handler stored in ``memo``."""
+    rt = memo.get("runtime")
+    if not isinstance(rt, Runtime):
+        raise kopf.TemporaryError("the operator has not finished starting", delay=1)
+    return rt
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking API call off the event loop, on the loop's default executor (not the
+    capture executor, whose threads may all be busy capturing for minutes)."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))

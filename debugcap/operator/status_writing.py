@@ -1,0 +1,108 @@
+"""The status of one running DebugCapture, written to its ``/status`` subresource as work goes on.
+
+:mod:`~debugcap.operator.captures` makes one :class:`StatusWriter` per capture it runs or closes;
+:mod:`~debugcap.operator.pod_scheduling` reports pods through it. Why not kopf's own ``patch``:
+kopf applies it only when the handler returns, which for a capture can be many minutes.
+
+Pods of a capture start and end in bursts; each write sends the whole status (tens of kB with 20
+pods' collectors) and wakes every watcher of the object, the operator's own kopf included. So the
+writer coalesces: changes made while a write is in flight go out together in the next one, and a
+write of pod progress alone waits until :data:`PROGRESS_WRITE_SECONDS` after the last write,
+gathering what else happens meanwhile. Capture-level changes (phase, completion) go at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from debugcap.operator import clocks
+from debugcap.operator.results import PodResult
+
+# Least time between two status writes that carry only pod progress: a person watching sees pods
+# move within it, and a 20-pod capture makes half the writes.
+PROGRESS_WRITE_SECONDS: Final = 0.3
+
+# Sends a whole status; answers whether the object is being deleted (or is gone).
+Send = Callable[[dict[str, Any]], Awaitable[bool]]
+
+logger = logging.getLogger(__name__)
+
+
+class StatusWriter:
+    """The status of one capture (``status``, ``pods``) and the writes that carry it.
+
+    ``deleted`` turns true once a write's answer says the object is being deleted: kopf runs one
+    handler of an object at a time, so the delete handler cannot tell the running capture.
+    """
+
+    def __init__(self, send: Send, *, what: str = "", interval: float = PROGRESS_WRITE_SECONDS,
+                 clock: clocks.Clock | None = None) -> None:  # clock: None outside tests
+        self.status: dict[str, Any] = {}
+        self.pods: dict[str, PodResult] = {}
+        self.deleted = False
+        self._send_status = send
+        self._what = what  # for log messages: "namespace/name"
+        self._interval = interval
+        self._clock = clock or clocks.LoopClock()
+        self._lock = asyncio.Lock()
+        self._version = 0  # changes made to status / pods
+        self._written = 0  # the last of them a write has carried
+        self._last_write: float | None = None  # clock time the last write ended
+        self._hurry = asyncio.Event()  # set by a capture-level write: a waiting pod write goes now
+        self._progress: set[asyncio.Task[None]] = set()
+
+    def progress(self) -> asyncio.Task[None]:
+        """Write pod progress soon, without waiting for it: the capture's end must not wait out the
+        interval, and its final :meth:`write` carries whatever is still unwritten. The task ends once
+        a write carrying this change has gone out (or failed, which is logged)."""
+        self._version += 1  # now, not when the task starts: a write made before that carries it
+        task = asyncio.create_task(self._send(self._version, urgent=False))
+        self._progress.add(task)
+        task.add_done_callback(self._progress_done)
+        return task
+
+    def set_pod(self, result: PodResult) -> asyncio.Task[None]:
+        """Record a pod's result and write it as progress (see :meth:`progress`)."""
+        self.pods[result.name] = result
+        return self.progress()
+
+    async def write(self, **changes: Any) -> None:
+        """Send the status with ``changes`` (at once), or with no changes pod progress (within
+        the interval); returns once a write carrying them has gone out."""
+        self.status.update(changes)
+        self._version += 1
+        await self._send(self._version, urgent=bool(changes))
+
+    async def settle(self) -> None:
+        """Wait for progress writes still queued; a failed one lost nothing (see :meth:`progress`)."""
+        await asyncio.gather(*self._progress, return_exceptions=True)
+
+    def _progress_done(self, task: asyncio.Task[None]) -> None:
+        self._progress.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Not fatal: the next write sends the whole status again.
+            logger.warning("a status write of %s failed: %s", self._what, task.exception())
+
+    async def _send(self, wanted: int, *, urgent: bool) -> None:
+        if urgent:
+            self._hurry.set()
+        while True:
+            async with self._lock:
+                if self._written >= wanted:
+                    return
+                wait = 0.0 if self._last_write is None else self._last_write + self._interval - self._clock.time()
+                if not urgent and wait > 0 and not self._hurry.is_set():
+                    if await self._clock.wait(self._hurry, wait):
+                        continue  # a capture-level write is queued behind us: it carries this too
+                self._hurry.clear()
+                if self.pods:
+                    self.status["pods"] = [p.as_status() for p in self.pods.values()]
+                version, snapshot = self._version, dict(self.status)
+                if await self._send_status(snapshot):
+                    self.deleted = True
+                self._written = version
+                self._last_write = self._clock.time()
+                return

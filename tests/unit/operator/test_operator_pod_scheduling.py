@@ -1,0 +1,248 @@
+"""PodScheduler: slots, per-pod locks, pods prepared ahead, uploads apart from slots.
+
+Cases: no pod of a deleted capture is asked for anything; a pod's slot is free for the next pod
+while its bundle uploads; the next pod is prepared once a window opens, one pod ahead, and each
+pod's connections close after its capture; a pod that cannot be resolved is reported; a pod past
+its deadline is failed and its late bundle dropped; a pod cancelled while it waits for a slot
+closes its connections and gives its place back; two captures of one pod start in different
+seconds (fake clock); the next pod is prepared half a second before a window ends.
+
+The pod work is a fake :class:`PodWork`; ordering is asserted with events, never with timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import operator_fakes
+import pytest
+
+from debugcap.operator import capturing, pod_scheduling
+from debugcap.operator.pod_scheduling import PodScheduler
+from debugcap.operator.results import PodResult
+from debugcap.operator.status_writing import StatusWriter
+
+GUARD = 10.0  # seconds a thread waits for an event that must come; reached only when a test fails
+
+
+class Work:
+    """A fake pod work that notes what happened, in order; each step can be replaced."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.events: list[str] = []
+        self._lock = threading.Lock()
+        self.prepared = {f"p{i}": threading.Event() for i in range(1, 6)}
+
+    def note(self, what: str) -> None:
+        with self._lock:
+            self.events.append(what)
+
+    def at(self, what: str) -> int:
+        return self.events.index(what)
+
+    def prepare(self, pod: str) -> capturing.Prepared | PodResult:
+        self.note(f"prepare {pod}")
+        self.prepared[pod].set()
+        conn: Any = SimpleNamespace(close=lambda: self.note(f"close {pod}"))
+        return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
+                                  settings=None, http=conn, commands=conn)  # type: ignore[arg-type]
+
+    def planned_key(self, pod: str, started: datetime) -> str:
+        return f"k/{pod}.tar.gz"
+
+    def collect(self, prepared: capturing.Prepared, *, started: datetime, abandoned: threading.Event,
+                window_open: Callable[[], None]) -> capturing.Collected | PodResult:
+        pod = prepared.target.pod
+        self.note(f"collect {pod}")
+        return capturing.Collected(target=prepared.target, outcome=SimpleNamespace(),  # type: ignore[arg-type]
+                                   out_dir=self.tmp_path / pod, collectors=(), clock=0.0)
+
+    def store(self, collected: capturing.Collected, *, key_sent: threading.Event | None) -> PodResult:
+        self.note(f"store {collected.target.pod}")
+        return PodResult(name=collected.target.pod, phase="Completed", key=f"k/{collected.target.pod}.tar.gz")
+
+
+class MustNotBeCalled:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"Must not be called: {name}")
+
+
+def _writer() -> StatusWriter:
+    async def send(_status: dict[str, Any]) -> bool:
+        return False
+
+    return StatusWriter(send, what="ns/cap", interval=0.0)  # every progress write at once
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=8)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+def _capture(executor: ThreadPoolExecutor, work: Any, *pods: str, slots: int = 1,
+             done: list[PodResult] | None = None, **kwargs: Any) -> list[PodResult]:
+    """Every pod of one capture through one scheduler of ``slots`` slots (and places ahead)."""
+    async def run_all() -> list[PodResult]:
+        scheduler, run = PodScheduler(slots, executor), _writer()
+        report = (done if done is not None else []).append
+        got = await asyncio.gather(*(scheduler.capture(run, "ns", p, work, on_done=report, **kwargs) for p in pods))
+        await run.settle()
+        return list(got)
+
+    return asyncio.run(run_all())
+
+
+def test_no_pod_of_a_deleted_capture_is_asked_for_anything(executor: ThreadPoolExecutor) -> None:
+    done: list[PodResult] = []
+
+    async def deleted() -> tuple[PodResult, StatusWriter]:
+        run = _writer()
+        run.deleted = True
+        result = await PodScheduler(1, executor).capture(run, "ns", "api-1", MustNotBeCalled(), on_done=done.append)
+        await run.settle()
+        return result, run
+
+    result, run = asyncio.run(deleted())
+    assert result.phase == "Failed" and "deleted before" in result.message
+    assert run.status["pods"] == [result.as_status()]
+    assert done == []  # nothing was asked of the pod: no Event, not counted
+
+
+def test_a_pods_slot_is_free_for_the_next_pod_while_its_bundle_uploads(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+    upload_may_end = threading.Event()
+    store, collect = work.store, work.collect
+
+    def slow_store(collected: capturing.Collected, **kwargs: Any) -> PodResult:
+        if collected.target.pod == "p1":
+            assert upload_may_end.wait(GUARD), "the next pod was not collected while this one uploaded"
+        return store(collected, **kwargs)
+
+    def collect_then_free(prepared: capturing.Prepared, **kwargs: Any) -> capturing.Collected | PodResult:
+        got = collect(prepared, **kwargs)
+        if prepared.target.pod == "p2":
+            upload_may_end.set()
+        return got
+
+    work.store, work.collect = slow_store, collect_then_free  # type: ignore[method-assign]
+    results = _capture(executor, work, "p1", "p2")
+    assert [r.phase for r in results] == ["Completed", "Completed"]
+    assert work.at("collect p2") < work.at("store p1"), work.events
+
+
+def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_after_its_capture(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+
+    def collect(prepared: capturing.Prepared, *, window_open: Callable[[], None], **_: Any) -> PodResult:
+        pod = prepared.target.pod
+        work.note(f"collect {pod} starts")
+        following = f"p{int(pod[1:]) + 1}"
+        # Had the next pod a place ahead already, it would be prepared by now (this only makes
+        # a missing limit more likely to show; the test passes the same on any machine).
+        work.prepared[following].wait(0.05)
+        work.note(f"window {pod} open")
+        window_open()
+        if following != "p5":  # p4 is the last: nothing follows it
+            assert work.prepared[following].wait(GUARD), f"{following} was not prepared during {pod}'s window"
+        work.note(f"collect {pod} ends")
+        return PodResult(name=pod, phase="Failed", message="no evidence")
+
+    work.collect = collect  # type: ignore[method-assign,assignment]
+    results = _capture(executor, work, "p1", "p2", "p3", "p4")  # one slot, one pod ahead
+    assert [r.name for r in results] == ["p1", "p2", "p3", "p4"]
+    at = work.at
+    for pod, following in (("p1", "p2"), ("p2", "p3"), ("p3", "p4")):
+        # The next pod was prepared while this one held the slot, once its window was open.
+        assert at(f"window {pod} open") < at(f"prepare {following}") < at(f"collect {pod} ends"), work.events
+    # Each pod's connections (its shell sessions, then its port-forward) closed after its capture.
+    for pod in ("p1", "p2", "p3", "p4"):
+        assert work.events.count(f"close {pod}") == 2 and at(f"close {pod}") > at(f"collect {pod} ends")
+
+
+def test_a_pod_that_cannot_be_resolved_is_reported_and_nothing_else_is_asked(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    gone = PodResult(name="api-1", phase="Failed", message='pod "api-1" not found in namespace "ns"')
+    work = Work(tmp_path)
+    work.prepare = lambda pod: gone  # type: ignore[method-assign,assignment,return-value]
+    done: list[PodResult] = []
+    assert _capture(executor, work, "api-1", done=done) == [gone]
+    assert done == [gone]  # gets its Event and is counted
+    assert work.events == []  # neither collected nor stored
+
+
+def test_a_pod_past_its_deadline_fails_and_its_late_bundle_is_dropped(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+    collect = work.collect
+
+    def collect_until_abandoned(prepared: capturing.Prepared, *, abandoned: threading.Event,
+                                **kwargs: Any) -> capturing.Collected | PodResult:
+        assert abandoned.wait(GUARD), "the pod was never abandoned"
+        (tmp_path / prepared.target.pod).mkdir()  # its scratch bundle, finished too late
+        return collect(prepared, abandoned=abandoned, **kwargs)
+
+    work.collect = collect_until_abandoned  # type: ignore[method-assign]
+    [result] = _capture(executor, work, "p1", deadline_seconds=0.001)
+    assert result.phase == "Failed" and "deadlineSeconds" in result.message
+    assert "store p1" not in work.events
+    assert not (tmp_path / "p1").exists()
+
+
+def test_a_pod_cancelled_while_it_waits_for_a_slot_closes_its_connections_and_gives_its_place_back(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+
+    async def cancelled_in_the_queue() -> bool:
+        scheduler = PodScheduler(1, executor)
+        await scheduler.slots.acquire()  # no free slot at all: the pod can only wait for one
+        task = asyncio.ensure_future(scheduler.capture(_writer(), "ns", "p1", work))
+        while not work.prepared["p1"].is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        executor.shutdown(wait=True)  # the close runs in the executor
+        return scheduler.ahead.locked()
+
+    assert asyncio.run(cancelled_in_the_queue()) is False
+    assert work.events.count("close p1") == 2
+
+
+def test_two_captures_of_one_pod_start_in_different_seconds_and_other_pods_do_not_wait() -> None:
+    clock = operator_fakes.FakeClock()  # starts at 10:15:00.25
+
+    async def starts() -> tuple[datetime, datetime, datetime]:
+        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=1), clock=clock)
+        first = await scheduler.distinct_start("shop", "api-1")
+        other_pod = await scheduler.distinct_start("shop", "api-2")
+        assert clock.asked == []  # another pod does not wait
+        again = asyncio.ensure_future(scheduler.distinct_start("shop", "api-1"))
+        await clock.parked()
+        clock.advance(clock.asked[-1])
+        return first, other_pod, await again
+
+    first, other_pod, second = asyncio.run(starts())
+    assert first == other_pod == clock.start
+    assert clock.asked == [0.75]  # to the next whole second, not a whole second more
+    assert second == clock.start.replace(microsecond=0).replace(second=1)
+
+
+def test_the_next_pod_is_prepared_half_a_second_before_a_window_ends() -> None:
+    def template(*seconds: int) -> Any:
+        return SimpleNamespace(steps=[SimpleNamespace(window=True, params={"seconds": s}) for s in seconds])
+
+    assert pod_scheduling.prepare_after(template(30, 5)) == 29.5
+    assert pod_scheduling.prepare_after(template(1, 1)) == 0.5
+    assert pod_scheduling.prepare_after(SimpleNamespace(steps=())) == 0.0  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""StatusWriter: how a running capture's status reaches the API server, on a fake clock.
+
+Cases: a burst of pod updates costs two writes, the second carrying all; pod progress goes at
+most every interval and carries what happened meanwhile; a capture-level write goes at once and
+carries waiting progress; an answer that the object is being deleted marks it deleted; a failed
+progress write is not fatal and the next write carries its change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import operator_fakes
+import pytest
+
+from debugcap.operator.results import PodResult
+from debugcap.operator.status_writing import PROGRESS_WRITE_SECONDS, StatusWriter
+
+
+def _writer(clock: operator_fakes.FakeClock, sent: list[tuple[float, dict[str, Any]]],
+            answer: bool = False) -> StatusWriter:
+    async def send(status: dict[str, Any]) -> bool:
+        sent.append((clock.time(), status))
+        await asyncio.sleep(0)  # the API round trip: others run meanwhile
+        return answer
+
+    return StatusWriter(send, what="ns/cap", clock=clock)
+
+
+def _pod(i: int, phase: str = "Completed") -> PodResult:
+    return PodResult(name=f"p{i}", phase=phase)
+
+
+def test_a_burst_of_pod_updates_costs_two_writes_and_the_last_carries_all() -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent)
+
+    async def burst() -> None:
+        async def pod_done(i: int) -> None:
+            run.pods[f"p{i}"] = _pod(i)
+            await run.write()
+
+        pods = asyncio.gather(*(pod_done(i) for i in range(10)))
+        await clock.parked()  # the second write waits out the interval after the first
+        assert len(sent) == 1
+        clock.advance(PROGRESS_WRITE_SECONDS)
+        await pods
+        await run.write(phase="Completed")
+
+    asyncio.run(burst())
+    # One write for the first pod, one for the nine that finished while it was in flight, one
+    # for the phase; one write per change would be eleven.
+    assert [(t, len(s["pods"])) for t, s in sent] == [(0.0, 1), (PROGRESS_WRITE_SECONDS, 10),
+                                                      (PROGRESS_WRITE_SECONDS, 10)]
+    assert sent[-1][1]["phase"] == "Completed"
+
+
+def test_pod_progress_written_at_most_every_interval_carries_what_happened_meanwhile() -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent)
+
+    async def pods_one_by_one() -> None:
+        await run.set_pod(_pod(0))  # the first goes at once
+        for i in range(1, 4):
+            clock.advance(0.05)
+            run.set_pod(_pod(i))
+            await clock.parked()
+        assert len(sent) == 1, "progress went before the interval was over"
+        clock.advance(PROGRESS_WRITE_SECONDS - 0.15)
+        await run.settle()
+
+    asyncio.run(pods_one_by_one())
+    assert [(t, len(s["pods"])) for t, s in sent] == [(0.0, 1), (PROGRESS_WRITE_SECONDS, 4)]
+    assert clock.asked == [PROGRESS_WRITE_SECONDS - 0.05]  # waited once, for the rest of the interval
+
+
+def test_a_capture_level_write_goes_at_once_and_carries_waiting_pod_progress() -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent)
+
+    async def finish_while_progress_waits() -> None:
+        await run.set_pod(_pod(0, "Running"))
+        run.set_pod(_pod(0, "Completed"))
+        await clock.parked()  # the progress write waits out the interval...
+        # ...and the capture-level write does not; a guard in case it would wait for ever:
+        await asyncio.wait_for(run.write(phase="Completed"), timeout=10)
+        await run.settle()
+
+    asyncio.run(finish_while_progress_waits())
+    assert [t for t, _ in sent] == [0.0, 0.0]  # the clock never moved: nothing was held back
+    assert sent[1][1]["phase"] == "Completed" and sent[1][1]["pods"][0]["phase"] == "Completed"
+
+
+def test_a_write_answered_with_a_deletion_timestamp_marks_the_capture_deleted() -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent, answer=True)
+    assert not run.deleted
+    asyncio.run(run.write(phase="Running"))
+    assert run.deleted
+
+
+def test_a_failed_progress_write_is_logged_and_the_next_write_carries_its_change(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    failures = [RuntimeError("apiserver said 500")]
+
+    async def send(status: dict[str, Any]) -> bool:
+        if failures:
+            raise failures.pop()
+        sent.append((clock.time(), status))
+        return False
+
+    run = StatusWriter(send, what="ns/cap", clock=clock)
+
+    async def fail_then_finish() -> None:
+        run.set_pod(_pod(0))
+        await run.settle()
+        await run.write(phase="Completed")
+
+    asyncio.run(fail_then_finish())
+    assert "a status write of ns/cap failed: apiserver said 500" in caplog.text
+    assert [s["pods"] for _, s in sent] == [[{"name": "p0", "phase": "Completed"}]]

@@ -1,0 +1,64 @@
+"""Which pods a DebugCapture targets, from raw JSON answers of a fake Kube.
+
+Cases: a workload's selector is read from its raw JSON (matchLabels and matchExpressions); a
+missing pod, or workload, names the spec field and the command to list them; a selector the API
+server rejects is a ConfigError naming the field; pods not Running and over maxPods are skipped
+and noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import operator_fakes
+import pytest
+
+from debugcap import errors
+from debugcap.operator import targets
+from debugcap.operator.requests import parse_spec
+
+PODS = "/api/v1/namespaces/shop/pods"
+
+
+def _pod(name: str, phase: str = "Running") -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "app"}]}, "status": {"phase": phase}}
+
+
+def test_a_workloads_pods_are_found_through_its_selector() -> None:
+    deployment = {"spec": {"selector": {"matchLabels": {"app": "api"},
+                                        "matchExpressions": [{"key": "tier", "operator": "In",
+                                                              "values": ["web"]}]}}}
+    kube: Any = operator_fakes.FakeKube({"/apis/apps/v1/namespaces/shop/deployments/api": deployment,
+                                         PODS: {"items": [_pod("api-2"), _pod("api-1")]}})
+    request = parse_spec({"target": {"workload": {"kind": "Deployment", "name": "api"}}})
+    selection = targets.find_pods(kube, "shop", request)
+    assert selection.pods == ("api-1", "api-2")
+    assert kube.calls[-1] == ("GET", PODS, [("labelSelector", "app=api,tier in (web)")])
+    assert selection.fresh("api-1") == _pod("api-1")
+
+
+@pytest.mark.parametrize(("spec", "path", "message"), [
+    ({"pod": "api-9"}, f"{PODS}/api-9", 'spec.target.pod: no pod "api-9" in namespace "shop"'),
+    ({"workload": {"kind": "StatefulSet", "name": "db"}}, "/apis/apps/v1/namespaces/shop/statefulsets/db",
+     'spec.target.workload: no StatefulSet "db" in namespace "shop"; list them with: kubectl get statefulsets'),
+], ids=["pod", "workload"])
+def test_a_missing_target_names_the_field_and_how_to_list(spec: dict[str, Any], path: str, message: str) -> None:
+    kube: Any = operator_fakes.FakeKube({path: operator_fakes.not_found()})
+    with pytest.raises(errors.TargetError, match=message):
+        targets.find_pods(kube, "shop", parse_spec({"target": spec}))
+
+
+def test_a_selector_the_api_server_rejects_names_the_field() -> None:
+    invalid = errors.InvalidError("cannot list pods", status=400, api_message="unable to parse requirement")
+    kube: Any = operator_fakes.FakeKube({PODS: invalid})
+    with pytest.raises(errors.ConfigError, match="spec.target.selector: .* unable to parse requirement"):
+        targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+
+
+def test_pods_not_running_and_over_max_pods_are_skipped_and_noted() -> None:
+    kube: Any = operator_fakes.FakeKube({PODS: {"items": [_pod("a"), _pod("b", "Pending"), _pod("c"), _pod("d")]}})
+    selection = targets.find_pods(kube, "shop", parse_spec(
+        {"target": {"selector": {"matchLabels": {"app": "x"}}, "maxPods": 2}}))
+    assert selection.pods == ("a", "c")
+    assert selection.note == ("1 matching pod(s) not Running were skipped; "
+                              "1 running pod(s) over spec.target.maxPods=2 were skipped")
