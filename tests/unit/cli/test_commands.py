@@ -4,8 +4,10 @@ place, and `--help` loads no cluster client."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -56,3 +58,16 @@ def test_debug_lets_a_debugcap_error_through_with_its_traceback(monkeypatch: pyt
     assert plain.exit_code == 1 and plain.stderr == "Error: cannot list debugcaptures: no answer\n"
     debug = CliRunner().invoke(cli, ["--debug", "get"])
     assert isinstance(debug.exception, errors.KubeError)
+
+
+def test_the_executable_exits_2_on_a_misplaced_flag_and_1_on_an_error(tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "debugcap.kubectl_plugin.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    misplaced = run("create", "pod/x", "--upload")
+    assert misplaced.returncode == 2 and "--upload only applies with --local" in misplaced.stderr
+    broken = run("get")
+    assert broken.returncode == 1 and broken.stderr.startswith("Error: cannot load Kubernetes credentials")
