@@ -1,4 +1,4 @@
-"""``debugcap-operator``: run the kopf operator whose handler modules :mod:`debugcap.operator.handlers` lists.
+"""``debugcap-operator``: run the kopf operator of the modules :mod:`debugcap.operator.handlers` lists.
 
 Namespaces and the liveness port come from :class:`~debugcap.operator.config.DebugcapConfig`
 (``DEBUGCAP_OPERATOR_*``); S3 from ``DEBUGCAP_S3_*``. Equivalent to

@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator, served on ``/metrics`` when a port is configured.
 
-Updated by :mod:`debugcap.operator.handlers`. Module-level because prometheus_client registers
-each metric once per process; :func:`serve` is idempotent for the same reason (tests start
-several operators, one after another, in one process).
+Updated by :mod:`~debugcap.operator.captures` and :mod:`~debugcap.operator.pod_scheduling`.
+Module-level because prometheus_client registers each metric once per process; :func:`serve` is
+idempotent for the same reason (tests start several operators, one after another, in one process).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A DebugCapture's spec, checked and turned into a :class:`CaptureRequest`.
 
-Pure functions, called by :mod:`debugcap.operator.handlers` before any API call, and unit-tested.
+Pure functions, called by :mod:`debugcap.operator.captures` before any API call, and unit-tested.
 The CRD schema already rejects most malformed specs; these checks repeat the ones that matter so a
 cluster whose CRD lacks CEL rules (or an old stored object) still ends with a clear message. Every
 message starts with the field it is about.

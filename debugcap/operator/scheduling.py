@@ -1,6 +1,6 @@
 """When a DebugSchedule makes a DebugCapture, and which old ones it prunes: pure functions.
 
-:mod:`debugcap.operator.handlers` calls :func:`decide` from a timer and :func:`to_prune` after it;
+:mod:`debugcap.operator.schedules` calls :func:`decide` from a timer and :func:`to_prune` after it;
 both take plain values (times, names, phases) so they are unit-tested without a cluster or a clock.
 The rules follow the CronJob controller: only the latest missed run counts, a run missed by more
 than ``startingDeadlineSeconds`` is skipped, and ``concurrencyPolicy`` decides what happens while an
