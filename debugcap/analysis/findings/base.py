@@ -29,6 +29,11 @@ def human_bytes(n: float | None) -> str:
     return f"{v:.1f}GB"
 
 
+def leader(top: pprof.TopReport | None) -> pprof.TopRow | None:
+    """The first row of a top that has samples: the function a top-of-profile rule names."""
+    return top["rows"][0] if top and top["rows"] and top["total"] else None
+
+
 def contention(top: pprof.TopReport | None, kind: str, severity: int) -> Iterable[model.Finding]:
     """The function that waited longest in a block or mutex profile (``kind``)."""
     if top and top["rows"] and top["total"]:
