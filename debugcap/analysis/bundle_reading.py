@@ -143,7 +143,7 @@ class Reading:
     def text(self, rel: str) -> str | None:
         return self.guard(lambda: self.reader.text(rel))
 
-    def json(self, rel: str) -> Any:
+    def read_json(self, rel: str) -> Any:
         """The parsed JSON file, or None when it is missing or not JSON (a problem line then)."""
         text = self.text(rel) if self.reader.exists(rel) else None
         if text is None:

@@ -21,20 +21,21 @@ from debugcap.bundle import layout
 from debugcap.formats import pprof as pprof_format
 
 
-def build(path: str | os.PathLike[str], html_flames: list[flames.Flame] | None = None,
-          keep_profiles: dict[str, pprof_format.Profile] | None = None) -> model.Report:
+def build(path: str | os.PathLike[str], *, flame_graphs: list[flames.Flame] | None = None,
+          profiles: dict[str, pprof_format.Profile] | None = None) -> model.Report:
     """The report for one bundle (packed or unpacked), findings included.
 
-    ``html_flames``/``keep_profiles``, when given, are filled with flame graphs
-    and parsed profiles so the HTML and speedscope outputs reuse this one parse.
+    ``flame_graphs``/``profiles``, when given, are filled with flame graphs and
+    parsed profiles (by endpoint name), so the HTML and speedscope outputs reuse
+    this one parse instead of reading the bundle again.
     """
     with BundleReader(path) as reader:
         reading = Reading(reader)
         rep, profs = _read(reading)
-        if keep_profiles is not None:
-            keep_profiles.update(profs)
-        if html_flames is not None:
-            html_flames.extend(_flames(reading, profs))
+        if profiles is not None:
+            profiles.update(profs)
+        if flame_graphs is not None:
+            flame_graphs.extend(_flames(reading, profs))
         # Flame problems are found after the report is read; they belong in it all the same.
         rep = dataclasses.replace(rep, problems=tuple(reading.problems))
     return dataclasses.replace(rep, findings=findings.evaluate(rep))

@@ -76,7 +76,7 @@ def sockets(reading: Reading) -> model.Sockets | None:
     """Sockets per TCP state: the collector's own counts, else counted from /proc/net/tcp{,6}."""
     reader = reading.reader
     if reader.exists(layout.NET_SOCKET_STATES):
-        states = _socket_states_json(reading.json(layout.NET_SOCKET_STATES))
+        states = _socket_states_json(reading.read_json(layout.NET_SOCKET_STATES))
         if states is not None:
             return model.Sockets(source=layout.NET_SOCKET_STATES, states=states)
         reading.problems.append(f"{reader.label(layout.NET_SOCKET_STATES)}: unrecognised shape")
@@ -109,7 +109,7 @@ def disk(reading: Reading) -> tuple[df.DfRow, ...] | None:
 
 def memstats(reading: Reading) -> Mapping[str, object] | None:
     """The headline runtime.MemStats fields of expvar's ``memstats``."""
-    expvar = reading.json(layout.METRICS_EXPVAR)
+    expvar = reading.read_json(layout.METRICS_EXPVAR)
     mem = expvar.get("memstats") if isinstance(expvar, dict) else None
     return {k: mem.get(k) for k in MEMSTATS_KEYS} if isinstance(mem, dict) else None
 

@@ -162,7 +162,7 @@ def report_cmd(bundle: Path, html_file: Path | None, speedscope_file: Path | Non
     flame_graphs: list[flames.Flame] | None = [] if html_file else None
     profiles: dict[str, pprof_format.Profile] | None = {} if speedscope_file else None
     try:
-        rep = report.build(bundle, flame_graphs, profiles)
+        rep = report.build(bundle, flame_graphs=flame_graphs, profiles=profiles)
     except errors.AnalysisError as err:
         raise click.ClickException(str(err)) from err
     try:

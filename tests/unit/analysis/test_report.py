@@ -230,7 +230,7 @@ def test_empty_bundle_lists_what_is_missing_and_does_not_crash(tmp_path: Path) -
     assert set(rep.missing) == set(sections.EXPECTED_FILES)
     assert rep.findings == () and rep.cpu is None and rep.goroutines is None
     assert rep.as_dict()["target"] == {} and rep.as_dict()["capture"] == {}
-    assert "Missing:" in text.render_report(rep)
+    assert "Missing:" in text.render_report(rep) and "nothing stands out" in text.render_report(rep)
     assert "<html>" in html.render_report(rep, [])
 
 
@@ -298,7 +298,7 @@ def test_real_profile_is_not_an_error_body(profdir: Path) -> None:
 
 def test_html_is_one_self_contained_file(bundle_dir: Path) -> None:
     graphs: list[flames.Flame] = []
-    rep = report.build(bundle_dir, graphs)
+    rep = report.build(bundle_dir, flame_graphs=graphs)
     page = html.render_report(rep, graphs)
     assert not re.search(r"https?://", page)
     assert not re.search(r"<(link|img|iframe)\b|<script[^>]+src=", page)
@@ -330,7 +330,7 @@ def test_flame_tree_prunes_narrow_frames_and_counts_recursion_per_level(profdir:
 
 def test_speedscope_export_is_structurally_valid(bundle_dir: Path) -> None:
     profiles: dict[str, pprof_format.Profile] = {}
-    report.build(bundle_dir, None, profiles)
+    report.build(bundle_dir, profiles=profiles)
     doc = speedscope.speedscope(sorted(profiles.items()), name="b", exporter="debugcap@test")
     frames = doc["shared"]["frames"]
     names = [p["name"] for p in doc["profiles"]]
