@@ -40,6 +40,7 @@ from debugcap import capture as engine
 from debugcap.analysis import pprof
 from debugcap.bundle import layout, manifest, verify, writer
 from debugcap.collectors import base, execution
+from debugcap.formats import pprof as pprof_format
 from debugcap.kube import exec as kexec
 from debugcap.kube import portforward, shell
 from debugcap.kube.client import Kube
@@ -141,7 +142,7 @@ def assert_verifies(testbed: Testbed, bundle: Path, tmp_path: Path) -> None:
 def assert_valid(path: str, data: bytes) -> None:
     """Each kind of evidence is what it claims to be."""
     if path.endswith(".pb.gz"):
-        profile = pprof.parse(data, path)
+        profile = pprof_format.parse(data, path)
         assert profile.sample_types, path
     elif path == layout.TRACE:
         assert TRACE_HEADER.match(data), data[:32]
@@ -314,7 +315,7 @@ def test_cpu_hot_function_dominates_the_cpu_profile(
     goapp_pod("hot", env={"GOAPP_CPU_HOT": "1"})
     run = create(testbed, namespace, "hot", "go-profile", tmp_path)
     assert run.returncode == 0 and run.bundle is not None, run
-    profile = pprof.parse(members(run.bundle)[layout.PPROF_CPU], layout.PPROF_CPU)
+    profile = pprof_format.parse(members(run.bundle)[layout.PPROF_CPU], layout.PPROF_CPU)
     report = pprof.top(profile, "cpu")
     assert report["unit"] == "nanoseconds" and report["total"] > 0
     rows = {r["function"]: r for r in report["rows"]}

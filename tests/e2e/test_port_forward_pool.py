@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from debugcap import errors
-from debugcap.analysis import pprof
-from debugcap.analysis.report import parse_proc_net_tcp
+from debugcap.formats import pprof
+from debugcap.formats.procfs import parse_proc_net_tcp
 from debugcap.kube import exec as kexec
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube

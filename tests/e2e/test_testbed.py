@@ -16,7 +16,7 @@ import uuid
 from kubernetes import client as k8s
 from minio import Minio
 
-from debugcap.analysis import pprof
+from debugcap.formats import pprof
 from debugcap.kube import exec as kexec
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube

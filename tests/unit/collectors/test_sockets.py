@@ -7,8 +7,8 @@ not dropped; blank and short lines are ignored.
 
 from __future__ import annotations
 
-from debugcap.analysis import report
 from debugcap.collectors import sockets
+from debugcap.formats import procfs
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
 TCP = [
@@ -49,6 +49,6 @@ def test_blank_and_short_lines_are_ignored() -> None:
 
 def test_every_kernel_state_code_has_a_name() -> None:
     # include/net/tcp_states.h: 1..12
-    assert sorted(report.TCP_STATES) == list(range(1, 13))
-    lines = [f"{i}: a b {code:02X} rest" for i, code in enumerate(report.TCP_STATES)]
-    assert set(sockets.count_states(lines)) == set(report.TCP_STATES.values())
+    assert sorted(procfs.TCP_STATES) == list(range(1, 13))
+    lines = [f"{i}: a b {code:02X} rest" for i, code in enumerate(procfs.TCP_STATES)]
+    assert set(sockets.count_states(lines)) == set(procfs.TCP_STATES.values())
