@@ -91,12 +91,13 @@ def deleted_before(pod: str) -> PodResult:
 class PodScheduler:
     """The process's limits on pod captures (see the module docstring), and the run of one pod."""
 
-    def __init__(self, concurrency: int, executor: Executor, *,
+    def __init__(self, concurrency: int, executor: Executor, *, uploads: int | None = None,
                  clock: clocks.Clock | None = None) -> None:  # clock: None outside tests
+        """``concurrency`` slots and as many places ahead; ``uploads`` at once (None: ``concurrency``)."""
         self.executor = executor
         self.slots = asyncio.Semaphore(concurrency)
         self.ahead = asyncio.Semaphore(concurrency)
-        self.uploads = asyncio.Semaphore(concurrency)
+        self.uploads = asyncio.Semaphore(uploads or concurrency)
         self._clock = clock or clocks.LoopClock()
         self._pod_locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The second each pod's last capture started in, under its pod lock: bundle names carry

@@ -16,11 +16,13 @@ class FakeClock:
 
     ``sleep`` and ``wait`` park until the time reaches their deadline (or, for ``wait``, the event
     is set); ``asked`` lists the seconds each asked for. No real time passes: a test asserts exact
-    times, never how fast the machine is.
+    times, never how fast the machine is. With ``auto``, a sleep moves the time itself.
     """
 
-    def __init__(self, start: datetime = datetime(2026, 12, 1, 10, 15, 0, 250_000, tzinfo=UTC)) -> None:
+    def __init__(self, start: datetime = datetime(2026, 12, 1, 10, 15, 0, 250_000, tzinfo=UTC), *,
+                 auto: bool = False) -> None:
         self.start = start
+        self.auto = auto
         self.elapsed = 0.0
         self.asked: list[float] = []
         self._parked: list[tuple[float, asyncio.Future[None]]] = []
@@ -32,6 +34,11 @@ class FakeClock:
         return self.start + timedelta(seconds=self.elapsed)
 
     async def sleep(self, seconds: float) -> None:
+        if self.auto:
+            self.asked.append(seconds)
+            self.advance(seconds)
+            await asyncio.sleep(0)
+            return
         await self._park(seconds, None)
 
     async def wait(self, event: asyncio.Event, seconds: float) -> bool:

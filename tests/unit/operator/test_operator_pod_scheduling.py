@@ -4,8 +4,9 @@ Cases: no pod of a deleted capture is asked for anything; a pod's slot is free f
 while its bundle uploads; the next pod is prepared once a window opens, one pod ahead, and each
 pod's connections close after its capture; a pod that cannot be resolved is reported; a pod past
 its deadline is failed and its late bundle dropped; a pod cancelled while it waits for a slot
-closes its connections and gives its place back; two captures of one pod start in different
-seconds (fake clock); the next pod is prepared half a second before a window ends.
+closes its connections and gives its place back; two captures of one pod collect one after the
+other (pod lock) and start in different seconds (fake clock); uploads keep to their limit; the
+next pod is prepared half a second before a window ends.
 
 The pod work is a fake :class:`PodWork`; ordering is asserted with events, never with timing.
 """
@@ -167,8 +168,65 @@ def test_the_next_pod_is_prepared_once_a_window_opens_and_its_connections_close_
         # The next pod was prepared while this one held the slot, once its window was open.
         assert at(f"window {pod} open") < at(f"prepare {following}") < at(f"collect {pod} ends"), work.events
     # Each pod's connections (its shell sessions, then its port-forward) closed after its capture.
+    executor.shutdown(wait=True)  # the closes run in the executor, after the pod's result
     for pod in ("p1", "p2", "p3", "p4"):
         assert work.events.count(f"close {pod}") == 2 and at(f"close {pod}") > at(f"collect {pod} ends")
+
+
+def test_two_captures_of_one_pod_collect_one_after_the_other_even_with_slots_free(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+    started = threading.Event()
+    collect = work.collect
+
+    def collect_noting(prepared: capturing.Prepared, **kwargs: Any) -> capturing.Collected | PodResult:
+        work.note("collect starts")
+        if started.is_set():
+            work.note("overlap")
+        started.set()
+        # Without the pod lock the other capture would start now (this only gives it the chance).
+        threading.Event().wait(0.05)
+        started.clear()
+        work.note("collect ends")
+        return collect(prepared, **kwargs)
+
+    work.collect = collect_noting  # type: ignore[method-assign]
+
+    async def twice() -> list[PodResult]:
+        scheduler = PodScheduler(4, executor, clock=operator_fakes.FakeClock(auto=True))  # no second to wait
+        run = _writer()
+        return list(await asyncio.gather(scheduler.capture(run, "ns", "p1", work),
+                                         scheduler.capture(_writer(), "ns", "p1", work)))
+
+    assert [r.phase for r in asyncio.run(twice())] == ["Completed", "Completed"]
+    assert [e for e in work.events if e.startswith("collect") or e == "overlap"] == [
+        "collect starts", "collect ends", "collect p1", "collect starts", "collect ends", "collect p1"]
+
+
+def test_bundles_upload_no_more_at_once_than_the_limit(executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+    uploading: list[str] = []
+    most = [0]
+    lock = threading.Lock()
+    store = work.store
+
+    def store_counting(collected: capturing.Collected, **kwargs: Any) -> PodResult:
+        with lock:
+            uploading.append(collected.target.pod)
+            most[0] = max(most[0], len(uploading))
+        threading.Event().wait(0.02)  # gives a second upload the chance to overlap
+        with lock:
+            uploading.remove(collected.target.pod)
+        return store(collected, **kwargs)
+
+    work.store = store_counting  # type: ignore[method-assign]
+
+    async def three() -> None:
+        scheduler, run = PodScheduler(3, executor, uploads=1), _writer()
+        await asyncio.gather(*(scheduler.capture(run, "ns", p, work) for p in ("p1", "p2", "p3")))
+
+    asyncio.run(three())
+    assert most[0] == 1 and work.events.count("store p1") == 1
 
 
 def test_a_pod_that_cannot_be_resolved_is_reported_and_nothing_else_is_asked(

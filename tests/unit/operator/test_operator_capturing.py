@@ -1,0 +1,67 @@
+"""Storing one pod's bundle: what the status says about it.
+
+Cases: a bundle stored in a local store is named by a ``file:///`` URI of the stored file (the
+backend's own ``uri``, not a description of the store), and its scratch directory is removed;
+a bundle the store refuses keeps its key listed as ``uploadKey`` (or spooled, is PartiallyFailed).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from debugcap import delivering
+from debugcap.bundle import layout, manifest, writer
+from debugcap.operator import capturing
+from debugcap.storage import local, spool
+
+WHEN = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
+
+
+def _collected(tmp_path: Path) -> capturing.Collected:
+    record = manifest.CollectorRecord(name="ps", status=manifest.CollectorStatus.OK, duration_ms=12, bytes=13,
+                                      files=("proc/ps.txt",))
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="cap", template="go-profile", parameters={}),
+        target=manifest.TargetInfo(namespace="shop", pod="api-1", container="app", node="n1", image="img:1"),
+        started_at=WHEN, finished_at=WHEN, collectors=(record,))
+    scratch = tmp_path / "work" / "api-1"
+    with writer.BundleWriter(directory=scratch, name=layout.bundle_name("shop", "api-1", WHEN)) as w:
+        w.add_bytes(layout.PROC_PS, b"root 1 /app\n")
+        bundle = w.finish(fields)
+    target: Any = SimpleNamespace(namespace="shop", pod="api-1", container="app", node="n1")
+    outcome: Any = SimpleNamespace(bundle=bundle, phase="Completed", records=(record,))
+    return capturing.Collected(target=target, outcome=outcome, out_dir=scratch,
+                               collectors=({"name": "ps", "status": "ok", "bytes": 13, "durationMs": 12},), clock=0.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> delivering.Store:
+    return delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "testbed",
+                            spool.Spool(tmp_path / "spool"))
+
+
+def test_a_bundle_stored_locally_is_named_by_a_file_uri_of_the_stored_file(
+        store: delivering.Store, tmp_path: Path) -> None:
+    collected = _collected(tmp_path)
+    sent = threading.Event()
+    sent.set()
+    result = capturing.store_pod(store, collected, key_sent=sent)
+    assert result.phase == "Completed" and result.key == capturing.planned_key(store, "shop", "api-1", WHEN)
+    assert result.uri == (tmp_path / "store" / result.key).as_uri()  # was "file://local directory ..."
+    assert Path(result.uri.removeprefix("file://")).is_file()
+    assert not collected.out_dir.exists()
+
+
+def test_a_bundle_the_store_refuses_is_spooled_and_its_key_stays_listed(
+        store: delivering.Store, tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("a file where the store's directory should be")
+    result = capturing.store_pod(store, _collected(tmp_path))
+    assert result.phase == "PartiallyFailed" and "spool" in result.message
+    assert not result.key and not result.uri
+    assert result.upload_key == capturing.planned_key(store, "shop", "api-1", WHEN)
