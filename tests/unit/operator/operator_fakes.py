@@ -1,14 +1,32 @@
-"""Test doubles for the operator's engines: a clock that moves only when told, and a Kube that
-answers raw-JSON calls from a dict. Imported by the tests beside it (``import operator_fakes``)."""
+"""Test doubles for the operator's engines: a clock that moves only when told, a Kube that answers
+raw-JSON calls from a dict, and a small real bundle. Imported by the tests beside it
+(``import operator_fakes``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from debugcap import errors
+from debugcap.bundle import layout, manifest, writer
+
+WHEN = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
+PS_RECORD = manifest.CollectorRecord(name="ps", status=manifest.CollectorStatus.OK, duration_ms=12, bytes=13,
+                                     files=("proc/ps.txt",))
+
+
+def write_bundle(directory: Path) -> writer.WrittenBundle:
+    """A verifiable bundle of pod shop/api-1 started at WHEN, with one collector (ps)."""
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="cap", template="go-profile", parameters={}),
+        target=manifest.TargetInfo(namespace="shop", pod="api-1", container="app", node="n1", image="img:1"),
+        started_at=WHEN, finished_at=WHEN, collectors=(PS_RECORD,))
+    with writer.BundleWriter(directory=directory, name=layout.bundle_name("shop", "api-1", WHEN)) as w:
+        w.add_bytes(layout.PROC_PS, b"root 1 /app\n")
+        return w.finish(fields)
 
 
 class FakeClock:

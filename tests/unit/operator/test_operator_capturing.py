@@ -8,34 +8,25 @@ a bundle the store refuses keeps its key listed as ``uploadKey`` (or spooled, is
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import operator_fakes
 import pytest
 
 from debugcap import delivering
-from debugcap.bundle import layout, manifest, writer
 from debugcap.operator import capturing
 from debugcap.storage import local, spool
 
-WHEN = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
+WHEN = operator_fakes.WHEN
 
 
 def _collected(tmp_path: Path) -> capturing.Collected:
-    record = manifest.CollectorRecord(name="ps", status=manifest.CollectorStatus.OK, duration_ms=12, bytes=13,
-                                      files=("proc/ps.txt",))
-    fields = manifest.ManifestFields(
-        capture=manifest.CaptureInfo(name="cap", template="go-profile", parameters={}),
-        target=manifest.TargetInfo(namespace="shop", pod="api-1", container="app", node="n1", image="img:1"),
-        started_at=WHEN, finished_at=WHEN, collectors=(record,))
     scratch = tmp_path / "work" / "api-1"
-    with writer.BundleWriter(directory=scratch, name=layout.bundle_name("shop", "api-1", WHEN)) as w:
-        w.add_bytes(layout.PROC_PS, b"root 1 /app\n")
-        bundle = w.finish(fields)
+    bundle = operator_fakes.write_bundle(scratch)
     target: Any = SimpleNamespace(namespace="shop", pod="api-1", container="app", node="n1")
-    outcome: Any = SimpleNamespace(bundle=bundle, phase="Completed", records=(record,))
+    outcome: Any = SimpleNamespace(bundle=bundle, phase="Completed", records=(operator_fakes.PS_RECORD,))
     return capturing.Collected(target=target, outcome=outcome, out_dir=scratch,
                                collectors=({"name": "ps", "status": "ok", "bytes": 13, "durationMs": 12},), clock=0.0)
 

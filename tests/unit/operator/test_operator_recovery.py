@@ -10,20 +10,18 @@ one leaves the key listed, a damaged one is deleted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import operator_fakes
 import pytest
 
 from debugcap import delivering
-from debugcap.bundle import layout, manifest, writer
 from debugcap.operator import recovery
 from debugcap.operator.results import PodResult
 from debugcap.storage import base, local, spool
 
 KEY = "debugcap/testbed/shop/api-1/2026/12/01/shop_api-1_20261201T101500Z.tar.gz"
-WHEN = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
 COLLECTOR = {"name": "pprof-cpu", "status": "ok", "bytes": 10, "durationMs": 5}
 
 
@@ -83,15 +81,7 @@ def _running(key: str = KEY) -> dict[str, Any]:
 
 def test_a_verified_bundle_is_adopted_with_its_manifests_phase_and_a_file_uri(
         store: delivering.Store, tmp_path: Path) -> None:
-    record = manifest.CollectorRecord(name="ps", status=manifest.CollectorStatus.OK, duration_ms=12, bytes=13,
-                                      files=("proc/ps.txt",))
-    fields = manifest.ManifestFields(
-        capture=manifest.CaptureInfo(name="cap", template="go-profile", parameters={}),
-        target=manifest.TargetInfo(namespace="shop", pod="api-1", container="app", node="n1", image="img:1"),
-        started_at=WHEN, finished_at=WHEN, collectors=(record,))
-    with writer.BundleWriter(directory=tmp_path / "out", name=layout.bundle_name("shop", "api-1", WHEN)) as w:
-        w.add_bytes(layout.PROC_PS, b"root 1 /app\n")
-        bundle = w.finish(fields)
+    bundle = operator_fakes.write_bundle(tmp_path / "out")
     store.backend.put(key=KEY, path=bundle.path, sha256=bundle.sha256)
 
     result = recovery.adopt_upload(store, _running(), tmp_path / "work")
