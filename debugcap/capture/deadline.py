@@ -52,8 +52,10 @@ class Deadline:
             return self._clock.wait(event, None)
         return self._clock.wait(event, max(self._at - self._clock.now(), 0.0))
 
-    def abandoned(self, *, started: bool) -> str:
-        """The message of a step the deadline abandoned: running (``started``) or not yet begun."""
+    def abandoned(self, *, started: bool, kept: bool) -> str:
+        """The message of a step the deadline abandoned: running (``started``) or not yet begun;
+        ``kept``: files it added before are in the bundle."""
         what = "still running at" if started else "not started before"
-        return (f"abandoned: {what} the capture deadline of {self.seconds:g} s ({self.setting}); "
-                f"what it collected before is in the bundle; raise {self.setting} or shorten the template")
+        files = "; the files it wrote before are in the bundle" if kept else ""
+        return (f"abandoned: {what} the capture deadline of {self.seconds:.10g} s ({self.setting}){files}; "
+                f"raise {self.setting} or shorten the template")

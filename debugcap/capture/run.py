@@ -76,10 +76,12 @@ class Capture:
                             evidence=evidence, clock=self.clock, progress=self.progress)
         gate.start()
         runner.start(schedule(self.template), workers=max(self.parallelism, window_size(self.template)))
-        finished = deadline.wait(evidence.done)
+        finished = False
         try:
-            records = evidence.close(deadline, self.clock.now())
+            finished = deadline.wait(evidence.done)
         finally:
+            # Also on an interrupt: no step adds to the bundle once the capture stopped waiting.
+            records = evidence.close(deadline, self.clock.now())
             # Wake what still waits (the mid-window delay, the head start), and tell the caller
             # the window is over if it never opened: the operator gives the next pod its turn.
             runner.stop.set()

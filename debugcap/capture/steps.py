@@ -95,7 +95,7 @@ class Evidence:
             status=manifest.CollectorStatus.PARTIAL if files else manifest.CollectorStatus.FAILED,
             duration_ms=0 if started is None else int((now - started) * 1000),
             bytes=sum(entries[f].size for f in files if f in entries),
-            message=deadline.abandoned(started=started is not None), files=files)
+            message=deadline.abandoned(started=started is not None, kept=bool(files)), files=files)
 
 
 class StepRunner:

@@ -77,9 +77,12 @@ def test_deadline_abandons_running_steps_and_keeps_everything_collected(rig: Rig
     assert (part.name, part.status, part.files, part.bytes, part.duration_ms) == (
         "partial", S.PARTIAL, ("proc/partial-1.txt", "proc/partial-2.txt"), 40, 60_000)
     assert (stk.name, stk.status, stk.files, stk.duration_ms) == ("stuck", S.FAILED, (), 60_000)
-    for record in (part, stk):
-        assert "still running at the capture deadline of 60 s (spec.parameters.deadlineSeconds)" in record.message
-        assert "raise spec.parameters.deadlineSeconds" in record.message
+    assert part.message == ("abandoned: still running at the capture deadline of 60 s "
+                            "(spec.parameters.deadlineSeconds); the files it wrote before are in the bundle; "
+                            "raise spec.parameters.deadlineSeconds or shorten the template")
+    assert stk.message == ("abandoned: still running at the capture deadline of 60 s "
+                           "(spec.parameters.deadlineSeconds); raise spec.parameters.deadlineSeconds or shorten "
+                           "the template")
     assert outcome.phase is Phase.PARTIALLY_FAILED
     assert set(members(outcome.bundle.path)) >= {"proc/done.txt", "proc/partial-1.txt", "proc/partial-2.txt"}
     assert [(c["name"], c["status"]) for c in manifest_of(outcome.bundle.path)["collectors"]] == [
@@ -174,7 +177,10 @@ def test_deadline_wait_returns_false_once_the_deadline_passed(clock: FakeClock) 
     done = threading.Event()
     done.set()
     assert Deadline(5, clock=clock, setting="--deadline").wait(done) is True
-    assert "raise --deadline or shorten the template" in deadline.abandoned(started=True)
+    assert deadline.abandoned(started=False, kept=False) == (
+        "abandoned: not started before the capture deadline of 5 s (--deadline); raise --deadline or shorten "
+        "the template")
+    assert "deadline of 1000000 s" in Deadline(10**6, clock=clock, setting="x").abandoned(started=True, kept=False)
 
 
 @pytest.mark.parametrize("seconds", [0, -1.5], ids=["zero", "negative"])

@@ -140,10 +140,13 @@ def test_capture_starts_the_window_together_and_the_rest_after_it(rig: Rig, cloc
     started: dict[str, float] = {}
     window_open_at_ps: list[bool] = []
 
+    send_cpu = threading.Event()  # the CPU profile's request goes out only when the test says
+
     def profile(path: str) -> Callable[[base.CollectContext], base.CollectorResult]:
         def behaviour(ctx: base.CollectContext) -> base.CollectorResult:
             started[path] = clock.now() - 1000.0
             assert ctx.http is not None
+            assert path != "cpu" or send_cpu.wait(HANG)
             ctx.http.get(path, BytesIO(), timeout=30, max_bytes=100)
             return base.CollectorResult(base.Status.OK)
         return behaviour
@@ -161,9 +164,12 @@ def test_capture_starts_the_window_together_and_the_rest_after_it(rig: Rig, cloc
     stand_in(registry, "goroutine", goroutine)
     stand_in(registry, "trace", profile("trace"))
     running = rig.start(template(*STEPS))
+    clock.until_waiting(3)  # the capture on its deadline, the goroutine dump on its turn, ps on the window
+    assert not rig.window_opened.is_set()
+    send_cpu.set()
     rig.until_reported("ps")
     assert window_open_at_ps == [True]
-    clock.until_waiting(2)  # the capture, on its deadline; the goroutine dump, on its turn mid-window
+    clock.until_waiting(2)  # the capture, the goroutine dump
     clock.advance(2.0)  # half the shortest window (the 4 s trace)
     rig.until_reported("goroutine")
     rig.forwards.release_all()

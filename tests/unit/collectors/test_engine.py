@@ -1,9 +1,9 @@
 """Engine decisions that need no cluster: when each step starts, and what phase a capture ends in.
 
-Cases for ``_schedule``: windowed steps come first and start at once; an instant step in the
+Cases for ``window.schedule``: windowed steps come first and start at once; an instant step in the
 window (the goroutine dump) waits half the shortest window so it lands mid-window; other steps
 start at once after them; a template without a window starts everything at once.
-Cases for ``_phase``: all ok is Completed; skipped collectors do not spoil Completed; a failed
+Cases for ``phase_of``: all ok is Completed; skipped collectors do not spoil Completed; a failed
 or a partial collector beside useful ones is PartiallyFailed; nothing ok or partial is Failed.
 """
 
