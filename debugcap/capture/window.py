@@ -117,10 +117,9 @@ class WindowGate:
             self._complete({index})
 
     def release(self) -> None:
-        """Open the window whatever is still pending (the capture ended: its deadline passed)."""
-        with self._lock:
-            pending = set(self._pending)
-        self._complete(pending)
+        """The capture is over (its steps ended, or its deadline passed): open the window if it
+        never opened, whatever is still pending."""
+        self._complete(set(self._opening))
 
     def before_step(self, index: int) -> None:
         """Hold a step outside the window until the window is open or the head start is over."""
