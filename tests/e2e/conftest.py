@@ -172,3 +172,19 @@ def s3_env(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("DEBUGCAP_CLUSTER", "testbed")
     return dict(os.environ)
+
+
+def changes_within(kube: Kube, group: str, version: str, namespace: str, plural: str, name: str,
+                   seconds: int) -> list[tuple[str, dict[str, Any]]]:
+    """The object as it is now (``("CURRENT", obj)``), then every change the API server reports
+    to it within ``seconds``: (event type, object). A watch from the object's resourceVersion sees
+    every write, however brief, where a read after a sleep sees only the state at that instant."""
+    from kubernetes import watch
+
+    custom = kube.custom()
+    current = custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+    events = watch.Watch().stream(custom.list_namespaced_custom_object, group, version, namespace, plural,
+                                  field_selector=f"metadata.name={name}",
+                                  resource_version=current["metadata"]["resourceVersion"],
+                                  timeout_seconds=seconds, allow_watch_bookmarks=False)
+    return [("CURRENT", current), *((e["type"], e["object"]) for e in events if e["type"] != "BOOKMARK")]
