@@ -18,6 +18,7 @@ lint: install
 	$(BIN)/ruff check debugcap testbed tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py
 
 test-unit: install
 	$(BIN)/pytest tests/unit -q -ra

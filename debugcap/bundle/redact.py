@@ -1,4 +1,4 @@
-"""Streaming redaction of evidence, plus the environment allowlist.
+"""Streaming redaction of evidence: the patterns, the line redactor and the redaction report.
 
 :class:`debugcap.bundle.writer.BundleWriter` runs every member through this module while it
 spools it (redaction is on by default; ``--no-redact`` turns it off), so collectors do not
@@ -9,14 +9,16 @@ have to remember it. Three entry points:
   about as much as compressing it; the end of each block is kept as read-only context for the
   next, so two-line patterns (a Kubernetes ``name:``/``value:`` pair) and prefixes
   (``Bearer ``) are seen across block boundaries.
-* :func:`mask_profile` for pprof protobufs (after gunzip): the strings of the profile's string
-  table (function names, file names, label keys and values) get the value-shaped patterns,
-  replaced by ``*`` of the *same length*, so ``go tool pprof`` still opens the file.
+* :func:`debugcap.bundle.profile_masking.mask_profile` for pprof protobufs (after gunzip): the
+  strings of the profile's string table (function names, file names, label keys and values)
+  get the value-shaped patterns, replaced by ``*`` of the *same length*, so ``go tool pprof``
+  still opens the file.
   Execution traces (``trace/trace.out``) are stored unmodified: their strings are not
   length-delimited in a way we can walk cheaply, and a regex over raw bytes could corrupt the
   events around a match; they carry runtime events plus whatever ``trace.Log`` was given.
-* :func:`filter_environment` for ``env/environment.txt``: an allowlist of variable names, and
-  masking of allowlisted values that look secret.
+* :func:`debugcap.bundle.environment.filter_environment` for ``env/environment.txt``: an
+  allowlist of variable names, and masking of allowlisted values that look secret; it and
+  the pod-yaml collector judge values with :func:`looks_secret`.
 
 Each redaction is recorded as (file, line, redactor); the removed text is never recorded,
 logged or put in an exception message.
@@ -352,14 +354,11 @@ class LineRedactor:
 
 # pprof's Profile.string_table (google/pprof proto/profile.proto): every function name, file
 # name, label key and label value of a profile is one of these strings.
-_PROFILE_STRING_TABLE: Final = 6
-# A longer "string" is not a label; copying it through keeps memory flat (judgement call).
-_MAX_PROFILE_STRING: Final = 1024 * 1024
-_OUTPUT_PIECE: Final = 256 * 1024
 
 
-def _mask_string(data: bytes, file: str, report: RedactionReport) -> bytes:
-    """Same-length masking inside one string: nothing outside it can be touched."""
+def mask_same_length(data: bytes, file: str, report: RedactionReport) -> bytes:
+    """Mask the value-shaped secrets of one string with ``*`` of the same length, so a binary
+    format that length-prefixes its strings (pprof's string table) stays valid."""
     buf = bytearray(data)
     for pattern in (*_VALUE_PATTERNS, _ENV_SECRET):
         for match in pattern.regex.finditer(bytes(buf)):
@@ -369,129 +368,12 @@ def _mask_string(data: bytes, file: str, report: RedactionReport) -> bytes:
     return bytes(buf)
 
 
-def mask_profile(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
-    """Stream a decompressed pprof protobuf, masking secrets inside its string table.
-
-    Labels (``pprof.Do``/``pprof.Labels``) are the strings applications fill with request data,
-    so they are where secrets can hide. The top-level fields are walked, not regex-scanned: a
-    regex over raw protobuf would run past a string's end into the next field's bytes. Masks are
-    same-length, so every length prefix stays valid and ``go tool pprof`` reads the result.
-    Raises ValueError when the bytes are not a protobuf.
-
-    A profile has thousands of small top-level fields (samples, locations, strings), so the walk
-    indexes one buffer and hands out output in large pieces: per-field reads and writes made
-    this the costliest step of writing a bundle.
-    """
-    source = iter(chunks)
-    buf = bytearray()
-    pos = 0
-    out = bytearray()
-
-    def fill(size: int) -> bool:
-        """At least ``size`` unread bytes in ``buf``, unless the input ends first."""
-        nonlocal buf
-        while len(buf) - pos < size:
-            chunk = next(source, None)
-            if chunk is None:
-                return False
-            buf += chunk
-        return True
-
-    def varint() -> int:
-        nonlocal pos
-        if len(buf) - pos < 10:
-            fill(10)  # the longest varint; fewer bytes are fine at the very end
-        value = shift = 0
-        while True:
-            if pos >= len(buf):
-                raise ValueError("protobuf ends inside a varint")
-            byte = buf[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-            if shift >= 70:
-                raise ValueError("protobuf varint longer than 10 bytes")
-
-    while True:
-        if pos >= _OUTPUT_PIECE:
-            del buf[:pos]  # only here, between fields, so no index into buf is held
-            pos = 0
-        if len(buf) - pos < 64:
-            fill(64)  # most fields are shorter: one check here saves one per read below
-            if len(buf) == pos:
-                break
-        start = pos
-        tag = varint()
-        field, wire = tag >> 3, tag & 7
-        if field == 0:
-            raise ValueError("protobuf field number 0")
-        if wire == 0:
-            varint()
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if len(buf) - pos < size and not fill(size):
-                raise ValueError(f"protobuf ends inside a field ({size} bytes wanted)")
-            pos += size
-        elif wire == 2:
-            length = varint()
-            if field == _PROFILE_STRING_TABLE and length <= _MAX_PROFILE_STRING:
-                if len(buf) - pos < length and not fill(length):
-                    raise ValueError(f"protobuf ends inside a field ({length} bytes wanted)")
-                out += buf[start:pos]
-                out += _mask_string(bytes(buf[pos:pos + length]), file, report)
-                pos += length
-                start = pos
-            else:
-                out += buf[start:pos]
-                while length:
-                    if not fill(1):
-                        raise ValueError("protobuf ends inside a field")
-                    take = min(length, len(buf) - pos)
-                    out += buf[pos:pos + take]
-                    pos += take
-                    length -= take
-                    if len(out) >= _OUTPUT_PIECE:
-                        yield bytes(out)
-                        out.clear()
-                    del buf[:pos]  # a long field must not pile up in memory
-                    pos = 0
-                start = pos
-        else:
-            raise ValueError(f"protobuf wire type {wire} is not used by pprof")
-        out += buf[start:pos]
-        if len(out) >= _OUTPUT_PIECE:
-            yield bytes(out)
-            out.clear()
-    if out:
-        yield bytes(out)
-
-
 def redact_stream(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
     """Line-redact a stream of chunks; yields redacted chunks (possibly empty ones)."""
     redactor = LineRedactor(file, report)
     for chunk in chunks:
         yield redactor.feed(chunk)
     yield redactor.close()
-
-
-# --- environment allowlist -------------------------------------------------------------------
-
-ALLOWED_NAMES: Final = frozenset(
-    {"PATH", "HOME", "HOSTNAME", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"}
-)
-ALLOWED_PREFIXES: Final = ("KUBERNETES_", "APP_")
-
-_SECRET_NAME: Final = re.compile(rf"(?:{_SECRET_WORDS})", re.IGNORECASE)
-_TOKEN_CHARS: Final = re.compile(r"^[A-Za-z0-9+/=_.~-]+$")
-_HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
-_OMITTED: Final = re.compile(r"^# debugcap: (\d+) variables? outside the allowlist omitted$")
-
-
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def looks_secret(value: str) -> str | None:
@@ -520,50 +402,12 @@ def looks_secret(value: str) -> str | None:
     return None
 
 
-def is_allowed_name(name: str) -> bool:
-    return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
-def filter_environment(
-    text: str,
-    *,
-    file: str = "env/environment.txt",
-    report: RedactionReport | None = None,
-) -> str:
-    """Keep only allowlisted variables of ``env`` output; mask allowlisted values that look secret.
-
-    Accepts ``env`` output (one ``NAME=value`` per line) or ``/proc/<pid>/environ`` (NUL
-    separated). Variables outside the allowlist are dropped, and one trailing comment says how
-    many, so a reader knows the file is filtered. Idempotent: filtering filtered text is a no-op.
-
-    >>> filter_environment("PATH=/bin\\nAWS_SECRET_ACCESS_KEY=x\\nAPP_DB_PASSWORD=pw\\n")
-    'PATH=/bin\\nAPP_DB_PASSWORD=***REDACTED***\\n# debugcap: 1 variable outside the allowlist omitted\\n'
-    """
-    separator = "\0" if "\0" in text else "\n"
-    kept: list[str] = []
-    dropped = 0
-    for entry in text.split(separator):
-        entry = entry.rstrip("\r")
-        if not entry:
-            continue
-        omitted = _OMITTED.match(entry)
-        if omitted:
-            # Our own summary line from an earlier pass: carry its count so filtering is idempotent.
-            dropped += int(omitted.group(1))
-            continue
-        name, sep, value = entry.partition("=")
-        if not sep or not is_allowed_name(name):
-            # Lines without "=" are continuation lines of multi-line values: they belong to
-            # some variable we cannot attribute, so they go too.
-            dropped += 1
-            continue
-        rule = "env-secret" if _SECRET_NAME.search(name) else looks_secret(value)
-        if rule and value != MASK_TEXT:
-            if report is not None:
-                report.add(file, len(kept) + 1, rule)
-            value = MASK_TEXT
-        kept.append(f"{name}={value}")
-    if dropped:
-        noun = "variable" if dropped == 1 else "variables"
-        kept.append(f"# debugcap: {dropped} {noun} outside the allowlist omitted")
-    return "".join(line + "\n" for line in kept)
+# A variable, flag or key name with a secret word in it (used for the environment allowlist).
+SECRET_NAME: Final = re.compile(rf"(?:{_SECRET_WORDS})", re.IGNORECASE)
+_TOKEN_CHARS: Final = re.compile(r"^[A-Za-z0-9+/=_.~-]+$")
+_HEX: Final = re.compile(r"^[0-9a-fA-F]+$")

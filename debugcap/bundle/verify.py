@@ -178,70 +178,10 @@ def verify(bundle_path: Path) -> VerifyResult:
     )
     checksum_ok = None if expected is None else expected == bundle_sha
 
-    parsed: manifest.Manifest | None = None
-    raw_manifest = scan.reserved.get(layout.MANIFEST)
-    if raw_manifest is None:
-        problems.append(Problem(layout.MANIFEST, ProblemKind.MISSING, "the archive has no manifest"))
-    else:
-        try:
-            parsed = manifest.Manifest.from_json(raw_manifest)
-        except BundleError as exc:
-            problems.append(Problem(layout.MANIFEST, ProblemKind.UNREADABLE, str(exc)))
-
-    raw_sums = scan.reserved.get(layout.SHA256SUMS)
-    sums: dict[str, str] | None = None
-    if raw_sums is None:
-        problems.append(Problem(layout.SHA256SUMS, ProblemKind.MISSING, "the archive has no SHA256SUMS"))
-    else:
-        sums, sum_problems = _parse_sums(raw_sums)
-        problems += sum_problems
-
-    listed: dict[str, manifest.FileEntry] = dict(parsed.files) if parsed else {}
-    if parsed is None and sums is not None:
-        # Without a manifest, SHA256SUMS is the next best list of what should be there.
-        listed = {path: manifest.FileEntry(sha256=sha, size=-1) for path, sha in sums.items()}
-
-    for path, actual in scan.digests.items():
-        want = listed.get(path)
-        if want is None:
-            if parsed is not None or sums is not None:
-                problems.append(Problem(path, ProblemKind.UNLISTED, "in the archive but not in the manifest"))
-            continue
-        if actual.sha256 != want.sha256:
-            problems.append(
-                Problem(
-                    path, ProblemKind.SHA_MISMATCH, f"sha256 is {actual.sha256}, manifest says {want.sha256}"
-                )
-            )
-        elif want.size >= 0 and actual.size != want.size:
-            problems.append(
-                Problem(path, ProblemKind.SIZE_MISMATCH, f"size is {actual.size}, manifest says {want.size}")
-            )
-    for path in listed:
-        if path not in scan.digests:
-            problems.append(
-                Problem(path, ProblemKind.MISSING, "listed in the manifest but not in the archive")
-            )
-
-    if parsed is not None and sums is not None:
-        for path in sorted(set(sums) | set(parsed.files)):
-            in_sums, in_manifest = sums.get(path), parsed.files.get(path)
-            if in_manifest is None or in_sums != in_manifest.sha256:
-                problems.append(
-                    Problem(
-                        path,
-                        ProblemKind.SUMS_DISAGREE,
-                        f"SHA256SUMS says {in_sums or 'nothing'}, "
-                        f"manifest says {in_manifest.sha256 if in_manifest else 'nothing'}",
-                    )
-                )
-    if parsed is not None:
-        for record in parsed.collectors:
-            for path in record.files:
-                if path not in parsed.files:
-                    problems.append(
-                        Problem(path, ProblemKind.COLLECTOR_FILE, f"listed by collector {record.name} only")
-                    )
+    parsed = _manifest_of(scan, problems)
+    sums = _sums_of(scan, problems)
+    problems += _check_members(scan, parsed, sums)
+    problems += _check_lists(parsed, sums)
 
     return VerifyResult(
         bundle=bundle_path,
@@ -251,3 +191,66 @@ def verify(bundle_path: Path) -> VerifyResult:
         manifest=parsed,
         checked_files=len(scan.digests),
     )
+
+
+def _manifest_of(scan: _Scan, problems: list[Problem]) -> manifest.Manifest | None:
+    raw = scan.reserved.get(layout.MANIFEST)
+    if raw is None:
+        problems.append(Problem(layout.MANIFEST, ProblemKind.MISSING, "the archive has no manifest"))
+        return None
+    try:
+        return manifest.Manifest.from_json(raw)
+    except BundleError as exc:
+        problems.append(Problem(layout.MANIFEST, ProblemKind.UNREADABLE, str(exc)))
+        return None
+
+
+def _sums_of(scan: _Scan, problems: list[Problem]) -> dict[str, str] | None:
+    raw = scan.reserved.get(layout.SHA256SUMS)
+    if raw is None:
+        problems.append(Problem(layout.SHA256SUMS, ProblemKind.MISSING, "the archive has no SHA256SUMS"))
+        return None
+    sums, sum_problems = _parse_sums(raw)
+    problems += sum_problems
+    return sums
+
+
+def _check_members(scan: _Scan, parsed: manifest.Manifest | None, sums: dict[str, str] | None) -> list[Problem]:
+    """Each member in the archive against the list of what should be there, and the reverse."""
+    problems: list[Problem] = []
+    listed: dict[str, manifest.FileEntry] = dict(parsed.files) if parsed else {}
+    if parsed is None and sums is not None:
+        # Without a manifest, SHA256SUMS is the next best list of what should be there.
+        listed = {path: manifest.FileEntry(sha256=sha, size=-1) for path, sha in sums.items()}
+    for path, actual in scan.digests.items():
+        want = listed.get(path)
+        if want is None:
+            if parsed is not None or sums is not None:
+                problems.append(Problem(path, ProblemKind.UNLISTED, "in the archive but not in the manifest"))
+        elif actual.sha256 != want.sha256:
+            problems.append(Problem(path, ProblemKind.SHA_MISMATCH,
+                                    f"sha256 is {actual.sha256}, manifest says {want.sha256}"))
+        elif want.size >= 0 and actual.size != want.size:
+            problems.append(Problem(path, ProblemKind.SIZE_MISMATCH,
+                                    f"size is {actual.size}, manifest says {want.size}"))
+    problems += [Problem(path, ProblemKind.MISSING, "listed in the manifest but not in the archive")
+                 for path in listed if path not in scan.digests]
+    return problems
+
+
+def _check_lists(parsed: manifest.Manifest | None, sums: dict[str, str] | None) -> list[Problem]:
+    """The manifest against SHA256SUMS, and against its own collector records."""
+    problems: list[Problem] = []
+    if parsed is None:
+        return problems
+    if sums is not None:
+        for path in sorted(set(sums) | set(parsed.files)):
+            in_sums, in_manifest = sums.get(path), parsed.files.get(path)
+            if in_manifest is None or in_sums != in_manifest.sha256:
+                problems.append(Problem(path, ProblemKind.SUMS_DISAGREE,
+                                        f"SHA256SUMS says {in_sums or 'nothing'}, "
+                                        f"manifest says {in_manifest.sha256 if in_manifest else 'nothing'}"))
+    for record in parsed.collectors:
+        problems += [Problem(path, ProblemKind.COLLECTOR_FILE, f"listed by collector {record.name} only")
+                     for path in record.files if path not in parsed.files]
+    return problems

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, Final
 
-from debugcap.bundle import layout, manifest
+from debugcap.bundle import environment, layout, manifest, profile_masking
 from debugcap.bundle import redact as redact_module
 from debugcap.errors import BundleError
 from debugcap.storage import base as storage_base
@@ -364,7 +364,7 @@ class BundleWriter:
                 )
         # surrogateescape: non-UTF-8 bytes survive the round trip unchanged instead of failing.
         text = bytes(data).decode("utf-8", "surrogateescape")
-        filtered = redact_module.filter_environment(text, file=path, report=self._report)
+        filtered = environment.filter_environment(text, file=path, report=self._report)
         self._copy(
             redact_module.redact_stream([filtered.encode("utf-8", "surrogateescape")], path, self._report),
             out,
@@ -394,7 +394,7 @@ class BundleWriter:
             scratch = redact_module.RedactionReport()
             try:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=masked, mtime=0) as packer:
-                    for piece in redact_module.mask_profile(_gunzip(_chunks(raw)), path, scratch):
+                    for piece in profile_masking.mask_profile(_gunzip(_chunks(raw)), path, scratch):
                         packer.write(piece)
             except (zlib.error, EOFError, gzip.BadGzipFile, ValueError) as exc:
                 # A truncated profile (collector timed out mid-body) is still evidence; keep it as is.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from debugcap import errors
-from debugcap.bundle import layout, redact
+from debugcap.bundle import environment, layout, redact
 from debugcap.collectors import base
 from debugcap.kube.client import segment
 
@@ -31,7 +31,7 @@ def sanitize(pod: dict[str, Any]) -> dict[str, Any]:
                 value = env.get("value")
                 if value is None:
                     continue
-                if not redact.is_allowed_name(env.get("name", "")) or redact.looks_secret(str(value)):
+                if not environment.is_allowed_name(env.get("name", "")) or redact.looks_secret(str(value)):
                     env["value"] = MASK
     return pod
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debugcap.bundle import redact
+from debugcap.bundle import profile_masking, redact
 
 SECRET_LABEL = b"auth=Bearer abcdefghijklmnopqrstuvwx"
 
@@ -47,7 +47,7 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 def mask(chunks: list[bytes]) -> tuple[bytes, list[str]]:
     report = redact.RedactionReport()
-    out = b"".join(redact.mask_profile(chunks, "pprof/heap.pb.gz", report))
+    out = b"".join(profile_masking.mask_profile(chunks, "pprof/heap.pb.gz", report))
     return out, [r.redactor for r in report.records]
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debugcap.bundle import redact
+from debugcap.bundle import environment, redact
 
 SECRET = "Zq8vN3kLp0RtYw2XcB7s"
 
@@ -183,7 +183,7 @@ ENV = "\n".join(
 
 
 def test_environment_keeps_allowlisted_names_only() -> None:
-    out = redact.filter_environment(ENV)
+    out = environment.filter_environment(ENV)
     names = [line.split("=", 1)[0] for line in out.splitlines() if not line.startswith("#")]
     assert names == [
         "PATH", "HOME", "HOSTNAME", "KUBERNETES_SERVICE_HOST", "GOGC", "GOMEMLIMIT",
@@ -194,7 +194,7 @@ def test_environment_keeps_allowlisted_names_only() -> None:
 
 def test_environment_masks_secret_looking_allowed_values() -> None:
     report = redact.RedactionReport()
-    out = redact.filter_environment(ENV, report=report)
+    out = environment.filter_environment(ENV, report=report)
     assert SECRET not in out
     assert "APP_DB_PASSWORD=***REDACTED***" in out  # by name
     assert "APP_SIGNING=***REDACTED***" in out  # by entropy
@@ -206,6 +206,6 @@ def test_environment_masks_secret_looking_allowed_values() -> None:
 
 
 def test_environment_filter_is_idempotent_and_reads_proc_environ() -> None:
-    once = redact.filter_environment(ENV)
-    assert redact.filter_environment(once) == once
-    assert redact.filter_environment(ENV.replace("\n", "\0")) == once
+    once = environment.filter_environment(ENV)
+    assert environment.filter_environment(once) == once
+    assert environment.filter_environment(ENV.replace("\n", "\0")) == once
