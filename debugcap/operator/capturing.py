@@ -181,7 +181,8 @@ def collect_pod(
             checking.start()
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
                                  settings=prepared.settings, http=http, commands=prepared.commands,
-                                 started=started, window_open=window_open)
+                                 started=started, window_open=window_open,
+                                 deadline_setting="spec.parameters.deadlineSeconds")
         if checking.ident is not None:  # started: its verdict decides
             checking.join()
     except errors.DebugcapError as exc:

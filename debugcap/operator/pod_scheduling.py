@@ -38,6 +38,11 @@ from debugcap.operator.status_writing import StatusWriter
 # took 0.05-0.2 s (p90 0.2) with 8 pods capturing on two cores. It also puts the next pods'
 # set-up in the window's quiet second half rather than its busy first half.
 PREPARE_LEAD_SECONDS: Final = 0.5
+# How long past spec.parameters.deadlineSeconds the scheduler waits for a pod's collection. The
+# engine enforces the deadline itself (steps still running are abandoned, the bundle keeps what
+# was collected); this only catches an engine that does not finish even then, and a bundle of
+# hundreds of MB can take seconds to write after the deadline. 30 s is a judgement call.
+DEADLINE_GRACE_SECONDS: Final = 30.0
 
 
 class PodWork(Protocol):
@@ -92,9 +97,11 @@ class PodScheduler:
     """The process's limits on pod captures (see the module docstring), and the run of one pod."""
 
     def __init__(self, concurrency: int, executor: Executor, *, uploads: int | None = None,
-                 clock: clocks.Clock | None = None) -> None:  # clock: None outside tests
+                 clock: clocks.Clock | None = None,  # None outside tests
+                 deadline_grace: float = DEADLINE_GRACE_SECONDS) -> None:
         """``concurrency`` slots and as many places ahead; ``uploads`` at once (None: ``concurrency``)."""
         self.executor = executor
+        self.deadline_grace = deadline_grace
         self.slots = asyncio.Semaphore(concurrency)
         self.ahead = asyncio.Semaphore(concurrency)
         self.uploads = asyncio.Semaphore(uploads or concurrency)
@@ -198,14 +205,16 @@ class PodScheduler:
                 window_open=functools.partial(place.from_thread, prepare_after)))
             metrics.RUNNING.inc()
             try:
-                done, _ = await asyncio.wait({job}, timeout=deadline_seconds)
+                backstop = None if deadline_seconds is None else deadline_seconds + self.deadline_grace
+                done, _ = await asyncio.wait({job}, timeout=backstop)
                 if done:
                     return job.result(), key_sent
                 abandoned.set()
                 late_result = PodResult(name=pod, phase="Failed", duration_seconds=float(deadline_seconds or 0),
                                         message=(
-                    f"spec.parameters.deadlineSeconds: not finished within {deadline_seconds}s; the "
-                    "capture was abandoned and nothing uploaded; raise deadlineSeconds or shorten the template"))
+                    f"spec.parameters.deadlineSeconds: not finished within {deadline_seconds}s, nor "
+                    f"{self.deadline_grace:.0f}s after it; the capture was abandoned and nothing uploaded; "
+                    "raise deadlineSeconds or shorten the template"))
                 run.set_pod(late_result)
                 # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
                 await asyncio.wait({job})

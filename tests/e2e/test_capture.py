@@ -382,6 +382,26 @@ def test_pprof_port_annotation_is_used(testbed: Testbed, goapp_pod: GoappPod, na
     assert "port 6999" in collector(doc, "trace")["message"]
 
 
+def test_the_capture_deadline_ends_a_long_window_and_keeps_what_was_collected(
+    testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path,
+) -> None:
+    goapp_pod("goapp")
+    run = create(testbed, namespace, "goapp", "go-profile", tmp_path, "--deadline", "4",
+                 params={"cpu_seconds": "120", "trace_seconds": "60"})
+    assert run.returncode == 0 and "phase: PartiallyFailed" in run.stderr, run
+    got = members(run.bundle)  # type: ignore[arg-type]
+    doc = read_manifest(got)
+    # Still running at the deadline, or (the mid-window goroutine dump) not yet started: abandoned.
+    for name in ("pprof-cpu", "trace", "pprof-goroutine"):
+        c = collector(doc, name)
+        assert c["status"] in ("failed", "partial"), c
+        assert "capture deadline of 4 s (--deadline)" in c["message"], c
+    for name in ("pprof-heap", "pprof-allocs", "expvar"):  # done before it: kept
+        assert collector(doc, name)["status"] == "ok", collector(doc, name)
+    assert layout.PPROF_HEAP in got
+    assert_verifies(testbed, run.bundle, tmp_path)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- hangs and big outputs
 
 HANGING_DF = ("mkdir -p /hang && printf '#!/bin/sh\\necho Filesystem partial-df-output\\nexec sleep 600\\n' "

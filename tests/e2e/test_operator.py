@@ -361,6 +361,21 @@ def test_two_captures_of_one_pod_at_once_both_complete(
 
 # --- templates, ttl, restart -----------------------------------------------------------------------
 
+def test_deadline_ends_a_pod_partially_failed_with_what_was_collected_uploaded(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
+    goapp_pod("api-1")
+    create(kube, namespace, "late", {"target": {"pod": "api-1"}, "template": "go-profile",
+                                     "parameters": {"cpuSeconds": 120, "traceSeconds": 60, "deadlineSeconds": 4}})
+    status = wait_done(kube, namespace, "late", 60)["status"]
+    [pod] = status["pods"]
+    assert (status["phase"], pod["phase"]) == ("PartiallyFailed", "PartiallyFailed"), status
+    by_name = {c["name"]: c for c in pod["collectors"]}
+    assert by_name["pprof-cpu"]["status"] in ("failed", "partial"), by_name["pprof-cpu"]
+    assert "capture deadline of 4 s (spec.parameters.deadlineSeconds)" in by_name["pprof-cpu"]["message"]
+    assert by_name["pprof-heap"]["status"] == "ok", by_name["pprof-heap"]
+    assert_bundle_matches(pod, tmp_path)  # what was collected before the deadline is stored
+
+
 def test_capture_template_runs_exactly_its_collectors(
         operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
     name = f"e2e-{uuid.uuid4().hex[:8]}"

@@ -224,7 +224,7 @@ class CreateOptions:
                        err=True)
             outcome = engine.capture(kube, resolved, expanded, out_dir=out_dir,
                                      capture_name=self.name or f"{pod}-{expanded.name}", settings=settings,
-                                     progress=_progress)
+                                     progress=_progress, deadline_setting="--deadline")
         finally:
             kube.close()
         bundle = outcome.bundle

@@ -39,8 +39,9 @@ def engine_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return type("Target", (), {"container": container or "app"})()
 
     def capture(kube: Any, target: Any, template: Any, *, out_dir: Path, capture_name: str, settings: Any,
-                progress: Any) -> Outcome:
-        seen.update(out_dir=out_dir, capture_name=capture_name, settings=settings, template=template.name)
+                progress: Any, deadline_setting: str) -> Outcome:
+        seen.update(out_dir=out_dir, capture_name=capture_name, settings=settings, template=template.name,
+                    deadline_setting=deadline_setting)
         return Outcome(Bundle(out_dir / "b.tar.gz"), seen.get("phase", engine.Phase.COMPLETED))
 
     monkeypatch.setattr(engine, "resolve_target", resolve_target)
@@ -60,6 +61,7 @@ def test_local_flags_reach_the_capture_settings(monkeypatch: pytest.MonkeyPatch,
     assert engine_calls["namespace"] == "team"  # the kubeconfig's, without -n
     assert (engine_calls["container"], engine_calls["pprof_port"]) == ("side", 7070)
     assert engine_calls["capture_name"] == "mine"
+    assert engine_calls["deadline_setting"] == "--deadline"  # what a deadline message tells the user to raise
     assert engine_calls["out_dir"].is_dir()  # created, as validate() said it could be
     assert f"bundle: {tmp_path / 'new' / 'dir' / 'b.tar.gz'}" in res.stdout
     assert kube.closed

@@ -91,10 +91,10 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 
 def _capture(executor: ThreadPoolExecutor, work: Any, *pods: str, slots: int = 1,
-             done: list[PodResult] | None = None, **kwargs: Any) -> list[PodResult]:
+             done: list[PodResult] | None = None, grace: float = 0.0, **kwargs: Any) -> list[PodResult]:
     """Every pod of one capture through one scheduler of ``slots`` slots (and places ahead)."""
     async def run_all() -> list[PodResult]:
-        scheduler, run = PodScheduler(slots, executor), _writer()
+        scheduler, run = PodScheduler(slots, executor, deadline_grace=grace), _writer()
         report = (done if done is not None else []).append
         got = await asyncio.gather(*(scheduler.capture(run, "ns", p, work, on_done=report, **kwargs) for p in pods))
         await run.settle()
