@@ -34,12 +34,37 @@ def install_crds() -> str:
     return "are debugcap's CRDs installed? apply them with: kubectl apply -f crds/"
 
 
+def list_namespaces() -> str:
+    return "list namespaces with: kubectl get namespaces"
+
+
 def describe_pod(pod: str, namespace: str) -> str:
     return f"see: kubectl describe pod {pod} -n {namespace}"
 
 
-def pick_container(names: list[str]) -> str:
-    return f"its containers are: {', '.join(names)} (pick one with -c)"
+def pick_container(names: list[str], flag: str = "-c") -> str:
+    return f"its containers are: {', '.join(names)}" + (f" (pick one with {flag})" if flag else "")
+
+
+def show_labels(namespace: str) -> str:
+    return f"check the labels with: kubectl get pods -n {namespace} --show-labels"
+
+
+def pods_matching(namespace: str, selector: str) -> str:
+    return f"see: kubectl get pods -n {namespace} -l '{selector}'"
+
+
+def list_captures(namespace: str) -> str:
+    return f"list them with: kubectl debugcap get -n {namespace}"
+
+
+def list_cluster_templates() -> str:
+    return "cluster templates: kubectl get debugcapturetemplates"
+
+
+def install_operator() -> str:
+    return ("the debugcap CRDs and operator are not installed: kubectl apply -f crds/, or helm install "
+            "charts/debugcap; or capture from here with --local")
 
 
 def retry_later() -> str:

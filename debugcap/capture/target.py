@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from debugcap import errors
+from debugcap import errors, hints
 from debugcap.collectors import base
 from debugcap.kube.client import Kube, segment
 from debugcap.settings import CaptureSettings
@@ -35,15 +35,15 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
     chosen = container or annotations.get(DEFAULT_CONTAINER_ANNOTATION) or names[0]
     if chosen not in names:
         raise errors.TargetError(f'pod "{namespace}/{pod}" has no container "{chosen}"; '
-                                 f"its containers are: {', '.join(names)} (pick one with -c)")
+                                 f"{hints.pick_container(names)}")
     phase = status.get("phase")
     if phase != "Running":
         raise errors.TargetError(f'pod "{namespace}/{pod}" is {phase}, not Running; evidence can only '
-                                 f"be captured from a running pod (see: kubectl describe pod {pod} -n {namespace})")
+                                 f"be captured from a running pod ({hints.describe_pod(pod, namespace)})")
     cstatus = next((s for s in status.get("containerStatuses") or [] if s.get("name") == chosen), None)
     if cstatus is None or "running" not in (cstatus.get("state") or {}):
         raise errors.TargetError(f'container "{chosen}" of pod "{namespace}/{pod}" is not running; '
-                                 f"see: kubectl describe pod {pod} -n {namespace}")
+                                 f"{hints.describe_pod(pod, namespace)}")
     port = pprof_port
     if port is None and PPROF_PORT_ANNOTATION in annotations:
         try:

@@ -101,3 +101,15 @@ def from_transport(method: str, path: str, host: str, exc: BaseException) -> err
     return errors.KubeError(f"cannot {verb} {ref}: no answer from the API server ({detail}); "
                             f"{hints.reach_cluster(host)}", status=0, reason=type(exc).__name__,
                             api_message=detail)
+
+
+def from_handshake(path: str, host: str, exc: BaseException) -> errors.KubeError:
+    """The error for an exec or port-forward websocket that did not open: the API server's answer
+    when it gave one (403: RBAC, 404: no such pod, 400: no such container), else no answer."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        body = getattr(exc, "resp_body", None) or b""
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        # The upgrade is a GET, but RBAC and users think of exec and port-forward as create.
+        return from_response("POST", path, status, text)
+    return from_transport("POST", path, host, exc)

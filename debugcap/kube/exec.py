@@ -19,6 +19,7 @@ from typing import IO
 from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
+from debugcap.kube import errors as kube_errors
 from debugcap.kube.client import Kube, segment
 
 STDIN_CHANNEL = 0
@@ -87,10 +88,8 @@ class Stream:
         try:
             self._sock = kube.websocket(path, query, timeout=timeout)
         except Exception as exc:  # websocket-client raises many types for a failed handshake
-            raise errors.CollectorError(
-                f"cannot exec {command[0]!r} in {self.where}: {errors.shorten(str(exc) or type(exc).__name__)}; "
-                f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
-            ) from exc
+            failure = kube_errors.from_handshake(path, kube.configuration.host, exc)
+            raise errors.CollectorError(f"cannot exec {command[0]!r} in {self.where}: {failure}") from exc
 
     def frame(self, wait: float) -> tuple[int, bytes] | None:
         """The next (channel, payload), or None when nothing came within ``wait`` seconds."""

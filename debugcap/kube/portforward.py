@@ -35,6 +35,7 @@ from typing import IO
 from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
 
 from debugcap import errors
+from debugcap.kube import errors as kube_errors
 from debugcap.kube.client import Kube, segment
 
 CHUNK = 256 << 10
@@ -70,10 +71,8 @@ class _Tunnel:
         try:
             self._ws = kube.websocket(path, [("ports", str(port))] * n, timeout=CONNECT_SECONDS)
         except Exception as exc:  # websocket-client raises many types for a failed handshake
-            raise errors.CollectorError(
-                f"cannot port-forward to {self.target}: {errors.shorten(str(exc) or type(exc).__name__)}; "
-                f'check the pod is Running with "kubectl get pod {pod} -n {namespace}"'
-            ) from exc
+            failure = kube_errors.from_handshake(path, kube.configuration.host, exc)
+            raise errors.CollectorError(f"cannot port-forward to {self.target}: {failure}") from exc
         self._io_lock = threading.Lock()
         self._ws.settimeout(FRAME_SECONDS)
         self._closed = False
@@ -269,8 +268,10 @@ class Pool:
     tunnel.
     """
 
-    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 1) -> None:
+    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, size: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # clock: tests pass their own
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
+        self._clock = clock
         self.size = max(size, 1)
         self._cond = threading.Condition()
         self._tunnels: list[_Tunnel] = []
@@ -303,7 +304,7 @@ class Pool:
         with self._cond:
             self._idle.append((conn, False))
             self._ahead = {id(c) for c, _ in self._idle}
-            self._ahead_at = time.monotonic()
+            self._ahead_at = self._clock()
             self._cond.notify_all()
 
     def _usable(self, conn: _Connection) -> bool:
@@ -313,7 +314,7 @@ class Pool:
             if id(conn) not in self._ahead:
                 return True
             self._ahead.discard(id(conn))
-            if not conn.ended and time.monotonic() - self._ahead_at < AHEAD_FRESH_SECONDS:
+            if not conn.ended and self._clock() - self._ahead_at < AHEAD_FRESH_SECONDS:
                 return True
             stale = [c for c, _ in self._idle if id(c) in self._ahead]
             self._idle = [(c, used) for c, used in self._idle if id(c) not in self._ahead]

@@ -116,11 +116,9 @@ def create(kube: Kube, obj: dict[str, Any]) -> None:
         kube.post_json(_path(ns), obj)
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
-            raise _reworded(exc, "this cluster has no DebugCapture resource (the debugcap CRDs and operator are "
-                                 "not installed: kubectl apply -f crds/, or helm install charts/debugcap); "
-                                 "or capture from here with --local") from exc
+            raise _reworded(exc, f"this cluster has no DebugCapture resource ({hints.install_operator()})") from exc
         raise _reworded(exc, f'cannot create debugcapture "{name}": {exc.api_message}; '
-                             "list namespaces with: kubectl get namespaces") from exc
+                             f"{hints.list_namespaces()}") from exc
     except errors.ForbiddenError as exc:
         if exc.status != 403:
             raise
@@ -146,5 +144,5 @@ def read(kube: Kube, namespace: str, name: str | None) -> list[dict[str, Any]]:
             raise _reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
         if not name:
             raise
-        raise _reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; list them with: '
-                             f"kubectl debugcap get -n {namespace}") from exc
+        raise _reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; '
+                             f"{hints.list_captures(namespace)}") from exc

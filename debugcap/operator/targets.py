@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from debugcap import errors
+from debugcap import errors, hints
 from debugcap.kube.client import Kube, core_path, group_path
 from debugcap.operator.requests import CaptureRequest, selector_to_string
 
@@ -59,14 +59,14 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
     items = sorted(listed.get("items") or [], key=_pod_name)
     if not items:
         raise errors.TargetError(f'{where}: no pod in namespace "{namespace}" matches {what} ({selector}); '
-                                 f"check the labels with: kubectl get pods -n {namespace} --show-labels")
+                                 f"{hints.show_labels(namespace)}")
     for pod in items:
         _check_container(pod, request.container)
     running = [p for p in items if (p.get("status") or {}).get("phase") == "Running"
                and not p["metadata"].get("deletionTimestamp")]
     if not running:
         raise errors.TargetError(f'{where}: {len(items)} pod(s) match {what} but none is Running; '
-                                 f"see: kubectl get pods -n {namespace} -l '{selector}'")
+                                 f"{hints.pods_matching(namespace, selector)}")
     notes = []
     if len(running) < len(items):
         notes.append(f"{len(items) - len(running)} matching pod(s) not Running were skipped")
@@ -84,13 +84,13 @@ def _one_pod(kube: Kube, namespace: str, name: str, container: str | None) -> Po
     except errors.NotFoundError as exc:
         raise errors.TargetError(
             f'spec.target.pod: no pod "{name}" in namespace "{namespace}" (a DebugCapture only '
-            f"captures pods in its own namespace); list them with: kubectl get pods -n {namespace}") from exc
+            f"captures pods in its own namespace); {hints.list_objects('pods', namespace)}") from exc
     _check_container(pod, container)
     phase = (pod.get("status") or {}).get("phase")
     if phase != "Running":
         raise errors.TargetError(
             f'spec.target.pod: pod "{name}" is {phase}, not Running; evidence can only be '
-            f"captured from a running pod (see: kubectl describe pod {name} -n {namespace})")
+            f"captured from a running pod ({hints.describe_pod(name, namespace)})")
     return PodSelection((name,), objects={name: pod})
 
 
@@ -102,7 +102,7 @@ def _check_container(pod: Mapping[str, Any], container: str | None) -> None:
     names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
     if container is not None and container not in names:
         raise errors.TargetError(f'spec.target.container: pod "{_pod_name(pod)}" has no container "{container}"; '
-                                 f"its containers are: {', '.join(names)}")
+                                 f"{hints.pick_container(names, flag='')}")
 
 
 def _workload_selector(kube: Kube, namespace: str, request: CaptureRequest) -> str:
@@ -112,7 +112,7 @@ def _workload_selector(kube: Kube, namespace: str, request: CaptureRequest) -> s
         obj: Any = kube.get_json(group_path("apps", "v1", WORKLOAD_RESOURCES[kind], namespace, name))
     except errors.NotFoundError as exc:
         raise errors.TargetError(f'spec.target.workload: no {kind} "{name}" in namespace "{namespace}"; '
-                                 f"list them with: kubectl get {kind.lower()}s -n {namespace}") from exc
+                                 f"{hints.list_objects(WORKLOAD_RESOURCES[kind], namespace)}") from exc
     wanted = (obj.get("spec") or {}).get("selector") or {}
     raw = {"matchLabels": wanted.get("matchLabels") or {},
            "matchExpressions": [{"key": e.get("key"), "operator": e.get("operator"), "values": e.get("values") or []}

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from debugcap import errors, resources, templates
+from debugcap import errors, hints, resources, templates
 from debugcap.collectors import COLLECTORS
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator.requests import CaptureRequest, camel_parameter
@@ -69,7 +69,7 @@ def _read_template_object(kube: Kube, name: str, builtin: list[str]) -> Mapping[
     except errors.NotFoundError as exc:
         raise errors.ConfigError(
             f'spec.template: unknown template "{name}"; built-in templates: {", ".join(builtin)}; '
-            "cluster templates: kubectl get debugcapturetemplates") from exc
+            f"{hints.list_cluster_templates()}") from exc
     except errors.KubeError as exc:
         raise errors.ConfigError(f'spec.template: cannot read DebugCaptureTemplate "{name}": {exc}') from exc
 

@@ -8,7 +8,6 @@ own bookkeeping: which connection a request goes out on, and when a new tunnel i
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import pytest
@@ -49,8 +48,19 @@ def tunnels(monkeypatch: pytest.MonkeyPatch) -> type[FakeTunnel]:
     return FakeTunnel
 
 
-def _pool() -> portforward.Pool:
-    return portforward.Pool(None, namespace="shop", pod="api-1", port=6060, size=3)  # type: ignore[arg-type]
+class Clock:
+    """Time that moves only when a test moves it: freshness never depends on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _pool(clock: Clock | None = None) -> portforward.Pool:
+    return portforward.Pool(None, namespace="shop", pod="api-1", port=6060, size=3,  # type: ignore[arg-type]
+                            clock=clock or Clock())
 
 
 def test_a_request_uses_a_connection_opened_ahead(tunnels: type[FakeTunnel]) -> None:
@@ -71,13 +81,12 @@ def test_a_refusal_met_ahead_is_not_the_answer_once_the_program_listens(tunnels:
     assert pool.tunnels_opened == 2 and len(tunnels.opened[1].connections) == 3
 
 
-def test_connections_that_waited_too_long_are_replaced(tunnels: type[FakeTunnel],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connections_that_waited_too_long_are_replaced(tunnels: type[FakeTunnel]) -> None:
     tunnels.behaviours = ["silent", "answers"]  # a server that closed them (ReadHeaderTimeout) without a word
-    monkeypatch.setattr(portforward, "AHEAD_FRESH_SECONDS", 0.05)
-    pool = _pool()
+    clock = Clock()
+    pool = _pool(clock)
     pool.open()
-    time.sleep(0.1)
+    clock.now += portforward.AHEAD_FRESH_SECONDS
     assert pool.get("/debug/pprof/", io.BytesIO(), timeout=5).status == 200
     assert tunnels.opened[0].sent == [] and pool.tunnels_opened == 2
 
@@ -100,13 +109,12 @@ def test_a_closed_port_is_still_reported(tunnels: type[FakeTunnel]) -> None:
     assert pool.tunnels_opened == 2
 
 
-def test_a_stale_connection_another_request_took_meanwhile_is_dropped_too(tunnels: type[FakeTunnel],
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stale_connection_another_request_took_meanwhile_is_dropped_too(tunnels: type[FakeTunnel]) -> None:
     tunnels.behaviours = ["silent", "answers"]
-    monkeypatch.setattr(portforward, "AHEAD_FRESH_SECONDS", 0.05)
-    pool = _pool()
+    clock = Clock()
+    pool = _pool(clock)
     pool.open()
-    time.sleep(0.1)
+    clock.now += portforward.AHEAD_FRESH_SECONDS
     taken, _ = pool._acquire()  # another request's, between taking a connection and checking it
     assert pool.get("/debug/pprof/", io.BytesIO(), timeout=5).status == 200  # drops the idle ones
     assert pool._usable(taken) is False

@@ -8,15 +8,17 @@ half-dead load balancer in front of one looks like to the client.
 from __future__ import annotations
 
 import io
+import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
+from websocket import WebSocketTimeoutException
 
 from debugcap import errors
+from debugcap.kube import errors as kube_errors
 from debugcap.kube import exec as kexec
 from debugcap.kube import portforward
 from debugcap.kube.client import Kube
@@ -53,19 +55,49 @@ def _kube(host: str) -> Kube:
     return Kube(configuration=conf)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the failure's cause is the connect timeout (not a refusal or a reset): what a
+    silent server can only produce if the client gave up waiting, however slow the machine."""
+    return isinstance(exc.__cause__, TimeoutError | WebSocketTimeoutException)
+
+
+# The guard only ends a hang (the bug) as a failure; nothing here measures how fast the machine is.
+@pytest.mark.timeout(120)
 def test_a_port_forward_to_a_silent_api_server_fails_after_its_connect_timeout(
         silent_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(portforward, "CONNECT_SECONDS", 0.5)
-    started = time.monotonic()
-    with pytest.raises(errors.CollectorError, match='cannot port-forward to port 6060 of pod "api-1"'):
+    with pytest.raises(errors.CollectorError, match='cannot port-forward to port 6060 of pod "api-1"') as caught:
         portforward.get(_kube(silent_server), namespace="shop", pod="api-1", port=6060, path="/debug/pprof/",
                         sink=io.BytesIO())
-    assert time.monotonic() - started < 5
+    assert _timed_out(caught.value) and "no answer from the API server" in str(caught.value)
 
 
+@pytest.mark.timeout(120)
 def test_an_exec_on_a_silent_api_server_fails_after_its_timeout(silent_server: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(errors.CollectorError, match='cannot exec \'sh\' in pod "api-1" in namespace "shop"'):
+    with pytest.raises(errors.CollectorError, match='cannot exec \'sh\' in pod "api-1" in namespace "shop"') as caught:
         kexec.Stream(_kube(silent_server), namespace="shop", pod="api-1", container=None, command=["sh"],
                      stdin=True, timeout=0.5)
-    assert time.monotonic() - started < 5
+    assert _timed_out(caught.value) and "no answer from the API server" in str(caught.value)
+
+
+class _Refused(Exception):
+    """What websocket-client raises for a handshake the API server answered with an error."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        super().__init__(f"Handshake status {status_code}")
+        self.status_code, self.resp_body = status_code, body
+
+
+def test_a_refused_exec_handshake_says_which_rights_are_missing() -> None:
+    body = json.dumps({"kind": "Status", "code": 403, "reason": "Forbidden", "message": "pods \"api-1\" is "
+                       "forbidden: User \"dev\" cannot create resource \"pods/exec\""}).encode()
+    exc = kube_errors.from_handshake("/api/v1/namespaces/shop/pods/api-1/exec", "https://k", _Refused(403, body))
+    assert isinstance(exc, errors.ForbiddenError)
+    assert 'cannot create pods/exec "api-1" in namespace "shop"' in str(exc)
+    assert "ask for create rights on pods/exec" in str(exc)
+
+
+def test_a_handshake_for_a_missing_pod_says_how_to_list_pods() -> None:
+    exc = kube_errors.from_handshake("/api/v1/namespaces/shop/pods/gone/portforward", "https://k",
+                                     _Refused(404, b'{"message": "pods \\"gone\\" not found"}'))
+    assert isinstance(exc, errors.NotFoundError) and "kubectl get pods -n shop" in str(exc)
