@@ -1,0 +1,32 @@
+"""``environment``: PID 1's environment from /proc/1/environ, one variable a line.
+
+Cases: the NUL-separated environ is read through ``tr`` in the shell and stored under
+env/environment.txt as printed (masking is the bundle writer's job, not the collector's);
+an image without ``tr`` falls back to ``env``.
+"""
+
+from __future__ import annotations
+
+from debugcap.bundle import layout
+from debugcap.collectors import base
+from debugcap.collectors.environment import EnvironmentCollector
+
+TR = ["sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"]
+
+
+def test_pid_1_environment_is_stored_one_variable_a_line(bundle, shell, data) -> None:
+    shell.answer(TR, "exec/proc-1-environ.txt")
+    result = EnvironmentCollector().collect(bundle.context(commands=shell))
+    assert result == base.CollectorResult(base.Status.OK, "", (layout.ENV_ENVIRONMENT,))
+    assert bundle.files == {layout.ENV_ENVIRONMENT: data("exec/proc-1-environ.txt")}
+    assert "GOMAXPROCS=2" in bundle.text(layout.ENV_ENVIRONMENT).splitlines()
+    assert shell.ran == [tuple(TR)]
+
+
+def test_image_without_tr_falls_back_to_env(bundle, shell, data) -> None:
+    shell.answer(TR, stderr="exec/sh-lsof-not-found.err", exit_code=127)
+    shell.answer(["env"], "exec/proc-1-environ.txt")
+    result = EnvironmentCollector().collect(bundle.context(commands=shell))
+    assert result.status is base.Status.OK
+    assert shell.ran == [tuple(TR), ("env",)]
+    assert bundle.files == {layout.ENV_ENVIRONMENT: data("exec/proc-1-environ.txt")}
