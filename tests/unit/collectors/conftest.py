@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import pytest
 
+from debugcap import errors
 from debugcap.collectors import base
 from debugcap.kube.exec import ExecResult
 from debugcap.kube.portforward import HttpResult
@@ -183,7 +184,8 @@ class Bundle:
         self.files: dict[str, bytes] = {}
 
     def _add(self, path: str, scratch: base.Scratch) -> None:
-        assert path not in self.files, f"{path} added twice"
+        if path in self.files:  # as the bundle writer does
+            raise errors.BundleError(f"bundle already has {path!r}; each collector must write distinct paths")
         self.files[path] = scratch.read_bytes()
 
     def context(self, *, commands: Any = None, http: Any = None, kube: Any = None, params: dict[str, Any] | None = None,
