@@ -1,0 +1,70 @@
+"""``pod-yaml``: the pod object from the API server, stored as YAML with secrets masked.
+
+(test_pod_yaml.py tests ``sanitize`` alone; this drives the collector.)
+Cases: the pod at /api/v1/namespaces/NS/pods/NAME is stored under k8s/pod.yaml, in the API's key
+order, with literal secret env values masked, managedFields and the last-applied annotation
+(which repeats them) gone, and Secret references left as names (xfail: an allowlisted name
+holding a secret word keeps its value, see the reason); an API error is a failure
+carrying the API's message, storing nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from debugcap import errors
+from debugcap.bundle import layout
+from debugcap.collectors import base, pod_yaml
+from debugcap.collectors.pod_yaml import PodYamlCollector
+
+POD = "/api/v1/namespaces/prod/pods/api-7d9f8c6b5-x2x4q"
+
+
+def _env(pod: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_pod_is_stored_as_yaml_under_the_k8s_path(bundle, api) -> None:
+    api.serve_json(POD, "kube/pod.json")
+    result = PodYamlCollector().collect(bundle.context(kube=api))
+    assert result == base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))
+    assert set(bundle.files) == {layout.K8S_POD}
+    pod = yaml.safe_load(bundle.files[layout.K8S_POD])
+    assert list(pod) == ["kind", "apiVersion", "metadata", "spec", "status"]
+    assert pod["metadata"]["name"] == "api-7d9f8c6b5-x2x4q"
+    assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "OOMKilled"
+    assert api.calls == [("get_json", POD, ())]
+
+
+def test_stored_pod_has_secrets_masked_and_bookkeeping_dropped(bundle, api) -> None:
+    api.serve_json(POD, "kube/pod.json")
+    PodYamlCollector().collect(bundle.context(kube=api))
+    text = bundle.text(layout.K8S_POD)
+    assert "s3cret" not in text and "last-applied-configuration" not in text
+    pod = yaml.safe_load(text)
+    assert "managedFields" not in pod["metadata"]
+    assert pod["metadata"]["annotations"] == {"debugcap.io/pprof-port": "6060"}
+    env = _env(pod)
+    assert env["APP_MODE"] == "demo" and env["GOMAXPROCS"] == "2"
+    assert env["DATABASE_URL"] == pod_yaml.MASK
+    assert env["API_TOKEN"] == {"secretKeyRef": {"name": "api-secrets", "key": "token"}}
+
+
+@pytest.mark.xfail(strict=True, reason="likely product bug: pod_yaml.sanitize masks an allowlisted (APP_*) value only "
+                   "when the value looks secret, while bundle.environment.filter_environment also masks "
+                   "allowlisted names holding a secret word (APP_DB_PASSWORD); the bundle writer's k8s-env-value "
+                   "pattern still masks it later")
+def test_allowlisted_name_holding_a_secret_word_is_masked_too(bundle, api) -> None:
+    api.serve_json(POD, "kube/pod.json")
+    PodYamlCollector().collect(bundle.context(kube=api))
+    assert _env(yaml.safe_load(bundle.files[layout.K8S_POD]))["APP_DB_PASSWORD"] == pod_yaml.MASK
+
+
+def test_api_error_is_a_failure_with_the_apis_message(bundle, api) -> None:
+    api.fail(POD, errors.NotFoundError('cannot get pods "api-7d9f8c6b5-x2x4q" in namespace "prod": '
+                                       'pods "api-7d9f8c6b5-x2x4q" not found', status=404, reason="NotFound"))
+    result = PodYamlCollector().collect(bundle.context(kube=api))
+    assert result.status is base.Status.FAILED
+    assert 'pods "api-7d9f8c6b5-x2x4q" not found' in result.message
+    assert bundle.files == {}
