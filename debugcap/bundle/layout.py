@@ -206,11 +206,15 @@ def snapshot_indices(paths: Iterable[str]) -> list[int]:
 ERRORS_DIR: Final = "errors/"
 
 
-def error_path(collector: str) -> str:
-    """``errors/<collector>.txt``: error bodies and stderr of a collector, kept verbatim."""
+def error_path(collector: str, nth: int = 1) -> str:
+    """``errors/<collector>.txt``: error bodies and stderr of a collector, kept verbatim; a
+    collector's second and later ones (one per failed endpoint or snapshot) are
+    ``errors/<collector>-<nth>.txt``."""
     if not _COLLECTOR_NAME.match(collector):
         raise BundleError(f"collector name {collector!r} must be kebab-case, e.g. 'pprof-cpu'")
-    return f"{ERRORS_DIR}{collector}.txt"
+    if nth < 1:
+        raise BundleError(f"error file number {nth} must be 1 or more")
+    return f"{ERRORS_DIR}{collector}.txt" if nth == 1 else f"{ERRORS_DIR}{collector}-{nth}.txt"
 
 
 def custom_path(name: str) -> str:

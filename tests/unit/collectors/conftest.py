@@ -103,19 +103,24 @@ class RecordedPprofPort:
 
     def __init__(self) -> None:
         self.responses: dict[str, Response | Exception] = {}
+        self.later: dict[str, list[Response]] = {}  # answers given before ``responses``, in turn
         self.gets: list[tuple[str, float, int]] = []  # (path, timeout, max_bytes)
 
     def serve(self, path: str, name: str) -> None:
         self.responses[path] = recorded_response(name)
+
+    def serve_first(self, path: str, *names: str) -> None:
+        """Answer ``path`` with these recorded responses, one per GET, before its usual one."""
+        self.later[path] = [recorded_response(n) for n in names]
 
     def fail(self, path: str, exc: Exception) -> None:
         self.responses[path] = exc
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> HttpResult:
         self.gets.append((path, timeout, max_bytes))
-        if path not in self.responses:
+        if path not in self.responses and not self.later.get(path):
             raise AssertionError(f"unexpected GET {path}; recorded: {sorted(self.responses)}")
-        res = self.responses[path]
+        res = self.later[path].pop(0) if self.later.get(path) else self.responses[path]
         if isinstance(res, Exception):
             raise res
         body = res.body[:max_bytes]
@@ -200,6 +205,32 @@ class Bundle:
 
     def text(self, path: str) -> str:
         return self.files[path].decode()
+
+
+class FetchClock:
+    """The clock of ``fetching``'s busy-profiler retries: it moves only when the code sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def fetch_clock(monkeypatch: pytest.MonkeyPatch) -> FetchClock:
+    """Every collector test: a busy profiler is retried on this clock, so nothing waits."""
+    from debugcap.collectors import fetching
+
+    clock = FetchClock()
+    monkeypatch.setattr(fetching, "_now", clock.monotonic)
+    monkeypatch.setattr(fetching, "_sleep", clock.sleep)
+    return clock
 
 
 @pytest.fixture

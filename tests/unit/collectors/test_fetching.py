@@ -41,6 +41,34 @@ def test_http_error_status_is_a_failure_with_the_body_kept_under_errors(bundle, 
     assert bundle.files == {layout.error_path("pprof-cpu"): data("go/cpu-busy.txt")}
 
 
+def test_a_busy_profiler_is_asked_again_until_it_is_free(bundle, pprof_port, data, fetch_clock) -> None:
+    url = "/debug/pprof/profile?seconds=1"
+    pprof_port.serve_first(url, "cpu-busy.txt", "cpu-busy.txt")  # e.g. a capture cut at its deadline
+    pprof_port.serve(url, "cpu.pb.gz")
+    result = fetching.fetch(bundle.context(http=pprof_port), "pprof-cpu", url, layout.PPROF_CPU, Body.PROFILE,
+                            seconds=1)
+    assert result == base.CollectorResult(base.Status.OK, "", (layout.PPROF_CPU,))
+    assert bundle.files == {layout.PPROF_CPU: data("go/cpu.pb.gz")}  # no error body left behind
+    assert [g[0] for g in pprof_port.gets] == [url] * 3
+    assert fetch_clock.slept == [fetching.BUSY_POLL_SECONDS] * 2
+
+
+def test_a_profiler_busy_for_longer_than_the_retries_is_a_failure(bundle, pprof_port, fetch_clock) -> None:
+    url = "/debug/pprof/trace?seconds=1"
+    pprof_port.serve(url, "trace-busy.txt")
+    result = fetching.fetch(bundle.context(http=pprof_port), "trace", url, layout.TRACE, Body.TRACE, seconds=1)
+    assert result.status is base.Status.FAILED and "execution tracer already enabled" in result.message
+    assert sum(fetch_clock.slept) >= fetching.BUSY_RETRY_SECONDS
+    assert len(pprof_port.gets) == len(fetch_clock.slept) + 1
+
+
+def test_an_instant_endpoint_is_not_retried(bundle, pprof_port, fetch_clock) -> None:
+    url = "/debug/pprof/heap"
+    pprof_port.serve(url, "cpu-busy.txt")  # a 500 with the same words, from an endpoint that has no window
+    fetching.fetch(bundle.context(http=pprof_port), "pprof-heap", url, layout.PPROF_HEAP, Body.PROFILE)
+    assert len(pprof_port.gets) == 1 and fetch_clock.slept == []
+
+
 def test_pprof_404_says_how_to_serve_pprof(bundle, pprof_port) -> None:
     url = "/debug/pprof/nosuch"
     pprof_port.serve(url, "no-such-profile.txt")

@@ -4,14 +4,13 @@ Time is a stand-in clock (``time.monotonic``/``time.sleep`` of the module): noth
 Cases: N snapshots land under pprof/snapshots/00.. with the heap forced through a GC first; the
 snapshots are ``interval_seconds`` apart, counted from the first one's start; ``gc: false`` and
 ``profiles`` change what is asked; one failed snapshot keeps the others and is partial; a
-profile failing in every snapshot is recorded, not lost (xfail: the second error body is refused, see the reason).
+profile failing in every snapshot is recorded, not lost (each error body in a file of its own).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base, go_leak_snapshots
 from debugcap.collectors.go_leak_snapshots import GoLeakSnapshotsCollector
@@ -90,9 +89,6 @@ def test_one_failed_snapshot_keeps_the_others_and_is_partial(bundle, pprof_port,
     assert "/debug/pprof/heap?gc=1 answered HTTP 404" in result.message
 
 
-@pytest.mark.xfail(strict=True, raises=errors.BundleError,
-                   reason="product bug: fetching._error_body stores every error body of a collector under the "
-                          "one path errors/<collector>.txt, so a second failed snapshot is refused by the bundle")
 def test_a_profile_failing_in_every_snapshot_is_recorded_not_lost(bundle, pprof_port, clock) -> None:
     pprof_port.serve("/debug/pprof/heap?gc=1", "no-such-profile.txt")
     pprof_port.serve("/debug/pprof/goroutine?debug=2", "goroutine-debug2.txt")

@@ -2,15 +2,12 @@
 
 Cases: by default the profile (debug=0) and the full stacks (debug=2) are stored under their
 pprof paths; ``formats`` picks others (debug=1 counts); one format failing keeps the others and
-makes the result partial; a program without pprof fails every format with the hint (xfail:
-the second error body is refused, see the reason).
+makes the result partial; a program without pprof fails every format with the hint (each error body in a
+file of its own).
 """
 
 from __future__ import annotations
 
-import pytest
-
-from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
 from debugcap.collectors.pprof_goroutine import GoroutinesCollector
@@ -43,9 +40,6 @@ def test_one_format_failing_keeps_the_other_and_is_partial(bundle, pprof_port, d
     assert layout.PPROF_GOROUTINE not in bundle.files
 
 
-@pytest.mark.xfail(strict=True, raises=errors.BundleError,
-                   reason="product bug: fetching._error_body stores every error body of a collector under the "
-                          "one path errors/pprof-goroutine.txt, so the second failed format is refused by the bundle")
 def test_program_without_pprof_fails_with_the_hint_for_every_format(bundle, pprof_port) -> None:
     pprof_port.serve("/debug/pprof/goroutine", "no-such-page.txt")
     pprof_port.serve("/debug/pprof/goroutine?debug=2", "no-such-page.txt")
