@@ -24,8 +24,10 @@ class EventsCollector(base.Collector):
         rows = [{
             "type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
             "firstTimestamp": e.get("firstTimestamp"), "lastTimestamp": e.get("lastTimestamp"),
+            **({"eventTime": e["eventTime"]} if e.get("eventTime") else {}),
             "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
         } for e in events.get("items") or []]
-        rows.sort(key=lambda r: r["lastTimestamp"] or r["firstTimestamp"] or "")
+        # Events written through events.k8s.io have only eventTime; core/v1 ones the other two.
+        rows.sort(key=lambda r: r["lastTimestamp"] or r.get("eventTime") or r["firstTimestamp"] or "")
         ctx.add_bytes(layout.K8S_EVENTS, base.yaml_bytes({"events": rows}))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_EVENTS,))

@@ -38,7 +38,9 @@ def run(ctx: CollectContext, bundle_path: str, alternatives: Sequence[Sequence[s
                                    max_bytes=ctx.settings.output_cap_bytes)
             fh.flush()
             if res.tool_missing and res.stdout_bytes == 0:
-                missing.append(argv[0] if argv[0] != "sh" else " ".join(argv[2:])[:40])
+                tool = argv[0] if argv[0] != "sh" else " ".join(argv[2:])[:40]
+                if tool not in missing:  # `ps aux`, `ps -ef`, `ps` miss one tool, named once
+                    missing.append(tool)
                 continue
             ok = res.exit_code in ok_exit_codes and not res.timed_out
             if not ok and res.stdout_bytes == 0 and argv is not alternatives[-1]:

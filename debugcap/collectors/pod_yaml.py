@@ -31,7 +31,11 @@ def sanitize(pod: dict[str, Any]) -> dict[str, Any]:
                 value = env.get("value")
                 if value is None:
                     continue
-                if not environment.is_allowed_name(env.get("name", "")) or redact.looks_secret(str(value)):
+                name = env.get("name", "")
+                # As the environment file is filtered: outside the allowlist, a secret word in the
+                # name, or a value that looks secret, and the value is masked.
+                if (not environment.is_allowed_name(name) or redact.SECRET_NAME.search(name)
+                        or redact.looks_secret(str(value))):
                     env["value"] = MASK
     return pod
 

@@ -2,7 +2,7 @@
 
 Cases: the EventList of the pod's namespace, selected by the pod's name, is stored under
 k8s/events.yaml with type, reason, message, count, timestamps and source; events are sorted by
-time (xfail: one with only an ``eventTime`` sorts first, see the reason); the source falls back
+time (one with only an ``eventTime``, written through events.k8s.io, by that); the source falls back
 to ``reportingComponent`` for events written through events.k8s.io; an empty list is an empty
 ``events``; an API error is a failure storing nothing.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import yaml
 
 from debugcap import errors
@@ -44,9 +43,6 @@ def test_events_are_sorted_oldest_first(bundle, api) -> None:
     assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: events.py sorts by lastTimestamp or firstTimestamp only; an "
-                   "event written through events.k8s.io has only eventTime (both null), so it sorts first whenever "
-                   "it happened")
 def test_event_with_only_an_event_time_is_sorted_by_it(bundle, api) -> None:
     api.serve_json(EVENTS, "kube/events.json")
     late = copy.deepcopy(next(e for e in api.objects[EVENTS]["items"] if e["reason"] == "Scheduled"))

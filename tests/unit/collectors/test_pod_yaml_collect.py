@@ -3,14 +3,13 @@
 (test_pod_yaml.py tests ``sanitize`` alone; this drives the collector.)
 Cases: the pod at /api/v1/namespaces/NS/pods/NAME is stored under k8s/pod.yaml, in the API's key
 order, with literal secret env values masked, managedFields and the last-applied annotation
-(which repeats them) gone, and Secret references left as names (xfail: an allowlisted name
-holding a secret word keeps its value, see the reason); an API error is a failure
+(which repeats them) gone, and Secret references left as names (an allowlisted name
+holding a secret word has its value masked, as in the environment file); an API error is a failure
 carrying the API's message, storing nothing.
 """
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
 from debugcap import errors
@@ -51,10 +50,6 @@ def test_stored_pod_has_secrets_masked_and_bookkeeping_dropped(bundle, api) -> N
     assert env["API_TOKEN"] == {"secretKeyRef": {"name": "api-secrets", "key": "token"}}
 
 
-@pytest.mark.xfail(strict=True, reason="likely product bug: pod_yaml.sanitize masks an allowlisted (APP_*) value only "
-                   "when the value looks secret, while bundle.environment.filter_environment also masks "
-                   "allowlisted names holding a secret word (APP_DB_PASSWORD); the bundle writer's k8s-env-value "
-                   "pattern still masks it later")
 def test_allowlisted_name_holding_a_secret_word_is_masked_too(bundle, api) -> None:
     api.serve_json(POD, "kube/pod.json")
     PodYamlCollector().collect(bundle.context(kube=api))

@@ -1,13 +1,11 @@
 """``ps``: the container's process list, from the first ``ps`` form the image understands.
 
 Cases: procps ``ps aux`` is stored under proc/ps.txt and nothing else runs; busybox ``ps`` accepts
-``aux`` and its own format is kept as is; an image without ``ps`` is a skip naming it (once: xfail,
-see the reason); a container without a shell is a skip that runs nothing.
+``aux`` and its own format is kept as is; an image without ``ps`` is a skip naming it once; a
+container without a shell is a skip that runs nothing.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from debugcap.bundle import layout
 from debugcap.collectors import base, execution
@@ -41,8 +39,6 @@ def test_image_without_ps_is_skipped_after_trying_every_form(bundle, shell) -> N
     assert bundle.files == {}
 
 
-@pytest.mark.xfail(strict=True, reason="cosmetic product bug: execution.run lists a missing tool once per "
-                   "alternative tried ('not available in the container: ps, ps, ps')")
 def test_image_without_ps_names_the_missing_tool_once(bundle, shell) -> None:
     for argv in (["ps", "aux"], ["ps", "-ef"], ["ps"]):
         shell.answer(argv, stderr="exec/sh-lsof-not-found.err", exit_code=127)
