@@ -6,7 +6,9 @@ Built by :mod:`debugcap.capture.run`; front ends read it through :mod:`debugcap.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,12 +22,21 @@ class Phase(enum.StrEnum):
     FAILED = "Failed"  # nothing useful was collected
 
 
+def _ended() -> threading.Event:
+    ended = threading.Event()
+    ended.set()
+    return ended
+
+
 @dataclass(frozen=True)
 class CaptureOutcome:
     target: base.Target
     bundle: writer.WrittenBundle
     records: tuple[manifest.CollectorRecord, ...]
     phase: Phase
+    # Set once no step is running any more. Only a capture cut at its deadline returns before:
+    # a caller that reuses the pod's connections or lock closes them first, then waits on this.
+    steps_ended: threading.Event = dataclasses.field(default_factory=_ended)
 
 
 def phase_of(records: Sequence[manifest.CollectorRecord]) -> Phase:

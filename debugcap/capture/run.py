@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ from debugcap.capture.window import SendingGets, WindowGate, schedule, window_si
 from debugcap.collectors import base
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
+
+# A bound on a wait that takes microseconds (see Capture._collect); it only guards against a bug.
+WORKERS_RETURN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,17 @@ class Capture:
         try:
             with writer.BundleWriter(directory=self.out_dir, name=name, redact=self.settings.redact,
                                      spool_dir=scratch_dir, durable=self.settings.durable_bundles) as bundle:
-                records = self._collect(bundle, scratch_dir, deadline)
+                records, ended = self._collect(bundle, scratch_dir, deadline)
                 written = bundle.finish(self._fields(records))
         finally:
             shutil.rmtree(scratch_dir, ignore_errors=True)
-        return CaptureOutcome(target=self.target, bundle=written, records=tuple(records), phase=phase_of(records))
+        return CaptureOutcome(target=self.target, bundle=written, records=tuple(records), phase=phase_of(records),
+                              steps_ended=ended)
 
     def _collect(self, bundle: writer.BundleWriter, scratch_dir: Path,
-                 deadline: Deadline) -> list[manifest.CollectorRecord]:
-        """Run every step until all are recorded or the deadline passed; records in template order."""
+                 deadline: Deadline) -> tuple[list[manifest.CollectorRecord], threading.Event]:
+        """Run every step until all are recorded or the deadline passed; records in template order,
+        and the event set once no step runs any more."""
         steps = self.template.steps
         evidence = Evidence(bundle, steps)
         gate = WindowGate(steps, clock=self.clock, on_open=self.window_open)
@@ -88,10 +94,14 @@ class Capture:
             gate.release()
         if evidence.error is not None:
             raise evidence.error
-        if not finished:
+        if finished:
+            # Every step is recorded, so each worker is only returning: wait for that, so that
+            # ``steps_ended`` unset means one thing, steps abandoned at the deadline still running.
+            runner.ended.wait(WORKERS_RETURN_SECONDS)
+        else:
             for i in evidence.abandoned:
                 self.progress(records[i].name, records[i])
-        return records
+        return records, runner.ended
 
     def _fields(self, records: list[manifest.CollectorRecord]) -> manifest.ManifestFields:
         t = self.target

@@ -113,24 +113,39 @@ class StepRunner:
         self._collectors, self._context, self._http = collectors, context, http
         self._gate, self._evidence, self._clock, self._say = gate, evidence, clock, progress
         self.stop = threading.Event()  # set when the capture is over: steps not begun never begin
+        # Set once every worker thread has returned: after a deadline, abandoned steps may still be
+        # talking to the pod (a CPU profile runs until its connection closes).
+        self.ended = threading.Event()
+        self._live = 0
+        self._live_lock = threading.Lock()
 
     def start(self, plan: Sequence[Planned], workers: int) -> None:
         """Start the steps in ``plan`` order; returns at once (wait on ``evidence.done``)."""
         queue = collections.deque(plan)
 
         def work() -> None:
-            while not self.stop.is_set():
-                try:
-                    planned = queue.popleft()
-                except IndexError:
-                    return
-                try:
-                    self.run(planned)
-                except BaseException as exc:  # the engine's own bug: the capture raises it
-                    self._evidence.failed(exc)
-                    return
+            try:
+                while not self.stop.is_set():
+                    try:
+                        planned = queue.popleft()
+                    except IndexError:
+                        return
+                    try:
+                        self.run(planned)
+                    except BaseException as exc:  # the engine's own bug: the capture raises it
+                        self._evidence.failed(exc)
+                        return
+            finally:
+                with self._live_lock:
+                    self._live -= 1
+                    if self._live == 0:
+                        self.ended.set()
 
-        for n in range(min(workers, len(plan))):
+        count = min(workers, len(plan))
+        self._live = count
+        if count == 0:
+            self.ended.set()
+        for n in range(count):
             threading.Thread(target=work, name=f"debugcap-step-{n}", daemon=True).start()
 
     def run(self, planned: Planned) -> None:

@@ -33,6 +33,9 @@ from debugcap.settings import CaptureSettings
 
 # Longest an upload waits for the status write that names its key (see store_pod).
 KEY_SENT_SECONDS: Final = 60.0
+# Longest a pod's lock waits for steps abandoned at the deadline to end once their connections are
+# closed (see _end_abandoned_steps); a request on a closed tunnel fails within a second.
+ABANDONED_STEPS_SECONDS: Final = 10.0
 
 
 def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
@@ -183,6 +186,8 @@ def collect_pod(
                                  settings=prepared.settings, http=http, commands=prepared.commands,
                                  started=started, window_open=window_open,
                                  deadline_setting="spec.parameters.deadlineSeconds")
+        if not outcome.steps_ended.is_set():
+            _end_abandoned_steps(prepared, outcome.steps_ended)
         if checking.ident is not None:  # started: its verdict decides
             checking.join()
     except errors.DebugcapError as exc:
@@ -201,6 +206,18 @@ def collect_pod(
         shutil.rmtree(out_dir, ignore_errors=True)
         return collected.failed(problem)
     return collected
+
+
+def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
+    """After the deadline, end the steps it abandoned while the caller still holds the pod's lock.
+
+    A CPU profile or trace goes on in the Go process until its connection closes, and the next
+    capture of this pod, waiting for the lock, would be refused ("cpu profiling already in use").
+    Closing the connections ends those requests at once; an exec command may run on to its own
+    timeout, but holds nothing the next capture needs, so the wait is bounded.
+    """
+    prepared.close()
+    ended.wait(ABANDONED_STEPS_SECONDS)
 
 
 def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None) -> PodResult:

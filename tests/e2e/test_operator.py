@@ -376,6 +376,25 @@ def test_deadline_ends_a_pod_partially_failed_with_what_was_collected_uploaded(
     assert_bundle_matches(pod, tmp_path)  # what was collected before the deadline is stored
 
 
+def test_a_capture_cut_at_its_deadline_leaves_the_pods_profiler_to_the_next_capture(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod) -> None:
+    # Go serves one CPU profile at a time: the second capture of the pod, queued on its lock, must
+    # not find the first one's abandoned profile still running.
+    goapp_pod("api-1")
+    create(kube, namespace, "first", {"target": {"pod": "api-1"}, "template": "go-profile",
+                                      "parameters": {"cpuSeconds": 120, "traceSeconds": 60, "deadlineSeconds": 3}})
+    wait_for(lambda: any(p["phase"] == "Running" for p in (read(kube, namespace, "first").get("status") or {})
+                         .get("pods") or []), 30, "the first capture to start")
+    create(kube, namespace, "second", {"target": {"pod": "api-1"}, "template": "go-profile", "parameters": FAST})
+    first = wait_done(kube, namespace, "first", 60)["status"]
+    second = wait_done(kube, namespace, "second", 60)["status"]
+    assert first["phase"] == "PartiallyFailed", first
+    [pod] = second["pods"]
+    by_name = {c["name"]: c for c in pod["collectors"]}
+    assert (by_name["pprof-cpu"]["status"], by_name["trace"]["status"]) == ("ok", "ok"), (first, second)
+    assert second["startTime"] >= first["completionTime"] or pod["phase"] == "Completed", (first, second)
+
+
 def test_capture_template_runs_exactly_its_collectors(
         operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path) -> None:
     name = f"e2e-{uuid.uuid4().hex[:8]}"

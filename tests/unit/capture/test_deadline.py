@@ -5,7 +5,8 @@ Cases:
   Failed when it added none; the message names the deadline and the setting that raises it;
   the steps that finished, and every file collected, are in the bundle and its manifest;
 - a step queued behind the others is Failed as not started;
-- a step that ends after the deadline adds nothing and reports nothing;
+- a step that ends after the deadline adds nothing and reports nothing, and the outcome says
+  when no step runs any more (``steps_ended``: callers close the pod's connections, then wait);
 - a window that never opened is announced at the deadline, and the mid-window step still
   waiting for its turn is woken and Failed as not started;
 - without a deadline (None) the capture waits for its steps however long they take;
@@ -120,8 +121,10 @@ def test_step_ending_after_the_deadline_adds_and_reports_nothing(rig: Rig, clock
     clock.advance(10)
     outcome = running.result(HANG)
     reported = list(rig.reported)
+    assert not outcome.steps_ended.is_set()  # the abandoned step still runs
     stuck.end()
     assert stuck.ended.wait(HANG)  # the step ran on after its capture
+    assert outcome.steps_ended.wait(HANG)
     for worker in threading.enumerate():  # and tried to record itself
         if worker.name.startswith("debugcap-step-"):
             worker.join(HANG)
@@ -187,3 +190,9 @@ def test_deadline_wait_returns_false_once_the_deadline_passed(clock: FakeClock) 
 def test_a_deadline_that_is_not_positive_is_a_config_error(seconds: float) -> None:
     with pytest.raises(errors.ConfigError, match="capture_timeout_seconds=.*positive.*None for no deadline"):
         CaptureSettings(capture_timeout_seconds=seconds)
+
+
+def test_a_capture_that_ends_in_time_has_no_step_left_running(rig: Rig, registry: Registry) -> None:
+    stand_in(registry, "done", writes("proc/done.txt"))
+    outcome = rig.start(template(step("done")), deadline=60).result(HANG)
+    assert outcome.steps_ended.is_set()

@@ -56,3 +56,24 @@ def test_a_bundle_the_store_refuses_is_spooled_and_its_key_stays_listed(
     assert result.phase == "PartiallyFailed" and "spool" in result.message
     assert not result.key and not result.uri
     assert result.upload_key == capturing.planned_key(store, "shop", "api-1", WHEN)
+
+
+def test_steps_abandoned_at_the_deadline_are_ended_before_the_pod_is_given_back() -> None:
+    """The pod's connections close first (a CPU profile stops with its connection), then the pod
+    waits for its abandoned steps, so the next capture of the pod is not refused its profile."""
+    order: list[str] = []
+    ended = threading.Event()
+
+    class Connections:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            order.append(f"close {self.name}")
+            ended.set()  # what closing does to a step blocked on the pod: it ends
+
+    prepared = capturing.Prepared(target=None, settings=None,  # type: ignore[arg-type]
+                                  http=Connections("port-forward"),  # type: ignore[arg-type]
+                                  commands=Connections("exec"))  # type: ignore[arg-type]
+    capturing._end_abandoned_steps(prepared, ended)
+    assert order == ["close exec", "close port-forward"] and ended.is_set()
