@@ -165,12 +165,18 @@ class CaptureSettings:
     before a profile request is abandoned: Go writes the profile after the window closes, and
     a busy process can take several seconds to do it."""
 
-    capture_timeout_seconds: float | None = 900.0
-    """Whole-capture deadline, in seconds from the start of the collectors; None for no deadline.
-    15 min covers debug-full (30 s CPU profile) and go-leak with its default 3 snapshots 60 s
-    apart, with room to spare. When it passes, the collectors still running are abandoned
-    (recorded failed, or partial when they had added files) and the bundle is written with
-    everything collected until then. The operator sets it from ``spec.parameters.deadlineSeconds``."""
+    capture_timeout_seconds: float | None = None
+    """Whole-capture deadline, in seconds from the start of the collectors (``--deadline``; the
+    operator's ``spec.parameters.deadlineSeconds``). None: the template's own length (its longest
+    profile window, or its snapshots times their interval) plus :attr:`capture_slack_seconds`.
+    When it passes, the collectors still running are abandoned (recorded failed, or partial when
+    they had added files) and the bundle is written with everything collected until then."""
+
+    capture_slack_seconds: float | None = 900.0
+    """What the automatic deadline allows beyond the template's own length, in seconds; None: no
+    automatic deadline at all. 15 min covers the slowest quick steps (exec timeouts, a 64 MiB
+    goroutine dump through a busy API server) many times over, and still ends a capture whose pod
+    stopped answering within the hour an incident lasts."""
 
     output_cap_bytes: int = 64 * MIB
     """Most bytes kept from one collector output, in bytes. 64 MiB holds a full goroutine dump of
@@ -194,4 +200,7 @@ class CaptureSettings:
     def __post_init__(self) -> None:
         if self.capture_timeout_seconds is not None and not self.capture_timeout_seconds > 0:
             raise ConfigError(f"capture_timeout_seconds={self.capture_timeout_seconds!r}: the capture deadline "
-                              "must be a positive number of seconds, or None for no deadline")
+                              "must be a positive number of seconds, or None for the automatic one")
+        if self.capture_slack_seconds is not None and self.capture_slack_seconds < 0:
+            raise ConfigError(f"capture_slack_seconds={self.capture_slack_seconds!r} must be 0 or more seconds, "
+                              "or None for no automatic deadline")

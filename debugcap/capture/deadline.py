@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from typing import Protocol
+
+from debugcap import templates
+from debugcap.collectors import base
+from debugcap.settings import CaptureSettings
 
 
 class Clock(Protocol):
@@ -59,3 +64,16 @@ class Deadline:
         files = "; the files it wrote before are in the bundle" if kept else ""
         return (f"abandoned: {what} the capture deadline of {self.seconds:.10g} s ({self.setting}){files}; "
                 f"raise {self.setting} or shorten the template")
+
+
+def deadline_seconds(settings: CaptureSettings, template: templates.ExpandedTemplate,
+                     collectors: Mapping[str, type[base.Collector]]) -> float | None:
+    """The capture's deadline in seconds: the one set, or the template's own length (its longest
+    step: steps run side by side) plus the slack; None only when both are off."""
+    if settings.capture_timeout_seconds is not None:
+        return settings.capture_timeout_seconds
+    if settings.capture_slack_seconds is None:
+        return None
+    length = max((collectors[s.collector].expected_seconds(s.params) for s in template.steps
+                  if s.collector in collectors), default=0.0)
+    return length + settings.capture_slack_seconds

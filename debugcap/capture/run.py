@@ -22,7 +22,7 @@ from pathlib import Path
 
 from debugcap import templates
 from debugcap.bundle import layout, manifest, writer
-from debugcap.capture.deadline import MONOTONIC, Clock, Deadline
+from debugcap.capture.deadline import MONOTONIC, Clock, Deadline, deadline_seconds
 from debugcap.capture.outcome import CaptureOutcome, phase_of
 from debugcap.capture.steps import Evidence, Progress, StepRunner
 from debugcap.capture.window import SendingGets, WindowGate, schedule, window_size
@@ -56,7 +56,8 @@ class Capture:
     clock: Clock = MONOTONIC  # a fake one in tests
 
     def run(self) -> CaptureOutcome:
-        deadline = Deadline(self.settings.capture_timeout_seconds, clock=self.clock, setting=self.deadline_setting)
+        deadline = Deadline(deadline_seconds(self.settings, self.template, self.collectors), clock=self.clock,
+                            setting=self.deadline_setting)
         name = layout.bundle_name(self.target.namespace, self.target.pod, self.started)
         scratch_dir = Path(tempfile.mkdtemp(prefix=".debugcap-", dir=self.out_dir))
         try:

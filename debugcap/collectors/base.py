@@ -184,3 +184,12 @@ class Collector(abc.ABC):
     @abc.abstractmethod
     def collect(self, ctx: CollectContext) -> CollectorResult:
         """Collect, add files through ``ctx``, return what happened."""
+
+    @classmethod
+    def expected_seconds(cls, params: Mapping[str, Any]) -> float:
+        """How long a step with ``params`` is meant to take: its ``seconds`` (a CPU profile, a
+        trace), 0 for an instant one. The automatic capture deadline is built on it."""
+        try:
+            return float(params.get("seconds") or 0)
+        except (TypeError, ValueError):
+            return 0.0

@@ -7,6 +7,8 @@ snapshots force a GC (gc=1) so each one measures live memory, not garbage.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from debugcap.bundle import layout
 from debugcap.collectors import base, fetching
@@ -22,6 +24,10 @@ class GoLeakSnapshotsCollector(base.Collector):
     name = "go-leak-snapshots"
     kind = base.Kind.GO
     description = "N heap + goroutine snapshots, T seconds apart"
+
+    @classmethod
+    def expected_seconds(cls, params: Mapping[str, Any]) -> float:
+        return (int(params.get("snapshots") or 3) - 1) * float(params.get("interval_seconds") or 60)
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         count = int(ctx.param("snapshots", 3))

@@ -19,10 +19,10 @@ class NodeConditionsCollector(base.Collector):
             return base.CollectorResult(base.Status.SKIPPED, "the pod is not scheduled on a node yet")
         try:
             node = ctx.kube.get_json(f"/api/v1/nodes/{segment(node_name)}", timeout=ctx.settings.http_timeout_seconds)
-        except errors.ForbiddenError:
-            return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "
-                                        "(nodes are cluster-scoped); grant 'get nodes' to include its conditions")
         except errors.KubeError as exc:
+            if exc.status == 403:  # RBAC, which many setups leave out on purpose; 401 is a real failure
+                return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "
+                                            "(nodes are cluster-scoped); grant 'get nodes' to include its conditions")
             return base.CollectorResult(base.Status.FAILED, str(exc))
         status = node.get("status") or {}
         info = status.get("nodeInfo") or {}

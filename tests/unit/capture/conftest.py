@@ -175,7 +175,8 @@ class Rig:
 
     def start(self, expanded: templates.ExpandedTemplate, *, deadline: float | None = 900.0,
               **kwargs: Any) -> Future[capture.CaptureOutcome]:
-        settings = CaptureSettings(capture_timeout_seconds=deadline, durable_bundles=False)
+        settings = CaptureSettings(capture_timeout_seconds=deadline, durable_bundles=False,
+                                   capture_slack_seconds=None if deadline is None else 900.0)
         return self._pool.submit(
             capture.capture, NoKube(), TARGET, expanded, out_dir=self.out_dir, capture_name="cap-1",  # type: ignore[arg-type]
             settings=settings, progress=self._progress, http=self.forwards, started=STARTED,

@@ -9,7 +9,9 @@ Cases:
   when no step runs any more (``steps_ended``: callers close the pod's connections, then wait);
 - a window that never opened is announced at the deadline, and the mid-window step still
   waiting for its turn is woken and Failed as not started;
-- without a deadline (None) the capture waits for its steps however long they take;
+- without a deadline (None, and no slack) the capture waits for its steps however long they take;
+- the automatic deadline is the template's longest step (a profile's seconds, go-leak's snapshots
+  times their interval) plus the slack, and an explicit one wins over it;
 - :class:`~debugcap.capture.deadline.Deadline` alone; a deadline that is not positive is a
   ``ConfigError`` naming the setting.
 """
@@ -20,11 +22,11 @@ import threading
 
 import pytest
 
-from debugcap import errors
+from debugcap import errors, templates
 from debugcap.bundle import manifest
 from debugcap.capture import Phase
-from debugcap.capture.deadline import Deadline
-from debugcap.collectors import base
+from debugcap.capture.deadline import Deadline, deadline_seconds
+from debugcap.collectors import COLLECTORS, base
 from debugcap.settings import CaptureSettings
 
 from .conftest import HANG, FakeClock, Rig, manifest_of, members, stand_in, step, template, writes
@@ -188,7 +190,7 @@ def test_deadline_wait_returns_false_once_the_deadline_passed(clock: FakeClock) 
 
 @pytest.mark.parametrize("seconds", [0, -1.5], ids=["zero", "negative"])
 def test_a_deadline_that_is_not_positive_is_a_config_error(seconds: float) -> None:
-    with pytest.raises(errors.ConfigError, match="capture_timeout_seconds=.*positive.*None for no deadline"):
+    with pytest.raises(errors.ConfigError, match="capture_timeout_seconds=.*positive.*None for the automatic one"):
         CaptureSettings(capture_timeout_seconds=seconds)
 
 
@@ -196,3 +198,17 @@ def test_a_capture_that_ends_in_time_has_no_step_left_running(rig: Rig, registry
     stand_in(registry, "done", writes("proc/done.txt"))
     outcome = rig.start(template(step("done")), deadline=60).result(HANG)
     assert outcome.steps_ended.is_set()
+
+
+def _expanded(*steps: tuple[str, dict[str, object]]) -> templates.ExpandedTemplate:
+    return templates.ExpandedTemplate(name="t", description="", parameters={}, steps=tuple(
+        templates.Step(collector=c, params=p) for c, p in steps))
+
+
+def test_the_automatic_deadline_is_the_templates_own_length_plus_the_slack() -> None:
+    leak = _expanded(("pprof-cpu", {"seconds": 30}), ("go-leak-snapshots", {"snapshots": 20, "interval_seconds": 60}))
+    automatic = CaptureSettings()
+    assert deadline_seconds(automatic, leak, COLLECTORS) == 19 * 60 + 900  # not cut at 15 min
+    assert deadline_seconds(automatic, _expanded(("pprof-cpu", {"seconds": 30}), ("ps", {})), COLLECTORS) == 930
+    assert deadline_seconds(CaptureSettings(capture_timeout_seconds=60), leak, COLLECTORS) == 60
+    assert deadline_seconds(CaptureSettings(capture_slack_seconds=None), leak, COLLECTORS) is None

@@ -59,3 +59,10 @@ def test_other_api_error_is_a_failure(bundle, api) -> None:
     result = NodeConditionsCollector().collect(bundle.context(kube=api))
     assert result.status is base.Status.FAILED and 'nodes "worker-1" not found' in result.message
     assert bundle.files == {}
+
+
+def test_rejected_credentials_are_a_failure_not_a_missing_right(bundle, api) -> None:
+    api.fail(NODE, errors.ForbiddenError('cannot get nodes "worker-1": Unauthorized; check your credentials',
+                                         status=401, reason="Unauthorized"))
+    result = NodeConditionsCollector().collect(bundle.context(kube=api))
+    assert result.status is base.Status.FAILED and "check your credentials" in result.message
