@@ -50,6 +50,13 @@ kubectl debugcap create pod/leaky -n "$NS" -t go-leak -p snapshots=3 -p interval
   --local --upload --output-dir "$OUT" | tee "$OUT/leak.txt"
 LEAK=$(awk '/^bundle:/ {print $2}' "$OUT/leak.txt")
 
+step "A deadline bounds a capture and keeps what it collected (a 60 s CPU profile, cut at 5 s)"
+kubectl debugcap create pod/leaky -n "$NS" -t go-profile -p cpu_seconds=60 --deadline 5 \
+  --local --output-dir "$OUT" 2>&1 | grep -E "pprof-cpu|pprof-heap|phase:"
+
+step "A flag that does not apply is refused before anything runs, naming it"
+kubectl debugcap create pod/leaky -n "$NS" -t debug-full --upload 2>&1 || echo "(exit $?)"
+
 step "Verify both bundles (every file's SHA-256, and the bundle's own)"
 kubectl debugcap verify "$FULL"
 kubectl debugcap verify "$LEAK"
