@@ -20,6 +20,9 @@ PROFILES = {
 }
 
 
+_now, _sleep = time.monotonic, time.sleep  # module attributes: unit tests move a clock of their own
+
+
 class GoLeakSnapshotsCollector(base.Collector):
     name = "go-leak-snapshots"
     kind = base.Kind.GO
@@ -35,11 +38,11 @@ class GoLeakSnapshotsCollector(base.Collector):
         kinds = list(ctx.param("profiles", ["heap", "goroutine"]))
         gc = bool(ctx.param("gc", True))
         results: list[base.CollectorResult] = []
-        next_at = time.monotonic()
+        next_at = _now()
         for index in range(count):
-            delay = next_at - time.monotonic()
+            delay = next_at - _now()
             if delay > 0:
-                time.sleep(delay)
+                _sleep(delay)
             next_at += interval
             for kind in kinds:
                 url, filename, body = PROFILES[kind]

@@ -208,7 +208,8 @@ class Bundle:
 
 
 class FetchClock:
-    """The clock of ``fetching``'s busy-profiler retries: it moves only when the code sleeps."""
+    """The clock of ``fetching`` (busy-profiler retries) and ``go_leak_snapshots`` (the interval
+    between snapshots): it moves only when the code sleeps, or a test moves it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -224,12 +225,13 @@ class FetchClock:
 
 @pytest.fixture(autouse=True)
 def fetch_clock(monkeypatch: pytest.MonkeyPatch) -> FetchClock:
-    """Every collector test: a busy profiler is retried on this clock, so nothing waits."""
-    from debugcap.collectors import fetching
+    """Every collector test: retries and intervals run on this clock, so nothing waits."""
+    from debugcap.collectors import fetching, go_leak_snapshots
 
     clock = FetchClock()
-    monkeypatch.setattr(fetching, "_now", clock.monotonic)
-    monkeypatch.setattr(fetching, "_sleep", clock.sleep)
+    for module in (fetching, go_leak_snapshots):
+        monkeypatch.setattr(module, "_now", clock.monotonic)
+        monkeypatch.setattr(module, "_sleep", clock.sleep)
     return clock
 
 

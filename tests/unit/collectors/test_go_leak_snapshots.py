@@ -1,6 +1,6 @@
 """``go-leak-snapshots``: heap and goroutine snapshots spaced in time.
 
-Time is a stand-in clock (``time.monotonic``/``time.sleep`` of the module): nothing waits.
+Time is the stand-in clock of conftest's ``fetch_clock``: nothing waits.
 Cases: N snapshots land under pprof/snapshots/00.. with the heap forced through a GC first; the
 snapshots are ``interval_seconds`` apart, counted from the first one's start; ``gc: false`` and
 ``profiles`` change what is asked; one failed snapshot keeps the others and is partial; a
@@ -12,29 +12,15 @@ from __future__ import annotations
 import pytest
 
 from debugcap.bundle import layout
-from debugcap.collectors import base, go_leak_snapshots
+from debugcap.collectors import base
 from debugcap.collectors.go_leak_snapshots import GoLeakSnapshotsCollector
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from .conftest import FetchClock
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(go_leak_snapshots.time, "monotonic", c.monotonic)
-    monkeypatch.setattr(go_leak_snapshots.time, "sleep", c.sleep)
-    return c
+def clock(fetch_clock: FetchClock) -> FetchClock:
+    return fetch_clock
 
 
 def _serve(pprof_port) -> None:
