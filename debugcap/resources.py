@@ -15,6 +15,10 @@ CAPTURES: Final = "debugcaptures"
 SCHEDULES: Final = "debugschedules"
 TEMPLATES: Final = "debugcapturetemplates"
 
+# The label a DebugSchedule puts on the captures it creates; the operator's schedules find their
+# runs by it, and its captures take the scheduled TTL.
+SCHEDULE_LABEL: Final = f"{GROUP}/schedule"
+
 WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
 # spec.parameters (camelCase, Kubernetes style) -> template parameters (snake_case, the YAML

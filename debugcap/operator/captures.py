@@ -30,7 +30,7 @@ from debugcap.operator.status_writing import StatusWriter
 GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
 CAPTURES: Final = resources.CAPTURES
-SCHEDULE_LABEL: Final = "debugcap.io/schedule"
+SCHEDULE_LABEL: Final = resources.SCHEDULE_LABEL
 
 
 def patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> bool:

@@ -16,7 +16,6 @@ import kopf
 from debugcap import errors, resources
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator import runtime, scheduling
-from debugcap.operator.captures import SCHEDULE_LABEL
 from debugcap.operator.reporting import event, now, parse_stamp, stamp
 
 GROUP: Final = resources.GROUP
@@ -85,7 +84,7 @@ def history_item(capture: Mapping[str, Any]) -> scheduling.HistoryItem:
 
 def owned_captures(kube: Kube, namespace: str, schedule: str, uid: str) -> list[dict[str, Any]]:
     listed: Any = kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES, namespace),
-                                [("labelSelector", f"{SCHEDULE_LABEL}={schedule}")])
+                                [("labelSelector", f"{resources.SCHEDULE_LABEL}={schedule}")])
     return [c for c in listed.get("items") or []
             if any(o.get("uid") == uid for o in c["metadata"].get("ownerReferences") or [])]
 
@@ -98,7 +97,8 @@ def scheduled_capture(schedule: kopf.Body, when: datetime) -> dict[str, Any]:
     """The DebugCapture of run ``when``; its name comes from the run time, so a retried tick
     finds the one it made (409) instead of making a second."""
     template = schedule.spec.get("captureTemplate") or {}
-    labels = {**((template.get("metadata") or {}).get("labels") or {}), SCHEDULE_LABEL: schedule.metadata.name}
+    labels = {**((template.get("metadata") or {}).get("labels") or {}),
+              resources.SCHEDULE_LABEL: schedule.metadata.name}
     return {
         "apiVersion": resources.API_VERSION, "kind": "DebugCapture",
         "metadata": {"name": f"{schedule.metadata.name}-{int(when.timestamp()) // 60}", "labels": labels,
