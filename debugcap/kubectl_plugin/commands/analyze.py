@@ -3,22 +3,24 @@
 ``cli.py`` registers these with ``for c in analyze.COMMANDS: group.add_command(c)``.
 All work happens in :mod:`debugcap.analysis` (computation) and
 :mod:`debugcap.analysis.rendering` (output); these functions check input, call
-them, and print to stdout.
+them, and print to stdout. Each imports what it needs when it runs: the profile
+reader (protobuf) and the report's rules and renderers cost more to import than
+``--help`` or ``top`` on a small profile take to run.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from debugcap import __version__ as _version
 from debugcap import errors
-from debugcap.analysis import bundle_reading, flames, goroutines, hints, pprof, report
-from debugcap.analysis.rendering import html, pprof_text, speedscope, text
-from debugcap.formats import pprof as pprof_format
+
+if TYPE_CHECKING:
+    from debugcap.formats import pprof as pprof_format
 
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
                        show_default=True, help="Output format.")
@@ -31,6 +33,9 @@ def _emit_json(obj: Any) -> None:
 
 
 def _load_profile(path: Path) -> pprof_format.Profile:
+    from debugcap.analysis import hints
+    from debugcap.formats import pprof as pprof_format
+
     try:
         return pprof_format.load(path)
     except errors.AnalysisError as err:
@@ -47,10 +52,10 @@ def _load_profile(path: Path) -> pprof_format.Profile:
 @click.option("--sample-index", "sample_index", metavar="NAME",
               help="Sample type to show (e.g. alloc_space, contentions); default as pprof picks it.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N functions.")
-@click.option("--node-fraction", type=click.FloatRange(0, 1), default=pprof.PPROF_NODE_FRACTION,
-              show_default=True, help="Hide functions whose cum is below this share, as pprof does.")
+@click.option("--node-fraction", type=click.FloatRange(0, 1), default=None, show_default="0.005",
+              help="Hide functions whose cum is below this share, as pprof does.")
 @_OUTPUT
-def top(profile: Path, sample_index: str | None, limit: int | None, node_fraction: float,
+def top(profile: Path, sample_index: str | None, limit: int | None, node_fraction: float | None,
         output: str) -> None:
     """Functions of a pprof PROFILE by flat and cumulative value, like `go tool pprof -top`.
 
@@ -58,9 +63,12 @@ def top(profile: Path, sample_index: str | None, limit: int | None, node_fractio
     Example:
       kubectl debugcap top bundle/pprof/heap.pb.gz --sample-index alloc_space --limit 20
     """
+    from debugcap.analysis import pprof
+    from debugcap.analysis.rendering import pprof_text
+
     prof = _load_profile(profile)
     try:
-        rep = pprof.top(prof, sample_index, node_fraction)
+        rep = pprof.top(prof, sample_index, _fraction(node_fraction))
     except pprof.UnknownSampleTypeError as err:
         raise click.BadParameter(str(err), param_hint="--sample-index") from err
     if output == "json":
@@ -72,9 +80,17 @@ def top(profile: Path, sample_index: str | None, limit: int | None, node_fractio
 
 
 def _profile_hints(prof: pprof_format.Profile, path: Path) -> list[str]:
+    from debugcap.analysis import hints
+
     # The bundle names files after their endpoint (pprof/block.pb.gz), which
     # is what tells an empty block profile from an empty heap one.
     return hints.profile_hints(prof, path.name.split(".", 1)[0], str(path))
+
+
+def _fraction(node_fraction: float | None) -> float:
+    from debugcap.analysis import pprof
+
+    return pprof.PPROF_NODE_FRACTION if node_fraction is None else node_fraction
 
 
 @click.command("goroutines")
@@ -87,6 +103,9 @@ def goroutines_cmd(dump: Path, output: str) -> None:
     Example:
       kubectl debugcap goroutines bundle/pprof/goroutine-debug2.txt
     """
+    from debugcap.analysis import goroutines
+    from debugcap.analysis.rendering import text
+
     try:
         summary = goroutines.load_dump(dump)
     except errors.AnalysisError as err:
@@ -102,10 +121,10 @@ def goroutines_cmd(dump: Path, output: str) -> None:
 @click.argument("new", type=_EXISTING_ANY)
 @click.option("--sample-index", "sample_index", metavar="NAME",
               help="Sample type to compare (profiles only).")
-@click.option("--node-fraction", type=click.FloatRange(0, 1), default=pprof.PPROF_NODE_FRACTION,
-              show_default=True, help="Hide functions whose cum is below this share, as pprof does.")
+@click.option("--node-fraction", type=click.FloatRange(0, 1), default=None, show_default="0.005",
+              help="Hide functions whose cum is below this share, as pprof does.")
 @_OUTPUT
-def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float, output: str) -> None:
+def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float | None, output: str) -> None:
     """NEW minus BASE: two profiles (like `pprof -top -diff_base`) or two bundles of one pod.
 
     \b
@@ -113,6 +132,9 @@ def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float, 
       kubectl debugcap diff before/heap.pb.gz after/heap.pb.gz
       kubectl debugcap diff ns_pod_20261123T160000Z.tar.gz ns_pod_20261123T170000Z.tar.gz
     """
+    from debugcap.analysis import bundle_reading, pprof, report
+    from debugcap.analysis.rendering import pprof_text, text
+
     base_bundle, new_bundle = bundle_reading.is_bundle(base), bundle_reading.is_bundle(new)
     if base_bundle != new_bundle:
         raise click.UsageError("BASE and NEW must both be profiles or both be bundles")
@@ -130,7 +152,7 @@ def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float, 
         return
     b, n = _load_profile(base), _load_profile(new)
     try:
-        rep = pprof.diff(b, n, sample_index, node_fraction)
+        rep = pprof.diff(b, n, sample_index, _fraction(node_fraction))
     except pprof.UnknownSampleTypeError as err:
         raise click.BadParameter(str(err), param_hint="--sample-index") from err
     except errors.AnalysisError as err:
@@ -156,6 +178,9 @@ def report_cmd(bundle: Path, html_file: Path | None, speedscope_file: Path | Non
     Example:
       kubectl debugcap report ns_pod_20261123T160000Z.tar.gz --html report.html
     """
+    from debugcap.analysis import bundle_reading, flames, report
+    from debugcap.analysis.rendering import html, speedscope, text
+
     if not bundle_reading.is_bundle(bundle):
         raise click.BadParameter(f"{bundle} is neither a bundle directory nor a .tar.gz bundle",
                                  param_hint="BUNDLE")
