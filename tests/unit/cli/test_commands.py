@@ -44,9 +44,10 @@ def test_templates_prints_names_json_and_yaml() -> None:
     assert yaml.safe_load(CliRunner().invoke(cli, ["templates", "-o", "yaml"]).stdout) == doc
 
 
-def test_help_loads_neither_the_kubernetes_client_nor_the_engine() -> None:
+def test_help_loads_neither_the_kubernetes_client_nor_the_engine_nor_the_profile_reader() -> None:
     code = ("import sys; from debugcap.kubectl_plugin.cli import cli; "
-            "heavy = {'kubernetes', 'debugcap.capture', 'debugcap.kube.client'} & set(sys.modules); "
+            "heavy = {'kubernetes', 'debugcap.capture', 'debugcap.kube.client', 'google.protobuf', "
+            "'debugcap.analysis.report', 'debugcap.analysis.pprof'} & set(sys.modules); "
             "assert not heavy, heavy")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
