@@ -140,7 +140,7 @@ class StorageBackend(ABC):
     @abstractmethod
     def uri(self, *, key: str) -> str:
         """Where ``key`` is stored, as the status of a capture names it: ``s3://bucket/key``,
-        ``file:///abs/root/key``. Not a download link (see :meth:`url`) and no server is asked."""
+        ``file:///<absolute directory>/<key>``. Not a download link (see :meth:`url`) and no server is asked."""
 
     @abstractmethod
     def describe(self) -> str:
