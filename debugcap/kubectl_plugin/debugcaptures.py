@@ -95,7 +95,7 @@ def body(name: str, namespace: str, target: dict[str, Any], template: str, param
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
-def _path(namespace: str, name: str | None = None) -> str:
+def _path(namespace: str | None, name: str | None = None) -> str:
     from debugcap.kube.client import group_path
 
     return group_path(resources.GROUP, resources.VERSION, resources.CAPTURES, namespace, name)
@@ -132,8 +132,8 @@ def create(kube: Kube, obj: dict[str, Any]) -> None:
         raise _reworded(exc, f'the API server refused debugcapture "{name}": {exc.api_message}') from exc
 
 
-def read(kube: Kube, namespace: str, name: str | None) -> list[dict[str, Any]]:
-    """The DebugCapture ``name`` (a list of one), or all of ``namespace``'s."""
+def read(kube: Kube, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
+    """The DebugCapture ``name`` (a list of one), or all of ``namespace``'s (None: of every one)."""
     try:
         if name:
             return [kube.get_json(_path(namespace, name))]
@@ -142,7 +142,7 @@ def read(kube: Kube, namespace: str, name: str | None) -> list[dict[str, Any]]:
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
             raise _reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
-        if not name:
+        if not name or namespace is None:
             raise
         raise _reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; '
                              f"{hints.list_captures(namespace)}") from exc

@@ -41,6 +41,11 @@ def test_create_writes_the_debugcapture_and_get_reads_it(crds: None, testbed: Te
     one = plugin(testbed, "get", "cap-1", "-n", namespace, "-o", "json")
     assert json.loads(one.stdout)["metadata"]["name"] == "cap-1"
 
+    everywhere = plugin(testbed, "get", "-A")
+    assert everywhere.returncode == 0, everywhere.stderr
+    assert everywhere.stdout.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert [namespace, "cap-1"] in [line.split()[:2] for line in everywhere.stdout.splitlines()[1:]]
+
     missing = plugin(testbed, "get", "nope", "-n", namespace)
     assert missing.returncode == 1 and f'debugcapture "nope" not found in namespace "{namespace}"' in missing.stderr
 

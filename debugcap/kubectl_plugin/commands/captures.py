@@ -324,12 +324,17 @@ class GetOptions:
     name: str | None = None
     output: str = "table"
     kube: KubeFlags = field(default_factory=KubeFlags)
+    all_namespaces: bool = False
     namespace: str = ""
     _client: Kube | None = field(default=None, repr=False)
 
     def validate(self) -> None:
         if self.name is not None:
             check_name(self.name, "NAME")
+        if self.all_namespaces and self.name is not None:
+            raise click.UsageError("-A/--all-namespaces lists captures; a NAME is read in one namespace (-n)")
+        if self.all_namespaces and self.kube.namespace:
+            raise click.UsageError("-A/--all-namespaces and -n/--namespace: pick one")
 
     def complete(self) -> None:
         self._client = self.kube.load()
@@ -338,7 +343,7 @@ class GetOptions:
     def run(self) -> None:
         assert self._client is not None, "complete() first"
         try:
-            items = debugcaptures.read(self._client, self.namespace, self.name)
+            items = debugcaptures.read(self._client, None if self.all_namespaces else self.namespace, self.name)
         finally:
             self._client.close()
         if self.output in ("json", "yaml"):
@@ -348,7 +353,11 @@ class GetOptions:
             for item in items:
                 click.echo(f"debugcapture.debugcap.io/{item['metadata']['name']}")
         else:
-            print_table(_rows(items, wide=self.output == "wide", now=datetime.now(UTC)))
+            rows = _rows(items, wide=self.output == "wide", now=datetime.now(UTC))
+            if self.all_namespaces:  # as kubectl: the namespace first
+                rows = [["NAMESPACE", *rows[0]]] + [[i["metadata"]["namespace"], *r]
+                                                    for i, r in zip(items, rows[1:], strict=True)]
+            print_table(rows)
 
 
 def _rows(items: list[dict[str, Any]], *, wide: bool, now: datetime) -> list[list[str]]:
@@ -377,18 +386,21 @@ def _age(stamp: str | None, now: datetime) -> str:
 
 @click.command("get")
 @click.argument("name", required=False)
+@click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True, help="List the captures of every namespace.")
 @output_option("table", "wide", "name", "json", "yaml", default="table")
 @kube_options
-def get(name: str | None, output: str, namespace: str | None, context: str | None, kubeconfig: str | None,
-        request_timeout: float) -> None:
+def get(name: str | None, all_namespaces: bool, output: str, namespace: str | None, context: str | None,
+        kubeconfig: str | None, request_timeout: float) -> None:
     """List DebugCaptures (or show one): phase, template, pods and bundles.
 
     \b
     Examples:
       kubectl debugcap get -n prod -o wide
+      kubectl debugcap get -A
       kubectl debugcap get api-1-debug-full-20261123160000 -n prod -o yaml
     """
-    opts = GetOptions(name, output, KubeFlags(namespace, context, kubeconfig, request_timeout))
+    opts = GetOptions(name, output, KubeFlags(namespace, context, kubeconfig, request_timeout),
+                      all_namespaces=all_namespaces)
     opts.validate()
     opts.complete()
     opts.run()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -72,3 +73,25 @@ def test_the_executable_exits_2_on_a_misplaced_flag_and_1_on_an_error(tmp_path: 
     assert misplaced.returncode == 2 and "--upload only applies with --local" in misplaced.stderr
     broken = run("get")
     assert broken.returncode == 1 and broken.stderr.startswith("Error: cannot load Kubernetes credentials")
+
+
+def _capture(namespace: str, name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace, "creationTimestamp": "2026-12-04T10:00:00Z"},
+            "spec": {"template": "go-profile"}, "status": {"phase": "Completed", "pods": [{"name": "p"}]}}
+
+
+def test_get_all_namespaces_lists_every_namespaces_captures_with_a_namespace_column(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = use(monkeypatch, FakeKube(get=lambda path: {"items": [_capture("a", "one"), _capture("b", "two")]}))
+    res = CliRunner().invoke(cli, ["get", "-A"])
+    assert res.exit_code == 0, res.output
+    assert kube.requests == [("GET", "/apis/debugcap.io/v1alpha1/debugcaptures", None)]  # cluster-wide
+    header, first, second = res.stdout.splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "PHASE", "TEMPLATE", "PODS", "AGE"]
+    assert first.split()[:3] == ["a", "one", "Completed"] and second.split()[:2] == ["b", "two"]
+
+
+@pytest.mark.parametrize("args", [["get", "-A", "cap-1"], ["get", "-A", "-n", "prod"]], ids=["with-name", "with-n"])
+def test_get_all_namespaces_with_a_name_or_a_namespace_is_a_usage_error(args: list[str]) -> None:
+    res = CliRunner().invoke(cli, [*args, "--kubeconfig", "/nonexistent/kubeconfig"])
+    assert res.exit_code == 2 and "-A/--all-namespaces" in res.stderr, res.output
