@@ -71,7 +71,8 @@ def from_response(method: str, path: str, status: int, body: str, http_reason: s
     ref = ObjectRef.from_path(path)
     message, reason = api_message(body)
     message = errors.shorten(message or http_reason or f"HTTP {status}")
-    verb = _VERBS.get(method.upper(), method.lower())
+    # A GET of a collection is what RBAC (and kubectl auth can-i) calls list.
+    verb = "list" if method.upper() == "GET" and not ref.name else _VERBS.get(method.upper(), method.lower())
     if ref.subresource in ("exec", "portforward", "log", "status", "proxy"):
         rights_verb, rights_on = ("create" if ref.subresource in ("exec", "portforward") else verb), \
             f"{ref.resource}/{ref.subresource}"

@@ -80,3 +80,10 @@ def test_a_body_that_is_not_a_status_falls_back_to_the_http_reason() -> None:
     exc = kube_errors.from_response("DELETE", core_path("pods", "p", "x"), 503, "<html>busy</html>",
                                     "Service Unavailable")
     assert exc.api_message == "Service Unavailable" and "cannot delete pods" in str(exc)
+
+
+def test_reading_a_collection_is_named_list_as_rbac_names_it() -> None:
+    exc = kube_errors.from_response("GET", group_path("debugcap.io", "v1alpha1", "debugcaptures"), 403,
+                                    _status(403, "Forbidden", "no"))
+    assert str(exc).startswith("cannot list debugcaptures: no;")
+    assert "kubectl auth can-i list debugcaptures" in str(exc)
