@@ -201,6 +201,6 @@ class CaptureSettings:
         if self.capture_timeout_seconds is not None and not self.capture_timeout_seconds > 0:
             raise ConfigError(f"capture_timeout_seconds={self.capture_timeout_seconds!r}: the capture deadline "
                               "must be a positive number of seconds, or None for the automatic one")
-        if self.capture_slack_seconds is not None and self.capture_slack_seconds < 0:
-            raise ConfigError(f"capture_slack_seconds={self.capture_slack_seconds!r} must be 0 or more seconds, "
-                              "or None for no automatic deadline")
+        if self.capture_slack_seconds is not None and not self.capture_slack_seconds > 0:
+            raise ConfigError(f"capture_slack_seconds={self.capture_slack_seconds!r} must be a positive number "
+                              "of seconds, or None for no automatic deadline")

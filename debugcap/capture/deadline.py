@@ -74,6 +74,15 @@ def deadline_seconds(settings: CaptureSettings, template: templates.ExpandedTemp
         return settings.capture_timeout_seconds
     if settings.capture_slack_seconds is None:
         return None
-    length = max((collectors[s.collector].expected_seconds(s.params) for s in template.steps
-                  if s.collector in collectors), default=0.0)
+    length = max((_expected(collectors[s.collector], s.params) for s in template.steps
+                   if s.collector in collectors), default=0.0)
     return length + settings.capture_slack_seconds
+
+
+def _expected(collector: type[base.Collector], params: Mapping[str, object]) -> float:
+    """A step's own length; a collector that cannot say (a bad parameter, which its step will
+    report) counts as instant rather than failing the whole capture here."""
+    try:
+        return max(float(collector.expected_seconds(params)), 0.0)
+    except (TypeError, ValueError):
+        return 0.0

@@ -93,13 +93,15 @@ class Capture:
             # the window is over if it never opened: the operator gives the next pod its turn.
             runner.stop.set()
             gate.release()
+        if finished:
+            # Every step is recorded, so each worker is only returning: wait for that (a real
+            # wait, not the clock's: it takes microseconds), so that ``steps_ended`` unset means
+            # one thing, steps abandoned at the deadline still running; and so that an error a
+            # worker met after recording (a progress callback) is seen below.
+            runner.ended.wait(WORKERS_RETURN_SECONDS)
         if evidence.error is not None:
             raise evidence.error
-        if finished:
-            # Every step is recorded, so each worker is only returning: wait for that, so that
-            # ``steps_ended`` unset means one thing, steps abandoned at the deadline still running.
-            runner.ended.wait(WORKERS_RETURN_SECONDS)
-        else:
+        if not finished:
             for i in evidence.abandoned:
                 self.progress(records[i].name, records[i])
         return records, runner.ended

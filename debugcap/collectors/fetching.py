@@ -73,7 +73,7 @@ def _judge(ctx: CollectContext, collector: str, url_path: str, bundle_path: str,
         return CollectorResult(Status.SKIPPED, f"the pod serves no {url_path.split('?')[0]} on port {port}")
     if res.status != 200 or res.headers.get("x-go-pprof") == "1":
         return _error_body(ctx, collector, url_path, res.status, scratch)
-    problem = _check(scratch, body, bundle_path)
+    problem = "" if res.truncated else _check(scratch, body, bundle_path)  # a cut one is known bad
     ctx.add(bundle_path, scratch)
     if res.truncated:  # first: a cut profile is also an invalid one, and the cap is the cause to name
         return CollectorResult(Status.PARTIAL, f"{url_path}: cut at {ctx.settings.output_cap_bytes} bytes",

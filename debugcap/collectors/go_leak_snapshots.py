@@ -30,7 +30,10 @@ class GoLeakSnapshotsCollector(base.Collector):
 
     @classmethod
     def expected_seconds(cls, params: Mapping[str, Any]) -> float:
-        return (int(params.get("snapshots") or 3) - 1) * float(params.get("interval_seconds") or 60)
+        try:
+            return (int(params.get("snapshots") or 3) - 1) * float(params.get("interval_seconds") or 60)
+        except (TypeError, ValueError):  # collect() reports the bad value; the deadline takes the default
+            return 2 * 60.0
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         count = int(ctx.param("snapshots", 3))

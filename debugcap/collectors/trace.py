@@ -1,5 +1,8 @@
 """Execution trace: /debug/pprof/trace?seconds=N (scheduling, blocking, GC: what CPU profiles miss)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from debugcap.bundle import layout
 from debugcap.collectors import base, fetching
 
@@ -9,6 +12,10 @@ class TraceCollector(base.Collector):
     kind = base.Kind.GO
     description = "execution trace over N seconds (/debug/pprof/trace)"
     windowed = True
+
+    @classmethod
+    def expected_seconds(cls, params: Mapping[str, Any]) -> float:
+        return float(params.get("seconds") or 5)
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         seconds = int(ctx.param("seconds", 5))

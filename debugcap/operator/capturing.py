@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import shutil
 import threading
 import time
@@ -31,11 +32,14 @@ from debugcap.operator.results import PodResult
 from debugcap.operator.targets import PodSelection
 from debugcap.settings import CaptureSettings
 
+logger = logging.getLogger(__name__)
 # Longest an upload waits for the status write that names its key (see store_pod).
 KEY_SENT_SECONDS: Final = 60.0
 # Longest a pod's lock waits for steps abandoned at the deadline to end once their connections are
-# closed (see _end_abandoned_steps); a request on a closed tunnel fails within a second.
-ABANDONED_STEPS_SECONDS: Final = 10.0
+# closed (see _end_abandoned_steps). A request on a closed tunnel fails within a second, and it is
+# the profile requests that matter to the next capture; an exec command may run on to its own
+# timeout, and the next capture's busy-profiler retry covers what is left. 3 s: judgement call.
+ABANDONED_STEPS_SECONDS: Final = 3.0
 
 
 def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
@@ -186,10 +190,10 @@ def collect_pod(
                                  settings=prepared.settings, http=http, commands=prepared.commands,
                                  started=started, window_open=window_open,
                                  deadline_setting="spec.parameters.deadlineSeconds")
-        if not outcome.steps_ended.is_set():
-            _end_abandoned_steps(prepared, outcome.steps_ended)
         if checking.ident is not None:  # started: its verdict decides
             checking.join()
+        if not outcome.steps_ended.is_set():  # after the check: closing would cut its request
+            _end_abandoned_steps(prepared, outcome.steps_ended)
     except errors.DebugcapError as exc:
         shutil.rmtree(out_dir, ignore_errors=True)
         return PodResult(name=pod, phase="Failed", container=target.container, node=target.node,
@@ -216,7 +220,11 @@ def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
     Closing the connections ends those requests at once; an exec command may run on to its own
     timeout, but holds nothing the next capture needs, so the wait is bounded.
     """
-    prepared.close()
+    try:
+        prepared.close()
+    except Exception:  # noqa: BLE001 - the bundle is written; a failed close must not lose it
+        logger.warning("closing the connections of %s/%s failed", prepared.target.namespace,
+                       prepared.target.pod, exc_info=True)
     ended.wait(ABANDONED_STEPS_SECONDS)
 
 

@@ -296,7 +296,8 @@ def _human(size: int) -> str:
 @click.option("--timeout", type=click.IntRange(1, 3600), default=None,
               help="Seconds each command or request in the pod may take (default 30).")
 @click.option("--deadline", type=click.IntRange(1, 86400), default=None,
-              help="Seconds the whole capture of one pod may take (default 900).")
+              help="Seconds the whole capture of one pod may take (default: the template's own length "
+                   "plus 15 min).")
 @click.option("--name", default=None, help="Name of the DebugCapture (and of the capture).")
 @click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
 @output_option("yaml", "json", default=None, help="Print the DebugCapture in this format instead of creating it.")

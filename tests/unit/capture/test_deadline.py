@@ -212,3 +212,15 @@ def test_the_automatic_deadline_is_the_templates_own_length_plus_the_slack() -> 
     assert deadline_seconds(automatic, _expanded(("pprof-cpu", {"seconds": 30}), ("ps", {})), COLLECTORS) == 930
     assert deadline_seconds(CaptureSettings(capture_timeout_seconds=60), leak, COLLECTORS) == 60
     assert deadline_seconds(CaptureSettings(capture_slack_seconds=None), leak, COLLECTORS) is None
+
+
+def test_the_automatic_deadline_counts_profile_defaults_and_survives_bad_parameters() -> None:
+    defaulted = _expanded(("pprof-cpu", {}), ("trace", {}))
+    assert deadline_seconds(CaptureSettings(), defaulted, COLLECTORS) == 30 + 900  # pprof-cpu's default window
+    bad = _expanded(("go-leak-snapshots", {"snapshots": "many", "interval_seconds": "1m"}), ("ps", {}))
+    assert deadline_seconds(CaptureSettings(), bad, COLLECTORS) == 2 * 60 + 900  # its step reports the value
+
+
+def test_a_slack_that_is_not_positive_is_a_config_error() -> None:
+    with pytest.raises(errors.ConfigError, match="capture_slack_seconds=0"):
+        CaptureSettings(capture_slack_seconds=0)

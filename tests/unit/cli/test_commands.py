@@ -95,3 +95,10 @@ def test_get_all_namespaces_lists_every_namespaces_captures_with_a_namespace_col
 def test_get_all_namespaces_with_a_name_or_a_namespace_is_a_usage_error(args: list[str]) -> None:
     res = CliRunner().invoke(cli, [*args, "--kubeconfig", "/nonexistent/kubeconfig"])
     assert res.exit_code == 2 and "-A/--all-namespaces" in res.stderr, res.output
+
+
+def test_the_node_fraction_default_shown_in_help_is_pprofs() -> None:
+    from debugcap.analysis import pprof
+
+    for verb in ("top", "diff"):
+        assert f"[default: ({pprof.PPROF_NODE_FRACTION})" in CliRunner().invoke(cli, [verb, "--help"]).stdout
