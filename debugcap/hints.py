@@ -73,3 +73,9 @@ def retry_later() -> str:
 
 def fix_spec(field: str) -> str:
     return f"fix {field} and apply it again"
+
+# The operator-wide switch for ephemeral debug containers (docs/shell-less-pods.md).
+ENABLE_EPHEMERAL = ("enable them with the chart value debugContainer.enabled=true "
+                    "(DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS), or use commandMode exec or auto")
+ALLOW_DEBUG_IMAGE = ("leave debugImage unset for the operator's image, or have an admin list it in the chart value "
+                     "debugContainer.allowedImages (DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES)")

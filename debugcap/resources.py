@@ -32,3 +32,7 @@ TEMPLATE_PARAMETERS: Final = {
     "intervalSeconds": "interval_seconds",
 }
 ENGINE_PARAMETERS: Final = ("pprofPort", "timeoutSeconds", "deadlineSeconds")
+# How the engine reaches the pod (strings): where the exec collectors run, how the Go endpoints
+# are reached, which toolbox image an ephemeral debug container uses (the operator allows only
+# the images its settings list: a capture must not choose code to run in someone's pod).
+ACCESS_PARAMETERS: Final = ("commandMode", "transport", "debugImage")

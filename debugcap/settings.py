@@ -141,6 +141,11 @@ class S3Settings:
         )
 
 
+COMMAND_MODES = ("auto", "exec", "ephemeral")
+HTTP_TRANSPORTS = ("auto", "direct", "proxy", "port-forward")
+DEFAULT_DEBUG_IMAGE = "busybox:1.37"
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
     """Limits that keep a hung or huge pod from hanging or flooding a capture."""
@@ -193,11 +198,40 @@ class CaptureSettings:
     """fsync each bundle before it counts as written. The operator turns it off: it uploads each
     bundle and deletes it at once, and one that fails to upload is synced into the spool."""
 
+    command_mode: str = "auto"
+    """Where the exec collectors' commands run: ``exec`` (a shell in the target container),
+    ``ephemeral`` (an ephemeral debug container from :attr:`debug_image` that shares the target's
+    process namespace and reads it through ``/proc/<pid>``), or ``auto``: exec when the target has a
+    shell, else ephemeral. Ephemeral containers cannot be removed from a pod, so ``auto`` adds one
+    only where exec cannot work, and one per pod is reused by later captures."""
+
+    debug_image: str = DEFAULT_DEBUG_IMAGE
+    """The toolbox image of the ephemeral debug container: it needs ``sh``, ``ps``, ``ls``, ``cat``,
+    ``df``, ``tr``, ``readlink`` and ``netstat`` (busybox has them all). The default is what
+    ``kubectl debug`` users reach for; clusters without Docker Hub set a mirror."""
+
+    http_transport: str = "auto"
+    """How the Go endpoints are reached: ``direct`` (the pod IP, when the caller can route to it),
+    ``proxy`` (the API server's ``pods/proxy``: only ``get pods/proxy`` rights), ``port-forward``
+    (works for a server bound to 127.0.0.1), or ``auto``: the cheapest of these that answers."""
+
+    flight_recorder_path: str = "/debug/flightrecorder"
+    """Where the target serves a snapshot of its Go 1.25+ ``runtime/trace.FlightRecorder`` (no
+    standard handler exists; docs/go-diagnostics.md has the ten lines a service adds)."""
+
     redact: bool = True
     """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``
     exists for debugging the redactors themselves."""
 
     def __post_init__(self) -> None:
+        if self.command_mode not in COMMAND_MODES:
+            raise ConfigError(f"command mode {self.command_mode!r} is not one of {', '.join(COMMAND_MODES)}")
+        if self.http_transport not in HTTP_TRANSPORTS:
+            raise ConfigError(f"HTTP transport {self.http_transport!r} is not one of {', '.join(HTTP_TRANSPORTS)}")
+        if not self.debug_image.strip():
+            raise ConfigError("the debug image must name an image (for example busybox:1.37)")
+        if not self.flight_recorder_path.startswith("/"):
+            raise ConfigError(f"flight recorder path {self.flight_recorder_path!r} must start with /")
         if self.capture_timeout_seconds is not None and not self.capture_timeout_seconds > 0:
             raise ConfigError(f"capture_timeout_seconds={self.capture_timeout_seconds!r}: the capture deadline "
                               "must be a positive number of seconds, or None for the automatic one")

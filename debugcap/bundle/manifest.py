@@ -99,6 +99,11 @@ class ManifestFields:
     started_at: datetime
     finished_at: datetime
     collectors: tuple[CollectorRecord, ...] = ()
+    # How the evidence was gathered (``commands``: exec or ephemeral, ``http``: direct, proxy or
+    # port-forward, and their details), so a reader knows; ``report`` and ``diff`` do not care.
+    access: Mapping[str, str] = field(default_factory=dict)
+    # What the target's Go runtime revealed about itself (go_version, GODEBUG, GOMAXPROCS, ...).
+    runtime: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class Manifest:
     # Per file and redactor, how many redactions happened in total. `redactions` is capped per
     # file (see redact.MAX_RECORDS_PER_FILE) so a log full of tokens cannot blow up the manifest.
     redaction_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    access: Mapping[str, str] = field(default_factory=dict)
+    runtime: Mapping[str, str] = field(default_factory=dict)
     format_version: int = layout.FORMAT_VERSION
     debugcap_version: str = debugcap.__version__
 
@@ -138,6 +145,8 @@ class Manifest:
             files=dict(files),
             redactions=redactions,
             redaction_counts=dict(redaction_counts or {}),
+            access=dict(fields.access),
+            runtime=dict(fields.runtime),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +171,8 @@ class Manifest:
             "files": {path: {"sha256": e.sha256, "size": e.size} for path, e in self.files.items()},
             "redactions": [{"file": r.file, "line": r.line, "redactor": r.redactor} for r in self.redactions],
             "redaction_counts": {f: dict(counts) for f, counts in self.redaction_counts.items()},
+            "access": dict(self.access),
+            "runtime": dict(self.runtime),
         }
 
     def to_json(self) -> str:
@@ -226,6 +237,9 @@ class Manifest:
                 path: {name: counts.integer(name) for name in counts.keys()}
                 for path, counts in reader.obj_map("redaction_counts", required=False).items()
             },
+            # Optional: bundles written before they existed have neither.
+            access=reader.str_map("access"),
+            runtime=reader.str_map("runtime"),
         )
 
 
@@ -300,6 +314,15 @@ class _Reader:
             else:
                 raise self._bad(key, "an object of strings, numbers, booleans or string lists")
         return result
+
+    def str_map(self, key: str) -> dict[str, str]:
+        """An optional object of strings; absent is empty."""
+        value = self._raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self._bad(key, "an object of strings")
+        return dict(value)
 
     def obj(self, key: str) -> _Reader:
         return _Reader(self._raw.get(key), f"{self._where}.{key}")

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class Capture:
     window_open: Callable[[], None] | None = None
     deadline_setting: str = "capture_timeout_seconds"
     clock: Clock = MONOTONIC  # a fake one in tests
+    facts: dict[str, str] = field(default_factory=dict)  # filled by the collectors: the manifest's runtime
 
     def run(self) -> CaptureOutcome:
         deadline = Deadline(deadline_seconds(self.settings, self.template, self.collectors), clock=self.clock,
@@ -78,7 +79,7 @@ class Capture:
         evidence = Evidence(bundle, steps)
         gate = WindowGate(steps, clock=self.clock, on_open=self.window_open)
         context = functools.partial(base.CollectContext, kube=self.kube, target=self.target, settings=self.settings,
-                                    scratch_dir=scratch_dir, commands=self.commands)
+                                    scratch_dir=scratch_dir, commands=self.commands, facts=self.facts)
         runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
                             evidence=evidence, clock=self.clock, progress=self.progress)
         gate.start()
@@ -113,4 +114,12 @@ class Capture:
                                          parameters=dict(self.template.parameters)),
             target=manifest.TargetInfo(namespace=t.namespace, pod=t.pod, container=t.container,
                                        node=t.node or None, image=t.image or None),
-            started_at=self.started, finished_at=datetime.now(UTC), collectors=tuple(records))
+            started_at=self.started, finished_at=datetime.now(UTC), collectors=tuple(records),
+            access={**access_of(self.commands), **access_of(self.http)}, runtime=dict(self.facts))
+
+
+def access_of(channel: object) -> dict[str, str]:
+    """How a channel to the pod (commands, HTTP) reached it, for the manifest and the status: its
+    ``access()`` when it has one (test doubles need not)."""
+    describe = getattr(channel, "access", None)
+    return dict(describe()) if callable(describe) else {}

@@ -148,6 +148,9 @@ class CollectContext:
     commands: Commands = field(default_factory=_NoCommands)
     http: HttpGets | None = None  # None: one port-forward per request to target.pprof_port
     added: list[str] = field(default_factory=list)
+    # What the target revealed about itself (Go version, GODEBUG, GOMAXPROCS, GOMEMLIMIT): shared by
+    # the collectors of one capture, written to the manifest's ``runtime``. Use :meth:`note`.
+    facts: dict[str, str] = field(default_factory=dict)
 
     @contextmanager
     def scratch(self) -> Iterator[tuple[IO[bytes], Scratch]]:
@@ -166,6 +169,12 @@ class CollectContext:
         with self.scratch() as (fh, buf):
             fh.write(data)
             self.add(bundle_path, buf)
+
+    def note(self, key: str, value: str) -> None:
+        """Record a fact about the target for the manifest's ``runtime`` (the first value wins: the
+        endpoints that reveal one agree)."""
+        if value:
+            self.facts.setdefault(key, value)
 
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)

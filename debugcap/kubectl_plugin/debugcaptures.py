@@ -83,7 +83,7 @@ def capture_name(short: str, template: str, now: datetime) -> str:
     return f"{base}-{now.astimezone(UTC):%Y%m%d%H%M%S}"
 
 
-def body(name: str, namespace: str, target: dict[str, Any], template: str, params: dict[str, int],
+def body(name: str, namespace: str, target: dict[str, Any], template: str, params: dict[str, int | str],
          container: str | None, ttl: str | None) -> dict[str, Any]:
     spec: dict[str, Any] = {"target": {**target, **({"container": container} if container else {})},
                             "template": template}

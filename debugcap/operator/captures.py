@@ -177,6 +177,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     namespace, request = str(body.metadata.namespace), None
     try:
         request = parse_spec(body.spec)
+        settings = capturing.capture_settings(rt.config, request)
         template = await runtime.in_thread(templating.expand_template, rt.kube, request)
         selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)
     except Exception as exc:
@@ -193,7 +194,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     event(body, True, "CaptureStarted", start_message)
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
                               request=request, template=template, work_dir=rt.config.work_dir,
-                              probe_seconds=rt.config.pprof_probe_seconds, selection=selection)
+                              probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection)
     try:
         results = await asyncio.gather(*(rt.pods.capture(
             run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),

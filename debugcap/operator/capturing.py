@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from debugcap import capture as engine
-from debugcap import delivering, errors, templates
+from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import portforward, shell
 from debugcap.kube.client import Kube
 from debugcap.operator import results
+from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.requests import CaptureRequest
 from debugcap.operator.results import PodResult
 from debugcap.operator.targets import PodSelection
@@ -77,7 +78,7 @@ class Collected:
 
     def failed(self, message: str) -> PodResult:
         return PodResult(name=self.target.pod, phase="Failed", container=self.target.container,
-                         node=self.target.node, message=message,
+                         node=self.target.node, message=message, access=dict(self.outcome.bundle.manifest.access),
                          duration_seconds=time.monotonic() - self.clock)
 
 
@@ -107,6 +108,7 @@ def prepare_pod(
     request: CaptureRequest,
     template: templates.ExpandedTemplate,
     *,
+    settings: CaptureSettings,
     read: Mapping[str, Any] | None = None,
 ) -> Prepared | PodResult:
     """Resolve the pod and open its port-forward, before the pod holds a concurrency slot.
@@ -124,7 +126,6 @@ def prepare_pod(
         target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
-    settings = _capture_settings(request)
     http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
                             size=engine.forwards_needed(template))
     commands = engine.command_pool(kube, target, settings)
@@ -133,8 +134,21 @@ def prepare_pod(
     return Prepared(target=target, settings=settings, http=http, commands=commands)
 
 
-def _capture_settings(request: CaptureRequest) -> CaptureSettings:
-    settings = CaptureSettings(durable_bundles=False)
+def capture_settings(config: DebugcapConfig, request: CaptureRequest) -> CaptureSettings:
+    """The engine's settings for the pods of one capture: the operator's defaults and switches,
+    then what the DebugCapture asks for. Errors name the spec field and the operator setting."""
+    mode = request.command_mode or config.command_mode
+    if not config.ephemeral_containers:
+        if mode == "ephemeral":
+            raise errors.ConfigError("spec.parameters.commandMode is ephemeral, but this operator does not add "
+                                     f"ephemeral containers; {hints.ENABLE_EPHEMERAL}")
+        mode = "exec"
+    image = request.debug_image or config.debug_image
+    if image not in (config.debug_image, *config.allowed_debug_images):
+        raise errors.ConfigError(f'spec.parameters.debugImage "{image}" is not an image this operator may run in '
+                                 f"pods; {hints.ALLOW_DEBUG_IMAGE}")
+    settings = CaptureSettings(durable_bundles=False, command_mode=mode, debug_image=image,
+                               http_transport=request.transport or config.http_transport)
     if request.timeout_seconds:
         settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
                                        http_timeout_seconds=float(request.timeout_seconds))
@@ -263,7 +277,7 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
                      upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
-                     duration_seconds=time.monotonic() - collected.clock)
+                     access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock)
 
 
 def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
@@ -288,11 +302,13 @@ class PodSteps:
     template: templates.ExpandedTemplate
     work_dir: Path
     probe_seconds: float
+    settings: CaptureSettings  # from capture_settings()
     selection: PodSelection | None = None  # the pods as find_pods read them
 
     def prepare(self, pod: str) -> Prepared | PodResult:
         read = self.selection.fresh(pod) if self.selection is not None else None
-        return prepare_pod(self.kube, self.namespace, pod, self.request, self.template, read=read)
+        return prepare_pod(self.kube, self.namespace, pod, self.request, self.template, settings=self.settings,
+                           read=read)
 
     def planned_key(self, pod: str, started: datetime) -> str:
         return planned_key(self.bundles, self.namespace, pod, started)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from debugcap.errors import ConfigError
+from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,6 +76,27 @@ class DebugcapConfig:
     """How long the pre-flight check of the pprof port may take, in seconds. A port-forward to a
     healthy pod answers in well under a second; 10 s tolerates a busy kubelet."""
 
+    command_mode: str = "auto"
+    """Where exec collectors run when a capture does not say (``DEBUGCAP_OPERATOR_COMMAND_MODE``):
+    exec, ephemeral or auto (ephemeral only for a target without a shell)."""
+
+    ephemeral_containers: bool = True
+    """The operator-wide switch (``DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS``, the chart's
+    ``debugContainer.enabled``, which also grants ``pods/ephemeralcontainers``). Off: captures
+    only exec, and one that asks for ``commandMode: ephemeral`` fails with this name."""
+
+    debug_image: str = DEFAULT_DEBUG_IMAGE
+    """The ephemeral debug container's toolbox image (``DEBUGCAP_OPERATOR_DEBUG_IMAGE``)."""
+
+    allowed_debug_images: tuple[str, ...] = ()
+    """Other images a capture may name in ``spec.parameters.debugImage``
+    (``DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES``, comma-separated). Only these and
+    :attr:`debug_image`: whoever may create a DebugCapture must not pick code to run in a pod."""
+
+    http_transport: str = "auto"
+    """How Go endpoints are reached when a capture does not say (``DEBUGCAP_OPERATOR_TRANSPORT``):
+    direct, proxy, port-forward or auto."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DebugcapConfig:
         """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
@@ -97,8 +119,25 @@ class DebugcapConfig:
             raw = env.get(name, "").strip()
             return parse_duration(raw, field=name) if raw else default
 
-        namespaces = tuple(n.strip() for n in env.get("DEBUGCAP_OPERATOR_NAMESPACES", "").split(",") if n.strip())
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            raw = env.get(name, "").strip() or default
+            if raw not in allowed:
+                raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+            return raw
+
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
+
+        switch = env.get("DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS", "").strip().lower()
+        if switch not in ("", "true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS={switch!r} is not true or false")
+        namespaces = listed("DEBUGCAP_OPERATOR_NAMESPACES")
         return cls(
+            command_mode=choice("DEBUGCAP_OPERATOR_COMMAND_MODE", defaults.command_mode, COMMAND_MODES),
+            ephemeral_containers=switch not in ("false", "0", "no"),
+            debug_image=env.get("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "").strip() or defaults.debug_image,
+            allowed_debug_images=listed("DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES"),
+            http_transport=choice("DEBUGCAP_OPERATOR_TRANSPORT", defaults.http_transport, HTTP_TRANSPORTS),
             concurrency=integer("DEBUGCAP_OPERATOR_CONCURRENCY", defaults.concurrency, 1),
             default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),
             scheduled_ttl=duration("DEBUGCAP_OPERATOR_SCHEDULED_TTL", defaults.scheduled_ttl),

@@ -24,6 +24,7 @@ DEFAULT_MAX_PODS: Final = 10
 WORKLOAD_KINDS = resources.WORKLOAD_KINDS
 TEMPLATE_PARAMETERS = resources.TEMPLATE_PARAMETERS
 ENGINE_PARAMETERS = resources.ENGINE_PARAMETERS
+ACCESS_PARAMETERS = resources.ACCESS_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class CaptureRequest:
     pprof_port: int | None = None
     timeout_seconds: int | None = None
     deadline_seconds: int | None = None
+    command_mode: str | None = None  # spec.parameters.commandMode: exec, ephemeral or auto
+    transport: str | None = None  # spec.parameters.transport: direct, proxy, port-forward or auto
+    debug_image: str | None = None  # spec.parameters.debugImage: one the operator allows
     ttl: timedelta | None = None
 
     def describe_target(self) -> str:
@@ -105,10 +109,14 @@ def parse_spec(spec: Mapping[str, Any]) -> CaptureRequest:
         raise ConfigError(f"spec.target.maxPods is {max_pods}; it must be at least 1")
 
     params = dict(spec.get("parameters") or {})
-    unknown = sorted(set(params) - set(TEMPLATE_PARAMETERS) - set(ENGINE_PARAMETERS))
+    unknown = sorted(set(params) - set(TEMPLATE_PARAMETERS) - set(ENGINE_PARAMETERS) - set(ACCESS_PARAMETERS))
     if unknown:
         raise ConfigError(f"spec.parameters.{unknown[0]} is not a parameter; valid parameters: "
-                          f"{', '.join([*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS])}")
+                          f"{', '.join([*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS, *ACCESS_PARAMETERS])}")
+    access = {key: params.pop(key) for key in ACCESS_PARAMETERS if key in params}
+    for key, value in access.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"spec.parameters.{key} must be a non-empty string, got {value!r}")
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"spec.parameters.{key} must be a whole number of at least 1, got {value!r}")
@@ -122,6 +130,8 @@ def parse_spec(spec: Mapping[str, Any]) -> CaptureRequest:
         pprof_port=params.get("pprofPort"),
         timeout_seconds=params.get("timeoutSeconds"),
         deadline_seconds=params.get("deadlineSeconds"),
+        command_mode=access.get("commandMode"), transport=access.get("transport"),
+        debug_image=access.get("debugImage"),
         ttl=parse_duration(str(ttl), field="spec.ttl") if ttl else None,
     )
 

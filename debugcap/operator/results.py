@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from debugcap import errors
@@ -31,6 +31,9 @@ class PodResult:
     sha256: str = ""
     size_bytes: int = 0
     collectors: tuple[Mapping[str, Any], ...] = ()
+    # How the evidence was gathered (the manifest's ``access``): exec or an ephemeral container (and
+    # whether this capture added it), and the HTTP transport.
+    access: Mapping[str, str] = field(default_factory=dict)
     duration_seconds: float = 0.0  # for Events and metrics; not in the status
     # Where the bundle will be stored, written with the pod's Running status before any capture
     # work: an operator that dies between the upload and the status write that lists the bundle
@@ -51,6 +54,8 @@ class PodResult:
             entry["uploadKey"] = self.upload_key
         if self.collectors:
             entry["collectors"] = [dict(c) for c in self.collectors]
+        if self.access:
+            entry["access"] = dict(self.access)
         return entry
 
     @classmethod
@@ -64,7 +69,8 @@ class PodResult:
                    key=str(bundle.get("key", "")), sha256=str(bundle.get("sha256", "")),
                    size_bytes=int(bundle.get("sizeBytes", 0)),
                    upload_key="" if bundle.get("key") else str(entry.get("uploadKey", "")),
-                   collectors=tuple(dict(c) for c in entry.get("collectors") or []))
+                   collectors=tuple(dict(c) for c in entry.get("collectors") or []),
+                   access={str(k): str(v) for k, v in (entry.get("access") or {}).items()})
 
 
 def overall(results: Iterable[PodResult]) -> str:

@@ -32,7 +32,7 @@ from debugcap.kubectl_plugin.options import (
     print_document,
     print_table,
 )
-from debugcap.settings import CaptureSettings
+from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS, CaptureSettings
 
 if TYPE_CHECKING:
     from debugcap.bundle import manifest
@@ -119,6 +119,9 @@ class CreateOptions:
     pprof_port: int | None = None
     timeout: int | None = None
     deadline: int | None = None
+    command_mode: str | None = None
+    transport: str | None = None
+    debug_image: str | None = None
     name: str | None = None
     ttl: str | None = None
     output: str | None = None
@@ -127,7 +130,7 @@ class CreateOptions:
     namespace: str = ""
     _target: dict[str, Any] = field(default_factory=dict, repr=False)  # spec.target
     _short: str = field(default="", repr=False)  # the target's short name, for a generated name
-    _params: dict[str, int] = field(default_factory=dict, repr=False)  # spec.parameters
+    _params: dict[str, int | str] = field(default_factory=dict, repr=False)  # spec.parameters
     _expanded: ExpandedTemplate | None = field(default=None, repr=False)
     _client: Kube | None = field(default=None, repr=False)
 
@@ -162,8 +165,10 @@ class CreateOptions:
         if wrong:
             raise _misplaced(wrong, "with --local")
         self._target, self._short = debugcaptures.target_spec(self.target, self.selector)
-        self._params = debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout,
-                                                self.deadline)
+        self._params = dict(debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout,
+                                                     self.deadline))
+        access = {"commandMode": self.command_mode, "transport": self.transport, "debugImage": self.debug_image}
+        self._params.update({k: v for k, v in access.items() if v is not None})
         if self.name is not None:
             check_name(self.name, "--name")
 
@@ -212,6 +217,9 @@ class CreateOptions:
             "validate() and complete() first"
         kube, expanded, pod, ns = self._client, self._expanded, local_pod(self.target), self.namespace
         settings = CaptureSettings(redact=self.redact)
+        settings = dataclasses.replace(settings, command_mode=self.command_mode or settings.command_mode,
+                                       http_transport=self.transport or settings.http_transport,
+                                       debug_image=self.debug_image or settings.debug_image)
         if self.timeout is not None:
             settings = dataclasses.replace(settings, exec_timeout_seconds=float(self.timeout))
         if self.deadline is not None:
@@ -298,6 +306,15 @@ def _human(size: int) -> str:
 @click.option("--deadline", type=click.IntRange(1, 86400), default=None,
               help="Seconds the whole capture of one pod may take (default: the template's own length "
                    "plus 15 min).")
+@click.option("--command-mode", type=click.Choice(COMMAND_MODES), default=None,
+              help="Where the process, file and socket commands run: a shell in the container (exec), an "
+                   "ephemeral debug container (ephemeral), or exec when the image has a shell (auto, default).")
+@click.option("--transport", type=click.Choice(HTTP_TRANSPORTS), default=None,
+              help="How the Go endpoints are reached: pod IP (direct), API server pods/proxy (proxy), "
+                   "port-forward, or the cheapest that answers (auto, default).")
+@click.option("--debug-image", default=None, metavar="IMAGE",
+              help=f"Toolbox image of the ephemeral debug container (default {DEFAULT_DEBUG_IMAGE}; "
+                   "the operator allows only its own).")
 @click.option("--name", default=None, help="Name of the DebugCapture (and of the capture).")
 @click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
 @output_option("yaml", "json", default=None, help="Print the DebugCapture in this format instead of creating it.")

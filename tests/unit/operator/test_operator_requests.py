@@ -93,11 +93,12 @@ def test_crd_collector_enum_lists_every_registered_collector() -> None:
 
 
 def test_crd_parameters_are_the_ones_the_operator_maps() -> None:
-    from debugcap.operator.requests import ENGINE_PARAMETERS, TEMPLATE_PARAMETERS
+    from debugcap.operator.requests import ACCESS_PARAMETERS, ENGINE_PARAMETERS, TEMPLATE_PARAMETERS
 
     crd = yaml.safe_load((CRDS / "debugcap.io_debugcaptures.yaml").read_text())
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert set(spec["properties"]["parameters"]["properties"]) == {*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS}
+    assert set(spec["properties"]["parameters"]["properties"]) == {*TEMPLATE_PARAMETERS, *ENGINE_PARAMETERS,
+                                                                   *ACCESS_PARAMETERS}
 
 
 def test_template_object_spec_parses_as_a_template() -> None:
