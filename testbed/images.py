@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed import layout, oci
+from testbed import debug_images, layout, oci
 
 IMAGE_CACHE = layout.CACHE / "images"
 
@@ -16,6 +16,16 @@ IMAGE_CACHE = layout.CACHE / "images"
 def build_all() -> dict[str, Path]:
     """Image reference -> OCI archive, rebuilt only when the sources changed."""
     archives = oci.build_all(IMAGE_CACHE)
+    goapp_bin = oci.build_goapp_binary(IMAGE_CACHE)
+    busybox = Path("/bin/busybox")
+    recipe = Path(debug_images.__file__).resolve()
+    for name, inputs, build in debug_images.jobs(goapp_bin, busybox):
+        out = IMAGE_CACHE / f"{name}.oci.tar"
+        key = oci._file_key(recipe, Path(oci.__file__).resolve(), *inputs)
+        if not oci._up_to_date(out, key):
+            build(out)
+            oci._mark(out, key)
+        archives[name] = out
     return {layout.IMAGES[name]: path for name, path in archives.items()}
 
 

@@ -61,6 +61,10 @@ IMAGES = {
     "goapp": "debugcap.test/goapp:dev",
     "goapp-distroless": "debugcap.test/goapp-distroless:dev",
     "goapp-localhost": "debugcap.test/goapp-localhost:dev",
+    "goapp-nodiag": "debugcap.test/goapp-nodiag:dev",  # built without goroutineleak or a flight recorder
+    "toolbox": "debugcap.test/toolbox:dev",
+    "goapp-nonroot": "debugcap.test/goapp-nonroot:dev",
+    "goapp-scratch": "debugcap.test/goapp-scratch:dev",
 }
 
 
