@@ -56,5 +56,5 @@ def resolve_target(kube: Kube, namespace: str, pod: str, container: str | None =
         namespace=namespace, pod=pod, container=chosen, node=spec.get("nodeName") or "",
         image=cstatus.get("image") or spec_container.get("image") or "",
         pprof_port=port or CaptureSettings().pprof_port, restart_count=int(cstatus.get("restartCount") or 0),
-        pod_uid=meta.get("uid") or "",
+        pod_uid=meta.get("uid") or "", pod_ip=status.get("podIP") or "",
     )

@@ -79,6 +79,7 @@ class Target:
     pprof_port: int = 6060
     restart_count: int = 0
     pod_uid: str = ""
+    pod_ip: str = ""  # status.podIP: the direct HTTP transport's address
 
 
 @dataclass(frozen=True)
