@@ -39,6 +39,7 @@ __all__ = [
     "GOAPP_REF",
     "GOAPP_DISTROLESS_REF",
     "GOAPP_LOCALHOST_REF",
+    "GOAPP_NODIAG_REF",
     "build_all",
     "build_goapp_binary",
     "build_image",
@@ -46,6 +47,7 @@ __all__ = [
     "goapp_distroless_image",
     "goapp_image",
     "goapp_localhost_image",
+    "goapp_nodiag_image",
     "normalize_ref",
     "pause_image",
 ]
@@ -70,6 +72,10 @@ PAUSE_SRC = REPO_ROOT / "testbed" / "images" / "pause"
 GOAPP_REF = "debugcap.test/goapp:dev"
 GOAPP_DISTROLESS_REF = "debugcap.test/goapp-distroless:dev"
 GOAPP_LOCALHOST_REF = "debugcap.test/goapp-localhost:dev"
+GOAPP_NODIAG_REF = "debugcap.test/goapp-nodiag:dev"
+# goapp serves /debug/pprof/goroutineleak (Go 1.26's experiment; standard from Go 1.27);
+# goapp-nodiag is built without it and with the `nodiag` tag (no flight recorder handler).
+GOAPP_GOEXPERIMENT = "goroutineleakprofile"
 PAUSE_REPO = "registry.k8s.io/pause"
 # 3.10 is what current kubelets/kubeadm ask for; 3.6 is the built-in
 # sandbox_image of Debian's containerd 1.6.20 (`containerd config default`).
@@ -455,6 +461,18 @@ def goapp_localhost_image(
     return goapp_image(out_path, goapp_bin, busybox=busybox, ref=ref, env={"GOAPP_LISTEN": "127.0.0.1:6060"})
 
 
+def goapp_nodiag_image(
+    out_path: Path | str,
+    goapp_nodiag_bin: Path,
+    *,
+    busybox: Path = Path("/bin/busybox"),
+    ref: str = GOAPP_NODIAG_REF,
+) -> BuiltImage:
+    """Same as goapp_image, with the binary built without goroutineleak or a flight recorder
+    (``build_goapp_binary(..., nodiag=True)``): a program that serves neither."""
+    return goapp_image(out_path, goapp_nodiag_bin, busybox=busybox, ref=ref)
+
+
 def pause_image(
     out_path: Path | str, pause_bin: Path, *, tags: Sequence[str] = DEFAULT_PAUSE_TAGS
 ) -> BuiltImage:
@@ -504,21 +522,27 @@ def _find_go() -> str:
     return go
 
 
-def build_goapp_binary(cache_dir: Path | str, *, src: Path = GOAPP_SRC) -> Path:
-    """Static goapp binary in ``cache_dir/bin``; rebuilt only if sources or go version changed."""
-    out = Path(cache_dir) / "bin" / "goapp"
+def build_goapp_binary(cache_dir: Path | str, *, src: Path = GOAPP_SRC, nodiag: bool = False) -> Path:
+    """Static goapp binary in ``cache_dir/bin``; rebuilt only if sources or go version changed.
+
+    Built with ``GOEXPERIMENT=goroutineleakprofile`` (it serves /debug/pprof/goroutineleak) and
+    its flight recorder; ``nodiag`` builds ``bin/goapp-nodiag`` without the experiment and with
+    the ``nodiag`` tag (no /debug/flightrecorder)."""
+    out = Path(cache_dir) / "bin" / ("goapp-nodiag" if nodiag else "goapp")
     go = _find_go()
-    args = ["build", "-trimpath", "-o"]
-    key = _hash_inputs(src, (".go", "go.mod", "go.sum"), _tool_version([go, "version"]), repr(args))
+    args = ["build", "-trimpath", *(["-tags", "nodiag"] if nodiag else []), "-o"]
+    experiment = "" if nodiag else GOAPP_GOEXPERIMENT
+    key = _hash_inputs(src, (".go", "go.mod", "go.sum"), _tool_version([go, "version"]), repr(args), experiment)
     if _up_to_date(out, key):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CGO_ENABLED="0", GOOS="linux", GOARCH="amd64", GOFLAGS="-buildvcs=false")
+    env = dict(os.environ, CGO_ENABLED="0", GOOS="linux", GOARCH="amd64", GOFLAGS="-buildvcs=false",
+               GOEXPERIMENT=experiment)
     # The Go module cache and build cache need a writable home; some callers
     # (systemd units, sudo -i) have none.
     if "HOME" not in env and "GOCACHE" not in env:
         env["GOCACHE"] = str(Path(cache_dir) / "go-build")
-    # Sources are stdlib-only and go.mod says go 1.24: never fetch a toolchain.
+    # Sources are stdlib-only and go.mod says go 1.26: never fetch a toolchain.
     env["GOTOOLCHAIN"] = "local"
     tmp = out.with_name(out.name + ".tmp")
     subprocess.run([go, *args, str(tmp), "."], cwd=src, env=env, check=True)
@@ -558,13 +582,14 @@ def build_all(
 ) -> dict[str, Path]:
     """Compile goapp and pause and write every testbed image archive into ``cache_dir``.
 
-    Returns ``{"pause", "goapp", "goapp-distroless", "goapp-localhost"}`` -> archive path.
+    Returns ``{"pause", "goapp", "goapp-distroless", "goapp-localhost", "goapp-nodiag"}`` -> archive path.
     Archives whose inputs (binaries, this module's format, parameters) did not
     change are left alone.
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     goapp_bin = build_goapp_binary(cache)
+    goapp_nodiag_bin = build_goapp_binary(cache, nodiag=True)
     pause_bin = build_pause_binary(cache)
     applets = ",".join(_busybox_applets(busybox))
 
@@ -578,6 +603,12 @@ def build_all(
             [goapp_bin, busybox],
             applets,
             lambda p: goapp_localhost_image(p, goapp_bin, busybox=busybox),
+        ),
+        (
+            "goapp-nodiag",
+            [goapp_nodiag_bin, busybox],
+            applets,
+            lambda p: goapp_nodiag_image(p, goapp_nodiag_bin, busybox=busybox),
         ),
     ]
     # Hashing this file too means a change to an image definition rebuilds it.

@@ -249,7 +249,8 @@ def _refs(img: Image) -> list[str]:
 
 @needs_toolchain
 def test_build_all_names_and_refs(images: dict[str, Image]) -> None:
-    assert set(images) == {"pause", "goapp", "goapp-distroless", "goapp-localhost"}
+    assert set(images) == {"pause", "goapp", "goapp-distroless", "goapp-localhost", "goapp-nodiag"}
+    assert _refs(images["goapp-nodiag"]) == ["debugcap.test/goapp-nodiag:dev"]
     assert _refs(images["goapp"]) == ["debugcap.test/goapp:dev"]
     assert _refs(images["goapp-distroless"]) == ["debugcap.test/goapp-distroless:dev"]
     assert _refs(images["goapp-localhost"]) == ["debugcap.test/goapp-localhost:dev"]
@@ -318,6 +319,15 @@ def test_localhost_variant_bakes_listen_env(images: dict[str, Image]) -> None:
     assert "GOAPP_LISTEN=127.0.0.1:6060" in env
     # Same layers as the plain image: only the config differs.
     assert images["goapp-localhost"].manifest["layers"] == images["goapp"].manifest["layers"]
+
+
+@needs_toolchain
+def test_nodiag_variant_has_its_own_binary(built: dict[str, Path]) -> None:
+    """goapp-nodiag: the same source without GOEXPERIMENT=goroutineleakprofile and with -tags nodiag."""
+    bins = built["goapp"].parent / "bin"
+    goapp, nodiag = (bins / "goapp").read_bytes(), (bins / "goapp-nodiag").read_bytes()
+    assert b"X:goroutineleakprofile" in goapp and b"X:goroutineleakprofile" not in nodiag
+    assert b"/debug/flightrecorder" in goapp and b"/debug/flightrecorder" not in nodiag
 
 
 @needs_toolchain
