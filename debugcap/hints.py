@@ -79,3 +79,18 @@ ENABLE_EPHEMERAL = ("enable them with the chart value debugContainer.enabled=tru
                     "(DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS), or use commandMode exec or auto")
 ALLOW_DEBUG_IMAGE = ("leave debugImage unset for the operator's image, or have an admin list it in the chart value "
                      "debugContainer.allowedImages (DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES)")
+EPHEMERAL_RBAC = ("adding one needs `patch` on pods/ephemeralcontainers (kubectl auth can-i patch "
+                  "pods/ephemeralcontainers); or capture with --command-mode exec (commandMode: exec), which "
+                  "reads a shell image only")
+EPHEMERAL_ENDED = ("debugcap adds a new one under another name only when the image or user changes; "
+                   "recreate the pod to start clean")
+NO_SHELL_EXEC_ONLY = ("commandMode auto or ephemeral (--command-mode) reads the same evidence from an "
+                      "ephemeral debug container")
+
+
+def debug_image_fix(image: str) -> str:
+    return (f'check that the debug image "{image}" exists and the node can pull it, or pick another with '
+            "--debug-image (the operator: DEBUGCAP_OPERATOR_DEBUG_IMAGE)")
+EPHEMERAL_POD_SECURITY = ("a target running as root can only be read by a root debug container, which the "
+                          "namespace's Pod Security level forbids; run the workload as non-root, or use "
+                          "--command-mode exec on an image with a shell")

@@ -1,7 +1,16 @@
-"""Disk use: `df -h`, `df -i` and the largest entries of the process's working directory."""
+"""Disk use: `df -h`, `df -i` and the largest entries of the process's working directory.
+
+From an ephemeral debug container `df` would describe the debug container's own mounts, so the
+target's are read from /proc/1/mounts and measured with `stat -f` through /proc/1/root, printed
+in df's columns (sizes in 1K blocks) so the bundle and its readers stay the same.
+"""
 
 from debugcap.bundle import layout
 from debugcap.collectors import base, execution
+
+# Pseudo file systems `df` leaves out too (they have no blocks).
+_PSEUDO = "proc|sysfs|cgroup|cgroup2|devpts|mqueue|securityfs|debugfs|tracefs|pstore|bpf|configfs|fusectl|" \
+          "hugetlbfs|binfmt_misc|autofs|nsfs|rpc_pipefs"
 
 
 def du_script(top: int) -> str:
@@ -11,14 +20,34 @@ def du_script(top: int) -> str:
     return (f"cd /proc/1/cwd 2>/dev/null || cd /; du -axk -d 1 . 2>/dev/null | sort -rn | sed -n '2,{int(top) + 1}p'")
 
 
+def target_df_script(*, inodes: bool) -> str:
+    """`df -k` (or `df -i`) of the target's mounts, run beside it in a debug container."""
+    header = "Filesystem Inodes Used Available Use% Mounted on" if inodes else \
+        "Filesystem 1K-blocks Used Available Use% Mounted on"
+    # stat -f: %b blocks, %f free, %a available to non-root, %S block size, %c inodes, %d free inodes.
+    fields, calc = ("%c %d %d 1024", "t=x[1]; u=x[1]-x[2]; a=x[3]") if inodes else \
+        ("%b %f %a %S", "t=x[1]*x[4]/1024; u=(x[1]-x[2])*x[4]/1024; a=x[3]*x[4]/1024")
+    return (f'echo "{header}"; while read -r dev mnt type _; do case "$type" in {_PSEUDO}) continue;; esac; '
+            f'set -- $(stat -f -c "{fields}" "/proc/1/root$mnt" 2>/dev/null); [ $# -eq 4 ] || continue; '
+            f"awk -v d=\"$dev\" -v m=\"$mnt\" -v o=\"$1 $2 $3 $4\" 'BEGIN {{ split(o, x, \" \"); "
+            f"{calc}; "
+            "if (t > 0) printf \"%s %d %d %d %d%% %s\\n\", d, t, u, a, (u + a > 0 ? int((u * 100 + u + a - 1) / (u + a)) : 0), m }' "
+            "; done < /proc/1/mounts")
+
+
 class DiskCollector(base.Collector):
     name = "disk"
     kind = base.Kind.EXEC
     description = "df -h, df -i, largest entries of the working directory (du)"
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
-        results = [execution.run(ctx, layout.FS_DF, [["df", "-h"]])]
+        beside = execution.in_debug_container(ctx)
+
+        def df(inodes: bool) -> list[list[str]]:
+            return [execution.shell(target_df_script(inodes=inodes))] if beside else [["df", "-i" if inodes else "-h"]]
+
+        results = [execution.run(ctx, layout.FS_DF, df(False))]
         if ctx.param("inodes", True):
-            results.append(execution.run(ctx, layout.FS_DF_INODES, [["df", "-i"]]))
+            results.append(execution.run(ctx, layout.FS_DF_INODES, df(True)))
         results.append(execution.run(ctx, layout.FS_DU_TOP, [execution.shell(du_script(ctx.param("du_top", 20)))]))
         return base.CollectorResult.worst(results)

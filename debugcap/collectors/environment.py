@@ -14,5 +14,7 @@ class EnvironmentCollector(base.Collector):
     description = "environment of PID 1, allowlisted (PATH, HOME, KUBERNETES_*, APP_*, GO*), secrets masked"
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
-        return execution.run(ctx, layout.ENV_ENVIRONMENT,
-                             [execution.shell("tr '\\0' '\\n' < /proc/1/environ"), ["env"]])
+        environ = execution.shell("tr '\\0' '\\n' < /proc/1/environ")
+        # `env` would print the debug container's own environment, not the target's.
+        alternatives = [environ] if execution.in_debug_container(ctx) else [environ, ["env"]]
+        return execution.run(ctx, layout.ENV_ENVIRONMENT, alternatives)

@@ -20,6 +20,16 @@ NO_SHELL = ("the container has no shell (a distroless or scratch image): exec co
             "the Go runtime and Kubernetes evidence is still collected")
 
 
+def in_debug_container(ctx: CollectContext) -> bool:
+    """Whether commands run in an ephemeral debug container beside the target (which then reads the
+    target through /proc/1: its root, mounts and environment are not the container's own)."""
+    try:
+        ctx.commands.check()
+    except Unavailable:
+        return False  # run() reports why
+    return getattr(ctx.commands, "via", "") == "ephemeral"
+
+
 def run(ctx: CollectContext, bundle_path: str, alternatives: Sequence[Sequence[str]], *,
         ok_exit_codes: tuple[int, ...] = (0,), inspect: Callable[[Scratch], None] | None = None) -> CollectorResult:
     """Run the first alternative that exists; its stdout becomes ``bundle_path``."""

@@ -10,4 +10,6 @@ class ResolvConfCollector(base.Collector):
     description = "/etc/resolv.conf"
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
-        return execution.run(ctx, layout.NET_RESOLV_CONF, [["cat", "/etc/resolv.conf"]])
+        # A debug container has its own root: the target's file is under /proc/1/root.
+        root = "/proc/1/root" if execution.in_debug_container(ctx) else ""
+        return execution.run(ctx, layout.NET_RESOLV_CONF, [["cat", f"{root}/etc/resolv.conf"]])

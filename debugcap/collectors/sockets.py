@@ -34,7 +34,9 @@ class SocketsCollector(base.Collector):
             return inspect
 
         results = [
-            execution.run(ctx, layout.NET_SOCKETS, [["ss", "-tunap"], ["netstat", "-tunap"], ["netstat", "-tun"]]),
+            execution.run(ctx, layout.NET_SOCKETS, [["ss", "-tunap"], ["netstat", "-tunap"],
+                                                           # busybox: no -p; -a keeps the listeners
+                                                           ["netstat", "-tuna"]]),
             execution.run(ctx, layout.NET_PROC_TCP, [["cat", "/proc/net/tcp"]], inspect=counter("tcp")),
             execution.run(ctx, layout.NET_PROC_TCP6, [["cat", "/proc/net/tcp6"]], inspect=counter("tcp6")),
             execution.run(ctx, layout.NET_SOCKSTAT, [["cat", "/proc/net/sockstat"]]),

@@ -3,7 +3,7 @@
 (test_sockets.py tests the state counting alone; this drives the whole collector.)
 Cases: ``ss``, /proc/net/tcp, tcp6 and sockstat outputs are stored under their net paths and
 the states counted from the recorded tables land in net/socket-states.json; without ``ss``,
-busybox ``netstat -tunap`` (no ``-p``) is passed over for ``netstat -tun``; ``state_counts:
+busybox ``netstat -tunap`` (no ``-p``) is passed over for ``netstat -tuna``; ``state_counts:
 false`` writes no counts; no readable /proc/net table means no counts file.
 """
 
@@ -39,15 +39,17 @@ def test_tables_are_stored_and_states_counted_from_the_recorded_ones(bundle, she
                       "tcp6": {}}
 
 
-def test_without_ss_busybox_netstat_without_p_falls_back_to_tun(bundle, shell, data) -> None:
+def test_without_ss_busybox_netstat_without_p_falls_back_to_tuna_with_listeners(bundle, shell, data) -> None:
     shell.answer(["ss", "-tunap"], stderr="exec/sh-ss-not-found.err", exit_code=127)
     shell.answer(["netstat", "-tunap"], stderr="exec/busybox-netstat-tunap.err", exit_code=1)
-    shell.answer(["netstat", "-tun"], "exec/busybox-netstat-tun.txt")
+    shell.answer(["netstat", "-tuna"], "exec/busybox-netstat-tuna.txt")
     _answer_proc(shell)
     result = SocketsCollector().collect(bundle.context(commands=shell))
     assert result.status is base.Status.OK
-    assert shell.ran[:3] == [("ss", "-tunap"), ("netstat", "-tunap"), ("netstat", "-tun")]
-    assert bundle.files[layout.NET_SOCKETS] == data("exec/busybox-netstat-tun.txt")
+    assert shell.ran[:3] == [("ss", "-tunap"), ("netstat", "-tunap"), ("netstat", "-tuna")]
+    # -a: the listening sockets are there, not only the established ones.
+    assert b"LISTEN" in bundle.files[layout.NET_SOCKETS]
+    assert bundle.files[layout.NET_SOCKETS] == data("exec/busybox-netstat-tuna.txt")
 
 
 def test_state_counts_false_writes_no_counts(bundle, shell) -> None:

@@ -1,0 +1,93 @@
+"""Ephemeral debug containers: add one to a running pod (``pods/ephemeralcontainers``) or find the
+one an earlier capture added, and wait until it runs.
+
+An ephemeral container cannot be removed or restarted, so it is found again by name: the caller
+names it after what makes it usable (target container, UID, GID), and a second capture of the
+same pod reuses it. Adding is a strategic-merge patch of the subresource, merged by name as
+``kubectl debug`` does, so a concurrent add of another container is not lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from debugcap import errors, hints
+from debugcap.kube.client import Kube, segment
+from debugcap.kube.shell import Unavailable
+
+POLL_SECONDS = 0.25
+# Waiting reasons that will not clear by themselves: the image cannot be had, or the container
+# cannot be created as specified. ContainerCreating and PodInitializing do clear.
+_STUCK = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+                    "CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+
+
+def _pod_path(namespace: str, pod: str) -> str:
+    return f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}"
+
+
+def declared(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The pod's ephemeral container ``name`` as its spec declares it, or None."""
+    return next((c for c in pod.get("spec", {}).get("ephemeralContainers") or [] if c.get("name") == name), None)
+
+
+def state(pod: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """(``running`` | ``waiting`` | ``terminated`` | ``unknown``, reason and message) of ``name``."""
+    for status in pod.get("status", {}).get("ephemeralContainerStatuses") or []:
+        if status.get("name") != name:
+            continue
+        current = status.get("state") or {}
+        for key in ("running", "terminated", "waiting"):
+            if key in current:
+                detail = current[key] or {}
+                why = " ".join(str(detail[k]) for k in ("reason", "message") if detail.get(k))
+                if key == "terminated" and not why:
+                    why = f"exit code {detail.get('exitCode')}"
+                return key, why
+    return "unknown", ""
+
+
+def ensure(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], *, timeout: float,
+           now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Make ephemeral container ``container`` (a ``v1.EphemeralContainer``) run in ``pod``; True when
+    this call added it, False when it was already there. Raises :class:`Unavailable` naming the pod,
+    the container and the fix when it cannot be added, or does not run within ``timeout``."""
+    name = str(container["name"])
+    where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
+    try:
+        obj = kube.get_json(_pod_path(namespace, pod))
+        added = declared(obj, name) is None
+        if added:
+            obj = kube.request("PATCH", _pod_path(namespace, pod) + "/ephemeralcontainers",
+                               body={"spec": {"ephemeralContainers": [dict(container)]}},
+                               content_type="application/strategic-merge-patch+json")
+    except errors.ForbiddenError as exc:
+        message = exc.api_message or str(exc)
+        # Pod Security admission refuses with a 403 too; its message says which rule.
+        fix = hints.EPHEMERAL_POD_SECURITY if "PodSecurity" in message else hints.EPHEMERAL_RBAC
+        raise Unavailable(f"cannot add {where}: {message}; {fix}") from exc
+    except errors.InvalidError as exc:
+        # Pod Security admission and the API's validation both answer 422 / 403 with the reason.
+        raise Unavailable(f"cannot add {where}: {exc.api_message or exc}") from exc
+    except errors.KubeError as exc:
+        raise Unavailable(f"cannot add {where}: {exc}") from exc
+    deadline = now() + timeout
+    while True:
+        phase, why = state(obj, name)
+        if phase == "running":
+            return added
+        if phase == "terminated":
+            raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; {hints.EPHEMERAL_ENDED}")
+        if phase == "waiting" and any(why.startswith(reason) for reason in _STUCK):
+            image = container.get("image", "")
+            raise Unavailable(f"{where} cannot start: {why}; {hints.debug_image_fix(str(image))}")
+        if now() >= deadline:
+            raise Unavailable(f"{where} was not running after {timeout:.0f}s ({phase}{': ' + why if why else ''}); "
+                              f"{hints.describe_pod(pod, namespace)}")
+        sleep(POLL_SECONDS)
+        try:
+            obj = kube.get_json(_pod_path(namespace, pod))
+        except errors.KubeError as exc:
+            raise Unavailable(f"cannot read pod {namespace}/{pod} while {where} starts: {exc}") from exc
