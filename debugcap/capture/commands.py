@@ -104,7 +104,7 @@ class CommandChannel:
             raise shell.Unavailable(f"cannot read pod {t.namespace}/{t.pod}: {exc}") from exc
         who = debug_container.spec_identity(pod, t.container)
         pool, added = self._start(pod, who)
-        used = [debug_container.container_name(t.container, who)]
+        used = [debug_container.container_name(t.container, who, self.settings.debug_image)]
         real = self._process_identity(pool)
         if real is not None and (real.uid, real.gid) != (who.uid, who.gid):
             # The spec did not say (or said only part): the process told. Its user's container
@@ -113,7 +113,7 @@ class CommandChannel:
             who = real
             pool, added_now = self._start(pod, who)
             added = added or added_now
-            used.append(debug_container.container_name(t.container, who))
+            used.append(debug_container.container_name(t.container, who, self.settings.debug_image))
         self.via = "ephemeral"
         self._access = {"commands": "ephemeral", "ephemeralContainer": used[-1],
                         "ephemeralContainerAdded": str(added).lower(), "debugImage": self.settings.debug_image,

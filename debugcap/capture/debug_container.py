@@ -69,12 +69,14 @@ def process_identity(proc_status: str) -> Identity | None:
     return Identity(ids["Uid"], ids["Gid"])
 
 
-def container_name(container: str, who: Identity) -> str:
-    """One name per target container and user, so a later capture finds it (at most 63 chars)."""
-    name = f"{NAME_PREFIX}-{container}-{who.uid}" + ("" if who.gid == who.uid else f"-{who.gid}")
+def container_name(container: str, who: Identity, image: str) -> str:
+    """One name per target container, user and image, so a later capture finds the same one, and a
+    new image (say, after one that could not be pulled) gets a new one. At most 63 characters."""
+    tag = hashlib.sha256(image.encode()).hexdigest()[:6]
+    ids = f"{who.uid}" + ("" if who.gid == who.uid else f"-{who.gid}")
+    name = f"{NAME_PREFIX}-{container}-{ids}-{tag}"
     if len(name) > 63:
-        digest = hashlib.sha256(container.encode()).hexdigest()[:8]
-        name = f"{NAME_PREFIX}-{digest}-{who.uid}-{who.gid}"
+        name = f"{NAME_PREFIX}-{hashlib.sha256(container.encode()).hexdigest()[:8]}-{ids}-{tag}"
     return name
 
 
@@ -93,7 +95,7 @@ def container_spec(pod: Mapping[str, Any], container: str, image: str, who: Iden
         if added:
             security["capabilities"] = {"add": list(added)}
     return {
-        "name": container_name(container, who),
+        "name": container_name(container, who, image),
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(KEEP_RUNNING),
