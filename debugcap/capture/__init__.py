@@ -30,9 +30,10 @@ from debugcap.capture.outcome import CaptureOutcome, Phase, phase_of
 from debugcap.capture.run import Capture
 from debugcap.capture.steps import Progress
 from debugcap.capture.target import DEFAULT_CONTAINER_ANNOTATION, PPROF_PORT_ANNOTATION, resolve_target
+from debugcap.capture.transport import Transport, http_pool
 from debugcap.capture.window import WINDOW_HEAD_START_SECONDS, SendingGets, forwards_needed, window_seconds
 from debugcap.collectors import COLLECTORS, base, execution
-from debugcap.kube import portforward, shell
+from debugcap.kube import shell
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
 
@@ -40,6 +41,7 @@ __all__ = [
     "COLLECTORS", "DEFAULT_CONTAINER_ANNOTATION", "PPROF_PORT_ANNOTATION", "WINDOW_HEAD_START_SECONDS",
     "CaptureOutcome", "Phase", "Progress", "capture", "command_pool", "forwards_needed", "phase_of",
     "resolve_target", "window_seconds",
+    "Transport", "http_pool",
 ]
 
 
@@ -86,12 +88,11 @@ def capture(
         say(execution.NO_SHELL if exc.no_shell else f"cannot run commands in {target_name}: {exc}", None)
 
     own_commands: shell.Pool | None = None
-    own_http: portforward.Pool | None = None
+    own_http: Transport | None = None
     if commands is None:
         commands = own_commands = command_pool(kube, target, settings, on_unavailable=unavailable)
     if http is None:
-        http = own_http = portforward.Pool(kube, namespace=target.namespace, pod=target.pod,
-                                           port=target.pprof_port, size=forwards_needed(template))
+        http = own_http = http_pool(kube, target, settings, template)
     try:
         return Capture(
             kube=kube, target=target, template=template, out_dir=out_dir, capture_name=capture_name,

@@ -282,6 +282,10 @@ class Pool:
         self._ahead: set[int] = set()  # ids of idle connections open() opened, not used yet
         self._ahead_at = 0.0
 
+    def access(self) -> dict[str, str]:
+        """How the capture reached the pod's HTTP endpoints, for the manifest and the status."""
+        return {"http": "port-forward"}
+
     @property
     def tunnels_opened(self) -> int:
         """Websockets opened so far: what a capture cost the API server and the kubelet."""

@@ -24,7 +24,7 @@ from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
-from debugcap.kube import portforward, shell
+from debugcap.kube import shell
 from debugcap.kube.client import Kube
 from debugcap.operator import results
 from debugcap.operator.config import DebugcapConfig
@@ -47,7 +47,7 @@ def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
     return any(COLLECTORS[s.collector].kind is kind for s in template.steps)
 
 
-def probe_pprof(http: portforward.Pool, target: base.Target, timeout: float) -> None:
+def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> None:
     """Fail fast, naming spec.parameters.pprofPort, when nothing serves pprof on the target port.
 
     Without this, a wrong port makes every Go collector fail one by one, each after its own
@@ -89,7 +89,7 @@ class Prepared:
 
     target: base.Target
     settings: CaptureSettings
-    http: portforward.Pool
+    http: engine.Transport
     commands: shell.Pool
 
     def close(self) -> None:
@@ -126,8 +126,7 @@ def prepare_pod(
         target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
-    http = portforward.Pool(kube, namespace=namespace, pod=pod, port=target.pprof_port,
-                            size=engine.forwards_needed(template))
+    http = engine.http_pool(kube, target, settings, template)
     commands = engine.command_pool(kube, target, settings)
     if _uses(template, base.Kind.GO):
         http.open()

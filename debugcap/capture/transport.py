@@ -1,0 +1,178 @@
+"""How a capture reaches a pod's Go endpoints (pprof, trace, expvar, /metrics): one factory.
+
+``CaptureSettings.http_transport`` picks one of three transports, or ``auto``:
+
+* ``direct``: plain HTTP to the pod IP (:class:`debugcap.kube.podhttp.Direct`). Nothing on the
+  way, no rights needed, but the caller must route to pod IPs (an operator in the cluster).
+* ``proxy``: the API server's ``pods/proxy`` (:class:`debugcap.kube.podproxy.Proxy`). Needs only
+  ``get pods/proxy``; one proxied request per GET through the API server.
+* ``port-forward``: a websocket stream through the API server, the kubelet and the runtime
+  (:class:`debugcap.kube.portforward.Pool`). Needs ``create pods/portforward``; the only one that
+  reaches a server bound to 127.0.0.1.
+
+``auto`` (:class:`Auto`) takes the cheapest that works, decided once per pod capture, at
+:meth:`Auto.open` (the operator's prepare step, before the pod's turn) or else at the first GET:
+a TCP connect to the pod IP (a millisecond in a cluster; at most :data:`DIRECT_PROBE_SECONDS`
+where pod IPs do not route) picks direct; else one GET of ``/debug/pprof/`` through pods/proxy
+(one round trip; its connection is kept for the capture) picks proxy; else port-forward. The
+manifest's ``access.http`` says which was used and ``access.httpFallback`` why the cheaper ones
+were not. docs/transports.md has the order, the reasons and the costs.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from typing import IO, Protocol
+
+from debugcap import errors, templates
+from debugcap.capture.window import SendingGets, forwards_needed
+from debugcap.collectors import base
+from debugcap.kube import podhttp, podproxy, portforward
+from debugcap.kube.client import Kube
+from debugcap.kube.podhttp import Reach
+from debugcap.kube.portforward import HttpResult
+from debugcap.settings import CaptureSettings
+
+# Longest wait for a TCP connect to the pod IP before auto tries pods/proxy. Inside a cluster a
+# connect takes a millisecond or two (cross-zone a few); a pod IP that does not answer within a
+# quarter of a second is not routed from here. Judgement call: it is what a capture pays once
+# per pod where pod IPs are filtered without an answer (unrouted ones fail at once).
+DIRECT_PROBE_SECONDS = 0.25
+# Longest wait for the pods/proxy probe: a busy API server answers within a few seconds.
+PROXY_PROBE_SECONDS = 10.0
+PROBE_PATH = "/debug/pprof/"
+
+
+class Transport(SendingGets, Protocol):
+    """What a capture holds to reach the Go endpoints: GETs, and its own lifetime."""
+
+    def open(self) -> None:
+        """Prepare ahead of the first GET (best effort: failures are met again by the GETs)."""
+
+    def close(self) -> None:
+        """Close every connection; GETs still running fail at once."""
+
+    def access(self) -> dict[str, str]:
+        """``{"http": "direct" | "proxy" | "port-forward"}``, for the manifest and the status."""
+
+
+def to_try(direct: Reach) -> tuple[str, ...]:
+    """The transports auto tries, in order, after a TCP connect to the pod IP said ``direct``.
+
+    A refused connect still tries pods/proxy: the API server may reach the pod where this
+    machine does not (a firewall answering for it), and its answer costs one round trip."""
+    if direct is Reach.OPEN:
+        return ("direct",)
+    return ("proxy", "port-forward")
+
+
+class Auto:
+    """The cheapest transport that works for one pod, chosen once (see the module's doc)."""
+
+    def __init__(self, kube: Kube, target: base.Target, *, forwards: int,
+                 direct_probe_seconds: float = DIRECT_PROBE_SECONDS,
+                 proxy_probe_seconds: float = PROXY_PROBE_SECONDS) -> None:
+        self.kube, self.target, self.forwards = kube, target, forwards
+        self.direct_probe_seconds, self.proxy_probe_seconds = direct_probe_seconds, proxy_probe_seconds
+        self._lock = threading.Lock()  # the state below
+        self._choosing = threading.Lock()  # one choice; GETs arriving meanwhile wait for it
+        self._chosen: Transport | None = None
+        self._skipped: list[str] = []  # why the cheaper ones were not taken
+        self._closed = False
+
+    def chosen(self) -> Transport:
+        """The transport, choosing it on the first call (the others wait for that choice)."""
+        with self._choosing:
+            with self._lock:
+                self._check_open()
+                if self._chosen is not None:
+                    return self._chosen
+            chosen = self._choose()
+            with self._lock:
+                if not self._closed:
+                    self._chosen = chosen
+                    return chosen
+            chosen.close()  # closed while choosing
+            self._check_open()
+            raise AssertionError("unreachable")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.CollectorError(f"connections to pod {self.target.namespace}/{self.target.pod} "
+                                        "closed: capture over")
+
+    def _choose(self) -> Transport:
+        t = self.target
+        if t.pod_ip:
+            answer, why = podhttp.reach(t.pod_ip, t.pprof_port, self.direct_probe_seconds)
+            if answer is not Reach.OPEN:
+                self._skipped.append(f"direct: {t.pod_ip}:{t.pprof_port} {why}")
+        else:
+            answer = Reach.UNREACHABLE
+            self._skipped.append("direct: the pod has no IP")
+        for name in to_try(answer):
+            if name == "direct":
+                return podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port)
+            if name == "proxy":
+                proxy = podproxy.Proxy(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
+                try:
+                    proxy.get(PROBE_PATH, io.BytesIO(), timeout=self.proxy_probe_seconds, max_bytes=64 << 10)
+                    return proxy
+                except errors.DebugcapError as exc:
+                    proxy.close()
+                    self._skipped.append(f"proxy: {_why_not(exc)}")
+        return portforward.Pool(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port, size=self.forwards)
+
+    def open(self) -> None:
+        try:
+            self.chosen().open()
+        except errors.DebugcapError:
+            pass  # met again, and reported, by the first GET
+
+    def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20,
+            sent: Callable[[], None] | None = None) -> HttpResult:
+        return self.chosen().get(path, sink, timeout=timeout, max_bytes=max_bytes, sent=sent)
+
+    def access(self) -> dict[str, str]:
+        """The chosen transport's, with ``httpFallback`` when a cheaper one was skipped; nothing
+        when no GET was made (a template without Go collectors)."""
+        with self._lock:
+            if self._chosen is None:
+                return {}
+            out = dict(self._chosen.access())
+            if self._skipped:
+                out["httpFallback"] = "; ".join(self._skipped)
+            return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            chosen = self._chosen
+        if chosen is not None:
+            chosen.close()
+
+
+def _why_not(exc: errors.DebugcapError) -> str:
+    """A pods/proxy probe's failure, in a few words for the manifest."""
+    if isinstance(exc, podproxy.ProxyForbidden):
+        return f"forbidden (HTTP {exc.status}: no get rights on pods/proxy)"
+    if isinstance(exc, podproxy.ProxyUnreachable) and exc.refused:
+        return "the API server's connection to the pod IP was refused (server bound to 127.0.0.1?)"
+    return errors.shorten(str(exc), 200)
+
+
+def http_pool(kube: Kube, target: base.Target, settings: CaptureSettings,
+              template: templates.ExpandedTemplate) -> Transport:
+    """The transport ``settings.http_transport`` names for ``target``, nothing opened yet; the
+    caller closes it. Port-forwards are sized for ``template`` (:func:`forwards_needed`)."""
+    t, mode = target, settings.http_transport
+    if mode == "direct":
+        return podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port)
+    if mode == "proxy":
+        return podproxy.Proxy(kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
+    if mode == "port-forward":
+        return portforward.Pool(kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port,
+                                size=forwards_needed(template))
+    return Auto(kube, target, forwards=forwards_needed(template))

@@ -1,0 +1,247 @@
+"""HTTP GETs to a pod's Go endpoints over plain HTTP/1.1 connections, without a websocket.
+
+Two transports share this pool: :class:`Direct` connects to the pod IP itself (an operator
+running in the cluster can route to pods), and :class:`debugcap.kube.podproxy.Proxy` goes
+through the API server's ``pods/proxy`` subresource. Both reach only a server that listens on
+the pod IP: one bound to 127.0.0.1 is reached by :mod:`debugcap.kube.portforward` alone.
+
+Connections are kept alive between requests and opened as requests need them (a capture runs
+a few at once: CPU profile and trace hold theirs for the whole window). :meth:`Pool.close` shuts
+down connections still in use too, so a request abandoned at a capture's deadline ends at once.
+The contract of :meth:`Pool.get` is :meth:`debugcap.kube.portforward.Pool.get`'s.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+from debugcap import errors
+from debugcap.kube.portforward import CHUNK, HttpResult
+
+# Longest a new connection to a pod IP may take before the request fails. Inside a cluster a
+# connect takes a millisecond or two; a pod IP that does not answer within seconds never will.
+DIRECT_CONNECT_SECONDS = 5.0
+
+# What the advice about a server bound to 127.0.0.1 says, for both transports that cannot reach it.
+LOCALHOST_ONLY = ("the server probably listens on 127.0.0.1 only, which only a port-forward reaches "
+                  "(--transport port-forward, spec.parameters.transport: port-forward), or the port is wrong "
+                  "(set it with the pod annotation debugcap.io/pprof-port or --pprof-port)")
+
+
+class Reach(enum.Enum):
+    """What a TCP connect to an address said."""
+
+    OPEN = "open"  # something accepted the connection
+    REFUSED = "refused"  # the address answered, nothing listens on the port
+    UNREACHABLE = "unreachable"  # no route, or no answer in time
+
+
+def reach(host: str, port: int, timeout: float) -> tuple[Reach, str]:
+    """Connect to ``host:port`` and close at once: whether it answers, and why not in words."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return Reach.OPEN, ""
+    except OSError as exc:
+        return classify(exc)
+
+
+def classify(exc: OSError) -> tuple[Reach, str]:
+    """A failed connect as :class:`Reach` and a short reason."""
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+        return Reach.REFUSED, "connection refused"
+    if isinstance(exc, TimeoutError):
+        return Reach.UNREACHABLE, "no answer in time"
+    return Reach.UNREACHABLE, errors.shorten(exc.strerror or str(exc) or type(exc).__name__, 120)
+
+
+class _Stale(Exception):
+    """A kept-alive connection the server had already closed: retry on another one."""
+
+
+class Pool:
+    """Kept-alive HTTP/1.1 connections to one HTTP server; subclasses say how to connect, what
+    request target a path becomes, and which answers are the transport's own errors."""
+
+    kind = ""  # the manifest's access.http
+
+    def __init__(self, target: str) -> None:
+        self.target = target  # for messages: 'port 6060 of pod "x" in namespace "y"'
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._busy: set[http.client.HTTPConnection] = set()
+        self._closed = False
+        self.connections_opened = 0
+
+    # -- what subclasses provide
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        raise NotImplementedError
+
+    def _request_target(self, path: str) -> str:
+        return path
+
+    def _headers(self) -> dict[str, str]:
+        return {"Accept-Encoding": "identity"}
+
+    def _own_error(self, path: str, resp: http.client.HTTPResponse) -> tuple[errors.DebugcapError | None, bytes]:
+        """An answer that is the transport's, not the pod's (the API server's 403): the error to
+        raise. Otherwise None and the bytes of the body already read, which the caller keeps."""
+        return None, b""
+
+    def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
+        return errors.CollectorError(f"cannot reach {self.target}: {errors.shorten(str(exc) or type(exc).__name__)}")
+
+    # -- the pool
+    def access(self) -> dict[str, str]:
+        return {"http": self.kind}
+
+    def open(self) -> None:
+        """Nothing to open ahead: a connection costs one TCP (and TLS) handshake, paid by the first GET."""
+
+    def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20,
+            sent: Callable[[], None] | None = None) -> HttpResult:
+        """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``). ``sent`` is called
+        once the request has gone out."""
+        while True:
+            conn, reused = self._acquire(timeout)
+            keep = False
+            try:
+                result, keep = self._request(conn, path, sink, timeout, max_bytes, reused, sent)
+                return result
+            except _Stale:
+                continue  # nothing was written to the sink: ask again on a new connection
+            finally:
+                self._release(conn, keep)
+
+    def _acquire(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            self._check_open()
+            if self._idle:
+                conn = self._idle.pop()
+                self._busy.add(conn)
+                return conn, True
+        try:
+            conn = self._connect(timeout)
+        except (http.client.HTTPException, OSError) as exc:
+            raise self._failed("", exc) from exc
+        with self._lock:
+            self.connections_opened += 1
+            if self._closed:
+                conn.close()
+                self._check_open()
+            self._busy.add(conn)
+        return conn, False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.CollectorError(f"connections to {self.target} closed: capture over")
+
+    def _release(self, conn: http.client.HTTPConnection, keep: bool) -> None:
+        with self._lock:
+            self._busy.discard(conn)
+            if keep and not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _request(self, conn: http.client.HTTPConnection, path: str, sink: IO[bytes], timeout: float,
+                 max_bytes: int, reused: bool, sent: Callable[[], None] | None) -> tuple[HttpResult, bool]:
+        started = time.monotonic()
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        try:
+            conn.request("GET", self._request_target(path), headers=self._headers())
+            if sent is not None:
+                sent()
+            resp = conn.getresponse()
+        except (http.client.HTTPException, OSError) as exc:
+            self._check_open()
+            # A timeout is no sign of a closed connection, and asking again would repeat a CPU
+            # profile on a pod already too slow to answer one.
+            if reused and not isinstance(exc, TimeoutError):
+                raise _Stale(str(exc)) from exc
+            raise self._failed(path, exc) from exc
+        own, head = self._own_error(path, resp)
+        if own is not None:
+            raise own
+        written, truncated = 0, False
+        deadline = started + timeout
+        chunk = head
+        while True:
+            if not chunk:
+                if time.monotonic() > deadline:
+                    raise errors.CollectorError(f"GET {path} from {self.target} did not finish within {timeout:.0f}s; "
+                                                "raise the timeout (timeoutSeconds / --timeout)")
+                try:
+                    chunk = resp.read(CHUNK)
+                except (http.client.HTTPException, OSError) as exc:
+                    self._check_open()
+                    raise errors.CollectorError(f"GET {path} from {self.target} broke off after {written} bytes: "
+                                                f"{errors.shorten(str(exc) or type(exc).__name__)}") from exc
+                if not chunk:
+                    break
+            room = max_bytes - written
+            if len(chunk) > room:
+                chunk, truncated = chunk[:room], True
+            sink.write(chunk)
+            written += len(chunk)
+            chunk = b""
+            if truncated:
+                break
+        result = HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
+                            body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
+        return result, not truncated and not resp.will_close
+
+    def close(self) -> None:
+        """Close every connection, those still carrying a request too: it fails at once."""
+        with self._lock:
+            self._closed = True
+            conns = [*self._idle, *self._busy]
+            self._idle, self._busy = [], set()
+        for conn in conns:
+            sock = conn.sock
+            if sock is not None:
+                # Closing does not wake a recv() blocked in another thread; shutting down does.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            conn.close()
+
+
+class Direct(Pool):
+    """GETs to the pod IP itself: no API server, no kubelet on the way."""
+
+    kind = "direct"
+
+    def __init__(self, *, namespace: str, pod: str, host: str, port: int,
+                 connect_timeout: float = DIRECT_CONNECT_SECONDS) -> None:
+        super().__init__(f'port {port} of pod "{pod}" in namespace "{namespace}" at {host or "(no IP)"}')
+        self.host, self.port, self.connect_timeout = host, port, connect_timeout
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        if not self.host:
+            raise errors.CollectorError(f"{self.target}: the pod has no IP (status.podIP) to connect to yet")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=min(timeout, self.connect_timeout))
+        conn.connect()
+        return conn
+
+    def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
+        if isinstance(exc, errors.CollectorError):
+            return exc
+        if isinstance(exc, OSError):
+            kind, why = classify(exc)
+            if kind is Reach.REFUSED:
+                return errors.CollectorError(f"nothing listens on {self.target} (connection refused); {LOCALHOST_ONLY}")
+            if not path:  # the connect failed
+                return errors.CollectorError(
+                    f"cannot connect to {self.target} ({why}): this machine cannot route to pod IPs; use "
+                    "--transport proxy or port-forward (spec.parameters.transport), or auto to pick one")
+        return super()._failed(path, exc)

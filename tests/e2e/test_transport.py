@@ -1,0 +1,202 @@
+"""How Go evidence reaches debugcap: direct, pods/proxy, port-forward, and auto's choice among them.
+
+Cases (real API server, kubelet, goapp pods; the CLI's ``create --local`` unless said otherwise):
+* a ServiceAccount allowed only ``get pods`` and ``get pods/proxy`` (no exec, no port-forward)
+  gets every Go collector with ``--transport proxy``, and with auto (direct from this host);
+  auto with that user where the pod IP does not route picks pods/proxy and says why;
+* a server bound to 127.0.0.1 (goapp-localhost): auto falls back to port-forward and says why;
+  ``--transport proxy`` fails the Go collectors saying the server probably listens on 127.0.0.1;
+* ``--transport direct`` from the host (which routes to pod IPs);
+* the operator with ``spec.parameters.transport: proxy`` writes ``status.pods[].access.http``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+
+from debugcap import capture as engine
+from debugcap import templates
+from debugcap.bundle import layout
+from debugcap.kube import podhttp
+from debugcap.kube.client import Kube, KubeTarget
+from debugcap.settings import CaptureSettings
+
+from .conftest import GoappPod, Testbed, kubectl
+from .test_capture import GO_COLLECTORS, Run, create, members, read_manifest, statuses
+from .test_operator import _collect_runner_leftovers, _strip_finalizers, wait_done
+from .test_operator import create as create_capture
+
+FAST = {"cpu_seconds": "1", "trace_seconds": "1"}
+# An address no host answers (TEST-NET-1, RFC 5737): where pod IPs do not route from here.
+UNROUTED_IP = "192.0.2.1"
+
+
+def go_evidence(run: Run) -> dict[str, Any]:
+    """The manifest of a go-profile bundle whose Go collectors all succeeded."""
+    assert run.returncode == 0 and run.bundle is not None, run
+    doc = read_manifest(members(run.bundle))
+    assert statuses(doc) == dict.fromkeys(GO_COLLECTORS, "ok"), (doc["collectors"], doc.get("access"))
+    return doc
+
+
+# ---------------------------------------------------------------- a user with pods/proxy only
+
+
+@pytest.fixture
+def proxy_only_kubeconfig(testbed: Testbed, core: k8s.CoreV1Api, kube: Kube, namespace: str,
+                          tmp_path: Path) -> str:
+    """A kubeconfig for a ServiceAccount that may get pods and pods/proxy in ``namespace``, and
+    nothing else (no pods/exec, no pods/portforward); its token from the TokenRequest API."""
+    docs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "reader", "namespace": namespace},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "reader", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]},
+    ]
+    kubectl(testbed, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    issued = core.create_namespaced_service_account_token(
+        "reader", namespace, k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(
+            audiences=[], expiration_seconds=3600)))
+    token = issued.status.token  # type: ignore[union-attr]
+    conf = kube.configuration
+    path = tmp_path / "reader.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "reader",
+        "clusters": [{"name": "testbed", "cluster": {"server": conf.host, "certificate-authority": conf.ssl_ca_cert}}],
+        "users": [{"name": "reader", "user": {"token": token}}],
+        "contexts": [{"name": "reader", "context": {"cluster": "testbed", "user": "reader", "namespace": namespace}}],
+    }))
+    # The RBAC authorizer reads roles from an informer: wait until the binding is in effect.
+    deadline = time.monotonic() + 15
+    while not can_i(testbed, str(path), "get", "pods/proxy", namespace):
+        assert time.monotonic() < deadline, "the reader's RoleBinding was not in effect after 15 s"
+        time.sleep(0.3)
+    for verb, resource in [("create", "pods/portforward"), ("get", "pods/portforward"), ("create", "pods/exec"),
+                           ("list", "events"), ("get", "pods/log")]:
+        assert not can_i(testbed, str(path), verb, resource, namespace), f"the reader may {verb} {resource}"
+    return str(path)
+
+
+def can_i(testbed: Testbed, kubeconfig: str, verb: str, resource: str, namespace: str) -> bool:
+    """``kubectl auth can-i`` as the kubeconfig's user; the part of ``resource`` after a slash is a
+    subresource (kubectl alone would read ``pods/exec`` as the pod named exec)."""
+    kind, _, sub = resource.partition("/")
+    res = kubectl(testbed, "auth", "can-i", verb, kind, *(["--subresource", sub] if sub else []), "-n", namespace,
+                  kubeconfig=kubeconfig, check=False)
+    answer = res.stdout.strip()
+    assert answer in ("yes", "no"), res.stderr
+    return answer == "yes"
+
+
+def test_a_user_with_only_pods_proxy_gets_the_go_evidence(
+        testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path, proxy_only_kubeconfig: str) -> None:
+    goapp_pod("goapp")
+    as_reader = {"KUBECONFIG": proxy_only_kubeconfig}
+    doc = go_evidence(create(testbed, namespace, "goapp", "go-profile", tmp_path / "proxy", "--transport", "proxy",
+                             params=FAST, env=as_reader))
+    assert doc["access"]["http"] == "proxy" and "httpFallback" not in doc["access"]
+    # auto: this host routes to pod IPs, so direct is cheapest, and it needs no rights at all.
+    doc = go_evidence(create(testbed, namespace, "goapp", "go-profile", tmp_path / "auto", params=FAST,
+                             env=as_reader))
+    assert doc["access"]["http"] == "direct"
+
+
+def test_auto_picks_pods_proxy_where_the_pod_ip_does_not_route(
+        goapp_pod: GoappPod, namespace: str, tmp_path: Path, proxy_only_kubeconfig: str) -> None:
+    """The engine itself, as the CLI calls it, with the reader's credentials and the pod IP
+    swapped for one that does not answer: what a laptop outside the pod network sees."""
+    goapp_pod("goapp")
+    kube = Kube.load(KubeTarget(kubeconfig=proxy_only_kubeconfig))
+    try:
+        target = dataclasses.replace(engine.resolve_target(kube, namespace, "goapp"), pod_ip=UNROUTED_IP)
+        template = templates.expand("go-profile", dict(FAST))
+        outcome = engine.capture(kube, target, template, out_dir=tmp_path, capture_name="e2e",
+                                 settings=CaptureSettings(http_transport="auto"))
+    finally:
+        kube.close()
+    assert outcome.phase is engine.Phase.COMPLETED, outcome.records
+    access = outcome.bundle.manifest.access
+    assert access["http"] == "proxy", access
+    assert access["httpFallback"].startswith(f"direct: {UNROUTED_IP}:6060 "), access
+
+
+# ---------------------------------------------------------------- a server bound to 127.0.0.1
+
+
+def test_a_server_on_localhost_only_is_reached_by_port_forward_under_auto(
+        testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path) -> None:
+    goapp_pod("local", image="goapp-localhost")
+    doc = go_evidence(create(testbed, namespace, "local", "go-profile", tmp_path / "auto", params=FAST))
+    access = doc["access"]
+    assert access["http"] == "port-forward", access
+    assert "direct: " in access["httpFallback"] and "connection refused" in access["httpFallback"], access
+    assert "proxy: " in access["httpFallback"] and "127.0.0.1" in access["httpFallback"], access
+
+    # Forced through pods/proxy, the Go collectors fail and say why; nothing else breaks.
+    run = create(testbed, namespace, "local", "go-profile", tmp_path / "proxy", "--transport", "proxy", params=FAST)
+    assert run.bundle is not None and "Traceback" not in run.stderr, run
+    doc = read_manifest(members(run.bundle))
+    assert set(statuses(doc).values()) == {"failed"}, doc["collectors"]
+    cpu = next(c for c in doc["collectors"] if c["name"] == "pprof-cpu")
+    assert "probably listens on 127.0.0.1 only" in cpu["message"], cpu
+
+
+# ---------------------------------------------------------------- direct
+
+
+def test_direct_reaches_the_pod_ip_from_this_host(
+        testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path) -> None:
+    pod_ip = str(goapp_pod("goapp").status.pod_ip)  # type: ignore[union-attr]
+    # The testbed's host routes to the pod network: the premise of this test, checked first.
+    assert podhttp.reach(pod_ip, 6060, 2.0) == (podhttp.Reach.OPEN, "")
+    run = create(testbed, namespace, "goapp", "go-profile", tmp_path, "--transport", "direct", params=FAST)
+    doc = go_evidence(run)
+    assert doc["access"]["http"] == "direct" and "httpFallback" not in doc["access"]
+    assert layout.PPROF_CPU in members(run.bundle)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- the operator
+
+
+@pytest.fixture
+def operator(crds: None, testbed: Testbed, s3_env: dict[str, str], kube: Kube, namespace: str, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[KopfRunner]:
+    """The operator serving only this test's namespace, in-process (as test_operator.py runs it)."""
+    monkeypatch.setenv("KUBECONFIG", testbed.kubeconfig)
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("DEBUGCAP_SPOOL_DIR", str(tmp_path / "spool"))
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    _collect_runner_leftovers()
+    _strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert "Traceback" not in runner.output, runner.output
+
+
+@pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")  # kopf's own, see test_operator.py
+def test_operator_captures_through_pods_proxy_and_says_so_in_the_status(
+        operator: KopfRunner, kube: Kube, goapp_pod: GoappPod, namespace: str) -> None:
+    goapp_pod("api-1")
+    create_capture(kube, namespace, "via-proxy", {
+        "target": {"pod": "api-1"}, "template": "go-profile",
+        "parameters": {"cpuSeconds": 1, "traceSeconds": 1, "transport": "proxy"}})
+    status = wait_done(kube, namespace, "via-proxy")["status"]
+    assert status["phase"] == "Completed", status
+    [pod] = status["pods"]
+    assert pod["access"]["http"] == "proxy", pod
+    assert all(c["status"] == "ok" for c in pod["collectors"]), pod["collectors"]

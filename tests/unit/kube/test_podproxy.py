@@ -1,0 +1,229 @@
+"""The HTTP transports without a websocket: pods/proxy answers, connect failures, auto's order.
+
+Cases:
+* only the API server's own v1.Status answers are errors; the pod's answers (a text 404, a JSON
+  body of its own, a 500 "already in use") are passed on for the collectors to judge;
+* 401/403 on pods/proxy is a ForbiddenError (and a CollectorError) naming ``get pods/proxy``;
+  503 "connection refused" says the server probably listens on 127.0.0.1 only; other 503s say
+  the API server cannot reach the pod;
+* a failed connect is refused or unreachable; auto tries direct, else proxy, else port-forward;
+* the proxied request target quotes the pod name and keeps the query;
+* the keep-alive pool against a real local HTTP server: connections reused, a body cut at
+  max_bytes, a connection the server closed is replaced, close() ends a GET still running.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import io
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from debugcap import errors
+from debugcap.capture import transport
+from debugcap.kube import podhttp, podproxy
+from debugcap.kube.client import Kube
+from debugcap.kube.podhttp import Reach
+
+PROXY_PATH = "/api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/heap"
+TARGET = 'port 6060 of pod "api-1" in namespace "prod"'
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": message, "reason": reason, "code": code}).encode()
+
+
+# ---------------------------------------------------------------- whose answer is it
+
+
+def test_only_the_api_servers_own_status_answers_are_errors() -> None:
+    forbidden = _status(403, "Forbidden", "pods \"api-1\" is forbidden")
+    assert podproxy.api_status(403, "application/json", forbidden) == ('pods "api-1" is forbidden', "Forbidden")
+    assert podproxy.api_status(404, "text/plain; charset=utf-8", b"404 page not found\n") is None
+    assert podproxy.api_status(500, "application/json", b'{"kind": "Status", "apiVersion": "app/v2"}') is None
+    assert podproxy.api_status(500, "application/json", b'{"error": "boom"}') is None
+    assert podproxy.api_status(500, "application/json", b"not json") is None
+    assert podproxy.api_status(200, "application/json", forbidden) is None  # a 2xx is always the pod's
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_forbidden_names_get_on_pods_proxy_and_is_a_collector_error_too(code: int) -> None:
+    exc = podproxy.proxy_error(PROXY_PATH, code, _status(code, "Forbidden", "user cannot get pods/proxy"), TARGET)
+    assert isinstance(exc, errors.ForbiddenError) and isinstance(exc, errors.CollectorError)
+    assert isinstance(exc, podproxy.ProxyForbidden) and exc.status == code
+    assert str(exc).startswith('cannot get pods/proxy "api-1:6060" in namespace "prod": user cannot get pods/proxy')
+    if code == 403:
+        assert "kubectl auth can-i get pods/proxy -n prod" in str(exc)
+
+
+def test_refused_upstream_says_the_server_probably_listens_on_localhost_only() -> None:
+    body = _status(503, "ServiceUnavailable",
+                   "error trying to reach service: dial tcp 10.1.2.3:6060: connect: connection refused")
+    exc = podproxy.proxy_error(PROXY_PATH, 503, body, TARGET)
+    assert isinstance(exc, podproxy.ProxyUnreachable) and exc.refused
+    assert "127.0.0.1 only" in str(exc) and "--transport port-forward" in str(exc)
+    assert "dial tcp 10.1.2.3:6060" in str(exc)
+
+
+def test_other_upstream_failures_say_the_api_server_cannot_reach_the_pod() -> None:
+    body = _status(503, "ServiceUnavailable", "error trying to reach service: dial tcp 10.1.2.3:6060: i/o timeout")
+    exc = podproxy.proxy_error(PROXY_PATH, 503, body, TARGET)
+    assert isinstance(exc, podproxy.ProxyUnreachable) and not exc.refused
+    assert str(exc).startswith(f"the API server cannot reach {TARGET}: error trying to reach service")
+
+
+def test_a_pod_gone_is_a_collector_error_naming_it() -> None:
+    exc = podproxy.proxy_error(PROXY_PATH, 404, _status(404, "NotFound", 'pods "api-1" not found'), TARGET)
+    assert type(exc) is errors.CollectorError
+    assert 'pods "api-1" not found' in str(exc)
+
+
+def test_request_target_quotes_the_pod_and_keeps_the_query() -> None:
+    proxy = podproxy.Proxy(Kube(configuration=None), namespace="prod", pod="api-1", port=6060)  # type: ignore[arg-type]
+    assert proxy._request_target("/debug/pprof/profile?seconds=30") == \
+        "/api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/profile?seconds=30"
+    assert proxy.access() == {"http": "proxy"}
+
+
+# ---------------------------------------------------------------- connects and auto's order
+
+
+def test_failed_connects_are_refused_or_unreachable() -> None:
+    assert podhttp.classify(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))[0] is Reach.REFUSED
+    assert podhttp.classify(TimeoutError("timed out")) == (Reach.UNREACHABLE, "no answer in time")
+    kind, why = podhttp.classify(OSError(errno.EHOSTUNREACH, "No route to host"))
+    assert (kind, why) == (Reach.UNREACHABLE, "No route to host")
+
+
+def test_auto_takes_direct_when_the_pod_ip_answers_else_proxy_then_port_forward() -> None:
+    assert transport.to_try(Reach.OPEN) == ("direct",)
+    assert transport.to_try(Reach.UNREACHABLE) == ("proxy", "port-forward")
+    # Refused here may not be refused from the API server (a firewall answering for the pod).
+    assert transport.to_try(Reach.REFUSED) == ("proxy", "port-forward")
+
+
+def test_reach_tells_a_listening_port_from_a_closed_one(server: http.server.ThreadingHTTPServer) -> None:
+    port = server.server_address[1]
+    assert podhttp.reach("127.0.0.1", port, 2.0) == (Reach.OPEN, "")
+    with _closed_port() as closed:
+        assert podhttp.reach("127.0.0.1", closed, 2.0) == (Reach.REFUSED, "connection refused")
+
+
+# ---------------------------------------------------------------- the pool, on a real local server
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    release = threading.Event()
+
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        if self.path == "/slow":
+            _Handler.release.wait(10)
+        body = b"x" * 1000 if self.path == "/big" else f"hello {self.path}".encode()
+        self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/bye":
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    _Handler.release.clear()
+    yield srv
+    _Handler.release.set()
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+class _closed_port:  # noqa: N801 (used as a context manager, like a function)
+    def __enter__(self) -> int:
+        import socket
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))  # bound, not listening: a connect is refused
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+
+
+def _direct(port: int) -> podhttp.Direct:
+    return podhttp.Direct(namespace="prod", pod="api-1", host="127.0.0.1", port=port)
+
+
+def test_gets_reuse_one_kept_alive_connection_and_pass_the_pods_answers_on(
+        server: http.server.ThreadingHTTPServer) -> None:
+    pool = _direct(server.server_address[1])
+    try:
+        sent: list[str] = []
+        sink = io.BytesIO()
+        res = pool.get("/debug/pprof/", sink, timeout=5, max_bytes=1 << 20, sent=lambda: sent.append("out"))
+        assert (res.status, sink.getvalue(), sent) == (200, b"hello /debug/pprof/", ["out"])
+        assert pool.get("/missing", io.BytesIO(), timeout=5, max_bytes=1 << 20).status == 404
+        assert pool.connections_opened == 1 and pool.access() == {"http": "direct"}
+    finally:
+        pool.close()
+
+
+def test_a_body_is_cut_at_max_bytes_and_a_closed_connection_replaced(server: http.server.ThreadingHTTPServer) -> None:
+    pool = _direct(server.server_address[1])
+    try:
+        sink = io.BytesIO()
+        res = pool.get("/big", sink, timeout=5, max_bytes=100)
+        assert (res.truncated, res.body_bytes, len(sink.getvalue())) == (True, 100, 100)
+        assert pool.get("/bye", io.BytesIO(), timeout=5, max_bytes=1 << 20).status == 200
+        assert pool.get("/after", io.BytesIO(), timeout=5, max_bytes=1 << 20).status == 200
+        assert pool.connections_opened == 3  # the cut one and the one the server closed were not reused
+    finally:
+        pool.close()
+
+
+def test_close_ends_a_get_still_running(server: http.server.ThreadingHTTPServer) -> None:
+    pool = _direct(server.server_address[1])
+    failures: list[BaseException] = []
+    out = threading.Event()
+
+    def slow() -> None:
+        try:
+            pool.get("/slow", io.BytesIO(), timeout=30, max_bytes=1 << 20, sent=out.set)
+        except errors.CollectorError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    assert out.wait(5)
+    pool.close()
+    worker.join(5)
+    assert not worker.is_alive() and len(failures) == 1 and "closed: capture over" in str(failures[0])
+    with pytest.raises(errors.CollectorError, match="closed: capture over"):
+        pool.get("/", io.BytesIO(), timeout=5, max_bytes=10)
+
+
+def test_direct_to_a_closed_port_says_the_server_may_listen_on_localhost_only() -> None:
+    with _closed_port() as port:
+        pool = _direct(port)
+        with pytest.raises(errors.CollectorError, match=r"connection refused\); the server probably listens on 127"):
+            pool.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
+        pool.close()
+
+
+def test_direct_without_a_pod_ip_says_so() -> None:
+    pool = podhttp.Direct(namespace="prod", pod="api-1", host="", port=6060)
+    with pytest.raises(errors.CollectorError, match=r"the pod has no IP"):
+        pool.get("/", io.BytesIO(), timeout=5, max_bytes=10)
+    pool.close()
