@@ -84,8 +84,6 @@ EPHEMERAL_RBAC = ("adding one needs `patch` on pods/ephemeralcontainers (kubectl
                   "reads a shell image only")
 EPHEMERAL_ENDED = ("debugcap adds a new one under another name only when the image or user changes; "
                    "recreate the pod to start clean")
-NO_SHELL_EXEC_ONLY = ("commandMode auto or ephemeral (--command-mode) reads the same evidence from an "
-                      "ephemeral debug container")
 
 
 def debug_image_fix(image: str) -> str:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from debugcap import errors, hints
+from debugcap import errors
 from debugcap.capture import debug_container
 from debugcap.collectors import base
 from debugcap.kube import ephemeral, shell
@@ -87,8 +87,6 @@ class CommandChannel:
                 pool.check()
             except shell.Unavailable as exc:
                 if mode == "exec" or not exc.no_shell:
-                    if exc.no_shell:
-                        raise shell.Unavailable(f"{exc}; {hints.NO_SHELL_EXEC_ONLY}", no_shell=True) from exc
                     raise
                 self._note(f"{self._where()} has no shell: reading it from an ephemeral debug container")
             else:

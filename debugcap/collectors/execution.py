@@ -16,8 +16,10 @@ from debugcap.collectors.base import CollectContext, CollectorResult, Scratch, S
 from debugcap.kube import exec as kexec
 from debugcap.kube.shell import Unavailable
 
-NO_SHELL = ("the container has no shell (a distroless or scratch image): exec collectors are skipped; "
-            "the Go runtime and Kubernetes evidence is still collected")
+NO_SHELL = ("the container has no shell (a distroless or scratch image): exec collectors are skipped in "
+            "command mode exec; auto or ephemeral (--command-mode, or commandMode where the operator enables "
+            "debug containers) reads the same evidence from an ephemeral debug container. The Go runtime and "
+            "Kubernetes evidence is still collected")
 
 
 def in_debug_container(ctx: CollectContext) -> bool:

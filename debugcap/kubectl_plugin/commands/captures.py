@@ -232,7 +232,7 @@ class CreateOptions:
                        err=True)
             outcome = engine.capture(kube, resolved, expanded, out_dir=out_dir,
                                      capture_name=self.name or f"{pod}-{expanded.name}", settings=settings,
-                                     progress=_progress, deadline_setting="--deadline")
+                                     progress=_Progress(), deadline_setting="--deadline")
         finally:
             kube.close()
         bundle = outcome.bundle
@@ -265,13 +265,26 @@ def _upload(bundle: WrittenBundle, namespace: str, pod: str) -> None:
                    f"sends it: {delivery.error}", err=True)
 
 
-def _progress(message: str, record: manifest.CollectorRecord | None) -> None:
-    if record is None:
-        click.echo(f"  note: {message}", err=True)
-        return
-    mark = "FAILED" if record.status == "failed" else str(record.status)  # a StrEnum: ok, partial, skipped
-    line = f"  {mark:8} {record.name:20} {record.duration_ms:>7} ms {_human(record.bytes):>10}"
-    click.echo(line + (f"  {record.message}" if record.message else ""), err=True)
+class _Progress:
+    """Prints each step as it ends; a reason several steps share (no shell, no rights to add a
+    debug container) is printed once, and "as above" after that."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def __call__(self, message: str, record: manifest.CollectorRecord | None) -> None:
+        if record is None:
+            self.said.add(message)
+            click.echo(f"  note: {message}", err=True)
+            return
+        mark = "FAILED" if record.status == "failed" else str(record.status)  # a StrEnum: ok, partial, skipped
+        line = f"  {mark:8} {record.name:20} {record.duration_ms:>7} ms {_human(record.bytes):>10}"
+        why = record.message
+        if why in self.said:
+            why = "(as above)"
+        elif why:
+            self.said.add(why)
+        click.echo(line + (f"  {why}" if why else ""), err=True)
 
 
 def _human(size: int) -> str:
