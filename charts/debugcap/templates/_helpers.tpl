@@ -49,6 +49,11 @@ each served namespace. Only what the operator and its collectors call; see docs/
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
+# pprof, trace, expvar and /metrics through the API server's pods/proxy, when auto cannot reach
+# the pod IP itself or spec.parameters.transport is proxy (docs/transports.md).
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
 # list: the events collector; create: the Events the operator posts on DebugCaptures.
 - apiGroups: [""]
   resources: [events]
