@@ -331,11 +331,12 @@ def test_cpu_hot_function_dominates_the_cpu_profile(
 # ---------------------------------------------------------------- partial results
 
 
-def test_distroless_pod_gives_go_and_kubernetes_evidence_and_skips_exec(
+def test_distroless_pod_in_exec_mode_gives_go_and_kubernetes_evidence_and_skips_exec(
     testbed: Testbed, goapp_pod: GoappPod, namespace: str, tmp_path: Path,
 ) -> None:
+    # The default (auto) reads it from a debug container: test_ephemeral.py.
     goapp_pod("slim", image="goapp-distroless")
-    run = create(testbed, namespace, "slim", "debug-full", tmp_path)
+    run = create(testbed, namespace, "slim", "debug-full", tmp_path, "--command-mode", "exec")
     assert run.returncode == 0, run
     assert "phase: Completed" in run.stderr and execution.NO_SHELL in run.stderr, run
     assert "Traceback" not in run.stderr

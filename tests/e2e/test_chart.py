@@ -68,7 +68,8 @@ def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 ALLOWED = {
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
     ("", "pods/exec", "create"), ("", "pods/portforward", "create"), ("", "pods/log", "get"),
-    ("", "pods/exec", "get"), ("", "pods/portforward", "get"),
+    ("", "pods/exec", "get"), ("", "pods/portforward", "get"), ("", "pods/proxy", "get"),
+    ("", "pods/ephemeralcontainers", "patch"),
     ("", "events", "list"), ("", "events", "create"), ("", "nodes", "get"),
     *{("apps", k, "get") for k in ("deployments", "statefulsets", "daemonsets", "replicasets")},
     *{("debugcap.io", "debugcaptures", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
@@ -131,6 +132,22 @@ def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Test
     assert env["DEBUGCAP_OPERATOR_LIVENESS_PORT"]["value"] == str(ports["healthz"])
     assert env["DEBUGCAP_OPERATOR_METRICS_PORT"]["value"] == str(ports["metrics"])
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+
+
+def test_debug_containers_are_granted_and_configured_only_when_enabled(testbed: Testbed) -> None:
+    def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+        [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+        return {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    on = render("dc", "ops", "--set", "debugContainer.image=mirror.local/busybox:1.37",
+                "--set", "debugContainer.allowedImages={a:1,b:2}")
+    assert ("", "pods/ephemeralcontainers", "patch") in grants(on)
+    assert env_of(on)["DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS"] == "true"
+    assert env_of(on)["DEBUGCAP_OPERATOR_DEBUG_IMAGE"] == "mirror.local/busybox:1.37"
+    assert env_of(on)["DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES"] == "a:1,b:2"
+    off = render("dc", "ops", "--set", "debugContainer.enabled=false")
+    assert not any("ephemeralcontainers" in r for _group, r, _verb in grants(off))
+    assert env_of(off)["DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS"] == "false"
 
 
 def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
@@ -214,7 +231,7 @@ def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespac
                            ("get", "pods/portforward"), ("get", "pods/log"),
                            ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
                            ("watch", "debugcaptures.debugcap.io"), ("patch", "debugcaptures.debugcap.io/status"),
-                           ("get", "deployments.apps")]:
+                           ("get", "deployments.apps"), ("patch", "pods/ephemeralcontainers")]:
         assert can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be allowed"
         assert can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be allowed everywhere"
     assert can_i(testbed, sa, "get", "nodes", None)

@@ -49,6 +49,13 @@ each served namespace. Only what the operator and its collectors call; see docs/
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
+{{- if .Values.debugContainer.enabled }}
+# The exec collectors of a shell-less (distroless, scratch) target run in an ephemeral debug
+# container (docs/shell-less-pods.md); it is added with a patch of this subresource.
+- apiGroups: [""]
+  resources: [pods/ephemeralcontainers]
+  verbs: [patch]
+{{- end }}
 # pprof, trace, expvar and /metrics through the API server's pods/proxy, when auto cannot reach
 # the pod IP itself or spec.parameters.transport is proxy (docs/transports.md).
 - apiGroups: [""]
