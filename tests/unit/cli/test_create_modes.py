@@ -130,3 +130,15 @@ def test_complete_takes_the_namespace_from_the_flag_when_printing(tmp_path: Path
     opts.validate()
     opts.complete()
     assert opts.namespace == "prod"
+
+
+def test_access_flags_become_spec_parameters_and_bad_values_are_usage_errors(tmp_path: Path) -> None:
+    import yaml
+
+    res = create(tmp_path, "pod/api-1", "-n", "shop", "-o", "yaml", "--command-mode", "ephemeral",
+                 "--transport", "proxy", "--debug-image", "mirror.local/busybox:1.37")
+    assert res.exit_code == 0, res.output
+    params = yaml.safe_load(res.stdout)["spec"]["parameters"]
+    assert params == {"commandMode": "ephemeral", "transport": "proxy", "debugImage": "mirror.local/busybox:1.37"}
+    assert_usage_error(create(tmp_path, "pod/api-1", "--command-mode", "always"), "--command-mode")
+    assert_usage_error(create(tmp_path, "pod/api-1", "--transport", "ssh"), "--transport")

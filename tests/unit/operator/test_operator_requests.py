@@ -106,3 +106,46 @@ def test_template_object_spec_parses_as_a_template() -> None:
                                           "steps": [{"collector": "logs", "params": {"lines": "${n}"}}]})
     parsed = templates.parse_template(yaml.safe_dump(document))
     assert [s.collector for s in parsed.steps] == ["logs"] and parsed.parameters["n"].default == 3
+
+
+def test_access_parameters_reach_the_request_and_must_be_strings() -> None:
+    request = parse_spec({"target": {"pod": "x"}, "parameters": {"commandMode": "ephemeral", "transport": "proxy",
+                                                                 "debugImage": "mirror/busybox:1"}})
+    assert (request.command_mode, request.transport, request.debug_image) == ("ephemeral", "proxy", "mirror/busybox:1")
+    with pytest.raises(ConfigError, match="spec.parameters.commandMode must be a non-empty string"):
+        parse_spec({"target": {"pod": "x"}, "parameters": {"commandMode": 3}})
+
+
+def test_operator_switches_for_debug_containers_from_the_environment() -> None:
+    config = DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS": "false",
+                                      "DEBUGCAP_OPERATOR_DEBUG_IMAGE": "mirror/busybox:1",
+                                      "DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES": "a:1, b:2",
+                                      "DEBUGCAP_OPERATOR_COMMAND_MODE": "exec", "DEBUGCAP_OPERATOR_TRANSPORT": "proxy"})
+    assert (config.ephemeral_containers, config.debug_image, config.allowed_debug_images) == \
+        (False, "mirror/busybox:1", ("a:1", "b:2"))
+    assert (config.command_mode, config.http_transport) == ("exec", "proxy")
+    assert DebugcapConfig.from_env({}).ephemeral_containers is True
+    with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_COMMAND_MODE='always' is not one of auto, exec"):
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_COMMAND_MODE": "always"})
+    with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS='maybe'"):
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS": "maybe"})
+
+
+def test_capture_settings_apply_the_operators_switch_and_image_allowlist() -> None:
+    from debugcap.operator.capturing import capture_settings
+
+    def spec(**params: str) -> Any:
+        return parse_spec({"target": {"pod": "x"}, "parameters": params})
+
+    config = DebugcapConfig(debug_image="mirror/busybox:1", allowed_debug_images=("mirror/toolbox:2",))
+    assert capture_settings(config, spec()).command_mode == "auto"
+    assert capture_settings(config, spec()).debug_image == "mirror/busybox:1"
+    assert capture_settings(config, spec(debugImage="mirror/toolbox:2")).debug_image == "mirror/toolbox:2"
+    assert capture_settings(config, spec(transport="direct")).http_transport == "direct"
+    # Whoever may create a DebugCapture must not choose code to run in someone's pod.
+    with pytest.raises(ConfigError, match='debugImage "evil/shell:1" is not an image this operator may run'):
+        capture_settings(config, spec(debugImage="evil/shell:1"))
+    off = DebugcapConfig(ephemeral_containers=False)
+    assert capture_settings(off, spec()).command_mode == "exec"  # auto without the debug container
+    with pytest.raises(ConfigError, match="debugContainer.enabled"):
+        capture_settings(off, spec(commandMode="ephemeral"))
