@@ -2,7 +2,7 @@
 
 From an ephemeral debug container `df` would describe the debug container's own mounts, so the
 target's are read from /proc/1/mounts and measured with `stat -f` through /proc/1/root, printed
-in df's columns (sizes in 1K blocks) so the bundle and its readers stay the same.
+in df's columns (``-h`` sizes, ``-i`` inode counts) so the bundle and its readers stay the same.
 """
 
 from debugcap.bundle import layout
@@ -21,17 +21,24 @@ def du_script(top: int) -> str:
 
 
 def target_df_script(*, inodes: bool) -> str:
-    """`df -k` (or `df -i`) of the target's mounts, run beside it in a debug container."""
+    """`df -h` (or `df -i`) of the target's mounts, run beside it in a debug container."""
     header = "Filesystem Inodes Used Available Use% Mounted on" if inodes else \
-        "Filesystem 1K-blocks Used Available Use% Mounted on"
+        "Filesystem Size Used Available Use% Mounted on"
+    # busybox df -h: KiB scaled to the largest unit below 1024, one decimal; 0 as "0".
+    human = "" if inodes else \
+        'function h(k, u, i) { if (k == 0) return "0"; split("K M G T P", u, " "); ' \
+        "for (i = 1; k >= 1024 && i < 5; i++) k /= 1024; return sprintf(\"%.1f%s\", k, u[i]) } "
+    number = "%d" if inodes else "%s"
+    values = "t, u, a" if inodes else "h(t), h(u), h(a)"
     # stat -f: %b blocks, %f free, %a available to non-root, %S block size, %c inodes, %d free inodes.
     fields, calc = ("%c %d %d 1024", "t=x[1]; u=x[1]-x[2]; a=x[3]") if inodes else \
         ("%b %f %a %S", "t=x[1]*x[4]/1024; u=(x[1]-x[2])*x[4]/1024; a=x[3]*x[4]/1024")
     return (f'echo "{header}"; while read -r dev mnt type _; do case "$type" in {_PSEUDO}) continue;; esac; '
             f'set -- $(stat -f -c "{fields}" "/proc/1/root$mnt" 2>/dev/null); [ $# -eq 4 ] || continue; '
-            f"awk -v d=\"$dev\" -v m=\"$mnt\" -v o=\"$1 $2 $3 $4\" 'BEGIN {{ split(o, x, \" \"); "
+            f"awk -v d=\"$dev\" -v m=\"$mnt\" -v o=\"$1 $2 $3 $4\" '{human}BEGIN {{ split(o, x, \" \"); "
             f"{calc}; "
-            "if (t > 0) printf \"%s %d %d %d %d%% %s\\n\", d, t, u, a, (u + a > 0 ? int((u * 100 + u + a - 1) / (u + a)) : 0), m }' "
+            f"if (t > 0) printf \"%s {number} {number} {number} %d%% %s\\n\", d, {values}, "
+            "(u + a > 0 ? int((u * 100 + u + a - 1) / (u + a)) : 0), m }' "
             "; done < /proc/1/mounts")
 
 

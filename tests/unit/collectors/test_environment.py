@@ -30,3 +30,13 @@ def test_image_without_tr_falls_back_to_env(bundle, shell, data) -> None:
     assert result.status is base.Status.OK
     assert shell.ran == [tuple(TR), ("env",)]
     assert bundle.files == {layout.ENV_ENVIRONMENT: data("exec/proc-1-environ.txt")}
+
+
+def test_from_a_debug_container_env_is_never_the_fallback(bundle, shell) -> None:
+    # `env` there prints the debug container's environment, not the target's: better nothing.
+    shell.via = "ephemeral"
+    shell.answer(TR, stderr="exec/sh-lsof-not-found.err", exit_code=127)
+    shell.answer(["env"], "exec/proc-1-environ.txt")
+    result = EnvironmentCollector().collect(bundle.context(commands=shell))
+    assert result.status is base.Status.SKIPPED
+    assert ("env",) not in shell.ran and layout.ENV_ENVIRONMENT not in bundle.files

@@ -23,3 +23,11 @@ def test_image_without_cat_is_skipped_and_stores_nothing(bundle, shell) -> None:
     result = ResolvConfCollector().collect(bundle.context(commands=shell))
     assert result == base.CollectorResult(base.Status.SKIPPED, "not available in the container: cat")
     assert bundle.files == {}
+
+
+def test_from_a_debug_container_the_targets_file_is_read_through_its_root(bundle, shell, data) -> None:
+    shell.via = "ephemeral"
+    shell.answer(["cat", "/proc/1/root/etc/resolv.conf"], "exec/resolv.conf")
+    result = ResolvConfCollector().collect(bundle.context(commands=shell))
+    assert result.status is base.Status.OK and shell.ran == [("cat", "/proc/1/root/etc/resolv.conf")]
+    assert bundle.files == {layout.NET_RESOLV_CONF: data("exec/resolv.conf")}
