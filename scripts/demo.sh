@@ -57,6 +57,45 @@ kubectl debugcap create pod/leaky -n "$NS" -t go-profile -p cpu_seconds=60 --dea
 step "A flag that does not apply is refused before anything runs, naming it"
 kubectl debugcap create pod/leaky -n "$NS" -t debug-full --upload 2>&1 || echo "(exit $?)"
 
+step "A distroless pod (no shell, non-root, restricted Pod Security): process, file, socket and disk evidence through an ephemeral debug container"
+DL_NS=$NS-restricted
+kubectl create namespace "$DL_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl label namespace "$DL_NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+kubectl -n "$DL_NS" delete pod slim --ignore-not-found --grace-period=0 >/dev/null
+kubectl -n "$DL_NS" apply -f - <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: slim}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  volumes: [{name: tmp, emptyDir: {}}]
+  containers:
+  - name: app
+    image: debugcap.test/goapp-nonroot:dev   # no shell; USER 65532 in the image only
+    imagePullPolicy: Never
+    env:
+    - {name: GOAPP_FD_LEAK, value: "1"}
+    - {name: APP_DB_PASSWORD, value: "demo-secret-never-in-a-bundle"}
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+YAML
+kubectl -n "$DL_NS" wait --for=condition=Ready pod/slim --timeout=90s
+for i in 1 2; do
+  kubectl debugcap create pod/slim -n "$DL_NS" -t debug-full -p cpu_seconds=1 -p trace_seconds=1 \
+    --local --output-dir "$OUT" > "$OUT/slim-$i.txt" 2> "$OUT/slim-$i.err"
+  grep -E "note:|phase:" "$OUT/slim-$i.err"
+done
+SLIM=$(awk '/^bundle:/ {print $2}' "$OUT/slim-2.txt")
+echo "skipped collectors: $(grep -c '^  skipped' "$OUT/slim-1.err" || true)"
+echo "manifest access: $(tar xzf "$SLIM" --wildcards -O '*/manifest.json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')"
+echo "ephemeral containers in the pod after two captures: $(kubectl -n "$DL_NS" get pod slim -o jsonpath='{.spec.ephemeralContainers[*].name}')"
+tar xzf "$SLIM" --wildcards -O '*/proc/ps.txt'
+tar xzf "$SLIM" --wildcards -O '*/proc/fd.txt' | grep -E "fdleak|socket" | head -3
+tar xzf "$SLIM" --wildcards -O '*/net/sockets.txt' | grep LISTEN
+tar xzf "$SLIM" --wildcards -O '*/fs/df.txt' | head -2
+tar xzf "$SLIM" --wildcards -O '*/env/environment.txt' | grep APP_DB_PASSWORD
+
 step "Verify both bundles (every file's SHA-256, and the bundle's own)"
 kubectl debugcap verify "$FULL"
 kubectl debugcap verify "$LEAK"
@@ -66,7 +105,7 @@ step "What the debug-full bundle holds"
 tar tzf "$FULL" | sed 's|^[^/]*/||' | sort | column -c 120
 
 step "The secret planted in the pod's environment is nowhere in the bundle"
-hits=$(tar xzf "$FULL" -O | grep -c "demo-secret-never-in-a-bundle" || true)
+hits=$( (tar xzf "$FULL" -O; tar xzf "$SLIM" -O) | grep -c "demo-secret-never-in-a-bundle" || true)
 echo "$hits occurrences"
 [ "$hits" = 0 ] || { echo "SECRET LEAKED" >&2; exit 1; }
 
