@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from debugcap import templates
+from debugcap.capture.commands import CommandChannel
 from debugcap.capture.deadline import MONOTONIC, Clock
 from debugcap.capture.outcome import CaptureOutcome, Phase, phase_of
 from debugcap.capture.run import Capture
@@ -39,9 +40,8 @@ from debugcap.settings import CaptureSettings
 
 __all__ = [
     "COLLECTORS", "DEFAULT_CONTAINER_ANNOTATION", "PPROF_PORT_ANNOTATION", "WINDOW_HEAD_START_SECONDS",
-    "CaptureOutcome", "Phase", "Progress", "capture", "command_pool", "forwards_needed", "phase_of",
-    "resolve_target", "window_seconds",
-    "Transport", "http_pool",
+    "CaptureOutcome", "CommandChannel", "Phase", "Progress", "Transport", "capture", "command_pool",
+    "forwards_needed", "http_pool", "phase_of", "resolve_target", "window_seconds",
 ]
 
 
@@ -82,15 +82,16 @@ def capture(
     """
     settings = settings or CaptureSettings()
     say = progress or _quiet
-    target_name = f"{target.namespace}/{target.pod}"
 
     def unavailable(exc: shell.Unavailable) -> None:
-        say(execution.NO_SHELL if exc.no_shell else f"cannot run commands in {target_name}: {exc}", None)
+        # Worded as the steps' records are (execution.run), so a printer can say it once.
+        say(execution.NO_SHELL if exc.no_shell else f"cannot run commands in the container: {exc}", None)
 
-    own_commands: shell.Pool | None = None
+    own_commands: CommandChannel | None = None
     own_http: Transport | None = None
     if commands is None:
-        commands = own_commands = command_pool(kube, target, settings, on_unavailable=unavailable)
+        commands = own_commands = command_pool(kube, target, settings, on_unavailable=unavailable,
+                                               note=lambda message: say(message, None))
     if http is None:
         http = own_http = http_pool(kube, target, settings, template)
     try:
@@ -113,8 +114,8 @@ def _quiet(_message: str, _record: object) -> None:
 
 
 def command_pool(kube: Kube, target: base.Target, settings: CaptureSettings, *,
-                 on_unavailable: Callable[[shell.Unavailable], None] | None = None) -> shell.Pool:
-    """The shell sessions a capture of ``target`` runs its commands in (none open yet)."""
-    return shell.Pool(kube, namespace=target.namespace, pod=target.pod, container=target.container,
-                      size=settings.exec_sessions, open_timeout=min(settings.exec_timeout_seconds, 15),
-                      on_unavailable=on_unavailable)
+                 on_unavailable: Callable[[shell.Unavailable], None] | None = None,
+                 note: Callable[[str], None] | None = None) -> CommandChannel:
+    """Where a capture of ``target`` runs its commands: the target's shell or an ephemeral debug
+    container, per ``settings.command_mode`` (nothing is opened or added until first use)."""
+    return CommandChannel(kube, target, settings, on_unavailable=on_unavailable, note=note)

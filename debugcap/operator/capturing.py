@@ -24,7 +24,6 @@ from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
-from debugcap.kube import shell
 from debugcap.kube.client import Kube
 from debugcap.operator import results
 from debugcap.operator.config import DebugcapConfig
@@ -90,7 +89,7 @@ class Prepared:
     target: base.Target
     settings: CaptureSettings
     http: engine.Transport
-    commands: shell.Pool
+    commands: engine.CommandChannel
 
     def close(self) -> None:
         """Close the pod's connections. After its capture this runs outside the slot: ending an exec
