@@ -210,3 +210,55 @@ def test_debug_container_is_recorded_in_the_status_through_the_operator(
     files = members(tmp_path / Path(pod["bundle"]["key"]).name)
     assert b"/goapp" in files[layout.PROC_PS] and b"goapp-fdleak-" in files[layout.PROC_FD]
     assert read_manifest(files)["access"] == pod["access"]
+    # A second capture reuses it.
+    create_capture(kube, restricted, "dl-again", {"target": {"pod": "dl"}, "template": "disk-usage"})
+    again = wait_done(kube, restricted, "dl-again", seconds=120)["status"]
+    assert again["phase"] == "Completed", json.dumps(again, indent=1)
+    assert again["pods"][0]["access"]["ephemeralContainerAdded"] == "false"
+    assert ephemeral_names(core, restricted, "dl") == [pod["access"]["ephemeralContainer"]]
+
+
+@pytest.fixture
+def no_debug_containers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator-wide switch off, as the chart's debugContainer.enabled=false sets it."""
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS", "false")
+
+
+@pytest.mark.usefixtures("no_debug_containers", "operator")  # in this order: the switch, then the operator
+def test_operator_with_debug_containers_off_skips_with_the_hint_and_refuses_ephemeral(
+        kube: Any, core: k8s.CoreV1Api, testbed: Testbed,
+        namespace: str) -> None:
+    goapp(core, testbed, namespace, "dl", "goapp-distroless")
+    create_capture(kube, namespace, "auto", {"target": {"pod": "dl"}, "template": "disk-usage"})
+    create_capture(kube, namespace, "forced", {"target": {"pod": "dl"}, "template": "disk-usage",
+                                               "parameters": {"commandMode": "ephemeral"}})
+    create_capture(kube, namespace, "image", {"target": {"pod": "dl"}, "template": "disk-usage",
+                                              "parameters": {"debugImage": "evil.example/shell:1"}})
+    auto = wait_done(kube, namespace, "auto")["status"]
+    disk = next(c for c in auto["pods"][0]["collectors"] if c["name"] == "disk")
+    assert disk["status"] == "skipped" and "--command-mode" in disk["message"], auto
+    forced = wait_done(kube, namespace, "forced")["status"]
+    assert forced["phase"] == "Failed" and "debugContainer.enabled" in forced["message"], forced
+    image = wait_done(kube, namespace, "image")["status"]
+    assert image["phase"] == "Failed" and 'debugImage "evil.example/shell:1" is not an image' in image["message"]
+    assert ephemeral_names(core, namespace, "dl") == []
+
+
+@pytest.fixture
+def missing_debug_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "debugcap.test/no-such-toolbox:dev")
+
+
+@pytest.mark.usefixtures("missing_debug_image", "operator")
+def test_operator_with_a_debug_image_that_cannot_be_pulled_keeps_the_rest(
+        kube: Any, core: k8s.CoreV1Api, testbed: Testbed,
+        namespace: str) -> None:
+    goapp(core, testbed, namespace, "scratch", "goapp-scratch")
+    create_capture(kube, namespace, "pull", {"target": {"pod": "scratch"}, "template": "debug-full",
+                                             "parameters": {**FAST, "timeoutSeconds": 30}})
+    status = wait_done(kube, namespace, "pull", seconds=150)["status"]
+    assert status["phase"] == "PartiallyFailed", json.dumps(status, indent=1)
+    records = {c["name"]: c for c in status["pods"][0]["collectors"]}
+    assert records["ps"]["status"] == "failed", records["ps"]
+    assert "ErrImagePull" in records["ps"]["message"] or "ImagePullBackOff" in records["ps"]["message"]
+    assert records["pprof-heap"]["status"] == "ok" and status["pods"][0]["bundle"]["key"]
