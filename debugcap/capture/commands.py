@@ -45,6 +45,8 @@ class CommandChannel:
         self._pool: shell.Pool | None = None
         self._failure: shell.Unavailable | None = None
         self._pools: list[shell.Pool] = []
+        self._pools_lock = threading.Lock()
+        self._closed = False
         self._access: dict[str, str] = {}
         self.via = ""  # "exec" or "ephemeral", once decided
 
@@ -57,8 +59,10 @@ class CommandChannel:
         return self._ready().run(argv, stdout=stdout, stderr=stderr, timeout=timeout, max_bytes=max_bytes)
 
     def close(self) -> None:
-        with self._lock:
-            pools, self._pools = self._pools, []
+        # Not under _lock: a decision in progress (a debug container starting) may hold it for the
+        # command timeout, and closing must not wait for that. A pool opened after this is refused.
+        with self._pools_lock:
+            pools, self._pools, self._closed = self._pools, [], True
         for pool in pools:
             pool.close()
 
@@ -101,17 +105,19 @@ class CommandChannel:
         except errors.KubeError as exc:
             raise shell.Unavailable(f"cannot read pod {t.namespace}/{t.pod}: {exc}") from exc
         who = debug_container.spec_identity(pod, t.container)
-        pool, added = self._start(pod, who)
-        used = [debug_container.container_name(t.container, who, self.settings.debug_image)]
-        real = self._process_identity(pool)
+        pool, added, name = self._start(pod, who)
+        used = [name]
+        # With a shared process namespace PID 1 is the pause process, whose user says nothing of the
+        # target's (the pod spec's is then used as it is).
+        real = None if (pod.get("spec") or {}).get("shareProcessNamespace") else self._process_identity(pool)
         if real is not None and (real.uid, real.gid) != (who.uid, who.gid):
             # The spec did not say (or said only part): the process told. Its user's container
             # is the one that can read it; the first stays in the pod, reused as the next probe.
             self._note(f"{self._where()} runs as {real}, not {who}: adding a debug container as {real}")
             who = real
-            pool, added_now = self._start(pod, who)
+            pool, added_now, name = self._start(pod, who)
             added = added or added_now
-            used.append(debug_container.container_name(t.container, who, self.settings.debug_image))
+            used.append(name)
         self.via = "ephemeral"
         self._access = {"commands": "ephemeral", "ephemeralContainer": used[-1],
                         "ephemeralContainerAdded": str(added).lower(), "debugImage": self.settings.debug_image,
@@ -120,16 +126,17 @@ class CommandChannel:
             self._access["ephemeralProbe"] = used[0]
         return pool
 
-    def _start(self, pod: Mapping[str, Any], who: debug_container.Identity) -> tuple[shell.Pool, bool]:
+    def _start(self, pod: Mapping[str, Any], who: debug_container.Identity) -> tuple[shell.Pool, bool, str]:
         t = self.target
         spec = debug_container.container_spec(pod, t.container, self.settings.debug_image, who)
-        added = ephemeral.ensure(self.kube, t.namespace, t.pod, spec, timeout=self.settings.exec_timeout_seconds)
+        name, added = ephemeral.ensure(self.kube, t.namespace, t.pod, spec,
+                                       timeout=self.settings.exec_timeout_seconds)
         if added:
-            self._note(f'added ephemeral container "{spec["name"]}" to {self._where()} (it stays until the pod '
-                       "ends; later captures reuse it)")
-        pool = self._shell_pool(spec["name"])
+            self._note(f'added ephemeral container "{name}" to {self._where()} (it stays until the pod ends; '
+                       "later captures reuse it)")
+        pool = self._shell_pool(name)
         pool.check()
-        return pool, added
+        return pool, added, name
 
     def _process_identity(self, pool: shell.Pool) -> debug_container.Identity | None:
         out, err = io.BytesIO(), io.BytesIO()
@@ -141,7 +148,10 @@ class CommandChannel:
         t, s = self.target, self.settings
         pool = shell.Pool(self.kube, namespace=t.namespace, pod=t.pod, container=container, size=s.exec_sessions,
                           open_timeout=min(s.exec_timeout_seconds, 15))
-        self._pools.append(pool)
+        with self._pools_lock:
+            if self._closed:
+                raise shell.Unavailable("the capture is over")
+            self._pools.append(pool)
         return pool
 
     def _where(self) -> str:

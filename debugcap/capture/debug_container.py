@@ -71,11 +71,12 @@ def process_identity(proc_status: str) -> Identity | None:
 
 def container_name(container: str, who: Identity, image: str) -> str:
     """One name per target container, user and image, so a later capture finds the same one, and a
-    new image (say, after one that could not be pulled) gets a new one. At most 63 characters."""
+    new image (say, after one that could not be pulled) gets a new one. At most 60 characters, so
+    a later generation's ``-NN`` still fits a DNS label (:func:`debugcap.kube.ephemeral.generation`)."""
     tag = hashlib.sha256(image.encode()).hexdigest()[:6]
     ids = f"{who.uid}" + ("" if who.gid == who.uid else f"-{who.gid}")
     name = f"{NAME_PREFIX}-{container}-{ids}-{tag}"
-    if len(name) > 63:
+    if len(name) > 60:
         name = f"{NAME_PREFIX}-{hashlib.sha256(container.encode()).hexdigest()[:8]}-{ids}-{tag}"
     return name
 

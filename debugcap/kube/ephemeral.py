@@ -2,9 +2,10 @@
 one an earlier capture added, and wait until it runs.
 
 An ephemeral container cannot be removed or restarted, so it is found again by name: the caller
-names it after what makes it usable (target container, UID, GID), and a second capture of the
-same pod reuses it. Adding is a strategic-merge patch of the subresource, merged by name as
-``kubectl debug`` does, so a concurrent add of another container is not lost.
+names it after what makes it usable (target container, UID, GID, image), and a second capture of
+the same pod reuses it; one that ended with a restart of its target is followed by ``<name>-2``.
+Adding is a strategic-merge patch of the subresource, merged by name as ``kubectl debug`` does,
+so a concurrent add of another container is not lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from debugcap.kube.client import Kube, segment
 from debugcap.kube.shell import Unavailable
 
 POLL_SECONDS = 0.25
+# Each restart of the target ends its debug container; a pod that restarted this often is left with
+# the last one (ended) and a clear message, rather than an ever longer list of ephemeral containers.
+MAX_GENERATIONS = 20
 # Waiting reasons that will not clear by themselves: the image cannot be had, or the container
 # cannot be created as specified. ContainerCreating and PodInitializing do clear.
 _STUCK = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
@@ -49,19 +53,40 @@ def state(pod: Mapping[str, Any], name: str) -> tuple[str, str]:
     return "unknown", ""
 
 
+def generation(pod: Mapping[str, Any], base: str) -> tuple[str, bool]:
+    """The name to use for ``base`` in ``pod``: its latest generation (``base``, ``base-2``, ...),
+    or the next one when the latest has ended; and whether that one still has to be added. A
+    debug container ends with its target: when the target container restarts, its process
+    namespace dies with every process in it, and an ephemeral container cannot be restarted."""
+    names = {str(c.get("name")) for c in pod.get("spec", {}).get("ephemeralContainers") or []}
+    latest = 0
+    for n in range(1, MAX_GENERATIONS + 1):
+        if (base if n == 1 else f"{base}-{n}") in names:
+            latest = n
+    if latest == 0:
+        return base, True
+    name = base if latest == 1 else f"{base}-{latest}"
+    if state(pod, name)[0] != "terminated" or latest == MAX_GENERATIONS:
+        return name, False
+    return f"{base}-{latest + 1}", True
+
+
 def ensure(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], *, timeout: float,
-           now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Make ephemeral container ``container`` (a ``v1.EphemeralContainer``) run in ``pod``; True when
-    this call added it, False when it was already there. Raises :class:`Unavailable` naming the pod,
-    the container and the fix when it cannot be added, or does not run within ``timeout``."""
+           now: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> tuple[str, bool]:
+    """Make ephemeral container ``container`` (a ``v1.EphemeralContainer``; its name is the base of
+    :func:`generation`) run in ``pod``: its name, and True when this call added it. Raises
+    :class:`Unavailable` naming the pod, the container and the fix when it cannot be added, or does
+    not run within ``timeout``."""
     name = str(container["name"])
     where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
     try:
         obj = kube.get_json(_pod_path(namespace, pod))
-        added = declared(obj, name) is None
+        name, added = generation(obj, name)
+        where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
         if added:
             obj = kube.request("PATCH", _pod_path(namespace, pod) + "/ephemeralcontainers",
-                               body={"spec": {"ephemeralContainers": [dict(container)]}},
+                               body={"spec": {"ephemeralContainers": [{**container, "name": name}]}},
                                content_type="application/strategic-merge-patch+json")
     except errors.ForbiddenError as exc:
         message = exc.api_message or str(exc)
@@ -77,7 +102,7 @@ def ensure(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], *
     while True:
         phase, why = state(obj, name)
         if phase == "running":
-            return added
+            return name, added
         if phase == "terminated":
             raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; {hints.EPHEMERAL_ENDED}")
         if phase == "waiting" and any(why.startswith(reason) for reason in _STUCK):

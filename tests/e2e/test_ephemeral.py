@@ -9,6 +9,7 @@ whose RBAC lacks ``pods/ephemeralcontainers``.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,18 @@ import pytest
 from kubernetes import client as k8s
 
 from debugcap.bundle import layout
+from testbed import layout as layout_tb
 
 from .conftest import Testbed, kubectl, wait_running
 from .test_capture import collector, create, members, read_manifest, statuses
-from .test_operator import FAST, assert_bundle_matches, operator, operator_env, wait_done  # noqa: F401 (fixtures)
+from .test_operator import (  # noqa: F401 (operator, operator_env: fixtures)
+    FAST,
+    assert_bundle_matches,
+    operator,
+    operator_env,
+    wait_done,
+    wait_for,
+)
 from .test_operator import create as create_capture
 
 SECRET = "s3cr3t-hunter2-value"
@@ -144,6 +153,31 @@ def test_exec_mode_skips_with_a_hint_and_the_busybox_image_stays_on_exec(
     assert read_manifest(files)["access"]["commands"] == "exec"
     assert_process_evidence(files)
     assert ephemeral_names(core, namespace, "bb") == []
+
+
+def test_a_restart_of_the_target_ends_its_debug_container_and_the_next_capture_adds_the_next(
+        core: k8s.CoreV1Api, testbed: Testbed, namespace: str, tmp_path: Path) -> None:
+    goapp(core, testbed, namespace, "dl", "goapp-nonroot")
+    first = create(testbed, namespace, "dl", "disk-usage", tmp_path / "one")
+    assert first.returncode == 0 and first.bundle is not None, first
+    name = read_manifest(members(first.bundle))["access"]["ephemeralContainer"]
+    # Kill the target from the node, as the OOM killer would: its process namespace ends, and
+    # the debug container in it with it.
+    container_id = core.read_namespaced_pod("dl", namespace).status.container_statuses[0].container_id
+    subprocess.run(["ctr", "--address", str(layout_tb.containerd_socket()), "-n", "k8s.io", "task", "kill", "-s",
+                    "SIGKILL", container_id.removeprefix("containerd://")], check=True, capture_output=True)
+
+    def restarted() -> bool:
+        status = core.read_namespaced_pod("dl", namespace).status
+        return bool(status.container_statuses[0].restart_count >= 1 and status.container_statuses[0].ready
+                    and any(e.state.terminated for e in status.ephemeral_container_statuses or []))
+
+    wait_for(restarted, 60, "the target to restart and its debug container to end")
+    second = create(testbed, namespace, "dl", "disk-usage", tmp_path / "two")
+    assert second.returncode == 0 and second.bundle is not None, second
+    doc = read_manifest(members(second.bundle))
+    assert doc["access"]["ephemeralContainer"] == f"{name}-2" and doc["access"]["ephemeralContainerAdded"] == "true"
+    assert statuses(doc) == {"disk": "ok", "deleted-files": "ok"}, doc["collectors"]
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_names_differ_by_container_user_and_image_and_fit_a_dns_label() -> None:
               dc.container_name("app", dc.Identity(65532, 65532), "registry.local/busybox:1.37")}
     assert a not in others and len(others) == 4
     long = dc.container_name("x" * 63, dc.Identity(4294967294, 4294967293), "busybox:1.37")
-    assert len(long) <= 63
+    assert len(long) <= 60
 
 
 def test_existing_lists_only_debugcaps_containers_for_that_target() -> None:
@@ -102,3 +102,20 @@ def test_ephemeral_state_reads_running_waiting_and_terminated() -> None:
         ("waiting", "ErrImagePull not found")
     assert ephemeral.state(with_state({"terminated": {"exitCode": 137}}), "dbg") == ("terminated", "exit code 137")
     assert ephemeral.state({"status": {}}, "dbg") == ("unknown", "")
+
+
+def test_generation_reuses_the_latest_and_follows_one_that_ended() -> None:
+    def pod_with(states: dict[str, str]) -> dict[str, Any]:
+        return {"spec": {"ephemeralContainers": [{"name": n} for n in states]},
+                "status": {"ephemeralContainerStatuses": [{"name": n, "state": {s: {}}} for n, s in states.items()]}}
+
+    assert ephemeral.generation(pod_with({}), "dbg") == ("dbg", True)
+    assert ephemeral.generation(pod_with({"dbg": "running"}), "dbg") == ("dbg", False)
+    assert ephemeral.generation(pod_with({"dbg": "waiting"}), "dbg") == ("dbg", False)
+    # Its target restarted: the old one ended with the target's process namespace.
+    assert ephemeral.generation(pod_with({"dbg": "terminated"}), "dbg") == ("dbg-2", True)
+    assert ephemeral.generation(pod_with({"dbg": "terminated", "dbg-2": "running"}), "dbg") == ("dbg-2", False)
+    assert ephemeral.generation(pod_with({"dbg": "terminated", "dbg-2": "terminated"}), "dbg") == ("dbg-3", True)
+    assert ephemeral.generation(pod_with({"dbg-other": "running"}), "dbg") == ("dbg", True)
+    ended = {("dbg" if n == 1 else f"dbg-{n}"): "terminated" for n in range(1, ephemeral.MAX_GENERATIONS + 1)}
+    assert ephemeral.generation(pod_with(ended), "dbg") == (f"dbg-{ephemeral.MAX_GENERATIONS}", False)
