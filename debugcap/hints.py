@@ -82,7 +82,7 @@ ALLOW_DEBUG_IMAGE = ("leave debugImage unset for the operator's image, or have a
 EPHEMERAL_RBAC = ("adding one needs `patch` on pods/ephemeralcontainers (kubectl auth can-i patch "
                   "pods/ephemeralcontainers); or capture with --command-mode exec (commandMode: exec), which "
                   "reads a shell image only")
-EPHEMERAL_ENDED = ("debugcap adds a new one under another name only when the image or user changes; "
+EPHEMERAL_ENDED = ("its target restarted too often for debugcap to add more (each restart ends one); "
                    "recreate the pod to start clean")
 
 
