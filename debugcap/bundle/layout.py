@@ -62,11 +62,17 @@ PPROF_GOROUTINE_DEBUG2: Final = "pprof/goroutine-debug2.txt"
 PPROF_BLOCK: Final = "pprof/block.pb.gz"
 PPROF_MUTEX: Final = "pprof/mutex.pb.gz"
 PPROF_THREADCREATE: Final = "pprof/threadcreate.pb.gz"
+# Go 1.26 GOEXPERIMENT=goroutineleakprofile (standard from 1.27): goroutines the GC proved blocked
+# forever. debug=0 and debug=1 hold only those; debug=2 is every goroutine, the leaked ones "(leaked)".
+PPROF_GOROUTINELEAK: Final = "pprof/goroutineleak.pb.gz"
+PPROF_GOROUTINELEAK_DEBUG1: Final = "pprof/goroutineleak-debug1.txt"
+PPROF_GOROUTINELEAK_DEBUG2: Final = "pprof/goroutineleak-debug2.txt"
 
 # Every pprof profile by its endpoint name, in the order reports list them.
 PPROF_PROFILES: Final = {
     "cpu": PPROF_CPU, "heap": PPROF_HEAP, "allocs": PPROF_ALLOCS, "goroutine": PPROF_GOROUTINE,
     "block": PPROF_BLOCK, "mutex": PPROF_MUTEX, "threadcreate": PPROF_THREADCREATE,
+    "goroutineleak": PPROF_GOROUTINELEAK,
 }
 
 # File names inside a go-leak snapshot directory (see snapshot_path).
@@ -75,6 +81,12 @@ SNAPSHOT_GOROUTINE_DEBUG2: Final = "goroutine-debug2.txt"
 SNAPSHOT_ALLOCS: Final = "allocs.pb.gz"
 
 TRACE: Final = "trace/trace.out"
+# A snapshot of the target's runtime/trace.FlightRecorder: the seconds before the capture.
+TRACE_FLIGHT_RECORDER: Final = "trace/flightrecorder.out"
+# What the flight-recorder collector takes instead when the target serves none: a trace of the
+# seconds after (only where its template has no trace step; see collectors/flight_recorder.py).
+TRACE_FLIGHT_RECORDER_FALLBACK: Final = "trace/flightrecorder-fallback.out"
+TRACES: Final = frozenset({TRACE, TRACE_FLIGHT_RECORDER, TRACE_FLIGHT_RECORDER_FALLBACK})
 
 METRICS_EXPVAR: Final = "metrics/expvar.json"
 METRICS_PROMETHEUS: Final = "metrics/prometheus.txt"
@@ -226,7 +238,7 @@ def custom_path(name: str) -> str:
 
 def is_binary(path: str) -> bool:
     """True for members that are not text: they get byte-level masking, not line redaction."""
-    return path.endswith(".pb.gz") or path == TRACE
+    return path.endswith(".pb.gz") or path in TRACES
 
 
 def is_gzip_profile(path: str) -> bool:

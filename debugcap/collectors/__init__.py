@@ -18,6 +18,7 @@ from debugcap.collectors import (
     events,
     expvar,
     fd_count,
+    flight_recorder,
     go_leak_snapshots,
     logs,
     metrics,
@@ -28,6 +29,7 @@ from debugcap.collectors import (
     pprof_block,
     pprof_cpu,
     pprof_goroutine,
+    pprof_goroutineleak,
     pprof_heap,
     pprof_mutex,
     pprof_threadcreate,
@@ -61,6 +63,7 @@ COLLECTORS: Mapping[str, type[base.Collector]] = _by_name(
     pprof_heap.HeapProfileCollector, pprof_allocs.AllocsProfileCollector, pprof_block.BlockProfileCollector,
     pprof_mutex.MutexProfileCollector, pprof_threadcreate.ThreadcreateProfileCollector,
     expvar.ExpvarCollector, metrics.MetricsCollector, go_leak_snapshots.GoLeakSnapshotsCollector,
+    pprof_goroutineleak.GoroutineLeakCollector, flight_recorder.FlightRecorderCollector,
     # admin-defined, only through a DebugCaptureTemplate
     command.CommandCollector,
 )

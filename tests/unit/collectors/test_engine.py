@@ -27,8 +27,9 @@ def _plan(name: str, **params: object) -> list[tuple[str, float]]:
 def test_window_starts_together_and_goroutine_dump_lands_mid_window() -> None:
     plan = _plan("go-profile", cpu_seconds=10, trace_seconds=4)
     assert plan[:3] == [("pprof-cpu", 0.0), ("pprof-goroutine", 2.0), ("trace", 0.0)]
-    assert [delay for _c, delay in plan[3:]] == [0.0] * 7
-    assert [c for c, _d in plan[3:]] == ["pprof-heap", "pprof-allocs", "pprof-block", "pprof-mutex",
+    assert [delay for _c, delay in plan[3:]] == [0.0] * 9
+    assert [c for c, _d in plan[3:]] == ["pprof-goroutineleak", "flight-recorder", "pprof-heap", "pprof-allocs",
+                                        "pprof-block", "pprof-mutex",
                                         "pprof-threadcreate", "expvar", "metrics"]
 
 

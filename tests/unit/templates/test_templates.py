@@ -20,12 +20,12 @@ COLLECTORS = frozenset(
         "ps", "open-files", "sockets", "disk", "proc-status", "fd-count", "resolv-conf", "environment",
         "deleted-files", "pprof-cpu", "pprof-heap", "pprof-allocs", "pprof-goroutine", "pprof-block",
         "pprof-mutex", "pprof-threadcreate", "trace", "expvar", "metrics", "logs", "pod-yaml", "events",
-        "node-conditions", "go-leak-snapshots",
+        "node-conditions", "go-leak-snapshots", "pprof-goroutineleak", "flight-recorder",
     }
 )  # fmt: skip
 GO_ENDPOINTS = {
     "pprof-cpu", "pprof-heap", "pprof-allocs", "pprof-goroutine", "pprof-block", "pprof-mutex",
-    "pprof-threadcreate", "trace", "expvar", "metrics",
+    "pprof-threadcreate", "trace", "expvar", "metrics", "pprof-goroutineleak", "flight-recorder",
 }  # fmt: skip
 
 
@@ -54,6 +54,15 @@ def test_go_profile_covers_every_go_endpoint() -> None:
     assert set(templates.expand("go-profile").collectors) == GO_ENDPOINTS
 
 
+def test_templates_with_a_trace_step_take_no_second_trace_for_the_flight_recorder() -> None:
+    for name in ("debug-full", "go-profile"):
+        steps = {s.collector: s for s in templates.expand(name).steps}
+        assert "trace" in steps and steps["flight-recorder"].params == {"path": "", "fallback_seconds": 0}
+        assert steps["flight-recorder"].window is None  # its snapshot is of the seconds before the capture
+    custom = templates.expand("debug-full", {"flight_recorder_path": "/internal/fr"})
+    assert {s.collector: s for s in custom.steps}["flight-recorder"].params["path"] == "/internal/fr"
+
+
 def test_network_trace_and_disk_usage_contents() -> None:
     network = templates.expand("network-trace")
     assert network.collectors == ("sockets", "resolv-conf", "pprof-goroutine", "trace")
@@ -71,6 +80,7 @@ def test_go_leak_defaults_and_typed_overrides() -> None:
         "profiles": ["heap", "goroutine"],
         "gc": True,
     }
+    assert default.steps[1].collector == "pprof-goroutineleak"
     custom = templates.expand("go-leak", {"snapshots": "5", "interval_seconds": 30})
     assert custom.steps[0].params["snapshots"] == 5 and custom.steps[0].params["interval_seconds"] == 30
     assert custom.parameters == {"snapshots": 5, "interval_seconds": 30}
@@ -84,7 +94,7 @@ def test_go_leak_defaults_and_typed_overrides() -> None:
             "debug-full",
             {"cpu_secs": 5},
             r'template "debug-full" has no parameter "cpu_secs"; did you mean "cpu_seconds"\? '
-            r"valid parameters: cpu_seconds, du_top, log_lines, trace_seconds",
+            r"valid parameters: cpu_seconds, du_top, flight_recorder_path, log_lines, trace_seconds",
         ),
         (
             "debug-full",

@@ -1,0 +1,54 @@
+"""What a Prometheus text page (``/metrics``) reveals about the Go runtime that serves it.
+
+Callers: the ``metrics`` collector (:mod:`debugcap.collectors.metrics`), which notes these facts
+for the bundle manifest's ``runtime`` map. Only the series client_golang's Go collector exports,
+each straight from the runtime (``runtime.Version()``, runtime/metrics), are read:
+
+- ``go_info{version="go1.26.8"}``: ``goVersion``
+- ``go_sched_gomaxprocs_threads`` (``/sched/gomaxprocs:threads``): ``GOMAXPROCS``
+- ``go_gc_gomemlimit_bytes`` (``/gc/gomemlimit:bytes``): ``GOMEMLIMIT``, in bytes, or ``off``
+  for ``math.MaxInt64`` (no limit, Go's default)
+
+``GODEBUG`` is not among them: the runtime exports only counts of non-default behaviour
+(``/godebug/non-default-behavior/<name>:events``), never the setting, so it is not guessed here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Final
+
+# name, optional {labels}, value, optional timestamp (text exposition format 0.0.4).
+_SAMPLE = re.compile(rb"^(go_info|go_sched_gomaxprocs_threads|go_gc_gomemlimit_bytes)(\{[^}]*\})?[ \t]+(\S+)")
+_VERSION_LABEL = re.compile(rb'(?:^|[{,])\s*version="((?:[^"\\]|\\.)*)"')
+# math.MaxInt64 written as a float64 (client_golang prints 9.223372036854776e+18).
+_NO_LIMIT: Final = float(2**63 - 1)
+
+
+def runtime_facts(lines: Iterable[bytes]) -> dict[str, str]:
+    """``goVersion``, ``GOMAXPROCS``, ``GOMEMLIMIT`` as far as the page's lines show them."""
+    facts: dict[str, str] = {}
+    for line in lines:
+        if not line.startswith(b"go_"):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        name, labels, raw = m.group(1), m.group(2) or b"", m.group(3)
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            continue
+        if name == b"go_info":
+            v = _VERSION_LABEL.search(labels)
+            if v and v.group(1):
+                facts.setdefault("goVersion", v.group(1).decode("utf-8", "replace"))
+        elif name == b"go_sched_gomaxprocs_threads" and value >= 1:
+            facts.setdefault("GOMAXPROCS", str(int(value)))
+        elif name == b"go_gc_gomemlimit_bytes" and value >= 0:
+            facts.setdefault("GOMEMLIMIT", "off" if value >= _NO_LIMIT else str(int(value)))
+    return facts
