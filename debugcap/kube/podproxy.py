@@ -144,6 +144,6 @@ class Proxy(Pool):
         return proxy_error(self._request_target(path), resp.status, head, self.target), head
 
     def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
-        where = self.kube.configuration.host
-        return errors.CollectorError(f"cannot GET {path or '/'} from {self.target} through the API server at "
-                                     f"{where} (pods/proxy): {errors.shorten(str(exc) or type(exc).__name__)}")
+        # path is "" when the connection itself failed: the message names the pods/proxy object either way.
+        plain = kube_errors.from_transport("GET", self._request_target(path or "/"), self.kube.configuration.host, exc)
+        return errors.CollectorError(str(plain))

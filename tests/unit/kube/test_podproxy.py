@@ -9,7 +9,9 @@ Cases:
 * a failed connect is refused or unreachable; auto tries direct, else proxy, else port-forward;
 * the proxied request target quotes the pod name and keeps the query;
 * the keep-alive pool against a real local HTTP server: connections reused, a body cut at
-  max_bytes, a connection the server closed is replaced, close() ends a GET still running.
+  max_bytes, a connection the server closed is replaced, close() ends a GET still running;
+* auto takes direct when the pod IP answers (and reports nothing before a GET), else falls
+  back to port-forward when pods/proxy fails too, saying why in httpFallback.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client as k8s
 
 from debugcap import errors
 from debugcap.capture import transport
-from debugcap.kube import podhttp, podproxy
+from debugcap.collectors import base
+from debugcap.kube import podhttp, podproxy, portforward
 from debugcap.kube.client import Kube
 from debugcap.kube.podhttp import Reach
 
@@ -227,3 +231,40 @@ def test_direct_without_a_pod_ip_says_so() -> None:
     with pytest.raises(errors.CollectorError, match=r"the pod has no IP"):
         pool.get("/", io.BytesIO(), timeout=5, max_bytes=10)
     pool.close()
+
+
+# ---------------------------------------------------------------- auto, without a cluster
+
+
+def _target(ip: str, port: int) -> base.Target:
+    return base.Target(namespace="prod", pod="api-1", container="app", pprof_port=port, pod_ip=ip)
+
+
+def test_auto_picks_direct_when_the_pod_ip_answers_and_says_nothing_before_a_get(
+        server: http.server.ThreadingHTTPServer) -> None:
+    auto = transport.Auto(Kube(configuration=None), _target("127.0.0.1", server.server_address[1]),  # type: ignore[arg-type]
+                          forwards=2)
+    try:
+        assert auto.access() == {}  # a template without Go collectors used no transport
+        assert auto.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=1 << 20).status == 200
+        assert auto.access() == {"http": "direct"}
+    finally:
+        auto.close()
+    with pytest.raises(errors.CollectorError, match="closed: capture over"):
+        auto.get("/", io.BytesIO(), timeout=5, max_bytes=10)
+
+
+def test_auto_falls_back_to_port_forward_and_says_why() -> None:
+    with _closed_port() as port:
+        # No pod IP, and an API server that refuses connections: pods/proxy fails too.
+        kube = Kube(configuration=k8s.Configuration(host=f"http://127.0.0.1:{port}"))
+        auto = transport.Auto(kube, _target("", 6060), forwards=2)
+        try:
+            assert isinstance(auto.chosen(), portforward.Pool)
+            access = auto.access()
+        finally:
+            auto.close()
+    assert access["http"] == "port-forward"
+    assert access["httpFallback"].startswith('direct: the pod has no IP; proxy: cannot get pods/proxy "api-1:6060" in '
+                                             'namespace "prod": no answer from the API server ('), access
+    assert "Connection refused" in access["httpFallback"], access
