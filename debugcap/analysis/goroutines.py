@@ -7,6 +7,11 @@ table form is :func:`debugcap.analysis.rendering.text.render_dump`.
 A dump can hold hundreds of thousands of goroutines (64 MB of text), so the
 parser streams bytes line by line and keeps one small record per *group*,
 never per goroutine. Format notes: shared/research/pprof.md §3.
+
+A dump taken after Go 1.26's leak-detecting GC (``goroutineleak?debug=2``, or any dump while
+its marks last) shows a goroutine the runtime proved blocked forever as ``[chan receive
+(leaked)]``: its group keeps the state without the mark, so dumps compare across time, and
+counts it in ``leaked``. :func:`leak_groups` reads the goroutineleak profile itself (debug=0).
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import IO, TypedDict
+from typing import IO, TYPE_CHECKING, TypedDict
 
 from debugcap import errors
+
+if TYPE_CHECKING:  # the goroutines command reads text only: no protobuf import for it
+    from debugcap.formats import pprof as pprof_format
 
 # runtime/pprof.writeGoroutineStacks stops growing its buffer here and writes
 # whatever fit, silently cutting the last goroutine.
@@ -31,6 +39,7 @@ LEAK_SUSPECT_MIN = 50
 
 _HEADER = re.compile(rb"^goroutine (\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[(.*)\]:\s*$")
 _MINUTES = re.compile(r"^(\d+) minutes$")
+_LEAKED = " (leaked)"
 
 # States in which a goroutine is doing something rather than parked.
 _ACTIVE_STATES = frozenset({"running", "runnable", "syscall", "idle", "dead", "copystack", "preempted"})
@@ -45,6 +54,14 @@ class GroupDict(TypedDict):
     max_wait_minutes: int
     created_by: str
     suspect: bool
+    leaked: int  # how many of them the runtime proved leaked (Go 1.26 goroutineleak)
+
+
+class LeakGroupDict(TypedDict):
+    """Goroutines of a goroutineleak profile with the same top user frame."""
+
+    function: str
+    count: int
 
 
 class DumpDict(TypedDict):
@@ -66,6 +83,7 @@ class _Group:
     count: int
     max_wait: int
     created_by: str
+    leaked: int
 
 
 def is_runtime_frame(func: bytes) -> bool:
@@ -78,15 +96,17 @@ def is_runtime_frame(func: bytes) -> bool:
             or b".runtime_" in func)
 
 
-def _parse_bracket(inner: bytes) -> tuple[str, int]:
+def _parse_bracket(inner: bytes) -> tuple[str, int, bool]:
     parts = inner.decode("utf-8", "replace").split(", ")
     state = parts[0].removesuffix(" (scan)")
+    leaked = _LEAKED in state
+    state = state.replace(_LEAKED, "")
     minutes = 0
     for part in parts[1:]:
         m = _MINUTES.match(part)
         if m:
             minutes = int(m.group(1))
-    return state, minutes
+    return state, minutes, leaked
 
 
 def _frame_name(line: bytes) -> bytes:
@@ -99,12 +119,13 @@ def _frame_name(line: bytes) -> bytes:
 def parse_dump(lines: Iterable[bytes]) -> DumpDict:
     """Summarise a dump given as byte lines (a binary file object works)."""
     groups: dict[tuple[str, str], _Group] = {}
-    bracket_cache: dict[bytes, tuple[str, int]] = {}
+    bracket_cache: dict[bytes, tuple[str, int, bool]] = {}
     total = 0
     nbytes = 0
     in_goroutine = False
     state = ""
     minutes = 0
+    leaked = False
     top: bytes | None = None
     first: bytes | None = None
     created = b""
@@ -116,9 +137,10 @@ def parse_dump(lines: Iterable[bytes]) -> DumpDict:
         key = (state, name)
         g = groups.get(key)
         if g is None:
-            groups[key] = _Group(1, minutes, created.decode("utf-8", "replace"))
+            groups[key] = _Group(1, minutes, created.decode("utf-8", "replace"), int(leaked))
         else:
             g.count += 1
+            g.leaked += leaked
             if minutes > g.max_wait:
                 g.max_wait = minutes
             if created and not g.created_by:
@@ -141,7 +163,7 @@ def parse_dump(lines: Iterable[bytes]) -> DumpDict:
             parsed = bracket_cache.get(inner)
             if parsed is None:
                 parsed = bracket_cache[inner] = _parse_bracket(inner)
-            state, minutes = parsed
+            state, minutes, leaked = parsed
             top = first = None
             created = b""
         elif not in_goroutine:
@@ -166,7 +188,7 @@ def parse_dump(lines: Iterable[bytes]) -> DumpDict:
     out = [
         GroupDict(state=st, function=fn, count=g.count, max_wait_minutes=g.max_wait,
                   created_by=g.created_by,
-                  suspect=g.count >= LEAK_SUSPECT_MIN and st not in _ACTIVE_STATES)
+                  suspect=g.count >= LEAK_SUSPECT_MIN and st not in _ACTIVE_STATES, leaked=g.leaked)
         for (st, fn), g in groups.items()
     ]
     out.sort(key=lambda g: (-g["count"], g["state"], g["function"]))
@@ -207,6 +229,23 @@ def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
 def suspects(dump: DumpDict) -> list[GroupDict]:
     """Groups large enough, and parked, to look like a leak (see LEAK_SUSPECT_MIN)."""
     return [g for g in dump["groups"] if g["suspect"]]
+
+
+def leaked(dump: DumpDict) -> list[GroupDict]:
+    """Groups with goroutines the runtime proved leaked (a dump taken after its leak check)."""
+    return [g for g in dump["groups"] if g["leaked"]]
+
+
+def leak_groups(profile: pprof_format.Profile) -> list[LeakGroupDict]:
+    """A goroutineleak profile (debug=0) by top user frame, most goroutines first."""
+    counts: dict[str, int] = {}
+    for stack, values in zip(profile.stacks, profile.values, strict=True):
+        names = [profile.node_names[n] for loc in stack for n in profile.loc_nodes[loc]]
+        user = next((n for n in names if not is_runtime_frame(n.encode())), names[0] if names else UNAVAILABLE)
+        counts[user] = counts.get(user, 0) + (values[0] if values else 0)
+    out = [LeakGroupDict(function=f, count=c) for f, c in counts.items() if c]
+    out.sort(key=lambda g: (-g["count"], g["function"]))
+    return out
 
 
 def diff_groups(before: DumpDict, after: DumpDict) -> list[GroupChange]:

@@ -14,7 +14,7 @@ the ``top`` and ``goroutines`` commands, and sections embed them as they are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from debugcap.analysis import goroutines as dumps
@@ -105,6 +105,18 @@ class GoroutineSection:
 
 
 @dataclass(frozen=True)
+class ProvenLeaks:
+    """Goroutines the Go runtime proved leaked (Go 1.26 goroutineleak profile): not a heuristic."""
+
+    source: str  # the bundle path read: the profile, or the goroutineleak debug=2 dump
+    total: int
+    groups: tuple[dumps.LeakGroupDict, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "total": self.total, "groups": list(self.groups)}
+
+
+@dataclass(frozen=True)
 class Sockets:
     source: str  # the bundle path(s) the counts come from, comma-separated
     states: Mapping[str, int]
@@ -142,6 +154,9 @@ class Report:
     hints: tuple[str, ...]
     problems: tuple[str, ...]
     findings: tuple[Finding, ...] = ()  # filled by debugcap.analysis.findings.evaluate
+    proven_leaks: ProvenLeaks | None = None  # None: no goroutineleak profile in the bundle
+    # What the target's Go runtime revealed (manifest ``runtime``: goVersion, GOMAXPROCS, ...).
+    runtime: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -163,6 +178,8 @@ class Report:
             "snapshots": None if self.snapshots is None else self.snapshots.as_dict(),
             "goroutines": None if self.goroutines is None else self.goroutines.as_dict(),
             "leak_suspects": list(self.leak_suspects),
+            "proven_leaks": None if self.proven_leaks is None else self.proven_leaks.as_dict(),
+            "runtime": dict(self.runtime),
             "sockets": None if self.sockets is None else self.sockets.as_dict(),
             "fd_count": self.fd_count,
             "fd_limit": self.fd_limit,

@@ -17,12 +17,15 @@ from debugcap.analysis import goroutines, model, pprof
 from debugcap.analysis.bundle_reading import Reading
 from debugcap.bundle import layout, manifest
 from debugcap.formats import df, procfs
+from debugcap.formats import pprof as pprof_format
 
 TOP_ROWS: Final = 10
 
-# What a full capture holds; absent ones are listed under "missing".
+# What a full capture holds; absent ones are listed under "missing". Not the goroutineleak
+# profile: most programs do not serve it, and its collector then says so itself (skipped).
 EXPECTED_FILES: Final = (
-    layout.MANIFEST, *layout.PPROF_PROFILES.values(), layout.PPROF_GOROUTINE_DEBUG2,
+    layout.MANIFEST, *(p for p in layout.PPROF_PROFILES.values() if p != layout.PPROF_GOROUTINELEAK),
+    layout.PPROF_GOROUTINE_DEBUG2,
     layout.PROC_FD_COUNT, layout.FS_DF, layout.METRICS_EXPVAR,
 )
 # The collector (as named in manifest.json) that writes each expected file: a file counts as
@@ -117,6 +120,22 @@ def memstats(reading: Reading) -> Mapping[str, object] | None:
 def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.GoroutineSection:
     return model.GoroutineSection(source=source, total=dump["total"], truncated=dump["truncated"],
                                   groups=tuple(dump["groups"][:TOP_ROWS * 2]))
+
+
+def proven_leaks(reading: Reading, profile: pprof_format.Profile | None) -> model.ProvenLeaks | None:
+    """The goroutineleak profile by top user frame; else the leaked groups of its debug=2 dump."""
+    if profile is not None:
+        groups = reading.guard(lambda: goroutines.leak_groups(profile))
+        if groups is not None:
+            return model.ProvenLeaks(source=layout.PPROF_GOROUTINELEAK, total=sum(g["count"] for g in groups),
+                                     groups=tuple(groups[:TOP_ROWS]))
+    rel = layout.PPROF_GOROUTINELEAK_DEBUG2
+    dump = reading.dump(rel) if reading.reader.exists(rel) else None
+    if dump is None:
+        return None
+    leaked = [goroutines.LeakGroupDict(function=g["function"], count=g["leaked"]) for g in goroutines.leaked(dump)]
+    leaked.sort(key=lambda g: (-g["count"], g["function"]))
+    return model.ProvenLeaks(source=rel, total=sum(g["count"] for g in leaked), groups=tuple(leaked[:TOP_ROWS]))
 
 
 def _heap_growth(reading: Reading, indices: list[int]) -> model.HeapGrowth | None:

@@ -20,6 +20,7 @@ from debugcap.analysis.findings import (
     fd_limit,
     goroutine_growth,
     goroutine_leak,
+    goroutine_leak_proven,
     heap_growth,
     heap_top,
     mutex_delay,
@@ -30,6 +31,7 @@ from debugcap.analysis.findings.base import Rule
 
 # The order breaks ties between equal severities (the sort is stable).
 RULES: tuple[Rule, ...] = (
+    goroutine_leak_proven.check,
     goroutine_leak.check,
     heap_growth.check,
     goroutine_growth.check,

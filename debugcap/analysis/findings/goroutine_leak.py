@@ -1,6 +1,9 @@
 """Rule ``goroutine-leak``: a large group of goroutines parked on one frame, stronger if it grew.
 
-Registered in :data:`debugcap.analysis.findings.RULES`.
+A heuristic. When the bundle has Go's own goroutineleak profile, a function it proved leaked is
+left to ``goroutine-leak-proven`` (which outranks this rule), and a suspect the runtime's check
+did not prove says so: what it waits on is still reachable, so it may yet be woken. Registered
+in :data:`debugcap.analysis.findings.RULES`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ SEVERITY = 80
 def check(report: model.Report) -> Iterator[model.Finding]:
     changes = report.snapshots.goroutine_changes if report.snapshots else None
     by_group = {(c["state"], c["function"]): c for c in changes or ()}
+    proven = report.proven_leaks
+    proven_functions = {p["function"] for p in proven.groups} if proven else set()
     for g in report.leak_suspects:
+        if g["function"] in proven_functions or g["leaked"]:
+            continue
         ch = by_group.get((g["state"], g["function"]))
         wait = f", parked up to {g['max_wait_minutes']} min" if g["max_wait_minutes"] else ""
         created = f"created by {g['created_by'] or 'unknown'}"
+        if proven is not None:
+            created += "; not proven by the runtime's leak check: what it waits on is still reachable"
         head = f"goroutine leak suspect at {g['function']}: {g['count']} goroutines in [{g['state']}]{wait}"
         if ch and ch["change"] > 0:
             yield model.Finding(SEVERITY_GROWING, "goroutine-leak", g["function"],

@@ -55,9 +55,16 @@ def _evidence_sections(rep: model.Report) -> list[str]:
     g = rep.goroutines
     if g:
         out.append(f"<h2>Goroutines ({g.total})</h2>" + _table(
-            ["count", "state", "function", "max wait (min)", "created by", "suspect"],
+            ["count", "state", "function", "max wait (min)", "created by", "suspect", "proven leaked"],
             [[x["count"], x["state"], x["function"], x["max_wait_minutes"], x["created_by"],
-              "yes" if x["suspect"] else ""] for x in g.groups], {0, 3}))
+              "yes" if x["suspect"] else "", x["leaked"] or ""] for x in g.groups], {0, 3, 6}))
+    leaks = rep.proven_leaks
+    if leaks:
+        out.append(f"<h2>Goroutine leaks proven by the runtime ({leaks.total})</h2>"
+                   f"<p>{html.escape(leaks.source)}"
+                   + ("" if leaks.groups else ": its leak check found no goroutine blocked forever") + "</p>"
+                   + (_table(["count", "function"], [[x["count"], x["function"]] for x in leaks.groups], {0})
+                      if leaks.groups else ""))
     if rep.sockets:
         out.append("<h2>Sockets</h2>" + _table(
             ["state", "count"], [[k, v] for k, v in sorted(rep.sockets.states.items())], {1}))
@@ -79,6 +86,8 @@ def render_report(rep: model.Report, flame_graphs: list[flames.Flame]) -> str:
     tgt = rep.target
     sections = [f"<p>Bundle {html.escape(rep.bundle)}"
                 + (f", pod {html.escape(tgt.namespace)}/{html.escape(tgt.pod)}" if tgt else "") + "</p>"]
+    if rep.runtime:
+        sections.append(f"<p>Runtime: {html.escape(text.runtime_line(dict(rep.runtime)))}</p>")
     sections.append("<h2>Findings</h2><ol>" + "".join(
         f"<li class=\"sev-{f.level}\">{html.escape(f.message)}</li>" for f in rep.findings) + "</ol>")
     if rep.collectors:

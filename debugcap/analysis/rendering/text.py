@@ -10,6 +10,21 @@ from debugcap.analysis import goroutines, model
 from debugcap.analysis.rendering import pprof_text
 
 TOP_TITLES = (("cpu", "CPU"), ("heap", "Heap in use"), ("block", "Block delay"), ("mutex", "Mutex delay"))
+# The manifest's runtime facts in the order a reader wants them; others follow by name.
+RUNTIME_ORDER = ("goVersion", "GOMAXPROCS", "GOMEMLIMIT", "GODEBUG")
+
+
+def runtime_line(facts: dict[str, str]) -> str:
+    """``goVersion go1.26.8, GOMAXPROCS 2, GOMEMLIMIT 536870912``: the target's runtime facts."""
+    keys = [k for k in RUNTIME_ORDER if k in facts] + sorted(k for k in facts if k not in RUNTIME_ORDER)
+    return ", ".join(f"{k} {facts[k]}" for k in keys)
+
+
+def proven_leaks_lines(leaks: model.ProvenLeaks) -> list[str]:
+    head = f"Goroutine leaks proven by the runtime ({leaks.source}): {leaks.total}"
+    if not leaks.groups:
+        return [head + " (its leak check found no goroutine blocked forever)"]
+    return [head, f"  {'count':>8}  function", *(f"  {g['count']:>8}  {g['function']}" for g in leaks.groups)]
 
 
 def _indented(text: str) -> list[str]:
@@ -20,6 +35,8 @@ def _header(rep: model.Report) -> list[str]:
     lines = [f"Bundle: {rep.bundle}"]
     if rep.target:
         lines.append(f"Target: {rep.target.namespace}/{rep.target.pod} container {rep.target.container}")
+    if rep.runtime:
+        lines.append(f"Runtime: {runtime_line(dict(rep.runtime))}")
     lines += ["", "Findings (most serious first):"]
     lines += [f"  [{f.level:<6}] {f.message}" for f in rep.findings] or [f"  [{'':<6}] nothing stands out"]
     if rep.collectors:
@@ -43,6 +60,8 @@ def render_report(rep: model.Report) -> str:
     if rep.goroutines:
         lines += ["", "Goroutines:", *_indented(render_goroutines(rep.goroutines.total, rep.goroutines.truncated,
                                                                   list(rep.goroutines.groups)))]
+    if rep.proven_leaks:
+        lines += ["", *proven_leaks_lines(rep.proven_leaks)]
     if rep.sockets:
         st = rep.sockets.states
         lines += ["", "Sockets: " + (", ".join(f"{k} {v}" for k, v in sorted(st.items())) or "none")]
@@ -91,7 +110,8 @@ def render_goroutines(total: int, truncated: bool, groups: list[goroutines.Group
     lines.append(f"{'count':>8} {'wait':>6}  {'state':<24} {'function':<50} created by")
     for g in groups:
         wait = f"{g['max_wait_minutes']}m" if g["max_wait_minutes"] else "-"
-        mark = "  <- leak suspect" if g["suspect"] else ""
+        mark = (f"  <- {g['leaked']} leaked (proven by the runtime)" if g["leaked"]
+                else "  <- leak suspect" if g["suspect"] else "")
         lines.append(f"{g['count']:>8} {wait:>6}  {g['state']:<24} {g['function']:<50} "
                      f"{g['created_by'] or '-'}{mark}")
     return "\n".join(lines) + "\n"

@@ -187,8 +187,9 @@ def test_report_sections_are_filled_from_every_file(bundle_dir: Path) -> None:
 def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     doc = json.loads(json.dumps(report.build(bundle_dir).as_dict()))
     assert list(doc) == ["bundle", "target", "capture", "collectors", "failed", "missing", "errors", "cpu",
-                         "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "sockets",
-                         "fd_count", "fd_limit", "disk", "memstats", "findings", "hints", "problems"]
+                         "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "proven_leaks",
+                         "runtime", "sockets", "fd_count", "fd_limit", "disk", "memstats", "findings", "hints",
+                         "problems"]
     assert doc["target"] == {"namespace": "shop", "pod": "api-7d9f", "container": "api", "node": None,
                              "image": None}
     assert doc["capture"] == {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}}

@@ -39,7 +39,7 @@ def top(unit: str, total: int, *rows: tuple[str, int, int]) -> pprof.TopReport:
 def group(function: str, count: int, *, state: str = "chan receive", wait: int = 0,
           created_by: str = "main.start") -> goroutines.GroupDict:
     return goroutines.GroupDict(state=state, function=function, count=count, max_wait_minutes=wait,
-                                created_by=created_by, suspect=True)
+                                created_by=created_by, suspect=True, leaked=0)
 
 
 def change(function: str, before: int, after: int, state: str = "chan receive") -> goroutines.GroupChange:

@@ -18,7 +18,7 @@ def test_every_rule_module_is_registered_once() -> None:
 def test_findings_are_sorted_by_severity_and_levels_follow_it() -> None:
     rep = report(fd_count=10, fd_limit=10, hints=("x is empty",),
                  leak_suspects=({"state": "select", "function": "main.f", "count": 60, "max_wait_minutes": 0,
-                                 "created_by": "", "suspect": True},))
+                                 "created_by": "", "suspect": True, "leaked": 0},))
     got = [(f.kind, f.level) for f in findings.evaluate(rep)]
     assert got == [("goroutine-leak", "high"), ("fd-limit", "medium"), ("hint", "medium")]
     assert model.Finding(54, "k", "s", "m").level == "low"
