@@ -67,8 +67,8 @@ def capture(
 ) -> CaptureOutcome:
     """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``.
 
-    ``http``, ``commands``: port-forwards to the pprof port and shell sessions in the container,
-    already set up (the operator opens them before the pod's turn, :func:`command_pool`); the
+    ``http``, ``commands``: the transport to the pprof port (:func:`http_pool`) and where commands
+    run (:func:`command_pool`), already set up (the operator opens them before the pod's turn); the
     caller keeps ownership. Without them the capture opens and closes its own.
     ``window_open``: called once, when the requests of the steps that open the window (CPU
     profile, trace) are out or those steps ended, or at once for a template without a window.

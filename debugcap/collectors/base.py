@@ -63,7 +63,7 @@ def yaml_bytes(doc: Any) -> bytes:
 
 class Kind(enum.StrEnum):
     EXEC = "exec"  # runs commands in the target container
-    GO = "go"  # reads the Go runtime's HTTP endpoints through port-forward
+    GO = "go"  # reads the Go runtime's HTTP endpoints (pod IP, pods/proxy or port-forward)
     KUBERNETES = "kubernetes"  # reads the API server only
 
 
@@ -129,7 +129,8 @@ class _NoCommands:
 
 
 class HttpGets(Protocol):
-    """GETs from the pod's pprof port (``debugcap.kube.portforward.Pool`` in a capture)."""
+    """GETs from the pod's pprof port (a transport of ``debugcap.capture.transport.http_pool`` in a
+    capture: direct, pods/proxy or port-forward)."""
 
     def get(self, path: str, sink: IO[bytes], *, timeout: float, max_bytes: int) -> HttpResult:
         """One GET; contract of ``debugcap.kube.portforward.Pool.get``."""
@@ -147,7 +148,7 @@ class CollectContext:
     scratch_dir: Path
     # Used only by exec collectors, so Kubernetes and Go collectors never wait for an exec.
     commands: Commands = field(default_factory=_NoCommands)
-    http: HttpGets | None = None  # None: one port-forward per request to target.pprof_port
+    http: HttpGets | None = None  # the capture's transport to target.pprof_port
     added: list[str] = field(default_factory=list)
     # What the target revealed about itself (Go version, GODEBUG, GOMAXPROCS, GOMEMLIMIT): shared by
     # the collectors of one capture, written to the manifest's ``runtime``. Use :meth:`note`.

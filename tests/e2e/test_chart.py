@@ -231,7 +231,8 @@ def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespac
                            ("get", "pods/portforward"), ("get", "pods/log"),
                            ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
                            ("watch", "debugcaptures.debugcap.io"), ("patch", "debugcaptures.debugcap.io/status"),
-                           ("get", "deployments.apps"), ("patch", "pods/ephemeralcontainers")]:
+                           ("get", "deployments.apps"), ("patch", "pods/ephemeralcontainers"),
+                           ("get", "pods/proxy")]:
         assert can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be allowed"
         assert can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be allowed everywhere"
     assert can_i(testbed, sa, "get", "nodes", None)
