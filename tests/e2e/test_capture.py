@@ -144,7 +144,7 @@ def assert_valid(path: str, data: bytes) -> None:
     if path.endswith(".pb.gz"):
         profile = pprof_format.parse(data, path)
         assert profile.sample_types, path
-    elif path == layout.TRACE:
+    elif path in layout.TRACES:
         assert TRACE_HEADER.match(data), data[:32]
     elif path.endswith(".json"):
         json.loads(data)
@@ -168,8 +168,8 @@ def metric(text: bytes, name: str) -> int:
 EXEC_COLLECTORS = ["ps", "proc-status", "fd-count", "open-files", "sockets", "resolv-conf", "disk", "deleted-files",
                    "environment"]
 K8S_COLLECTORS = ["pod-yaml", "events", "node-conditions", "logs"]
-GO_COLLECTORS = ["pprof-cpu", "pprof-goroutine", "trace", "pprof-heap", "pprof-allocs", "pprof-block", "pprof-mutex",
-                 "pprof-threadcreate", "expvar", "metrics"]
+GO_COLLECTORS = ["pprof-cpu", "pprof-goroutine", "trace", "pprof-goroutineleak", "flight-recorder", "pprof-heap",
+                 "pprof-allocs", "pprof-block", "pprof-mutex", "pprof-threadcreate", "expvar", "metrics"]
 
 EXEC_FILES = {layout.PROC_PS, layout.PROC_STATUS, layout.PROC_LIMITS, layout.PROC_FD_COUNT, layout.PROC_FD,
               layout.NET_SOCKETS, layout.NET_PROC_TCP, layout.NET_PROC_TCP6, layout.NET_SOCKSTAT,
@@ -178,7 +178,8 @@ EXEC_FILES = {layout.PROC_PS, layout.PROC_STATUS, layout.PROC_LIMITS, layout.PRO
 K8S_FILES = {layout.K8S_POD, layout.K8S_EVENTS, layout.K8S_NODE_CONDITIONS, "logs/app.log"}
 GO_FILES = {layout.PPROF_CPU, layout.PPROF_GOROUTINE, layout.PPROF_GOROUTINE_DEBUG1, layout.PPROF_GOROUTINE_DEBUG2,
             layout.TRACE, layout.PPROF_HEAP, layout.PPROF_ALLOCS, layout.PPROF_BLOCK, layout.PPROF_MUTEX,
-            layout.PPROF_THREADCREATE, layout.METRICS_EXPVAR, layout.METRICS_PROMETHEUS}
+            layout.PPROF_THREADCREATE, layout.METRICS_EXPVAR, layout.METRICS_PROMETHEUS, layout.PPROF_GOROUTINELEAK,
+            layout.PPROF_GOROUTINELEAK_DEBUG1, layout.PPROF_GOROUTINELEAK_DEBUG2, layout.TRACE_FLIGHT_RECORDER}
 ALWAYS = {layout.VERSION, layout.SHA256SUMS, layout.MANIFEST}
 
 # (template, collectors in manifest order, exact members). busybox has no lsof, so lsof files are absent.
@@ -190,8 +191,9 @@ TEMPLATES = [
     ("disk-usage", ["disk", "deleted-files"],
      {layout.FS_DF, layout.FS_DF_INODES, layout.FS_DU_TOP, layout.FS_DELETED_OPEN}),
     ("go-profile", GO_COLLECTORS, GO_FILES),
-    ("go-leak", ["go-leak-snapshots"],
-     {layout.snapshot_path(i, f) for i in (0, 1) for f in ("heap.pb.gz", "goroutine-debug2.txt")}),
+    ("go-leak", ["go-leak-snapshots", "pprof-goroutineleak"],
+     {layout.snapshot_path(i, f) for i in (0, 1) for f in ("heap.pb.gz", "goroutine-debug2.txt")}
+     | {layout.PPROF_GOROUTINELEAK, layout.PPROF_GOROUTINELEAK_DEBUG2}),
 ]
 
 
