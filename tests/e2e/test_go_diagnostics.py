@@ -9,13 +9,16 @@ DebugCapture, bundle fetched back from MinIO):
   execution trace, ``report`` puts the proven leak first, ``goroutines`` and ``top`` read it;
 * goapp-nodiag (no experiment, no handler): both collectors skipped with their note, the capture
   Completed, the template's own trace taken once;
-* the manifest's ``runtime`` map has the target's goVersion, GOMAXPROCS and GOMEMLIMIT.
+* the manifest's ``runtime`` map has the target's goVersion, GOMAXPROCS and GOMEMLIMIT;
+* a DebugCaptureTemplate with a flight-recorder step and no trace step: goapp-nodiag gets the
+  fallback trace, in its own file, and the step says so.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,16 @@ from debugcap.kube.client import Kube
 
 from .conftest import GoappPod, Testbed
 from .test_capture import CLI, _wait_for_metric, collector, create, members, read_manifest, statuses
+from .test_operator import (  # noqa: F401 (operator, operator_env: fixtures)
+    GROUP,
+    VERSION,
+    operator,
+    operator_env,
+    s3,
+    wait_done,
+    wait_for,
+)
 from .test_operator import create as create_capture
-from .test_operator import operator, operator_env, s3, wait_done  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
 
@@ -140,3 +151,31 @@ def test_operator_capture_of_both_programs(
     leaky = _fetch(pods["leaky"], tmp_path)
     assert_diagnostics_served(leaky, members(leaky), tmp_path)
     assert_diagnostics_skipped(members(_fetch(pods["plain"], tmp_path)))
+
+
+def test_a_template_without_a_trace_step_falls_back_to_a_trace(
+    operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod, tmp_path: Path,  # noqa: F811
+) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    template = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCaptureTemplate", "metadata": {"name": name},
+                "spec": {"description": "the moment before, or the moment after",
+                         "steps": [{"collector": "flight-recorder", "params": {"fallback_seconds": 1}},
+                                   {"collector": "metrics"}]}}
+    kube.custom().create_cluster_custom_object(GROUP, VERSION, "debugcapturetemplates", template)
+    try:
+        checked = wait_for(lambda: kube.custom().get_cluster_custom_object(
+            GROUP, VERSION, "debugcapturetemplates", name).get("status"), 20, "the template check")
+        assert checked["valid"], checked
+        goapp_pod("plain", image="goapp-nodiag", env=NODIAG_ENV)
+        create_capture(kube, namespace, "fr", {"target": {"pod": "plain"}, "template": name})
+        status = wait_done(kube, namespace, "fr")["status"]
+        assert status["phase"] == "Completed", status
+        files = members(_fetch(status["pods"][0], tmp_path))
+        fr = collector(read_manifest(files), "flight-recorder")
+        assert (fr["status"], fr["files"]) == ("ok", [layout.TRACE_FLIGHT_RECORDER_FALLBACK]), fr
+        assert "took a 1s execution trace from the capture's start instead" in fr["message"]
+        assert TRACE_HEADER.match(files[layout.TRACE_FLIGHT_RECORDER_FALLBACK])
+        assert layout.TRACE not in files and layout.TRACE_FLIGHT_RECORDER not in files
+        assert read_manifest(files)["runtime"]["GOMAXPROCS"] == "1"
+    finally:
+        kube.custom().delete_cluster_custom_object(GROUP, VERSION, "debugcapturetemplates", name)
