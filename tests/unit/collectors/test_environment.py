@@ -40,3 +40,21 @@ def test_from_a_debug_container_env_is_never_the_fallback(bundle, shell) -> None
     result = EnvironmentCollector().collect(bundle.context(commands=shell))
     assert result.status is base.Status.SKIPPED
     assert ("env",) not in shell.ran and layout.ENV_ENVIRONMENT not in bundle.files
+
+
+def test_godebug_of_the_process_is_noted_for_the_manifest(bundle, shell) -> None:
+    import dataclasses
+
+    shell.answer(TR, "exec/proc-1-environ.txt")
+    environ = b"PATH=/bin\nGODEBUG=http2client=0,madvdontneed=1\nGOMAXPROCS=2\n"  # as tr prints it
+    shell.answers[tuple(TR)] = dataclasses.replace(shell.answers[tuple(TR)], stdout=environ)
+    ctx = bundle.context(commands=shell)
+    EnvironmentCollector().collect(ctx)
+    assert ctx.facts == {"GODEBUG": "http2client=0,madvdontneed=1"}
+
+
+def test_a_process_without_godebug_notes_nothing(bundle, shell) -> None:
+    shell.answer(TR, "exec/proc-1-environ.txt")
+    ctx = bundle.context(commands=shell)
+    EnvironmentCollector().collect(ctx)
+    assert "GODEBUG" not in ctx.facts
