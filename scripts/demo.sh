@@ -15,7 +15,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "The cluster: one node, built from source on this machine"
 kubectl get nodes -o wide
 
-step "A Go service with a goroutine leak, a growing cache, lock contention and a hot loop"
+step "A Go service (Go 1.26, flight recorder on) with goroutine leaks, a growing cache, lock contention and a hot loop"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$NS" delete pod leaky --ignore-not-found --grace-period=0 >/dev/null
 kubectl -n "$NS" apply -f - <<'YAML'
@@ -32,6 +32,7 @@ spec:
     imagePullPolicy: Never
     env:
     - {name: GOAPP_LEAK_GOROUTINES, value: "40"}
+    - {name: GOAPP_LEAK_UNREACHABLE, value: "5"}   # a leak the Go 1.26 runtime proves (goroutineleak)
     - {name: GOAPP_HEAP_GROWTH_KB, value: "2048"}
     - {name: GOAPP_CONTENTION, value: "1"}
     - {name: GOAPP_CPU_HOT, value: "1"}
@@ -101,8 +102,9 @@ kubectl debugcap verify "$FULL"
 kubectl debugcap verify "$LEAK"
 (cd "$(dirname "$FULL")" && sha256sum -c "$(basename "$FULL").sha256")
 
-step "What the debug-full bundle holds"
+step "What the debug-full bundle holds, and how it was gathered"
 tar tzf "$FULL" | sed 's|^[^/]*/||' | sort | column -c 120
+tar xzf "$FULL" --wildcards -O '*/manifest.json' | python3 -c 'import json,sys; m=json.load(sys.stdin); print("access:", m["access"]); print("runtime:", m["runtime"])'
 
 step "The secret planted in the pod's environment is nowhere in the bundle"
 hits=$( (tar xzf "$FULL" -O; tar xzf "$SLIM" -O) | grep -c "demo-secret-never-in-a-bundle" || true)
