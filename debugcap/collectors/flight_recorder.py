@@ -10,14 +10,15 @@ regular execution trace (``go tool trace``), stored under ``trace/flightrecorder
 
 When the target does not serve it (404), the step's ``fallback_seconds`` decides:
 
-- 0: skipped with a note. The built-in templates that list this step also have a ``trace`` step
-  in their profile window, and say ``fallback_seconds: 0``: that trace already covers the capture,
-  and a second one would be refused anyway (Go runs one ``trace.Start`` at a time: "execution tracer
-  already enabled"), or, retried, would double the trace's cost for the same seconds.
-- N > 0 (the default, 5): ``/debug/pprof/trace?seconds=N``, stored under
-  ``trace/flightrecorder-fallback.out`` so it never collides with a ``trace`` step's file. This is
-  for templates without a trace step (an admin's ``DebugCaptureTemplate``). The step is not in the
-  profile window: it starts with the capture, when the snapshot would have been taken.
+- 0 (the default): skipped with a note. The built-in templates that list this step also have a
+  ``trace`` step in their profile window: that trace already covers the capture, and a second one
+  would be refused anyway (Go runs one ``trace.Start`` at a time: "execution tracer already
+  enabled"), or, retried, would double the trace's cost for the same seconds. The default is 0 so
+  that a template with both steps can never take two traces by forgetting to say so.
+- N > 0: ``/debug/pprof/trace?seconds=N``, stored under ``trace/flightrecorder-fallback.out`` so it
+  never collides with a ``trace`` step's file. For templates without a trace step (an admin's
+  ``DebugCaptureTemplate`` says ``fallback_seconds: 5``). The step is not in the profile window: it
+  starts with the capture, when the snapshot would have been taken.
 
 The fallback is the step's own decision, made from its parameters, so a capture never takes two
 traces behind the template's back, and the capture engine needs no knowledge of this collector.
@@ -31,7 +32,7 @@ from typing import Any
 from debugcap.bundle import layout
 from debugcap.collectors import base, fetching
 
-DEFAULT_FALLBACK_SECONDS = 5
+DEFAULT_FALLBACK_SECONDS = 0
 
 
 class FlightRecorderCollector(base.Collector):
@@ -57,8 +58,8 @@ class FlightRecorderCollector(base.Collector):
         not_served = (f"{path} not served on port {ctx.target.pprof_port} (no runtime/trace.FlightRecorder "
                       "handler; see docs/go-diagnostics.md)")
         if fallback <= 0:
-            return base.CollectorResult(base.Status.SKIPPED, f"{not_served}; the template's trace step covers "
-                                        "the capture instead")
+            return base.CollectorResult(base.Status.SKIPPED, f"{not_served}; no fallback trace asked for "
+                                        "(fallback_seconds 0: a template's trace step covers the capture)")
         trace = fetching.fetch(ctx, self.name, f"/debug/pprof/trace?seconds={fallback}",
                                layout.TRACE_FLIGHT_RECORDER_FALLBACK, fetching.Body.TRACE, seconds=fallback)
         note = f"{not_served}; took a {fallback}s execution trace from the capture's start instead"

@@ -27,6 +27,9 @@ _VERSION_LABEL = re.compile(rb'(?:^|[{,])\s*version="((?:[^"\\]|\\.)*)"')
 _NO_LIMIT: Final = float(2**63 - 1)
 
 
+_GO_VERSION = re.compile(rb"(devel )?go[0-9][0-9A-Za-z.+:,_-]{0,80}")
+
+
 def runtime_facts(lines: Iterable[bytes]) -> dict[str, str]:
     """``goVersion``, ``GOMAXPROCS``, ``GOMEMLIMIT`` as far as the page's lines show them."""
     facts: dict[str, str] = {}
@@ -45,8 +48,10 @@ def runtime_facts(lines: Iterable[bytes]) -> dict[str, str]:
             continue
         if name == b"go_info":
             v = _VERSION_LABEL.search(labels)
-            if v and v.group(1):
-                facts.setdefault("goVersion", v.group(1).decode("utf-8", "replace"))
+            # Only what a Go version looks like (go1.26.8, go1.26.8-X:goroutineleakprofile,
+            # devel go1.27-abc): the label comes from the pod and goes into the manifest and report.
+            if v and _GO_VERSION.fullmatch(v.group(1)):
+                facts.setdefault("goVersion", v.group(1).decode())
         elif name == b"go_sched_gomaxprocs_threads" and value >= 1:
             facts.setdefault("GOMAXPROCS", str(int(value)))
         elif name == b"go_gc_gomemlimit_bytes" and value >= 0:

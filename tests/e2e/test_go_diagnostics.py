@@ -98,7 +98,7 @@ def assert_diagnostics_skipped(files: dict[str, bytes]) -> None:
     leak, fr = collector(doc, "pprof-goroutineleak"), collector(doc, "flight-recorder")
     assert (leak["status"], leak["message"], leak["files"]) == ("skipped", NOT_SERVED, []), leak
     assert fr["status"] == "skipped" and "/debug/flightrecorder not served" in fr["message"], fr
-    assert "the template's trace step covers the capture" in fr["message"]
+    assert "no fallback trace asked for" in fr["message"]
     assert statuses(doc)["trace"] == "ok" and layout.TRACE in files
     assert not (LEAK_FILES | {layout.TRACE_FLIGHT_RECORDER, layout.TRACE_FLIGHT_RECORDER_FALLBACK}) & set(files)
     runtime = doc["runtime"]

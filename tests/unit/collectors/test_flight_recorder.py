@@ -43,8 +43,8 @@ def test_not_served_without_fallback_is_a_skip_and_takes_no_trace(bundle, pprof_
     result = FlightRecorderCollector().collect(bundle.context(http=pprof_port, params={"fallback_seconds": 0}))
     assert result.status is base.Status.SKIPPED
     assert result.message == ("/debug/flightrecorder not served on port 6060 (no runtime/trace.FlightRecorder "
-                              "handler; see docs/go-diagnostics.md); the template's trace step covers the capture "
-                              "instead")
+                              "handler; see docs/go-diagnostics.md); no fallback trace asked for (fallback_seconds "
+                              "0: a template's trace step covers the capture)")
     assert [path for path, _t, _c in pprof_port.gets] == ["/debug/flightrecorder"]
     assert bundle.files == {}
 
@@ -73,9 +73,17 @@ def test_fallback_trace_refused_keeps_gos_words(bundle, pprof_port) -> None:
 
 
 def test_default_fallback_and_deadline() -> None:
-    assert FlightRecorderCollector.expected_seconds({}) == 5
-    assert FlightRecorderCollector.expected_seconds({"fallback_seconds": 0}) == 0
-    assert FlightRecorderCollector.expected_seconds({"fallback_seconds": "bogus"}) == 5
+    # No fallback unless asked: a template with a trace step can never take two traces by omission.
+    assert FlightRecorderCollector.expected_seconds({}) == 0
+    assert FlightRecorderCollector.expected_seconds({"fallback_seconds": 5}) == 5
+    assert FlightRecorderCollector.expected_seconds({"fallback_seconds": "bogus"}) == 0
+
+
+def test_not_served_with_the_default_takes_no_trace(bundle, pprof_port) -> None:
+    pprof_port.serve("/debug/flightrecorder", "flightrecorder-nodiag.txt")
+    result = FlightRecorderCollector().collect(bundle.context(http=pprof_port))
+    assert result.status is base.Status.SKIPPED and "no fallback trace asked for" in result.message
+    assert [path for path, _t, _c in pprof_port.gets] == ["/debug/flightrecorder"]
 
 
 def test_relative_path_fails(bundle, pprof_port) -> None:

@@ -34,3 +34,12 @@ def test_nothing_is_guessed() -> None:
 
 def test_the_first_value_wins() -> None:
     assert _facts("go_sched_gomaxprocs_threads 2\ngo_sched_gomaxprocs_threads 4\n") == {"GOMAXPROCS": "2"}
+
+
+def test_a_version_label_that_is_not_a_go_version_is_not_a_fact() -> None:
+    hostile = [b'go_info{version="go1.26.8\\x1b[2J' + b"A" * 5000 + b'"} 1\n',
+               b'go_info{version="<script>alert(1)</script>"} 1\n']
+    for line in hostile:
+        assert "goVersion" not in prometheus.runtime_facts([line])
+    assert prometheus.runtime_facts([b"go_info{version=\"go1.26.8-X:goroutineleakprofile\"} 1\n"]) == \
+        {"goVersion": "go1.26.8-X:goroutineleakprofile"}
