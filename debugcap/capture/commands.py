@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from debugcap import errors
+from debugcap import errors, hints
 from debugcap.capture import debug_container
 from debugcap.collectors import base
 from debugcap.kube import ephemeral, shell
@@ -104,45 +104,60 @@ class CommandChannel:
             pod = self.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}")
         except errors.KubeError as exc:
             raise shell.Unavailable(f"cannot read pod {t.namespace}/{t.pod}: {exc}") from exc
-        who = debug_container.spec_identity(pod, t.container)
-        pool, added, name = self._start(pod, who)
-        used = [name]
-        # With a shared process namespace PID 1 is the pause process, whose user says nothing of the
-        # target's (the pod spec's is then used as it is).
-        real = None if (pod.get("spec") or {}).get("shareProcessNamespace") else self._process_identity(pool)
-        if real is not None and (real.uid, real.gid) != (who.uid, who.gid):
-            # The spec did not say (or said only part): the process told. Its user's container
-            # is the one that can read it; the first stays in the pod, reused as the next probe.
-            self._note(f"{self._where()} runs as {real}, not {who}: adding a debug container as {real}")
-            who = real
-            pool, added_now, name = self._start(pod, who)
-            added = added or added_now
-            used.append(name)
         self.via = "ephemeral"
-        self._access = {"commands": "ephemeral", "ephemeralContainer": used[-1],
-                        "ephemeralContainerAdded": str(added).lower(), "debugImage": self.settings.debug_image,
-                        "debugUser": str(who)}
-        if len(used) > 1:
-            self._access["ephemeralProbe"] = used[0]
+        self._access = {"commands": "ephemeral", "debugImage": self.settings.debug_image}
+        who = debug_container.spec_identity(pod, t.container)
+        pool = self._start(pod, who)
+        # With a shared process namespace PID 1 is the pause process, whose user says nothing of
+        # the target's; a user the spec names is the user.
+        if not who.known and not (pod.get("spec") or {}).get("shareProcessNamespace"):
+            real = self._process_identity(pool)
+            if real is not None and (real.uid, real.gid) != (who.uid, who.gid):
+                # The spec did not say: the process told. Its user's container is the one that can
+                # read it; the probe stays in the pod (ephemeral containers cannot be removed), and
+                # the next capture reads /proc/1/status through it again.
+                self._note(f"{self._where()} runs as {real}: adding a debug container as that user")
+                self._access["ephemeralProbe"] = self._access["ephemeralContainer"]
+                self._close_pool(pool)
+                who = real
+                pool = self._start(pod, who)
+        self._access["debugUser"] = str(who)
         return pool
 
-    def _start(self, pod: Mapping[str, Any], who: debug_container.Identity) -> tuple[shell.Pool, bool, str]:
-        t = self.target
-        spec = debug_container.container_spec(pod, t.container, self.settings.debug_image, who)
-        name, added = ephemeral.ensure(self.kube, t.namespace, t.pod, spec,
-                                       timeout=self.settings.exec_timeout_seconds)
+    def _start(self, pod: Mapping[str, Any], who: debug_container.Identity) -> shell.Pool:
+        """Find or add the debug container for ``who``, wait until it runs, open its shell pool. What
+        was added is recorded before anything can fail: an ephemeral container stays in the pod."""
+        t, image = self.target, self.settings.debug_image
+        spec = debug_container.container_spec(pod, t.container, image, who)
+        name, added, obj = ephemeral.add(self.kube, t.namespace, t.pod, spec, t.container)
+        self._access["ephemeralContainer"] = name
+        if added or self._access.get("ephemeralContainerAdded") != "true":
+            self._access["ephemeralContainerAdded"] = str(added).lower()
         if added:
             self._note(f'added ephemeral container "{name}" to {self._where()} (it stays until the pod ends; '
                        "later captures reuse it)")
+        ephemeral.wait_running(self.kube, t.namespace, t.pod, name, obj, timeout=self.settings.exec_timeout_seconds)
         pool = self._shell_pool(name)
-        pool.check()
-        return pool, added, name
+        try:
+            pool.check()
+        except shell.Unavailable as exc:
+            if exc.no_shell:  # the toolbox's, not the target's: not a skip, a wrong image
+                raise shell.Unavailable(f'the debug image "{image}" has no sh ({exc}); '
+                                        f"{hints.debug_image_fix(image)}") from exc
+            raise
+        return pool
 
     def _process_identity(self, pool: shell.Pool) -> debug_container.Identity | None:
         out, err = io.BytesIO(), io.BytesIO()
         res = pool.run(["cat", "/proc/1/status"], stdout=out, stderr=err,
                        timeout=self.settings.exec_timeout_seconds, max_bytes=1 << 16)
         return debug_container.process_identity(out.getvalue().decode(errors="replace")) if res.ok else None
+
+    def _close_pool(self, pool: shell.Pool) -> None:
+        with self._pools_lock:
+            if pool in self._pools:
+                self._pools.remove(pool)
+        pool.close()
 
     def _shell_pool(self, container: str) -> shell.Pool:
         t, s = self.target, self.settings

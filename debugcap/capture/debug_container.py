@@ -8,8 +8,10 @@ read another's ``/proc/<pid>/{fd,environ,root,cwd}`` without ``CAP_SYS_PTRACE`` 
 run as the same UID and GID and the target holds no capability the reader lacks. So the debug
 container runs as the target's user. For a non-root target that is also everything the
 ``restricted`` Pod Security Standard asks: non-root, every capability dropped, no privilege
-escalation, ``RuntimeDefault`` seccomp. A root target keeps the runtime's default capabilities
-(and any the target adds): reading it needs them, and such a pod is not in a restricted namespace.
+escalation, ``RuntimeDefault`` seccomp. A root target gets a root debug container with the
+target's own capabilities (what its spec adds and drops): reading it needs them, and such a pod is
+not in a restricted namespace. When the spec names no user, the first container is a probe as
+65532 (``runAsNonRoot``) or 65534, never root, and reads the real user from ``/proc/1/status``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ NAME_PREFIX = "debugcap"
 # Distroless' "nonroot" user: what an image that only says runAsNonRoot most likely runs as. A
 # wrong guess is corrected from /proc/1/status (see commands.py), at the cost of one more container.
 NONROOT_GUESS = 65532
+NOBODY = 65534  # the probe's user when the pod says nothing at all
 # Sleeps until the pod ends: an ephemeral container cannot be restarted, and later captures
 # reuse it. Shells are exec'd into it; busybox `sleep` takes no "infinity".
 KEEP_RUNNING = ["sleep", "2147483647"]
@@ -57,7 +60,9 @@ def spec_identity(pod: Mapping[str, Any], container: str) -> Identity:
         # Without runAsGroup the runtime takes the user's group from the image's /etc/passwd: a
         # guess of the same number, confirmed from the process like an unknown user.
         return Identity(int(uid), int(gid if gid is not None else uid), known=gid is not None)
-    guess = NONROOT_GUESS if field("runAsNonRoot") else 0
+    # Unknown: a probe that reads /proc/1/status (readable by anyone) and is corrected. Never root:
+    # a root container with the runtime's capabilities must not be added only to read that file.
+    guess = NONROOT_GUESS if field("runAsNonRoot") else NOBODY
     return Identity(guess, int(gid) if gid is not None else guess, known=False)
 
 
@@ -90,11 +95,13 @@ def container_spec(pod: Mapping[str, Any], container: str, image: str, who: Iden
     if who.uid != 0:
         security.update(runAsNonRoot=True, capabilities={"drop": ["ALL"]})
     else:
+        # The target's own capabilities, no more: reading it needs every one it holds.
         ctr: Mapping[str, Any] = next(
             (c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
-        added = ((ctr.get("securityContext") or {}).get("capabilities") or {}).get("add")
-        if added:
-            security["capabilities"] = {"add": list(added)}
+        capabilities = (ctr.get("securityContext") or {}).get("capabilities") or {}
+        mirrored = {k: list(capabilities[k]) for k in ("add", "drop") if capabilities.get(k)}
+        if mirrored:
+            security["capabilities"] = mirrored
     return {
         "name": container_name(container, who, image),
         "image": image,

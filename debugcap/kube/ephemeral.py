@@ -53,38 +53,65 @@ def state(pod: Mapping[str, Any], name: str) -> tuple[str, str]:
     return "unknown", ""
 
 
-def generation(pod: Mapping[str, Any], base: str) -> tuple[str, bool]:
+def _terminated(pod: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    for status in pod.get("status", {}).get("ephemeralContainerStatuses") or []:
+        if status.get("name") == name:
+            return (status.get("state") or {}).get("terminated") or {}
+    return {}
+
+
+def _restarted_after(pod: Mapping[str, Any], target: str, when: str) -> bool:
+    """Whether container ``target`` started running after ``when`` (RFC 3339, which sorts as text)."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == target:
+            started = ((status.get("state") or {}).get("running") or {}).get("startedAt") or ""
+            return bool(when) and started > when
+    return False
+
+
+def generation(pod: Mapping[str, Any], base: str, target: str) -> tuple[str, bool]:
     """The name to use for ``base`` in ``pod``: its latest generation (``base``, ``base-2``, ...),
-    or the next one when the latest has ended; and whether that one still has to be added. A
-    debug container ends with its target: when the target container restarts, its process
-    namespace dies with every process in it, and an ephemeral container cannot be restarted."""
+    or the next one when the latest ended because ``target`` restarted; and whether that one still
+    has to be added. A debug container ends with its target: when the target container restarts,
+    its process namespace dies with every process in it, and an ephemeral container cannot be
+    restarted. One that ended for another reason (its image has no ``sleep``, it was killed) is
+    reported, not replaced: a new one would end the same way."""
     names = {str(c.get("name")) for c in pod.get("spec", {}).get("ephemeralContainers") or []}
-    latest = 0
-    for n in range(1, MAX_GENERATIONS + 1):
-        if (base if n == 1 else f"{base}-{n}") in names:
-            latest = n
+    latest = max((n for n in range(1, MAX_GENERATIONS + 1) if (base if n == 1 else f"{base}-{n}") in names),
+                 default=0)
     if latest == 0:
         return base, True
     name = base if latest == 1 else f"{base}-{latest}"
-    if state(pod, name)[0] != "terminated" or latest == MAX_GENERATIONS:
+    ended = _terminated(pod, name)
+    if not ended:
         return name, False
+    why = " ".join(str(ended[k]) for k in ("reason", "message") if ended.get(k)) or f"exit code {ended.get('exitCode')}"
+    where = f'ephemeral container "{name}" in pod "{pod.get("metadata", {}).get("namespace")}/' \
+            f'{pod.get("metadata", {}).get("name")}"'
+    if not _restarted_after(pod, target, str(ended.get("startedAt") or "")):
+        raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; "
+                          f"{hints.debug_image_fix(_image(pod, name))}")
+    if latest == MAX_GENERATIONS:
+        raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; {hints.EPHEMERAL_ENDED}")
     return f"{base}-{latest + 1}", True
 
 
-def ensure(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], *, timeout: float,
-           now: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> tuple[str, bool]:
-    """Make ephemeral container ``container`` (a ``v1.EphemeralContainer``; its name is the base of
-    :func:`generation`) run in ``pod``: its name, and True when this call added it. Raises
-    :class:`Unavailable` naming the pod, the container and the fix when it cannot be added, or does
-    not run within ``timeout``."""
+def _image(pod: Mapping[str, Any], name: str) -> str:
+    return str((declared(pod, name) or {}).get("image", ""))
+
+
+def add(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], target: str,
+        ) -> tuple[str, bool, Mapping[str, Any]]:
+    """Find or add ephemeral container ``container`` (a ``v1.EphemeralContainer``; its name is the
+    base of :func:`generation`) targeting ``target``: its name, True when this call added it, and
+    the pod as last read. Raises :class:`Unavailable` naming the pod, the container and the fix."""
     name = str(container["name"])
     where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
     try:
         obj = kube.get_json(_pod_path(namespace, pod))
-        name, added = generation(obj, name)
-        where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
+        name, added = generation(obj, name, target)
         if added:
+            where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
             obj = kube.request("PATCH", _pod_path(namespace, pod) + "/ephemeralcontainers",
                                body={"spec": {"ephemeralContainers": [{**container, "name": name}]}},
                                content_type="application/strategic-merge-patch+json")
@@ -93,21 +120,26 @@ def ensure(kube: Kube, namespace: str, pod: str, container: Mapping[str, Any], *
         # Pod Security admission refuses with a 403 too; its message says which rule.
         fix = hints.EPHEMERAL_POD_SECURITY if "PodSecurity" in message else hints.EPHEMERAL_RBAC
         raise Unavailable(f"cannot add {where}: {message}; {fix}") from exc
-    except errors.InvalidError as exc:
-        # Pod Security admission and the API's validation both answer 422 / 403 with the reason.
-        raise Unavailable(f"cannot add {where}: {exc.api_message or exc}") from exc
     except errors.KubeError as exc:
-        raise Unavailable(f"cannot add {where}: {exc}") from exc
+        # 422: the API's validation; the message says which field.
+        raise Unavailable(f"cannot add {where}: {exc.api_message or exc}") from exc
+    return name, added, obj
+
+
+def wait_running(kube: Kube, namespace: str, pod: str, name: str, obj: Mapping[str, Any], *, timeout: float,
+                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait until ephemeral container ``name`` runs (``obj``: the pod as last read). Raises
+    :class:`Unavailable` with the kubelet's reason when it cannot start, or has not within ``timeout``."""
+    where = f'ephemeral container "{name}" in pod "{namespace}/{pod}"'
     deadline = now() + timeout
     while True:
         phase, why = state(obj, name)
         if phase == "running":
-            return name, added
+            return
         if phase == "terminated":
-            raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; {hints.EPHEMERAL_ENDED}")
+            raise Unavailable(f"{where} ended as it started ({why}); {hints.debug_image_fix(_image(obj, name))}")
         if phase == "waiting" and any(why.startswith(reason) for reason in _STUCK):
-            image = container.get("image", "")
-            raise Unavailable(f"{where} cannot start: {why}; {hints.debug_image_fix(str(image))}")
+            raise Unavailable(f"{where} cannot start: {why}; {hints.debug_image_fix(_image(obj, name))}")
         if now() >= deadline:
             raise Unavailable(f"{where} was not running after {timeout:.0f}s ({phase}{': ' + why if why else ''}); "
                               f"{hints.describe_pod(pod, namespace)}")

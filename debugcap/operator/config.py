@@ -132,8 +132,12 @@ class DebugcapConfig:
         if switch not in ("", "true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS={switch!r} is not true or false")
         namespaces = listed("DEBUGCAP_OPERATOR_NAMESPACES")
+        mode = choice("DEBUGCAP_OPERATOR_COMMAND_MODE", defaults.command_mode, COMMAND_MODES)
+        if mode == "ephemeral" and switch in ("false", "0", "no"):
+            raise ConfigError("DEBUGCAP_OPERATOR_COMMAND_MODE=ephemeral needs debug containers, which "
+                              "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS=false turns off; set one or the other")
         return cls(
-            command_mode=choice("DEBUGCAP_OPERATOR_COMMAND_MODE", defaults.command_mode, COMMAND_MODES),
+            command_mode=mode,
             ephemeral_containers=switch not in ("false", "0", "no"),
             debug_image=env.get("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "").strip() or defaults.debug_image,
             allowed_debug_images=listed("DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES"),

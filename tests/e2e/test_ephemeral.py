@@ -119,6 +119,8 @@ def test_scratch_image_running_as_root_is_read_by_a_root_debug_container(
     doc = read_manifest(files)
     assert {n: s for n, s in statuses(doc).items() if n in EXEC_COLLECTORS and s != "ok"} == {}, doc["collectors"]
     assert doc["access"]["debugUser"] == "0:0"
+    # The pod names no user: a probe as nobody read the root user from the process first.
+    assert doc["access"]["ephemeralProbe"].startswith("debugcap-app-65534-"), doc["access"]
     assert b"/goapp" in files[layout.PROC_PS] and b":6060" in files[layout.NET_SOCKETS]
     # FROM scratch has no /tmp: the fd leak fails, but the descriptors are listed all the same.
     assert b"socket:[" in files[layout.PROC_FD]
@@ -126,13 +128,13 @@ def test_scratch_image_running_as_root_is_read_by_a_root_debug_container(
 
 def test_user_the_spec_does_not_name_is_read_from_the_process(
         core: k8s.CoreV1Api, testbed: Testbed, namespace: str, tmp_path: Path) -> None:
-    # No runAsNonRoot, no runAsUser: the guess is root, the process says 65532.
+    # No runAsNonRoot, no runAsUser: the probe runs as nobody (never root), the process says 65532.
     goapp(core, testbed, namespace, "silent", "goapp-nonroot")
     run = create(testbed, namespace, "silent", "debug-full", tmp_path)
     assert run.returncode == 0 and run.bundle is not None, run
     files = members(run.bundle)
     access = read_manifest(files)["access"]
-    assert access["debugUser"] == "65532:65532" and access["ephemeralProbe"].startswith("debugcap-app-0-"), access
+    assert access["debugUser"] == "65532:65532" and access["ephemeralProbe"].startswith("debugcap-app-65534-"), access
     assert_process_evidence(files)
     assert sorted(ephemeral_names(core, namespace, "silent")) == sorted([access["ephemeralProbe"],
                                                                           access["ephemeralContainer"]])

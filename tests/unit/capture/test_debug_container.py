@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from debugcap.capture import debug_container as dc
 from debugcap.kube import ephemeral
+from debugcap.kube.shell import Unavailable
 
 # /proc/<pid>/status of a distroless nonroot process (the lines that matter, as the kernel writes them).
 NONROOT_STATUS = "Name:\tgoapp\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1\nPid:\t1\nPPid:\t0\n" \
@@ -39,9 +42,9 @@ def test_run_as_non_root_without_a_user_guesses_distroless_nonroot() -> None:
     assert (who.uid, who.gid, who.known) == (65532, 65532, False)
 
 
-def test_nothing_said_guesses_root() -> None:
+def test_nothing_said_probes_as_nobody_never_as_root() -> None:
     who = dc.spec_identity(pod(), "app")
-    assert (who.uid, who.gid, who.known) == (0, 0, False)
+    assert (who.uid, who.gid, who.known) == (65534, 65534, False)
 
 
 def test_process_identity_is_the_effective_ids_of_proc_status() -> None:
@@ -64,12 +67,16 @@ def test_non_root_container_passes_the_restricted_pod_security_standard() -> Non
     assert not {"ports", "resources", "livenessProbe", "readinessProbe"} & set(spec)
 
 
-def test_root_container_keeps_default_capabilities_and_the_targets_additions() -> None:
-    spec = dc.container_spec(pod({"capabilities": {"add": ["NET_ADMIN"]}}), "app", "busybox:1.37", dc.Identity(0, 0))
+def test_root_container_has_the_targets_capabilities_no_more() -> None:
+    spec = dc.container_spec(pod({"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}), "app", "busybox:1.37",
+                             dc.Identity(0, 0))
     ctx = spec["securityContext"]
     assert ctx["runAsUser"] == 0 and "runAsNonRoot" not in ctx
-    assert ctx["capabilities"] == {"add": ["NET_ADMIN"]}  # reading a process needs its capabilities too
+    # Reading a process needs its capabilities too; a target that drops them needs none.
+    assert ctx["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
     assert ctx["allowPrivilegeEscalation"] is False
+    plain = dc.container_spec(pod(), "app", "busybox:1.37", dc.Identity(0, 0))["securityContext"]
+    assert "capabilities" not in plain  # the runtime's defaults, as the target has
 
 
 def test_names_differ_by_container_user_and_image_and_fit_a_dns_label() -> None:
@@ -104,18 +111,88 @@ def test_ephemeral_state_reads_running_waiting_and_terminated() -> None:
     assert ephemeral.state({"status": {}}, "dbg") == ("unknown", "")
 
 
-def test_generation_reuses_the_latest_and_follows_one_that_ended() -> None:
-    def pod_with(states: dict[str, str]) -> dict[str, Any]:
-        return {"spec": {"ephemeralContainers": [{"name": n} for n in states]},
-                "status": {"ephemeralContainerStatuses": [{"name": n, "state": {s: {}}} for n, s in states.items()]}}
+def _pod_with(states: dict[str, dict[str, Any]], target_started: str = "2026-12-04T10:00:00Z") -> dict[str, Any]:
+    return {"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"ephemeralContainers": [{"name": n, "image": "busybox:1.37"} for n in states]},
+            "status": {"containerStatuses": [{"name": "app", "state": {"running": {"startedAt": target_started}}}],
+                       "ephemeralContainerStatuses": [{"name": n, "state": st} for n, st in states.items()]}}
 
-    assert ephemeral.generation(pod_with({}), "dbg") == ("dbg", True)
-    assert ephemeral.generation(pod_with({"dbg": "running"}), "dbg") == ("dbg", False)
-    assert ephemeral.generation(pod_with({"dbg": "waiting"}), "dbg") == ("dbg", False)
-    # Its target restarted: the old one ended with the target's process namespace.
-    assert ephemeral.generation(pod_with({"dbg": "terminated"}), "dbg") == ("dbg-2", True)
-    assert ephemeral.generation(pod_with({"dbg": "terminated", "dbg-2": "running"}), "dbg") == ("dbg-2", False)
-    assert ephemeral.generation(pod_with({"dbg": "terminated", "dbg-2": "terminated"}), "dbg") == ("dbg-3", True)
-    assert ephemeral.generation(pod_with({"dbg-other": "running"}), "dbg") == ("dbg", True)
-    ended = {("dbg" if n == 1 else f"dbg-{n}"): "terminated" for n in range(1, ephemeral.MAX_GENERATIONS + 1)}
-    assert ephemeral.generation(pod_with(ended), "dbg") == (f"dbg-{ephemeral.MAX_GENERATIONS}", False)
+
+RUNNING = {"running": {"startedAt": "2026-12-04T09:00:00Z"}}
+# Ended with its target: it had run since 09:00, and the target runs again since 10:00.
+ENDED_WITH_TARGET = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": "2026-12-04T09:00:00Z"}}
+
+
+def test_generation_reuses_the_latest_and_follows_one_that_ended_with_its_target() -> None:
+    assert ephemeral.generation(_pod_with({}), "dbg", "app") == ("dbg", True)
+    assert ephemeral.generation(_pod_with({"dbg": RUNNING}), "dbg", "app") == ("dbg", False)
+    assert ephemeral.generation(_pod_with({"dbg": {"waiting": {}}}), "dbg", "app") == ("dbg", False)
+    assert ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET}), "dbg", "app") == ("dbg-2", True)
+    assert ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET, "dbg-2": RUNNING}), "dbg", "app") == \
+        ("dbg-2", False)
+    assert ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET, "dbg-2": ENDED_WITH_TARGET}), "dbg", "app") == \
+        ("dbg-3", True)
+    assert ephemeral.generation(_pod_with({"dbg-other": RUNNING}), "dbg", "app") == ("dbg", True)
+
+
+def test_one_that_ended_on_its_own_is_reported_not_replaced() -> None:
+    # It never ran (an image without sleep), or ended while the target kept running: a new one
+    # would end the same way, so the capture says why instead of adding one per capture.
+    never_ran = {"terminated": {"exitCode": 128, "reason": "StartError", "message": "exec: sleep: not found"}}
+    with pytest.raises(Unavailable, match=r'"dbg" in pod "ns/p" has ended \(StartError exec: sleep: not found\).*'
+                                          r'debug image "busybox:1.37"'):
+        ephemeral.generation(_pod_with({"dbg": never_ran}), "dbg", "app")
+    with pytest.raises(Unavailable, match="has ended"):
+        ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET}, target_started="2026-12-04T08:00:00Z"), "dbg",
+                             "app")
+
+
+def test_at_the_generation_limit_the_capture_says_so() -> None:
+    ended = {("dbg" if n == 1 else f"dbg-{n}"): ENDED_WITH_TARGET for n in range(1, ephemeral.MAX_GENERATIONS + 1)}
+    with pytest.raises(Unavailable, match="restarted too often"):
+        ephemeral.generation(_pod_with(ended), "dbg", "app")
+
+
+class RecordedPod:
+    """The pod's JSON as the API server answered in turn (recorded shapes), and a clock that only
+    moves when the code sleeps."""
+
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self.answers, self.t, self.reads = answers, 0.0, 0
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        self.reads += 1
+        return self.answers[min(self.reads - 1, len(self.answers) - 1)]
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_wait_running_returns_once_the_kubelet_says_running() -> None:
+    creating = _pod_with({"dbg": {"waiting": {"reason": "ContainerCreating"}}})
+    api = RecordedPod([creating, _pod_with({"dbg": RUNNING})])
+    ephemeral.wait_running(api, "ns", "p", "dbg", creating, timeout=30, now=api.now,  # type: ignore[arg-type]
+                           sleep=api.sleep)
+    assert api.reads == 2
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"])
+def test_an_image_that_cannot_be_had_ends_the_wait_at_once_with_the_reason(reason: str) -> None:
+    stuck = _pod_with({"dbg": {"waiting": {"reason": reason, "message": "pull access denied"}}})
+    api = RecordedPod([stuck])
+    with pytest.raises(Unavailable, match=rf"cannot start: {reason} pull access denied; .*--debug-image"):
+        ephemeral.wait_running(api, "ns", "p", "dbg", stuck, timeout=30, now=api.now,  # type: ignore[arg-type]
+                               sleep=api.sleep)
+    assert api.t == 0
+
+
+def test_a_container_that_never_starts_ends_the_wait_at_the_timeout() -> None:
+    creating = _pod_with({"dbg": {"waiting": {"reason": "ContainerCreating"}}})
+    api = RecordedPod([creating])
+    with pytest.raises(Unavailable, match=r"was not running after 5s \(waiting: ContainerCreating\)"):
+        ephemeral.wait_running(api, "ns", "p", "dbg", creating, timeout=5, now=api.now,  # type: ignore[arg-type]
+                               sleep=api.sleep)
+    assert 5 <= api.t < 5 + 2 * ephemeral.POLL_SECONDS

@@ -129,6 +129,10 @@ def test_operator_switches_for_debug_containers_from_the_environment() -> None:
         DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_COMMAND_MODE": "always"})
     with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS='maybe'"):
         DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS": "maybe"})
+    # A contradiction is a start-up error, not a failure of every capture.
+    with pytest.raises(ConfigError, match="COMMAND_MODE=ephemeral needs debug containers"):
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_COMMAND_MODE": "ephemeral",
+                                 "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS": "false"})
 
 
 def test_capture_settings_apply_the_operators_switch_and_image_allowlist() -> None:
