@@ -164,9 +164,12 @@ class CommandChannel:
         pool = shell.Pool(self.kube, namespace=t.namespace, pod=t.pod, container=container, size=s.exec_sessions,
                           open_timeout=min(s.exec_timeout_seconds, 15))
         with self._pools_lock:
-            if self._closed:
-                raise shell.Unavailable("the capture is over")
-            self._pools.append(pool)
+            closed = self._closed
+            if not closed:
+                self._pools.append(pool)
+        if closed:
+            pool.close()
+            raise shell.Unavailable("the capture is over")
         return pool
 
     def _where(self) -> str:

@@ -228,6 +228,9 @@ def test_debug_image_that_cannot_be_pulled_ends_the_exec_collectors_with_the_rea
     assert "ErrImagePull" in message or "ImagePullBackOff" in message, message
     assert "--debug-image" in message, message
     assert statuses(doc)["pprof-heap"] == "ok"
+    # It stays in the pod though it never ran: the manifest says it was added.
+    assert doc["access"]["ephemeralContainerAdded"] == "true", doc["access"]
+    assert ephemeral_names(core, namespace, "dl") == [doc["access"]["ephemeralContainer"]]
     assert run.seconds < 120, run
 
 
