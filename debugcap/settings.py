@@ -206,8 +206,9 @@ class CaptureSettings:
     only where exec cannot work, and one per pod is reused by later captures."""
 
     debug_image: str = DEFAULT_DEBUG_IMAGE
-    """The toolbox image of the ephemeral debug container: it needs ``sh``, ``ps``, ``ls``, ``cat``,
-    ``df``, ``tr``, ``readlink`` and ``netstat`` (busybox has them all). The default is what
+    """The toolbox image of the ephemeral debug container: it needs ``sh``, ``sleep``, ``ps``, ``ls``, ``cat``,
+    ``tr``, ``readlink``, ``stat``, ``awk``, ``du``, ``sort``, ``sed``, ``wc`` and ``netstat``
+    (busybox has them all; docs/shell-less-pods.md). The default is what
     ``kubectl debug`` users reach for; clusters without Docker Hub set a mirror."""
 
     http_transport: str = "auto"
