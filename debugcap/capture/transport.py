@@ -11,12 +11,14 @@
   reaches a server bound to 127.0.0.1.
 
 ``auto`` (:class:`Auto`) takes the cheapest that works, decided once per pod capture, at
-:meth:`Auto.open` (the operator's prepare step, before the pod's turn) or else at the first GET:
-a TCP connect to the pod IP (a millisecond in a cluster; at most :data:`DIRECT_PROBE_SECONDS`
-where pod IPs do not route) picks direct; else one GET of ``/debug/pprof/`` through pods/proxy
-(one round trip; its connection is kept for the capture) picks proxy; else port-forward. The
-manifest's ``access.http`` says which was used and ``access.httpFallback`` why the cheaper ones
-were not. docs/transports.md has the order, the reasons and the costs.
+:meth:`Auto.open` (the operator's prepare step, before the pod's turn) or else at the first GET.
+Each candidate is asked for the pprof index, ``GET /debug/pprof/``, and taken only when it
+answers 200 with Go's index page (a sidecar that takes the TCP connection and resets every
+request, a gateway's 404, is no pprof server); its connection is kept for the capture. In order:
+direct, only when this process runs in the cluster's own pod network (the operator's pod,
+:func:`debugcap.kube.podhttp.in_cluster`); then pods/proxy; else port-forward, which is not
+probed. The manifest's ``access.http`` says which was used and ``access.httpFallback`` why the
+cheaper ones were not. docs/transports.md has the order, the reasons and the costs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from debugcap.capture.window import SendingGets, forwards_needed
 from debugcap.collectors import base
 from debugcap.kube import podhttp, podproxy, portforward
 from debugcap.kube.client import Kube
-from debugcap.kube.podhttp import Reach
 from debugcap.kube.portforward import HttpResult
 from debugcap.settings import CaptureSettings
 
@@ -40,9 +41,13 @@ from debugcap.settings import CaptureSettings
 # quarter of a second is not routed from here. Judgement call: it is what a capture pays once
 # per pod where pod IPs are filtered without an answer (unrouted ones fail at once).
 DIRECT_PROBE_SECONDS = 0.25
+# Longest wait for the pprof index from the pod IP once connected: Go serves it in a millisecond;
+# a program too busy to answer it within seconds is better reached through the next transport.
+DIRECT_INDEX_SECONDS = 3.0
 # Longest wait for the pods/proxy probe: a busy API server answers within a few seconds.
 PROXY_PROBE_SECONDS = 10.0
 PROBE_PATH = "/debug/pprof/"
+PROBE_BYTES = 64 << 10
 
 
 class Transport(SendingGets, Protocol):
@@ -58,23 +63,21 @@ class Transport(SendingGets, Protocol):
         """``{"http": "direct" | "proxy" | "port-forward"}``, for the manifest and the status."""
 
 
-def to_try(direct: Reach) -> tuple[str, ...]:
-    """The transports auto tries, in order, after a TCP connect to the pod IP said ``direct``.
-
-    A refused connect still tries pods/proxy: the API server may reach the pod where this
-    machine does not (a firewall answering for it), and its answer costs one round trip."""
-    if direct is Reach.OPEN:
-        return ("direct",)
-    return ("proxy", "port-forward")
+def to_try(in_cluster: bool) -> tuple[str, ...]:
+    """The transports auto tries, in order: direct only from inside the cluster's pod network
+    (elsewhere a pod IP may not route, or route to another machine); port-forward last, always."""
+    return ("direct", "proxy", "port-forward") if in_cluster else ("proxy", "port-forward")
 
 
 class Auto:
     """The cheapest transport that works for one pod, chosen once (see the module's doc)."""
 
-    def __init__(self, kube: Kube, target: base.Target, *, forwards: int,
+    def __init__(self, kube: Kube, target: base.Target, *, forwards: int, in_cluster: bool | None = None,
                  direct_probe_seconds: float = DIRECT_PROBE_SECONDS,
                  proxy_probe_seconds: float = PROXY_PROBE_SECONDS) -> None:
         self.kube, self.target, self.forwards = kube, target, forwards
+        # None: from where this process runs (tests say it outright).
+        self.in_cluster = podhttp.in_cluster(kube.configuration.host) if in_cluster is None else in_cluster
         self.direct_probe_seconds, self.proxy_probe_seconds = direct_probe_seconds, proxy_probe_seconds
         self._lock = threading.Lock()  # the state below
         self._choosing = threading.Lock()  # one choice; GETs arriving meanwhile wait for it
@@ -105,24 +108,25 @@ class Auto:
 
     def _choose(self) -> Transport:
         t = self.target
-        if t.pod_ip:
-            answer, why = podhttp.reach(t.pod_ip, t.pprof_port, self.direct_probe_seconds)
-            if answer is not Reach.OPEN:
-                self._skipped.append(f"direct: {t.pod_ip}:{t.pprof_port} {why}")
-        else:
-            answer = Reach.UNREACHABLE
-            self._skipped.append("direct: the pod has no IP")
-        for name in to_try(answer):
+        for name in to_try(self.in_cluster):
+            pool: podhttp.Pool
             if name == "direct":
-                return podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port)
-            if name == "proxy":
-                proxy = podproxy.Proxy(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
-                try:
-                    proxy.get(PROBE_PATH, io.BytesIO(), timeout=self.proxy_probe_seconds, max_bytes=64 << 10)
-                    return proxy
-                except errors.DebugcapError as exc:
-                    proxy.close()
-                    self._skipped.append(f"proxy: {_why_not(exc)}")
+                if not t.pod_ip:
+                    self._skipped.append("direct: the pod has no IP")
+                    continue
+                pool = podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port,
+                                      connect_timeout=self.direct_probe_seconds)
+                why = probe(pool, DIRECT_INDEX_SECONDS)
+                pool.connect_timeout = podhttp.DIRECT_CONNECT_SECONDS  # the capture's own connects
+            elif name == "proxy":
+                pool = podproxy.Proxy(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
+                why = probe(pool, self.proxy_probe_seconds)
+            else:
+                break
+            if not why:
+                return pool
+            pool.close()
+            self._skipped.append(f"{name}: {why}")
         return portforward.Pool(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port, size=self.forwards)
 
     def open(self) -> None:
@@ -137,12 +141,13 @@ class Auto:
 
     def access(self) -> dict[str, str]:
         """The chosen transport's, with ``httpFallback`` when a cheaper one was skipped; nothing
-        when no GET was made (a template without Go collectors)."""
+        when no GET was made (a template without Go collectors; a port-forward opened ahead
+        reports nothing until asked)."""
         with self._lock:
             if self._chosen is None:
                 return {}
             out = dict(self._chosen.access())
-            if self._skipped:
+            if out and self._skipped:
                 out["httpFallback"] = "; ".join(self._skipped)
             return out
 
@@ -154,12 +159,29 @@ class Auto:
             chosen.close()
 
 
+def probe(pool: podhttp.Pool, timeout: float) -> str:
+    """Ask ``pool`` for the pprof index: "" when Go's index page came back (the connection stays
+    for the capture), else why not in a few words, for the manifest's httpFallback."""
+    sink = io.BytesIO()
+    try:
+        res = pool.get(PROBE_PATH, sink, timeout=timeout, max_bytes=PROBE_BYTES)
+    except errors.DebugcapError as exc:
+        return _why_not(exc)
+    if res.status != 200:
+        return f"GET {PROBE_PATH} answered HTTP {res.status}, not the pprof index"
+    if not podhttp.looks_like_index(sink.getvalue()):
+        return f"GET {PROBE_PATH} answered HTTP 200 but not with the pprof index (another server on the port?)"
+    return ""
+
+
 def _why_not(exc: errors.DebugcapError) -> str:
-    """A pods/proxy probe's failure, in a few words for the manifest."""
+    """A probe's failure, in a few words for the manifest."""
     if isinstance(exc, podproxy.ProxyForbidden):
         return f"forbidden (HTTP {exc.status}: no get rights on pods/proxy)"
     if isinstance(exc, podproxy.ProxyUnreachable) and exc.refused:
         return "the API server's connection to the pod IP was refused (server bound to 127.0.0.1?)"
+    if isinstance(exc, podhttp.Unreachable) and exc.refused:
+        return "connection refused (server bound to 127.0.0.1?)"
     return errors.shorten(str(exc), 200)
 
 

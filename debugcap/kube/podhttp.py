@@ -7,7 +7,11 @@ the pod IP: one bound to 127.0.0.1 is reached by :mod:`debugcap.kube.portforward
 
 Connections are kept alive between requests and opened as requests need them (a capture runs
 a few at once: CPU profile and trace hold theirs for the whole window). :meth:`Pool.close` shuts
-down connections still in use too, so a request abandoned at a capture's deadline ends at once.
+down connections still in use too, so a request abandoned at a capture's deadline ends at once,
+and no request starts after it: connections never reopen by themselves (``auto_open`` off).
+A request's ``timeout`` bounds all of it, the answer's headers and its body too: before each
+read from the socket its timeout is set to what is left (:class:`_TimedReads`), so a server
+sending a byte at a time cannot stretch a GET past it.
 The contract of :meth:`Pool.get` is :meth:`debugcap.kube.portforward.Pool.get`'s.
 """
 
@@ -16,14 +20,20 @@ from __future__ import annotations
 import enum
 import errno
 import http.client
+import io
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from debugcap import errors
 from debugcap.kube.portforward import CHUNK, HttpResult
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 # Longest a new connection to a pod IP may take before the request fails. Inside a cluster a
 # connect takes a millisecond or two; a pod IP that does not answer within seconds never will.
@@ -33,6 +43,8 @@ DIRECT_CONNECT_SECONDS = 5.0
 LOCALHOST_ONLY = ("the server probably listens on 127.0.0.1 only, which only a port-forward reaches "
                   "(--transport port-forward, spec.parameters.transport: port-forward), or the port is wrong "
                   "(set it with the pod annotation debugcap.io/pprof-port or --pprof-port)")
+# What only Go's pprof index page says (net/http/pprof's Index): its title, its links and its heading.
+INDEX_MARKS = (b"/debug/pprof/", b"Types of profiles available")
 
 
 class Reach(enum.Enum):
@@ -41,6 +53,15 @@ class Reach(enum.Enum):
     OPEN = "open"  # something accepted the connection
     REFUSED = "refused"  # the address answered, nothing listens on the port
     UNREACHABLE = "unreachable"  # no route, or no answer in time
+
+
+class Unreachable(errors.CollectorError):
+    """The pod's port was not reached; ``refused``: its address answered that nothing listens
+    there (proof that nothing serves on that port of the pod IP), else no route, no answer."""
+
+    def __init__(self, message: str, *, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def reach(host: str, port: int, timeout: float) -> tuple[Reach, str]:
@@ -61,8 +82,62 @@ def classify(exc: OSError) -> tuple[Reach, str]:
     return Reach.UNREACHABLE, errors.shorten(exc.strerror or str(exc) or type(exc).__name__, 120)
 
 
+def in_cluster(api_host: str) -> bool:
+    """Whether this process runs in a pod of the cluster whose API server is ``api_host``: the
+    kubelet gives every pod ``KUBERNETES_SERVICE_HOST``, and in-cluster credentials name that
+    address. Only then are pod IPs this cluster's own to connect to (a laptop on a VPN may route
+    an overlapping range elsewhere, or nowhere)."""
+    service = os.environ.get("KUBERNETES_SERVICE_HOST", "").strip("[]")
+    return bool(service) and urlsplit(api_host).hostname == service.lower()
+
+
+def looks_like_index(body: bytes) -> bool:
+    """Whether ``body`` is Go's pprof index page (not a sidecar's, a proxy's or another server's answer)."""
+    return any(mark in body for mark in INDEX_MARKS)
+
+
 class _Stale(Exception):
     """A kept-alive connection the server had already closed: retry on another one."""
+
+
+class _TimedReads(io.RawIOBase):
+    """Reads from a socket with its timeout set, before each recv, to what is left before
+    ``deadline``: a recv restarts the socket's own timeout, a deadline it cannot restart."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+        self._io = sock.makefile("rb", buffering=0)  # holds the socket open for the response, as http.client does
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(left)
+        return self._io.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._io.close()
+        super().close()
+
+
+_reading = threading.local()  # .deadline: the one of the request this thread reads an answer of
+
+
+class _Response(http.client.HTTPResponse):
+    """An answer read under its request's deadline (see :class:`_TimedReads`), headers included."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        deadline: float | None = getattr(_reading, "deadline", None)
+        if deadline is not None:
+            self.fp.close()
+            self.fp = io.BufferedReader(_TimedReads(sock, deadline))
 
 
 class Pool:
@@ -107,19 +182,20 @@ class Pool:
     def get(self, path: str, sink: IO[bytes], *, timeout: float = 60.0, max_bytes: int = 256 << 20,
             sent: Callable[[], None] | None = None) -> HttpResult:
         """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``). ``sent`` is called
-        once the request has gone out."""
+        once the request has gone out. The whole GET ends within ``timeout``, or fails."""
+        deadline = time.monotonic() + timeout
         while True:
-            conn, reused = self._acquire(timeout)
+            conn, reused = self._acquire(deadline)
             keep = False
             try:
-                result, keep = self._request(conn, path, sink, timeout, max_bytes, reused, sent)
+                result, keep = self._request(conn, path, sink, deadline, timeout, max_bytes, reused, sent)
                 return result
             except _Stale:
                 continue  # nothing was written to the sink: ask again on a new connection
             finally:
                 self._release(conn, keep)
 
-    def _acquire(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def _acquire(self, deadline: float) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
             self._check_open()
             if self._idle:
@@ -127,9 +203,11 @@ class Pool:
                 self._busy.add(conn)
                 return conn, True
         try:
-            conn = self._connect(timeout)
+            conn = self._connect(max(deadline - time.monotonic(), 0.001))
         except (http.client.HTTPException, OSError) as exc:
             raise self._failed("", exc) from exc
+        conn.auto_open = 0  # once closed, a connection stays closed (a GET after close() fails)
+        conn.response_class = _Response
         with self._lock:
             self.connections_opened += 1
             if self._closed:
@@ -142,6 +220,19 @@ class Pool:
         if self._closed:
             raise errors.CollectorError(f"connections to {self.target} closed: capture over")
 
+    def _arm(self, conn: http.client.HTTPConnection, deadline: float) -> None:
+        """Give the connection's socket what is left of the request's time, unless the pool was
+        closed (then the request fails): under the lock, so close() cannot come in between."""
+        with self._lock:
+            self._check_open()
+            sock = conn.sock
+            if sock is None:
+                raise http.client.NotConnected("the connection was closed")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
+
     def _release(self, conn: http.client.HTTPConnection, keep: bool) -> None:
         with self._lock:
             self._busy.discard(conn)
@@ -150,51 +241,61 @@ class Pool:
                 return
         conn.close()
 
-    def _request(self, conn: http.client.HTTPConnection, path: str, sink: IO[bytes], timeout: float,
+    def _late(self, path: str, timeout: float, written: int) -> errors.CollectorError:
+        got = f" ({written} bytes of the body came)" if written else ""
+        return errors.CollectorError(f"GET {path} from {self.target} did not finish within {timeout:.0f}s{got}; "
+                                     "raise the timeout (timeoutSeconds / --timeout)")
+
+    def _request(self, conn: http.client.HTTPConnection, path: str, sink: IO[bytes], deadline: float, timeout: float,
                  max_bytes: int, reused: bool, sent: Callable[[], None] | None) -> tuple[HttpResult, bool]:
         started = time.monotonic()
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
         try:
+            self._arm(conn, deadline)
             conn.request("GET", self._request_target(path), headers=self._headers())
             if sent is not None:
                 sent()
-            resp = conn.getresponse()
+            _reading.deadline = deadline
+            try:
+                resp = conn.getresponse()
+            finally:
+                _reading.deadline = None
         except (http.client.HTTPException, OSError) as exc:
             self._check_open()
             # A timeout is no sign of a closed connection, and asking again would repeat a CPU
             # profile on a pod already too slow to answer one.
-            if reused and not isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
+                raise self._late(path, timeout, 0) from exc
+            if reused:
                 raise _Stale(str(exc)) from exc
             raise self._failed(path, exc) from exc
-        own, head = self._own_error(path, resp)
-        if own is not None:
-            raise own
         written, truncated = 0, False
-        deadline = started + timeout
-        chunk = head
-        while True:
-            if not chunk:
-                if time.monotonic() > deadline:
-                    raise errors.CollectorError(f"GET {path} from {self.target} did not finish within {timeout:.0f}s; "
-                                                "raise the timeout (timeoutSeconds / --timeout)")
-                try:
-                    chunk = resp.read(CHUNK)
-                except (http.client.HTTPException, OSError) as exc:
-                    self._check_open()
-                    raise errors.CollectorError(f"GET {path} from {self.target} broke off after {written} bytes: "
-                                                f"{errors.shorten(str(exc) or type(exc).__name__)}") from exc
+        chunk = b""
+        try:
+            own, chunk = self._own_error(path, resp)
+            if own is not None:
+                raise own
+            while True:
                 if not chunk:
+                    if time.monotonic() >= deadline:
+                        raise self._late(path, timeout, written)
+                    chunk = resp.read1(CHUNK)  # what has come, at most CHUNK: never waits for a full buffer
+                    if not chunk:
+                        resp.close()  # read1 leaves an ended body open: the connection could not be reused
+                        break
+                room = max_bytes - written
+                if len(chunk) > room:
+                    chunk, truncated = chunk[:room], True
+                sink.write(chunk)
+                written += len(chunk)
+                chunk = b""
+                if truncated:
                     break
-            room = max_bytes - written
-            if len(chunk) > room:
-                chunk, truncated = chunk[:room], True
-            sink.write(chunk)
-            written += len(chunk)
-            chunk = b""
-            if truncated:
-                break
+        except (http.client.HTTPException, OSError) as exc:
+            self._check_open()
+            if isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
+                raise self._late(path, timeout, written) from exc
+            raise errors.CollectorError(f"GET {path} from {self.target} broke off after {written} bytes: "
+                                        f"{errors.shorten(str(exc) or type(exc).__name__)}") from exc
         result = HttpResult(status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()},
                             body_bytes=written, truncated=truncated, duration_s=time.monotonic() - started)
         return result, not truncated and not resp.will_close
@@ -239,9 +340,11 @@ class Direct(Pool):
         if isinstance(exc, OSError):
             kind, why = classify(exc)
             if kind is Reach.REFUSED:
-                return errors.CollectorError(f"nothing listens on {self.target} (connection refused); {LOCALHOST_ONLY}")
+                return Unreachable(f"nothing listens on {self.target} (connection refused); {LOCALHOST_ONLY}",
+                                   refused=True)
             if not path:  # the connect failed
-                return errors.CollectorError(
+                return Unreachable(
                     f"cannot connect to {self.target} ({why}): this machine cannot route to pod IPs; use "
-                    "--transport proxy or port-forward (spec.parameters.transport), or auto to pick one")
+                    "--transport proxy or port-forward (spec.parameters.transport), or auto to pick one",
+                    refused=False)
         return super()._failed(path, exc)

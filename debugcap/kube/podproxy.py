@@ -14,7 +14,10 @@ JSON objects; they become debugcap errors here, and never reach a collector as e
 ``Kube.request`` is not used: it raises on every status >= 400 and drops the body, which the
 collectors need (``X-Go-Pprof`` errors, the busy-profiler retry), and it cannot say when a
 request has gone out (a CPU profile's window begins then). Requests go out over kept-alive
-HTTP/1.1 connections with the client's own URL, credentials and TLS settings instead.
+HTTP/1.1 connections with the client's own URL (its path too: ``server: https://rancher/k8s/clusters/c-1``),
+credentials, TLS settings and proxy (``proxy-url``, bypassed for hosts in ``no_proxy`` as the
+client does; HTTP CONNECT only: a SOCKS proxy is refused) instead. The body and timeouts are
+:class:`debugcap.kube.podhttp.Pool`'s, deadline included.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
 
 from debugcap import errors
 from debugcap.kube import errors as kube_errors
 from debugcap.kube.client import Kube, segment
-from debugcap.kube.podhttp import LOCALHOST_ONLY, Pool
+from debugcap.kube.podhttp import LOCALHOST_ONLY, Pool, Unreachable
 
 # Longest wait for a connection (TCP, TLS) to the API server.
 CONNECT_SECONDS = 15.0
@@ -41,13 +46,9 @@ class ProxyForbidden(errors.ForbiddenError, errors.CollectorError):
     next) that is also the CollectorError every HTTP GET of a collector may raise."""
 
 
-class ProxyUnreachable(errors.CollectorError):
+class ProxyUnreachable(Unreachable):
     """The API server answered but could not reach the pod's port (503 and the like);
     ``refused``: the pod IP answered and nothing listens there on that port."""
-
-    def __init__(self, message: str, *, refused: bool) -> None:
-        super().__init__(message)
-        self.refused = refused
 
 
 def api_status(status: int, content_type: str, body: bytes) -> tuple[str, str] | None:
@@ -105,12 +106,18 @@ class Proxy(Pool):
         super().__init__(f'port {port} of pod "{pod}" in namespace "{namespace}"')
         self.kube = kube
         self.prefix = f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}:{port}/proxy"
+        # The API server's URL may have a path of its own (Rancher: /k8s/clusters/c-abc), as Kube.url keeps.
+        conf = kube.configuration
+        self.base = urlsplit(conf.host).path.rstrip("/") if conf is not None else ""
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         conf = self.kube.configuration
         api = urlsplit(conf.host)
-        via = urlsplit(conf.proxy) if conf.proxy else None
-        host, port = (via.hostname or "", via.port) if via else (api.hostname or "", api.port)
+        via = proxy_of(conf.host, conf.proxy, conf.no_proxy)
+        if via is not None:
+            host, port = via.hostname or "", _port(via, "proxy-url")
+        else:
+            host, port = api.hostname or "", _port(api, "server")
         seconds = min(timeout, CONNECT_SECONDS)
         conn: http.client.HTTPConnection
         if api.scheme == "https":
@@ -119,12 +126,16 @@ class Proxy(Pool):
         else:
             conn = http.client.HTTPConnection(host, port, timeout=seconds)
         if via is not None:
-            conn.set_tunnel(api.hostname or "", api.port, headers=dict(conf.proxy_headers or {}))
+            conn.set_tunnel(api.hostname or "", _port(api, "server"), headers=dict(conf.proxy_headers or {}))
         conn.connect()
         return conn
 
-    def _request_target(self, path: str) -> str:
+    def _api_path(self, path: str) -> str:
+        """The pods/proxy path of ``path``, as messages name it."""
         return self.prefix + (path if path.startswith("/") else "/" + path)
+
+    def _request_target(self, path: str) -> str:
+        return self.base + self._api_path(path)
 
     def _headers(self) -> dict[str, str]:
         # The API server authenticates the request and removes Authorization before proxying it.
@@ -141,9 +152,29 @@ class Proxy(Pool):
         head = resp.read(STATUS_BYTES)
         if api_status(resp.status, content_type, head) is None:
             return None, head
-        return proxy_error(self._request_target(path), resp.status, head, self.target), head
+        return proxy_error(self._api_path(path), resp.status, head, self.target), head
 
     def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
         # path is "" when the connection itself failed: the message names the pods/proxy object either way.
-        plain = kube_errors.from_transport("GET", self._request_target(path or "/"), self.kube.configuration.host, exc)
+        plain = kube_errors.from_transport("GET", self._api_path(path or "/"), self.kube.configuration.host, exc)
         return errors.CollectorError(str(plain))
+
+
+def proxy_of(api_host: str, proxy: str | None, no_proxy: str | None) -> SplitResult | None:
+    """The HTTP proxy a connection to ``api_host`` goes through, as the kubernetes client picks
+    it (``proxy-url``, unless ``api_host`` matches ``no_proxy``); None for none."""
+    if not proxy or should_bypass_proxies(api_host, no_proxy or ""):
+        return None
+    if is_socks_proxy_url(proxy):
+        raise errors.CollectorError(
+            f"the kubeconfig's proxy-url {proxy} is a SOCKS proxy, which the pods/proxy transport does not "
+            "speak (HTTP CONNECT only); use --transport port-forward (spec.parameters.transport: port-forward)")
+    return urlsplit(proxy)
+
+
+def _port(url: SplitResult, field: str) -> int | None:
+    try:
+        return url.port
+    except ValueError as exc:
+        raise errors.CollectorError(f"the kubeconfig's {field} {url.geturl()} has no valid port "
+                                    f"({errors.shorten(str(exc), 80)}); fix the {field} in the kubeconfig") from exc

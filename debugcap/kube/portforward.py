@@ -281,10 +281,12 @@ class Pool:
         self._closed = False
         self._ahead: set[int] = set()  # ids of idle connections open() opened, not used yet
         self._ahead_at = 0.0
+        self._asked = False  # a GET was made
 
     def access(self) -> dict[str, str]:
-        """How the capture reached the pod's HTTP endpoints, for the manifest and the status."""
-        return {"http": "port-forward"}
+        """How the capture reached the pod's HTTP endpoints, for the manifest and the status;
+        nothing before a GET was made (a template without Go collectors used no transport)."""
+        return {"http": "port-forward"} if self._asked else {}
 
     @property
     def tunnels_opened(self) -> int:
@@ -333,6 +335,7 @@ class Pool:
             sent: Callable[[], None] | None = None) -> HttpResult:
         """GET ``path``; the body streams into ``sink`` (capped at ``max_bytes``). ``sent`` is called
         once the request has gone out: for a CPU profile or a trace, its window has begun."""
+        self._asked = True
         while True:
             conn, reused = self._acquire()
             if not self._usable(conn):

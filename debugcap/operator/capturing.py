@@ -24,6 +24,7 @@ from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
+from debugcap.kube import podhttp
 from debugcap.kube.client import Kube
 from debugcap.operator import results
 from debugcap.operator.config import DebugcapConfig
@@ -47,19 +48,41 @@ def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
 
 
 def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> None:
-    """Fail fast, naming spec.parameters.pprofPort, when nothing serves pprof on the target port.
+    """Fail fast, naming spec.parameters.pprofPort, when the answer proves nothing serves pprof
+    on the target port (:func:`pprof_absent`): the pod's port refused the connection, or answered
+    404 for the index.
 
     Without this, a wrong port makes every Go collector fail one by one, each after its own
     connection attempt, and the message speaks of a collector rather than the field to fix.
-    The forward it opens is kept for the capture's own requests.
+    Any other failure (no pods/proxy rights, a pod IP this pod cannot reach, a timeout) says
+    nothing about the port: the capture goes on, the Go collectors record their own errors,
+    and the exec and Kubernetes evidence is kept. The connection it opens serves the capture.
     """
     try:
-        http.get("/debug/pprof/", io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
+        res = http.get("/debug/pprof/", io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
     except errors.CollectorError as exc:
-        raise errors.TargetError(
-            f"spec.parameters.pprofPort: nothing serves /debug/pprof on port {target.pprof_port} of pod "
-            f'"{target.pod}" ({exc}); set spec.parameters.pprofPort to the port of the Go program\'s '
-            f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}") from exc
+        if not pprof_absent(exc):
+            logger.info("pprof check of %s/%s inconclusive: %s", target.namespace, target.pod, exc)
+            return
+        why = str(exc)
+    else:
+        if res.status != 404:
+            return
+        why = "it answered 404 for /debug/pprof/: a server without net/http/pprof"
+    via = http.access().get("http", "the chosen transport")
+    raise errors.TargetError(
+        f"spec.parameters.pprofPort: nothing serves /debug/pprof on port {target.pprof_port} of pod "
+        f'"{target.pod}" (through {via}: {why}); set spec.parameters.pprofPort to the port of the Go program\'s '
+        f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}")
+
+
+def pprof_absent(exc: errors.CollectorError) -> bool:
+    """Whether a failed GET proves nothing listens on the pod's port: the pod IP refused it
+    (direct, or the API server's dial for pods/proxy) or the kubelet's dial inside the pod did
+    (port-forward). Forbidden, unreachable, a timeout: no proof either way."""
+    if isinstance(exc, podhttp.Unreachable):
+        return exc.refused
+    return str(exc).startswith("nothing listens on ")  # port-forward's refusal (portforward._refused_message)
 
 
 @dataclass(frozen=True)

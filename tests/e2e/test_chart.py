@@ -150,6 +150,16 @@ def test_debug_containers_are_granted_and_configured_only_when_enabled(testbed: 
     assert env_of(off)["DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS"] == "false"
 
 
+def test_the_operators_default_transport_is_auto_and_can_be_pinned(testbed: Testbed) -> None:
+    def transport(docs: list[dict[str, Any]]) -> str:
+        [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+        env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return str(env["DEBUGCAP_OPERATOR_TRANSPORT"])
+
+    assert transport(render("tr", "ops")) == "auto"
+    assert transport(render("tr", "ops", "--set", "operator.transport=port-forward")) == "port-forward"
+
+
 def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
     docs = render("dc", "ops", "--set", "namespaces={shop,web}", "--set", "rbac.nodes=false",
                   "--set", "s3.existingSecret=my-s3")

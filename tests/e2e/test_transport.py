@@ -2,11 +2,13 @@
 
 Cases (real API server, kubelet, goapp pods; the CLI's ``create --local`` unless said otherwise):
 * a ServiceAccount allowed only ``get pods`` and ``get pods/proxy`` (no exec, no port-forward)
-  gets every Go collector with ``--transport proxy``, and with auto (direct from this host);
-  auto with that user where the pod IP does not route picks pods/proxy and says why;
+  gets every Go collector with ``--transport proxy``, and with auto: from this host (not a pod
+  of the cluster) auto starts at pods/proxy and never tries the pod IP, though it routes here;
+* auto as it runs in the operator's pod (in the cluster): direct when the pod IP answers with
+  the pprof index; pods/proxy, saying why, where the pod IP does not route;
 * a server bound to 127.0.0.1 (goapp-localhost): auto falls back to port-forward and says why;
   ``--transport proxy`` fails the Go collectors saying the server probably listens on 127.0.0.1;
-* ``--transport direct`` from the host (which routes to pod IPs);
+* ``--transport direct`` from the host (which routes to pod IPs) goes direct anywhere;
 * the operator with ``spec.parameters.transport: proxy`` writes ``status.pods[].access.http``.
 """
 
@@ -26,6 +28,7 @@ from kubernetes import client as k8s
 from debugcap import capture as engine
 from debugcap import templates
 from debugcap.bundle import layout
+from debugcap.capture import transport
 from debugcap.kube import podhttp
 from debugcap.kube.client import Kube, KubeTarget
 from debugcap.settings import CaptureSettings
@@ -113,29 +116,45 @@ def test_a_user_with_only_pods_proxy_gets_the_go_evidence(
     doc = go_evidence(create(testbed, namespace, "goapp", "go-profile", tmp_path / "proxy", "--transport", "proxy",
                              params=FAST, env=as_reader))
     assert doc["access"]["http"] == "proxy" and "httpFallback" not in doc["access"]
-    # auto: this host routes to pod IPs, so direct is cheapest, and it needs no rights at all.
+    # auto: this host routes to pod IPs, but it is no pod of the cluster: direct is not tried.
     doc = go_evidence(create(testbed, namespace, "goapp", "go-profile", tmp_path / "auto", params=FAST,
                              env=as_reader))
-    assert doc["access"]["http"] == "direct"
+    assert doc["access"] == {"http": "proxy"}, doc["access"]
 
 
-def test_auto_picks_pods_proxy_where_the_pod_ip_does_not_route(
+def _capture_in_cluster(kube: Kube, namespace: str, pod_ip: str | None, tmp_path: Path) -> dict[str, str]:
+    """The engine as the operator's pod runs it (auto's in-cluster order), the pod IP swapped
+    for ``pod_ip`` when given; the bundle's access map."""
+    target = engine.resolve_target(kube, namespace, "goapp")
+    if pod_ip is not None:
+        target = dataclasses.replace(target, pod_ip=pod_ip)
+    template = templates.expand("go-profile", dict(FAST))
+    tmp_path.mkdir()
+    http = transport.Auto(kube, target, forwards=transport.forwards_needed(template), in_cluster=True)
+    try:
+        outcome = engine.capture(kube, target, template, out_dir=tmp_path, capture_name="e2e",
+                                 settings=CaptureSettings(http_transport="auto"), http=http)
+    finally:
+        http.close()
+    assert outcome.phase is engine.Phase.COMPLETED, outcome.records
+    return dict(outcome.bundle.manifest.access)
+
+
+def test_auto_in_the_cluster_goes_direct_and_else_through_pods_proxy(
         goapp_pod: GoappPod, namespace: str, tmp_path: Path, proxy_only_kubeconfig: str) -> None:
-    """The engine itself, as the CLI calls it, with the reader's credentials and the pod IP
-    swapped for one that does not answer: what a laptop outside the pod network sees."""
+    """The reader's credentials (pods/proxy, no port-forward); this host routes to pod IPs as
+    the operator's pod does. Where the pod IP does not answer (a NetworkPolicy, another
+    network), auto moves on to pods/proxy and says why."""
     goapp_pod("goapp")
     kube = Kube.load(KubeTarget(kubeconfig=proxy_only_kubeconfig))
     try:
-        target = dataclasses.replace(engine.resolve_target(kube, namespace, "goapp"), pod_ip=UNROUTED_IP)
-        template = templates.expand("go-profile", dict(FAST))
-        outcome = engine.capture(kube, target, template, out_dir=tmp_path, capture_name="e2e",
-                                 settings=CaptureSettings(http_transport="auto"))
+        access = _capture_in_cluster(kube, namespace, None, tmp_path / "direct")
+        assert access == {"http": "direct"}, access
+        access = _capture_in_cluster(kube, namespace, UNROUTED_IP, tmp_path / "unrouted")
     finally:
         kube.close()
-    assert outcome.phase is engine.Phase.COMPLETED, outcome.records
-    access = outcome.bundle.manifest.access
     assert access["http"] == "proxy", access
-    assert access["httpFallback"].startswith(f"direct: {UNROUTED_IP}:6060 "), access
+    assert access["httpFallback"].startswith("direct: "), access
 
 
 # ---------------------------------------------------------------- a server bound to 127.0.0.1
@@ -147,8 +166,8 @@ def test_a_server_on_localhost_only_is_reached_by_port_forward_under_auto(
     doc = go_evidence(create(testbed, namespace, "local", "go-profile", tmp_path / "auto", params=FAST))
     access = doc["access"]
     assert access["http"] == "port-forward", access
-    assert "direct: " in access["httpFallback"] and "connection refused" in access["httpFallback"], access
-    assert "proxy: " in access["httpFallback"] and "127.0.0.1" in access["httpFallback"], access
+    assert "direct: " not in access["httpFallback"], access  # not tried from outside the cluster
+    assert access["httpFallback"].startswith("proxy: ") and "127.0.0.1" in access["httpFallback"], access
 
     # Forced through pods/proxy, the Go collectors fail and say why; nothing else breaks.
     run = create(testbed, namespace, "local", "go-profile", tmp_path / "proxy", "--transport", "proxy", params=FAST)

@@ -6,12 +6,14 @@ Cases:
 * 401/403 on pods/proxy is a ForbiddenError (and a CollectorError) naming ``get pods/proxy``;
   503 "connection refused" says the server probably listens on 127.0.0.1 only; other 503s say
   the API server cannot reach the pod;
-* a failed connect is refused or unreachable; auto tries direct, else proxy, else port-forward;
+* a failed connect is refused or unreachable; auto tries direct (in the cluster only), else
+  proxy, else port-forward;
 * the proxied request target quotes the pod name and keeps the query;
 * the keep-alive pool against a real local HTTP server: connections reused, a body cut at
   max_bytes, a connection the server closed is replaced, close() ends a GET still running;
-* auto takes direct when the pod IP answers (and reports nothing before a GET), else falls
-  back to port-forward when pods/proxy fails too, saying why in httpFallback.
+* auto in the cluster takes direct when the pod IP answers with the pprof index (and reports
+  nothing before a GET), else falls back to port-forward when pods/proxy fails too, saying why
+  in httpFallback (tests/unit/capture/test_transport_choice.py has the rest of auto's choice).
 """
 
 from __future__ import annotations
@@ -104,11 +106,10 @@ def test_failed_connects_are_refused_or_unreachable() -> None:
     assert (kind, why) == (Reach.UNREACHABLE, "No route to host")
 
 
-def test_auto_takes_direct_when_the_pod_ip_answers_else_proxy_then_port_forward() -> None:
-    assert transport.to_try(Reach.OPEN) == ("direct",)
-    assert transport.to_try(Reach.UNREACHABLE) == ("proxy", "port-forward")
-    # Refused here may not be refused from the API server (a firewall answering for the pod).
-    assert transport.to_try(Reach.REFUSED) == ("proxy", "port-forward")
+def test_auto_tries_direct_only_in_the_cluster_then_proxy_then_port_forward() -> None:
+    assert transport.to_try(True) == ("direct", "proxy", "port-forward")
+    # From a laptop a pod IP may not route, or route to another machine: never tried there.
+    assert transport.to_try(False) == ("proxy", "port-forward")
 
 
 def test_reach_tells_a_listening_port_from_a_closed_one(server: http.server.ThreadingHTTPServer) -> None:
@@ -243,7 +244,7 @@ def _target(ip: str, port: int) -> base.Target:
 def test_auto_picks_direct_when_the_pod_ip_answers_and_says_nothing_before_a_get(
         server: http.server.ThreadingHTTPServer) -> None:
     auto = transport.Auto(Kube(configuration=None), _target("127.0.0.1", server.server_address[1]),  # type: ignore[arg-type]
-                          forwards=2)
+                          forwards=2, in_cluster=True)
     try:
         assert auto.access() == {}  # a template without Go collectors used no transport
         assert auto.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=1 << 20).status == 200
@@ -258,9 +259,12 @@ def test_auto_falls_back_to_port_forward_and_says_why() -> None:
     with _closed_port() as port:
         # No pod IP, and an API server that refuses connections: pods/proxy fails too.
         kube = Kube(configuration=k8s.Configuration(host=f"http://127.0.0.1:{port}"))
-        auto = transport.Auto(kube, _target("", 6060), forwards=2)
+        auto = transport.Auto(kube, _target("", 6060), forwards=2, in_cluster=True)
         try:
             assert isinstance(auto.chosen(), portforward.Pool)
+            assert auto.access() == {}  # chosen, but no GET made yet
+            with pytest.raises(errors.CollectorError, match="cannot port-forward"):
+                auto.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
             access = auto.access()
         finally:
             auto.close()
@@ -268,3 +272,97 @@ def test_auto_falls_back_to_port_forward_and_says_why() -> None:
     assert access["httpFallback"].startswith('direct: the pod has no IP; proxy: cannot get pods/proxy "api-1:6060" in '
                                              'namespace "prod": no answer from the API server ('), access
     assert "Connection refused" in access["httpFallback"], access
+
+
+# ---------------------------------------------------------------- the kubeconfig's server URL and proxy
+
+
+class _ApiServer(http.server.BaseHTTPRequestHandler):
+    """Stands in for an API server's pods/proxy: Go's index under the proxy path, 404 elsewhere."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        _ApiServer.seen.append(self.path)
+        ok = self.path.endswith(":6060/proxy/debug/pprof/")
+        body = b"<title>/debug/pprof/</title>Types of profiles available:" if ok else b"404 page not found\n"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api_server() -> Iterator[int]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ApiServer)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    _ApiServer.seen = []
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def _proxy(host: str, **conf: str) -> podproxy.Proxy:
+    kube = Kube(configuration=k8s.Configuration(host=host, **conf))  # type: ignore[arg-type]
+    return podproxy.Proxy(kube, namespace="prod", pod="api-1", port=6060)
+
+
+def test_the_api_servers_own_path_is_kept(api_server: int) -> None:
+    """Rancher and other gateways serve a cluster's API under a path of their own."""
+    proxy = _proxy(f"http://127.0.0.1:{api_server}/k8s/clusters/c-abc/")
+    try:
+        assert proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=1 << 16).status == 200
+    finally:
+        proxy.close()
+    assert _ApiServer.seen == ["/k8s/clusters/c-abc/api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/"]
+
+
+def test_no_proxy_bypasses_the_proxy_url_as_the_kubernetes_client_does(api_server: int) -> None:
+    with _closed_port() as dead:
+        proxy = _proxy(f"http://127.0.0.1:{api_server}", proxy=f"http://127.0.0.1:{dead}",
+                       no_proxy="localhost,127.0.0.0/8")
+        try:
+            assert proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=1 << 16).status == 200
+        finally:
+            proxy.close()
+        # Not bypassed: the (dead) proxy is used.
+        assert podproxy.proxy_of("https://api.example:6443", f"http://127.0.0.1:{dead}", "127.0.0.1") is not None
+        assert podproxy.proxy_of("https://api.example:6443", f"http://127.0.0.1:{dead}", ".example") is None
+
+
+def test_a_socks_proxy_is_refused_naming_the_field_and_port_forward() -> None:
+    proxy = _proxy("https://api.example:6443", proxy="socks5://127.0.0.1:1080")
+    with pytest.raises(errors.CollectorError) as caught:
+        proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
+    proxy.close()
+    assert "proxy-url socks5://127.0.0.1:1080 is a SOCKS proxy" in str(caught.value)
+    assert "--transport port-forward" in str(caught.value)
+
+
+def test_a_proxy_url_without_a_numeric_port_is_a_clear_error() -> None:
+    proxy = _proxy("https://api.example:6443", proxy="http://proxy.example:eighty")
+    with pytest.raises(errors.CollectorError, match=r"the kubeconfig's proxy-url http://proxy.example:eighty has no "
+                                                    r"valid port"):
+        proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
+    proxy.close()
+
+
+def test_a_port_forward_reports_nothing_until_a_get_was_made() -> None:
+    with _closed_port() as port:
+        pool = portforward.Pool(Kube(configuration=k8s.Configuration(host=f"http://127.0.0.1:{port}")),
+                                namespace="prod", pod="api-1", port=6060)
+        try:
+            pool.open()  # ahead, best effort: no GET yet
+            assert pool.access() == {}
+            with pytest.raises(errors.CollectorError):
+                pool.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
+            assert pool.access() == {"http": "port-forward"}
+        finally:
+            pool.close()
