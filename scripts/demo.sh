@@ -92,9 +92,9 @@ echo "skipped collectors: $(grep -c '^  skipped' "$OUT/slim-1.err" || true)"
 echo "manifest access: $(tar xzf "$SLIM" --wildcards -O '*/manifest.json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')"
 echo "ephemeral containers in the pod after two captures: $(kubectl -n "$DL_NS" get pod slim -o jsonpath='{.spec.ephemeralContainers[*].name}')"
 tar xzf "$SLIM" --wildcards -O '*/proc/ps.txt'
-tar xzf "$SLIM" --wildcards -O '*/proc/fd.txt' | grep -E "fdleak|socket" | head -3
+tar xzf "$SLIM" --wildcards -O '*/proc/fd.txt' | grep -E "fdleak|socket" | sed -n '1,3p'
 tar xzf "$SLIM" --wildcards -O '*/net/sockets.txt' | grep LISTEN
-tar xzf "$SLIM" --wildcards -O '*/fs/df.txt' | head -2
+tar xzf "$SLIM" --wildcards -O '*/fs/df.txt' | sed -n '1,2p'
 tar xzf "$SLIM" --wildcards -O '*/env/environment.txt' | grep APP_DB_PASSWORD
 
 step "Verify both bundles (every file's SHA-256, and the bundle's own)"
