@@ -233,7 +233,8 @@ def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_
         # repeat a CPU profile on a pod already too slow to answer one.
         if reused and not conn.error and not isinstance(exc, TimeoutError):
             raise _Stale(str(exc)) from exc
-        raise errors.CollectorError(_refused_message(conn, target, exc)) from exc
+        message, refused = _refused_message(conn, target, exc)
+        raise (Refused(message) if refused else errors.CollectorError(message)) from exc
     written, truncated = 0, False
     deadline = started + timeout
     while True:
@@ -403,7 +404,12 @@ def get(kube: Kube, *, namespace: str, pod: str, port: int, path: str, sink: IO[
         pool.close()
 
 
-def _refused_message(conn: _Connection, target: str, exc: Exception) -> str:
+class Refused(errors.CollectorError):
+    """Nothing listens on the pod's port: the kubelet's dial inside the pod was refused (proof that
+    pprof is not served there, which the operator's pre-flight check acts on)."""
+
+
+def _refused_message(conn: _Connection, target: str, exc: Exception) -> tuple[str, bool]:
     detail = ""
     for _ in range(20):
         # The kubelet's error channel may arrive a moment after the connection ended.
@@ -413,6 +419,6 @@ def _refused_message(conn: _Connection, target: str, exc: Exception) -> str:
         time.sleep(0.05)
     if "refused" in detail or isinstance(exc, ConnectionRefusedError):
         return (f"nothing listens on {target} (connection refused); set the pprof port with the pod "
-                "annotation debugcap.io/pprof-port or --pprof-port")
-    return f"cannot reach {target}: {errors.shorten(detail or str(exc) or type(exc).__name__)}"
+                "annotation debugcap.io/pprof-port or --pprof-port"), True
+    return f"cannot reach {target}: {errors.shorten(detail or str(exc) or type(exc).__name__)}", False
 

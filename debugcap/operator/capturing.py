@@ -24,7 +24,7 @@ from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
-from debugcap.kube import podhttp
+from debugcap.kube import podhttp, portforward
 from debugcap.kube.client import Kube
 from debugcap.operator import results
 from debugcap.operator.config import DebugcapConfig
@@ -82,7 +82,7 @@ def pprof_absent(exc: errors.CollectorError) -> bool:
     (port-forward). Forbidden, unreachable, a timeout: no proof either way."""
     if isinstance(exc, podhttp.Unreachable):
         return exc.refused
-    return str(exc).startswith("nothing listens on ")  # port-forward's refusal (portforward._refused_message)
+    return isinstance(exc, portforward.Refused)
 
 
 @dataclass(frozen=True)

@@ -278,8 +278,8 @@ def test_the_pprof_check_fails_the_pod_on_a_refused_port_through_each_transport(
         "direct": _direct_error(_closed_port()),
         "proxy": podproxy.proxy_error(PROXY_PATH, 503, _status(
             503, "error trying to reach service: dial tcp 10.1.2.3:6060: connect: connection refused"), TARGET),
-        # portforward._refused_message, when the kubelet's dial inside the pod is refused:
-        "port-forward": errors.CollectorError(f"nothing listens on {TARGET} (connection refused); set the pprof port"),
+        # What port-forward raises when the kubelet's dial inside the pod is refused:
+        "port-forward": portforward.Refused(f"nothing listens on {TARGET} (connection refused); set the pprof port"),
     }
     for kind, exc in refused.items():
         failed = _check(_Fails(kind, exc))
