@@ -87,8 +87,8 @@ EPHEMERAL_ENDED = ("its target restarted too often for debugcap to add more (eac
 
 
 def debug_image_fix(image: str) -> str:
-    return (f'check that the debug image "{image}" exists and the node can pull it, or pick another with '
-            "--debug-image (the operator: DEBUGCAP_OPERATOR_DEBUG_IMAGE)")
+    return (f'check that the debug image "{image}" exists, the node can pull it and it has busybox\'s tools '
+            "(sh, sleep, ps, ...), or pick another with --debug-image (the operator: DEBUGCAP_OPERATOR_DEBUG_IMAGE)")
 EPHEMERAL_POD_SECURITY = ("a target running as root can only be read by a root debug container, which the "
                           "namespace's Pod Security level forbids; run the workload as non-root, or use "
                           "--command-mode exec on an image with a shell")

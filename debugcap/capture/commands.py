@@ -112,7 +112,10 @@ class CommandChannel:
         # the target's; a user the spec names is the user.
         if not who.known and not (pod.get("spec") or {}).get("shareProcessNamespace"):
             real = self._process_identity(pool)
-            if real is not None and (real.uid, real.gid) != (who.uid, who.gid):
+            if real is None:
+                self._note(f"cannot read /proc/1/status of {self._where()}: reading it as {who}, a guess; set "
+                           "runAsUser and runAsGroup in the pod spec if its evidence is refused")
+            elif (real.uid, real.gid) != (who.uid, who.gid):
                 # The spec did not say: the process told. Its user's container is the one that can
                 # read it; the probe stays in the pod (ephemeral containers cannot be removed), and
                 # the next capture reads /proc/1/status through it again.

@@ -59,7 +59,8 @@ class FlightRecorderCollector(base.Collector):
                       "handler; see docs/go-diagnostics.md)")
         if fallback <= 0:
             return base.CollectorResult(base.Status.SKIPPED, f"{not_served}; no fallback trace asked for "
-                                        "(fallback_seconds 0: a template's trace step covers the capture)")
+                                        "(set the step's fallback_seconds to take a trace instead where the "
+                                        "template has no trace step)")
         trace = fetching.fetch(ctx, self.name, f"/debug/pprof/trace?seconds={fallback}",
                                layout.TRACE_FLIGHT_RECORDER_FALLBACK, fetching.Body.TRACE, seconds=fallback)
         note = f"{not_served}; took a {fallback}s execution trace from the capture's start instead"

@@ -27,7 +27,9 @@ _VERSION_LABEL = re.compile(rb'(?:^|[{,])\s*version="((?:[^"\\]|\\.)*)"')
 _NO_LIMIT: Final = float(2**63 - 1)
 
 
-_GO_VERSION = re.compile(rb"(devel )?go[0-9][0-9A-Za-z.+:,_-]{0,80}")
+# A release (go1.26.8, go1.26.8-X:goroutineleakprofile) or a development build, which says
+# "devel go1.27-4f1a2b3 Tue Jun 4 10:00:00 2026 +0000": printable ASCII, bounded.
+_GO_VERSION = re.compile(rb"(devel )?go[0-9][0-9A-Za-z.+:,_ -]{0,100}")
 
 
 def runtime_facts(lines: Iterable[bytes]) -> dict[str, str]:

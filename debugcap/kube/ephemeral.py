@@ -60,12 +60,23 @@ def _terminated(pod: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return {}
 
 
-def _restarted_after(pod: Mapping[str, Any], target: str, when: str) -> bool:
-    """Whether container ``target`` started running after ``when`` (RFC 3339, which sorts as text)."""
+# How the kubelet reports a container that never ran: StartError (its command could not be
+# started) with startedAt at the epoch, or ContainerCannotRun.
+_NEVER_RAN = frozenset({"StartError", "ContainerCannotRun"})
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def _ended_with_target(pod: Mapping[str, Any], target: str, ended: Mapping[str, Any]) -> bool:
+    """Whether a debug container that ran (``ended``: its terminated state) ended because its
+    target did: the target's previous instance finished after the debug container started
+    (RFC 3339 times sort as text)."""
+    started = str(ended.get("startedAt") or "")
+    if ended.get("reason") in _NEVER_RAN or not started or started == _EPOCH:
+        return False
     for status in pod.get("status", {}).get("containerStatuses") or []:
         if status.get("name") == target:
-            started = ((status.get("state") or {}).get("running") or {}).get("startedAt") or ""
-            return bool(when) and started > when
+            previous = ((status.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
+            return bool(previous) and previous >= started
     return False
 
 
@@ -88,7 +99,7 @@ def generation(pod: Mapping[str, Any], base: str, target: str) -> tuple[str, boo
     why = " ".join(str(ended[k]) for k in ("reason", "message") if ended.get(k)) or f"exit code {ended.get('exitCode')}"
     where = f'ephemeral container "{name}" in pod "{pod.get("metadata", {}).get("namespace")}/' \
             f'{pod.get("metadata", {}).get("name")}"'
-    if not _restarted_after(pod, target, str(ended.get("startedAt") or "")):
+    if not _ended_with_target(pod, target, ended):
         raise Unavailable(f"{where} has ended ({why}) and cannot be restarted; "
                           f"{hints.debug_image_fix(_image(pod, name))}")
     if latest == MAX_GENERATIONS:

@@ -111,16 +111,29 @@ def test_ephemeral_state_reads_running_waiting_and_terminated() -> None:
     assert ephemeral.state({"status": {}}, "dbg") == ("unknown", "")
 
 
-def _pod_with(states: dict[str, dict[str, Any]], target_started: str = "2026-12-04T10:00:00Z") -> dict[str, Any]:
+def _pod_with(states: dict[str, dict[str, Any]], target_last_finished: str = "2026-12-04T09:30:00Z"
+              ) -> dict[str, Any]:
+    """A pod as the kubelet reports it: the target runs again since 10:00, its previous instance
+    finished at ``target_last_finished``; the debug containers in ``states``."""
+    target: dict[str, Any] = {"name": "app", "restartCount": 1,
+                              "state": {"running": {"startedAt": "2026-12-04T10:00:00Z"}},
+                              "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                                           "startedAt": "2026-12-04T08:00:00Z",
+                                                           "finishedAt": target_last_finished}}}
     return {"metadata": {"name": "p", "namespace": "ns"},
             "spec": {"ephemeralContainers": [{"name": n, "image": "busybox:1.37"} for n in states]},
-            "status": {"containerStatuses": [{"name": "app", "state": {"running": {"startedAt": target_started}}}],
+            "status": {"containerStatuses": [target],
                        "ephemeralContainerStatuses": [{"name": n, "state": st} for n, st in states.items()]}}
 
 
 RUNNING = {"running": {"startedAt": "2026-12-04T09:00:00Z"}}
-# Ended with its target: it had run since 09:00, and the target runs again since 10:00.
-ENDED_WITH_TARGET = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": "2026-12-04T09:00:00Z"}}
+# Ended with its target: it ran from 09:00 until the target's OOM kill at 09:30 ended its namespace.
+ENDED_WITH_TARGET = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": "2026-12-04T09:00:00Z",
+                                    "finishedAt": "2026-12-04T09:30:00Z"}}
+# What the kubelet reports for a toolbox whose command cannot start (no `sleep` in the image).
+START_ERROR = {"terminated": {"exitCode": 128, "reason": "StartError",
+                              "message": 'exec: "sleep": executable file not found in $PATH',
+                              "startedAt": "1970-01-01T00:00:00Z", "finishedAt": "2026-12-04T09:00:01Z"}}
 
 
 def test_generation_reuses_the_latest_and_follows_one_that_ended_with_its_target() -> None:
@@ -133,18 +146,25 @@ def test_generation_reuses_the_latest_and_follows_one_that_ended_with_its_target
     assert ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET, "dbg-2": ENDED_WITH_TARGET}), "dbg", "app") == \
         ("dbg-3", True)
     assert ephemeral.generation(_pod_with({"dbg-other": RUNNING}), "dbg", "app") == ("dbg", True)
+    # The target is in CrashLoopBackOff (waiting, not running): its last instance still says when it ended.
+    waiting = _pod_with({"dbg": ENDED_WITH_TARGET})
+    waiting["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+    assert ephemeral.generation(waiting, "dbg", "app") == ("dbg-2", True)
 
 
-def test_one_that_ended_on_its_own_is_reported_not_replaced() -> None:
-    # It never ran (an image without sleep), or ended while the target kept running: a new one
-    # would end the same way, so the capture says why instead of adding one per capture.
-    never_ran = {"terminated": {"exitCode": 128, "reason": "StartError", "message": "exec: sleep: not found"}}
-    with pytest.raises(Unavailable, match=r'"dbg" in pod "ns/p" has ended \(StartError exec: sleep: not found\).*'
-                                          r'debug image "busybox:1.37"'):
-        ephemeral.generation(_pod_with({"dbg": never_ran}), "dbg", "app")
+def test_one_that_never_ran_or_ended_on_its_own_is_reported_not_replaced() -> None:
+    # A new one would end the same way: the capture says why instead of adding one per capture.
+    with pytest.raises(Unavailable, match=r'"dbg" in pod "ns/p" has ended \(StartError exec: "sleep": '
+                                          r'executable file not found in \$PATH\).*debug image "busybox:1.37"'):
+        ephemeral.generation(_pod_with({"dbg": START_ERROR}), "dbg", "app")
+    # It ran, and ended while the target kept running (its last restart was before).
     with pytest.raises(Unavailable, match="has ended"):
-        ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET}, target_started="2026-12-04T08:00:00Z"), "dbg",
-                             "app")
+        ephemeral.generation(_pod_with({"dbg": ENDED_WITH_TARGET}, target_last_finished="2026-12-04T08:30:00Z"),
+                             "dbg", "app")
+    never_restarted = _pod_with({"dbg": ENDED_WITH_TARGET})
+    del never_restarted["status"]["containerStatuses"][0]["lastState"]
+    with pytest.raises(Unavailable, match="has ended"):
+        ephemeral.generation(never_restarted, "dbg", "app")
 
 
 def test_at_the_generation_limit_the_capture_says_so() -> None:

@@ -43,8 +43,8 @@ def test_not_served_without_fallback_is_a_skip_and_takes_no_trace(bundle, pprof_
     result = FlightRecorderCollector().collect(bundle.context(http=pprof_port, params={"fallback_seconds": 0}))
     assert result.status is base.Status.SKIPPED
     assert result.message == ("/debug/flightrecorder not served on port 6060 (no runtime/trace.FlightRecorder "
-                              "handler; see docs/go-diagnostics.md); no fallback trace asked for (fallback_seconds "
-                              "0: a template's trace step covers the capture)")
+                              "handler; see docs/go-diagnostics.md); no fallback trace asked for (set the step's "
+                              "fallback_seconds to take a trace instead where the template has no trace step)")
     assert [path for path, _t, _c in pprof_port.gets] == ["/debug/flightrecorder"]
     assert bundle.files == {}
 

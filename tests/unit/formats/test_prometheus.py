@@ -43,3 +43,5 @@ def test_a_version_label_that_is_not_a_go_version_is_not_a_fact() -> None:
         assert "goVersion" not in prometheus.runtime_facts([line])
     assert prometheus.runtime_facts([b"go_info{version=\"go1.26.8-X:goroutineleakprofile\"} 1\n"]) == \
         {"goVersion": "go1.26.8-X:goroutineleakprofile"}
+    devel = "devel go1.27-4f1a2b3 Tue Jun 4 10:00:00 2026 +0000"
+    assert prometheus.runtime_facts([f'go_info{{version="{devel}"}} 1\n'.encode()]) == {"goVersion": devel}
