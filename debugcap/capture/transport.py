@@ -80,18 +80,27 @@ class Auto:
         self.in_cluster = podhttp.in_cluster(kube.configuration.host) if in_cluster is None else in_cluster
         self.direct_probe_seconds, self.proxy_probe_seconds = direct_probe_seconds, proxy_probe_seconds
         self._lock = threading.Lock()  # the state below
-        self._choosing = threading.Lock()  # one choice; GETs arriving meanwhile wait for it
+        self._decided = threading.Condition(self._lock)  # the choice was made, or close() came
+        self._choosing = False  # a GET (or open()) is choosing; the others wait for it
+        self._probing: podhttp.Pool | None = None  # the candidate being asked, which close() closes
         self._chosen: Transport | None = None
         self._skipped: list[str] = []  # why the cheaper ones were not taken
         self._closed = False
 
     def chosen(self) -> Transport:
-        """The transport, choosing it on the first call (the others wait for that choice)."""
-        with self._choosing:
-            with self._lock:
+        """The transport, choosing it on the first call. Calls meanwhile wait for that choice,
+        and fail at once when :meth:`close` comes first, as the choice itself does."""
+        with self._lock:
+            while True:
                 self._check_open()
                 if self._chosen is not None:
                     return self._chosen
+                if not self._choosing:
+                    self._choosing = True
+                    break
+                self._decided.wait()
+        chosen: Transport | None = None
+        try:
             chosen = self._choose()
             with self._lock:
                 if not self._closed:
@@ -100,11 +109,32 @@ class Auto:
             chosen.close()  # closed while choosing
             self._check_open()
             raise AssertionError("unreachable")
+        finally:
+            with self._lock:
+                self._choosing = False
+                self._decided.notify_all()
 
     def _check_open(self) -> None:
         if self._closed:
             raise errors.CollectorError(f"connections to pod {self.target.namespace}/{self.target.pod} "
                                         "closed: capture over")
+
+    def _probe(self, pool: podhttp.Pool, timeout: float) -> str:
+        """:func:`probe` with ``pool`` where :meth:`close` finds it (and closes it: the probe fails at once)."""
+        with self._lock:
+            if self._closed:
+                pool.close()
+                self._check_open()
+            self._probing = pool
+        try:
+            return probe(pool, timeout)
+        finally:
+            with self._lock:
+                self._probing = None
+                closed = self._closed
+            if closed:
+                pool.close()
+                self._check_open()
 
     def _choose(self) -> Transport:
         t = self.target
@@ -116,11 +146,11 @@ class Auto:
                     continue
                 pool = podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port,
                                       connect_timeout=self.direct_probe_seconds)
-                why = probe(pool, DIRECT_INDEX_SECONDS)
+                why = self._probe(pool, DIRECT_INDEX_SECONDS)
                 pool.connect_timeout = podhttp.DIRECT_CONNECT_SECONDS  # the capture's own connects
             elif name == "proxy":
                 pool = podproxy.Proxy(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
-                why = probe(pool, self.proxy_probe_seconds)
+                why = self._probe(pool, self.proxy_probe_seconds)
             else:
                 break
             if not why:
@@ -152,11 +182,15 @@ class Auto:
             return out
 
     def close(self) -> None:
+        """Close the chosen transport, or end a choice under way: the candidate being probed is
+        closed (its GET fails at once) and GETs waiting for the choice fail at once."""
         with self._lock:
             self._closed = True
-            chosen = self._chosen
-        if chosen is not None:
-            chosen.close()
+            chosen, probing = self._chosen, self._probing
+            self._decided.notify_all()
+        for pool in (chosen, probing):
+            if pool is not None:
+                pool.close()
 
 
 def probe(pool: podhttp.Pool, timeout: float) -> str:

@@ -9,9 +9,11 @@ Connections are kept alive between requests and opened as requests need them (a 
 a few at once: CPU profile and trace hold theirs for the whole window). :meth:`Pool.close` shuts
 down connections still in use too, so a request abandoned at a capture's deadline ends at once,
 and no request starts after it: connections never reopen by themselves (``auto_open`` off).
-A request's ``timeout`` bounds all of it, the answer's headers and its body too: before each
-read from the socket its timeout is set to what is left (:class:`_TimedReads`), so a server
-sending a byte at a time cannot stretch a GET past it.
+A request's ``timeout`` bounds all of it: a new connection's connect (and a proxy's CONNECT,
+the TLS handshake: see :meth:`Pool._connection`), the answer's headers and its body too: before
+each read from the socket its timeout is set to what is left (:class:`_TimedReads`), so a server
+sending a byte at a time cannot stretch a GET past it. :meth:`Pool.close` also shuts down
+connections still being opened.
 The contract of :meth:`Pool.get` is :meth:`debugcap.kube.portforward.Pool.get`'s.
 """
 
@@ -65,7 +67,11 @@ class Unreachable(errors.CollectorError):
 
 
 def reach(host: str, port: int, timeout: float) -> tuple[Reach, str]:
-    """Connect to ``host:port`` and close at once: whether it answers, and why not in words."""
+    """Connect to ``host:port`` and close at once: whether it answers, and why not in words.
+
+    Not used by the transports (a bare TCP connect proves nothing: a mTLS sidecar accepts and
+    resets every request, so auto asks for the pprof index instead); kept as the e2e tests'
+    check that the testbed's host routes to pod IPs."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return Reach.OPEN, ""
@@ -151,11 +157,14 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         self._busy: set[http.client.HTTPConnection] = set()
+        self._opening: set[http.client.HTTPConnection] = set()  # being connected
         self._closed = False
         self.connections_opened = 0
 
     # -- what subclasses provide
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, deadline: float) -> http.client.HTTPConnection:
+        """A new connection, not connected yet: its ``connect()`` ends by ``deadline`` (the
+        request's), or fails with an OSError."""
         raise NotImplementedError
 
     def _request_target(self, path: str) -> str:
@@ -203,11 +212,29 @@ class Pool:
                 self._busy.add(conn)
                 return conn, True
         try:
-            conn = self._connect(max(deadline - time.monotonic(), 0.001))
+            conn = self._connection(deadline)
         except (http.client.HTTPException, OSError) as exc:
             raise self._failed("", exc) from exc
         conn.auto_open = 0  # once closed, a connection stays closed (a GET after close() fails)
         conn.response_class = _Response
+        with self._lock:
+            self._check_open()
+            self._opening.add(conn)  # close() shuts it down mid-handshake (a proxy's CONNECT, TLS)
+        connected = False
+        try:
+            _reading.deadline = deadline  # a proxy's answer to CONNECT is read under it too
+            conn.connect()
+            connected = True
+        except (http.client.HTTPException, OSError) as exc:
+            with self._lock:
+                self._check_open()
+            raise self._failed("", exc) from exc
+        finally:
+            _reading.deadline = None
+            with self._lock:
+                self._opening.discard(conn)
+            if not connected:
+                conn.close()
         with self._lock:
             self.connections_opened += 1
             if self._closed:
@@ -304,7 +331,7 @@ class Pool:
         """Close every connection, those still carrying a request too: it fails at once."""
         with self._lock:
             self._closed = True
-            conns = [*self._idle, *self._busy]
+            conns = [*self._idle, *self._busy, *self._opening]
             self._idle, self._busy = [], set()
         for conn in conns:
             sock = conn.sock
@@ -327,12 +354,11 @@ class Direct(Pool):
         super().__init__(f'port {port} of pod "{pod}" in namespace "{namespace}" at {host or "(no IP)"}')
         self.host, self.port, self.connect_timeout = host, port, connect_timeout
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, deadline: float) -> http.client.HTTPConnection:
         if not self.host:
             raise errors.CollectorError(f"{self.target}: the pod has no IP (status.podIP) to connect to yet")
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=min(timeout, self.connect_timeout))
-        conn.connect()
-        return conn
+        left = max(deadline - time.monotonic(), 0.001)
+        return http.client.HTTPConnection(self.host, self.port, timeout=min(left, self.connect_timeout))
 
     def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
         if isinstance(exc, errors.CollectorError):

@@ -15,16 +15,20 @@ JSON objects; they become debugcap errors here, and never reach a collector as e
 collectors need (``X-Go-Pprof`` errors, the busy-profiler retry), and it cannot say when a
 request has gone out (a CPU profile's window begins then). Requests go out over kept-alive
 HTTP/1.1 connections with the client's own URL (its path too: ``server: https://rancher/k8s/clusters/c-1``),
-credentials, TLS settings and proxy (``proxy-url``, bypassed for hosts in ``no_proxy`` as the
-client does; HTTP CONNECT only: a SOCKS proxy is refused) instead. The body and timeouts are
-:class:`debugcap.kube.podhttp.Pool`'s, deadline included.
+credentials, TLS settings and proxy (``proxy-url``, else ``HTTPS_PROXY``, bypassed for hosts in
+``no_proxy`` and dialled on port 80 without a port, as the client does; plain HTTP CONNECT only:
+a SOCKS or https:// proxy is refused; its ``user:password@`` never reaches a message) instead.
+The body and timeouts are :class:`debugcap.kube.podhttp.Pool`'s, deadline included: the connect
+(TCP, the proxy's CONNECT, TLS) ends within it too.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
+import time
 from urllib.parse import SplitResult, urlsplit
 
 from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
@@ -36,6 +40,9 @@ from debugcap.kube.podhttp import LOCALHOST_ONLY, Pool, Unreachable
 
 # Longest wait for a connection (TCP, TLS) to the API server.
 CONNECT_SECONDS = 15.0
+# How messages name the proxy in front of the API server, which the kubernetes client takes from
+# the kubeconfig's proxy-url or, without one, from HTTPS_PROXY (HTTP_PROXY for an http:// server).
+PROXY_SOURCE = "(kubeconfig proxy-url, or HTTPS_PROXY)"
 # The API server's own errors are small v1.Status objects: read this much of a JSON error body
 # to tell one from the pod's answer.
 STATUS_BYTES = 64 << 10
@@ -81,20 +88,62 @@ def proxy_error(method_path: str, status: int, body: bytes, target: str) -> erro
     return errors.CollectorError(str(kube_errors.from_response("GET", method_path, status, text)))
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """HTTPS whose certificate is checked against ``server_name`` when the kubeconfig sets
-    ``tls-server-name`` (an API server reached by IP), else against the host as usual."""
+class _ProxyFailed(OSError):
+    """The proxy in front of the API server could not be reached, or would not open the tunnel."""
 
-    def __init__(self, host: str, port: int | None, *, context: ssl.SSLContext, timeout: float,
-                 server_name: str | None) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._tls, self._server_name = context, server_name
+
+class _ApiConnection(http.client.HTTPConnection):
+    """A connection to the API server, through an HTTP CONNECT proxy when ``tunnel`` names the
+    server's host and port, TLS when ``tls`` is given. Each phase (TCP, the proxy's CONNECT, the
+    TLS handshake) gets only what is left before ``deadline``, the request's: a slow proxy
+    cannot stretch a GET past its timeout. The certificate is checked against ``server_name``
+    when the kubeconfig sets ``tls-server-name`` (an API server reached by IP), else the host."""
+
+    def __init__(self, host: str, port: int, *, deadline: float, tls: ssl.SSLContext | None,
+                 server_name: str | None, tunnel: tuple[str, int, dict[str, str]] | None, proxy_name: str) -> None:
+        super().__init__(host, port, timeout=min(max(deadline - time.monotonic(), 0.001), CONNECT_SECONDS))
+        self._deadline, self._tls, self._server_name = deadline, tls, server_name
+        self._via, self._proxy_name = tunnel, proxy_name
 
     def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)  # TCP, and the CONNECT of a proxy when there is one
-        tunnel_host: str | None = getattr(self, "_tunnel_host", None)  # set_tunnel's host (a proxy's CONNECT)
-        hostname = self._server_name or tunnel_host or self.host
-        self.sock = self._tls.wrap_socket(self.sock, server_hostname=hostname)
+        try:
+            self.sock = socket.create_connection((self.host, self.port), _left(self._deadline, CONNECT_SECONDS))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._via is not None:
+                self._open_tunnel(*self._via)
+        except (http.client.HTTPException, OSError) as exc:
+            if self._via is None:
+                raise
+            why = errors.shorten(str(exc) or type(exc).__name__, 200)
+            raise _ProxyFailed(f"through {self._proxy_name}: {why}") from exc
+        if self._tls is not None:
+            self.sock.settimeout(_left(self._deadline))
+            hostname = self._server_name or (self._via[0] if self._via is not None else self.host)
+            self.sock = self._tls.wrap_socket(self.sock, server_hostname=hostname)
+
+    def _open_tunnel(self, host: str, port: int, headers: dict[str, str]) -> None:
+        """``CONNECT host:port`` (an IPv6 address in brackets); its answer is read under the
+        request's deadline (the pool reads with podhttp's timed reads)."""
+        assert self.sock is not None
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", *(f"{k}: {v}" for k, v in headers.items())]
+        self.sock.settimeout(_left(self._deadline))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        resp = self.response_class(self.sock, method="CONNECT")
+        try:
+            resp.begin()
+            if resp.status != 200:
+                raise OSError(f"the proxy answered CONNECT {authority} with HTTP {resp.status} {resp.reason}".strip())
+        finally:
+            resp.close()  # its reader only; the socket carries the tunnel from now on
+
+
+def _left(deadline: float, cap: float | None = None) -> float:
+    """What is left before ``deadline`` (at most ``cap``); a deadline already past fails at once."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    return left if cap is None else min(left, cap)
 
 
 class Proxy(Pool):
@@ -110,25 +159,21 @@ class Proxy(Pool):
         conf = kube.configuration
         self.base = urlsplit(conf.host).path.rstrip("/") if conf is not None else ""
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, deadline: float) -> http.client.HTTPConnection:
         conf = self.kube.configuration
         api = urlsplit(conf.host)
+        api_port = _port(api, "server") or (443 if api.scheme == "https" else 80)
         via = proxy_of(conf.host, conf.proxy, conf.no_proxy)
+        tunnel: tuple[str, int, dict[str, str]] | None = None
         if via is not None:
-            host, port = via.hostname or "", _port(via, "proxy-url")
+            # urllib3's ProxyManager, which the kubernetes client uses, dials port 80 of an http:// proxy without one.
+            host, port = via.hostname or "", _port(via, "proxy-url") or 80
+            tunnel = (api.hostname or "", api_port, dict(conf.proxy_headers or {}))
         else:
-            host, port = api.hostname or "", _port(api, "server")
-        seconds = min(timeout, CONNECT_SECONDS)
-        conn: http.client.HTTPConnection
-        if api.scheme == "https":
-            conn = _TLSConnection(host, port, context=self.kube._tls_context(), timeout=seconds,
-                                  server_name=conf.tls_server_name or None)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=seconds)
-        if via is not None:
-            conn.set_tunnel(api.hostname or "", _port(api, "server"), headers=dict(conf.proxy_headers or {}))
-        conn.connect()
-        return conn
+            host, port = api.hostname or "", api_port
+        tls = self.kube._tls_context() if api.scheme == "https" else None
+        return _ApiConnection(host, port, deadline=deadline, tls=tls, server_name=conf.tls_server_name or None,
+                              tunnel=tunnel, proxy_name=f"the proxy {host}:{port} {PROXY_SOURCE}")
 
     def _api_path(self, path: str) -> str:
         """The pods/proxy path of ``path``, as messages name it."""
@@ -155,6 +200,10 @@ class Proxy(Pool):
         return proxy_error(self._api_path(path), resp.status, head, self.target), head
 
     def _failed(self, path: str, exc: Exception) -> errors.CollectorError:
+        if isinstance(exc, _ProxyFailed):  # the API server was not reached: say so, and what to check
+            return errors.CollectorError(
+                f"cannot get pods/proxy for {self.target} {exc}; the API server was not reached: check the "
+                "proxy (port-forward goes through it too)")
         # path is "" when the connection itself failed: the message names the pods/proxy object either way.
         plain = kube_errors.from_transport("GET", self._api_path(path or "/"), self.kube.configuration.host, exc)
         return errors.CollectorError(str(plain))
@@ -165,16 +214,29 @@ def proxy_of(api_host: str, proxy: str | None, no_proxy: str | None) -> SplitRes
     it (``proxy-url``, unless ``api_host`` matches ``no_proxy``); None for none."""
     if not proxy or should_bypass_proxies(api_host, no_proxy or ""):
         return None
-    if is_socks_proxy_url(proxy):
+    url = urlsplit(proxy)
+    if is_socks_proxy_url(proxy) or url.scheme != "http":
+        kind = ("a SOCKS proxy" if is_socks_proxy_url(proxy) else
+                "an https:// proxy" if url.scheme == "https" else "not an http:// URL")
         raise errors.CollectorError(
-            f"the kubeconfig's proxy-url {proxy} is a SOCKS proxy, which the pods/proxy transport does not "
-            "speak (HTTP CONNECT only); use --transport port-forward (spec.parameters.transport: port-forward)")
-    return urlsplit(proxy)
+            f"the proxy {without_userinfo(url)} {PROXY_SOURCE} is {kind}, which the pods/proxy transport "
+            "does not speak (plain HTTP CONNECT only); use --transport port-forward "
+            "(spec.parameters.transport: port-forward)")
+    return url
+
+
+def without_userinfo(url: SplitResult) -> str:
+    """``url`` without ``user:password@``: a proxy's credentials never reach a message (errors end
+    up in the manifest's access.httpFallback and the DebugCapture's status)."""
+    host = url.netloc.rpartition("@")[2]
+    return url._replace(netloc=host).geturl()
 
 
 def _port(url: SplitResult, field: str) -> int | None:
     try:
         return url.port
     except ValueError as exc:
-        raise errors.CollectorError(f"the kubeconfig's {field} {url.geturl()} has no valid port "
+        what = f"the proxy {without_userinfo(url)} {PROXY_SOURCE}" if field == "proxy-url" else \
+            f"the kubeconfig's {field} {without_userinfo(url)}"
+        raise errors.CollectorError(f"{what} has no valid port "
                                     f"({errors.shorten(str(exc), 80)}); fix the {field} in the kubeconfig") from exc

@@ -157,6 +157,7 @@ class _Connection(io.RawIOBase):
         self._eof = False
         self.error = ""
         self.timeout: float | None = None
+        self.deadline: float | None = None  # the request's (see _request): reads never wait past it
 
     # -- fed by the tunnel's reader
     def feed(self, data: bytes) -> None:
@@ -194,17 +195,36 @@ class _Connection(io.RawIOBase):
         return True
 
     def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        """What has come, at most ``len(b)`` bytes; waits for something only until the request's
+        deadline (else the socket-like ``timeout``), and fails once that deadline has passed, as
+        podhttp's timed reads do: a server sending a byte at a time cannot stretch a GET past it."""
+        deadline = self.deadline
+        if deadline is None and self.timeout is not None:
+            deadline = time.monotonic() + self.timeout
         with self._cond:
-            while not self._buf and not self._eof:
+            while True:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
-                    raise TimeoutError(f"no data from {self.tunnel.target} within {self.timeout:.0f}s")
+                    raise TimeoutError(f"no answer from {self.tunnel.target} in time")
+                if self._buf or self._eof:
+                    break
                 self._cond.wait(wait)
             n = min(len(b), len(self._buf))
             b[:n] = self._buf[:n]
             del self._buf[:n]
             return n
+
+    def wait_error(self, seconds: float) -> str:
+        """The kubelet's error for this connection, waiting up to ``seconds`` for it: its error
+        channel may bring it a moment after the connection ended."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while not self.error:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self.error
 
     def close(self) -> None:
         # A connection cannot be closed alone in this protocol: it ends with its tunnel.
@@ -217,10 +237,29 @@ class _Stale(Exception):
 
 def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_bytes: int,
              reused: bool, sent: Callable[[], None] | None = None) -> tuple[HttpResult, bool]:
-    """GET ``path`` on ``conn``; the result and whether the connection may carry another request."""
+    """GET ``path`` on ``conn``; the result and whether the connection may carry another request.
+
+    ``timeout`` bounds all of it, the answer's headers and its body too: every read from the
+    connection waits only for what is left before the deadline (:meth:`_Connection.readinto`),
+    and the body is read as it comes (``read1``), never held back for a full buffer."""
     started = time.monotonic()
+    deadline = started + timeout
+    conn.deadline = deadline
+    try:
+        return _exchange(conn, path, sink, timeout, deadline, max_bytes, reused, sent, started)
+    finally:
+        conn.deadline = None
+
+
+def _late(path: str, target: str, timeout: float, written: int) -> errors.CollectorError:
+    got = f" ({written} bytes of the body came)" if written else ""
+    return errors.CollectorError(f"GET {path} from {target} did not finish within {timeout:.0f}s{got}; "
+                                 "raise the timeout (timeoutSeconds / --timeout)")
+
+
+def _exchange(conn: _Connection, path: str, sink: IO[bytes], timeout: float, deadline: float, max_bytes: int,
+              reused: bool, sent: Callable[[], None] | None, started: float) -> tuple[HttpResult, bool]:
     target = conn.tunnel.target
-    conn.settimeout(timeout)
     http_conn = http.client.HTTPConnection("localhost", timeout=timeout)
     http_conn.sock = conn
     try:
@@ -231,22 +270,23 @@ def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_
     except (http.client.HTTPException, OSError) as exc:
         # A timeout is no sign of a closed connection (that fails at once), and asking again would
         # repeat a CPU profile on a pod already too slow to answer one.
-        if reused and not conn.error and not isinstance(exc, TimeoutError):
+        if isinstance(exc, TimeoutError):
+            raise _late(path, target, timeout, 0) from exc
+        if reused and not conn.error:
             raise _Stale(str(exc)) from exc
-        message, refused = _refused_message(conn, target, exc)
+        message, refused = _refused_message(conn, target, exc, deadline)
         raise (Refused(message) if refused else errors.CollectorError(message)) from exc
     written, truncated = 0, False
-    deadline = started + timeout
     while True:
-        if time.monotonic() > deadline:
-            raise errors.CollectorError(f"GET {path} from {target} did not finish within {timeout:.0f}s; "
-                                        "raise the timeout (timeoutSeconds / --timeout)")
         try:
-            chunk = resp.read(CHUNK)
+            chunk = resp.read1(CHUNK)  # what has come, at most CHUNK: never waits for a full buffer
+        except TimeoutError as exc:
+            raise _late(path, target, timeout, written) from exc
         except (http.client.HTTPException, OSError) as exc:
             raise errors.CollectorError(f"GET {path} from {target} broke off after {written} bytes: "
                                         f"{errors.shorten(str(exc))}") from exc
         if not chunk:
+            resp.close()  # read1 leaves an ended body open
             break
         room = max_bytes - written
         if len(chunk) > room:
@@ -409,14 +449,10 @@ class Refused(errors.CollectorError):
     pprof is not served there, which the operator's pre-flight check acts on)."""
 
 
-def _refused_message(conn: _Connection, target: str, exc: Exception) -> tuple[str, bool]:
-    detail = ""
-    for _ in range(20):
-        # The kubelet's error channel may arrive a moment after the connection ended.
-        detail = conn.error
-        if detail:
-            break
-        time.sleep(0.05)
+def _refused_message(conn: _Connection, target: str, exc: Exception, deadline: float) -> tuple[str, bool]:
+    # The kubelet's error channel may arrive a moment after the connection ended: wait for it up
+    # to a second, within the request's deadline.
+    detail = conn.wait_error(min(1.0, deadline - time.monotonic()))
     if "refused" in detail or isinstance(exc, ConnectionRefusedError):
         return (f"nothing listens on {target} (connection refused); set the pprof port with the pod "
                 "annotation debugcap.io/pprof-port or --pprof-port"), True

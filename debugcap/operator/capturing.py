@@ -49,8 +49,8 @@ def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
 
 def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> None:
     """Fail fast, naming spec.parameters.pprofPort, when the answer proves nothing serves pprof
-    on the target port (:func:`pprof_absent`): the pod's port refused the connection, or answered
-    404 for the index.
+    on the target port (:func:`pprof_absent`): the pod's port refused the connection, or the pod
+    itself answered 404 for the index.
 
     Without this, a wrong port makes every Go collector fail one by one, each after its own
     connection attempt, and the message speaks of a collector rather than the field to fix.
@@ -65,21 +65,36 @@ def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> 
             logger.info("pprof check of %s/%s inconclusive: %s", target.namespace, target.pod, exc)
             return
         why = str(exc)
+        refused = True
     else:
-        if res.status != 404:
+        # Through pods/proxy a 404 may be a gateway's in front of the API server, not the pod's.
+        if res.status != 404 or http.access().get("http") not in POD_ANSWERS:
             return
         why = "it answered 404 for /debug/pprof/: a server without net/http/pprof"
+        refused = False
     via = http.access().get("http", "the chosen transport")
+    also = ""
+    if refused and via in ("direct", "proxy"):
+        also = ("; or a NetworkPolicy rejects connections to the pod's port, which looks the same: the Go "
+                f"evidence cannot be had through {via} then: use spec.parameters.transport: port-forward "
+                "(--transport port-forward)")
     raise errors.TargetError(
         f"spec.parameters.pprofPort: nothing serves /debug/pprof on port {target.pprof_port} of pod "
         f'"{target.pod}" (through {via}: {why}); set spec.parameters.pprofPort to the port of the Go program\'s '
-        f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}")
+        f"pprof server, or annotate the pod with {engine.PPROF_PORT_ANNOTATION}{also}")
+
+
+# The transports through which an HTTP answer is the pod's own: pods/proxy's may come from a
+# gateway in front of the API server (Rancher, an auth proxy), which answers 404 for paths it does not know.
+POD_ANSWERS: Final = ("direct", "port-forward")
 
 
 def pprof_absent(exc: errors.CollectorError) -> bool:
     """Whether a failed GET proves nothing listens on the pod's port: the pod IP refused it
     (direct, or the API server's dial for pods/proxy) or the kubelet's dial inside the pod did
-    (port-forward). Forbidden, unreachable, a timeout: no proof either way."""
+    (port-forward). Forbidden, unreachable, a timeout: no proof either way. (A NetworkPolicy
+    that rejects rather than drops also refuses: the Go evidence cannot be had through that
+    transport either, and the message says so.)"""
     if isinstance(exc, podhttp.Unreachable):
         return exc.refused
     return isinstance(exc, portforward.Refused)
@@ -227,8 +242,10 @@ def collect_pod(
                                  settings=prepared.settings, http=http, commands=prepared.commands,
                                  started=started, window_open=window_open,
                                  deadline_setting="spec.parameters.deadlineSeconds")
-        if checking.ident is not None:  # started: its verdict decides
-            checking.join()
+        if checking.ident is not None:  # started: its verdict decides, if it comes in time
+            # Its GET ends within probe_seconds; 5 s more for a connection being opened
+            # (judgement call). One still running is no verdict: the pod does not keep its slot for it.
+            checking.join(probe_seconds + 5.0)
         if not outcome.steps_ended.is_set():  # after the check: closing would cut its request
             _end_abandoned_steps(prepared, outcome.steps_ended)
     except errors.DebugcapError as exc:

@@ -7,9 +7,14 @@ Cases:
   auto moves on to pods/proxy and says why, where a bare TCP connect would have said "direct";
 * a pods/proxy answer that is not Go's pprof index (a 404 through a gateway) falls through to
   port-forward, the reason in httpFallback;
+* close() ends a choice under way: the candidate being probed fails at once, and so do GETs
+  waiting for the choice;
 * the operator's pprof check fails the pod only on proof that nothing serves pprof there (a
-  refused connection through each transport, a 404 for the index); forbidden, unreachable, a
-  reset or a timeout let the capture go on.
+  refused connection through each transport, a 404 for the index from the pod itself: not
+  through pods/proxy, where a gateway may answer it); forbidden, unreachable, a reset or a
+  timeout let the capture go on. A refusal through direct or pods/proxy may be a NetworkPolicy
+  rejecting the connection: the message says so. A check that outlives its timeout does not
+  hold the pod's capture (and its slot) beyond it.
 """
 
 from __future__ import annotations
@@ -20,18 +25,23 @@ import io
 import socket
 import struct
 import threading
+import time
+import types
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
-from debugcap import errors
+from debugcap import errors, templates
 from debugcap.capture import transport
 from debugcap.collectors import base
 from debugcap.kube import podhttp, podproxy, portforward
 from debugcap.kube.client import Kube
 from debugcap.kube.portforward import HttpResult
 from debugcap.operator import capturing
+from debugcap.settings import CaptureSettings
 
 INDEX = b"<html><head><title>/debug/pprof/</title></head>Types of profiles available: <a href='heap?debug=1'>"
 PROXIED = "/api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/"
@@ -311,3 +321,128 @@ def test_the_pprof_check_lets_the_capture_go_on_without_proof(resetting: int) ->
     for case, exc in inconclusive.items():
         assert not capturing.pprof_absent(exc), (case, exc)
         assert _check(_Fails(case.split()[0], exc)) is None, case
+
+
+def test_a_404_through_pods_proxy_is_no_proof() -> None:
+    """A gateway in front of the API server (Rancher, an auth proxy) answers 404 for paths it
+    does not know: only through direct and port-forward is a 404 the pod's own."""
+    assert _check(_Fails("proxy", status=404)) is None
+    for kind in ("direct", "port-forward"):
+        failed = _check(_Fails(kind, status=404))
+        assert failed is not None and f"through {kind}: it answered 404" in str(failed), kind
+
+
+def test_a_refusal_through_direct_or_pods_proxy_may_be_a_network_policy() -> None:
+    refused = {
+        "direct": _direct_error(_closed_port()),
+        "proxy": podproxy.proxy_error(PROXY_PATH, 503, _status(
+            503, "error trying to reach service: dial tcp 10.1.2.3:6060: connect: connection refused"), TARGET),
+        "port-forward": portforward.Refused(f"nothing listens on {TARGET} (connection refused); set the pprof port"),
+    }
+    for kind, exc in refused.items():
+        failed = _check(_Fails(kind, exc))
+        assert failed is not None, kind  # it still fails the pod: no Go evidence comes through that transport
+        policy = "NetworkPolicy" in str(failed)
+        assert policy == (kind != "port-forward"), (kind, failed)  # the kubelet's dial in the pod is not filtered
+        if policy:
+            assert f"cannot be had through {kind}" in str(failed) and "transport: port-forward" in str(failed)
+
+
+class _Hangs(_Fails):
+    """A transport whose GET outlives its timeout (a connection stuck being opened, say)."""
+
+    def __init__(self) -> None:
+        super().__init__("proxy")
+        self.release = threading.Event()
+
+    def get(self, path: str, sink: object, *, timeout: float = 60.0, max_bytes: int = 0,
+            sent: Callable[[], None] | None = None) -> HttpResult:
+        self.release.wait(20)
+        raise errors.CollectorError("released")
+
+
+def test_a_pprof_check_that_hangs_does_not_hold_the_pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def capture(*_args: object, **_kwargs: object) -> object:  # the capture itself ends at once
+        ended = threading.Event()
+        ended.set()
+        return types.SimpleNamespace(records=(), steps_ended=ended)
+
+    monkeypatch.setattr(capturing.engine, "capture", capture)
+    http = _Hangs()
+    prepared = capturing.Prepared(target=_target(6060), settings=CaptureSettings(), http=http,  # type: ignore[arg-type]
+                                  commands=None)  # type: ignore[arg-type]
+    template = templates.ExpandedTemplate(name="t", description="", parameters={},
+                                          steps=(templates.Step(collector="expvar", params={}),))
+    probe_seconds = 0.5
+    began = time.monotonic()
+    try:
+        got = capturing.collect_pod(None, prepared, None, template, capture_name="c",  # type: ignore[arg-type]
+                                    work_dir=tmp_path, probe_seconds=probe_seconds, abandoned=threading.Event(),
+                                    started=datetime.now(UTC))
+    finally:
+        http.release.set()
+    # Bounded by the check's timeout and a margin for a connection being opened, not by the check.
+    assert time.monotonic() - began < 3 * (probe_seconds + 5.0)
+    assert isinstance(got, capturing.Collected), got  # no verdict is no proof: the capture goes on
+    got.discard()
+
+
+# ---------------------------------------------------------------- auto, closed while it chooses
+
+
+@pytest.fixture
+def mute() -> Iterator[tuple[int, threading.Event]]:
+    """An API server that takes connections and requests and never answers; the event is set
+    once a request came."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    asked, stop = threading.Event(), threading.Event()
+    held: list[socket.socket] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            held.append(conn)
+            try:
+                conn.recv(4096)
+            except OSError:
+                pass
+            asked.set()
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield sock.getsockname()[1], asked
+    stop.set()
+    sock.close()
+    for conn in held:
+        conn.close()
+
+
+def test_close_ends_a_choice_under_way_and_the_gets_waiting_for_it(mute: tuple[int, threading.Event]) -> None:
+    api, asked = mute
+    auto = transport.Auto(_kube(api), _target(6060, ip=""), forwards=2, in_cluster=False, proxy_probe_seconds=20)
+    failures: list[str] = []
+    ended: list[float] = []
+
+    def get() -> None:
+        try:
+            auto.get("/debug/pprof/heap", io.BytesIO(), timeout=30, max_bytes=10)
+        except errors.CollectorError as exc:
+            failures.append(str(exc))
+        ended.append(time.monotonic())
+
+    choosing = threading.Thread(target=get)
+    choosing.start()
+    assert asked.wait(5)  # the pods/proxy probe is waiting for its answer
+    waiting = threading.Thread(target=get)
+    waiting.start()  # waits for the choice
+    began = time.monotonic()
+    auto.close()
+    choosing.join(10)
+    waiting.join(10)
+    assert not choosing.is_alive() and not waiting.is_alive()
+    assert max(ended) - began < 5.0  # the probe's own timeout is 20 s
+    assert len(failures) == 2 and all("closed: capture over" in f for f in failures), failures

@@ -40,6 +40,7 @@ class RawServer:
         self.sock.listen(16)
         self.port: int = self.sock.getsockname()[1]
         self.accepted = 0
+        self.peers: list[tuple[str, int]] = []  # the address of each connection accepted, in order
         self.requests: list[bytes] = []
         self.stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -48,9 +49,10 @@ class RawServer:
     def _loop(self) -> None:
         while not self.stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
+            self.peers.append(peer)
             self.accepted += 1
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
@@ -81,6 +83,16 @@ def drip(conn: socket.socket, data: bytes, every: float, stop: threading.Event) 
         if stop.wait(every):
             return
         conn.sendall(data[i:i + 1])
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Whether ``condition`` came true within ``seconds`` (a generous bound: it is asked every 10 ms)."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @pytest.fixture
@@ -120,8 +132,11 @@ def test_a_get_on_a_connection_taken_before_close_fails_and_does_not_reconnect(s
     pool.close()  # ...when the capture ends
     with pytest.raises(errors.CollectorError, match="closed: capture over"):
         pool._request(conn, "/debug/pprof/heap", io.BytesIO(), time.monotonic() + 5, 5, 1 << 20, False, None)
-    time.sleep(0.1)
-    assert srv.accepted == 1, "the GET opened a new connection after close()"
+    # Connections are accepted in the order they were made: once one made now has been accepted,
+    # any the GET made before it has been too.
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as marker:
+        assert wait_for(lambda: marker.getsockname() in srv.peers)
+    assert len(srv.peers) == 2, "the GET opened a new connection after close()"
     with pytest.raises(errors.CollectorError, match="closed: capture over"):
         pool.get("/", io.BytesIO(), timeout=5, max_bytes=10)
 
@@ -157,7 +172,7 @@ def test_a_dripping_body_ends_at_the_timeout_with_what_came(servers: list[RawSer
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 1.6
+    assert time.monotonic() - began < 3.0
     assert 3 <= len(sink.getvalue()) < 40  # streamed as it came, not held back for a full buffer
 
 
@@ -177,7 +192,7 @@ def test_dripping_headers_end_at_the_timeout(servers: list[RawServer]) -> None:
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 1.6
+    assert time.monotonic() - began < 3.0
 
 
 def test_a_body_that_stops_ends_at_the_timeout(servers: list[RawServer]) -> None:
@@ -197,7 +212,7 @@ def test_a_body_that_stops_ends_at_the_timeout(servers: list[RawServer]) -> None
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 1.6 and sink.getvalue() == b"abc"
+    assert time.monotonic() - began < 3.0 and sink.getvalue() == b"abc"
 
 
 def test_the_pods_proxy_transport_has_the_same_deadline(servers: list[RawServer]) -> None:
@@ -219,7 +234,7 @@ def test_the_pods_proxy_transport_has_the_same_deadline(servers: list[RawServer]
     finally:
         stop.set()
         proxy.close()
-    assert time.monotonic() - began < 1.6
+    assert time.monotonic() - began < 3.0
     assert seen[0].startswith(b"GET /api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/heap HTTP/1.1")
 
 

@@ -22,8 +22,15 @@ import errno
 import http.server
 import io
 import json
+import select
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
@@ -337,21 +344,214 @@ def test_no_proxy_bypasses_the_proxy_url_as_the_kubernetes_client_does(api_serve
         assert podproxy.proxy_of("https://api.example:6443", f"http://127.0.0.1:{dead}", ".example") is None
 
 
-def test_a_socks_proxy_is_refused_naming_the_field_and_port_forward() -> None:
-    proxy = _proxy("https://api.example:6443", proxy="socks5://127.0.0.1:1080")
-    with pytest.raises(errors.CollectorError) as caught:
-        proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
-    proxy.close()
-    assert "proxy-url socks5://127.0.0.1:1080 is a SOCKS proxy" in str(caught.value)
-    assert "--transport port-forward" in str(caught.value)
+def _failure(proxy: podproxy.Proxy, timeout: float = 5) -> str:
+    try:
+        with pytest.raises(errors.CollectorError) as caught:
+            proxy.get("/debug/pprof/", io.BytesIO(), timeout=timeout, max_bytes=10)
+    finally:
+        proxy.close()
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "kind"), [("socks5://127.0.0.1:1080", "a SOCKS proxy"),
+                                           ("https://127.0.0.1:3128", "an https:// proxy")])
+def test_a_proxy_other_than_plain_http_is_refused_naming_the_field_and_port_forward(url: str, kind: str) -> None:
+    """pods/proxy speaks plain HTTP CONNECT only: an https:// proxy would be sent the CONNECT in
+    plain text, a SOCKS one would not understand it."""
+    message = _failure(_proxy("https://api.example:6443", proxy=url))
+    assert f"the proxy {url} (kubeconfig proxy-url, or HTTPS_PROXY) is {kind}" in message
+    assert "--transport port-forward" in message
 
 
 def test_a_proxy_url_without_a_numeric_port_is_a_clear_error() -> None:
-    proxy = _proxy("https://api.example:6443", proxy="http://proxy.example:eighty")
-    with pytest.raises(errors.CollectorError, match=r"the kubeconfig's proxy-url http://proxy.example:eighty has no "
-                                                    r"valid port"):
-        proxy.get("/debug/pprof/", io.BytesIO(), timeout=5, max_bytes=10)
+    message = _failure(_proxy("https://api.example:6443", proxy="http://proxy.example:eighty"))
+    assert "the proxy http://proxy.example:eighty (kubeconfig proxy-url, or HTTPS_PROXY) has no valid port" in message
+
+
+@pytest.mark.parametrize("url", ["http://alice:s3cret@proxy.example:31x8", "socks5://alice:s3cret@127.0.0.1:1080",
+                                 "https://alice:s3cret@127.0.0.1:3128", "http://alice:s3cret@127.0.0.1:{closed}"])
+def test_the_proxys_credentials_never_reach_a_message(url: str) -> None:
+    """Messages end up in the manifest's access.httpFallback and the DebugCapture's status."""
+    with _closed_port() as closed:
+        message = _failure(_proxy("https://api.example:6443", proxy=url.format(closed=closed)))
+    assert "s3cret" not in message and "alice" not in message, message
+    assert "the proxy " in message and "(kubeconfig proxy-url, or HTTPS_PROXY)" in message, message
+
+
+def test_a_proxy_and_a_server_without_ports_are_dialled_where_the_kubernetes_client_dials_them() -> None:
+    """urllib3 dials port 80 of an http:// proxy without one (not the API server's 443)."""
+    conn = _proxy("https://api.example", proxy="http://proxy.example")._connection(time.monotonic() + 5)
+    assert (conn.host, conn.port) == ("proxy.example", 80)
+    assert conn._via is not None and conn._via[:2] == ("api.example", 443)  # type: ignore[attr-defined]
+    conn = _proxy("http://api.example")._connection(time.monotonic() + 5)
+    assert (conn.host, conn.port) == ("api.example", 80)
+
+
+# ---------------------------------------------------------------- through a local CONNECT proxy
+
+
+class _ConnectProxy:
+    """A raw HTTP CONNECT proxy on 127.0.0.1: records each CONNECT's head, then ``answer``s."""
+
+    def __init__(self, answer: Callable[[_ConnectProxy, socket.socket], None]) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.got = threading.Event()  # a CONNECT came
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port: int = self.sock.getsockname()[1]
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    got = conn.recv(4096)
+                    if not got:
+                        return
+                    data += got
+                self.heads.append(data)
+                self.got.set()
+                self.answer(self, conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[_ConnectProxy]]:
+    made: list[_ConnectProxy] = []
+    yield made
+    for proxy in made:
+        proxy.close()
+
+
+def _connect_proxy(made: list[_ConnectProxy], answer: Callable[[_ConnectProxy, socket.socket], None]) -> _ConnectProxy:
+    proxy = _ConnectProxy(answer)
+    made.append(proxy)
+    return proxy
+
+
+def test_an_ipv6_api_server_is_bracketed_in_the_connect(proxies: list[_ConnectProxy]) -> None:
+    via = _connect_proxy(proxies, lambda _p, conn: conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\n\r\n"))
+    message = _failure(_proxy("http://[fd00::1]:8080", proxy=f"http://127.0.0.1:{via.port}"))
+    assert via.heads[0].startswith(b"CONNECT [fd00::1]:8080 HTTP/1.1\r\nHost: [fd00::1]:8080\r\n"), via.heads
+    # The proxy, not the API server, is named: the API server was never reached.
+    assert f"through the proxy 127.0.0.1:{via.port} (kubeconfig proxy-url, or HTTPS_PROXY)" in message, message
+    assert "HTTP 502" in message and "no answer from the API server" not in message, message
+
+
+def test_a_slow_proxy_cannot_stretch_a_get_past_its_timeout(proxies: list[_ConnectProxy]) -> None:
+    def answer(proxy: _ConnectProxy, conn: socket.socket) -> None:
+        if proxy.stop.wait(0.9):
+            return
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n")
+        for _ in range(8):  # 4 s of header lines, each well within a per-read timeout
+            if proxy.stop.wait(0.5):
+                return
+            conn.sendall(b"X-A: b\r\n")
+        conn.sendall(b"\r\n")
+        proxy.stop.wait(10)  # then never answer the TLS ClientHello
+
+    via = _connect_proxy(proxies, answer)
+    began = time.monotonic()
+    message = _failure(_proxy("https://api.example:6443", proxy=f"http://127.0.0.1:{via.port}"), timeout=1)
+    assert time.monotonic() - began < 3.0
+    assert f"through the proxy 127.0.0.1:{via.port}" in message and "timed out" in message, message
+
+
+def test_close_ends_a_get_waiting_for_the_proxy(proxies: list[_ConnectProxy]) -> None:
+    via = _connect_proxy(proxies, lambda proxy, _conn: proxy.stop.wait(30))  # never answers the CONNECT
+    proxy = _proxy("https://api.example:6443", proxy=f"http://127.0.0.1:{via.port}")
+    failures: list[Exception] = []
+
+    def get() -> None:
+        try:
+            proxy.get("/debug/pprof/", io.BytesIO(), timeout=30, max_bytes=10)
+        except errors.CollectorError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=get)
+    worker.start()
+    assert via.got.wait(5)
+    began = time.monotonic()
     proxy.close()
+    worker.join(10)
+    assert not worker.is_alive() and time.monotonic() - began < 3.0
+    assert len(failures) == 1 and "closed: capture over" in str(failures[0]), failures
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    """A self-signed certificate (and its key, in the same file) for api.example."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    pem = tmp_path / "api.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=api.example", "-addext", "subjectAltName=DNS:api.example",
+                    "-keyout", str(pem), "-out", str(tmp_path / "c.pem")],
+                   check=True, capture_output=True, timeout=60)
+    pem.write_text(pem.read_text() + (tmp_path / "c.pem").read_text())
+    return pem
+
+
+def test_tls_to_the_api_server_goes_through_the_tunnel(proxies: list[_ConnectProxy], certificate: Path) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certificate)
+    api = socket.socket()
+    api.bind(("127.0.0.1", 0))
+    api.listen(4)
+    api_port = api.getsockname()[1]
+    body = b"<title>/debug/pprof/</title>"
+
+    def serve_api() -> None:
+        conn, _ = api.accept()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += tls.recv(4096)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            tls.recv(10)
+
+    def relay(proxy: _ConnectProxy, conn: socket.socket) -> None:
+        with socket.create_connection(("127.0.0.1", api_port)) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            while not proxy.stop.is_set():
+                ready, _, _ = select.select([conn, upstream], [], [], 5)
+                if not ready:
+                    return
+                for side in ready:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is conn else conn).sendall(data)
+
+    threading.Thread(target=serve_api, daemon=True).start()
+    via = _connect_proxy(proxies, relay)
+    proxy = _proxy(f"https://api.example:{api_port}", proxy=f"http://127.0.0.1:{via.port}",
+                   ssl_ca_cert=str(certificate))
+    sink = io.BytesIO()
+    try:
+        assert proxy.get("/debug/pprof/", sink, timeout=10, max_bytes=1 << 16).status == 200
+    finally:
+        proxy.close()
+        api.close()
+    assert sink.getvalue() == body
+    assert via.heads[0].startswith(b"CONNECT api.example:%d HTTP/1.1\r\n" % api_port)
 
 
 def test_a_port_forward_reports_nothing_until_a_get_was_made() -> None:
