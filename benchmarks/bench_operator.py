@@ -65,7 +65,7 @@ from testbed import builds, cluster, layout  # noqa: E402
 
 GROUP, VERSION, PLURAL = "debugcap.io", "v1alpha1", "debugcaptures"
 TERMINAL = {"Completed", "PartiallyFailed", "Failed"}
-PARAMS = {"cpuSeconds": 1, "traceSeconds": 1}
+PARAMS: dict[str, int | str] = {"cpuSeconds": 1, "traceSeconds": 1}
 OPERATOR = str(Path(sys.executable).with_name("debugcap-operator"))
 MB = 1000 * 1000
 RATIO_GOAL = 3.0
@@ -367,7 +367,11 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--keep-log", action="store_true", help="print the operator log path and keep it")
+    parser.add_argument("--transport", choices=("auto", "direct", "proxy", "port-forward"), default=None,
+                        help="spec.parameters.transport of every capture (default: the operator's, auto)")
     args = parser.parse_args()
+    if args.transport:
+        PARAMS["transport"] = args.transport
 
     health = cluster.status() if cluster.P.kubeconfig.exists() else {}
     if not health or not all(health.values()):
