@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed import oci
+from testbed import oci, recipes
 
 TOOLBOX_REFS = ("debugcap.test/toolbox:dev",
                 # debugcap's default debug image (settings.DEFAULT_DEBUG_IMAGE), so the default works
@@ -23,7 +23,7 @@ def toolbox_image(out: Path, busybox: Path) -> oci.BuiltImage:
     """Debian's static busybox with its applets as /bin/*; readable and runnable by any UID, since
     the debug container runs as its target's user."""
     layer: dict[str, oci.Source] = {"/bin/busybox": oci.File(busybox, 0o755), "/tmp": oci.Dir(0o1777)}
-    for applet in oci._busybox_applets(busybox):
+    for applet in recipes._busybox_applets(busybox):
         layer[f"/bin/{applet}"] = oci.Symlink("busybox")
     return oci.build_image(out, list(TOOLBOX_REFS), [layer], cmd=["sh"], workdir="/")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import oci
+from testbed import recipes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,7 +29,7 @@ def _go_toolchain() -> None:
 
 @pytest.fixture(scope="module")
 def goapp_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return oci.build_goapp_binary(tmp_path_factory.mktemp("goapp"))
+    return recipes.build_goapp_binary(tmp_path_factory.mktemp("goapp"))
 
 
 def _free_port() -> int:

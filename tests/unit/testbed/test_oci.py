@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from testbed import oci
+from testbed import oci, recipes
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -235,7 +235,7 @@ needs_toolchain = pytest.mark.usefixtures("toolchain")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return oci.build_all(tmp_path_factory.mktemp("images"))
+    return recipes.build_all(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def test_build_all_names_and_refs(images: dict[str, Image]) -> None:
     assert _refs(images["goapp"]) == ["debugcap.test/goapp:dev"]
     assert _refs(images["goapp-distroless"]) == ["debugcap.test/goapp-distroless:dev"]
     assert _refs(images["goapp-localhost"]) == ["debugcap.test/goapp-localhost:dev"]
-    assert _refs(images["pause"]) == [f"registry.k8s.io/pause:{t}" for t in oci.DEFAULT_PAUSE_TAGS]
+    assert _refs(images["pause"]) == [f"registry.k8s.io/pause:{t}" for t in recipes.DEFAULT_PAUSE_TAGS]
     assert "registry.k8s.io/pause:3.10" in _refs(images["pause"])
     for img in images.values():
         for m in img.index["manifests"]:
@@ -342,12 +342,12 @@ def test_pause_image(images: dict[str, Image]) -> None:
 def test_build_all_is_cached_and_deterministic(built: dict[str, Path], tmp_path: Path) -> None:
     cache = built["goapp"].parent
     before = {name: (p.stat().st_mtime_ns, p.read_bytes()) for name, p in built.items()}
-    again = oci.build_all(cache)
+    again = recipes.build_all(cache)
     assert again == built
     for name, p in again.items():
         assert p.stat().st_mtime_ns == before[name][0], f"{name} was rebuilt although nothing changed"
     # A from-scratch build of the same binary gives byte-identical archives.
-    fresh = oci.goapp_image(tmp_path / "goapp.tar", cache / "bin" / "goapp")
+    fresh = recipes.goapp_image(tmp_path / "goapp.tar", cache / "bin" / "goapp")
     assert fresh.path.read_bytes() == before["goapp"][1]
 
 

@@ -8,7 +8,7 @@ REPO=$(cd "$DATA/../../../.." && pwd)
 WORK=$(mktemp -d /tmp/debugcap-record-diag.XXXXXX)
 G="$DATA/go"
 mkdir -p "$G"
-# As testbed/oci.py builds them: goapp with the experiment and its flight recorder, goapp-nodiag without.
+# As testbed/recipes.py builds them: goapp with the experiment and its flight recorder, goapp-nodiag without.
 (cd "$REPO/tests/fixtures/goapp" && GOTOOLCHAIN=local CGO_ENABLED=0 GOEXPERIMENT=goroutineleakprofile \
   go build -trimpath -o "$WORK/goapp" . \
   && GOTOOLCHAIN=local CGO_ENABLED=0 GOEXPERIMENT= go build -tags nodiag -trimpath -o "$WORK/goapp-nodiag" .)
