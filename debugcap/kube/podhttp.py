@@ -331,9 +331,9 @@ class Pool:
         """Close every connection, those still carrying a request too: it fails at once."""
         with self._lock:
             self._closed = True
-            conns = [*self._idle, *self._busy, *self._opening]
+            idle, in_use = self._idle, [*self._busy, *self._opening]
             self._idle, self._busy = [], set()
-        for conn in conns:
+        for conn in [*idle, *in_use]:
             sock = conn.sock
             if sock is not None:
                 # Closing does not wake a recv() blocked in another thread; shutting down does.
@@ -341,6 +341,10 @@ class Pool:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+        # A connection in use is closed by the thread using it (_acquire, _release), which now
+        # fails with an OSError: closing it here would take its socket away mid-call (http.client
+        # then meets None, an AttributeError, not a clean failure).
+        for conn in idle:
             conn.close()
 
 

@@ -106,30 +106,33 @@ class _ApiConnection(http.client.HTTPConnection):
         self._via, self._proxy_name = tunnel, proxy_name
 
     def connect(self) -> None:
+        # self.sock is set at once, so the pool's close() can shut it down mid-handshake; the work
+        # is done on the local ``sock``, which close() may shut down (the next call fails with
+        # OSError) but cannot take away (self.sock = None would be an AttributeError here).
         try:
-            self.sock = socket.create_connection((self.host, self.port), _left(self._deadline, CONNECT_SECONDS))
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self.sock = socket.create_connection((self.host, self.port),
+                                                        _left(self._deadline, CONNECT_SECONDS))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._via is not None:
-                self._open_tunnel(*self._via)
+                self._open_tunnel(sock, *self._via)
         except (http.client.HTTPException, OSError) as exc:
             if self._via is None:
                 raise
             why = errors.shorten(str(exc) or type(exc).__name__, 200)
             raise _ProxyFailed(f"through {self._proxy_name}: {why}") from exc
         if self._tls is not None:
-            self.sock.settimeout(_left(self._deadline))
+            sock.settimeout(_left(self._deadline))
             hostname = self._server_name or (self._via[0] if self._via is not None else self.host)
-            self.sock = self._tls.wrap_socket(self.sock, server_hostname=hostname)
+            self.sock = self._tls.wrap_socket(sock, server_hostname=hostname)
 
-    def _open_tunnel(self, host: str, port: int, headers: dict[str, str]) -> None:
+    def _open_tunnel(self, sock: socket.socket, host: str, port: int, headers: dict[str, str]) -> None:
         """``CONNECT host:port`` (an IPv6 address in brackets); its answer is read under the
         request's deadline (the pool reads with podhttp's timed reads)."""
-        assert self.sock is not None
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", *(f"{k}: {v}" for k, v in headers.items())]
-        self.sock.settimeout(_left(self._deadline))
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        resp = self.response_class(self.sock, method="CONNECT")
+        sock.settimeout(_left(self._deadline))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        resp = self.response_class(sock, method="CONNECT")
         try:
             resp.begin()
             if resp.status != 200:

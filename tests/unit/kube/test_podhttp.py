@@ -132,6 +132,7 @@ def test_a_get_on_a_connection_taken_before_close_fails_and_does_not_reconnect(s
     pool.close()  # ...when the capture ends
     with pytest.raises(errors.CollectorError, match="closed: capture over"):
         pool._request(conn, "/debug/pprof/heap", io.BytesIO(), time.monotonic() + 5, 5, 1 << 20, False, None)
+    pool._release(conn, False)  # as get() does: the thread using a connection closes it
     # Connections are accepted in the order they were made: once one made now has been accepted,
     # any the GET made before it has been too.
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as marker:
@@ -148,6 +149,7 @@ def test_connections_never_reopen_by_themselves(servers: list[RawServer]) -> Non
         assert pool.get("/", io.BytesIO(), timeout=5, max_bytes=100).status == 200
         conn, _ = pool._acquire(time.monotonic() + 5)
         assert conn.auto_open == 0
+        pool._release(conn, False)
     finally:
         pool.close()
 
@@ -255,3 +257,4 @@ def test_prompt_answers_still_stream_whole_and_reuse_the_connection(servers: lis
         assert pool.connections_opened == 1
     finally:
         pool.close()
+
