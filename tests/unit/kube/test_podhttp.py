@@ -167,14 +167,13 @@ def test_a_dripping_body_ends_at_the_timeout_with_what_came(servers: list[RawSer
 
     srv = start(servers, serve)
     pool, sink = direct(srv.port), io.BytesIO()
-    began = time.monotonic()
     try:
+        # Without the deadline the 40 bytes would all come (after 4 s) and the GET succeed.
         with pytest.raises(errors.CollectorError, match=r"did not finish within 1s \(\d+ bytes of the body came\)"):
             pool.get("/debug/pprof/heap", sink, timeout=1, max_bytes=1 << 20)
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 3.0
     assert 3 <= len(sink.getvalue()) < 40  # streamed as it came, not held back for a full buffer
 
 
@@ -187,14 +186,13 @@ def test_dripping_headers_end_at_the_timeout(servers: list[RawServer]) -> None:
 
     srv = start(servers, serve)
     pool = direct(srv.port)
-    began = time.monotonic()
     try:
+        # Without the deadline the headers would all come, a byte every 0.1 s, and the GET succeed.
         with pytest.raises(errors.CollectorError, match="did not finish within 1s"):
             pool.get("/debug/pprof/", io.BytesIO(), timeout=1, max_bytes=1 << 20)
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 3.0
 
 
 def test_a_body_that_stops_ends_at_the_timeout(servers: list[RawServer]) -> None:
