@@ -6,16 +6,20 @@ start, every e2e test fails with the testbed's own error: they never skip.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -188,3 +192,51 @@ def changes_within(kube: Kube, group: str, version: str, namespace: str, plural:
                                   resource_version=current["metadata"]["resourceVersion"],
                                   timeout_seconds=seconds, allow_watch_bookmarks=False)
     return [("CURRENT", current), *((e["type"], e["object"]) for e in events if e["type"] != "BOOKMARK")]
+
+
+# ---------------------------------------------------------------- the operator, in-process
+
+
+@pytest.fixture
+def operator_env(testbed: Testbed, s3_env: dict[str, str], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", testbed.kubeconfig)
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("DEBUGCAP_SPOOL_DIR", str(tmp_path / "spool"))
+
+
+def collect_runner_leftovers() -> None:
+    """kopf's aiohttp connections to the apiserver are dropped, not closed, when KopfRunner stops
+    its loop in a thread; collect them here so their ResourceWarnings do not land on a later test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def strip_finalizers(kube: Kube, namespace: str) -> None:
+    """Without the operator nothing removes its finalizers, and the namespace would hang deleting."""
+    for plural in ("debugcaptures", "debugschedules"):
+        try:
+            items = kube.custom().list_namespaced_custom_object("debugcap.io", "v1alpha1", namespace, plural)["items"]
+        except ApiException:
+            continue
+        for item in items:
+            if item["metadata"].get("finalizers"):
+                try:
+                    kube.custom().patch_namespaced_custom_object(
+                        "debugcap.io", "v1alpha1", namespace, plural, item["metadata"]["name"],
+                        {"metadata": {"finalizers": None}}, _content_type="application/merge-patch+json")
+                except ApiException:
+                    pass
+
+
+@pytest.fixture
+def operator(crds: None, operator_env: None, kube: Kube, namespace: str) -> Iterator[KopfRunner]:
+    """The operator serving only this test's namespace, as `kopf run` would start it."""
+    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    collect_runner_leftovers()
+    strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert "Traceback" not in runner.output, runner.output

@@ -23,11 +23,9 @@ from testbed import layout as layout_tb
 
 from .conftest import Testbed, kubectl, wait_running
 from .test_capture import collector, create, members, read_manifest, statuses
-from .test_operator import (  # noqa: F401 (operator, operator_env: fixtures)
+from .test_operator import (
     FAST,
     assert_bundle_matches,
-    operator,
-    operator_env,
     wait_done,
     wait_for,
 )

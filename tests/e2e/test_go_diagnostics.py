@@ -33,11 +33,9 @@ from debugcap.kube.client import Kube
 
 from .conftest import GoappPod, Testbed
 from .test_capture import CLI, _wait_for_metric, collector, create, members, read_manifest, statuses
-from .test_operator import (  # noqa: F401 (operator, operator_env: fixtures)
+from .test_operator import (
     GROUP,
     VERSION,
-    operator,
-    operator_env,
     s3,
     wait_done,
     wait_for,

@@ -18,14 +18,12 @@ Cases:
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import subprocess
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,16 +38,20 @@ from debugcap.settings import S3Settings
 from debugcap.storage import base as storage_base
 from debugcap.storage.s3 import S3Backend
 
-from .conftest import GoappPod, Testbed, changes_within, kubectl, wait_running
+from .conftest import (
+    GoappPod,
+    Testbed,
+    changes_within,
+    collect_runner_leftovers,
+    kubectl,
+    strip_finalizers,
+    wait_running,
+)
 
 GROUP, VERSION, PLURAL = "debugcap.io", "v1alpha1", "debugcaptures"
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"Completed", "PartiallyFailed", "Failed"}
 FAST = {"cpuSeconds": 1, "traceSeconds": 1}
-
-
-
-
 
 # kopf's aiohttp session drops (does not close) connections to the API server inside kopf's own
 # thread while the operator runs, and the GC may close them in the middle of a test. That is
@@ -58,49 +60,6 @@ FAST = {"cpuSeconds": 1, "traceSeconds": 1}
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
 
 
-@pytest.fixture
-def operator_env(testbed: Testbed, s3_env: dict[str, str], tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", testbed.kubeconfig)
-    monkeypatch.setenv("DEBUGCAP_OPERATOR_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("DEBUGCAP_SPOOL_DIR", str(tmp_path / "spool"))
-
-
-def _collect_runner_leftovers() -> None:
-    """kopf's aiohttp connections to the apiserver are dropped, not closed, when KopfRunner stops
-    its loop in a thread; collect them here so their ResourceWarnings do not land on a later test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
-
-def _strip_finalizers(kube: Kube, namespace: str) -> None:
-    """Without the operator nothing removes its finalizers, and the namespace would hang deleting."""
-    for plural in (PLURAL, "debugschedules"):
-        try:
-            items = kube.custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
-        except ApiException:
-            continue
-        for item in items:
-            if item["metadata"].get("finalizers"):
-                try:
-                    kube.custom().patch_namespaced_custom_object(
-                        GROUP, VERSION, namespace, plural, item["metadata"]["name"],
-                        {"metadata": {"finalizers": None}}, _content_type="application/merge-patch+json")
-                except ApiException:
-                    pass
-
-
-@pytest.fixture
-def operator(crds: None, operator_env: None, kube: Kube, namespace: str) -> Iterator[KopfRunner]:
-    """The operator serving only this test's namespace, as `kopf run` would start it."""
-    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
-    _collect_runner_leftovers()
-    _strip_finalizers(kube, namespace)
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
 
 
 def create(kube: Kube, namespace: str, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None,
@@ -166,8 +125,8 @@ def restart_and_close(kube: Kube, namespace: str, name: str,
             if then is not None:
                 then()
     finally:
-        _collect_runner_leftovers()
-        _strip_finalizers(kube, namespace)
+        collect_runner_leftovers()
+        strip_finalizers(kube, namespace)
     assert runner.exception is None, runner.output
     return status, again
 
@@ -540,7 +499,7 @@ def test_operator_killed_mid_capture_ends_it_on_restart_with_no_stray_bundle(
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=30)
-        _strip_finalizers(kube, namespace)
+        strip_finalizers(kube, namespace)
     assert status["phase"] in TERMINAL
     assert all(p["phase"] in TERMINAL for p in status["pods"]), status
     assert any("restarted" in p.get("message", "") for p in status["pods"]), status
@@ -655,8 +614,8 @@ def test_schedule_creates_owned_captures_and_prunes_history(
                 GROUP, VERSION, namespace, "debugschedules", "nightly")["status"]).get("lastSuccessfulTime")
                 == status["completionTime"] and s, 20, "schedule status naming the new run's completion")
     finally:
-        _collect_runner_leftovers()
-        _strip_finalizers(kube, namespace)
+        collect_runner_leftovers()
+        strip_finalizers(kube, namespace)
     assert runner.exception is None, runner.output
     assert sched["lastSuccessfulTime"] == status["completionTime"]
     assert sched["lastScheduleTime"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -727,8 +686,8 @@ def test_schedule_forbid_skips_a_run_while_one_is_active_and_replace_replaces_it
             wait_for(lambda: "sweep-earlier" not in names(), 40, "the replaced capture to be deleted")
             replaced = schedule_status()
     finally:
-        _collect_runner_leftovers()
-        _strip_finalizers(kube, namespace)
+        collect_runner_leftovers()
+        strip_finalizers(kube, namespace)
     assert runner.exception is None, runner.output
     assert forbid["lastScheduleTime"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "sweep-earlier" in forbid["message"] or forbid.get("active") == [{"name": "sweep-earlier"}], forbid
@@ -773,7 +732,7 @@ def test_operator_process_serves_metrics_and_liveness(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        _strip_finalizers(kube, namespace)
+        strip_finalizers(kube, namespace)
         log.seek(0)
         output = log.read()
         log.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,8 @@ from debugcap.settings import CaptureSettings
 
 from .conftest import GoappPod, Testbed, kubectl
 from .test_capture import GO_COLLECTORS, Run, create, members, read_manifest, statuses
-from .test_operator import _collect_runner_leftovers, _strip_finalizers, wait_done
 from .test_operator import create as create_capture
+from .test_operator import wait_done
 
 FAST = {"cpu_seconds": "1", "trace_seconds": "1"}
 # An address no host answers (TEST-NET-1, RFC 5737): where pod IPs do not route from here.
@@ -193,22 +192,6 @@ def test_direct_reaches_the_pod_ip_from_this_host(
 
 
 # ---------------------------------------------------------------- the operator
-
-
-@pytest.fixture
-def operator(crds: None, testbed: Testbed, s3_env: dict[str, str], kube: Kube, namespace: str, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[KopfRunner]:
-    """The operator serving only this test's namespace, in-process (as test_operator.py runs it)."""
-    monkeypatch.setenv("KUBECONFIG", testbed.kubeconfig)
-    monkeypatch.setenv("DEBUGCAP_OPERATOR_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("DEBUGCAP_SPOOL_DIR", str(tmp_path / "spool"))
-    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
-    _collect_runner_leftovers()
-    _strip_finalizers(kube, namespace)
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
 
 
 @pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")  # kopf's own, see test_operator.py
