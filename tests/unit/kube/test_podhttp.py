@@ -205,14 +205,14 @@ def test_a_body_that_stops_ends_at_the_timeout(servers: list[RawServer]) -> None
 
     srv = start(servers, serve)
     pool, sink = direct(srv.port), io.BytesIO()
-    began = time.monotonic()
     try:
+        # Without the deadline the GET would wait for the server's 10 s and end in a different error.
         with pytest.raises(errors.CollectorError, match="did not finish within 1s"):
             pool.get("/debug/pprof/heap", sink, timeout=1, max_bytes=1 << 20)
     finally:
         stop.set()
         pool.close()
-    assert time.monotonic() - began < 3.0 and sink.getvalue() == b"abc"
+    assert sink.getvalue() == b"abc"
 
 
 def test_the_pods_proxy_transport_has_the_same_deadline(servers: list[RawServer]) -> None:
@@ -227,14 +227,13 @@ def test_the_pods_proxy_transport_has_the_same_deadline(servers: list[RawServer]
     srv = start(servers, serve)
     kube = Kube(configuration=k8s.Configuration(host=f"http://127.0.0.1:{srv.port}"))
     proxy = podproxy.Proxy(kube, namespace="prod", pod="api-1", port=6060)
-    began = time.monotonic()
     try:
+        # Without the deadline the 40 bytes would all come (after 4 s) and the GET succeed.
         with pytest.raises(errors.CollectorError, match="did not finish within 1s"):
             proxy.get("/debug/pprof/heap", io.BytesIO(), timeout=1, max_bytes=1 << 20)
     finally:
         stop.set()
         proxy.close()
-    assert time.monotonic() - began < 3.0
     assert seen[0].startswith(b"GET /api/v1/namespaces/prod/pods/api-1:6060/proxy/debug/pprof/heap HTTP/1.1")
 
 

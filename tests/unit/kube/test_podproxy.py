@@ -456,6 +456,8 @@ def test_an_ipv6_api_server_is_bracketed_in_the_connect(proxies: list[_ConnectPr
 
 
 def test_a_slow_proxy_cannot_stretch_a_get_past_its_timeout(proxies: list[_ConnectProxy]) -> None:
+    lines_sent: list[int] = []
+
     def answer(proxy: _ConnectProxy, conn: socket.socket) -> None:
         if proxy.stop.wait(0.9):
             return
@@ -464,13 +466,14 @@ def test_a_slow_proxy_cannot_stretch_a_get_past_its_timeout(proxies: list[_Conne
             if proxy.stop.wait(0.5):
                 return
             conn.sendall(b"X-A: b\r\n")
+            lines_sent.append(1)
         conn.sendall(b"\r\n")
         proxy.stop.wait(10)  # then never answer the TLS ClientHello
 
     via = _connect_proxy(proxies, answer)
-    began = time.monotonic()
     message = _failure(_proxy("https://api.example:6443", proxy=f"http://127.0.0.1:{via.port}"), timeout=1)
-    assert time.monotonic() - began < 3.0
+    # It gave up while the proxy's answer was still coming (each line alone was in time).
+    assert len(lines_sent) < 8, lines_sent
     assert f"through the proxy 127.0.0.1:{via.port}" in message and "timed out" in message, message
 
 
@@ -488,10 +491,9 @@ def test_close_ends_a_get_waiting_for_the_proxy(proxies: list[_ConnectProxy]) ->
     worker = threading.Thread(target=get)
     worker.start()
     assert via.got.wait(5)
-    began = time.monotonic()
     proxy.close()
-    worker.join(10)
-    assert not worker.is_alive() and time.monotonic() - began < 3.0
+    worker.join(10)  # the proxy would keep it waiting 30 s: only close() can end it sooner
+    assert not worker.is_alive()
     assert len(failures) == 1 and "closed: capture over" in str(failures[0]), failures
 
 

@@ -11,14 +11,14 @@ Cases:
 * a body that stops ends at the timeout;
 * a prompt answer still streams whole, chunked ones too, and the connection is kept.
 
-Bounds are generous (three times the timeout) but far below what the drips take in all.
+No wall clock is read: a GET that ended at its timeout is one that failed before the drip had
+sent its whole answer (``FakeTunnel.dripped``), with part of the body in the sink.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -38,6 +38,7 @@ class FakeTunnel:
         self.answer = answer
         self.stop = threading.Event()
         self.requests: list[bytes] = []
+        self.dripped = 0  # bytes fed so far
         self.conn = portforward._Connection(self, 0)  # type: ignore[arg-type]
 
     def send(self, _channel: int, data: bytes) -> None:
@@ -49,6 +50,7 @@ class FakeTunnel:
             if self.stop.wait(every):
                 return
             self.conn.feed(data[i:i + 1])
+            self.dripped += 1
 
 
 @pytest.fixture
@@ -71,20 +73,18 @@ def test_a_dripping_body_ends_at_the_timeout_with_what_came(tunnels: list[FakeTu
         tunnel.drip(b"x" * 20, 0.3)  # 6 s in all: no single read ever waits a whole second
 
     tunnel, sink = _tunnel(tunnels, answer), io.BytesIO()
-    began = time.monotonic()
     with pytest.raises(errors.CollectorError, match=r"did not finish within 1s \(\d+ bytes of the body came\)"):
         portforward._request(tunnel.conn, "/debug/pprof/heap", sink, 1.0, 1 << 20, False)
-    assert time.monotonic() - began < 3.0
-    assert 1 <= len(sink.getvalue()) < 20  # streamed as it came, not held back for a full buffer
+    # Ended before the body had all come (it takes 6 s), with what had: streamed, not held back.
+    assert 1 <= len(sink.getvalue()) < 20
 
 
 def test_dripping_headers_end_at_the_timeout(tunnels: list[FakeTunnel]) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"  # 66 bytes
     tunnel = _tunnel(tunnels, lambda t, _conn: t.drip(head, 0.1))  # 6.6 s in all
-    began = time.monotonic()
     with pytest.raises(errors.CollectorError, match="did not finish within 1s"):
         portforward._request(tunnel.conn, "/debug/pprof/", io.BytesIO(), 1.0, 1 << 20, False)
-    assert time.monotonic() - began < 3.0
+    assert tunnel.dripped < len(head)  # it gave up while the headers were still coming
 
 
 def test_a_body_that_stops_ends_at_the_timeout(tunnels: list[FakeTunnel]) -> None:
@@ -92,10 +92,10 @@ def test_a_body_that_stops_ends_at_the_timeout(tunnels: list[FakeTunnel]) -> Non
         conn.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
 
     tunnel, sink = _tunnel(tunnels, answer), io.BytesIO()
-    began = time.monotonic()
+    # The rest never comes: without the deadline the GET would wait forever (the test would hang).
     with pytest.raises(errors.CollectorError, match=r"did not finish within 1s \(3 bytes of the body came\)"):
         portforward._request(tunnel.conn, "/debug/pprof/heap", sink, 1.0, 1 << 20, False)
-    assert time.monotonic() - began < 3.0 and sink.getvalue() == b"abc"
+    assert sink.getvalue() == b"abc"
 
 
 def test_prompt_answers_stream_whole_and_keep_the_connection(tunnels: list[FakeTunnel]) -> None:
