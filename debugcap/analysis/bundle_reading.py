@@ -28,8 +28,9 @@ T = TypeVar("T")
 class BundleReader:
     """Read-only view of one bundle; ``read``/``open`` return None for missing files."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
         self.path = Path(path)
+        self.force = force  # read what is readable of a bundle that fails its checks
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         self._root: Path | None = None

@@ -22,14 +22,15 @@ from debugcap.formats import pprof as pprof_format
 
 
 def build(path: str | os.PathLike[str], *, flame_graphs: list[flames.Flame] | None = None,
-          profiles: dict[str, pprof_format.Profile] | None = None) -> model.Report:
+          profiles: dict[str, pprof_format.Profile] | None = None, force: bool = False) -> model.Report:
     """The report for one bundle (packed or unpacked), findings included.
 
     ``flame_graphs``/``profiles``, when given, are filled with flame graphs and
     parsed profiles (by endpoint name), so the HTML and speedscope outputs reuse
-    this one parse instead of reading the bundle again.
+    this one parse instead of reading the bundle again. ``force`` reads what is
+    readable of a bundle that fails its checks (:class:`BundleReader`).
     """
-    with BundleReader(path) as reader:
+    with BundleReader(path, force=force) as reader:
         reading = Reading(reader)
         rep, profs = _read(reading)
         if profiles is not None:
@@ -114,9 +115,10 @@ def _flames(reading: Reading, profs: dict[str, pprof_format.Profile]) -> list[fl
 # ---- bundle diff ----
 
 
-def diff_bundles(old_path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> model.BundleDiff:
+def diff_bundles(old_path: str | os.PathLike[str], new_path: str | os.PathLike[str], *,
+                 force: bool = False) -> model.BundleDiff:
     """Changes between two bundles of one pod: heap per function, goroutine groups, fds, sockets."""
-    with BundleReader(old_path) as old, BundleReader(new_path) as new:
+    with BundleReader(old_path, force=force) as old, BundleReader(new_path, force=force) as new:
         a, b = Reading(old), Reading(new)
         ma, mb = a.manifest(), b.manifest()
         ta, tb = (ma.target if ma else None), (mb.target if mb else None)
