@@ -77,13 +77,14 @@ class Capture:
         and the event set once no step runs any more."""
         steps = self.template.steps
         evidence = Evidence(bundle, steps)
-        gate = WindowGate(steps, clock=self.clock, on_open=self.window_open)
+        before = frozenset(name for name, c in self.collectors.items() if c.before_window)
+        gate = WindowGate(steps, clock=self.clock, on_open=self.window_open, before=before)
         context = functools.partial(base.CollectContext, kube=self.kube, target=self.target, settings=self.settings,
                                     scratch_dir=scratch_dir, commands=self.commands, facts=self.facts)
         runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
                             evidence=evidence, clock=self.clock, progress=self.progress)
         gate.start()
-        runner.start(schedule(self.template), workers=max(self.parallelism, window_size(self.template)))
+        runner.start(schedule(self.template, before), workers=max(self.parallelism, window_size(self.template)))
         finished = False
         try:
             finished = deadline.wait(evidence.done)

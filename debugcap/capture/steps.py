@@ -152,15 +152,17 @@ class StepRunner:
         """Run one step in its turn and record it (and report it) unless the capture is over."""
         index, step, delay = planned
         try:
-            # The mid-window goroutine dump waits here; a capture that ends meanwhile wakes it.
+            self._gate.before_step(index)
+            # The mid-window goroutine dump waits here, counted from when the window's steps
+            # start (after the snapshots); a capture that ends meanwhile wakes it.
             if delay > 0 and self._clock.wait(self.stop, delay):
                 return
-            self._gate.before_step(index)
             if self.stop.is_set():
                 return
             record = self.collect(index, step)
         finally:
             self._gate.sent(index)  # an opening step that ended without sending its request
+            self._gate.ended(index)  # a snapshot that ended lets the window start
         if self._evidence.record(index, record):
             self._say(step.collector, record)
 

@@ -191,6 +191,9 @@ class Collector(abc.ABC):
     description: ClassVar[str]
     # Collectors that must cover the same moment (CPU profile, trace, goroutine dump) run together.
     windowed: ClassVar[bool] = False
+    # A snapshot of memory or goroutines that a running trace or CPU profile would pollute with
+    # the profiler's own buffers and goroutines: taken before the window opens (capture/window.py).
+    before_window: ClassVar[bool] = False
 
     @abc.abstractmethod
     def collect(self, ctx: CollectContext) -> CollectorResult:

@@ -8,6 +8,7 @@ class ExpvarCollector(base.Collector):
     name = "expvar"
     kind = base.Kind.GO
     description = "expvar and memstats (/debug/vars)"
+    before_window = True
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         return fetching.fetch(ctx, self.name, "/debug/vars", layout.METRICS_EXPVAR, fetching.Body.JSON,

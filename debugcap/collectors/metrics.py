@@ -17,6 +17,7 @@ class MetricsCollector(base.Collector):
     name = "metrics"
     kind = base.Kind.GO
     description = "Prometheus /metrics snapshot (and the Go version, GOMAXPROCS, GOMEMLIMIT it shows)"
+    before_window = True
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         path = str(ctx.param("path", "/metrics"))

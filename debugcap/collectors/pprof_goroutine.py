@@ -14,6 +14,7 @@ class GoroutinesCollector(base.Collector):
     name = "pprof-goroutine"
     kind = base.Kind.GO
     description = "goroutine dump (profile, debug=1 counts, debug=2 full stacks)"
+    before_window = True
     windowed = True
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:

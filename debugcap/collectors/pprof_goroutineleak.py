@@ -39,6 +39,7 @@ class GoroutineLeakCollector(base.Collector):
     name = "pprof-goroutineleak"
     kind = base.Kind.GO
     description = "goroutines the runtime proved leaked (Go 1.26 goroutineleak profile), when served"
+    before_window = True
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         formats = list(ctx.param("formats", ["proto", "debug2"]))

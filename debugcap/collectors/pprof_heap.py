@@ -8,6 +8,7 @@ class HeapProfileCollector(base.Collector):
     name = "pprof-heap"
     kind = base.Kind.GO
     description = "heap profile (/debug/pprof/heap, optionally after a GC)"
+    before_window = True
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         query = "?gc=1" if ctx.param("gc", False) else ""

@@ -179,3 +179,94 @@ def test_capture_starts_the_window_together_and_the_rest_after_it(rig: Rig, cloc
         ("ps", manifest.CollectorStatus.OK), ("cpu", manifest.CollectorStatus.OK),
         ("goroutine", manifest.CollectorStatus.OK), ("trace", manifest.CollectorStatus.OK)]
     assert rig.window_calls == 1
+
+
+# Template order: a heap snapshot, then the STEPS; the heap is a ``before_window`` collector.
+SNAPSHOT_STEPS = (step("heap"), *STEPS)
+HEAP, S_PS, S_CPU, S_GOROUTINE, S_TRACE = range(5)
+
+
+def _snapshot_gate(clock: FakeClock, steps: tuple[object, ...] = SNAPSHOT_STEPS) -> window.WindowGate:
+    gate = window.WindowGate(steps, clock=clock, on_open=Opened(), before=frozenset({"heap"}))  # type: ignore[arg-type]
+    gate.start()
+    return gate
+
+
+def test_window_steps_wait_for_the_snapshots_taken_before_the_window(clock: FakeClock) -> None:
+    gate = _snapshot_gate(clock)
+    passed: list[int] = []
+    waiters = [_in_thread(lambda i=i: (gate.before_step(i), passed.append(i))) for i in (S_CPU, S_GOROUTINE, S_TRACE)]
+    _in_thread(lambda: gate.before_step(HEAP)).join(HANG)  # the snapshot itself goes at once
+    clock.until_waiting(3)
+    assert passed == []
+    gate.ended(S_PS)  # a step that is no snapshot does not let the window start
+    assert passed == [] and not gate.snapshots_taken.is_set()
+    gate.ended(HEAP)
+    for w in waiters:
+        w.join(HANG)
+    assert sorted(passed) == [S_CPU, S_GOROUTINE, S_TRACE]
+    assert clock.now() == 1000.0  # no time had to pass
+
+
+def test_a_hung_snapshot_delays_the_window_by_the_bound_and_no_longer(clock: FakeClock) -> None:
+    gate = _snapshot_gate(clock)
+    passed = threading.Event()
+    waiter = _in_thread(lambda: (gate.before_step(S_CPU), passed.set()))
+    clock.until_waiting(1)
+    clock.advance(window.BEFORE_WINDOW_SECONDS - 0.01)
+    assert not passed.is_set()
+    clock.advance(0.01)
+    waiter.join(HANG)
+    assert passed.is_set()
+
+
+def test_release_lets_window_steps_go_and_a_template_without_window_takes_no_snapshot_first(clock: FakeClock) -> None:
+    gate = _snapshot_gate(clock)
+    gate.release()
+    _in_thread(lambda: gate.before_step(S_TRACE)).join(HANG)
+    assert gate.snapshots_taken.is_set() and clock.now() == 1000.0
+    no_window = _snapshot_gate(clock, (step("heap"), step("ps")))
+    assert no_window.snapshots_taken.is_set()
+    assert window.snapshots_first((step("heap"), step("ps")), frozenset({"heap"})) == frozenset()  # type: ignore[arg-type]
+
+
+def test_capture_takes_the_heap_before_the_trace_and_cpu_profile_start(
+        rig: Rig, clock: FakeClock, registry: dict[str, type[base.Collector]]) -> None:
+    order: list[str] = []
+    heap_may_end = threading.Event()
+
+    def heap(_ctx: base.CollectContext) -> base.CollectorResult:
+        order.append("heap begins")
+        assert heap_may_end.wait(HANG)
+        order.append("heap ends")
+        return base.CollectorResult(base.Status.OK)
+
+    def profile(path: str) -> Callable[[base.CollectContext], base.CollectorResult]:
+        def behaviour(ctx: base.CollectContext) -> base.CollectorResult:
+            order.append(f"{path} begins")
+            assert ctx.http is not None
+            ctx.http.get(path, BytesIO(), timeout=30, max_bytes=100)
+            return base.CollectorResult(base.Status.OK)
+        return behaviour
+
+    def instant(_ctx: base.CollectContext) -> base.CollectorResult:
+        return base.CollectorResult(base.Status.OK)
+
+    stand_in(registry, "heap", heap)
+    registry["heap"].before_window = True
+    stand_in(registry, "ps", instant)
+    stand_in(registry, "cpu", profile("cpu"))
+    stand_in(registry, "goroutine", instant)
+    stand_in(registry, "trace", profile("trace"))
+    running = rig.start(template(*SNAPSHOT_STEPS))
+    clock.until_waiting(4)  # the deadline, and the three window steps held back by the snapshot
+    assert order == ["heap begins"] and not rig.window_opened.is_set()
+    heap_may_end.set()
+    assert rig.window_opened.wait(HANG)
+    clock.until_waiting(2)  # the capture, the goroutine dump on its mid-window turn
+    clock.advance(2.0)
+    rig.forwards.release_all()
+    outcome = running.result(HANG)
+    assert order[:2] == ["heap begins", "heap ends"]
+    assert sorted(order[2:]) == ["cpu begins", "trace begins"]
+    assert all(r.status is manifest.CollectorStatus.OK for r in outcome.records)

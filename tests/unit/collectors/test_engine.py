@@ -33,6 +33,16 @@ def test_window_starts_together_and_goroutine_dump_lands_mid_window() -> None:
                                         "pprof-threadcreate", "expvar", "metrics"]
 
 
+def test_snapshots_go_before_the_window_so_it_cannot_pollute_them() -> None:
+    expanded = templates.expand("go-profile", {"cpu_seconds": 10, "trace_seconds": 4}, collectors=COLLECTORS)
+    before = frozenset(name for name, c in COLLECTORS.items() if c.before_window)
+    plan = [(step.collector, delay) for _i, step, delay in window.schedule(expanded, before)]
+    snapshots = ["pprof-goroutineleak", "pprof-heap", "pprof-allocs", "pprof-threadcreate", "expvar", "metrics"]
+    assert plan[:6] == [(c, 0.0) for c in snapshots]
+    assert plan[6:9] == [("pprof-cpu", 0.0), ("pprof-goroutine", 2.0), ("trace", 0.0)]
+    assert [c for c, _d in plan[9:]] == ["flight-recorder", "pprof-block", "pprof-mutex"]
+
+
 def test_windowed_steps_are_scheduled_first_whatever_the_template_order() -> None:
     plan = _plan("network-trace", trace_seconds=3)
     assert plan == [("pprof-goroutine", 1.5), ("trace", 0.0), ("sockets", 0.0), ("resolv-conf", 0.0)]
