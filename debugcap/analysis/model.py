@@ -29,12 +29,21 @@ MEDIUM_FROM = 55
 
 @dataclass(frozen=True)
 class Finding:
-    """One line a human reads first; ``severity`` only ranks, ``kind`` names the rule."""
+    """One line a human reads first; ``severity`` only ranks, ``kind`` names the rule.
+
+    ``subject`` is what the finding is about: for the profile rules, the first frame of the
+    application's own code (:mod:`debugcap.analysis.appcode`), ``leaf`` the frame the samples
+    ended in when it differs (``crypto/sha256.block`` under ``main.hash``). ``value`` in ``unit``
+    is the measure the severity was read from (docs/findings.md), None for rules without one.
+    """
 
     severity: int
     kind: str
     subject: str
     message: str
+    leaf: str = ""
+    value: float | None = None
+    unit: str = ""
 
     @property
     def level(self) -> str:
@@ -42,14 +51,74 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return {"severity": self.severity, "level": self.level, "kind": self.kind,
-                "subject": self.subject, "message": self.message}
+                "subject": self.subject, "message": self.message, "leaf": self.leaf,
+                "value": self.value, "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class OwnRow:
+    """Samples whose first frame of the application's own code is ``function``."""
+
+    function: str
+    value: int
+    leaf: str  # the leaf holding most of ``value``: where the time or bytes were really spent
+    own: bool = True  # False: no frame of these stacks is the application's; ``function`` is their leaf
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "value": self.value, "leaf": self.leaf, "own": self.own}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One profile's values by the application's own function, the profiler's share set apart."""
+
+    sample_type: str
+    unit: str
+    total: int  # every sample, the profiler's included
+    duration_ns: int  # the profile's own window; 0 when it counts from the process start (block, mutex)
+    profiler: int  # in stacks through the capture's own machinery (appcode.is_profiler)
+    profiler_leaf: str  # the outermost profiler frame of most of it: who started it (a pprof handler...)
+    rows: tuple[OwnRow, ...]  # largest first
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sample_type": self.sample_type, "unit": self.unit, "total": self.total,
+                "duration_ns": self.duration_ns, "profiler": self.profiler, "profiler_leaf": self.profiler_leaf,
+                "rows": [r.as_dict() for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class Waiters:
+    """Goroutines of the dump waiting in one state whose first own frame is ``function``."""
+
+    state: str  # as the dump says: "sync.Mutex.Lock", "chan send", "select"...
+    function: str
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "function": self.function, "count": self.count}
+
+
+@dataclass(frozen=True)
+class Container:
+    """The target container's yardsticks, from the bundle's pod YAML: what rates are measured against."""
+
+    name: str
+    cpu_limit: float | None  # cores
+    memory_limit: int | None  # bytes
+    uptime_seconds: float | None  # from the container's start to the capture's
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "cpu_limit": self.cpu_limit, "memory_limit": self.memory_limit,
+                "uptime_seconds": self.uptime_seconds}
 
 
 @dataclass(frozen=True)
 class HeapGrowthRow:
-    function: str
+    function: str  # the first frame of the application's own code (its leaf when there is none)
     growth: int  # bytes in use, newest snapshot minus oldest
     per_minute: int | None  # None when the snapshots carry no times
+    leaf: str = ""
+    own: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,8 +131,8 @@ class HeapGrowth:
 
     def as_dict(self) -> dict[str, Any]:
         return {"from": self.first, "to": self.last, "minutes": self.minutes, "sample_type": self.sample_type,
-                "rows": [{"function": r.function, "growth": r.growth, "per_minute": r.per_minute}
-                         for r in self.rows]}
+                "rows": [{"function": r.function, "growth": r.growth, "per_minute": r.per_minute,
+                          "leaf": r.leaf, "own": r.own} for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -157,6 +226,10 @@ class Report:
     proven_leaks: ProvenLeaks | None = None  # None: no goroutineleak profile in the bundle
     # What the target's Go runtime revealed (manifest ``runtime``: goVersion, GOMAXPROCS, ...).
     runtime: Mapping[str, str] = field(default_factory=dict)
+    # cpu, heap (inuse_space), block, mutex by the application's own function (analysis.attribution).
+    attribution: Mapping[str, Attribution] = field(default_factory=dict)
+    waiting: tuple[Waiters, ...] = ()  # goroutines of the dump queued on locks and channels
+    container: Container | None = None  # None: no pod YAML, or the target container is not in it
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -185,6 +258,9 @@ class Report:
             "fd_limit": self.fd_limit,
             "disk": None if self.disk is None else [d.as_dict() for d in self.disk],
             "memstats": None if self.memstats is None else dict(self.memstats),
+            "attribution": {k: v.as_dict() for k, v in self.attribution.items()},
+            "waiting": [w.as_dict() for w in self.waiting],
+            "container": None if self.container is None else self.container.as_dict(),
             "findings": [f.as_dict() for f in self.findings],
             "hints": list(self.hints),
             "problems": list(self.problems),

@@ -15,7 +15,7 @@ import dataclasses
 import os
 
 from debugcap import errors
-from debugcap.analysis import findings, flames, goroutines, model, pprof, sections
+from debugcap.analysis import appcode, attribution, findings, flames, goroutines, model, pprof, sections
 from debugcap.analysis.bundle_reading import BundleReader, Reading
 from debugcap.bundle import layout
 from debugcap.formats import pprof as pprof_format
@@ -59,6 +59,18 @@ def _top(reading: Reading, prof: pprof_format.Profile | None, index: str | None 
     return sections.limited(r) if r else None
 
 
+def _attribution(reading: Reading, profs: dict[str, pprof_format.Profile],
+                 code: appcode.Code) -> dict[str, model.Attribution]:
+    out: dict[str, model.Attribution] = {}
+    for kind in ("cpu", "heap", "block", "mutex"):
+        if kind in profs:
+            att = reading.guard(lambda kind=kind: attribution.attribute(  # type: ignore[misc]
+                profs[kind], code, "inuse_space" if kind == "heap" else None))
+            if att is not None:
+                out[kind] = att
+    return out
+
+
 def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profile]]:
     reader = reading.reader
     mf = reading.manifest()
@@ -71,7 +83,9 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
             for kind in ("cpu", "heap", "block", "mutex")}
     dump_rel = layout.PPROF_GOROUTINE_DEBUG2
     dump = reading.dump(dump_rel) if reader.exists(dump_rel) else None
-    snaps, newest = sections.snapshots(reading)
+    # One notion of the application's own code for every profile of the bundle.
+    code = attribution.code_of(profs.values()) if profs else None
+    snaps, newest = sections.snapshots(reading, code)
     if dump is None and newest is not None:
         dump_rel, dump = newest
     rep = model.Report(
@@ -83,7 +97,10 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
         leak_suspects=tuple(goroutines.suspects(dump)) if dump else (),
         sockets=sections.sockets(reading), fd_count=sections.fd_count(reading),
         fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(reading),
-        hints=tuple(reading.hints), problems=tuple(reading.problems))
+        hints=tuple(reading.hints), problems=tuple(reading.problems),
+        attribution=_attribution(reading, profs, code) if code else {},
+        waiting=sections.waiting(reading, dump_rel, code) if dump else (),
+        container=sections.container(reading, mf.target.container, mf.started_at) if mf else None)
     return rep, profs
 
 

@@ -9,11 +9,15 @@ leaves its section None and adds a problem line or a hint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
+import yaml
+
 from debugcap import errors
-from debugcap.analysis import goroutines, model, pprof
+from debugcap.analysis import appcode, attribution, goroutines, model, pprof
 from debugcap.analysis.bundle_reading import Reading
 from debugcap.bundle import layout, manifest
 from debugcap.formats import df, procfs
@@ -138,26 +142,26 @@ def proven_leaks(reading: Reading, profile: pprof_format.Profile | None) -> mode
     return model.ProvenLeaks(source=rel, total=sum(g["count"] for g in leaked), groups=tuple(leaked[:TOP_ROWS]))
 
 
-def _heap_growth(reading: Reading, indices: list[int]) -> model.HeapGrowth | None:
+def _heap_growth(reading: Reading, indices: list[int], code: appcode.Code | None) -> model.HeapGrowth | None:
     heaps = [(i, reading.profile(layout.snapshot_path(i, layout.SNAPSHOT_HEAP), "heap")) for i in indices]
     heaps_ok = [(i, p) for i, p in heaps if p is not None]
     if len(heaps_ok) < 2:
         return None
     (i0, first), (i1, last) = heaps_ok[0], heaps_ok[-1]
-    rep = reading.guard(lambda: pprof.diff(first, last, "inuse_space"))
-    if rep is None:
+    # Checked as a diff is, so two snapshots that cannot be compared say why.
+    if reading.guard(lambda: pprof.compatible_index(first, last, "inuse_space")) is None:
         return None
     minutes = (last.time_ns - first.time_ns) / 60e9 if first.time_ns and last.time_ns else 0.0
-    growth = sorted((r for r in rep["rows"] if r["flat"] > 0), key=lambda r: -r["flat"])
-    return model.HeapGrowth(
-        first=layout.snapshot_dir(i0), last=layout.snapshot_dir(i1), minutes=round(minutes, 2),
-        sample_type=rep["sample_type"],
-        rows=tuple(model.HeapGrowthRow(function=r["function"], growth=r["flat"],
-                                       per_minute=round(r["flat"] / minutes) if minutes > 0 else None)
-                   for r in growth[:TOP_ROWS]))
+    own = code or attribution.code_of([first, last])
+    rows = reading.guard(lambda: attribution.growth(first, last, own, minutes, rows=TOP_ROWS))
+    if rows is None:
+        return None
+    return model.HeapGrowth(first=layout.snapshot_dir(i0), last=layout.snapshot_dir(i1), minutes=round(minutes, 2),
+                            sample_type="inuse_space", rows=rows)
 
 
-def snapshots(reading: Reading) -> tuple[model.Snapshots | None, tuple[str, goroutines.DumpDict] | None]:
+def snapshots(reading: Reading, code: appcode.Code | None = None
+              ) -> tuple[model.Snapshots | None, tuple[str, goroutines.DumpDict] | None]:
     """The go-leak snapshots compared first to last, and the newest snapshot's dump with its path.
 
     A go-leak bundle has no top-level goroutine dump: its leak suspects are in the
@@ -166,7 +170,7 @@ def snapshots(reading: Reading) -> tuple[model.Snapshots | None, tuple[str, goro
     indices = layout.snapshot_indices(reading.reader.names())
     if not indices:
         return None, None
-    heap_growth = _heap_growth(reading, indices)
+    heap_growth = _heap_growth(reading, indices, code)
     dumps = [(layout.snapshot_path(i, layout.SNAPSHOT_GOROUTINE_DEBUG2), i) for i in indices]
     dumps_ok = [(rel, i, d) for rel, i in dumps if (d := reading.dump(rel)) is not None]
     snaps = model.Snapshots(
@@ -176,3 +180,66 @@ def snapshots(reading: Reading) -> tuple[model.Snapshots | None, tuple[str, goro
         goroutine_changes=(tuple(goroutines.diff_groups(dumps_ok[0][2], dumps_ok[-1][2])[:TOP_ROWS])
                            if len(dumps_ok) >= 2 else None))
     return snaps, (dumps_ok[-1][0], dumps_ok[-1][2]) if dumps_ok else None
+
+
+def waiting(reading: Reading, rel: str, code: appcode.Code | None) -> tuple[model.Waiters, ...]:
+    """Goroutines of the dump at ``rel`` queued on locks and channels, by their own function."""
+    def run() -> tuple[model.Waiters, ...]:
+        fh = reading.reader.open(rel)
+        if fh is None:
+            return ()
+        with fh:
+            return attribution.waiting(fh, code)
+
+    return reading.guard(run) or ()
+
+
+_UNQUOTED_MASK = re.compile(r"(:\s+|-\s+)(\*\*\*REDACTED\*\*\*)\s*$", re.MULTILINE)
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?(?:[eE]\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           **{s: float(1 << (10 * (i + 1))) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))}}
+
+
+def quantity(text: object) -> float | None:
+    """A Kubernetes resource quantity (``1500m``, ``256Mi``, ``2``) as a number; None if unreadable."""
+    m = _QUANTITY.match(str(text).strip()) if text is not None else None
+    return float(m.group(1)) * _SUFFIX[m.group(2) or ""] if m else None
+
+
+def _started(status: Mapping[str, Any]) -> datetime | None:
+    running = (status.get("state") or {}).get("running") or {}
+    when = running.get("startedAt")
+    if isinstance(when, datetime):
+        return when
+    try:
+        return datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
+    except ValueError:
+        return None
+
+
+def container(reading: Reading, name: str, captured_at: datetime | None) -> model.Container | None:
+    """The target container's limits and uptime at the capture, from the bundle's pod YAML."""
+    text = reading.text(layout.K8S_POD) if reading.reader.exists(layout.K8S_POD) else None
+    if text:
+        # The bundle's redaction writes an unquoted mask (automountServiceAccountToken: ***REDACTED***),
+        # which YAML reads as an alias and rejects: quote it so the rest of the pod is still read.
+        text = _UNQUOTED_MASK.sub(r"\1'\2'", text)
+    try:
+        pod = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as exc:
+        reading.problems.append(f"{reading.reader.label(layout.K8S_POD)}: not valid YAML: {exc}")
+        return None
+    if not isinstance(pod, dict):
+        return None
+    spec = next((c for c in (pod.get("spec") or {}).get("containers") or () if c.get("name") == name), None)
+    if spec is None:
+        return None
+    limits = (spec.get("resources") or {}).get("limits") or {}
+    memory = quantity(limits.get("memory"))
+    status: dict[str, Any] = next((c for c in (pod.get("status") or {}).get("containerStatuses") or ()
+                                   if c.get("name") == name), {})
+    started = _started(status)
+    uptime = (captured_at - started).total_seconds() if started and captured_at else None
+    return model.Container(name=name, cpu_limit=quantity(limits.get("cpu")),
+                           memory_limit=None if memory is None else int(memory),
+                           uptime_seconds=uptime if uptime is None or uptime >= 0 else None)

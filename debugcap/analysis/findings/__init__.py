@@ -4,7 +4,10 @@ Callers: :mod:`debugcap.analysis.report` fills :attr:`debugcap.analysis.model.Re
 with :func:`evaluate`. Each rule is one module with one ``check(report)`` function over
 the typed report, listed once in :data:`RULES` (as collectors are in
 :data:`debugcap.collectors.COLLECTORS`); each module owns its severity, and the
-severities only rank. Adding a rule: a module here, a line in RULES, and
+severities only rank. The rules that measure a rate read their bands from the one
+table :data:`debugcap.analysis.findings.thresholds.BANDS` (mirrored in docs/findings.md), and
+the profile rules name the application's own function (:mod:`debugcap.analysis.attribution`).
+Adding a rule: a module here, a line in RULES, a row in docs/findings.md, and
 ``tests/unit/analysis/findings/test_<rule>.py``.
 """
 
@@ -24,6 +27,7 @@ from debugcap.analysis.findings import (
     heap_growth,
     heap_top,
     mutex_delay,
+    profiler_own,
     readiness_hints,
     truncated_dump,
 )
@@ -45,6 +49,7 @@ RULES: tuple[Rule, ...] = (
     mutex_delay.check,
     cpu_hot.check,
     heap_top.check,
+    profiler_own.check,
 )
 
 

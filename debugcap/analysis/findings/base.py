@@ -1,14 +1,18 @@
-"""What every finding rule shares: the rule signature and the byte formatting of messages.
+"""What every finding rule shares: the rule signature, message formatting, and the yardsticks.
+
+The yardsticks turn a profile's totals into the rates :mod:`.thresholds` bands: the window a
+profile covers, the cores and memory the container may use, the goroutines queued in a function.
 
 Callers: the rule modules of :mod:`debugcap.analysis.findings`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from debugcap.analysis import model, pprof
+from debugcap.analysis import model
+from debugcap.analysis.findings import thresholds
 
 
 class Rule(Protocol):
@@ -29,15 +33,88 @@ def human_bytes(n: float | None) -> str:
     return f"{v:.1f}GB"
 
 
-def leader(top: pprof.TopReport | None) -> pprof.TopRow | None:
-    """The first row of a top that has samples: the function a top-of-profile rule names."""
-    return top["rows"][0] if top and top["rows"] and top["total"] else None
+# A rule names its first row, and the next ones only when they too reach this band: a report
+# shows where to look, not every function with samples.
+MORE_FROM = "medium"
+MAX_PER_RULE = 3
 
 
-def contention(top: pprof.TopReport | None, kind: str, severity: int) -> Iterable[model.Finding]:
-    """The function that waited longest in a block or mutex profile (``kind``)."""
-    if top and top["rows"] and top["total"]:
-        r = max(top["rows"], key=lambda r: (r["flat"], r["function"]))
-        yield model.Finding(severity, f"{kind}-delay", r["function"],
-                            f"{kind} delay: {r['function']} waited {r['flat'] / 1e9:.3g}s "
-                            f"({r['flat_pct']:.1f}% of {top['total'] / 1e9:.3g}s)")
+def named_rows(att: model.Attribution | None, band: thresholds.Band,
+               measure: Callable[[model.OwnRow], float | None]) -> Iterator[tuple[model.OwnRow, float | None]]:
+    """The rows a profile rule reports, with their measure: the largest, then any others in band."""
+    for i, row in enumerate(att.rows[:MAX_PER_RULE] if att and att.total else ()):
+        value = measure(row)
+        if row.value > 0 and (i == 0 or band.level(value) in (MORE_FROM, "high")):
+            yield row, value
+
+
+def via(row: model.OwnRow | model.HeapGrowthRow) -> str:
+    """How the named function reached the leaf: `` (via leaf)``, or that no frame was the application's."""
+    if not row.own:
+        return " (no frame of the application's own in these stacks)"
+    return f" (via {row.leaf})" if row.leaf and row.leaf != row.function else ""
+
+
+def window_seconds(report: model.Report, att: model.Attribution) -> tuple[float | None, str]:
+    """The wall time a profile's values accrued over, and how to say it.
+
+    A CPU profile covers its own duration; block and mutex profiles count from when the program
+    enabled them, which is at most the container's uptime: a rate over the uptime is the lowest
+    the truth can be.
+    """
+    if att.duration_ns > 0:
+        return att.duration_ns / 1e9, f"in the {att.duration_ns / 1e9:.3g}s profile window"
+    up = report.container.uptime_seconds if report.container else None
+    if up:
+        return up, f"over the {up:.3g}s since the container started"
+    return None, "(no window known: the bundle has no container start time)"
+
+
+def cpu_capacity(report: model.Report) -> tuple[float | None, str]:
+    """The cores the container may use: its CPU limit, else GOMAXPROCS, with how it was known."""
+    if report.container and report.container.cpu_limit:
+        return report.container.cpu_limit, f"the container's {report.container.cpu_limit:g}-core limit"
+    procs = report.runtime.get("GOMAXPROCS", "")
+    if procs.isdigit() and int(procs) > 0:
+        return float(procs), f"GOMAXPROCS {procs}"
+    return None, ""
+
+
+def memory_limit(report: model.Report) -> tuple[int | None, str]:
+    """The bytes the program may hold: the container's memory limit, else GOMEMLIMIT."""
+    if report.container and report.container.memory_limit:
+        return report.container.memory_limit, f"the {human_bytes(report.container.memory_limit)} memory limit"
+    soft = report.runtime.get("GOMEMLIMIT", "")
+    if soft.isdigit() and int(soft) > 0:
+        return int(soft), f"GOMEMLIMIT {human_bytes(int(soft))}"
+    return None, ""
+
+
+def queued(report: model.Report, function: str) -> tuple[int, str]:
+    """Goroutines of the dump waiting on a lock or channel in ``function``, and the sentence saying so."""
+    here = [w for w in report.waiting if w.function == function]
+    count = sum(w.count for w in here)
+    if not count:
+        return 0, ""
+    states = ", ".join(f"[{w.state}]" if len(here) == 1 else f"{w.count} [{w.state}]" for w in here)
+    return count, f"; {count} goroutine{'s' if count > 1 else ''} queued in it in the dump {states}"
+
+
+def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:
+    """The own functions that waited longest in a block or mutex profile (``kind``), by wait rate."""
+    att = report.attribution.get(kind)
+    band = thresholds.BANDS[f"{kind}-delay"]
+    if att is None:
+        return
+    seconds, window = window_seconds(report, att)
+    for row, rate in named_rows(att, band, lambda r: r.value / 1e9 / seconds if seconds else None):
+        waited = f"{row.value / 1e9:.3g}s"
+        pace = f", {rate:.2g} s/s" if rate is not None else ""
+        _, queue = queued(report, row.function)
+        if kind == "mutex":
+            text = (f"mutex contention: goroutines waited {waited} for locks released in {row.function}"
+                    f"{via(row)} {window}{pace}{queue}")
+        else:
+            text = f"block delay in {row.function}{via(row)}: goroutines were blocked {waited} {window}{pace}{queue}"
+        yield model.Finding(band.severity(rate), f"{kind}-delay", row.function, text, leaf=row.leaf,
+                            value=None if rate is None else round(rate, 3), unit=band.unit)

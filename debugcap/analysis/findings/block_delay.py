@@ -1,6 +1,9 @@
-"""Rule ``block-delay``: the function that waited longest on channels and sync primitives.
+"""Rule ``block-delay``: the application's functions where goroutines waited longest on channels and locks.
 
-Registered in :data:`debugcap.analysis.findings.RULES`.
+Each sample of the block profile is charged to its first frame of the application's own code
+(``main.contendedSection``, not ``sync.(*Mutex).Lock``); the severity is the waiting rate, seconds
+per second of the window (:data:`.thresholds.BANDS`), and the goroutines of the dump queued in the
+same function join the message. Registered in :data:`debugcap.analysis.findings.RULES`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from collections.abc import Iterable
 from debugcap.analysis import model
 from debugcap.analysis.findings.base import contention
 
-SEVERITY = 45
-
 
 def check(report: model.Report) -> Iterable[model.Finding]:
-    return contention(report.block, "block", SEVERITY)
+    return contention(report, "block")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from debugcap.analysis import model
+from debugcap.analysis import appcode, model
 
 # A group that both looks leaked and grows across snapshots is the strongest
 # evidence a bundle can hold; a parked pool alone may still be a sized worker pool.
@@ -24,7 +24,8 @@ def check(report: model.Report) -> Iterator[model.Finding]:
     proven = report.proven_leaks
     proven_functions = {p["function"] for p in proven.groups} if proven else set()
     for g in report.leak_suspects:
-        if g["function"] in proven_functions or g["leaked"]:
+        # A pool of the capture's own (pprof handlers waiting for their profile) is not the target's leak.
+        if g["function"] in proven_functions or g["leaked"] or appcode.is_profiler(g["function"]):
             continue
         ch = by_group.get((g["state"], g["function"]))
         wait = f", parked up to {g['max_wait_minutes']} min" if g["max_wait_minutes"] else ""

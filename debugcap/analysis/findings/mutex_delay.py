@@ -1,6 +1,10 @@
-"""Rule ``mutex-delay``: the function whose lock holders kept others waiting longest.
+"""Rule ``mutex-delay``: the application's functions whose lock releases kept others waiting longest.
 
-Registered in :data:`debugcap.analysis.findings.RULES`.
+The mutex profile records, at the stack that *releases* a contended lock, how long other
+goroutines had waited for it: "goroutines waited N s for locks released in main.X", not time
+main.X itself waited. Each sample is charged to its first frame of the application's own code; the
+severity is the waiting rate (:data:`.thresholds.BANDS`), and the goroutines of the dump queued in
+the same function join the message. Registered in :data:`debugcap.analysis.findings.RULES`.
 """
 
 from __future__ import annotations
@@ -10,8 +14,6 @@ from collections.abc import Iterable
 from debugcap.analysis import model
 from debugcap.analysis.findings.base import contention
 
-SEVERITY = 45
-
 
 def check(report: model.Report) -> Iterable[model.Finding]:
-    return contention(report.mutex, "mutex", SEVERITY)
+    return contention(report, "mutex")

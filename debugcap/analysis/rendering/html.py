@@ -34,6 +34,17 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None =
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _attribution_sections(rep: model.Report) -> list[str]:
+    out = []
+    for key, title in text.TOP_TITLES:
+        att = rep.attribution.get(key)
+        if att and att.total:
+            out.append(f"<h3>{title}</h3>" + _table(["value", "share", "function", "context"],
+                                                    text.attribution_rows(att), {0, 1}))
+    return ["<h2>By the application's own functions</h2><p>Each sample charged to its first frame of the "
+            "application's own code; the profiler's own samples set apart.</p>", *out] if out else []
+
+
 def _top_sections(rep: model.Report) -> list[str]:
     out = []
     tops = {"cpu": rep.cpu, "heap": rep.heap, "block": rep.block, "mutex": rep.mutex}
@@ -95,7 +106,7 @@ def render_report(rep: model.Report, flame_graphs: list[flames.Flame]) -> str:
             ["collector", "status", "message"], [[c.name, c.status.value, c.message] for c in rep.collectors]))
     if rep.missing:
         sections.append("<h2>Missing files</h2><p>" + html.escape(", ".join(rep.missing)) + "</p>")
-    sections += _top_sections(rep) + _evidence_sections(rep)
+    sections += _attribution_sections(rep) + _top_sections(rep) + _evidence_sections(rep)
     name = tgt.pod if tgt and tgt.pod else os.path.basename(rep.bundle)
     return render_page(f"debugcap report: {name}", sections, flame_graphs)
 

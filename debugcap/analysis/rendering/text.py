@@ -6,7 +6,7 @@ Callers: the ``report``, ``diff`` and ``goroutines`` commands of
 
 from __future__ import annotations
 
-from debugcap.analysis import goroutines, model
+from debugcap.analysis import goroutines, model, pprof
 from debugcap.analysis.rendering import pprof_text
 
 TOP_TITLES = (("cpu", "CPU"), ("heap", "Heap in use"), ("block", "Block delay"), ("mutex", "Mutex delay"))
@@ -25,6 +25,32 @@ def proven_leaks_lines(leaks: model.ProvenLeaks) -> list[str]:
     if not leaks.groups:
         return [head + " (its leak check found no goroutine blocked forever)"]
     return [head, f"  {'count':>8}  function", *(f"  {g['count']:>8}  {g['function']}" for g in leaks.groups)]
+
+
+def attribution_rows(att: model.Attribution) -> list[list[str]]:
+    """Rows of (value, share, function, context) of one profile charged to the application's functions."""
+    def value(v: int) -> str:
+        # Each in its own scale: 53.43s and 2.22us side by side, as a reader says them.
+        return pprof_text.format_value(v, *pprof_text.pick_scale(att.unit, [v]))
+
+    rows = [[value(r.value), f"{pprof.pct(r.value, att.total):.1f}%", r.function,
+             ("via " + r.leaf if r.leaf != r.function else "") if r.own else "no own frame"] for r in att.rows]
+    if att.profiler:
+        rows.append([value(att.profiler), f"{pprof.pct(att.profiler, att.total):.1f}%", "(the profiler's own)",
+                     att.profiler_leaf])
+    return rows
+
+
+def _attribution_lines(rep: model.Report) -> list[str]:
+    lines: list[str] = []
+    for key, title in TOP_TITLES:
+        att = rep.attribution.get(key)
+        if att and att.total:
+            lines += [f"  {title}:"]
+            lines += [f"    {v:>10} {share:>6}  {fn}" + (f"  ({ctx})" if ctx else "")
+                      for v, share, fn, ctx in attribution_rows(att)]
+    return ["", "By the application's own functions (each sample charged to its first own frame):", *lines] \
+        if lines else []
 
 
 def _indented(text: str) -> list[str]:
@@ -51,7 +77,7 @@ def _header(rep: model.Report) -> list[str]:
 
 def render_report(rep: model.Report) -> str:
     """The table form of a report: findings first, then the evidence behind them."""
-    lines = _header(rep)
+    lines = _header(rep) + _attribution_lines(rep)
     tops = {"cpu": rep.cpu, "heap": rep.heap, "block": rep.block, "mutex": rep.mutex}
     for key, title in TOP_TITLES:
         top = tops[key]

@@ -6,6 +6,8 @@ The pairs are as real profiles carry them: the goapp fixture built with ``-trimp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from debugcap.analysis import appcode
@@ -101,3 +103,14 @@ def test_package_of_a_function(function: str, package: str) -> None:
 def test_profiler_frames(function: str, file: str, profiler: bool) -> None:
     assert appcode.is_profiler(function, file) is profiler
     assert appcode.through_profiler([("runtime.mallocgc", ""), (function, file)]) is profiler
+
+
+def test_code_from_a_real_goapp_profile() -> None:
+    from debugcap.formats import pprof as pprof_format
+
+    profile = pprof_format.load(Path(__file__).resolve().parents[2] / "fixtures" / "goapp-profiles" / "heap.pb.gz")
+    code = Code.from_profile(profile)
+    assert code.module == "debugcap.test/goapp"
+    own = {n for n, f in zip(profile.node_names, profile.node_files, strict=True) if code.is_own(n, f)}
+    assert "main.(*growingCache).add" in own
+    assert all(n.startswith("main.") for n in own), own

@@ -12,6 +12,7 @@ than requested; HTML is one file with no network loads; speedscope JSON structur
 from __future__ import annotations
 
 import gzip
+import html as htmllib
 import json
 import re
 import shutil
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from debugcap.analysis import flames, hints, pprof, report, sections
+from debugcap.analysis import appcode, flames, hints, model, pprof, report, sections
 from debugcap.analysis.rendering import html, speedscope, text
 from debugcap.bundle import manifest
 from debugcap.formats import pprof as pprof_format
@@ -188,8 +189,8 @@ def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     doc = json.loads(json.dumps(report.build(bundle_dir).as_dict()))
     assert list(doc) == ["bundle", "target", "capture", "collectors", "failed", "missing", "errors", "cpu",
                          "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "proven_leaks",
-                         "runtime", "sockets", "fd_count", "fd_limit", "disk", "memstats", "findings", "hints",
-                         "problems"]
+                         "runtime", "sockets", "fd_count", "fd_limit", "disk", "memstats", "attribution",
+                         "waiting", "container", "findings", "hints", "problems"]
     assert doc["target"] == {"namespace": "shop", "pod": "api-7d9f", "container": "api", "node": None,
                              "image": None}
     assert doc["capture"] == {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}}
@@ -199,7 +200,7 @@ def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     assert list(doc["snapshots"]) == ["count", "dirs", "heap_growth", "goroutine_totals", "goroutine_changes"]
     assert doc["snapshots"]["dirs"] == ["pprof/snapshots/00", "pprof/snapshots/01"]
     assert list(doc["snapshots"]["heap_growth"]) == ["from", "to", "minutes", "sample_type", "rows"]
-    assert list(doc["snapshots"]["heap_growth"]["rows"][0]) == ["function", "growth", "per_minute"]
+    assert list(doc["snapshots"]["heap_growth"]["rows"][0]) == ["function", "growth", "per_minute", "leaf", "own"]
     assert doc["snapshots"]["goroutine_totals"] == [{"snapshot": "pprof/snapshots/00", "total": 61},
                                                     {"snapshot": "pprof/snapshots/01", "total": 121}]
     assert list(doc["goroutines"]) == ["source", "total", "truncated", "groups"]
@@ -207,7 +208,14 @@ def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     assert doc["disk"][0] == {"filesystem": "overlay", "size": "10000000", "used": "9500000",
                               "available": "500000", "use_pct": 95, "mount": "/"}
     assert doc["findings"][0] == {"severity": 100, "level": "high", "kind": "goroutine-leak",
-                                  "subject": "main.parkedWorker", "message": doc["findings"][0]["message"]}
+                                  "subject": "main.parkedWorker", "message": doc["findings"][0]["message"],
+                                  "leaf": "", "value": None, "unit": ""}
+    assert list(doc["attribution"]) == ["cpu", "heap", "block", "mutex"]
+    assert list(doc["attribution"]["cpu"]) == ["sample_type", "unit", "total", "duration_ns", "profiler",
+                                               "profiler_leaf", "rows"]
+    assert doc["attribution"]["cpu"]["rows"][0] == {"function": "main.mixStep", "value": 70 * CPU_PERIOD_NS,
+                                                    "leaf": "main.mixStep", "own": True}
+    assert doc["container"] is None  # no pod YAML in this bundle
     assert list(doc["cpu"]) == ["sample_type", "unit", "total", "duration_ns", "rows"]
 
 
@@ -376,3 +384,89 @@ def test_bundle_diff_refuses_bundles_of_different_pods(profdir: Path, tmp_path: 
     write_manifest(new, [], pod="other")
     with pytest.raises(AnalysisError, match="different pods"):
         report.diff_bundles(old, new)
+
+
+# ---- the application's own functions, on real goapp profiles ----
+
+GOAPP_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-profiles"
+GOAPP_FACTS = json.loads((GOAPP_PROFILES / "facts.json").read_text())
+CAPTURED = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # write_manifest's started_at
+
+# As the pod-yaml collector writes it, redaction's unquoted mask included (YAML reads it as an alias).
+POD_YAML = """kind: Pod
+apiVersion: v1
+metadata:
+  name: api-7d9f
+  namespace: shop
+spec:
+  containers:
+  - name: api
+    image: goapp
+    resources:
+      limits: {{cpu: 500m, memory: 64Mi}}
+  automountServiceAccountToken: ***REDACTED***
+status:
+  containerStatuses:
+  - name: api
+    state:
+      running:
+        startedAt: '{started}'
+"""
+
+
+def make_goapp_bundle(root: Path) -> Path:
+    """A debug-full-shaped bundle of goapp's real profiles, its pod YAML and manifest timed as they were taken."""
+    stem = root / STEM
+    (stem / "pprof").mkdir(parents=True)
+    for name in ("cpu", "heap", "block", "mutex"):
+        shutil.copy(GOAPP_PROFILES / f"{name}.pb.gz", stem / "pprof" / f"{name}.pb.gz")
+    shutil.copy(GOAPP_PROFILES / "goroutine-debug2.txt", stem / "pprof/goroutine-debug2.txt")
+    started = CAPTURED.timestamp() - GOAPP_FACTS["uptime_seconds"]["block"]
+    (stem / "k8s").mkdir()
+    (stem / "k8s/pod.yaml").write_text(POD_YAML.format(
+        started=datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")))
+    write_manifest(stem, [])
+    return stem
+
+
+def test_goapp_report_names_the_applications_functions_never_the_profilers(tmp_path: Path) -> None:
+    rep = report.build(make_goapp_bundle(tmp_path))
+    assert rep.problems == ()
+    assert rep.container == model.Container(name="api", cpu_limit=0.5, memory_limit=64 << 20,
+                                            uptime_seconds=pytest.approx(GOAPP_FACTS["uptime_seconds"]["block"], abs=1))
+    first = {}
+    for f in rep.findings:
+        first.setdefault(f.kind, f)
+    assert {k: (first[k].subject, first[k].leaf) for k in ("cpu-hot", "heap-top", "block-delay", "mutex-delay")} == {
+        "cpu-hot": ("main.burnCPU", "crypto/internal/fips140/sha256.blockSHANI"),
+        "heap-top": ("main.(*growingCache).add", "main.(*growingCache).add"),
+        "block-delay": ("main.contendedSection", "sync.(*Mutex).Lock"),
+        "mutex-delay": ("main.contendedSection", "sync.(*Mutex).Unlock")}
+    assert not [f.subject for f in rep.findings if appcode.is_profiler(f.subject)]
+    assert [w for w in rep.waiting if w.function == "main.contendedSection"]
+    assert "queued in it in the dump" in first["mutex-delay"].message
+    assert first["profiler-own"].leaf == "runtime/trace.(*FlightRecorder).Start"
+    # The renderers show the new messages as they are, level first.
+    out = text.render_report(rep)
+    assert f"[{first['cpu-hot'].level:<6}] {first['cpu-hot'].message}" in out
+    assert "By the application's own functions" in out and "main.burnCPU" in out
+    page = html.render_report(rep, [])
+    assert htmllib.escape(first["mutex-delay"].message) in page
+
+
+def test_pod_yaml_without_the_target_container_or_limits_gives_what_it_can(tmp_path: Path) -> None:
+    stem = make_goapp_bundle(tmp_path)
+    (stem / "k8s/pod.yaml").write_text("spec:\n  containers:\n  - name: api\nstatus: {}\n")
+    rep = report.build(stem)
+    assert rep.container == model.Container("api", None, None, None)
+    block = next(f for f in rep.findings if f.kind == "block-delay")
+    assert block.value is None and "(no window known" in block.message
+    (stem / "k8s/pod.yaml").write_text("spec:\n  containers:\n  - name: other\n")
+    assert report.build(stem).container is None
+
+
+@pytest.mark.parametrize(("text_value", "number"), [
+    ("1500m", 1.5), ("2", 2.0), ("256Mi", 256 << 20), ("1G", 1e9), ("0.5", 0.5), ("1e3", 1000.0),
+    ("lots", None), (None, None)])
+def test_resource_quantities(text_value: str | None, number: float | None) -> None:
+    assert sections.quantity(text_value) == number

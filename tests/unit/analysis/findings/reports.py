@@ -1,10 +1,23 @@
-"""Typed reports for the finding-rule tests: an empty one, plus the sections each test sets."""
+"""Typed reports for the finding-rule tests: an empty one, plus the sections each test sets.
+
+The profile rules are tested on real profiles of the goapp fixture with every pathology on
+(tests/fixtures/goapp-profiles, made by its regenerate.py): :func:`goapp_attribution`,
+:func:`goapp_waiting` and :func:`goapp_profile` read them as the report does.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
 from typing import Any
 
-from debugcap.analysis import findings, goroutines, model, pprof
+from debugcap.analysis import appcode, attribution, findings, goroutines, model, pprof
+from debugcap.formats import pprof as pprof_format
+
+GOAPP = Path(__file__).resolve().parents[3] / "fixtures" / "goapp-profiles"
+# How the fixture was taken: the process's uptime when the block and mutex profiles were fetched.
+GOAPP_FACTS: dict[str, Any] = json.loads((GOAPP / "facts.json").read_text())
 
 EMPTY = model.Report(
     bundle="b", target=None, capture=None, collectors=(), missing=(), errors={}, cpu=None, heap=None,
@@ -45,3 +58,36 @@ def group(function: str, count: int, *, state: str = "chan receive", wait: int =
 def change(function: str, before: int, after: int, state: str = "chan receive") -> goroutines.GroupChange:
     return goroutines.GroupChange(state=state, function=function, before=before, after=after,
                                   change=after - before)
+
+
+@functools.cache
+def goapp_profile(name: str) -> pprof_format.Profile:
+    """``cpu``, ``heap``, ``heap-00`` (5 s before ``heap``), ``block`` or ``mutex`` of the fixture."""
+    return pprof_format.load(GOAPP / f"{name}.pb.gz")
+
+
+@functools.cache
+def goapp_code() -> appcode.Code:
+    return attribution.code_of(goapp_profile(n) for n in ("cpu", "heap", "heap-00", "block", "mutex"))
+
+
+def goapp_attribution(kind: str) -> model.Attribution:
+    return attribution.attribute(goapp_profile(kind), goapp_code(), "inuse_space" if kind == "heap" else None)
+
+
+def goapp_waiting() -> tuple[model.Waiters, ...]:
+    with (GOAPP / "goroutine-debug2.txt").open("rb") as fh:
+        return attribution.waiting(fh, goapp_code())
+
+
+def goapp_dump() -> goroutines.DumpDict:
+    return goroutines.load_dump(GOAPP / "goroutine-debug2.txt")
+
+
+def container(*, cpu: float | None = None, memory: int | None = None, uptime: float | None = None) -> model.Container:
+    return model.Container(name="app", cpu_limit=cpu, memory_limit=memory, uptime_seconds=uptime)
+
+
+def the(rep: model.Report, kind: str) -> model.Finding:
+    """The first finding of ``kind``."""
+    return next(f for f in findings.evaluate(rep) if f.kind == kind)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from debugcap.analysis import model
+from debugcap.analysis import goroutines, model
 
-from .reports import change, group, kinds, messages, report
+from .reports import change, goapp_dump, group, kinds, messages, report
 
 
 def test_parked_group_is_a_leak_suspect_naming_its_creator() -> None:
@@ -20,6 +20,16 @@ def test_suspect_that_grew_across_snapshots_outranks_one_that_did_not() -> None:
     rep = report(leak_suspects=(group("main.pool", 200), group("main.grower", 120)), snapshots=snaps)
     assert kinds(rep) == [("goroutine-leak", "main.grower"), ("goroutine-leak", "main.pool")]
     assert "grew from 60 to 120 across snapshots" in messages(rep)[0]
+
+
+def test_real_dump_names_the_leaking_function() -> None:
+    rep = report(leak_suspects=tuple(goroutines.suspects(goapp_dump())))
+    assert kinds(rep) == [("goroutine-leak", "main.leakWorker")]
+
+
+def test_a_pool_of_the_profilers_own_goroutines_is_not_a_leak() -> None:
+    rep = report(leak_suspects=(group("net/http/pprof.Profile", 80, state="select"), group("main.worker", 60)))
+    assert kinds(rep) == [("goroutine-leak", "main.worker")]
 
 
 def test_no_suspects_no_finding() -> None:
