@@ -20,10 +20,20 @@ import kopf
 
 from debugcap import errors, resources
 from debugcap.kube.client import Kube, group_path
-from debugcap.operator import capturing, metrics, pod_scheduling, recovery, runtime, targets, templating
-from debugcap.operator.reporting import condition, event, now, parse_stamp, stamp
+from debugcap.operator import (
+    capturing,
+    conditions,
+    health,
+    metrics,
+    pod_scheduling,
+    recovery,
+    runtime,
+    targets,
+    templating,
+)
+from debugcap.operator.reporting import event, now, parse_stamp, pod_event, stamp
 from debugcap.operator.requests import CaptureRequest, parse_spec
-from debugcap.operator.results import PodResult, overall
+from debugcap.operator.results import PodResult, overall, summary
 from debugcap.operator.scheduling import TERMINAL
 from debugcap.operator.status_writing import StatusWriter
 
@@ -102,10 +112,10 @@ async def spec_changed(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **
     message = (f"spec changed (generation {body.metadata.get('generation')}) after the capture ran with generation "
                f"{status.get('observedGeneration')}; a DebugCapture runs once and the change was not applied; "
                "create a new DebugCapture to capture again")
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "SpecChangeIgnored"]
-    conditions.append(condition("SpecChangeIgnored", True, "RunsOnce", message))
+    changed = conditions.spec_change_ignored(status.get("conditions") or [], message,
+                                             generation=body.metadata.get("generation"), now=now())
     await runtime.in_thread(patch_status, runtime.of(memo).kube, str(body.metadata.namespace),
-                            str(body.metadata.name), {"conditions": conditions})
+                            str(body.metadata.name), {"conditions": changed})
     event(body, False, "SpecChangeIgnored", message)
 
 
@@ -124,9 +134,12 @@ async def expire_capture(body: kopf.Body, status: kopf.Status, stopped: kopf.Dae
 
 
 @kopf.on.delete(GROUP, VERSION, CAPTURES, when=has_bundles)
-async def delete_capture_bundles(status: kopf.Status, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def delete_capture_bundles(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, logger: kopf.Logger,
+                                 **_: Any) -> None:
     """Bundles go with their DebugCapture: the CR is the only handle on them, so an orphaned
     bundle would stay in the bucket forever."""
+    # The pods' health gauges this capture set go with it: they describe evidence no longer listed.
+    metrics.POD_HEALTH.forget_capture(str(body.metadata.namespace), str(body.metadata.name))
     keys = bundle_keys(status)
     try:
         await runtime.in_thread(capturing.delete_bundles, runtime.of(memo).store, keys)
@@ -142,10 +155,21 @@ def _ttl(rt: runtime.Runtime, body: kopf.Body, request: CaptureRequest | None) -
     return rt.config.scheduled_ttl if scheduled else rt.config.default_ttl
 
 
+async def _write_phase(run: StatusWriter, phase: str, message: str, extra: list[dict[str, Any]] | None = None,
+                       **fields: Any) -> None:
+    """Write ``phase`` with the conditions that go with it (:func:`conditions.status_fields`)."""
+    generation = run.status.get("observedGeneration")
+    await run.write(**conditions.status_fields(phase, message, previous=run.status.get("conditions") or [],
+                                               generation=generation, now=now(), extra=extra or []), **fields)
+
+
 async def _finish(run: StatusWriter, body: kopf.Body, ttl: timedelta, phase: str, message: str) -> None:
     done = now()
-    await run.write(phase=phase, message=message, completionTime=stamp(done), expiresAt=stamp(done + ttl),
-                    conditions=[condition("Complete", phase != "Failed", phase, message)])
+    pods = list(run.pods.values())
+    healthy = health.capture_condition([(p.name, p.health) for p in pods],
+                                       generation=run.status.get("observedGeneration"), now=done)
+    await _write_phase(run, phase, message, [healthy], completionTime=stamp(done), expiresAt=stamp(done + ttl),
+                       summary=summary(pods))
     # Progress writes still queued carry nothing new now; a failed one lost nothing either.
     await run.settle()
     metrics.CAPTURES.labels(phase).inc()
@@ -172,8 +196,8 @@ async def _close_orphan(rt: runtime.Runtime, body: kopf.Body, logger: kopf.Logge
 
 async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     run = status_writer(rt, body)
-    await run.write(phase="Pending", startTime=stamp(now()), observedGeneration=body.metadata.get("generation"),
-                    message="resolving the target and template")
+    run.status["observedGeneration"] = body.metadata.get("generation")
+    await _write_phase(run, "Pending", "resolving the target and template", startTime=stamp(now()))
     namespace, request = str(body.metadata.namespace), None
     try:
         request = parse_spec(body.spec)
@@ -190,15 +214,17 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     note = f" ({selection.note})" if selection.note else ""
     start_message = (f"capturing {len(selection.pods)} pod(s) of {request.describe_target()} with template "
                      f"{template.name}{note}")
-    await run.write(phase="Running", message=start_message)
+    await _write_phase(run, "Running", start_message)
     event(body, True, "CaptureStarted", start_message)
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
                               request=request, template=template, work_dir=rt.config.work_dir,
-                              probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection)
+                              probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection,
+                              generation=body.metadata.get("generation"))
+    refs = {pod: health.pod_ref(obj) for pod, obj in selection.objects.items()}
     try:
         results = await asyncio.gather(*(rt.pods.capture(
             run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),
-            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body))
+            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body, refs))
             for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
@@ -212,11 +238,28 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     await _finish(run, body, _ttl(rt, body, request), phase, errors.shorten(message, 2048))
 
 
-def pod_done(body: kopf.Body, result: PodResult) -> None:
-    """Count a pod's capture and post its Event."""
+def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResult) -> None:
+    """Count a pod's capture and post its Event; then what its analysis found (:func:`report_health`)."""
     metrics.POD_CAPTURES.labels(result.phase).inc()
     metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
     text = f"pod {result.name}: {result.phase} in {result.duration_seconds:.0f}s"
     text += f", bundle {result.uri}" if result.uri else ""
     text += f": {result.message}" if result.message else ""
     event(body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
+    if result.health is not None:
+        report_health(body, refs.get(result.name) or health.PodRef(workload=result.name), result.name, result.health)
+
+
+def report_health(body: kopf.Body, ref: health.PodRef, pod: str, assessed: health.PodHealth) -> None:
+    """The pod's health gauges, and a Warning Event on the pod itself for each high-severity finding
+    listed: `kubectl describe pod` and event-based alerting see it without knowing debugcap."""
+    namespace, capture = str(body.metadata.namespace), str(body.metadata.name)
+    metrics.POD_HEALTH.record(namespace, pod, workload=ref.workload, kind=ref.kind, capture=capture,
+                              healthy=assessed.healthy,
+                              severity=max((int(f["severity"]) for f in assessed.findings), default=0),
+                              readings=assessed.readings)
+    target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace, "uid": ref.uid}}
+    for finding in assessed.findings:
+        if finding["level"] == health.UNHEALTHY_LEVEL:
+            pod_event(target, "HighSeverityFinding", f"debugcap capture {capture}: {finding['kind']} at "
+                      f"{finding['subject']}: {finding['message']}")

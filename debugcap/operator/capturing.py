@@ -26,7 +26,7 @@ from debugcap.bundle import layout
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import podhttp, portforward
 from debugcap.kube.client import Kube
-from debugcap.operator import results
+from debugcap.operator import health, reporting, results
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.requests import CaptureRequest
 from debugcap.operator.results import PodResult
@@ -282,14 +282,19 @@ def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
     ended.wait(ABANDONED_STEPS_SECONDS)
 
 
-def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None) -> PodResult:
-    """Upload a collected pod's bundle (or spool it) and give the pod's result.
+def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None,
+              generation: int | None = None) -> PodResult:
+    """Analyse a collected pod's bundle, upload it (or spool it) and give the pod's result.
 
     ``key_sent`` is set once the status naming the bundle's key was written; the upload waits
-    for it, so a bundle is never stored under a key no status names.
+    for it, so a bundle is never stored under a key no status names. ``generation``: the
+    capture's, for the pod's Healthy condition.
     """
     target, outcome = collected.target, collected.outcome
     bundle = outcome.bundle
+    # Before the upload: with keep_local=False the local file is gone (or spooled) afterwards, and
+    # the analysis overlaps the wait for key_sent instead of adding to it.
+    assessed = health.assess(bundle.path, generation=generation, now=reporting.now())
     try:
         if key_sent is not None:
             # Bounded: an API server that never answers that write fails the final one too, and
@@ -302,7 +307,7 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
         # its key stays listed in case the store took it before failing.
         key = delivering.object_key(store, target.namespace, target.pod, bundle.manifest.started_at,
                                     bundle.path.name)
-        return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
+        return dataclasses.replace(collected.failed(str(exc)), upload_key=key, health=assessed)
     shutil.rmtree(collected.out_dir, ignore_errors=True)
     phase = str(outcome.phase)
     message = "; ".join(f"{c['name']}: {c['message']}" for c in collected.collectors
@@ -317,7 +322,8 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
                      upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
-                     access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock)
+                     access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock,
+                     health=assessed)
 
 
 def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
@@ -344,6 +350,7 @@ class PodSteps:
     probe_seconds: float
     settings: CaptureSettings  # from capture_settings()
     selection: PodSelection | None = None  # the pods as find_pods read them
+    generation: int | None = None  # the capture's metadata.generation, for the pods' conditions
 
     def prepare(self, pod: str) -> Prepared | PodResult:
         read = self.selection.fresh(pod) if self.selection is not None else None
@@ -360,4 +367,4 @@ class PodSteps:
                            started=started, window_open=window_open)
 
     def store(self, collected: Collected, *, key_sent: threading.Event | None) -> PodResult:
-        return store_pod(self.bundles, collected, key_sent=key_sent)
+        return store_pod(self.bundles, collected, key_sent=key_sent, generation=self.generation)

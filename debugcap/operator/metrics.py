@@ -3,12 +3,20 @@
 Updated by :mod:`~debugcap.operator.captures` and :mod:`~debugcap.operator.pod_scheduling`.
 Module-level because prometheus_client registers each metric once per process; :func:`serve` is
 idempotent for the same reason (tests start several operators, one after another, in one process).
+
+The per-pod health gauges (:data:`POD_HEALTH`) are bounded: a pod's series go when the capture
+that last set them is deleted (its ttl, or a schedule's history pruning), and at most
+:data:`POD_SERIES_LIMIT` pods have series; past that the least recently updated pod's are dropped
+and counted in ``debugcap_pod_health_series_evicted_total``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -19,6 +27,84 @@ DURATION = Histogram("debugcap_capture_duration_seconds", "Wall time of one Debu
 UPLOADED_BYTES = Counter("debugcap_uploaded_bytes_total", "Bytes of bundles stored in the object store.")
 UPLOAD_RETRIES = Counter("debugcap_upload_retries_total", "Upload attempts retried after a transient S3 error.")
 RUNNING = Gauge("debugcap_captures_running", "Pods being captured right now.")
+
+# Pods with health series at once: 6 gauges each, so at most 6,000 series however many pods are
+# swept. A judgement call: a sweep of a large cluster's Go pods fits, and a Prometheus scrape of
+# that size stays cheap.
+POD_SERIES_LIMIT: Final = 1000
+POD_LABELS: Final = ("namespace", "pod", "workload", "kind")  # kind: the workload's (Deployment, Pod...)
+POD_HEALTHY = Gauge("debugcap_pod_healthy", "1 when the pod's latest capture had no high-severity finding, "
+                    "0 when it had one.", POD_LABELS)
+POD_SEVERITY = Gauge("debugcap_pod_finding_severity", "Severity of the most serious finding in the pod's latest "
+                     "capture (high from 80, medium from 55); 0 without findings.", POD_LABELS)
+POD_READINGS: Final = {
+    "goroutines": Gauge("debugcap_pod_goroutines", "Goroutines in the pod's latest capture.", POD_LABELS),
+    "heapInuseBytes": Gauge("debugcap_pod_heap_inuse_bytes", "Heap in use in the pod's latest capture "
+                            "(memstats HeapInuse, else the heap profile's in-use total).", POD_LABELS),
+    "gcCycles": Gauge("debugcap_pod_gc_cycles", "Completed GC cycles (memstats NumGC) at the pod's latest "
+                      "capture.", POD_LABELS),
+    "cpuShare": Gauge("debugcap_pod_cpu_share", "CPU used during the pod's latest CPU profile, in cores.",
+                      POD_LABELS),
+}
+POD_SERIES_EVICTED = Counter("debugcap_pod_health_series_evicted_total", "Pods whose health series were dropped "
+                             "to stay within the limit of pods with series.")
+
+
+class PodHealthSeries:
+    """The health gauges of each pod and which capture set them; see the module docstring."""
+
+    def __init__(self, limit: int = POD_SERIES_LIMIT) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        # (namespace, pod) -> (label values, capture), least recently updated first
+        self._pods: OrderedDict[tuple[str, str], tuple[tuple[str, ...], str]] = OrderedDict()
+
+    def record(self, namespace: str, pod: str, *, workload: str, kind: str, capture: str, healthy: bool | None,
+               severity: int, readings: Mapping[str, int | float]) -> None:
+        labels = (namespace, pod, workload, kind)
+        with self._lock:
+            old = self._pods.pop((namespace, pod), None)
+            if old is not None and old[0] != labels:
+                self._remove(old[0])
+            while len(self._pods) >= self.limit:
+                _key, (evicted, _capture) = self._pods.popitem(last=False)
+                self._remove(evicted)
+                POD_SERIES_EVICTED.inc()
+            self._pods[(namespace, pod)] = (labels, capture)
+            if healthy is None:  # not analysed: an older verdict would pass for this capture's
+                _drop(POD_HEALTHY, labels)
+            else:
+                POD_HEALTHY.labels(*labels).set(1 if healthy else 0)
+            POD_SEVERITY.labels(*labels).set(severity)
+            for name, gauge in POD_READINGS.items():
+                if name in readings:
+                    gauge.labels(*labels).set(readings[name])
+                else:
+                    _drop(gauge, labels)
+
+    def forget_capture(self, namespace: str, capture: str) -> None:
+        """Drop the series the deleted ``capture`` set last (not those a later capture replaced)."""
+        with self._lock:
+            for key, (labels, source) in list(self._pods.items()):
+                if key[0] == namespace and source == capture:
+                    del self._pods[key]
+                    self._remove(labels)
+
+    def pods(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._pods)
+
+    @staticmethod
+    def _remove(labels: tuple[str, ...]) -> None:
+        for gauge in (POD_HEALTHY, POD_SEVERITY, *POD_READINGS.values()):
+            _drop(gauge, labels)
+
+
+def _drop(gauge: Gauge, labels: tuple[str, ...]) -> None:
+    gauge.remove(*labels)  # labels never set are no error
+
+
+POD_HEALTH = PodHealthSeries()
 
 _served: set[int] = set()
 _lock = threading.Lock()

@@ -18,7 +18,7 @@ from typing import Any, Final
 from debugcap import capture as engine
 from debugcap import delivering, errors
 from debugcap.bundle import verify
-from debugcap.operator import results
+from debugcap.operator import health, reporting, results
 from debugcap.operator.results import PodResult
 from debugcap.operator.scheduling import TERMINAL
 
@@ -64,6 +64,7 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
     # The key stays listed: a bundle spooled just before the crash is sent later, under it.
     lost = PodResult(name=name, phase="Failed", container=entry.get("container", ""), node=entry.get("node", ""),
                      message=LOST_MESSAGE, upload_key=key)
+    assessed: health.PodHealth | None = None
     try:
         if store.backend.sha256(key=key) is None:
             return lost
@@ -72,6 +73,8 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
             local = Path(tmp) / key.rsplit("/", 1)[-1]
             stored = store.backend.get(key=key, dest=local)
             checked = verify.verify(local)
+            # Read while the copy is here: an adopted pod says how healthy it was like any other.
+            assessed = health.assess(local, generation=None, now=reporting.now()) if checked.ok else None
     except errors.StorageError as exc:
         return dataclasses.replace(lost, key=key, message=(
             f"the operator restarted after this pod's capture and could not check its bundle {key} "
@@ -86,5 +89,5 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
     records = list(checked.manifest.collectors)
     return PodResult(name=name, phase=str(engine.phase_of(records)), container=entry.get("container", ""),
                      node=entry.get("node", ""), uri=store.backend.uri(key=key), key=key, sha256=stored.sha256,
-                     size_bytes=stored.size, collectors=results.collector_entries(records),
+                     size_bytes=stored.size, collectors=results.collector_entries(records), health=assessed,
                      message="the operator restarted after storing this bundle; adopted from storage")

@@ -1,4 +1,4 @@
-"""What the operator tells people about its objects: timestamps, conditions and Events.
+"""What the operator tells people about its objects: timestamps and Events (conditions: :mod:`conditions`).
 
 Shared by the handler modules (:mod:`~debugcap.operator.captures`,
 :mod:`~debugcap.operator.schedules`) so every status and Event reads alike.
@@ -6,7 +6,9 @@ Shared by the handler modules (:mod:`~debugcap.operator.captures`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import kopf
 
@@ -32,6 +34,10 @@ def event(body: kopf.Body, ok: bool, reason: str, message: str) -> None:
     kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=errors.shorten(message, 1024))
 
 
-def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, str]:
-    return {"type": kind, "status": "True" if ok else "False", "reason": reason,
-            "message": errors.shorten(message, 1024), "lastTransitionTime": stamp(now())}
+def pod_event(pod: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event on a target pod (``pod``: its apiVersion, kind and metadata name, namespace, uid).
+
+    Posted like :func:`event`, through kopf's queue; the uid is what `kubectl describe pod`
+    selects the pod's Events by."""
+    body = kopf.Body(cast(kopf.RawBody, dict(pod)))
+    kopf.event(body, type="Warning", reason=reason, message=errors.shorten(message, 1024))

@@ -15,6 +15,7 @@ from typing import Any
 
 from debugcap import errors
 from debugcap.bundle import manifest
+from debugcap.operator.health import PodHealth
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class PodResult:
     # work: an operator that dies between the upload and the status write that lists the bundle
     # leaves this behind, and its successor adopts (or deletes) what it names.
     upload_key: str = ""
+    # What the analysis of the stored bundle says (findings, readings, the Healthy condition);
+    # None when there was no bundle to analyse.
+    health: PodHealth | None = None
 
     def as_status(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
@@ -56,6 +60,8 @@ class PodResult:
             entry["collectors"] = [dict(c) for c in self.collectors]
         if self.access:
             entry["access"] = dict(self.access)
+        if self.health is not None:
+            entry.update(self.health.as_status())
         return entry
 
     @classmethod
@@ -70,7 +76,8 @@ class PodResult:
                    size_bytes=int(bundle.get("sizeBytes", 0)),
                    upload_key="" if bundle.get("key") else str(entry.get("uploadKey", "")),
                    collectors=tuple(dict(c) for c in entry.get("collectors") or []),
-                   access={str(k): str(v) for k, v in (entry.get("access") or {}).items()})
+                   access={str(k): str(v) for k, v in (entry.get("access") or {}).items()},
+                   health=PodHealth.from_status(entry))
 
 
 def overall(results: Iterable[PodResult]) -> str:
@@ -81,6 +88,19 @@ def overall(results: Iterable[PodResult]) -> str:
     if phases <= {"Failed"}:
         return "Failed"
     return "PartiallyFailed"
+
+
+def summary(results: Iterable[PodResult]) -> dict[str, int]:
+    """``status.summary``: how the capture's pods ended and what their analysis said; a
+    DebugSchedule's ``status.lastRun`` repeats it."""
+    listed = list(results)
+    assessed = [r.health for r in listed if r.health is not None]
+    return {"pods": len(listed), "captured": sum(1 for r in listed if r.phase != "Failed"),
+            "failed": sum(1 for r in listed if r.phase == "Failed"),
+            "healthy": sum(1 for h in assessed if h.healthy is True),
+            "unhealthy": sum(1 for h in assessed if h.healthy is False),
+            "withFindings": sum(1 for h in assessed if h.findings_total),
+            "findings": sum(h.findings_total for h in assessed)}
 
 
 def collector_entries(records: Iterable[manifest.CollectorRecord]) -> tuple[dict[str, Any], ...]:

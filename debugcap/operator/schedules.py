@@ -15,7 +15,7 @@ import kopf
 
 from debugcap import errors, resources
 from debugcap.kube.client import Kube, group_path
-from debugcap.operator import runtime, scheduling
+from debugcap.operator import runtime, scheduling, sweeps
 from debugcap.operator.reporting import event, now, parse_stamp, stamp
 
 GROUP: Final = resources.GROUP
@@ -58,8 +58,9 @@ async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, p
             logger.info("skipped the run of %s: %s", stamp(decision.scheduled), decision.reason)
             patch.status["message"] = f"skipped the run of {stamp(decision.scheduled)}: {decision.reason}"
     history = [history_item(c) for c in owned]
-    for doomed in scheduling.to_prune(history, int(spec.get("successfulHistoryLimit", 3)),
-                                      int(spec.get("failedHistoryLimit", 1))):
+    pruned = scheduling.to_prune(history, int(spec.get("successfulHistoryLimit", 3)),
+                                 int(spec.get("failedHistoryLimit", 1)))
+    for doomed in pruned:
         logger.info("pruning %s: over the history limits", doomed)
         await runtime.in_thread(delete_capture, kube, namespace, doomed)
     successes = [(c.get("status") or {}).get("completionTime") for c in owned
@@ -67,6 +68,10 @@ async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, p
     if any(successes):
         patch.status["lastSuccessfulTime"] = max(s for s in successes if s)
     patch.status["active"] = [{"name": n} for n in active]
+    # Without the runs just pruned: the trend compares with a run that is still there to look at.
+    if (summary := sweeps.last_run([c for c in owned if c["metadata"]["name"] not in pruned])) is not None:
+        # A merge patch keeps keys it does not name: those the new run lacks are cleared.
+        patch.status["lastRun"] = {**dict.fromkeys(sweeps.OPTIONAL_KEYS), **summary}
 
 
 def history_item(capture: Mapping[str, Any]) -> scheduling.HistoryItem:

@@ -57,7 +57,7 @@ def test_a_pods_event_names_its_bundle_and_the_pod_is_counted(monkeypatch: pytes
     monkeypatch.setattr(kopf, "event", lambda body, **kw: posted.append(kw))  # kopf posts only inside its loop
     before = metrics.POD_CAPTURES.labels("Completed")._value.get()
     body: Any = {"metadata": {"name": "cap"}}
-    captures.pod_done(body, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k",
+    captures.pod_done(body, {}, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k",
                                       duration_seconds=3.2))
     assert posted == [{"type": "Normal", "reason": "PodCaptured", "message": "pod api-1: Completed in 3s, bundle s3://b/k"}]
     assert metrics.POD_CAPTURES.labels("Completed")._value.get() == before + 1

@@ -1,0 +1,207 @@
+"""What the operator learns from each bundle it stores: a pod's findings, readings and ``Healthy``.
+
+:func:`assess` runs :func:`debugcap.analysis.report.build` on the local bundle file just before
+:mod:`~debugcap.operator.capturing` uploads it (and :mod:`~debugcap.operator.recovery` on a bundle
+it adopts), so nobody has to download a bundle to learn whether the pod is healthy. An analysis
+that fails never fails the capture: the pod's ``Healthy`` is then ``Unknown`` and says why.
+
+**Unhealthy** means at least one finding at the analysis' own ``high`` level
+(:data:`debugcap.analysis.model.HIGH_FROM`): a proven or suspected goroutine leak, goroutine or heap
+growth. Medium findings are listed but do not make a pod unhealthy: they include facts about the
+capture rather than the pod (a collector that failed, a truncated dump) and readiness hints that
+every ordinary Go program earns (an empty block profile), so a sweep of healthy pods would cry wolf.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from debugcap import errors
+from debugcap.analysis import model, report
+from debugcap.bundle import redact
+from debugcap.operator import conditions
+from debugcap.operator.reporting import stamp
+
+logger = logging.getLogger(__name__)
+
+# Findings listed per pod, most serious first: what fits a `kubectl get -o yaml` screen. The status
+# says how many there were in all (findingsTotal); the bundle has every one.
+MAX_FINDINGS: Final = 5
+MESSAGE_CHARS: Final = 240
+SUBJECT_CHARS: Final = 120
+UNHEALTHY_LEVEL: Final = "high"
+
+
+@dataclass(frozen=True)
+class PodHealth:
+    """A pod's ``Healthy`` condition (``status`` True, False or Unknown), its listed findings
+    (``as_dict`` of :class:`debugcap.analysis.model.Finding`, cleaned) and its readings."""
+
+    status: str
+    reason: str
+    message: str
+    assessed_at: str  # the condition's lastTransitionTime
+    findings: tuple[Mapping[str, Any], ...] = ()
+    findings_total: int = 0
+    readings: Mapping[str, int | float] = field(default_factory=dict)
+    generation: int | None = None
+
+    @property
+    def healthy(self) -> bool | None:
+        return {"True": True, "False": False}.get(self.status)
+
+    def condition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": conditions.HEALTHY, "status": self.status, "reason": self.reason,
+                               "message": self.message, "lastTransitionTime": self.assessed_at}
+        if self.generation is not None:
+            out["observedGeneration"] = self.generation
+        return out
+
+    def as_status(self) -> dict[str, Any]:
+        """The fields this adds to a pod's entry in ``status.pods``."""
+        out: dict[str, Any] = {"conditions": [self.condition()], "findingsTotal": self.findings_total}
+        if self.findings:
+            out["findings"] = [dict(f) for f in self.findings]
+        if self.readings:
+            out["readings"] = dict(self.readings)
+        return out
+
+    @classmethod
+    def from_status(cls, entry: Mapping[str, Any]) -> PodHealth | None:
+        """What :meth:`as_status` wrote into ``entry``; None when the pod was never assessed."""
+        found = conditions.find(entry.get("conditions") or [], conditions.HEALTHY)
+        if found is None:
+            return None
+        generation = found.get("observedGeneration")
+        return cls(status=str(found.get("status", "Unknown")), reason=str(found.get("reason", "")),
+                   message=str(found.get("message", "")), assessed_at=str(found.get("lastTransitionTime", "")),
+                   findings=tuple(dict(f) for f in entry.get("findings") or []),
+                   findings_total=int(entry.get("findingsTotal", 0)), readings=dict(entry.get("readings") or {}),
+                   generation=None if generation is None else int(generation))
+
+
+def clean(text: str, limit: int) -> str:
+    """One line, redacted like bundle text, at most ``limit`` characters: a finding quotes collector
+    errors and dump frames, and a status, an Event or a log line must never carry a secret."""
+    flat = " ".join(str(text).split())
+    masked = b"".join(redact.redact_stream([flat.encode()], "status", redact.RedactionReport())).decode(
+        "utf-8", "replace")
+    return errors.shorten(masked, limit)
+
+
+def finding_entry(f: model.Finding) -> dict[str, Any]:
+    return {"kind": clean(f.kind, 63), "subject": clean(f.subject, SUBJECT_CHARS), "severity": int(f.severity),
+            "level": f.level, "message": clean(f.message, MESSAGE_CHARS)}
+
+
+def judge(findings: Sequence[model.Finding], readings: Mapping[str, int | float], *, generation: int | None,
+          now: datetime) -> PodHealth:
+    """The health a bundle's findings give its pod (see the module docstring for what is unhealthy)."""
+    ranked = sorted(findings, key=lambda f: -f.severity)
+    serious = [f for f in ranked if f.level == UNHEALTHY_LEVEL]
+    if serious:
+        top = serious[0]
+        status, reason = "False", "HighSeverityFindings"
+        message = (f"{len(serious)} high-severity finding(s); the most serious: {top.kind} at {top.subject}: "
+                   f"{top.message}")
+    else:
+        status, reason = "True", "NoHighSeverityFindings"
+        message = (f"no high-severity finding; {len(ranked)} lower one(s), the most serious {ranked[0].level}: "
+                   f"{ranked[0].kind} at {ranked[0].subject}") if ranked else "no findings"
+    return PodHealth(status=status, reason=reason, message=clean(message, conditions.MESSAGE_CHARS),
+                     assessed_at=stamp(now), findings=tuple(finding_entry(f) for f in ranked[:MAX_FINDINGS]),
+                     findings_total=len(ranked), readings=dict(readings), generation=generation)
+
+
+def _number(value: object) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def readings_of(rep: model.Report) -> dict[str, int | float]:
+    """The numbers a sweep compares and Prometheus graphs, as far as the report has them: goroutines
+    (the dump's total), heap in use (memstats HeapInuse, else the heap profile's sampled in-use
+    total), GC cycles (memstats NumGC) and CPU share (CPU time over the profile's wall time, in
+    cores). The report carries no GC pause figure, so there is none here."""
+    out: dict[str, int | float] = {}
+    if rep.goroutines is not None:
+        out["goroutines"] = int(rep.goroutines.total)
+    mem = rep.memstats or {}
+    heap = _number(mem.get("HeapInuse"))
+    if heap is None and rep.heap is not None and rep.heap["unit"] == "bytes":
+        heap = rep.heap["total"]
+    if heap is not None:
+        out["heapInuseBytes"] = int(heap)
+    cycles = _number(mem.get("NumGC"))
+    if cycles is not None:
+        out["gcCycles"] = int(cycles)
+    cpu = rep.cpu
+    if cpu is not None and cpu["unit"] == "nanoseconds" and cpu["duration_ns"] > 0:
+        out["cpuShare"] = round(cpu["total"] / cpu["duration_ns"], 4)
+    return out
+
+
+def assess(path: str | os.PathLike[str], *, generation: int | None, now: datetime) -> PodHealth:
+    """Analyse the bundle at ``path``; a failure is an ``Unknown`` health naming it, never raised."""
+    try:
+        rep = report.build(path)
+    except Exception as exc:  # noqa: BLE001 - analysis must never fail the capture; it becomes the message
+        message = clean(f"the bundle could not be analysed: {type(exc).__name__}: {exc}", conditions.MESSAGE_CHARS)
+        logger.warning("%s: %s", os.fspath(path).rsplit("/", 1)[-1], message)
+        return PodHealth(status="Unknown", reason="AnalysisFailed", message=message, assessed_at=stamp(now),
+                         generation=generation)
+    return judge(rep.findings, readings_of(rep), generation=generation, now=now)
+
+
+def capture_condition(pods: Iterable[tuple[str, PodHealth | None]], *, generation: int | None,
+                      now: datetime) -> dict[str, Any]:
+    """The capture's own ``Healthy``: False when any pod is unhealthy, True when every pod was
+    assessed healthy, else Unknown (a pod not captured, or not analysed)."""
+    listed = list(pods)
+    if not listed:
+        return conditions.condition(conditions.HEALTHY, None, "NoPods", "no pod was captured",
+                                    generation=generation, now=now)
+    sick = [(name, h) for name, h in listed if h is not None and h.healthy is False]
+    unknown = [name for name, h in listed if h is None or h.healthy is None]
+    if sick:
+        named = ", ".join(f"{name} ({h.findings[0]['kind']} at {h.findings[0]['subject']})" if h.findings else name
+                          for name, h in sick)
+        return conditions.condition(conditions.HEALTHY, False, "UnhealthyPods",
+                                    f"{len(sick)} of {len(listed)} pod(s) unhealthy: {named}",
+                                    generation=generation, now=now)
+    if listed and not unknown:
+        return conditions.condition(conditions.HEALTHY, True, "AllPodsHealthy",
+                                    f"{len(listed)} pod(s) analysed, none with a high-severity finding",
+                                    generation=generation, now=now)
+    return conditions.condition(conditions.HEALTHY, None, "NotAnalysed",
+                                f"{len(unknown)} of {len(listed)} pod(s) not analysed: " + ", ".join(unknown),
+                                generation=generation, now=now)
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """What the metrics and Events need of a target pod beyond its name: uid and workload."""
+
+    uid: str = ""
+    workload: str = ""
+    kind: str = "Pod"
+
+
+def pod_ref(pod: Mapping[str, Any]) -> PodRef:
+    """The pod's controller as a workload: a ReplicaSet made by a Deployment is named after the
+    Deployment plus the pod-template-hash label, so the Deployment is named without another read;
+    a pod without a controller is its own workload."""
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    if owner is None:
+        return PodRef(uid=str(meta.get("uid", "")), workload=name, kind="Pod")
+    kind, workload = str(owner.get("kind", "")), str(owner.get("name", ""))
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and workload.endswith(f"-{template_hash}"):
+        kind, workload = "Deployment", workload[: -len(template_hash) - 1]
+    return PodRef(uid=str(meta.get("uid", "")), workload=workload, kind=kind)

@@ -1,0 +1,146 @@
+"""What the operator learns from a bundle: findings, readings and the pod's Healthy condition.
+
+Cases: a real bundle with 60 goroutines parked in one function is analysed into an unhealthy pod
+(a goroutine-leak finding, high) with its readings (goroutines, heap in use, GC cycles); a high
+finding makes a pod unhealthy, medium and low ones do not; at most five findings are listed, most
+serious first, with the total; messages are one line, shortened and free of secrets; a bundle that
+cannot be analysed gives Unknown, never an exception; the status entry reads back exactly; the
+capture's Healthy is False with one unhealthy pod, True when all were analysed healthy, Unknown
+otherwise; a pod's workload is its Deployment (through the ReplicaSet's pod-template-hash), its
+other controller, or itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import operator_fakes
+import pytest
+
+from debugcap.analysis import model
+from debugcap.bundle import layout, manifest, writer
+from debugcap.operator import health
+from debugcap.operator.results import PodResult, summary
+
+NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+LEAK = "".join(f"goroutine {n} [chan receive, 12 minutes]:\nmain.leakWorker(0x0?)\n\t/app/main.go:97 +0x15\n"
+               f"created by main.leakGoroutines in goroutine 1\n\t/app/main.go:103 +0x25\n\n" for n in range(10, 70))
+MEMSTATS = {"memstats": {"HeapInuse": 4_202_496, "HeapAlloc": 2_000_000, "NumGC": 17, "NextGC": 4_194_304,
+                         "Sys": 12_000_000}}
+
+
+def _bundle(directory: Path, files: dict[str, bytes]) -> Path:
+    records = (manifest.CollectorRecord(name="pprof-goroutine", status=manifest.CollectorStatus.OK, duration_ms=5,
+                                        bytes=1, files=tuple(files)),)
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="cap", template="go-profile", parameters={}),
+        target=manifest.TargetInfo(namespace="shop", pod="api-1", container="app", node="n1", image="img:1"),
+        started_at=operator_fakes.WHEN, finished_at=operator_fakes.WHEN, collectors=records)
+    with writer.BundleWriter(directory=directory, name=layout.bundle_name("shop", "api-1", operator_fakes.WHEN)) as w:
+        for path, data in files.items():
+            w.add_bytes(path, data)
+        return w.finish(fields).path
+
+
+def test_a_bundle_with_a_parked_goroutine_pile_makes_its_pod_unhealthy(tmp_path: Path) -> None:
+    path = _bundle(tmp_path, {layout.PPROF_GOROUTINE_DEBUG2: LEAK.encode(),
+                              layout.METRICS_EXPVAR: json.dumps(MEMSTATS).encode()})
+    assessed = health.assess(path, generation=4, now=NOW)
+    assert (assessed.status, assessed.reason) == ("False", "HighSeverityFindings")
+    top = assessed.findings[0]
+    assert (top["kind"], top["subject"], top["level"]) == ("goroutine-leak", "main.leakWorker", "high")
+    assert "main.leakWorker" in assessed.message
+    assert assessed.readings == {"goroutines": 60, "heapInuseBytes": 4_202_496, "gcCycles": 17}
+    assert assessed.condition() == {"type": "Healthy", "status": "False", "reason": "HighSeverityFindings",
+                                    "message": assessed.message, "lastTransitionTime": "2026-12-01T10:30:00Z",
+                                    "observedGeneration": 4}
+
+
+def test_a_bundle_that_cannot_be_analysed_is_unknown_not_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "shop_api-1_20261201T101500Z.tar.gz"
+    broken.write_bytes(b"not a tar")
+    assessed = health.assess(broken, generation=1, now=NOW)
+    assert (assessed.status, assessed.reason, assessed.healthy) == ("Unknown", "AnalysisFailed", None)
+    assert assessed.message.startswith("the bundle could not be analysed: ")
+
+
+def _finding(severity: int, kind: str = "rule", message: str = "m") -> model.Finding:
+    return model.Finding(severity=severity, kind=kind, subject=f"main.f{severity}", message=message)
+
+
+@pytest.mark.parametrize(("severities", "status"), [
+    ([model.HIGH_FROM], "False"),
+    ([model.HIGH_FROM - 1, model.MEDIUM_FROM, 10], "True"),
+    ([], "True"),
+])
+def test_only_a_high_finding_makes_a_pod_unhealthy(severities: list[int], status: str) -> None:
+    assessed = health.judge([_finding(s) for s in severities], {}, generation=1, now=NOW)
+    assert assessed.status == status
+    assert assessed.findings_total == len(severities)
+
+
+def test_the_five_most_serious_findings_are_listed_with_the_total() -> None:
+    found = [_finding(s) for s in (40, 95, 55, 81, 10, 60, 70)]
+    assessed = health.judge(found, {}, generation=1, now=NOW)
+    assert [f["severity"] for f in assessed.findings] == [95, 81, 70, 60, 55]
+    assert assessed.findings_total == 7
+    assert [f["level"] for f in assessed.findings] == ["high", "high", "medium", "medium", "medium"]
+    assert assessed.message.startswith("2 high-severity finding(s); the most serious: rule at main.f95")
+
+
+def test_finding_messages_are_one_short_line_without_secrets() -> None:
+    secret = "hunter2-" + "x" * 20
+    text = (f"collector logs failed: GET https://admin:{secret}@db.internal/x\nAuthorization: Bearer {secret}\n"
+            + "y" * 500)
+    [entry] = health.judge([_finding(90, message=text)], {}, generation=1, now=NOW).findings
+    assert secret not in entry["message"] and "\n" not in entry["message"]
+    assert len(entry["message"]) == health.MESSAGE_CHARS
+    assert "***REDACTED***" in entry["message"]
+
+
+def test_a_pods_health_reads_back_from_its_status_entry() -> None:
+    assessed = health.judge([_finding(90), _finding(20)], {"goroutines": 12, "cpuShare": 0.25},
+                            generation=2, now=NOW)
+    result = PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k", health=assessed)
+    entry = result.as_status()
+    assert [c["type"] for c in entry["conditions"]] == ["Healthy"]
+    assert entry["findingsTotal"] == 2 and entry["readings"] == {"goroutines": 12, "cpuShare": 0.25}
+    assert PodResult.from_status(json.loads(json.dumps(entry))) == result
+    assert PodResult.from_status({"name": "x", "phase": "Failed"}).health is None
+
+
+def test_the_capture_is_unhealthy_with_one_unhealthy_pod_and_healthy_only_when_all_were_analysed() -> None:
+    good = health.judge([], {}, generation=1, now=NOW)
+    bad = health.judge([_finding(100, kind="goroutine-leak")], {}, generation=1, now=NOW)
+    sick = health.capture_condition([("a", good), ("b", bad), ("c", None)], generation=1, now=NOW)
+    assert (sick["status"], sick["reason"]) == ("False", "UnhealthyPods")
+    assert sick["message"] == "1 of 3 pod(s) unhealthy: b (goroutine-leak at main.f100)"
+    assert health.capture_condition([("a", good)], generation=1, now=NOW)["status"] == "True"
+    assert health.capture_condition([("a", good), ("c", None)], generation=1, now=NOW)["status"] == "Unknown"
+    assert health.capture_condition([], generation=1, now=NOW)["reason"] == "NoPods"
+
+
+def test_the_summary_counts_pods_by_outcome_and_health() -> None:
+    good = health.judge([_finding(20)], {}, generation=1, now=NOW)
+    bad = health.judge([_finding(100)], {}, generation=1, now=NOW)
+    pods = [PodResult(name="a", phase="Completed", health=good), PodResult(name="b", phase="PartiallyFailed",
+                                                                           health=bad),
+            PodResult(name="c", phase="Failed")]
+    assert summary(pods) == {"pods": 3, "captured": 2, "failed": 1, "healthy": 1, "unhealthy": 1,
+                             "withFindings": 2, "findings": 2}
+
+
+@pytest.mark.parametrize(("owners", "labels", "expected"), [
+    ([{"kind": "ReplicaSet", "name": "web-7d9f8c", "controller": True}], {"pod-template-hash": "7d9f8c"},
+     ("Deployment", "web")),
+    ([{"kind": "ReplicaSet", "name": "solo", "controller": True}], {}, ("ReplicaSet", "solo")),
+    ([{"kind": "StatefulSet", "name": "db", "controller": True}], {}, ("StatefulSet", "db")),
+    ([], {}, ("Pod", "web-7d9f8c-abcde")),
+])
+def test_a_pods_workload(owners: list[dict[str, object]], labels: dict[str, str],
+                         expected: tuple[str, str]) -> None:
+    ref = health.pod_ref({"metadata": {"name": "web-7d9f8c-abcde", "uid": "u-1", "labels": labels,
+                                       "ownerReferences": owners}})
+    assert (ref.kind, ref.workload, ref.uid) == (*expected, "u-1")
