@@ -1,0 +1,203 @@
+"""Execution traces: ``go tool trace -pprof``'s four profiles, and a summary of scheduling and GC.
+
+Callers: the ``trace`` command (:mod:`debugcap.kubectl_plugin.commands.trace`) and
+:mod:`debugcap.analysis.report` (:func:`bundle_summary`, for the report's ``trace`` section
+and the ``sched-latency`` finding). Events come from :mod:`debugcap.formats.gotrace`, which
+yields Go's own event order and times; :mod:`debugcap.analysis.trace_pass` turns them into
+profile records and counters in one pass.
+
+The profiles (pprof's "contentions"/count and "delay"/nanoseconds per stack, as cmd/trace writes
+them):
+
+- ``sched``: time goroutines waited runnable before running (scheduler latency), at the stack of
+  what made them runnable;
+- ``net``: time blocked on the network; ``sync``: on mutexes, channels and select; both at the
+  stack where the goroutine blocked;
+- ``syscall``: time in system calls, at the stack of the call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from debugcap import errors
+from debugcap.analysis import bundle_reading, hints, pprof
+from debugcap.analysis.bundle_reading import Reading
+from debugcap.analysis.trace_pass import PROFILE_KINDS, Record, Stats, TracePass
+from debugcap.bundle import layout
+from debugcap.formats import gotrace, pprof_encode
+from debugcap.formats import pprof as pprof_format
+
+__all__ = ["PROFILE_KINDS", "TraceAnalysis", "TraceSummary", "analyse", "bundle_summary", "load"]
+
+PROFILE_MEANINGS: Final = {
+    "sched": "time goroutines waited runnable before running (scheduler latency)",
+    "net": "time goroutines were blocked on the network",
+    "sync": "time goroutines were blocked on mutexes, channels and select",
+    "syscall": "time goroutines spent in system calls",
+}
+SAMPLE_TYPES: Final = (("contentions", "count"), ("delay", "nanoseconds"))  # cmd/trace's, in its order
+PERCENTILE: Final = 0.99
+TRACE_MAGIC: Final = b"go 1."  # every execution trace's first bytes, whatever its version
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """What a trace shows at a glance. ``cut`` says why it ends early (then the numbers cover its
+    complete generations); scheduler latencies are waits from runnable to running, new
+    goroutines' first wait included; durations are nanoseconds."""
+
+    source: str
+    go_format: str  # the trace format's Go version, "1.26"
+    generations: int
+    events: int
+    duration_ns: int
+    cut: str | None
+    gomaxprocs: int | None
+    procs_seen: int
+    goroutines_created: int
+    goroutines_at_end: int
+    goroutines_max: int
+    gc_count: int
+    stw_count: int
+    stw_total_ns: int
+    stw_max_ns: int
+    sched_waits: int
+    sched_latency_p99_ns: int | None
+    sched_latency_max_ns: int | None
+    sched_latency_total_ns: int
+    cpu_samples: int
+    heap_max_bytes: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TraceAnalysis:
+    """One trace read: its summary, and each profile as records, pprof bytes or a top."""
+
+    def __init__(self, summary: TraceSummary, done: TracePass) -> None:
+        self.summary = summary
+        self._pass = done
+
+    def records(self, kind: str) -> list[Record]:
+        if kind not in PROFILE_KINDS:
+            raise errors.AnalysisError(f"unknown trace profile {kind!r}: one of {', '.join(PROFILE_KINDS)}")
+        return self._pass.profile(kind)
+
+    def profile_bytes(self, kind: str) -> bytes:
+        """The gzip-compressed pprof protobuf ``go tool trace -pprof=KIND`` writes (same samples)."""
+        samples = [pprof_encode.Sample(
+            (r.count, r.time_ns),
+            [pprof_encode.Frame(*f) for f in (r.table.frames(r.stack) if r.table is not None else [])])
+            for r in self.records(kind)]
+        return pprof_encode.encode(SAMPLE_TYPES, samples, period_type=("trace", "count"), period=1)
+
+    def profile(self, kind: str) -> pprof_format.Profile:
+        return pprof_format.parse(self.profile_bytes(kind), f"{self.summary.source} ({kind} profile)")
+
+    def top(self, kind: str, node_fraction: float = pprof.PPROF_NODE_FRACTION) -> pprof.TopReport:
+        """``go tool pprof -top`` of the profile: delay per function."""
+        return pprof.top(self.profile(kind), "delay", node_fraction)
+
+
+def analyse(data: bytes, source: str) -> TraceAnalysis:
+    """Read a whole trace; a trace that breaks after complete generations is read up to there."""
+    try:
+        reader = gotrace.Reader(data)
+    except gotrace.TraceError as exc:
+        raise type(exc)(f"{source}: {exc}") from None
+    done = TracePass()
+    cut = None
+    try:
+        done.run(reader)
+    except gotrace.TraceError as exc:
+        if done.syncs <= 1:
+            raise type(exc)(f"{source}: no complete generation to read: {exc}") from None
+        cut = _cut(reader, done.syncs - 1, exc)
+    stats = done.final()
+    if not stats.events:
+        raise gotrace.TraceError(f"{source}: the trace holds no events")
+    return TraceAnalysis(_summary(source, reader, done, stats, cut), done)
+
+
+def _cut(reader: gotrace.Reader, n: int, exc: gotrace.TraceError) -> str:
+    read = f"read its first {n} generation{'s' if n > 1 else ''} ({reader.complete_bytes} of {reader.size} bytes)"
+    if isinstance(exc, gotrace.TruncatedTraceError):
+        return f"the trace was cut short (capture interrupted?): {read}; the rest is incomplete: {exc}"
+    return f"the trace breaks after {n} generation{'s' if n > 1 else ''}: {exc}; {read}"
+
+
+def _summary(source: str, reader: gotrace.Reader, done: TracePass, s: Stats, cut: str | None) -> TraceSummary:
+    waits = sorted(s.sched_ns)
+    return TraceSummary(
+        source=source, go_format=f"1.{reader.version}", generations=max(done.syncs - 1, 0),
+        events=s.events, duration_ns=s.end_ns - s.first_ns, cut=cut, gomaxprocs=s.gomaxprocs,
+        procs_seen=len(s.procs), goroutines_created=s.created, goroutines_at_end=len(s.alive),
+        goroutines_max=s.alive_max, gc_count=s.gc_count, stw_count=len(s.stw_ns), stw_total_ns=sum(s.stw_ns),
+        stw_max_ns=max(s.stw_ns, default=0), sched_waits=len(waits),
+        sched_latency_p99_ns=waits[math.ceil(PERCENTILE * len(waits)) - 1] if waits else None,
+        sched_latency_max_ns=waits[-1] if waits else None, sched_latency_total_ns=sum(waits),
+        cpu_samples=s.cpu_samples, heap_max_bytes=s.heap_max)
+
+
+def bundle_summary(reading: Reading) -> TraceSummary | None:
+    """The summary of a bundle's ``trace/trace.out``; None when it is missing or unreadable (a
+    problem line then; a trace cut short is read up to the cut, with a hint saying so)."""
+    rel = layout.TRACE
+    data = reading.guard(lambda: reading.reader.read(rel)) if reading.reader.exists(rel) else None
+    if not data:
+        return None
+    body = hints.error_body(data, rel)
+    if body:
+        reading.hints.append(body)
+        return None
+    label = reading.reader.label(rel)
+    found = reading.guard(lambda: analyse(data, label))
+    if found is None:
+        return None
+    if found.summary.cut:
+        reading.hints.append(f"{rel}: {found.summary.cut}")
+    return found.summary
+
+
+def load(path: str | os.PathLike[str]) -> TraceAnalysis:
+    """A trace file, or the ``trace/trace.out`` of a bundle (packed or unpacked)."""
+    p = Path(path)
+    if p.is_file():
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(len(TRACE_MAGIC))
+        except OSError as exc:
+            raise errors.AnalysisError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+        if head == TRACE_MAGIC or not (head.startswith(b"\x1f\x8b") or _is_tar(p)):
+            return _load_file(p)
+    with bundle_reading.BundleReader(p) as reader:
+        data = reader.read(layout.TRACE)
+        if data is None:
+            raise errors.AnalysisError(f"{p}: the bundle has no execution trace ({layout.TRACE}); capture "
+                                       "with a template that has the trace collector")
+        return analyse(data, reader.label(layout.TRACE))
+
+
+def _is_tar(p: Path) -> bool:
+    try:
+        with p.open("rb") as fh:
+            return fh.read(262)[257:262] == b"ustar"
+    except OSError:
+        return False
+
+
+def _load_file(p: Path) -> TraceAnalysis:
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise errors.AnalysisError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    body = hints.error_body(data, str(p))
+    if body and not data.startswith(TRACE_MAGIC):
+        raise errors.AnalysisError(body)
+    return analyse(data, str(p))
