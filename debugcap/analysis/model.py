@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from debugcap.analysis import goroutines as dumps
-from debugcap.analysis import pprof
+from debugcap.analysis import pprof, traces
 from debugcap.bundle import manifest
 from debugcap.formats import df
 
@@ -230,6 +230,7 @@ class Report:
     attribution: Mapping[str, Attribution] = field(default_factory=dict)
     waiting: tuple[Waiters, ...] = ()  # goroutines of the dump queued on locks and channels
     container: Container | None = None  # None: no pod YAML, or the target container is not in it
+    trace: traces.TraceSummary | None = None  # None: no trace/trace.out, or it could not be read
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -261,6 +262,7 @@ class Report:
             "attribution": {k: v.as_dict() for k, v in self.attribution.items()},
             "waiting": [w.as_dict() for w in self.waiting],
             "container": None if self.container is None else self.container.as_dict(),
+            "trace": None if self.trace is None else self.trace.as_dict(),
             "findings": [f.as_dict() for f in self.findings],
             "hints": list(self.hints),
             "problems": list(self.problems),

@@ -15,7 +15,7 @@ import dataclasses
 import os
 
 from debugcap import errors
-from debugcap.analysis import appcode, attribution, findings, flames, goroutines, model, pprof, sections
+from debugcap.analysis import appcode, attribution, findings, flames, goroutines, model, pprof, sections, traces
 from debugcap.analysis.bundle_reading import BundleReader, Reading
 from debugcap.bundle import layout
 from debugcap.formats import pprof as pprof_format
@@ -88,6 +88,7 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
     snaps, newest = sections.snapshots(reading, code)
     if dump is None and newest is not None:
         dump_rel, dump = newest
+    trace = traces.bundle_summary(reading)  # before hints and problems are taken: it adds to them
     rep = model.Report(
         bundle=str(reader.path), target=mf.target if mf else None, capture=mf.capture if mf else None,
         runtime=mf.runtime if mf else {}, proven_leaks=sections.proven_leaks(reading, profs.get("goroutineleak")),
@@ -100,7 +101,8 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
         hints=tuple(reading.hints), problems=tuple(reading.problems),
         attribution=_attribution(reading, profs, code) if code else {},
         waiting=sections.waiting(reading, dump_rel, code) if dump else (),
-        container=sections.container(reading, mf.target.container, mf.started_at) if mf else None)
+        container=sections.container(reading, mf.target.container, mf.started_at) if mf else None,
+        trace=trace)
     return rep, profs
 
 
