@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from debugcap.analysis import appcode, model, pprof
+from debugcap.analysis import appcode, goroutines, model, pprof
 from debugcap.formats import pprof as pprof_format
 
 ROWS = 10
@@ -91,7 +91,7 @@ def attribute(profile: pprof_format.Profile, code: appcode.Code, index: str | No
     return model.Attribution(
         sample_type=st.type, unit=st.unit, total=pprof.total(profile, idx), duration_ns=profile.duration_ns,
         profiler=sum(sums.profiler.values()), profiler_leaf=profiler_leaf,
-        rows=tuple(model.OwnRow(fn, v, _leaf(sums, fn), sums.own[fn]) for fn, v in top))
+        rows=tuple(model.OwnRow(fn, v, _leaf(sums, fn), sums.own[fn]) for fn, v in top), time_ns=profile.time_ns)
 
 
 def growth(first: pprof_format.Profile, last: pprof_format.Profile, code: appcode.Code, minutes: float,
@@ -105,11 +105,8 @@ def growth(first: pprof_format.Profile, last: pprof_format.Profile, code: appcod
                                      leaf=_leaf(b, fn), own=b.own[fn]) for fn, g in grew[:rows])
 
 
-def waiting(lines: Iterable[bytes], code: appcode.Code | None = None) -> tuple[model.Waiters, ...]:
-    """Goroutines of a debug=2 dump queued on a lock or channel, by state and first own frame.
-
-    Without ``code`` (a bundle with no profile to learn it from), it is learned from the dump.
-    """
+def _dump_stacks(lines: Iterable[bytes]) -> Counter[tuple[str, tuple[appcode.Frame, ...]]]:
+    """Goroutines of a debug=2 dump counted by (state, frames leaf first)."""
     stacks: Counter[tuple[str, tuple[appcode.Frame, ...]]] = Counter()
     state: str | None = None
     frames: list[appcode.Frame] = []
@@ -120,7 +117,6 @@ def waiting(lines: Iterable[bytes], code: appcode.Code | None = None) -> tuple[m
             if state is not None:
                 stacks[(state, tuple(frames))] += 1
             state = head.group(1).removesuffix(" (scan)").replace(" (leaked)", "")
-            state = state if state in WAITING_STATES else None
             frames = []
         elif state is not None and (m := _FILE.match(line)) and frames and not frames[-1][1]:
             frames[-1] = (frames[-1][0], m.group(1))
@@ -128,12 +124,31 @@ def waiting(lines: Iterable[bytes], code: appcode.Code | None = None) -> tuple[m
             frames.append((line[:line.rfind("(")] if "(" in line else line, ""))
     if state is not None:
         stacks[(state, tuple(frames))] += 1
+    return stacks
+
+
+def _top_frame(frames: tuple[appcode.Frame, ...]) -> str:
+    # The frame debugcap.analysis.goroutines groups a dump by: the first that is not the runtime's.
+    top = next((fn for fn, _ in frames if not goroutines.is_runtime_frame(fn.encode())), None)
+    return top or (frames[0][0] if frames else goroutines.UNAVAILABLE)
+
+
+def waiting(lines: Iterable[bytes], code: appcode.Code | None = None) -> tuple[model.Waiters, ...]:
+    """Goroutines of a debug=2 dump by state, first own frame, and the frame the dump's groups use.
+
+    Without ``code`` (a bundle with no profile to learn it from), it is learned from the dump.
+    Stacks through the profiler (its handlers waiting for their profile) are left out.
+    """
+    stacks = _dump_stacks(lines)
     if code is None:
         every = {f for _, fs in stacks for f in fs}
         code = appcode.Code.from_functions([f for f, _ in every], [p for _, p in every])
-    counts: Counter[tuple[str, str]] = Counter()
+    counts: Counter[tuple[str, str, str, bool]] = Counter()
     for (st, fs), n in stacks.items():
+        if appcode.through_profiler(fs):
+            continue
         i = code.first_own(fs)
-        if i is not None and not appcode.through_profiler(fs):
-            counts[(st, fs[i][0])] += n
-    return tuple(model.Waiters(st, fn, n) for (st, fn), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        top = _top_frame(fs)
+        counts[(st, top if i is None else fs[i][0], top, i is not None)] += n
+    return tuple(model.Waiters(st, fn, n, top, own)
+                 for (st, fn, top, own), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -79,23 +79,31 @@ class Attribution:
     profiler: int  # in stacks through the capture's own machinery (appcode.is_profiler)
     profiler_leaf: str  # the outermost profiler frame of most of it: who started it (a pprof handler...)
     rows: tuple[OwnRow, ...]  # largest first
+    time_ns: int = 0  # when the profile was written (Go sets it on every profile); 0 when unknown
 
     def as_dict(self) -> dict[str, Any]:
         return {"sample_type": self.sample_type, "unit": self.unit, "total": self.total,
-                "duration_ns": self.duration_ns, "profiler": self.profiler, "profiler_leaf": self.profiler_leaf,
-                "rows": [r.as_dict() for r in self.rows]}
+                "duration_ns": self.duration_ns, "time_ns": self.time_ns, "profiler": self.profiler,
+                "profiler_leaf": self.profiler_leaf, "rows": [r.as_dict() for r in self.rows]}
 
 
 @dataclass(frozen=True)
 class Waiters:
-    """Goroutines of the dump waiting in one state whose first own frame is ``function``."""
+    """Goroutines of the dump in one state whose first own frame is ``function``.
+
+    ``top`` is the frame the dump's groups (:mod:`debugcap.analysis.goroutines`) are keyed by,
+    so a group's goroutines can be traced to the application's function they run in.
+    """
 
     state: str  # as the dump says: "sync.Mutex.Lock", "chan send", "select"...
-    function: str
+    function: str  # the first own frame; ``top`` when the stacks have none (``own`` False)
     count: int
+    top: str = ""
+    own: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "function": self.function, "count": self.count}
+        return {"state": self.state, "function": self.function, "count": self.count, "top": self.top,
+                "own": self.own}
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,11 @@ class Container:
     cpu_limit: float | None  # cores
     memory_limit: int | None  # bytes
     uptime_seconds: float | None  # from the container's start to the capture's
+    started_at: float | None = None  # the container's start, seconds since the epoch
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "cpu_limit": self.cpu_limit, "memory_limit": self.memory_limit,
-                "uptime_seconds": self.uptime_seconds}
+                "uptime_seconds": self.uptime_seconds, "started_at": self.started_at}
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,7 @@ class Report:
     runtime: Mapping[str, str] = field(default_factory=dict)
     # cpu, heap (inuse_space), block, mutex by the application's own function (analysis.attribution).
     attribution: Mapping[str, Attribution] = field(default_factory=dict)
-    waiting: tuple[Waiters, ...] = ()  # goroutines of the dump queued on locks and channels
+    waiting: tuple[Waiters, ...] = ()  # the dump's goroutines by state and own function (analysis.attribution)
     container: Container | None = None  # None: no pod YAML, or the target container is not in it
     trace: traces.TraceSummary | None = None  # None: no trace/trace.out, or it could not be read
 

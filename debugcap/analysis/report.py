@@ -91,7 +91,7 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
     trace = traces.bundle_summary(reading)  # before hints and problems are taken: it adds to them
     rep = model.Report(
         bundle=str(reader.path), target=mf.target if mf else None, capture=mf.capture if mf else None,
-        runtime=mf.runtime if mf else {}, proven_leaks=sections.proven_leaks(reading, profs.get("goroutineleak")),
+        runtime=mf.runtime if mf else {}, proven_leaks=sections.proven_leaks(reading, profs.get("goroutineleak"), code),
         collectors=collectors, missing=missing, errors=error_texts,
         cpu=tops["cpu"], heap=tops["heap"], block=tops["block"], mutex=tops["mutex"], snapshots=snaps,
         goroutines=None if dump is None else sections.goroutine_section(dump_rel, dump),

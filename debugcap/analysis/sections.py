@@ -126,10 +126,11 @@ def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.Goroutine
                                   groups=tuple(dump["groups"][:TOP_ROWS * 2]))
 
 
-def proven_leaks(reading: Reading, profile: pprof_format.Profile | None) -> model.ProvenLeaks | None:
-    """The goroutineleak profile by top user frame; else the leaked groups of its debug=2 dump."""
+def proven_leaks(reading: Reading, profile: pprof_format.Profile | None,
+                 code: appcode.Code | None = None) -> model.ProvenLeaks | None:
+    """The goroutineleak profile by own function (else top user frame); else the leaked groups of its dump."""
     if profile is not None:
-        groups = reading.guard(lambda: goroutines.leak_groups(profile))
+        groups = reading.guard(lambda: _leak_groups(profile, code))
         if groups is not None:
             return model.ProvenLeaks(source=layout.PPROF_GOROUTINELEAK, total=sum(g["count"] for g in groups),
                                      groups=tuple(groups[:TOP_ROWS]))
@@ -140,6 +141,13 @@ def proven_leaks(reading: Reading, profile: pprof_format.Profile | None) -> mode
     leaked = [goroutines.LeakGroupDict(function=g["function"], count=g["leaked"]) for g in goroutines.leaked(dump)]
     leaked.sort(key=lambda g: (-g["count"], g["function"]))
     return model.ProvenLeaks(source=rel, total=sum(g["count"] for g in leaked), groups=tuple(leaked[:TOP_ROWS]))
+
+
+def _leak_groups(profile: pprof_format.Profile, code: appcode.Code | None) -> list[goroutines.LeakGroupDict]:
+    if code is None:
+        return goroutines.leak_groups(profile)
+    rows = attribution.attribute(profile, code, rows=TOP_ROWS).rows
+    return [goroutines.LeakGroupDict(function=r.function, count=r.value) for r in rows if r.value]
 
 
 def _heap_growth(reading: Reading, indices: list[int], code: appcode.Code | None) -> model.HeapGrowth | None:
@@ -242,4 +250,5 @@ def container(reading: Reading, name: str, captured_at: datetime | None) -> mode
     uptime = (captured_at - started).total_seconds() if started and captured_at else None
     return model.Container(name=name, cpu_limit=quantity(limits.get("cpu")),
                            memory_limit=None if memory is None else int(memory),
-                           uptime_seconds=uptime if uptime is None or uptime >= 0 else None)
+                           uptime_seconds=uptime if uptime is None or uptime >= 0 else None,
+                           started_at=started.timestamp() if started else None)

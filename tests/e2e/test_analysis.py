@@ -3,10 +3,12 @@
 One namespace per module holds three goapp pods, each captured once with the
 real ``kubectl-debugcap create --local`` and shared by the tests:
 
-- ``hot`` (CPU hot loop, lock contention, heap growth, a small goroutine leak):
-  ``debug-full`` with cpu_seconds=2, trace_seconds=1. ``top -o json`` must agree
+- ``hot`` (CPU hot loop, lock contention, heap growth, a small goroutine leak; limits of one
+  core and 256 MiB): ``debug-full`` with cpu_seconds=2, trace_seconds=1. ``top -o json`` must agree
   row for row with ``go tool pprof -top`` on every profile and heap sample type;
-  ``report --html`` / ``--speedscope`` are checked on this bundle.
+  ``report --html`` / ``--speedscope`` are checked on this bundle, and ``report``'s first finding
+  of each kind names the application's function (main.burnCPU, main.contendedSection,
+  main.leakWorker, main.(*growingCache).add), never the runtime's, the library's or the profiler's.
 - ``leaky`` (30 leaked goroutines and 2 MiB of heap per second): ``go-leak`` with
   3 snapshots 3 s apart. The report's first finding is ``main.leakWorker`` and
   the heap diff of the first and last snapshot ranks ``main.(*growingCache).add`` first.
@@ -35,7 +37,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from debugcap.analysis import pprof
+from debugcap.analysis import appcode, pprof
 from debugcap.formats import pprof as pprof_format
 
 from .conftest import Testbed, _exists, _wait, wait_running
@@ -49,6 +51,9 @@ PODS = {
     "leaky": {"GOAPP_LEAK_GOROUTINES": "30", "GOAPP_HEAP_GROWTH_KB": "2048"},
     "plain": {},
 }
+
+# The hot pod's limits: what cpu-hot and heap-top measure their shares against.
+LIMITS = {"hot": {"cpu": "1", "memory": "256Mi"}}
 
 Rows = list[tuple[str, int, int]]
 
@@ -95,7 +100,8 @@ def pods(core: k8s.CoreV1Api, testbed: Testbed) -> Iterator[str]:
         for name, env in PODS.items():
             container = k8s.V1Container(
                 name="app", image=testbed.images["goapp"], image_pull_policy="Never",
-                env=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()])
+                env=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
+                resources=k8s.V1ResourceRequirements(limits=LIMITS[name]) if name in LIMITS else None)
             core.create_namespaced_pod(ns, k8s.V1Pod(
                 metadata=k8s.V1ObjectMeta(name=name, labels={"app": "goapp"}),
                 spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=0,
@@ -226,6 +232,48 @@ def test_heap_growth_ranks_the_growing_cache_first(testbed: Testbed, leak_bundle
     assert growth["rows"][0]["growth"] == rows[0][1]
     assert any(f["kind"] == "heap-growth" and f["subject"] == "main.(*growingCache).add"
                for f in report["findings"])
+
+
+# ---- findings name the application's own code ----
+
+
+def _first_of_each_kind(findings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    first: dict[str, dict[str, Any]] = {}
+    for f in findings:
+        first.setdefault(f["kind"], f)
+    return first
+
+
+def test_report_names_the_applications_functions_not_the_runtimes(testbed: Testbed, hot_bundle: Path,
+                                                                   leak_bundle: Path) -> None:
+    rep = cli_json(testbed, "report", str(hot_bundle))
+    first = _first_of_each_kind(rep["findings"])
+    expected = {"goroutine-leak": "main.leakWorker", "mutex-delay": "main.contendedSection",
+                "block-delay": "main.contendedSection", "cpu-hot": "main.burnCPU",
+                "heap-top": "main.(*growingCache).add"}
+    assert {k: first[k]["subject"] if k in first else None for k in expected} == expected, rep["findings"]
+    # The leaf the samples ended in is kept as context: the library's and the runtime's frames.
+    assert first["cpu-hot"]["leaf"].startswith("crypto/"), first["cpu-hot"]
+    assert (first["mutex-delay"]["leaf"], first["block-delay"]["leaf"]) == ("sync.(*Mutex).Unlock",
+                                                                            "sync.(*Mutex).Lock")
+    assert "for locks released in main.contendedSection" in first["mutex-delay"]["message"]
+    # Rates against the pod's own limits, read from the bundle's pod YAML.
+    assert rep["container"]["cpu_limit"] == 1.0 and rep["container"]["memory_limit"] == 256 << 20
+    assert "of the container's 1-core limit" in first["cpu-hot"]["message"]
+    assert first["cpu-hot"]["unit"] == "%" and first["mutex-delay"]["unit"] == "s/s"
+    assert first["mutex-delay"]["value"] > 0
+
+    leak = cli_json(testbed, "report", str(leak_bundle))
+    growth = _first_of_each_kind(leak["findings"])
+    assert growth["heap-growth"]["subject"] == "main.(*growingCache).add", leak["findings"]
+    assert growth["goroutine-leak"]["subject"] == "main.leakWorker"
+    assert growth["goroutine-growth"]["subject"] == "main.leakWorker"
+
+    for f in rep["findings"] + leak["findings"]:
+        assert not appcode.is_profiler(f["subject"]), f
+    # The text report shows the same lines.
+    out = cli(testbed, "report", str(hot_bundle)).stdout
+    assert f"] {first['cpu-hot']['message']}" in out and "By the application's own functions" in out
 
 
 # ---- HTML and speedscope outputs ----

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from debugcap.analysis import model
+from debugcap.analysis import attribution, model
 from debugcap.analysis.findings import thresholds
 
 
@@ -58,15 +58,19 @@ def via(row: model.OwnRow | model.HeapGrowthRow) -> str:
 def window_seconds(report: model.Report, att: model.Attribution) -> tuple[float | None, str]:
     """The wall time a profile's values accrued over, and how to say it.
 
-    A CPU profile covers its own duration; block and mutex profiles count from when the program
-    enabled them, which is at most the container's uptime: a rate over the uptime is the lowest
-    the truth can be.
+    A CPU profile covers its own duration. Block and mutex profiles count from when the program
+    enabled them until they were written (their ``time_ns``): at most from the container's start,
+    so a rate over that time is the lowest the truth can be. Without the profile's time, the
+    container's uptime when the capture began stands in (a little short: the rate a little high).
     """
     if att.duration_ns > 0:
         return att.duration_ns / 1e9, f"in the {att.duration_ns / 1e9:.3g}s profile window"
-    up = report.container.uptime_seconds if report.container else None
-    if up:
-        return up, f"over the {up:.3g}s since the container started"
+    c = report.container
+    if c and c.started_at and att.time_ns and att.time_ns / 1e9 > c.started_at:
+        up = att.time_ns / 1e9 - c.started_at
+        return up, f"over the {up:.3g}s from the container's start to the profile"
+    if c and c.uptime_seconds:
+        return c.uptime_seconds, f"over the {c.uptime_seconds:.3g}s from the container's start to the capture's"
     return None, "(no window known: the bundle has no container start time)"
 
 
@@ -92,12 +96,21 @@ def memory_limit(report: model.Report) -> tuple[int | None, str]:
 
 def queued(report: model.Report, function: str) -> tuple[int, str]:
     """Goroutines of the dump waiting on a lock or channel in ``function``, and the sentence saying so."""
-    here = [w for w in report.waiting if w.function == function]
+    here = [w for w in report.waiting if w.function == function and w.own and w.state in attribution.WAITING_STATES]
     count = sum(w.count for w in here)
     if not count:
         return 0, ""
     states = ", ".join(f"[{w.state}]" if len(here) == 1 else f"{w.count} [{w.state}]" for w in here)
     return count, f"; {count} goroutine{'s' if count > 1 else ''} queued in it in the dump {states}"
+
+
+def own_function(report: model.Report, state: str, top: str) -> str | None:
+    """The application's function most goroutines of a dump group (state, top frame) run in."""
+    counts: dict[str, int] = {}
+    for w in report.waiting:
+        if w.own and w.state == state and w.top == top:
+            counts[w.function] = counts.get(w.function, 0) + w.count
+    return max(counts, key=lambda fn: (counts[fn], fn)) if counts else None
 
 
 def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:

@@ -2,7 +2,8 @@
 
 The severity is the growth in goroutines per minute (:data:`.thresholds.BANDS`), over the time
 between the first and last snapshot: the heap snapshots' own timestamps, else the capture's
-``interval_seconds``. The function named is the group that grew most, never a profiler frame.
+``interval_seconds``. The function named is the application's function of the group that grew
+most (its top frame when none is known), never a profiler frame.
 Registered in :data:`debugcap.analysis.findings.RULES`.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 from debugcap.analysis import appcode, model
 from debugcap.analysis.findings import thresholds
+from debugcap.analysis.findings.base import own_function
 
 BAND = thresholds.BANDS["goroutine-growth"]
 # Fewer new goroutines than this between snapshots is ordinary churn. Judgement call.
@@ -36,7 +38,9 @@ def check(report: model.Report) -> Iterator[model.Finding]:
     added = totals[-1].total - totals[0].total
     top_change = next((c for c in snaps.goroutine_changes or ()
                        if c["change"] > 0 and not appcode.is_profiler(c["function"])), None)
-    where = top_change["function"] if top_change else "?"
+    where = "?"
+    if top_change:
+        where = own_function(report, top_change["state"], top_change["function"]) or top_change["function"]
     minutes = _minutes(report, len(totals))
     per_minute = added / minutes if minutes else None
     rate = f" ({per_minute:.0f}/min)" if per_minute is not None else " (no times known for the snapshots)"

@@ -29,7 +29,7 @@ def check(report: model.Report) -> Iterator[model.Finding]:
         band = thresholds.BANDS["heap-growth-no-limit"]
         value = None if r.per_minute is None else r.per_minute / (1 << 20)
         rate = "" if value is None else f" ({human_bytes(r.per_minute)}/min; no memory limit known)"
-    others = ", ".join(f"{x.function} +{human_bytes(x.growth)}" for x in growth.rows[1:4])
+    others = ", ".join([f"{x.function} +{human_bytes(x.growth)}" for x in growth.rows[1:] if x.own][:3])
     yield model.Finding(
         band.severity(value), "heap-growth", r.function,
         f"heap growth: {r.function}{via(r)} in-use memory grew by {human_bytes(r.growth)}"

@@ -80,9 +80,9 @@ def fixed_cpu_profile(seconds: int = 1) -> bytes:
     return gzip.compress(p.SerializeToString())
 
 
-def write_manifest(stem: Path, collectors: list[manifest.CollectorRecord], *, pod: str = "api-7d9f") -> None:
+def write_manifest(stem: Path, collectors: list[manifest.CollectorRecord], *, pod: str = "api-7d9f",
+                   when: datetime = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)) -> None:
     """A manifest as the bundle writer writes it, with the given collector records."""
-    when = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
     fields = manifest.ManifestFields(
         capture=manifest.CaptureInfo(name="c1", template="go-leak", parameters={"cpu_seconds": 30}),
         target=manifest.TargetInfo(namespace="shop", pod=pod, container="api"),
@@ -211,7 +211,7 @@ def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
                                   "subject": "main.parkedWorker", "message": doc["findings"][0]["message"],
                                   "leaf": "", "value": None, "unit": ""}
     assert list(doc["attribution"]) == ["cpu", "heap", "block", "mutex"]
-    assert list(doc["attribution"]["cpu"]) == ["sample_type", "unit", "total", "duration_ns", "profiler",
+    assert list(doc["attribution"]["cpu"]) == ["sample_type", "unit", "total", "duration_ns", "time_ns", "profiler",
                                                "profiler_leaf", "rows"]
     assert doc["attribution"]["cpu"]["rows"][0] == {"function": "main.mixStep", "value": 70 * CPU_PERIOD_NS,
                                                     "leaf": "main.mixStep", "own": True}
@@ -390,7 +390,9 @@ def test_bundle_diff_refuses_bundles_of_different_pods(profdir: Path, tmp_path: 
 
 GOAPP_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-profiles"
 GOAPP_FACTS = json.loads((GOAPP_PROFILES / "facts.json").read_text())
-CAPTURED = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # write_manifest's started_at
+# goapp's start as the pod YAML says it (whole seconds), and the capture's, when the block profile was taken.
+STARTED = datetime.fromtimestamp(int(GOAPP_FACTS["started_at"]), UTC)
+CAPTURED = datetime.fromtimestamp(int(GOAPP_FACTS["started_at"] + GOAPP_FACTS["uptime_seconds"]["block"]), UTC)
 
 # As the pod-yaml collector writes it, redaction's unquoted mask included (YAML reads it as an alias).
 POD_YAML = """kind: Pod
@@ -421,11 +423,9 @@ def make_goapp_bundle(root: Path) -> Path:
     for name in ("cpu", "heap", "block", "mutex"):
         shutil.copy(GOAPP_PROFILES / f"{name}.pb.gz", stem / "pprof" / f"{name}.pb.gz")
     shutil.copy(GOAPP_PROFILES / "goroutine-debug2.txt", stem / "pprof/goroutine-debug2.txt")
-    started = CAPTURED.timestamp() - GOAPP_FACTS["uptime_seconds"]["block"]
     (stem / "k8s").mkdir()
-    (stem / "k8s/pod.yaml").write_text(POD_YAML.format(
-        started=datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")))
-    write_manifest(stem, [])
+    (stem / "k8s/pod.yaml").write_text(POD_YAML.format(started=STARTED.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    write_manifest(stem, [], when=CAPTURED)
     return stem
 
 
@@ -433,7 +433,8 @@ def test_goapp_report_names_the_applications_functions_never_the_profilers(tmp_p
     rep = report.build(make_goapp_bundle(tmp_path))
     assert rep.problems == ()
     assert rep.container == model.Container(name="api", cpu_limit=0.5, memory_limit=64 << 20,
-                                            uptime_seconds=pytest.approx(GOAPP_FACTS["uptime_seconds"]["block"], abs=1))
+                                            uptime_seconds=(CAPTURED - STARTED).total_seconds(),
+                                            started_at=STARTED.timestamp())
     first = {}
     for f in rep.findings:
         first.setdefault(f.kind, f)
@@ -445,6 +446,7 @@ def test_goapp_report_names_the_applications_functions_never_the_profilers(tmp_p
     assert not [f.subject for f in rep.findings if appcode.is_profiler(f.subject)]
     assert [w for w in rep.waiting if w.function == "main.contendedSection"]
     assert "queued in it in the dump" in first["mutex-delay"].message
+    assert "from the container's start to the profile" in first["mutex-delay"].message
     assert first["profiler-own"].leaf == "runtime/trace.(*FlightRecorder).Start"
     # The renderers show the new messages as they are, level first.
     out = text.render_report(rep)
@@ -458,7 +460,7 @@ def test_pod_yaml_without_the_target_container_or_limits_gives_what_it_can(tmp_p
     stem = make_goapp_bundle(tmp_path)
     (stem / "k8s/pod.yaml").write_text("spec:\n  containers:\n  - name: api\nstatus: {}\n")
     rep = report.build(stem)
-    assert rep.container == model.Container("api", None, None, None)
+    assert rep.container == model.Container("api", None, None, None, None)
     block = next(f for f in rep.findings if f.kind == "block-delay")
     assert block.value is None and "(no window known" in block.message
     (stem / "k8s/pod.yaml").write_text("spec:\n  containers:\n  - name: other\n")

@@ -16,7 +16,7 @@ from debugcap.analysis import appcode, attribution, findings, goroutines, model,
 from debugcap.formats import pprof as pprof_format
 
 GOAPP = Path(__file__).resolve().parents[3] / "fixtures" / "goapp-profiles"
-# How the fixture was taken: the process's uptime when the block and mutex profiles were fetched.
+# How the fixture was taken: when the process started (the block and mutex profiles count from then).
 GOAPP_FACTS: dict[str, Any] = json.loads((GOAPP / "facts.json").read_text())
 
 EMPTY = model.Report(
@@ -84,8 +84,9 @@ def goapp_dump() -> goroutines.DumpDict:
     return goroutines.load_dump(GOAPP / "goroutine-debug2.txt")
 
 
-def container(*, cpu: float | None = None, memory: int | None = None, uptime: float | None = None) -> model.Container:
-    return model.Container(name="app", cpu_limit=cpu, memory_limit=memory, uptime_seconds=uptime)
+def container(*, cpu: float | None = None, memory: int | None = None, uptime: float | None = None,
+              started: float | None = None) -> model.Container:
+    return model.Container(name="app", cpu_limit=cpu, memory_limit=memory, uptime_seconds=uptime, started_at=started)
 
 
 def the(rep: model.Report, kind: str) -> model.Finding:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import pytest
 
-from debugcap.analysis import appcode
+from debugcap.analysis import appcode, attribution
 from debugcap.analysis.findings import thresholds
 
 from .reports import GOAPP_FACTS, container, goapp_attribution, goapp_waiting, kinds, report, the
 
 BAND = thresholds.BANDS["block-delay"]
-UPTIME = GOAPP_FACTS["uptime_seconds"]["block"]
+STARTED = GOAPP_FACTS["started_at"]
+
+
+def _window() -> float:
+    """From goapp's start to when the block profile was written: what the profile counts over."""
+    return goapp_attribution("block").time_ns / 1e9 - STARTED
 
 
 def _waited(function: str) -> float:
@@ -25,28 +30,39 @@ def _waited(function: str) -> float:
 
 def test_the_contending_function_is_named_with_its_rate_and_its_queue() -> None:
     rep = report(attribution={"block": goapp_attribution("block")}, waiting=goapp_waiting(),
-                 container=container(uptime=UPTIME))
+                 container=container(uptime=1, started=STARTED))
     f = the(rep, "block-delay")
     assert (f.subject, f.leaf) == ("main.contendedSection", "sync.(*Mutex).Lock")
-    rate = _waited("main.contendedSection") / UPTIME
+    assert 0 < _window() < 60
+    rate = _waited("main.contendedSection") / _window()
     assert f.unit == "s/s" and f.value == pytest.approx(rate, rel=1e-3)
     assert f.severity == BAND.severity(rate)
-    queued = sum(w.count for w in goapp_waiting() if w.function == "main.contendedSection")
+    queued = sum(w.count for w in goapp_waiting()
+                 if w.function == "main.contendedSection" and w.state in attribution.WAITING_STATES)
     assert queued >= 1, "the fixture's dump has contendedSection goroutines waiting on the lock"
     assert f.message.startswith("block delay in main.contendedSection (via sync.(*Mutex).Lock): goroutines were "
-                                f"blocked {_waited('main.contendedSection'):.3g}s over the {UPTIME:.3g}s since the "
-                                "container started")
+                                f"blocked {_waited('main.contendedSection'):.3g}s over the {_window():.3g}s from the "
+                                "container's start to the profile")
     assert f"{queued} goroutine" in f.message and "[sync.Mutex.Lock]" in f.message
     assert not any(appcode.is_profiler(s) for _, s in kinds(rep))
 
 
 @pytest.mark.parametrize(("rate", "level"), [(1, "low"), (3, "medium"), (10, "high")])
 def test_severity_follows_the_waiting_rate(rate: float, level: str) -> None:
-    uptime = _waited("main.contendedSection") / rate
-    f = the(report(attribution={"block": goapp_attribution("block")}, container=container(uptime=uptime)),
+    # The start that makes the profile's window this long.
+    started = goapp_attribution("block").time_ns / 1e9 - _waited("main.contendedSection") / rate
+    f = the(report(attribution={"block": goapp_attribution("block")}, container=container(started=started)),
             "block-delay")
     assert f.subject == "main.contendedSection"
     assert (f.level, f.severity) == (level, BAND.severity(rate))
+
+
+def test_without_the_profiles_time_the_uptime_at_the_capture_is_the_window() -> None:
+    att = goapp_attribution("block")
+    untimed = att.__class__(att.sample_type, att.unit, att.total, 0, att.profiler, att.profiler_leaf, att.rows)
+    f = the(report(attribution={"block": untimed}, container=container(uptime=10, started=STARTED)), "block-delay")
+    assert f.value == pytest.approx(_waited("main.contendedSection") / 10, rel=1e-3)
+    assert "over the 10s from the container's start to the capture's" in f.message
 
 
 def test_without_a_window_the_wait_is_low_and_says_so() -> None:

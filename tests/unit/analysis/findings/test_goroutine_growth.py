@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from debugcap.analysis import model
 from debugcap.analysis.findings import goroutine_growth, thresholds
 
-from .reports import change, kinds, messages, report, the
+from .reports import change, goapp_waiting, kinds, messages, report, the
 
 
 def _snapshots(first: int, last: int, *, minutes: float | None = None,
@@ -43,6 +45,13 @@ def test_the_capture_interval_times_snapshots_without_heap_profiles() -> None:
 def test_without_times_the_growth_is_low_and_says_so() -> None:
     f = the(report(snapshots=_snapshots(10, 70)), "goroutine-growth")
     assert f.level == "low" and "(no times known for the snapshots)" in f.message
+
+
+def test_the_group_that_grew_is_named_by_the_applications_function() -> None:
+    lock_waiters = change("internal/sync.(*Mutex).lockSlow", 1, 200, state="sync.Mutex.Lock")
+    snaps = dataclasses.replace(_snapshots(10, 300, minutes=1), goroutine_changes=(lock_waiters,))
+    rep = report(snapshots=snaps, waiting=goapp_waiting())
+    assert the(rep, "goroutine-growth").subject == "main.contendedSection"
 
 
 def test_a_profiler_group_is_never_the_subject() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from debugcap.analysis import goroutines, model
 
-from .reports import change, goapp_dump, group, kinds, messages, report
+from .reports import change, goapp_dump, goapp_waiting, group, kinds, messages, report, the
 
 
 def test_parked_group_is_a_leak_suspect_naming_its_creator() -> None:
@@ -25,6 +25,16 @@ def test_suspect_that_grew_across_snapshots_outranks_one_that_did_not() -> None:
 def test_real_dump_names_the_leaking_function() -> None:
     rep = report(leak_suspects=tuple(goroutines.suspects(goapp_dump())))
     assert kinds(rep) == [("goroutine-leak", "main.leakWorker")]
+
+
+def test_a_group_keyed_by_a_library_frame_is_named_by_the_applications_function() -> None:
+    # Grouped by the first frame outside the runtime, goapp's lock waiters sit in the library's
+    # internal/sync.(*Mutex).lockSlow; the real dump's stacks show they run in main.contendedSection.
+    suspect = group("internal/sync.(*Mutex).lockSlow", 60, state="sync.Mutex.Lock")
+    f = the(report(leak_suspects=(suspect,), waiting=goapp_waiting()), "goroutine-leak")
+    assert (f.subject, f.leaf) == ("main.contendedSection", "internal/sync.(*Mutex).lockSlow")
+    assert f.message.startswith("goroutine leak suspect at main.contendedSection (parked in "
+                                "internal/sync.(*Mutex).lockSlow): 60 goroutines in [sync.Mutex.Lock]")
 
 
 def test_a_pool_of_the_profilers_own_goroutines_is_not_a_leak() -> None:

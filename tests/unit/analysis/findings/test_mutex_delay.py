@@ -15,7 +15,7 @@ from debugcap.analysis.findings import thresholds
 from .reports import GOAPP_FACTS, container, goapp_attribution, goapp_waiting, report, the
 
 BAND = thresholds.BANDS["mutex-delay"]
-UPTIME = GOAPP_FACTS["uptime_seconds"]["mutex"]
+STARTED = GOAPP_FACTS["started_at"]
 
 
 def _waited() -> float:
@@ -24,9 +24,9 @@ def _waited() -> float:
 
 def test_waits_are_charged_to_the_releasing_function_and_worded_as_others_waiting() -> None:
     f = the(report(attribution={"mutex": goapp_attribution("mutex")}, waiting=goapp_waiting(),
-                   container=container(uptime=UPTIME)), "mutex-delay")
+                   container=container(started=STARTED)), "mutex-delay")
     assert (f.subject, f.leaf) == ("main.contendedSection", "sync.(*Mutex).Unlock")
-    rate = _waited() / UPTIME
+    rate = _waited() / (goapp_attribution("mutex").time_ns / 1e9 - STARTED)
     assert f.value == pytest.approx(rate, rel=1e-3) and f.severity == BAND.severity(rate)
     assert f.message.startswith(f"mutex contention: goroutines waited {_waited():.3g}s for locks released in "
                                 "main.contendedSection (via sync.(*Mutex).Unlock) over the ")
@@ -35,7 +35,8 @@ def test_waits_are_charged_to_the_releasing_function_and_worded_as_others_waitin
 
 @pytest.mark.parametrize(("rate", "level"), [(0.1, "low"), (0.5, "medium"), (2, "high")])
 def test_severity_follows_the_waiting_rate(rate: float, level: str) -> None:
-    f = the(report(attribution={"mutex": goapp_attribution("mutex")}, container=container(uptime=_waited() / rate)),
+    started = goapp_attribution("mutex").time_ns / 1e9 - _waited() / rate
+    f = the(report(attribution={"mutex": goapp_attribution("mutex")}, container=container(started=started)),
             "mutex-delay")
     assert (f.level, f.severity) == (level, BAND.severity(rate))
 
