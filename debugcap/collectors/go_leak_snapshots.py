@@ -46,7 +46,10 @@ class GoLeakSnapshotsCollector(base.Collector):
             delay = next_at - _now()
             if delay > 0:
                 _sleep(delay)
-            next_at += interval
+            # Interval from this snapshot's start, whichever is later: a late snapshot (a fetch
+            # slower than the interval) must not be followed by one at once to catch up; two
+            # snapshots 0.15 s apart show no growth and the rates between them mean nothing.
+            next_at = max(next_at, _now()) + interval
             for kind in kinds:
                 url, filename, body = PROFILES[kind]
                 if kind == "heap" and gc:

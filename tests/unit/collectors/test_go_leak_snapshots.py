@@ -57,6 +57,23 @@ def test_snapshots_are_interval_apart_counted_from_the_first_start(bundle, pprof
     assert clock.now == 1000 + 60 * 2 + 4
 
 
+def test_a_late_snapshot_is_followed_an_interval_later_not_at_once(bundle, pprof_port, clock) -> None:
+    _serve(pprof_port)
+    began: list[float] = []
+
+    class FirstSlowPort:  # the first snapshot's heap takes 7 s of the stand-in clock, longer than the interval
+        def get(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if path.startswith("/debug/pprof/heap"):
+                began.append(clock.now)
+            if not began[1:]:
+                clock.now += 7
+            return pprof_port.get(path, *args, **kwargs)
+
+    ctx = bundle.context(http=FirstSlowPort(), params={"snapshots": 3, "interval_seconds": 5})
+    GoLeakSnapshotsCollector().collect(ctx)
+    assert [b - began[0] for b in began] == [0, 14, 19]  # at least 5 s apart, never back to back
+
+
 def test_gc_false_and_profiles_change_what_is_asked(bundle, pprof_port, clock) -> None:
     _serve(pprof_port)
     params = {"snapshots": 1, "gc": False, "profiles": ["heap", "allocs"]}
