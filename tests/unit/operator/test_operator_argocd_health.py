@@ -3,9 +3,10 @@
 Cases: Argo CD's own test cases of each kind (deploy/argocd/.../health_test.yaml: Progressing,
 Healthy, Degraded, Suspended on live objects taken from the testbed) through gopher-lua with
 Argo CD's default libraries; the same objects through the documented Flux healthCheckExprs in
-cel-go (InProgress, Current, Failed); a capture before the operator wrote anything; the argocd-cm
-snippet holds exactly the scripts tested; the runner refuses what Argo CD refuses (the string
-library, an invalid status), so a script passing here does not lean on something Argo CD lacks.
+cel-go (InProgress, Current, Failed); a capture before the operator wrote anything, and one whose
+spec was edited; the argocd-cm snippet holds exactly the scripts tested, docs/health.md the
+expressions tested; the runner refuses what Argo CD refuses (the string library, an invalid
+status), so a script passing here does not lean on something Argo CD lacks.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def test_the_argocd_cm_snippet_holds_the_tested_scripts() -> None:
     for kind in runners.KINDS:
         script = (runners.CUSTOMIZATIONS / kind / "health.lua").read_text()
         assert data[f"resource.customizations.health.debugcap.io_{kind}"] == script
+
+
+def test_the_documented_flux_expressions_are_the_tested_ones() -> None:
+    docs = (runners.REPO / "docs" / "health.md").read_text()
+    for kind in runners.KINDS:
+        for name, expr in runners.flux_exprs(kind).items():
+            assert f'{name}: "{expr}"' in docs, (kind, name)
 
 
 def test_the_runner_refuses_what_argocd_refuses(built: tuple[Path, Path], tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Cases: a bundle stored in a local store is named by a ``file:///`` URI of the stored file (the
 backend's own ``uri``, not a description of the store), and its scratch directory is removed;
-a bundle the store refuses keeps its key listed as ``uploadKey`` (or spooled, is PartiallyFailed).
+a bundle the store refuses keeps its key listed as ``uploadKey`` (or spooled, is PartiallyFailed);
+either way the pod carries the analysis of its bundle (its Healthy, at the capture's generation).
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ def test_a_bundle_stored_locally_is_named_by_a_file_uri_of_the_stored_file(
     assert result.uri == (tmp_path / "store" / result.key).as_uri()  # was "file://local directory ..."
     assert Path(result.uri.removeprefix("file://")).is_file()
     assert not collected.out_dir.exists()
+
+
+def test_a_stored_pod_carries_its_bundles_analysis_at_the_captures_generation(
+        store: delivering.Store, tmp_path: Path) -> None:
+    sent = threading.Event()
+    sent.set()
+    result = capturing.store_pod(store, _collected(tmp_path), key_sent=sent, generation=3)
+    assert result.health is not None
+    assert (result.health.status, result.health.generation) == ("True", 3)
+    assert result.as_status()["conditions"][0]["type"] == "Healthy"
+    # An upload that failed keeps the analysis: the findings are the bundle's, wherever it waits.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "store").write_text("a file where the store's directory should be")
+    refused = delivering.Store(local.LocalBackend(tmp_path / "other" / "store"), "debugcap", "testbed",
+                               spool.Spool(tmp_path / "other" / "spool"))
+    spooled = capturing.store_pod(refused, _collected(tmp_path / "other"), generation=3)
+    assert spooled.phase == "PartiallyFailed" and spooled.health is not None
 
 
 def test_a_bundle_the_store_refuses_is_spooled_and_its_key_stays_listed(

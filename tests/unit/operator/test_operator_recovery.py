@@ -3,7 +3,8 @@
 Cases: ``PodResult.from_status`` is the exact inverse of ``as_status`` (stored bundle, spooled
 upload key, running pod, collectors); recovery keeps ended pods as written, adopts a running
 pod's uploadKey, fails a running pod without one and counts what was interrupted; adoption from
-a local store: a verified bundle is adopted with its manifest's phase and a file:// URI, a missing
+a local store: a verified bundle is adopted with its manifest's phase, a file:// URI and its
+analysis, a missing
 one leaves the key listed, a damaged one is deleted.
 """
 
@@ -17,7 +18,8 @@ import operator_fakes
 import pytest
 
 from debugcap import delivering
-from debugcap.operator import recovery
+from debugcap.analysis import model
+from debugcap.operator import health, recovery
 from debugcap.operator.results import PodResult
 from debugcap.storage import base, local, spool
 
@@ -32,7 +34,10 @@ COLLECTOR = {"name": "pprof-cpu", "status": "ok", "bytes": 10, "durationMs": 5}
     PodResult(name="api-1", phase="Running", upload_key=KEY),
     PodResult(name="api-1", phase="Failed", message="no pprof", collectors=({**COLLECTOR, "status": "failed"},)),
     PodResult(name="api-1", phase="Pending"),
-], ids=["stored", "spooled", "running", "failed", "pending"])
+    PodResult(name="api-1", phase="Completed", key=KEY, uri=f"s3://b/{KEY}", health=health.judge(
+        [model.Finding(90, "goroutine-leak", "main.f", "parked")], {"goroutines": 300, "cpuShare": 0.5},
+        generation=2, now=operator_fakes.WHEN)),
+], ids=["stored", "spooled", "running", "failed", "pending", "analysed"])
 def test_from_status_reads_back_exactly_what_as_status_wrote(result: PodResult) -> None:
     assert PodResult.from_status(result.as_status()) == result
     assert PodResult.from_status(result.as_status()).as_status() == result.as_status()
@@ -89,6 +94,7 @@ def test_a_verified_bundle_is_adopted_with_its_manifests_phase_and_a_file_uri(
     assert result.uri == (tmp_path / "store" / KEY).as_uri()  # file:///..., not "file://local directory ..."
     assert [c["name"] for c in result.collectors] == ["ps"]
     assert "adopted" in result.message
+    assert result.health is not None and result.health.status == "True"  # read like any stored bundle
 
 
 def test_a_missing_bundle_fails_the_pod_and_keeps_its_key_listed(store: delivering.Store, tmp_path: Path) -> None:
