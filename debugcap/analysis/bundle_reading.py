@@ -1,68 +1,187 @@
-"""Read files out of a bundle, packed (``.tar.gz``) or unpacked, without extracting it.
+"""Read files out of a bundle, packed (``.tar.gz``) or unpacked, once its checksums are checked.
 
 Callers: :mod:`debugcap.analysis.report` and :mod:`debugcap.analysis.sections`, and the
-``diff``/``report`` commands (:func:`is_bundle`). Paths are relative to the bundle's top
-directory (the *stem*) and come from :mod:`debugcap.bundle.layout`; every file may be
-missing. :class:`Reading` adds what every analysis of a bundle needs: a broken file
-becomes a problem line and a known empty or failed capture a hint, never a crash.
+``report``/``diff``/``top``/``goroutines`` commands (:func:`require_bundle`).
+Paths are relative to the bundle's top directory (the *stem*) and come from
+:mod:`debugcap.bundle.layout`; every file may be missing. :class:`Reading` adds what every
+analysis of a bundle needs: a broken file becomes a problem line and a known empty or failed
+capture a hint, never a crash.
+
+Opening a bundle reads it once through :mod:`debugcap.bundle.verify`, the pass behind
+``kubectl debugcap verify``: every member is hashed as it streams by and compared with the
+manifest, and members up to :data:`KEEP_MEMBER_MAX` are kept in memory, so the analyses do not
+decompress them a second time. A bundle that fails its checks is refused, naming its first bad
+member (:class:`CheckFailedError`), unless ``force``: then whatever is readable is read and
+:attr:`BundleReader.unverified` says why it cannot be trusted, a line :class:`Reading` puts first
+among its problems. What fails the checks:
+
+- a member whose sha256 or size differs from the manifest's, one listed but absent, one twice,
+  the manifest and SHA256SUMS disagreeing, the bundle's own ``.sha256`` not matching;
+- an archive cut short or corrupt (compressed data, a tar header, the gzip CRC-32): the members
+  before the damage stay readable;
+- in a bundle with SHA256SUMS (one debugcap wrote), a manifest.json or SHA256SUMS that does not parse;
+- a packed archive without manifest.json, which is no bundle at all (:class:`NotABundleError`).
+
+Members the manifest does not list and a missing SHA256SUMS are no failure: bundles put together
+by hand (and by the tests) list no files, and reading them is what they are for. For the same
+reason an unpacked directory without manifest.json is read as it is; the commands refuse it
+first (:func:`require_bundle`).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import tarfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 from debugcap import errors
-from debugcap.analysis import goroutines, hints
-from debugcap.bundle import layout, manifest
+from debugcap.analysis import goroutines, hints, inputs
+from debugcap.bundle import layout, manifest, verify
 from debugcap.formats import pprof as pprof_format
 
 T = TypeVar("T")
 
+# Members kept in memory by the checking pass; larger ones (traces, 64 MiB goroutine dumps) are
+# decompressed again when read. 16 MiB holds every profile of a normal capture; the total bounds
+# what a bundle of many mid-sized logs can take. Judgement calls.
+KEEP_MEMBER_MAX: Final = 16 << 20
+KEEP_TOTAL_MAX: Final = 256 << 20
+
+_Kind = verify.ProblemKind
+_ALWAYS_BLOCKING: Final = frozenset({_Kind.SHA_MISMATCH, _Kind.SIZE_MISMATCH, _Kind.DUPLICATE, _Kind.DAMAGED,
+                                     _Kind.SUMS_DISAGREE})
+_READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError)
+
+
+class CheckFailedError(errors.AnalysisError):
+    """A bundle fails its checks (a member's checksum, an archive cut short); ``force`` reads it anyway."""
+
+
+class NotABundleError(errors.AnalysisError):
+    """What was given is no bundle: no manifest.json, or a single profile or goroutine dump."""
+
+
+class _Keeper:
+    """The scan's Keep: small members, until the budget is spent; never a trace (analysis reads none)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, name: str, size: int) -> bool:
+        if size > KEEP_MEMBER_MAX or self.total + size > KEEP_TOTAL_MAX or name.endswith(tuple(layout.TRACES)):
+            return False
+        self.total += size
+        return True
+
+
+class _MemberSlice(io.RawIOBase):
+    """One member of an archive, read again from where the checking pass found its data."""
+
+    def __init__(self, path: Path, compressed: bool, offset: int, size: int) -> None:
+        super().__init__()
+        self._path = path
+        self._fh: gzip.GzipFile | io.BufferedReader | None = None
+        self._fh = self._call(lambda: gzip.GzipFile(path, "rb") if compressed else path.open("rb"))
+        self._left = size
+        self._call(lambda: self._file().seek(offset))  # a gzip file seeks forward by decompressing
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except _READ_ERRORS as exc:
+            raise errors.AnalysisError(f"{self._path}: cannot read it again ({exc}); was it changed "
+                                       "while being read?") from exc
+
+    def _file(self) -> gzip.GzipFile | io.BufferedReader:
+        assert self._fh is not None  # set by __init__ or it raised
+        return self._fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._call(lambda: self._file().read(min(len(buf), self._left)))
+        if not data and self._left:
+            raise errors.AnalysisError(f"{self._path}: ends before a member checked a moment ago; "
+                                       "was it changed while being read?")
+        buf[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        super().close()
+
 
 class BundleReader:
-    """Read-only view of one bundle; ``read``/``open`` return None for missing files."""
+    """Read-only view of one checked bundle; ``read``/``open`` return None for missing files."""
 
     def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
         self.path = Path(path)
         self.force = force  # read what is readable of a bundle that fails its checks
-        self._tar: tarfile.TarFile | None = None
-        self._members: dict[str, tarfile.TarInfo] = {}
+        # Why the bundle cannot be trusted, when force let it through; empty when it verified.
+        self.unverified: list[str] = []
         self._root: Path | None = None
         if self.path.is_dir():
             self._root = self._find_root(self.path)
-        elif self.path.is_file():
             try:
-                self._tar = tarfile.open(self.path, mode="r:*")
-                members = [m for m in self._tar.getmembers() if m.isfile()]
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise errors.AnalysisError(f"{self.path}: not a readable bundle archive: {exc}") from exc
-            tops = {m.name.split("/", 1)[0] for m in members if "/" in m.name}
-            strip = len(tops) == 1 and all("/" in m.name for m in members)
-            for m in members:
-                name = m.name.split("/", 1)[1] if strip else m.name
-                self._members[name.removeprefix("./")] = m
+                self._scan = verify.scan_directory(self._root, keep=_Keeper())
+            except OSError as exc:
+                raise errors.AnalysisError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+            result = verify.check(self._root, self._scan, own_checksum=False)
+        elif self.path.is_file():
+            self._scan = self._scan_archive()
+            result = verify.check(self.path, self._scan, own_checksum=True)
         else:
             raise errors.AnalysisError(f"{self.path}: no such bundle file or directory")
+        self._files = set(self._scan.digests) | set(self._scan.reserved)
+        self._judge(result)
+
+    def _scan_archive(self) -> verify.Scan:
+        try:
+            scan = verify.scan_archive(self.path, keep=_Keeper())
+        except OSError as exc:
+            raise errors.AnalysisError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        damage = scan.damaged
+        if damage is not None and not scan.headers_read:
+            raise errors.AnalysisError(f"{self.path}: not a readable bundle archive: {damage.detail}")
+        return scan
+
+    def _judge(self, result: verify.VerifyResult) -> None:
+        """Refuse a bundle that fails its checks, or (force) say why it cannot be trusted."""
+        packed = self._root is None
+        where = str(self.path if packed else self._root)
+        blocking = _blocking(result, self._scan, self.path)
+        if not blocking and layout.MANIFEST not in self._scan.reserved and (packed or self.force):
+            if not self.force:
+                raise NotABundleError(hints.not_a_bundle(where, "it holds no manifest.json"))
+            self.unverified.append(hints.unverified_without_manifest(where))
+        elif blocking:
+            if not self.force:
+                raise CheckFailedError(hints.bundle_check_failed(where, blocking, packed=packed))
+            self.unverified.append(hints.unverified(where, blocking, len(self._files), packed=packed))
 
     @staticmethod
     def _find_root(path: Path) -> Path:
-        # Accept both the stem directory and the directory it was unpacked into.
+        # Accept both the stem directory and the directory it was unpacked into; a lone pprof/
+        # is evidence of its own, not a stem.
         if (path / layout.MANIFEST).exists():
             return path
         subdirs = [p for p in path.iterdir() if p.is_dir()]
-        if len(subdirs) == 1 and not any(p.is_file() for p in path.iterdir()):
+        if len(subdirs) == 1 and not any(p.is_file() for p in path.iterdir()) \
+                and (subdirs[0] / layout.MANIFEST).exists():
             return subdirs[0]
         return path
 
     def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
+        """Nothing stays open between reads; kept for the ``with`` form."""
 
     def __enter__(self) -> BundleReader:
         return self
@@ -71,27 +190,24 @@ class BundleReader:
         self.close()
 
     def names(self) -> list[str]:
-        if self._root is not None:
-            return sorted(str(p.relative_to(self._root)) for p in self._root.rglob("*") if p.is_file())
-        return sorted(self._members)
+        return sorted(self._files)
 
     def exists(self, rel: str) -> bool:
-        if self._root is not None:
-            return (self._root / rel).is_file()
-        return rel in self._members
+        return rel in self._files
 
     def open(self, rel: str) -> IO[bytes] | None:
-        if self._root is not None:
-            p = self._root / rel
-            return p.open("rb") if p.is_file() else None
-        m = self._members.get(rel)
-        if m is None or self._tar is None:
+        if rel not in self._files:
             return None
-        try:
-            fh = self._tar.extractfile(m)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise errors.AnalysisError(f"{self.path}: cannot read {rel}: {exc}") from exc
-        return fh
+        kept = self._scan.kept.get(rel)
+        if kept is not None:
+            return io.BytesIO(kept)
+        if self._root is not None:
+            try:
+                return (self._root / rel).open("rb")
+            except OSError as exc:
+                raise errors.AnalysisError(f"{self.label(rel)}: cannot read: {exc.strerror or exc}") from exc
+        member = _MemberSlice(self.path, self._scan.compressed, self._scan.offsets[rel], self._scan.digests[rel].size)
+        return io.BufferedReader(member, buffer_size=1 << 20)
 
     def read(self, rel: str) -> bytes | None:
         fh = self.open(rel)
@@ -100,7 +216,7 @@ class BundleReader:
         try:
             with fh:
                 return fh.read()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             raise errors.AnalysisError(f"{self.path}: cannot read {rel}: {exc}") from exc
 
     def text(self, rel: str) -> str | None:
@@ -108,21 +224,45 @@ class BundleReader:
         return None if data is None else data.decode("utf-8", "replace")
 
     def label(self, rel: str) -> str:
-        return f"{self.path}:{rel}" if self._tar is not None else str((self._root or self.path) / rel)
+        return f"{self.path}:{rel}" if self._root is None else str(self._root / rel)
 
 
-def is_bundle(path: str | os.PathLike[str]) -> bool:
-    """A directory, or a tar archive (a .pb.gz profile is gzip but not tar)."""
+def _blocking(result: verify.VerifyResult, scan: verify.Scan, path: Path) -> list[verify.Problem]:
+    """The problems that make a bundle untrustworthy, the first in the archive first."""
+    written_by_debugcap = layout.SHA256SUMS in scan.reserved
+    out = [p for p in result.problems
+           if p.kind in _ALWAYS_BLOCKING
+           or (p.kind is _Kind.MISSING and p.path not in (layout.MANIFEST, layout.SHA256SUMS))
+           or (p.kind is _Kind.UNREADABLE and written_by_debugcap)]
+    if result.bundle_checksum_ok is False:
+        out.append(verify.Problem(layout.checksum_name(path.name), _Kind.SHA_MISMATCH,
+                                  f"the bundle's sha256 is {result.sha256}; the .sha256 file beside it says otherwise"))
+    position = {name: i for i, name in enumerate(scan.order)}
+
+    def where(p: verify.Problem) -> float:
+        if p.path == "(start)":
+            return -1
+        if p.path.startswith("(after "):
+            return position.get(p.path[7:-1], len(position)) + 0.5
+        return position.get(p.path, len(position))
+
+    return sorted(out, key=where)
+
+
+def require_bundle(path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Refuse what is not a bundle, saying what it is and which command reads it.
+
+    A packed archive is only known to lack its manifest once it has been read to the end:
+    :class:`BundleReader` refuses that one.
+    """
     p = Path(path)
-    if p.is_dir():
-        return True
-    if not p.is_file():
-        return False
-    try:
-        with tarfile.open(p, mode="r:*") as tf:
-            return tf.next() is not None
-    except (tarfile.TarError, OSError, EOFError, zlib.error):
-        return False
+    kind = inputs.kind_of(p)
+    if kind == "profile":
+        raise NotABundleError(hints.profile_not_bundle(str(p)))
+    if kind == "dump":
+        raise NotABundleError(hints.dump_not_bundle(str(p)))
+    if kind == "directory" and not force and not (BundleReader._find_root(p) / layout.MANIFEST).exists():
+        raise NotABundleError(hints.not_a_bundle(str(p), "it has no manifest.json"))
 
 
 class Reading:
@@ -130,7 +270,8 @@ class Reading:
 
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
-        self.problems: list[str] = []
+        # A bundle read with force says first that nothing after it can be trusted.
+        self.problems: list[str] = list(reader.unverified)
         self.hints: list[str] = []
 
     def guard(self, fn: Callable[[], T]) -> T | None:

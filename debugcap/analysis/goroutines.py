@@ -1,12 +1,31 @@
-"""Group a ``goroutine?debug=2`` text dump by state and top user frame.
+"""Group a goroutine dump (``goroutine?debug=2`` or ``debug=1``) by state and application frame.
 
 Callers: :mod:`debugcap.analysis.bundle_reading` (dumps inside bundles) and the
 ``goroutines`` command of :mod:`debugcap.kubectl_plugin.commands.analyze`; the
 table form is :func:`debugcap.analysis.rendering.text.render_dump`.
 
-A dump can hold hundreds of thousands of goroutines (64 MB of text), so the
-parser streams bytes line by line and keeps one small record per *group*,
-never per goroutine. Format notes: shared/research/pprof.md §3.
+A goroutine is grouped by its state (the wait reason: ``sync.Mutex.Lock``, ``chan receive``...)
+and the application frame it waits in: the first frame of the program's own code, as
+:mod:`debugcap.analysis.appcode` decides (not the runtime's, the standard library's or a
+dependency's). So goroutines queued on a lock in ``main.lockedUpdate`` form one group named
+``main.lockedUpdate``, not ``sync.(*Mutex).lockSlow``, and one sleeping in ``main.poll`` does
+not join those sleeping elsewhere under ``time.Sleep``. A stack without own code is named by
+its first frame outside the runtime.
+
+A dump can hold hundreds of thousands of goroutines (64 MB of text), so the parser streams
+bytes line by line and keeps one small record per distinct (state, stack), never per goroutine;
+which frames are the program's own is decided once the whole file has been read, from every
+function and file it names. Format notes: shared/research/pprof.md §3.
+
+- debug=2 (``runtime.Stack``): ``goroutine N [state, M minutes]:``, then ``func(args)`` and
+  ``\\tfile:line +0x..`` line pairs, and ``created by``. Go's ``writeGoroutineStacks`` stops at a
+  64 MiB buffer: a dump of exactly that size is *truncated* and its counts are low.
+- debug=1 (``printCountProfile``): ``goroutine profile: total N``, then per distinct stack
+  ``K @ 0x.. 0x..`` and ``#\\t0x..\\tfunc+0x..\\tfile:line`` frames. No states or wait times; the
+  header's total is exact.
+
+Any other dump that ends inside a goroutine was *cut* (a download or copy that stopped early):
+:data:`DumpDict` says where, and :mod:`debugcap.analysis.hints` which of the two it was.
 
 A dump taken after Go 1.26's leak-detecting GC (``goroutineleak?debug=2``, or any dump while
 its marks last) shows a goroutine the runtime proved blocked forever as ``[chan receive
@@ -18,19 +37,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypedDict
 
 from debugcap import errors
+from debugcap.analysis import appcode
 
 if TYPE_CHECKING:  # the goroutines command reads text only: no protobuf import for it
     from debugcap.formats import pprof as pprof_format
 
-# runtime/pprof.writeGoroutineStacks stops growing its buffer here and writes
-# whatever fit, silently cutting the last goroutine.
+# runtime/pprof.writeGoroutineStacks grows its buffer up to 64 MiB and writes whatever fit:
+# a debug=2 dump this size exactly was cut there, in the middle of a goroutine.
 GO_DUMP_LIMIT = 64 << 20
 
 # A pool this large parked on one frame is worth a look; smaller groups are
@@ -38,6 +58,8 @@ GO_DUMP_LIMIT = 64 << 20
 LEAK_SUSPECT_MIN = 50
 
 _HEADER = re.compile(rb"^goroutine (\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[(.*)\]:\s*$")
+_COUNT_HEADER = re.compile(rb"^(goroutine|goroutineleak) profile: total (\d+)\s*$")
+_COUNT_LINE = re.compile(rb"^(\d+) @(?: 0x[0-9a-f]+)*\s*$")
 _MINUTES = re.compile(r"^(\d+) minutes$")
 _LEAKED = " (leaked)"
 
@@ -48,8 +70,8 @@ UNAVAILABLE = "(stack unavailable)"
 
 
 class GroupDict(TypedDict):
-    state: str
-    function: str
+    state: str  # "" in a debug=1 dump, which has none
+    function: str  # the first frame of the program's own code, else the first outside the runtime
     count: int
     max_wait_minutes: int
     created_by: str
@@ -66,7 +88,9 @@ class LeakGroupDict(TypedDict):
 
 class DumpDict(TypedDict):
     total: int
-    truncated: bool
+    truncated: bool  # cut at Go's 64 MiB limit for debug=2 dumps: the goroutines past it are missing
+    cut: str  # where a dump not written whole ends ("" when it ends where a dump ends)
+    format: str  # "debug=2" or "debug=1"
     groups: list[GroupDict]
 
 
@@ -79,11 +103,29 @@ class GroupChange(TypedDict):
 
 
 @dataclass
-class _Group:
-    count: int
-    max_wait: int
-    created_by: str
-    leaked: int
+class _Stack:
+    """Goroutines with one state and one stack (function names, leaf first)."""
+
+    count: int = 0
+    max_wait: int = 0
+    created_by: bytes = b""
+    leaked: int = 0
+
+
+@dataclass
+class _Parsed:
+    stacks: dict[tuple[str, tuple[bytes, ...]], _Stack] = field(default_factory=dict)
+    files: dict[bytes, bytes] = field(default_factory=dict)  # function -> its file, as first seen
+    total: int = 0
+    cut: str = ""
+
+    def add(self, state: str, frames: list[bytes], count: int, minutes: int, created: bytes, leaked: int) -> None:
+        st = self.stacks.setdefault((state, tuple(frames)), _Stack())
+        st.count += count
+        st.leaked += leaked
+        st.max_wait = max(st.max_wait, minutes)
+        if created and not st.created_by:
+            st.created_by = created
 
 
 def is_runtime_frame(func: bytes) -> bool:
@@ -116,83 +158,156 @@ def _frame_name(line: bytes) -> bytes:
     return line[:end] if end > 0 else line.rstrip()
 
 
-def parse_dump(lines: Iterable[bytes]) -> DumpDict:
-    """Summarise a dump given as byte lines (a binary file object works)."""
-    groups: dict[tuple[str, str], _Group] = {}
+def _file_of(line: bytes) -> bytes:
+    """``\\t/app/main.go:10 +0x1d`` -> ``/app/main.go``."""
+    text = line.strip()
+    cut = text.find(b" +0x")
+    if cut >= 0:
+        text = text[:cut]
+    colon = text.rfind(b":")
+    return text[:colon] if colon > 0 else text
+
+
+def _parse_debug2(lines: Iterable[bytes]) -> tuple[_Parsed, int]:  # long: the per-line loop of a 64 MB dump
+    """Every goroutine of a debug=2 dump into records per (state, stack); and the bytes read."""
+    out = _Parsed()
     bracket_cache: dict[bytes, tuple[str, int, bool]] = {}
-    total = 0
     nbytes = 0
-    in_goroutine = False
-    state = ""
-    minutes = 0
-    leaked = False
-    top: bytes | None = None
-    first: bytes | None = None
+    goid = b""
+    state, minutes, leaked = "", 0, False
+    frames: list[bytes] = []
     created = b""
+    awaiting_file: bytes | None = None  # the function whose "\tfile:line" comes next
     last = b""
-
-    def flush() -> None:
-        func = top if top is not None else first
-        name = func.decode("utf-8", "replace") if func is not None else UNAVAILABLE
-        key = (state, name)
-        g = groups.get(key)
-        if g is None:
-            groups[key] = _Group(1, minutes, created.decode("utf-8", "replace"), int(leaked))
-        else:
-            g.count += 1
-            g.leaked += leaked
-            if minutes > g.max_wait:
-                g.max_wait = minutes
-            if created and not g.created_by:
-                g.created_by = created.decode("utf-8", "replace")
-
     for line in lines:
         nbytes += len(line)
         last = line
-        if line[:1] == b"\t" or line == b"\n":
+        if line[:1] == b"\t":
+            if awaiting_file is not None and awaiting_file not in out.files:
+                out.files[awaiting_file] = _file_of(line)
+            awaiting_file = None
+            continue
+        if line == b"\n":
             continue
         if line.startswith(b"goroutine "):
             m = _HEADER.match(line)
             if m is None:
                 continue
-            if in_goroutine:
-                flush()
-            in_goroutine = True
-            total += 1
+            if goid:
+                out.add(state, frames, 1, minutes, created, int(leaked))
+            goid = m.group(1)
+            out.total += 1
             inner = m.group(2)
             parsed = bracket_cache.get(inner)
             if parsed is None:
                 parsed = bracket_cache[inner] = _parse_bracket(inner)
             state, minutes, leaked = parsed
-            top = first = None
-            created = b""
-        elif not in_goroutine:
+            frames, created, awaiting_file = [], b"", None
+        elif not goid:
             continue
         elif line.startswith(b"created by "):
             rest = line[11:].rstrip()
             cut = rest.find(b" in goroutine ")
             created = rest[:cut] if cut >= 0 else rest
-        elif top is None and not line.startswith((b"...", b"[originating")):
+            awaiting_file = None
+        elif line.startswith((b"...", b"[originating")):
+            awaiting_file = None
+        else:
             name = _frame_name(line)
-            if first is None:
-                first = name
-            if not is_runtime_frame(name):
-                top = name
-    if in_goroutine:
-        flush()
+            frames.append(name)
+            awaiting_file = name
+    if goid:
+        out.add(state, frames, 1, minutes, created, int(leaked))
+        # A whole dump ends with a frame's "\tfile:line" (or a blank line); a cut one inside a line,
+        # or on a function, header or "created by" line whose file never came.
+        if not (last.endswith(b"\n") and (last[:1] == b"\t" or last == b"\n")):
+            out.cut = f"the file ends inside goroutine {goid.decode()}'s stack, after {nbytes} bytes"
+    return out, nbytes
 
-    # A cut dump ends mid-line or with a frame whose file:line never came, and
-    # a dump that hit Go's buffer cap is exactly 64 MiB long.
-    truncated = bool(total) and (nbytes >= GO_DUMP_LIMIT or not last.endswith(b"\n")
-                                 or not (last.startswith(b"\t") or last == b"\n"))
+
+def _parse_debug1(lines: Iterable[bytes], header: re.Match[bytes]) -> _Parsed:
+    """Every record of a debug=1 count profile into records per stack; the header's total is exact."""
+    out = _Parsed()
+    leak_profile = header.group(1) == b"goroutineleak"
+    counted, count, frames = 0, 0, []
+    last, nbytes = b"", 0
+    for line in lines:
+        nbytes += len(line)
+        last = line
+        if line.startswith(b"#"):
+            # "#\t0x4a1b2c\tmain.f+0x2c\t/app/main.go:10", tab-padded by text/tabwriter.
+            fields = [f for f in line.rstrip(b"\n").split(b"\t") if f]
+            if len(fields) >= 3 and fields[1] != b"labels:" and count:
+                name = fields[2].rsplit(b"+0x", 1)[0]
+                frames.append(name)
+                if name not in out.files and len(fields) >= 4:
+                    out.files[name] = fields[3].rsplit(b":", 1)[0]
+            continue
+        m = _COUNT_LINE.match(line)
+        if m is None:
+            continue
+        if count:
+            out.add("", frames, count, 0, b"", count if leak_profile else 0)
+        count, frames = int(m.group(1)), []
+        counted += count
+    if count:
+        out.add("", frames, count, 0, b"", count if leak_profile else 0)
+    out.total = int(header.group(2))
+    size = nbytes + len(header.group(0))
+    if counted < out.total:
+        out.cut = (f"the file ends after {size} bytes, having listed {counted} of the {out.total} goroutines "
+                   "its header counts")
+    elif last != b"\n":
+        # printCountProfile ends every record, the last too, with a blank line.
+        out.cut = f"the file ends after {size} bytes, inside the stack of its last record"
+    return out
+
+
+def _name_of(frames: Sequence[bytes], code: appcode.Code, files: dict[bytes, bytes]) -> str:
+    pairs = [(f.decode("utf-8", "replace"), files.get(f, b"").decode("utf-8", "replace")) for f in frames]
+    own = code.first_own(pairs)
+    if own is not None:
+        return pairs[own][0]
+    outside = next((fn for fn, raw in zip(pairs, frames, strict=True) if not is_runtime_frame(raw)), None)
+    if outside is not None:
+        return outside[0]
+    return pairs[0][0] if pairs else UNAVAILABLE
+
+
+def _groups(parsed: _Parsed) -> list[GroupDict]:
+    """Records per stack -> groups per (state, application frame), largest first."""
+    funcs = list(parsed.files)
+    code = appcode.Code.from_functions([f.decode("utf-8", "replace") for f in funcs],
+                                       [parsed.files[f].decode("utf-8", "replace") for f in funcs])
+    merged: dict[tuple[str, str], _Stack] = {}
+    for (state, frames), st in parsed.stacks.items():
+        g = merged.setdefault((state, _name_of(frames, code, parsed.files)), _Stack())
+        g.count += st.count
+        g.leaked += st.leaked
+        g.max_wait = max(g.max_wait, st.max_wait)
+        if st.created_by and not g.created_by:
+            g.created_by = st.created_by
     out = [
-        GroupDict(state=st, function=fn, count=g.count, max_wait_minutes=g.max_wait,
-                  created_by=g.created_by,
-                  suspect=g.count >= LEAK_SUSPECT_MIN and st not in _ACTIVE_STATES, leaked=g.leaked)
-        for (st, fn), g in groups.items()
+        GroupDict(state=state, function=fn, count=g.count, max_wait_minutes=g.max_wait,
+                  created_by=g.created_by.decode("utf-8", "replace"),
+                  suspect=g.count >= LEAK_SUSPECT_MIN and state not in _ACTIVE_STATES, leaked=g.leaked)
+        for (state, fn), g in merged.items()
     ]
     out.sort(key=lambda g: (-g["count"], g["state"], g["function"]))
-    return DumpDict(total=total, truncated=truncated, groups=out)
+    return out
+
+
+def parse_dump(lines: Iterable[bytes]) -> DumpDict:
+    """Summarise a dump given as byte lines (a binary file object works), debug=2 or debug=1."""
+    it = iter(lines)
+    first = next(it, b"")
+    header = _COUNT_HEADER.match(first)
+    if header is not None:
+        return DumpDict(total=(p := _parse_debug1(it, header)).total, truncated=False, cut=p.cut,
+                        format="debug=1", groups=_groups(p))
+    parsed, nbytes = _parse_debug2(chain([first], it))
+    return DumpDict(total=parsed.total, truncated=bool(parsed.total) and nbytes == GO_DUMP_LIMIT,
+                    cut=parsed.cut, format="debug=2", groups=_groups(parsed))
 
 
 def load_dump(path: str | os.PathLike[str]) -> DumpDict:
@@ -206,20 +321,21 @@ def load_dump(path: str | os.PathLike[str]) -> DumpDict:
 
 
 def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
-    """Summarise the dump read from ``fh``; reject what is not a debug=2 dump, naming ``source``."""
+    """Summarise the dump read from ``fh``; reject what is not a debug=2 or debug=1 dump, naming ``source``."""
     head = fh.read(64 * 1024)
     if not head:
         raise errors.AnalysisError(f"{source}: empty file, not a goroutine dump")
-    if not head.lstrip().startswith(b"goroutine "):
+    if not head.lstrip().startswith(b"goroutine"):
         if head.startswith(b"\x1f\x8b"):
             raise errors.AnalysisError(
-                f"{source}: is gzip data (a debug=0 goroutine profile?), not a debug=2 text dump")
+                f"{source}: is gzip data (a debug=0 goroutine profile?), not a debug=2 or debug=1 text dump; "
+                f"show a profile with `kubectl debugcap top {source}`")
         raise errors.AnalysisError(
-            f"{source}: not a goroutine?debug=2 dump: "
+            f"{source}: not a goroutine dump (goroutine?debug=2 or debug=1): "
             f"{errors.shorten(head[:200].decode('utf-8', 'replace'), 120)!r}")
 
     # Hand the sniffed head back as lines; the file object continues after it.
-    parts = head.split(b"\n")
+    parts = head.lstrip().split(b"\n")
     pieces = [part + b"\n" for part in parts[:-1]]
     if parts[-1]:
         pieces.append(parts[-1] + fh.readline())
@@ -237,11 +353,15 @@ def leaked(dump: DumpDict) -> list[GroupDict]:
 
 
 def leak_groups(profile: pprof_format.Profile) -> list[LeakGroupDict]:
-    """A goroutineleak profile (debug=0) by top user frame, most goroutines first."""
+    """A goroutineleak profile (debug=0) by application frame, as dumps group, most goroutines first."""
+    code = appcode.Code.from_profile(profile)
     counts: dict[str, int] = {}
     for stack, values in zip(profile.stacks, profile.values, strict=True):
-        names = [profile.node_names[n] for loc in stack for n in profile.loc_nodes[loc]]
-        user = next((n for n in names if not is_runtime_frame(n.encode())), names[0] if names else UNAVAILABLE)
+        nodes = [n for loc in stack for n in profile.loc_nodes[loc]]
+        pairs = [(profile.node_names[n], profile.node_files[n]) for n in nodes]
+        own = code.first_own(pairs)
+        user = pairs[own][0] if own is not None else next(
+            (fn for fn, _ in pairs if not is_runtime_frame(fn.encode())), pairs[0][0] if pairs else UNAVAILABLE)
         counts[user] = counts.get(user, 0) + (values[0] if values else 0)
     out = [LeakGroupDict(function=f, count=c) for f, c in counts.items() if c]
     out.sort(key=lambda g: (-g["count"], g["function"]))

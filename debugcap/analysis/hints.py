@@ -1,13 +1,17 @@
-"""Explain captures that are empty, short or broken for a known reason.
+"""Explain captures that are empty, short or broken for a known reason, and inputs that are no bundle.
 
-Callers: :class:`debugcap.analysis.bundle_reading.Reading` and the ``top`` command. Each hint is
-one sentence that says what is wrong and what to do about it.
+Callers: :class:`debugcap.analysis.bundle_reading.Reading` and ``BundleReader``, and the
+``top``/``goroutines`` commands. Each hint is one sentence that says what is wrong and what to do
+about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from debugcap import errors
 from debugcap.analysis import goroutines
+from debugcap.bundle import verify
 from debugcap.formats import pprof as pprof_format
 
 # A CPU profile this much shorter than asked for was cut short; small shortfalls
@@ -69,9 +73,72 @@ def profile_hints(profile: pprof_format.Profile, kind: str, path: str,
 
 
 def dump_hints(dump: goroutines.DumpDict, path: str) -> list[str]:
-    """A hint when the dump was cut at Go's size limit, so its counts are low."""
+    """A hint when the dump is not whole: cut at Go's size limit, or cut short after it was written."""
     if dump["truncated"]:
-        return [f"{path} was cut at Go's 64 MB goroutine dump limit: the last goroutine is "
-                f"incomplete and the {dump['total']} goroutines counted are fewer than there are; "
-                "use the debug=0 goroutine profile (goroutine.pb.gz) for exact counts"]
+        return [f"{path} is exactly 64 MiB, the most Go writes for a debug=2 dump (runtime/pprof "
+                f"writeGoroutineStacks stops there): the goroutines past the cut are missing, so the "
+                f"{dump['total']} counted are fewer than there are; the debug=1 or debug=0 goroutine profile "
+                "(goroutine-debug1.txt, goroutine.pb.gz) counts every goroutine"]
+    if dump["cut"]:
+        return [f"{path} was cut short: {dump['cut']}. Go wrote it whole (its 64 MiB limit is not the cause), "
+                "so a download or copy stopped early: the counts of the last groups are low; capture again "
+                "or fetch the file again"]
     return []
+
+
+# ---- inputs that are no bundle, bundles that fail their checks ----
+
+_WHAT_A_BUNDLE_IS = (
+    "a bundle is the <namespace>_<pod>_<time>.tar.gz that `kubectl debugcap create` or the operator "
+    "writes, or that archive unpacked: its top directory holds manifest.json (every file with its "
+    "SHA-256), SHA256SUMS and the evidence under pprof/, proc/, net/...")
+
+
+def not_a_bundle(path: str, why: str) -> str:
+    return (f"{path} is not a debugcap bundle: {why}. {_WHAT_A_BUNDLE_IS}. For one profile use "
+            f"`kubectl debugcap top FILE`; to read these files anyway, unverified, pass --force")
+
+
+def profile_not_bundle(path: str) -> str:
+    return (f"{path} is a single profile, not a bundle: show it with `kubectl debugcap top {path}`, or "
+            f"compare two with `kubectl debugcap diff BASE NEW`")
+
+
+def dump_not_bundle(path: str) -> str:
+    return f"{path} is a goroutine dump, not a bundle: group it with `kubectl debugcap goroutines {path}`"
+
+
+def _check_command(where: str, packed: bool) -> str:
+    # `kubectl debugcap verify` reads archives only; an unpacked bundle checks itself with coreutils.
+    return f"`kubectl debugcap verify {where}`" if packed else f"`sha256sum -c SHA256SUMS` in {where}"
+
+
+def _first_failure(where: str, problems: Sequence[verify.Problem]) -> str:
+    first = problems[0]
+    if first.kind is verify.ProblemKind.DAMAGED:
+        what = f"{where} is cut short or damaged at {first.path}: {first.detail}"
+    else:
+        what = f"{where} fails its checks, first at {first.path}: {first.kind.value}: {first.detail}"
+    more = len(problems) - 1
+    return what + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def bundle_check_failed(where: str, problems: Sequence[verify.Problem], *, packed: bool) -> str:
+    """The error for a bundle that fails its checks, naming the first bad member."""
+    return (f"{_first_failure(where, problems)}. Its evidence cannot be trusted as it is: list every problem "
+            f"with {_check_command(where, packed)} and fetch an intact copy, or read what is readable, "
+            "marked unverified, with --force")
+
+
+def unverified(where: str, problems: Sequence[verify.Problem], readable: int, *, packed: bool) -> str:
+    """The first problem line of a report read with --force from a bundle that fails its checks."""
+    damaged = problems[0].kind is verify.ProblemKind.DAMAGED
+    rest = (f"only the {readable} files before the damage were read" if damaged
+            else "what follows may be wrong")
+    return (f"unverified (read with --force): {_first_failure(where, problems)}; {rest}. "
+            f"Check it with {_check_command(where, packed)}")
+
+
+def unverified_without_manifest(where: str) -> str:
+    return (f"unverified (read with --force): {where} has no manifest.json, so nothing in it could be checked "
+            "against the checksums of its capture")

@@ -1,10 +1,16 @@
 """Check a finished bundle against its own manifest, SHA256SUMS and ``.sha256``.
 
 Used by the CLI (``kubectl debugcap verify``), by :mod:`debugcap.storage.spool` before a late
-upload and by the e2e tests. One streaming pass over the archive: each member is hashed as it is
-read and the bundle file itself is hashed underneath the decompressor, so a 1 GB bundle is read
-once and memory stays flat. The manifest comes last in the archive, so comparisons happen after
-the pass.
+upload, by the e2e tests, and by :mod:`debugcap.analysis.bundle_reading`, which reads every
+bundle through the same pass (:func:`scan_archive` or :func:`scan_directory`, then :func:`check`)
+so that no analysis trusts a member that fails its checksum.
+
+One streaming pass over the archive (:mod:`debugcap.bundle.archive`): each member is hashed as it
+is read and the bundle file itself is hashed underneath the decompressor, so a 1 GB bundle is read
+once and memory stays flat; a caller may keep small members' bytes to spare itself a second read.
+The manifest comes last in the archive, so comparisons happen after the pass. An archive damaged
+part-way ends the pass with a ``damaged`` problem naming the member being read; what was read
+before it stays in the scan.
 """
 
 from __future__ import annotations
@@ -13,16 +19,24 @@ import enum
 import hashlib
 import re
 import tarfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from debugcap.bundle import layout, manifest
+from debugcap.bundle import archive, layout, manifest
 from debugcap.errors import BundleError
 
-_CHUNK = 1024 * 1024
+_CHUNK = archive.CHUNK
+# Members are read in smaller pieces than the file: where an archive breaks is then told to 64 KiB.
+_MEMBER_CHUNK = 64 * 1024
 _SUMS_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64}) [ *](?P<path>.+)$")
+
+# The path a problem with the archive's own gzip checksum is filed under: no member is to blame.
+GZIP_TRAILER = "(gzip trailer)"
+
+# Decides, from a member's path (as archived) and size, whether the scan keeps its bytes for the caller.
+Keep = Callable[[str, int], bool]
 
 
 class ProblemKind(enum.StrEnum):
@@ -35,6 +49,7 @@ class ProblemKind(enum.StrEnum):
     UNEXPECTED_MEMBER = "unexpected-member"  # outside the stem directory, a link, a device...
     DUPLICATE = "duplicate"  # the same path twice in the archive
     COLLECTOR_FILE = "collector-file"  # a collector lists a file the manifest does not
+    DAMAGED = "damaged"  # the archive cannot be read past this member (cut short, corrupt data or header)
 
 
 @dataclass(frozen=True)
@@ -75,58 +90,159 @@ class VerifyResult:
         return "\n".join(lines)
 
 
-class _HashingReader:
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.hash.update(data)
-        return data
-
-
 @dataclass
-class _Scan:
-    digests: dict[str, manifest.FileEntry] = field(default_factory=dict)
-    reserved: dict[str, bytes] = field(default_factory=dict)
+class Scan:
+    """What one pass over a bundle found. Paths are relative to the stem once the pass is over."""
+
+    digests: dict[str, manifest.FileEntry] = field(default_factory=dict)  # complete members, reserved ones aside
+    reserved: dict[str, bytes] = field(default_factory=dict)  # manifest.json and SHA256SUMS as read
     problems: list[Problem] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # member paths as archived, the damaged one included
+    offsets: dict[str, int] = field(default_factory=dict)  # where a complete member's data starts in the tar
+    kept: dict[str, bytes] = field(default_factory=dict)  # what Keep asked for, plus the reserved members
+    sha256: str = ""  # of the bundle file (archives only)
+    compressed: bool = False
+    headers_read: int = 0  # 0 with a damaged problem: nothing of the file could be read as an archive
+
+    @property
+    def damaged(self) -> Problem | None:
+        return next((p for p in self.problems if p.kind is ProblemKind.DAMAGED), None)
 
 
-def _scan(reader: _HashingReader, stem: str) -> _Scan:
-    scan = _Scan()
-    # "r|gz" reads strictly sequentially, which is what lets _HashingReader see every byte once.
-    with tarfile.open(fileobj=reader, mode="r|gz") as tar:  # type: ignore[call-overload]
-        for member in tar:
-            name = member.name
-            if member.isdir() and name.rstrip("/") == stem:
-                continue
-            if not name.startswith(stem + "/"):
-                scan.problems.append(Problem(name, ProblemKind.UNEXPECTED_MEMBER, f"not under {stem}/"))
-                continue
-            path = name[len(stem) + 1 :]
-            if not member.isfile():
-                if not member.isdir():
-                    scan.problems.append(
-                        Problem(path, ProblemKind.UNEXPECTED_MEMBER, "not a regular file (link or device)")
-                    )
-                continue
-            if path in scan.digests or path in scan.reserved:
-                scan.problems.append(Problem(path, ProblemKind.DUPLICATE, "appears more than once"))
-            handle = tar.extractfile(member)
-            assert handle is not None  # regular files always have content
-            if path in (layout.MANIFEST, layout.SHA256SUMS):
-                scan.reserved[path] = handle.read()
-                continue
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := handle.read(_CHUNK):
+def _normalized(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+def _reserved_candidate(name: str) -> bool:
+    # The stem is not known until the pass is over: keep any manifest.json or SHA256SUMS at the
+    # top or one directory down (a few kB each), and pick the right one afterwards.
+    parts = name.split("/")
+    return len(parts) <= 2 and parts[-1] in (layout.MANIFEST, layout.SHA256SUMS)
+
+
+def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None) -> None:
+    """Every member into ``scan`` until the end or the first damage (recorded, not raised)."""
+    current, got, want, last = "", 0, 0, ""
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=archive.StrictTarInfo) as tar:  # type: ignore[call-overload]
+            for member in tar:
+                scan.headers_read += 1
+                name = _normalized(member.name)
+                if member.isdir() or not name:
+                    continue
+                if not member.isfile():
+                    scan.problems.append(Problem(name, ProblemKind.UNEXPECTED_MEMBER,
+                                                 "not a regular file (link or device)"))
+                    continue
+                if name in scan.offsets:
+                    scan.problems.append(Problem(name, ProblemKind.DUPLICATE, "appears more than once"))
+                current, got, want = name, 0, member.size
+                scan.order.append(name)
+                handle = tar.extractfile(member)
+                assert handle is not None  # regular files always have content
+                keeping = _reserved_candidate(name) or (keep is not None and keep(name, member.size))
+                digest, kept = hashlib.sha256(), bytearray()
+                while chunk := handle.read(_MEMBER_CHUNK):
+                    digest.update(chunk)
+                    got += len(chunk)
+                    if keeping:
+                        kept += chunk
+                scan.digests[name] = manifest.FileEntry(sha256=digest.hexdigest(), size=got)
+                scan.offsets[name] = member.offset_data
+                if keeping:
+                    scan.kept[name] = bytes(kept)
+                current, last = "", name
+            stream.finish()
+    except (archive.ArchiveDamage, tarfile.TarError, EOFError, OSError) as exc:
+        if current:
+            where, detail = current, f"{exc} (the first {got} of its {want} bytes were read)"
+        else:
+            where, detail = (f"(after {last})" if last else "(start)"), str(exc)
+        scan.problems.append(Problem(where, ProblemKind.DAMAGED, detail))
+        stream.drain()
+
+
+def scan_archive(bundle: Path, *, stem: str | None = None, keep: Keep | None = None) -> Scan:
+    """One pass over a bundle archive (tar.gz, or plain tar); damage is a problem, not an exception.
+
+    ``stem`` is the top directory members must be under (``verify`` takes it from the file
+    name); None infers it, as a reader of a renamed bundle must: the one top directory every
+    member shares, if they share one. Raises OSError when the file cannot be opened.
+    """
+    scan = Scan()
+    with Path(bundle).open("rb") as raw:
+        try:
+            stream = archive.ArchiveStream(raw)
+        except archive.ArchiveDamage as exc:
+            scan.problems.append(Problem("(start)", ProblemKind.DAMAGED, str(exc)))
+            scan.sha256 = _rest_hash(raw)
+            return scan
+        scan.compressed = stream.compressed
+        _read_members(stream, scan, keep)
+        if stream.trailer_error:
+            scan.problems.append(Problem(GZIP_TRAILER, ProblemKind.DAMAGED, stream.trailer_error))
+        scan.sha256 = stream.hash.hexdigest()
+    _relativize(scan, stem)
+    return scan
+
+
+def _rest_hash(raw: BinaryIO) -> str:
+    raw.seek(0)
+    digest = hashlib.sha256()
+    while chunk := raw.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _relativize(scan: Scan, stem: str | None) -> None:
+    """Member names as archived -> paths relative to the stem; members outside it are named."""
+    names = list(dict.fromkeys(scan.order))
+    if stem is None:
+        tops = {n.split("/", 1)[0] for n in names}
+        stem = tops.pop() if len(tops) == 1 and all("/" in n for n in names) else ""
+    prefix = f"{stem}/" if stem else ""
+
+    def rel(name: str) -> str | None:
+        return name[len(prefix):] if name.startswith(prefix) else None
+
+    def rel_path(path: str) -> str:
+        if path.startswith("(after ") and path.endswith(")"):
+            return f"(after {rel_path(path[7:-1])})"
+        return rel(path) or path
+
+    outside = [n for n in names if rel(n) is None]
+    scan.problems = [Problem(rel_path(p.path), p.kind, p.detail) for p in scan.problems]
+    scan.problems += [Problem(n, ProblemKind.UNEXPECTED_MEMBER, f"not under {stem}/") for n in outside]
+    scan.order = [r for n in scan.order if (r := rel(n)) is not None]
+    scan.offsets = {r: v for n, v in scan.offsets.items() if (r := rel(n)) is not None}
+    scan.kept = {r: v for n, v in scan.kept.items() if (r := rel(n)) is not None}
+    digests = {r: v for n, v in scan.digests.items() if (r := rel(n)) is not None}
+    scan.reserved = {p: scan.kept[p] for p in (layout.MANIFEST, layout.SHA256SUMS) if p in digests}
+    scan.digests = {p: e for p, e in digests.items() if p not in scan.reserved}
+
+
+def scan_directory(root: Path, *, keep: Keep | None = None) -> Scan:
+    """The same pass over an unpacked bundle: every file under ``root`` (its stem directory)."""
+    scan = Scan()
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        scan.order.append(rel)
+        keeping = rel in (layout.MANIFEST, layout.SHA256SUMS) or (keep is not None and keep(rel, path.stat().st_size))
+        digest, kept, size = hashlib.sha256(), bytearray(), 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
-            scan.digests[path] = manifest.FileEntry(sha256=digest.hexdigest(), size=size)
-    # tarfile stops at the end-of-archive marker; hash the rest (padding, gzip trailer) too.
-    while reader.read(_CHUNK):
-        pass
+                if keeping:
+                    kept += chunk
+        if keeping:
+            scan.kept[rel] = bytes(kept)
+        if rel in (layout.MANIFEST, layout.SHA256SUMS):
+            scan.reserved[rel] = bytes(kept)
+        else:
+            scan.digests[rel] = manifest.FileEntry(sha256=digest.hexdigest(), size=size)
     return scan
 
 
@@ -155,37 +271,44 @@ def _read_checksum_file(path: Path, bundle_name: str) -> str | None:
 def verify(bundle_path: Path) -> VerifyResult:
     """Verify ``bundle_path``; every failing file is named in ``result.problems``.
 
-    Raises :class:`BundleError` only when the file cannot be read as a tar.gz at all.
+    An archive damaged part-way (cut short, corrupt data) is a ``damaged`` problem naming the
+    member at the damage. Raises :class:`BundleError` only when nothing of the file can be read
+    as a tar.gz at all.
     """
     bundle_path = Path(bundle_path)
     stem = layout.stem(bundle_path.name)
     try:
-        with bundle_path.open("rb") as raw:
-            reader = _HashingReader(raw)
-            scan = _scan(reader, stem)
+        scan = scan_archive(bundle_path, stem=stem)
     except FileNotFoundError as exc:
         raise BundleError(f"bundle {bundle_path} does not exist; check the path") from exc
-    except (OSError, tarfile.TarError, zlib.error, EOFError) as exc:
+    except OSError as exc:
+        raise BundleError(f"bundle {bundle_path} cannot be read: {exc.strerror or exc}") from exc
+    damage = scan.damaged
+    if damage is not None and not scan.headers_read:
         raise BundleError(
-            f"bundle {bundle_path} is not a readable tar.gz ({exc}); it is truncated or damaged. "
+            f"bundle {bundle_path} is not a readable tar.gz ({damage.detail}); it is truncated or damaged. "
             f"Fetch it again from storage, or check the spool directory for an intact copy"
-        ) from exc
-    bundle_sha = reader.hash.hexdigest()
+        )
+    return check(bundle_path, scan, own_checksum=True)
+
+
+def check(bundle_path: Path, scan: Scan, *, own_checksum: bool) -> VerifyResult:
+    """Compare what ``scan`` found with the bundle's manifest and SHA256SUMS (and, with
+    ``own_checksum``, the archive with the ``<bundle>.sha256`` beside it)."""
     problems = list(scan.problems)
-
-    expected = _read_checksum_file(
-        bundle_path.with_name(layout.checksum_name(bundle_path.name)), bundle_path.name
-    )
-    checksum_ok = None if expected is None else expected == bundle_sha
-
+    checksum_ok = None
+    if own_checksum:
+        expected = _read_checksum_file(
+            bundle_path.with_name(layout.checksum_name(bundle_path.name)), bundle_path.name
+        )
+        checksum_ok = None if expected is None else expected == scan.sha256
     parsed = _manifest_of(scan, problems)
     sums = _sums_of(scan, problems)
     problems += _check_members(scan, parsed, sums)
     problems += _check_lists(parsed, sums)
-
     return VerifyResult(
         bundle=bundle_path,
-        sha256=bundle_sha,
+        sha256=scan.sha256,
         bundle_checksum_ok=checksum_ok,
         problems=tuple(problems),
         manifest=parsed,
@@ -193,7 +316,7 @@ def verify(bundle_path: Path) -> VerifyResult:
     )
 
 
-def _manifest_of(scan: _Scan, problems: list[Problem]) -> manifest.Manifest | None:
+def _manifest_of(scan: Scan, problems: list[Problem]) -> manifest.Manifest | None:
     raw = scan.reserved.get(layout.MANIFEST)
     if raw is None:
         problems.append(Problem(layout.MANIFEST, ProblemKind.MISSING, "the archive has no manifest"))
@@ -205,7 +328,7 @@ def _manifest_of(scan: _Scan, problems: list[Problem]) -> manifest.Manifest | No
         return None
 
 
-def _sums_of(scan: _Scan, problems: list[Problem]) -> dict[str, str] | None:
+def _sums_of(scan: Scan, problems: list[Problem]) -> dict[str, str] | None:
     raw = scan.reserved.get(layout.SHA256SUMS)
     if raw is None:
         problems.append(Problem(layout.SHA256SUMS, ProblemKind.MISSING, "the archive has no SHA256SUMS"))
@@ -215,7 +338,7 @@ def _sums_of(scan: _Scan, problems: list[Problem]) -> dict[str, str] | None:
     return sums
 
 
-def _check_members(scan: _Scan, parsed: manifest.Manifest | None, sums: dict[str, str] | None) -> list[Problem]:
+def _check_members(scan: Scan, parsed: manifest.Manifest | None, sums: dict[str, str] | None) -> list[Problem]:
     """Each member in the archive against the list of what should be there, and the reverse."""
     problems: list[Problem] = []
     listed: dict[str, manifest.FileEntry] = dict(parsed.files) if parsed else {}

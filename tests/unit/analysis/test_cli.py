@@ -4,7 +4,13 @@ Cases: top json equals go tool pprof at its defaults; top table; unknown
 sample index (usage error, exit 2); broken profile (exit 1, file named);
 error body explained; goroutines json/table; diff of profiles and of bundles;
 profile mixed with bundle; report json/table with --html and --speedscope;
-registration list.
+registration list. Damaged input (bundles written by the BundleWriter, then cut or
+flipped): report, diff, top and goroutines exit 4 naming the first bad member and
+`kubectl debugcap verify`; with --force they exit 0 and say unverified (problems,
+-o json, stderr); a directory of only pprof/ is refused saying what a bundle is; a
+profile or dump where a bundle is expected names the command that reads it; flags
+that do not apply are usage errors; a debug=1 dump is read; a cut dump is not called
+truncated at Go's limit.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from click.testing import CliRunner
 
 from debugcap.kubectl_plugin.commands import analyze
 
-from .test_report import STEM, make_bundle
+from .test_bundle_reading import BEFORE_TRACE, MARKER, cut_in_half, flip, write_bundle
+from .test_report import STEM, fixed_cpu_profile, make_bundle
+
+GOAPP_DUMPS = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-dumps"
 
 
 def _cli() -> click.Group:
@@ -115,6 +124,96 @@ def test_report_writes_html_and_speedscope(profdir: Path, tmp_path: Path) -> Non
     assert code == 0 and out.index("goroutine leak suspect") < out.index("CPU:")
 
 
-def test_report_rejects_a_profile_as_bundle(profdir: Path) -> None:
+def test_report_rejects_a_profile_as_bundle_and_suggests_top(profdir: Path) -> None:
     code, _, err = run("report", str(profdir / "cpu.pb.gz"))
-    assert code == 2 and "neither a bundle directory nor a .tar.gz bundle" in err
+    assert code == 2 and "is a single profile, not a bundle" in err and "kubectl debugcap top" in err
+
+
+# ---- corrupt and partial input ----
+
+
+def test_report_on_a_truncated_bundle_exits_non_zero_naming_the_member(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path).path
+    cut_in_half(bundle)
+    code, out, err = run("report", str(bundle))
+    assert code == 4 and out == ""
+    assert "cut short or damaged at trace/trace.out" in err and f"kubectl debugcap verify {bundle}" in err
+    code, out, _ = run("report", str(bundle), "--force")
+    assert code == 0 and "Problems:\n  unverified (read with --force)" in out and "Open fds: 950" in out
+    code, out, _ = run("report", str(bundle), "--force", "-o", "json")
+    assert code == 0 and json.loads(out)["problems"][0].startswith("unverified")
+
+
+def test_report_on_a_bundle_with_a_flipped_byte_exits_non_zero_naming_the_member(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path, compresslevel=0).path
+    flip(bundle, bundle.read_bytes().index(MARKER))
+    code, out, err = run("report", str(bundle))
+    assert code == 4 and out == ""
+    assert "fails its checks, first at proc/ps.txt: sha-mismatch" in err and "kubectl debugcap verify" in err
+
+
+def test_report_on_a_directory_of_only_pprof_says_what_a_bundle_is(tmp_path: Path) -> None:
+    (tmp_path / "pprof").mkdir()
+    (tmp_path / "pprof/cpu.pb.gz").write_bytes(fixed_cpu_profile())
+    code, _, err = run("report", str(tmp_path))
+    assert code == 2 and "not a debugcap bundle: it has no manifest.json" in err and "a bundle is" in err
+    code, out, _ = run("report", str(tmp_path), "--force")
+    assert code == 0 and "unverified (read with --force)" in out and "main.mixStep" in out
+
+
+def test_report_on_a_dump_suggests_goroutines() -> None:
+    code, _, err = run("report", str(GOAPP_DUMPS / "goroutine-debug1.txt"))
+    assert code == 2 and "kubectl debugcap goroutines" in err
+
+
+def test_top_reads_a_profile_out_of_a_bundle(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path).path
+    code, out, _ = run("top", str(bundle), "--profile", "cpu")
+    assert code == 0 and "Type: cpu" in out and "main.mixStep" in out
+    code, _, err = run("top", str(bundle))
+    assert code == 2 and "name the profile to show with --profile" in err
+    code, _, err = run("top", str(bundle), "--profile", "heap")
+    assert code == 1 and "has no pprof/heap.pb.gz; its profiles: cpu" in err
+    code, _, err = run("top", str(GOAPP_DUMPS / "cpu.pb.gz"), "--profile", "cpu")
+    assert code == 2 and "--profile applies to a bundle" in err
+
+
+def test_top_and_goroutines_on_a_cut_bundle_need_force(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path).path
+    cut_in_half(bundle)
+    assert "pprof/cpu.pb.gz" in BEFORE_TRACE  # read before the cut: readable with --force
+    for args in (["top", str(bundle), "--profile", "cpu"], ["goroutines", str(bundle)]):
+        code, _, err = run(*args)
+        assert code == 4 and "trace/trace.out" in err
+        code, out, err = run(*args, "--force", "-o", "json")
+        doc = json.loads(out)
+        assert code == 0 and doc["unverified"][0].startswith("unverified") and doc["bundle"] == str(bundle)
+        assert err.startswith("warning: unverified")
+    code, out, _ = run("goroutines", str(bundle), "--force")
+    assert "60 goroutines" in out and "main.leakWorker" in out
+
+
+def test_diff_of_bundles_refuses_a_damaged_one_and_reads_it_with_force(tmp_path: Path) -> None:
+    good, cut = write_bundle(tmp_path / "a").path, write_bundle(tmp_path / "b").path
+    cut_in_half(cut)
+    code, _, err = run("diff", str(good), str(cut))
+    assert code == 4 and "trace/trace.out" in err
+    code, out, _ = run("diff", str(good), str(cut), "--force")
+    assert code == 0 and "note: unverified" in out
+    code, _, err = run("diff", str(GOAPP_DUMPS / "cpu.pb.gz"), str(GOAPP_DUMPS / "cpu.pb.gz"), "--force")
+    assert code == 2 and "--force applies to a bundle" in err
+
+
+def test_goroutines_reads_a_debug1_dump() -> None:
+    code, out, _ = run("goroutines", str(GOAPP_DUMPS / "goroutine-debug1.txt"), "-o", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["format"] == "debug=1" and doc["total"] == sum(g["count"] for g in doc["groups"]) > 10
+    assert any(g["function"] == "main.contendedSection" and g["count"] >= 2 for g in doc["groups"])
+
+
+def test_a_cut_dump_is_not_called_truncated_at_gos_limit(tmp_path: Path) -> None:
+    dump = tmp_path / "goroutine-debug2.txt"
+    dump.write_bytes((GOAPP_DUMPS / "goroutine-debug2.txt").read_bytes()[:2000])
+    code, out, err = run("goroutines", str(dump))
+    assert code == 0 and "64 MB" not in out and "TRUNCATED" not in out
+    assert "was cut short: the file ends inside goroutine" in err and "after 2000 bytes" in err
