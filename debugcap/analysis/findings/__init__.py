@@ -29,6 +29,7 @@ from debugcap.analysis.findings import (
     mutex_delay,
     profiler_own,
     readiness_hints,
+    sched_latency,
     truncated_dump,
 )
 from debugcap.analysis.findings.base import Rule
@@ -47,6 +48,7 @@ RULES: tuple[Rule, ...] = (
     readiness_hints.check,
     block_delay.check,
     mutex_delay.check,
+    sched_latency.check,
     cpu_hot.check,
     heap_top.check,
     profiler_own.check,
