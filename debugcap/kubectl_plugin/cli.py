@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from debugcap import __version__, errors
-from debugcap.kubectl_plugin.commands import analyze, bundles, captures, templates
+from debugcap.kubectl_plugin.commands import analyze, bundles, captures, templates, trace
 
 
 class DebugcapGroup(click.Group):
@@ -44,7 +44,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in [*captures.COMMANDS, *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS]:
+for command in [*captures.COMMANDS, *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
     cli.add_command(command)
 
 

@@ -1,0 +1,142 @@
+"""``kubectl debugcap trace``: read an execution trace, a file or a bundle's ``trace/trace.out``.
+
+Without ``--pprof`` it prints the trace's summary (scheduler latency, stop-the-world pauses,
+GOMAXPROCS...); with ``--pprof KIND`` the profile ``go tool trace -pprof=KIND`` makes, as a top
+table (or ``-o json``), or written to ``-O FILE`` as a pprof protobuf for ``go tool pprof``.
+The work is :mod:`debugcap.analysis.traces`'s; it is imported when the command runs, so
+``--help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import click
+
+from debugcap import errors
+from debugcap.kubectl_plugin.options import output_option, print_document, print_table
+
+if TYPE_CHECKING:
+    from debugcap.analysis.traces import TraceAnalysis, TraceSummary
+
+# analysis.trace_pass.PROFILE_KINDS, repeated so that --help does not import the analysis.
+PROFILE_KINDS: Final = ("sched", "net", "sync", "syscall")
+
+
+@dataclass
+class TraceOptions:
+    """The flags of ``trace``; ``None`` means the flag was not given."""
+
+    trace: Path
+    pprof: str | None = None
+    output_file: Path | None = None
+    output: str | None = None
+    _analysis: TraceAnalysis | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        """Reject flags that do not go together; reads nothing."""
+        if self.output_file is not None and self.pprof is None:
+            raise click.UsageError("-O/--output-file writes a profile: give --pprof sched|net|sync|syscall "
+                                   "to say which")
+        if self.output_file is not None and self.output is not None:
+            raise click.UsageError("-o/--output and -O/--output-file: with -O the profile goes to the file "
+                                   "and nothing is printed; drop -o")
+
+    def complete(self) -> None:
+        """Read the trace (nothing to fill from a kubeconfig: the command reads local files only)."""
+        from debugcap.analysis import traces
+
+        self._analysis = traces.load(self.trace)
+
+    def run(self) -> None:
+        assert self._analysis is not None, "complete() first"
+        a = self._analysis
+        if self.pprof is None:
+            if self.output == "json":
+                print_document(a.summary.as_dict(), "json")
+            else:
+                print_table(summary_rows(a.summary))
+        elif self.output_file is not None:
+            data = a.profile_bytes(self.pprof)
+            try:
+                self.output_file.write_bytes(data)
+            except OSError as exc:
+                raise errors.AnalysisError(f"cannot write {self.output_file}: {exc.strerror or exc}") from exc
+            click.echo(f"wrote the {self.pprof} profile of {a.summary.source} to {self.output_file} "
+                       f"(read it with: go tool pprof -top {self.output_file})", err=True)
+        else:
+            self._print_top(a, self.pprof)
+        if a.summary.cut:
+            click.echo(f"warning: {a.summary.cut}", err=True)
+
+    def _print_top(self, a: TraceAnalysis, kind: str) -> None:
+        from debugcap.analysis.rendering import pprof_text
+
+        rep = a.top(kind)
+        if self.output == "json":
+            print_document(rep, "json")
+        else:
+            click.echo(pprof_text.render_top(rep, a.profile(kind)), nl=False)
+
+
+def summary_rows(s: TraceSummary) -> list[list[str]]:
+    """The summary as two columns: what, and its values in a sentence's words."""
+    p99 = "-" if s.sched_latency_p99_ns is None else duration(s.sched_latency_p99_ns)
+    longest = "-" if s.sched_latency_max_ns is None else duration(s.sched_latency_max_ns)
+    rows = [
+        ["trace", f"{s.source} (Go {s.go_format} format, {_n(s.generations, 'generation')}, "
+                  f"{_n(s.events, 'event')})"],
+        ["duration", duration(s.duration_ns)],
+        ["GOMAXPROCS", f"{'-' if s.gomaxprocs is None else s.gomaxprocs} ({s.procs_seen} procs seen)"],
+        ["goroutines", f"{s.goroutines_created} created, {s.goroutines_at_end} at the end, "
+                       f"{s.goroutines_max} at most"],
+        ["scheduler latency", f"p99 {p99}, longest {longest} over {_n(s.sched_waits, 'wait')} "
+                              f"(total {duration(s.sched_latency_total_ns)})"],
+        ["GC", f"{_n(s.gc_count, 'cycle')}; stop-the-world {_n(s.stw_count, 'pause')}, total "
+               f"{duration(s.stw_total_ns)}, longest {duration(s.stw_max_ns)}"],
+        ["CPU samples", str(s.cpu_samples)],
+        ["heap", "-" if s.heap_max_bytes is None else f"{s.heap_max_bytes / (1 << 20):.1f} MiB at most"],
+    ]
+    if s.cut:
+        rows.append(["cut", s.cut])
+    return rows
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def duration(ns: int) -> str:
+    """``3.77ms``-style: three significant digits in the largest unit under the value."""
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if abs(ns) >= size:
+            return f"{ns / size:.3g}{unit}"
+    return f"{ns}ns"
+
+
+@click.command("trace")
+@click.argument("trace", type=click.Path(exists=True, path_type=Path))
+@click.option("--pprof", type=click.Choice(PROFILE_KINDS), default=None,
+              help="Show the profile go tool trace -pprof=KIND makes: sched (waiting to run), net, sync "
+                   "(mutexes, channels, select) or syscall.")
+@click.option("-O", "--output-file", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the --pprof profile to FILE (pprof protobuf) instead of printing it.")
+@output_option("table", "json", default=None, help="Output format (default: table).")
+def trace(trace: Path, pprof: str | None, output_file: Path | None, output: str | None) -> None:
+    """Read an execution TRACE (a trace file, or a bundle): its summary, or a profile.
+
+    \b
+    Examples:
+      kubectl debugcap trace ns_pod_20261123T160000Z.tar.gz
+      kubectl debugcap trace trace.out --pprof sched
+      kubectl debugcap trace trace.out --pprof sync -O sync.pb.gz && go tool pprof -top sync.pb.gz
+    """
+    opts = TraceOptions(trace, pprof, output_file, output)
+    opts.validate()
+    opts.complete()
+    opts.run()
+
+
+COMMANDS: list[click.Command] = [trace]

@@ -1,0 +1,125 @@
+"""`kubectl debugcap trace`: summary and profiles of a trace file or a bundle's trace; flag errors.
+
+Cases: the summary as a table and as JSON; --pprof as a top equal to go tool pprof's of go tool
+trace's profile (committed, tests/fixtures/goapp-trace), as JSON, and -O writing the profile
+itself; a bundle, packed or not, is read for its trace/trace.out; -O without --pprof and -o with
+-O are usage errors naming the flags; a bundle without a trace, a trace of an older Go and a cut
+trace say so; the command is registered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from debugcap.analysis import pprof
+from debugcap.bundle import manifest
+from debugcap.formats import pprof as pprof_format
+from debugcap.kubectl_plugin.cli import cli
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-trace"
+TRACE = FIXTURE / "trace.out"
+WHEN = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, ["trace", *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _rows(data: bytes) -> list[tuple[str, int, int]]:
+    rows = pprof.top(pprof_format.parse(data, "p"), "delay", pprof.PPROF_NODE_FRACTION)["rows"]
+    return [(r["function"], r["flat"], r["cum"]) for r in rows]
+
+
+def test_summary_table_and_json() -> None:
+    code, out, _ = run(str(TRACE), "-o", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["source"] == str(TRACE) and doc["cut"] is None and doc["cpu_samples"] > 0
+    code, out, err = run(str(TRACE))
+    rows = {key: ln[len(key):].strip() for ln in out.splitlines() for key in
+            ("trace", "duration", "GOMAXPROCS", "goroutines", "scheduler latency", "GC", "CPU samples", "heap")
+            if ln.startswith(key + " ")}
+    assert code == 0 and err == "" and len(rows) == len(out.splitlines()) == 8
+    assert rows["trace"] == f"{TRACE} (Go 1.26 format, {doc['generations']} generations, {doc['events']} events)"
+    assert rows["GOMAXPROCS"] == f"{doc['gomaxprocs']} ({doc['procs_seen']} procs seen)"
+    assert rows["scheduler latency"].startswith("p99 ") and f"over {doc['sched_waits']} waits" in rows[
+        "scheduler latency"]
+    assert f"stop-the-world {doc['stw_count']} pauses" in rows["GC"]
+
+
+@pytest.mark.parametrize("kind", ["sched", "net", "sync", "syscall"])
+def test_pprof_top_and_file_equal_go_tool_traces(kind: str, tmp_path: Path) -> None:
+    want = _rows((FIXTURE / f"{kind}.pb.gz").read_bytes())
+    code, out, _ = run(str(TRACE), "--pprof", kind, "-o", "json")
+    assert code == 0 and [(r["function"], r["flat"], r["cum"]) for r in json.loads(out)["rows"]] == want
+    code, out, _ = run(str(TRACE), "--pprof", kind)
+    assert code == 0 and out.startswith("Type: delay\n") and all(f"  {f}" in out for f, _, _ in want)
+    dest = tmp_path / f"{kind}.pb.gz"
+    code, out, err = run(str(TRACE), "--pprof", kind, "-O", str(dest))
+    assert code == 0 and out == "" and str(dest) in err
+    assert _rows(dest.read_bytes()) == want and gzip.decompress(dest.read_bytes())
+
+
+def _bundle(root: Path, trace: bytes | None) -> Path:
+    stem = root / "ns_pod_20261123T160000Z"
+    stem.mkdir(parents=True)
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="c1", template="debug-full", parameters={}),
+        target=manifest.TargetInfo(namespace="ns", pod="pod", container="app"),
+        started_at=WHEN, finished_at=WHEN, collectors=())
+    (stem / "manifest.json").write_text(manifest.Manifest.build(fields, files={}).to_json())
+    if trace is not None:
+        (stem / "trace").mkdir()
+        (stem / "trace" / "trace.out").write_bytes(trace)
+    return stem
+
+
+def test_a_bundle_is_read_for_its_trace(tmp_path: Path) -> None:
+    stem = _bundle(tmp_path, TRACE.read_bytes())
+    packed = tmp_path / f"{stem.name}.tar.gz"
+    with tarfile.open(packed, "w:gz") as tf:
+        tf.add(stem, arcname=stem.name)
+    want = json.loads(run(str(TRACE), "-o", "json")[1])
+    for path in (stem, packed):
+        code, out, _ = run(str(path), "-o", "json")
+        doc = json.loads(out)
+        assert code == 0 and doc["source"].endswith("trace/trace.out")
+        assert {**doc, "source": None} == {**want, "source": None}
+
+
+def test_a_bundle_without_a_trace_says_so(tmp_path: Path) -> None:
+    code, _, err = run(str(_bundle(tmp_path, None)))
+    assert code == 1 and "has no execution trace (trace/trace.out)" in err
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["-O", "x.pb.gz"], ["-O/--output-file", "--pprof"]),
+    (["--pprof", "sched", "-O", "x.pb.gz", "-o", "json"], ["-o/--output", "-O/--output-file"]),
+])
+def test_flags_that_do_not_go_together_are_usage_errors(args: list[str], named: list[str], tmp_path: Path) -> None:
+    code, _, err = run(str(TRACE), *args)
+    assert code == 2 and all(n in err for n in named)
+    assert not (tmp_path / "x.pb.gz").exists()
+
+
+def test_an_older_trace_and_a_cut_one(tmp_path: Path) -> None:
+    old = tmp_path / "old.out"
+    old.write_bytes(b"go 1.19 trace\x00\x00\x00" + bytes(32))
+    code, _, err = run(str(old))
+    assert code == 1 and "unsupported: execution trace format of Go 1.19; debugcap reads Go 1.22 and later" in err
+    cut = tmp_path / "cut.out"
+    data = TRACE.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    code, out, err = run(str(cut))
+    assert code == 0 and "cut short" in out and err.startswith("warning: the trace was cut short")
+
+
+def test_trace_is_registered() -> None:
+    assert "trace" in cli.commands
