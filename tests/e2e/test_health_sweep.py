@@ -286,7 +286,7 @@ def _check_the_sweep(run: dict[str, Any], web: list[str]) -> None:
     assert top["kind"].startswith("goroutine-leak") and "leakWorker" in top["subject"], leaky["findings"]
     assert top["level"] == "high" and top["severity"] >= 80
     assert 1 <= len(leaky["findings"]) <= 5 and leaky["findingsTotal"] >= len(leaky["findings"])
-    assert leaky["readings"]["goroutines"] > 100, leaky["readings"]
+    assert leaky["readings"]["goroutines"] > 50, leaky["readings"]  # the healthy pods have 10
     for name in web:
         healthy = condition({"status": pods[name]}, "Healthy")
         assert healthy["status"] == "True", pods[name]
@@ -304,7 +304,7 @@ def _check_metrics(port: int, namespace: str, web: list[str]) -> None:
     assert leaky["value"] == 0
     assert leaky["labels"] == {"namespace": namespace, "pod": "leaky", "workload": "leaky", "kind": "Pod"}
     assert seen[("debugcap_pod_finding_severity", "leaky")]["value"] >= 80
-    assert seen[("debugcap_pod_goroutines", "leaky")]["value"] > 100
+    assert seen[("debugcap_pod_goroutines", "leaky")]["value"] > 50
     for name in web:
         healthy = seen[("debugcap_pod_healthy", name)]
         assert healthy["value"] == 1
