@@ -90,6 +90,7 @@ class TracePass:
 
     def __init__(self) -> None:
         self.trackers = {kind: _Tracker(*_TRACKED[kind]) for kind in PROFILE_KINDS}
+        self._each = tuple(self.trackers.values())
         # Go's Summarizer, reduced to what the profiles need: when each goroutine first ran and ended.
         self.started: dict[int, int] = {}
         self.ended: dict[int, int] = {}
@@ -142,14 +143,14 @@ class TracePass:
         if old != new:
             self._lifetime(gid, old, new, reason, t)
             self._count(gid, old, new, t)
-        for tr in self.trackers.values():
-            opened = tr.open.get(gid)
-            if opened is None:
-                if new == tr.state and tr.counts(reason):
-                    tr.open[gid] = (t, ev.table, ev.stack())
-            elif new != tr.state:
-                del tr.open[gid]
-                tr.pending.append((gid, opened[0], t, opened[1], opened[2]))
+        for tr in self._each:
+            opened = tr.open
+            if gid in opened:
+                if new != tr.state:
+                    start, table, stack = opened.pop(gid)
+                    tr.pending.append((gid, start, t, table, stack))
+            elif new == tr.state and tr.counts(reason):
+                opened[gid] = (t, ev.table, ev.stack())
 
     def _lifetime(self, gid: int, old: int, new: int, reason: str, t: int) -> None:
         if old in (spec.GO_UNDETERMINED, spec.GO_NOT_EXIST):

@@ -64,15 +64,20 @@ def range_type(typ: int, desc: Any = 0) -> tuple[int, Any]:
 
 def check_ctx(ctx: Ctx, m: int, p: int, g: int) -> None:
     """Go's validateCtx: each of thread, proc, goroutine must (not) be there."""
-    for i, want in ((2, m), (1, p), (0, g)):
-        if want == _MUST and ctx[i] == _NONE[i]:
-            raise TraceError(f"expected a {_WHAT[i]} but didn't have one")
-        if want == _MUST_NOT and ctx[i] != _NONE[i]:
-            raise TraceError(f"expected no {_WHAT[i]} but had one")
+    # Every ID for "none" is -1: one test of each against the requirement, per event.
+    has_m, has_p, has_g = ctx[2] != -1, ctx[1] != -1, ctx[0] != -1
+    if has_m != (m == _MUST) and m != _MAY or has_p != (p == _MUST) and p != _MAY \
+            or has_g != (g == _MUST) and g != _MAY:
+        for i, want in ((2, m), (1, p), (0, g)):  # Go's order of checks, for its message
+            if want == _MUST and ctx[i] == _NONE[i]:
+                raise TraceError(f"expected a {_WHAT[i]} but didn't have one")
+            if want == _MUST_NOT and ctx[i] != _NONE[i]:
+                raise TraceError(f"expected no {_WHAT[i]} but had one")
 
 
 def _user(ctx: Ctx) -> None:
-    check_ctx(ctx, _MUST, _MUST, _MUST)
+    if ctx[0] == -1 or ctx[1] == -1 or ctx[2] == -1:
+        check_ctx(ctx, _MUST, _MUST, _MUST)
 
 
 Handler = Callable[[list[int], int, int, Table, int, int, Ctx], "Ctx | None"]

@@ -51,26 +51,27 @@ def decode_batch(data: bytes, start: int, freq: float
             what = "found invalid event type" if k == -1 else "found event without a timestamp: type="
             return out, TraceError(f"{what} {typ}")
         pos += 1
+        vals = [0, 0, 0, 0, 0]  # the timestamp delta, then the arguments
+        i = 0
         try:
-            b = data[pos]
-            if b < 0x80:
-                dt = b
-                pos += 1
-            else:
-                dt, pos = uvarint(data, pos)
-        except (IndexError, ValueError):
-            return out, TraceError(f"found invalid uvarint for timestamp (event {spec.event_name(typ)})")
-        args = [0, 0, 0, 0]
-        try:
-            for i in range(k):
+            while i <= k:
                 b = data[pos]
                 if b < 0x80:
-                    args[i] = b
+                    vals[i] = b
                     pos += 1
+                elif data[pos + 1] < 0x80:  # two bytes: most timestamp deltas
+                    vals[i] = (b & 0x7F) | data[pos + 1] << 7
+                    pos += 2
+                elif data[pos + 2] < 0x80:
+                    vals[i] = (b & 0x7F) | (data[pos + 1] & 0x7F) << 7 | data[pos + 2] << 14
+                    pos += 3
                 else:
-                    args[i], pos = uvarint(data, pos)
+                    vals[i], pos = uvarint(data, pos)
+                i += 1
         except (IndexError, ValueError):
-            return out, TraceError(f"found invalid uvarint (event {spec.event_name(typ)})")
+            what = "found invalid uvarint for timestamp" if i == 0 else "found invalid uvarint"
+            return out, TraceError(f"{what} (event {spec.event_name(typ)})")
+        dt, args = vals[0], vals[1:]
         last += int(dt * freq)
         out.append((typ, last, args))
     return out, None
@@ -93,6 +94,11 @@ class Cursor:
         self.args: list[int] = []
 
     def next_event(self, freq: float) -> bool:
+        pos = self.pos
+        if pos < len(self.events):
+            self.typ, self.time, self.args = self.events[pos]
+            self.pos = pos + 1
+            return True
         while self.pos >= len(self.events):
             if self.err is not None:
                 raise self.err
@@ -137,9 +143,10 @@ class Reader:
         self.spill_err_sync = False
 
     def __iter__(self) -> Iterator[Event]:
+        checked = _CHECKED
         while not self.done:
             ev = self._next()
-            if ev.typ != spec.SYNC:
+            if ev.typ in checked:
                 _check_ids(ev)
             if ev.time <= self.last_ts:
                 ev.time = self.last_ts + 1
@@ -290,6 +297,10 @@ class Reader:
         except TraceError as exc:
             return None, None, exc
         return g, spill, err
+
+
+# Event types with stack or string IDs to look up.
+_CHECKED = frozenset(t for t in range(spec.NUM_SPECS) if spec.STACK_ARGS[t] or spec.STRING_ARGS[t])
 
 
 def _check_ids(ev: Event) -> None:
