@@ -252,6 +252,9 @@ def test_a_sweep_reports_each_pods_health(operator_env: int, operator: KopfRunne
         schedule = wait_for(lambda: (s := objects.schedule("sweep")).get("status", {}).get(
             "lastRun", {}).get("capture") == second and s, 30, "the schedule's lastRun to name the second run")
         _check_last_run(schedule["status"]["lastRun"], first, web)
+        header, row = kubectl(testbed, "get", "dsched", "sweep", "-n", namespace).stdout.splitlines()
+        assert header.split()[-5:-1] == ["LAST", "RUN", "HEALTHY", "UNHEALTHY"], header
+        assert row.split()[-4:-1] == [second, "2", "1"], row
 
         web_sweep = wait_for(lambda: (s := objects.schedule("web-sweep")).get("status", {}).get("lastRun") and s, 30,
                              "the Deployment's sweep to end")
