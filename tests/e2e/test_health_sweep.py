@@ -271,6 +271,7 @@ def test_a_sweep_reports_each_pods_health(operator_env: int, operator: KopfRunne
         _check_cleanup(kube, operator_env, namespace)
     finally:
         kube.custom().delete_cluster_custom_object(GROUP, VERSION, "debugcapturetemplates", template)
+        _leave_no_bundles(kube, namespace)
 
 
 def _check_the_sweep(run: dict[str, Any], web: list[str]) -> None:
@@ -338,6 +339,22 @@ def _check_cleanup(kube: Kube, port: int, namespace: str) -> None:
     settings = S3Settings.from_env()
     assert settings is not None
     assert list(S3Backend(settings).list(prefix=f"{settings.prefix}/{settings.cluster}/{namespace}/")) == []
+
+
+def _leave_no_bundles(kube: Kube, namespace: str) -> None:
+    """After a failure too, delete what the test made while the operator still runs, so it deletes
+    their bundles: the operator fixture's teardown strips finalizers, and they would stay in S3."""
+    custom = kube.custom()
+    for plural in ("debugschedules", "debugcaptures"):
+        for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
+            try:
+                custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, item["metadata"]["name"])
+            except k8s.ApiException:
+                pass  # already gone
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "debugcaptures")["items"]:
+        time.sleep(0.5)
 
 
 def _check_health_tools(lua: Path, cel: Path, live: dict[str, dict[str, Any]], tmp_path: Path) -> None:
