@@ -35,12 +35,6 @@ from debugcap.formats import pprof as pprof_format
 
 __all__ = ["PROFILE_KINDS", "TraceAnalysis", "TraceSummary", "analyse", "bundle_summary", "load"]
 
-PROFILE_MEANINGS: Final = {
-    "sched": "time goroutines waited runnable before running (scheduler latency)",
-    "net": "time goroutines were blocked on the network",
-    "sync": "time goroutines were blocked on mutexes, channels and select",
-    "syscall": "time goroutines spent in system calls",
-}
 SAMPLE_TYPES: Final = (("contentions", "count"), ("delay", "nanoseconds"))  # cmd/trace's, in its order
 PERCENTILE: Final = 0.99
 TRACE_MAGIC: Final = b"go 1."  # every execution trace's first bytes, whatever its version
@@ -85,6 +79,7 @@ class TraceAnalysis:
         self.summary = summary
         self._pass = done
         self._bytes: dict[str, bytes] = {}
+        self.unverified: list[str] = []  # why the bundle it came from cannot be trusted (read with force)
 
     def records(self, kind: str) -> list[Record]:
         if kind not in PROFILE_KINDS:
@@ -178,23 +173,32 @@ def bundle_summary(reading: Reading) -> TraceSummary | None:
     return found.summary
 
 
-def load(path: str | os.PathLike[str]) -> TraceAnalysis:
-    """A trace file, or the ``trace/trace.out`` of a bundle (packed or unpacked)."""
+def load(path: str | os.PathLike[str], *, force: bool = False) -> TraceAnalysis:
+    """A trace file, or the ``trace/trace.out`` of a bundle (packed or unpacked), which is checked
+    first (:class:`~debugcap.analysis.bundle_reading.BundleReader`; ``force`` reads a bundle that
+    fails its checks, and :attr:`TraceAnalysis.unverified` says why it cannot be trusted)."""
     p = Path(path)
-    if p.is_file():
-        try:
-            with p.open("rb") as fh:
-                head = fh.read(len(TRACE_MAGIC))
-        except OSError as exc:
-            raise errors.AnalysisError(f"{p}: cannot read: {exc.strerror or exc}") from exc
-        if head == TRACE_MAGIC or not (head.startswith(b"\x1f\x8b") or _is_tar(p)):
-            return _load_file(p)
-    with bundle_reading.BundleReader(p) as reader:
+    if p.is_file() and not is_bundle_file(p):
+        return _load_file(p)
+    bundle_reading.require_bundle(p, force=force)
+    with bundle_reading.BundleReader(p, force=force) as reader:
         data = reader.read(layout.TRACE)
         if data is None:
             raise errors.AnalysisError(f"{p}: the bundle has no execution trace ({layout.TRACE}); capture "
                                        "with a template that has the trace collector")
-        return analyse(data, reader.label(layout.TRACE))
+        found = analyse(data, reader.label(layout.TRACE))
+        found.unverified = list(reader.unverified)
+        return found
+
+
+def is_bundle_file(p: Path) -> bool:
+    """A file that is a packed bundle (gzip or tar), not a trace: traces start with their header."""
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(len(TRACE_MAGIC))
+    except OSError as exc:
+        raise errors.AnalysisError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    return head != TRACE_MAGIC and (head.startswith(b"\x1f\x8b") or _is_tar(p))
 
 
 def _is_tar(p: Path) -> bool:

@@ -16,13 +16,19 @@ from typing import TYPE_CHECKING, Final
 import click
 
 from debugcap import errors
-from debugcap.kubectl_plugin.options import output_option, print_document, print_table
+from debugcap.kubectl_plugin.options import ExitCode, output_option, print_document, print_table
 
 if TYPE_CHECKING:
     from debugcap.analysis.traces import TraceAnalysis, TraceSummary
 
 # analysis.trace_pass.PROFILE_KINDS, repeated so that --help does not import the analysis.
 PROFILE_KINDS: Final = ("sched", "net", "sync", "syscall")
+
+
+class _ChecksFailed(click.ClickException):
+    """A bundle that fails its checks: the exit code of ``kubectl debugcap verify`` for it."""
+
+    exit_code = ExitCode.VERIFY_FAILED
 
 
 @dataclass
@@ -33,6 +39,7 @@ class TraceOptions:
     pprof: str | None = None
     output_file: Path | None = None
     output: str | None = None
+    force: bool = False
     _analysis: TraceAnalysis | None = field(default=None, repr=False)
 
     def validate(self) -> None:
@@ -45,14 +52,25 @@ class TraceOptions:
                                    "and nothing is printed; drop -o")
 
     def complete(self) -> None:
-        """Read the trace (nothing to fill from a kubeconfig: the command reads local files only)."""
-        from debugcap.analysis import traces
+        """Read the trace (nothing to fill from a kubeconfig: the command reads local files only).
 
-        self._analysis = traces.load(self.trace)
+        A bundle is checked as ``verify`` checks it; one that fails exits 4, as ``report`` does."""
+        from debugcap.analysis import bundle_reading, traces
+
+        if self.force and self.trace.is_file() and not traces.is_bundle_file(self.trace):
+            raise click.UsageError(f"--force applies to a bundle; {self.trace} is a single file")
+        try:
+            self._analysis = traces.load(self.trace, force=self.force)
+        except bundle_reading.NotABundleError as err:
+            raise click.BadParameter(str(err), param_hint="TRACE") from err
+        except bundle_reading.CheckFailedError as err:
+            raise _ChecksFailed(str(err)) from err
 
     def run(self) -> None:
         assert self._analysis is not None, "complete() first"
         a = self._analysis
+        for line in a.unverified:
+            click.echo(f"warning: {line}", err=True)
         if self.pprof is None:
             if self.output == "json":
                 print_document(a.summary.as_dict(), "json")
@@ -124,7 +142,9 @@ def duration(ns: int) -> str:
 @click.option("-O", "--output-file", "output_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the --pprof profile to FILE (pprof protobuf) instead of printing it.")
 @output_option("table", "json", default=None, help="Output format (default: table).")
-def trace(trace: Path, pprof: str | None, output_file: Path | None, output: str | None) -> None:
+@click.option("--force", is_flag=True, help="Read the trace of a bundle that fails its checks (corrupt, cut "
+                                            "short); the output is marked unverified.")
+def trace(trace: Path, pprof: str | None, output_file: Path | None, output: str | None, force: bool) -> None:
     """Read an execution TRACE (a trace file, or a bundle): its summary, or a profile.
 
     \b
@@ -133,7 +153,7 @@ def trace(trace: Path, pprof: str | None, output_file: Path | None, output: str 
       kubectl debugcap trace trace.out --pprof sched
       kubectl debugcap trace trace.out --pprof sync -O sync.pb.gz && go tool pprof -top sync.pb.gz
     """
-    opts = TraceOptions(trace, pprof, output_file, output)
+    opts = TraceOptions(trace, pprof, output_file, output, force)
     opts.validate()
     opts.complete()
     opts.run()

@@ -88,7 +88,7 @@ def test_goapp_trace_profiles_equal_go_tool_trace(kind: str) -> None:
 def test_goapp_trace_has_what_its_load_makes() -> None:
     found = traces.load(GOAPP / "trace.out")
     # Keep-alive clients: goroutines waiting on their connections; goapp's mutex and channels.
-    assert any("internal/poll.(*FD).Read" in (r["function"] for r in [row]) for row in found.top("net")["rows"])
+    assert "internal/poll.(*FD).Read" in {r["function"] for r in found.top("net")["rows"]}
     assert {"sync.(*Mutex).Lock", "runtime.chansend1"} <= {r["function"] for r in found.top("sync")["rows"]}
     s = found.summary
     assert s.cpu_samples > 0 and s.stw_count > 0 and s.sched_waits > 0 and s.cut is None

@@ -2,9 +2,10 @@
 
 Cases: the summary as a table and as JSON; --pprof as a top equal to go tool pprof's of go tool
 trace's profile (committed, tests/fixtures/goapp-trace), as JSON, and -O writing the profile
-itself; a bundle, packed or not, is read for its trace/trace.out; -O without --pprof and -o with
--O are usage errors naming the flags; a bundle without a trace, a trace of an older Go and a cut
-trace say so; the command is registered.
+itself; a bundle, packed or not, is read for its trace/trace.out, checked first as the other
+commands check it (exit 4; --force reads it, with a warning); -O without --pprof, -o with -O and
+--force on a trace file are usage errors naming the flags; a bundle without a trace, a trace of
+an older Go and a cut trace say so; the command is registered, with analysis' profile kinds.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from debugcap.analysis import pprof
+from debugcap.analysis import pprof, traces
 from debugcap.bundle import manifest
 from debugcap.formats import pprof as pprof_format
 from debugcap.kubectl_plugin.cli import cli
+from debugcap.kubectl_plugin.commands import trace as trace_command
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-trace"
 TRACE = FIXTURE / "trace.out"
@@ -67,31 +69,54 @@ def test_pprof_top_and_file_equal_go_tool_traces(kind: str, tmp_path: Path) -> N
     assert _rows(dest.read_bytes()) == want and gzip.decompress(dest.read_bytes())
 
 
-def _bundle(root: Path, trace: bytes | None) -> Path:
+def _bundle(root: Path, trace: bytes | None, listed: dict[str, manifest.FileEntry] | None = None) -> Path:
     stem = root / "ns_pod_20261123T160000Z"
     stem.mkdir(parents=True)
     fields = manifest.ManifestFields(
         capture=manifest.CaptureInfo(name="c1", template="debug-full", parameters={}),
         target=manifest.TargetInfo(namespace="ns", pod="pod", container="app"),
         started_at=WHEN, finished_at=WHEN, collectors=())
-    (stem / "manifest.json").write_text(manifest.Manifest.build(fields, files={}).to_json())
+    (stem / "manifest.json").write_text(manifest.Manifest.build(fields, files=listed or {}).to_json())
     if trace is not None:
         (stem / "trace").mkdir()
         (stem / "trace" / "trace.out").write_bytes(trace)
     return stem
 
 
-def test_a_bundle_is_read_for_its_trace(tmp_path: Path) -> None:
-    stem = _bundle(tmp_path, TRACE.read_bytes())
-    packed = tmp_path / f"{stem.name}.tar.gz"
+def _packed(stem: Path) -> Path:
+    packed = stem.parent / f"{stem.name}.tar.gz"
     with tarfile.open(packed, "w:gz") as tf:
         tf.add(stem, arcname=stem.name)
+    return packed
+
+
+def test_a_bundle_is_read_for_its_trace(tmp_path: Path) -> None:
+    stem = _bundle(tmp_path, TRACE.read_bytes())
+    packed = _packed(stem)
     want = json.loads(run(str(TRACE), "-o", "json")[1])
     for path in (stem, packed):
         code, out, _ = run(str(path), "-o", "json")
         doc = json.loads(out)
         assert code == 0 and doc["source"].endswith("trace/trace.out")
         assert {**doc, "source": None} == {**want, "source": None}
+
+
+def test_a_bundle_that_fails_its_checks_exits_4_unless_forced(tmp_path: Path) -> None:
+    wrong = {"trace/trace.out": manifest.FileEntry(sha256="0" * 64, size=TRACE.stat().st_size)}
+    packed = _packed(_bundle(tmp_path, TRACE.read_bytes(), wrong))
+    code, out, err = run(str(packed))
+    assert code == 4 and out == "" and "trace/trace.out" in err
+    code, out, err = run(str(packed), "--force", "-o", "json")
+    assert code == 0 and json.loads(out)["events"] > 0 and err.startswith("warning: ")
+
+
+def test_force_is_for_bundles_and_a_directory_needs_a_manifest(tmp_path: Path) -> None:
+    code, _, err = run(str(TRACE), "--force")
+    assert code == 2 and "--force applies to a bundle" in err
+    (tmp_path / "trace").mkdir()
+    (tmp_path / "trace" / "trace.out").write_bytes(TRACE.read_bytes())
+    code, _, err = run(str(tmp_path))
+    assert code == 2 and "manifest.json" in err
 
 
 def test_a_bundle_without_a_trace_says_so(tmp_path: Path) -> None:
@@ -121,5 +146,6 @@ def test_an_older_trace_and_a_cut_one(tmp_path: Path) -> None:
     assert code == 0 and "cut short" in out and err.startswith("warning: the trace was cut short")
 
 
-def test_trace_is_registered() -> None:
+def test_trace_is_registered_with_the_analysis_profile_kinds() -> None:
     assert "trace" in cli.commands
+    assert trace_command.PROFILE_KINDS == traces.PROFILE_KINDS
