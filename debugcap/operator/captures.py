@@ -115,7 +115,11 @@ async def spec_changed(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **
     changed = conditions.spec_change_ignored(status.get("conditions") or [], message,
                                              generation=body.metadata.get("generation"), now=now())
     await runtime.in_thread(patch_status, runtime.of(memo).kube, str(body.metadata.namespace),
-                            str(body.metadata.name), {"conditions": changed})
+                            str(body.metadata.name),
+                            # The edit was observed and refused: kstatus readers (Flux, Helm, Argo CD)
+                            # then see Stalled of this generation (Failed) at once, not an edit
+                            # forever in progress; the message names the generation captured.
+                            {"conditions": changed, "observedGeneration": body.metadata.get("generation")})
     event(body, False, "SpecChangeIgnored", message)
 
 

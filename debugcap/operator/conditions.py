@@ -89,8 +89,8 @@ def status_fields(phase: str, message: str, *, previous: Sequence[Mapping[str, A
 def spec_change_ignored(previous: Sequence[Mapping[str, Any]], message: str, *, generation: int | None,
                         now: datetime) -> list[dict[str, Any]]:
     """The conditions once the spec was edited after the run: ``SpecChangeIgnored`` and Stalled,
-    both of the new generation. ``status.observedGeneration`` stays at the generation captured
-    (the edit was not carried out), so kstatus readers see the object as not reconciled, and
+    both of the new generation; the handler moves ``status.observedGeneration`` to it too (the
+    edit was observed, and refused), so kstatus readers see Stalled, i.e. Failed, at once, and
     ``kubectl wait --for=condition=Ready`` no longer passes for it: Ready is of the old generation."""
     return merge(previous, [
         condition(SPEC_CHANGE_IGNORED, True, "RunsOnce", message, generation=generation, now=now),

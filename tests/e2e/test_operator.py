@@ -180,7 +180,10 @@ def test_capture_of_one_pod_completes_with_its_bundle_in_s3(
     edited = wait_for(lambda: (o := read(kube, namespace, "cap")) and any(
         c["type"] == "SpecChangeIgnored" for c in o["status"].get("conditions", [])) and o, 20, "SpecChangeIgnored")
     assert edited["status"]["pods"][0]["bundle"] == pod["bundle"]
-    assert edited["status"]["observedGeneration"] < edited["metadata"]["generation"]
+    # Observed and refused: kstatus readers see Stalled of this generation (Failed), not an edit in progress.
+    assert edited["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    stalled = next(c for c in edited["status"]["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["observedGeneration"]) == ("True", edited["metadata"]["generation"])
     assert len(s3_keys(namespace, "api-1")) == 1
 
 
