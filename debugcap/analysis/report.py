@@ -81,7 +81,10 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
     profs = _profiles(reading, cpu_seconds if isinstance(cpu_seconds, int | float) else None)
     tops = {kind: _top(reading, profs.get(kind), "inuse_space" if kind == "heap" else None)
             for kind in ("cpu", "heap", "block", "mutex")}
-    dump_rel = layout.PPROF_GOROUTINE_DEBUG2
+    # The debug=2 dump has states and wait times; a bundle with only the debug=1 one (a template
+    # asking for that format alone) still gets its goroutine section from it.
+    dump_rel = next((rel for rel in (layout.PPROF_GOROUTINE_DEBUG2, layout.PPROF_GOROUTINE_DEBUG1)
+                     if reader.exists(rel)), layout.PPROF_GOROUTINE_DEBUG2)
     dump = reading.dump(dump_rel) if reader.exists(dump_rel) else None
     # One notion of the application's own code for every profile of the bundle.
     code = attribution.code_of(profs.values()) if profs else None
@@ -100,7 +103,8 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
         fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(reading),
         hints=tuple(reading.hints), problems=tuple(reading.problems),
         attribution=_attribution(reading, profs, code) if code else {},
-        waiting=sections.waiting(reading, dump_rel, code) if dump else (),
+        waiting=(sections.waiting(reading, dump_rel, code)
+                 if dump and dump_rel != layout.PPROF_GOROUTINE_DEBUG1 else ()),
         container=sections.container(reading, mf.target.container, mf.started_at) if mf else None,
         trace=trace)
     return rep, profs

@@ -24,12 +24,11 @@ from collections.abc import Iterator
 from typing import Final
 
 from debugcap.analysis import model
+from debugcap.analysis.findings.thresholds import BANDS
 
 KIND: Final = "sched-latency"
-NOTICE_NS: Final = 1_000_000
-MEDIUM_NS: Final = 10_000_000
-HIGH_NS: Final = 50_000_000
-SEVERITIES: Final = (40, 60, 82)  # low, medium, high
+NOTICE_NS: Final = 1_000_000  # under this, no finding at all
+BAND: Final = BANDS[KIND]  # medium from 10 ms, high from 50 ms (the one table)
 
 
 def check(report: model.Report) -> Iterator[model.Finding]:
@@ -37,10 +36,10 @@ def check(report: model.Report) -> Iterator[model.Finding]:
     if t is None or t.sched_latency_p99_ns is None or t.sched_latency_p99_ns < NOTICE_NS:
         return
     p99 = t.sched_latency_p99_ns
-    level = 2 if p99 >= HIGH_NS else 1 if p99 >= MEDIUM_NS else 0
-    what = "CPU starvation" if level else "goroutines queue for a processor"
+    level = BAND.level(p99 / 1e6)
+    what = "goroutines queue for a processor" if level == "low" else "CPU starvation"
     longest = f"longest {_ms(t.sched_latency_max_ns or p99)} of {t.sched_waits} waits"
-    yield model.Finding(SEVERITIES[level], KIND, "scheduler latency",
+    yield model.Finding(BAND.severity(p99 / 1e6), KIND, "scheduler latency",
                         f"p99 scheduler latency {_ms(p99)} ({longest}): {what}, {_cause(report, t.gomaxprocs)}",
                         value=round(p99 / 1e6, 3), unit="ms")
 

@@ -1,7 +1,7 @@
 """The one table of severity bands for the rules that measure a rate; docs/findings.md mirrors it.
 
 Callers: the rules ``cpu-hot``, ``heap-top``, ``heap-growth``, ``block-delay``, ``mutex-delay`` and
-``goroutine-growth`` of :mod:`debugcap.analysis.findings`; a unit test checks the docs table
+``goroutine-growth`` and ``sched-latency`` of :mod:`debugcap.analysis.findings`; a unit test checks the docs table
 against :data:`BANDS`. A measured value at or above ``medium`` is medium, at or above ``high`` is
 high, below is low; a value that cannot be measured (no window, no yardstick) is low, and the
 message says what was missing. Each band's severity places the finding among all others
@@ -21,7 +21,10 @@ The bands are judgement calls, each with its reason:
 - heap-growth, in-use growth per minute against that limit: 1 %/min fills it within two hours,
   5 %/min within twenty minutes; without a limit, MiB per minute;
 - goroutine-growth, goroutines added per minute: a service's pool grows with load in bursts,
-  a steady hundred a minute is a leak.
+  a steady hundred a minute is a leak;
+- sched-latency, the p99 wait of a runnable goroutine for a processor: the scheduler's time slice
+  (10 ms) waited out regularly is CPU starvation; five slices, a CPU quota throttling the
+  container or GOMAXPROCS far below the work (findings/sched_latency.py says more).
 """
 
 from __future__ import annotations
@@ -62,4 +65,6 @@ BANDS: Final[dict[str, Band]] = {
                                  "MiB/min", 1.0, 10.0, (50, 70, 90)),
     "goroutine-growth": Band("goroutines added per minute across the snapshots", "/min", 10.0, 100.0,
                              (45, 65, 85)),
+    "sched-latency": Band("the execution trace's p99 wait from runnable to running (none under 1 ms)", "ms",
+                          10.0, 50.0, (40, 60, 82)),
 }

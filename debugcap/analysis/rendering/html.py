@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from debugcap.analysis import flames, model
-from debugcap.analysis.rendering import pprof_text, text
+from debugcap.analysis.rendering import pprof_text, text, trace_text
 
 # The asset files sit in the analysis package (package data, not a package of their own).
 _PACKAGE = "debugcap.analysis"
@@ -76,6 +76,8 @@ def _evidence_sections(rep: model.Report) -> list[str]:
                    + ("" if leaks.groups else ": its leak check found no goroutine blocked forever") + "</p>"
                    + (_table(["count", "function"], [[x["count"], x["function"]] for x in leaks.groups], {0})
                       if leaks.groups else ""))
+    if rep.trace:
+        out.append("<h2>Execution trace</h2>" + _table(["what", "value"], trace_text.summary_rows(rep.trace)))
     if rep.sockets:
         out.append("<h2>Sockets</h2>" + _table(
             ["state", "count"], [[k, v] for k, v in sorted(rep.sockets.states.items())], {1}))

@@ -7,7 +7,7 @@ Callers: the ``report``, ``diff`` and ``goroutines`` commands of
 from __future__ import annotations
 
 from debugcap.analysis import goroutines, model, pprof
-from debugcap.analysis.rendering import pprof_text
+from debugcap.analysis.rendering import pprof_text, trace_text
 
 TOP_TITLES = (("cpu", "CPU"), ("heap", "Heap in use"), ("block", "Block delay"), ("mutex", "Mutex delay"))
 # The manifest's runtime facts in the order a reader wants them; others follow by name.
@@ -88,6 +88,10 @@ def render_report(rep: model.Report) -> str:
                                                                   list(rep.goroutines.groups)))]
     if rep.proven_leaks:
         lines += ["", *proven_leaks_lines(rep.proven_leaks)]
+    if rep.trace:
+        width = max(len(what) for what, _v in trace_text.summary_rows(rep.trace))
+        lines += ["", "Execution trace:",
+                  *(f"  {what:<{width}}  {value}" for what, value in trace_text.summary_rows(rep.trace))]
     if rep.sockets:
         st = rep.sockets.states
         lines += ["", "Sockets: " + (", ".join(f"{k} {v}" for k, v in sorted(st.items())) or "none")]

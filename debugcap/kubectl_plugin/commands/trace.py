@@ -19,7 +19,7 @@ from debugcap import errors
 from debugcap.kubectl_plugin.options import ExitCode, output_option, print_document, print_table
 
 if TYPE_CHECKING:
-    from debugcap.analysis.traces import TraceAnalysis, TraceSummary
+    from debugcap.analysis.traces import TraceAnalysis
 
 # analysis.trace_pass.PROFILE_KINDS, repeated so that --help does not import the analysis.
 PROFILE_KINDS: Final = ("sched", "net", "sync", "syscall")
@@ -67,6 +67,8 @@ class TraceOptions:
             raise _ChecksFailed(str(err)) from err
 
     def run(self) -> None:
+        from debugcap.analysis.rendering import trace_text
+
         assert self._analysis is not None, "complete() first"
         a = self._analysis
         for line in a.unverified:
@@ -75,7 +77,7 @@ class TraceOptions:
             if self.output == "json":
                 print_document(a.summary.as_dict(), "json")
             else:
-                print_table(summary_rows(a.summary))
+                print_table(trace_text.summary_rows(a.summary))
         elif self.output_file is not None:
             data = a.profile_bytes(self.pprof)
             try:
@@ -97,41 +99,6 @@ class TraceOptions:
             print_document(rep, "json")
         else:
             click.echo(pprof_text.render_top(rep, a.profile(kind)), nl=False)
-
-
-def summary_rows(s: TraceSummary) -> list[list[str]]:
-    """The summary as two columns: what, and its values in a sentence's words."""
-    p99 = "-" if s.sched_latency_p99_ns is None else duration(s.sched_latency_p99_ns)
-    longest = "-" if s.sched_latency_max_ns is None else duration(s.sched_latency_max_ns)
-    rows = [
-        ["trace", f"{s.source} (Go {s.go_format} format, {_n(s.generations, 'generation')}, "
-                  f"{_n(s.events, 'event')})"],
-        ["duration", duration(s.duration_ns)],
-        ["GOMAXPROCS", f"{'-' if s.gomaxprocs is None else s.gomaxprocs} ({s.procs_seen} procs seen)"],
-        ["goroutines", f"{s.goroutines_created} created, {s.goroutines_at_end} at the end, "
-                       f"{s.goroutines_max} at most"],
-        ["scheduler latency", f"p99 {p99}, longest {longest} over {_n(s.sched_waits, 'wait')} "
-                              f"(total {duration(s.sched_latency_total_ns)})"],
-        ["GC", f"{_n(s.gc_count, 'cycle')}; stop-the-world {_n(s.stw_count, 'pause')}, total "
-               f"{duration(s.stw_total_ns)}, longest {duration(s.stw_max_ns)}"],
-        ["CPU samples", str(s.cpu_samples)],
-        ["heap", "-" if s.heap_max_bytes is None else f"{s.heap_max_bytes / (1 << 20):.1f} MiB at most"],
-    ]
-    if s.cut:
-        rows.append(["cut", s.cut])
-    return rows
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def duration(ns: int) -> str:
-    """``3.77ms``-style: three significant digits in the largest unit under the value."""
-    for unit, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
-        if abs(ns) >= size:
-            return f"{ns / size:.3g}{unit}"
-    return f"{ns}ns"
 
 
 @click.command("trace")
