@@ -153,6 +153,12 @@ def _summary(source: str, reader: gotrace.Reader, done: TracePass, s: Stats, cut
         cpu_samples=s.cpu_samples, heap_max_bytes=s.heap_max)
 
 
+# The largest trace a report (and so the operator, for each bundle it stores) reads: the reader
+# takes about 0.75 s per MiB of trace on one core (docs/performance.md), and a report must not
+# hold an upload for a minute. The trace command reads any size.
+REPORT_TRACE_LIMIT: Final = 16 << 20
+
+
 def bundle_summary(reading: Reading) -> TraceSummary | None:
     """The summary of a bundle's ``trace/trace.out``; None when it is missing or unreadable (a
     problem line then; a trace cut short is read up to the cut, with a hint saying so)."""
@@ -163,6 +169,11 @@ def bundle_summary(reading: Reading) -> TraceSummary | None:
     body = hints.error_body(data, rel)
     if body:
         reading.hints.append(body)
+        return None
+    if len(data) > REPORT_TRACE_LIMIT:
+        reading.hints.append(
+            f"{rel}: {len(data) / (1 << 20):.0f} MiB, more than the {REPORT_TRACE_LIMIT >> 20} MiB a report reads "
+            f"(about a second per MiB): read it with `kubectl debugcap trace {reading.reader.path}`")
         return None
     label = reading.reader.label(rel)
     found = reading.guard(lambda: analyse(data, label))

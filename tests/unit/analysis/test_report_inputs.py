@@ -51,3 +51,11 @@ def test_the_trace_summary_is_a_section_of_the_report(tmp_path: Path) -> None:
     page = text.render_report(rep)
     assert "Execution trace:" in page and "scheduler latency" in page and "GOMAXPROCS" in page
     assert "<h2>Execution trace</h2>" in html.render_report(rep, [])
+
+
+def test_a_trace_over_the_report_limit_is_left_to_the_trace_command(tmp_path: Path, monkeypatch) -> None:
+    trace = FIXTURES / "goapp-trace" / "trace.out"
+    monkeypatch.setattr(traces, "REPORT_TRACE_LIMIT", trace.stat().st_size - 1)
+    rep = report.build(_bundle(tmp_path, {layout.TRACE: trace}))
+    assert rep.trace is None and not rep.problems
+    assert any("kubectl debugcap trace" in h and layout.TRACE in h for h in rep.hints), rep.hints
