@@ -59,3 +59,26 @@ def test_a_trace_over_the_report_limit_is_left_to_the_trace_command(tmp_path: Pa
     rep = report.build(_bundle(tmp_path, {layout.TRACE: trace}))
     assert rep.trace is None and not rep.problems
     assert any("kubectl debugcap trace" in h and layout.TRACE in h for h in rep.hints), rep.hints
+
+
+def test_passes_on_several_threads_leave_the_cyclic_collector_as_they_found_it() -> None:
+    """The interleaving that left it off for good: a second pass begins while the first runs (it
+    sees the collector off) and ends after it (so it must not be the one that decides)."""
+    import gc
+
+    assert gc.isenabled()
+    first, second = traces._no_cyclic_gc(), traces._no_cyclic_gc()
+    first.__enter__()
+    assert not gc.isenabled()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second pass still runs
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with traces._no_cyclic_gc():
+            pass
+        assert not gc.isenabled()  # off before: stays off
+    finally:
+        gc.enable()
