@@ -22,17 +22,20 @@ from debugcap.formats import pprof as pprof_format
 
 
 def build(path: str | os.PathLike[str], *, flame_graphs: list[flames.Flame] | None = None,
-          profiles: dict[str, pprof_format.Profile] | None = None, force: bool = False) -> model.Report:
+          profiles: dict[str, pprof_format.Profile] | None = None, force: bool = False,
+          trace_limit: int | None = None) -> model.Report:
     """The report for one bundle (packed or unpacked), findings included.
 
     ``flame_graphs``/``profiles``, when given, are filled with flame graphs and
     parsed profiles (by endpoint name), so the HTML and speedscope outputs reuse
     this one parse instead of reading the bundle again. ``force`` reads what is
-    readable of a bundle that fails its checks (:class:`BundleReader`).
+    readable of a bundle that fails its checks (:class:`BundleReader`). ``trace_limit``: the
+    largest execution trace summarised, in bytes (None: :data:`traces.REPORT_TRACE_LIMIT`); a
+    larger one gets a hint naming the trace command.
     """
     with BundleReader(path, force=force) as reader:
         reading = Reading(reader)
-        rep, profs = _read(reading)
+        rep, profs = _read(reading, trace_limit)
         if profiles is not None:
             profiles.update(profs)
         if flame_graphs is not None:
@@ -71,7 +74,7 @@ def _attribution(reading: Reading, profs: dict[str, pprof_format.Profile],
     return out
 
 
-def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profile]]:
+def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Report, dict[str, pprof_format.Profile]]:
     reader = reading.reader
     mf = reading.manifest()
     collectors = mf.collectors if mf else ()
@@ -91,7 +94,7 @@ def _read(reading: Reading) -> tuple[model.Report, dict[str, pprof_format.Profil
     snaps, newest = sections.snapshots(reading, code)
     if dump is None and newest is not None:
         dump_rel, dump = newest
-    trace = traces.bundle_summary(reading)  # before hints and problems are taken: it adds to them
+    trace = traces.bundle_summary(reading, trace_limit)  # before hints and problems are taken: it adds to them
     rep = model.Report(
         bundle=str(reader.path), target=mf.target if mf else None, capture=mf.capture if mf else None,
         runtime=mf.runtime if mf else {}, proven_leaks=sections.proven_leaks(reading, profs.get("goroutineleak"), code),

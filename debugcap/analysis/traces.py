@@ -183,9 +183,12 @@ def _summary(source: str, reader: gotrace.Reader, done: TracePass, s: Stats, cut
 REPORT_TRACE_LIMIT: Final = 16 << 20
 
 
-def bundle_summary(reading: Reading) -> TraceSummary | None:
+def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary | None:
     """The summary of a bundle's ``trace/trace.out``; None when it is missing or unreadable (a
-    problem line then; a trace cut short is read up to the cut, with a hint saying so)."""
+    problem line then; a trace cut short is read up to the cut, with a hint saying so). ``limit``:
+    the largest trace read, in bytes (None: :data:`REPORT_TRACE_LIMIT`); the operator reads less,
+    as reading costs memory too (about 12 MB per MiB of trace)."""
+    limit = REPORT_TRACE_LIMIT if limit is None else limit
     rel = layout.TRACE
     data = reading.guard(lambda: reading.reader.read(rel)) if reading.reader.exists(rel) else None
     if not data:
@@ -194,9 +197,9 @@ def bundle_summary(reading: Reading) -> TraceSummary | None:
     if body:
         reading.hints.append(body)
         return None
-    if len(data) > REPORT_TRACE_LIMIT:
+    if len(data) > limit:
         reading.hints.append(
-            f"{rel}: {len(data) / (1 << 20):.0f} MiB, more than the {REPORT_TRACE_LIMIT >> 20} MiB a report reads "
+            f"{rel}: {len(data) / (1 << 20):.0f} MiB, more than the {limit / (1 << 20):g} MiB a report reads "
             f"(about a second per MiB): read it with `kubectl debugcap trace {reading.reader.path}`")
         return None
     label = reading.reader.label(rel)

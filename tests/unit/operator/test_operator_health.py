@@ -19,12 +19,13 @@ from pathlib import Path
 import operator_fakes
 import pytest
 
-from debugcap.analysis import model
+from debugcap.analysis import model, report
 from debugcap.bundle import layout, manifest, writer
 from debugcap.operator import health
 from debugcap.operator.results import PodResult, summary
 
 NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+TRACE = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-trace" / "trace.out"
 LEAK = "".join(f"goroutine {n} [chan receive, 12 minutes]:\nmain.leakWorker(0x0?)\n\t/app/main.go:97 +0x15\n"
                f"created by main.leakGoroutines in goroutine 1\n\t/app/main.go:103 +0x25\n\n" for n in range(10, 70))
 MEMSTATS = {"memstats": {"HeapInuse": 4_202_496, "HeapAlloc": 2_000_000, "NumGC": 17, "NextGC": 4_194_304,
@@ -56,6 +57,15 @@ def test_a_bundle_with_a_parked_goroutine_pile_makes_its_pod_unhealthy(tmp_path:
     assert assessed.condition() == {"type": "Healthy", "status": "False", "reason": "HighSeverityFindings",
                                     "message": assessed.message, "lastTransitionTime": "2026-12-01T10:30:00Z",
                                     "observedGeneration": 4}
+
+
+def test_the_report_reads_a_trace_up_to_the_limit_its_caller_gives(tmp_path: Path) -> None:
+    """The operator reads smaller traces than the report command: reading costs memory too."""
+    path = _bundle(tmp_path, {layout.TRACE: TRACE.read_bytes()})
+    assert report.build(path).trace is not None  # the default limit (16 MiB) reads it
+    cut = report.build(path, trace_limit=TRACE.stat().st_size - 1)
+    assert cut.trace is None and not cut.problems
+    assert any("kubectl debugcap trace" in h and layout.TRACE in h for h in cut.hints), cut.hints
 
 
 def test_a_bundle_that_cannot_be_analysed_is_unknown_not_an_error(tmp_path: Path) -> None:
