@@ -25,7 +25,7 @@ from debugcap.bundle import layout, manifest, writer
 from debugcap.capture.deadline import MONOTONIC, Clock, Deadline, deadline_seconds
 from debugcap.capture.outcome import CaptureOutcome, phase_of
 from debugcap.capture.steps import Evidence, Progress, StepRunner
-from debugcap.capture.window import SendingGets, WindowGate, schedule, window_size
+from debugcap.capture.window import SendingGets, WindowGate, schedule, snapshots_first, window_size
 from debugcap.collectors import base
 from debugcap.kube.client import Kube
 from debugcap.settings import CaptureSettings
@@ -84,7 +84,12 @@ class Capture:
         runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
                             evidence=evidence, clock=self.clock, progress=self.progress)
         gate.start()
-        runner.start(schedule(self.template, before), workers=max(self.parallelism, window_size(self.template)))
+        # Enough workers for the snapshots and the whole window at once: a window step queued behind
+        # a slow snapshot would start late, apart from the others, and the bound on the snapshots'
+        # wait would not hold for it.
+        first = len(snapshots_first(steps, before))
+        runner.start(schedule(self.template, before),
+                     workers=max(self.parallelism, first + window_size(self.template)))
         finished = False
         try:
             finished = deadline.wait(evidence.done)

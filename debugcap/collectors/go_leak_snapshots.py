@@ -42,17 +42,27 @@ class GoLeakSnapshotsCollector(base.Collector):
         gc = bool(ctx.param("gc", True))
         results: list[base.CollectorResult] = []
         next_at = _now()
+        fetched: dict[str, float] = {}  # when each kind was last asked for
         for index in range(count):
-            delay = next_at - _now()
-            if delay > 0:
-                _sleep(delay)
+            _wait_until(next_at)
             # Interval from this snapshot's start, whichever is later: a late snapshot (a fetch
             # slower than the interval) must not be followed by one at once to catch up; two
             # snapshots 0.15 s apart show no growth and the rates between them mean nothing.
             next_at = max(next_at, _now()) + interval
             for kind in kinds:
+                # And each kind at least an interval after its previous fetch: a slow heap
+                # fetch (gc=1 on a big heap) must not put two goroutine dumps back to back.
+                if kind in fetched:
+                    _wait_until(fetched[kind] + interval)
+                fetched[kind] = _now()
                 url, filename, body = PROFILES[kind]
                 if kind == "heap" and gc:
                     url += "?gc=1"
                 results.append(fetching.fetch(ctx, self.name, url, layout.snapshot_path(index, filename), body))
         return base.CollectorResult.worst(results)
+
+
+def _wait_until(when: float) -> None:
+    delay = when - _now()
+    if delay > 0:
+        _sleep(delay)

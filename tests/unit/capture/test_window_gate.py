@@ -270,3 +270,31 @@ def test_capture_takes_the_heap_before_the_trace_and_cpu_profile_start(
     assert order[:2] == ["heap begins", "heap ends"]
     assert sorted(order[2:]) == ["cpu begins", "trace begins"]
     assert all(r.status is manifest.CollectorStatus.OK for r in outcome.records)
+
+
+def test_every_window_step_waits_beside_the_snapshots_however_few_workers_are_asked_for(
+        rig: Rig, clock: FakeClock, registry: dict[str, type[base.Collector]]) -> None:
+    snapshots_may_end = threading.Event()
+
+    def snapshot(_ctx: base.CollectContext) -> base.CollectorResult:
+        assert snapshots_may_end.wait(HANG)
+        return base.CollectorResult(base.Status.OK)
+
+    def instant(_ctx: base.CollectContext) -> base.CollectorResult:
+        return base.CollectorResult(base.Status.OK)
+
+    for name in ("heap", "allocs"):
+        stand_in(registry, name, snapshot)
+        registry[name].before_window = True
+    for name in ("ps", "cpu", "goroutine", "trace"):
+        stand_in(registry, name, instant)
+    running = rig.start(template(step("heap"), step("allocs"), *STEPS), parallelism=1)
+    # The deadline, and all three window steps held back by the snapshots: none is still queued
+    # behind them, waiting for a worker, to start late and apart from the others.
+    clock.until_waiting(4)
+    snapshots_may_end.set()
+    assert rig.window_opened.wait(HANG)
+    clock.until_waiting(2)
+    clock.advance(2.0)
+    rig.forwards.release_all()
+    assert all(r.status is manifest.CollectorStatus.OK for r in running.result(HANG).records)

@@ -74,6 +74,25 @@ def test_a_late_snapshot_is_followed_an_interval_later_not_at_once(bundle, pprof
     assert [b - began[0] for b in began] == [0, 14, 19]  # at least 5 s apart, never back to back
 
 
+def test_a_slow_heap_fetch_does_not_put_two_goroutine_dumps_back_to_back(bundle, pprof_port, clock) -> None:
+    _serve(pprof_port)
+    asked: dict[str, list[float]] = {"heap": [], "goroutine": []}
+
+    class SlowFirstHeap:  # the first heap fetch (gc=1) takes 7 s of the stand-in clock, longer than the interval
+        def get(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+            kind = "heap" if "heap" in path else "goroutine"
+            asked[kind].append(clock.now - 1000)
+            if kind == "heap" and len(asked["heap"]) == 1:
+                clock.now += 7
+            return pprof_port.get(path, *args, **kwargs)
+
+    ctx = bundle.context(http=SlowFirstHeap(), params={"snapshots": 3, "interval_seconds": 5})
+    GoLeakSnapshotsCollector().collect(ctx)
+    for kind, times in asked.items():
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert len(times) == 3 and min(gaps) >= 5, (kind, times)
+
+
 def test_gc_false_and_profiles_change_what_is_asked(bundle, pprof_port, clock) -> None:
     _serve(pprof_port)
     params = {"snapshots": 1, "gc": False, "profiles": ["heap", "allocs"]}
