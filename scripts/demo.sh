@@ -113,7 +113,92 @@ echo "$hits occurrences"
 
 step "Reading the evidence: the leak hunt's findings"
 kubectl debugcap report "$LEAK" --html "$OUT/leak-report.html" | sed -n '1,25p'
-kubectl debugcap report "$FULL" --html "$OUT/full-report.html" --speedscope "$OUT/full.speedscope.json" >/dev/null
+
+step "Findings name the application's own functions (not runtime or standard-library frames), rated by rates"
+kubectl debugcap report "$FULL" --html "$OUT/full-report.html" --speedscope "$OUT/full.speedscope.json" \
+  > "$OUT/full-report.txt"
+sed -n '/^Findings/,/^$/p' "$OUT/full-report.txt"
+
+step "The execution trace, read: its summary, and what go tool trace -pprof=sync shows"
+kubectl debugcap trace "$FULL"
+kubectl debugcap trace "$FULL" --pprof sync | sed -n '1,12p'
+
+step "A damaged bundle is refused, naming the member; --force reads what is readable"
+python3 - "$FULL" "$OUT/damaged.tar.gz" <<'PY'
+import gzip, io, sys, tarfile
+src, dst = sys.argv[1], sys.argv[2]
+raw = bytearray(gzip.decompress(open(src, "rb").read()))
+with tarfile.open(fileobj=io.BytesIO(bytes(raw))) as tar:
+    member = next(m for m in tar.getmembers() if m.name.endswith("pprof/heap.pb.gz"))
+raw[member.offset_data + 40] ^= 0xFF  # one flipped byte inside the stored heap profile
+open(dst, "wb").write(gzip.compress(bytes(raw)))
+PY
+kubectl debugcap report "$OUT/damaged.tar.gz" 2>&1 || echo "(exit $?)"
+kubectl debugcap report "$OUT/damaged.tar.gz" --force 2>&1 | sed -n '/^Problems/,$p' | sed -n '1,3p'
+
+step "A health sweep in git: a DebugSchedule over three pods, carried out by the operator"
+kubectl apply -f crds/ >/dev/null
+for name in web-1 web-2; do
+  kubectl -n "$NS" delete pod "$name" --ignore-not-found --grace-period=0 >/dev/null
+  kubectl -n "$NS" run "$name" --image=debugcap.test/goapp:dev --image-pull-policy=Never \
+    --labels=sweep=demo --overrides='{"spec":{"terminationGracePeriodSeconds":0}}' >/dev/null
+done
+kubectl -n "$NS" label pod leaky sweep=demo --overwrite >/dev/null
+kubectl -n "$NS" wait --for=condition=Ready pod/web-1 pod/web-2 --timeout=90s >/dev/null
+DEBUGCAP_OPERATOR_NAMESPACES="$NS" DEBUGCAP_OPERATOR_METRICS_PORT=9464 \
+  DEBUGCAP_OPERATOR_WORK_DIR="$OUT/operator" debugcap-operator > "$OUT/operator.log" 2>&1 &
+OPERATOR=$!
+trap 'kill $OPERATOR 2>/dev/null || true' EXIT
+# A previous demo's schedule and captures: the operator, now running, deletes their bundles first.
+kubectl -n "$NS" delete debugschedules,debugcaptures --all --timeout=120s >/dev/null
+kubectl -n "$NS" apply -f - <<'YAML'
+apiVersion: debugcap.io/v1alpha1
+kind: DebugCaptureTemplate
+metadata: {name: health-sweep}
+spec:
+  description: What the health rules read, light enough for a fleet
+  parameters: {cpu_seconds: {type: int, default: 1, min: 1}}
+  steps:
+  - {collector: pprof-cpu, params: {seconds: "${cpu_seconds}"}, window: profile}
+  - {collector: pprof-goroutine, params: {formats: [debug2]}, window: profile}
+  - {collector: pprof-heap}
+  - {collector: expvar}
+---
+apiVersion: debugcap.io/v1alpha1
+kind: DebugSchedule
+metadata: {name: nightly-health}
+spec:
+  schedule: "* * * * *"   # every minute for the demo; "0 3 * * *" for a nightly sweep
+  captureTemplate:
+    spec:
+      target: {selector: {matchLabels: {sweep: demo}}}
+      template: health-sweep
+YAML
+echo "waiting for the next minute's run..."
+for _ in $(seq 1 50); do
+  run=$(kubectl -n "$NS" get debugcaptures -l debugcap.io/schedule=nightly-health -o name 2>/dev/null | sed -n 1p)
+  [ -n "$run" ] && break
+  sleep 2
+done
+[ -n "$run" ] || { echo "the schedule made no capture; operator log:" >&2; tail -20 "$OUT/operator.log" >&2; exit 1; }
+kubectl -n "$NS" patch debugschedule nightly-health --type=merge -p '{"spec":{"suspend":true}}' >/dev/null
+kubectl -n "$NS" wait --for=condition=Ready "$run" --timeout=180s
+kubectl -n "$NS" get debugcaptures
+kubectl -n "$NS" get "$run" -o jsonpath='{range .status.pods[*]}{.name}{"\t"}{.conditions[?(@.type=="Healthy")].status}{"\t"}{.findings[0].message}{"\n"}{end}'
+kubectl -n "$NS" wait --for=condition=Healthy=False "$run" --timeout=10s
+for _ in $(seq 1 30); do
+  kubectl -n "$NS" get debugschedule nightly-health -o jsonpath='{.status.lastRun.capture}' | grep -q . && break
+  sleep 1
+done
+kubectl -n "$NS" get debugschedules
+echo "last run: $(kubectl -n "$NS" get debugschedule nightly-health -o jsonpath='{.status.lastRun}')"
+kubectl -n "$NS" get events --field-selector reason=HighSeverityFinding -o custom-columns=POD:.involvedObject.name,MESSAGE:.message | sed -n '1,3p'
+echo "Prometheus (the operator's /metrics):"
+python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode())' \
+  | grep -E '^debugcap_pod_(finding_severity|goroutines)' | sed -n '1,6p'
+echo "Argo CD health check (deploy/argocd): resource_customizations/debugcap.io/DebugCapture/health.lua"
+kubectl -n "$NS" delete debugschedules,debugcaptures --all --timeout=120s >/dev/null  # bundles too
+kill $OPERATOR 2>/dev/null || true
 
 step "Done"
 echo "bundles:     $FULL"
