@@ -195,6 +195,14 @@ class BundleReader:
     def exists(self, rel: str) -> bool:
         return rel in self._files
 
+    def size(self, rel: str) -> int | None:
+        """The member's length in bytes as the checking pass counted it (None when missing), so a
+        caller can refuse a large member without decompressing it."""
+        if rel not in self._files:
+            return None
+        entry = self._scan.digests.get(rel)
+        return entry.size if entry is not None else len(self._scan.reserved[rel])
+
     def open(self, rel: str) -> IO[bytes] | None:
         if rel not in self._files:
             return None

@@ -190,17 +190,22 @@ def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary |
     as reading costs memory too (about 12 MB per MiB of trace)."""
     limit = REPORT_TRACE_LIMIT if limit is None else limit
     rel = layout.TRACE
-    data = reading.guard(lambda: reading.reader.read(rel)) if reading.reader.exists(rel) else None
+    size = reading.reader.size(rel)
+    if not size:
+        return None
+    # Judged by the size the checking pass saw, before reading: a few hundred kB of bundle can
+    # hold a trace of hundreds of MiB, which a report must not decompress just to refuse it.
+    if size > limit:
+        reading.hints.append(
+            f"{rel}: {size / (1 << 20):.0f} MiB, more than the {limit / (1 << 20):g} MiB a report reads "
+            f"(about a second per MiB): read it with `kubectl debugcap trace {reading.reader.path}`")
+        return None
+    data = reading.guard(lambda: reading.reader.read(rel))
     if not data:
         return None
     body = hints.error_body(data, rel)
     if body:
         reading.hints.append(body)
-        return None
-    if len(data) > limit:
-        reading.hints.append(
-            f"{rel}: {len(data) / (1 << 20):.0f} MiB, more than the {limit / (1 << 20):g} MiB a report reads "
-            f"(about a second per MiB): read it with `kubectl debugcap trace {reading.reader.path}`")
         return None
     label = reading.reader.label(rel)
     found = reading.guard(lambda: analyse(data, label))

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -26,11 +27,14 @@ import pytest
 
 from debugcap.analysis import pprof, report, traces
 from debugcap.analysis.bundle_reading import BundleReader, Reading
+from debugcap.bundle import layout, manifest, writer
 from debugcap.formats import gotrace, pprof_proto
 from debugcap.formats import pprof as pprof_format
 from debugcap.formats.gotrace import spec
 
 from .test_report import write_manifest
+
+WHEN = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 GOAPP = FIXTURES / "goapp-trace"
@@ -252,3 +256,28 @@ def test_report_has_the_trace_section_and_its_finding(tmp_path: Path) -> None:
     p99 = rep.trace.sched_latency_p99_ns
     assert p99 is not None
     assert ("sched-latency" in [f.kind for f in rep.findings]) == (p99 >= 1_000_000)
+
+
+def test_a_trace_over_the_limit_is_refused_by_its_size_without_being_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # 8 MiB of zeros packs into a few kB: the size the checking pass counted is what refuses it.
+    with writer.BundleWriter(directory=tmp_path, name=layout.bundle_name("shop", "api-7d9f", WHEN), mtime=0,
+                             durable=False) as w:
+        w.add_bytes(layout.TRACE, b"go 1.26 trace\x00\x00\x00" + bytes(8 << 20))
+        bundle = w.finish(manifest.ManifestFields(
+            capture=manifest.CaptureInfo(name="c1", template="debug-full", parameters={}),
+            target=manifest.TargetInfo(namespace="shop", pod="api-7d9f", container="api"),
+            started_at=WHEN, finished_at=WHEN, collectors=()))
+    assert bundle.path.stat().st_size < 100_000
+    with BundleReader(bundle.path) as reader:
+        assert reader.size(layout.TRACE) == (8 << 20) + 16 and reader.size("nothing/here") is None
+
+        def no_reading(rel: str) -> None:
+            raise AssertionError(f"{rel} was read")
+
+        monkeypatch.setattr(reader, "read", no_reading)
+        monkeypatch.setattr(reader, "open", no_reading)
+        reading = Reading(reader)
+        assert traces.bundle_summary(reading, 1 << 20) is None
+    assert not reading.problems
+    assert reading.hints == [f"{layout.TRACE}: 8 MiB, more than the 1 MiB a report reads (about a second per MiB): "
+                             f"read it with `kubectl debugcap trace {bundle.path}`"]
