@@ -11,8 +11,11 @@ bundle uploaded twice. The pods themselves go through the process's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Mapping
+import logging
+import traceback
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -41,6 +44,10 @@ GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
 CAPTURES: Final = resources.CAPTURES
 SCHEDULE_LABEL: Final = resources.SCHEDULE_LABEL
+# The reason of the one Warning Event an unhealthy pod gets per capture (docs/health.md).
+POD_UNHEALTHY: Final = "PodUnhealthy"
+
+logger = logging.getLogger(__name__)
 
 
 def patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
@@ -170,7 +177,7 @@ async def _write_phase(run: StatusWriter, phase: str, message: str, extra: list[
 async def _finish(run: StatusWriter, body: kopf.Body, ttl: timedelta, phase: str, message: str) -> None:
     done = now()
     pods = list(run.pods.values())
-    healthy = health.capture_condition([(p.name, p.health) for p in pods],
+    healthy = health.capture_condition([(p.name, p.verdict) for p in pods],
                                        generation=run.status.get("observedGeneration"), now=done)
     await _write_phase(run, phase, message, [healthy], completionTime=stamp(done), expiresAt=stamp(done + ttl),
                        summary=summary(pods))
@@ -191,8 +198,21 @@ async def _close_orphan(rt: runtime.Runtime, body: kopf.Body, logger: kopf.Logge
         request = None
     run = status_writer(rt, body)
     run.status = {k: v for k, v in body.status.items() if k != "pods"}
-    adopt = functools.partial(recovery.adopt_upload, rt.store, work_dir=rt.config.work_dir)
+    adopted: list[PodResult] = []
+
+    def adopt(entry: Mapping[str, Any]) -> PodResult:
+        result = recovery.adopt_upload(rt.store, entry, work_dir=rt.config.work_dir,
+                                       trace_limit=rt.config.analysis_trace_limit)
+        adopted.append(result)
+        return result
+
     run.pods, lost = await runtime.in_thread(recovery.recover_pods, body.status.get("pods") or [], adopt)
+    # Reported like the pods of a run (their Event, count and health), which they missed: the
+    # operator that captured them died first. Pods that had ended were reported by it.
+    refs = await runtime.in_thread(recovery.pod_refs, rt.kube, str(body.metadata.namespace),
+                                   [r.name for r in adopted if r.verdict is not None])
+    for result in adopted:
+        pod_done(body, refs, result)
     message = recovery.orphan_message(lost)
     logger.warning("closing orphaned capture: %s", message)
     await _finish(run, body, _ttl(rt, body, request), overall(run.pods.values()) if run.pods else "Failed", message)
@@ -223,7 +243,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
                               request=request, template=template, work_dir=rt.config.work_dir,
                               probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection,
-                              generation=body.metadata.get("generation"))
+                              generation=body.metadata.get("generation"),
+                              trace_limit=rt.config.analysis_trace_limit)
     refs = {pod: health.pod_ref(obj) for pod, obj in selection.objects.items()}
     try:
         results = await asyncio.gather(*(rt.pods.capture(
@@ -243,27 +264,47 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
 
 
 def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResult) -> None:
-    """Count a pod's capture and post its Event; then what its analysis found (:func:`report_health`)."""
-    metrics.POD_CAPTURES.labels(result.phase).inc()
-    metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
-    text = f"pod {result.name}: {result.phase} in {result.duration_seconds:.0f}s"
-    text += f", bundle {result.uri}" if result.uri else ""
-    text += f": {result.message}" if result.message else ""
-    event(body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
-    if result.health is not None:
-        report_health(body, refs.get(result.name) or health.PodRef(workload=result.name), result.name, result.health)
+    """Count a pod's capture and post its Event; then what its analysis found (:func:`report_health`).
+    Runs inside the capture of the pod: a failure here is logged and never fails the capture."""
+    with _reporting(body, result.name, "capture"):
+        metrics.POD_CAPTURES.labels(result.phase).inc()
+        metrics.UPLOADED_BYTES.inc(result.size_bytes if result.key else 0)
+        text = f"pod {result.name}: {result.phase} in {result.duration_seconds:.0f}s"
+        text += f", bundle {result.uri}" if result.uri else ""
+        text += f": {result.message}" if result.message else ""
+        event(body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
+    if result.verdict is not None:
+        with _reporting(body, result.name, "health"):
+            report_health(body, refs.get(result.name) or health.PodRef(workload=result.name), result.name,
+                          result.verdict)
 
 
 def report_health(body: kopf.Body, ref: health.PodRef, pod: str, assessed: health.PodHealth) -> None:
-    """The pod's health gauges, and a Warning Event on the pod itself for each high-severity finding
-    listed: `kubectl describe pod` and event-based alerting see it without knowing debugcap."""
+    """The pod's health gauges, and for an unhealthy pod one Warning Event on the pod itself, naming
+    its most serious finding: `kubectl describe pod` and event-based alerting see it without knowing
+    debugcap, and a schedule's every run adds one Event per unhealthy pod, not one per finding."""
     namespace, capture = str(body.metadata.namespace), str(body.metadata.name)
     metrics.POD_HEALTH.record(namespace, pod, workload=ref.workload, kind=ref.kind, capture=capture,
                               healthy=assessed.healthy,
                               severity=max((int(f["severity"]) for f in assessed.findings), default=0),
                               readings=assessed.readings)
-    target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace, "uid": ref.uid}}
-    for finding in assessed.findings:
-        if finding["level"] == health.UNHEALTHY_LEVEL:
-            pod_event(target, "HighSeverityFinding", f"debugcap capture {capture}: {finding['kind']} at "
-                      f"{finding['subject']}: {finding['message']}")
+    message = health.event_message(capture, assessed)
+    if message is not None:
+        target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace, "uid": ref.uid}}
+        pod_event(target, POD_UNHEALTHY, message)
+
+
+@contextlib.contextmanager
+def _reporting(body: kopf.Body, pod: str, what: str) -> Iterator[None]:
+    """Log, never raise, what fails while reporting a pod (metrics, Events): the pod's bundle is
+    stored and its status written, and a failure to tell about it must not fail the capture. The
+    log line has the exception's type, its message redacted like a finding's, and where it was
+    raised; not the traceback, whose text would carry the message unredacted."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - see the docstring: logged instead
+        meta = body.get("metadata") or {}
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        at = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} ({frame.name})" if frame else ""
+        logger.warning("%s/%s pod %s: reporting its %s failed: %s%s: %s", meta.get("namespace"), meta.get("name"),
+                       pod, what, type(exc).__name__, at, health.clean(str(exc), health.MESSAGE_CHARS))

@@ -282,33 +282,30 @@ def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
     ended.wait(ABANDONED_STEPS_SECONDS)
 
 
-def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None,
-              generation: int | None = None) -> PodResult:
-    """Analyse a collected pod's bundle, upload it (or spool it) and give the pod's result.
+def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None) -> PodResult:
+    """Upload a collected pod's bundle (or spool it) and give the pod's result, not analysed yet.
 
     ``key_sent`` is set once the status naming the bundle's key was written; the upload waits
-    for it, so a bundle is never stored under a key no status names. ``generation``: the
-    capture's, for the pod's Healthy condition.
+    for it, so a bundle is never stored under a key no status names. A stored bundle's local copy
+    stays for :func:`assess_pod`, which removes it; a spooled one has moved to the spool.
     """
     target, outcome = collected.target, collected.outcome
     bundle = outcome.bundle
-    # Before the upload: with keep_local=False the local file is gone (or spooled) afterwards, and
-    # the analysis overlaps the wait for key_sent instead of adding to it.
-    assessed = health.assess(bundle.path, generation=generation, now=reporting.now())
     try:
         if key_sent is not None:
             # Bounded: an API server that never answers that write fails the final one too, and
             # the bundle is better stored than lost.
             key_sent.wait(timeout=KEY_SENT_SECONDS)
+        # Stored before it is analysed: an operator killed while analysing (the analysis is the
+        # memory-hungry part) must not take evidence with it.
         delivery, _flushed = delivering.deliver(store, bundle, namespace=target.namespace, pod=target.pod,
-                                                when=bundle.manifest.started_at, keep_local=False)
+                                                when=bundle.manifest.started_at, keep_local=True)
     except errors.DebugcapError as exc:
         # Neither stored nor spooled: the bundle stays where it is (the message says where), and
         # its key stays listed in case the store took it before failing.
         key = delivering.object_key(store, target.namespace, target.pod, bundle.manifest.started_at,
                                     bundle.path.name)
-        return dataclasses.replace(collected.failed(str(exc)), upload_key=key, health=assessed)
-    shutil.rmtree(collected.out_dir, ignore_errors=True)
+        return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
     phase = str(outcome.phase)
     message = "; ".join(f"{c['name']}: {c['message']}" for c in collected.collectors
                         if c["status"] == "failed" and "message" in c)
@@ -316,14 +313,32 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
     if delivery.stored:
         uri = store.backend.uri(key=delivery.key)
     else:
+        shutil.rmtree(collected.out_dir, ignore_errors=True)  # the bundle itself is in the spool now
         phase = "Failed" if phase == "Failed" else "PartiallyFailed"
         message = f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}"
     return PodResult(name=target.pod, phase=phase, container=target.container, node=target.node,
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
                      upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
-                     access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock,
-                     health=assessed)
+                     access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock)
+
+
+def assess_pod(collected: Collected, stored: PodResult, *, generation: int | None, trace_limit: int | None,
+               analyse: bool = True) -> PodResult:
+    """``stored`` (from :func:`store_pod`) with the analysis of the bundle's local copy, which is
+    then removed. Only a stored bundle with evidence in it is analysed: a spooled one waits in the
+    spool, where the next upload may take it away mid-read, and one whose upload failed is not the
+    pod's stored evidence (neither counts as healthy); a Failed pod collected nothing to read.
+    ``analyse`` False (the capture is being deleted) only removes the copy."""
+    if not stored.key:  # spooled (the spool has it) or refused (left where the message says, for a person)
+        return stored
+    try:
+        if not analyse or stored.phase == "Failed":
+            return stored
+        return dataclasses.replace(stored, health=health.assess(
+            collected.outcome.bundle.path, generation=generation, now=reporting.now(), trace_limit=trace_limit))
+    finally:
+        shutil.rmtree(collected.out_dir, ignore_errors=True)
 
 
 def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
@@ -351,6 +366,7 @@ class PodSteps:
     settings: CaptureSettings  # from capture_settings()
     selection: PodSelection | None = None  # the pods as find_pods read them
     generation: int | None = None  # the capture's metadata.generation, for the pods' conditions
+    trace_limit: int | None = health.TRACE_LIMIT_BYTES  # the largest trace the analysis reads
 
     def prepare(self, pod: str) -> Prepared | PodResult:
         read = self.selection.fresh(pod) if self.selection is not None else None
@@ -367,4 +383,8 @@ class PodSteps:
                            started=started, window_open=window_open)
 
     def store(self, collected: Collected, *, key_sent: threading.Event | None) -> PodResult:
-        return store_pod(self.bundles, collected, key_sent=key_sent, generation=self.generation)
+        return store_pod(self.bundles, collected, key_sent=key_sent)
+
+    def assess(self, collected: Collected, stored: PodResult, *, analyse: bool) -> PodResult:
+        return assess_pod(collected, stored, generation=self.generation, trace_limit=self.trace_limit,
+                          analyse=analyse)

@@ -21,6 +21,10 @@ from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORT
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The largest execution trace the operator's analysis of a bundle reads, in MiB: about 50 MB of
+# memory (the reader holds some 12 MB per MiB) and 3 s of a core. The report command reads up to
+# 16 MiB; a larger trace gets a hint naming the trace command instead of a summary.
+ANALYSIS_TRACE_LIMIT_MIB: Final = 4
 
 
 def parse_duration(text: str, *, field: str) -> timedelta:
@@ -93,6 +97,11 @@ class DebugcapConfig:
     (``DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES``, comma-separated). Only these and
     :attr:`debug_image`: whoever may create a DebugCapture must not pick code to run in a pod."""
 
+    analysis_trace_limit_mib: int = ANALYSIS_TRACE_LIMIT_MIB
+    """The largest execution trace the analysis of a bundle reads, in MiB
+    (``DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB``); 0 reads none. Raise it with the operator's
+    memory limit: reading costs about 12 MB per MiB of trace, one analysis at a time."""
+
     http_transport: str = "auto"
     """How Go endpoints are reached when a capture does not say (``DEBUGCAP_OPERATOR_TRANSPORT``):
     direct, proxy, port-forward or auto."""
@@ -149,4 +158,11 @@ class DebugcapConfig:
             metrics_port=integer("DEBUGCAP_OPERATOR_METRICS_PORT", defaults.metrics_port, 0),
             liveness_port=integer("DEBUGCAP_OPERATOR_LIVENESS_PORT", defaults.liveness_port, 0),
             work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
+            analysis_trace_limit_mib=integer("DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB",
+                                             defaults.analysis_trace_limit_mib, 0),
         )
+
+    @property
+    def analysis_trace_limit(self) -> int:
+        """:attr:`analysis_trace_limit_mib` in bytes."""
+        return self.analysis_trace_limit_mib << 20

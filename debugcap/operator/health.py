@@ -1,21 +1,26 @@
 """What the operator learns from each bundle it stores: a pod's findings, readings and ``Healthy``.
 
-:func:`assess` runs :func:`debugcap.analysis.report.build` on the local bundle file just before
-:mod:`~debugcap.operator.capturing` uploads it (and :mod:`~debugcap.operator.recovery` on a bundle
-it adopts), so nobody has to download a bundle to learn whether the pod is healthy. An analysis
-that fails never fails the capture: the pod's ``Healthy`` is then ``Unknown`` and says why.
+:func:`assess` runs :func:`debugcap.analysis.report.build` on the local copy of a bundle just
+after :mod:`~debugcap.operator.capturing` uploaded it (and :mod:`~debugcap.operator.recovery` on a
+bundle it adopts), so nobody has to download a bundle to learn whether the pod is healthy. An
+analysis that fails never fails the capture: the pod's ``Healthy`` is then ``Unknown`` and says why.
 
-**Unhealthy** means at least one finding at the analysis' own ``high`` level
-(:data:`debugcap.analysis.model.HIGH_FROM`): a proven or suspected goroutine leak, goroutine or heap
-growth. Medium findings are listed but do not make a pod unhealthy: they include facts about the
-capture rather than the pod (a collector that failed, a truncated dump) and readiness hints that
-every ordinary Go program earns (an empty block profile), so a sweep of healthy pods would cry wolf.
+**One analysis at a time in the process** (:data:`_ANALYSING`), and the execution trace read only
+up to the operator's own limit: reading a trace costs about 12 MB of memory per MiB, and an
+operator killed for memory loses the bundles it has not uploaded yet.
+
+**Unhealthy** means a finding of a kind in :data:`UNHEALTHY_FROM` at or above the level given
+there: the one rule, see :func:`makes_unhealthy` (docs/health.md says why each kind is in or out).
+Other findings are listed but do not make a pod unhealthy: a busy function (``cpu-hot``) or a large
+cache (``heap-top``) is how a working pod looks under load, and facts about the capture (a collector
+that failed, a cut dump, readiness hints, the profiler's own share) say nothing of the pod.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +30,7 @@ from debugcap import errors
 from debugcap.analysis import model, report
 from debugcap.bundle import redact
 from debugcap.operator import conditions
+from debugcap.operator.config import ANALYSIS_TRACE_LIMIT_MIB
 from debugcap.operator.reporting import stamp
 
 logger = logging.getLogger(__name__)
@@ -34,7 +40,39 @@ logger = logging.getLogger(__name__)
 MAX_FINDINGS: Final = 5
 MESSAGE_CHARS: Final = 240
 SUBJECT_CHARS: Final = 120
-UNHEALTHY_LEVEL: Final = "high"
+LEVELS: Final = ("low", "medium", "high")
+
+# The one rule of what makes a pod unhealthy: a finding of one of these kinds at or above the
+# level given. Kinds that are faults of the pod whatever its load: leaks and growth that end in an
+# OOM kill or a stalled program, contended locks (lost time, not work), a scheduler too slow for its
+# goroutines. fd-limit and disk-full have one level, medium, and fire only near the failure (80% of
+# the descriptors, a 90% full filesystem), so that level counts. Left out on purpose: cpu-hot and
+# heap-top (saturation and size, how a busy pod looks), block-delay (idle workers parked on their
+# channels count as blocked), close-wait (a count of sockets, not a share of a limit: a busy proxy
+# crosses it in a moment's lag, and the harm it leads to is fd-limit's), and the facts about the
+# capture: truncated-dump, collector-failed, hint, profiler-own. docs/health.md has the same table.
+UNHEALTHY_FROM: Final[Mapping[str, str]] = {
+    "goroutine-leak-proven": "high",
+    "goroutine-leak": "high",
+    "goroutine-growth": "high",
+    "heap-growth": "high",
+    "mutex-delay": "high",
+    "sched-latency": "high",
+    "fd-limit": "medium",
+    "disk-full": "medium",
+}
+
+# Analyses at once in the process, capture and recovery alike: one. What an analysis holds at its
+# peak is mostly the trace reader's (about 12 MB per MiB of trace), and the chart's memory limit
+# (384Mi) would not hold several; the analyses wait for each other instead.
+_ANALYSING = threading.Lock()
+TRACE_LIMIT_BYTES: Final = ANALYSIS_TRACE_LIMIT_MIB << 20  # see config.ANALYSIS_TRACE_LIMIT_MIB
+
+
+def makes_unhealthy(kind: str, level: str) -> bool:
+    """Whether a finding of ``kind`` at ``level`` makes its pod unhealthy (:data:`UNHEALTHY_FROM`)."""
+    lowest = UNHEALTHY_FROM.get(kind)
+    return lowest is not None and level in LEVELS and LEVELS.index(level) >= LEVELS.index(lowest)
 
 
 @dataclass(frozen=True)
@@ -101,20 +139,24 @@ def finding_entry(f: model.Finding) -> dict[str, Any]:
 
 def judge(findings: Sequence[model.Finding], readings: Mapping[str, int | float], *, generation: int | None,
           now: datetime) -> PodHealth:
-    """The health a bundle's findings give its pod (see the module docstring for what is unhealthy)."""
+    """The health a bundle's findings give its pod (:func:`makes_unhealthy`). The findings listed are
+    the most serious, most serious first; on an unhealthy pod the most serious finding that makes it
+    unhealthy comes first, whatever its severity: the capture's Healthy and the Event name it."""
     ranked = sorted(findings, key=lambda f: -f.severity)
-    serious = [f for f in ranked if f.level == UNHEALTHY_LEVEL]
-    if serious:
-        top = serious[0]
-        status, reason = "False", "HighSeverityFindings"
-        message = (f"{len(serious)} high-severity finding(s); the most serious: {top.kind} at {top.subject}: "
-                   f"{top.message}")
+    sick = [f for f in ranked if makes_unhealthy(f.kind, f.level)]
+    listed = ranked[:MAX_FINDINGS]
+    if sick:
+        listed = [sick[0], *(f for f in ranked if f is not sick[0])][:MAX_FINDINGS]
+        top = sick[0]
+        status, reason = "False", "UnhealthyFindings"
+        message = (f"{len(sick)} finding(s) that make a pod unhealthy; the most serious: {top.kind} at "
+                   f"{top.subject}: {top.message}")
     else:
-        status, reason = "True", "NoHighSeverityFindings"
-        message = (f"no high-severity finding; {len(ranked)} lower one(s), the most serious {ranked[0].level}: "
-                   f"{ranked[0].kind} at {ranked[0].subject}") if ranked else "no findings"
+        status, reason = "True", "NoUnhealthyFindings"
+        message = (f"no finding that makes a pod unhealthy; {len(ranked)} other(s), the most serious "
+                   f"{ranked[0].level}: {ranked[0].kind} at {ranked[0].subject}") if ranked else "no findings"
     return PodHealth(status=status, reason=reason, message=clean(message, conditions.MESSAGE_CHARS),
-                     assessed_at=stamp(now), findings=tuple(finding_entry(f) for f in ranked[:MAX_FINDINGS]),
+                     assessed_at=stamp(now), findings=tuple(finding_entry(f) for f in listed),
                      findings_total=len(ranked), readings=dict(readings), generation=generation)
 
 
@@ -145,10 +187,14 @@ def readings_of(rep: model.Report) -> dict[str, int | float]:
     return out
 
 
-def assess(path: str | os.PathLike[str], *, generation: int | None, now: datetime) -> PodHealth:
-    """Analyse the bundle at ``path``; a failure is an ``Unknown`` health naming it, never raised."""
+def assess(path: str | os.PathLike[str], *, generation: int | None, now: datetime,
+           trace_limit: int | None = TRACE_LIMIT_BYTES) -> PodHealth:
+    """Analyse the bundle at ``path``, waiting for any other analysis of the process to end first
+    (:data:`_ANALYSING`); ``trace_limit``: the largest execution trace read, in bytes (None: the
+    report command's). A failure is an ``Unknown`` health naming it, never raised."""
     try:
-        rep = report.build(path)
+        with _ANALYSING:
+            rep = report.build(path, trace_limit=trace_limit)
     except Exception as exc:  # noqa: BLE001 - analysis must never fail the capture; it becomes the message
         message = clean(f"the bundle could not be analysed: {type(exc).__name__}: {exc}", conditions.MESSAGE_CHARS)
         logger.warning("%s: %s", os.fspath(path).rsplit("/", 1)[-1], message)
@@ -157,10 +203,22 @@ def assess(path: str | os.PathLike[str], *, generation: int | None, now: datetim
     return judge(rep.findings, readings_of(rep), generation=generation, now=now)
 
 
+def event_message(capture: str, assessed: PodHealth) -> str | None:
+    """The one Warning Event an unhealthy pod gets per capture: its most serious finding that makes
+    it unhealthy, and how many more findings the capture's status lists; None for any other pod."""
+    if assessed.healthy is not False or not assessed.findings:
+        return None
+    top = assessed.findings[0]
+    others = assessed.findings_total - 1
+    more = f" (and {others} other finding(s), listed in the capture's status)" if others else ""
+    return f"debugcap capture {capture}: {top['kind']} at {top['subject']}: {top['message']}{more}"
+
+
 def capture_condition(pods: Iterable[tuple[str, PodHealth | None]], *, generation: int | None,
                       now: datetime) -> dict[str, Any]:
     """The capture's own ``Healthy``: False when any pod is unhealthy, True when every pod was
-    assessed healthy, else Unknown (a pod not captured, or not analysed)."""
+    assessed healthy, else Unknown (a pod not captured, or not analysed). Each unhealthy pod is
+    named with its first listed finding, the one that makes it unhealthy (:func:`judge`)."""
     listed = list(pods)
     if not listed:
         return conditions.condition(conditions.HEALTHY, None, "NoPods", "no pod was captured",
@@ -175,7 +233,7 @@ def capture_condition(pods: Iterable[tuple[str, PodHealth | None]], *, generatio
                                     generation=generation, now=now)
     if listed and not unknown:
         return conditions.condition(conditions.HEALTHY, True, "AllPodsHealthy",
-                                    f"{len(listed)} pod(s) analysed, none with a high-severity finding",
+                                    f"{len(listed)} pod(s) analysed, none unhealthy",
                                     generation=generation, now=now)
     return conditions.condition(conditions.HEALTHY, None, "NotAnalysed",
                                 f"{len(unknown)} of {len(listed)} pod(s) not analysed: " + ", ".join(unknown),

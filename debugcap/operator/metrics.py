@@ -33,10 +33,11 @@ RUNNING = Gauge("debugcap_captures_running", "Pods being captured right now.")
 # that size stays cheap.
 POD_SERIES_LIMIT: Final = 1000
 POD_LABELS: Final = ("namespace", "pod", "workload", "kind")  # kind: the workload's (Deployment, Pod...)
-POD_HEALTHY = Gauge("debugcap_pod_healthy", "1 when the pod's latest capture had no high-severity finding, "
-                    "0 when it had one.", POD_LABELS)
+POD_HEALTHY = Gauge("debugcap_pod_healthy", "1 when the pod's latest capture had no finding that makes a pod "
+                    "unhealthy, 0 when it had one (docs/health.md).", POD_LABELS)
 POD_SEVERITY = Gauge("debugcap_pod_finding_severity", "Severity of the most serious finding in the pod's latest "
-                     "capture (high from 80, medium from 55); 0 without findings.", POD_LABELS)
+                     "capture (high from 80, medium from 55); 0 without findings; absent when it could not "
+                     "be analysed.", POD_LABELS)
 POD_READINGS: Final = {
     "goroutines": Gauge("debugcap_pod_goroutines", "Goroutines in the pod's latest capture.", POD_LABELS),
     "heapInuseBytes": Gauge("debugcap_pod_heap_inuse_bytes", "Heap in use in the pod's latest capture "
@@ -71,11 +72,12 @@ class PodHealthSeries:
                 self._remove(evicted)
                 POD_SERIES_EVICTED.inc()
             self._pods[(namespace, pod)] = (labels, capture)
-            if healthy is None:  # not analysed: an older verdict would pass for this capture's
-                _drop(POD_HEALTHY, labels)
+            if healthy is None:  # not analysed: an older verdict, or a 0 ("no findings"), would pass
+                _drop(POD_HEALTHY, labels)  # for this capture's and silence an alert on it
+                _drop(POD_SEVERITY, labels)
             else:
                 POD_HEALTHY.labels(*labels).set(1 if healthy else 0)
-            POD_SEVERITY.labels(*labels).set(severity)
+                POD_SEVERITY.labels(*labels).set(severity)
             for name, gauge in POD_READINGS.items():
                 if name in readings:
                     gauge.labels(*labels).set(readings[name])
@@ -101,7 +103,10 @@ class PodHealthSeries:
 
 
 def _drop(gauge: Gauge, labels: tuple[str, ...]) -> None:
-    gauge.remove(*labels)  # labels never set are no error
+    try:
+        gauge.remove(*labels)
+    except KeyError:  # labels never set: prometheus-client before 0.22 raises, later ones do not
+        pass
 
 
 POD_HEALTH = PodHealthSeries()

@@ -15,7 +15,11 @@ One scheduler serves the whole process, so its limits hold across all captures:
   run, not in the burst of requests that opens them, and a freed slot goes to a pod whose
   connections are up;
 - ``uploads``: bundles being stored at once. Storing touches only S3, so it runs outside the pod's
-  lock and slot: the next pod's window need not wait for this pod's upload.
+  lock and slot: the next pod's window need not wait for this pod's upload;
+- ``analyses``: stored bundles being analysed, one at a time, after the upload and outside its
+  limit (:mod:`~debugcap.operator.health` holds a process-wide lock as well). Waiting here, on the
+  event loop, rather than in a thread keeps the executor's threads for collecting: a pod whose
+  collection waited behind queued analyses for a thread would run into its deadline.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class PodWork(Protocol):
     def store(self, collected: capturing.Collected, *, key_sent: threading.Event | None) -> PodResult:
         """Upload the bundle once ``key_sent`` is set (the status names its key)."""
 
+    def assess(self, collected: capturing.Collected, stored: PodResult, *, analyse: bool) -> PodResult:
+        """``stored`` with the analysis of the bundle's local copy (unless ``analyse`` is False);
+        removes the copy."""
+
 
 class Place:
     """A place ahead (or any semaphore's unit), given back once: on the event loop, or from a thread
@@ -105,6 +113,7 @@ class PodScheduler:
         self.slots = asyncio.Semaphore(concurrency)
         self.ahead = asyncio.Semaphore(concurrency)
         self.uploads = asyncio.Semaphore(uploads or concurrency)
+        self.analyses = asyncio.Semaphore(1)
         self._clock = clock or clocks.LoopClock()
         self._pod_locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The second each pod's last capture started in, under its pod lock: bundle names carry
@@ -143,6 +152,8 @@ class PodScheduler:
                 collected, key_sent = await self._collect(run, namespace, prepared, place, work,
                                                           prepare_after, deadline_seconds)
         result = await self._store(run, collected, work, key_sent)
+        if isinstance(collected, capturing.Collected):
+            result = await self._assess(run, collected, result, work)
         run.set_pod(result)
         on_done(result)
         return result
@@ -245,6 +256,27 @@ class PodScheduler:
             return collected
         except BaseException:
             if isinstance(collected, capturing.Collected):  # cancelled before it was stored: no scratch left
+                collected.discard()
+            raise
+
+    async def _assess(self, run: StatusWriter, collected: capturing.Collected, stored: PodResult,
+                      work: PodWork) -> PodResult:
+        """The analysis of a stored bundle, one at a time (``analyses``), once a status write
+        lists the bundle: an operator that dies while analysing (out of memory, say) leaves a
+        stored bundle listed as such, which its successor keeps as it is instead of downloading
+        and analysing it again."""
+        loop = asyncio.get_running_loop()
+        job: asyncio.Future[PodResult] | None = None
+        try:
+            if stored.key and not run.deleted:
+                # A failed write is logged by the writer and not fatal: the final one lists it too.
+                await asyncio.wait({run.set_pod(stored)})
+            async with self.analyses:
+                job = loop.run_in_executor(self.executor, functools.partial(
+                    work.assess, collected, stored, analyse=not run.deleted))
+                return await asyncio.shield(job)
+        except BaseException:
+            if job is None:  # cancelled before the analysis began: it removes the copy itself otherwise
                 collected.discard()
             raise
 

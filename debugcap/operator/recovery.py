@@ -18,6 +18,7 @@ from typing import Any, Final
 from debugcap import capture as engine
 from debugcap import delivering, errors
 from debugcap.bundle import verify
+from debugcap.kube.client import Kube, core_path
 from debugcap.operator import health, reporting, results
 from debugcap.operator.results import PodResult
 from debugcap.operator.scheduling import TERMINAL
@@ -51,7 +52,8 @@ def orphan_message(lost: int) -> str:
             "re-run (a DebugCapture runs once); create a new DebugCapture to capture again")
 
 
-def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Path) -> PodResult:
+def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Path,
+                 trace_limit: int | None = health.TRACE_LIMIT_BYTES) -> PodResult:
     """The result of a pod whose capture a dead operator left unfinished, from what its
     ``uploadKey`` names in storage.
 
@@ -74,7 +76,8 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
             stored = store.backend.get(key=key, dest=local)
             checked = verify.verify(local)
             # Read while the copy is here: an adopted pod says how healthy it was like any other.
-            assessed = health.assess(local, generation=None, now=reporting.now()) if checked.ok else None
+            assessed = health.assess(local, generation=None, now=reporting.now(),
+                                     trace_limit=trace_limit) if checked.ok else None
     except errors.StorageError as exc:
         return dataclasses.replace(lost, key=key, message=(
             f"the operator restarted after this pod's capture and could not check its bundle {key} "
@@ -91,3 +94,16 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
                      node=entry.get("node", ""), uri=store.backend.uri(key=key), key=key, sha256=stored.sha256,
                      size_bytes=stored.size, collectors=results.collector_entries(records), health=assessed,
                      message="the operator restarted after storing this bundle; adopted from storage")
+
+
+def pod_refs(kube: Kube, namespace: str, pods: Iterable[str]) -> dict[str, health.PodRef]:
+    """The uid and workload of each pod still there, for the Events and gauges of adopted pods
+    (the capture's own reading of them died with the operator); a pod that cannot be read is its
+    own workload, and its Event has no uid."""
+    refs: dict[str, health.PodRef] = {}
+    for pod in pods:
+        try:
+            refs[pod] = health.pod_ref(kube.get_json(core_path("pods", namespace, pod)) or {})
+        except errors.KubeError:
+            refs[pod] = health.PodRef(workload=pod)
+    return refs

@@ -44,6 +44,13 @@ class PodResult:
     # None when there was no bundle to analyse.
     health: PodHealth | None = None
 
+    @property
+    def verdict(self) -> PodHealth | None:
+        """The analysis the capture counts (its summary, its Healthy, the gauges and Events): none
+        for a Failed pod, whose upload failed or which collected nothing, even if a status written
+        by an earlier release gave it one."""
+        return None if self.phase == "Failed" else self.health
+
     def as_status(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
         if self.container:
@@ -94,7 +101,7 @@ def summary(results: Iterable[PodResult]) -> dict[str, int]:
     """``status.summary``: how the capture's pods ended and what their analysis said; a
     DebugSchedule's ``status.lastRun`` repeats it."""
     listed = list(results)
-    assessed = [r.health for r in listed if r.health is not None]
+    assessed = [r.verdict for r in listed if r.verdict is not None]
     return {"pods": len(listed), "captured": sum(1 for r in listed if r.phase != "Failed"),
             "failed": sum(1 for r in listed if r.phase == "Failed"),
             "healthy": sum(1 for h in assessed if h.healthy is True),

@@ -68,8 +68,10 @@ async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, p
     if any(successes):
         patch.status["lastSuccessfulTime"] = max(s for s in successes if s)
     patch.status["active"] = [{"name": n} for n in active]
-    # Without the runs just pruned: the trend compares with a run that is still there to look at.
-    if (summary := sweeps.last_run([c for c in owned if c["metadata"]["name"] not in pruned])) is not None:
+    # From every finished run, those just pruned included (a failed run pruned at once is still the
+    # last run); the trend's baseline only from runs still there to look at.
+    summary = sweeps.last_run(owned, pruned=set(pruned))
+    if summary is not None and sweeps.replaces(summary, status.get("lastRun")):
         # A merge patch keeps keys it does not name: those the new run lacks are cleared.
         patch.status["lastRun"] = {**dict.fromkeys(sweeps.OPTIONAL_KEYS), **summary}
 

@@ -9,7 +9,7 @@ run before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -69,10 +69,15 @@ def trend(latest: Mapping[str, Any], previous: Mapping[str, Any]) -> list[dict[s
     return rows[:MAX_TREND_PODS]
 
 
-def last_run(captures: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def last_run(captures: Sequence[Mapping[str, Any]], pruned: Collection[str] = ()) -> dict[str, Any] | None:
     """The newest finished capture's summary (its ``status.summary``, else counted from its pods),
-    with the trend against the newest earlier one that has readings (the history limits decide
-    whether one is left: ``successfulHistoryLimit`` 1 keeps none); None before any run finished."""
+    with the trend against the newest earlier one that has readings and is not in ``pruned``; None
+    before any run finished.
+
+    The newest run counts even when it is pruned in the same tick (``failedHistoryLimit: 0`` prunes
+    a failed run at once): the last run is what happened last, and an older success must not stand
+    in for it. Only the trend's baseline must still be there to look at. (The history limits decide
+    whether one is left: ``successfulHistoryLimit`` 1 keeps none.)"""
     finished = sorted((c for c in captures if (c.get("status") or {}).get("phase") in scheduling.TERMINAL),
                       key=_age)
     if not finished:
@@ -84,8 +89,18 @@ def last_run(captures: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     if status.get("completionTime"):
         out["completionTime"] = status["completionTime"]
     # The run before that read anything: a failed run in between has no readings to compare with.
-    earlier = [c for c in finished[:-1] if _readings(c)]
+    earlier = [c for c in finished[:-1] if _readings(c) and c["metadata"]["name"] not in pruned]
     if earlier:
         out["previousCapture"] = earlier[-1]["metadata"]["name"]
         out["trend"] = trend(latest, earlier[-1])
     return out
+
+
+def replaces(new: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> bool:
+    """Whether ``new`` (from :func:`last_run`) may replace the ``lastRun`` the status has: it is
+    the same run, or one that finished no earlier. A recorded run that is gone (pruned, or deleted
+    by hand) is still the last one that ran; the older run still listed must not replace it."""
+    if not recorded or recorded.get("capture") == new.get("capture"):
+        return True
+    before, after = _stamp(recorded.get("completionTime")), _stamp(new.get("completionTime"))
+    return before is None or after is None or after >= before

@@ -6,7 +6,8 @@ the runs are the expensive part and every check reads the same objects:
 * the sweep's capture: the leaking pod has the goroutine-leak finding and Healthy=False, the
   Deployment's pods Healthy=True; the capture is Ready and Healthy=False, `kubectl wait` returns on
   both, `kubectl get dcap` shows the Healthy column, the summary counts the pods;
-* the leaking pod has a Warning HighSeverityFinding Event; /metrics has each pod's health gauges
+* the leaking pod has one Warning PodUnhealthy Event for the run, the others none; /metrics has each
+  pod's health gauges
   labelled with its workload (the Deployment, or the pod itself);
 * a second run: the schedule's lastRun summarises it, and the leaking pod's goroutines went up;
 * deleting the schedules and captures deletes every bundle and every pod's health series;
@@ -233,9 +234,11 @@ def test_a_sweep_reports_each_pods_health(operator_env: int, operator: KopfRunne
         assert listed[0].split()[:4] == ["NAME", "PHASE", "HEALTHY", "UNHEALTHY"], listed
         assert listed[1].split()[:4] == [first, "Completed", "False", "1"], listed
 
-        events = wait_for(lambda: core.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=leaky,reason=HighSeverityFinding").items, 20,
+        wait_for(lambda: core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=leaky,reason=PodUnhealthy").items, 20,
             "the Warning Event on the leaking pod")
+        events = core.list_namespaced_event(namespace, field_selector="reason=PodUnhealthy").items
+        assert [e.involved_object.name for e in events] == ["leaky"], [e.message for e in events]  # one per run
         assert events[0].type == "Warning" and events[0].involved_object.kind == "Pod"
         assert events[0].involved_object.uid == core.read_namespaced_pod("leaky", namespace).metadata.uid
         assert first in events[0].message and "leakWorker" in events[0].message

@@ -1,13 +1,16 @@
 """Storing one pod's bundle: what the status says about it.
 
 Cases: a bundle stored in a local store is named by a ``file:///`` URI of the stored file (the
-backend's own ``uri``, not a description of the store), and its scratch directory is removed;
-a bundle the store refuses keeps its key listed as ``uploadKey`` (or spooled, is PartiallyFailed);
-either way the pod carries the analysis of its bundle (its Healthy, at the capture's generation).
+backend's own ``uri``, not a description of the store), and its scratch directory is removed once
+analysed; the bundle is stored before it is analysed, and the analysis reads the local copy (the
+pod's Healthy, at the capture's generation, with the operator's trace limit); a spooled bundle, a
+refused one and a Failed pod are not analysed; a bundle the store refuses keeps its key listed as
+``uploadKey`` (or spooled, is PartiallyFailed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +20,8 @@ import operator_fakes
 import pytest
 
 from debugcap import delivering
-from debugcap.operator import capturing
+from debugcap.operator import capturing, health
+from debugcap.operator.results import PodResult
 from debugcap.storage import local, spool
 
 WHEN = operator_fakes.WHEN
@@ -47,24 +51,46 @@ def test_a_bundle_stored_locally_is_named_by_a_file_uri_of_the_stored_file(
     assert result.phase == "Completed" and result.key == capturing.planned_key(store, "shop", "api-1", WHEN)
     assert result.uri == (tmp_path / "store" / result.key).as_uri()  # was "file://local directory ..."
     assert Path(result.uri.removeprefix("file://")).is_file()
+    capturing.assess_pod(collected, result, generation=1, trace_limit=None)
     assert not collected.out_dir.exists()
 
 
-def test_a_stored_pod_carries_its_bundles_analysis_at_the_captures_generation(
-        store: delivering.Store, tmp_path: Path) -> None:
-    sent = threading.Event()
-    sent.set()
-    result = capturing.store_pod(store, _collected(tmp_path), key_sent=sent, generation=3)
+def test_the_bundle_is_stored_before_it_is_analysed_and_the_local_copy_is_read(
+        store: delivering.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator killed for memory while analysing must not lose the bundle: it is stored first."""
+    collected = _collected(tmp_path)
+    read: list[tuple[Path, bool, int | None]] = []
+    real = health.report.build
+
+    def build(path: Path, **kw: Any) -> Any:
+        read.append((Path(path), (tmp_path / "store" / stored.key).is_file(), kw.get("trace_limit")))
+        return real(path, **kw)
+
+    monkeypatch.setattr(health.report, "build", build)
+    stored = capturing.store_pod(store, collected)
+    assert stored.health is None and not read  # the upload does not analyse
+    result = capturing.assess_pod(collected, stored, generation=3, trace_limit=4 << 20)
+    assert read == [(collected.outcome.bundle.path, True, 4 << 20)]
     assert result.health is not None
     assert (result.health.status, result.health.generation) == ("True", 3)
     assert result.as_status()["conditions"][0]["type"] == "Healthy"
-    # An upload that failed keeps the analysis: the findings are the bundle's, wherever it waits.
+    assert not collected.out_dir.exists()
+
+
+def test_a_bundle_not_stored_or_a_failed_pod_is_not_analysed(store: delivering.Store, tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "store").write_text("a file where the store's directory should be")
     refused = delivering.Store(local.LocalBackend(tmp_path / "other" / "store"), "debugcap", "testbed",
                                spool.Spool(tmp_path / "other" / "spool"))
-    spooled = capturing.store_pod(refused, _collected(tmp_path / "other"), generation=3)
-    assert spooled.phase == "PartiallyFailed" and spooled.health is not None
+    collected = _collected(tmp_path / "other")
+    spooled = capturing.store_pod(refused, collected)
+    assert spooled.phase == "PartiallyFailed"
+    assert capturing.assess_pod(collected, spooled, generation=3, trace_limit=None).health is None
+    stored = _collected(tmp_path)
+    failed = dataclasses.replace(capturing.store_pod(store, stored), phase="Failed")  # nothing useful collected
+    assert capturing.assess_pod(stored, failed, generation=3, trace_limit=None).health is None
+    assert not stored.out_dir.exists()
+    assert PodResult(name="a", phase="Failed", health=health.judge([], {}, generation=1, now=WHEN)).verdict is None
 
 
 def test_a_bundle_the_store_refuses_is_spooled_and_its_key_stays_listed(

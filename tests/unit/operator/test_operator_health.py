@@ -1,13 +1,16 @@
 """What the operator learns from a bundle: findings, readings and the pod's Healthy condition.
 
 Cases: a real bundle with 60 goroutines parked in one function is analysed into an unhealthy pod
-(a goroutine-leak finding, high) with its readings (goroutines, heap in use, GC cycles); a high
-finding makes a pod unhealthy, medium and low ones do not; at most five findings are listed, most
-serious first, with the total; messages are one line, shortened and free of secrets; a bundle that
-cannot be analysed gives Unknown, never an exception; the status entry reads back exactly; the
-capture's Healthy is False with one unhealthy pod, True when all were analysed healthy, Unknown
-otherwise; a pod's workload is its Deployment (through the ReplicaSet's pod-template-hash), its
-other controller, or itself.
+(a goroutine-leak finding, high) with its readings (goroutines, heap in use, GC cycles); the report
+reads a trace up to the limit its caller gives; the one rule: a finding of a kind that means the pod
+is sick, at its level, makes it unhealthy, and a high cpu-hot, heap-top, block-delay or fact about
+the capture does not; at most five findings are listed, most serious first, the one that makes the
+pod unhealthy ahead, with the total; messages are one line, shortened and free of secrets; a bundle
+that cannot be analysed gives Unknown, never an exception; analyses run under the process-wide lock;
+the status entry reads back exactly; the capture's Healthy is False with one unhealthy pod (named
+with the finding that makes it so), True when all were analysed healthy, Unknown otherwise; the
+summary does not count a Failed pod as healthy; a pod's workload is its Deployment (through the
+ReplicaSet's pod-template-hash), its other controller, or itself.
 """
 
 from __future__ import annotations
@@ -49,12 +52,12 @@ def test_a_bundle_with_a_parked_goroutine_pile_makes_its_pod_unhealthy(tmp_path:
     path = _bundle(tmp_path, {layout.PPROF_GOROUTINE_DEBUG2: LEAK.encode(),
                               layout.METRICS_EXPVAR: json.dumps(MEMSTATS).encode()})
     assessed = health.assess(path, generation=4, now=NOW)
-    assert (assessed.status, assessed.reason) == ("False", "HighSeverityFindings")
+    assert (assessed.status, assessed.reason) == ("False", "UnhealthyFindings")
     top = assessed.findings[0]
     assert (top["kind"], top["subject"], top["level"]) == ("goroutine-leak", "main.leakWorker", "high")
     assert "main.leakWorker" in assessed.message
     assert assessed.readings == {"goroutines": 60, "heapInuseBytes": 4_202_496, "gcCycles": 17}
-    assert assessed.condition() == {"type": "Healthy", "status": "False", "reason": "HighSeverityFindings",
+    assert assessed.condition() == {"type": "Healthy", "status": "False", "reason": "UnhealthyFindings",
                                     "message": assessed.message, "lastTransitionTime": "2026-12-01T10:30:00Z",
                                     "observedGeneration": 4}
 
@@ -76,28 +79,58 @@ def test_a_bundle_that_cannot_be_analysed_is_unknown_not_an_error(tmp_path: Path
     assert assessed.message.startswith("the bundle could not be analysed: ")
 
 
-def _finding(severity: int, kind: str = "rule", message: str = "m") -> model.Finding:
+def _finding(severity: int, kind: str = "goroutine-leak", message: str = "m") -> model.Finding:
     return model.Finding(severity=severity, kind=kind, subject=f"main.f{severity}", message=message)
 
 
-@pytest.mark.parametrize(("severities", "status"), [
-    ([model.HIGH_FROM], "False"),
-    ([model.HIGH_FROM - 1, model.MEDIUM_FROM, 10], "True"),
+@pytest.mark.parametrize(("found", "status"), [
+    ([("goroutine-leak-proven", 110)], "False"),
+    ([("goroutine-leak", 80)], "False"),
+    ([("goroutine-growth", 85)], "False"),
+    ([("heap-growth", 90)], "False"),
+    ([("mutex-delay", 84)], "False"),
+    ([("sched-latency", 82)], "False"),
+    ([("fd-limit", 75)], "False"),  # its one level: it fires only near the limit
+    ([("disk-full", 70)], "False"),
+    ([("heap-growth", 70), ("goroutine-growth", 65), ("mutex-delay", 62)], "True"),  # medium growth: not yet
+    # Saturation and size (a busy pod, a big cache), idle workers, and facts about the capture.
+    ([("cpu-hot", 82), ("heap-top", 81), ("block-delay", 83), ("close-wait", 65), ("truncated-dump", 68),
+      ("collector-failed", 60), ("hint", 55), ("profiler-own", 20)], "True"),
     ([], "True"),
-])
-def test_only_a_high_finding_makes_a_pod_unhealthy(severities: list[int], status: str) -> None:
-    assessed = health.judge([_finding(s) for s in severities], {}, generation=1, now=NOW)
+], ids=["proven", "leak", "goroutine-growth", "heap-growth", "mutex", "sched", "fd", "disk", "medium-growth",
+        "busy-not-sick", "none"])
+def test_a_finding_of_a_sick_kind_at_its_level_makes_a_pod_unhealthy(found: list[tuple[str, int]],
+                                                                       status: str) -> None:
+    assessed = health.judge([_finding(sev, kind) for kind, sev in found], {}, generation=1, now=NOW)
     assert assessed.status == status
-    assert assessed.findings_total == len(severities)
+    assert assessed.findings_total == len(found)
 
 
-def test_the_five_most_serious_findings_are_listed_with_the_total() -> None:
-    found = [_finding(s) for s in (40, 95, 55, 81, 10, 60, 70)]
+def test_the_five_most_serious_findings_are_listed_the_one_that_makes_the_pod_unhealthy_first() -> None:
+    found = [_finding(s, "cpu-hot") for s in (40, 95, 55, 82, 10, 60, 70)] + [_finding(75, "fd-limit")]
     assessed = health.judge(found, {}, generation=1, now=NOW)
-    assert [f["severity"] for f in assessed.findings] == [95, 81, 70, 60, 55]
-    assert assessed.findings_total == 7
-    assert [f["level"] for f in assessed.findings] == ["high", "high", "medium", "medium", "medium"]
-    assert assessed.message.startswith("2 high-severity finding(s); the most serious: rule at main.f95")
+    assert [(f["kind"], f["severity"]) for f in assessed.findings] == [
+        ("fd-limit", 75), ("cpu-hot", 95), ("cpu-hot", 82), ("cpu-hot", 70), ("cpu-hot", 60)]
+    assert assessed.findings_total == 8
+    assert assessed.message.startswith("1 finding(s) that make a pod unhealthy; the most serious: fd-limit at "
+                                       "main.f75")
+    healthy = health.judge(found[:-1], {}, generation=1, now=NOW)
+    assert [f["severity"] for f in healthy.findings] == [95, 82, 70, 60, 55]
+    assert healthy.message == ("no finding that makes a pod unhealthy; 7 other(s), the most serious high: "
+                               "cpu-hot at main.f95")
+
+
+def test_analyses_run_one_at_a_time_in_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each holds a trace reader's memory (about 12 MB per MiB): several at once ran the operator out of it."""
+    held: list[bool] = []
+
+    def build(path: Path, **kw: object) -> model.Report:
+        held.append(health._ANALYSING.locked())
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(report, "build", build)
+    assert health.assess(tmp_path / "b.tar.gz", generation=1, now=NOW).reason == "AnalysisFailed"
+    assert held == [True] and not health._ANALYSING.locked()
 
 
 def test_finding_messages_are_one_short_line_without_secrets() -> None:
@@ -123,10 +156,11 @@ def test_a_pods_health_reads_back_from_its_status_entry() -> None:
 
 def test_the_capture_is_unhealthy_with_one_unhealthy_pod_and_healthy_only_when_all_were_analysed() -> None:
     good = health.judge([], {}, generation=1, now=NOW)
-    bad = health.judge([_finding(100, kind="goroutine-leak")], {}, generation=1, now=NOW)
+    bad = health.judge([_finding(100, kind="cpu-hot"), _finding(90, kind="goroutine-leak")], {}, generation=1,
+                       now=NOW)
     sick = health.capture_condition([("a", good), ("b", bad), ("c", None)], generation=1, now=NOW)
     assert (sick["status"], sick["reason"]) == ("False", "UnhealthyPods")
-    assert sick["message"] == "1 of 3 pod(s) unhealthy: b (goroutine-leak at main.f100)"
+    assert sick["message"] == "1 of 3 pod(s) unhealthy: b (goroutine-leak at main.f90)"
     assert health.capture_condition([("a", good)], generation=1, now=NOW)["status"] == "True"
     assert health.capture_condition([("a", good), ("c", None)], generation=1, now=NOW)["status"] == "Unknown"
     assert health.capture_condition([], generation=1, now=NOW)["reason"] == "NoPods"
@@ -137,8 +171,10 @@ def test_the_summary_counts_pods_by_outcome_and_health() -> None:
     bad = health.judge([_finding(100)], {}, generation=1, now=NOW)
     pods = [PodResult(name="a", phase="Completed", health=good), PodResult(name="b", phase="PartiallyFailed",
                                                                            health=bad),
-            PodResult(name="c", phase="Failed")]
-    assert summary(pods) == {"pods": 3, "captured": 2, "failed": 1, "healthy": 1, "unhealthy": 1,
+            PodResult(name="c", phase="Failed"),
+            # Its upload failed after an analysis (as an earlier release wrote it): not a healthy pod.
+            PodResult(name="d", phase="Failed", upload_key="k/d", health=good)]
+    assert summary(pods) == {"pods": 4, "captured": 2, "failed": 2, "healthy": 1, "unhealthy": 1,
                              "withFindings": 2, "findings": 2}
 
 

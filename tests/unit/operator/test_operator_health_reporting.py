@@ -1,24 +1,34 @@
 """How a pod's health leaves the operator: gauges, their bound, and Warning Events on the pod.
 
 Cases: a pod's capture sets its health gauges (healthy, most serious severity, readings) labelled
-by namespace, pod, workload and kind; a later capture without a reading removes the old one; the
-series of at most ``limit`` pods are kept, the least recently updated dropped and counted; deleting
-the capture that set a pod's series drops them, unless a later capture replaced them; each listed
-high-severity finding becomes one Warning Event on the pod (with its uid), none for lower ones.
+by namespace, pod, workload and kind; a later capture without a reading removes the old one, and
+one that could not be analysed removes healthy and severity (not a 0 that reads as "no findings");
+removing series never set is no error, even where prometheus-client raises KeyError; the series of
+at most ``limit`` pods are kept, the least recently updated dropped and counted; deleting the
+capture that set a pod's series drops them, unless a later capture replaced them; an unhealthy pod
+gets one Warning Event per capture (its most serious finding that makes it unhealthy, the count of
+the others), a healthy pod none; a pod adopted after a restart is reported like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
+import operator_fakes
 import pytest
 from prometheus_client import REGISTRY
 
 from debugcap.analysis import model
-from debugcap.operator import captures, health, metrics
+from debugcap.operator import captures, health, metrics, recovery
+from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.results import PodResult
+from debugcap.operator.status_writing import StatusWriter
 
 NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
 
@@ -61,6 +71,16 @@ def test_a_pods_capture_sets_its_gauges_with_its_workload() -> None:
     _record(series, "m-set", "web-1", "cap-2", healthy=None, readings={})
     assert _value("debugcap_pod_goroutines", "m-set", "web-1") is None
     assert _value("debugcap_pod_healthy", "m-set", "web-1") is None
+    assert _value("debugcap_pod_finding_severity", "m-set", "web-1") is None  # not 0, "no findings"
+    series.forget_capture("m-set", "cap-2")
+
+
+def test_removing_series_never_set_is_no_error_where_the_client_raises_key_error() -> None:
+    class OldGauge:  # prometheus-client before 0.22: Gauge.remove raises KeyError for unknown labels
+        def remove(self, *labels: str) -> None:
+            raise KeyError(labels)
+
+    metrics._drop(OldGauge(), ("ns", "pod", "web", "Pod"))  # type: ignore[arg-type]
 
 
 def test_at_most_limit_pods_have_series_the_least_recently_updated_go_first() -> None:
@@ -87,25 +107,80 @@ def test_deleting_the_capture_that_set_a_pods_series_drops_them_unless_a_later_o
     assert _value("debugcap_pod_goroutines", "m-del", "b") == 12
 
 
-def test_each_high_finding_is_a_warning_event_on_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+def _body(namespace: str) -> kopf.Body:
+    return kopf.Body({"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
+                      "metadata": {"name": "sweep-1", "namespace": namespace}})
+
+
+def _on_pods(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
     posted: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(kopf, "event", lambda obj, **kw: posted.append((obj, kw)))  # kopf posts only in its loop
+    return posted
+
+
+def test_an_unhealthy_pod_gets_one_warning_event_per_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted = _on_pods(monkeypatch)
     found = [model.Finding(100, "goroutine-leak", "main.leakWorker", "1500 goroutines parked"),
              model.Finding(85, "goroutine-growth", "goroutines", "grew"),
+             model.Finding(82, "cpu-hot", "main.serve", "busy"),
              model.Finding(60, "collector-failed", "logs", "forbidden")]
     assessed = health.judge(found, {"goroutines": 1500}, generation=1, now=NOW)
-    body = kopf.Body({"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
-                      "metadata": {"name": "sweep-1", "namespace": "m-ev"}})
     refs = {"leaky": health.PodRef(uid="uid-7", workload="leaky", kind="Pod")}
-    captures.pod_done(body, refs, PodResult(name="leaky", phase="Completed", key="k", uri="s3://b/k",
-                                            health=assessed))
+    captures.pod_done(_body("m-ev"), refs, PodResult(name="leaky", phase="Completed", key="k", uri="s3://b/k",
+                                                     health=assessed))
     on_pod = [(obj, kw) for obj, kw in posted if obj.get("kind") == "Pod"]
-    assert len(posted) == 3  # and the capture's own PodCaptured
-    assert [kw["reason"] for _, kw in on_pod] == ["HighSeverityFinding", "HighSeverityFinding"]
-    assert all(kw["type"] == "Warning" for _, kw in on_pod)
-    assert on_pod[0][0]["metadata"] == {"name": "leaky", "namespace": "m-ev", "uid": "uid-7"}
-    assert on_pod[0][1]["message"] == ("debugcap capture sweep-1: goroutine-leak at main.leakWorker: "
-                                       "1500 goroutines parked")
+    assert len(posted) == 2  # and the capture's own PodCaptured
+    [(obj, kw)] = on_pod
+    assert (kw["type"], kw["reason"]) == ("Warning", "PodUnhealthy")
+    assert obj["metadata"] == {"name": "leaky", "namespace": "m-ev", "uid": "uid-7"}
+    assert kw["message"] == ("debugcap capture sweep-1: goroutine-leak at main.leakWorker: 1500 goroutines parked "
+                             "(and 3 other finding(s), listed in the capture's status)")
     assert _value("debugcap_pod_healthy", "m-ev", "leaky") == 0
     assert _value("debugcap_pod_finding_severity", "m-ev", "leaky") == 100
     metrics.POD_HEALTH.forget_capture("m-ev", "sweep-1")
+
+
+def test_a_healthy_pod_gets_no_warning_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted = _on_pods(monkeypatch)
+    busy = health.judge([model.Finding(82, "cpu-hot", "main.serve", "busy"),
+                         model.Finding(81, "heap-top", "main.cache", "big")], {}, generation=1, now=NOW)
+    captures.pod_done(_body("m-ok"), {}, PodResult(name="busy", phase="Completed", key="k", health=busy))
+    assert [kw["reason"] for _, kw in posted] == ["PodCaptured"]
+    assert _value("debugcap_pod_healthy", "m-ok", "busy") == 1
+    metrics.POD_HEALTH.forget_capture("m-ok", "sweep-1")
+
+
+def test_a_pod_adopted_after_a_restart_is_reported_like_any_other(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """It was analysed by the new operator, but its gauges and Event were never set: the operator
+    that captured it died first."""
+    posted = _on_pods(monkeypatch)
+    sick = health.judge([model.Finding(100, "goroutine-leak", "main.leakWorker", "parked")], {"goroutines": 9},
+                        generation=None, now=NOW)
+    adopted = PodResult(name="leaky", phase="Completed", key="k/leaky", health=sick)
+    ended = PodResult(name="done", phase="Completed", key="k/done", health=sick)  # reported by the dead one
+    pod = {"metadata": {"name": "leaky", "uid": "uid-9", "labels": {"pod-template-hash": "abc"},
+                        "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc", "controller": True}]}}
+    kube: Any = operator_fakes.FakeKube({"/api/v1/namespaces/m-rec/pods/leaky": pod})
+    entries = [{"name": "leaky", "phase": "Running", "uploadKey": "k/leaky"}, ended.as_status()]
+    body = kopf.Body({"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
+                      "metadata": {"name": "sweep-1", "namespace": "m-rec", "uid": "u"}, "spec": {},
+                      "status": {"phase": "Running", "pods": entries}})
+    written: list[dict[str, Any]] = []
+    rt: Any = SimpleNamespace(kube=kube, store=None, config=DebugcapConfig(work_dir=tmp_path))
+    monkeypatch.setattr(recovery, "adopt_upload", lambda _store, entry, **_: adopted)
+
+    async def send(status: dict[str, Any]) -> bool:
+        written.append(status)
+        return False
+
+    monkeypatch.setattr(captures, "status_writer", lambda _rt, _body: StatusWriter(send, interval=0.0))
+    asyncio.run(captures._close_orphan(rt, body, logging.getLogger("test")))
+    assert [(obj["metadata"]["name"], kw["reason"]) for obj, kw in posted if obj.get("kind") == "Pod"] == [
+        ("leaky", "PodUnhealthy")]
+    assert [obj["metadata"]["uid"] for obj, _ in posted if obj.get("kind") == "Pod"] == ["uid-9"]
+    assert _labels("debugcap_pod_healthy", "m-rec", "leaky") == {"namespace": "m-rec", "pod": "leaky",
+                                                                 "workload": "web", "kind": "Deployment"}
+    assert _value("debugcap_pod_healthy", "m-rec", "done") is None
+    assert written[-1]["summary"]["unhealthy"] == 2
+    metrics.POD_HEALTH.forget_capture("m-rec", "sweep-1")

@@ -6,7 +6,9 @@ pod's connections close after its capture; a pod that cannot be resolved is repo
 its deadline is failed and its late bundle dropped; a pod cancelled while it waits for a slot
 closes its connections and gives its place back; two captures of one pod collect one after the
 other (pod lock) and start in different seconds (fake clock); uploads keep to their limit; the
-next pod is prepared half a second before a window ends.
+next pod is prepared half a second before a window ends; a bundle is analysed after its upload,
+once a status lists it, outside the upload limit and one at a time; a capture being deleted does
+not analyse; a pod whose reporting raises still ends its capture.
 
 The pod work is a fake :class:`PodWork`; ordering is asserted with events, never with timing.
 """
@@ -14,6 +16,8 @@ The pod work is a fake :class:`PodWork`; ordering is asserted with events, never
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +26,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import operator_fakes
 import pytest
 
-from debugcap.operator import capturing, pod_scheduling
+from debugcap.analysis import model
+from debugcap.operator import captures, capturing, health, metrics, pod_scheduling
 from debugcap.operator.pod_scheduling import PodScheduler
 from debugcap.operator.results import PodResult
 from debugcap.operator.status_writing import StatusWriter
@@ -70,14 +76,20 @@ class Work:
         self.note(f"store {collected.target.pod}")
         return PodResult(name=collected.target.pod, phase="Completed", key=f"k/{collected.target.pod}.tar.gz")
 
+    def assess(self, collected: capturing.Collected, stored: PodResult, *, analyse: bool) -> PodResult:
+        self.note(f"{'assess' if analyse else 'skip'} {collected.target.pod}")
+        return stored
+
 
 class MustNotBeCalled:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"Must not be called: {name}")
 
 
-def _writer() -> StatusWriter:
-    async def send(_status: dict[str, Any]) -> bool:
+def _writer(work: Work | None = None) -> StatusWriter:
+    async def send(status: dict[str, Any]) -> bool:
+        if work is not None:  # which pods a write listed as stored
+            work.note("write " + " ".join(p["name"] for p in status.get("pods") or [] if p.get("bundle")))
         return False
 
     return StatusWriter(send, what="ns/cap", interval=0.0)  # every progress write at once
@@ -91,11 +103,12 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 
 def _capture(executor: ThreadPoolExecutor, work: Any, *pods: str, slots: int = 1,
-             done: list[PodResult] | None = None, grace: float = 0.0, **kwargs: Any) -> list[PodResult]:
+             done: list[PodResult] | None = None, grace: float = 0.0,
+             on_done: Callable[[PodResult], None] | None = None, **kwargs: Any) -> list[PodResult]:
     """Every pod of one capture through one scheduler of ``slots`` slots (and places ahead)."""
     async def run_all() -> list[PodResult]:
         scheduler, run = PodScheduler(slots, executor, deadline_grace=grace), _writer()
-        report = (done if done is not None else []).append
+        report = on_done or (done if done is not None else []).append
         got = await asyncio.gather(*(scheduler.capture(run, "ns", p, work, on_done=report, **kwargs) for p in pods))
         await run.settle()
         return list(got)
@@ -304,3 +317,97 @@ def test_the_next_pod_is_prepared_half_a_second_before_a_window_ends() -> None:
     assert pod_scheduling.prepare_after(template(30, 5)) == 29.5
     assert pod_scheduling.prepare_after(template(1, 1)) == 0.5
     assert pod_scheduling.prepare_after(SimpleNamespace(steps=())) == 0.0  # type: ignore[arg-type]
+
+
+def test_a_bundle_is_analysed_after_its_upload_once_listed_outside_the_upload_limit_one_at_a_time(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    """An operator killed while analysing (the memory-hungry part) must lose no evidence: the
+    bundle is stored and listed first. Analyses run one at a time and hold no upload: p2 uploads
+    while p1's analysis waits, and p2's analysis waits for p1's."""
+    work = Work(tmp_path)
+    p1_analysing, p2_analysing, p2_stored = threading.Event(), threading.Event(), threading.Event()
+    store, assess, collect = work.store, work.assess, work.collect
+    analysing: list[str] = []
+
+    def collect_late(prepared: capturing.Prepared, **kwargs: Any) -> capturing.Collected | PodResult:
+        if prepared.target.pod == "p2":  # so its upload comes while p1's analysis runs
+            assert p1_analysing.wait(GUARD), "p1 was never analysed"
+        return collect(prepared, **kwargs)
+
+    def store_noting(collected: capturing.Collected, **kwargs: Any) -> PodResult:
+        got = store(collected, **kwargs)
+        if collected.target.pod == "p2":
+            p2_stored.set()
+        return got
+
+    def slow_assess(collected: capturing.Collected, stored: PodResult, **kwargs: Any) -> PodResult:
+        analysing.append(collected.target.pod)
+        if collected.target.pod == "p1":
+            p1_analysing.set()
+            assert p2_stored.wait(GUARD), "p2 was not uploaded while p1 was analysed"
+            # Were analyses not one at a time, p2's would begin now (this only gives it the chance).
+            p2_analysing.wait(0.2)
+        else:
+            p2_analysing.set()
+        assert len(analysing) == 1, f"analyses at once: {analysing}"
+        got = assess(collected, stored, **kwargs)
+        analysing.remove(collected.target.pod)
+        return got
+
+    work.store, work.assess, work.collect = store_noting, slow_assess, collect_late  # type: ignore[method-assign]
+
+    async def two() -> list[PodResult]:
+        scheduler, run = PodScheduler(2, executor, uploads=1), _writer(work)
+        got = await asyncio.gather(*(scheduler.capture(run, "ns", p, work) for p in ("p1", "p2")))
+        await run.settle()
+        return list(got)
+
+    assert [r.phase for r in asyncio.run(two())] == ["Completed", "Completed"]
+    at = work.at
+    for pod in ("p1", "p2"):
+        listed = next(i for i, e in enumerate(work.events) if e.startswith("write") and pod in e.split())
+        assert at(f"store {pod}") < listed < at(f"assess {pod}"), work.events
+    assert at("store p2") < at("assess p2") and at("assess p1") < at("assess p2"), work.events
+
+
+def test_a_capture_being_deleted_does_not_analyse(executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    work = Work(tmp_path)
+    store = work.store
+
+    async def deleted_after_the_upload() -> PodResult:
+        scheduler, run = PodScheduler(1, executor), _writer()
+
+        def store_then_delete(collected: capturing.Collected, **kwargs: Any) -> PodResult:
+            run.deleted = True  # the delete handler removes the bundle; an analysis would be wasted
+            return store(collected, **kwargs)
+
+        work.store = store_then_delete  # type: ignore[method-assign]
+        return await scheduler.capture(run, "ns", "p1", work)
+
+    asyncio.run(deleted_after_the_upload())
+    assert "skip p1" in work.events and "assess p1" not in work.events
+
+
+def test_a_pod_whose_reporting_fails_still_ends_its_capture(
+        executor: ThreadPoolExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """on_done runs inside the pod's capture: before, a KeyError from a gauge (prometheus-client
+    before 0.22) aborted the gather and failed the whole capture."""
+    secret = "hunter2hunter2hunter2"
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise KeyError(f"token=https://admin:{secret}@db.internal")
+
+    monkeypatch.setattr(metrics.POD_HEALTH, "record", broken)
+    monkeypatch.setattr(kopf, "event", broken)  # the Events fail too
+    work = Work(tmp_path)
+    assessed = health.judge([model.Finding(100, "goroutine-leak", "main.leak", "parked")], {}, generation=1,
+                            now=operator_fakes.WHEN)
+    work.assess = lambda collected, stored, **_: dataclasses.replace(stored, health=assessed)  # type: ignore[method-assign]
+    body = kopf.Body({"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
+                      "metadata": {"name": "cap", "namespace": "ns"}})
+    results = _capture(executor, work, "p1", "p2", on_done=functools.partial(captures.pod_done, body, {}))
+    assert [r.phase for r in results] == ["Completed", "Completed"]
+    failures = [r.getMessage() for r in caplog.records if "reporting its" in r.getMessage()]
+    assert len(failures) == 4 and all("KeyError" in m for m in failures)  # capture and health, per pod
+    assert not any(secret in r.getMessage() for r in caplog.records)

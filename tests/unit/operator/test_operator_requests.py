@@ -86,6 +86,15 @@ def test_operator_settings_from_env() -> None:
         DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_CONCURRENCY": "0"})
 
 
+def test_the_analysis_reads_traces_up_to_4_mib_unless_configured() -> None:
+    assert DebugcapConfig.from_env({}).analysis_trace_limit == 4 << 20
+    configured = DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB": "12"})
+    assert configured.analysis_trace_limit == 12 << 20
+    assert DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB": "0"}).analysis_trace_limit == 0
+    with pytest.raises(ConfigError, match="DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB"):
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB": "-1"})
+
+
 def test_crd_collector_enum_lists_every_registered_collector() -> None:
     crd = yaml.safe_load((CRDS / "debugcap.io_debugcapturetemplates.yaml").read_text())
     steps = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["steps"]

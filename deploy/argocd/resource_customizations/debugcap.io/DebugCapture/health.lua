@@ -2,7 +2,7 @@
 -- (docs/health.md). Only Argo CD's default libraries are used (no string library).
 --   Stalled True (nothing stored, or the spec was edited after the run)  -> Degraded
 --   Reconciling True, or no Ready condition yet                          -> Progressing
---   Ready True and Healthy False (a pod has a high-severity finding)     -> Degraded
+--   Ready True and Healthy False (a pod is unhealthy)                    -> Degraded
 --   Ready True otherwise                                                 -> Healthy
 local hs = {status = "Progressing", message = "Waiting for the debugcap operator to start the capture"}
 if obj.status == nil or obj.status.conditions == nil then
