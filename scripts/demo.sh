@@ -192,7 +192,7 @@ for _ in $(seq 1 30); do
 done
 kubectl -n "$NS" get debugschedules
 echo "last run: $(kubectl -n "$NS" get debugschedule nightly-health -o jsonpath='{.status.lastRun}')"
-kubectl -n "$NS" get events --field-selector reason=HighSeverityFinding -o custom-columns=POD:.involvedObject.name,MESSAGE:.message | sed -n '1,3p'
+kubectl -n "$NS" get events --field-selector reason=PodUnhealthy -o custom-columns=POD:.involvedObject.name,MESSAGE:.message | sed -n '1,3p'
 echo "Prometheus (the operator's /metrics):"
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode())' \
   | grep -E '^debugcap_pod_(finding_severity|goroutines)' | sed -n '1,6p'
