@@ -18,8 +18,10 @@ among its problems. What fails the checks:
 - a member whose sha256 or size differs from the manifest's, one listed but absent, one twice,
   the manifest and SHA256SUMS disagreeing, the bundle's own ``.sha256`` not matching;
 - an archive cut short or corrupt (compressed data, a tar header, the gzip CRC-32): the members
-  before the damage stay readable;
-- in a bundle with SHA256SUMS (one debugcap wrote), a manifest.json or SHA256SUMS that does not parse;
+  before the damage stay readable, and so do the bytes of the member it cut that precede it
+  (:meth:`BundleReader.read_damaged`); members after it are :meth:`BundleReader.lost`, not missing;
+- in a bundle with SHA256SUMS (one debugcap wrote), a manifest.json or SHA256SUMS that does not
+  parse; in any bundle, one too large to be a manifest (:data:`verify.RESERVED_MAX`);
 - a packed archive without manifest.json, which is no bundle at all (:class:`NotABundleError`).
 
 Members the manifest does not list and a missing SHA256SUMS are no failure: bundles put together
@@ -36,7 +38,7 @@ import json
 import os
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 
@@ -57,6 +59,14 @@ _Kind = verify.ProblemKind
 _ALWAYS_BLOCKING: Final = frozenset({_Kind.SHA_MISMATCH, _Kind.SIZE_MISMATCH, _Kind.DUPLICATE, _Kind.DAMAGED,
                                      _Kind.SUMS_DISAGREE})
 _READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError)
+# How every line saying why a bundle read with force cannot be trusted begins (the hints' wording):
+# the commands warn with these lines on stderr and the text report puts them above its findings.
+UNVERIFIED_MARK: Final = "unverified (read with --force)"
+
+
+def unverified_lines(problems: Sequence[str]) -> list[str]:
+    """The lines of a report's problems that say why its bundle cannot be trusted."""
+    return [p for p in problems if p.startswith(UNVERIFIED_MARK)]
 
 
 class CheckFailedError(errors.AnalysisError):
@@ -142,6 +152,8 @@ class BundleReader:
         else:
             raise errors.AnalysisError(f"{self.path}: no such bundle file or directory")
         self._files = set(self._scan.digests) | set(self._scan.reserved)
+        # What the manifest lists, when it was read: tells a member lost to damage from one never collected.
+        self._listed = set(result.manifest.files) if result.manifest is not None else None
         self._judge(result)
 
     def _scan_archive(self) -> verify.Scan:
@@ -167,6 +179,21 @@ class BundleReader:
             if not self.force:
                 raise CheckFailedError(hints.bundle_check_failed(where, blocking, packed=packed))
             self.unverified.append(hints.unverified(where, blocking, len(self._files), packed=packed))
+            if self._scan.stopped:
+                self.unverified.append(self._lost_line())
+
+    def _lost_line(self) -> str:
+        """What the damage took, named, so that no report calls it missing from the capture."""
+        cut = [f"{rel} (cut: its first {n} of {size} bytes precede the damage)"
+               for rel, (_offset, n, size) in self._scan.partial.items()]
+        if self._listed is not None:
+            rest = [p for p in self.damaged_members() if p not in self._scan.partial]
+            return f"{UNVERIFIED_MARK}: lost to the damage, not missing from the capture: {', '.join(cut + rest)}"
+        last = next(iter(self._scan.partial), None) or (self._scan.order[-1] if self._scan.order else None)
+        head = f"lost to the damage: {cut[0]}; " if cut else ""
+        return (f"{UNVERIFIED_MARK}: {head}the members after {last or 'the damage'}, {layout.MANIFEST} among "
+                "them, could not be read: what else the capture collected is unknown, so none of it is "
+                "reported missing")
 
     @staticmethod
     def _find_root(path: Path) -> Path:
@@ -234,6 +261,38 @@ class BundleReader:
     def label(self, rel: str) -> str:
         return f"{self.path}:{rel}" if self._root is None else str(self._root / rel)
 
+    def damaged_members(self) -> list[str]:
+        """Members lost to the archive's damage: the one it cut, then those the manifest lists that
+        the pass never reached (known only when the manifest was read; see :meth:`lost`)."""
+        if not self._scan.stopped:
+            return []
+        cut = list(self._scan.partial)
+        return cut + sorted(p for p in self._listed or () if p not in self._files and p not in cut)
+
+    def lost(self, rel: str) -> bool:
+        """Whether ``rel`` may have been in the bundle and was lost to its damage, so that it is
+        neither readable nor known to be missing: a member the damage cut or kept the pass from
+        reaching, or, the manifest itself lost, any member not read."""
+        if rel in self._files or not self._scan.stopped:
+            return False
+        return self._listed is None or rel in self._listed or rel in self._scan.partial
+
+    def read_damaged(self, rel: str) -> bytes | None:
+        """The bytes of the member the damage cut that precede the damage (a trace cut there is
+        still read up to its last complete generation); None when ``rel`` is not that member."""
+        part = self._scan.partial.get(rel)
+        if part is None or self._root is not None:
+            return None
+        offset, readable, _size = part
+        out = bytearray()
+        with _MemberSlice(self.path, self._scan.compressed, offset, readable) as member:
+            try:
+                while len(out) < readable and (chunk := member.read(min(1 << 20, readable - len(out)))):
+                    out += chunk
+            except errors.AnalysisError:
+                pass  # gzip reads ahead of what it returns: it may meet the damage a little earlier
+        return bytes(out)
+
 
 def _blocking(result: verify.VerifyResult, scan: verify.Scan, path: Path) -> list[verify.Problem]:
     """The problems that make a bundle untrustworthy, the first in the archive first."""
@@ -241,10 +300,12 @@ def _blocking(result: verify.VerifyResult, scan: verify.Scan, path: Path) -> lis
     out = [p for p in result.problems
            if p.kind in _ALWAYS_BLOCKING
            or (p.kind is _Kind.MISSING and p.path not in (layout.MANIFEST, layout.SHA256SUMS))
-           or (p.kind is _Kind.UNREADABLE and written_by_debugcap)]
+           or (p.kind is _Kind.UNREADABLE and (written_by_debugcap or p.path in scan.oversized))]
     if result.bundle_checksum_ok is False:
+        why = "".join(f" ({note})" for note in result.notes)
         out.append(verify.Problem(layout.checksum_name(path.name), _Kind.SHA_MISMATCH,
-                                  f"the bundle's sha256 is {result.sha256}; the .sha256 file beside it says otherwise"))
+                                  f"the bundle's sha256 is {result.sha256}; the .sha256 file beside it says "
+                                  f"otherwise{why}"))
     position = {name: i for i, name in enumerate(scan.order)}
 
     def where(p: verify.Problem) -> float:

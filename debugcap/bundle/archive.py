@@ -3,9 +3,11 @@
 Used by :mod:`debugcap.bundle.verify`, whose single pass over a bundle reads it through
 :class:`ArchiveStream`. The gzip stream is decompressed here, not by tarfile: tarfile's stream
 mode takes a short tar header for the end of the archive and never checks the gzip CRC-32, so a
-bundle cut in half would look complete, only smaller. Here a stream that stops early, corrupt
-compressed data or a corrupt tar header raise :class:`ArchiveDamage`, and a CRC-32 that does not
-match is reported once the bytes it covers were handed on (:attr:`ArchiveStream.trailer_error`).
+bundle cut in half would look complete, only smaller. Here a compressed stream that stops early
+or is corrupt ends the stream, recorded in :attr:`ArchiveStream.damage` once every byte
+decompressed before it was handed on (so the members those bytes hold are read whole and the
+damage is told after them, not inside them); a corrupt tar header raises :class:`ArchiveDamage`;
+a CRC-32 that does not match is reported likewise (:attr:`ArchiveStream.trailer_error`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class ArchiveStream:
     """The bundle file as tarfile reads it: hashed as it comes off the disk, gunzipped when gzip.
 
     The CRC-32 is compared once the deflate stream ends, after the bytes it covers were handed on,
-    so a mismatch is reported beside every member rather than instead of the last one.
+    so a mismatch is reported beside every member rather than instead of the last one. Damage to
+    the compressed stream likewise ends it quietly after its last good byte (``damage`` says why):
+    tarfile then meets the end inside a header or a member, and :meth:`finish` raises it.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
@@ -39,6 +43,7 @@ class ArchiveStream:
         self._crc = 0
         self._size = 0
         self.trailer_error = ""
+        self.damage: ArchiveDamage | None = None
         head = self._raw_read()
         self.compressed = head.startswith(_GZIP_MAGIC)
         self._z = zlib.decompressobj(-zlib.MAX_WBITS) if self.compressed else None
@@ -62,21 +67,35 @@ class ArchiveStream:
         self._pending = b""
         if self._z is None:
             self._ended = not data
+            self._size += len(data)
             self._buf += data
             return
         if not data:
-            raise ArchiveDamage("the file ends inside its gzip stream: it was cut short")
+            # A file cut short and a corrupt byte that made the end marker unrecognisable look the same.
+            self._stop("the compressed stream ends without its end marker (cut short or corrupt)")
+            return
         try:
             # Bounded output per call: a decompression bomb cannot inflate memory.
             out = self._z.decompress(data, CHUNK)
         except zlib.error as exc:
-            raise ArchiveDamage(f"the compressed data is corrupt ({exc})") from exc
+            self._stop(f"the compressed data is corrupt ({exc})")
+            return
         self._crc = zlib.crc32(out, self._crc)
         self._size += len(out)
         self._buf += out
         if self._z.eof:
             self._ended = True
             self._check_trailer(self._z.unused_data)
+
+    @property
+    def produced(self) -> int:
+        """Bytes of archive handed on or buffered so far: all there will be once ``damage`` is set."""
+        return self._size
+
+    def _stop(self, why: str) -> None:
+        # Not raised here: tarfile would drop the good bytes still in its buffer with the exception.
+        self.damage = ArchiveDamage(why)
+        self._ended = True
 
     def _check_trailer(self, rest: bytes) -> None:
         while len(rest) < _TRAILER_SIZE and (more := self._raw_read()):
@@ -97,6 +116,8 @@ class ArchiveStream:
         while not self._ended:
             self._fill()
             self._buf.clear()
+        if self.damage is not None:
+            raise self.damage
         while self._raw_read():
             pass
 

@@ -9,8 +9,10 @@ One streaming pass over the archive (:mod:`debugcap.bundle.archive`): each membe
 is read and the bundle file itself is hashed underneath the decompressor, so a 1 GB bundle is read
 once and memory stays flat; a caller may keep small members' bytes to spare itself a second read.
 The manifest comes last in the archive, so comparisons happen after the pass. An archive damaged
-part-way ends the pass with a ``damaged`` problem naming the member being read; what was read
-before it stays in the scan.
+part-way ends the pass with a ``damaged`` problem naming the member being read (or, when the
+damage falls between members, the one before it); what was read before it stays in the scan.
+manifest.json and SHA256SUMS are kept for the checks up to :data:`RESERVED_MAX` each: past that
+they are ``unreadable``, so a hostile bundle cannot make the checks hold gigabytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ _CHUNK = archive.CHUNK
 # Members are read in smaller pieces than the file: where an archive breaks is then told to 64 KiB.
 _MEMBER_CHUNK = 64 * 1024
 _SUMS_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64}) [ *](?P<path>.+)$")
+# A bundle's .sha256 as sha256sum writes it, by hand too: either case of hex, "*" for binary mode,
+# a leading backslash when the name is escaped, or the BSD form of `sha256sum --tag`.
+_CHECKSUM_LINE = re.compile(r"^\\?(?P<sha>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")
+_CHECKSUM_TAG = re.compile(r"^\\?SHA256 \((?P<path>.+)\) = (?P<sha>[0-9a-fA-F]{64})$")
+_CHECKSUM_FILE_MAX = 64 * 1024  # a .sha256 holds a line or a few; more is not read
+# manifest.json and SHA256SUMS are kept in memory for the checks: a capture's are a few hundred kB
+# (1000 redactions per file at most), so 16 MiB is far beyond any real one and bounds a hostile one.
+RESERVED_MAX = 16 << 20
 
 # The path a problem with the archive's own gzip checksum is filed under: no member is to blame.
 GZIP_TRAILER = "(gzip trailer)"
@@ -71,6 +81,7 @@ class VerifyResult:
     problems: tuple[Problem, ...] = ()
     manifest: manifest.Manifest | None = None
     checked_files: int = 0
+    notes: tuple[str, ...] = ()  # worth knowing, no failure (a .sha256 naming the bundle by another name)
 
     @property
     def ok(self) -> bool:
@@ -82,11 +93,12 @@ class VerifyResult:
 
     def summary(self) -> str:
         if self.ok:
-            return f"{self.bundle.name}: OK ({self.checked_files} files)"
+            return f"{self.bundle.name}: OK ({'; '.join([f'{self.checked_files} files', *self.notes])})"
         lines = [f"{self.bundle.name}: FAILED"]
         if self.bundle_checksum_ok is False:
             lines.append(f"  {self.bundle.name}: bundle sha256 {self.sha256} does not match its .sha256 file")
         lines += [f"  {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -100,6 +112,10 @@ class Scan:
     order: list[str] = field(default_factory=list)  # member paths as archived, the damaged one included
     offsets: dict[str, int] = field(default_factory=dict)  # where a complete member's data starts in the tar
     kept: dict[str, bytes] = field(default_factory=dict)  # what Keep asked for, plus the reserved members
+    oversized: set[str] = field(default_factory=set)  # reserved members over RESERVED_MAX: not kept
+    # The member the damage cut: where its data starts in the tar, how many of its bytes precede the
+    # damage, and its size.
+    partial: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     sha256: str = ""  # of the bundle file (archives only)
     compressed: bool = False
     headers_read: int = 0  # 0 with a damaged problem: nothing of the file could be read as an archive
@@ -108,6 +124,11 @@ class Scan:
     def damaged(self) -> Problem | None:
         return next((p for p in self.problems if p.kind is ProblemKind.DAMAGED), None)
 
+    @property
+    def stopped(self) -> bool:
+        """The pass ended at damage before the end of the archive: what followed it is unknown."""
+        return any(p.kind is ProblemKind.DAMAGED and p.path != GZIP_TRAILER for p in self.problems)
+
 
 def _normalized(name: str) -> str:
     while name.startswith("./"):
@@ -115,16 +136,39 @@ def _normalized(name: str) -> str:
     return name.rstrip("/")
 
 
-def _reserved_candidate(name: str) -> bool:
-    # The stem is not known until the pass is over: keep any manifest.json or SHA256SUMS at the
-    # top or one directory down (a few kB each), and pick the right one afterwards.
+def _reserved_candidate(name: str, top: str) -> bool:
+    # The stem is not known until the pass is over: keep a manifest.json or SHA256SUMS at the top,
+    # or under the top directory of the first member (the only one that can turn out to be the
+    # stem), and pick the right one afterwards. At most four, each within RESERVED_MAX.
     parts = name.split("/")
-    return len(parts) <= 2 and parts[-1] in (layout.MANIFEST, layout.SHA256SUMS)
+    return parts[-1] in (layout.MANIFEST, layout.SHA256SUMS) and (len(parts) == 1 or (len(parts) == 2
+                                                                                     and parts[0] == top))
 
 
-def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None) -> None:
+def _consume(read: Callable[[int], bytes], chunk: int, keep_max: int) -> tuple[manifest.FileEntry, bytes | None]:
+    """Hash what ``read`` yields to its end; its bytes too while they stay within ``keep_max`` (<0: none)."""
+    digest, kept, size = hashlib.sha256(), bytearray(), 0
+    keeping = keep_max >= 0
+    while data := read(chunk):
+        digest.update(data)
+        size += len(data)
+        if keeping and size > keep_max:
+            keeping, kept = False, bytearray()  # a member larger than it said: keep nothing of it
+        elif keeping:
+            kept += data
+    return manifest.FileEntry(sha256=digest.hexdigest(), size=size), bytes(kept) if keeping else None
+
+
+def _keep_max(name: str, size: int, top: str, keep: Keep | None) -> int:
+    """How many bytes of a member to keep: a reserved one up to RESERVED_MAX, another if Keep wants it."""
+    if _reserved_candidate(name, top):
+        return RESERVED_MAX if size <= RESERVED_MAX else -1
+    return size if keep is not None and keep(name, size) else -1
+
+
+def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None, stem: str | None) -> None:
     """Every member into ``scan`` until the end or the first damage (recorded, not raised)."""
-    current, got, want, last = "", 0, 0, ""
+    current, offset, want, last, top = "", 0, 0, "", stem or ""
     try:
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=archive.StrictTarInfo) as tar:  # type: ignore[call-overload]
             for member in tar:
@@ -138,28 +182,29 @@ def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None) 
                     continue
                 if name in scan.offsets:
                     scan.problems.append(Problem(name, ProblemKind.DUPLICATE, "appears more than once"))
-                current, got, want = name, 0, member.size
+                top = top or name.split("/", 1)[0]
+                current, offset, want = name, member.offset_data, member.size
                 scan.order.append(name)
                 handle = tar.extractfile(member)
                 assert handle is not None  # regular files always have content
-                keeping = _reserved_candidate(name) or (keep is not None and keep(name, member.size))
-                digest, kept = hashlib.sha256(), bytearray()
-                while chunk := handle.read(_MEMBER_CHUNK):
-                    digest.update(chunk)
-                    got += len(chunk)
-                    if keeping:
-                        kept += chunk
-                scan.digests[name] = manifest.FileEntry(sha256=digest.hexdigest(), size=got)
-                scan.offsets[name] = member.offset_data
-                if keeping:
-                    scan.kept[name] = bytes(kept)
+                entry, kept = _consume(handle.read, _MEMBER_CHUNK, _keep_max(name, member.size, top, keep))
+                scan.digests[name], scan.offsets[name] = entry, offset
+                if kept is not None:
+                    scan.kept[name] = kept
+                else:
+                    scan.kept.pop(name, None)  # a duplicate's earlier bytes are not this member's
                 current, last = "", name
             stream.finish()
     except (archive.ArchiveDamage, tarfile.TarError, EOFError, OSError) as exc:
+        # tarfile's own words ("unexpected end of data") only repeat that the stream ended early.
+        why = str(stream.damage or exc)
         if current:
-            where, detail = current, f"{exc} (the first {got} of its {want} bytes were read)"
+            # Every byte decompressed before the damage counts, not only what tarfile handed on.
+            readable = min(want, max(stream.produced - offset, 0))
+            scan.partial[current] = (offset, readable, want)
+            where, detail = current, f"{why} (the first {readable} of its {want} bytes were read)"
         else:
-            where, detail = (f"(after {last})" if last else "(start)"), str(exc)
+            where, detail = (f"(after {last})", f"{why} after member {last}") if last else ("(start)", why)
         scan.problems.append(Problem(where, ProblemKind.DAMAGED, detail))
         stream.drain()
 
@@ -180,7 +225,7 @@ def scan_archive(bundle: Path, *, stem: str | None = None, keep: Keep | None = N
             scan.sha256 = _rest_hash(raw)
             return scan
         scan.compressed = stream.compressed
-        _read_members(stream, scan, keep)
+        _read_members(stream, scan, keep, stem)
         if stream.trailer_error:
             scan.problems.append(Problem(GZIP_TRAILER, ProblemKind.DAMAGED, stream.trailer_error))
         scan.sha256 = stream.hash.hexdigest()
@@ -194,6 +239,12 @@ def _rest_hash(raw: BinaryIO) -> str:
     while chunk := raw.read(_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def _too_large(path: str, size: int) -> Problem:
+    what = "a manifest" if path == layout.MANIFEST else "a checksum list"
+    return Problem(path, ProblemKind.UNREADABLE,
+                   f"too large ({size / (1 << 20):.0f} MiB; {what} is at most {RESERVED_MAX >> 20} MiB)")
 
 
 def _relativize(scan: Scan, stem: str | None) -> None:
@@ -212,37 +263,43 @@ def _relativize(scan: Scan, stem: str | None) -> None:
             return f"(after {rel_path(path[7:-1])})"
         return rel(path) or path
 
+    def rel_detail(p: Problem) -> str:
+        return p.detail.replace(f"after member {prefix}", "after member ") if prefix else p.detail
+
     outside = [n for n in names if rel(n) is None]
-    scan.problems = [Problem(rel_path(p.path), p.kind, p.detail) for p in scan.problems]
+    scan.problems = [Problem(rel_path(p.path), p.kind, rel_detail(p)) for p in scan.problems]
     scan.problems += [Problem(n, ProblemKind.UNEXPECTED_MEMBER, f"not under {stem}/") for n in outside]
     scan.order = [r for n in scan.order if (r := rel(n)) is not None]
     scan.offsets = {r: v for n, v in scan.offsets.items() if (r := rel(n)) is not None}
     scan.kept = {r: v for n, v in scan.kept.items() if (r := rel(n)) is not None}
+    scan.partial = {r: v for n, v in scan.partial.items() if (r := rel(n)) is not None}
     digests = {r: v for n, v in scan.digests.items() if (r := rel(n)) is not None}
-    scan.reserved = {p: scan.kept[p] for p in (layout.MANIFEST, layout.SHA256SUMS) if p in digests}
-    scan.digests = {p: e for p, e in digests.items() if p not in scan.reserved}
+    _set_reserved(scan, digests)
+
+
+def _set_reserved(scan: Scan, digests: dict[str, manifest.FileEntry]) -> None:
+    """manifest.json and SHA256SUMS apart from the other members: kept, or too large to be."""
+    for path in (layout.MANIFEST, layout.SHA256SUMS):
+        if path in digests and path in scan.kept:
+            scan.reserved[path] = scan.kept[path]
+        elif path in digests:
+            scan.oversized.add(path)
+            scan.problems.append(_too_large(path, digests[path].size))
+    scan.digests = {p: e for p, e in digests.items() if p not in (layout.MANIFEST, layout.SHA256SUMS)}
 
 
 def scan_directory(root: Path, *, keep: Keep | None = None) -> Scan:
     """The same pass over an unpacked bundle: every file under ``root`` (its stem directory)."""
     scan = Scan()
+    digests: dict[str, manifest.FileEntry] = {}
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         scan.order.append(rel)
-        keeping = rel in (layout.MANIFEST, layout.SHA256SUMS) or (keep is not None and keep(rel, path.stat().st_size))
-        digest, kept, size = hashlib.sha256(), bytearray(), 0
         with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                if keeping:
-                    kept += chunk
-        if keeping:
-            scan.kept[rel] = bytes(kept)
-        if rel in (layout.MANIFEST, layout.SHA256SUMS):
-            scan.reserved[rel] = bytes(kept)
-        else:
-            scan.digests[rel] = manifest.FileEntry(sha256=digest.hexdigest(), size=size)
+            digests[rel], kept = _consume(fh.read, _CHUNK, _keep_max(rel, path.stat().st_size, "", keep))
+        if kept is not None:
+            scan.kept[rel] = kept
+    _set_reserved(scan, digests)
     return scan
 
 
@@ -258,14 +315,33 @@ def _parse_sums(data: bytes) -> tuple[dict[str, str], list[Problem]]:
     return sums, problems
 
 
-def _read_checksum_file(path: Path, bundle_name: str) -> str | None:
-    if not path.exists():
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace").strip()
-    match = _SUMS_LINE.match(text)
-    if not match or match["path"].lstrip("*") != bundle_name:
-        return ""  # present but unusable: treated as a mismatch
-    return match["sha"]
+def _read_checksum_file(path: Path, bundle_name: str) -> tuple[str | None, str]:
+    """(the SHA-256 the ``.sha256`` beside a bundle records, lower case, or None when there is
+    none, or "" when it records none usable; a note on it, or "").
+
+    The hash is what is checked. The name beside it is at most a note: a bundle renamed with its
+    .sha256 (``api.tar.gz``), or a line written as ``sha256sum dir/x.tar.gz``, is still the bundle."""
+    try:
+        with path.open("rb") as fh:
+            text = fh.read(_CHECKSUM_FILE_MAX).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return "", f"{path.name} cannot be read ({exc.strerror or exc})"
+    lines = [m for line in text.splitlines() if (m := _CHECKSUM_LINE.match(line) or _CHECKSUM_TAG.match(line))]
+    named = [m for m in lines if _basename(m["path"]) == bundle_name]
+    if named or len(lines) == 1:
+        found = (named or lines)[0]
+        note = "" if named else (f"{path.name} names the bundle {_basename(found['path'])}, not {bundle_name} "
+                                 "(renamed?); its hash is what was compared")
+        return found["sha"].lower(), note
+    if not lines:
+        return "", f"{path.name} holds no `<sha256>  <name>` line"
+    return "", f"{path.name} lists {len(lines)} files, none of them {bundle_name}"
+
+
+def _basename(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def verify(bundle_path: Path) -> VerifyResult:
@@ -296,9 +372,9 @@ def check(bundle_path: Path, scan: Scan, *, own_checksum: bool) -> VerifyResult:
     """Compare what ``scan`` found with the bundle's manifest and SHA256SUMS (and, with
     ``own_checksum``, the archive with the ``<bundle>.sha256`` beside it)."""
     problems = list(scan.problems)
-    checksum_ok = None
+    checksum_ok, note = None, ""
     if own_checksum:
-        expected = _read_checksum_file(
+        expected, note = _read_checksum_file(
             bundle_path.with_name(layout.checksum_name(bundle_path.name)), bundle_path.name
         )
         checksum_ok = None if expected is None else expected == scan.sha256
@@ -313,13 +389,16 @@ def check(bundle_path: Path, scan: Scan, *, own_checksum: bool) -> VerifyResult:
         problems=tuple(problems),
         manifest=parsed,
         checked_files=len(scan.digests),
+        notes=(note,) if note else (),
     )
 
 
 def _manifest_of(scan: Scan, problems: list[Problem]) -> manifest.Manifest | None:
     raw = scan.reserved.get(layout.MANIFEST)
+    if raw is None and layout.MANIFEST in scan.oversized:
+        return None  # its problem is the scan's
     if raw is None:
-        problems.append(Problem(layout.MANIFEST, ProblemKind.MISSING, "the archive has no manifest"))
+        problems.append(Problem(layout.MANIFEST, ProblemKind.MISSING, _absent(scan, "the archive has no manifest")))
         return None
     try:
         return manifest.Manifest.from_json(raw)
@@ -328,10 +407,17 @@ def _manifest_of(scan: Scan, problems: list[Problem]) -> manifest.Manifest | Non
         return None
 
 
+def _absent(scan: Scan, why: str) -> str:
+    # Past damage that stopped the pass, absent means unread: it may be in the lost part.
+    return "not read: the archive is damaged before it" if scan.stopped else why
+
+
 def _sums_of(scan: Scan, problems: list[Problem]) -> dict[str, str] | None:
     raw = scan.reserved.get(layout.SHA256SUMS)
+    if raw is None and layout.SHA256SUMS in scan.oversized:
+        return None
     if raw is None:
-        problems.append(Problem(layout.SHA256SUMS, ProblemKind.MISSING, "the archive has no SHA256SUMS"))
+        problems.append(Problem(layout.SHA256SUMS, ProblemKind.MISSING, _absent(scan, "the archive has no SHA256SUMS")))
         return None
     sums, sum_problems = _parse_sums(raw)
     problems += sum_problems
@@ -356,7 +442,7 @@ def _check_members(scan: Scan, parsed: manifest.Manifest | None, sums: dict[str,
         elif want.size >= 0 and actual.size != want.size:
             problems.append(Problem(path, ProblemKind.SIZE_MISMATCH,
                                     f"size is {actual.size}, manifest says {want.size}"))
-    problems += [Problem(path, ProblemKind.MISSING, "listed in the manifest but not in the archive")
+    problems += [Problem(path, ProblemKind.MISSING, _absent(scan, "listed in the manifest but not in the archive"))
                  for path in listed if path not in scan.digests]
     return problems
 

@@ -119,9 +119,26 @@ def test_with_force_the_members_before_the_cut_are_read(bundle: writer.WrittenBu
     reader = BundleReader(bundle.path, force=True)
     assert reader.names() == sorted(BEFORE_TRACE)
     assert reader.read(layout.PROC_FD_COUNT) == b"950\n"
-    (line,) = reader.unverified
+    line, lost = reader.unverified
     assert line.startswith("unverified (read with --force): ") and layout.TRACE in line
     assert "only the 5 files before the damage were read" in line
+    # What came after the cut is lost, not missing: the reader says so and knows which it cut.
+    assert lost.startswith(f"unverified (read with --force): lost to the damage: {layout.TRACE} (cut: its first ")
+    assert f"the members after {layout.TRACE}, manifest.json among them, could not be read" in lost
+    assert reader.damaged_members() == [layout.TRACE]
+    assert reader.lost(layout.TRACE) and reader.lost(layout.METRICS_EXPVAR) and reader.lost(layout.MANIFEST)
+    assert not reader.lost(layout.PROC_PS) and not reader.exists(layout.TRACE)
+
+
+def test_the_bytes_of_the_member_the_cut_went_through_are_read_up_to_it(bundle: writer.WrittenBundle) -> None:
+    cut_in_half(bundle.path)
+    reader = BundleReader(bundle.path, force=True)
+    before = reader.read_damaged(layout.TRACE)
+    # Half the file is about half the incompressible trace; all of it that was decompressed is there.
+    assert before is not None and len(TRACE) // 3 < len(before) < len(TRACE) and before == TRACE[:len(before)]
+    assert f"(the first {len(before)} of its {len(TRACE)} bytes were read)" in reader.unverified[0]
+    assert reader.read_damaged(layout.PROC_PS) is None  # not cut: read() reads it
+    assert BundleReader(write_bundle(bundle.path.parent / "good").path).damaged_members() == []
 
 
 def test_a_flipped_byte_in_a_stored_member_names_it(tmp_path: Path) -> None:
@@ -207,7 +224,9 @@ def test_report_and_diff_refuse_a_damaged_bundle_and_read_it_with_force(bundle: 
     rep = report.build(bundle.path, force=True)
     assert rep.problems[0].startswith("unverified") and rep.fd_count == 950
     assert rep.goroutines is not None and rep.goroutines.total == 60
-    assert layout.MANIFEST in rep.missing and rep.target is None
+    # Cut before its manifest: nothing is known to be missing, and the problems name what was lost.
+    assert rep.missing == () and rep.target is None
+    assert rep.problems[1].startswith("unverified (read with --force): lost to the damage")
     with pytest.raises(CheckFailedError):
         report.diff_bundles(good.path, bundle.path)
     d = report.diff_bundles(good.path, bundle.path, force=True)
