@@ -105,6 +105,17 @@ def test_a_renamed_or_gunzipped_bundle_still_reads(bundle: writer.WrittenBundle,
     assert reader.unverified == [] and reader.read(layout.TRACE) is not None
 
 
+def test_a_sha256_file_naming_the_bundle_otherwise_is_no_failure(bundle: writer.WrittenBundle,
+                                                                  tmp_path: Path) -> None:
+    # Copied with its .sha256 to api.tar.gz (the line names the original), and `sha256sum dir/x.tar.gz`.
+    renamed = tmp_path / "api.tar.gz"
+    renamed.write_bytes(bundle.path.read_bytes())
+    (tmp_path / "api.tar.gz.sha256").write_text(bundle.checksum_path.read_text())
+    assert BundleReader(renamed).unverified == []
+    bundle.checksum_path.write_text(f"{bundle.sha256.upper()} *{bundle.path}\n")
+    assert BundleReader(bundle.path).unverified == []
+
+
 def test_a_bundle_cut_in_half_names_the_member_at_the_cut(bundle: writer.WrittenBundle) -> None:
     cut_in_half(bundle.path)
     with pytest.raises(CheckFailedError) as err:

@@ -3,7 +3,9 @@
 Cases: a fresh bundle verifies; a rewritten member (tar repacked by the real `tar`) is reported
 as sha-mismatch by name and the bundle's own .sha256 no longer matches; a removed member is
 missing; an added member is unlisted; a SHA256SUMS line disagreeing with the manifest is named;
-a missing .sha256 is reported as unknown, not as failure; garbage is a BundleError.
+a missing .sha256 is reported as unknown, not as failure; garbage is a BundleError. The .sha256
+is judged by its hash: a line naming the bundle by a path, in binary mode, in upper case or by
+another name (a renamed bundle) matches when its hash does, the name at most a note.
 """
 
 from __future__ import annotations
@@ -99,3 +101,43 @@ def test_garbage_is_a_bundle_error_with_a_fix(tmp_path: Path) -> None:
     path.write_bytes(b"definitely not gzip")
     with pytest.raises(BundleError, match="not a readable tar.gz.*Fetch it again"):
         verify.verify(path)
+
+
+@pytest.mark.parametrize("line", [
+    "{sha}  {name}", "{sha} *{name}", "{upper}  {name}", "{sha}  dir/sub/{name}", "{upper} */abs/{name}\n",
+    "SHA256 ({name}) = {sha}", "{other}  other.tar.gz\n{sha}  {name}\n",
+])
+def test_the_sha256_file_is_judged_by_its_hash_whatever_the_form_of_its_line(
+        bundle: writer.WrittenBundle, line: str) -> None:
+    bundle.checksum_path.write_text(line.format(sha=bundle.sha256, upper=bundle.sha256.upper(),
+                                                name=bundle.path.name, other="1" * 64))
+    result = verify.verify(bundle.path)
+    assert result.ok and result.bundle_checksum_ok is True and result.notes == (), result.summary()
+
+
+def test_a_sha256_file_naming_another_name_is_a_note_not_a_failure(bundle: writer.WrittenBundle) -> None:
+    # A bundle and its .sha256 copied to api.tar.gz and api.tar.gz.sha256: the line still names the original.
+    bundle.checksum_path.write_text(f"{bundle.sha256}  /spool/prod/{'x_' + bundle.path.name}\n")
+    result = verify.verify(bundle.path)
+    assert result.ok and result.bundle_checksum_ok is True
+    (note,) = result.notes
+    assert note == (f"{bundle.checksum_path.name} names the bundle x_{bundle.path.name}, not {bundle.path.name} "
+                    "(renamed?); its hash is what was compared")
+    assert result.summary() == f"{bundle.path.name}: OK (3 files; {note})"
+
+
+@pytest.mark.parametrize(("text", "note"), [
+    ("not a checksum\n", "holds no `<sha256>  <name>` line"),
+    ("{sha}  a.tar.gz\n{sha}  b.tar.gz\n", "lists 2 files, none of them {name}"),
+])
+def test_a_sha256_file_without_a_usable_line_fails_saying_why(bundle: writer.WrittenBundle, text: str,
+                                                              note: str) -> None:
+    bundle.checksum_path.write_text(text.format(sha=bundle.sha256))
+    result = verify.verify(bundle.path)
+    assert not result.ok and result.bundle_checksum_ok is False
+    assert f"note: {bundle.checksum_path.name} {note.format(name=bundle.path.name)}" in result.summary()
+
+
+def test_a_wrong_hash_still_fails_whatever_the_name(bundle: writer.WrittenBundle) -> None:
+    bundle.checksum_path.write_text(f"{'0' * 64}  {bundle.path.name}\n")
+    assert verify.verify(bundle.path).bundle_checksum_ok is False

@@ -3,9 +3,11 @@
 Cases: a bundle cut short is a ``damaged`` problem naming the member being read (not a BundleError,
 not a bundle that merely looks smaller); a flipped content byte is that member's sha-mismatch plus
 the gzip CRC-32; a corrupt tar header part-way is damage after the member before it (tarfile alone
-would end the archive there without a word); the scan of an unpacked bundle finds what the scan of
-the archive finds; the bytes a caller asks to keep are the members' bytes; a gzip header that is
-not deflate is unreadable from the start.
+would end the archive there without a word); a byte flipped near the end of the deflate data, after
+the last member, is told as the compressed stream ending without its end marker after that member,
+which was read whole (not as that member cut short); the scan of an unpacked bundle finds what the
+scan of the archive finds; the bytes a caller asks to keep are the members' bytes; a gzip header
+that is not deflate is unreadable from the start.
 """
 
 from __future__ import annotations
@@ -65,6 +67,33 @@ def test_a_corrupt_header_part_way_is_damage_not_the_end(bundle: writer.WrittenB
     damage = scan.damaged
     assert damage is not None and damage.path == f"(after {layout.TRACE})" and "tar header" in damage.detail
     assert set(scan.digests) == {layout.VERSION, layout.PROC_PS, layout.TRACE}
+
+
+def test_a_flip_after_the_last_member_is_told_after_it_not_inside_it(tmp_path: Path, make_fields,  # type: ignore[no-untyped-def]
+                                                                       when) -> None:
+    with writer.BundleWriter(directory=tmp_path, name=layout.bundle_name("prod", "api-1", when), mtime=0,
+                             durable=False) as w:
+        w.add_bytes(layout.PROC_PS, b"root 1 /app\n")
+        w.add_bytes(layout.METRICS_PROMETHEUS, b"go_goroutines 12\n")
+        bundle = w.finish(make_fields())
+    good = bundle.path.read_bytes()
+    ends = 0
+    # Which of the last deflate bytes hide the end marker depends on zlib: each that does is checked.
+    # (Others garble what the last block decodes to: the manifest's tail, the end-of-archive blocks.)
+    for back in range(9, 40):
+        bundle.path.write_bytes(good)
+        _flip(bundle.path, len(good) - back)
+        scan = verify.scan_archive(bundle.path)
+        damage = scan.damaged
+        if damage is None or not damage.detail.startswith("the compressed stream ends without its end marker"):
+            continue
+        ends += 1
+        assert (damage.path, damage.detail) == (
+            f"(after {layout.MANIFEST})",
+            f"the compressed stream ends without its end marker (cut short or corrupt) after member {layout.MANIFEST}")
+        assert set(scan.digests) == {layout.VERSION, layout.PROC_PS, layout.METRICS_PROMETHEUS}
+        assert set(scan.reserved) == {layout.SHA256SUMS, layout.MANIFEST} and not scan.partial
+    assert ends
 
 
 def test_scans_of_the_archive_and_of_it_unpacked_agree(bundle: writer.WrittenBundle, tmp_path: Path) -> None:
