@@ -277,6 +277,11 @@ class BundleReader:
             return False
         return self._listed is None or rel in self._listed or rel in self._scan.partial
 
+    def cut_member(self, rel: str) -> tuple[int, int] | None:
+        """(bytes before the damage, size) of the member the damage cut; None for any other."""
+        part = self._scan.partial.get(rel)
+        return None if part is None else (part[1], part[2])
+
     def read_damaged(self, rel: str) -> bytes | None:
         """The bytes of the member the damage cut that precede the damage (a trace cut there is
         still read up to its last complete generation); None when ``rel`` is not that member."""
@@ -318,6 +323,11 @@ def _blocking(result: verify.VerifyResult, scan: verify.Scan, path: Path) -> lis
     return sorted(out, key=where)
 
 
+def trace_not_bundle(path: str) -> str:
+    return (f"{path} is an execution trace, not a bundle: read it with `kubectl debugcap trace {path}` "
+            "(--pprof sched|net|sync|syscall for its profiles)")
+
+
 def require_bundle(path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Refuse what is not a bundle, saying what it is and which command reads it.
 
@@ -330,6 +340,8 @@ def require_bundle(path: str | os.PathLike[str], *, force: bool = False) -> None
         raise NotABundleError(hints.profile_not_bundle(str(p)))
     if kind == "dump":
         raise NotABundleError(hints.dump_not_bundle(str(p)))
+    if kind == "trace":
+        raise NotABundleError(trace_not_bundle(str(p)))
     if kind == "directory" and not force and not (BundleReader._find_root(p) / layout.MANIFEST).exists():
         raise NotABundleError(hints.not_a_bundle(str(p), "it has no manifest.json"))
 

@@ -1,4 +1,5 @@
-"""What a command was given, from its first bytes: a bundle (directory or archive), a dump or a profile.
+"""What a command was given, from its first bytes: a bundle (directory or archive), a dump, an
+execution trace or a profile.
 
 Callers: the ``top``/``goroutines``/``diff``/``report`` commands and
 :mod:`debugcap.analysis.bundle_reading`. Kept apart and light (no protobuf, no report) because
@@ -8,19 +9,23 @@ the ``goroutines`` command asks it before reading a text dump.
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Final, Literal
 
-Kind = Literal["directory", "archive", "dump", "profile"]
+Kind = Literal["directory", "archive", "dump", "trace", "profile"]
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ARCHIVE_NAMES: Final = (".tar.gz", ".tgz", ".tar")
+# Every Go execution trace starts so, whatever its format version ("go 1.26 trace\0\0\0").
+_TRACE_HEADER: Final = re.compile(rb"go 1\.\d+ trace\0")
 
 
 def kind_of(path: str | os.PathLike[str]) -> Kind:
-    """``directory``, ``archive`` (a tar, gzip-compressed or not), ``dump`` (goroutine text) or
-    ``profile`` (anything else: the profile reader says what is wrong with it)."""
+    """``directory``, ``archive`` (a tar, gzip-compressed or not), ``dump`` (goroutine text),
+    ``trace`` (a Go execution trace) or ``profile`` (anything else: the profile reader says what is
+    wrong with it)."""
     p = Path(path)
     if p.is_dir():
         return "directory"
@@ -29,6 +34,8 @@ def kind_of(path: str | os.PathLike[str]) -> Kind:
             raw = fh.read(4096)
     except OSError:
         return "profile"
+    if _TRACE_HEADER.match(raw):
+        return "trace"
     data = raw
     if raw.startswith(_GZIP_MAGIC):
         try:

@@ -19,6 +19,7 @@ them):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import os
@@ -151,6 +152,11 @@ def analyse(data: bytes, source: str) -> TraceAnalysis:
             if done.syncs <= 1:
                 raise type(exc)(f"{source}: no complete generation to read: {exc}") from None
             cut = _cut(reader, done.syncs - 1, exc)
+    if done.syncs <= 1:
+        # A header and nothing else reads without error, and would print a summary of zeros as if
+        # the program had done nothing: it is a trace stopped at once, or cut after its header.
+        raise gotrace.TruncatedTraceError(f"{source}: no complete generation to read: the trace ends after its "
+                                          f"header ({reader.size} bytes); was it stopped at once, or cut short?")
     stats = done.final()
     if not stats.events:
         raise gotrace.TraceError(f"{source}: the trace holds no events")
@@ -226,12 +232,36 @@ def load(path: str | os.PathLike[str], *, force: bool = False) -> TraceAnalysis:
     bundle_reading.require_bundle(p, force=force)
     with bundle_reading.BundleReader(p, force=force) as reader:
         data = reader.read(layout.TRACE)
-        if data is None:
+        if data is None and reader.lost(layout.TRACE):
+            found = _damaged_trace(p, reader)
+        elif data is None:
             raise errors.AnalysisError(f"{p}: the bundle has no execution trace ({layout.TRACE}); capture "
                                        "with a template that has the trace collector")
-        found = analyse(data, reader.label(layout.TRACE))
+        else:
+            found = analyse(data, reader.label(layout.TRACE))
         found.unverified = list(reader.unverified)
         return found
+
+
+def _damaged_trace(p: Path, reader: bundle_reading.BundleReader) -> TraceAnalysis:
+    """The trace of a bundle read with force whose damage cut the trace (read up to its last
+    complete generation before the damage) or came before it (nothing to read)."""
+    rel, label = layout.TRACE, reader.label(layout.TRACE)
+    data = reader.read_damaged(rel)
+    if data is None:
+        raise errors.AnalysisError(f"{p}: the bundle is damaged before its execution trace ({rel}): the trace, "
+                                   "if it had one, is lost; fetch an intact copy of the bundle")
+    _before, size = reader.cut_member(rel) or (len(data), len(data))
+    lost = f"{rel} is the member the bundle's damage cut: {len(data)} of its {size} bytes precede the damage"
+    try:
+        found = analyse(data, label)
+    except gotrace.TraceError as exc:
+        raise type(exc)(f"{p}: {lost}, and they hold no complete generation to read; fetch an intact copy "
+                        "of the bundle") from None
+    n = found.summary.generations
+    cut = f"{lost}; read up to its last complete generation before it ({n} generation{'s' if n > 1 else ''})"
+    found.summary = dataclasses.replace(found.summary, cut=cut)
+    return found
 
 
 def is_bundle_file(p: Path) -> bool:

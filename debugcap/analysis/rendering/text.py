@@ -6,7 +6,7 @@ Callers: the ``report``, ``diff`` and ``goroutines`` commands of
 
 from __future__ import annotations
 
-from debugcap.analysis import goroutines, model, pprof
+from debugcap.analysis import bundle_reading, goroutines, model, pprof
 from debugcap.analysis.rendering import pprof_text, trace_text
 
 TOP_TITLES = (("cpu", "CPU"), ("heap", "Heap in use"), ("block", "Block delay"), ("mutex", "Mutex delay"))
@@ -63,6 +63,9 @@ def _header(rep: model.Report) -> list[str]:
         lines.append(f"Target: {rep.target.namespace}/{rep.target.pod} container {rep.target.container}")
     if rep.runtime:
         lines.append(f"Runtime: {runtime_line(dict(rep.runtime))}")
+    # A bundle read with --force says so before any finding is read, not only under Problems.
+    unverified = bundle_reading.unverified_lines(rep.problems)
+    lines += ["", *(f"WARNING: {line}" for line in unverified)] if unverified else []
     lines += ["", "Findings (most serious first):"]
     lines += [f"  [{f.level:<6}] {f.message}" for f in rep.findings] or [f"  [{'':<6}] nothing stands out"]
     if rep.collectors:

@@ -77,6 +77,14 @@ def _not_for_files(path: Path, **flags: object) -> None:
             raise click.UsageError(f"--{flag.replace('_', '-')} applies to a bundle; {path} is a single file")
 
 
+def _refuse_trace(path: Path, wanted: str, param_hint: str) -> None:
+    """An execution trace where a profile or dump is expected: the trace command reads it."""
+    if _kind(path) == "trace":
+        raise click.BadParameter(f"{path} is an execution trace, not {wanted}: read it with "
+                                 f"`kubectl debugcap trace {path}` (--pprof sched|net|sync|syscall for its "
+                                 "profiles)", param_hint=param_hint)
+
+
 def _warn_unverified(lines: list[str]) -> None:
     for line in lines:
         click.echo(f"warning: {line}", err=True)
@@ -99,6 +107,7 @@ def _profile_input(path: Path, name: str | None, force: bool) -> tuple[bytes, st
 
     if _kind(path) not in _BUNDLE_KINDS:
         _not_for_files(path, profile=name, force=force)
+        _refuse_trace(path, "a pprof profile", "PROFILE")
         if _kind(path) == "dump":
             raise click.BadParameter(f"{path} is a goroutine dump, not a pprof profile: group it with "
                                      f"`kubectl debugcap goroutines {path}`", param_hint="PROFILE")
@@ -216,6 +225,7 @@ def goroutines_cmd(dump: Path, output: str, force: bool) -> None:
         summary, rel, unverified = _bundle_dump(dump, force)
     else:
         _not_for_files(dump, force=force)
+        _refuse_trace(dump, "a goroutine dump", "DUMP")
         rel = str(dump)
         try:
             summary = goroutines.load_dump(dump)
@@ -259,6 +269,8 @@ def diff(base: Path, new: Path, sample_index: str | None, node_fraction: float |
         _diff_bundles(base, new, sample_index, output, force)
     else:
         _not_for_files(base, force=force)
+        _refuse_trace(base, "a pprof profile", "BASE")
+        _refuse_trace(new, "a pprof profile", "NEW")
         _diff_profiles(base, new, sample_index, _fraction(node_fraction), output)
 
 
@@ -341,6 +353,8 @@ def report_cmd(bundle: Path, html_file: Path | None, speedscope_file: Path | Non
         _emit_json(rep.as_dict())
     else:
         click.echo(text.render_report(rep), nl=False)
+    # As top, goroutines and trace do: the unverified line is otherwise only in the report's last section.
+    _warn_unverified(bundle_reading.unverified_lines(rep.problems))
 
 
 COMMANDS: list[click.Command] = [top, goroutines_cmd, diff, report_cmd]

@@ -8,9 +8,12 @@ registration list. Damaged input (bundles written by the BundleWriter, then cut 
 flipped): report, diff, top and goroutines exit 4 naming the first bad member and
 `kubectl debugcap verify`; with --force they exit 0 and say unverified (problems,
 -o json, stderr); a directory of only pprof/ is refused saying what a bundle is; a
-profile or dump where a bundle is expected names the command that reads it; flags
-that do not apply are usage errors; a debug=1 dump is read; a cut dump is not called
-truncated at Go's limit.
+profile, dump or execution trace where a bundle (or a profile) is expected names the
+command that reads it; report --force warns on stderr and above its findings, and lists
+what the damage took as lost, not missing; trace --force on a bundle cut inside its trace
+reads the generations before the cut or says the trace is the damaged member; a trace of
+only its header is an error; flags that do not apply are usage errors; a debug=1 dump is
+read; a cut dump is not called truncated at Go's limit.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
+from debugcap.kubectl_plugin import cli
 from debugcap.kubectl_plugin.commands import analyze
 
 from .test_bundle_reading import BEFORE_TRACE, MARKER, cut_in_half, flip, write_bundle
 from .test_report import STEM, fixed_cpu_profile, make_bundle
 
 GOAPP_DUMPS = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-dumps"
+GOAPP_TRACE = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-trace" / "trace.out"
 
 
 def _cli() -> click.Group:
@@ -138,10 +143,19 @@ def test_report_on_a_truncated_bundle_exits_non_zero_naming_the_member(tmp_path:
     code, out, err = run("report", str(bundle))
     assert code == 4 and out == ""
     assert "cut short or damaged at trace/trace.out" in err and f"kubectl debugcap verify {bundle}" in err
-    code, out, _ = run("report", str(bundle), "--force")
+    code, out, err = run("report", str(bundle), "--force")
     assert code == 0 and "Problems:\n  unverified (read with --force)" in out and "Open fds: 950" in out
-    code, out, _ = run("report", str(bundle), "--force", "-o", "json")
+    # Said before the findings and on stderr, as top, goroutines and trace say it; what the cut took
+    # is lost, not "Missing" from the capture.
+    warnings = [ln for ln in out.splitlines() if ln.startswith("WARNING: unverified (read with --force)")]
+    assert len(warnings) == 2 and out.index(warnings[0]) < out.index("Findings (most serious first):")
+    assert "Missing:" not in out and "lost to the damage: trace/trace.out" in warnings[1]
+    assert err.splitlines() == [w.replace("WARNING: ", "warning: ", 1) for w in warnings]
+    code, out, err = run("report", str(bundle), "--force", "-o", "json")
     assert code == 0 and json.loads(out)["problems"][0].startswith("unverified")
+    assert err.startswith("warning: unverified (read with --force)")
+    code, out, err = run("report", str(write_bundle(tmp_path / "good").path))
+    assert code == 0 and "WARNING" not in out and err == ""
 
 
 def test_report_on_a_bundle_with_a_flipped_byte_exits_non_zero_naming_the_member(tmp_path: Path) -> None:
@@ -159,6 +173,39 @@ def test_report_on_a_directory_of_only_pprof_says_what_a_bundle_is(tmp_path: Pat
     assert code == 2 and "not a debugcap bundle: it has no manifest.json" in err and "a bundle is" in err
     code, out, _ = run("report", str(tmp_path), "--force")
     assert code == 0 and "unverified (read with --force)" in out and "main.mixStep" in out
+
+
+def test_an_execution_trace_is_pointed_to_the_trace_command(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.out"
+    trace.write_bytes(GOAPP_TRACE.read_bytes())
+    for args in (["report", str(trace)], ["top", str(trace)], ["goroutines", str(trace)],
+                 ["diff", str(trace), str(trace)]):
+        code, _, err = run(*args)
+        assert code == 2 and "is an execution trace" in err and f"kubectl debugcap trace {trace}" in err, args
+
+
+def test_trace_force_on_a_bundle_cut_inside_its_trace_reads_what_precedes_the_cut(tmp_path: Path) -> None:
+    data = GOAPP_TRACE.read_bytes()
+    bundle = write_bundle(tmp_path, compresslevel=0, trace=data).path
+    raw = bundle.read_bytes()
+    bundle.write_bytes(raw[: raw.index(data[:64]) + len(data) * 9 // 10])
+    assert CliRunner().invoke(cli.cli, ["trace", str(bundle)]).exit_code == 4
+    res = CliRunner().invoke(cli.cli, ["trace", str(bundle), "--force", "-o", "json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["generations"] >= 1
+    assert doc["cut"].startswith("trace/trace.out is the member the bundle's damage cut: ")
+    assert "has no execution trace" not in res.stderr and "warning: unverified (read with --force)" in res.stderr
+    bundle.write_bytes(raw[: raw.index(data[:64]) + 1000])
+    res = CliRunner().invoke(cli.cli, ["trace", str(bundle), "--force"])
+    assert res.exit_code == 1 and "trace/trace.out is the member the bundle's damage cut" in res.stderr
+    assert "no complete generation to read" in res.stderr and "has no execution trace" not in res.stderr
+
+
+def test_a_trace_of_only_its_header_is_an_error(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.out"
+    trace.write_bytes(GOAPP_TRACE.read_bytes()[:16])
+    res = CliRunner().invoke(cli.cli, ["trace", str(trace)])
+    assert res.exit_code == 1 and "no complete generation to read" in res.stderr
 
 
 def test_report_on_a_dump_suggests_goroutines() -> None:

@@ -25,6 +25,7 @@ from types import ModuleType
 
 import pytest
 
+from debugcap import errors
 from debugcap.analysis import pprof, report, traces
 from debugcap.analysis.bundle_reading import BundleReader, Reading
 from debugcap.bundle import layout, manifest, writer
@@ -281,3 +282,61 @@ def test_a_trace_over_the_limit_is_refused_by_its_size_without_being_read(tmp_pa
     assert not reading.problems
     assert reading.hints == [f"{layout.TRACE}: 8 MiB, more than the 1 MiB a report reads (about a second per MiB): "
                              f"read it with `kubectl debugcap trace {bundle.path}`"]
+
+
+def test_a_trace_of_only_its_header_has_no_complete_generation() -> None:
+    # It read without error and printed a summary of zeros, while a trace cut a little later failed.
+    data = (GOAPP / "trace.out").read_bytes()
+    with pytest.raises(gotrace.TruncatedTraceError, match=r"^h: no complete generation to read: the trace ends "
+                                                          r"after its header \(16 bytes\)"):
+        traces.analyse(data[:16], "h")
+    with pytest.raises(gotrace.TruncatedTraceError, match="^c: no complete generation to read"):
+        traces.analyse(data[:40], "c")
+
+
+def _packed_with_trace(directory: Path, trace: bytes) -> Path:
+    """A bundle whose trace is most of it, stored uncompressed: a cut at a fraction of the file is
+    at about that fraction of the trace."""
+    with writer.BundleWriter(directory=directory, name=layout.bundle_name("shop", "api-7d9f", WHEN), mtime=0,
+                             compresslevel=0, durable=False) as w:
+        w.add_bytes(layout.PROC_FD_COUNT, b"950\n")
+        w.add_bytes(layout.TRACE, trace)
+        w.add_bytes(layout.METRICS_EXPVAR, b"{}")
+        bundle = w.finish(manifest.ManifestFields(
+            capture=manifest.CaptureInfo(name="c1", template="debug-full", parameters={}),
+            target=manifest.TargetInfo(namespace="shop", pod="api-7d9f", container="api"),
+            started_at=WHEN, finished_at=WHEN, collectors=()))
+    return bundle.path
+
+
+def _cut_at(path: Path, fraction: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def test_with_force_a_trace_the_damage_cut_is_read_up_to_its_last_generation_before_it(tmp_path: Path) -> None:
+    data = (GOAPP / "trace.out").read_bytes()
+    path = _packed_with_trace(tmp_path, data)
+    _cut_at(path, 0.8)
+    found = traces.load(path, force=True)
+    assert found.summary.cut is not None
+    assert found.summary.cut.startswith(f"{layout.TRACE} is the member the bundle's damage cut: ")
+    assert f"of its {len(data)} bytes precede the damage; read up to its last complete generation" in found.summary.cut
+    assert found.summary.generations >= 1 and found.summary.events > 0
+    assert found.unverified[0].startswith("unverified (read with --force)") and layout.TRACE in found.unverified[0]
+
+
+def test_with_force_a_trace_cut_in_its_first_generation_or_lost_says_so(tmp_path: Path) -> None:
+    data = (GOAPP / "trace.out").read_bytes()
+    path = _packed_with_trace(tmp_path / "early", data)
+    _cut_at(path, 0.1)
+    with pytest.raises(gotrace.TraceError, match=f"^{path}: {layout.TRACE} is the member the bundle's damage cut: "
+                                                 rf"\d+ of its {len(data)} bytes precede the damage, and they hold "
+                                                 "no complete generation to read"):
+        traces.load(path, force=True)
+    before = _packed_with_trace(tmp_path / "before", data)
+    raw = before.read_bytes()
+    before.write_bytes(raw[: raw.index(b"950\n") + 100])  # inside the member before the trace
+    with pytest.raises(errors.AnalysisError, match=f"the bundle is damaged before its execution trace "
+                                                   rf"\({layout.TRACE}\): the trace, if it had one, is lost"):
+        traces.load(before, force=True)
