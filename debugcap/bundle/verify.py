@@ -22,7 +22,7 @@ import hashlib
 import re
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -117,6 +117,7 @@ class Scan:
     # damage, and its size.
     partial: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     sha256: str = ""  # of the bundle file (archives only)
+    stem: str = ""  # the top directory the paths are relative to (archives only)
     compressed: bool = False
     headers_read: int = 0  # 0 with a damaged problem: nothing of the file could be read as an archive
 
@@ -136,13 +137,14 @@ def _normalized(name: str) -> str:
     return name.rstrip("/")
 
 
-def _reserved_candidate(name: str, top: str) -> bool:
+def _reserved_candidate(name: str, tops: set[str]) -> bool:
     # The stem is not known until the pass is over: keep a manifest.json or SHA256SUMS at the top,
-    # or under the top directory of the first member (the only one that can turn out to be the
-    # stem), and pick the right one afterwards. At most four, each within RESERVED_MAX.
+    # or under the stem the caller names or the top directory of the first member (the only ones
+    # that can turn out to be the stem), and pick the right one afterwards. A few, each within
+    # RESERVED_MAX.
     parts = name.split("/")
     return parts[-1] in (layout.MANIFEST, layout.SHA256SUMS) and (len(parts) == 1 or (len(parts) == 2
-                                                                                     and parts[0] == top))
+                                                                                     and parts[0] in tops))
 
 
 def _consume(read: Callable[[int], bytes], chunk: int, keep_max: int) -> tuple[manifest.FileEntry, bytes | None]:
@@ -159,16 +161,17 @@ def _consume(read: Callable[[int], bytes], chunk: int, keep_max: int) -> tuple[m
     return manifest.FileEntry(sha256=digest.hexdigest(), size=size), bytes(kept) if keeping else None
 
 
-def _keep_max(name: str, size: int, top: str, keep: Keep | None) -> int:
+def _keep_max(name: str, size: int, tops: set[str], keep: Keep | None) -> int:
     """How many bytes of a member to keep: a reserved one up to RESERVED_MAX, another if Keep wants it."""
-    if _reserved_candidate(name, top):
+    if _reserved_candidate(name, tops):
         return RESERVED_MAX if size <= RESERVED_MAX else -1
     return size if keep is not None and keep(name, size) else -1
 
 
 def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None, stem: str | None) -> None:
     """Every member into ``scan`` until the end or the first damage (recorded, not raised)."""
-    current, offset, want, last, top = "", 0, 0, "", stem or ""
+    current, offset, want, last = "", 0, 0, ""
+    tops = {stem} if stem else set()
     try:
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=archive.StrictTarInfo) as tar:  # type: ignore[call-overload]
             for member in tar:
@@ -182,12 +185,13 @@ def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None, 
                     continue
                 if name in scan.offsets:
                     scan.problems.append(Problem(name, ProblemKind.DUPLICATE, "appears more than once"))
-                top = top or name.split("/", 1)[0]
+                if len(scan.order) == 0:
+                    tops.add(name.split("/", 1)[0])
                 current, offset, want = name, member.offset_data, member.size
                 scan.order.append(name)
                 handle = tar.extractfile(member)
                 assert handle is not None  # regular files always have content
-                entry, kept = _consume(handle.read, _MEMBER_CHUNK, _keep_max(name, member.size, top, keep))
+                entry, kept = _consume(handle.read, _MEMBER_CHUNK, _keep_max(name, member.size, tops, keep))
                 scan.digests[name], scan.offsets[name] = entry, offset
                 if kept is not None:
                     scan.kept[name] = kept
@@ -248,11 +252,16 @@ def _too_large(path: str, size: int) -> Problem:
 
 
 def _relativize(scan: Scan, stem: str | None) -> None:
-    """Member names as archived -> paths relative to the stem; members outside it are named."""
+    """Member names as archived -> paths relative to the stem; members outside it are named.
+
+    A stem none of the members is under, when they all share another top directory, gives way to
+    that one: the bundle was renamed (``scan.stem`` then differs from the one asked for)."""
     names = list(dict.fromkeys(scan.order))
-    if stem is None:
+    if stem is None or not any(n.startswith(f"{stem}/") for n in names):
         tops = {n.split("/", 1)[0] for n in names}
-        stem = tops.pop() if len(tops) == 1 and all("/" in n for n in names) else ""
+        inferred = tops.pop() if len(tops) == 1 and all("/" in n for n in names) else ""
+        stem = inferred if stem is None else inferred or stem
+    scan.stem = stem
     prefix = f"{stem}/" if stem else ""
 
     def rel(name: str) -> str | None:
@@ -296,7 +305,7 @@ def scan_directory(root: Path, *, keep: Keep | None = None) -> Scan:
         rel = path.relative_to(root).as_posix()
         scan.order.append(rel)
         with path.open("rb") as fh:
-            digests[rel], kept = _consume(fh.read, _CHUNK, _keep_max(rel, path.stat().st_size, "", keep))
+            digests[rel], kept = _consume(fh.read, _CHUNK, _keep_max(rel, path.stat().st_size, set(), keep))
         if kept is not None:
             scan.kept[rel] = kept
     _set_reserved(scan, digests)
@@ -365,7 +374,12 @@ def verify(bundle_path: Path) -> VerifyResult:
             f"bundle {bundle_path} is not a readable tar.gz ({damage.detail}); it is truncated or damaged. "
             f"Fetch it again from storage, or check the spool directory for an intact copy"
         )
-    return check(bundle_path, scan, own_checksum=True)
+    result = check(bundle_path, scan, own_checksum=True)
+    if scan.stem != stem:
+        # Renamed (api.tar.gz): its members are all under the one directory, just not the name's.
+        renamed = f"its members are under {scan.stem}/, not {stem}/ as its file name says (renamed?)"
+        result = replace(result, notes=(renamed, *result.notes))
+    return result
 
 
 def check(bundle_path: Path, scan: Scan, *, own_checksum: bool) -> VerifyResult:

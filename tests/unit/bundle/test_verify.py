@@ -141,3 +141,29 @@ def test_a_sha256_file_without_a_usable_line_fails_saying_why(bundle: writer.Wri
 def test_a_wrong_hash_still_fails_whatever_the_name(bundle: writer.WrittenBundle) -> None:
     bundle.checksum_path.write_text(f"{'0' * 64}  {bundle.path.name}\n")
     assert verify.verify(bundle.path).bundle_checksum_ok is False
+
+
+def test_a_renamed_bundle_verifies_with_notes(bundle: writer.WrittenBundle, tmp_path: Path) -> None:
+    # Copied to api.tar.gz with its .sha256: the members are under the old stem, the line names the old name.
+    renamed = tmp_path / "api.tar.gz"
+    shutil.copy(bundle.path, renamed)
+    shutil.copy(bundle.checksum_path, tmp_path / "api.tar.gz.sha256")
+    result = verify.verify(renamed)
+    assert result.ok and result.bundle_checksum_ok is True and result.checked_files == 3, result.summary()
+    assert result.notes[0] == (f"its members are under {layout.stem(bundle.path.name)}/, not api/ as its file "
+                               "name says (renamed?)")
+
+
+def test_a_member_outside_the_stem_is_still_named(bundle: writer.WrittenBundle, tmp_path: Path) -> None:
+    def add(stem_dir: Path) -> None:
+        (stem_dir.parent / "elsewhere.txt").write_bytes(b"outside\n")
+
+    work = tmp_path / "w"
+    work.mkdir()
+    subprocess.run(["tar", "xzf", str(bundle.path), "-C", str(work)], check=True)
+    add(work / layout.stem(bundle.path.name))
+    subprocess.run(["tar", "czf", str(bundle.path), "-C", str(work), layout.stem(bundle.path.name), "elsewhere.txt"],
+                   check=True)
+    result = verify.verify(bundle.path)
+    assert [(p.path, p.kind) for p in result.problems] == [("elsewhere.txt", verify.ProblemKind.UNEXPECTED_MEMBER)]
+    assert result.notes == ()
