@@ -9,7 +9,11 @@ then ask it about frames::
     code.is_own("main.burnCPU", "debugcap.test/goapp/main.go")        # True
     code.first_own([("crypto/sha256.Sum256", "crypto/sha256/sha256.go"),
                     ("main.burnCPU", "debugcap.test/goapp/main.go")])  # 1
+    code.charge([("runtime/pprof.(*profileBuilder).build", "runtime/pprof/proto.go"),
+                 ("net/http/pprof.Profile", "net/http/pprof/pprof.go"),
+                 ("main.handler", "debugcap.test/goapp/main.go")])  # (2, "net/http/pprof.Profile")
     is_profiler("runtime/trace.(*traceMultiplexer).startLocked")       # True
+    is_profiler("runtime/pprof.Do")                                     # False: labels are the app's
 
 Frames are ``(function, file)`` pairs, leaf first, as pprof stacks and goroutine dumps list them;
 ``file`` may be ``""`` when unknown. Why the decision is made from names and files: the build IDs
@@ -34,6 +38,7 @@ module is that path's longest prefix shared with the other own packages.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -46,17 +51,46 @@ Frame = tuple[str, str]  # (function, file); file "" when unknown
 # Versioned module directories: GOPATH's module cache, or -trimpath's "module@version/".
 _VERSIONED = re.compile(r"(^|/)pkg/mod/|@v\d")
 
-# Frames of the capture itself: the execution tracer, the CPU profiler, the pprof handlers. A
-# stack through any of them measures the capture (trace buffers, profile encoding), not the target.
+# The capture's own machinery, named by the functions it runs in: a profile being written
+# (runtime/pprof's writers and protobuf builder, the CPU profile's reader goroutine), the pprof HTTP
+# handlers, the execution tracer (runtime/trace.Start, the flight recorder and the multiplexer that
+# feeds both; the runtime's tracer: its reader, its advancer, the cost per event it adds while it
+# runs) and the CPU profiler's buffers. Not the APIs a program calls for its own ends, which share
+# these packages: labels (runtime/pprof.Do, SetGoroutineLabels, WithLabels), trace annotations
+# (runtime/trace.WithRegion, StartRegion, NewTask, Log) and the runtime's unwinder (runtime.Callers,
+# traceback*, (*unwinder)), which stack growth and the GC's stack scans use too. Listing the entry
+# points, not whole packages, is what keeps a program's labelled or traced work its own.
 _PROFILER_PREFIXES = (
-    "runtime/trace.", "runtime/pprof.", "net/http/pprof.", "internal/trace.", "internal/trace/",
-    "runtime.trace", "runtime.(*trace", "runtime.StartTrace", "runtime.StopTrace", "runtime.ReadTrace",
-    "runtime.makeTraceFrames", "runtime.(*cpuProfile)", "runtime.(*profBuf)", "runtime.readProfile",
-    "runtime.setcpuprofilerate", "runtime.SetCPUProfileRate",
+    "net/http/pprof.", "internal/trace.", "internal/trace/",
+    "runtime/pprof.(*profileBuilder).", "runtime/pprof.(*protobuf).", "runtime/pprof.(*pcDeck).",
+    "runtime/pprof.write", "runtime/pprof.print",
+    "runtime/trace.(*FlightRecorder).", "runtime/trace.(*traceMultiplexer).", "runtime/trace.(*recorder).",
+    "runtime.(*cpuProfile).", "runtime.(*profBuf).",
 )
-# The runtime's tracer files (trace.go, tracestack.go, tracebuf.go...), whatever the function name.
+# Whole names (their closures too): as prefixes, runtime/trace.Start would take StartRegion.
+_PROFILER_FUNCTIONS = frozenset({
+    "runtime/pprof.StartCPUProfile", "runtime/pprof.StopCPUProfile", "runtime/pprof.profileWriter",
+    "runtime/pprof.readProfile", "runtime/pprof.(*Profile).WriteTo", "runtime/pprof.WriteHeapProfile",
+    "runtime/pprof.newProfileBuilder", "runtime/pprof.allFrames", "runtime/pprof.parseProcSelfMaps",
+    "runtime/trace.Start", "runtime/trace.Stop", "runtime/trace.NewFlightRecorder", "runtime/trace.readBatch",
+    "runtime/trace.runtime_readTrace",
+    "runtime.StartTrace", "runtime.StopTrace", "runtime.ReadTrace", "runtime.readTrace0",
+    "runtime.SetCPUProfileRate", "runtime.setcpuprofilerate",
+    "runtime.makeTraceFrames", "runtime.dumpStacksRec", "runtime.dumpTypesRec",
+})
+# The runtime's tracer (runtime.traceAdvance, traceReader, traceLocker.GoPark, (*traceBuf).flush),
+# not its unwinder (runtime.traceback, tracebackPCs, tracebackothers), which only shares the prefix.
+_TRACER = re.compile(r"^runtime\.(?:\(\*)?trace(?!back)")
+# The runtime's tracer and CPU-profiler files, whatever the function (wakeableSleep, fpunwindExpand):
+# trace.go, tracebuf.go, tracestack.go..., not traceback.go, the unwinder's.
+_PROFILER_FILES = re.compile(r"(^|/)runtime/(trace(?!back\.go)[a-z]*|cpuprof|profbuf)\.go$")
+# The runtime's half of the annotation API (runtime/traceruntime.go, a tracer file): a region or a
+# task is the program's own instrumentation; what the tracer adds under it is named runtime.trace*.
+_ANNOTATIONS = frozenset({"runtime/trace.userTaskCreate", "runtime/trace.userTaskEnd", "runtime/trace.userRegion",
+                          "runtime/trace.userLog"})
+# Closures carry their function's name: F.func1, F.func1.2, F.gowrap1.
+_CLOSURE = re.compile(r"(?:\.(?:func|gowrap)\d+(?:\.\d+)*)+$")
 _HOSTS = ("github.com/", "gitlab.com/", "bitbucket.org/")
-_PROFILER_FILES = re.compile(r"(^|/)runtime/(trace[a-z]*|cpuprof|profbuf)\.go$")
 
 
 def package(function: str) -> str:
@@ -74,14 +108,17 @@ def is_stdlib_path(pkg: str) -> bool:
     return bool(first) and "." not in first and pkg != "main"
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def is_profiler(function: str, file: str = "") -> bool:
-    """A frame of the capture's own machinery (tracer, CPU profiler, pprof handlers)."""
-    return function.startswith(_PROFILER_PREFIXES) or bool(file and _PROFILER_FILES.search(file))
+    """A frame of the capture's own machinery (tracer, CPU profiler, profile writers, pprof handlers).
 
-
-def through_profiler(frames: Iterable[Frame]) -> bool:
-    """True when a stack passes through the profiler: its cost is the capture's, not the target's."""
-    return any(is_profiler(fn, file) for fn, file in frames)
+    Whether a stack is the profiler's depends on where such a frame sits: see :meth:`Code.charge`.
+    """
+    name = _CLOSURE.sub("", function)
+    if name in _ANNOTATIONS:
+        return False
+    return (name in _PROFILER_FUNCTIONS or function.startswith(_PROFILER_PREFIXES) or bool(_TRACER.match(function))
+            or bool(file and _PROFILER_FILES.search(file)))
 
 
 def _under(pkg: str, module: str) -> bool:
@@ -159,6 +196,20 @@ class Code:
             if self.is_own(fn, file):
                 return i
         return None
+
+    def charge(self, frames: Sequence[Frame]) -> tuple[int | None, str | None]:
+        """Who a leaf-first stack's cost belongs to: (index of its first own frame, profiler frame).
+
+        The profiler frame is the outermost frame of the capture's machinery (:func:`is_profiler`)
+        between the leaf and the first own frame (the whole stack when it has none), None when
+        there is none; when there is one, the stack is the capture's. Only those frames count: the
+        frames above the first own frame are what called the application's code, and code run
+        under ``pprof.Do`` or ``trace.WithRegion`` is still the application's work. The outermost
+        of them says who started the capture's work (a pprof handler, the flight recorder).
+        """
+        own = self.first_own(frames)
+        below = frames if own is None else frames[:own]
+        return own, next((fn for fn, file in reversed(below) if is_profiler(fn, file)), None)
 
 
 def _min_depth(path: str) -> int:

@@ -8,14 +8,17 @@ Callers: :mod:`debugcap.analysis.report` and :mod:`debugcap.analysis.sections` f
 is what a reader can change. Here each sample's stack is walked from its leaf to its first own
 frame (:meth:`debugcap.analysis.appcode.Code.first_own`), which gets the whole sample (pprof's
 "cum" restricted to the first own frame, so nothing counts twice); a stack without one is charged
-to its leaf, marked not own. A stack through the profiler (trace buffers, profile encoding:
-:func:`debugcap.analysis.appcode.is_profiler`) measures the capture, not the target, and goes to
-the profiler's share instead.
+to its leaf, marked not own. A stack whose frames below its first own frame pass through the
+profiler (trace buffers, profile encoding: :meth:`debugcap.analysis.appcode.Code.charge`) measures
+the capture, not the target, and goes to the profiler's share instead; the application's work run
+under ``pprof.Do`` or ``trace.WithRegion`` stays its own.
+
+The goroutine dump is charged the same way, from the one parse :mod:`debugcap.analysis.goroutines`
+makes of it (:func:`waiting`), so the dump's groups and these counts name the same functions.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,8 +34,6 @@ WAITING_STATES = frozenset({
     "sync.Cond.Wait", "chan send", "chan receive", "select", "chan send (nil chan)",
     "chan receive (nil chan)", "select (no cases)",
 })
-_HEADER = re.compile(r"^goroutine \d+(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[([^,\]]*)")
-_FILE = re.compile(r"^\t(.*):\d+(?: \+0x[0-9a-f]+)?$")
 
 
 @dataclass
@@ -63,12 +64,10 @@ def _sums(profile: pprof_format.Profile, index: int, code: appcode.Code) -> _Sum
             weights[stack] += values[index]
     for stack, w in weights.items():
         frames = [f for lid in stack for f in frames_of[lid]] or [("<unknown>", "")]
-        # The outermost profiler frame says who started it: the flight recorder, a pprof handler.
-        hit = next((fn for fn, file in reversed(frames) if appcode.is_profiler(fn, file)), None)
+        i, hit = code.charge(frames)
         if hit is not None:
             out.profiler[hit] += w
             continue
-        i = code.first_own(frames)
         function = frames[0 if i is None else i][0]
         out.values[function] += w
         out.leaves[function][frames[0][0]] += w
@@ -105,50 +104,17 @@ def growth(first: pprof_format.Profile, last: pprof_format.Profile, code: appcod
                                      leaf=_leaf(b, fn), own=b.own[fn]) for fn, g in grew[:rows])
 
 
-def _dump_stacks(lines: Iterable[bytes]) -> Counter[tuple[str, tuple[appcode.Frame, ...]]]:
-    """Goroutines of a debug=2 dump counted by (state, frames leaf first)."""
-    stacks: Counter[tuple[str, tuple[appcode.Frame, ...]]] = Counter()
-    state: str | None = None
-    frames: list[appcode.Frame] = []
-    for raw in lines:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        head = _HEADER.match(line)
-        if head:
-            if state is not None:
-                stacks[(state, tuple(frames))] += 1
-            state = head.group(1).removesuffix(" (scan)").replace(" (leaked)", "")
-            frames = []
-        elif state is not None and (m := _FILE.match(line)) and frames and not frames[-1][1]:
-            frames[-1] = (frames[-1][0], m.group(1))
-        elif state is not None and line and not line.startswith(("\t", "created by ", "...", "[originating")):
-            frames.append((line[:line.rfind("(")] if "(" in line else line, ""))
-    if state is not None:
-        stacks[(state, tuple(frames))] += 1
-    return stacks
+def waiting(stacks: Iterable[goroutines.Stack], code: appcode.Code) -> tuple[model.Waiters, ...]:
+    """A dump's goroutines by state and own function, with the frame they wait in as ``top``.
 
-
-def _top_frame(frames: tuple[appcode.Frame, ...]) -> str:
-    # The frame debugcap.analysis.goroutines groups a dump by: the first that is not the runtime's.
-    top = next((fn for fn, _ in frames if not goroutines.is_runtime_frame(fn.encode())), None)
-    return top or (frames[0][0] if frames else goroutines.UNAVAILABLE)
-
-
-def waiting(lines: Iterable[bytes], code: appcode.Code | None = None) -> tuple[model.Waiters, ...]:
-    """Goroutines of a debug=2 dump by state, first own frame, and the frame the dump's groups use.
-
-    Without ``code`` (a bundle with no profile to learn it from), it is learned from the dump.
-    Stacks through the profiler (its handlers waiting for their profile) are left out.
+    ``stacks`` are one parse's records (:attr:`debugcap.analysis.goroutines.Dump.stacks`), charged
+    as its groups are (:func:`debugcap.analysis.goroutines.charge`); a debug=1 dump's have state
+    "" (unknown). Stacks of the profiler (its handlers waiting for their profile) are left out.
     """
-    stacks = _dump_stacks(lines)
-    if code is None:
-        every = {f for _, fs in stacks for f in fs}
-        code = appcode.Code.from_functions([f for f, _ in every], [p for _, p in every])
     counts: Counter[tuple[str, str, str, bool]] = Counter()
-    for (st, fs), n in stacks.items():
-        if appcode.through_profiler(fs):
-            continue
-        i = code.first_own(fs)
-        top = _top_frame(fs)
-        counts[(st, top if i is None else fs[i][0], top, i is not None)] += n
+    for st in stacks:
+        c = goroutines.charge(st.frames, code)
+        if not c.profiler:
+            counts[(st.state, c.function, c.parked_in, c.own)] += st.count
     return tuple(model.Waiters(st, fn, n, top, own)
                  for (st, fn, top, own), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -10,16 +10,24 @@ and the application frame it waits in: the first frame of the program's own code
 dependency's). So goroutines queued on a lock in ``main.lockedUpdate`` form one group named
 ``main.lockedUpdate``, not ``sync.(*Mutex).lockSlow``, and one sleeping in ``main.poll`` does
 not join those sleeping elsewhere under ``time.Sleep``. A stack without own code is named by
-its first frame outside the runtime.
+its first frame outside the runtime. A goroutine of the capture's own machinery (a pprof handler
+serving a profile, even under the application's middleware; the tracer's reader) is named by its
+outermost profiler frame (``net/http/pprof.Index``, :meth:`appcode.Code.charge`) and is never a
+leak suspect; nor is a debug=1 group, whose state is unknown: a pool of busy workers and a leak
+look the same there.
 
 A dump can hold hundreds of thousands of goroutines (64 MB of text), so the parser streams
 bytes line by line and keeps one small record per distinct (state, stack), never per goroutine;
 which frames are the program's own is decided once the whole file has been read, from every
-function and file it names. Format notes: shared/research/pprof.md §3.
+function and file it names. :func:`read_stream` gives those records (:class:`Stack`) with the
+summary, so :func:`debugcap.analysis.attribution.waiting` reads the same parse the groups come
+from. Format notes: shared/research/pprof.md §3.
 
 - debug=2 (``runtime.Stack``): ``goroutine N [state, M minutes]:``, then ``func(args)`` and
   ``\\tfile:line +0x..`` line pairs, and ``created by``. Go's ``writeGoroutineStacks`` stops at a
-  64 MiB buffer: a dump of exactly that size is *truncated* and its counts are low.
+  64 MiB buffer: a dump of exactly that size is *truncated* and its counts are low. The runtime's
+  own dump (SIGQUIT, a crash) is read too: with ``GOTRACEBACK=system`` its headers carry
+  ``gp= m=`` and its file lines end in `` fp=.. sp=.. pc=..`` (``runtime.Stack`` never writes those).
 - debug=1 (``printCountProfile``): ``goroutine profile: total N``, then per distinct stack
   ``K @ 0x.. 0x..`` and ``#\\t0x..\\tfunc+0x..\\tfile:line`` frames. No states or wait times; the
   header's total is exact.
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -102,9 +110,40 @@ class GroupChange(TypedDict):
     change: int
 
 
+@dataclass(frozen=True)
+class Stack:
+    """Goroutines of one dump with one state and one stack: what groups and ``waiting`` are made of."""
+
+    state: str  # "" in a debug=1 dump, which has none
+    frames: tuple[appcode.Frame, ...]  # (function, file) leaf first; file "" when the dump gave none
+    count: int
+    max_wait_minutes: int
+    created_by: str
+    leaked: int
+
+
+@dataclass(frozen=True)
+class Dump:
+    """One parse of a dump: its summary (the ``goroutines`` command's payload) and its stacks."""
+
+    summary: DumpDict
+    stacks: tuple[Stack, ...]
+    code: appcode.Code  # the program's own code, as the dump's functions and files tell it
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Where one stack's goroutines are counted: :func:`charge`."""
+
+    function: str  # the first own frame; else the outermost profiler frame; else the first outside the runtime
+    own: bool
+    profiler: bool  # the capture's own machinery (a pprof handler, the tracer): never the application's
+    parked_in: str  # the first frame outside the runtime: where the goroutines wait, as context
+
+
 @dataclass
 class _Stack:
-    """Goroutines with one state and one stack (function names, leaf first)."""
+    """Goroutines with one state and one stack (function names, leaf first), while parsing."""
 
     count: int = 0
     max_wait: int = 0
@@ -128,14 +167,24 @@ class _Parsed:
             st.created_by = created
 
 
-def is_runtime_frame(func: bytes) -> bool:
+def is_runtime_frame(func: str) -> bool:
     """Frames of the runtime itself, and its linkname shims such as sync.runtime_Semacquire.
 
     ``GOTRACEBACK=system`` dumps show them (runtime.gopark, runtime.chanrecv...);
     the default hides them, so skipping them gives the same top frame for both.
     """
-    return (func.startswith((b"runtime.", b"internal/runtime/", b"runtime/internal/"))
-            or b".runtime_" in func)
+    return func.startswith(("runtime.", "internal/runtime/", "runtime/internal/")) or ".runtime_" in func
+
+
+def charge(frames: tuple[appcode.Frame, ...], code: appcode.Code) -> Charge:
+    """The function a stack's goroutines are counted under, as groups and ``waiting`` both count them."""
+    own, profiler = code.charge(frames)
+    parked = next((fn for fn, _ in frames if not is_runtime_frame(fn)), frames[0][0] if frames else UNAVAILABLE)
+    if profiler is not None:
+        return Charge(profiler, False, True, parked)
+    if own is not None:
+        return Charge(frames[own][0], True, False, parked)
+    return Charge(parked, False, False, parked)
 
 
 def _parse_bracket(inner: bytes) -> tuple[str, int, bool]:
@@ -159,9 +208,11 @@ def _frame_name(line: bytes) -> bytes:
 
 
 def _file_of(line: bytes) -> bytes:
-    """``\\t/app/main.go:10 +0x1d`` -> ``/app/main.go``."""
+    """``\\t/app/main.go:10 +0x1d`` (``fp=.. sp=.. pc=..`` after it with GOTRACEBACK=system) -> ``/app/main.go``."""
     text = line.strip()
     cut = text.find(b" +0x")
+    if cut < 0:
+        cut = text.find(b" fp=")  # a frame called at its entry has no offset, only the system form's tail
     if cut >= 0:
         text = text[:cut]
     colon = text.rfind(b":")
@@ -263,65 +314,99 @@ def _parse_debug1(lines: Iterable[bytes], header: re.Match[bytes]) -> _Parsed:
     return out
 
 
-def _name_of(frames: Sequence[bytes], code: appcode.Code, files: dict[bytes, bytes]) -> str:
-    pairs = [(f.decode("utf-8", "replace"), files.get(f, b"").decode("utf-8", "replace")) for f in frames]
-    own = code.first_own(pairs)
-    if own is not None:
-        return pairs[own][0]
-    outside = next((fn for fn, raw in zip(pairs, frames, strict=True) if not is_runtime_frame(raw)), None)
-    if outside is not None:
-        return outside[0]
-    return pairs[0][0] if pairs else UNAVAILABLE
-
-
-def _groups(parsed: _Parsed) -> list[GroupDict]:
-    """Records per stack -> groups per (state, application frame), largest first."""
-    funcs = list(parsed.files)
-    code = appcode.Code.from_functions([f.decode("utf-8", "replace") for f in funcs],
-                                       [parsed.files[f].decode("utf-8", "replace") for f in funcs])
-    merged: dict[tuple[str, str], _Stack] = {}
+def _stacks(parsed: _Parsed) -> tuple[tuple[Stack, ...], appcode.Code]:
+    """The parse's records with their files; and the program's own code, learned from all of them."""
+    files = {f: p.decode("utf-8", "replace") for f, p in parsed.files.items()}
+    names: dict[bytes, str] = {}
+    stacks = []
     for (state, frames), st in parsed.stacks.items():
-        g = merged.setdefault((state, _name_of(frames, code, parsed.files)), _Stack())
+        pairs = []
+        for f in frames:
+            name = names.get(f)
+            if name is None:
+                name = names[f] = f.decode("utf-8", "replace")
+            pairs.append((name, files.get(f, "")))
+        stacks.append(Stack(state, tuple(pairs), st.count, st.max_wait, st.created_by.decode("utf-8", "replace"),
+                            st.leaked))
+    code = appcode.Code.from_functions([names.get(f) or f.decode("utf-8", "replace") for f in files],
+                                       list(files.values()))
+    return tuple(stacks), code
+
+
+@dataclass
+class _Group:
+    count: int = 0
+    max_wait: int = 0
+    created_by: str = ""
+    leaked: int = 0
+    profiler: bool = False
+
+
+def _groups(stacks: Iterable[Stack], code: appcode.Code) -> list[GroupDict]:
+    """Records per stack -> groups per (state, application frame), largest first."""
+    merged: dict[tuple[str, str], _Group] = {}
+    for st in stacks:
+        c = charge(st.frames, code)
+        g = merged.setdefault((st.state, c.function), _Group(profiler=c.profiler))
         g.count += st.count
         g.leaked += st.leaked
-        g.max_wait = max(g.max_wait, st.max_wait)
-        if st.created_by and not g.created_by:
-            g.created_by = st.created_by
+        g.max_wait = max(g.max_wait, st.max_wait_minutes)
+        g.created_by = g.created_by or st.created_by
     out = [
-        GroupDict(state=state, function=fn, count=g.count, max_wait_minutes=g.max_wait,
-                  created_by=g.created_by.decode("utf-8", "replace"),
-                  suspect=g.count >= LEAK_SUSPECT_MIN and state not in _ACTIVE_STATES, leaked=g.leaked)
+        # A debug=1 group has no state ("") to say it is parked; a profiler's pool is the capture's.
+        GroupDict(state=state, function=fn, count=g.count, max_wait_minutes=g.max_wait, created_by=g.created_by,
+                  suspect=(g.count >= LEAK_SUSPECT_MIN and bool(state) and state not in _ACTIVE_STATES
+                           and not g.profiler),
+                  leaked=g.leaked)
         for (state, fn), g in merged.items()
     ]
     out.sort(key=lambda g: (-g["count"], g["state"], g["function"]))
     return out
 
 
-def parse_dump(lines: Iterable[bytes]) -> DumpDict:
-    """Summarise a dump given as byte lines (a binary file object works), debug=2 or debug=1."""
+def read_lines(lines: Iterable[bytes]) -> Dump:
+    """Parse a dump given as byte lines (a binary file object works), debug=2 or debug=1."""
     it = iter(lines)
     first = next(it, b"")
     header = _COUNT_HEADER.match(first)
     if header is not None:
-        return DumpDict(total=(p := _parse_debug1(it, header)).total, truncated=False, cut=p.cut,
-                        format="debug=1", groups=_groups(p))
-    parsed, nbytes = _parse_debug2(chain([first], it))
-    return DumpDict(total=parsed.total, truncated=bool(parsed.total) and nbytes == GO_DUMP_LIMIT,
-                    cut=parsed.cut, format="debug=2", groups=_groups(parsed))
+        parsed, fmt, truncated = _parse_debug1(it, header), "debug=1", False
+    else:
+        parsed, nbytes = _parse_debug2(chain([first], it))
+        fmt, truncated = "debug=2", bool(parsed.total) and nbytes == GO_DUMP_LIMIT
+    stacks, code = _stacks(parsed)
+    summary = DumpDict(total=parsed.total, truncated=truncated, cut=parsed.cut, format=fmt,
+                       groups=_groups(stacks, code))
+    return Dump(summary, stacks, code)
 
 
-def load_dump(path: str | os.PathLike[str]) -> DumpDict:
-    """Summarise the dump file at ``path``."""
+def parse_dump(lines: Iterable[bytes]) -> DumpDict:
+    """Summarise a dump given as byte lines (a binary file object works), debug=2 or debug=1."""
+    return read_lines(lines).summary
+
+
+def read_path(path: str | os.PathLike[str]) -> Dump:
+    """Parse the dump file at ``path``."""
     p = Path(path)
     try:
         with p.open("rb") as fh:
-            return parse_stream(fh, str(p))
+            return read_stream(fh, str(p))
     except OSError as exc:
         raise errors.AnalysisError(f"{p}: cannot read goroutine dump: {exc.strerror or exc}") from exc
 
 
+def load_dump(path: str | os.PathLike[str]) -> DumpDict:
+    """Summarise the dump file at ``path``."""
+    return read_path(path).summary
+
+
 def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
     """Summarise the dump read from ``fh``; reject what is not a debug=2 or debug=1 dump, naming ``source``."""
+    return read_stream(fh, source).summary
+
+
+def read_stream(fh: IO[bytes], source: str) -> Dump:
+    """Parse the dump read from ``fh``; reject what is not a debug=2 or debug=1 dump, naming ``source``."""
     head = fh.read(64 * 1024)
     if not head:
         raise errors.AnalysisError(f"{source}: empty file, not a goroutine dump")
@@ -339,7 +424,7 @@ def parse_stream(fh: IO[bytes], source: str) -> DumpDict:
     pieces = [part + b"\n" for part in parts[:-1]]
     if parts[-1]:
         pieces.append(parts[-1] + fh.readline())
-    return parse_dump(chain(pieces, fh))
+    return read_lines(chain(pieces, fh))
 
 
 def suspects(dump: DumpDict) -> list[GroupDict]:
@@ -352,17 +437,17 @@ def leaked(dump: DumpDict) -> list[GroupDict]:
     return [g for g in dump["groups"] if g["leaked"]]
 
 
-def leak_groups(profile: pprof_format.Profile) -> list[LeakGroupDict]:
-    """A goroutineleak profile (debug=0) by application frame, as dumps group, most goroutines first."""
-    code = appcode.Code.from_profile(profile)
+def leak_groups(profile: pprof_format.Profile, code: appcode.Code | None = None) -> list[LeakGroupDict]:
+    """A goroutineleak profile (debug=0) by application frame, as dumps group, most goroutines first.
+
+    ``code``: the bundle's notion of the program's own code; learned from the profile when None.
+    """
+    code = code or appcode.Code.from_profile(profile)
     counts: dict[str, int] = {}
     for stack, values in zip(profile.stacks, profile.values, strict=True):
-        nodes = [n for loc in stack for n in profile.loc_nodes[loc]]
-        pairs = [(profile.node_names[n], profile.node_files[n]) for n in nodes]
-        own = code.first_own(pairs)
-        user = pairs[own][0] if own is not None else next(
-            (fn for fn, _ in pairs if not is_runtime_frame(fn.encode())), pairs[0][0] if pairs else UNAVAILABLE)
-        counts[user] = counts.get(user, 0) + (values[0] if values else 0)
+        frames = tuple((profile.node_names[n], profile.node_files[n]) for loc in stack for n in profile.loc_nodes[loc])
+        fn = charge(frames, code).function
+        counts[fn] = counts.get(fn, 0) + (values[0] if values else 0)
     out = [LeakGroupDict(function=f, count=c) for f, c in counts.items() if c]
     out.sort(key=lambda g: (-g["count"], g["function"]))
     return out

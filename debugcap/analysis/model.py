@@ -91,11 +91,12 @@ class Attribution:
 class Waiters:
     """Goroutines of the dump in one state whose first own frame is ``function``.
 
-    ``top`` is the frame the dump's groups (:mod:`debugcap.analysis.goroutines`) are keyed by,
-    so a group's goroutines can be traced to the application's function they run in.
+    Counted from the same parse as the dump's groups (:mod:`debugcap.analysis.goroutines`), which
+    are keyed by the same (state, function). ``top`` is the first frame outside the runtime they
+    wait in (``internal/sync.(*Mutex).lockSlow``): the "parked in" context of a leak finding.
     """
 
-    state: str  # as the dump says: "sync.Mutex.Lock", "chan send", "select"...
+    state: str  # as the dump says: "sync.Mutex.Lock", "chan send", "select"...; "" in a debug=1 dump
     function: str  # the first own frame; ``top`` when the stacks have none (``own`` False)
     count: int
     top: str = ""

@@ -88,12 +88,13 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
     # asking for that format alone) still gets its goroutine section from it.
     dump_rel = next((rel for rel in (layout.PPROF_GOROUTINE_DEBUG2, layout.PPROF_GOROUTINE_DEBUG1)
                      if reader.exists(rel)), layout.PPROF_GOROUTINE_DEBUG2)
-    dump = reading.dump(dump_rel) if reader.exists(dump_rel) else None
+    parsed = sections.dump(reading, dump_rel) if reader.exists(dump_rel) else None
     # One notion of the application's own code for every profile of the bundle.
     code = attribution.code_of(profs.values()) if profs else None
     snaps, newest = sections.snapshots(reading, code)
-    if dump is None and newest is not None:
-        dump_rel, dump = newest
+    if parsed is None and newest is not None:
+        dump_rel, parsed = newest
+    dump = parsed.summary if parsed else None  # parsed once: its groups, and its stacks for ``waiting``
     trace = traces.bundle_summary(reading, trace_limit)  # before hints and problems are taken: it adds to them
     rep = model.Report(
         bundle=str(reader.path), target=mf.target if mf else None, capture=mf.capture if mf else None,
@@ -106,8 +107,7 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
         fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(reading),
         hints=tuple(reading.hints), problems=tuple(reading.problems),
         attribution=_attribution(reading, profs, code) if code else {},
-        waiting=(sections.waiting(reading, dump_rel, code)
-                 if dump and dump_rel != layout.PPROF_GOROUTINE_DEBUG1 else ()),
+        waiting=sections.waiting(parsed, code) if parsed else (),
         container=sections.container(reading, mf.target.container, mf.started_at) if mf else None,
         trace=trace)
     return rep, profs

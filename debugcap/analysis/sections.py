@@ -9,15 +9,16 @@ leaves its section None and adds a problem line or a hint.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import yaml
 
 from debugcap import errors
-from debugcap.analysis import appcode, attribution, goroutines, model, pprof
+from debugcap.analysis import appcode, attribution, goroutines, hints, model, pprof
 from debugcap.analysis.bundle_reading import Reading
 from debugcap.bundle import layout, manifest
 from debugcap.formats import df, procfs
@@ -127,28 +128,37 @@ def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.Goroutine
                                   groups=tuple(dump["groups"][:TOP_ROWS * 2]))
 
 
+def dump(reading: Reading, rel: str) -> goroutines.Dump | None:
+    """The goroutine dump at ``rel``, parsed once for its groups and its ``waiting``; None when missing or broken."""
+    def run() -> goroutines.Dump | None:
+        fh = reading.reader.open(rel)
+        if fh is None:
+            return None
+        with fh:
+            return goroutines.read_stream(fh, reading.reader.label(rel))
+
+    d = reading.guard(run)
+    if d is not None:
+        reading.hints.extend(hints.dump_hints(d.summary, rel))
+    return d
+
+
 def proven_leaks(reading: Reading, profile: pprof_format.Profile | None,
                  code: appcode.Code | None = None) -> model.ProvenLeaks | None:
-    """The goroutineleak profile by own function (else top user frame); else the leaked groups of its dump."""
+    """The goroutineleak profile by own function, as dumps group; else the leaked groups of its dump."""
     if profile is not None:
-        groups = reading.guard(lambda: _leak_groups(profile, code))
+        groups = reading.guard(lambda: goroutines.leak_groups(profile, code))
         if groups is not None:
             return model.ProvenLeaks(source=layout.PPROF_GOROUTINELEAK, total=sum(g["count"] for g in groups),
                                      groups=tuple(groups[:TOP_ROWS]))
     rel = layout.PPROF_GOROUTINELEAK_DEBUG2
-    dump = reading.dump(rel) if reading.reader.exists(rel) else None
-    if dump is None:
+    leak_dump = reading.dump(rel) if reading.reader.exists(rel) else None
+    if leak_dump is None:
         return None
-    leaked = [goroutines.LeakGroupDict(function=g["function"], count=g["leaked"]) for g in goroutines.leaked(dump)]
+    leaked = [goroutines.LeakGroupDict(function=g["function"], count=g["leaked"])
+              for g in goroutines.leaked(leak_dump)]
     leaked.sort(key=lambda g: (-g["count"], g["function"]))
     return model.ProvenLeaks(source=rel, total=sum(g["count"] for g in leaked), groups=tuple(leaked[:TOP_ROWS]))
-
-
-def _leak_groups(profile: pprof_format.Profile, code: appcode.Code | None) -> list[goroutines.LeakGroupDict]:
-    if code is None:
-        return goroutines.leak_groups(profile)
-    rows = attribution.attribute(profile, code, rows=TOP_ROWS).rows
-    return [goroutines.LeakGroupDict(function=r.function, count=r.value) for r in rows if r.value]
 
 
 def _heap_growth(reading: Reading, indices: list[int], code: appcode.Code | None) -> model.HeapGrowth | None:
@@ -170,7 +180,7 @@ def _heap_growth(reading: Reading, indices: list[int], code: appcode.Code | None
 
 
 def snapshots(reading: Reading, code: appcode.Code | None = None
-              ) -> tuple[model.Snapshots | None, tuple[str, goroutines.DumpDict] | None]:
+              ) -> tuple[model.Snapshots | None, tuple[str, goroutines.Dump] | None]:
     """The go-leak snapshots compared first to last, and the newest snapshot's dump with its path.
 
     A go-leak bundle has no top-level goroutine dump: its leak suspects are in the
@@ -181,26 +191,19 @@ def snapshots(reading: Reading, code: appcode.Code | None = None
         return None, None
     heap_growth = _heap_growth(reading, indices, code)
     dumps = [(layout.snapshot_path(i, layout.SNAPSHOT_GOROUTINE_DEBUG2), i) for i in indices]
-    dumps_ok = [(rel, i, d) for rel, i in dumps if (d := reading.dump(rel)) is not None]
+    dumps_ok = [(rel, i, d) for rel, i in dumps if (d := dump(reading, rel)) is not None]
     snaps = model.Snapshots(
         dirs=tuple(layout.snapshot_dir(i) for i in indices), heap_growth=heap_growth,
-        goroutine_totals=tuple(model.SnapshotTotal(snapshot=layout.snapshot_dir(i), total=d["total"])
+        goroutine_totals=tuple(model.SnapshotTotal(snapshot=layout.snapshot_dir(i), total=d.summary["total"])
                                for _, i, d in dumps_ok) or None,
-        goroutine_changes=(tuple(goroutines.diff_groups(dumps_ok[0][2], dumps_ok[-1][2])[:TOP_ROWS])
+        goroutine_changes=(tuple(goroutines.diff_groups(dumps_ok[0][2].summary, dumps_ok[-1][2].summary)[:TOP_ROWS])
                            if len(dumps_ok) >= 2 else None))
     return snaps, (dumps_ok[-1][0], dumps_ok[-1][2]) if dumps_ok else None
 
 
-def waiting(reading: Reading, rel: str, code: appcode.Code | None) -> tuple[model.Waiters, ...]:
-    """Goroutines of the dump at ``rel`` queued on locks and channels, by their own function."""
-    def run() -> tuple[model.Waiters, ...]:
-        fh = reading.reader.open(rel)
-        if fh is None:
-            return ()
-        with fh:
-            return attribution.waiting(fh, code)
-
-    return reading.guard(run) or ()
+def waiting(parsed: goroutines.Dump, code: appcode.Code | None) -> tuple[model.Waiters, ...]:
+    """The dump's goroutines by state and own function: the bundle's own code, else the dump's."""
+    return attribution.waiting(parsed.stacks, code or parsed.code)
 
 
 _UNQUOTED_MASK = re.compile(r"(:\s+|-\s+)(\*\*\*REDACTED\*\*\*)\s*$", re.MULTILINE)
@@ -212,22 +215,57 @@ _SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e1
 def quantity(text: object) -> float | None:
     """A Kubernetes resource quantity (``1500m``, ``256Mi``, ``2``) as a number; None if unreadable."""
     m = _QUANTITY.match(str(text).strip()) if text is not None else None
-    return float(m.group(1)) * _SUFFIX[m.group(2) or ""] if m else None
+    value = float(m.group(1)) * _SUFFIX[m.group(2) or ""] if m else None
+    return value if value is None or math.isfinite(value) else None  # 1e999 reads as inf: no limit known
+
+
+def _utc(when: datetime) -> datetime:
+    # A time without a zone (YAML's 2026-11-23T15:00:00, no Z) is the API server's: UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _started(status: Mapping[str, Any]) -> datetime | None:
-    running = (status.get("state") or {}).get("running") or {}
-    when = running.get("startedAt")
+    state = status.get("state")
+    running = state.get("running") if isinstance(state, dict) else None
+    when = running.get("startedAt") if isinstance(running, dict) else None
     if isinstance(when, datetime):
-        return when
+        return _utc(when)
     try:
-        return datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
+        return _utc(datetime.fromisoformat(str(when).replace("Z", "+00:00"))) if when else None
     except ValueError:
         return None
 
 
+def _named(items: object, name: str) -> dict[str, Any] | None:
+    """The mapping named ``name`` in a YAML list of them; None when the list is none, or has none."""
+    if not isinstance(items, list):
+        return None
+    return next((c for c in items if isinstance(c, dict) and c.get("name") == name), None)
+
+
+def _section(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def container(reading: Reading, name: str, captured_at: datetime | None) -> model.Container | None:
-    """The target container's limits and uptime at the capture, from the bundle's pod YAML."""
+    """The target container's limits and uptime at the capture, from the bundle's pod YAML.
+
+    The YAML is whatever the bundle holds: a shape this does not expect leaves the section None
+    with a problem line, never a traceback.
+    """
+    def run() -> model.Container | None:
+        try:
+            return _container(reading, name, captured_at)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # The checks in _container are meant to leave nothing to raise; should one slip, the
+            # report still comes out, with the pod YAML named as what it could not read.
+            raise errors.AnalysisError(f"{reading.reader.label(layout.K8S_POD)}: unexpected pod shape: {exc}") from exc
+
+    return reading.guard(run)
+
+
+def _container(reading: Reading, name: str, captured_at: datetime | None) -> model.Container | None:
     text = reading.text(layout.K8S_POD) if reading.reader.exists(layout.K8S_POD) else None
     if text:
         # The bundle's redaction writes an unquoted mask (automountServiceAccountToken: ***REDACTED***),
@@ -240,15 +278,13 @@ def container(reading: Reading, name: str, captured_at: datetime | None) -> mode
         return None
     if not isinstance(pod, dict):
         return None
-    spec = next((c for c in (pod.get("spec") or {}).get("containers") or () if c.get("name") == name), None)
+    spec = _named(_section(pod, "spec").get("containers"), name)
     if spec is None:
         return None
-    limits = (spec.get("resources") or {}).get("limits") or {}
+    limits = _section(_section(spec, "resources"), "limits")
     memory = quantity(limits.get("memory"))
-    status: dict[str, Any] = next((c for c in (pod.get("status") or {}).get("containerStatuses") or ()
-                                   if c.get("name") == name), {})
-    started = _started(status)
-    uptime = (captured_at - started).total_seconds() if started and captured_at else None
+    started = _started(_named(_section(pod, "status").get("containerStatuses"), name) or {})
+    uptime = (_utc(captured_at) - started).total_seconds() if started and captured_at else None
     return model.Container(name=name, cpu_limit=quantity(limits.get("cpu")),
                            memory_limit=None if memory is None else int(memory),
                            uptime_seconds=uptime if uptime is None or uptime >= 0 else None,

@@ -104,13 +104,19 @@ def queued(report: model.Report, function: str) -> tuple[int, str]:
     return count, f"; {count} goroutine{'s' if count > 1 else ''} queued in it in the dump {states}"
 
 
-def own_function(report: model.Report, state: str, top: str) -> str | None:
-    """The application's function most goroutines of a dump group (state, top frame) run in."""
+def parked_in(report: model.Report, state: str, function: str) -> str:
+    """The frame most goroutines of a dump group (state, own function) wait in: "parked in" context.
+
+    ``waiting`` counts the same parse the groups come from (:func:`debugcap.analysis.attribution.waiting`),
+    with the first frame outside the runtime as ``top``: ``internal/sync.(*Mutex).lockSlow``,
+    ``net/http.(*persistConn).readLoop``. "" when the goroutines wait in the function itself.
+    """
     counts: dict[str, int] = {}
     for w in report.waiting:
-        if w.own and w.state == state and w.top == top:
-            counts[w.function] = counts.get(w.function, 0) + w.count
-    return max(counts, key=lambda fn: (counts[fn], fn)) if counts else None
+        if w.state == state and w.function == function:
+            counts[w.top] = counts.get(w.top, 0) + w.count
+    top = max(counts, key=lambda t: (counts[t], t)) if counts else ""
+    return "" if top == function else top
 
 
 def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:

@@ -3,7 +3,8 @@
 The severity is the growth in goroutines per minute (:data:`.thresholds.BANDS`), over the time
 between the first and last snapshot: the heap snapshots' own timestamps, else the capture's
 ``interval_seconds``. The function named is the application's function of the group that grew
-most (its top frame when none is known), never a profiler frame.
+most: a dump group is named by its first own frame (its first frame outside the runtime when it
+has none), and a group of the capture's own goroutines, named by its profiler frame, is never it.
 Registered in :data:`debugcap.analysis.findings.RULES`.
 """
 
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 
 from debugcap.analysis import appcode, model
 from debugcap.analysis.findings import thresholds
-from debugcap.analysis.findings.base import own_function
 
 BAND = thresholds.BANDS["goroutine-growth"]
 # Fewer new goroutines than this between snapshots is ordinary churn. Judgement call.
@@ -38,9 +38,7 @@ def check(report: model.Report) -> Iterator[model.Finding]:
     added = totals[-1].total - totals[0].total
     top_change = next((c for c in snaps.goroutine_changes or ()
                        if c["change"] > 0 and not appcode.is_profiler(c["function"])), None)
-    where = "?"
-    if top_change:
-        where = own_function(report, top_change["state"], top_change["function"]) or top_change["function"]
+    where = top_change["function"] if top_change else "?"
     minutes = _minutes(report, len(totals))
     per_minute = added / minutes if minutes else None
     rate = f" ({per_minute:.0f}/min)" if per_minute is not None else " (no times known for the snapshots)"

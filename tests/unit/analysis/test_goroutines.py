@@ -9,6 +9,10 @@ and locked-to-thread headers; gp=/m= headers; elided frames; stack unavailable; 
 without "in goroutine N"; debug=1 records without frames, with labels, of goroutineleak; a dump
 cut mid-line, after a function line, inside a debug=1 record: "cut", not "truncated", and said so;
 exactly 64 MiB: truncated at Go's limit; lines straddling the sniffed head; not a dump; group diffs.
+Then real dumps of the ownframes fixture: ``waiting`` counts what the groups count, from the one
+parse (debug=2, debug=1, the runtime's GOTRACEBACK=system dump, a pool of pprof handlers); the
+system form's file lines keep their files; debug=1 groups are never suspects; a pool of pprof
+handlers under the application's middleware is the profiler's, named by its pprof frame.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from debugcap.analysis import goroutines, hints
+from debugcap.analysis import appcode, attribution, goroutines, hints
 from debugcap.errors import AnalysisError
 
 GOAPP_DUMPS = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-dumps"
@@ -286,3 +290,87 @@ def test_non_dump_is_rejected(tmp_path: Path, data: bytes, message: str) -> None
     path.write_bytes(data)
     with pytest.raises(AnalysisError, match=message):
         goroutines.load_dump(path)
+
+
+# ---- one parse for the groups and ``waiting``; the states a dump cannot tell; the profiler's pools ----
+# Real dumps of the ownframes fixture (tests/fixtures/ownframes-data, see its README).
+
+OWNFRAMES = Path(__file__).resolve().parents[2] / "fixtures" / "ownframes-data"
+STORE_GET = "debugcap.test/ownframes/store.(*Store).Get"
+
+
+def _ownframes(name: str) -> goroutines.Dump:
+    if name.endswith(".gz"):
+        with gzip.open(OWNFRAMES / name) as fh:
+            return goroutines.read_stream(fh, name)
+    return goroutines.read_path(OWNFRAMES / name)
+
+
+def _counts(rows: list[tuple[str, str, int]]) -> Counter[tuple[str, str]]:
+    out: Counter[tuple[str, str]] = Counter()
+    for state, function, count in rows:
+        out[(state, function)] += count
+    return out
+
+
+@pytest.mark.parametrize("name", ["goroutine-debug2.txt", "goroutine-debug1.txt", "goroutine-sigquit.txt",
+                                  "goroutine-pprof-pool-debug2.txt.gz"])
+def test_waiting_counts_what_the_groups_count_from_the_same_parse(name: str) -> None:
+    dump = _ownframes(name)
+    groups = _counts([(g["state"], g["function"], g["count"]) for g in dump.summary["groups"]
+                      if not appcode.is_profiler(g["function"])])
+    waiting = _counts([(w.state, w.function, w.count) for w in attribution.waiting(dump.stacks, dump.code)])
+    assert groups == waiting and sum(groups.values()) > 0
+    assert sum(s.count for s in dump.stacks) == sum(g["count"] for g in dump.summary["groups"])
+
+
+def test_a_gotraceback_system_dump_keeps_its_files_so_own_packages_are_known() -> None:
+    # The runtime's SIGQUIT dump: "gp= m=" headers, runtime frames, " fp=.. sp=.. pc=.." after each file.
+    dump = _ownframes("goroutine-sigquit.txt")
+    assert dump.summary["format"] == "debug=2" and not dump.summary["cut"]
+    assert dump.code.module == "debugcap.test/ownframes"
+    files = {fn: file for st in dump.stacks for fn, file in st.frames}
+    assert files[STORE_GET] == "debugcap.test/ownframes/store/store.go"
+    assert not any(" fp=" in f or " +0x" in f for f in files.values())
+    queued = [w for w in attribution.waiting(dump.stacks, dump.code) if w.state == "sync.Mutex.Lock"]
+    # The old second parser lost the files here, so main.worker was named instead of the store's Get.
+    assert [(w.function, w.count, w.top, w.own) for w in queued] == [
+        (STORE_GET, 4, "internal/sync.(*Mutex).lockSlow", True)]
+
+
+def test_a_frame_called_at_its_entry_has_only_the_system_forms_tail() -> None:
+    data = (b"goroutine 5 gp=0xc000003500 m=nil [chan receive]:\n"
+            b"example.com/shop/db.Wait(...)\n\texample.com/shop/db/wait.go:7 fp=0xc0000 sp=0xc0001 pc=0x4a\n"
+            b"main.main()\n\texample.com/shop/main.go:9 +0x1d fp=0xc0002 sp=0xc0003 pc=0x4b\n")
+    dump = goroutines.read_lines(iter(data.splitlines(keepends=True)))
+    assert dump.stacks[0].frames == (("example.com/shop/db.Wait", "example.com/shop/db/wait.go"),
+                                     ("main.main", "example.com/shop/main.go"))
+    assert dump.summary["groups"][0]["function"] == "example.com/shop/db.Wait"
+
+
+def test_a_debug1_dump_names_no_suspect_its_states_are_unknown() -> None:
+    d1, d2 = _ownframes("goroutine-debug1.txt"), _ownframes("goroutine-debug2.txt")
+    groups1 = {g["function"]: g for g in d1.summary["groups"]}
+    # 60 goroutines busy in read(2) and 50 queued on a lock: debug=1 cannot tell which is parked.
+    assert (groups1["main.reader"]["state"], groups1["main.reader"]["count"]) == ("", 60)
+    assert (groups1[STORE_GET]["state"], groups1[STORE_GET]["count"]) == ("", 50)
+    assert goroutines.suspects(d1.summary) == []
+    # debug=2 of the same moment tells: the readers are in a system call, the lock's queue is parked.
+    groups2 = {(g["state"], g["function"]): g for g in d2.summary["groups"]}
+    assert not groups2[("syscall", "main.reader")]["suspect"]
+    assert [g["function"] for g in goroutines.suspects(d2.summary)] == [STORE_GET]
+    # debug=1's waiting has the same functions, in state "" (unknown).
+    assert {(w.function, w.count) for w in attribution.waiting(d1.stacks, d1.code) if w.count > 1} == {
+        ("main.reader", 60), (STORE_GET, 50)}
+
+
+def test_a_pool_of_pprof_handlers_under_the_apps_middleware_is_the_profilers_and_no_suspect() -> None:
+    # 50 delta-profile requests: each handler goroutine runs under main.countRequests.func1.
+    dump = _ownframes("goroutine-pprof-pool-debug2.txt.gz")
+    handlers = [g for g in dump.summary["groups"] if g["state"] == "select"]
+    assert [(g["function"], g["count"], g["suspect"]) for g in handlers] == [("net/http/pprof.Index", 50, False)]
+    assert appcode.is_profiler(handlers[0]["function"])
+    names = {g["function"] for g in dump.summary["groups"]}
+    assert "main.countRequests.func1" not in names
+    assert not any(appcode.is_profiler(g["function"]) for g in goroutines.suspects(dump.summary))
+    assert not any(w.function.startswith("net/http/pprof.") for w in attribution.waiting(dump.stacks, dump.code))

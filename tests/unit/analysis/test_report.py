@@ -6,7 +6,10 @@ and main.growingAlloc's heap grow, and a CPU profile with fixed samples (so no
 finding depends on how busy the machine was); findings order; every section
 filled; the JSON shape; a bundle with everything missing; a damaged manifest;
 broken and error-body files; empty block/mutex profiles; a CPU profile shorter
-than requested; HTML is one file with no network loads; speedscope JSON structure.
+than requested; HTML is one file with no network loads; speedscope JSON structure. Then goapp's
+real profiles: findings name its functions; pod YAML of unexpected shapes (a list for a spec, strings
+for containers, a start time without a zone) never crashes the report; a bundle with only a debug=1
+dump has no high leak suspect; each goroutine dump is parsed once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from debugcap.analysis import appcode, flames, hints, model, pprof, report, sections
+from debugcap.analysis import appcode, flames, goroutines, hints, model, pprof, report, sections
 from debugcap.analysis.rendering import html, speedscope, text
 from debugcap.bundle import manifest
 from debugcap.formats import pprof as pprof_format
@@ -472,3 +475,109 @@ def test_pod_yaml_without_the_target_container_or_limits_gives_what_it_can(tmp_p
     ("lots", None), (None, None)])
 def test_resource_quantities(text_value: str | None, number: float | None) -> None:
     assert sections.quantity(text_value) == number
+
+
+@pytest.mark.parametrize(("pod_yaml", "expected"), [
+    ("spec: [1]\n", None),
+    ("spec:\n  containers: [x]\n", None),
+    ("spec:\n  containers: 5\n", None),
+    ("spec:\n  containers:\n  - name: api\n    resources: [1]\nstatus: [1]\n",
+     model.Container("api", None, None, None, None)),
+    ("spec:\n  containers:\n  - name: api\n    resources: {limits: [1]}\n"
+     "status: {containerStatuses: [x, {name: api, state: 3}]}\n",
+     model.Container("api", None, None, None, None)),
+    ("spec:\n  containers:\n  - name: api\n    resources: {limits: {cpu: 1e999, memory: 1e999}}\n",
+     model.Container("api", None, None, None, None)),
+], ids=["spec-a-list", "containers-of-strings", "containers-a-number", "status-a-list", "state-a-number",
+        "infinite-limits"])
+def test_pod_yaml_of_an_unexpected_shape_leaves_what_it_cannot_read(tmp_path: Path, pod_yaml: str,
+                                                                     expected: model.Container | None) -> None:
+    stem = make_goapp_bundle(tmp_path)
+    (stem / "k8s/pod.yaml").write_text(pod_yaml)
+    rep = report.build(stem)
+    assert rep.container == expected and rep.problems == ()
+
+
+def test_a_started_at_without_a_zone_is_utc(tmp_path: Path) -> None:
+    # PyYAML reads 2026-11-23T15:00:00 (no Z) as a naive datetime; the API server means UTC.
+    stem = make_goapp_bundle(tmp_path)
+    naive = STARTED.strftime("%Y-%m-%dT%H:%M:%S")
+    (stem / "k8s/pod.yaml").write_text(POD_YAML.replace("'{started}'", naive).format())
+    rep = report.build(stem)
+    assert rep.container is not None and rep.container.started_at == STARTED.timestamp()
+    assert rep.container.uptime_seconds == (CAPTURED - STARTED).total_seconds()
+
+
+def test_a_pod_yaml_the_reader_fails_on_is_a_problem_line_not_a_traceback(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(text: object) -> float | None:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(sections, "quantity", broken)
+    rep = report.build(make_goapp_bundle(tmp_path))
+    assert rep.container is None
+    (problem,) = rep.problems
+    assert problem.endswith("k8s/pod.yaml: unexpected pod shape: unsupported operand")
+
+
+OWNFRAMES = Path(__file__).resolve().parents[2] / "fixtures" / "ownframes-data"
+STORE_GET = "debugcap.test/ownframes/store.(*Store).Get"
+
+
+def _dump_bundle(root: Path, name: str, rel: str = "pprof/goroutine-debug2.txt") -> Path:
+    """A bundle of one real ownframes dump (``.gz`` unpacked) at ``rel``, and its manifest."""
+    stem = root / STEM
+    (stem / "pprof").mkdir(parents=True)
+    data = (OWNFRAMES / name).read_bytes()
+    (stem / rel).write_bytes(gzip.decompress(data) if name.endswith(".gz") else data)
+    write_manifest(stem, [_record("pprof-goroutine", "ok", files=(rel,))])
+    return stem
+
+
+def test_a_bundle_with_only_a_debug1_dump_has_no_high_leak_suspect(tmp_path: Path) -> None:
+    # 60 goroutines busy in read(2) and 50 queued on a lock, in a dump with no states.
+    rep = report.build(_dump_bundle(tmp_path, "goroutine-debug1.txt", "pprof/goroutine-debug1.txt"))
+    assert rep.goroutines is not None and rep.goroutines.source == "pprof/goroutine-debug1.txt"
+    assert rep.leak_suspects == ()
+    leaks = [f for f in rep.findings if f.kind == "goroutine-leak"]
+    assert [(f.subject, f.level) for f in leaks] == [("main.reader", "low"), (STORE_GET, "low")]
+    assert all("state unknown: debug=1 dump" in f.message for f in leaks)
+    # The debug=1 dump gives waiting too (state unknown), from the same parse as its groups.
+    assert ("", "main.reader", 60) in {(w.state, w.function, w.count) for w in rep.waiting}
+
+
+def test_a_suspect_says_which_frame_it_is_parked_in(tmp_path: Path) -> None:
+    rep = report.build(_dump_bundle(tmp_path, "goroutine-debug2.txt"))
+    (leak,) = [f for f in rep.findings if f.kind == "goroutine-leak"]
+    assert leak.message.startswith(f"goroutine leak suspect at {STORE_GET} (parked in "
+                                   "internal/sync.(*Mutex).lockSlow): 50 goroutines in [sync.Mutex.Lock]")
+
+
+def test_the_runtimes_gotraceback_system_dump_names_the_own_package_its_goroutines_queue_in(tmp_path: Path) -> None:
+    # File lines end in " fp=.. sp=.. pc=..": read as files all the same, so store is known as own code.
+    rep = report.build(_dump_bundle(tmp_path, "goroutine-sigquit.txt"))
+    assert [(w.function, w.count) for w in rep.waiting if w.state == "sync.Mutex.Lock"] == [(STORE_GET, 4)]
+
+
+def test_a_pool_of_pprof_handlers_under_the_apps_middleware_is_no_leak(tmp_path: Path) -> None:
+    # 50 handlers of delta-profile requests, each under main.countRequests.func1 (once a "leak suspect").
+    rep = report.build(_dump_bundle(tmp_path, "goroutine-pprof-pool-debug2.txt.gz"))
+    subjects = {f.subject for f in rep.findings if f.kind == "goroutine-leak"}
+    assert "main.countRequests.func1" not in subjects and not any(appcode.is_profiler(s) for s in subjects)
+    assert rep.goroutines is not None
+    groups = {(g["state"], g["function"], g["count"]) for g in rep.goroutines.groups}
+    assert ("select", "net/http/pprof.Index", 50) in groups
+
+
+def test_each_goroutine_dump_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parses: list[int] = []
+    read_lines = goroutines.read_lines
+
+    def counting(lines: Any) -> goroutines.Dump:
+        parses.append(1)
+        return read_lines(lines)
+
+    monkeypatch.setattr(goroutines, "read_lines", counting)
+    rep = report.build(make_goapp_bundle(tmp_path))
+    assert len(parses) == 1 and rep.goroutines is not None
+    assert [w for w in rep.waiting if w.function == "main.contendedSection"]

@@ -2,12 +2,14 @@
 
 The profile rules are tested on real profiles of the goapp fixture with every pathology on
 (tests/fixtures/goapp-profiles, made by its regenerate.py): :func:`goapp_attribution`,
-:func:`goapp_waiting` and :func:`goapp_profile` read them as the report does.
+:func:`goapp_waiting` and :func:`goapp_profile` read them as the report does; :func:`dump_report`
+reads any real dump (tests/fixtures/ownframes-data) into the sections the goroutine rules read.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from debugcap.analysis import appcode, attribution, findings, goroutines, model,
 from debugcap.formats import pprof as pprof_format
 
 GOAPP = Path(__file__).resolve().parents[3] / "fixtures" / "goapp-profiles"
+OWNFRAMES = Path(__file__).resolve().parents[3] / "fixtures" / "ownframes-data"
 # How the fixture was taken: when the process started (the block and mutex profiles count from then).
 GOAPP_FACTS: dict[str, Any] = json.loads((GOAPP / "facts.json").read_text())
 
@@ -76,12 +79,27 @@ def goapp_attribution(kind: str) -> model.Attribution:
 
 
 def goapp_waiting() -> tuple[model.Waiters, ...]:
-    with (GOAPP / "goroutine-debug2.txt").open("rb") as fh:
-        return attribution.waiting(fh, goapp_code())
+    return attribution.waiting(goroutines.read_path(GOAPP / "goroutine-debug2.txt").stacks, goapp_code())
 
 
 def goapp_dump() -> goroutines.DumpDict:
     return goroutines.load_dump(GOAPP / "goroutine-debug2.txt")
+
+
+def ownframes_dump(name: str) -> goroutines.Dump:
+    """A dump of tests/fixtures/ownframes-data (``.gz``: gzipped), parsed as the report parses it."""
+    if name.endswith(".gz"):
+        with gzip.open(OWNFRAMES / name) as fh:
+            return goroutines.read_stream(fh, name)
+    return goroutines.read_path(OWNFRAMES / name)
+
+
+def dump_report(dump: goroutines.Dump, source: str = "pprof/goroutine-debug2.txt", **sections: Any) -> model.Report:
+    """A report of one real dump as report.build reads it: its section, suspects and ``waiting``."""
+    return report(goroutines=model.GoroutineSection(source, dump.summary["total"], False,
+                                                    tuple(dump.summary["groups"])),
+                  leak_suspects=tuple(goroutines.suspects(dump.summary)),
+                  waiting=attribution.waiting(dump.stacks, dump.code), **sections)
 
 
 def container(*, cpu: float | None = None, memory: int | None = None, uptime: float | None = None,

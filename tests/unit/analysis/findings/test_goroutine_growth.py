@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from debugcap.analysis import model
+from debugcap.analysis import goroutines, model
 from debugcap.analysis.findings import goroutine_growth, thresholds
 
-from .reports import change, goapp_waiting, kinds, messages, report, the
+from .reports import change, kinds, messages, ownframes_dump, report, the
 
 
 def _snapshots(first: int, last: int, *, minutes: float | None = None,
@@ -48,10 +48,18 @@ def test_without_times_the_growth_is_low_and_says_so() -> None:
 
 
 def test_the_group_that_grew_is_named_by_the_applications_function() -> None:
-    lock_waiters = change("internal/sync.(*Mutex).lockSlow", 1, 200, state="sync.Mutex.Lock")
-    snaps = dataclasses.replace(_snapshots(10, 300, minutes=1), goroutine_changes=(lock_waiters,))
-    rep = report(snapshots=snaps, waiting=goapp_waiting())
-    assert the(rep, "goroutine-growth").subject == "main.contendedSection"
+    # Two real dumps of one program (the first the runtime's own, GOTRACEBACK=system): 60 readers in
+    # read(2) appear, and the queue on the lock in store.(*Store).Get, outside main, grows from 4 to 50.
+    before, after = ownframes_dump("goroutine-sigquit.txt"), ownframes_dump("goroutine-debug2.txt")
+    changes = tuple(goroutines.diff_groups(before.summary, after.summary))
+    grew = {(c["state"], c["function"]): c["change"] for c in changes if c["change"] > 1}
+    # Groups are named by the application's functions, never by the library's frame they wait in.
+    assert grew == {("syscall", "main.reader"): 60,
+                    ("sync.Mutex.Lock", "debugcap.test/ownframes/store.(*Store).Get"): 46}
+    snaps = dataclasses.replace(_snapshots(before.summary["total"], after.summary["total"], minutes=1),
+                                goroutine_changes=changes)
+    f = the(report(snapshots=snaps), "goroutine-growth")
+    assert (f.subject, f.message.rsplit(", ", 1)[-1]) == ("main.reader", "most in main.reader")
 
 
 def test_a_profiler_group_is_never_the_subject() -> None:

@@ -1,15 +1,19 @@
 """Rule profiler-own: the capture's own share of a profile is one low line, never a subject of its own frames.
 
 goapp's flight recorder holds a large share of its heap in trace buffers, and the tracer's reader
-goroutine sleeps in the block profile; both are set apart from the application's functions.
+goroutine sleeps in the block profile; both are set apart from the application's functions. Work
+the application runs under pprof.Do, trace regions, runtime.Callers or a growing stack is not.
 """
 
 from __future__ import annotations
 
-from debugcap.analysis import appcode, findings, model
-from debugcap.analysis.findings import profiler_own
+import pytest
 
-from .reports import goapp_attribution, report
+from debugcap.analysis import appcode, attribution, findings, model
+from debugcap.analysis.findings import profiler_own
+from debugcap.formats import pprof as pprof_format
+
+from .reports import OWNFRAMES, goapp_attribution, report, the
 
 
 def test_the_flight_recorders_heap_is_reported_as_the_profilers_own() -> None:
@@ -34,3 +38,14 @@ def test_a_small_share_is_not_reported() -> None:
     att = goapp_attribution("heap")
     small = model.Attribution(att.sample_type, att.unit, att.total, 0, att.total // 20, att.profiler_leaf, att.rows)
     assert [f for f in findings.evaluate(report(attribution={"heap": small})) if f.kind == "profiler-own"] == []
+
+
+@pytest.mark.parametrize("name", ["pprof-do", "regions", "callers", "stack-growth"])
+def test_work_under_labels_regions_or_the_unwinder_is_the_applications(name: str) -> None:
+    # Real profiles (tests/fixtures/ownframes-data): all of it was once "the profiler's own (from
+    # runtime/pprof.Do)", and cpu-hot named a runtime leaf (runtime.notesleep) instead.
+    profile = pprof_format.load(OWNFRAMES / f"cpu-{name}.pb.gz")
+    rep = report(attribution={"cpu": attribution.attribute(profile, attribution.code_of([profile]))},
+                 runtime={"GOMAXPROCS": "2"})
+    assert [f for f in findings.evaluate(rep) if f.kind == "profiler-own"] == []
+    assert the(rep, "cpu-hot").subject.startswith("main.")
