@@ -50,7 +50,7 @@ LEVELS: Final = ("low", "medium", "high")
 # heap-top (saturation and size, how a busy pod looks), block-delay (idle workers parked on their
 # channels count as blocked), close-wait (a count of sockets, not a share of a limit: a busy proxy
 # crosses it in a moment's lag, and the harm it leads to is fd-limit's), and the facts about the
-# capture: truncated-dump, collector-failed, hint, profiler-own. docs/health.md has the same table.
+# capture: truncated-dump, collector-failed, hint. docs/health.md has the same table.
 UNHEALTHY_FROM: Final[Mapping[str, str]] = {
     "goroutine-leak-proven": "high",
     "goroutine-leak": "high",

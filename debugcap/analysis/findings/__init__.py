@@ -27,7 +27,6 @@ from debugcap.analysis.findings import (
     heap_growth,
     heap_top,
     mutex_delay,
-    profiler_own,
     readiness_hints,
     sched_latency,
     truncated_dump,
@@ -51,7 +50,6 @@ RULES: tuple[Rule, ...] = (
     sched_latency.check,
     cpu_hot.check,
     heap_top.check,
-    profiler_own.check,
 )
 
 

@@ -95,7 +95,7 @@ def _finding(severity: int, kind: str = "goroutine-leak", message: str = "m") ->
     ([("heap-growth", 70), ("goroutine-growth", 65), ("mutex-delay", 62)], "True"),  # medium growth: not yet
     # Saturation and size (a busy pod, a big cache), idle workers, and facts about the capture.
     ([("cpu-hot", 82), ("heap-top", 81), ("block-delay", 83), ("close-wait", 65), ("truncated-dump", 68),
-      ("collector-failed", 60), ("hint", 55), ("profiler-own", 20)], "True"),
+      ("collector-failed", 60), ("hint", 55)], "True"),
     ([], "True"),
 ], ids=["proven", "leak", "goroutine-growth", "heap-growth", "mutex", "sched", "fd", "disk", "medium-growth",
         "busy-not-sick", "none"])

@@ -2,7 +2,7 @@
 
 goapp starts a flight recorder at boot, whose trace buffers
 (``runtime/trace.(*traceMultiplexer).startLocked``) hold a large share of its small heap: the
-rule must name ``main.(*growingCache).add`` and leave the profiler's bytes to ``profiler-own``.
+rule must name ``main.(*growingCache).add`` and leave the profiler's bytes to the attribution's profiler row.
 """
 
 from __future__ import annotations

@@ -42,6 +42,6 @@ def test_every_rule_is_documented() -> None:
     text = DOCS.read_text()
     kinds = {"goroutine-leak-proven", "goroutine-leak", "heap-growth", "goroutine-growth", "fd-limit", "disk-full",
              "truncated-dump", "close-wait", "collector-failed", "hint", "mutex-delay", "block-delay", "cpu-hot",
-             "heap-top", "profiler-own", "sched-latency"}
+             "heap-top", "sched-latency"}
     assert len(findings.RULES) >= len(kinds)
     assert [k for k in sorted(kinds) if f"| `{k}` |" not in text] == []
