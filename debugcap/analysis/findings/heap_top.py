@@ -1,9 +1,9 @@
 """Rule ``heap-top``: the application's functions holding the most in-use heap.
 
 Each heap sample is charged to its first frame of the application's own code; what the profiler
-allocated itself (trace buffers) is left out here and shown apart in the report's attribution (the profiler's own row). The severity is
-the bytes held as a share of the memory limit (:data:`.thresholds.BANDS`). Registered in
-:data:`debugcap.analysis.findings.RULES`.
+allocated itself (trace buffers) is left out here and shown apart in the report's attribution
+(the profiler's own row). The severity is the bytes held as a share of the memory limit
+(:data:`.thresholds.BANDS`). Registered in :data:`debugcap.analysis.findings.RULES`.
 """
 
 from __future__ import annotations
