@@ -264,19 +264,26 @@ class PodScheduler:
         """The analysis of a stored bundle, one at a time (``analyses``), once a status write
         lists the bundle: an operator that dies while analysing (out of memory, say) leaves a
         stored bundle listed as such, which its successor keeps as it is instead of downloading
-        and analysing it again."""
+        and analysing it again. A pod with nothing to analyse does not queue behind other pods'
+        analyses for its status, Event and clean-up."""
         loop = asyncio.get_running_loop()
+        if not stored.key or stored.phase == "Failed" or run.deleted:
+            # Spooled or refused (no key: the bundle stays where it is), Failed (nothing read), or
+            # the capture is being deleted: assess only removes the copy, if any.
+            return await asyncio.shield(loop.run_in_executor(self.executor, functools.partial(
+                work.assess, collected, stored, analyse=False)))
         job: asyncio.Future[PodResult] | None = None
         try:
-            if stored.key and not run.deleted:
-                # A failed write is logged by the writer and not fatal: the final one lists it too.
-                await asyncio.wait({run.set_pod(stored)})
+            # A failed write is logged by the writer and not fatal: the final one lists it too.
+            await asyncio.wait({run.set_pod(stored)})
             async with self.analyses:
                 job = loop.run_in_executor(self.executor, functools.partial(
                     work.assess, collected, stored, analyse=not run.deleted))
                 return await asyncio.shield(job)
         except BaseException:
-            if job is None:  # cancelled before the analysis began: it removes the copy itself otherwise
+            # Cancelled before the analysis began (it removes the copy itself otherwise). Only a
+            # stored bundle's copy is scratch: a refused one is left for a person.
+            if job is None and stored.key:
                 collected.discard()
             raise
 

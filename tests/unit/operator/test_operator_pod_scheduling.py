@@ -7,8 +7,10 @@ its deadline is failed and its late bundle dropped; a pod cancelled while it wai
 closes its connections and gives its place back; two captures of one pod collect one after the
 other (pod lock) and start in different seconds (fake clock); uploads keep to their limit; the
 next pod is prepared half a second before a window ends; a bundle is analysed after its upload,
-once a status lists it, outside the upload limit and one at a time; a capture being deleted does
-not analyse; a pod whose reporting raises still ends its capture.
+once a status lists it, outside the upload limit and one at a time; a pod with nothing to analyse
+(refused, spooled, Failed) does not wait for another pod's analysis, and a refused pod's bundle
+stays when its task is cancelled; a capture being deleted does not analyse; a pod whose reporting
+raises still ends its capture.
 
 The pod work is a fake :class:`PodWork`; ordering is asserted with events, never with timing.
 """
@@ -368,6 +370,90 @@ def test_a_bundle_is_analysed_after_its_upload_once_listed_outside_the_upload_li
         listed = next(i for i, e in enumerate(work.events) if e.startswith("write") and pod in e.split())
         assert at(f"store {pod}") < listed < at(f"assess {pod}"), work.events
     assert at("store p2") < at("assess p2") and at("assess p1") < at("assess p2"), work.events
+
+
+REFUSED = {"phase": "Failed", "key": "", "upload_key": "k/p2.tar.gz"}  # left in place for a person
+SPOOLED = {"phase": "PartiallyFailed", "key": "", "upload_key": "k/p2.tar.gz"}  # the spool has it
+FAILED = {"phase": "Failed", "key": "k/p2.tar.gz"}  # stored, but nothing collected to read
+
+
+@pytest.mark.parametrize("outcome", [REFUSED, SPOOLED, FAILED], ids=["refused", "spooled", "failed"])
+def test_a_pod_with_nothing_to_analyse_does_not_wait_for_another_pods_analysis(
+        executor: ThreadPoolExecutor, tmp_path: Path, outcome: dict[str, str]) -> None:
+    """Its status, Event and clean-up came only once p1's long analysis ended."""
+    work = Work(tmp_path)
+    store, assess = work.store, work.assess
+    p2_done = threading.Event()
+
+    def store_p2(collected: capturing.Collected, **kwargs: Any) -> PodResult:
+        got = store(collected, **kwargs)
+        return PodResult(name="p2", **outcome) if collected.target.pod == "p2" else got
+
+    def long_assess(collected: capturing.Collected, stored: PodResult, **kwargs: Any) -> PodResult:
+        if collected.target.pod == "p1":
+            assert p2_done.wait(GUARD), "p2 waited for p1's analysis"
+        return assess(collected, stored, **kwargs)
+
+    work.store, work.assess = store_p2, long_assess  # type: ignore[method-assign]
+    done: list[PodResult] = []
+
+    def note_done(result: PodResult) -> None:
+        done.append(result)
+        if result.name == "p2":
+            p2_done.set()
+
+    _capture(executor, work, "p1", "p2", slots=2, on_done=note_done)
+    assert [r.name for r in done] == ["p2", "p1"]
+    assert "skip p2" in work.events and "assess p1" in work.events
+
+
+class Queue:
+    """An analysis limit never free (another pod's analysis that does not end); notes who queued."""
+
+    def __init__(self, reached: asyncio.Event) -> None:
+        self.reached, self.free = reached, asyncio.Semaphore(0)
+
+    async def __aenter__(self) -> None:
+        self.reached.set()
+        await self.free.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.free.release()
+
+
+def test_a_refused_pods_bundle_stays_when_its_capture_is_cancelled(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    """store_pod leaves a bundle it could neither store nor spool where the message says, for a
+    person: cancelling the pod's task afterwards (the operator stopping) must not delete it."""
+    work = Work(tmp_path)
+    bundle = tmp_path / "p2" / "bundle.tar.gz"
+    bundle.parent.mkdir()
+    bundle.write_bytes(b"evidence")
+    go_on = threading.Event()
+
+    def refused(collected: capturing.Collected, **_kwargs: Any) -> PodResult:
+        return PodResult(name="p2", **REFUSED)
+
+    async def cancelled() -> None:
+        loop, reached = asyncio.get_running_loop(), asyncio.Event()
+
+        def held_assess(collected: capturing.Collected, stored: PodResult, **kwargs: Any) -> PodResult:
+            loop.call_soon_threadsafe(reached.set)
+            assert go_on.wait(GUARD)
+            return stored
+
+        work.store, work.assess = refused, held_assess  # type: ignore[method-assign]
+        scheduler = PodScheduler(1, executor)
+        scheduler.analyses = Queue(reached)  # type: ignore[assignment]
+        task = asyncio.create_task(scheduler.capture(_writer(), "ns", "p2", work))
+        await reached.wait()  # queued for an analysis, or in assess
+        task.cancel()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    assert bundle.read_bytes() == b"evidence"
 
 
 def test_a_capture_being_deleted_does_not_analyse(executor: ThreadPoolExecutor, tmp_path: Path) -> None:
