@@ -163,7 +163,8 @@ class WindowGate:
         ``before_seconds``), and a step outside the window until the window is open or the head
         start is over; the snapshots themselves go at once."""
         if index in self._windowed:
-            self._clock.wait(self.snapshots_taken, self._before_seconds)
+            if not self.snapshots_taken.is_set():
+                self._clock.wait(self.snapshots_taken, self._before_seconds)
         elif index in self._outside:
             self._clock.wait(self.opened, self._head_start)
 

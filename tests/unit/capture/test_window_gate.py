@@ -233,10 +233,11 @@ def test_release_lets_window_steps_go_and_a_template_without_window_takes_no_sna
 def test_capture_takes_the_heap_before_the_trace_and_cpu_profile_start(
         rig: Rig, clock: FakeClock, registry: dict[str, type[base.Collector]]) -> None:
     order: list[str] = []
-    heap_may_end = threading.Event()
+    heap_began, heap_may_end = threading.Event(), threading.Event()
 
     def heap(_ctx: base.CollectContext) -> base.CollectorResult:
         order.append("heap begins")
+        heap_began.set()
         assert heap_may_end.wait(HANG)
         order.append("heap ends")
         return base.CollectorResult(base.Status.OK)
@@ -260,13 +261,11 @@ def test_capture_takes_the_heap_before_the_trace_and_cpu_profile_start(
     stand_in(registry, "trace", profile("trace"))
     running = rig.start(template(*SNAPSHOT_STEPS))
     clock.until_waiting(4)  # the deadline, and the three window steps held back by the snapshot
+    assert heap_began.wait(HANG)
     assert order == ["heap begins"] and not rig.window_opened.is_set()
     heap_may_end.set()
     assert rig.window_opened.wait(HANG)
-    clock.until_waiting(2)  # the capture, the goroutine dump on its mid-window turn
-    clock.advance(2.0)
-    rig.forwards.release_all()
-    outcome = running.result(HANG)
+    outcome = rig.finish(running)
     assert order[:2] == ["heap begins", "heap ends"]
     assert sorted(order[2:]) == ["cpu begins", "trace begins"]
     assert all(r.status is manifest.CollectorStatus.OK for r in outcome.records)
@@ -294,7 +293,4 @@ def test_every_window_step_waits_beside_the_snapshots_however_few_workers_are_as
     clock.until_waiting(4)
     snapshots_may_end.set()
     assert rig.window_opened.wait(HANG)
-    clock.until_waiting(2)
-    clock.advance(2.0)
-    rig.forwards.release_all()
-    assert all(r.status is manifest.CollectorStatus.OK for r in running.result(HANG).records)
+    assert all(r.status is manifest.CollectorStatus.OK for r in rig.finish(running).records)
