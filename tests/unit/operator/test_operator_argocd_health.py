@@ -4,7 +4,8 @@ Cases: Argo CD's own test cases of each kind (deploy/argocd/.../health_test.yaml
 Healthy, Degraded, Suspended on live objects taken from the testbed) through gopher-lua with
 Argo CD's default libraries; the same objects through the documented Flux healthCheckExprs in
 cel-go (InProgress, Current, Failed); a capture before the operator wrote anything, and one whose
-spec was edited; the argocd-cm snippet holds exactly the scripts tested, docs/health.md the
+spec was edited; the test inputs hold only reasons the operator writes and findings a rule gives;
+the argocd-cm snippet holds exactly the scripts tested, docs/health.md the
 expressions tested; the runner refuses what Argo CD refuses (the string library, an invalid
 status), so a script passing here does not lean on something Argo CD lacks.
 """
@@ -90,6 +91,22 @@ def test_the_documented_flux_expressions_are_the_tested_ones() -> None:
     for kind in runners.KINDS:
         for name, expr in runners.flux_exprs(kind).items():
             assert f'{name}: "{expr}"' in docs, (kind, name)
+
+
+def test_the_test_inputs_hold_what_the_operator_writes_today() -> None:
+    """The inputs are live objects of one testbed run; an old run kept reasons the operator no
+    longer writes (HighSeverityFindings) and findings no rule gives (profiler-own)."""
+    rules = (runners.REPO / "docs" / "findings.md").read_text()
+    operator = "".join(p.read_text() for p in (runners.REPO / "debugcap" / "operator").glob("*.py"))
+    for kind in runners.KINDS:
+        for path, obj, _ in runners.argocd_cases(kind):
+            pods = (obj.get("status") or {}).get("pods") or []
+            for where in [obj.get("status") or {}, *pods]:
+                for condition in where.get("conditions") or []:
+                    assert f'"{condition["reason"]}"' in operator, (kind, path, condition["reason"])
+            for pod in pods:
+                for finding in pod.get("findings") or []:
+                    assert f"| `{finding['kind']}` |" in rules, (kind, path, finding["kind"])
 
 
 def test_the_runner_refuses_what_argocd_refuses(built: tuple[Path, Path], tmp_path: Path) -> None:
