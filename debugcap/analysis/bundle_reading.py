@@ -179,15 +179,19 @@ class BundleReader:
             if not self.force:
                 raise CheckFailedError(hints.bundle_check_failed(where, blocking, packed=packed))
             self.unverified.append(hints.unverified(where, blocking, len(self._files), packed=packed))
-            if self._scan.stopped:
-                self.unverified.append(self._lost_line())
+            lost = self._lost_line() if self._scan.stopped else None
+            if lost:
+                self.unverified.append(lost)
 
-    def _lost_line(self) -> str:
-        """What the damage took, named, so that no report calls it missing from the capture."""
+    def _lost_line(self) -> str | None:
+        """What the damage took, named, so that no report calls it missing from the capture; None
+        when it took nothing (damage after the last member: every member was read whole)."""
         cut = [f"{rel} (cut: its first {n} of {size} bytes precede the damage)"
                for rel, (_offset, n, size) in self._scan.partial.items()]
         if self._listed is not None:
             rest = [p for p in self.damaged_members() if p not in self._scan.partial]
+            if not cut and not rest:
+                return None
             return f"{UNVERIFIED_MARK}: lost to the damage, not missing from the capture: {', '.join(cut + rest)}"
         last = next(iter(self._scan.partial), None) or (self._scan.order[-1] if self._scan.order else None)
         head = f"lost to the damage: {cut[0]}; " if cut else ""
@@ -354,6 +358,7 @@ class Reading:
         # A bundle read with force says first that nothing after it can be trusted.
         self.problems: list[str] = list(reader.unverified)
         self.hints: list[str] = []
+        self.notes: list[str] = []  # what the reader chose not to read (Report.notes)
 
     def guard(self, fn: Callable[[], T]) -> T | None:
         """Run one analysis; a broken input becomes a problem line, never a crash."""

@@ -241,6 +241,9 @@ class Report:
     waiting: tuple[Waiters, ...] = ()  # the dump's goroutines by state and own function (analysis.attribution)
     container: Container | None = None  # None: no pod YAML, or the target container is not in it
     trace: traces.TraceSummary | None = None  # None: no trace/trace.out, or it could not be read
+    # What the reader chose not to read (a trace over its limit): facts about the reading, not
+    # about the evidence, so never findings (hints are: they say the evidence is incomplete).
+    notes: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -276,6 +279,7 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             "hints": list(self.hints),
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 

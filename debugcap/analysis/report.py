@@ -105,7 +105,7 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
         leak_suspects=tuple(goroutines.suspects(dump)) if dump else (),
         sockets=sections.sockets(reading), fd_count=sections.fd_count(reading),
         fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(reading),
-        hints=tuple(reading.hints), problems=tuple(reading.problems),
+        hints=tuple(reading.hints), problems=tuple(reading.problems), notes=tuple(reading.notes),
         attribution=_attribution(reading, profs, code) if code else {},
         waiting=sections.waiting(parsed, code) if parsed else (),
         container=sections.container(reading, mf.target.container, mf.started_at) if mf else None,

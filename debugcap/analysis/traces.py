@@ -202,9 +202,10 @@ def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary |
     # Judged by the size the checking pass saw, before reading: a few hundred kB of bundle can
     # hold a trace of hundreds of MiB, which a report must not decompress just to refuse it.
     if size > limit:
-        reading.hints.append(
-            f"{rel}: {size / (1 << 20):.0f} MiB, more than the {limit / (1 << 20):g} MiB a report reads "
-            f"(about a second per MiB): read it with `kubectl debugcap trace {reading.reader.path}`")
+        if limit:  # 0: the reader was told to read no trace, and needs no reminder
+            reading.notes.append(
+                f"{rel} not read: {size / (1 << 20):.1f} MiB, more than the {limit / (1 << 20):.1f} MiB this "
+                "reading allows (about a second per MiB); read it with `kubectl debugcap trace BUNDLE`")
         return None
     data = reading.guard(lambda: reading.reader.read(rel))
     if not data:

@@ -88,7 +88,7 @@ def _evidence_sections(rep: model.Report) -> list[str]:
     misc += [[k, v] for k, v in (rep.memstats or {}).items()]
     if misc:
         out.append("<h2>Resources</h2>" + _table(["what", "value"], misc))
-    for title, items in (("Hints", rep.hints), ("Problems", rep.problems)):
+    for title, items in (("Hints", rep.hints), ("Problems", rep.problems), ("Notes", rep.notes)):
         if items:
             out.append(f"<h2>{title}</h2><ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in items) + "</ul>")
     return out

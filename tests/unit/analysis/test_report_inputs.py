@@ -57,8 +57,14 @@ def test_a_trace_over_the_report_limit_is_left_to_the_trace_command(tmp_path: Pa
     trace = FIXTURES / "goapp-trace" / "trace.out"
     monkeypatch.setattr(traces, "REPORT_TRACE_LIMIT", trace.stat().st_size - 1)
     rep = report.build(_bundle(tmp_path, {layout.TRACE: trace}))
-    assert rep.trace is None and not rep.problems
-    assert any("kubectl debugcap trace" in h and layout.TRACE in h for h in rep.hints), rep.hints
+    assert rep.trace is None and not rep.problems and not rep.hints
+    assert any("kubectl debugcap trace" in n and layout.TRACE in n for n in rep.notes), rep.notes
+    # A fact about the reading, not the evidence: no finding (the operator lists findings per pod).
+    assert not [f for f in rep.findings if layout.TRACE in f.message], rep.findings
+    assert "Notes:" in text.render_report(rep)
+    # Told to read no trace at all (the operator's limit 0): nothing to say.
+    silent = report.build(_bundle(tmp_path / "silent", {layout.TRACE: trace}), trace_limit=0)
+    assert silent.trace is None and not silent.notes and not silent.hints
 
 
 def test_passes_on_several_threads_leave_the_cyclic_collector_as_they_found_it() -> None:

@@ -279,9 +279,9 @@ def test_a_trace_over_the_limit_is_refused_by_its_size_without_being_read(tmp_pa
         monkeypatch.setattr(reader, "open", no_reading)
         reading = Reading(reader)
         assert traces.bundle_summary(reading, 1 << 20) is None
-    assert not reading.problems
-    assert reading.hints == [f"{layout.TRACE}: 8 MiB, more than the 1 MiB a report reads (about a second per MiB): "
-                             f"read it with `kubectl debugcap trace {bundle.path}`"]
+    assert not reading.problems and not reading.hints
+    assert reading.notes == [f"{layout.TRACE} not read: 8.0 MiB, more than the 1.0 MiB this reading allows (about "
+                             "a second per MiB); read it with `kubectl debugcap trace BUNDLE`"]
 
 
 def test_a_trace_of_only_its_header_has_no_complete_generation() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from debugcap.analysis.bundle_reading import BundleReader
 from debugcap.bundle import layout, verify, writer
 from debugcap.errors import BundleError
 
@@ -93,6 +94,10 @@ def test_a_flip_after_the_last_member_is_told_after_it_not_inside_it(tmp_path: P
             f"the compressed stream ends without its end marker (cut short or corrupt) after member {layout.MANIFEST}")
         assert set(scan.digests) == {layout.VERSION, layout.PROC_PS, layout.METRICS_PROMETHEUS}
         assert set(scan.reserved) == {layout.SHA256SUMS, layout.MANIFEST} and not scan.partial
+        # Read with --force: it is unverified, but nothing was lost, so no "lost to the damage:" line
+        # (it was printed with an empty list after it).
+        with BundleReader(bundle.path, force=True) as reader:
+            assert reader.unverified and not [u for u in reader.unverified if "lost to the damage" in u]
     assert ends
 
 
