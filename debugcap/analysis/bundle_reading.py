@@ -408,16 +408,17 @@ class Reading:
             self.hints.extend(hints.profile_hints(prof, kind, rel, requested_seconds))
         return prof
 
-    def dump(self, rel: str) -> goroutines.DumpDict | None:
-        """The summarised goroutine dump at ``rel``; None when missing or not a dump."""
-        def run() -> goroutines.DumpDict | None:
+    def dump(self, rel: str) -> goroutines.Dump | None:
+        """The goroutine dump at ``rel``, parsed once (its ``summary`` groups, its records for
+        ``waiting``); None when missing or not a dump (a problem line then)."""
+        def run() -> goroutines.Dump | None:
             fh = self.reader.open(rel)
             if fh is None:
                 return None
             with fh:
-                return goroutines.parse_stream(fh, self.reader.label(rel))
+                return goroutines.read_stream(fh, self.reader.label(rel))
 
         d = self.guard(run)
         if d is not None:
-            self.hints.extend(hints.dump_hints(d, rel))
+            self.hints.extend(hints.dump_hints(d.summary, rel))
         return d

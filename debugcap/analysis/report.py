@@ -88,7 +88,7 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
     # asking for that format alone) still gets its goroutine section from it.
     dump_rel = next((rel for rel in (layout.PPROF_GOROUTINE_DEBUG2, layout.PPROF_GOROUTINE_DEBUG1)
                      if reader.exists(rel)), layout.PPROF_GOROUTINE_DEBUG2)
-    parsed = sections.dump(reading, dump_rel) if reader.exists(dump_rel) else None
+    parsed = reading.dump(dump_rel) if reader.exists(dump_rel) else None
     # One notion of the application's own code for every profile of the bundle.
     code = attribution.code_of(profs.values()) if profs else None
     snaps, newest = sections.snapshots(reading, code)
@@ -159,8 +159,9 @@ def diff_bundles(old_path: str | os.PathLike[str], new_path: str | os.PathLike[s
             rep = a.guard(lambda: pprof.diff(ha, hb, "inuse_space"))
             heap = sections.limited(rep, sections.TOP_ROWS * 2) if rep else None  # growth and shrinkage
         dump = layout.PPROF_GOROUTINE_DEBUG2
-        ga = a.dump(dump) if old.exists(dump) else None
-        gb = b.dump(dump) if new.exists(dump) else None
+        da = a.dump(dump) if old.exists(dump) else None
+        db = b.dump(dump) if new.exists(dump) else None
+        ga, gb = (None if da is None else da.summary), (None if db is None else db.summary)
         fa, fb = sections.fd_count(a), sections.fd_count(b)
         sa, sb = sections.sockets(a), sections.sockets(b)
         socks = None

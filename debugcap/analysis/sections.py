@@ -18,7 +18,7 @@ from typing import Any, Final
 import yaml
 
 from debugcap import errors
-from debugcap.analysis import appcode, attribution, goroutines, hints, model, pprof
+from debugcap.analysis import appcode, attribution, goroutines, model, pprof
 from debugcap.analysis.bundle_reading import Reading
 from debugcap.bundle import layout, manifest
 from debugcap.formats import df, procfs
@@ -128,21 +128,6 @@ def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.Goroutine
                                   groups=tuple(dump["groups"][:TOP_ROWS * 2]))
 
 
-def dump(reading: Reading, rel: str) -> goroutines.Dump | None:
-    """The goroutine dump at ``rel``, parsed once for its groups and its ``waiting``; None when missing or broken."""
-    def run() -> goroutines.Dump | None:
-        fh = reading.reader.open(rel)
-        if fh is None:
-            return None
-        with fh:
-            return goroutines.read_stream(fh, reading.reader.label(rel))
-
-    d = reading.guard(run)
-    if d is not None:
-        reading.hints.extend(hints.dump_hints(d.summary, rel))
-    return d
-
-
 def proven_leaks(reading: Reading, profile: pprof_format.Profile | None,
                  code: appcode.Code | None = None) -> model.ProvenLeaks | None:
     """The goroutineleak profile by own function, as dumps group; else the leaked groups of its dump."""
@@ -152,9 +137,10 @@ def proven_leaks(reading: Reading, profile: pprof_format.Profile | None,
             return model.ProvenLeaks(source=layout.PPROF_GOROUTINELEAK, total=sum(g["count"] for g in groups),
                                      groups=tuple(groups[:TOP_ROWS]))
     rel = layout.PPROF_GOROUTINELEAK_DEBUG2
-    leak_dump = reading.dump(rel) if reading.reader.exists(rel) else None
-    if leak_dump is None:
+    parsed = reading.dump(rel) if reading.reader.exists(rel) else None
+    if parsed is None:
         return None
+    leak_dump = parsed.summary
     leaked = [goroutines.LeakGroupDict(function=g["function"], count=g["leaked"])
               for g in goroutines.leaked(leak_dump)]
     leaked.sort(key=lambda g: (-g["count"], g["function"]))
@@ -191,7 +177,7 @@ def snapshots(reading: Reading, code: appcode.Code | None = None
         return None, None
     heap_growth = _heap_growth(reading, indices, code)
     dumps = [(layout.snapshot_path(i, layout.SNAPSHOT_GOROUTINE_DEBUG2), i) for i in indices]
-    dumps_ok = [(rel, i, d) for rel, i in dumps if (d := dump(reading, rel)) is not None]
+    dumps_ok = [(rel, i, d) for rel, i in dumps if (d := reading.dump(rel)) is not None]
     snaps = model.Snapshots(
         dirs=tuple(layout.snapshot_dir(i) for i in indices), heap_growth=heap_growth,
         goroutine_totals=tuple(model.SnapshotTotal(snapshot=layout.snapshot_dir(i), total=d.summary["total"])

@@ -193,7 +193,7 @@ def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     assert list(doc) == ["bundle", "target", "capture", "collectors", "failed", "missing", "errors", "cpu",
                          "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "proven_leaks",
                          "runtime", "sockets", "fd_count", "fd_limit", "disk", "memstats", "attribution",
-                         "waiting", "container", "trace", "findings", "hints", "problems"]
+                         "waiting", "container", "trace", "findings", "hints", "problems", "notes"]
     assert doc["target"] == {"namespace": "shop", "pod": "api-7d9f", "container": "api", "node": None,
                              "image": None}
     assert doc["capture"] == {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}}
