@@ -64,7 +64,7 @@ def test_absolute_paths_use_the_go_root_and_the_module_cache() -> None:
     frames = [
         ("runtime.mallocgc", "/usr/local/go/src/runtime/malloc.go"),
         ("net/http.(*conn).serve", "/usr/local/go/src/net/http/server.go"),
-        ("github.com/lib/pq.(*conn).query", "/root/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go"),
+        ("github.com/lib/pq.(*conn).query", "/home/builder/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go"),
         ("myservice/db.Query", "/src/db/q.go"),
         ("main.main", "/src/main.go"),
     ]
