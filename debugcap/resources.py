@@ -14,10 +14,18 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 CAPTURES: Final = "debugcaptures"
 SCHEDULES: Final = "debugschedules"
 TEMPLATES: Final = "debugcapturetemplates"
+TRIGGERS: Final = "debugtriggers"
 
 # The label a DebugSchedule puts on the captures it creates; the operator's schedules find their
 # runs by it, and its captures take the scheduled TTL.
 SCHEDULE_LABEL: Final = f"{GROUP}/schedule"
+
+# The labels a DebugTrigger puts on the captures it fires: which trigger, and which signal. The
+# trigger counts its firings (cooldown, maxCapturesPerHour) from the captures carrying them.
+TRIGGER_LABEL: Final = f"{GROUP}/trigger"
+REASON_LABEL: Final = f"{GROUP}/trigger-reason"
+# What can fire a DebugTrigger: its spec.when fields, and a DebugCapture's spec.firing.reason.
+FIRING_REASONS: Final = ("memoryPercentOfLimit", "goroutines", "goroutineGrowthPerMinute", "restarted", "alert")
 
 WORKLOAD_KINDS: Final = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 

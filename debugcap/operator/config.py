@@ -106,6 +106,33 @@ class DebugcapConfig:
     """How Go endpoints are reached when a capture does not say (``DEBUGCAP_OPERATOR_TRANSPORT``):
     direct, proxy, port-forward or auto."""
 
+    triggered_captures: int = 4
+    """Captures fired by DebugTriggers that may run at once, across all triggers
+    (``DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES``). A firing over it is suppressed and counted. Each
+    pre-kill capture is a heap and a goroutine profile of a second or so, so four keep up with a
+    node's worth of pods dying at once without a burst of captures on a struggling cluster."""
+
+    alert_webhook_port: int = 0
+    """Port of the Alertmanager webhook receiver (``DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT``); 0, the
+    default, serves none. It needs :attr:`alert_webhook_token_file`."""
+
+    alert_webhook_token_file: Path | None = None
+    """File holding the bearer token Alertmanager must send
+    (``DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TOKEN_FILE``, a mounted Secret key); read at start-up."""
+
+    alert_webhook_tls_cert_file: Path | None = None
+    """Certificate (PEM) of the receiver (``DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TLS_CERT_FILE``); with
+    the key file the receiver speaks HTTPS, without both plain HTTP."""
+
+    alert_webhook_tls_key_file: Path | None = None
+    """The certificate's private key (``DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TLS_KEY_FILE``)."""
+
+    alert_namespace_label: str = "namespace"
+    """The alert label naming the pod's namespace (``DEBUGCAP_OPERATOR_ALERT_NAMESPACE_LABEL``)."""
+
+    alert_pod_label: str = "pod"
+    """The alert label naming the pod (``DEBUGCAP_OPERATOR_ALERT_POD_LABEL``)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DebugcapConfig:
         """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
@@ -137,6 +164,10 @@ class DebugcapConfig:
         def listed(name: str) -> tuple[str, ...]:
             return tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
 
+        def path(name: str) -> Path | None:
+            raw = env.get(name, "").strip()
+            return Path(raw) if raw else None
+
         switch = env.get("DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS", "").strip().lower()
         if switch not in ("", "true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS={switch!r} is not true or false")
@@ -145,7 +176,24 @@ class DebugcapConfig:
         if mode == "ephemeral" and switch in ("false", "0", "no"):
             raise ConfigError("DEBUGCAP_OPERATOR_COMMAND_MODE=ephemeral needs debug containers, which "
                               "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS=false turns off; set one or the other")
+        webhook_port = integer("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", defaults.alert_webhook_port, 0)
+        token_file = path("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TOKEN_FILE")
+        if webhook_port and token_file is None:
+            raise ConfigError("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT is set but "
+                              "DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TOKEN_FILE is not: the receiver accepts only "
+                              "requests bearing the token in that file (mount it from a Secret)")
+        cert, key = (path("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TLS_CERT_FILE"),
+                     path("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TLS_KEY_FILE"))
+        if (cert is None) != (key is None):
+            raise ConfigError("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TLS_CERT_FILE and _TLS_KEY_FILE go together; "
+                              "set both for HTTPS, or neither")
         return cls(
+            triggered_captures=integer("DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES", defaults.triggered_captures, 1),
+            alert_webhook_port=webhook_port, alert_webhook_token_file=token_file,
+            alert_webhook_tls_cert_file=cert, alert_webhook_tls_key_file=key,
+            alert_namespace_label=env.get("DEBUGCAP_OPERATOR_ALERT_NAMESPACE_LABEL", "").strip()
+            or defaults.alert_namespace_label,
+            alert_pod_label=env.get("DEBUGCAP_OPERATOR_ALERT_POD_LABEL", "").strip() or defaults.alert_pod_label,
             command_mode=mode,
             ephemeral_containers=switch not in ("false", "0", "no"),
             debug_image=env.get("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "").strip() or defaults.debug_image,

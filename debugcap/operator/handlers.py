@@ -7,11 +7,13 @@ Importing a handler module registers its ``@kopf.*`` functions with kopf. Run th
 - :mod:`~debugcap.operator.startup`: start-up (the runtime in ``memo``), login, clean-up;
 - :mod:`~debugcap.operator.captures`: DebugCapture;
 - :mod:`~debugcap.operator.schedules`: DebugSchedule;
-- :mod:`~debugcap.operator.capture_templates`: DebugCaptureTemplate.
+- :mod:`~debugcap.operator.capture_templates`: DebugCaptureTemplate;
+- :mod:`~debugcap.operator.triggers`: DebugTrigger;
+- :mod:`~debugcap.operator.alert_webhook`: the Alertmanager webhook receiver (off by default).
 """
 
 from __future__ import annotations
 
-from debugcap.operator import capture_templates, captures, schedules, startup
+from debugcap.operator import alert_webhook, capture_templates, captures, schedules, startup, triggers
 
-MODULES = (startup, captures, schedules, capture_templates)
+MODULES = (startup, captures, schedules, capture_templates, triggers, alert_webhook)

@@ -1,0 +1,3 @@
+"""The Alertmanager webhook receiver (being written)."""
+
+from __future__ import annotations
