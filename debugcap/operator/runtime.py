@@ -34,6 +34,8 @@ class Runtime:
     executor: ThreadPoolExecutor  # pod work: prepare, collect, store; not API calls (see in_thread)
     pods: PodScheduler
     inflight: set[str] = field(default_factory=set)  # uids of the captures this process runs
+    # Per DebugTrigger (by uid): growth history, connections, locks (operator/trigger_checks.py).
+    triggers: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
