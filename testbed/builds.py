@@ -1,6 +1,6 @@
 """Build the testbed's binaries from Go modules, once per version.
 
-Kubernetes, etcd, MinIO and helm are compiled from their Go modules inside
+Kubernetes, etcd, MinIO, helm and Alertmanager are compiled from their Go modules inside
 small wrapper modules under ``testbed/gobuild/`` (their own go.mod files have
 replace directives or v0.0.0 staging requirements that forbid a plain
 ``go install pkg@version``). Outputs land in ``CACHE/bin/<component>-<version>``
@@ -10,6 +10,7 @@ directory first so an interrupted build never leaves half a binary behind.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,10 @@ class Component:
     ldflags: str = "-s -w"
     minutes_cold: int = 5
     env: dict[str, str] = field(default_factory=dict)
+    # Files a dependency's //go:embed needs that its module zip lacks (assets built by npm in the
+    # project's own release): {module path: (path inside the module, ...)}. Such a module is
+    # built from a writable copy with placeholders, through a replace directive (see _stubbed).
+    embed_stubs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def bin_dir(self) -> Path:
@@ -86,6 +91,14 @@ COMPONENTS = (
     Component("etcd", layout.ETCD_VERSION, "etcd", (".",), ("etcd",), minutes_cold=3),
     Component("minio", layout.MINIO_VERSION, "minio", ("github.com/minio/minio",), ("minio",), minutes_cold=12),
     Component("helm", layout.HELM_VERSION, "helm", ("helm.sh/helm/v3/cmd/helm",), ("helm",), minutes_cold=4),
+    Component("alertmanager", layout.ALERTMANAGER_VERSION, "alertmanager",
+              ("github.com/prometheus/alertmanager/cmd/alertmanager",), ("alertmanager",),
+              ldflags=f"-s -w -X github.com/prometheus/common/version.Version={layout.ALERTMANAGER_VERSION[1:]}",
+              minutes_cold=4,
+              # The web UI is built with npm for releases and is not in the module zip; the API
+              # (/api/v2, /-/ready, /-/reload) is all the testbed uses.
+              embed_stubs={"github.com/prometheus/alertmanager": ("ui/app/dist/elm/index.html",
+                                                                  "ui/app/dist/mantine/index.html")}),
 )
 
 
@@ -130,7 +143,8 @@ def build(c: Component) -> None:
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod", **c.env)
     cmd = [go, "build", "-v", "-trimpath", "-ldflags", c.ldflags, "-o", str(tmp) + "/", *c.packages]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=GOBUILD / c.module_dir, env=env, stdout=subprocess.PIPE,
+    workdir = _stubbed(c, go, env, tmp.with_name(tmp.name + "-src")) if c.embed_stubs else GOBUILD / c.module_dir
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     compiled = 0
     tail: list[str] = []
@@ -157,7 +171,44 @@ def build(c: Component) -> None:
             produced.rename(tmp / c.binaries[0])
     shutil.rmtree(c.bin_dir, ignore_errors=True)
     tmp.rename(c.bin_dir)
+    _remove(tmp.with_name(tmp.name + "-src"))
     say(f"built {c.name} in {time.monotonic() - started:.0f}s")
+
+
+def _stubbed(c: Component, go: str, env: dict[str, str], scratch: Path) -> Path:
+    """A copy of c's wrapper module whose embed-stubbed dependencies are writable copies.
+
+    The module cache is read-only and ``go build -overlay`` refuses files under it, so each such
+    module is copied (checked against the wrapper's go.sum when downloaded), given its
+    placeholders, and swapped in with ``replace``; the wrapper's go.sum still pins everything else.
+    """
+    _remove(scratch)
+    wrapper = scratch / "wrapper"
+    shutil.copytree(GOBUILD / c.module_dir, wrapper)
+    for i, (module, files) in enumerate(sorted(c.embed_stubs.items())):
+        res = subprocess.run([go, "mod", "download", "-json", module], cwd=wrapper, env=env,
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"testbed: downloading {module} for {c.name} failed:\n{res.stdout}{res.stderr}")
+        copy = scratch / f"src{i}"
+        shutil.copytree(json.loads(res.stdout)["Dir"], copy)
+        for d in (copy, *(p for p in copy.rglob("*") if p.is_dir())):
+            d.chmod(0o755)
+        for name in files:
+            stub = copy / name
+            stub.parent.mkdir(parents=True, exist_ok=True)
+            stub.write_text(f"<!doctype html><title>{c.name}</title><p>Built by the debugcap testbed without "
+                            "its web UI; the HTTP API works.\n")
+        subprocess.run([go, "mod", "edit", f"-replace={module}=../{copy.name}"], cwd=wrapper, env=env, check=True)
+    return wrapper
+
+
+def _remove(tree: Path) -> None:
+    """rmtree, also of a copy interrupted while its directories were still read-only (0555)."""
+    if tree.exists():
+        for d in (tree, *(p for p in tree.rglob("*") if p.is_dir() and not p.is_symlink())):
+            d.chmod(0o755)
+    shutil.rmtree(tree, ignore_errors=True)
 
 
 def ensure_all() -> None:

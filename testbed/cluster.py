@@ -3,7 +3,7 @@
 Every component is a plain background process whose pid is recorded under
 ``.testbed/pids``; this machine has no systemd, and ``down`` must be able to
 find and stop exactly what ``up`` started. Start order follows dependencies:
-network, etcd, S3, kube-apiserver, containerd (+ image import),
+network, etcd, S3, Alertmanager, kube-apiserver, containerd (+ image import),
 kube-controller-manager, kube-scheduler, kubelet.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import builds, layout, pki
+from testbed import alertmanager, builds, layout, pki
 
 P = layout.Paths()
 API_URL = f"https://{layout.NODE_IP}:{layout.APISERVER_PORT}"
@@ -250,6 +250,7 @@ PROCS = [
     Proc("etcd", _etcd, lambda: _http_ok(f"http://127.0.0.1:{layout.ETCD_CLIENT_PORT}/health")),
     Proc("s3", _minio, lambda: _http_ok(f"http://{layout.NODE_IP}:{layout.S3_PORT}/minio/health/live"),
          env=_minio_env),
+    Proc("alertmanager", alertmanager.argv, alertmanager.ready),
     Proc("kube-apiserver", _apiserver, lambda: _http_ok(f"{API_URL}/readyz", client_cert="admin"),
          wait_seconds=120),
     Proc("containerd", _containerd, _containerd_ok),
@@ -272,6 +273,7 @@ def proc(name: str) -> Proc:
 def _write_configs() -> None:
     P.root.mkdir(parents=True, exist_ok=True)
     pki.ensure(P.pki)
+    alertmanager.write_files()
     for name, cert in (("controller-manager", "controller-manager"), ("scheduler", "scheduler"),
                        ("kubelet", "kubelet")):
         pki.kubeconfig(P.component_kubeconfig(name), pki=P.pki, server=API_URL, user=name, cert=cert)
@@ -448,10 +450,19 @@ def up() -> None:
         if p.name == "kubelet":
             _import_images()
         p.start()
+    _reload_alertmanager()
     _wait(f"node {layout.NODE_NAME} to be Ready", _node_ready, 180)
     _wait("the default ServiceAccount", _default_service_account, 60)
     write_env()
     say(f"testbed up in {time.monotonic() - started:.0f}s")
+
+
+def _reload_alertmanager() -> None:
+    # An Alertmanager left running reads the config just written (a test may have replaced it).
+    code, message = alertmanager.reload()
+    if code != 200:
+        raise TestbedError(f"Alertmanager refused its config {alertmanager.config_file()} (HTTP {code}): "
+                           f"{message.strip()}; see {proc('alertmanager').log_file}")
 
 
 def write_env() -> None:
@@ -468,6 +479,10 @@ def env_vars() -> dict[str, str]:
         "DEBUGCAP_S3_SECRET_KEY": layout.S3_SECRET_KEY,
         "DEBUGCAP_S3_SECURE": "false",
         "DEBUGCAP_CLUSTER": "testbed",
+        "ALERTMANAGER_URL": alertmanager.URL,
+        "DEBUGCAP_TESTBED_ALERTMANAGER_CONFIG": str(alertmanager.config_file()),
+        "DEBUGCAP_TESTBED_ALERT_WEBHOOK_PORT": str(layout.ALERT_WEBHOOK_PORT),
+        "DEBUGCAP_TESTBED_ALERT_TOKEN_FILE": str(alertmanager.token_file()),
         "PATH": f"{builds.component('kubernetes').bin_dir}:{builds.component('helm').bin_dir}:$PATH",
     }
 
@@ -485,6 +500,7 @@ def where() -> list[str]:
         f"kubelet         https://{layout.NODE_IP}:{layout.KUBELET_PORT} (node {layout.NODE_NAME})",
         f"containerd      {layout.containerd_socket()}",
         f"S3 (MinIO)      http://{layout.NODE_IP}:{layout.S3_PORT} bucket {layout.S3_BUCKET}",
+        f"Alertmanager    {alertmanager.URL} -> webhook {alertmanager.WEBHOOK_URL}",
         f"kubeconfig      {P.kubeconfig}",
         f"logs            {P.logs}",
         "environment     eval \"$(python -m testbed env)\"",
@@ -580,7 +596,7 @@ def down() -> None:
     proc("containerd").stop()
     for pid in _shim_pids():
         _terminate(pid, grace=2)
-    for name in ("kube-apiserver", "s3", "etcd"):
+    for name in ("kube-apiserver", "alertmanager", "s3", "etcd"):
         proc(name).stop()
     _remove_cgroups()
     for ns in _testbed_netns():

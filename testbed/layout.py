@@ -23,6 +23,7 @@ K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.6"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 HELM_VERSION = "v3.19.0"
+ALERTMANAGER_VERSION = "v0.35.0"
 
 # The node's own address lives on a bridge the testbed creates, so that the
 # cluster never depends on (or sends traffic through) the machine's eth0.
@@ -46,6 +47,10 @@ KUBELET_PORT = 10250
 KUBELET_HEALTHZ_PORT = 10248
 S3_PORT = 9900
 S3_CONSOLE_PORT = 9901
+# Alertmanager listens on loopback only; its one receiver is the operator's webhook, which an
+# operator run by a test (on this machine, not in a pod) serves on ALERT_WEBHOOK_PORT.
+ALERTMANAGER_PORT = 19094
+ALERT_WEBHOOK_PORT = 19093
 
 S3_ACCESS_KEY = "debugcap-testbed"
 # A throwaway credential for a server that only listens on the testbed's own
@@ -119,6 +124,11 @@ class Paths:
 
     def component_kubeconfig(self, name: str) -> Path:
         return self.root / "kubeconfigs" / f"{name}.kubeconfig"
+
+    @property
+    def alertmanager(self) -> Path:
+        """Alertmanager's config, bearer token for the webhook and ``--storage.path`` (``data/``)."""
+        return self.root / "alertmanager"
 
     @property
     def env_file(self) -> Path:

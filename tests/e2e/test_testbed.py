@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
+import json
 import subprocess
 import sys
+import urllib.request
 import uuid
+from pathlib import Path
 
 from kubernetes import client as k8s
 from minio import Minio
@@ -31,8 +34,22 @@ def test_status_reports_every_part_healthy(testbed: Testbed) -> None:
     res = subprocess.run([sys.executable, "-m", "testbed", "status"], cwd=layout.REPO, capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    for part in ("etcd", "kube-apiserver", "kubelet", "containerd", "s3", "node-ready"):
+    for part in ("etcd", "kube-apiserver", "kubelet", "containerd", "s3", "alertmanager", "node-ready"):
         assert f"{part}" in res.stdout
+
+
+def test_alertmanager_is_ready_with_the_operator_webhook_as_receiver(testbed: Testbed) -> None:
+    url = testbed.env["ALERTMANAGER_URL"]
+    with urllib.request.urlopen(f"{url}/-/ready", timeout=10) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"{url}/api/v2/status", timeout=10) as resp:
+        status = json.load(resp)
+    loaded = status["config"]["original"]  # as Alertmanager read it; it hides webhook URLs as <secret>
+    assert "receiver: debugcap-operator" in loaded and "group_wait: 1s" in loaded
+    assert f"credentials_file: {testbed.env['DEBUGCAP_TESTBED_ALERT_TOKEN_FILE']}" in loaded
+    port = testbed.env["DEBUGCAP_TESTBED_ALERT_WEBHOOK_PORT"]
+    assert f"http://127.0.0.1:{port}/alerts" in Path(testbed.env["DEBUGCAP_TESTBED_ALERTMANAGER_CONFIG"]).read_text()
+    assert Path(testbed.env["DEBUGCAP_TESTBED_ALERT_TOKEN_FILE"]).read_text().strip()
 
 
 def test_node_is_ready_and_reports_v134(core: k8s.CoreV1Api) -> None:
