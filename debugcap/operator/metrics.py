@@ -27,6 +27,13 @@ DURATION = Histogram("debugcap_capture_duration_seconds", "Wall time of one Debu
 UPLOADED_BYTES = Counter("debugcap_uploaded_bytes_total", "Bytes of bundles stored in the object store.")
 UPLOAD_RETRIES = Counter("debugcap_upload_retries_total", "Upload attempts retried after a transient S3 error.")
 RUNNING = Gauge("debugcap_captures_running", "Pods being captured right now.")
+TRIGGER_FIRINGS = Counter("debugcap_trigger_firings_total", "DebugCaptures fired by DebugTriggers, by signal.",
+                          ["namespace", "trigger", "reason"])
+TRIGGER_SUPPRESSED = Counter("debugcap_trigger_firings_suppressed_total", "Firings a limit held back "
+                             "(cooldown, maxCapturesPerHour, triggeredCaptures), by signal and limit.",
+                             ["namespace", "trigger", "reason", "limit"])
+TRIGGER_READ_ERRORS = Counter("debugcap_trigger_read_errors_total", "Pod signals a DebugTrigger check could "
+                              "not read.", ["namespace", "trigger"])
 
 # Pods with health series at once: 6 gauges each, so at most 6,000 series however many pods are
 # swept. A judgement call: a sweep of a large cluster's Go pods fits, and a Prometheus scrape of

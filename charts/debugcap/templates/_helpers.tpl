@@ -79,12 +79,16 @@ each served namespace. Only what the operator and its collectors call; see docs/
 - apiGroups: [debugcap.io]
   resources: [debugschedules]
   verbs: [get, list, watch, patch]
+# DebugTriggers: kopf watches them; the webhook receiver lists those of an alert's namespace.
 - apiGroups: [debugcap.io]
-  resources: [debugcaptures/status, debugschedules/status]
+  resources: [debugtriggers]
+  verbs: [get, list, watch, patch]
+- apiGroups: [debugcap.io]
+  resources: [debugcaptures/status, debugschedules/status, debugtriggers/status]
   verbs: [get, patch]
-# A schedule's captures have it as owner with blockOwnerDeletion.
+# A schedule's and a trigger's captures have it as owner with blockOwnerDeletion.
 - apiGroups: [debugcap.io]
-  resources: [debugcaptures/finalizers, debugschedules/finalizers]
+  resources: [debugcaptures/finalizers, debugschedules/finalizers, debugtriggers/finalizers]
   verbs: [update]
 {{- end -}}
 

@@ -1,0 +1,142 @@
+"""What a DebugTrigger's firing makes and records: the DebugCapture, its name, the past firings.
+
+Blocking API calls, called from :mod:`debugcap.operator.triggers` in threads. A trigger's
+firings are its captures (labelled with the trigger, owned by it, ``spec.firing`` saying what
+fired) and the newest entries of its ``status.firings``: both are read before each decision, so an
+operator restarted in the middle of a storm neither forgets a firing (the cooldown holds) nor makes
+one twice (a capture's name comes from the check, so a retried create finds it: 409).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from debugcap import errors, resources
+from debugcap.kube.client import Kube, group_path
+from debugcap.operator.reporting import parse_stamp, stamp
+from debugcap.operator.scheduling import TERMINAL
+from debugcap.operator.triggering import Crossing, Past, TriggerSpec
+
+GROUP, VERSION = resources.GROUP, resources.VERSION
+FIRINGS_KEPT: Final = 20  # status.firings: the CRD's maxItems
+_SHORT: Final = {"memoryPercentOfLimit": "mem", "goroutines": "goroutines", "goroutineGrowthPerMinute": "growth",
+                 "restarted": "restart", "alert": "alert"}
+
+
+def label_value(name: str) -> str:
+    """A trigger's name as a label value (at most 63 characters: a longer name is cut and hashed)."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def capture_name(trigger: str, crossing: Crossing, pod_uid: str) -> str:
+    """``<trigger>-<signal>-<pod hash>-<when>``: the same for a retry of the same check. A restart's
+    is its restart count, so every check that sees that restart names the same capture."""
+    pod_hash = hashlib.sha256(f"{pod_uid}/{crossing.pod}".encode()).hexdigest()[:6]
+    when = f"r{crossing.observed:.0f}" if crossing.reason == "restarted" else str(int(crossing.at.timestamp()))
+    return f"{trigger[:40].rstrip('-.')}-{_SHORT[crossing.reason]}-{pod_hash}-{when}"
+
+
+def capture_body(trigger: Mapping[str, Any], spec: TriggerSpec, crossing: Crossing, *, pod_uid: str,
+                 container: str | None) -> dict[str, Any]:
+    """The DebugCapture of ``crossing``: one pod, the trigger's template and captureTemplate, what fired."""
+    meta = trigger["metadata"]
+    target: dict[str, Any] = {"pod": crossing.pod}
+    if container:
+        target["container"] = container
+    firing: dict[str, Any] = {"trigger": meta["name"], "reason": crossing.reason, "value": crossing.value,
+                              "observed": crossing.observed, "time": stamp(crossing.at)}
+    if crossing.threshold is not None:
+        firing["threshold"] = crossing.threshold
+    labels = {**spec.capture_labels, resources.TRIGGER_LABEL: label_value(str(meta["name"])),
+              resources.REASON_LABEL: crossing.reason}
+    return {
+        "apiVersion": resources.API_VERSION, "kind": "DebugCapture",
+        "metadata": {"name": capture_name(str(meta["name"]), crossing, pod_uid), "namespace": meta["namespace"],
+                     "labels": labels,
+                     "ownerReferences": [{"apiVersion": resources.API_VERSION, "kind": "DebugTrigger",
+                                          "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                          "blockOwnerDeletion": True}]},
+        "spec": {**spec.capture_spec, "target": target, "template": spec.template, "firing": firing},
+    }
+
+
+def create(kube: Kube, body: Mapping[str, Any]) -> str:
+    """Create the capture; one of that name already there (a retried check) is the same firing."""
+    namespace = str(body["metadata"]["namespace"])
+    try:
+        kube.post_json(group_path(GROUP, VERSION, resources.CAPTURES, namespace), body)
+    except errors.ConflictError:
+        pass
+    return str(body["metadata"]["name"])
+
+
+def owned_captures(kube: Kube, namespace: str, trigger: str, uid: str) -> list[dict[str, Any]]:
+    listed: Any = kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES, namespace),
+                                [("labelSelector", f"{resources.TRIGGER_LABEL}={label_value(trigger)}")])
+    return [c for c in listed.get("items") or []
+            if any(o.get("uid") == uid for o in c["metadata"].get("ownerReferences") or [])]
+
+
+def past_firings(captures: Sequence[Mapping[str, Any]], status_firings: Sequence[Mapping[str, Any]]) -> list[Past]:
+    """Every firing known: the captures' ``spec.firing``, and status entries whose capture is gone
+    (deleted by hand, or by its ttl within the hour) so the hourly limit still counts them."""
+    out: list[Past] = []
+    seen: set[str] = set()
+    for c in captures:
+        firing = (c.get("spec") or {}).get("firing") or {}
+        at = _time(firing.get("time")) or _time(c["metadata"].get("creationTimestamp"))
+        if at is None or not firing.get("reason"):
+            continue
+        seen.add(str(c["metadata"]["name"]))
+        observed = firing.get("observed")
+        out.append(Past(str((c.get("spec") or {}).get("target", {}).get("pod", "")), str(firing["reason"]), at,
+                        float(observed) if isinstance(observed, int | float) else None))
+    for entry in status_firings:
+        at = _time(entry.get("time"))
+        if at is None or entry.get("capture") in seen:
+            continue
+        out.append(Past(str(entry.get("pod", "")), str(entry.get("reason", "")), at, None))
+    return out
+
+
+def running_triggered(kube: Kube, namespaces: Sequence[str]) -> int:
+    """Triggered captures not yet finished, in every namespace the operator serves."""
+    selector = [("labelSelector", resources.TRIGGER_LABEL)]
+    lists = ([kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES, ns), selector) for ns in namespaces]
+             if namespaces else [kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES), selector)])
+    return sum(1 for listed in lists for c in listed.get("items") or []
+               if (c.get("status") or {}).get("phase") not in TERMINAL)
+
+
+def firing_entry(crossing: Crossing, capture: str) -> dict[str, Any]:
+    return {"time": stamp(crossing.at), "pod": crossing.pod, "reason": crossing.reason, "value": crossing.value,
+            "capture": capture}
+
+
+def read_trigger(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body: Any = kube.get_json(group_path(GROUP, VERSION, resources.TRIGGERS, namespace, name))
+    return dict(body)
+
+
+def write_status(kube: Kube, namespace: str, name: str, fields: Mapping[str, Any]) -> None:
+    kube.merge_patch(group_path(GROUP, VERSION, resources.TRIGGERS, namespace, name, "status"),
+                     {"status": dict(fields)})
+
+
+def list_triggers(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    listed: Any = kube.get_json(group_path(GROUP, VERSION, resources.TRIGGERS, namespace))
+    return list(listed.get("items") or [])
+
+
+def _time(text: object) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_stamp(str(text))
+    except ValueError:
+        return None
