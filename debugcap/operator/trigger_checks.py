@@ -42,6 +42,7 @@ class TriggerState:
     restarts: dict[str, int] = field(default_factory=dict)  # pod -> restart count last seen
     told: dict[tuple[str, str, str], datetime] = field(default_factory=dict)  # suppression Events posted
     written: dict[str, Any] = field(default_factory=dict)  # the status fields last written
+    template_checked: Any = None  # the generation whose spec.template was found
 
     def close(self) -> None:
         self.reader.close()

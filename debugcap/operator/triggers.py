@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, cast
 import kopf
 
 from debugcap import errors, resources
-from debugcap.operator import conditions, metrics, runtime, trigger_checks, trigger_firing, triggering
+from debugcap.operator import conditions, metrics, runtime, templating, trigger_checks, trigger_firing, triggering
 from debugcap.operator.reporting import event, parse_stamp, stamp
 from debugcap.operator.triggering import Crossing, Reading, TriggerSpec, Verdict
 
@@ -81,6 +81,14 @@ async def check_trigger(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, m
         await _status(rt, state, raw, generation, ready=False, reason="InvalidSpec", message=str(exc), stalled=True)
         return
     state.next_check = loop.time() + parsed.interval.total_seconds()
+    if state.template_checked != generation:
+        try:  # once per generation: the template is what a firing's capture would expand
+            await runtime.in_thread(templating.expand_template, rt.kube, parsed.request)
+        except errors.ConfigError as exc:
+            await _status(rt, state, raw, generation, ready=False, reason="InvalidSpec", message=str(exc),
+                          stalled=True)
+            return
+        state.template_checked = generation
     if parsed.suspend:
         await _status(rt, state, raw, generation, ready=False, reason="Suspended",
                       message="spec.suspend is true: no signal is read, nothing fires")
