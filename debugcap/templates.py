@@ -64,6 +64,10 @@ class Step:
     collector: str
     params: Mapping[str, StepValue]
     window: str | None = None
+    # Why the capture does not run this step, when its caller decided so (a DebugTrigger's capture
+    # racing an OOM kill drops what would delay the heap): the engine records it skipped with this
+    # reason instead of running it, so the manifest says what was left out. Never set by a template.
+    skipped: str = ""
 
 
 @dataclass(frozen=True)

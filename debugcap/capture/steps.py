@@ -168,6 +168,9 @@ class StepRunner:
 
     def collect(self, index: int, step: templates.Step) -> manifest.CollectorRecord:
         """Run step ``index``'s collector; whatever it raises becomes a Failed record."""
+        if step.skipped:  # the caller left it out: said in the manifest, not silently missing
+            return manifest.CollectorRecord(name=step.collector, status=manifest.CollectorStatus.SKIPPED,
+                                            duration_ms=0, bytes=0, message=step.skipped)
         collector = self._collectors[step.collector]()
         ctx = self._context(params=step.params, add_file=functools.partial(self._evidence.add, index),
                             http=self._gate.http_for(index, self._http))
