@@ -1,7 +1,7 @@
 """The capture engine end to end: the real ``kubectl-debugcap create --local`` against real pods.
 
 Cases:
-* every template (debug-full, network-trace, disk-usage, go-profile, go-leak) yields a bundle with
+* every template (debug-full, network-trace, disk-usage, go-profile, go-heap, go-leak) yields a bundle with
   exactly the expected members, valid profiles/trace/JSON, every collector ok, and it passes
   ``kubectl debugcap verify``, ``sha256sum -c SHA256SUMS`` and ``sha256sum -c <bundle>.sha256``;
 * a planted goroutine leak shows in the goroutine dump as many goroutines parked in
@@ -191,6 +191,9 @@ TEMPLATES = [
     ("disk-usage", ["disk", "deleted-files"],
      {layout.FS_DF, layout.FS_DF_INODES, layout.FS_DU_TOP, layout.FS_DELETED_OPEN}),
     ("go-profile", GO_COLLECTORS, GO_FILES),
+    ("go-heap", ["pprof-heap", "pprof-goroutine", "expvar", "metrics", "logs", "pod-yaml"],
+     {layout.PPROF_HEAP, layout.PPROF_GOROUTINE, layout.PPROF_GOROUTINE_DEBUG1, layout.METRICS_EXPVAR,
+      layout.METRICS_PROMETHEUS, "logs/app.log", layout.K8S_POD}),
     ("go-leak", ["go-leak-snapshots", "pprof-goroutineleak"],
      {layout.snapshot_path(i, f) for i in (0, 1) for f in ("heap.pb.gz", "goroutine-debug2.txt")}
      | {layout.PPROF_GOROUTINELEAK, layout.PPROF_GOROUTINELEAK_DEBUG2}),

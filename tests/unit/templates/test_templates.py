@@ -1,9 +1,10 @@
 """Templates as data: the shipped templates, expansion, and the errors users see.
 
 Cases: every shipped template loads and only uses known collectors; defaults match the
-documented ones; overrides are typed (strings from -p are parsed); unknown templates,
-parameters and collectors, wrong types and out-of-range values name the template, the
-parameter and the valid choices; broken template files are refused at load time.
+documented ones; go-heap takes the heap first and nothing that lasts or runs in the container;
+overrides are typed (strings from -p are parsed); unknown templates, parameters and collectors,
+wrong types and out-of-range values name the template, the parameter and the valid choices;
+broken template files are refused at load time.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ GO_ENDPOINTS = {
 
 def test_shipped_templates_load_and_use_known_collectors() -> None:
     names = [t.name for t in templates.list_templates()]
-    assert names == ["debug-full", "disk-usage", "go-leak", "go-profile", "network-trace"]
+    assert names == ["debug-full", "disk-usage", "go-heap", "go-leak", "go-profile", "network-trace"]
     for template in templates.list_templates():
         templates.check_collectors(template, COLLECTORS)
         assert template.description
@@ -70,6 +71,19 @@ def test_network_trace_and_disk_usage_contents() -> None:
     disk = templates.expand("disk-usage")
     assert disk.collectors == ("disk", "deleted-files")
     assert disk.steps[0].params == {"inodes": True, "du_top": 20, "du_path": "/"}
+
+
+def test_go_heap_takes_the_heap_first_and_nothing_that_lasts_or_runs_in_the_container() -> None:
+    """The DebugTrigger's template for memory and restart signals: the heap before an OOM kill, the
+    dead container's logs and exit reason after one."""
+    heap = templates.expand("go-heap", {"log_lines": "50"})
+    assert heap.collectors == ("pprof-heap", "pprof-goroutine", "expvar", "metrics", "logs", "pod-yaml")
+    steps = {s.collector: s for s in heap.steps}
+    assert steps["pprof-heap"].params == {"gc": False}  # no full GC of a heap near its limit first
+    assert steps["pprof-goroutine"].params == {"formats": ["proto", "debug1"]}  # no slow debug=2 dump
+    assert steps["logs"].params == {"lines": 50, "previous": True}
+    assert all(s.window is None and not s.params.get("seconds") for s in heap.steps)
+    assert "memory and restart" in heap.description
 
 
 def test_go_leak_defaults_and_typed_overrides() -> None:
