@@ -8,9 +8,10 @@ message starts with the field it is about.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NewType
 
 from debugcap import resources
@@ -25,12 +26,44 @@ WORKLOAD_KINDS = resources.WORKLOAD_KINDS
 TEMPLATE_PARAMETERS = resources.TEMPLATE_PARAMETERS
 ENGINE_PARAMETERS = resources.ENGINE_PARAMETERS
 ACCESS_PARAMETERS = resources.ACCESS_PARAMETERS
+FIRING_REASONS = resources.FIRING_REASONS
+# The firing whose capture races the OOM kill (see CaptureRequest.urgent), and the post-mortem one.
+MEMORY_REASON: Final = "memoryPercentOfLimit"
+RESTART_REASON: Final = "restarted"
+# The CRD's maxLength of spec.firing's strings, repeated for objects stored before it had them.
+TRIGGER_NAME_CHARS: Final = 253
+VALUE_CHARS: Final = 1024
 
 
 @dataclass(frozen=True)
 class Workload:
     kind: str
     name: str
+
+
+@dataclass(frozen=True)
+class Firing:
+    """``spec.firing``: the DebugTrigger signal that created this capture, and what crossed.
+
+    ``observed`` is the number that crossed (percent of the limit, goroutines, goroutines per
+    minute, the restart count), ``threshold`` the trigger's; an alert may have neither."""
+
+    trigger: str
+    reason: str  # one of resources.FIRING_REASONS
+    value: str  # what crossed, in words: "212.4 MiB of 256 MiB (83%) in use by the Go runtime"
+    time: datetime  # when the signal was read
+    observed: float | None = None
+    threshold: float | None = None
+
+    def as_status(self) -> dict[str, Any]:
+        """``status.firing``: the same object, so `kubectl get dcap -o yaml` shows what fired."""
+        out: dict[str, Any] = {"trigger": self.trigger, "reason": self.reason, "value": self.value,
+                               "time": self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if self.observed is not None:
+            out["observed"] = self.observed
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
 
 
 @dataclass(frozen=True)
@@ -51,6 +84,14 @@ class CaptureRequest:
     transport: str | None = None  # spec.parameters.transport: direct, proxy, port-forward or auto
     debug_image: str | None = None  # spec.parameters.debugImage: one the operator allows
     ttl: timedelta | None = None
+    firing: Firing | None = None  # spec.firing: set by the DebugTrigger that created the capture
+
+    @property
+    def urgent(self) -> bool:
+        """Whether this capture races an OOM kill: a memory firing. Its steps are cut to the quick
+        ones (:mod:`~debugcap.operator.firing_steps`) and its pod skips the queues
+        (:meth:`debugcap.operator.pod_scheduling.PodScheduler.capture`, ``urgent``)."""
+        return self.firing is not None and self.firing.reason == MEMORY_REASON
 
     def describe_target(self) -> str:
         if self.pod is not None:
@@ -121,6 +162,10 @@ def parse_spec(spec: Mapping[str, Any]) -> CaptureRequest:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"spec.parameters.{key} must be a whole number of at least 1, got {value!r}")
     ttl = spec.get("ttl")
+    firing = parse_firing(spec["firing"]) if spec.get("firing") is not None else None
+    if firing is not None and pod is None:
+        raise ConfigError(f"spec.target: a capture fired by a DebugTrigger (spec.firing) targets exactly one pod "
+                          f"(spec.target.pod), not {given[0]}")
     return CaptureRequest(
         pod=pod, selector=selector, workload=workload,
         container=str(target["container"]) if target.get("container") else None,
@@ -133,7 +178,49 @@ def parse_spec(spec: Mapping[str, Any]) -> CaptureRequest:
         command_mode=access.get("commandMode"), transport=access.get("transport"),
         debug_image=access.get("debugImage"),
         ttl=parse_duration(str(ttl), field="spec.ttl") if ttl else None,
+        firing=firing,
     )
+
+
+def parse_firing(raw: Any) -> Firing:
+    """Check ``spec.firing``; raise :class:`ConfigError` naming ``spec.firing.<field>``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"spec.firing must be an object with trigger, reason, value and time, got {raw!r:.60}")
+    unknown = sorted(set(raw) - {"trigger", "reason", "value", "observed", "threshold", "time"})
+    if unknown:
+        raise ConfigError(f"spec.firing.{unknown[0]} is not a field of spec.firing; its fields: trigger, reason, "
+                          "value, observed, threshold, time")
+
+    def text(name: str, limit: int) -> str:
+        value = raw.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"spec.firing.{name} must be a non-empty string, got {value!r:.60}")
+        if len(value) > limit:
+            raise ConfigError(f"spec.firing.{name} is {len(value)} characters long; at most {limit}")
+        return value
+
+    def number(name: str) -> float | None:
+        value = raw.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"spec.firing.{name} must be a number, got {value!r:.60}")
+        return float(value)
+
+    trigger, value = text("trigger", TRIGGER_NAME_CHARS), text("value", VALUE_CHARS)
+    reason = raw.get("reason")
+    if reason not in FIRING_REASONS:
+        raise ConfigError(f"spec.firing.reason {reason!r:.60} is not one of {', '.join(FIRING_REASONS)}")
+    stamp = text("time", 64)
+    try:
+        when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ConfigError(f"spec.firing.time {stamp!r:.60} is not an RFC 3339 time with a zone, like "
+                          "2026-12-04T21:00:00Z")
+    return Firing(trigger=trigger, reason=str(reason), value=value, time=when,
+                  observed=number("observed"), threshold=number("threshold"))
 
 
 def camel_parameter(snake: str) -> str:

@@ -1,8 +1,9 @@
-"""Checking a DebugCapture spec: targets, parameters (camelCase to snake_case), ttl, messages."""
+"""Checking a DebugCapture spec: targets, parameters (camelCase to snake_case), ttl, a DebugTrigger's
+firing (spec.firing: its fields, one pod only, the CRD's reasons), messages."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,68 @@ def test_capture_settings_apply_the_operators_switch_and_image_allowlist() -> No
     assert capture_settings(off, spec()).command_mode == "exec"  # auto without the debug container
     with pytest.raises(ConfigError, match="debugContainer.enabled"):
         capture_settings(off, spec(commandMode="ephemeral"))
+
+
+FIRING = {"trigger": "api-pre-oom", "reason": "memoryPercentOfLimit",
+          "value": "212.4 MiB of 256 MiB (83%) in use by the Go runtime", "observed": 83.0, "threshold": 80,
+          "time": "2026-12-04T21:00:00Z"}
+
+
+def test_a_firing_is_parsed_and_copied_to_the_status_as_it_was_given() -> None:
+    request = parse_spec({"target": {"pod": "api-1", "container": "app"}, "template": "go-heap", "firing": FIRING})
+    firing = request.firing
+    assert firing is not None and (firing.trigger, firing.reason, firing.observed, firing.threshold) == (
+        "api-pre-oom", "memoryPercentOfLimit", 83.0, 80.0)
+    assert firing.time == datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+    assert firing.as_status() == {**FIRING, "threshold": 80.0}
+    assert request.urgent  # a memory firing races the OOM kill
+    # An alert may have no number; a restart is a post-mortem, not a race.
+    alert = parse_spec({"target": {"pod": "a"}, "firing": {"trigger": "t", "reason": "alert", "value": "HighHeap",
+                                                           "time": "2026-12-04T21:00:00.5+01:00"}})
+    assert alert.firing is not None and alert.firing.observed is None and "observed" not in alert.firing.as_status()
+    assert alert.firing.as_status()["time"] == "2026-12-04T20:00:00Z"
+    restart = parse_spec({"target": {"pod": "a"}, "firing": {**FIRING, "reason": "restarted", "observed": 3}})
+    assert not alert.urgent and not restart.urgent and not parse_spec({"target": {"pod": "a"}}).urgent
+
+
+@pytest.mark.parametrize("firing, message", [
+    ("memory", "spec.firing must be an object"),
+    ({**FIRING, "trigger": ""}, "spec.firing.trigger must be a non-empty string"),
+    ({**FIRING, "trigger": "t" * 254}, "spec.firing.trigger is 254 characters long; at most 253"),
+    ({**FIRING, "reason": "cpu"}, "spec.firing.reason 'cpu' is not one of memoryPercentOfLimit, goroutines"),
+    ({**FIRING, "value": 83}, "spec.firing.value must be a non-empty string"),
+    ({**FIRING, "value": "x" * 1025}, "spec.firing.value is 1025 characters long"),
+    ({**FIRING, "observed": "83%"}, "spec.firing.observed must be a number"),
+    ({**FIRING, "threshold": True}, "spec.firing.threshold must be a number"),
+    ({**FIRING, "time": "yesterday"}, "spec.firing.time 'yesterday' is not an RFC 3339 time"),
+    ({**FIRING, "time": "2026-12-04T21:00:00"}, "spec.firing.time .* is not an RFC 3339 time with a zone"),
+    ({k: v for k, v in FIRING.items() if k != "time"}, "spec.firing.time must be a non-empty string"),
+    ({**FIRING, "command": "id"}, "spec.firing.command is not a field of spec.firing"),
+], ids=["not-object", "no-trigger", "long-trigger", "bad-reason", "value-not-text", "long-value", "observed-text",
+        "threshold-bool", "bad-time", "naive-time", "no-time", "unknown-field"])
+def test_a_bad_firing_names_its_field(firing: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_spec({"target": {"pod": "api-1"}, "firing": firing})
+
+
+@pytest.mark.parametrize("target", [{"selector": {"matchLabels": {"app": "api"}}},
+                                    {"workload": {"kind": "Deployment", "name": "api"}}], ids=["selector", "workload"])
+def test_a_firing_captures_exactly_one_pod(target: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"^spec\.target: a capture fired by a DebugTrigger .* exactly one pod"):
+        parse_spec({"target": target, "firing": FIRING})
+
+
+def test_crd_firing_reasons_and_columns_are_the_operators() -> None:
+    from debugcap.resources import FIRING_REASONS
+
+    crd = yaml.safe_load((CRDS / "debugcap.io_debugcaptures.yaml").read_text())
+    version = crd["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    firing = schema["spec"]["properties"]["firing"]
+    assert firing["properties"]["reason"]["enum"] == list(FIRING_REASONS)
+    assert set(firing["properties"]) == set(FIRING)
+    assert set(firing["required"]) == {"trigger", "reason", "value", "time"}
+    assert set(schema["status"]["properties"]["firing"]["properties"]) == set(FIRING)  # the copy has every field
+    assert {"name": "Fired By", "jsonPath": ".spec.firing.reason"}.items() <= next(
+        c for c in version["additionalPrinterColumns"] if c["name"] == "Fired By").items()
+    assert "go-heap" in schema["spec"]["properties"]["template"]["description"]
