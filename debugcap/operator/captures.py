@@ -26,6 +26,7 @@ from debugcap.kube.client import Kube, group_path
 from debugcap.operator import (
     capturing,
     conditions,
+    firing_steps,
     health,
     metrics,
     pod_scheduling,
@@ -226,7 +227,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     try:
         request = parse_spec(body.spec)
         settings = capturing.capture_settings(rt.config, request)
-        template = await runtime.in_thread(templating.expand_template, rt.kube, request)
+        template = firing_steps.fired_template(await runtime.in_thread(templating.expand_template, rt.kube, request),
+                                               request.firing)
         selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)
     except Exception as exc:
         message = (str(exc) if isinstance(exc, errors.DebugcapError) else
@@ -238,7 +240,14 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     note = f" ({selection.note})" if selection.note else ""
     start_message = (f"capturing {len(selection.pods)} pod(s) of {request.describe_target()} with template "
                      f"{template.name}{note}")
-    await _write_phase(run, "Running", start_message)
+    fired: dict[str, Any] = {}
+    if request.firing is not None:
+        start_message += f"; fired by DebugTrigger {request.firing.trigger} ({request.firing.reason})"
+        fired["firing"] = request.firing.as_status()  # what fired, beside what it caught
+    # A memory firing races the OOM kill: it waits for no other capture, which is safe only while
+    # its steps start no CPU profile or trace (firing_steps removed them; this holds it to that).
+    urgent = request.urgent and not firing_steps.takes_time(template)
+    await _write_phase(run, "Running", start_message, **fired)
     event(body, True, "CaptureStarted", start_message)
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
                               request=request, template=template, work_dir=rt.config.work_dir,
@@ -249,7 +258,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     try:
         results = await asyncio.gather(*(rt.pods.capture(
             run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),
-            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body, refs))
+            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body, refs), urgent=urgent)
             for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"

@@ -44,7 +44,8 @@ ABANDONED_STEPS_SECONDS: Final = 3.0
 
 
 def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
-    return any(COLLECTORS[s.collector].kind is kind for s in template.steps)
+    """Whether a step the capture runs (not one it skips) is of ``kind``."""
+    return any(COLLECTORS[s.collector].kind is kind for s in template.steps if not s.skipped)
 
 
 def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> None:

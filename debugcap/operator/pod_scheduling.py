@@ -20,17 +20,28 @@ One scheduler serves the whole process, so its limits hold across all captures:
   limit (:mod:`~debugcap.operator.health` holds a process-wide lock as well). Waiting here, on the
   event loop, rather than in a thread keeps the executor's threads for collecting: a pod whose
   collection waited behind queued analyses for a thread would run into its deadline.
+
+An **urgent** pod (the capture a DebugTrigger fired on memory, racing an OOM kill) waits for none
+of the pod lock, a slot, a place ahead or the upload limit: behind a 30 s sweep of the same pod, its
+heap would come after the kill. It has places of its own (``urgent``, the operator's
+``triggered_captures``) and a small executor of its own, so its work never queues behind long
+captures holding the shared executor's threads. Skipping the pod lock is safe because its steps
+start no CPU profile or trace (:func:`debugcap.operator.firing_steps.takes_time` is False for it):
+Go serves one of each at a time, and a heap or goroutine profile beside another capture's is fine.
+Its start is still a distinct second per pod (bundle names carry whole seconds), and it still
+analyses one at a time with the others, after its upload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from debugcap import capture as engine
 from debugcap import templates
@@ -105,20 +116,35 @@ class PodScheduler:
     """The process's limits on pod captures (see the module docstring), and the run of one pod."""
 
     def __init__(self, concurrency: int, executor: Executor, *, uploads: int | None = None,
+                 urgent: int = 1, urgent_executor: Executor | None = None,
                  clock: clocks.Clock | None = None,  # None outside tests
                  deadline_grace: float = DEADLINE_GRACE_SECONDS) -> None:
-        """``concurrency`` slots and as many places ahead; ``uploads`` at once (None: ``concurrency``)."""
+        """``concurrency`` slots and as many places ahead; ``uploads`` at once (None: ``concurrency``);
+        ``urgent`` places for urgent pods, whose work runs in ``urgent_executor`` (None: one of
+        this scheduler's own, closed by :meth:`close`)."""
         self.executor = executor
         self.deadline_grace = deadline_grace
         self.slots = asyncio.Semaphore(concurrency)
         self.ahead = asyncio.Semaphore(concurrency)
         self.uploads = asyncio.Semaphore(uploads or concurrency)
         self.analyses = asyncio.Semaphore(1)
+        self.urgent = asyncio.Semaphore(urgent)
+        # Two threads per place: one pod's collection or upload, and the closing of its connections
+        # or its analysis (one at a time in the process) beside the next urgent pod's collection.
+        self._own_urgent = urgent_executor is None
+        self.urgent_executor = urgent_executor or ThreadPoolExecutor(max_workers=2 * urgent,
+                                                                     thread_name_prefix="urgent-capture")
         self._clock = clock or clocks.LoopClock()
         self._pod_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # The second each pod's last capture started in, under its pod lock: bundle names carry
-        # whole seconds, and two captures of one pod named alike would overwrite each other's bundle.
+        # The second each pod's last capture started in: bundle names carry whole seconds, and two
+        # captures of one pod named alike would overwrite each other's bundle. Read and set with no
+        # await between, so an urgent capture, which takes no pod lock, keeps to it as well.
         self._pod_started: dict[tuple[str, str], datetime] = {}
+
+    def close(self) -> None:
+        """Stop the urgent executor if it is this scheduler's own (the operator is stopping)."""
+        if self._own_urgent:
+            self.urgent_executor.shutdown(wait=False, cancel_futures=True)
 
     def pod_lock(self, namespace: str, pod: str) -> asyncio.Lock:
         return self._pod_locks.setdefault((namespace, pod), asyncio.Lock())
@@ -135,9 +161,13 @@ class PodScheduler:
 
     async def capture(self, run: StatusWriter, namespace: str, pod: str, work: PodWork, *,
                       prepare_after: float = 0.0, deadline_seconds: float | None = None,
-                      on_done: Callable[[PodResult], None] = lambda _r: None) -> PodResult:
+                      on_done: Callable[[PodResult], None] = lambda _r: None, urgent: bool = False) -> PodResult:
         """Capture ``pod`` and store its bundle; ``on_done`` gets the result of every pod that was
-        asked for something (not those of a capture deleted before their turn)."""
+        asked for something (not those of a capture deleted before their turn). ``urgent``: the
+        pod's steps start no CPU profile or trace, and it waits for no other capture (see the
+        module docstring)."""
+        if urgent:
+            return await self._capture_urgent(run, namespace, pod, work, deadline_seconds, on_done)
         # The pod lock first, then a global slot: a capture queued behind another capture of the
         # same pod must not hold one of the few slots other pods could use meanwhile.
         key_sent: threading.Event | None = None
@@ -149,14 +179,55 @@ class PodScheduler:
                     return prepared
                 collected: capturing.Collected | PodResult = prepared  # not resolved: a failure like any other
             else:
-                collected, key_sent = await self._collect(run, namespace, prepared, place, work,
-                                                          prepare_after, deadline_seconds)
-        result = await self._store(run, collected, work, key_sent)
+                def freed() -> None:
+                    self.slots.release()
+                    place()
+
+                collected, key_sent = await self._collect(
+                    run, namespace, prepared, work, executor=self.executor, freed=freed,
+                    window_open=functools.partial(place.from_thread, prepare_after), deadline_seconds=deadline_seconds)
+        result = await self._store(run, collected, work, key_sent, executor=self.executor, limit=self.uploads)
+        return await self._finish(run, collected, result, work, self.executor, on_done)
+
+    async def _capture_urgent(self, run: StatusWriter, namespace: str, pod: str, work: PodWork,
+                              deadline_seconds: float | None, on_done: Callable[[PodResult], None]) -> PodResult:
+        """An urgent pod: an urgent place and executor, no pod lock, slot, place ahead or upload limit.
+        The place is held until the bundle is stored: it bounds what urgent pods cost at once."""
+        key_sent: threading.Event | None = None
+        async with self.urgent:
+            prepared = deleted_before(pod) if run.deleted else await self._prepared(self.urgent_executor, work, pod)
+            if run.deleted:  # before or while it was prepared: nothing was asked of the pod
+                self.close_later(prepared, self.urgent_executor)
+                run.set_pod(deleted_before(pod))
+                return deleted_before(pod)
+            if isinstance(prepared, PodResult):
+                collected: capturing.Collected | PodResult = prepared  # not resolved: a failure like any other
+            else:
+                collected, key_sent = await self._collect(
+                    run, namespace, prepared, work, executor=self.urgent_executor, freed=lambda: None,
+                    window_open=lambda: None, deadline_seconds=deadline_seconds)
+            result = await self._store(run, collected, work, key_sent, executor=self.urgent_executor,
+                                       limit=contextlib.nullcontext())
+        return await self._finish(run, collected, result, work, self.urgent_executor, on_done)
+
+    async def _finish(self, run: StatusWriter, collected: capturing.Collected | PodResult, result: PodResult,
+                      work: PodWork, executor: Executor, on_done: Callable[[PodResult], None]) -> PodResult:
         if isinstance(collected, capturing.Collected):
-            result = await self._assess(run, collected, result, work)
+            result = await self._assess(run, collected, result, work, executor)
         run.set_pod(result)
         on_done(result)
         return result
+
+    async def _prepared(self, executor: Executor, work: PodWork, pod: str) -> capturing.Prepared | PodResult:
+        """``work.prepare(pod)`` in ``executor``; cancelled meanwhile, the connections it opens are
+        closed once it ends."""
+        job = asyncio.get_running_loop().run_in_executor(executor, work.prepare, pod)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(
+                lambda f: None if f.cancelled() or f.exception() else self.close_later(f.result(), executor))
+            raise
 
     async def _prepare(self, run: StatusWriter, pod: str,
                        work: PodWork) -> tuple[capturing.Prepared | PodResult, Place]:
@@ -171,13 +242,7 @@ class PodScheduler:
             if run.deleted:
                 place()
                 return deleted_before(pod), place
-            job = loop.run_in_executor(self.executor, work.prepare, pod)
-            try:
-                prepared = await asyncio.shield(job)
-            except asyncio.CancelledError:
-                job.add_done_callback(
-                    lambda f: None if f.cancelled() or f.exception() else self.close_later(f.result()))
-                raise
+            prepared = await self._prepared(self.executor, work, pod)
             if isinstance(prepared, PodResult):
                 place()
                 return prepared, place
@@ -194,11 +259,12 @@ class PodScheduler:
             return deleted_before(pod), place
         return prepared, place
 
-    async def _collect(self, run: StatusWriter, namespace: str, prepared: capturing.Prepared, place: Place,
-                       work: PodWork, prepare_after: float, deadline_seconds: float | None,
-                       ) -> tuple[capturing.Collected | PodResult, threading.Event]:
-        """Collect a prepared pod holding its slot (from :meth:`_prepare`), and give the slot back.
-        Returns what was collected and the event set once the status naming its key was written."""
+    async def _collect(self, run: StatusWriter, namespace: str, prepared: capturing.Prepared, work: PodWork, *,
+                       executor: Executor, freed: Callable[[], None], window_open: Callable[[], None],
+                       deadline_seconds: float | None) -> tuple[capturing.Collected | PodResult, threading.Event]:
+        """Collect a prepared pod in ``executor``, then call ``freed`` (a regular pod gives back the
+        slot and place :meth:`_prepare` held for it). Returns what was collected and the event set
+        once the status naming its key was written."""
         loop = asyncio.get_running_loop()
         pod = prepared.target.pod
         try:
@@ -211,9 +277,8 @@ class PodScheduler:
             run.set_pod(PodResult(name=pod, phase="Running", upload_key=work.planned_key(pod, started))
                         ).add_done_callback(lambda _task: key_sent.set())
             abandoned = threading.Event()
-            job = loop.run_in_executor(self.executor, functools.partial(
-                work.collect, prepared, started=started, abandoned=abandoned,
-                window_open=functools.partial(place.from_thread, prepare_after)))
+            job = loop.run_in_executor(executor, functools.partial(
+                work.collect, prepared, started=started, abandoned=abandoned, window_open=window_open))
             metrics.RUNNING.inc()
             try:
                 backstop = None if deadline_seconds is None else deadline_seconds + self.deadline_grace
@@ -236,23 +301,23 @@ class PodScheduler:
             finally:
                 metrics.RUNNING.dec()
         finally:
-            self.slots.release()
-            place()
+            freed()
             # The connections close after the slot is free: ending an exec waits for the shell to
             # exit in the pod, and the next pod need not wait for that.
-            self.close_later(prepared)
+            self.close_later(prepared, executor)
 
     async def _store(self, run: StatusWriter, collected: capturing.Collected | PodResult, work: PodWork,
-                     key_sent: threading.Event | None) -> PodResult:
+                     key_sent: threading.Event | None, *, executor: Executor,
+                     limit: contextlib.AbstractAsyncContextManager[Any]) -> PodResult:
         try:
             if isinstance(collected, capturing.Collected) and run.deleted:
                 collected.discard()
                 return collected.failed("the DebugCapture was deleted during this pod's capture; nothing was "
                                         "uploaded")
             if isinstance(collected, capturing.Collected):
-                async with self.uploads:
+                async with limit:
                     return await asyncio.get_running_loop().run_in_executor(
-                        self.executor, functools.partial(work.store, collected, key_sent=key_sent))
+                        executor, functools.partial(work.store, collected, key_sent=key_sent))
             return collected
         except BaseException:
             if isinstance(collected, capturing.Collected):  # cancelled before it was stored: no scratch left
@@ -260,7 +325,7 @@ class PodScheduler:
             raise
 
     async def _assess(self, run: StatusWriter, collected: capturing.Collected, stored: PodResult,
-                      work: PodWork) -> PodResult:
+                      work: PodWork, executor: Executor) -> PodResult:
         """The analysis of a stored bundle, one at a time (``analyses``), once a status write
         lists the bundle: an operator that dies while analysing (out of memory, say) leaves a
         stored bundle listed as such, which its successor keeps as it is instead of downloading
@@ -270,14 +335,14 @@ class PodScheduler:
         if not stored.key or stored.phase == "Failed" or run.deleted:
             # Spooled or refused (no key: the bundle stays where it is), Failed (nothing read), or
             # the capture is being deleted: assess only removes the copy, if any.
-            return await asyncio.shield(loop.run_in_executor(self.executor, functools.partial(
+            return await asyncio.shield(loop.run_in_executor(executor, functools.partial(
                 work.assess, collected, stored, analyse=False)))
         job: asyncio.Future[PodResult] | None = None
         try:
             # A failed write is logged by the writer and not fatal: the final one lists it too.
             await asyncio.wait({run.set_pod(stored)})
             async with self.analyses:
-                job = loop.run_in_executor(self.executor, functools.partial(
+                job = loop.run_in_executor(executor, functools.partial(
                     work.assess, collected, stored, analyse=not run.deleted))
                 return await asyncio.shield(job)
         except BaseException:
@@ -287,10 +352,11 @@ class PodScheduler:
                 collected.discard()
             raise
 
-    def close_later(self, prepared: capturing.Prepared | PodResult) -> None:
-        """Close a prepared pod's connections off the event loop (closing waits on the pod)."""
+    def close_later(self, prepared: capturing.Prepared | PodResult, executor: Executor | None = None) -> None:
+        """Close a prepared pod's connections off the event loop (closing waits on the pod), in
+        ``executor`` (None: the shared one)."""
         if isinstance(prepared, capturing.Prepared):
             try:
-                self.executor.submit(prepared.close)
+                (executor or self.executor).submit(prepared.close)
             except RuntimeError:  # the executor is shutting down with the operator
                 prepared.close()

@@ -39,6 +39,7 @@ class Runtime:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pods.close()
         self.kube.close()
 
 

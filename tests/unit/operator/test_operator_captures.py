@@ -3,18 +3,24 @@
 Cases: a status write answered with a deletionTimestamp, or a 404, says the capture is being
 deleted; the write goes to the status subresource as a merge patch; the keys deleted with a
 capture include those only named by an uploadKey; deletion waits for the handler while bundles
-may still come; handlers before start-up retry instead of failing; a pod's Event names its bundle.
+may still come; handlers before start-up retry instead of failing; a pod's Event names its bundle;
+a capture fired on memory runs its template cut to the quick steps on the pod scheduler's urgent
+path, and writes status.firing with its Running status; other captures take the regular path.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 import operator_fakes
 import pytest
 
-from debugcap.operator import captures, runtime
+from debugcap import templates
+from debugcap.collectors import COLLECTORS
+from debugcap.operator import captures, runtime, targets, templating
+from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.results import PodResult
 
 STATUS = "/apis/debugcap.io/v1alpha1/namespaces/ns/debugcaptures/cap/status"
@@ -61,3 +67,45 @@ def test_a_pods_event_names_its_bundle_and_the_pod_is_counted(monkeypatch: pytes
                                       duration_seconds=3.2))
     assert posted == [{"type": "Normal", "reason": "PodCaptured", "message": "pod api-1: Completed in 3s, bundle s3://b/k"}]
     assert metrics.POD_CAPTURES.labels("Completed")._value.get() == before + 1
+
+
+class Pods:
+    """The pod scheduler as the create handler sees it: notes how each pod was handed over."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool, tuple[str, ...]]] = []
+
+    async def capture(self, run: Any, namespace: str, pod: str, work: Any, *, urgent: bool = False,
+                      **_: Any) -> PodResult:
+        ran = tuple(s.collector for s in work.template.steps if not s.skipped)
+        self.calls.append((pod, urgent, ran))
+        return PodResult(name=pod, phase="Completed", key=f"k/{pod}.tar.gz")
+
+
+@pytest.mark.parametrize(("reason", "urgent"), [("memoryPercentOfLimit", True), ("restarted", False), (None, False)],
+                         ids=["memory", "restart", "not-fired"])
+def test_a_memory_firing_takes_the_urgent_path_with_its_quick_steps_and_the_status_says_what_fired(
+        monkeypatch: pytest.MonkeyPatch, reason: str | None, urgent: bool) -> None:
+    kube: Any = operator_fakes.FakeKube({STATUS: {"metadata": {"name": "cap"}}})
+    pods = Pods()
+    rt: Any = runtime.Runtime(config=DebugcapConfig(), kube=kube, store=None, executor=None,  # type: ignore[arg-type]
+                              pods=pods)  # type: ignore[arg-type]
+    monkeypatch.setattr(kopf, "event", lambda *_a, **_kw: None)  # kopf posts only inside its loop
+    monkeypatch.setattr(templating, "expand_template",
+                        lambda _kube, request: templates.expand(request.template, collectors=COLLECTORS))
+    monkeypatch.setattr(targets, "find_pods", lambda _kube, _ns, request: targets.PodSelection(pods=("api-1",)))
+    firing = {"trigger": "api-pre-oom", "reason": reason, "value": "83% of the limit", "observed": 83.0,
+              "time": "2026-12-04T21:00:00Z"}
+    spec = {"target": {"pod": "api-1"}, "template": "debug-full", **({"firing": firing} if reason else {})}
+    body = kopf.Body({"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",  # type: ignore[typeddict-item]
+                      "metadata": {"name": "cap", "namespace": "ns", "uid": "u1", "generation": 1}, "spec": spec})
+    asyncio.run(captures._run_capture(rt, body))
+    [(pod, taken, ran)] = pods.calls
+    assert (pod, taken) == ("api-1", urgent)
+    assert ("pprof-cpu" in ran) is not urgent and ran[0] == ("pprof-heap" if urgent else "pod-yaml")
+    written = [call[2]["status"] for call in kube.calls if call[0] == "PATCH"]
+    running = next(w for w in written if w.get("phase") == "Running")
+    assert running.get("firing") == ({**firing, "reason": reason} if reason else None)
+    if reason:
+        assert f"fired by DebugTrigger api-pre-oom ({reason})" in running["message"]
+        assert written[-1]["firing"] == running["firing"] and written[-1]["phase"] == "Completed"
