@@ -38,7 +38,11 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from debugcap.errors import ConfigError
-from debugcap.operator import runtime, triggers
+
+# startup is imported for its registration: kopf runs start-up handlers in the order they were
+# registered, which is import order, and startup.configure (which makes the runtime) must run
+# before start_alert_receiver whatever order handlers.py imports the modules in.
+from debugcap.operator import runtime, startup, triggers  # noqa: F401
 from debugcap.operator.alerts import AlertPayloadError, AlertRef, InvalidAlert, Notification, read_payload
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.triggers import AlertOutcome

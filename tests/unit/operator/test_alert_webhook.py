@@ -9,7 +9,8 @@ a log line), one that finds the operator stopping 503; GET is 405. Each request 
 ``debugcap_alert_webhook_requests_total`` under its outcome, and the token is in no log line. Over
 TLS (a self-signed certificate made with openssl) the receiver answers HTTPS and refuses plain
 HTTP. The token file is required and non-empty, a bad certificate is a ConfigError; the kopf
-start-up handler serves on the configured port (nothing when it is 0) and stops at clean-up.
+start-up handler serves on the configured port (nothing when it is 0), after configure has made
+the runtime, and stops at clean-up.
 """
 
 from __future__ import annotations
@@ -352,3 +353,10 @@ def test_the_handlers_serve_the_configured_port_through_the_triggers_until_clean
     assert (served, stopping, refused) == (200, 503, True)
     assert seen[0][0] is memo.runtime and [r.pod for r in seen[0][1]] == ["w-1"]
     assert "alert_receiver" not in memo
+
+
+def test_kopf_runs_configure_before_the_receiver_starts_whatever_the_import_order() -> None:
+    from debugcap.operator import handlers  # noqa: F401  (registers every handler, as kopf run -m does)
+
+    ids = [h.id for h in kopf.get_default_registry()._activities.get_all_handlers()]  # noqa: SLF001
+    assert ids.index("configure") < ids.index("start_alert_receiver")
