@@ -31,7 +31,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 from aiohttp import web
@@ -254,8 +254,7 @@ async def _fire(memo: kopf.Memo, refs: Sequence[AlertRef]) -> list[AlertOutcome]
     rt = memo.get("runtime")  # gone once the clean-up handler has closed it
     if not isinstance(rt, runtime.Runtime):
         raise Unavailable("the operator is starting or stopping; Alertmanager will send the alerts again")
-    # triggers.AlertRef is a Protocol of plain (settable) attributes; ours is frozen, read-only.
-    return await triggers.fire_for_alerts(rt, cast("Sequence[triggers.AlertRef]", refs))
+    return await triggers.fire_for_alerts(rt, refs)
 
 
 @kopf.on.cleanup()

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from debugcap import errors, resources
-from debugcap.kube.client import Kube, group_path
+from debugcap.kube.client import Kube, core_path, group_path
 from debugcap.operator.reporting import parse_stamp, stamp
 from debugcap.operator.scheduling import TERMINAL
 from debugcap.operator.triggering import Crossing, Past, TriggerSpec
@@ -131,6 +131,22 @@ def write_status(kube: Kube, namespace: str, name: str, fields: Mapping[str, Any
 def list_triggers(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     listed: Any = kube.get_json(group_path(GROUP, VERSION, resources.TRIGGERS, namespace))
     return list(listed.get("items") or [])
+
+
+def post_event(kube: Kube, trigger: Mapping[str, Any], ok: bool, reason: str, message: str, *,
+               now: datetime) -> None:
+    """An Event on the trigger, through the API: firings come from the check's timer and from the
+    Alertmanager receiver, which runs outside kopf's handlers (where ``kopf.event`` has no queue)."""
+    meta = trigger["metadata"]
+    when = stamp(now)
+    kube.post_json(core_path("events", str(meta["namespace"])), {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{str(meta['name'])[:200]}.", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": resources.API_VERSION, "kind": "DebugTrigger", "name": meta["name"],
+                           "namespace": meta["namespace"], "uid": meta.get("uid", "")},
+        "reason": reason, "message": errors.shorten(message, 1024), "type": "Normal" if ok else "Warning",
+        "source": {"component": "debugcap-operator"}, "firstTimestamp": when, "lastTimestamp": when, "count": 1,
+    })
 
 
 def _time(text: object) -> datetime | None:

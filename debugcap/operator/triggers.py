@@ -11,6 +11,7 @@ per-trigger lock and limits as the check.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import kopf
 
 from debugcap import errors, resources
 from debugcap.operator import conditions, metrics, runtime, templating, trigger_checks, trigger_firing, triggering
-from debugcap.operator.reporting import event, parse_stamp, stamp
+from debugcap.operator.reporting import parse_stamp, stamp
 from debugcap.operator.triggering import Crossing, Reading, TriggerSpec, Verdict
 
 GROUP: Final = resources.GROUP
@@ -37,10 +38,14 @@ SIGNALS_SHOWN: Final = 20
 class AlertRef(Protocol):
     """One firing alert, as :mod:`~debugcap.operator.alerts` parses it."""
 
-    alertname: str
-    namespace: str
-    pod: str
-    starts_at: str
+    @property
+    def alertname(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def pod(self) -> str: ...
+    @property
+    def starts_at(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,8 @@ async def fire(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger:
                 made = await runtime.in_thread(trigger_firing.create, kube, body)
                 entries.append(trigger_firing.firing_entry(c, made))
                 metrics.TRIGGER_FIRINGS.labels(namespace, name, c.reason).inc()
-                event(kopf.Body(cast(kopf.RawBody, dict(fresh))), True, "Fired",
-                      f"{c.reason} of pod {c.pod}: {c.value}; created DebugCapture {made}")
+                await _event(rt, fresh, True, "Fired",
+                             f"{c.reason} of pod {c.pod}: {c.value}; created DebugCapture {made}")
                 out.append((v, made))
                 continue
             out.append((v, ""))
@@ -172,7 +177,7 @@ async def fire(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger:
                 continue
             suppressed += 1
             metrics.TRIGGER_SUPPRESSED.labels(namespace, name, c.reason, v.limit).inc()
-            _tell_suppressed(state, fresh, spec, v, now)
+            await _tell_suppressed(rt, state, fresh, spec, v, now)
         if entries or suppressed:
             fields: dict[str, Any] = {"suppressedTotal": int(current.get("suppressedTotal") or 0) + suppressed}
             if entries:
@@ -184,8 +189,17 @@ async def fire(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger:
         return out
 
 
-def _tell_suppressed(state: trigger_checks.TriggerState, trigger: Mapping[str, Any], spec: TriggerSpec,
-                     verdict: Verdict, now: datetime) -> None:
+async def _event(rt: runtime.Runtime, trigger: Mapping[str, Any], ok: bool, reason: str, message: str) -> None:
+    try:
+        await runtime.in_thread(trigger_firing.post_event, rt.kube, trigger, ok, reason, message,
+                                now=datetime.now(UTC))
+    except errors.KubeError as exc:  # an Event is worth a log line, never a lost firing
+        logging.getLogger(__name__).warning("could not post Event %s on DebugTrigger %s: %s", reason,
+                                            trigger["metadata"]["name"], exc)
+
+
+async def _tell_suppressed(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger: Mapping[str, Any],
+                           spec: TriggerSpec, verdict: Verdict, now: datetime) -> None:
     """One Event per pod, signal and limit per cooldown: a signal that stays high for an hour is
     counted at every check (the metric) but told once in a while."""
     key = (verdict.crossing.pod, verdict.crossing.reason, verdict.limit)
@@ -193,9 +207,9 @@ def _tell_suppressed(state: trigger_checks.TriggerState, trigger: Mapping[str, A
     if told is not None and now - told < max(spec.cooldown, timedelta(minutes=1)):
         return
     state.told[key] = now
-    event(kopf.Body(cast(kopf.RawBody, dict(trigger))), False, "FiringSuppressed",
-          f"{verdict.crossing.reason} of pod {verdict.crossing.pod} ({verdict.crossing.value}) did not fire: "
-          f"{verdict.message}")
+    await _event(rt, trigger, False, "FiringSuppressed",
+                 f"{verdict.crossing.reason} of pod {verdict.crossing.pod} ({verdict.crossing.value}) did not fire: "
+                 f"{verdict.message}")
 
 
 def _check_message(spec: TriggerSpec, readings: Sequence[Reading], failed: Sequence[Reading], note: str) -> str:
