@@ -18,7 +18,7 @@ import os
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,14 @@ def wait_for(ok: Callable[[], Any], seconds: float, what: str, every: float = 0.
 
 
 @pytest.fixture
-def trigger_env(operator_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def trigger_env(operator_env: None, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The operator runs on the node itself here, which routes to pod IPs: the signals go direct,
     # as they do from an operator pod (auto picks pods/proxy outside the cluster's pod network).
     monkeypatch.setenv("DEBUGCAP_OPERATOR_TRANSPORT", "direct")
     monkeypatch.setenv("DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES", "10")
+    # Its cap counts the triggered captures of the namespaces it serves: this test's, not those of
+    # a benchmark or demo running beside it.
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_NAMESPACES", namespace)
 
 
 @pytest.fixture
@@ -195,3 +198,94 @@ def test_memory_trigger_catches_the_heap_before_the_oom_kill_then_the_restart(
     assert caught >= 9, f"heap caught before the kill in only {caught} of 10 pods: {lead_times}"
     trigger = kube.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "debugtriggers", "pre-oom")
     assert trigger["status"]["firedTotal"] == len(made) and trigger["status"]["firings"]
+
+
+def firing_times(made: list[dict[str, Any]]) -> list[datetime]:
+    return sorted(_stamp(c["spec"]["firing"]["time"]) for c in made)
+
+
+def test_goroutine_count_and_growth_fire_on_the_leaking_pod_only(
+        run_operator: Callable[[], KopfRunner], kube: Kube, core: k8s.CoreV1Api, testbed: Testbed,
+        namespace: str) -> None:
+    make_pod(core, testbed, namespace, "leaking", env={"GOAPP_LEAK_GOROUTINES": "20"}, labels={"app": "gor"})
+    make_pod(core, testbed, namespace, "healthy", env={}, labels={"app": "gor"})
+    run_operator()
+    apply_trigger(kube, namespace, "goroutines", {
+        "target": {"selector": {"matchLabels": {"app": "gor"}}},
+        "when": {"goroutines": 300, "goroutineGrowthPerMinute": 600}, "checkIntervalSeconds": 2})
+
+    def both_fired() -> list[dict[str, Any]] | None:
+        made = captures(kube, namespace, "goroutines")
+        reasons = {(c["spec"]["target"]["pod"], c["spec"]["firing"]["reason"]) for c in made}
+        return made if {("leaking", "goroutines"), ("leaking", "goroutineGrowthPerMinute")} <= reasons else None
+
+    made = wait_for(both_fired, 150, "the leaking pod's goroutine count and growth to fire")
+    assert {c["spec"]["target"]["pod"] for c in made} == {"leaking"}
+    growth = next(c for c in made if c["spec"]["firing"]["reason"] == "goroutineGrowthPerMinute")
+    assert growth["spec"]["firing"]["observed"] >= 600 and "/min" in growth["spec"]["firing"]["value"]
+    assert growth["metadata"]["labels"]["debugcap.io/trigger-reason"] == "goroutineGrowthPerMinute"
+    # The healthy pod was read, and stayed under both thresholds.
+    trigger = kube.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "debugtriggers", "goroutines")
+    seen = {s["pod"]: s for s in trigger["status"].get("signals") or []}
+    assert "error" not in seen.get("healthy", {"error": "not read"}) and seen["healthy"]["goroutines"] < 300
+    ready = next(c for c in trigger["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and "watching 2 pod(s)" in trigger["status"]["message"]
+
+
+def test_cooldown_and_hourly_limit_hold_across_an_operator_restart(
+        run_operator: Callable[[], KopfRunner], kube: Kube, core: k8s.CoreV1Api, testbed: Testbed,
+        namespace: str) -> None:
+    """A signal that stays high: one firing per cooldown, three in the hour, whoever runs the operator."""
+    make_pod(core, testbed, namespace, "leaking", env={"GOAPP_LEAK_GOROUTINES": "5"}, labels={"app": "storm"})
+    first = run_operator()
+    apply_trigger(kube, namespace, "storm", {
+        "target": {"selector": {"matchLabels": {"app": "storm"}}}, "when": {"goroutines": 10},
+        "checkIntervalSeconds": 1, "cooldown": "20s", "maxCapturesPerHour": 3})
+    wait_for(lambda: len(captures(kube, namespace, "storm")) >= 2, 120, "two firings, one cooldown apart")
+    first.__exit__(None, None, None)  # the operator goes away mid-storm, and another takes over
+    run_operator()
+    wait_for(lambda: len(captures(kube, namespace, "storm")) >= 3, 120, "the third firing, after the restart")
+    # Long enough for a fourth had the hourly limit not held (the cooldown is 20 s): polled, not slept.
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        assert len(captures(kube, namespace, "storm")) == 3
+        time.sleep(1)
+    times = firing_times(captures(kube, namespace, "storm"))
+    assert all(b - a >= timedelta(seconds=20) for a, b in zip(times, times[1:], strict=False)), times
+    trigger = kube.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "debugtriggers", "storm")
+    assert trigger["status"]["firedTotal"] == 3 and trigger["status"]["suppressedTotal"] > 0
+    assert [f["reason"] for f in trigger["status"]["firings"]] == ["goroutines"] * 3
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=storm").items
+    reasons = {e.reason for e in events}
+    assert "Fired" in reasons and "FiringSuppressed" in reasons
+    assert any("spec.maxCapturesPerHour is 3" in (e.message or "") for e in events)
+
+
+@pytest.mark.parametrize(("when", "words"), [
+    ({}, "spec.when"),
+    ({"restarted": False}, "spec.when needs at least one condition"),
+    ({"memoryPercentOfLimit": 150}, "spec.when.memoryPercentOfLimit"),
+    ({"goroutines": 0}, "spec.when.goroutines"),
+])
+def test_the_schema_refuses_a_trigger_without_a_condition_or_out_of_range(
+        crds: None, kube: Kube, namespace: str, when: dict[str, Any], words: str) -> None:
+    with pytest.raises(k8s.ApiException) as caught:
+        apply_trigger(kube, namespace, "bad", {"target": {"pod": "x"}, "when": when})
+    assert caught.value.status == 422 and words in str(caught.value.body)
+
+
+def test_an_unknown_template_stalls_the_trigger_naming_the_field(
+        run_operator: Callable[[], KopfRunner], kube: Kube, namespace: str) -> None:
+    run_operator()
+    apply_trigger(kube, namespace, "typo", {"target": {"pod": "x"}, "when": {"goroutines": 10},
+                                            "template": "go-heap-typo"})
+
+    def stalled() -> dict[str, Any] | None:
+        status = kube.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "debugtriggers",
+                                                            "typo").get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == "Stalled" and c["status"] == "True"),
+                    None)
+
+    condition = wait_for(stalled, 60, "the trigger to be Stalled")
+    assert condition["message"].startswith('spec.template: unknown template "go-heap-typo"')
+    assert captures(kube, namespace, "typo") == []
