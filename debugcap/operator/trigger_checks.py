@@ -64,6 +64,9 @@ class TriggerStates:
         self.kube, self.transport = kube, signal_transport(config, kube)
         self.executor = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="trigger-read")
         self.states: dict[str, TriggerState] = {}
+        # Held from counting the running triggered captures to creating the new ones, so two
+        # triggers firing at once cannot both take the operator's last place.
+        self.firing = asyncio.Lock()
 
     def of(self, uid: str) -> TriggerState:
         state = self.states.get(uid)

@@ -148,7 +148,7 @@ async def fire(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger:
     meta = trigger["metadata"]
     namespace, name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
     kube = rt.kube
-    async with state.lock:
+    async with state.lock, _states(rt).firing:
         fresh = await runtime.in_thread(trigger_firing.read_trigger, kube, namespace, name)
         current = fresh.get("status") or {}
         owned = await runtime.in_thread(trigger_firing.owned_captures, kube, namespace, name, uid)
