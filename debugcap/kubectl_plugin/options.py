@@ -29,6 +29,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # click's own code for bad flags
     NOTHING_COLLECTED = 3  # the capture ran, but no collector produced anything useful
     VERIFY_FAILED = 4  # a bundle does not match its checksums
+    PARTIALLY_FAILED = 5  # create --wait: bundles were stored, but some pod or collector failed
 
 
 def kube_options(fn: F) -> F:
