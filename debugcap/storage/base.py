@@ -31,6 +31,14 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
+class MissingObjectError(StorageError):
+    """The key is not stored (deleted, expired, or never uploaded)."""
+
+
+class CorruptObjectError(StorageError):
+    """The object read does not match the SHA-256 recorded with it: a reader must not keep it."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str

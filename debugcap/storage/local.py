@@ -60,7 +60,7 @@ class LocalBackend(base.StorageBackend):
         source = self._path(key)
         expected = self.sha256(key=key)
         if expected is None:
-            raise StorageError(
+            raise base.MissingObjectError(
                 f"{key!r} is not in {self.describe()}; list what is there with list(prefix=...)"
             )
         try:
@@ -70,7 +70,7 @@ class LocalBackend(base.StorageBackend):
             raise self._error("fetching", key, exc) from exc
         if digest != expected:
             Path(dest).unlink(missing_ok=True)
-            raise StorageError(
+            raise base.CorruptObjectError(
                 f"{key!r} in {self.describe()} is corrupt: sha256 {digest}, recorded {expected}; "
                 f"restore it from the spool or another copy"
             )

@@ -383,7 +383,7 @@ class S3Backend(base.StorageBackend):
         dest = Path(dest)
         stored = self._retrying("reading", key, lambda: self._stat_sha256(key))
         if stored is None:
-            raise StorageError(
+            raise base.MissingObjectError(
                 f"s3://{self._settings.bucket}/{key} at {self._host} does not exist; "
                 f"list stored bundles with list(prefix=...)"
             )
@@ -398,7 +398,7 @@ class S3Backend(base.StorageBackend):
             )
             digest, size = base.file_sha256(tmp)
             if expected is not None and digest != expected:
-                raise StorageError(
+                raise base.CorruptObjectError(
                     f"s3://{self._settings.bucket}/{key} at {self._host} is corrupt: sha256 {digest}, "
                     f"recorded {expected}; re-upload it from the spool or another copy"
                 )
