@@ -13,7 +13,17 @@ from typing import Any
 import click
 
 from debugcap import __version__, errors
-from debugcap.kubectl_plugin.commands import analyze, bundles, captures, templates, trace
+from debugcap.kubectl_plugin.commands import (
+    analyze,
+    bundles,
+    captures,
+    delete,
+    describe,
+    download,
+    logs,
+    templates,
+    trace,
+)
 
 
 class DebugcapGroup(click.Group):
@@ -44,7 +54,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in [*captures.COMMANDS, *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
+for command in [*captures.COMMANDS, *describe.COMMANDS, *download.COMMANDS, *delete.COMMANDS, *logs.COMMANDS,
+                *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
     cli.add_command(command)
 
 

@@ -146,3 +146,59 @@ def read(kube: Kube, namespace: str | None, name: str | None) -> list[dict[str, 
             raise
         raise _reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; '
                              f"{hints.list_captures(namespace)}") from exc
+
+
+def read_one(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """The DebugCapture ``name``; a missing one is a ``NotFoundError`` naming the namespace and
+    ``kubectl debugcap get``."""
+    return read(kube, namespace, name)[0]
+
+
+def read_if_present(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    """The DebugCapture, or None once it is gone (waiting for a deletion, following a capture)."""
+    try:
+        found: dict[str, Any] = kube.get_json(_path(namespace, name))
+    except errors.NotFoundError as exc:
+        if _crds_missing(exc):
+            raise
+        return None
+    return found
+
+
+def select(kube: Kube, namespace: str, selector: str | None) -> list[dict[str, Any]]:
+    """The DebugCaptures of ``namespace`` whose labels match ``selector`` (None: all of them)."""
+    try:
+        listed = kube.get_json(_path(namespace), [("labelSelector", selector)] if selector else [])
+    except errors.NotFoundError as exc:
+        if _crds_missing(exc):
+            raise _reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
+        raise
+    items: list[dict[str, Any]] = listed["items"]
+    return items
+
+
+def delete(kube: Kube, namespace: str, name: str) -> bool:
+    """Delete the DebugCapture ``name``; False when it was already gone."""
+    try:
+        kube.delete(_path(namespace, name))
+    except errors.NotFoundError:
+        return False
+    except errors.ForbiddenError as exc:
+        if exc.status != 403:
+            raise
+        raise _reworded(exc, f'not allowed to delete debugcaptures in namespace "{namespace}"; '
+                             f"{hints.ask_rights('delete', 'debugcaptures.debugcap.io', namespace)}") from exc
+    return True
+
+
+def events(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Events of ``obj`` (by uid: a capture deleted and created again under its name has
+    its own), oldest first as the API server lists them; raises ``ForbiddenError`` when the user
+    may not list Events, which callers show as a note rather than fail on."""
+    from debugcap.kube.client import core_path
+
+    meta = obj["metadata"]
+    selector = f"involvedObject.uid={meta['uid']}" if meta.get("uid") else f"involvedObject.name={meta['name']}"
+    listed = kube.get_json(core_path("events", meta["namespace"]), [("fieldSelector", selector)])
+    items: list[dict[str, Any]] = listed.get("items") or []
+    return items

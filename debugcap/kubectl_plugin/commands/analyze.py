@@ -25,6 +25,7 @@ import click
 from debugcap import __version__ as _version
 from debugcap import errors
 from debugcap.bundle import layout
+from debugcap.kubectl_plugin.commands.capture_input import CaptureName, PathOrCapture, capture_options, local_input
 from debugcap.kubectl_plugin.options import ExitCode
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ _FORCE = click.option("--force", is_flag=True,
                       help="Read what is readable of a bundle that fails its checks (corrupt, cut short, no "
                            "manifest.json); the output is marked unverified.")
 _EXISTING_ANY = click.Path(exists=True, path_type=Path)
+_EXISTING_OR_CAPTURE = PathOrCapture()  # a file, a directory, or a capture NAME (capture_input.py)
 _BUNDLE_KINDS = ("directory", "archive")
 
 
@@ -133,7 +135,7 @@ def _profile_input(path: Path, name: str | None, force: bool) -> tuple[bytes, st
 
 
 @click.command("top")
-@click.argument("profile", type=_EXISTING_ANY)
+@click.argument("profile", type=_EXISTING_OR_CAPTURE)
 @click.option("--profile", "profile_name", type=click.Choice(list(layout.PPROF_PROFILES)),
               help="With a bundle as PROFILE: which of its profiles to show.")
 @click.option("--sample-index", "sample_index", metavar="NAME",
@@ -143,19 +145,24 @@ def _profile_input(path: Path, name: str | None, force: bool) -> tuple[bytes, st
               help="Hide functions whose cum is below this share, as pprof does.")
 @_OUTPUT
 @_FORCE
-def top(profile: Path, profile_name: str | None, sample_index: str | None, limit: int | None,
-        node_fraction: float | None, output: str, force: bool) -> None:
+@capture_options
+def top(profile: Path | CaptureName, profile_name: str | None, sample_index: str | None, limit: int | None,
+        node_fraction: float | None, output: str, force: bool, pod: str | None, **kube: Any) -> None:
     """Functions of a pprof PROFILE by flat and cumulative value, as `go tool pprof -top` prints them.
 
-    PROFILE is a profile file, or a bundle (.tar.gz or unpacked directory) with --profile.
+    PROFILE is a profile file, or a bundle (.tar.gz or unpacked directory) or a capture NAME
+    (its bundle downloaded, verified and cached) with --profile.
 
     \b
     Examples:
       kubectl debugcap top bundle/pprof/heap.pb.gz --sample-index alloc_space --limit 20
       kubectl debugcap top ns_pod_20261123T160000Z.tar.gz --profile cpu
+      kubectl debugcap top api-1-debug-full-20261123160000 -n prod --profile cpu
     """
     from debugcap.analysis import hints, pprof
     from debugcap.analysis.rendering import pprof_text
+
+    profile = local_input(profile, pod, kube, "PROFILE")
 
     data, label, kind, unverified = _profile_input(profile, profile_name, force)
     prof = _parse_profile(data, label)
@@ -202,13 +209,15 @@ def _bundle_dump(path: Path, force: bool) -> tuple[goroutine_dumps.DumpDict, str
 
 
 @click.command("goroutines")
-@click.argument("dump", type=_EXISTING_ANY)
+@click.argument("dump", type=_EXISTING_OR_CAPTURE)
 @_OUTPUT
 @_FORCE
-def goroutines_cmd(dump: Path, output: str, force: bool) -> None:
+@capture_options
+def goroutines_cmd(dump: Path | CaptureName, output: str, force: bool, pod: str | None, **kube: Any) -> None:
     """Group a goroutine DUMP (debug=2 or debug=1) by the application function each waits in.
 
-    DUMP is a dump file or a bundle (.tar.gz or unpacked directory). Goroutines are grouped by
+    DUMP is a dump file, a bundle (.tar.gz or unpacked directory) or a capture NAME (its bundle
+    downloaded, verified and cached). Goroutines are grouped by
     state and the first frame of the program's own code (not the runtime's, the standard
     library's or a dependency's); large parked groups are flagged as leak suspects.
 
@@ -216,9 +225,12 @@ def goroutines_cmd(dump: Path, output: str, force: bool) -> None:
     Examples:
       kubectl debugcap goroutines bundle/pprof/goroutine-debug2.txt
       kubectl debugcap goroutines ns_pod_20261123T160000Z.tar.gz
+      kubectl debugcap goroutines api-leak-20261123160000 -n prod --pod api-7c9f-2
     """
     from debugcap.analysis import goroutines, hints
     from debugcap.analysis.rendering import text
+
+    dump = local_input(dump, pod, kube, "DUMP")
 
     unverified: list[str] | None = None
     if _kind(dump) in _BUNDLE_KINDS:
@@ -316,7 +328,7 @@ def _diff_profiles(base: Path, new: Path, sample_index: str | None, fraction: fl
 
 
 @click.command("report")
-@click.argument("bundle", type=_EXISTING_ANY)
+@click.argument("bundle", type=_EXISTING_OR_CAPTURE)
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Also write a self-contained HTML report with flame graphs to FILE.")
 @click.option("--speedscope", "speedscope_file",
@@ -324,16 +336,21 @@ def _diff_profiles(base: Path, new: Path, sample_index: str | None, fraction: fl
               help="Also write every profile as speedscope JSON to FILE.")
 @_OUTPUT
 @_FORCE
-def report_cmd(bundle: Path, html_file: Path | None, speedscope_file: Path | None, output: str,
-               force: bool) -> None:
-    """Summarise a BUNDLE (.tar.gz or unpacked directory): findings first, then the evidence.
+@capture_options
+def report_cmd(bundle: Path | CaptureName, html_file: Path | None, speedscope_file: Path | None, output: str,
+               force: bool, pod: str | None, **kube: Any) -> None:
+    """Summarise a BUNDLE (.tar.gz or unpacked directory, or a capture NAME: its bundle downloaded,
+    verified and cached): findings first, then the evidence.
 
     \b
-    Example:
+    Examples:
       kubectl debugcap report ns_pod_20261123T160000Z.tar.gz --html report.html
+      kubectl debugcap report api-1-debug-full-20261123160000 -n prod
     """
     from debugcap.analysis import bundle_reading, flames, report
     from debugcap.analysis.rendering import html, speedscope, text
+
+    bundle = local_input(bundle, pod, kube, "BUNDLE")
 
     flame_graphs: list[flames.Flame] | None = [] if html_file else None
     profiles: dict[str, pprof_format.Profile] | None = {} if speedscope_file else None

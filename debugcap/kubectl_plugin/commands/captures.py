@@ -24,6 +24,7 @@ import click
 
 from debugcap import errors
 from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin.commands import create_wait
 from debugcap.kubectl_plugin.options import (
     ExitCode,
     KubeFlags,
@@ -47,7 +48,7 @@ OPERATOR_ONLY = {
     "-o/--output": "it prints the DebugCapture instead of creating it",
 }
 LOCAL_ONLY = {
-    "--output-dir": "the operator writes bundles in the cluster",
+    "--output-dir": "the operator writes bundles in the cluster; with --wait --download it is where they go",
     "--upload": "the operator stores every bundle itself",
     "--no-redact": "the operator always redacts",
 }
@@ -126,6 +127,7 @@ class CreateOptions:
     ttl: str | None = None
     output: str | None = None
     kube: KubeFlags = field(default_factory=KubeFlags)
+    waiting: create_wait.WaitFlags = field(default_factory=create_wait.WaitFlags)
     # Filled by validate() and complete().
     namespace: str = ""
     _target: dict[str, Any] = field(default_factory=dict, repr=False)  # spec.target
@@ -136,6 +138,7 @@ class CreateOptions:
 
     def validate(self) -> None:
         """Reject flags of the other mode and bad values; reads no kubeconfig, contacts nothing."""
+        create_wait.validate(self.waiting, local=self.local, output=self.output)
         if self.local:
             self._validate_local()
         else:
@@ -160,10 +163,13 @@ class CreateOptions:
             check_output_dir(self.output_dir)
 
     def _validate_operator(self) -> None:
-        given = {"--output-dir": self.output_dir is not None, "--upload": self.upload, "--no-redact": not self.redact}
+        given = {"--output-dir": self.output_dir is not None and not self.waiting.download, "--upload": self.upload,
+                 "--no-redact": not self.redact}
         wrong = {flag: why for flag, why in LOCAL_ONLY.items() if given[flag]}
         if wrong:
             raise _misplaced(wrong, "with --local")
+        if self.output_dir is not None:  # where --download puts the bundles
+            check_output_dir(self.output_dir)
         self._target, self._short = debugcaptures.target_spec(self.target, self.selector)
         self._params = dict(debugcaptures.parameters(parse_params(self.params), self.pprof_port, self.timeout,
                                                      self.deadline))
@@ -205,9 +211,12 @@ class CreateOptions:
         assert self._client is not None, "complete() first"
         try:
             debugcaptures.create(self._client, obj)
+            click.echo(f"debugcapture.debugcap.io/{name} created")
+            if self.waiting.wait:
+                create_wait.wait(self._client, self.namespace, name, self.waiting, self.output_dir)
+                return
         finally:
             self._client.close()
-        click.echo(f"debugcapture.debugcap.io/{name} created")
         click.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
 
     def _run_local(self) -> None:
@@ -306,8 +315,9 @@ def _human(size: int) -> str:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Template parameter, e.g. -p cpu_seconds=10 (repeatable).")
 @click.option("--local", is_flag=True, help="Capture from this machine with your kubeconfig (no operator).")
-@click.option("--output-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the bundle is written (--local; default: the current directory).")
+@click.option("-d", "--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the bundle is written (--local), or downloaded (--wait --download); default: the current "
+                   "directory.")
 @click.option("--upload", is_flag=True,
               help="Also store the bundle: S3 when DEBUGCAP_S3_ENDPOINT is set, else DEBUGCAP_LOCAL_STORE (--local).")
 @click.option("--redact/--no-redact", default=True, show_default=True,
@@ -331,6 +341,7 @@ def _human(size: int) -> str:
 @click.option("--name", default=None, help="Name of the DebugCapture (and of the capture).")
 @click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
 @output_option("yaml", "json", default=None, help="Print the DebugCapture in this format instead of creating it.")
+@create_wait.wait_options
 @kube_options
 def create(namespace: str | None, context: str | None, kubeconfig: str | None, request_timeout: float,
            **flags: Any) -> None:
@@ -341,10 +352,12 @@ def create(namespace: str | None, context: str | None, kubeconfig: str | None, r
       kubectl debugcap create pod/api-1 -t debug-full                # the operator captures
       kubectl debugcap create deployment/api -t go-profile -n prod
       kubectl debugcap create -l app=api -t go-leak -p snapshots=5 --ttl 7d
+      kubectl debugcap create pod/api-1 -t debug-full --wait --download   # follow it, fetch the bundle
       kubectl debugcap create pod/api-1 -t debug-full -o yaml        # print, do not create
       kubectl debugcap create pod/api-1 -t debug-full --local        # capture from this machine
     """
-    opts = CreateOptions(**flags, kube=KubeFlags(namespace, context, kubeconfig, request_timeout))
+    waiting = create_wait.WaitFlags.pop(flags)
+    opts = CreateOptions(**flags, kube=KubeFlags(namespace, context, kubeconfig, request_timeout), waiting=waiting)
     opts.validate()
     opts.complete()
     opts.run()

@@ -1,0 +1,111 @@
+"""``kubectl debugcap download NAME``: a capture's bundles, fetched from S3 and verified.
+
+The bundles are read with the user's own S3 settings (the ``DEBUGCAP_S3_*`` variables of
+``create --upload``; :func:`debugcap.kubectl_plugin.fetching.source_for`) and kept only when
+they match both the SHA-256 and size the operator recorded in the status and their own manifest;
+a bundle that does not is deleted and the command exits 4, as ``verify`` does. The same download
+serves ``create --wait --download`` and the analysis verbs given a capture NAME
+(:func:`download_bundles`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin.commands.captures import check_name, check_output_dir
+from debugcap.kubectl_plugin.options import ExitCode, KubeFlags, kube_options
+
+if TYPE_CHECKING:
+    from debugcap.kube.client import Kube
+    from debugcap.kubectl_plugin.fetching import BundleRef, Fetched
+
+
+class RefusedError(click.ClickException):
+    """A fetched bundle did not match its checksums: the exit code of ``verify`` for the same bundle."""
+
+    exit_code = ExitCode.VERIFY_FAILED
+
+
+def download_bundles(obj: dict[str, Any], dest_for: Callable[[BundleRef], Path], pod: str | None = None,
+                     *, print_paths: bool = True) -> list[Fetched]:
+    """Fetch and verify the capture's bundles (of ``pod`` only, when given); each one kept is said
+    on stderr, and its path printed on stdout with ``print_paths``. Raises :class:`RefusedError`
+    after the others are fetched when one does not match."""
+    from debugcap.kubectl_plugin import fetching
+    from debugcap.kubectl_plugin.describing import human_size
+
+    kept, refused = fetching.fetch_all(fetching.bundle_refs(obj, pod), dest_for)
+    for got in kept:
+        how = "already here" if got.reused else f"downloaded from {got.ref.uri or got.ref.key}"
+        click.echo(f"pod {got.ref.pod}: {how}, {human_size(got.ref.size)}, sha256 {got.ref.sha256} "
+                   f"(matches the status{'' if got.reused else ' and every file its manifest'})", err=True)
+        if print_paths:
+            click.echo(str(got.path))
+    if refused:
+        raise RefusedError("\n".join(refused))
+    return kept
+
+
+@dataclass
+class DownloadOptions:
+    name: str = ""
+    output_dir: Path | None = None
+    pod: str | None = None
+    kube: KubeFlags = field(default_factory=KubeFlags)
+    namespace: str = ""
+    _client: Kube | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        check_name(self.name, "NAME")
+        if self.output_dir is not None:
+            check_output_dir(self.output_dir)
+
+    def complete(self) -> None:
+        self._client = self.kube.load()
+        self.namespace = self.kube.namespace or self._client.default_namespace
+
+    def run(self) -> None:
+        assert self._client is not None, "complete() first"
+        try:
+            obj = debugcaptures.read_one(self._client, self.namespace, self.name)
+        finally:
+            self._client.close()
+        out = self.output_dir or Path(".")
+        kept = download_bundles(obj, lambda _ref: out, self.pod)
+        if len(kept) == 1:
+            click.echo(f"next: kubectl debugcap report {kept[0].path}", err=True)
+
+
+@click.command("download")
+@click.argument("name")
+@click.option("-d", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory the bundles are written to (default: the current directory).")
+@click.option("--pod", default=None, help="Only the bundle of this pod of the capture.")
+@kube_options
+def download(name: str, output_dir: Path | None, pod: str | None, **kube: Any) -> None:
+    """Fetch a capture's bundles from S3 and verify them against the status and their manifests.
+
+    S3 is reached with your own settings, the variables `create --upload` uses:
+    DEBUGCAP_S3_ENDPOINT, DEBUGCAP_S3_ACCESS_KEY, DEBUGCAP_S3_SECRET_KEY (DEBUGCAP_S3_SECURE=false
+    for plain HTTP). A bundle whose size or SHA-256 differs from the status, or whose files fail
+    their manifest, is deleted and the command exits 4. Each bundle's path is printed on stdout,
+    with a .sha256 beside it for `kubectl debugcap verify` and `sha256sum -c`.
+
+    \b
+    Examples:
+      kubectl debugcap download api-1-debug-full-20261123160000 -n prod -d ./evidence
+      kubectl debugcap download api-leak-20261123160000 -n prod --pod api-7c9f-2
+    """
+    opts = DownloadOptions(name, output_dir, pod, KubeFlags(**kube))
+    opts.validate()
+    opts.complete()
+    opts.run()
+
+
+COMMANDS: list[click.Command] = [download]

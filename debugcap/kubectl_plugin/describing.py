@@ -1,0 +1,230 @@
+"""What ``kubectl debugcap describe`` prints: a DebugCapture, its pods and its Events, as text.
+
+Pure: a capture object and its Events in, lines out; the command reads them and prints. Every
+field is read from the status as the CRD describes it (``crds/debugcap.io_debugcaptures.yaml``):
+the plugin never imports the operator, so a status written by an older or newer operator, with
+fields missing, still describes, with ``<none>`` where kubectl would print it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+TERMINAL: Final = ("Completed", "PartiallyFailed", "Failed")
+STORED: Final = ("Completed", "PartiallyFailed")  # phases that stored something
+_LABEL = 16  # the width of kubectl describe's first column
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def age(stamp: str | None, now: datetime) -> str:
+    """``5m``, ``2h``, ``3d`` as kubectl prints an age; ``<unknown>`` without a time."""
+    when = parse_time(stamp)
+    if when is None:
+        return "<unknown>"
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def event_time(event: Mapping[str, Any]) -> str:
+    """When an Event last happened: kopf sets all three, other posters one of them."""
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+               or (event.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def event_order(event: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """Events by when they last happened; within a second (lastTimestamp has whole seconds) by
+    eventTime, which has microseconds: a capture's PodCaptured comes before its CaptureCompleted."""
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return parse_time(event_time(event)) or epoch, parse_time(event.get("eventTime")) or epoch
+
+
+def sorted_events(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(events, key=event_order)
+
+
+def target_text(spec: Mapping[str, Any]) -> str:
+    target = spec.get("target") or {}
+    if "pod" in target:
+        text = f"pod/{target['pod']}"
+    elif "workload" in target:
+        text = f"{str(target['workload'].get('kind', '')).lower()}/{target['workload'].get('name', '')}"
+    elif "selector" in target:
+        selector = target["selector"]
+        terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+        terms += [f"{e.get('key')} {e.get('operator')} ({','.join(e.get('values') or [])})"
+                  for e in selector.get("matchExpressions") or []]
+        text = "pods with " + ",".join(terms)
+    else:
+        text = "<none>"
+    if target.get("container"):
+        text += f" (container {target['container']})"
+    return text
+
+
+def firing_text(firing: Mapping[str, Any]) -> str:
+    """The DebugTrigger signal that made the capture, in one line."""
+    text = f"DebugTrigger {firing.get('trigger', '?')}: {firing.get('reason', '?')}"
+    if firing.get("value"):
+        text += f", {firing['value']}"
+    numbers = [f"{k} {firing[k]:g}" for k in ("observed", "threshold") if isinstance(firing.get(k), int | float)]
+    if numbers:
+        text += f" ({', '.join(numbers)})"
+    if firing.get("time"):
+        text += f" at {firing['time']}"
+    return text
+
+
+def _field(label: str, value: object, indent: int = 0) -> str:
+    text = "<none>" if value in (None, "", [], {}) else str(value)
+    return f"{' ' * indent}{label + ':':<{_LABEL - indent}}{text}"
+
+
+def _table(rows: list[list[str]], indent: int) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [(" " * indent + "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip() for r in rows]
+
+
+def _conditions(items: Sequence[Mapping[str, Any]], indent: int) -> list[str]:
+    rows = [["Type", "Status", "Reason", "Message"]]
+    rows += [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
+              " ".join(str(c.get("message", "")).split())] for c in items]
+    return _table(rows, indent)
+
+
+def _summary(summary: Mapping[str, Any]) -> str:
+    def n(key: str) -> int:
+        return int(summary.get(key) or 0)
+
+    return (f"{n('pods')} pod(s): {n('captured')} captured, {n('failed')} failed; {n('healthy')} healthy, "
+            f"{n('unhealthy')} unhealthy; {n('findings')} finding(s)")
+
+
+def pod_lines(pod: Mapping[str, Any]) -> list[str]:
+    """One pod's entry of ``status.pods``: its result, bundle, failed collectors and findings."""
+    lines = [f"  {pod.get('name', '?')}:", _field("Phase", pod.get("phase"), 4)]
+    for label, key in (("Container", "container"), ("Node", "node"), ("Message", "message")):
+        if pod.get(key):
+            lines.append(_field(label, " ".join(str(pod[key]).split()), 4))
+    if pod.get("access"):
+        lines.append(_field("Access", ", ".join(f"{k}={v}" for k, v in sorted(pod["access"].items())), 4))
+    bundle = pod.get("bundle") or {}
+    if bundle.get("key"):
+        size = int(bundle.get("sizeBytes") or 0)
+        lines += [_field("Bundle", bundle.get("uri") or bundle["key"], 4),
+                  _field("Size", f"{human_size(size)} ({size} bytes)", 4), _field("SHA-256", bundle.get("sha256"), 4)]
+    elif pod.get("uploadKey"):
+        lines.append(_field("Bundle", f"not stored yet (will be {pod['uploadKey']})", 4))
+    health = next((c for c in pod.get("conditions") or [] if c.get("type") == "Healthy"), None)
+    if health is not None:
+        lines.append(_field("Healthy", f"{health.get('status')} ({health.get('reason', '')}): "
+                                       f"{' '.join(str(health.get('message', '')).split())}", 4))
+    if pod.get("readings"):
+        lines.append(_field("Readings", ", ".join(f"{k}={v}" for k, v in pod["readings"].items()), 4))
+    collectors = pod.get("collectors") or []
+    failed = [c for c in collectors if c.get("status") in ("failed", "partial")]
+    if collectors:
+        counts: dict[str, int] = {}
+        for c in collectors:
+            counts[str(c.get("status"))] = counts.get(str(c.get("status")), 0) + 1
+        lines.append(_field("Collectors", ", ".join(f"{v} {k}" for k, v in counts.items()), 4))
+    if failed:
+        lines.append("    Failed collectors:")
+        lines += [f"      {c.get('name')} ({c.get('status')}): {c.get('message') or 'no reason recorded'}"
+                  for c in failed]
+    findings = pod.get("findings") or []
+    if findings:
+        total = int(pod.get("findingsTotal") or len(findings))
+        lines.append(f"    Findings ({len(findings)} of {total}, most serious first):")
+        lines += [f"      {str(f.get('level', '')):<6} {f.get('kind')} at {f.get('subject')}: {f.get('message')}"
+                  for f in findings]
+    return lines
+
+
+def event_rows(events: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+    rows = [["Type", "Reason", "Age", "From", "Message"]]
+    for e in sorted_events(events):
+        count = int(e.get("count") or 1)
+        when = age(event_time(e), now) + (f" (x{count})" if count > 1 else "")
+        rows.append([str(e.get("type", "")), str(e.get("reason", "")), when,
+                     str((e.get("source") or {}).get("component") or e.get("reportingComponent") or ""),
+                     " ".join(str(e.get("message", "")).split())])
+    return _table(rows, 2)
+
+
+def next_commands(obj: Mapping[str, Any]) -> list[str]:
+    """What to run next, given where the capture is."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    where = f"{meta.get('name')} -n {meta.get('namespace')}"
+    phase = status.get("phase") or "Pending"
+    if phase not in TERMINAL:
+        return [f"kubectl debugcap logs {where} -f      # follow it until it ends"]
+    stored = any((p.get("bundle") or {}).get("key") for p in status.get("pods") or [])
+    if not stored:
+        return [f"kubectl debugcap delete {where}       # nothing was stored; fix the cause above and "
+                "create it again"]
+    return [f"kubectl debugcap download {where}     # fetch and verify the bundles",
+            f"kubectl debugcap report {where}       # findings and evidence"]
+
+
+def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]] | None, now: datetime,
+             events_note: str = "") -> list[str]:
+    """``kubectl describe``-like lines; ``events`` None: they could not be read (``events_note`` says why)."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    labels = ", ".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items())
+    created = meta.get("creationTimestamp")
+    lines = [_field("Name", meta.get("name")), _field("Namespace", meta.get("namespace")), _field("Labels", labels),
+             _field("Created", f"{created} ({age(created, now)} ago)" if created else None),
+             _field("Template", spec.get("template")), _field("Target", target_text(spec)),
+             _field("Parameters", ", ".join(f"{k}={v}" for k, v in (spec.get("parameters") or {}).items())),
+             _field("TTL", spec.get("ttl"))]
+    if meta.get("deletionTimestamp"):
+        lines.append(_field("Deleting", f"since {meta['deletionTimestamp']} (the operator removes the bundles "
+                                        "first)"))
+    firing = status.get("firing") or spec.get("firing")
+    if firing:
+        lines.append(_field("Fired By", firing_text(firing)))
+    lines += [_field("Phase", status.get("phase") or "Pending"),
+              _field("Message", " ".join(str(status.get("message", "")).split()))]
+    for label, key in (("Started", "startTime"), ("Completed", "completionTime"), ("Expires", "expiresAt")):
+        if status.get(key):
+            lines.append(_field(label, status[key]))
+    if status.get("summary"):
+        lines.append(_field("Summary", _summary(status["summary"])))
+    lines.append("Conditions:" if status.get("conditions") else _field("Conditions", None))
+    if status.get("conditions"):
+        lines += _conditions(status["conditions"], 2)
+    pods = status.get("pods") or []
+    lines.append("Pods:" if pods else _field("Pods", None))
+    for pod in pods:
+        lines += pod_lines(pod)
+    if events is None:
+        lines.append(_field("Events", events_note or "<unknown>"))
+    elif not events:
+        lines.append(_field("Events", None))
+    else:
+        lines += ["Events:", *event_rows(events, now)]
+    lines += ["Next:", *(f"  {c}" for c in next_commands(obj))]
+    return lines

@@ -1,0 +1,248 @@
+"""Bundles of a DebugCapture, fetched to this machine and verified before anyone reads them.
+
+A pod's entry in ``status.pods`` names its bundle (key, URI, SHA-256, size). :func:`source_for`
+decides where this machine reads that key from: today the user's own S3 settings, the
+``DEBUGCAP_S3_*`` variables ``create --upload`` uses, so nobody gets rights to the bucket through
+debugcap that they did not have. It is the one seam for a second way (a short-lived presigned URL
+the operator hands to users who may read the DebugCapture; docs/plugin.md): a new
+:class:`Source` and a branch there, nothing else.
+
+A fetched file is kept only when it matches the status (size and SHA-256: what the operator
+stored) and its own manifest (every member's SHA-256: what the capture wrote). The download goes
+to a hidden directory beside its destination and is moved into place only once both hold; a
+mismatch deletes it, so no half-written or tampered bundle is ever left under the bundle's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+from urllib.parse import unquote, urlsplit
+
+from debugcap import errors
+from debugcap.bundle import layout
+from debugcap.settings import S3Settings
+
+# Tries per S3 request here: an interactive download should fail in seconds, not ride out a
+# MinIO restart as the operator's uploads do.
+READ_ATTEMPTS: Final = 2
+S3_VARIABLES: Final = ("DEBUGCAP_S3_ENDPOINT (host:port), DEBUGCAP_S3_ACCESS_KEY and DEBUGCAP_S3_SECRET_KEY "
+                       "(DEBUGCAP_S3_SECURE=false for plain HTTP)")
+
+
+class VerifyFailedError(errors.BundleError):
+    """A fetched bundle does not match the status or its own manifest; it was deleted."""
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """One pod's stored bundle, as the capture's status lists it."""
+
+    namespace: str
+    capture: str
+    pod: str
+    key: str
+    uri: str
+    sha256: str
+    size: int
+
+    @property
+    def file_name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def bundle_refs(obj: Mapping[str, Any], pod: str | None = None) -> list[BundleRef]:
+    """The stored bundles of a capture (of ``pod`` only, when given). A capture with none, or
+    without that pod, is an error saying why and what to run."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    pods = status.get("pods") or []
+    if pod is not None and pod not in {p.get("name") for p in pods}:
+        known = ", ".join(str(p.get("name")) for p in pods) or "none yet"
+        raise errors.ConfigError(f'debugcapture "{name}" has no pod "{pod}" (--pod); its pods: {known}')
+    refs = []
+    for entry in pods:
+        bundle = entry.get("bundle") or {}
+        if (pod is None or entry.get("name") == pod) and bundle.get("key"):
+            refs.append(BundleRef(namespace=namespace, capture=name, pod=str(entry.get("name")),
+                                  key=str(bundle["key"]), uri=str(bundle.get("uri") or ""),
+                                  sha256=str(bundle.get("sha256") or ""), size=int(bundle.get("sizeBytes") or 0)))
+    if refs:
+        return refs
+    phase = status.get("phase") or "Pending"
+    which = f'pod "{pod}" of debugcapture "{name}"' if pod else f'debugcapture "{name}"'
+    if phase in ("Pending", "Running"):
+        raise errors.ConfigError(f"{which} has no bundle yet (it is {phase}); wait for it with: "
+                                 f"kubectl debugcap logs {name} -n {namespace} -f")
+    raise errors.ConfigError(f"{which} stored no bundle (it is {phase}: "
+                             f"{errors.shorten(str(status.get('message') or 'no message'), 200)}); "
+                             f"see: kubectl debugcap describe {name} -n {namespace}")
+
+
+class Source(Protocol):
+    """Where the bytes of a stored bundle come from."""
+
+    def describe(self) -> str: ...
+
+    def fetch(self, ref: BundleRef, dest: Path) -> None:
+        """Write the object of ``ref.key`` to ``dest``; raise ``StorageError`` when it cannot."""
+
+
+class S3Source:
+    """The bucket, read with the user's own credentials."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        from debugcap.storage import s3
+
+        self._backend = s3.S3Backend(settings)
+
+    def describe(self) -> str:
+        return self._backend.describe()
+
+    def fetch(self, ref: BundleRef, dest: Path) -> None:
+        self._backend.get(key=ref.key, dest=dest)
+
+
+class FileSource:
+    """A store the operator kept in a directory this machine can read (a test set-up, a shared volume)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def fetch(self, ref: BundleRef, dest: Path) -> None:
+        try:
+            shutil.copyfile(self.path, dest)
+        except OSError as exc:
+            raise errors.StorageError(f"cannot copy {self.path}: {exc.strerror or exc}") from exc
+
+
+def source_for(ref: BundleRef, environ: Mapping[str, str] | None = None) -> Source:
+    """Where this machine reads ``ref``'s bundle from (the seam: see the module's docstring)."""
+    where = urlsplit(ref.uri)
+    if where.scheme == "file":
+        path = Path(unquote(where.path))
+        if path.is_file():
+            return FileSource(path)
+        raise errors.ConfigError(f"the bundle of pod {ref.pod} is in the operator's own directory ({ref.uri}), "
+                                 "which this machine cannot read; configure the operator with S3 to download bundles")
+    settings = S3Settings.from_env(environ)
+    if settings is None:
+        raise errors.ConfigError(f"no S3 settings to download {ref.uri or ref.key}: set {S3_VARIABLES}, as for "
+                                 "create --upload")
+    # The status says which bucket holds the bundle; the user's settings say how to reach the store.
+    bucket = where.netloc if where.scheme == "s3" and where.netloc else settings.bucket
+    return S3Source(dataclasses.replace(settings, bucket=bucket, upload_attempts=READ_ATTEMPTS))
+
+
+def verdict(ref: BundleRef, sha256: str, size: int, problems: list[str]) -> list[str]:
+    """Why a fetched bundle must not be kept: it differs from what the status recorded, or it
+    fails its own manifest (``problems``, from :func:`debugcap.bundle.verify.verify`). Empty: keep it."""
+    out = []
+    if size != ref.size:
+        out.append(f"{size} bytes where the status recorded {ref.size}")
+    if sha256 != ref.sha256:
+        out.append(f"sha256 {sha256} where the status recorded {ref.sha256}")
+    return out + problems
+
+
+def _check(ref: BundleRef, path: Path) -> list[str]:
+    from debugcap.bundle import verify
+    from debugcap.storage import base
+
+    try:
+        result = verify.verify(path)
+    except errors.BundleError as exc:
+        sha256, size = base.file_sha256(path)
+        return verdict(ref, sha256, size, [f"not a readable bundle: {errors.shorten(str(exc), 160)}"])
+    problems = [str(p) for p in result.problems]
+    return verdict(ref, result.sha256, path.stat().st_size, problems)
+
+
+def fetch_verified(ref: BundleRef, dest_dir: Path, source: Source) -> Path:
+    """``ref``'s bundle as ``dest_dir/<its name>``, with its ``.sha256`` beside it, verified; raises
+    :class:`VerifyFailedError` (the file deleted) when it does not match."""
+    from debugcap.storage import base
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / ref.file_name
+    work = Path(tempfile.mkdtemp(prefix=".debugcap-download-", dir=dest_dir))
+    try:
+        part = work / ref.file_name
+        try:
+            source.fetch(ref, part)
+        except base.MissingObjectError as exc:
+            raise errors.StorageError(f"{ref.uri or ref.key} (pod {ref.pod}) is listed in the status but is not in "
+                                      f"{source.describe()}: deleted outside debugcap, or by a bucket lifecycle "
+                                      "rule?") from exc
+        except base.CorruptObjectError as exc:
+            raise VerifyFailedError(f"{ref.uri or ref.key} (pod {ref.pod}) is refused and was not kept: {exc}") \
+                from exc
+        problems = _check(ref, part)
+        if problems:
+            raise VerifyFailedError(f"{ref.uri or ref.key} (pod {ref.pod}) is refused and was not kept: "
+                                    f"{'; '.join(problems[:3])}" + (f" (+{len(problems) - 3} more)"
+                                                                    if len(problems) > 3 else ""))
+        (work / layout.checksum_name(ref.file_name)).write_bytes(base.checksum_line(ref.sha256, ref.file_name))
+        os.replace(work / layout.checksum_name(ref.file_name), dest_dir / layout.checksum_name(ref.file_name))
+        os.replace(part, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def matches(ref: BundleRef, path: Path) -> bool:
+    """Whether ``path`` already holds ``ref``'s bundle: same size, same SHA-256."""
+    from debugcap.storage import base
+
+    try:
+        if path.stat().st_size != ref.size:
+            return False
+        return base.file_sha256(path)[0] == ref.sha256
+    except OSError:
+        return False
+
+
+def cache_root(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "debugcap" / "bundles"
+
+
+def cache_dir(ref: BundleRef, root: Path) -> Path:
+    """Per namespace, capture and pod: a capture deleted and made again under its name gets a new
+    bundle (another SHA-256), which :func:`matches` tells from the old one."""
+    return root / ref.namespace / ref.capture / ref.pod
+
+
+@dataclass(frozen=True)
+class Fetched:
+    ref: BundleRef
+    path: Path
+    reused: bool  # the file was there already, with the status's SHA-256
+
+
+def fetch_all(refs: list[BundleRef], dest_for: Callable[[BundleRef], Path],
+              environ: Mapping[str, str] | None = None) -> tuple[list[Fetched], list[str]]:
+    """Each bundle into ``dest_for(ref)``, a copy already there with the status's SHA-256 reused;
+    (what was kept, why each refused one was refused). A store that cannot be reached raises:
+    every other bundle would fail the same way."""
+    kept: list[Fetched] = []
+    refused: list[str] = []
+    for ref in refs:
+        dest_dir = dest_for(ref)
+        if matches(ref, dest_dir / ref.file_name):
+            kept.append(Fetched(ref, dest_dir / ref.file_name, reused=True))
+            continue
+        try:
+            kept.append(Fetched(ref, fetch_verified(ref, dest_dir, source_for(ref, environ)), reused=False))
+        except VerifyFailedError as exc:
+            refused.append(str(exc))
+    return kept, refused
