@@ -26,6 +26,7 @@ logged or put in an exception message.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -113,13 +114,16 @@ _K8S_ENV_YAML: Final = _p(
 )
 _K8S_ENV_JSON: Final = _p(
     "k8s-env-value",
-    rf"\"name\"[ \t]*:[ \t]*\"{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*\"value\"[ \t]*:[ \t]*\""
+    # One line (kubectl -o json | jq -c) or two (kubectl get -o json: indented, one key a line).
+    rf"\"name\"[ \t]*:[ \t]*\"{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\"value\"[ \t]*:[ \t]*\""
     rf"{_NOT_ALREADY_MASKED}(?P<secret>(?:[^\"\\\r\n]|\\.)+)\"",
     b"name",
     flags=re.IGNORECASE,
 )
 _URL_CREDENTIALS: Final = _p(
-    "url-credentials", r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s/:@]+:(?P<secret>[^\s/@]+)(?=@)", b"://"
+    "url-credentials",
+    rf"\b[A-Za-z][A-Za-z0-9+.-]{{1,20}}://[^\s/:@]+:{_NOT_ALREADY_MASKED}(?P<secret>[^\s/@]+)(?=@)",
+    b"://",
 )
 _BASIC_AUTH: Final = _p(
     "basic-auth",
@@ -140,7 +144,11 @@ _ENV_SECRET: Final = _p(
     "env-secret",
     rf"(?<!{_NAME_CHARS})[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*[=:][ \t]*"
     rf"(?![\"']?\*\*\*REDACTED)(?![\"']?(?:bearer|basic)\b)"
-    r"(?P<secret>\"[^\"\r\n]+\"|'[^'\r\n]+'|[^\s\"',;&}\]]+)",
+    # A double-quoted value may hold JSON escapes (\"). A list, or an object opening ({", { and a
+    # line end), is not one secret but a structure whose own keys get their chance: JSON stays
+    # valid JSON. "{SSHA}..." (an LDAP password hash) is still a value.
+    r"(?![\[\]}]|\{[\s\"'}]|\{$)"
+    r"(?P<secret>\"(?!\")[^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*\"|'[^'\r\n]+'|\{[A-Za-z0-9_-]{1,20}\}[^\s\"',;&}\]]*|[^\s\"',;&}\]]+)",
     flags=re.IGNORECASE,
     gate=_SECRET_WORD_GATE,
 )
@@ -168,6 +176,14 @@ _CLI_FLAG: Final = _p(
     flags=re.IGNORECASE,
     gate=_SECRET_WORD_GATE,
 )
+# The same flag as a JSON list's elements: expvar's "cmdline" (os.Args), an exec probe's command.
+_CLI_FLAG_JSON: Final = _p(
+    "cli-flag-secret",
+    rf"\"--?{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\"{_NOT_ALREADY_MASKED}"
+    r"(?!\")(?P<secret>[^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*)\"",
+    b'"-',
+    flags=re.IGNORECASE,
+)
 _PEM_BLOCK: Final = _p(
     "pem-private-key",
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?P<secret>[\s\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----",
@@ -186,6 +202,7 @@ _TEXT_PATTERNS: Final = (
     _AWS_KEY,
     _ENV_SECRET,
     _CLI_FLAG,
+    _CLI_FLAG_JSON,
 )
 # Shapes that identify a secret by its value alone.
 _VALUE_PATTERNS: Final = (_URL_CREDENTIALS, _BEARER, _JWT, _AWS_KEY, _PEM_BLOCK)
@@ -238,6 +255,8 @@ class LineRedactor:
         self._buf = bytearray()
         self._line = 1  # line number of the first byte in _buf
         self._in_pem = False
+        self._pem_line = 0  # the BEGIN line of the open key block
+        self._pem_counted = False
         self._context = b""
 
     def feed(self, chunk: bytes) -> bytes:
@@ -325,31 +344,44 @@ class LineRedactor:
 
     def _redact_pem(self, piece: bytes) -> bytes:
         # Line count is preserved (each key line becomes the mask) so later line numbers stay
-        # true to the stored file; one record per key block, at its BEGIN line.
+        # true to the stored file; one record per key block, at its BEGIN line, once a line of
+        # the block turns out to hold more than the mask (a key masked already is not counted).
         lines = piece.split(b"\n")
         for i, line in enumerate(lines):
             number = self._line + i
             if self._in_pem:
                 end = _PEM_END.search(line)
+                body = line[: end.start()] if end else line
                 if end:
                     self._in_pem = False
-                    lines[i] = (MASK if line[: end.start()].strip() else b"") + line[end.start() :]
-                elif line.strip():
+                    lines[i] = (MASK if body.strip() else b"") + line[end.start() :]
+                elif body.strip():
                     lines[i] = MASK
+                self._pem_content(body)
                 continue
             if b"PRIVATE KEY" not in line:
                 continue
-            line, found = _PEM_ONE_LINE.subn(lambda m: m.group(1) + MASK + m.group(2), line)
-            for _ in range(found):
-                self._report.add(self._file, number, "pem-private-key")
+            line = _PEM_ONE_LINE.sub(functools.partial(self._one_line_pem, number=number), line)
             begin = _PEM_BEGIN.search(line)
             if begin and not _PEM_END.search(line, begin.end()):
                 self._in_pem = True
-                self._report.add(self._file, number, "pem-private-key")
+                self._pem_line, self._pem_counted = number, False
                 rest = line[begin.end() :]
+                self._pem_content(rest)
                 line = line[: begin.end()] + (MASK if rest.strip() else rest)
             lines[i] = line
         return b"\n".join(lines)
+
+    def _pem_content(self, body: bytes) -> None:
+        """Record the open key block the first time one of its lines holds more than the mask."""
+        if not self._pem_counted and body.strip() not in (b"", MASK):
+            self._pem_counted = True
+            self._report.add(self._file, self._pem_line, "pem-private-key")
+
+    def _one_line_pem(self, match: re.Match[bytes], number: int) -> bytes:
+        if match.group(0)[len(match.group(1)) : -len(match.group(2))].strip() not in (b"", MASK):
+            self._report.add(self._file, number, "pem-private-key")
+        return match.group(1) + MASK + match.group(2)
 
 
 # pprof's Profile.string_table (google/pprof proto/profile.proto): every function name, file
@@ -363,6 +395,8 @@ def mask_same_length(data: bytes, file: str, report: RedactionReport) -> bytes:
     for pattern in (*_VALUE_PATTERNS, _ENV_SECRET):
         for match in pattern.regex.finditer(bytes(buf)):
             start, end = match.span("secret")
+            if not match["secret"].strip(b"*\"'"):
+                continue  # masked already (a bundle redacted again): neither changed nor counted
             buf[start:end] = b"*" * (end - start)
             report.add(file, 0, pattern.name)
     return bytes(buf)

@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,15 +251,29 @@ class BundleWriter:
         self._files[path] = entry
         return entry
 
-    def finish(self, fields: manifest.ManifestFields) -> WrittenBundle:
-        """Write SHA256SUMS and manifest.json, close the archive, move it into place, write its .sha256."""
+    @property
+    def redaction_counts(self) -> dict[str, dict[str, int]]:
+        """What this writer masked so far: per member, per redactor, how many times."""
+        return self._report.counts_dict()
+
+    def finish(self, fields: manifest.ManifestFields, *, earlier: manifest.Manifest | None = None) -> WrittenBundle:
+        """Write SHA256SUMS and manifest.json, close the archive, move it into place, write its .sha256.
+
+        ``earlier``: the manifest of the bundle this one redacts again (``kubectl debugcap redact``);
+        its redaction records and counts are kept beside this writer's own.
+        """
         if self._tar is None or self._gzip is None or self._hashing is None or self._raw is None:
             raise BundleError(f"bundle {self._name} is not open; use it as a context manager")
         sums = b"".join(_checksum_line(e.sha256, p) for p, e in self._files.items())
         self._add_raw(layout.SHA256SUMS, sums, record=False)
-        records = tuple(sorted(self._report.records, key=lambda r: (r.file, r.line, r.redactor)))
+        report = redact_module.RedactionReport()
+        if earlier is not None:
+            report.records += earlier.redactions
+            report.counts.update({f: Counter(c) for f, c in earlier.redaction_counts.items()})
+        report.merge(self._report)
+        records = tuple(sorted(report.records, key=lambda r: (r.file, r.line, r.redactor)))
         result = manifest.Manifest.build(
-            fields, files=self._files, redactions=records, redaction_counts=self._report.counts_dict()
+            fields, files=self._files, redactions=records, redaction_counts=report.counts_dict()
         )
         self._add_raw(layout.MANIFEST, result.to_json().encode(), record=False)
         try:

@@ -21,6 +21,7 @@ from debugcap.kubectl_plugin.commands import (
     describe,
     download,
     logs,
+    redact,
     templates,
     trace,
 )
@@ -55,7 +56,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in [*captures.COMMANDS, *describe.COMMANDS, *download.COMMANDS, *delete.COMMANDS, *logs.COMMANDS,
-                *bundles.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
+                *bundles.COMMANDS, *redact.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
     cli.add_command(command)
 
 
