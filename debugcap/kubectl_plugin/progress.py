@@ -21,6 +21,7 @@ from debugcap.kubectl_plugin.describing import TERMINAL, event_order, event_time
 from debugcap.kubectl_plugin.options import ExitCode
 
 POLL_SECONDS: Final = 1.0
+UNCLAIMED_SECONDS: Final = 30.0  # a capture with no status after this long: said to be unclaimed
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UP_AND_CLEAR = "\x1b[{n}F"  # cursor to the start of the line n lines up
 _CLEAR_LINE = "\x1b[2K"
@@ -118,10 +119,14 @@ class ProgressView:
         elapsed = now - self._started
         return self._live(obj, now) if self.tty else self._plain(obj, elapsed)
 
-    def _subjects(self, obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    def _subjects(self, obj: Mapping[str, Any], elapsed: float) -> list[tuple[str, str]]:
         status = obj.get("status") or {}
         name = (obj.get("metadata") or {}).get("name", "")
         message = " ".join(str(status.get("message") or "").split())
+        if not status and elapsed >= UNCLAIMED_SECONDS:
+            # The operator writes Pending at once: no status this long means no operator serves it.
+            message = (f"no operator has taken it up in {UNCLAIMED_SECONDS:.0f}s; is one running for this namespace? "
+                       "(kubectl get pods -A -l app.kubernetes.io/name=debugcap)")
         head = f"{phase_of(obj)}: {message}" if message else phase_of(obj)
         subjects = [(f"debugcapture/{name}", head)]
         subjects += [(f"pod/{p.get('name')}", pod_state(p)) for p in status.get("pods") or []]
@@ -129,7 +134,7 @@ class ProgressView:
 
     def _plain(self, obj: Mapping[str, Any], elapsed: float) -> str:
         out = []
-        for subject, text in self._subjects(obj):
+        for subject, text in self._subjects(obj, elapsed):
             if self._said.get(subject) != text:
                 self._said[subject] = text
                 out.append(f"[{elapsed:4.0f}s] {subject}: {text}\n")
@@ -140,7 +145,7 @@ class ProgressView:
         it has been Pending or Running; the block redrawn in place. Lines are cut to the terminal's
         width (less one, where some terminals wrap) so that a redraw moves up as many lines as it wrote."""
         assert self._started is not None
-        (head, text), *pods = self._subjects(obj)
+        (head, text), *pods = self._subjects(obj, now - self._started)
         lines = [f"[{now - self._started:4.0f}s] {head}: {text}"]
         for subject, state in pods:
             phase = state.split(",", 1)[0].split(":", 1)[0]

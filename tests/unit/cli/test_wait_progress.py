@@ -95,6 +95,20 @@ def test_piped_progress_is_a_plain_line_per_change() -> None:
     assert "\x1b" not in view.update(capture(phase="Completed"))
 
 
+def test_a_capture_no_operator_takes_up_says_so() -> None:
+    clock = Clock()
+    view = progress.ProgressView(tty=False, clock=clock)
+    fresh = capture()
+    del fresh["status"]
+    assert view.update(fresh) == "[   0s] debugcapture/cap-1: Pending\n"
+    clock.now = 29
+    assert view.update(fresh) == ""
+    clock.now = 30
+    assert view.update(fresh) == ("[  30s] debugcapture/cap-1: Pending: no operator has taken it up in 30s; is "
+                                  "one running for this namespace? (kubectl get pods -A -l "
+                                  "app.kubernetes.io/name=debugcap)\n")
+
+
 def test_terminal_progress_redraws_one_live_line_per_pod() -> None:
     clock = Clock()
     view = progress.ProgressView(tty=True, clock=clock, width=71)
