@@ -38,7 +38,11 @@ class KubeTarget:
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
-    request_timeout: float = 30.0
+    request_timeout: float = 30.0  # seconds for one request; 0: no limit (kubectl's --request-timeout=0)
+    # kubectl's --as/--as-group: every request is made as this user and these groups (the
+    # kubeconfig's own user needs the impersonate verb on them).
+    impersonate_user: str | None = None
+    impersonate_groups: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,6 +52,9 @@ class Kube:
     configuration: k8s.Configuration
     default_namespace: str = "default"
     request_timeout: float = 30.0
+    # Impersonate-User / Impersonate-Group header lines; a group per line, since the API server
+    # reads each line as one group (a comma-joined value would be one group named "a,b").
+    impersonation: tuple[tuple[str, str], ...] = ()
     _shared: k8s.ApiClient | None = field(default=None, repr=False)
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
     _tls_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -80,20 +87,25 @@ class Kube:
                 "check the file, or pick a context with --context "
                 '(list them with "kubectl config get-contexts")'
             ) from exc
+        impersonation = ((("Impersonate-User", target.impersonate_user),) if target.impersonate_user else ()) + \
+            tuple(("Impersonate-Group", group) for group in target.impersonate_groups)
         return cls(configuration=configuration, default_namespace=namespace,
-                   request_timeout=target.request_timeout)
+                   request_timeout=target.request_timeout, impersonation=impersonation)
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:
         """The API server URL of ``path`` (its segments already quoted with :func:`segment`)."""
         return self.configuration.host + path + (f"?{urlencode(list(query))}" if query else "")
 
-    def headers(self) -> dict[str, str]:
+    def headers(self) -> urllib3.HTTPHeaderDict:
         """What authenticates a request made without the generated API classes (client
-        certificates are in the TLS settings instead). Refreshes exec-plugin tokens as they expire."""
-        out = {"Accept": "application/json"}
+        certificates are in the TLS settings instead), and who it impersonates. Refreshes
+        exec-plugin tokens as they expire. A header dict that keeps repeated names apart."""
+        out = urllib3.HTTPHeaderDict({"Accept": "application/json"})
         token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             out["authorization"] = token
+        for name, value in self.impersonation:
+            out.add(name, value)
         return out
 
     def _api(self) -> k8s.ApiClient:
@@ -114,12 +126,18 @@ class Kube:
         url = ws_client.get_websocket_url(self.url(path), list(query))
         conf = self.configuration
         if conf.proxy or conf.proxy_headers:
+            if self.impersonation:
+                # create_websocket sends only Authorization: the stream would run as the real user.
+                raise errors.KubeError(f"cannot open {path} through the proxy {conf.proxy} while impersonating "
+                                       "(--as): the client would drop the Impersonate headers; connect without "
+                                       "the proxy, or use the impersonated user's own kubeconfig")
             proxied: WebSocket = ws_client.create_websocket(conf, url, self.headers())  # its proxy handling
             return proxied
         header = [f"sec-websocket-protocol: {ws_client.V5_CHANNEL_PROTOCOL},{ws_client.V4_CHANNEL_PROTOCOL}"]
         token = self.headers().get("authorization")
         if token:
             header.append(f"authorization: {token}")
+        header += [f"{name}: {value}" for name, value in self.impersonation]
         sslopt: dict[str, Any] = {}
         if url.startswith("wss://"):
             sslopt["context"] = self._tls_context()
@@ -159,7 +177,7 @@ class Kube:
         where = self.configuration.host
         try:
             resp = self._api().rest_client.request(method, self.url(path, query), headers=headers, body=body,
-                                                    _request_timeout=timeout or self.request_timeout)
+                                                    _request_timeout=timeout or self.request_timeout or None)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             # ApiException here is the REST client's own failure (TLS, a body it cannot send): status 0.
             raise kube_errors.from_transport(method, path, where, exc) from exc

@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -170,7 +170,7 @@ class Pool:
     def _request_target(self, path: str) -> str:
         return path
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> Mapping[str, str]:
         return {"Accept-Encoding": "identity"}
 
     def _own_error(self, path: str, resp: http.client.HTTPResponse) -> tuple[errors.DebugcapError | None, bytes]:

@@ -29,6 +29,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Mapping
 from urllib.parse import SplitResult, urlsplit
 
 from kubernetes.client.rest import is_socks_proxy_url, should_bypass_proxies
@@ -185,12 +186,12 @@ class Proxy(Pool):
     def _request_target(self, path: str) -> str:
         return self.base + self._api_path(path)
 
-    def _headers(self) -> dict[str, str]:
-        # The API server authenticates the request and removes Authorization before proxying it.
-        out = {"Accept-Encoding": "identity"}
-        token = self.kube.headers().get("authorization")
-        if token:
-            out["Authorization"] = token
+    def _headers(self) -> Mapping[str, str]:
+        # The API server authenticates the request (and impersonates) and removes Authorization and
+        # the Impersonate-* headers before proxying it.
+        out = self.kube.headers()
+        del out["Accept"]
+        out["Accept-Encoding"] = "identity"
         return out
 
     def _own_error(self, path: str, resp: http.client.HTTPResponse) -> tuple[errors.DebugcapError | None, bytes]:

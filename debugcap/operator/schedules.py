@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import kopf
 
-from debugcap import errors, resources
+from debugcap import errors, resources, schedule_runs
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator import runtime, scheduling, sweeps
 from debugcap.operator.reporting import event, now, parse_stamp, stamp
@@ -31,7 +31,7 @@ async def tick_schedule(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, p
     kube = runtime.of(memo).kube
     name, namespace = str(body.metadata.name), str(body.metadata.namespace)
     try:
-        zone = scheduling.check_schedule(str(spec.get("schedule", "")), spec.get("timeZone"))
+        zone = schedule_runs.check_schedule(str(spec.get("schedule", "")), spec.get("timeZone"))
     except errors.ConfigError as exc:
         patch.status["message"] = str(exc)
         raise kopf.PermanentError(str(exc)) from exc
@@ -101,20 +101,9 @@ def delete_capture(kube: Kube, namespace: str, name: str) -> None:
 
 
 def scheduled_capture(schedule: kopf.Body, when: datetime) -> dict[str, Any]:
-    """The DebugCapture of run ``when``; its name comes from the run time, so a retried tick
-    finds the one it made (409) instead of making a second."""
-    template = schedule.spec.get("captureTemplate") or {}
-    labels = {**((template.get("metadata") or {}).get("labels") or {}),
-              resources.SCHEDULE_LABEL: schedule.metadata.name}
-    return {
-        "apiVersion": resources.API_VERSION, "kind": "DebugCapture",
-        "metadata": {"name": f"{schedule.metadata.name}-{int(when.timestamp()) // 60}", "labels": labels,
-                     "ownerReferences": [{
-                         "apiVersion": resources.API_VERSION, "kind": "DebugSchedule",
-                         "name": schedule.metadata.name, "uid": schedule.metadata.uid, "controller": True,
-                         "blockOwnerDeletion": True}]},
-        "spec": dict(template.get("spec") or {}),
-    }
+    """The DebugCapture of run ``when`` (:mod:`debugcap.schedule_runs`, shared with the plugin's
+    ``schedule run-now``)."""
+    return schedule_runs.run_capture(schedule, schedule_runs.run_name(str(schedule.metadata.name), when))
 
 
 def create_scheduled_capture(kube: Kube, schedule: kopf.Body, when: datetime) -> str:

@@ -13,11 +13,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
-
-from debugcap.errors import ConfigError
 
 TERMINAL = frozenset({"Completed", "PartiallyFailed", "Failed"})
 SUCCESSFUL = frozenset({"Completed", "PartiallyFailed"})
@@ -50,20 +48,6 @@ class HistoryItem:
         must not decide between runs created in the same second: "nightly-29924256" sorts before
         "nightly-old-ok", so the run that had just finished would be pruned as the older one."""
         return self.created, self.completed or self.created, self.name
-
-
-def check_schedule(schedule: str, time_zone: str | None) -> ZoneInfo | None:
-    """Raise :class:`ConfigError` naming the field when the cron expression or zone is invalid."""
-    if not croniter.is_valid(schedule):
-        raise ConfigError(f'spec.schedule: "{schedule}" is not a cron expression; write five fields '
-                          'like "*/15 * * * *" (minute hour day-of-month month day-of-week)')
-    if not time_zone:
-        return None
-    try:
-        return ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f'spec.timeZone: "{time_zone}" is not a time zone; use an IANA name like '
-                          '"Europe/Berlin" or "UTC"') from None
 
 
 def latest_due(schedule: str, zone: ZoneInfo | None, since: datetime, now: datetime) -> datetime | None:

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from debugcap.errors import ConfigError
-from debugcap.operator.scheduling import Action, HistoryItem, check_schedule, decide, to_prune
+from debugcap.operator.scheduling import Action, HistoryItem, decide, to_prune
+from debugcap.schedule_runs import check_schedule
 
 
 def at(text: str) -> datetime:
