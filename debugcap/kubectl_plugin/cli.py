@@ -13,17 +13,21 @@ from typing import Any
 import click
 
 from debugcap import __version__, errors
+from debugcap.kubectl_plugin import completing
 from debugcap.kubectl_plugin.commands import (
     analyze,
     bundles,
     captures,
+    completion,
     delete,
     describe,
     download,
     logs,
     redact,
+    schedules,
     templates,
     trace,
+    triggers,
 )
 
 
@@ -56,14 +60,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in [*captures.COMMANDS, *describe.COMMANDS, *download.COMMANDS, *delete.COMMANDS, *logs.COMMANDS,
-                *bundles.COMMANDS, *redact.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS]:
+                *bundles.COMMANDS, *redact.COMMANDS, *templates.COMMANDS, *analyze.COMMANDS, *trace.COMMANDS,
+                *schedules.COMMANDS, *triggers.COMMANDS, *completion.COMMANDS]:
     cli.add_command(command)
 
 
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
-        cli.main(prog_name="kubectl debugcap", standalone_mode=not debug)
+        # The completion variable is spelled out: click would derive it from the prog name, space and all.
+        cli.main(prog_name="kubectl debugcap", complete_var=completing.COMPLETE_VAR, standalone_mode=not debug)
     except click.ClickException as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from exc

@@ -11,18 +11,22 @@ Nothing here imports the Kubernetes client: ``kubectl debugcap --help`` stays ch
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
+    from debugcap.kubectl_plugin.columns import Resource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The table docs/plugin.md#exit-codes shows; a unit test keeps the two the same.
 class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # a runtime failure: cluster, storage, bundle
@@ -32,27 +36,120 @@ class ExitCode(enum.IntEnum):
     PARTIALLY_FAILED = 5  # create --wait: bundles were stored, but some pod or collector failed
 
 
+DEFAULT_REQUEST_TIMEOUT = 30.0
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_request_timeout(text: str) -> float:
+    """Seconds of a ``--request-timeout`` as kubectl reads it (client-go ``ParseTimeout``): a whole
+    number of seconds (``30``), or a Go duration (``30s``, ``1m``, ``1h30m``, ``500ms``); ``0`` is
+    no limit. ValueError otherwise."""
+    value = text.strip()
+    if value.isdigit():
+        return float(value)
+    if value in ("", "+", "-") or value.startswith("-"):
+        raise ValueError(text)
+    rest, total = value.removeprefix("+"), 0.0
+    while rest:
+        match = _GO_DURATION.match(rest)
+        if match is None:
+            raise ValueError(text)
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        rest = rest[match.end():]
+    return total
+
+
+def _request_timeout(ctx: click.Context, param: click.Parameter, value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return parse_request_timeout(str(value))
+    except ValueError:
+        raise click.BadParameter(f'"{value}" is not a timeout: a whole number of seconds or a duration like 30s, '
+                                 "1m or 1h (0: no limit)", ctx, param) from None
+
+
+# kubectl's impersonation flags are global there; here every verb has them, and they reach
+# KubeFlags through the click context, so a verb cannot forget to pass them on and the verbs'
+# signatures stay the four kube flags they always had.
+_IMPERSONATION = "debugcap.impersonation"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value:
+        ctx.meta.setdefault(_IMPERSONATION, {})[param.name] = value
+    return value
+
+
+def _given(key: str) -> Any:
+    ctx = click.get_current_context(silent=True)
+    return (ctx.meta.get(_IMPERSONATION) or {}).get(key) if ctx is not None else None
+
+
 def kube_options(fn: F) -> F:
     for option in reversed([
         click.option("-n", "--namespace", default=None, help="Namespace (default: the kubeconfig context's)."),
         click.option("--context", default=None, help="Kubeconfig context to use."),
         click.option("--kubeconfig", default=None, envvar="KUBECONFIG",
                      type=click.Path(dir_okay=False), help="Path to the kubeconfig file."),
-        click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
-                     help="Seconds to wait for one API request."),
+        click.option("--request-timeout", default="30s", metavar="DURATION", callback=_request_timeout,
+                     help="How long one API request may take: seconds, or a duration like 30s or 1m "
+                          "(0: no limit).", show_default=True),
+        click.option("--as", "as_user", default=None, metavar="USER", expose_value=False, callback=_remember,
+                     help="User to impersonate for the operation (kubectl's --as)."),
+        click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", expose_value=False,
+                     callback=_remember, help="Group to impersonate, repeatable (with --as)."),
     ]):
         fn = option(fn)
     return fn
 
 
+def all_namespaces_option(fn: F) -> F:
+    """``-A/--all-namespaces``: for verbs that list."""
+    return click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True,
+                        help="List the objects of every namespace.")(fn)
+
+
+def check_listing(all_namespaces: bool, namespace: str | None, name: str | None, noun: str = "objects") -> None:
+    """``-A`` lists: it takes no NAME, and not ``-n`` (kubectl ignores one of them; here it is an error)."""
+    if all_namespaces and name is not None:
+        raise click.UsageError(f"-A/--all-namespaces lists {noun}; a NAME is read in one namespace (-n)")
+    if all_namespaces and namespace:
+        raise click.UsageError("-A/--all-namespaces and -n/--namespace: pick one")
+
+
 @dataclass(frozen=True)
 class KubeFlags:
-    """The values of :func:`kube_options`."""
+    """The values of :func:`kube_options`. ``impersonate`` and ``impersonate_groups`` default to the
+    command line's ``--as`` and ``--as-group``."""
 
     namespace: str | None = None
     context: str | None = None
     kubeconfig: str | None = None
-    request_timeout: float = 30.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    impersonate: str | None = field(default_factory=lambda: _given("as_user"))
+    impersonate_groups: tuple[str, ...] = field(default_factory=lambda: tuple(_given("as_groups") or ()))
+
+    def __post_init__(self) -> None:
+        if self.impersonate_groups and not self.impersonate:
+            # As kubectl: the API server refuses groups without a user to impersonate.
+            raise click.UsageError("--as-group needs --as USER: groups are impersonated with a user")
+
+    @classmethod
+    def of(cls, ctx: click.Context) -> KubeFlags:
+        """The kube flags given so far on a command line click parsed into ``ctx`` (for completion,
+        which runs no command)."""
+        params: dict[str, Any] = {}
+        for c in reversed(_lineage(ctx)):  # a subcommand's flag over its group's
+            params.update({k: v for k, v in c.params.items() if v is not None})
+        given = ctx.meta.get(_IMPERSONATION) or {}
+        timeout = params.get("request_timeout")
+        return cls(namespace=params.get("namespace"), context=params.get("context"),
+                   kubeconfig=params.get("kubeconfig"),
+                   request_timeout=timeout if isinstance(timeout, float) else DEFAULT_REQUEST_TIMEOUT,
+                   impersonate=given.get("as_user"),
+                   impersonate_groups=tuple(given.get("as_groups") or ()) if given.get("as_user") else ())
 
     def load(self) -> Kube:
         """The kubeconfig's credentials (reads the file, contacts nothing); raises ``ConfigError``."""
@@ -60,7 +157,17 @@ class KubeFlags:
 
         # KUBECONFIG may list several files; the Python client loads the first (kubectl merges them).
         first = self.kubeconfig.split(":")[0] if self.kubeconfig else None
-        return Kube.load(KubeTarget(kubeconfig=first, context=self.context, request_timeout=self.request_timeout))
+        return Kube.load(KubeTarget(kubeconfig=first, context=self.context, request_timeout=self.request_timeout,
+                                    impersonate_user=self.impersonate, impersonate_groups=self.impersonate_groups))
+
+
+def _lineage(ctx: click.Context) -> list[click.Context]:
+    out: list[click.Context] = []
+    current: click.Context | None = ctx
+    while current is not None:
+        out.append(current)
+        current = current.parent
+    return out
 
 
 def output_option(*formats: str, default: str | None, help: str = "Output format.") -> Callable[[F], F]:
@@ -82,8 +189,48 @@ def print_document(doc: Any, output: str) -> None:
         click.echo(yaml.safe_dump(doc, sort_keys=False))
 
 
+def table_lines(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as kubectl's tabwriter lays them out: every column but the last padded to its widest
+    cell plus 3, and at least 6; a cell is cut at its first line break, marked "..."."""
+    cells = [[_one_line(c) for c in r] for r in rows]
+    if not cells:
+        return []
+    widths = [max(6, max(len(r[i]) for r in cells) + 3) for i in range(len(cells[0]) - 1)]
+    return ["".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] for r in cells]
+
+
+def _one_line(cell: str) -> str:
+    cut = min((i for i in (cell.find(c) for c in "\n\r\f") if i >= 0), default=-1)
+    return cell if cut < 0 else cell[:cut] + "..."
+
+
 def print_table(rows: list[list[str]]) -> None:
-    """Columns padded to their widest cell, three spaces apart, as kubectl prints them."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for line in table_lines(rows):
+        click.echo(line.rstrip())
+
+
+def print_objects(items: list[dict[str, Any]], output: str, resource: Resource, *, listing: bool,
+                  namespace: str | None = None, now: datetime | None = None) -> None:
+    """The one printer of debugcap.io objects, for every ``get``: ``-o table`` the CRD's columns,
+    ``wide`` with its priority-1 columns, ``name`` ``kind.group/NAME`` lines, ``json``/``yaml``
+    the object (a ``List`` of them when listing). ``namespace`` None is a listing of every
+    namespace: the table starts with a NAMESPACE column, as kubectl's does."""
+    if output in ("json", "yaml"):
+        print_document({"apiVersion": "v1", "kind": "List", "items": items} if listing else items[0], output)
+        return
+    if output == "name":
+        for item in items:
+            click.echo(f"{resource.qualified}/{item['metadata']['name']}")
+        return
+    if not items:
+        where = f" in {namespace} namespace" if namespace else ""
+        click.echo(f"No resources found{where}.", err=True)
+        return
+    from debugcap.kubectl_plugin import columns
+
+    shown, wide = resource.columns(), output == "wide"
+    rows = [columns.header(shown, wide=wide)] + [columns.row(i, shown, wide=wide, now=now) for i in items]
+    if listing and namespace is None:
+        rows = [["NAMESPACE", *rows[0]]] + [[i["metadata"].get("namespace", ""), *r]
+                                            for i, r in zip(items, rows[1:], strict=True)]
+    print_table(rows)

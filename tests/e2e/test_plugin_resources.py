@@ -36,8 +36,9 @@ def test_create_writes_the_debugcapture_and_get_reads_it(crds: None, testbed: Te
     listing = plugin(testbed, "get", "-n", namespace)
     assert listing.returncode == 0, listing.stderr
     header, row = listing.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "PHASE", "TEMPLATE", "PODS", "AGE"]
-    assert row.split()[:4] == ["cap-1", "Pending", "go-profile", "0"]
+    # The CRD's columns, as kubectl get dcap: no operator runs here, so no phase yet (an empty cell).
+    assert header.split() == ["NAME", "PHASE", "HEALTHY", "UNHEALTHY", "TEMPLATE", "POD", "STARTED", "AGE"]
+    assert row.split()[:2] == ["cap-1", "go-profile"]
     one = plugin(testbed, "get", "cap-1", "-n", namespace, "-o", "json")
     assert json.loads(one.stdout)["metadata"]["name"] == "cap-1"
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import errors
-from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin import columns, debugcaptures
 from debugcap.kubectl_plugin.commands import create_wait
 from debugcap.kubectl_plugin.options import (
     ExitCode,
@@ -31,7 +31,7 @@ from debugcap.kubectl_plugin.options import (
     kube_options,
     output_option,
     print_document,
-    print_table,
+    print_objects,
 )
 from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS, CaptureSettings
 
@@ -386,46 +386,13 @@ class GetOptions:
 
     def run(self) -> None:
         assert self._client is not None, "complete() first"
+        namespace = None if self.all_namespaces else self.namespace
         try:
-            items = debugcaptures.read(self._client, None if self.all_namespaces else self.namespace, self.name)
+            items = debugcaptures.read(self._client, namespace, self.name)
         finally:
             self._client.close()
-        if self.output in ("json", "yaml"):
-            print_document(items[0] if self.name else {"apiVersion": "v1", "kind": "List", "items": items},
-                           self.output)
-        elif self.output == "name":
-            for item in items:
-                click.echo(f"debugcapture.debugcap.io/{item['metadata']['name']}")
-        else:
-            rows = _rows(items, wide=self.output == "wide", now=datetime.now(UTC))
-            if self.all_namespaces:  # as kubectl: the namespace first
-                rows = [["NAMESPACE", *rows[0]]] + [[i["metadata"]["namespace"], *r]
-                                                    for i, r in zip(items, rows[1:], strict=True)]
-            print_table(rows)
-
-
-def _rows(items: list[dict[str, Any]], *, wide: bool, now: datetime) -> list[list[str]]:
-    rows = [["NAME", "PHASE", "TEMPLATE", "PODS", "AGE"] + (["BUNDLES", "MESSAGE"] if wide else [])]
-    for item in items:
-        status = item.get("status") or {}
-        pods = status.get("pods") or []
-        row = [item["metadata"]["name"], status.get("phase", "Pending"), item["spec"].get("template", "-"),
-               str(len(pods)), _age(item["metadata"].get("creationTimestamp"), now)]
-        if wide:
-            row += [" ".join((p.get("bundle") or {}).get("uri", "") for p in pods) or "-",
-                    errors.shorten(status.get("message", ""), 80)]
-        rows.append(row)
-    return rows
-
-
-def _age(stamp: str | None, now: datetime) -> str:
-    if not stamp:
-        return "-"
-    seconds = int((now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+        # The columns are the CRD's (-o wide: with its priority-1 ones), as kubectl get dcap shows them.
+        print_objects(items, self.output, columns.CAPTURES, listing=self.name is None, namespace=namespace)
 
 
 @click.command("get")
@@ -435,7 +402,7 @@ def _age(stamp: str | None, now: datetime) -> str:
 @kube_options
 def get(name: str | None, all_namespaces: bool, output: str, namespace: str | None, context: str | None,
         kubeconfig: str | None, request_timeout: float) -> None:
-    """List DebugCaptures (or show one): phase, template, pods and bundles.
+    """List DebugCaptures (or show one): the CRD's columns, as kubectl get dcap (-o wide: all of them).
 
     \b
     Examples:

@@ -70,17 +70,18 @@ def test_get_a_missing_capture_says_how_to_list_them(monkeypatch: pytest.MonkeyP
                           "kubectl debugcap get -n prod\n")
 
 
-def test_get_lists_as_a_table_and_wide_adds_bundles_and_message(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_lists_the_crds_columns_and_wide_adds_its_priority_1_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     kube = use(monkeypatch, FakeKube(get=lambda path: {"items": [ITEM]}))
     table = invoke("get")
     assert table.exit_code == 0, table.output
     assert kube.requests[0][:2] == ("GET", COLLECTION)
     header, row = table.stdout.splitlines()
-    assert header.split() == ["NAME", "PHASE", "TEMPLATE", "PODS", "AGE"]
-    assert row.split()[:4] == ["c-1", "Completed", "go-profile", "2"]
+    assert header.split() == ["NAME", "PHASE", "HEALTHY", "UNHEALTHY", "TEMPLATE", "POD", "STARTED", "AGE"]
+    assert row.split()[:3] == ["c-1", "Completed", "go-profile"]  # no health, no pod: empty cells, as kubectl's
     wide = invoke("get", "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-2:] == ["BUNDLES", "MESSAGE"]
-    assert "s3://b/1.tar.gz s3://b/2.tar.gz" in wide[1] and "2 of 2 pods captured" in wide[1]
+    assert " FIRED BY " in wide[0]
+    assert wide[0].split()[-5:] == ["READY", "FINDINGS", "EXPIRES", "MESSAGE", "AGE"]
+    assert "2 of 2 pods captured" in wide[1]
 
 
 def test_get_prints_one_capture_or_a_list_as_json_yaml_or_names(monkeypatch: pytest.MonkeyPatch) -> None:
