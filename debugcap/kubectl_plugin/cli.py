@@ -7,6 +7,7 @@ client only when a command runs, so ``--help`` stays cheap.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,11 @@ for command in [*captures.COMMANDS, *describe.COMMANDS, *download.COMMANDS, *del
 
 
 def main() -> None:
+    if os.path.basename(sys.argv[0]).startswith("kubectl_complete-"):
+        # Installed under kubectl's completion name (a link to this executable, where one file is all
+        # a package may ship, as with krew): answer kubectl's completion instead.
+        completing.main()
+        return
     debug = "--debug" in sys.argv[1:]
     try:
         # The completion variable is spelled out: click would derive it from the prog name, space and all.

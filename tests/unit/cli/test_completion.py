@@ -103,3 +103,11 @@ def test_the_scripts_callback_completes_through_the_same_names(names: list[tuple
     monkeypatch.setenv("COMP_CWORD", "3")
     res: Any = CliRunner().invoke(cli, [], prog_name="kubectl-debugcap", complete_var=completing.COMPLETE_VAR)
     assert res.stdout.splitlines() == ["plain,nightly"]
+
+
+def test_the_plugin_linked_as_kubectl_complete_answers_completion(tmp_path: Path) -> None:
+    """One executable is all krew installs: a link named kubectl_complete-debugcap to it completes."""
+    link = tmp_path / "kubectl_complete-debugcap"
+    code = "import sys; from debugcap.kubectl_plugin.cli import main; sys.argv[0] = sys.argv.pop(1); main()"
+    res = subprocess.run([sys.executable, "-c", code, str(link), "sched"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.splitlines()[0].startswith("schedule\t") and res.stdout.endswith(":4\n")
