@@ -91,6 +91,8 @@ def what_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> s
         return "target"
     if name not in ("name", "names") or ctx.command.name in NEW_NAMES:
         return None
+    if ctx.command.name == "templates":
+        return "template"
     nouns = {c.command.name for c in _lineage(ctx)}
     if "schedule" in nouns:
         return "debugschedules"

@@ -52,6 +52,7 @@ def test_capture_schedule_and_trigger_names_complete_from_the_cluster(names: lis
     assert values("schedule", "run-now", "") == ["nightly", ":4"]
     assert values("trigger", "describe", "p") == ["pre-oom", ":4"]
     assert values("schedule", "create", "") == [":4"]  # a new name: nothing to offer
+    assert values("templates", "go-l") == ["go-leak", ":4"]
 
 
 def test_names_are_read_with_the_flags_typed_so_far(names: list[tuple[str, KubeFlags]]) -> None:

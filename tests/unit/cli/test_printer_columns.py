@@ -140,3 +140,20 @@ def test_print_objects_gives_every_output_one_meaning(capsys: pytest.CaptureFixt
                                                                              "items": [SCHEDULE]}
     assert printed("table", [], listing=True, namespace="shop") == ("", "No resources found in shop namespace.\n")
     assert printed("json", [], listing=True)[0].startswith("{")  # an empty List, as kubectl prints one
+
+
+def test_templates_is_a_table_too_and_a_name_shows_one_in_full() -> None:
+    from click.testing import CliRunner
+
+    from debugcap.kubectl_plugin.cli import cli
+
+    table = CliRunner().invoke(cli, ["templates"]).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PARAMETERS", "DESCRIPTION"]
+    leak = next(line for line in table if line.startswith("go-leak "))
+    assert "snapshots=3,interval_seconds=60" in leak and leak.endswith("Leak hunting")
+    assert CliRunner().invoke(cli, ["templates", "-o", "wide"]).stdout.split()[2] == "COLLECTORS"
+    full = CliRunner().invoke(cli, ["templates", "go-leak"]).stdout
+    assert "snapshots = 3" in full and "collectors:" in full
+    assert json.loads(CliRunner().invoke(cli, ["templates", "go-leak", "-o", "json"]).stdout)["name"] == "go-leak"
+    unknown = CliRunner().invoke(cli, ["templates", "go-nope"])
+    assert unknown.exit_code == 2 and "go-leak" in unknown.stderr
