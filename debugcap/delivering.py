@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from debugcap.bundle import layout, writer
+from debugcap.errors import ConfigError
 from debugcap.settings import S3Settings
 from debugcap.storage import base, local, spool
 
@@ -59,6 +60,19 @@ def delete(store: Store, keys: list[str]) -> None:
         for key in keys:
             store.spool.discard(key)
             store.backend.delete(key=key)
+
+
+def download_url(store: Store, key: str, expires: timedelta, endpoint: str | None = None) -> str:
+    """A presigned GET URL of the stored ``key``, valid for ``expires``; at ``endpoint``, the S3
+    address its user reaches, when that is not the store's own. Only S3 signs URLs: a store in a
+    directory is a ConfigError saying so."""
+    from debugcap.storage import s3  # the minio client is only needed here
+
+    if not isinstance(store.backend, s3.S3Backend):
+        raise ConfigError(f"the operator keeps bundles in {store.backend.describe()}, not in S3, and only S3 "
+                          "hands out presigned URLs; configure the operator with DEBUGCAP_S3_ENDPOINT (the chart's "
+                          "s3.endpoint), or copy the bundle from that directory")
+    return store.backend.url(key=key, expires=expires, endpoint=endpoint)
 
 
 def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str) -> str:

@@ -15,6 +15,11 @@ CAPTURES: Final = "debugcaptures"
 SCHEDULES: Final = "debugschedules"
 TEMPLATES: Final = "debugcapturetemplates"
 TRIGGERS: Final = "debugtriggers"
+# A user's request for short-lived presigned URLs to a capture's bundles (docs/captures.md).
+DOWNLOADS: Final = "debugdownloads"
+# The ValidatingAdmissionPolicy (and its binding, of the same name) that lets only users who may
+# get a DebugCapture create a DebugDownload of it; the operator answers no request without them.
+DOWNLOAD_POLICY: Final = "debugcap-downloads"
 
 # The label a DebugSchedule puts on the captures it creates; the operator's schedules find their
 # runs by it, and its captures take the scheduled TTL.

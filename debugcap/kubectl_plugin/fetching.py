@@ -1,11 +1,10 @@
 """Bundles of a DebugCapture, fetched to this machine and verified before anyone reads them.
 
 A pod's entry in ``status.pods`` names its bundle (key, URI, SHA-256, size). :func:`source_for`
-decides where this machine reads that key from: today the user's own S3 settings, the
-``DEBUGCAP_S3_*`` variables ``create --upload`` uses, so nobody gets rights to the bucket through
-debugcap that they did not have. It is the one seam for a second way (a short-lived presigned URL
-the operator hands to users who may read the DebugCapture; docs/plugin.md): a new
-:class:`Source` and a branch there, nothing else.
+decides where this machine reads that key from: the user's own S3 settings, the ``DEBUGCAP_S3_*``
+variables ``create --upload`` uses, when they are set; else a short-lived presigned URL the
+operator hands to users who may read the DebugCapture (:class:`PresignedSource`, asked for with a
+DebugDownload by :mod:`~debugcap.kubectl_plugin.download_requests`; docs/captures.md).
 
 A fetched file is kept only when it matches the status (size and SHA-256: what the operator
 stored) and its own manifest (every member's SHA-256: what the capture wrote). The download goes
@@ -19,8 +18,11 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
@@ -34,6 +36,10 @@ from debugcap.settings import S3Settings
 READ_ATTEMPTS: Final = 2
 S3_VARIABLES: Final = ("DEBUGCAP_S3_ENDPOINT (host:port), DEBUGCAP_S3_ACCESS_KEY and DEBUGCAP_S3_SECRET_KEY "
                        "(DEBUGCAP_S3_SECURE=false for plain HTTP)")
+# A presigned GET: connect fast (a store that cannot be reached from here should say so in
+# seconds), read patiently, as the S3 backend does.
+URL_TIMEOUT_SECONDS: Final = 30.0
+_CHUNK: Final = 1 << 20
 
 
 class VerifyFailedError(errors.BundleError):
@@ -125,8 +131,88 @@ class FileSource:
             raise errors.StorageError(f"cannot copy {self.path}: {exc.strerror or exc}") from exc
 
 
-def source_for(ref: BundleRef, environ: Mapping[str, str] | None = None) -> Source:
-    """Where this machine reads ``ref``'s bundle from (the seam: see the module's docstring)."""
+@dataclass(frozen=True)
+class Link:
+    """A presigned GET URL the operator handed out for one bundle (an entry of a DebugDownload's
+    ``status.urls``). The URL is a credential until ``expires_at``: it is never printed."""
+
+    pod: str
+    key: str
+    url: str
+    sha256: str
+    size: int
+    expires_at: datetime
+    request: str  # the DebugDownload that carried it, for messages
+
+
+class PresignedSource:
+    """A bundle read through a presigned URL: plain HTTP(S), no credential of the user's."""
+
+    def __init__(self, link: Link, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 opener: Callable[..., Any] = urllib.request.urlopen) -> None:
+        self.link = link
+        self._now = now
+        self._open = opener
+        parts = urlsplit(link.url)
+        self.endpoint = f"{parts.scheme}://{parts.netloc}"  # without the query, which holds the signature
+
+    def describe(self) -> str:
+        return f"the store at {self.endpoint}"
+
+    @property
+    def via(self) -> str:
+        return (f"through a presigned URL of debugdownload/{self.link.request}, valid until "
+                f"{self.link.expires_at:%H:%M:%SZ}")
+
+    def fetch(self, ref: BundleRef, dest: Path) -> None:
+        from debugcap.storage import base
+
+        if (self.link.key, self.link.sha256) != (ref.key, ref.sha256):
+            raise errors.StorageError(f"debugdownload/{self.link.request} answered for another bundle of pod "
+                                      f"{ref.pod} than the capture lists (it changed meanwhile?); "
+                                      "run the command again")
+        if self._now() >= self.link.expires_at:
+            raise errors.StorageError(self._expired(ref))
+        try:
+            with self._open(self.link.url, timeout=URL_TIMEOUT_SECONDS) as resp, dest.open("wb") as out:
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise base.MissingObjectError(f"{ref.uri or ref.key} is not in {self.describe()}") from exc
+            if exc.code == 403 and self._now() >= self.link.expires_at:
+                raise errors.StorageError(self._expired(ref)) from exc
+            raise errors.StorageError(f"{self.endpoint} refused the presigned URL for pod {ref.pod}: HTTP {exc.code} "
+                                      f"{errors.shorten(_s3_code(exc), 120)}; run the command again, or "
+                                      "download with your own S3 settings") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise errors.StorageError(
+                f"cannot reach {self.endpoint}, the S3 endpoint the operator's presigned URL names "
+                f"({errors.shorten(str(reason), 120)}); it must be reachable from this machine: ask the cluster "
+                "admin to set the chart value operator.presignedEndpoint (DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT) to "
+                f"the address users reach S3 at, or set {S3_VARIABLES} to download with your own") from exc
+
+    def _expired(self, ref: BundleRef) -> str:
+        return (f"the presigned URL for pod {ref.pod} expired at {self.link.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
+                "run the command again to ask the operator for a new one")
+
+
+def _s3_code(exc: urllib.error.HTTPError) -> str:
+    """S3's error code from the body of a refusal (``<Code>AccessDenied</Code>``), else its reason."""
+    try:
+        body = exc.read(4096).decode(errors="replace")
+    except OSError:
+        body = ""
+    start, end = body.find("<Code>"), body.find("</Code>")
+    return body[start + 6:end] if 0 <= start < end else str(exc.reason)
+
+
+def source_for(ref: BundleRef, environ: Mapping[str, str] | None = None,
+               presigned: Callable[[BundleRef], Source] | None = None, *, prefer_presigned: bool = False) -> Source:
+    """Where this machine reads ``ref``'s bundle from (the seam: see the module's docstring).
+    ``presigned`` asks the operator for a URL; it is taken without S3 settings, or first with
+    ``prefer_presigned``. Without it, S3 settings are required."""
     where = urlsplit(ref.uri)
     if where.scheme == "file":
         path = Path(unquote(where.path))
@@ -134,7 +220,11 @@ def source_for(ref: BundleRef, environ: Mapping[str, str] | None = None) -> Sour
             return FileSource(path)
         raise errors.ConfigError(f"the bundle of pod {ref.pod} is in the operator's own directory ({ref.uri}), "
                                  "which this machine cannot read; configure the operator with S3 to download bundles")
+    if presigned is not None and prefer_presigned:
+        return presigned(ref)
     settings = S3Settings.from_env(environ)
+    if settings is None and presigned is not None:
+        return presigned(ref)
     if settings is None:
         raise errors.ConfigError(f"no S3 settings to download {ref.uri or ref.key}: set {S3_VARIABLES}, as for "
                                  "create --upload")
@@ -227,13 +317,15 @@ class Fetched:
     ref: BundleRef
     path: Path
     reused: bool  # the file was there already, with the status's SHA-256
+    via: str = ""  # how it came, when not with the user's own S3 settings
 
 
 def fetch_all(refs: list[BundleRef], dest_for: Callable[[BundleRef], Path],
-              environ: Mapping[str, str] | None = None) -> tuple[list[Fetched], list[str]]:
+              environ: Mapping[str, str] | None = None, presigned: Callable[[BundleRef], Source] | None = None,
+              *, prefer_presigned: bool = False) -> tuple[list[Fetched], list[str]]:
     """Each bundle into ``dest_for(ref)``, a copy already there with the status's SHA-256 reused;
     (what was kept, why each refused one was refused). A store that cannot be reached raises:
-    every other bundle would fail the same way."""
+    every other bundle would fail the same way. ``presigned``: see :func:`source_for`."""
     kept: list[Fetched] = []
     refused: list[str] = []
     for ref in refs:
@@ -241,8 +333,10 @@ def fetch_all(refs: list[BundleRef], dest_for: Callable[[BundleRef], Path],
         if matches(ref, dest_dir / ref.file_name):
             kept.append(Fetched(ref, dest_dir / ref.file_name, reused=True))
             continue
+        source = source_for(ref, environ, presigned, prefer_presigned=prefer_presigned)
+        via = source.via if isinstance(source, PresignedSource) else ""
         try:
-            kept.append(Fetched(ref, fetch_verified(ref, dest_dir, source_for(ref, environ)), reused=False))
+            kept.append(Fetched(ref, fetch_verified(ref, dest_dir, source), reused=False, via=via))
         except VerifyFailedError as exc:
             refused.append(str(exc))
     return kept, refused

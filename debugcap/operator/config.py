@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from debugcap.errors import ConfigError
 from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS
@@ -25,6 +25,11 @@ _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # memory (the reader holds some 12 MB per MiB) and 3 s of a core. The report command reads up to
 # 16 MiB; a larger trace gets a hint naming the trace command instead of a summary.
 ANALYSIS_TRACE_LIMIT_MIB: Final = 4
+# The longest a presigned download URL may live. The URL is a credential for its whole life and
+# is readable in its DebugDownload meanwhile; an hour downloads gigabytes on a slow link.
+MAX_PRESIGNED_TTL: Final = timedelta(hours=1)
+# The shortest: the plugin must still be able to read the status and start its GETs.
+MIN_PRESIGNED_TTL: Final = timedelta(seconds=10)
 
 
 def parse_duration(text: str, *, field: str) -> timedelta:
@@ -133,6 +138,25 @@ class DebugcapConfig:
     alert_pod_label: str = "pod"
     """The alert label naming the pod (``DEBUGCAP_OPERATOR_ALERT_POD_LABEL``)."""
 
+    presigned_downloads: bool = True
+    """Whether DebugDownloads are answered with presigned URLs (``DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS``,
+    the chart's ``operator.presignedDownloads``). Off: they are left unanswered, and users download
+    with their own S3 credentials only."""
+
+    presigned_ttl: timedelta = timedelta(minutes=5)
+    """How long a presigned URL works (``DEBUGCAP_OPERATOR_PRESIGNED_TTL``, 10s to 1h); its
+    DebugDownload is deleted then. Five minutes start any download; the transfer itself may take
+    longer, since S3 checks the expiry when a request starts."""
+
+    presigned_endpoint: str = ""
+    """The S3 endpoint as users reach it, when not the operator's own ``DEBUGCAP_S3_ENDPOINT``
+    (``DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT``: ``https://s3.example.com``); URLs are signed for it."""
+
+    download_policy: str = "debugcap-downloads"
+    """The ValidatingAdmissionPolicy (and binding) that checks who may create a DebugDownload
+    (``DEBUGCAP_OPERATOR_DOWNLOAD_POLICY``; the chart names it after the release). No URL is
+    handed out while it is missing."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DebugcapConfig:
         """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
@@ -168,12 +192,10 @@ class DebugcapConfig:
             raw = env.get(name, "").strip()
             return Path(raw) if raw else None
 
-        switch = env.get("DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS", "").strip().lower()
-        if switch not in ("", "true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS={switch!r} is not true or false")
+        ephemeral = _switch(env, "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS", defaults.ephemeral_containers)
         namespaces = listed("DEBUGCAP_OPERATOR_NAMESPACES")
         mode = choice("DEBUGCAP_OPERATOR_COMMAND_MODE", defaults.command_mode, COMMAND_MODES)
-        if mode == "ephemeral" and switch in ("false", "0", "no"):
+        if mode == "ephemeral" and not ephemeral:
             raise ConfigError("DEBUGCAP_OPERATOR_COMMAND_MODE=ephemeral needs debug containers, which "
                               "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS=false turns off; set one or the other")
         webhook_port = integer("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", defaults.alert_webhook_port, 0)
@@ -195,7 +217,7 @@ class DebugcapConfig:
             or defaults.alert_namespace_label,
             alert_pod_label=env.get("DEBUGCAP_OPERATOR_ALERT_POD_LABEL", "").strip() or defaults.alert_pod_label,
             command_mode=mode,
-            ephemeral_containers=switch not in ("false", "0", "no"),
+            ephemeral_containers=ephemeral,
             debug_image=env.get("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "").strip() or defaults.debug_image,
             allowed_debug_images=listed("DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES"),
             http_transport=choice("DEBUGCAP_OPERATOR_TRANSPORT", defaults.http_transport, HTTP_TRANSPORTS),
@@ -208,9 +230,31 @@ class DebugcapConfig:
             work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
             analysis_trace_limit_mib=integer("DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB",
                                              defaults.analysis_trace_limit_mib, 0),
+            **_download_fields(env, defaults),
         )
 
     @property
     def analysis_trace_limit(self) -> int:
         """:attr:`analysis_trace_limit_mib` in bytes."""
         return self.analysis_trace_limit_mib << 20
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name}={raw!r} is not true or false")
+    return default if not raw else raw in ("true", "1", "yes")
+
+
+def _download_fields(env: Mapping[str, str], defaults: DebugcapConfig) -> dict[str, Any]:
+    """The presigned-download settings of :class:`DebugcapConfig` (docs/captures.md)."""
+    raw = env.get("DEBUGCAP_OPERATOR_PRESIGNED_TTL", "").strip()
+    ttl = parse_duration(raw, field="DEBUGCAP_OPERATOR_PRESIGNED_TTL") if raw else defaults.presigned_ttl
+    if not MIN_PRESIGNED_TTL <= ttl <= MAX_PRESIGNED_TTL:
+        raise ConfigError(f"DEBUGCAP_OPERATOR_PRESIGNED_TTL={raw!r} must be between 10s and 1h: a presigned URL "
+                          "is a credential for as long as it lives")
+    return {"presigned_downloads": _switch(env, "DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS",
+                                           defaults.presigned_downloads),
+            "presigned_ttl": ttl,
+            "presigned_endpoint": env.get("DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT", "").strip(),
+            "download_policy": env.get("DEBUGCAP_OPERATOR_DOWNLOAD_POLICY", "").strip() or defaults.download_policy}

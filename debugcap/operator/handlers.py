@@ -9,11 +9,12 @@ Importing a handler module registers its ``@kopf.*`` functions with kopf. Run th
 - :mod:`~debugcap.operator.schedules`: DebugSchedule;
 - :mod:`~debugcap.operator.capture_templates`: DebugCaptureTemplate;
 - :mod:`~debugcap.operator.triggers`: DebugTrigger;
+- :mod:`~debugcap.operator.downloads`: DebugDownload (presigned URLs to a capture's bundles);
 - :mod:`~debugcap.operator.alert_webhook`: the Alertmanager webhook receiver (off by default).
 """
 
 from __future__ import annotations
 
-from debugcap.operator import alert_webhook, capture_templates, captures, schedules, startup, triggers
+from debugcap.operator import alert_webhook, capture_templates, captures, downloads, schedules, startup, triggers
 
-MODULES = (startup, captures, schedules, capture_templates, triggers, alert_webhook)
+MODULES = (startup, captures, schedules, capture_templates, triggers, downloads, alert_webhook)

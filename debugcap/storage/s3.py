@@ -201,6 +201,7 @@ class S3Backend(base.StorageBackend):
         self._host, self._secure = parse_endpoint(settings.endpoint, settings.secure)
         self._sleep = sleep
         self._bucket_ready = False
+        self._signers: dict[str, minio.Minio] = {}  # by endpoint: see url()
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
             maxsize=max(10, settings.parallel_uploads),
@@ -441,11 +442,37 @@ class S3Backend(base.StorageBackend):
     def uri(self, *, key: str) -> str:
         return f"s3://{self._settings.bucket}/{base.check_key(key)}"
 
-    def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
+    def url(self, *, key: str, expires: timedelta = timedelta(days=7), endpoint: str | None = None) -> str:
+        """A presigned GET URL of ``key``, valid for ``expires``. ``endpoint``: the address whoever
+        uses the URL reaches the store at, when it is not this backend's own (an in-cluster MinIO
+        that users reach through an ingress): the signature covers the host, so it cannot be
+        rewritten afterwards."""
         base.check_key(key)
+        client = self._signer(endpoint) if endpoint else self._client
         # Signing is local, but minio may first ask the server for the bucket's region once.
         return self._retrying(
             "signing a URL for",
             key,
-            lambda: self._client.presigned_get_object(self._settings.bucket, key, expires=expires),
+            lambda: client.presigned_get_object(self._settings.bucket, key, expires=expires),
         )
+
+    def _signer(self, endpoint: str) -> minio.Minio:
+        """A client for signing only, at ``endpoint``, with this backend's credentials and region."""
+        found = self._signers.get(endpoint)
+        if found is None:
+            host, secure = parse_endpoint(endpoint, self._secure)
+            # The region is part of the signature. Asked of the store this backend reaches, once:
+            # the other address may not be reachable from here at all. minio 7.2 has no public call
+            # for it; re-check `_get_region` on upgrades.
+            region = self._settings.region or self._retrying(
+                "finding the region of", None, lambda: self._client._get_region(self._settings.bucket)
+            )
+            found = minio.Minio(
+                host,
+                access_key=self._settings.access_key,
+                secret_key=self._settings.secret_key,
+                secure=secure,
+                region=region,
+            )
+            self._signers[endpoint] = found
+        return found

@@ -6,6 +6,8 @@ Cases:
   (all namespaces: ClusterRoles; a list: a Role per namespace), with a non-root Deployment, S3
   credentials from a Secret and a liveness probe
 * no rule grants secrets, wildcards, or anything outside the operator's list
+* presigned downloads (on by default) render the admission policy and its binding, named after the
+  release, the users' ClusterRole <release>-download and the operator's settings; off, none of them
 * every rendered manifest passes ``kubectl apply --dry-run=server``
 * with the ServiceAccount and its RBAC applied for real, ``kubectl auth can-i`` as the
   ServiceAccount allows what captures need and refuses secrets, deleting pods, deployments
@@ -56,7 +58,12 @@ def kinds(docs: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
 
 
 def rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    """The operator's rules: every Role and ClusterRole but the one the chart makes for users."""
+    return [r for d in docs if d["kind"] in ("ClusterRole", "Role") and not is_user_role(d) for r in d["rules"]]
+
+
+def is_user_role(doc: dict[str, Any]) -> bool:
+    return doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-download")
 
 
 def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -78,7 +85,13 @@ ALLOWED = {
     *{("debugcap.io", f"{p}/status", v) for p in ("debugcaptures", "debugschedules", "debugcapturetemplates")
       for v in ("get", "patch")},
     *{("debugcap.io", f"{p}/finalizers", "update") for p in ("debugcaptures", "debugschedules",
-                                                            "debugcapturetemplates")},
+                                                            "debugcapturetemplates", "debugtriggers")},
+    *{("debugcap.io", "debugtriggers", v) for v in ("get", "list", "watch", "patch")},
+    *{("debugcap.io", f"{p}/status", v) for p in ("debugtriggers", "debugdownloads") for v in ("get", "patch")},
+    *{("debugcap.io", "debugdownloads", v) for v in ("get", "list", "watch", "patch", "delete")},
+    # Only the download policy and its binding, by name (resourceNames).
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "get"),
 }
 
 
@@ -93,7 +106,7 @@ def test_packaged_chart_carries_the_repository_crds(testbed: Testbed, tmp_path: 
         inside = {Path(m.name).name: tar.extractfile(m).read()  # type: ignore[union-attr]
                   for m in tar.getmembers() if m.name.startswith("debugcap/crds/") and m.isfile()}
     theirs = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
-    assert inside == theirs and len(theirs) == 3
+    assert inside == theirs and len(theirs) == 5
 
 
 def test_helm_lint_passes(testbed: Testbed) -> None:
@@ -104,8 +117,9 @@ def test_helm_lint_passes(testbed: Testbed) -> None:
 
 def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Testbed) -> None:
     docs = render("dc", "ops")
-    assert kinds(docs) == [("ClusterRole", None), ("ClusterRoleBinding", None), ("Deployment", "ops"),
-                           ("ServiceAccount", "ops")]
+    assert kinds(docs) == [("ClusterRole", None), ("ClusterRole", None), ("ClusterRoleBinding", None),
+                           ("Deployment", "ops"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
+                           ("ValidatingAdmissionPolicyBinding", None)]
     assert grants(docs) <= ALLOWED, grants(docs) - ALLOWED
     assert {("", "pods/exec", "create"), ("", "nodes", "get"), ("debugcap.io", "debugcaptures/status", "patch"),
             ("debugcap.io", "debugcaptures/finalizers", "update")} <= grants(docs)
@@ -163,19 +177,44 @@ def test_the_operators_default_transport_is_auto_and_can_be_pinned(testbed: Test
 def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
     docs = render("dc", "ops", "--set", "namespaces={shop,web}", "--set", "rbac.nodes=false",
                   "--set", "s3.existingSecret=my-s3")
-    assert kinds(docs) == [("ClusterRole", None), ("ClusterRoleBinding", None), ("Deployment", "ops"),
-                           ("Role", "shop"), ("Role", "web"), ("RoleBinding", "shop"), ("RoleBinding", "web"),
-                           ("ServiceAccount", "ops")]
-    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
-    # Cluster-wide: only the cluster-scoped templates (nodes are off here).
+    assert kinds(docs) == [("ClusterRole", None), ("ClusterRole", None), ("ClusterRoleBinding", None),
+                           ("Deployment", "ops"), ("Role", "shop"), ("Role", "web"), ("RoleBinding", "shop"),
+                           ("RoleBinding", "web"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
+                           ("ValidatingAdmissionPolicyBinding", None)]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole" and not is_user_role(d)]
+    # Cluster-wide: only the cluster-scoped templates (nodes are off here) and the download policy.
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "debugcapturetemplates", "debugcapturetemplates/status", "debugcapturetemplates/finalizers"}
+        "debugcapturetemplates", "debugcapturetemplates/status", "debugcapturetemplates/finalizers",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings"}
     assert grants(docs) <= ALLOWED
     assert ("", "nodes", "get") not in grants(docs)
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
     env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DEBUGCAP_OPERATOR_NAMESPACES"]["value"] == "shop,web"
     assert env["DEBUGCAP_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "my-s3"
+
+
+def test_presigned_downloads_render_the_policy_the_user_role_and_the_settings_only_when_on(testbed: Testbed) -> None:
+    on = render("dc", "ops", "--set", "operator.presignedTTL=2m",
+                "--set", "operator.presignedEndpoint=https://s3.example.com")
+    [policy] = [d for d in on if d["kind"] == "ValidatingAdmissionPolicy"]
+    [binding] = [d for d in on if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert policy["metadata"]["name"] == binding["spec"]["policyName"] == "dc-debugcap-downloads"
+    [user] = [d for d in on if is_user_role(d)]
+    assert user["rules"] == [{"apiGroups": ["debugcap.io"], "resources": ["debugdownloads"],
+                              "verbs": ["create", "get", "delete"]}]
+    [admission] = [r for r in rules(on) if r["apiGroups"] == ["admissionregistration.k8s.io"]]
+    assert admission["resourceNames"] == ["dc-debugcap-downloads"] and admission["verbs"] == ["get"]
+    [deploy] = [d for d in on if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS"], env["DEBUGCAP_OPERATOR_PRESIGNED_TTL"],
+            env["DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT"], env["DEBUGCAP_OPERATOR_DOWNLOAD_POLICY"]) == (
+        "true", "2m", "https://s3.example.com", "dc-debugcap-downloads")
+    off = render("dc", "ops", "--set", "operator.presignedDownloads=false")
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy") or is_user_role(d)]
+    assert not any(g == "admissionregistration.k8s.io" for g, _r, _v in grants(off))
+    # Requests made before it was turned off are still cleaned up.
+    assert ("debugcap.io", "debugdownloads", "delete") in grants(off)
 
 
 def test_template_refuses_to_render_without_an_s3_endpoint(testbed: Testbed) -> None:
@@ -196,6 +235,9 @@ def cluster_objects(crds: None, testbed: Testbed, release: str) -> Iterator[None
     yield
     for kind in ("clusterrolebinding", "clusterrole"):
         kubectl(testbed, "delete", kind, f"{release}-debugcap-cluster", "--ignore-not-found", check=False)
+    kubectl(testbed, "delete", "clusterrole", f"{release}-debugcap-download", "--ignore-not-found", check=False)
+    for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+        kubectl(testbed, "delete", kind, f"{release}-debugcap-downloads", "--ignore-not-found", check=False)
 
 
 @pytest.mark.parametrize("mode", ["all-namespaces", "namespace-list"])
@@ -242,7 +284,8 @@ def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespac
                            ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
                            ("watch", "debugcaptures.debugcap.io"), ("patch", "debugcaptures.debugcap.io/status"),
                            ("get", "deployments.apps"), ("patch", "pods/ephemeralcontainers"),
-                           ("get", "pods/proxy")]:
+                           ("get", "pods/proxy"), ("delete", "debugdownloads.debugcap.io"),
+                           ("patch", "debugdownloads.debugcap.io/status")]:
         assert can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be allowed"
         assert can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be allowed everywhere"
     assert can_i(testbed, sa, "get", "nodes", None)

@@ -158,7 +158,8 @@ def bad_inputs(testbed: Testbed, namespace: str) -> None:
     assert "kubectl debugcap get -n default" in one_line_error(plugin(testbed, "describe", "cap-1", "-n", "default"))
     assert "nope" in one_line_error(plugin(testbed, "delete", "cap-1", "nope", "-n", namespace, "--yes"))
     no_s3: dict[str, str | None] = {k: None for k in os.environ if k.startswith("DEBUGCAP_S3_")}
-    line = one_line_error(plugin(testbed, "download", "cap-1", "-n", namespace, env=no_s3))
+    # --s3: without it, a user with no S3 settings asks the operator instead (test_plugin_presigned.py).
+    line = one_line_error(plugin(testbed, "download", "cap-1", "--s3", "-n", namespace, env=no_s3))
     assert "no S3 settings" in line and "set DEBUGCAP_S3_ENDPOINT" in line
     unreachable: dict[str, str | None] = {"DEBUGCAP_S3_ENDPOINT": "127.0.0.1:9", "DEBUGCAP_S3_SECURE": "false"}
     line = one_line_error(plugin(testbed, "download", "cap-1", "-n", namespace, env=unreachable))
@@ -166,6 +167,7 @@ def bad_inputs(testbed: Testbed, namespace: str) -> None:
     for args, flag in ((["create", "pod/x", "--download"], "--download applies with --wait"),
                        (["create", "pod/x", "--wait", "--local"], "--wait and --local"),
                        (["delete", "cap-1", "--all"], "--all"),
+                       (["download", "cap-1", "--s3", "--presigned"], "--s3 and --presigned"),
                        (["delete", "cap-1"], "--yes")):
         assert flag in one_line_error(plugin(testbed, *args, "-n", namespace), code=2)
 

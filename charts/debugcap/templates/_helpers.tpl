@@ -22,6 +22,10 @@ app.kubernetes.io/name: {{ include "debugcap.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- define "debugcap.downloadPolicyName" -}}
+{{- printf "%s-downloads" (include "debugcap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "debugcap.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "debugcap.fullname" .) .Values.serviceAccount.name -}}
@@ -83,8 +87,14 @@ each served namespace. Only what the operator and its collectors call; see docs/
 - apiGroups: [debugcap.io]
   resources: [debugtriggers]
   verbs: [get, list, watch, patch]
+# DebugDownloads: kopf watches and patches them (annotations, the finalizer of the expiry daemon),
+# their status gets the presigned URLs, and they are deleted when the URLs expire. Granted even
+# with operator.presignedDownloads off: requests made before are still deleted.
 - apiGroups: [debugcap.io]
-  resources: [debugcaptures/status, debugschedules/status, debugtriggers/status]
+  resources: [debugdownloads]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [debugcap.io]
+  resources: [debugcaptures/status, debugschedules/status, debugtriggers/status, debugdownloads/status]
   verbs: [get, patch]
 # A schedule's and a trigger's captures have it as owner with blockOwnerDeletion.
 - apiGroups: [debugcap.io]
@@ -107,6 +117,14 @@ each served namespace. Only what the operator and its collectors call; see docs/
 # node-conditions collector
 - apiGroups: [""]
   resources: [nodes]
+  verbs: [get]
+{{- end }}
+{{- if .Values.operator.presignedDownloads }}
+# The admission policy that checks who may ask for download URLs, and its binding: the operator
+# hands out none while they are missing (it reads only these two, by name).
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingadmissionpolicies, validatingadmissionpolicybindings]
+  resourceNames: [{{ include "debugcap.downloadPolicyName" . }}]
   verbs: [get]
 {{- end }}
 {{- end -}}

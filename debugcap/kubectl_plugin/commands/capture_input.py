@@ -68,12 +68,13 @@ def cached_bundle(name: str, pod: str | None, flags: KubeFlags, param_hint: str)
     namespace = flags.namespace or client.default_namespace
     try:
         obj = debugcaptures.read_one(client, namespace, name)
+        refs = fetching.bundle_refs(obj, pod)
+        if len(refs) > 1:
+            raise click.BadParameter(f'debugcapture "{name}" has a bundle per pod '
+                                     f'({", ".join(r.pod for r in refs)}); pick one with --pod', param_hint=param_hint)
+        root = fetching.cache_root()
+        kept = download_bundles(obj, lambda ref: fetching.cache_dir(ref, root), refs[0].pod, print_paths=False,
+                                kube=client)
     finally:
         client.close()
-    refs = fetching.bundle_refs(obj, pod)
-    if len(refs) > 1:
-        raise click.BadParameter(f'debugcapture "{name}" has a bundle per pod ({", ".join(r.pod for r in refs)}); '
-                                 "pick one with --pod", param_hint=param_hint)
-    root = fetching.cache_root()
-    kept = download_bundles(obj, lambda ref: fetching.cache_dir(ref, root), refs[0].pod, print_paths=False)
     return kept[0].path

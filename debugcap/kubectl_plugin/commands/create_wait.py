@@ -111,7 +111,7 @@ def wait(client: Kube, namespace: str, name: str, flags: WaitFlags, output_dir: 
     if flags.download and phase in STORED:
         from debugcap.kubectl_plugin.commands.download import download_bundles
 
-        kept = download_bundles(obj, lambda _ref: output_dir or Path("."))
+        kept = download_bundles(obj, lambda _ref: output_dir or Path("."), kube=client)
         hint = f"kubectl debugcap report {kept[0].path}" if len(kept) == 1 and not code else hint
     click.echo(f"next: {hint}", err=True)
     if code:

@@ -123,6 +123,6 @@ class FileSource:
 def serve(monkeypatch: pytest.MonkeyPatch, source: FileSource) -> FileSource:
     from debugcap.kubectl_plugin import fetching
 
-    monkeypatch.setattr(fetching, "source_for", lambda ref, environ=None: source)
+    monkeypatch.setattr(fetching, "source_for", lambda ref, environ=None, presigned=None, **_: source)
     return source
 

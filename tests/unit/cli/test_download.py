@@ -111,12 +111,12 @@ def test_download_of_one_pod_reuses_a_copy_already_there(tmp_path: Path, monkeyp
     assert source.served == 1 and "already here" in res.stderr
 
 
-def test_download_without_s3_settings_is_one_line_naming_the_variables(
+def test_download_with_s3_only_and_no_s3_settings_is_one_line_naming_the_variables(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = write_bundle(tmp_path / "store")
     use(monkeypatch, RoutedKube({f"{CAPTURES}/cap-1": capture(pods=[pod_entry("api-1", written)])}))
     monkeypatch.delenv("DEBUGCAP_S3_ENDPOINT", raising=False)
-    res = CliRunner().invoke(cli, ["download", "cap-1", "-d", str(tmp_path / "out")])
+    res = CliRunner().invoke(cli, ["download", "cap-1", "--s3", "-d", str(tmp_path / "out")])
     assert res.exit_code == 1
     assert res.stderr.count("\n") == 1 and "set DEBUGCAP_S3_ENDPOINT (host:port)" in res.stderr
 

@@ -2,7 +2,7 @@
 
 Cases: each debugcap.operator module that decorates a function with ``@kopf.`` is listed in
 ``handlers.MODULES`` (and only those); after importing ``handlers``, kopf's registry holds a
-handler of each of the four resources and the start-up handler.
+handler of each of the five resources and the start-up handler.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def test_every_module_with_a_kopf_handler_is_listed_once() -> None:
     decorated = {m.name for m in pkgutil.iter_modules([str(root)])
                  if "\n@kopf." in (root / f"{m.name}.py").read_text()}
     assert decorated == {m.__name__.rsplit(".", 1)[-1] for m in handlers.MODULES}
-    assert decorated == {"startup", "captures", "schedules", "capture_templates", "triggers", "alert_webhook"}
+    assert decorated == {"startup", "captures", "schedules", "capture_templates", "triggers", "downloads",
+                         "alert_webhook"}
 
 
 def test_kopf_knows_a_handler_of_each_resource_after_importing_the_list() -> None:
@@ -29,5 +30,5 @@ def test_kopf_knows_a_handler_of_each_resource_after_importing_the_list() -> Non
     plurals = {h.selector.any_name for h in [*registry._changing.get_all_handlers(),  # noqa: SLF001
                                            *registry._spawning.get_all_handlers()]  # noqa: SLF001
                if h.selector is not None}
-    assert plurals >= {"debugcaptures", "debugschedules", "debugcapturetemplates", "debugtriggers"}
+    assert plurals >= {"debugcaptures", "debugschedules", "debugcapturetemplates", "debugtriggers", "debugdownloads"}
     assert "configure" in {h.id for h in registry._activities.get_all_handlers()}  # noqa: SLF001
