@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test test-unit test-unit-fast test-e2e demo testbed-up testbed-down testbed-status bench
+.PHONY: install lint test test-unit test-unit-fast test-e2e demo testbed-up testbed-down testbed-status bench dist
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,13 @@ testbed-status: install
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# The single-file kubectl-debugcap (a zipapp needing python3 3.11-3.14) and its krew archive,
+# dist/kubectl-debugcap-<version>-<os>-<arch>.tar.gz, for this machine's platform (or
+# PLATFORMS="linux/amd64 linux/arm64 darwin/amd64 darwin/arm64"), and the krew manifest
+# deploy/krew/debugcap.yaml with their sha256s. Both are build outputs, not committed (docs/install.md).
+PLATFORMS ?=
+DIST_DIR ?= dist
+KREW_MANIFEST ?= deploy/krew/debugcap.yaml
+dist: install
+	$(BIN)/python scripts/build_dist.py --out $(DIST_DIR) --manifest $(KREW_MANIFEST) $(foreach p,$(PLATFORMS),--platform $(p))

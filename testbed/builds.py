@@ -1,6 +1,6 @@
 """Build the testbed's binaries from Go modules, once per version.
 
-Kubernetes, etcd, MinIO, helm and Alertmanager are compiled from their Go modules inside
+Kubernetes, etcd, MinIO, helm, Alertmanager and krew are compiled from their Go modules inside
 small wrapper modules under ``testbed/gobuild/`` (their own go.mod files have
 replace directives or v0.0.0 staging requirements that forbid a plain
 ``go install pkg@version``). Outputs land in ``CACHE/bin/<component>-<version>``
@@ -99,6 +99,12 @@ COMPONENTS = (
               # (/api/v2, /-/ready, /-/reload) is all the testbed uses.
               embed_stubs={"github.com/prometheus/alertmanager": ("ui/app/dist/elm/index.html",
                                                                   "ui/app/dist/mantine/index.html")}),
+    # krew runs nothing in the testbed: tests install the plugin with it, offline, from the
+    # manifest `make dist` generates. Its module has no replace directives, but a wrapper module
+    # keeps its go.sum pinned here like the others'.
+    Component("krew", layout.KREW_VERSION, "krew", ("sigs.k8s.io/krew/cmd/krew",), ("krew",),
+              ldflags=f"-s -w -X sigs.k8s.io/krew/internal/version.gitTag={layout.KREW_VERSION}",
+              minutes_cold=2),
 )
 
 

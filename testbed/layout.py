@@ -24,6 +24,8 @@ ETCD_VERSION = "v3.6.6"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 HELM_VERSION = "v3.19.0"
 ALERTMANAGER_VERSION = "v0.35.0"
+# kubectl-krew: not a running component; the e2e test of the krew install uses it (tests/e2e/test_krew_install.py).
+KREW_VERSION = "v0.4.3"
 
 # The node's own address lives on a bridge the testbed creates, so that the
 # cluster never depends on (or sends traffic through) the machine's eth0.

@@ -1,0 +1,227 @@
+"""scripts/build_dist.py and the zipapp's bootstrap (scripts/zipapp_main.py), without pip or a network.
+
+Cases: the list of the plugin's dependencies covers what debugcap.kubectl_plugin imports; the
+import closure follows relative and function-level imports and leaves unreached packages out;
+namespace packages split, dist-info kept with their packages; what differs per Python goes
+under cp3XY/; archives are byte-for-byte reproducible; the manifest is what krew reads; a built
+zipapp runs, unpacks once, refuses a Python it has no parts for, and ignores PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
+TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+dist = _load("build_dist")
+
+
+def _requirements(name: str, seen: set[str]) -> set[str]:
+    """``name`` and every distribution it requires (extras left out), by normalised name."""
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key in seen:
+        return seen
+    try:
+        requires = importlib.metadata.requires(name) or []
+    except importlib.metadata.PackageNotFoundError:
+        return seen  # a requirement for other Pythons (a marker), not installed here
+    seen.add(key)
+    for req in requires:
+        if "extra ==" not in req:
+            _requirements(re.split(r"[<>=!~;\[ (]", req, maxsplit=1)[0], seen)
+    return seen
+
+
+def test_the_dependency_list_covers_what_the_plugin_imports(tmp_path: Path) -> None:
+    package = Path(importlib.util.find_spec("debugcap").origin).parent  # type: ignore[arg-type,union-attr]
+    shutil.copytree(package, tmp_path / "debugcap", ignore=shutil.ignore_patterns("__pycache__"))
+    known = dist.modules(tmp_path)
+    imported = set()
+    for name in dist.closure(tmp_path, dist.ROOTS):
+        tree = ast.parse(known[name].read_bytes())
+        imported |= {m.split(".")[0] for m in dist._imported(tree, name, known[name].name == "__init__.py")}
+    imported -= {"debugcap", *sys.stdlib_module_names}
+    imported = {m for m in imported if importlib.util.find_spec(m)}  # _typeshed: under TYPE_CHECKING only
+    assert {"click", "kubernetes", "minio", "yaml", "google"} <= imported  # the check sees them at all
+    owners = importlib.metadata.packages_distributions()
+    allowed: set[str] = set()
+    for name in dist.PLUGIN_DEPENDENCIES:
+        _requirements(name, allowed)
+    missing = {top: owners.get(top) for top in imported
+               if not any(re.sub(r"[-_.]+", "-", d).lower() in allowed for d in owners.get(top, []))}
+    assert not missing, f"the plugin imports {missing}: add them to PLUGIN_DEPENDENCIES in scripts/build_dist.py"
+    _, declared = dist.project()
+    assert set(dist.PLUGIN_DEPENDENCIES) <= set(declared)
+    assert not {"kopf", "aiohttp", "prometheus_client"} & imported
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+SITE = {
+    "app/__init__.py": "",
+    "app/cli.py": "from . import util\ndef run():\n    import lazy.inner\n    from ns.part import thing\n",
+    "app/util.py": "import json\nfrom .sub import x\n",
+    "app/sub/__init__.py": "x = 1\n",
+    "lazy/__init__.py": "",
+    "lazy/inner.py": "",
+    "lazy/unused.py": "import never\n",
+    "never/__init__.py": "",
+    "ns/part/__init__.py": "thing = 1\n",
+    "ns/other/__init__.py": "",
+    "lone.py": "",
+    "app-1.0.dist-info/RECORD": "app/__init__.py,,\napp/cli.py,,\n",
+    "never-1.0.dist-info/RECORD": "never/__init__.py,,\n",
+}
+
+
+def test_closure_follows_relative_and_function_level_imports(tmp_path: Path) -> None:
+    site = _tree(tmp_path, SITE)
+    reached = dist.closure(site, ["app"])
+    assert reached == {"app", "app.cli", "app.util", "app.sub", "lazy", "lazy.inner", "ns.part"}
+    units = dist.units(site)
+    assert "ns/part" in units and "ns/other" in units and "ns" not in units  # a namespace package splits
+    assert dist.kept_units(site, reached) == ["app", "app-1.0.dist-info", "lazy", "ns/part"]
+
+
+def test_what_differs_per_python_goes_under_its_tag(tmp_path: Path) -> None:
+    a = _tree(tmp_path / "cp311", {**SITE, "lazy/_speed.cpython-311-x86_64-linux-gnu.so": "311"})
+    b = _tree(tmp_path / "cp312", {**SITE, "lazy/_speed.cpython-312-x86_64-linux-gnu.so": "312"})
+    placement = dist.place({"cp311": a, "cp312": b}, dist.closure(a, ["app"]))
+    names = set(placement.files)
+    assert "site/app/cli.py" in names and "site/ns/part/__init__.py" in names
+    assert {"cp311/lazy/_speed.cpython-311-x86_64-linux-gnu.so", "cp311/lazy/inner.py",
+            "cp312/lazy/_speed.cpython-312-x86_64-linux-gnu.so"} <= names
+    assert not any(n.startswith("site/lazy") or "never" in n for n in names)
+
+
+def _placement(root: Path, main_body: str) -> object:
+    site = _tree(root / TAG, {
+        "debugcap/__init__.py": "",
+        "debugcap/kubectl_plugin/__init__.py": "",
+        "debugcap/kubectl_plugin/cli.py": main_body,
+        "click/__init__.py": "NAME = 'the archive click'\n",
+    })
+    return dist.place({TAG: site}, dist.closure(site, ["debugcap.kubectl_plugin"]))
+
+
+def test_the_archive_and_the_zipapp_are_reproducible(tmp_path: Path) -> None:
+    placement = _placement(tmp_path / "src", "def main():\n    print('hi')\n")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert dist.write_zipapp(one, placement, "1.2.3", 1700000000) == dist.write_zipapp(two, placement, "1.2.3",
+                                                                                       1700000000)
+    assert one.read_bytes() == two.read_bytes() and one.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert os.access(one, os.X_OK)
+    with zipfile.ZipFile(one) as zf:
+        assert zf.namelist() == ["__main__.py", "_debugcap_zipapp.py", "payload.zip"]
+    sums = {dist.write_archive(tmp_path / f"{n}.tar.gz", one, 1700000000) for n in ("a", "b")}
+    assert len(sums) == 1
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        (member, *_) = tar.getmembers()
+        assert (member.name, member.mode, member.mtime, member.uid) == ("kubectl-debugcap", 0o755, 1700000000, 0)
+
+
+def test_the_manifest_is_what_krew_reads() -> None:
+    text = dist.render_manifest("1.2.3", {"linux/amd64": ("https://x/a.tar.gz", "a" * 64),
+                                          "darwin/arm64": ("https://x/b.tar.gz", "b" * 64)})
+    doc = yaml.safe_load(text)
+    assert doc["apiVersion"] == "krew.googlecontainertools.github.com/v1alpha2" and doc["kind"] == "Plugin"
+    assert doc["metadata"]["name"] == "debugcap" and doc["spec"]["version"] == "v1.2.3"
+    assert "\n" not in doc["spec"]["shortDescription"]
+    assert [(p["selector"]["matchLabels"], p["sha256"], p["bin"]) for p in doc["spec"]["platforms"]] == [
+        ({"os": "darwin", "arch": "arm64"}, "b" * 64, "kubectl-debugcap"),
+        ({"os": "linux", "arch": "amd64"}, "a" * 64, "kubectl-debugcap")]
+
+
+def _zipapp(tmp_path: Path, body: str, pythons: tuple[str, ...] = (TAG,)) -> Path:
+    placement = _placement(tmp_path / "src", body)
+    placement = dist.Placement(placement.files, pythons)  # type: ignore[attr-defined]
+    target = tmp_path / "kubectl-debugcap"
+    dist.write_zipapp(target, placement, "1.2.3", 1700000000)
+    return target
+
+
+def test_a_zipapp_unpacks_once_and_runs_on_its_own_packages(tmp_path: Path) -> None:
+    app = _zipapp(tmp_path, "import click\ndef main():\n    print(click.NAME, __file__)\n")
+    poisoned = _tree(tmp_path / "poisoned", {"click/__init__.py": "NAME = 'the PYTHONPATH click'\n"})
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(poisoned), "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")}
+    first = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    name, path = first.stdout.rsplit(" ", 1)
+    assert name == "the archive click" and path.strip().startswith(str(tmp_path / "c"))
+    (build,) = (tmp_path / "c").iterdir()
+    assert sorted(p.name for p in build.iterdir()) == [TAG, "site"]
+    marker = build / "site" / "marker"
+    marker.write_text("unpacked once")
+    again = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and marker.exists(), again.stderr
+
+
+def test_a_zipapp_refuses_a_python_it_has_no_parts_for(tmp_path: Path) -> None:
+    app = _zipapp(tmp_path, "def main():\n    print('ran')\n", pythons=("cp39",))
+    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")})
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.startswith("kubectl-debugcap: this single-file build runs on CPython 3.9; this is cpython")
+    assert "pipx install debugcap" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_an_unwritable_cache_falls_back_to_a_private_temp_dir(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    app = _zipapp(tmp_path, "def main():\n    print('ran')\n")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(locked / "c"),
+                              "TMPDIR": str(tmp_path)})
+    assert res.returncode == 0 and res.stdout == "ran\n", res.stderr
+    assert (tmp_path / f"debugcap-zipapp-{os.getuid()}").is_dir()
+
+
+def test_a_damaged_payload_member_is_refused(tmp_path: Path) -> None:
+    app = _zipapp(tmp_path, "def main():\n    print('ran')\n")
+    data = app.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1:])) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as zf:
+        zf.writestr(f"{TAG}/../../escaped.py", "x")
+    members["payload.zip"] = payload.getvalue()
+    with zipfile.ZipFile(app, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")})
+    assert res.returncode == 1 and "the archive is damaged" in res.stderr
+    assert not list(tmp_path.rglob("escaped.py"))
