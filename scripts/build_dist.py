@@ -110,14 +110,23 @@ def pip(*args: str) -> None:
         raise SystemExit(f"dist: pip {' '.join(args[:2])} failed:\n{res.stdout[-3000:]}{res.stderr[-3000:]}")
 
 
+def source_files() -> list[str]:
+    """The files git tracks or would (not ignored ones); without git (a tarball of the sources),
+    what setuptools reads: pyproject.toml, README.md and the packages."""
+    res = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=REPO, capture_output=True)
+    if res.returncode == 0:
+        return [rel for rel in res.stdout.decode().split("\0") if rel]
+    say("not a git checkout: building from pyproject.toml, README.md, debugcap/ and testbed/")
+    return ["pyproject.toml", "README.md", *(p.relative_to(REPO).as_posix() for top in ("debugcap", "testbed")
+                                             for p in (REPO / top).rglob("*") if "__pycache__" not in p.parts)]
+
+
 def build_wheel(work: Path) -> Path:
-    """The project's wheel, built from a copy of the files git tracks or would (not ignored ones):
-    setuptools builds in ``build/`` of the tree it is given, where files deleted since would
-    linger and end up in the wheel."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    """The project's wheel, built from a copy of its source files: setuptools builds in ``build/``
+    of the tree it is given, where files deleted since would linger and end up in the wheel."""
     source = work / "src"
-    for rel in filter(None, listed):
+    for rel in source_files():
         if (REPO / rel).is_file():
             (source / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, source / rel)
