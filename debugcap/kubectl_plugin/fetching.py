@@ -174,9 +174,8 @@ class PresignedSource:
         if self._now() >= self.link.expires_at:
             raise errors.StorageError(self._expired(ref))
         try:
-            with self._open(self.link.url, timeout=URL_TIMEOUT_SECONDS) as resp, dest.open("wb") as out:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
+            with self._open(self.link.url, timeout=URL_TIMEOUT_SECONDS) as resp:
+                _save(resp, dest)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise base.MissingObjectError(f"{ref.uri or ref.key} is not in {self.describe()}") from exc
@@ -196,6 +195,21 @@ class PresignedSource:
     def _expired(self, ref: BundleRef) -> str:
         return (f"the presigned URL for pod {ref.pod} expired at {self.link.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
                 "run the command again to ask the operator for a new one")
+
+
+def _save(resp: Any, dest: Path) -> None:
+    """The response's body into ``dest``; a file that cannot be written is not a store that
+    cannot be reached (an ``OSError`` of reading is)."""
+    try:
+        out = dest.open("wb")
+    except OSError as exc:
+        raise errors.StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    with out:
+        while chunk := resp.read(_CHUNK):
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise errors.StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
 
 
 def _s3_code(exc: urllib.error.HTTPError) -> str:
