@@ -21,6 +21,8 @@ from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORT
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Past this a duration is a typo (and past timedelta's 999,999,999 days, an OverflowError).
+MAX_DURATION_SECONDS: Final = 10 * 366 * 86400
 # The largest execution trace the operator's analysis of a bundle reads, in MiB: about 50 MB of
 # memory (the reader holds some 12 MB per MiB) and 3 s of a core. The report command reads up to
 # 16 MiB; a larger trace gets a hint naming the trace command instead of a summary.
@@ -40,6 +42,8 @@ def parse_duration(text: str, *, field: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ConfigError(f'{field}: "{text}" must be longer than zero; write it like 10s, 90m, 24h or 7d')
+    if seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(f'{field}: "{text}" is longer than ten years; write it like 10s, 90m, 24h or 7d')
     return timedelta(seconds=seconds)
 
 
