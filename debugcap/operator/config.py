@@ -27,6 +27,10 @@ MAX_DURATION_SECONDS: Final = 10 * 366 * 86400
 # memory (the reader holds some 12 MB per MiB) and 3 s of a core. The report command reads up to
 # 16 MiB; a larger trace gets a hint naming the trace command instead of a summary.
 ANALYSIS_TRACE_LIMIT_MIB: Final = 4
+MAX_PORT: Final = 65535
+# The operator's own servers, each on a port of its own (0: off).
+PORT_VARIABLES: Final = ("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", "DEBUGCAP_OPERATOR_METRICS_PORT",
+                         "DEBUGCAP_OPERATOR_LIVENESS_PORT")
 
 
 def parse_duration(text: str, *, field: str) -> timedelta:
@@ -144,16 +148,7 @@ class DebugcapConfig:
         defaults = cls()
 
         def integer(name: str, default: int, minimum: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-            if value < minimum:
-                raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-            return value
+            return _integer(env, name, default, minimum)
 
         def duration(name: str, default: timedelta) -> timedelta:
             raw = env.get(name, "").strip()
@@ -180,7 +175,8 @@ class DebugcapConfig:
         if mode == "ephemeral" and switch in ("false", "0", "no"):
             raise ConfigError("DEBUGCAP_OPERATOR_COMMAND_MODE=ephemeral needs debug containers, which "
                               "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS=false turns off; set one or the other")
-        webhook_port = integer("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", defaults.alert_webhook_port, 0)
+        ports = _ports(env)
+        webhook_port = ports["DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT"]
         token_file = path("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TOKEN_FILE")
         if webhook_port and token_file is None:
             raise ConfigError("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT is set but "
@@ -207,8 +203,8 @@ class DebugcapConfig:
             default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),
             scheduled_ttl=duration("DEBUGCAP_OPERATOR_SCHEDULED_TTL", defaults.scheduled_ttl),
             namespaces=namespaces,
-            metrics_port=integer("DEBUGCAP_OPERATOR_METRICS_PORT", defaults.metrics_port, 0),
-            liveness_port=integer("DEBUGCAP_OPERATOR_LIVENESS_PORT", defaults.liveness_port, 0),
+            metrics_port=ports["DEBUGCAP_OPERATOR_METRICS_PORT"],
+            liveness_port=ports["DEBUGCAP_OPERATOR_LIVENESS_PORT"],
             work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
             analysis_trace_limit_mib=integer("DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB",
                                              defaults.analysis_trace_limit_mib, 0),
@@ -218,3 +214,33 @@ class DebugcapConfig:
     def analysis_trace_limit(self) -> int:
         """:attr:`analysis_trace_limit_mib` in bytes."""
         return self.analysis_trace_limit_mib << 20
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _ports(env: Mapping[str, str]) -> dict[str, int]:
+    """The ports of the operator's servers (PORT_VARIABLES; 0, the default, is off), checked here,
+    naming the variable: past 65535 binding raises an OverflowError that names nothing, and two
+    servers on one port fail the second's bind, both only once the operator is starting them."""
+    ports: dict[str, int] = {}
+    taken: dict[int, str] = {}
+    for name in PORT_VARIABLES:
+        number = ports[name] = _integer(env, name, 0, 0)
+        if number > MAX_PORT:
+            raise ConfigError(f"{name}={number} is not a port: use 1 to {MAX_PORT}, or 0 to turn it off")
+        if number and number in taken:
+            raise ConfigError(f"{name} and {taken[number]} are both {number}: each of the operator's servers needs a "
+                              "port of its own; change one")
+        taken[number] = name
+    return ports
