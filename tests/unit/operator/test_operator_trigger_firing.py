@@ -43,7 +43,8 @@ def test_names_are_the_same_for_a_retried_check_and_differ_between_pods_and_chec
     name = trigger_firing.capture_name("api-pre-oom", "t-1", c, "u1")
     assert name == trigger_firing.capture_name("api-pre-oom", "t-1", c, "u1")
     assert name.startswith("api-pre-oom-goroutines-") and len(name) <= 253
-    assert name != trigger_firing.capture_name("api-pre-oom", "t-1", Crossing("api-2", "goroutines", 6000, 5000, "", T0), "u2")
+    other_pod = Crossing("api-2", "goroutines", 6000, 5000, "", T0)
+    assert name != trigger_firing.capture_name("api-pre-oom", "t-1", other_pod, "u2")
     later = Crossing("api-1", "goroutines", 6000, 5000, "", T0 + timedelta(seconds=10))
     assert name != trigger_firing.capture_name("api-pre-oom", "t-1", later, "u1")
     # A restart's name is its restart count: every check that sees restart 2 names one capture.
