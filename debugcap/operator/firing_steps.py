@@ -22,8 +22,8 @@ the steps that answer at once, the heap first:
   limit, and opening its session (a ``runc exec``, or adding a debug container) takes 0.2 s to
   seconds at the API server and the kubelet the heap's request also goes through;
 - always a heap profile: a template without one (``network-trace``, ``disk-usage``) gets a
-  ``pprof-heap`` step, since the heap is what a memory firing is for. :func:`keeps_heap` tells a
-  DebugTrigger's check so it can refuse such a template up front;
+  ``pprof-heap`` step, since the heap is what a memory firing is for (:func:`keeps_heap` says
+  whether the template has its own);
 - the heap first, then the other memory and goroutine snapshots (``before_window`` collectors),
   then the rest, in template order: the steps start in this order, so the heap's request is the
   first one out, and where the quick requests share one port-forward it is not queued behind them.

@@ -31,8 +31,11 @@ from debugcap.operator.triggering import Reading, Termination, TriggerSpec
 READ_THREADS: Final = 16
 # ... and at once per trigger, so one trigger's unreachable pods cannot hold every thread.
 READS_PER_TRIGGER: Final = 8
-# A check waits this long for its pods' readings (or one interval, when longer); a pod that has
-# not answered by then is reported unread for this check.
+# A check waits for its pods' readings one interval, at least MIN_WAIT_SECONDS and at most
+# CHECK_SECONDS; a pod that has not answered by then is reported unread for this check (its facts
+# from the pod object still count) and read last in the next, so a few hung pods cannot keep the
+# others unread check after check.
+MIN_WAIT_SECONDS: Final = 3.0
 CHECK_SECONDS: Final = 15.0
 
 
@@ -51,6 +54,7 @@ class TriggerState:
     template_checked: Any = None  # the generation whose spec.template was found
     # The last firing's look at the captures: when, and the firings it knew (itself included).
     known: tuple[datetime, list[triggering.Past]] | None = None
+    slow: set[str] = field(default_factory=set)  # pods with no reading in time at the last check
     suppressed: int = 0  # firings held back since this process began ...
     suppressed_written: int = 0  # ... of which the status counts these
 
@@ -127,17 +131,22 @@ def find(kube: Kube, namespace: str, spec: TriggerSpec, *, every: bool = False) 
                                 read_at=found.read_at)
 
 
+def base_reading(pod: Mapping[str, Any], spec: TriggerSpec) -> Reading:
+    """What the pod object says (restarts, the last exit, the memory limit), needing no network."""
+    name, uid = str(pod["metadata"]["name"]), str(pod["metadata"].get("uid") or "")
+    container = _container(pod, spec.request.container)
+    restarts, termination = _restarts(pod, container)
+    return Reading(name, datetime.now(UTC), uid=uid, memory_limit=_memory_limit(pod, container), restarts=restarts,
+                   termination=termination)
+
+
 def read_pod(kube: Kube, reader: signals.SignalReader, namespace: str, pod: Mapping[str, Any],
              spec: TriggerSpec) -> Reading:
     """One pod's reading, now: Go signals only when the trigger asks for them and the container
     runs; restart facts and the memory limit from the pod object."""
-    at = datetime.now(UTC)
-    name, uid = str(pod["metadata"]["name"]), str(pod["metadata"].get("uid") or "")
+    base = dataclasses.replace(base_reading(pod, spec), at=datetime.now(UTC))
+    name, limit, when = base.pod, base.memory_limit, spec.when
     container = _container(pod, spec.request.container)
-    restarts, termination = _restarts(pod, container)
-    limit = _memory_limit(pod, container)
-    when = spec.when
-    base = Reading(name, at, uid=uid, memory_limit=limit, restarts=restarts, termination=termination)
     if not when.reads_go():
         return base
     if when.memory_percent is not None and limit is None and when.goroutines is None and when.growth_per_minute is None:
@@ -159,30 +168,46 @@ def read_pod(kube: Kube, reader: signals.SignalReader, namespace: str, pod: Mapp
 
 async def read_all(states: TriggerStates, state: TriggerState, namespace: str,
                    pods: Sequence[Mapping[str, Any]], spec: TriggerSpec) -> list[Reading]:
-    """Every pod's reading, READS_PER_TRIGGER at a time; a pod with no reading within the check's
-    time (CHECK_SECONDS, or the interval when longer) is reported unread, its read left to finish."""
+    """Every pod's reading, READS_PER_TRIGGER at a time, within the check's wait (see
+    MIN_WAIT_SECONDS); the pods unread at the last check go last."""
     loop = asyncio.get_running_loop()
 
     async def one(pod: Mapping[str, Any]) -> Reading:
-        async with state.reads:
-            return await loop.run_in_executor(states.executor, read_pod, states.kube, state.reader, namespace,
-                                              pod, spec)
+        await state.reads.acquire()
+        try:
+            job = states.executor.submit(read_pod, states.kube, state.reader, namespace, pod, spec)
+        except RuntimeError:  # the executor is shutting down with the operator
+            state.reads.release()
+            raise
+        # The place is given back when the thread ends, not when this check stops waiting for it:
+        # a GET that outlives its check still holds one of the trigger's places.
+        job.add_done_callback(lambda _job: _release_soon(loop, state.reads))
+        return await asyncio.wrap_future(job)
 
-    limit = max(CHECK_SECONDS, spec.interval.total_seconds())
-    jobs = [asyncio.ensure_future(one(p)) for p in pods]
+    wait = min(CHECK_SECONDS, max(MIN_WAIT_SECONDS, spec.interval.total_seconds()))
+    ordered = sorted(pods, key=lambda p: str(p["metadata"]["name"]) in state.slow)  # stable: slow ones last
+    jobs = [asyncio.ensure_future(one(p)) for p in ordered]
     if jobs:
-        await asyncio.wait(jobs, timeout=limit)
-    out = []
-    for pod, job in zip(pods, jobs, strict=True):
+        await asyncio.wait(jobs, timeout=wait)
+    out, slow = [], set()
+    for pod, job in zip(ordered, jobs, strict=True):
         if job.done() and not job.cancelled() and job.exception() is None:
             out.append(job.result())
             continue
         if not job.done():
             job.cancel()  # the thread finishes its GET on its own; this check does not wait for it
-        name, uid = str(pod["metadata"]["name"]), str(pod["metadata"].get("uid") or "")
-        why = f"no reading within {limit:.0f}s" if not job.done() or job.cancelled() else str(job.exception())
-        out.append(Reading(name, datetime.now(UTC), uid=uid, error=why))
+            slow.add(str(pod["metadata"]["name"]))
+        why = f"no reading within {wait:.0f}s" if job.cancelled() or not job.done() else str(job.exception())
+        out.append(dataclasses.replace(base_reading(pod, spec), error=errors.shorten(why, 300)))
+    state.slow = slow
     return out
+
+
+def _release_soon(loop: asyncio.AbstractEventLoop, semaphore: asyncio.Semaphore) -> None:
+    try:
+        loop.call_soon_threadsafe(semaphore.release)
+    except RuntimeError:  # the loop is closed: the operator stopped
+        pass
 
 
 def _container(pod: Mapping[str, Any], wanted: str | None) -> str:

@@ -230,6 +230,9 @@ async def _suppressed(rt: runtime.Runtime, state: trigger_checks.TriggerState, t
     by an Event once per pod, signal and limit per cooldown: a signal high for an hour is counted at
     every check but told once in a while."""
     meta = trigger["metadata"]
+    keep = 2 * max(spec.cooldown, timedelta(minutes=1))
+    for stale in [k for k, told in state.told.items() if now - told > keep]:
+        del state.told[stale]
     for v in verdicts:
         if v.limit == "restart seen":
             continue
@@ -305,7 +308,7 @@ async def write_status(rt: runtime.Runtime, state: trigger_checks.TriggerState, 
         fields["lastChecked"] = stamp(checked.replace(microsecond=0))
     async with state.lock:
         suppressed = state.suppressed
-        try:
+        try:  # a status that cannot be written now is written by a later check: never fatal
             if suppressed > state.suppressed_written:
                 fresh = await runtime.in_thread(trigger_firing.read_trigger, rt.kube, str(meta["namespace"]),
                                                 str(meta["name"]))
@@ -315,5 +318,8 @@ async def write_status(rt: runtime.Runtime, state: trigger_checks.TriggerState, 
                                     fields)
         except errors.NotFoundError:
             return  # deleted meanwhile
+        except errors.KubeError as exc:
+            log.warning("could not write the status of DebugTrigger %s/%s: %s", meta["namespace"], meta["name"], exc)
+            return
         state.suppressed_written = suppressed
     state.written = {"essentials": essentials, "at": now}

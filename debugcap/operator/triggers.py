@@ -25,6 +25,7 @@ GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
 # How often the daemon looks whether its trigger was edited while it waits for the next check.
 EDIT_POLL_SECONDS: Final = 1.0
+FAILED_CHECK_RETRY_SECONDS: Final = 5.0
 # The firing value of an alert: the CRD's spec.firing.value limit.
 VALUE_CHARS: Final = 1024
 
@@ -56,15 +57,25 @@ class AlertOutcome:
     captures: tuple[str, ...] = ()
 
 
-@kopf.daemon(GROUP, VERSION, resources.TRIGGERS, initial_delay=0.5, cancellation_timeout=5.0)
-async def watch_trigger(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+# cancellation_backoff: on deletion the daemon is asked to stop and given a few seconds to end its
+# check (a capture being created is then recorded) before it is cancelled. backoff: a check that
+# fails in a way nobody foresaw is retried after seconds, not kopf's default minute.
+@kopf.daemon(GROUP, VERSION, resources.TRIGGERS, initial_delay=0.5, cancellation_backoff=5.0,
+             cancellation_timeout=5.0, backoff=5.0)
+async def watch_trigger(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger,
+                        **_: Any) -> None:
     rt = runtime.of(memo)
     state = trigger_runs.states(rt).of(str(body.metadata.uid))
     loop = asyncio.get_running_loop()
     while not stopped:
         generation = body.metadata.get("generation")
-        wait = await trigger_runs.check(rt, state, cast(Mapping[str, Any], dict(body)))
-        due = loop.time() + wait
+        started = loop.time()
+        try:
+            wait = await trigger_runs.check(rt, state, cast(Mapping[str, Any], dict(body)))
+        except Exception:  # one bad check must not silence the trigger: log it, check again later
+            logger.exception("the check of this DebugTrigger failed")
+            wait = FAILED_CHECK_RETRY_SECONDS
+        due = started + wait  # every interval from the check's start, however long the check took
         # ``body`` is kopf's live view of the trigger: an edit shows here, and is checked at once.
         while not stopped and loop.time() < due and body.metadata.get("generation") == generation:
             await asyncio.sleep(min(EDIT_POLL_SECONDS, max(due - loop.time(), 0.0)))
@@ -109,7 +120,8 @@ async def _fire_for_alert(rt: runtime.Runtime, ref: AlertRef, listed: dict[str, 
     if ref.namespace not in listed:
         listed[ref.namespace] = await runtime.in_thread(trigger_firing.list_triggers, rt.kube, ref.namespace)
     watching = [t for t in listed[ref.namespace]
-                if (((t.get("spec") or {}).get("when") or {}).get("alert") or {}).get("name") == ref.alertname]
+                if str((((t.get("spec") or {}).get("when") or {}).get("alert") or {}).get("name") or "").strip()
+                == ref.alertname]
     if not watching:
         return _outcome(ref, "refused", f'no DebugTrigger in namespace "{ref.namespace}" has spec.when.alert.name '
                                         f'"{ref.alertname}"')
