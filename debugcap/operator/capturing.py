@@ -44,7 +44,7 @@ KEY_SENT_SECONDS: Final = 60.0
 ABANDONED_STEPS_SECONDS: Final = 3.0
 # A container this young whose pprof port refuses may only not be listening yet: a Go program
 # starts its pprof server after its own start-up (config, caches, connections), which can take
-# tens of seconds. The refusal is then not blamed on spec.parameters.pprofPort. Judgement call.
+# tens of seconds. The message then names that first, and the port second. Judgement call.
 JUST_STARTED_SECONDS: Final = 60.0
 
 
@@ -82,9 +82,12 @@ def probe_pprof(http: engine.Transport, target: base.Target, timeout: float, *, 
         refused = False
     via = http.access().get("http", "the chosen transport")
     if refused and just_started:
+        # Both causes are named: a young program not listening yet, or a wrong port, which a
+        # capture of a pod created a moment ago (a test, a rollout) is just as likely to meet.
+        # The advice before the transport's own words, which can be long and are cut first.
         raise errors.TargetError(
-            f'nothing answered on port {target.pprof_port} of pod "{target.pod}" (through {via}: {why}): '
-            f"{just_started}, and its Go program may not serve pprof yet; its Go evidence is missing")
+            f'spec.parameters.pprofPort: nothing answered on port {target.pprof_port} of pod "{target.pod}": '
+            f"{just_started} and may not serve pprof yet, or the port is wrong (through {via}: {why})")
     also = ""
     if refused and via in ("direct", "proxy"):
         also = ("; or a NetworkPolicy rejects connections to the pod's port, which looks the same: the Go "
