@@ -2,9 +2,10 @@
 
 Usage: .venv/bin/python benchmarks/run_all.py [--only analysis,capture]
 
-Each ``benchmarks/bench_*.py`` (in name order: analysis, bundle, capture, operator)
-runs as its own subprocess with its default arguments, never two at once, so their timings
-and peak RSS figures do not disturb each other. bench_capture and bench_operator need the testbed running.
+Each ``benchmarks/bench_*.py`` (in name order: analysis, bundle, capture, hostile_bundles,
+operator, trace, transports, trigger_lead) runs as its own subprocess with its default arguments,
+never two at once, so their timings and peak RSS figures do not disturb each other. bench_capture,
+bench_operator, bench_transports and bench_trigger_lead need the testbed running.
 Exits non-zero when any benchmark failed, after running the others.
 """
 

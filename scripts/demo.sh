@@ -200,6 +200,106 @@ echo "Argo CD health check (deploy/argocd): resource_customizations/debugcap.io/
 kubectl -n "$NS" delete debugschedules,debugcaptures --all --timeout=120s >/dev/null  # bundles too
 kill $OPERATOR 2>/dev/null || true
 
+step "Capture at the moment it matters: a DebugTrigger catches a hoarding pod's heap before the OOM kill"
+wait $OPERATOR 2>/dev/null || true
+kubectl -n "$NS" delete pod hoarder --ignore-not-found --grace-period=0 >/dev/null  # a previous demo's
+# The operator runs on the node here, which routes to pod IPs: it reads the trigger's signals (and
+# takes its captures) direct, as an operator pod does, with no API server request per pod.
+DEBUGCAP_OPERATOR_NAMESPACES="$NS" DEBUGCAP_OPERATOR_TRANSPORT=direct \
+  DEBUGCAP_OPERATOR_WORK_DIR="$OUT/operator" debugcap-operator > "$OUT/operator-trigger.log" 2>&1 &
+OPERATOR=$!
+# A previous demo's trigger and its captures: the operator, now running, deletes their bundles.
+kubectl -n "$NS" delete debugtriggers,debugcaptures --all --timeout=120s >/dev/null
+kubectl -n "$NS" apply -f - <<'YAML'
+apiVersion: debugcap.io/v1alpha1
+kind: DebugTrigger
+metadata: {name: hoarder-pre-oom}
+spec:
+  target: {selector: {matchLabels: {app: hoarder}}}
+  template: go-heap            # heap first, no CPU profile or trace: done in well under a second
+  when:
+    memoryPercentOfLimit: 80   # what the Go runtime holds against the container's limit
+    restarted: true            # and the post-mortem once the kernel has killed it
+  checkIntervalSeconds: 2
+  cooldown: 15m
+  maxCapturesPerHour: 6
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hoarder, labels: {app: hoarder}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: debugcap.test/goapp:dev
+    imagePullPolicy: Never
+    env: [{name: GOAPP_HEAP_GROWTH_KB, value: "3072"}]   # 3 MiB a second, never freed
+    resources: {limits: {memory: 128Mi}, requests: {memory: 128Mi}}
+YAML
+echo "3 MiB/s into 128 MiB: 80% after ~35 s, the kernel's OOM kill ~8 s later; the trigger checks every 2 s..."
+killed=""
+for _ in $(seq 1 60); do
+  reason=$(kubectl -n "$NS" get pod hoarder -o jsonpath='{.status.containerStatuses[0].lastState.terminated.reason}')
+  [ "$reason" = OOMKilled ] && { killed=1; break; }
+  sleep 2
+done
+[ -n "$killed" ] || { echo "hoarder not OOMKilled within 120 s" >&2; tail -20 "$OUT/operator-trigger.log" >&2; exit 1; }
+for reason in memoryPercentOfLimit restarted; do
+  cap=""
+  for _ in $(seq 1 30); do
+    cap=$(kubectl -n "$NS" get dcap -l "debugcap.io/trigger=hoarder-pre-oom,debugcap.io/trigger-reason=$reason" \
+      -o name | sed -n 1p)
+    [ -n "$cap" ] && break
+    sleep 1
+  done
+  [ -n "$cap" ] || { echo "no $reason capture; operator log:" >&2; tail -20 "$OUT/operator-trigger.log" >&2; exit 1; }
+  kubectl -n "$NS" wait --for=condition=Ready "$cap" --timeout=60s >/dev/null
+  key=$(kubectl -n "$NS" get "$cap" -o jsonpath='{.status.pods[0].bundle.key}')
+  python - "$key" "$OUT/hoarder-$reason.tar.gz" <<'PY'
+import sys
+from pathlib import Path
+from debugcap.settings import S3Settings
+from debugcap.storage.s3 import S3Backend
+S3Backend(S3Settings.from_env()).get(key=sys.argv[1], dest=Path(sys.argv[2]))
+PY
+done
+kubectl -n "$NS" get dtrig hoarder-pre-oom
+echo "status.firings:"
+kubectl -n "$NS" get dtrig hoarder-pre-oom \
+  -o jsonpath='{range .status.firings[*]}  {.time}  {.reason}: {.value}{"\n"}    -> {.capture}{"\n"}{end}'
+kubectl -n "$NS" get dcap -l debugcap.io/trigger=hoarder-pre-oom
+echo "The memory capture's heap, taken before the kill (in-use bytes):"
+kubectl debugcap top "$OUT/hoarder-memoryPercentOfLimit.tar.gz" --profile heap --sample-index inuse_space \
+  --limit 4 > "$OUT/hoarder-heap-top.txt"
+cat "$OUT/hoarder-heap-top.txt"
+grep -q 'main\.(\*growingCache)\.add' "$OUT/hoarder-heap-top.txt" \
+  || { echo "the heap does not name the hoarding function" >&2; exit 1; }
+kubectl -n "$NS" get pod hoarder -o json > "$OUT/hoarder-pod.json"
+python - "$OUT/hoarder-memoryPercentOfLimit.tar.gz" "$OUT/hoarder-pod.json" <<'PY'
+import json, sys, tarfile
+from datetime import datetime
+with tarfile.open(sys.argv[1]) as tar:
+    member = next(m for m in tar.getmembers() if m.name.endswith("/manifest.json"))
+    manifest = json.load(tar.extractfile(member))
+heap = next(c for c in manifest["collectors"] if c["name"] == "pprof-heap")
+stamp = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+taken = stamp(manifest["started_at"]) + heap["duration_ms"] / 1000
+ended = json.load(open(sys.argv[2]))["status"]["containerStatuses"][0]["lastState"]["terminated"]
+steps = ", ".join(c["name"] for c in manifest["collectors"] if c["status"] != "skipped")
+print(f"heap profile taken in {heap['duration_ms']} ms ({steps}); container {ended['reason']} at "
+      f"{ended['finishedAt']}: {stamp(ended['finishedAt']) - taken:.0f} s later (whole seconds)")
+PY
+echo "The post-mortem capture, fired by the restart: the exit reason and the previous container's last lines"
+tar xzf "$OUT/hoarder-restarted.tar.gz" --wildcards -O '*/k8s/pod.yaml' | grep -A6 'lastState:' | grep -E 'reason|exitCode'
+tar xzf "$OUT/hoarder-restarted.tar.gz" --wildcards -O '*/logs/app.previous.log' | tail -n 2
+kubectl -n "$NS" delete debugtriggers --all >/dev/null   # its captures go with it (owned); their bundles too
+kubectl -n "$NS" delete pod hoarder --grace-period=0 >/dev/null
+for _ in $(seq 1 60); do
+  [ -z "$(kubectl -n "$NS" get dcap -o name)" ] && break
+  sleep 1
+done
+kill $OPERATOR 2>/dev/null || true
+
 step "Done"
 echo "bundles:     $FULL"
 echo "             $LEAK"

@@ -69,13 +69,14 @@ class Deadline:
 def deadline_seconds(settings: CaptureSettings, template: templates.ExpandedTemplate,
                      collectors: Mapping[str, type[base.Collector]]) -> float | None:
     """The capture's deadline in seconds: the one set, or the template's own length (its longest
-    step: steps run side by side) plus the slack; None only when both are off."""
+    step: steps run side by side) plus the slack; None only when both are off. A step the caller
+    skipped runs for no time, whatever its parameters still say."""
     if settings.capture_timeout_seconds is not None:
         return settings.capture_timeout_seconds
     if settings.capture_slack_seconds is None:
         return None
     length = max((_expected(collectors[s.collector], s.params) for s in template.steps
-                   if s.collector in collectors), default=0.0)
+                   if s.collector in collectors and not s.skipped), default=0.0)
     return length + settings.capture_slack_seconds
 
 

@@ -77,12 +77,15 @@ class SignalReader:
 
     def _memory(self, pool: podhttp.Pool, key: tuple[str, str, int]) -> tuple[int | None, str, str]:
         if key not in self._no_expvar:
-            body, _problem = self._get(pool, EXPVAR_PATH, EXPVAR_BYTES)
+            body, problem, status = self._fetch(pool, EXPVAR_PATH, EXPVAR_BYTES)
             held = gostats.held_from_expvar(body) if body is not None else None
             if held is not None:
                 return held, EXPVAR_PATH, ""
-            with self._lock:
-                self._no_expvar.add(key)  # not served, or without memstats: the heap text from now on
+            if status == 404 or body is not None:
+                with self._lock:
+                    self._no_expvar.add(key)  # not served, or without memstats: the heap text from now on
+            elif problem:
+                return None, EXPVAR_PATH, problem  # a failed read says nothing of what the pod serves
         body, problem = self._get(pool, HEAP_TEXT_PATH, HEAP_TEXT_BYTES)
         if body is None:
             return None, HEAP_TEXT_PATH, problem
@@ -94,14 +97,19 @@ class SignalReader:
         return held, HEAP_TEXT_PATH, ""
 
     def _get(self, pool: podhttp.Pool, path: str, limit: int) -> tuple[bytes | None, str]:
+        body, problem, _status = self._fetch(pool, path, limit)
+        return body, problem
+
+    def _fetch(self, pool: podhttp.Pool, path: str, limit: int) -> tuple[bytes | None, str, int]:
+        """The body (None unless HTTP 200), why not, and the HTTP status (0: no answer)."""
         sink = io.BytesIO()
         try:
             res = pool.get(path, sink, timeout=self.timeout, max_bytes=limit)
         except errors.DebugcapError as exc:
-            return None, f"GET {path}: {errors.shorten(str(exc), 200)}"
+            return None, f"GET {path}: {errors.shorten(str(exc), 200)}", 0
         if res.status != 200:
-            return None, f"GET {path} answered HTTP {res.status}"
-        return sink.getvalue(), ""
+            return None, f"GET {path} answered HTTP {res.status}", res.status
+        return sink.getvalue(), "", 200
 
     def _pool(self, key: tuple[str, str, int], t: base.Target) -> podhttp.Pool:
         with self._lock:

@@ -76,6 +76,7 @@ class _Tunnel:
         self._io_lock = threading.Lock()
         self._ws.settimeout(FRAME_SECONDS)
         self._closed = False
+        self.finished = False  # the reader ended: no error frame can come any more
         self.connections = [_Connection(self, i) for i in range(n)]
         self._reader = threading.Thread(target=self._read, name=f"port-forward {namespace}/{pod}:{port}",
                                         daemon=True)
@@ -121,8 +122,15 @@ class _Tunnel:
             # ValueError, AttributeError: select() on, or a read from, a socket shutdown() closed.
             logger.debug("%s: tunnel ended: %r", self.target, exc)
         finally:
+            self.finished = True
             for conn in self.connections:
                 conn.fail("")
+
+    def first_error(self) -> str:
+        """An error the kubelet sent for any connection of this tunnel ("" when none came). One
+        connection's refused dial may end the whole websocket, its siblings closed without an error
+        of their own: they were dialled to the same port, so its error is theirs."""
+        return next((c.error for c in self.connections if c.error), "")
 
     def close(self) -> None:
         self._closed = True
@@ -219,12 +227,13 @@ class _Connection(io.RawIOBase):
         channel may bring it a moment after the connection ended."""
         end = time.monotonic() + seconds
         with self._cond:
-            while not self.error:
+            while not self.error and not self.tunnel.finished:
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            return self.error
+            mine = self.error
+        return mine or self.tunnel.first_error()
 
     def close(self) -> None:
         # A connection cannot be closed alone in this protocol: it ends with its tunnel.

@@ -34,6 +34,7 @@ from debugcap.operator import (
     runtime,
     targets,
     templating,
+    trigger_firing,
 )
 from debugcap.operator.reporting import event, now, parse_stamp, pod_event, stamp
 from debugcap.operator.requests import CaptureRequest, parse_spec
@@ -45,6 +46,7 @@ GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
 CAPTURES: Final = resources.CAPTURES
 SCHEDULE_LABEL: Final = resources.SCHEDULE_LABEL
+TRIGGER_LABEL: Final = resources.TRIGGER_LABEL
 # The reason of the one Warning Event an unhealthy pod gets per capture (docs/health.md).
 POD_UNHEALTHY: Final = "PodUnhealthy"
 
@@ -83,6 +85,22 @@ def has_bundles(status: kopf.Status, **_: Any) -> bool:
     capture still running, and a `kubectl delete` (or a schedule's Replace) left the bundles
     that run went on to upload in the bucket, listed by nothing."""
     return bool(bundle_keys(status)) or status.get("phase") not in TERMINAL
+
+
+def fired_by_trigger(metadata: Mapping[str, Any], request: CaptureRequest) -> bool:
+    """Whether a DebugTrigger made this capture: it is owned by the DebugTrigger its
+    ``spec.firing.trigger`` names and carries that trigger's ``debugcap.io/trigger`` label.
+
+    Only such a capture takes the urgent path (no pod lock, no slot): ``spec.firing`` alone is a
+    field anyone who may create a DebugCapture can write, and a hand-made capture must not jump
+    the queues the operator keeps for the pods' sake. A forged owner reference would still pass;
+    that much is the trigger's creator's own doing (the rights to create captures)."""
+    if request.firing is None:
+        return False
+    name = request.firing.trigger
+    owned = any(ref.get("kind") == "DebugTrigger" and ref.get("apiVersion") == resources.API_VERSION
+                and ref.get("name") == name for ref in metadata.get("ownerReferences") or [])
+    return owned and (metadata.get("labels") or {}).get(TRIGGER_LABEL) == trigger_firing.label_value(name)
 
 
 def _expiring(status: kopf.Status, **_: Any) -> bool:
@@ -227,8 +245,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     try:
         request = parse_spec(body.spec)
         settings = capturing.capture_settings(rt.config, request)
-        template = firing_steps.fired_template(await runtime.in_thread(templating.expand_template, rt.kube, request),
-                                               request.firing)
+        fired = firing_steps.fire(await runtime.in_thread(templating.expand_template, rt.kube, request), request.firing)
+        template = fired.template
         selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)
     except Exception as exc:
         message = (str(exc) if isinstance(exc, errors.DebugcapError) else
@@ -240,14 +258,18 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     note = f" ({selection.note})" if selection.note else ""
     start_message = (f"capturing {len(selection.pods)} pod(s) of {request.describe_target()} with template "
                      f"{template.name}{note}")
-    fired: dict[str, Any] = {}
+    firing: dict[str, Any] = {}
     if request.firing is not None:
         start_message += f"; fired by DebugTrigger {request.firing.trigger} ({request.firing.reason})"
-        fired["firing"] = request.firing.as_status()  # what fired, beside what it caught
+        firing["firing"] = request.firing.as_status()  # what fired, beside what it caught
+    if fired.changes:  # skipped steps say why in their records; changed and added ones only here
+        start_message += "; " + "; ".join(fired.changes)
     # A memory firing races the OOM kill: it waits for no other capture, which is safe only while
     # its steps start no CPU profile or trace (firing_steps removed them; this holds it to that).
-    urgent = request.urgent and not firing_steps.takes_time(template)
-    await _write_phase(run, "Running", start_message, **fired)
+    # Only a trigger's own capture: a hand-made one with spec.firing takes the queues like any other.
+    urgent = (request.urgent and fired_by_trigger(body.metadata, request)
+              and not firing_steps.takes_time(template))
+    await _write_phase(run, "Running", start_message, **firing)
     event(body, True, "CaptureStarted", start_message)
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
                               request=request, template=template, work_dir=rt.config.work_dir,
@@ -265,7 +287,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
         await _finish(run, body, _ttl(rt, body, request), "Failed", message)
         raise kopf.PermanentError(message) from exc
     phase = overall(results)
-    stored = sum(1 for r in results if r.key)
+    # A Failed pod's bundle may be stored (nothing in it but skipped or failed steps): not "captured".
+    stored = sum(1 for r in results if r.key and r.phase != "Failed")
     message = f"{stored} of {len(results)} pod(s) captured and stored{note}"
     if phase != "Completed":
         message += "; " + "; ".join(f"{r.name}: {r.message}" for r in results if r.phase != "Completed" and r.message)

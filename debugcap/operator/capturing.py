@@ -14,21 +14,22 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
-from debugcap.bundle import layout
+from debugcap.bundle import layout, manifest
+from debugcap.capture.target import ContainerState, require_running, resolve_container
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import podhttp, portforward
 from debugcap.kube.client import Kube
-from debugcap.operator import health, reporting, results
+from debugcap.operator import firing_steps, health, reporting, results
 from debugcap.operator.config import DebugcapConfig
-from debugcap.operator.requests import CaptureRequest
+from debugcap.operator.requests import RESTART_REASON, CaptureRequest
 from debugcap.operator.results import PodResult
 from debugcap.operator.targets import PodSelection
 from debugcap.settings import CaptureSettings
@@ -41,6 +42,10 @@ KEY_SENT_SECONDS: Final = 60.0
 # the profile requests that matter to the next capture; an exec command may run on to its own
 # timeout, and the next capture's busy-profiler retry covers what is left. 3 s: judgement call.
 ABANDONED_STEPS_SECONDS: Final = 3.0
+# A container this young whose pprof port refuses may only not be listening yet: a Go program
+# starts its pprof server after its own start-up (config, caches, connections), which can take
+# tens of seconds. The message then names that first, and the port second. Judgement call.
+JUST_STARTED_SECONDS: Final = 60.0
 
 
 def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
@@ -48,10 +53,12 @@ def _uses(template: templates.ExpandedTemplate, kind: base.Kind) -> bool:
     return any(COLLECTORS[s.collector].kind is kind for s in template.steps if not s.skipped)
 
 
-def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> None:
+def probe_pprof(http: engine.Transport, target: base.Target, timeout: float, *, just_started: str = "") -> None:
     """Fail fast, naming spec.parameters.pprofPort, when the answer proves nothing serves pprof
     on the target port (:func:`pprof_absent`): the pod's port refused the connection, or the pod
-    itself answered 404 for the index.
+    itself answered 404 for the index. ``just_started`` (:func:`just_started`) says the container
+    is young enough for a refusal to mean only that its program is not listening yet: the message
+    then says that instead of blaming the port.
 
     Without this, a wrong port makes every Go collector fail one by one, each after its own
     connection attempt, and the message speaks of a collector rather than the field to fix.
@@ -74,6 +81,13 @@ def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> 
         why = "it answered 404 for /debug/pprof/: a server without net/http/pprof"
         refused = False
     via = http.access().get("http", "the chosen transport")
+    if refused and just_started:
+        # Both causes are named: a young program not listening yet, or a wrong port, which a
+        # capture of a pod created a moment ago (a test, a rollout) is just as likely to meet.
+        # The advice before the transport's own words, which can be long and are cut first.
+        raise errors.TargetError(
+            f'spec.parameters.pprofPort: nothing answered on port {target.pprof_port} of pod "{target.pod}": '
+            f"{just_started} and may not serve pprof yet, or the port is wrong (through {via}: {why})")
     also = ""
     if refused and via in ("direct", "proxy"):
         also = ("; or a NetworkPolicy rejects connections to the pod's port, which looks the same: the Go "
@@ -88,6 +102,19 @@ def probe_pprof(http: engine.Transport, target: base.Target, timeout: float) -> 
 # The transports through which an HTTP answer is the pod's own: pods/proxy's may come from a
 # gateway in front of the API server (Rancher, an auth proxy), which answers 404 for paths it does not know.
 POD_ANSWERS: Final = ("direct", "port-forward")
+
+
+def just_started(state: ContainerState | None, request: CaptureRequest, now: datetime) -> str:
+    """Why a refused pprof port may only mean the program is not listening yet, in words ("" when
+    nothing says so): the container started less than JUST_STARTED_SECONDS ago, or the capture is
+    the post-mortem of its restart (the trigger saw the restart moments ago)."""
+    age = None if state is None or state.started_at is None else (now - state.started_at).total_seconds()
+    ago = f" {max(age, 0.0):.0f} s ago" if age is not None else ""
+    if request.firing is not None and request.firing.reason == RESTART_REASON:
+        return f"the container restarted{ago}"
+    if age is not None and age < JUST_STARTED_SECONDS:
+        return f"the container started{ago}"
+    return ""
 
 
 def pprof_absent(exc: errors.CollectorError) -> bool:
@@ -130,6 +157,10 @@ class Prepared:
     settings: CaptureSettings
     http: engine.Transport
     commands: engine.CommandChannel
+    state: ContainerState | None = None  # the container's, as resolved
+    # The capture's template as this pod runs it, when it differs (a post-mortem of a container
+    # that is not running skips its Go and exec steps); None: the capture's own.
+    template: templates.ExpandedTemplate | None = None
 
     def close(self) -> None:
         """Close the pod's connections. After its capture this runs outside the slot: ending an exec
@@ -161,16 +192,26 @@ def prepare_pod(
     not opened here: it takes a ``runc exec`` (0.2-0.3 s), which for the first pods would delay
     their windows, and inside the capture it runs beside the window anyway (measured: opening it
     here made a 20-pod capture 0.15 s slower). ``read``: the pod's JSON from :func:`find_pods`.
+
+    The post-mortem of a restart also takes a container that is not running (waiting to restart,
+    in CrashLoopBackOff): its previous logs, the pod's YAML and events are what is left of the
+    container that died, and the steps that need it running are skipped, saying so
+    (:func:`firing_steps.not_running`).
     """
+    own: templates.ExpandedTemplate | None = None
     try:
-        target = engine.resolve_target(kube, namespace, pod, request.container, request.pprof_port, read=read)
+        target, state = resolve_container(kube, namespace, pod, request.container, request.pprof_port, read=read)
+        if request.firing is not None and request.firing.reason == RESTART_REASON and not state.running:
+            own = template = firing_steps.not_running(template, state.state)
+        if own is None:
+            require_running(target, state)
     except errors.DebugcapError as exc:
         return PodResult(name=pod, phase="Failed", message=str(exc))
     http = engine.http_pool(kube, target, settings, template)
     commands = engine.command_pool(kube, target, settings)
     if _uses(template, base.Kind.GO):
         http.open()
-    return Prepared(target=target, settings=settings, http=http, commands=commands)
+    return Prepared(target=target, settings=settings, http=http, commands=commands, state=state, template=own)
 
 
 def capture_settings(config: DebugcapConfig, request: CaptureRequest) -> CaptureSettings:
@@ -221,15 +262,17 @@ def collect_pod(
     """
     clock = time.monotonic()
     target, http = prepared.target, prepared.http
+    template = prepared.template or template
     namespace, pod = target.namespace, target.pod
     # The pprof check runs beside the capture rather than before it: it is one round trip on a
-    # busy API server, and waiting for it delayed every pod's window. Its verdict still decides:
-    # a closed port ends the pod Failed and nothing is uploaded.
+    # busy API server, and waiting for it delayed every pod's window. Its verdict still decides
+    # (see _verdict): a closed port fails the Go steps, and the pod when it has nothing else.
     probe_failed: list[errors.TargetError] = []
+    young = just_started(prepared.state, request, datetime.now(UTC))
 
     def probe() -> None:
         try:
-            probe_pprof(http, target, probe_seconds)
+            probe_pprof(http, target, probe_seconds, just_started=young)
         except errors.TargetError as exc:
             probe_failed.append(exc)
 
@@ -258,13 +301,39 @@ def collect_pod(
         raise
     collected = Collected(target=target, outcome=outcome, out_dir=out_dir, clock=clock,
                           collectors=results.collector_entries(outcome.records))
-    problem = str(probe_failed[0]) if probe_failed else ""
-    if abandoned.is_set():
-        problem = "abandoned after spec.parameters.deadlineSeconds; bundle not uploaded"
-    if problem:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        return collected.failed(problem)
-    return collected
+    return _verdict(collected, str(probe_failed[0]) if probe_failed else "", abandoned=abandoned.is_set())
+
+
+def _verdict(collected: Collected, probe_failed: str, *, abandoned: bool) -> Collected | PodResult:
+    """What becomes of a pod's collected bundle: dropped when the pod's deadline abandoned it, or
+    when the pprof check proved nothing serves pprof and the bundle holds nothing but the Go
+    steps' failures. A bundle with other evidence (the exec and Kubernetes steps; a restart's
+    post-mortem always has the previous container's logs and the pod's YAML) is kept: the Go
+    steps that failed carry the check's message, which says what to fix, and the pod ends
+    PartiallyFailed. The bundle's manifest keeps each step's own error."""
+    if abandoned:
+        collected.discard()
+        return collected.failed("abandoned after spec.parameters.deadlineSeconds; bundle not uploaded")
+    if not probe_failed:
+        return collected
+    if not other_evidence(collected.outcome.records):
+        collected.discard()
+        return collected.failed(probe_failed)
+    entries = tuple({**entry, "message": errors.shorten(probe_failed)} if _is_go(entry["name"])
+                    and entry["status"] == str(manifest.CollectorStatus.FAILED) else entry
+                    for entry in collected.collectors)
+    return dataclasses.replace(collected, collectors=entries)
+
+
+def other_evidence(records: Iterable[manifest.CollectorRecord]) -> bool:
+    """Whether a step other than a Go one collected something."""
+    useful = (manifest.CollectorStatus.OK, manifest.CollectorStatus.PARTIAL)
+    return any(r.status in useful and not _is_go(r.name) for r in records)
+
+
+def _is_go(collector: str) -> bool:
+    found = COLLECTORS.get(collector)
+    return found is not None and found.kind is base.Kind.GO
 
 
 def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
@@ -308,8 +377,9 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                                     bundle.path.name)
         return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
     phase = str(outcome.phase)
-    message = "; ".join(f"{c['name']}: {c['message']}" for c in collected.collectors
-                        if c["status"] == "failed" and "message" in c)
+    message = step_messages(collected.collectors, "failed")
+    if phase == "Failed" and not message:  # every step skipped: say why, not nothing
+        message = "nothing was collected: " + (step_messages(collected.collectors, "skipped") or "no step ran")
     uri = ""
     if delivery.stored:
         uri = store.backend.uri(key=delivery.key)
@@ -322,6 +392,17 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                      upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
                      access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock)
+
+
+def step_messages(entries: Iterable[Mapping[str, Any]], status: str) -> str:
+    """The messages of the steps that ended ``status``, each once with the steps that share it
+    ("pprof-heap, expvar: nothing answered on port 6060 ..."): a closed port or a stopped
+    container says the same to every step."""
+    named: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.get("status") == status and entry.get("message"):
+            named.setdefault(str(entry["message"]), []).append(str(entry["name"]))
+    return "; ".join(f"{', '.join(names)}: {message}" for message, names in named.items())
 
 
 def assess_pod(collected: Collected, stored: PodResult, *, generation: int | None, trace_limit: int | None,

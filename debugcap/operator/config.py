@@ -21,6 +21,8 @@ from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORT
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Past this a duration is a typo (and past timedelta's 999,999,999 days, an OverflowError).
+MAX_DURATION_SECONDS: Final = 10 * 366 * 86400
 # The largest execution trace the operator's analysis of a bundle reads, in MiB: about 50 MB of
 # memory (the reader holds some 12 MB per MiB) and 3 s of a core. The report command reads up to
 # 16 MiB; a larger trace gets a hint naming the trace command instead of a summary.
@@ -30,6 +32,11 @@ ANALYSIS_TRACE_LIMIT_MIB: Final = 4
 MAX_PRESIGNED_TTL: Final = timedelta(hours=1)
 # The shortest: the plugin must still be able to read the status and start its GETs.
 MIN_PRESIGNED_TTL: Final = timedelta(seconds=10)
+
+MAX_PORT: Final = 65535
+# The operator's own servers, each on a port of its own (0: off).
+PORT_VARIABLES: Final = ("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", "DEBUGCAP_OPERATOR_METRICS_PORT",
+                         "DEBUGCAP_OPERATOR_LIVENESS_PORT")
 
 
 def parse_duration(text: str, *, field: str) -> timedelta:
@@ -45,6 +52,8 @@ def parse_duration(text: str, *, field: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ConfigError(f'{field}: "{text}" must be longer than zero; write it like 10s, 90m, 24h or 7d')
+    if seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(f'{field}: "{text}" is longer than ten years; write it like 10s, 90m, 24h or 7d')
     return timedelta(seconds=seconds)
 
 
@@ -164,16 +173,7 @@ class DebugcapConfig:
         defaults = cls()
 
         def integer(name: str, default: int, minimum: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-            if value < minimum:
-                raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-            return value
+            return _integer(env, name, default, minimum)
 
         def duration(name: str, default: timedelta) -> timedelta:
             raw = env.get(name, "").strip()
@@ -198,7 +198,8 @@ class DebugcapConfig:
         if mode == "ephemeral" and not ephemeral:
             raise ConfigError("DEBUGCAP_OPERATOR_COMMAND_MODE=ephemeral needs debug containers, which "
                               "DEBUGCAP_OPERATOR_EPHEMERAL_CONTAINERS=false turns off; set one or the other")
-        webhook_port = integer("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", defaults.alert_webhook_port, 0)
+        ports = _ports(env)
+        webhook_port = ports["DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT"]
         token_file = path("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_TOKEN_FILE")
         if webhook_port and token_file is None:
             raise ConfigError("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT is set but "
@@ -225,8 +226,8 @@ class DebugcapConfig:
             default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),
             scheduled_ttl=duration("DEBUGCAP_OPERATOR_SCHEDULED_TTL", defaults.scheduled_ttl),
             namespaces=namespaces,
-            metrics_port=integer("DEBUGCAP_OPERATOR_METRICS_PORT", defaults.metrics_port, 0),
-            liveness_port=integer("DEBUGCAP_OPERATOR_LIVENESS_PORT", defaults.liveness_port, 0),
+            metrics_port=ports["DEBUGCAP_OPERATOR_METRICS_PORT"],
+            liveness_port=ports["DEBUGCAP_OPERATOR_LIVENESS_PORT"],
             work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
             analysis_trace_limit_mib=integer("DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB",
                                              defaults.analysis_trace_limit_mib, 0),
@@ -258,3 +259,32 @@ def _download_fields(env: Mapping[str, str], defaults: DebugcapConfig) -> dict[s
             "presigned_ttl": ttl,
             "presigned_endpoint": env.get("DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT", "").strip(),
             "download_policy": env.get("DEBUGCAP_OPERATOR_DOWNLOAD_POLICY", "").strip() or defaults.download_policy}
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _ports(env: Mapping[str, str]) -> dict[str, int]:
+    """The ports of the operator's servers (PORT_VARIABLES; 0, the default, is off), checked here,
+    naming the variable: past 65535 binding raises an OverflowError that names nothing, and two
+    servers on one port fail the second's bind, both only once the operator is starting them."""
+    ports: dict[str, int] = {}
+    taken: dict[int, str] = {}
+    for name in PORT_VARIABLES:
+        number = ports[name] = _integer(env, name, 0, 0)
+        if number > MAX_PORT:
+            raise ConfigError(f"{name}={number} is not a port: use 1 to {MAX_PORT}, or 0 to turn it off")
+        if number and number in taken:
+            raise ConfigError(f"{name} and {taken[number]} are both {number}: each of the operator's servers needs a "
+                              "port of its own; change one")
+        taken[number] = name
+    return ports

@@ -40,6 +40,11 @@ class Runtime:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.pods.close()
+        for state in self.triggers.values():  # operator/trigger_checks.TriggerStates: threads, connections
+            close = getattr(state, "close", None)
+            if callable(close):
+                close()
+        self.triggers.clear()
         self.kube.close()
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from debugcap import errors, resources
 from debugcap.kube.client import Kube, core_path, group_path
 from debugcap.operator.reporting import parse_stamp, stamp
 from debugcap.operator.scheduling import TERMINAL
-from debugcap.operator.triggering import Crossing, Past, TriggerSpec
+from debugcap.operator.triggering import HOUR, Crossing, Past, TriggerSpec, kind
 
 GROUP, VERSION = resources.GROUP, resources.VERSION
-FIRINGS_KEPT: Final = 20  # status.firings: the CRD's maxItems
+# status.firings: the newest FIRINGS_SHOWN, and every firing of the last hour up to the CRD's
+# maxItems (maxCapturesPerHour's maximum), so the hourly limit holds when captures are deleted early.
+FIRINGS_SHOWN: Final = 20
+FIRINGS_KEPT: Final = 100
 _SHORT: Final = {"memoryPercentOfLimit": "mem", "goroutines": "goroutines", "goroutineGrowthPerMinute": "growth",
                  "restarted": "restart", "alert": "alert"}
 
@@ -33,10 +36,12 @@ def label_value(name: str) -> str:
     return f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def capture_name(trigger: str, crossing: Crossing, pod_uid: str) -> str:
-    """``<trigger>-<signal>-<pod hash>-<when>``: the same for a retry of the same check. A restart's
-    is its restart count, so every check that sees that restart names the same capture."""
-    pod_hash = hashlib.sha256(f"{pod_uid}/{crossing.pod}".encode()).hexdigest()[:6]
+def capture_name(trigger: str, trigger_uid: str, crossing: Crossing, pod_uid: str) -> str:
+    """``<trigger>-<signal>-<hash>-<when>``: the same for a retry of the same check. The hash is of
+    the trigger's and the pod's uids (triggers whose names begin alike, a trigger recreated under its
+    name, a pod recreated under its name make other captures). A restart's is its restart count, so
+    every check that sees that restart names the same capture."""
+    pod_hash = hashlib.sha256(f"{trigger_uid}/{pod_uid}/{crossing.pod}".encode()).hexdigest()[:8]
     when = f"r{crossing.observed:.0f}" if crossing.reason == "restarted" else str(int(crossing.at.timestamp()))
     return f"{trigger[:40].rstrip('-.')}-{_SHORT[crossing.reason]}-{pod_hash}-{when}"
 
@@ -56,7 +61,8 @@ def capture_body(trigger: Mapping[str, Any], spec: TriggerSpec, crossing: Crossi
               resources.REASON_LABEL: crossing.reason}
     return {
         "apiVersion": resources.API_VERSION, "kind": "DebugCapture",
-        "metadata": {"name": capture_name(str(meta["name"]), crossing, pod_uid), "namespace": meta["namespace"],
+        "metadata": {"name": capture_name(str(meta["name"]), str(meta["uid"]), crossing, pod_uid),
+                     "namespace": meta["namespace"],
                      "labels": labels,
                      "ownerReferences": [{"apiVersion": resources.API_VERSION, "kind": "DebugTrigger",
                                           "name": meta["name"], "uid": meta["uid"], "controller": True,
@@ -66,13 +72,19 @@ def capture_body(trigger: Mapping[str, Any], spec: TriggerSpec, crossing: Crossi
 
 
 def create(kube: Kube, body: Mapping[str, Any]) -> str:
-    """Create the capture; one of that name already there (a retried check) is the same firing."""
-    namespace = str(body["metadata"]["namespace"])
+    """Create the capture; one of that name already there and owned by the same trigger (a retried
+    check) is the same firing. One owned by anything else is an error naming it."""
+    meta = body["metadata"]
+    namespace, name = str(meta["namespace"]), str(meta["name"])
     try:
         kube.post_json(group_path(GROUP, VERSION, resources.CAPTURES, namespace), body)
     except errors.ConflictError:
-        pass
-    return str(body["metadata"]["name"])
+        there: Any = kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES, namespace, name))
+        owners = {o.get("uid") for o in (there.get("metadata") or {}).get("ownerReferences") or []}
+        if meta["ownerReferences"][0]["uid"] not in owners:
+            raise errors.ConfigError(f'DebugCapture "{namespace}/{name}" already exists and was not made by this '
+                                     "trigger; delete it, or rename the trigger") from None
+    return name
 
 
 def owned_captures(kube: Kube, namespace: str, trigger: str, uid: str) -> list[dict[str, Any]]:
@@ -104,13 +116,35 @@ def past_firings(captures: Sequence[Mapping[str, Any]], status_firings: Sequence
     return out
 
 
-def running_triggered(kube: Kube, namespaces: Sequence[str]) -> int:
-    """Triggered captures not yet finished, in every namespace the operator serves."""
+def running_triggered(kube: Kube, namespaces: Sequence[str]) -> dict[str, int]:
+    """Triggered captures not yet finished, in every namespace the operator serves, by
+    :func:`triggering.kind` of their signal."""
     selector = [("labelSelector", resources.TRIGGER_LABEL)]
     lists = ([kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES, ns), selector) for ns in namespaces]
              if namespaces else [kube.get_json(group_path(GROUP, VERSION, resources.CAPTURES), selector)])
-    return sum(1 for listed in lists for c in listed.get("items") or []
-               if (c.get("status") or {}).get("phase") not in TERMINAL)
+    out = {"urgent": 0, "regular": 0}
+    for listed in lists:
+        for c in listed.get("items") or []:
+            if collecting(c):
+                out[kind(str((c["metadata"].get("labels") or {}).get(resources.REASON_LABEL, "")))] += 1
+    return out
+
+
+def collecting(capture: Mapping[str, Any]) -> bool:
+    """Whether a capture still asks its pod for evidence: not ended, and some pod not yet stored.
+    One whose bundle is stored and waits for its analysis costs the pod nothing more."""
+    status = capture.get("status") or {}
+    if status.get("phase") in TERMINAL:
+        return False
+    pods = status.get("pods") or []
+    return not pods or any(not p.get("bundle") and p.get("phase") not in TERMINAL for p in pods)
+
+
+def kept_firings(entries: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """``entries`` (newest first) as status.firings keeps them: see FIRINGS_KEPT."""
+    kept = [dict(e) for i, e in enumerate(entries)
+            if i < FIRINGS_SHOWN or ((at := _time(e.get("time"))) is not None and now - at < HOUR)]
+    return kept[:FIRINGS_KEPT]
 
 
 def firing_entry(crossing: Crossing, capture: str) -> dict[str, Any]:
@@ -153,6 +187,8 @@ def _time(text: object) -> datetime | None:
     if not text:
         return None
     try:
-        return parse_stamp(str(text))
+        when = parse_stamp(str(text))
     except ValueError:
         return None
+    # A time without a zone (hand-edited status) is the API server's: UTC, comparable with the rest.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -9,13 +9,14 @@ pod and signal, ``maxCapturesPerHour`` per trigger, and the operator's cap on tr
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from debugcap import resources
+from debugcap import errors, resources
 from debugcap.errors import ConfigError
 from debugcap.operator.config import parse_duration
 from debugcap.operator.requests import CaptureRequest, parse_spec
@@ -30,6 +31,17 @@ GROWTH_MIN_SPAN: Final = timedelta(seconds=30)
 # return, a process that has been running healthily since. Five minutes, or three checks.
 RESTART_FRESH: Final = timedelta(minutes=5)
 HOUR: Final = timedelta(hours=1)
+# A memory firing's capture takes the urgent places; the others queue like any capture. Each kind
+# is held to the operator's cap on its own, so slow captures cannot keep a pre-kill one out.
+URGENT_REASONS: Final = frozenset({"memoryPercentOfLimit"})
+_LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                         r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def restart_fresh(interval: timedelta) -> timedelta:
+    """How recent a restart must be to fire: RESTART_FRESH, or three checks when they are longer."""
+    return max(RESTART_FRESH, 3 * interval)
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,31 @@ def parse_trigger(spec: Mapping[str, Any]) -> TriggerSpec:
         if own in capture_spec:
             raise ConfigError(f"spec.captureTemplate.spec.{own} is the trigger's own (spec.target, spec.template, "
                               "and what fired); remove it")
+    labels = dict((capture_template.get("metadata") or {}).get("labels") or {})
+    for key, value in labels.items():
+        if not _LABEL_NAME.match(str(key)) or len(str(key).rsplit("/", 1)[-1]) > 63:
+            raise ConfigError(f'spec.captureTemplate.metadata.labels: "{errors.shorten(str(key), 80)}" is not a label '
+                              "name (letters, digits, -_. and an optional DNS prefix/, at most 63 characters)")
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ConfigError(f'spec.captureTemplate.metadata.labels.{key}: "{errors.shorten(str(value), 80)}" is not '
+                              "a label value (at most 63 letters, digits and -_., starting and ending alphanumeric)")
     target = spec.get("target") or {}
-    request = parse_spec({"target": {**target, "maxPods": target.get("maxPods", 100)}, "template": template,
-                          **{k: v for k, v in capture_spec.items() if k in ("parameters", "ttl")}})
+    try:
+        request = parse_spec({"target": {**target, "maxPods": target.get("maxPods", 100)}, "template": template,
+                              **{k: v for k, v in capture_spec.items() if k in ("parameters", "ttl")}})
+    except ConfigError as exc:
+        # parameters and ttl are the captureTemplate's: say so, not spec.parameters.
+        text = str(exc)
+        for own in ("spec.parameters", "spec.ttl"):
+            if text.startswith(own):
+                raise ConfigError("spec.captureTemplate." + text) from exc
+        raise
     interval = _whole(spec, "checkIntervalSeconds", 1, 3600) or 10
     cooldown = parse_duration(str(spec.get("cooldown") or "15m"), field="spec.cooldown")
     return TriggerSpec(
         request=request, when=when, interval=timedelta(seconds=interval), cooldown=cooldown,
         max_per_hour=_whole(spec, "maxCapturesPerHour", 1, 100) or 6, suspend=bool(spec.get("suspend", False)),
-        template=template, capture_labels=dict((capture_template.get("metadata") or {}).get("labels") or {}),
+        template=template, capture_labels=labels,
         capture_spec=capture_spec)
 
 
@@ -124,6 +152,7 @@ class Reading:
 
     pod: str
     at: datetime
+    uid: str = ""  # the pod's: a pod recreated under the same name is another process
     memory_bytes: int | None = None
     memory_limit: int | None = None
     goroutines: int | None = None
@@ -176,11 +205,13 @@ class Crossing:
     threshold: float | None
     value: str
     at: datetime
+    since: datetime | None = None  # a restart's: when the previous container ended
 
 
-def crossings(when: When, reading: Reading, growth: float | None, *, created: datetime) -> list[Crossing]:
+def crossings(when: When, reading: Reading, growth: float | None, *, created: datetime,
+              fresh: timedelta = RESTART_FRESH) -> list[Crossing]:
     """The signals of ``reading`` over their thresholds. ``created``: the trigger's creation, before
-    which no restart counts."""
+    which no restart counts; ``fresh``: how recent a restart must be (:func:`restart_fresh`)."""
     out: list[Crossing] = []
     pod, at = reading.pod, reading.at
     pct = reading.memory_percent
@@ -197,10 +228,11 @@ def crossings(when: When, reading: Reading, growth: float | None, *, created: da
                             f"threshold {when.growth_per_minute}/min", at))
     end = reading.termination
     if when.restarted and end is not None and reading.restarts > 0 and end.finished >= created \
-            and at - end.finished <= RESTART_FRESH:
+            and at - end.finished <= fresh:
         out.append(Crossing(pod, "restarted", reading.restarts, None,
                             f"restart {reading.restarts}: the previous container ended {end.reason} "
-                            f"(exit code {end.exit_code}) at {end.finished.strftime('%Y-%m-%dT%H:%M:%SZ')}", at))
+                            f"(exit code {end.exit_code}) at {end.finished.strftime('%Y-%m-%dT%H:%M:%SZ')}", at,
+                            since=end.finished))
     return out
 
 
@@ -226,17 +258,26 @@ class Verdict:
     message: str = ""
 
 
+def kind(reason: str) -> str:
+    """``urgent`` (a memory firing, which has places of its own) or ``regular``."""
+    return "urgent" if reason in URGENT_REASONS else "regular"
+
+
 def judge(found: Sequence[Crossing], past: Sequence[Past], *, now: datetime, cooldown: timedelta,
-          max_per_hour: int, running: int, cap: int) -> list[Verdict]:
+          max_per_hour: int, running: Mapping[str, int], cap: int) -> list[Verdict]:
     """Which crossings fire, in order; each one fired counts against the limits of the next.
-    ``running``: triggered captures not yet finished, operator-wide; ``cap``: how many may be."""
+    ``running``: triggered captures not yet finished, operator-wide, by :func:`kind`; ``cap``: how
+    many of each kind may be."""
     history = list(past)
+    busy = dict(running)
     out: list[Verdict] = []
     for c in found:
         mine = [p for p in history if p.pod == c.pod and p.reason == c.reason]
         last = max((p.at for p in mine), default=None)
         in_hour = sum(1 for p in history if now - p.at < HOUR)
-        if c.reason == "restarted" and any(p.observed is not None and p.observed >= c.observed for p in mine):
+        # A restart was handled when a firing of it came after the container it reports ended: a
+        # pod recreated under the same name counts its restarts from 1 again, and they are new.
+        if c.since is not None and any(p.at >= c.since for p in mine):
             out.append(Verdict(c, False, "restart seen", f"restart {c.observed:.0f} of {c.pod} was already handled"))
             continue
         if last is not None and now - last < cooldown:
@@ -246,14 +287,14 @@ def judge(found: Sequence[Crossing], past: Sequence[Past], *, now: datetime, coo
             out.append(Verdict(c, False, "maxCapturesPerHour",
                                f"{c.pod}: {in_hour} captures in the last hour, spec.maxCapturesPerHour is "
                                f"{max_per_hour}"))
-        elif running >= cap:
+        elif busy.get(kind(c.reason), 0) >= cap:
             out.append(Verdict(c, False, "triggeredCaptures",
-                               f"{c.pod}: {running} triggered captures running, the operator allows {cap} at once "
-                               "(DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES)"))
+                               f"{c.pod}: {busy.get(kind(c.reason), 0)} {kind(c.reason)} triggered captures running, "
+                               f"the operator allows {cap} at once (DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES)"))
         else:
             out.append(Verdict(c, True))
             history.append(Past(c.pod, c.reason, now, c.observed))
-            running += 1
+            busy[kind(c.reason)] = busy.get(kind(c.reason), 0) + 1
     return out
 
 

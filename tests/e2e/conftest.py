@@ -215,7 +215,7 @@ def collect_runner_leftovers() -> None:
 
 def strip_finalizers(kube: Kube, namespace: str) -> None:
     """Without the operator nothing removes its finalizers, and the namespace would hang deleting."""
-    for plural in ("debugcaptures", "debugschedules", "debugdownloads"):
+    for plural in ("debugcaptures", "debugschedules", "debugtriggers", "debugdownloads"):
         try:
             items = kube.custom().list_namespaced_custom_object("debugcap.io", "v1alpha1", namespace, plural)["items"]
         except ApiException:

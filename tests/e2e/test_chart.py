@@ -22,6 +22,8 @@ from __future__ import annotations
 import subprocess
 import tarfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +109,7 @@ def test_packaged_chart_carries_the_repository_crds(testbed: Testbed, tmp_path: 
                   for m in tar.getmembers() if m.name.startswith("debugcap/crds/") and m.isfile()}
     theirs = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
     assert inside == theirs and len(theirs) == 5
+    assert {"debugcap.io_debugtriggers.yaml", "debugcap.io_debugdownloads.yaml"} <= set(inside)
 
 
 def test_helm_lint_passes(testbed: Testbed) -> None:
@@ -243,11 +246,16 @@ def cluster_objects(crds: None, testbed: Testbed, release: str) -> Iterator[None
 @pytest.mark.parametrize("mode", ["all-namespaces", "namespace-list"])
 def test_rendered_manifests_pass_server_side_dry_run(testbed: Testbed, namespace: str, release: str,
                                                      mode: str) -> None:
-    extra = ["--set", f"namespaces={{{namespace}}}"] if mode == "namespace-list" else []
+    # The namespace-list run also renders the Alertmanager receiver: its Service and a chart-made token Secret.
+    extra = ["--set", f"namespaces={{{namespace}}}", "--set", "alertWebhook.enabled=true",
+             "--set", "alertWebhook.token.create=true", "--set", "alertWebhook.token.value=t0ken"] \
+        if mode == "namespace-list" else []
     text = helm("template", release, str(CHART), "--namespace", namespace, *S3_VALUES, *extra)
     res = kubectl(testbed, "apply", "--dry-run=server", "-f", "-", stdin=text, check=False)
     assert res.returncode == 0, res.stderr
     assert "deployment.apps/" in res.stdout and "(server dry run)" in res.stdout
+    if mode == "namespace-list":
+        assert f"service/{release}-debugcap-alerts" in res.stdout and "secret/" in res.stdout
     # Nothing was created.
     assert kubectl(testbed, "get", "clusterrole", f"{release}-debugcap-cluster", check=False).returncode != 0
 
@@ -323,7 +331,9 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
     """The chart as a user installs it: its ServiceAccount, RBAC and Deployment (read-only root,
     uid 10001, S3 keys from a Secret), running an image of this checkout. The testbed has no
     kube-proxy, so the one thing changed is where the API server is: its own address instead of
-    the `kubernetes` Service, through extraEnv."""
+    the `kubernetes` Service, through extraEnv. Its Alertmanager receiver is on, with the token
+    mounted from a Secret: the operator reads the token at start-up and stops without it, and after
+    the capture the receiver answers on the pod's address (401 without the token, 200 with it)."""
     from urllib.parse import urlsplit
 
     from debugcap.kube.client import Kube, KubeTarget
@@ -337,6 +347,8 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
     kubectl(testbed, "-n", namespace, "create", "secret", "generic", "s3",
             f"--from-literal=accessKey={s3['DEBUGCAP_S3_ACCESS_KEY']}",
             f"--from-literal=secretKey={s3['DEBUGCAP_S3_SECRET_KEY']}")
+    token = uuid.uuid4().hex
+    kubectl(testbed, "-n", namespace, "create", "secret", "generic", "alert-token", f"--from-literal=bearer={token}")
     api = urlsplit(Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig)).configuration.host)
     text = helm("template", release, str(CHART), "--namespace", namespace,
                 "--set", "image.repository=debugcap.test/operator", "--set", "image.tag=dev",
@@ -346,7 +358,9 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
                 "--set", "operator.extraEnv[0].name=KUBERNETES_SERVICE_HOST",
                 "--set", f"operator.extraEnv[0].value={api.hostname}",
                 "--set", "operator.extraEnv[1].name=KUBERNETES_SERVICE_PORT",
-                "--set-string", f"operator.extraEnv[1].value={api.port}")
+                "--set-string", f"operator.extraEnv[1].value={api.port}",
+                "--set", "alertWebhook.enabled=true", "--set", "alertWebhook.token.secretName=alert-token",
+                "--set", "alertWebhook.token.key=bearer")
     deployment = f"{release}-debugcap"
     try:
         kubectl(testbed, "apply", "-f", "-", stdin=text)
@@ -384,6 +398,13 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
             assert time.monotonic() < deadline, _operator_log(testbed, namespace, deployment)
             time.sleep(0.5)
         assert bundle["key"] not in store.list(prefix=bundle["key"])
+
+        # The receiver, long up by now, on the operator pod's own address (no kube-proxy here).
+        pod_ip = kubectl(testbed, "-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}",
+                         "-o", "jsonpath={.items[0].status.podIP}").stdout.strip()
+        assert _post_alerts(f"http://{pod_ip}:9093/alerts", "not-the-token") == 401
+        assert _post_alerts(f"http://{pod_ip}:9093/alerts", token) == 200, _operator_log(testbed, namespace,
+                                                                                      deployment)
     finally:
         # The capture first, while its operator runs to remove its finalizer (and its bundle):
         # otherwise the namespace could never finish deleting.
@@ -391,6 +412,17 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
                 "--timeout=60s", check=False, timeout=70)
         kubectl(testbed, "-n", namespace, "delete", "deployment", deployment, "--ignore-not-found", "--wait=true",
                 check=False)
+
+
+def _post_alerts(url: str, token: str) -> int:
+    """The status of an Alertmanager notification without firing alerts."""
+    req = urllib.request.Request(url, data=b'{"version": "4", "status": "resolved", "alerts": []}', method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
 
 
 def _operator_log(testbed: Testbed, namespace: str, deployment: str) -> str:

@@ -221,6 +221,16 @@ def test_the_automatic_deadline_counts_profile_defaults_and_survives_bad_paramet
     assert deadline_seconds(CaptureSettings(), bad, COLLECTORS) == 2 * 60 + 900  # its step reports the value
 
 
+def test_a_skipped_step_does_not_size_the_automatic_deadline() -> None:
+    """A step the caller skipped (a memory firing's CPU profile, a stopped container's leak
+    snapshots) runs for no time, whatever parameters it still carries."""
+    skipped = templates.Step(collector="go-leak-snapshots", params={"snapshots": 20, "interval_seconds": 60},
+                             skipped="not now")
+    heap = templates.Step(collector="pprof-heap", params={})
+    cut = templates.ExpandedTemplate(name="t", description="", parameters={}, steps=(heap, skipped))
+    assert deadline_seconds(CaptureSettings(), cut, COLLECTORS) == 900  # the slack alone
+
+
 def test_a_slack_that_is_not_positive_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="capture_slack_seconds=0"):
         CaptureSettings(capture_slack_seconds=0)

@@ -41,6 +41,7 @@ from debugcap.kube import podhttp, podproxy, portforward
 from debugcap.kube.client import Kube
 from debugcap.kube.portforward import HttpResult
 from debugcap.operator import capturing
+from debugcap.operator.requests import CaptureRequest
 from debugcap.settings import CaptureSettings
 
 INDEX = b"<html><head><title>/debug/pprof/</title></head>Types of profiles available: <a href='heap?debug=1'>"
@@ -375,7 +376,7 @@ def test_a_pprof_check_that_hangs_does_not_hold_the_pod(monkeypatch: pytest.Monk
                                           steps=(templates.Step(collector="expvar", params={}),))
     result: list[object] = []
     worker = threading.Thread(target=lambda: result.append(capturing.collect_pod(
-        None, prepared, None, template, capture_name="c", work_dir=tmp_path,  # type: ignore[arg-type]
+        None, prepared, CaptureRequest(), template, capture_name="c", work_dir=tmp_path,  # type: ignore[arg-type]
         probe_seconds=0.5, abandoned=threading.Event(), started=datetime.now(UTC))))
     worker.start()
     try:

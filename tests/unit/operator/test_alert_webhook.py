@@ -5,24 +5,32 @@ dispatches nothing; 10 MB (with a Content-Length, or chunked without one) is 413
 not a version 4 payload, or whose firing alerts all name no pod, is 400 with a JSON error naming
 what is wrong; every alert refused is 422; one fired or suppressed is 200 (the others listed); only
 resolved alerts is 200 without a dispatch; a dispatch that raises is 500 with a short message (and
-a log line), one that finds the operator stopping 503; GET is 405. Each request counts once in
-``debugcap_alert_webhook_requests_total`` under its outcome, and the token is in no log line. Over
-TLS (a self-signed certificate made with openssl) the receiver answers HTTPS and refuses plain
-HTTP. The token file is required and non-empty, a bad certificate is a ConfigError; the kopf
-start-up handler serves on the configured port (nothing when it is 0), after configure has made
-the runtime, and stops at clean-up.
+a log line), one that finds the operator stopping 503, and an alert whose outcome is "error" (a
+temporary API failure) makes the answer 503 even beside one that fired; GET is 405. More than
+MAX_ALERTS alerts is 413 naming max_alerts. On the real server, a Content-Encoding (gzip, valid or
+not) is 400 without reading or inflating the body, and a client leaving mid-body logs no error.
+Each request counts once in ``debugcap_alert_webhook_requests_total`` under its outcome, and the
+token is in no log line. Over TLS (a self-signed certificate made with openssl) the receiver
+answers HTTPS and refuses plain HTTP, and a certificate replaced on disk serves the next handshake
+(one that does not load leaves the previous one serving). The token file is required and
+non-empty, a bad certificate is a ConfigError; the kopf start-up handler serves on the configured
+port (nothing when it is 0), after configure has made the runtime, and stops at clean-up; a port
+it cannot bind stops the operator (PermanentError) naming the port and its variable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import io
 import json
 import logging
+import os
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +44,7 @@ from prometheus_client import REGISTRY
 from debugcap.errors import ConfigError
 from debugcap.operator import alert_webhook, runtime, triggers
 from debugcap.operator.alert_webhook import AlertReceiver, ReceiverSettings, Unavailable
-from debugcap.operator.alerts import AlertRef
+from debugcap.operator.alerts import MAX_ALERTS, AlertRef
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.triggers import AlertOutcome
 
@@ -360,3 +368,151 @@ def test_kopf_runs_configure_before_the_receiver_starts_whatever_the_import_orde
 
     ids = [h.id for h in kopf.get_default_registry()._activities.get_all_handlers()]  # noqa: SLF001
     assert ids.index("configure") < ids.index("start_alert_receiver")
+
+
+
+# ---------------------------------------------------------------- after review: errors, limits, the wire
+
+
+def test_an_alert_met_by_a_temporary_failure_makes_the_answer_503_even_beside_one_that_fired() -> None:
+    """Alertmanager retries only a whole notification, on a 5xx; the repeats of those that fired
+    are turned into suppressed by the trigger's cooldown."""
+    fire, before = FakeFire(lambda ref: "error" if ref.pod == "b" else "fired"), count("error")
+    status, answer, _ = serve(lambda c: post(c, payload(alert("a"), alert("b"))), fire)
+    assert status == 503
+    assert (answer["fired"], answer["error"], answer["message"]) == (1, 1, "1 fired; 1 error")
+    assert [(a["pod"], a["outcome"]) for a in answer["alerts"]] == [("a", "fired"), ("b", "error")]
+    assert count("error") == before + 1
+
+
+def test_more_alerts_than_max_alerts_is_413_naming_the_setting() -> None:
+    fire, before = FakeFire(), count("too_large")
+    status, answer, _ = serve(lambda c: post(c, payload(*[alert(f"p{i}") for i in range(MAX_ALERTS + 1)])), fire)
+    assert status == 413 and "max_alerts" in answer["error"] and "101 alerts" in answer["error"]
+    assert fire.calls == [] and count("too_large") == before + 1
+
+
+def raw_exchange(request: bytes, *, read: bool = True, fire: FakeFire | None = None,
+                 until: Callable[[], bool] = lambda: True) -> bytes:
+    """``request`` sent as it is to the real receiver (its own server settings); what came back.
+    The receiver stops once ``until()`` holds (a wait for the server's side of a dropped connection,
+    bounded only against a failing test)."""
+
+    def talk(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request)
+            if not read:
+                return b""
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer
+
+    async def main() -> bytes:
+        receiver = AlertReceiver(ReceiverSettings(port=0, token=TOKEN, host="127.0.0.1"), fire or FakeFire())
+        await receiver.start()
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, talk, receiver.addresses[0][1])
+            for _ in range(1000):
+                if until():
+                    break
+                await asyncio.sleep(0.01)
+            return answer
+        finally:
+            await receiver.stop()
+
+    return asyncio.run(main())
+
+
+def head(body_length: int, extra: str = "") -> bytes:
+    return (f"POST /alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {body_length}\r\nConnection: close\r\n{extra}\r\n"
+            ).encode()
+
+
+@pytest.mark.parametrize("body", [gzip.compress(payload(alert())), b"not gzip at all",
+                                  gzip.compress(b"0" * (16 << 20))], ids=["gzip", "broken", "bomb"])
+def test_a_content_encoding_is_400_without_inflating_or_an_error_log(body: bytes, caplog: pytest.LogCaptureFixture
+                                                                       ) -> None:
+    fire, before = FakeFire(), count("malformed")
+    with caplog.at_level(logging.DEBUG):
+        answer = raw_exchange(head(len(body), "Content-Encoding: gzip\r\n") + body, fire=fire)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b'Content-Encoding \\"gzip\\" is not accepted' in answer  # JSON-escaped quotes
+    assert fire.calls == [] and count("malformed") == before + 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_client_leaving_mid_body_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    fire, before = FakeFire(), count("malformed")
+    with caplog.at_level(logging.DEBUG):
+        raw_exchange(head(1000) + b'{"version": "4", "al', read=False, fire=fire,
+                     until=lambda: count("malformed") > before)
+    assert fire.calls == [] and count("malformed") == before + 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "disconnected before sending its whole body" in caplog.text
+
+
+def peer_certificate(port: int) -> bytes:
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with client.wrap_socket(sock) as tls:  # no server_hostname: no SNI, as for an IP address
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def der_of(cert: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
+def test_a_certificate_replaced_on_disk_serves_the_next_handshake(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    cert, key = make_cert(tmp_path)
+    first = der_of(cert)
+    renewed_dir = tmp_path / "renewed"
+    renewed_dir.mkdir()
+    renewed, renewed_key = make_cert(renewed_dir)
+    settings = ReceiverSettings(port=0, token=TOKEN, ssl_context=alert_webhook.tls_context(cert, key),
+                                host="127.0.0.1")
+
+    def replace(source: Path, target: Path) -> None:  # as the kubelet swaps a Secret's files: whole
+        target.write_bytes(source.read_bytes())
+        os.utime(target, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a later mtime, however coarse
+
+    async def main() -> list[bytes]:
+        receiver = AlertReceiver(settings, FakeFire())
+        await receiver.start()
+        loop = asyncio.get_running_loop()
+        port = receiver.addresses[0][1]
+        seen = []
+        try:
+            seen.append(await loop.run_in_executor(None, peer_certificate, port))
+            replace(renewed, cert)
+            replace(renewed_key, key)
+            seen.append(await loop.run_in_executor(None, peer_certificate, port))
+            cert.write_text("not a certificate")  # mid-rotation, or broken: the previous one serves on
+            seen.append(await loop.run_in_executor(None, peer_certificate, port))
+            seen.append(await loop.run_in_executor(None, peer_certificate, port))
+        finally:
+            await receiver.stop()
+        return seen
+
+    with caplog.at_level(logging.INFO):
+        seen = asyncio.run(main())
+    assert seen == [first, der_of(renewed), der_of(renewed), der_of(renewed)]
+    assert caplog.text.count("keeps its previous certificate") == 1  # said once, not per handshake
+
+
+def test_a_port_the_receiver_cannot_bind_stops_the_operator_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = DebugcapConfig(alert_webhook_port=port, alert_webhook_token_file=tmp_path / "token")
+        with pytest.raises(kopf.PermanentError) as err:
+            asyncio.run(alert_webhook.start_alert_receiver(memo=memo_with(config), logger=logging.getLogger("test")))
+    assert str(err.value).startswith(f"DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT={port}: cannot serve the Alertmanager "
+                                     "receiver on that port")

@@ -3,12 +3,15 @@
 Cases: the body Alertmanager 0.35 sent the testbed's receiver (one firing alert) gives one
 AlertRef; resolved alerts are counted and left out; the namespace and pod labels can be other
 labels; the body is refused, with a message naming what is wrong, when it is not JSON, not an
-object, of another version, without a list of alerts or with an alert that is not an object or
-has an unknown status. A firing alert without alertname or the namespace/pod label (the message
-names the label and the variable that configures it), with a label value that is not a string or
-not a Kubernetes name, is listed as invalid by read_payload (the others of its group kept) and
-raised by parse_payload. Values from the body appear escaped and cut short; JSON nested a
-hundred thousand levels deep and over-long integers are refused, not a crash.
+object, of another version, without a list of alerts, or with more than MAX_ALERTS alerts (naming
+max_alerts). An alert that is not an object or has an unknown status, a firing alert without
+alertname or the namespace/pod label (the message names the label and the variable that
+configures it), with a label value that is not a string or not a Kubernetes name, or an alertname
+with control, bidi or zero-width characters, is listed as invalid by read_payload (the others of
+its group kept) and raised by parse_payload. startsAt is handed on only as an RFC 3339 time
+rewritten in UTC, else empty; a fingerprint only as hex. Values from the body appear escaped
+(bidi and zero-width characters too) and cut short; JSON nested a hundred thousand levels deep and
+over-long integers are refused, not a crash.
 """
 
 from __future__ import annotations
@@ -101,15 +104,70 @@ def test_an_alert_ref_is_frozen() -> None:
     (b'{"version": 4, "alerts": []}', 'version is a number, not "4"'),
     (b'{"version": "4"}', "alerts is missing"),
     (b'{"version": "4", "alerts": {"status": "firing"}}', "alerts is an object"),
-    (b'{"version": "4", "alerts": ["HighHeap"]}', 'alerts[0] is "HighHeap", not an object'),
-    (b'{"version": "4", "alerts": [{"labels": {}}]}', "alerts[0].status is missing"),
-    (b'{"version": "4", "alerts": [{"status": "pending"}]}', 'alerts[0].status is "pending"'),
 ])
 def test_a_body_that_is_not_a_version_4_payload_is_refused_naming_why(body: bytes, says: str) -> None:
     message = error_of(body)
     assert says in message
     with pytest.raises(ConfigError):  # one of debugcap's own errors, for whoever catches those
         read_payload(body, **LABELS)
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    ("HighHeap", 'alerts[1] is "HighHeap", not an object'),
+    (None, "alerts[1] is null, not an object"),
+    ({"labels": {"alertname": "HighHeap"}}, "alerts[1].status is missing"),
+    ({"status": "pending", "labels": {"alertname": "HighHeap"}}, 'alerts[1].status is "pending": Alertmanager sends'),
+])
+def test_an_alert_not_an_object_or_of_unknown_status_spoils_only_itself(bad: Any, says: str) -> None:
+    notification = read_payload(payload(alert(pod="good"), bad, alert(pod="also-good")), **LABELS)
+    assert [a.pod for a in notification.firing] == ["good", "also-good"]
+    [invalid] = notification.invalid
+    assert invalid.index == 1 and says in invalid.message
+    assert invalid.alertname == ("HighHeap" if isinstance(bad, dict) else "")
+    assert says in error_of(payload(alert(pod="good"), bad))  # strict: raised
+
+
+def test_more_alerts_than_max_alerts_are_refused_naming_the_setting() -> None:
+    assert len(read_payload(payload(*[alert(pod=f"p{i}") for i in range(alerts.MAX_ALERTS)]), **LABELS).firing) == 100
+    with pytest.raises(alerts.TooManyAlerts) as err:
+        read_payload(payload(*[alert("resolved")] * (alerts.MAX_ALERTS + 1)), **LABELS)
+    assert str(err.value) == ("101 alerts in one notification, over 100: set max_alerts: 100 (or fewer) in the "
+                              "Alertmanager receiver's webhook_configs")
+    assert isinstance(err.value, AlertPayloadError)
+
+
+@pytest.mark.parametrize(("given", "handed_on"), [
+    ("2026-12-04T21:00:00Z", "2026-12-04T21:00:00Z"),
+    ("2026-12-04T21:00:00.123456789Z", "2026-12-04T21:00:00.123Z"),  # Alertmanager's nanoseconds
+    ("2026-12-04T23:30:00+02:30", "2026-12-04T21:00:00Z"),
+    ("2026-12-04t21:00:00z", "2026-12-04T21:00:00Z"),
+    ("0001-01-01T00:00:00Z", ""),  # Go's zero time: no start
+    ("2026-12-04", ""), ("2026-12-04T21:00:00", ""), ("2026-W49-5T21:00:00Z", ""), ("2026-02-31T21:00:00Z", ""),
+    ("2026-12-04T21:00:00Z\u202e\n", ""), ("yesterday", ""), (1733346000, ""), ("2" * 10_000, ""),
+])
+def test_starts_at_is_handed_on_only_as_an_rfc_3339_time_of_our_own_writing(given: Any, handed_on: str) -> None:
+    item = alert()
+    item["startsAt"] = given
+    (ref,) = parse_payload(payload(item), **LABELS)
+    assert ref.starts_at == handed_on
+
+
+def test_a_fingerprint_is_handed_on_only_as_hex() -> None:
+    item = alert()
+    item["fingerprint"] = "abc\x1b[2J"
+    assert parse_payload(payload(item), **LABELS)[0].fingerprint == ""
+    assert parse_payload(payload(alert()), **LABELS)[0].fingerprint == "0123456789abcdef"
+
+
+@pytest.mark.parametrize("alertname", ["High\u202eHeap", "High\u200bHeap", "High\u2028Heap", "High\ud800Heap",
+                                       "High\u0085Heap", "High\x00Heap"])
+def test_an_alertname_with_bidi_zero_width_or_control_characters_is_refused(alertname: str) -> None:
+    notification = read_payload(payload(alert(alertname=alertname), alert(pod="good")), **LABELS)
+    assert [a.pod for a in notification.firing] == ["good"]
+    [invalid] = notification.invalid
+    assert "is not a name a DebugTrigger can match" in invalid.message and invalid.alertname == ""
+    shown = invalid.message.split("alertname ", 1)[1].split(" is not", 1)[0]
+    assert shown.isascii() and shown.isprintable(), shown  # escaped as \\u....
 
 
 def test_an_alert_without_alertname_is_refused() -> None:

@@ -135,3 +135,14 @@ def test_a_failing_close_does_not_lose_the_capture() -> None:
     prepared = capturing.Prepared(target=SimpleNamespace(namespace="ns", pod="p"), settings=None,  # type: ignore[arg-type]
                                   http=Broken(), commands=Broken())  # type: ignore[arg-type]
     capturing._end_abandoned_steps(prepared, ended)  # logged, not raised
+
+
+def test_a_pod_that_collected_nothing_says_why_in_its_message(store: delivering.Store, tmp_path: Path) -> None:
+    """Every step skipped (a memory firing of a template of commands): Failed, and the message says
+    what each step was skipped for, once per reason, instead of nothing."""
+    collected = dataclasses.replace(_collected(tmp_path), collectors=(
+        {"name": "sockets", "status": "skipped", "message": "no commands"},
+        {"name": "resolv-conf", "status": "skipped", "message": "no commands"}))
+    collected = dataclasses.replace(collected, outcome=SimpleNamespace(bundle=collected.outcome.bundle, phase="Failed"))
+    result = capturing.store_pod(store, collected)
+    assert (result.phase, result.message) == ("Failed", "nothing was collected: sockets, resolv-conf: no commands")

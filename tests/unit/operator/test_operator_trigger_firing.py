@@ -40,23 +40,24 @@ def test_the_capture_targets_the_pod_says_what_fired_and_is_owned_by_the_trigger
 
 def test_names_are_the_same_for_a_retried_check_and_differ_between_pods_and_checks() -> None:
     c = Crossing("api-1", "goroutines", 6000, 5000, "", T0)
-    name = trigger_firing.capture_name("api-pre-oom", c, "u1")
-    assert name == trigger_firing.capture_name("api-pre-oom", c, "u1")
+    name = trigger_firing.capture_name("api-pre-oom", "t-1", c, "u1")
+    assert name == trigger_firing.capture_name("api-pre-oom", "t-1", c, "u1")
     assert name.startswith("api-pre-oom-goroutines-") and len(name) <= 253
-    assert name != trigger_firing.capture_name("api-pre-oom", Crossing("api-2", "goroutines", 6000, 5000, "", T0), "u2")
+    other_pod = Crossing("api-2", "goroutines", 6000, 5000, "", T0)
+    assert name != trigger_firing.capture_name("api-pre-oom", "t-1", other_pod, "u2")
     later = Crossing("api-1", "goroutines", 6000, 5000, "", T0 + timedelta(seconds=10))
-    assert name != trigger_firing.capture_name("api-pre-oom", later, "u1")
+    assert name != trigger_firing.capture_name("api-pre-oom", "t-1", later, "u1")
     # A restart's name is its restart count: every check that sees restart 2 names one capture.
     r1 = Crossing("api-1", "restarted", 2, None, "", T0)
     r2 = Crossing("api-1", "restarted", 2, None, "", T0 + timedelta(seconds=30))
-    assert trigger_firing.capture_name("t", r1, "u1") == trigger_firing.capture_name("t", r2, "u1")
+    assert trigger_firing.capture_name("t", "t-1", r1, "u1") == trigger_firing.capture_name("t", "t-1", r2, "u1")
 
 
 def test_a_long_trigger_name_makes_a_valid_label_and_name() -> None:
     long = "a" * 200
     assert len(trigger_firing.label_value(long)) <= 63
     assert trigger_firing.label_value(long) != trigger_firing.label_value("a" * 199 + "b")
-    name = trigger_firing.capture_name(long, Crossing("p", "alert", 1, None, "", T0), "u")
+    name = trigger_firing.capture_name(long, "t-1", Crossing("p", "alert", 1, None, "", T0), "u")
     assert len(name) <= 80
 
 

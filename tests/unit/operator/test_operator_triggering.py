@@ -97,36 +97,77 @@ def _crossing(pod: str = "p", reason: str = "goroutines", at: datetime = T0, obs
 def test_cooldown_is_per_pod_and_signal() -> None:
     past = [Past("p", "goroutines", T0 - timedelta(minutes=10))]
     found = [_crossing(), _crossing(reason="memoryPercentOfLimit"), _crossing(pod="q")]
-    verdicts = triggering.judge(found, past, now=T0, cooldown=timedelta(minutes=15), max_per_hour=6, running=0, cap=4)
+    verdicts = triggering.judge(found, past, now=T0, cooldown=timedelta(minutes=15), max_per_hour=6, running={}, cap=4)
     assert [(v.fire, v.limit) for v in verdicts] == [(False, "cooldown"), (True, ""), (True, "")]
     later = triggering.judge([_crossing()], past, now=T0 + timedelta(minutes=5), cooldown=timedelta(minutes=15),
-                             max_per_hour=6, running=0, cap=4)
+                             max_per_hour=6, running={}, cap=4)
     assert later[0].fire
 
 
 def test_the_hourly_limit_counts_the_firings_of_this_check_too() -> None:
     past = [Past(f"old{i}", "goroutines", T0 - timedelta(minutes=50)) for i in range(4)]
     found = [_crossing(pod=f"p{i}") for i in range(3)]
-    verdicts = triggering.judge(found, past, now=T0, cooldown=timedelta(0), max_per_hour=6, running=0, cap=10)
+    verdicts = triggering.judge(found, past, now=T0, cooldown=timedelta(0), max_per_hour=6, running={}, cap=10)
     assert [v.fire for v in verdicts] == [True, True, False]
     assert verdicts[2].limit == "maxCapturesPerHour" and "6" in verdicts[2].message
     # An hour after, the old ones no longer count.
     assert all(v.fire for v in triggering.judge(found, past, now=T0 + timedelta(minutes=11), cooldown=timedelta(0),
-                                                max_per_hour=6, running=0, cap=10))
+                                                max_per_hour=6, running={}, cap=10))
 
 
 def test_the_operators_cap_on_running_triggered_captures() -> None:
     verdicts = triggering.judge([_crossing(pod="a"), _crossing(pod="b")], [], now=T0, cooldown=timedelta(0),
-                                max_per_hour=6, running=3, cap=4)
+                                max_per_hour=6, running={"regular": 3}, cap=4)
     assert [(v.fire, v.limit) for v in verdicts] == [(True, ""), (False, "triggeredCaptures")]
     assert "DEBUGCAP_OPERATOR_TRIGGERED_CAPTURES" in verdicts[1].message
+    # Memory firings count apart: slow regular captures cannot keep a pre-kill capture out.
+    urgent = triggering.judge([_crossing(pod="c", reason="memoryPercentOfLimit")], [], now=T0,
+                              cooldown=timedelta(0), max_per_hour=6, running={"regular": 4}, cap=4)
+    assert urgent[0].fire
 
 
 def test_a_restart_fires_once_however_many_checks_see_it() -> None:
-    restart = _crossing(reason="restarted", observed=2)
-    past = [Past("p", "restarted", T0 - timedelta(hours=2), observed=2)]
-    (v,) = triggering.judge([restart], past, now=T0, cooldown=timedelta(0), max_per_hour=6, running=0, cap=4)
+    ended = T0 - timedelta(minutes=2)
+    restart = Crossing("p", "restarted", 2, None, "", T0, since=ended)
+    past = [Past("p", "restarted", ended + timedelta(seconds=5), observed=2)]
+    (v,) = triggering.judge([restart], past, now=T0, cooldown=timedelta(0), max_per_hour=6, running={}, cap=4)
     assert not v.fire and v.limit == "restart seen"
-    (v,) = triggering.judge([_crossing(reason="restarted", observed=3)], past, now=T0, cooldown=timedelta(0),
-                            max_per_hour=6, running=0, cap=4)
+    later = Crossing("p", "restarted", 3, None, "", T0, since=T0 - timedelta(seconds=10))
+    (v,) = triggering.judge([later], past, now=T0, cooldown=timedelta(0), max_per_hour=6, running={}, cap=4)
     assert v.fire
+
+
+def test_a_pod_recreated_under_its_name_has_new_restarts_though_its_count_starts_over() -> None:
+    """web-0's restart 3 was captured last week; the new web-0's restart 1 is news."""
+    past = [Past("web-0", "restarted", T0 - timedelta(days=7), observed=3)]
+    new = Crossing("web-0", "restarted", 1, None, "", T0, since=T0 - timedelta(seconds=20))
+    (v,) = triggering.judge([new], past, now=T0, cooldown=timedelta(minutes=15), max_per_hour=6, running={}, cap=4)
+    assert v.fire
+
+
+def test_a_long_interval_keeps_a_restart_fresh_for_three_checks() -> None:
+    when = When(restarted=True)
+    ended = Termination("Error", 1, T0)
+    r = Reading("p", T0 + timedelta(minutes=8), restarts=1, termination=ended)
+    created = T0 - timedelta(hours=1)
+    assert triggering.crossings(when, r, None, created=created) == []
+    fresh = triggering.restart_fresh(timedelta(minutes=10))
+    assert [c.reason for c in triggering.crossings(when, r, None, created=created, fresh=fresh)] == ["restarted"]
+
+
+@pytest.mark.parametrize(("template", "field"), [
+    ({"metadata": {"labels": {"team": "has space"}}}, "spec.captureTemplate.metadata.labels.team"),
+    ({"metadata": {"labels": {"bad key!": "x"}}}, "spec.captureTemplate.metadata.labels"),
+    ({"spec": {"parameters": {"cpuSeconds": 0}}}, "spec.captureTemplate.spec.parameters.cpuSeconds"),
+    ({"spec": {"ttl": "soon"}}, "spec.captureTemplate.spec.ttl"),
+    ({"spec": {"ttl": "99999999999d"}}, "spec.captureTemplate.spec.ttl"),
+])
+def test_the_capture_template_is_checked_with_the_trigger(template: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        triggering.parse_trigger({**SPEC, "captureTemplate": template})
+    assert str(caught.value).startswith(field)
+
+
+def test_a_huge_cooldown_is_a_clear_error_not_an_overflow() -> None:
+    with pytest.raises(ConfigError, match="spec.cooldown"):
+        triggering.parse_trigger({**SPEC, "cooldown": "99999999999d"})
