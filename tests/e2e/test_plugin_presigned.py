@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,21 @@ def download_policy(crds: None, testbed: Testbed) -> None:
     kubectl(testbed, "apply", "-f", str(POLICY))
 
 
+@contextlib.contextmanager
+def operator_running(kube: Kube, namespace: str) -> Iterator[KopfRunner]:
+    """The operator serving ``namespace``, as the ``operator`` fixture runs it, but in the test: its
+    output (read only once it stopped) is checked for URLs."""
+    try:
+        with KopfRunner(["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"],
+                        timeout=60) as runner:
+            yield runner
+    finally:
+        collect_runner_leftovers()
+        strip_finalizers(kube, namespace)
+    assert runner.exception is None, runner.output
+    assert "Traceback" not in runner.output, runner.output
+
+
 def no_s3() -> dict[str, str | None]:
     return {k: None for k in os.environ if k.startswith("DEBUGCAP_S3_")}
 
@@ -69,9 +86,17 @@ def request_yaml(capture: str) -> str:
 
 
 def test_a_user_without_s3_credentials_downloads_through_a_presigned_url_and_others_are_refused(
-        operator: KopfRunner, download_policy: None, kube: Kube, testbed: Testbed, namespace: str,
-        goapp_pod: GoappPod, s3_env: dict[str, str], tmp_path: Path) -> None:
+        crds: None, operator_env: None, download_policy: None, kube: Kube, testbed: Testbed, namespace: str,
+        goapp_pod: GoappPod, tmp_path: Path) -> None:
     goapp_pod("x")
+    with operator_running(kube, namespace) as operator:
+        outputs = downloads_without_s3(kube, testbed, namespace, tmp_path)
+    for output in [*outputs, operator.output]:
+        assert SIGNATURE not in output  # a URL is a credential while it lives: never printed, never logged
+
+
+def downloads_without_s3(kube: Kube, testbed: Testbed, namespace: str, tmp_path: Path) -> list[str]:
+    """The download as the namespace user, the refusals of the others; what the plugin printed."""
     made = plugin(testbed, "create", "pod/x", "-t", "go-heap", "-n", namespace, "--name", "cap-1", "--wait",
                   timeout=180)
     assert made.returncode == 0, made.stderr
@@ -121,8 +146,7 @@ def test_a_user_without_s3_credentials_downloads_through_a_presigned_url_and_oth
 
     # The plugin deleted its requests (the operator removes the finalizer of its expiry daemon).
     eventually(lambda: not downloads(kube, namespace), 20, "the DebugDownloads to be deleted")
-    for output in (got.stdout, got.stderr, report.stdout, report.stderr, operator.output):
-        assert SIGNATURE not in output
+    return [got.stdout, got.stderr, report.stdout, report.stderr]
 
 
 def test_the_operator_deletes_expired_requests_and_those_a_dead_operator_left(
@@ -140,24 +164,17 @@ def test_the_operator_deletes_expired_requests_and_those_a_dead_operator_left(
                     "urls": [{"pod": "x", "key": "k", "url": "http://s3.invalid/k?X-Amz-Signature=0"}]}},
         _content_type="application/merge-patch+json")
     monkeypatch.setenv("DEBUGCAP_OPERATOR_PRESIGNED_TTL", "10s")
-    args = ["run", "--standalone", "-n", namespace, "-m", "debugcap.operator.handlers"]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            eventually(lambda: not [d for d in downloads(kube, namespace)
-                                    if d["metadata"]["name"] == "left-behind"], 20, "the expired request to go")
-            # A request for a capture that does not exist: answered Failed, and deleted 10 s later.
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "debugdownloads", {
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugDownload", "metadata": {"name": "short"},
-                "spec": {"capture": "nope"}})
-            answered = eventually(lambda: [d for d in downloads(kube, namespace)
-                                           if (d.get("status") or {}).get("phase")], 20, "an answer")
-            [status] = [d["status"] for d in answered]
-            assert status["phase"] == "Failed" and status["message"].startswith('debugcapture "nope" not found')
-            started = time.monotonic()
-            eventually(lambda: not downloads(kube, namespace), 30, "the answered request to expire")
-            assert time.monotonic() - started >= 5  # not at once: at its expiresAt
-    finally:
-        collect_runner_leftovers()
-        strip_finalizers(kube, namespace)
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
+    with operator_running(kube, namespace):
+        eventually(lambda: not [d for d in downloads(kube, namespace) if d["metadata"]["name"] == "left-behind"],
+                   20, "the expired request to go")
+        # A request for a capture that does not exist: answered Failed, and deleted 10 s later.
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "debugdownloads", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugDownload", "metadata": {"name": "short"},
+            "spec": {"capture": "nope"}})
+        answered = eventually(lambda: [d for d in downloads(kube, namespace)
+                                       if (d.get("status") or {}).get("phase")], 20, "an answer")
+        [status] = [d["status"] for d in answered]
+        assert status["phase"] == "Failed" and status["message"].startswith('debugcapture "nope" not found')
+        started = time.monotonic()
+        eventually(lambda: not downloads(kube, namespace), 30, "the answered request to expire")
+        assert time.monotonic() - started >= 5  # not at once: at its expiresAt
