@@ -189,16 +189,3 @@ def delete(kube: Kube, namespace: str, name: str) -> bool:
         raise _reworded(exc, f'not allowed to delete debugcaptures in namespace "{namespace}"; '
                              f"{hints.ask_rights('delete', 'debugcaptures.debugcap.io', namespace)}") from exc
     return True
-
-
-def events(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Events of ``obj`` (by uid: a capture deleted and created again under its name has
-    its own), oldest first as the API server lists them; raises ``ForbiddenError`` when the user
-    may not list Events, which callers show as a note rather than fail on."""
-    from debugcap.kube.client import core_path
-
-    meta = obj["metadata"]
-    selector = f"involvedObject.uid={meta['uid']}" if meta.get("uid") else f"involvedObject.name={meta['name']}"
-    listed = kube.get_json(core_path("events", meta["namespace"]), [("fieldSelector", selector)])
-    items: list[dict[str, Any]] = listed.get("items") or []
-    return items

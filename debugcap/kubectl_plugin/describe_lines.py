@@ -1,4 +1,4 @@
-"""The layout of ``kubectl describe``, for the plugin's ``schedule describe`` and ``trigger describe``.
+"""The layout of ``kubectl describe``, for every ``describe`` of the plugin (captures, schedules, triggers).
 
 Pure: values in, lines out. ``Label:`` padded to one column, nested blocks indented by two,
 tables laid out as kubectl's tabwriter lays them out, Events last as kubectl shows them (type,
@@ -17,9 +17,9 @@ from debugcap.kubectl_plugin.options import table_lines
 LABEL_WIDTH = 20
 
 
-def field(label: str, value: object, indent: int = 0) -> str:
-    text = "<none>" if value is None or value == "" else str(value)
-    return " " * indent + f"{label + ':':<{LABEL_WIDTH - indent}}{text}"
+def field(label: str, value: object, indent: int = 0, width: int = LABEL_WIDTH) -> str:
+    text = "<none>" if value is None or value in ("", [], {}) else str(value)
+    return " " * indent + f"{label + ':':<{width - indent}}{text}"
 
 
 def table(rows: Sequence[Sequence[str]], indent: int = 2) -> list[str]:
@@ -73,12 +73,12 @@ def target(spec: Mapping[str, Any]) -> str:
     return text + (f" (container {found['container']})" if found.get("container") else "")
 
 
-def conditions(items: Sequence[Mapping[str, Any]]) -> list[str]:
+def conditions(items: Sequence[Mapping[str, Any]], width: int = LABEL_WIDTH) -> list[str]:
     if not items:
-        return [field("Conditions", None)]
+        return [field("Conditions", None, width=width)]
     rows = [["Type", "Status", "Reason", "Message"]]
     rows += [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
-              str(c.get("message", ""))] for c in items]
+              " ".join(str(c.get("message", "")).split())] for c in items]
     return ["Conditions:", *table(rows)]
 
 
@@ -92,22 +92,30 @@ def captures(items: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
     return ["Captures:", *table(rows)]
 
 
-def events(items: Sequence[Mapping[str, Any]] | None, now: datetime) -> list[str]:
+def event_time(event: Mapping[str, Any]) -> str:
+    """When an Event last happened: kopf sets all three, other posters one of them."""
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+               or (event.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def event_order(event: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """Events by when they last happened; within a second (lastTimestamp has whole seconds) by
+    eventTime, which has microseconds: a capture's PodCaptured comes before its CaptureCompleted."""
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return parse_time(event_time(event)) or epoch, parse_time(event.get("eventTime")) or epoch
+
+
+def events(items: Sequence[Mapping[str, Any]] | None, now: datetime, width: int = LABEL_WIDTH) -> list[str]:
+    """The Events block; ``items`` None: the user may not list Events, said in its place."""
     if items is None:
-        return [field("Events", "<not shown: you may not list events in this namespace>")]
+        return [field("Events", "<not shown: you may not list events in this namespace>", width=width)]
     if not items:
-        return [field("Events", None)]
-
-    def stamp(e: Mapping[str, Any]) -> datetime:
-        text = (e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
-                or (e.get("metadata") or {}).get("creationTimestamp"))
-        return parse_time(text) or datetime.min.replace(tzinfo=UTC)
-
+        return [field("Events", None, width=width)]
     rows = [["Type", "Reason", "Age", "From", "Message"], ["----", "------", "----", "----", "-------"]]
-    for e in sorted(items, key=stamp):
-        at = stamp(e)
-        age = human_duration((now - at).total_seconds()) if at.year > 1 else "<unknown>"
-        source = (e.get("source") or {}).get("component") or e.get("reportingComponent") or ""
-        rows.append([str(e.get("type", "")), str(e.get("reason", "")), age, str(source),
+    for e in sorted(items, key=event_order):
+        count = int(e.get("count") or 1)
+        rows.append([str(e.get("type", "")), str(e.get("reason", "")),
+                     age(event_time(e), now) + (f" (x{count})" if count > 1 else ""),
+                     str((e.get("source") or {}).get("component") or e.get("reportingComponent") or ""),
                      " ".join(str(e.get("message", "")).split())])
     return ["Events:", *table(rows)]

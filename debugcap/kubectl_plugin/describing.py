@@ -9,8 +9,10 @@ fields missing, still describes, with ``<none>`` where kubectl would print it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+from debugcap.kubectl_plugin import describe_lines as layout
 
 TERMINAL: Final = ("Completed", "PartiallyFailed", "Failed")
 STORED: Final = ("Completed", "PartiallyFailed")  # phases that stored something
@@ -24,64 +26,6 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
-
-
-def parse_time(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def age(stamp: str | None, now: datetime) -> str:
-    """``5m``, ``2h``, ``3d`` as kubectl prints an age; ``<unknown>`` without a time."""
-    when = parse_time(stamp)
-    if when is None:
-        return "<unknown>"
-    seconds = max(0, int((now - when).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def event_time(event: Mapping[str, Any]) -> str:
-    """When an Event last happened: kopf sets all three, other posters one of them."""
-    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
-               or (event.get("metadata") or {}).get("creationTimestamp") or "")
-
-
-def event_order(event: Mapping[str, Any]) -> tuple[datetime, datetime]:
-    """Events by when they last happened; within a second (lastTimestamp has whole seconds) by
-    eventTime, which has microseconds: a capture's PodCaptured comes before its CaptureCompleted."""
-    epoch = datetime.min.replace(tzinfo=UTC)
-    return parse_time(event_time(event)) or epoch, parse_time(event.get("eventTime")) or epoch
-
-
-def sorted_events(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(events, key=event_order)
-
-
-def target_text(spec: Mapping[str, Any]) -> str:
-    target = spec.get("target") or {}
-    if "pod" in target:
-        text = f"pod/{target['pod']}"
-    elif "workload" in target:
-        text = f"{str(target['workload'].get('kind', '')).lower()}/{target['workload'].get('name', '')}"
-    elif "selector" in target:
-        selector = target["selector"]
-        terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-        terms += [f"{e.get('key')} {e.get('operator')} ({','.join(e.get('values') or [])})"
-                  for e in selector.get("matchExpressions") or []]
-        text = "pods with " + ",".join(terms)
-    else:
-        text = "<none>"
-    if target.get("container"):
-        text += f" (container {target['container']})"
-    return text
 
 
 def firing_text(firing: Mapping[str, Any]) -> str:
@@ -98,20 +42,7 @@ def firing_text(firing: Mapping[str, Any]) -> str:
 
 
 def _field(label: str, value: object, indent: int = 0) -> str:
-    text = "<none>" if value in (None, "", [], {}) else str(value)
-    return f"{' ' * indent}{label + ':':<{_LABEL - indent}}{text}"
-
-
-def _table(rows: list[list[str]], indent: int) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [(" " * indent + "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip() for r in rows]
-
-
-def _conditions(items: Sequence[Mapping[str, Any]], indent: int) -> list[str]:
-    rows = [["Type", "Status", "Reason", "Message"]]
-    rows += [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
-              " ".join(str(c.get("message", "")).split())] for c in items]
-    return _table(rows, indent)
+    return layout.field(label, value, indent, width=_LABEL)
 
 
 def _summary(summary: Mapping[str, Any]) -> str:
@@ -163,17 +94,6 @@ def pod_lines(pod: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def event_rows(events: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
-    rows = [["Type", "Reason", "Age", "From", "Message"]]
-    for e in sorted_events(events):
-        count = int(e.get("count") or 1)
-        when = age(event_time(e), now) + (f" (x{count})" if count > 1 else "")
-        rows.append([str(e.get("type", "")), str(e.get("reason", "")), when,
-                     str((e.get("source") or {}).get("component") or e.get("reportingComponent") or ""),
-                     " ".join(str(e.get("message", "")).split())])
-    return _table(rows, 2)
-
-
 def next_commands(obj: Mapping[str, Any]) -> list[str]:
     """What to run next, given where the capture is."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
@@ -196,8 +116,8 @@ def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]] | None,
     labels = ", ".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items())
     created = meta.get("creationTimestamp")
     lines = [_field("Name", meta.get("name")), _field("Namespace", meta.get("namespace")), _field("Labels", labels),
-             _field("Created", f"{created} ({age(created, now)} ago)" if created else None),
-             _field("Template", spec.get("template")), _field("Target", target_text(spec)),
+             _field("Created", layout.when(created, now) if created else None),
+             _field("Template", spec.get("template")), _field("Target", layout.target(spec)),
              _field("Parameters", ", ".join(f"{k}={v}" for k, v in (spec.get("parameters") or {}).items())),
              _field("TTL", spec.get("ttl"))]
     if meta.get("deletionTimestamp"):
@@ -213,18 +133,14 @@ def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]] | None,
             lines.append(_field(label, status[key]))
     if status.get("summary"):
         lines.append(_field("Summary", _summary(status["summary"])))
-    lines.append("Conditions:" if status.get("conditions") else _field("Conditions", None))
-    if status.get("conditions"):
-        lines += _conditions(status["conditions"], 2)
+    lines += layout.conditions(status.get("conditions") or [], width=_LABEL)
     pods = status.get("pods") or []
     lines.append("Pods:" if pods else _field("Pods", None))
     for pod in pods:
         lines += pod_lines(pod)
-    if events is None:
-        lines.append(_field("Events", events_note or "<unknown>"))
-    elif not events:
-        lines.append(_field("Events", None))
+    if events is None and events_note:
+        lines.append(_field("Events", events_note))
     else:
-        lines += ["Events:", *event_rows(events, now)]
+        lines += layout.events(events, now, width=_LABEL)
     lines += ["Next:", *(f"  {c}" for c in next_commands(obj))]
     return lines

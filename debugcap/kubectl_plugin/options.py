@@ -41,20 +41,20 @@ _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_request_timeout(text: str) -> float:
-    """Seconds of a ``--request-timeout`` as kubectl reads it (client-go ``ParseTimeout``): a whole
-    number of seconds (``30``), or a Go duration (``30s``, ``1m``, ``1h30m``, ``500ms``); ``0`` is
-    no limit. ValueError otherwise."""
+def parse_duration(text: str) -> float:
+    """Seconds of a duration as kubectl reads its ``--request-timeout`` and ``--timeout`` (client-go
+    ``ParseTimeout``): a whole number of seconds (``30``), or a Go duration (``30s``, ``1m``,
+    ``1h30m``, ``500ms``). ValueError, naming the forms, otherwise."""
     value = text.strip()
     if value.isdigit():
         return float(value)
-    if value in ("", "+", "-") or value.startswith("-"):
-        raise ValueError(text)
     rest, total = value.removeprefix("+"), 0.0
+    if value in ("", "+") or value.startswith("-"):
+        rest = "-"  # refused below, with the same words
     while rest:
         match = _GO_DURATION.match(rest)
         if match is None:
-            raise ValueError(text)
+            raise ValueError(f'"{text}" is not a duration; use e.g. 90s, 10m or 1h30m')
         total += float(match.group(1)) * _GO_UNITS[match.group(2)]
         rest = rest[match.end():]
     return total
@@ -64,7 +64,7 @@ def _request_timeout(ctx: click.Context, param: click.Parameter, value: Any) -> 
     if isinstance(value, (int, float)):
         return float(value)
     try:
-        return parse_request_timeout(str(value))
+        return parse_duration(str(value))
     except ValueError:
         raise click.BadParameter(f'"{value}" is not a timeout: a whole number of seconds or a duration like 30s, '
                                  "1m or 1h (0: no limit)", ctx, param) from None

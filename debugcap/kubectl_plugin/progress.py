@@ -10,19 +10,18 @@ stderr: stdout keeps only what a script reads (the name created, where bundles w
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from debugcap import errors
-from debugcap.kubectl_plugin.describing import TERMINAL, event_order, event_time, human_size
+from debugcap.kubectl_plugin.describe_lines import event_order, event_time
+from debugcap.kubectl_plugin.describing import TERMINAL, human_size
 from debugcap.kubectl_plugin.options import ExitCode
 
 POLL_SECONDS: Final = 1.0
 UNCLAIMED_SECONDS: Final = 30.0  # a capture with no status after this long: said to be unclaimed
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UP_AND_CLEAR = "\x1b[{n}F"  # cursor to the start of the line n lines up
 _CLEAR_LINE = "\x1b[2K"
 
@@ -33,18 +32,6 @@ class WaitTimeout(errors.DebugcapError):
 
 class CaptureGone(errors.DebugcapError):
     """The capture was deleted while it was followed."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of ``90``, ``90s``, ``10m``, ``1h30m`` (kubectl's --timeout forms); ValueError otherwise."""
-    value = text.strip()
-    if value.isdigit():
-        return float(value)
-    match = _DURATION.match(value)
-    if not value or match is None or not any(match.groups()):
-        raise ValueError(f'"{text}" is not a duration; use e.g. 90s, 10m or 1h')
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return float(hours * 3600 + minutes * 60 + seconds)
 
 
 def exit_code(phase: str) -> int:

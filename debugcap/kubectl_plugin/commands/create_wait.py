@@ -47,7 +47,7 @@ class WaitFlags:
         return cls(flags.pop("wait"), flags.pop("wait_timeout"), flags.pop("download"))
 
     def seconds(self) -> float:
-        from debugcap.kubectl_plugin.progress import parse_duration
+        from debugcap.kubectl_plugin.options import parse_duration
 
         try:
             return parse_duration(self.wait_timeout or DEFAULT_WAIT_TIMEOUT)

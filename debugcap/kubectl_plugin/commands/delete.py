@@ -62,7 +62,7 @@ class DeleteOptions:
     _client: Kube | None = field(default=None, repr=False)
 
     def validate(self) -> None:
-        from debugcap.kubectl_plugin.progress import parse_duration
+        from debugcap.kubectl_plugin.options import parse_duration
 
         given = [flag for flag, on in (("NAME", bool(self.names)), ("--all", self.all),
                                        ("-l/--selector", self.selector is not None)) if on]

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from debugcap import errors, hints
-from debugcap.kubectl_plugin import debugcaptures
+from debugcap import hints
+from debugcap.kubectl_plugin import custom_objects, debugcaptures
 from debugcap.kubectl_plugin.commands.captures import check_name
 from debugcap.kubectl_plugin.options import KubeFlags, kube_options, output_option, print_document
 
@@ -60,12 +60,9 @@ class DescribeOptions:
     def _describe(self, client: Kube, obj: dict[str, Any]) -> None:
         from debugcap.kubectl_plugin import describing
 
-        events: list[dict[str, Any]] | None
+        events = custom_objects.events(client, obj)
         note = ""
-        try:
-            events = debugcaptures.events(client, obj)
-        except errors.ForbiddenError:
-            events = None
+        if events is None:
             note = (f'<not allowed to list events in namespace "{self.namespace}"; '
                     f"{hints.ask_rights('list', 'events', self.namespace)}>")
         for line in describing.describe(obj, events, datetime.now(UTC), note):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from debugcap import errors, hints
-from debugcap.kubectl_plugin import debugcaptures
+from debugcap import hints
+from debugcap.kubectl_plugin import custom_objects, debugcaptures
 from debugcap.kubectl_plugin.commands.captures import check_name
 from debugcap.kubectl_plugin.describing import TERMINAL
 from debugcap.kubectl_plugin.options import KubeFlags, kube_options
@@ -39,7 +39,7 @@ class LogsOptions:
     _client: Kube | None = field(default=None, repr=False)
 
     def validate(self) -> None:
-        from debugcap.kubectl_plugin.progress import parse_duration
+        from debugcap.kubectl_plugin.options import parse_duration
 
         check_name(self.name, "NAME")
         if self.timeout is not None:
@@ -72,10 +72,10 @@ class LogsOptions:
 
     def _print(self, client: Kube, feed: LogFeed, obj: dict[str, Any]) -> None:
         if self._events_allowed:
-            try:
-                for line in feed.events(debugcaptures.events(client, obj)):
-                    click.echo(line)
-            except errors.ForbiddenError:
+            events = custom_objects.events(client, obj)
+            for line in feed.events(events or []):
+                click.echo(line)
+            if events is None:
                 self._events_allowed = False  # said once; the status is still followed
                 click.echo(f'note: not allowed to list events in namespace "{self.namespace}", showing the status '
                            f"only; {hints.ask_rights('list', 'events', self.namespace)}", err=True)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from debugcap.kubectl_plugin import describing
+from debugcap.kubectl_plugin import describe_lines, describing
 from debugcap.kubectl_plugin.cli import cli
 
 from .capture_fakes import CAPTURES, EVENTS, RoutedKube, capture, forbidden, use
@@ -63,7 +63,7 @@ def test_describe_shows_the_result_bundle_failures_findings_firing_events_and_wh
                      "      pprof-cpu (failed): connection refused on :6060",
                      "    Findings (1 of 3, most serious first):",
                      "      high   goroutine-leak at main.leakWorker: 4000 goroutines parked",
-                     "  Warning   PodCaptured   4m    kopf   pod api-1: PartiallyFailed in 9s",
+                     "  Warning   PodCaptured   4m51s   kopf   pod api-1: PartiallyFailed in 9s",
                      "  kubectl debugcap download cap-1 -n team"]:
         assert expected in text, f"{expected!r} not in:\n{text}"
     assert "pprof-heap (ok)" not in text  # only the collectors that failed are listed with their reason
@@ -123,5 +123,5 @@ def test_events_of_one_second_are_in_the_order_they_happened() -> None:
             "eventTime": "2026-12-01T10:15:09.700000Z"}
     pod = {"reason": "PodCaptured", "lastTimestamp": "2026-12-01T10:15:09Z", "eventTime": "2026-12-01T10:15:09.200000Z"}
     started = {"reason": "CaptureStarted", "lastTimestamp": "2026-12-01T10:15:00Z"}
-    assert [e["reason"] for e in describing.sorted_events([done, pod, started])] == [
+    assert [e["reason"] for e in sorted([done, pod, started], key=describe_lines.event_order)] == [
         "CaptureStarted", "PodCaptured", "CaptureCompleted"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from debugcap.kube.client import Kube, KubeTarget
 from debugcap.kubectl_plugin.cli import cli
-from debugcap.kubectl_plugin.options import KubeFlags, parse_request_timeout
+from debugcap.kubectl_plugin.options import KubeFlags, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -22,13 +22,13 @@ from debugcap.kubectl_plugin.options import KubeFlags, parse_request_timeout
     ("2m3s", 123.0), ("+5s", 5.0),
 ])
 def test_request_timeout_reads_kubectls_forms(text: str, seconds: float) -> None:
-    assert parse_request_timeout(text) == pytest.approx(seconds)
+    assert parse_duration(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["", "-1", "-1s", "1x", "m", "1 m", "1d"])
 def test_request_timeout_refuses_what_kubectl_refuses(text: str) -> None:
     with pytest.raises(ValueError):
-        parse_request_timeout(text)
+        parse_duration(text)
 
 
 def _verbs(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
