@@ -501,7 +501,7 @@ def test_close_ends_a_get_waiting_for_the_proxy(proxies: list[_ConnectProxy]) ->
 def certificate(tmp_path: Path) -> Path:
     """A self-signed certificate (and its key, in the same file) for api.example."""
     if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
+        pytest.fail("needs the openssl command (apt-get install openssl; .ci/run installs it)", pytrace=False)
     pem = tmp_path / "api.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=api.example", "-addext", "subjectAltName=DNS:api.example",

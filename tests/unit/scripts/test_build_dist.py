@@ -23,7 +23,6 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
-import pytest
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
@@ -197,13 +196,13 @@ def test_a_zipapp_refuses_a_python_it_has_no_parts_for(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_cache_falls_back_to_a_private_temp_dir(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes anywhere")
     app = _zipapp(tmp_path, "def main():\n    print('ran')\n")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+    # A cache under a regular file: no one can create it, root included (a read-only directory
+    # would stop everyone but root, and CI runs as root).
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
     res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
-                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(locked / "c"),
+                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(blocked / "c"),
                               "TMPDIR": str(tmp_path)})
     assert res.returncode == 0 and res.stdout == "ran\n", res.stderr
     assert (tmp_path / f"debugcap-zipapp-{os.getuid()}").is_dir()
