@@ -299,6 +299,9 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 kill $OPERATOR 2>/dev/null || true
+wait $OPERATOR 2>/dev/null || true
+
+NS="$NS" OUT="$OUT" bash scripts/demo_plugin.sh
 
 step "Done"
 echo "bundles:     $FULL"

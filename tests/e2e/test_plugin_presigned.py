@@ -135,7 +135,7 @@ def downloads_without_s3(kube: Kube, testbed: Testbed, namespace: str, tmp_path:
     path = Path(got.stdout.strip())
     assert path == tmp_path / "out" / Path(bundle["key"]).name and sha256(path) == bundle["sha256"]
     assert "through a presigned URL of debugdownload/cap-1-" in got.stderr
-    assert "matches the status and every file its manifest" in got.stderr
+    assert "matches the status; every file matches its manifest" in got.stderr
     verified = plugin(testbed, "verify", str(path))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

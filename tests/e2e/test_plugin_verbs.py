@@ -111,7 +111,7 @@ def test_the_loop_create_wait_download_describe_download_report_tamper_delete(
     again = plugin(testbed, "download", "cap-1", *ns, "-d", str(tmp_path / "second"))
     assert again.returncode == 0, again.stderr
     second = Path(again.stdout.strip())
-    assert sha256(second) == bundle["sha256"] and "matches the status and every file its manifest" in again.stderr
+    assert sha256(second) == bundle["sha256"] and "matches the status; every file matches its manifest" in again.stderr
     verified = plugin(testbed, "verify", str(second))
     assert verified.returncode == 0 and "its .sha256 matches" in verified.stdout, verified.stdout + verified.stderr
 

@@ -62,7 +62,7 @@ def download_bundles(obj: dict[str, Any], dest_for: Callable[[BundleRef], Path],
         how = "already here" if got.reused else f"downloaded from {got.ref.uri or got.ref.key}"
         how += f" {got.via}" if got.via else ""
         click.echo(f"pod {got.ref.pod}: {how}, {human_size(got.ref.size)}, sha256 {got.ref.sha256} "
-                   f"(matches the status{'' if got.reused else ' and every file its manifest'})", err=True)
+                   f"(matches the status{'' if got.reused else '; every file matches its manifest'})", err=True)
         if print_paths:
             click.echo(str(got.path))
     if refused:

@@ -128,7 +128,7 @@ def test_without_s3_settings_the_bundles_come_through_urls_the_operator_hands_ou
     assert all((tmp_path / "out" / f"{n}.sha256").is_file() for n in names)
     assert f"pod api-1: downloaded from s3://debugcap/{obj['status']['pods'][0]['bundle']['key']} through a " \
            f"presigned URL of debugdownload/{NAME}, valid until " in res.stderr
-    assert "matches the status and every file its manifest" in res.stderr
+    assert "matches the status; every file matches its manifest" in res.stderr
     [posted] = kube.posted
     assert posted == {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugDownload",
                       "metadata": {"generateName": "cap-1-", "namespace": "team"}, "spec": {"capture": "cap-1"}}
