@@ -11,6 +11,9 @@ OUT=${OUT:-out/demo}
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# The admission policy first: the operator answers only requests made once the API server applies it.
+kubectl apply -f crds/ -f deploy/admission/debugcap-downloads.yaml >/dev/null
+
 step "The plugin as users get it: one file per platform and a krew manifest (make dist)"
 make -s dist 2>&1 | grep -E "^dist: .*(sha256|manifest)"
 ARCHIVE=$(ls dist/kubectl-debugcap-*-linux-amd64.tar.gz)
@@ -39,9 +42,7 @@ user kubectl krew install --manifest=deploy/krew/debugcap.yaml --archive="$ARCHI
 user kubectl plugin list 2>/dev/null | grep debugcap
 user kubectl debugcap --help | sed -n '1,3p'
 
-step "The operator (run here with the bucket's keys; the user has none) and the download policy"
-kubectl apply -f crds/ >/dev/null
-kubectl apply -f deploy/admission/debugcap-downloads.yaml >/dev/null
+step "The operator, run here with the bucket's keys (the user has none)"
 kubectl -n "$NS" delete debugcaptures --all --timeout=120s >/dev/null 2>&1 || true
 DEBUGCAP_OPERATOR_NAMESPACES="$NS" DEBUGCAP_OPERATOR_TRANSPORT=direct \
   DEBUGCAP_OPERATOR_WORK_DIR="$OUT/operator" .venv/bin/debugcap-operator > "$OUT/operator-plugin.log" 2>&1 &

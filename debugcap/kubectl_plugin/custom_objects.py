@@ -88,14 +88,18 @@ def patch(kube: Kube, resource: Resource, namespace: str, name: str, body: dict[
         raise _not_found(exc, resource, namespace, name) from exc
 
 
-def captures(kube: Kube, namespace: str, label: str, owner: dict[str, Any]) -> list[dict[str, Any]]:
+def captures(kube: Kube, namespace: str, label: str, owner: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The DebugCaptures ``owner`` made: labelled ``label=<its name>`` and owned by it (an object of
-    the same name deleted and made again has its own), oldest first."""
+    the same name deleted and made again has its own), oldest first; None when the user may not
+    list DebugCaptures (a describe shows that as a note, as it does for Events)."""
     from debugcap.kube.client import group_path
 
     meta = owner["metadata"]
-    listed = kube.get_json(group_path(resources.GROUP, resources.VERSION, resources.CAPTURES, namespace),
-                           [("labelSelector", f"{label}={meta['name']}")])
+    try:
+        listed = kube.get_json(group_path(resources.GROUP, resources.VERSION, resources.CAPTURES, namespace),
+                               [("labelSelector", f"{label}={meta['name']}")])
+    except errors.ForbiddenError:
+        return None
     items = [c for c in listed.get("items") or []
              if any(o.get("uid") == meta.get("uid") for o in c["metadata"].get("ownerReferences") or [])]
     return sorted(items, key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]))

@@ -106,7 +106,7 @@ def _crds_missing(exc: errors.NotFoundError) -> bool:
     return "could not find the requested resource" in exc.api_message
 
 
-def _reworded(exc: errors.KubeError, message: str) -> errors.KubeError:
+def reworded(exc: errors.KubeError, message: str) -> errors.KubeError:
     return type(exc)(message, status=exc.status, reason=exc.reason, api_message=exc.api_message)
 
 
@@ -116,20 +116,20 @@ def create(kube: Kube, obj: dict[str, Any]) -> None:
         kube.post_json(_path(ns), obj)
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
-            raise _reworded(exc, f"this cluster has no DebugCapture resource ({hints.install_operator()})") from exc
-        raise _reworded(exc, f'cannot create debugcapture "{name}": {exc.api_message}; '
+            raise reworded(exc, f"this cluster has no DebugCapture resource ({hints.install_operator()})") from exc
+        raise reworded(exc, f'cannot create debugcapture "{name}": {exc.api_message}; '
                              f"{hints.list_namespaces()}") from exc
     except errors.ForbiddenError as exc:
         if exc.status != 403:
             raise
-        raise _reworded(exc, f'not allowed to create debugcaptures in namespace "{ns}"; '
+        raise reworded(exc, f'not allowed to create debugcaptures in namespace "{ns}"; '
                              f"{hints.ask_rights('create', 'debugcaptures.debugcap.io', ns)}; "
                              "or capture from here with --local") from exc
     except errors.ConflictError as exc:
-        raise _reworded(exc, f'debugcapture "{name}" already exists in namespace "{ns}"; '
+        raise reworded(exc, f'debugcapture "{name}" already exists in namespace "{ns}"; '
                              "pick another --name") from exc
     except errors.InvalidError as exc:
-        raise _reworded(exc, f'the API server refused debugcapture "{name}": {exc.api_message}') from exc
+        raise reworded(exc, f'the API server refused debugcapture "{name}": {exc.api_message}') from exc
 
 
 def read(kube: Kube, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
@@ -141,10 +141,10 @@ def read(kube: Kube, namespace: str | None, name: str | None) -> list[dict[str, 
         return items
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
-            raise _reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
+            raise reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
         if not name or namespace is None:
             raise
-        raise _reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; '
+        raise reworded(exc, f'debugcapture "{name}" not found in namespace "{namespace}"; '
                              f"{hints.list_captures(namespace)}") from exc
 
 
@@ -171,7 +171,7 @@ def select(kube: Kube, namespace: str, selector: str | None) -> list[dict[str, A
         listed = kube.get_json(_path(namespace), [("labelSelector", selector)] if selector else [])
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
-            raise _reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
+            raise reworded(exc, f"this cluster has no DebugCapture resource; {hints.install_crds()}") from exc
         raise
     items: list[dict[str, Any]] = listed["items"]
     return items
@@ -186,6 +186,6 @@ def delete(kube: Kube, namespace: str, name: str) -> bool:
     except errors.ForbiddenError as exc:
         if exc.status != 403:
             raise
-        raise _reworded(exc, f'not allowed to delete debugcaptures in namespace "{namespace}"; '
+        raise reworded(exc, f'not allowed to delete debugcapture "{name}" in namespace "{namespace}"; '
                              f"{hints.ask_rights('delete', 'debugcaptures.debugcap.io', namespace)}") from exc
     return True

@@ -82,8 +82,11 @@ def conditions(items: Sequence[Mapping[str, Any]], width: int = LABEL_WIDTH) -> 
     return ["Conditions:", *table(rows)]
 
 
-def captures(items: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
-    """The DebugCaptures an object made, oldest first: name, phase, age."""
+def captures(items: Sequence[Mapping[str, Any]] | None, now: datetime) -> list[str]:
+    """The DebugCaptures an object made, oldest first: name, phase, age; ``items`` None: the user
+    may not list them, said in their place."""
+    if items is None:
+        return [field("Captures", "<not shown: you may not list debugcaptures in this namespace>")]
     if not items:
         return [field("Captures", None)]
     rows = [["Name", "Phase", "Age"]]

@@ -101,12 +101,15 @@ def next_commands(obj: Mapping[str, Any]) -> list[str]:
     phase = status.get("phase") or "Pending"
     if phase not in TERMINAL:
         return [f"kubectl debugcap logs {where} -f      # follow it until it ends"]
-    stored = any((p.get("bundle") or {}).get("key") for p in status.get("pods") or [])
+    stored = [str(p.get("name")) for p in status.get("pods") or [] if (p.get("bundle") or {}).get("key")]
     if not stored:
         return [f"kubectl debugcap delete {where}       # nothing was stored; fix the cause above and "
                 "create it again"]
-    return [f"kubectl debugcap download {where}     # fetch and verify the bundles",
-            f"kubectl debugcap report {where}       # findings and evidence"]
+    # report reads one bundle: with several, each needs its --pod.
+    reports = ([f"kubectl debugcap report {where}       # findings and evidence"] if len(stored) == 1 else
+               [f"kubectl debugcap report {where} --pod {pod}       # its findings and evidence"
+                for pod in stored[:3]])
+    return [f"kubectl debugcap download {where}     # fetch and verify the bundles", *reports]
 
 
 def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]] | None, now: datetime,

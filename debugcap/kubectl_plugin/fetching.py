@@ -175,7 +175,12 @@ class PresignedSource:
             raise errors.StorageError(self._expired(ref))
         try:
             with self._open(self.link.url, timeout=URL_TIMEOUT_SECONDS) as resp:
-                _save(resp, dest)
+                announced, got = resp.headers.get("Content-Length"), _save(resp, dest)
+            if announced is not None and announced.isdigit() and got < int(announced):
+                # A connection cut short is not a tampered bundle (exit 4): say so, and what to do.
+                raise errors.StorageError(f"the download of pod {ref.pod}'s bundle from {self.endpoint} ended after "
+                                          f"{got} of {announced} bytes (the connection was cut short); "
+                                          "run the command again")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise base.MissingObjectError(f"{ref.uri or ref.key} is not in {self.describe()}") from exc
@@ -197,19 +202,22 @@ class PresignedSource:
                 "run the command again to ask the operator for a new one")
 
 
-def _save(resp: Any, dest: Path) -> None:
-    """The response's body into ``dest``; a file that cannot be written is not a store that
-    cannot be reached (an ``OSError`` of reading is)."""
+def _save(resp: Any, dest: Path) -> int:
+    """The response's body into ``dest``, and how many bytes it had; a file that cannot be written
+    is not a store that cannot be reached (an ``OSError`` of reading is)."""
     try:
         out = dest.open("wb")
     except OSError as exc:
         raise errors.StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    total = 0
     with out:
         while chunk := resp.read(_CHUNK):
+            total += len(chunk)
             try:
                 out.write(chunk)
             except OSError as exc:
                 raise errors.StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    return total
 
 
 def _s3_code(exc: urllib.error.HTTPError) -> str:
@@ -271,14 +279,24 @@ def _check(ref: BundleRef, path: Path) -> list[str]:
     return verdict(ref, result.sha256, path.stat().st_size, problems)
 
 
+_WHERE_TO = "write elsewhere: download -d DIR, or XDG_CACHE_HOME for the cache of report, top and goroutines"
+
+
 def fetch_verified(ref: BundleRef, dest_dir: Path, source: Source) -> Path:
     """``ref``'s bundle as ``dest_dir/<its name>``, with its ``.sha256`` beside it, verified; raises
     :class:`VerifyFailedError` (the file deleted) when it does not match."""
     from debugcap.storage import base
 
-    dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / ref.file_name
-    work = Path(tempfile.mkdtemp(prefix=".debugcap-download-", dir=dest_dir))
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        if final.is_dir():
+            raise IsADirectoryError(21, "a directory of that name is in the way", str(final))
+        work = Path(tempfile.mkdtemp(prefix=".debugcap-download-", dir=dest_dir))
+    except OSError as exc:
+        raise errors.StorageError(f"cannot write pod {ref.pod}'s bundle into {dest_dir} "
+                                  f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}); "
+                                  f"{_WHERE_TO}") from exc
     try:
         part = work / ref.file_name
         try:
@@ -295,9 +313,14 @@ def fetch_verified(ref: BundleRef, dest_dir: Path, source: Source) -> Path:
             raise VerifyFailedError(f"{ref.uri or ref.key} (pod {ref.pod}) is refused and was not kept: "
                                     f"{'; '.join(problems[:3])}" + (f" (+{len(problems) - 3} more)"
                                                                     if len(problems) > 3 else ""))
-        (work / layout.checksum_name(ref.file_name)).write_bytes(base.checksum_line(ref.sha256, ref.file_name))
-        os.replace(work / layout.checksum_name(ref.file_name), dest_dir / layout.checksum_name(ref.file_name))
-        os.replace(part, final)
+        try:
+            # The bundle first: a .sha256 without its bundle beside it would say a download happened.
+            (work / layout.checksum_name(ref.file_name)).write_bytes(base.checksum_line(ref.sha256, ref.file_name))
+            os.replace(part, final)
+            os.replace(work / layout.checksum_name(ref.file_name), dest_dir / layout.checksum_name(ref.file_name))
+        except OSError as exc:
+            raise errors.StorageError(f"cannot keep pod {ref.pod}'s verified bundle as {final} "
+                                      f"({exc.strerror or exc}); {_WHERE_TO}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final

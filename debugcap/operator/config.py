@@ -257,8 +257,25 @@ def _download_fields(env: Mapping[str, str], defaults: DebugcapConfig) -> dict[s
     return {"presigned_downloads": _switch(env, "DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS",
                                            defaults.presigned_downloads),
             "presigned_ttl": ttl,
-            "presigned_endpoint": env.get("DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT", "").strip(),
+            "presigned_endpoint": _presigned_endpoint(env.get("DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT", "").strip()),
             "download_policy": env.get("DEBUGCAP_OPERATOR_DOWNLOAD_POLICY", "").strip() or defaults.download_policy}
+
+def _presigned_endpoint(raw: str) -> str:
+    """Checked when the operator starts: a bad one would otherwise fail each signing, unanswered."""
+    if not raw:
+        return raw
+    from urllib.parse import urlsplit
+
+    from debugcap.storage.s3 import parse_endpoint
+
+    try:
+        host, _ = parse_endpoint(raw, True)
+        urlsplit(f"//{host}").port  # noqa: B018 - raises on a port out of range or a broken IPv6 host
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT={raw!r} is not an S3 endpoint users can reach "
+                          f"({exc}); set it like https://s3.example.com or s3.example.com:9000") from exc
+    return raw
+
 
 def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     raw = env.get(name, "").strip()

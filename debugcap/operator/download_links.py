@@ -114,3 +114,45 @@ def ready_status(bundles: Sequence[StoredBundle], urls: Sequence[str], expires: 
 def failed_status(message: str, expires: datetime) -> dict[str, Any]:
     """A refusal; it expires like an answer, so the operator deletes it as well."""
     return {"phase": "Failed", "message": errors.shorten(message, 1024), "expiresAt": stamp(expires)}
+
+
+# The check the shipped policy makes (deploy/admission/debugcap-downloads.yaml, the chart's alike):
+# a policy of that name that checks something else, or a binding that leaves some requests out,
+# lets some users read captures they may not get.
+POLICY_EXPRESSION = ("authorizer.group('debugcap.io').resource('debugcaptures').namespace(request.namespace)"
+                     ".name(object.spec.capture).check('get').allowed()")
+# How long after the policy (or its binding) is created the API server may still admit without
+# it: it loads them asynchronously. A request made before that was not checked.
+POLICY_SETTLE = timedelta(seconds=10)
+
+
+def policy_problems(policy: Mapping[str, Any], binding: Mapping[str, Any], name: str) -> list[str]:
+    """What makes the installed policy and binding weaker than the shipped ones; empty when none."""
+    spec, bound = policy.get("spec") or {}, binding.get("spec") or {}
+    problems = []
+    expressions = ["".join(str(v.get("expression", "")).split()) for v in spec.get("validations") or []]
+    if "".join(POLICY_EXPRESSION.split()) not in expressions:
+        problems.append("the policy does not make the check that the requester may get the capture")
+    constraints = spec.get("matchConstraints") or {}
+    covers = any(set(r.get("apiGroups") or []) & {"debugcap.io", "*"} and set(r.get("resources") or []) &
+                 {"debugdownloads", "*"} and set(r.get("operations") or []) & {"CREATE", "*"}
+                 for r in constraints.get("resourceRules") or [])
+    narrowed = any(constraints.get(k) for k in ("namespaceSelector", "objectSelector", "excludeResourceRules"))
+    if not covers or narrowed or spec.get("matchConditions") or spec.get("failurePolicy", "Fail") != "Fail":
+        problems.append("the policy skips some creations of DebugDownloads (matchConstraints, matchConditions, "
+                        "or failurePolicy Ignore)")
+    if bound.get("policyName") != name or "Deny" not in (bound.get("validationActions") or []):
+        problems.append(f'the binding does not deny with the policy "{name}" (policyName {bound.get("policyName")!r}, '
+                        f"validationActions {bound.get('validationActions')})")
+    match = bound.get("matchResources") or {}
+    if any(match.get(k) for k in ("namespaceSelector", "objectSelector", "excludeResourceRules", "resourceRules")):
+        problems.append("the binding applies to some namespaces or objects only (matchResources)")
+    return problems
+
+
+def in_force_since(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> datetime | None:
+    """From when requests are checked: the later of the two objects' creation, plus the time the
+    API server takes to load them; None when neither says when it was made."""
+    made = [parse_stamp(str(t)) for t in ((o.get("metadata") or {}).get("creationTimestamp") for o in (policy, binding))
+            if t]
+    return max(made) + POLICY_SETTLE if made else None

@@ -23,7 +23,7 @@ import kopf
 from debugcap import delivering, errors, resources
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator import download_links, runtime
-from debugcap.operator.reporting import now
+from debugcap.operator.reporting import now, parse_stamp, stamp
 
 GROUP: Final = resources.GROUP
 VERSION: Final = resources.VERSION
@@ -49,7 +49,9 @@ async def answer_download(body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
     namespace, name = str(body.metadata.namespace), str(body.metadata.name)
     expires = download_links.expires_at(now(), rt.config.presigned_ttl)
     try:
-        answer = await runtime.in_thread(sign, rt, namespace, dict(spec), expires)
+        made = body.metadata.get("creationTimestamp")
+        answer = await runtime.in_thread(sign, rt, namespace, dict(spec), expires,
+                                         parse_stamp(str(made)) if made else None)
     except errors.KubeError as exc:  # the API server did not answer: a moment later it may
         raise kopf.TemporaryError(f"cannot answer yet: {exc}", delay=5) from exc
     await runtime.in_thread(write_status, rt.kube, namespace, name, answer)
@@ -74,12 +76,19 @@ async def expire_download(body: kopf.Body, status: kopf.Status, stopped: kopf.Da
     await runtime.in_thread(runtime.of(memo).kube.delete, path, missing_ok=True)
 
 
-def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: datetime) -> dict[str, Any]:
-    """The status answering ``spec``: Ready with the URLs, or Failed saying why and what to do.
-    Blocking (API reads, and the store may be asked for its region once)."""
+def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: datetime,
+         created: datetime | None = None) -> dict[str, Any]:
+    """The status answering ``spec`` (a request made at ``created``): Ready with the URLs, or Failed
+    saying why and what to do. Blocking (API reads, and the store may be asked for its region once)."""
     try:
         request = download_links.parse_request(spec)
-        check_policy(rt.kube, rt.config.download_policy)
+        since = check_policy(rt.kube, rt.config.download_policy)
+        if created is not None and since is not None and created < since:
+            # Made while the policy was missing or still loading (an operator that was down answers
+            # it only now): nothing checked that its creator may read the capture.
+            raise errors.ConfigError(f"this request was made before the admission policy "
+                                     f'"{rt.config.download_policy}" checked requests (from {stamp(since)}); '
+                                     "run the command again")
         capture = read_capture(rt.kube, namespace, request.capture)
         bundles = download_links.bundles_to_sign(capture, request, namespace)
         download_links.check_stored_in(bundles, lambda key: rt.store.backend.uri(key=key),
@@ -87,19 +96,21 @@ def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: dat
         ttl = download_links.signing_ttl(expires, datetime.now(UTC))
         urls = [delivering.download_url(rt.store, b.key, ttl, rt.config.presigned_endpoint or None)
                 for b in bundles]
-    except (errors.ConfigError, errors.StorageError) as exc:
+    except (errors.ConfigError, errors.StorageError, ValueError) as exc:
+        # ValueError: what the S3 client says of an endpoint it cannot sign for; answered, not retried.
         return download_links.failed_status(str(exc), expires)
     return download_links.ready_status(bundles, urls, expires)
 
 
-def check_policy(kube: Kube, name: str) -> None:
+def check_policy(kube: Kube, name: str) -> datetime | None:
     """The admission policy that lets only readers of a capture ask for its URLs, and its binding
-    (of the same name, denying), are installed. Without them anyone allowed to create a
-    DebugDownload could read any capture's bundles of the namespace: no URL is handed out then."""
+    (of the same name, denying), are installed as shipped; returns from when they check requests.
+    Without them anyone allowed to create a DebugDownload could read any capture's bundles of the
+    namespace: no URL is handed out then."""
     install = ("install it with the chart (operator.presignedDownloads) or: "
                "kubectl apply -f deploy/admission/debugcap-downloads.yaml")
     try:
-        kube.get_json(group_path(*ADMISSION, "validatingadmissionpolicies", None, name))
+        policy = kube.get_json(group_path(*ADMISSION, "validatingadmissionpolicies", None, name)) or {}
         binding = kube.get_json(group_path(*ADMISSION, "validatingadmissionpolicybindings", None, name)) or {}
     except errors.NotFoundError as exc:
         raise errors.ConfigError(f'the ValidatingAdmissionPolicy "{name}" or its binding is not installed, so '
@@ -109,11 +120,11 @@ def check_policy(kube: Kube, name: str) -> None:
         raise errors.ConfigError(f'the operator may not read the ValidatingAdmissionPolicy "{name}" and its '
                                  "binding, which it checks before handing out download URLs; grant it get on them "
                                  "(the chart does)") from exc
-    spec = binding.get("spec") or {}
-    if spec.get("policyName") != name or "Deny" not in (spec.get("validationActions") or []):
-        raise errors.ConfigError(f'the ValidatingAdmissionPolicyBinding "{name}" does not deny with the policy '
-                                 f'"{name}" (policyName {spec.get("policyName")!r}, validationActions '
-                                 f"{spec.get('validationActions')}); {install}")
+    problems = download_links.policy_problems(policy, binding, name)
+    if problems:
+        raise errors.ConfigError(f'the ValidatingAdmissionPolicy "{name}" and its binding do not check every request '
+                                 f"as shipped ({'; '.join(problems)}), so no download URL is handed out; {install}")
+    return download_links.in_force_since(policy, binding)
 
 
 def read_capture(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:

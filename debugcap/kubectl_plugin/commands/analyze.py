@@ -162,7 +162,7 @@ def top(profile: Path | CaptureName, profile_name: str | None, sample_index: str
     from debugcap.analysis import hints, pprof
     from debugcap.analysis.rendering import pprof_text
 
-    profile = local_input(profile, pod, kube, "PROFILE")
+    profile = local_input(profile, pod, kube)
 
     data, label, kind, unverified = _profile_input(profile, profile_name, force)
     prof = _parse_profile(data, label)
@@ -230,7 +230,7 @@ def goroutines_cmd(dump: Path | CaptureName, output: str, force: bool, pod: str 
     from debugcap.analysis import goroutines, hints
     from debugcap.analysis.rendering import text
 
-    dump = local_input(dump, pod, kube, "DUMP")
+    dump = local_input(dump, pod, kube)
 
     unverified: list[str] | None = None
     if _kind(dump) in _BUNDLE_KINDS:
@@ -350,7 +350,7 @@ def report_cmd(bundle: Path | CaptureName, html_file: Path | None, speedscope_fi
     from debugcap.analysis import bundle_reading, flames, report
     from debugcap.analysis.rendering import html, speedscope, text
 
-    bundle = local_input(bundle, pod, kube, "BUNDLE")
+    bundle = local_input(bundle, pod, kube)
 
     flame_graphs: list[flames.Flame] | None = [] if html_file else None
     profiles: dict[str, pprof_format.Profile] | None = {} if speedscope_file else None

@@ -51,27 +51,35 @@ def capture_options(fn: F) -> F:
     return kube_options(fn)
 
 
-def local_input(value: Path | CaptureName, pod: str | None, kube: dict[str, Any], param_hint: str) -> Path:
+def local_input(value: Path | CaptureName, pod: str | None, kube: dict[str, Any]) -> Path:
     """The path to read: ``value`` itself, or the cached, verified bundle of the capture it names."""
     if not isinstance(value, CaptureName):
         if pod is not None:
             raise click.UsageError(f"--pod applies to a capture NAME; {value} is a file")
         return value
-    return cached_bundle(value, pod, KubeFlags(**kube), param_hint)
+    return cached_bundle(value, pod, KubeFlags(**kube))
 
 
-def cached_bundle(name: str, pod: str | None, flags: KubeFlags, param_hint: str) -> Path:
+def cached_bundle(name: str, pod: str | None, flags: KubeFlags) -> Path:
+    from debugcap import errors
     from debugcap.kubectl_plugin import debugcaptures, fetching
     from debugcap.kubectl_plugin.commands.download import download_bundles
 
-    client = flags.load()
+    try:
+        client = flags.load()
+    except errors.ConfigError as exc:  # a mistyped path reads as a capture name: say both
+        raise errors.ConfigError(f"there is no file or directory '{name}', and as a capture name: {exc}") from exc
     namespace = flags.namespace or client.default_namespace
     try:
-        obj = debugcaptures.read_one(client, namespace, name)
+        try:
+            obj = debugcaptures.read_one(client, namespace, name)
+        except errors.NotFoundError as exc:
+            raise debugcaptures.reworded(exc, f"there is no file or directory '{name}', and {exc}") from exc
         refs = fetching.bundle_refs(obj, pod)
         if len(refs) > 1:
-            raise click.BadParameter(f'debugcapture "{name}" has a bundle per pod '
-                                     f'({", ".join(r.pod for r in refs)}); pick one with --pod', param_hint=param_hint)
+            # Not a usage error (exit 2 means nothing was read): the capture was read to know it.
+            raise errors.ConfigError(f'debugcapture "{name}" has a bundle per pod '
+                                     f'({", ".join(r.pod for r in refs)}); pick one with --pod')
         root = fetching.cache_root()
         kept = download_bundles(obj, lambda ref: fetching.cache_dir(ref, root), refs[0].pod, print_paths=False,
                                 kube=client)

@@ -96,10 +96,12 @@ class DeleteOptions:
                 click.echo("\n".join(lines), err=True)
                 if not self.confirm("Delete them?"):
                     raise click.ClickException("nothing deleted")
-            deleted = [o["metadata"]["name"] for o in objs
-                       if debugcaptures.delete(client, self.namespace, o["metadata"]["name"])]
-            for name in deleted:
-                click.echo(f"debugcapture.debugcap.io/{name} deleted")
+            deleted = []
+            for obj in objs:  # each told as it goes: a refusal later must not hide what was deleted
+                name = obj["metadata"]["name"]
+                if debugcaptures.delete(client, self.namespace, name):
+                    deleted.append(name)
+                    click.echo(f"debugcapture.debugcap.io/{name} deleted")
             if self.wait:
                 self._wait_gone(client, deleted)
         finally:

@@ -132,7 +132,7 @@ class DescribeOptions(Connected):
             click.echo(line)
 
 
-def describe(obj: dict[str, Any], made: list[dict[str, Any]], events: list[dict[str, Any]] | None,
+def describe(obj: dict[str, Any], made: list[dict[str, Any]] | None, events: list[dict[str, Any]] | None,
              now: datetime) -> list[str]:
     """``schedule describe``'s text: the schedule, its captures, its Events, and what to run next."""
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}

@@ -56,7 +56,7 @@ def conditions_text(when: dict[str, Any]) -> str:
     return " or ".join(parts) or "<none>"
 
 
-def describe(obj: dict[str, Any], made: list[dict[str, Any]], events: list[dict[str, Any]] | None,
+def describe(obj: dict[str, Any], made: list[dict[str, Any]] | None, events: list[dict[str, Any]] | None,
              now: datetime) -> list[str]:
     """``trigger describe``'s text: what it watches and fires on, its state, firings, the signals
     nearest their thresholds, its captures and Events."""

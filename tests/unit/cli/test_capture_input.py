@@ -41,7 +41,7 @@ def test_a_capture_of_several_pods_needs_pod(tmp_path: Path, monkeypatch: pytest
     a, b = write_bundle(tmp_path / "s1", "api-1"), write_bundle(tmp_path / "s2", "api-2")
     use(monkeypatch, RoutedKube({f"{CAPTURES}/cap-1": capture(pods=[pod_entry("api-1", a), pod_entry("api-2", b)])}))
     res = CliRunner().invoke(cli, ["goroutines", "cap-1"])
-    assert res.exit_code == 2
+    assert res.exit_code == 1  # not a usage error: the capture was read to know it
     assert 'debugcapture "cap-1" has a bundle per pod (api-1, api-2); pick one with --pod' in res.stderr
 
 
@@ -65,3 +65,11 @@ def test_pod_with_a_file_is_a_usage_error(tmp_path: Path) -> None:
     written = write_bundle(tmp_path / "store")
     res = CliRunner().invoke(cli, ["report", str(written.path), "--pod", "api-1"])
     assert res.exit_code == 2 and "--pod applies to a capture NAME" in res.stderr
+
+
+def test_a_mistyped_path_is_told_as_neither_a_file_nor_a_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, RoutedKube({}))
+    res = CliRunner().invoke(cli, ["report", "evidence-dir"])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("Error: there is no file or directory 'evidence-dir', and debugcapture "
+                                 '"evidence-dir" not found in namespace "team"'), res.stderr

@@ -85,7 +85,24 @@ def test_no_delete_rights_say_what_to_ask_for(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(kube, "delete", lambda path, missing_ok=False: (_ for _ in ()).throw(forbidden("x")))
     res = CliRunner().invoke(cli, ["delete", "cap-1", "--yes"])
     assert res.exit_code == 1
-    assert 'not allowed to delete debugcaptures in namespace "team"; ask for delete rights' in res.stderr
+    assert 'not allowed to delete debugcapture "cap-1" in namespace "team"; ask for delete rights' in res.stderr
+
+
+def test_a_refusal_midway_still_tells_what_was_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = RoutedKube({f"{CAPTURES}/a": capture("a"), f"{CAPTURES}/b": capture("b")})
+    use(monkeypatch, kube)
+    real_delete = kube.delete
+
+    def refuse_b(path: str, missing_ok: bool = False) -> None:
+        if path.endswith("/b"):
+            raise forbidden("x")
+        real_delete(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(kube, "delete", refuse_b)
+    res = CliRunner().invoke(cli, ["delete", "a", "b", "--yes", "--no-wait"])
+    assert res.exit_code == 1
+    assert res.stdout == "debugcapture.debugcap.io/a deleted\n"  # a and its bundles are gone: said
+    assert 'not allowed to delete debugcapture "b" in namespace "team"' in res.stderr
 
 
 def test_an_object_the_operator_does_not_let_go_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,6 +86,14 @@ def test_a_failed_capture_with_no_bundle_points_at_the_cause_not_at_download() -
     assert "download" not in text.split("Next:")[1] and "delete cap-1" in text
 
 
+def test_a_capture_of_several_pods_points_at_a_report_per_pod() -> None:
+    obj = finished()
+    second = {**obj["status"]["pods"][0], "name": "api-2"}
+    obj["status"]["pods"].append(second)
+    after = "\n".join(describing.describe(obj, [], NOW)).split("Next:")[1]
+    assert "report cap-1 -n team --pod api-1" in after and "report cap-1 -n team --pod api-2" in after
+
+
 def test_events_the_user_may_not_list_are_a_note_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, RoutedKube({f"{CAPTURES}/cap-1": finished(), EVENTS: forbidden("events")}))
     res = CliRunner().invoke(cli, ["describe", "cap-1"])

@@ -42,6 +42,7 @@ class Served:
     body: bytes = b""
     gets: list[str] = field(default_factory=list)
     port: int = 0
+    cut: int | None = None
 
 
 @pytest.fixture
@@ -54,6 +55,8 @@ def store() -> Iterator[Served]:
             data = served.files.get(self.path.split("?", 1)[0])
             code = served.status if data is not None or served.status != 200 else 404
             self.send_response(code)
+            if served.cut is not None:  # a length announced, fewer bytes sent: a connection cut short
+                self.send_header("Content-Length", str(served.cut))
             self.end_headers()
             self.wfile.write(data if code == 200 and data is not None else served.body)
 
@@ -254,3 +257,29 @@ def test_a_url_for_another_bundle_than_the_capture_lists_is_not_used(tmp_path: P
                                                    expires_at=datetime.now(UTC) + timedelta(minutes=5), request=NAME))
     with pytest.raises(errors.StorageError, match="answered for another bundle"):
         other.fetch(REF, tmp_path / "b")
+
+
+def test_a_transfer_cut_short_asks_to_run_again_and_is_not_called_tampering(tmp_path: Path, store: Served) -> None:
+    store.files["/debugcap/k"] = b"0123456789"
+    store.cut = 100000
+    cut = fetching.PresignedSource(link(f"http://127.0.0.1:{store.port}/debugcap/k?{SIGNATURE}"))
+    with pytest.raises(errors.StorageError, match=r"ended after 10 of 100000 bytes \(the connection was cut short\); "
+                                                  "run the command again"):
+        cut.fetch(REF, tmp_path / "b")
+
+
+def test_a_destination_that_cannot_be_written_is_one_line_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Served) -> None:
+    obj = two_pods(tmp_path, store)
+    use(monkeypatch, Operator({f"{CAPTURES}/cap-1": obj}, answer=ready(store.port, obj)))
+    name = fetching.bundle_refs(obj)[0].file_name
+    (tmp_path / "out" / name).mkdir(parents=True)  # a directory where the bundle goes
+    res = CliRunner().invoke(cli, ["download", "cap-1", "--pod", "api-1", "-d", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert f"cannot write pod api-1's bundle into {tmp_path / 'out'}" in res.stderr and "download -d DIR" in res.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [name]  # no .sha256, no work directory
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    res = CliRunner().invoke(cli, ["report", "cap-1", "--pod", "api-1"])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and "XDG_CACHE_HOME" in res.stderr, res.stderr

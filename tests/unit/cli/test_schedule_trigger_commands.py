@@ -188,3 +188,17 @@ def test_trigger_describe_shows_conditions_firings_and_signals() -> None:
     assert "61.2" in text or "61.3" in text
     assert "you may not list events" in text
     assert text.endswith("next: kubectl debugcap trigger resume pre-oom -n shop")
+
+
+@pytest.mark.parametrize("noun", ["schedule", "trigger"])
+def test_describe_without_rights_to_list_captures_notes_it_and_goes_on(api: Api, noun: str) -> None:
+
+    def get_json(path: str, query: Any = ()) -> Any:
+        if path == f"{API}/debugcaptures":
+            raise errors.ForbiddenError("no", status=403, reason="Forbidden")
+        return Api.get_json(api, path, query)
+
+    api.get_json = get_json  # type: ignore[method-assign]
+    res = invoke(noun, "describe", "nightly" if noun == "schedule" else "pre-oom")
+    assert res.exit_code == 0, res.output
+    assert "Captures:           <not shown: you may not list debugcaptures in this namespace>" in res.stdout

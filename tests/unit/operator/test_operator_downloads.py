@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import kopf
 import pytest
+import yaml
 from operator_fakes import FakeKube, not_found
 
 from debugcap import delivering, errors
@@ -53,9 +54,20 @@ def capture(phase: str = "Completed", pods: list[dict[str, Any]] | None = None, 
                        else pods}}
 
 
+def shipped_policy(created: str = "2026-11-01T00:00:00Z") -> tuple[dict[str, Any], dict[str, Any]]:
+    """deploy/admission's policy and binding, as the API server returns them (creationTimestamp,
+    and the binding's matchResources defaulted to match everything)."""
+    policy, binding = yaml.safe_load_all((Path(__file__).resolve().parents[3] / "deploy" / "admission" /
+                                          "debugcap-downloads.yaml").read_text())
+    for obj in (policy, binding):
+        obj["metadata"]["creationTimestamp"] = created
+    binding["spec"]["matchResources"] = {"namespaceSelector": {}, "objectSelector": {}, "matchPolicy": "Equivalent"}
+    return policy, binding
+
+
 def policy_answers(**extra: Any) -> dict[str, Any]:
-    return {POLICY: {"metadata": {"name": "debugcap-downloads"}},
-            BINDING: {"spec": {"policyName": "debugcap-downloads", "validationActions": ["Deny"]}}, **extra}
+    policy, binding = shipped_policy()
+    return {POLICY: policy, BINDING: binding, **extra}
 
 
 def s3_store() -> delivering.Store:
@@ -174,7 +186,7 @@ def test_a_request_is_answered_with_urls_signed_for_the_time_left_at_the_endpoin
     ({BINDING: not_found("debugcap-downloads")}, "is not installed, so nothing checks who may ask"),
     ({POLICY: errors.ForbiddenError("no", status=403, reason="Forbidden")}, "the operator may not read"),
     ({BINDING: {"spec": {"policyName": "debugcap-downloads", "validationActions": ["Warn"]}}},
-     "does not deny with the policy"),
+     "the binding does not deny with the policy"),
 ], ids=["no-policy", "no-binding", "forbidden", "warn-only"])
 def test_without_the_admission_policy_no_url_is_handed_out(answers: dict[str, Any], words: str) -> None:
     kube = FakeKube({**policy_answers(**{CAPTURE: capture()}), **answers})
@@ -266,3 +278,50 @@ def test_the_settings_default_to_on_for_five_minutes_and_bound_the_lifetime() ->
             DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_PRESIGNED_TTL": too})
     with pytest.raises(errors.ConfigError, match="DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS='maybe' is not true or false"):
         DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_PRESIGNED_DOWNLOADS": "maybe"})
+
+
+def weakened(change: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    policy, binding = shipped_policy()
+    if change == "expression":
+        policy["spec"]["validations"][0]["expression"] = "true"
+    elif change == "ignore":
+        policy["spec"]["failurePolicy"] = "Ignore"
+    elif change == "conditions":
+        policy["spec"]["matchConditions"] = [{"name": "some", "expression": "request.namespace == 'a'"}]
+    elif change == "update-only":
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] = ["UPDATE"]
+    elif change == "namespaces":
+        binding["spec"]["matchResources"]["namespaceSelector"] = {"matchLabels": {"team": "a"}}
+    return policy, binding
+
+
+def test_the_shipped_policy_passes_and_each_weakening_is_named() -> None:
+    assert download_links.policy_problems(*shipped_policy(), "debugcap-downloads") == []
+    for change, words in [("expression", "does not make the check"), ("ignore", "failurePolicy Ignore"),
+                          ("conditions", "matchConditions"), ("update-only", "skips some creations"),
+                          ("namespaces", "some namespaces or objects only")]:
+        problems = download_links.policy_problems(*weakened(change), "debugcap-downloads")
+        assert len(problems) == 1 and words in problems[0], (change, problems)
+    policy, binding = weakened("expression")
+    kube = FakeKube({POLICY: policy, BINDING: binding, CAPTURE: capture()})
+    answer = downloads.sign(runtime_with(kube), NS, {"capture": "cap-1"}, expires())
+    assert answer["phase"] == "Failed" and "do not check every request as shipped" in answer["message"]
+    assert ("GET", CAPTURE, []) not in kube.calls
+
+
+def test_a_request_made_before_the_policy_was_in_force_is_refused() -> None:
+    policy, binding = shipped_policy("2026-12-01T10:00:00Z")
+    kube = FakeKube({POLICY: policy, BINDING: binding, CAPTURE: capture()})
+    rt = runtime_with(kube)
+    # The API server loads a new policy within moments; until 10 s after it, a request may have passed unchecked.
+    early = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC))
+    assert early["phase"] == "Failed" and "made before the admission policy" in early["message"]
+    assert "run the command again" in early["message"] and "urls" not in early
+    later = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 0, 10, tzinfo=UTC))
+    assert later["phase"] == "Ready"
+
+
+@pytest.mark.parametrize("bad", ["http://[::1", "s3.example.com:99999", "ftp://s3.example.com"])
+def test_a_presigned_endpoint_that_cannot_be_signed_for_stops_the_operator_at_start(bad: str) -> None:
+    with pytest.raises(errors.ConfigError, match=r"DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT=.* is not an S3 endpoint"):
+        DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT": bad})
