@@ -65,6 +65,11 @@ def cluster_names(ctx: click.Context, param: click.Command | click.Parameter, in
     kind = what_names(ctx, param, incomplete)
     if kind is None:
         return None
+    if kind == "capture-or-file":
+        # report/top/goroutines take a file or a capture's name: both are offered (the shell adds the files).
+        names = listing(KubeFlags.of(ctx), "debugcaptures", None)
+        files = CompletionItem(incomplete, type="file")
+        return [*(CompletionItem(n) for n in names if n.startswith(incomplete)), files]
     if kind == "context":
         return [CompletionItem(n) for n in contexts(KubeFlags.of(ctx)) if n.startswith(incomplete)]
     if kind == "template":
@@ -82,13 +87,16 @@ def cluster_names(ctx: click.Context, param: click.Command | click.Parameter, in
 
 
 def what_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> str | None:
-    """Which names complete ``param``: a resource's plural, "context", "template", "target", or None."""
+    """Which names complete ``param``: a resource's plural, "context", "template", "target",
+    "capture-or-file", or None."""
     name = param.name or ""
     if isinstance(param, click.Option):
         return {"namespace": "namespaces", "context": "context", "template": "template",
                 "pod": "pods"}.get(name)
     if name == "target":
         return "target"
+    if getattr(param.type, "name", "") == "path|capture":  # capture_input.PathOrCapture, not imported for a TAB
+        return "capture-or-file"
     if name not in ("name", "names") or ctx.command.name in NEW_NAMES:
         return None
     if ctx.command.name == "templates":
@@ -117,6 +125,8 @@ def list_names(flags: KubeFlags, plural: str, namespace: str | None) -> list[str
         quick = KubeFlags(flags.namespace, flags.context, flags.kubeconfig, NAME_TIMEOUT, flags.impersonate,
                           flags.impersonate_groups)
         kube = quick.load()
+        # One attempt: urllib3's three retries would make a TAB on a silent API server last 4 x the timeout.
+        kube.configuration.retries = False
         try:
             return _names(kube, plural, namespace or flags.namespace or kube.default_namespace)
         finally:

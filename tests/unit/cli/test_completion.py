@@ -112,3 +112,45 @@ def test_the_plugin_linked_as_kubectl_complete_answers_completion(tmp_path: Path
     code = "import sys; from debugcap.kubectl_plugin.cli import main; sys.argv[0] = sys.argv.pop(1); main()"
     res = subprocess.run([sys.executable, "-c", code, str(link), "sched"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.splitlines()[0].startswith("schedule\t") and res.stdout.endswith(":4\n")
+
+
+def test_report_top_and_goroutines_complete_capture_names_and_files(names: list[tuple[str, KubeFlags]]) -> None:
+    for verb in ("report", "top", "goroutines"):
+        assert values(verb, "api") == ["api-heap-1", "api-heap-2", ":0"], verb  # :0 the shell adds files
+    assert names[-1][0] == "debugcaptures"
+
+
+def test_a_silent_api_server_is_asked_once_per_tab(tmp_path: Path) -> None:
+    """urllib3 retries a dropped connection three times by default: four waits for one TAB."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[int] = []
+
+    def drop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # no answer at all
+
+    threading.Thread(target=drop, daemon=True).start()
+    port = server.getsockname()[1]
+    config = tmp_path / "config"
+    config.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u, namespace: shop}}}}]
+current-context: x
+""")
+    try:
+        assert completing.list_names(KubeFlags(kubeconfig=str(config)), "debugcaptures", None) == []
+    finally:
+        server.close()
+    assert len(accepted) == 1
