@@ -110,10 +110,12 @@ def reworded(exc: errors.KubeError, message: str) -> errors.KubeError:
     return type(exc)(message, status=exc.status, reason=exc.reason, api_message=exc.api_message)
 
 
-def create(kube: Kube, obj: dict[str, Any]) -> None:
+def create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """Create ``obj``; the object as the API server wrote it."""
     ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     try:
-        kube.post_json(_path(ns), obj)
+        made: dict[str, Any] = kube.post_json(_path(ns), obj) or obj
+        return made
     except errors.NotFoundError as exc:
         if _crds_missing(exc):
             raise reworded(exc, f"this cluster has no DebugCapture resource ({hints.install_operator()})") from exc

@@ -189,6 +189,29 @@ def print_document(doc: Any, output: str) -> None:
         click.echo(yaml.safe_dump(doc, sort_keys=False))
 
 
+def create_output_options(kind: str) -> Callable[[F], F]:
+    """``-o yaml|json|name`` and ``--dry-run=none|client`` of a ``create``, as kubectl's: ``-o``
+    prints the object created (as the API server wrote it) instead of the "created" line;
+    ``--dry-run=client`` creates nothing and prints what would be sent."""
+    def add(fn: F) -> F:
+        fn = click.option("--dry-run", type=click.Choice(["none", "client"]), default="none", show_default=True,
+                          help=f"client: print the {kind} that would be created (-o yaml|json), create nothing.")(fn)
+        return output_option("yaml", "json", "name", default=None,
+                             help=f"Print the {kind} created in this format (with --dry-run=client: "
+                                  "the one that would be).")(fn)
+    return add
+
+
+def print_created(obj: dict[str, Any], output: str | None, qualified: str, *, dry_run: bool) -> None:
+    """What a ``create`` prints on stdout: the object in ``-o``'s format, or kubectl's line."""
+    if output in ("yaml", "json"):
+        print_document(obj, output)
+    else:
+        name = obj["metadata"]["name"]
+        click.echo(f"{qualified}/{name}" if output == "name" else
+                   f"{qualified}/{name} created" + (" (dry run)" if dry_run else ""))
+
+
 def table_lines(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as kubectl's tabwriter lays them out: every column but the last padded to its widest
     cell plus 3, and at least 6; a cell is cut at its first line break, marked "..."."""

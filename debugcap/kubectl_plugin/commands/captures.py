@@ -28,9 +28,10 @@ from debugcap.kubectl_plugin.commands import create_wait
 from debugcap.kubectl_plugin.options import (
     ExitCode,
     KubeFlags,
+    create_output_options,
     kube_options,
     output_option,
-    print_document,
+    print_created,
     print_objects,
 )
 from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS, CaptureSettings
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 OPERATOR_ONLY = {
     "-l/--selector": "the operator resolves selectors; --local captures one pod/NAME",
     "--ttl": "it is how long the DebugCapture lives",
-    "-o/--output": "it prints the DebugCapture instead of creating it",
+    "-o/--output": "it prints the DebugCapture created",
+    "--dry-run": "it prints the DebugCapture that would be created",
 }
 LOCAL_ONLY = {
     "--output-dir": "the operator writes bundles in the cluster; with --wait --download it is where they go",
@@ -126,6 +128,7 @@ class CreateOptions:
     name: str | None = None
     ttl: str | None = None
     output: str | None = None
+    dry_run: str = "none"
     kube: KubeFlags = field(default_factory=KubeFlags)
     waiting: create_wait.WaitFlags = field(default_factory=create_wait.WaitFlags)
     # Filled by validate() and complete().
@@ -138,14 +141,15 @@ class CreateOptions:
 
     def validate(self) -> None:
         """Reject flags of the other mode and bad values; reads no kubeconfig, contacts nothing."""
-        create_wait.validate(self.waiting, local=self.local, output=self.output)
+        create_wait.validate(self.waiting, local=self.local, output=self.output, dry_run=self.dry_run == "client")
         if self.local:
             self._validate_local()
         else:
             self._validate_operator()
 
     def _validate_local(self) -> None:
-        given = {"-l/--selector": self.selector, "--ttl": self.ttl, "-o/--output": self.output}
+        given = {"-l/--selector": self.selector, "--ttl": self.ttl, "-o/--output": self.output,
+                 "--dry-run": None if self.dry_run == "none" else self.dry_run}
         wrong = {flag: why for flag, why in OPERATOR_ONLY.items() if given[flag] is not None}
         if wrong:
             raise _misplaced(wrong, "without --local")
@@ -179,15 +183,15 @@ class CreateOptions:
             check_name(self.name, "--name")
 
     def complete(self) -> None:
-        """The namespace: ``-n``, else the kubeconfig context's. ``-o`` with ``-n`` reads nothing, and
-        ``-o`` alone falls back to "default" when there is no usable kubeconfig (it sends nothing)."""
-        if self.output is not None and self.kube.namespace:
+        """The namespace: ``-n``, else the kubeconfig context's. ``--dry-run=client`` with ``-n`` reads
+        nothing, and alone falls back to "default" when there is no usable kubeconfig (it sends nothing)."""
+        if self.dry_run == "client" and self.kube.namespace:
             self.namespace = self.kube.namespace
             return
         try:
             self._client = self.kube.load()
         except errors.ConfigError:
-            if self.output is None:
+            if self.dry_run != "client":
                 raise
             self.namespace = "default"
             return
@@ -203,15 +207,17 @@ class CreateOptions:
         name = self.name or debugcaptures.capture_name(self._short, self.template, datetime.now(UTC))
         obj = debugcaptures.body(name, self.namespace, self._target, self.template, self._params, self.container,
                                  self.ttl)
-        if self.output is not None:
+        if self.dry_run == "client":
             if self._client is not None:
                 self._client.close()
-            print_document(obj, self.output)
+            print_created(obj, self.output, "debugcapture.debugcap.io", dry_run=True)
             return
         assert self._client is not None, "complete() first"
         try:
-            debugcaptures.create(self._client, obj)
-            click.echo(f"debugcapture.debugcap.io/{name} created")
+            print_created(debugcaptures.create(self._client, obj), self.output, "debugcapture.debugcap.io",
+                          dry_run=False)
+            if self.output is not None:
+                return  # a document or a name on stdout, for a pipe: no hint
             if self.waiting.wait:
                 create_wait.wait(self._client, self.namespace, name, self.waiting, self.output_dir)
                 return
@@ -340,7 +346,7 @@ def _human(size: int) -> str:
                    "the operator allows only its own).")
 @click.option("--name", default=None, help="Name of the DebugCapture (and of the capture).")
 @click.option("--ttl", default=None, help="How long the DebugCapture and its bundles live, e.g. 24h (operator).")
-@output_option("yaml", "json", default=None, help="Print the DebugCapture in this format instead of creating it.")
+@create_output_options("DebugCapture")
 @create_wait.wait_options
 @kube_options
 def create(namespace: str | None, context: str | None, kubeconfig: str | None, request_timeout: float,
@@ -353,7 +359,7 @@ def create(namespace: str | None, context: str | None, kubeconfig: str | None, r
       kubectl debugcap create deployment/api -t go-profile -n prod
       kubectl debugcap create -l app=api -t go-leak -p snapshots=5 --ttl 7d
       kubectl debugcap create pod/api-1 -t debug-full --wait --download   # follow it, fetch the bundle
-      kubectl debugcap create pod/api-1 -t debug-full -o yaml        # print, do not create
+      kubectl debugcap create pod/api-1 -t debug-full --dry-run=client -o yaml   # print, do not create
       kubectl debugcap create pod/api-1 -t debug-full --local        # capture from this machine
     """
     waiting = create_wait.WaitFlags.pop(flags)

@@ -70,7 +70,7 @@ def wait_options(fn: F) -> F:
     return fn
 
 
-def validate(flags: WaitFlags, *, local: bool, output: str | None) -> None:
+def validate(flags: WaitFlags, *, local: bool, output: str | None, dry_run: bool = False) -> None:
     """Flags of waiting that do not go with the others: usage errors naming them."""
     if local and (flags.wait or flags.download or flags.wait_timeout is not None):
         given = [f for f, on in (("--wait", flags.wait), ("--wait-timeout", flags.wait_timeout is not None),
@@ -82,7 +82,9 @@ def validate(flags: WaitFlags, *, local: bool, output: str | None) -> None:
     if flags.wait_timeout is not None and not flags.wait:
         raise click.UsageError("--wait-timeout applies with --wait")
     if flags.wait and output is not None:
-        raise click.UsageError("--wait and -o/--output: pick one (-o prints the DebugCapture instead of creating it)")
+        raise click.UsageError("--wait and -o/--output: pick one (-o prints the DebugCapture created, for a pipe)")
+    if flags.wait and dry_run:
+        raise click.UsageError("--wait and --dry-run=client: pick one (a dry run creates nothing to wait for)")
     if flags.wait:
         flags.seconds()
 

@@ -23,9 +23,10 @@ from debugcap.kubectl_plugin.object_verbs import Connected, GetOptions, check_na
 from debugcap.kubectl_plugin.options import (
     KubeFlags,
     all_namespaces_option,
+    create_output_options,
     kube_options,
     output_option,
-    print_document,
+    print_created,
 )
 
 POLICIES = ("Forbid", "Allow", "Replace")
@@ -43,7 +44,8 @@ def _params(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
 
 @dataclass
 class CreateOptions(Connected):
-    """The flags of ``schedule create``; ``-o`` prints the DebugSchedule instead of creating it."""
+    """The flags of ``schedule create``; ``-o`` prints the DebugSchedule created, ``--dry-run=client``
+    the one that would be."""
 
     name: str = field(default="", kw_only=True)
     schedule: str = field(default="", kw_only=True)
@@ -61,6 +63,7 @@ class CreateOptions(Connected):
     ttl: str | None = field(default=None, kw_only=True)
     suspend: bool = field(default=False, kw_only=True)
     output: str | None = field(default=None, kw_only=True)
+    dry_run: str = field(default="none", kw_only=True)
     _spec: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def validate(self) -> None:
@@ -93,7 +96,7 @@ class CreateOptions(Connected):
         self._spec = {**spec, "captureTemplate": template}
 
     def complete(self) -> None:
-        if self.output is not None and self.kube.namespace:
+        if self.dry_run == "client" and self.kube.namespace:
             self.namespace = self.kube.namespace  # prints only: no kubeconfig needed
             return
         super().complete()
@@ -101,17 +104,18 @@ class CreateOptions(Connected):
     def run(self) -> None:
         obj = {"apiVersion": resources.API_VERSION, "kind": SCHEDULES.kind,
                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": self._spec}
-        if self.output is not None:
+        if self.dry_run == "client":
             if self._client is not None:
                 self._client.close()
-            print_document(obj, self.output)
+            print_created(obj, self.output, SCHEDULES.qualified, dry_run=True)
             return
         try:
-            custom_objects.create(self.client, SCHEDULES, obj)
+            print_created(custom_objects.create(self.client, SCHEDULES, obj), self.output, SCHEDULES.qualified,
+                          dry_run=False)
         finally:
             self.client.close()
-        click.echo(f"{SCHEDULES.qualified}/{self.name} created")
-        click.echo(f"next: kubectl debugcap schedule describe {self.name} -n {self.namespace}", err=True)
+        if self.output is None:
+            click.echo(f"next: kubectl debugcap schedule describe {self.name} -n {self.namespace}", err=True)
 
 
 @dataclass
@@ -260,7 +264,7 @@ def schedule() -> None:
               help="Failed captures kept (default 1).")
 @click.option("--ttl", default=None, help="How long each capture and its bundles live, e.g. 7d.")
 @click.option("--suspend", is_flag=True, help="Create it suspended.")
-@output_option("yaml", "json", default=None, help="Print the DebugSchedule in this format instead of creating it.")
+@create_output_options("DebugSchedule")
 @kube_options
 def create(name: str, cron: str, namespace: str | None, context: str | None, kubeconfig: str | None,
            request_timeout: float, **flags: Any) -> None:

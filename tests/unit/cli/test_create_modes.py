@@ -43,8 +43,9 @@ def test_a_local_only_flag_without_local_is_a_usage_error(tmp_path: Path, args: 
 @pytest.mark.parametrize(("args", "flag"), [
     (["-o", "yaml"], "-o/--output"),
     (["-o", "json"], "-o/--output"),
+    (["--dry-run", "client"], "--dry-run"),
     (["--ttl", "1h"], "--ttl"),
-], ids=["output-yaml", "output-json", "ttl"])
+], ids=["output-yaml", "output-json", "dry-run", "ttl"])
 def test_an_operator_only_flag_with_local_is_a_usage_error(tmp_path: Path, args: list[str], flag: str) -> None:
     res = create(tmp_path, "pod/api-1", "--local", *args)
     assert_usage_error(res, flag, "only applies without --local")
@@ -125,7 +126,7 @@ def test_validate_reads_no_kubeconfig(tmp_path: Path) -> None:
 
 
 def test_complete_takes_the_namespace_from_the_flag_when_printing(tmp_path: Path) -> None:
-    opts = CreateOptions(target="pod/x", output="yaml",
+    opts = CreateOptions(target="pod/x", output="yaml", dry_run="client",
                          kube=KubeFlags(namespace="prod", kubeconfig=str(tmp_path / "missing")))
     opts.validate()
     opts.complete()
@@ -135,7 +136,7 @@ def test_complete_takes_the_namespace_from_the_flag_when_printing(tmp_path: Path
 def test_access_flags_become_spec_parameters_and_bad_values_are_usage_errors(tmp_path: Path) -> None:
     import yaml
 
-    res = create(tmp_path, "pod/api-1", "-n", "shop", "-o", "yaml", "--command-mode", "ephemeral",
+    res = create(tmp_path, "pod/api-1", "-n", "shop", "--dry-run=client", "-o", "yaml", "--command-mode", "ephemeral",
                  "--transport", "proxy", "--debug-image", "mirror.local/busybox:1.37")
     assert res.exit_code == 0, res.output
     params = yaml.safe_load(res.stdout)["spec"]["parameters"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from debugcap.kubectl_plugin import debugcaptures
 from debugcap.kubectl_plugin.cli import cli
+from debugcap.kubectl_plugin.options import KubeFlags
 
 
 @pytest.mark.parametrize(("target", "spec"), [
@@ -59,7 +61,7 @@ def test_generated_names_are_valid_kubernetes_names() -> None:
 def test_output_yaml_prints_the_resource_without_any_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     res = CliRunner().invoke(cli, ["create", "pod/api-1", "-t", "go-leak", "-n", "prod", "-p", "snapshots=4",
-                                   "--ttl", "7d", "--name", "leak-1", "-o", "yaml"])
+                                   "--ttl", "7d", "--name", "leak-1", "--dry-run=client", "-o", "yaml"])
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(res.output) == {
         "apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
@@ -72,7 +74,8 @@ def test_engine_flags_become_spec_parameters_and_container_the_target_container(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     res = CliRunner().invoke(cli, ["create", "pod/api-1", "-n", "prod", "--name", "c-1", "-c", "app",
-                                   "--pprof-port", "7070", "--timeout", "20", "--deadline", "600", "-o", "json"])
+                                   "--pprof-port", "7070", "--timeout", "20", "--deadline", "600", "--dry-run=client",
+                                   "-o", "json"])
     assert res.exit_code == 0, res.output
     spec = json.loads(res.stdout)["spec"]
     assert spec["target"] == {"pod": "api-1", "container": "app"}
@@ -81,6 +84,30 @@ def test_engine_flags_become_spec_parameters_and_container_the_target_container(
 
 def test_printing_without_a_namespace_or_kubeconfig_uses_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
-    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-1", "-o", "yaml"])
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-1", "--dry-run=client", "-o", "yaml"])
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(res.stdout)["metadata"] == {"name": "c-1", "namespace": "default"}
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-1", "--dry-run=client"])
+    assert res.stdout == "debugcapture.debugcap.io/c-1 created (dry run)\n"  # as kubectl says it
+
+
+def test_output_prints_the_capture_created_as_kubectl_create_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Any] = []
+
+    class Api:
+        default_namespace = "team"
+
+        def post_json(self, path: str, body: Any) -> Any:
+            made.append(path)
+            return {**body, "metadata": {**body["metadata"], "uid": "u-1"}}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(KubeFlags, "load", lambda self: Api())
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-1", "-o", "yaml"])
+    assert res.exit_code == 0, res.output
+    assert made == ["/apis/debugcap.io/v1alpha1/namespaces/team/debugcaptures"]
+    assert yaml.safe_load(res.stdout)["metadata"] == {"name": "c-1", "namespace": "team", "uid": "u-1"}
+    res = CliRunner().invoke(cli, ["create", "pod/api-1", "--name", "c-2", "-o", "name"])
+    assert res.stdout == "debugcapture.debugcap.io/c-2\n" and len(made) == 2

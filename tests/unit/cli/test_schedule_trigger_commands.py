@@ -88,7 +88,7 @@ def invoke(*args: str) -> Result:
 def test_schedule_create_prints_the_schedule_it_would_make_without_a_cluster(tmp_path: Any) -> None:
     res = invoke("schedule", "create", "nightly", "deployment/api", "--schedule", "0 3 * * *", "-t", "go-profile",
                  "-p", "cpu_seconds=10", "--capture-label", "team=shop", "--ttl", "7d", "--time-zone", "Europe/Berlin",
-                 "--concurrency-policy", "Replace", "-n", "shop", "-o", "yaml",
+                 "--concurrency-policy", "Replace", "-n", "shop", "--dry-run=client", "-o", "yaml",
                  "--kubeconfig", str(tmp_path / "missing"))
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(res.stdout) == {
