@@ -122,14 +122,49 @@ def source_files() -> list[str]:
                                              for p in (REPO / top).rglob("*") if "__pycache__" not in p.parts)]
 
 
+def dirty_files() -> list[str]:
+    """What ``git status`` shows as changed or untracked (nothing outside a git checkout)."""
+    res = subprocess.run(["git", "status", "--porcelain", "-z"], cwd=REPO, capture_output=True)
+    entries = iter(res.stdout.decode().split("\0") if res.returncode == 0 else [])
+    changed = []
+    for entry in entries:
+        if len(entry) > 3:
+            changed.append(entry[3:])
+            if entry[0] in "RC":  # a rename or copy: its source path follows
+                next(entries, None)
+    return changed
+
+
+def _copy_resolved(path: Path, target: Path, rel: str, seen: frozenset[Path] = frozenset()) -> None:
+    """``path`` copied to ``target`` as what it is or links to: a file as a file, a directory (or a
+    link to one, such as ``debugcap/crds -> ../crds``) as its files. A link leading outside the
+    repository, or back into a directory being copied, is left out with a warning."""
+    real = path.resolve()
+    if not real.is_relative_to(REPO) or real in seen:
+        say(f"warning: {rel} leads to {real}, outside the repository or into itself: left out")
+    elif real.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(real, target)
+    elif real.is_dir():
+        for entry in sorted(real.iterdir()):
+            if entry.name != "__pycache__":
+                _copy_resolved(entry, target / entry.name, f"{rel}/{entry.name}", seen | {real})
+
+
+def copy_sources(source: Path) -> None:
+    """The project's source files copied into ``source``, links replaced by what they point to:
+    git and a source tarball keep ``debugcap/crds`` as a link, which setuptools would not follow."""
+    for rel in source_files():
+        path = REPO / rel
+        if path.is_symlink() or path.is_file():
+            _copy_resolved(path, source / rel, rel)
+
+
 def build_wheel(work: Path) -> Path:
     """The project's wheel, built from a copy of its source files: setuptools builds in ``build/``
     of the tree it is given, where files deleted since would linger and end up in the wheel."""
     source = work / "src"
-    for rel in source_files():
-        if (REPO / rel).is_file():
-            (source / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, source / rel)
+    copy_sources(source)
     pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(work / "wheel"), str(source))
     (wheel,) = (work / "wheel").glob("debugcap-*.whl")
     return wheel
@@ -140,13 +175,21 @@ def install(target: Path, wheel: Path, requirements: list[str], tags: Iterable[s
     platforms = [arg for tag in tags for arg in ("--platform", tag)]
     pip("install", "--quiet", "--no-compile", "--target", str(target), "--only-binary=:all:",
         "--implementation", "cp", "--python-version", python, *platforms, str(wheel), *requirements)
-    # pip records where a local wheel came from (a temporary path): the same build would differ.
+    reproducible(target)
+
+
+def reproducible(target: Path) -> None:
+    """What pip writes that depends on the machine, out of a ``--target`` directory: where a local
+    wheel came from (a temporary path, direct_url.json) and the console scripts (bin/, left out of
+    the payload, whose shebangs name the builder's Python), with their lines in each RECORD."""
     for origin in target.glob("*.dist-info/direct_url.json"):
         origin.unlink()
-        record = origin.with_name("RECORD")
+    for record in target.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        entry = f"{origin.parent.name}/direct_url.json,"
-        record.write_text("".join(line for line in lines if not line.startswith(entry)))
+        gone = f"{record.parent.name}/direct_url.json,"
+        kept = [line for line in lines if not line.startswith((gone, "../"))]
+        if kept != lines:
+            record.write_text("".join(kept))
 
 
 # --- what the plugin imports -------------------------------------------------------------------
@@ -412,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     requirements = [deps[name] for name in PLUGIN_DEPENDENCIES]
     when = source_date_epoch()
     args.out.mkdir(parents=True, exist_ok=True)
+    dirty = dirty_files()
+    if dirty:
+        say(f"warning: the working tree has changes not committed ({len(dirty)}: {', '.join(dirty[:5])}"
+            f"{', ...' if len(dirty) > 5 else ''}); these archives are not what the last commit builds")
     archives = {}
     with tempfile.TemporaryDirectory(prefix="debugcap-dist-") as tmp:
         work = Path(tmp)

@@ -3,8 +3,9 @@
 Cases: the list of the plugin's dependencies covers what debugcap.kubectl_plugin imports; the
 import closure follows relative and function-level imports and leaves unreached packages out;
 namespace packages split, dist-info kept with their packages; what differs per Python goes
-under cp3XY/; archives are byte-for-byte reproducible; the manifest is what krew reads; a built
-zipapp runs, unpacks once, refuses a Python it has no parts for, and ignores PYTHONPATH.
+under cp3XY/; archives are byte-for-byte reproducible; the manifest is what krew reads; the
+payload carries what links point to (``debugcap/crds``), never what lies outside the repository;
+pip's console-script lines are out of every RECORD. The bootstrap: test_zipapp_main.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import zipfile
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
@@ -162,65 +164,76 @@ def test_the_manifest_is_what_krew_reads() -> None:
         ({"os": "linux", "arch": "amd64"}, "a" * 64, "kubectl-debugcap")]
 
 
-def _zipapp(tmp_path: Path, body: str, pythons: tuple[str, ...] = (TAG,)) -> Path:
-    placement = _placement(tmp_path / "src", body)
-    placement = dist.Placement(placement.files, pythons)  # type: ignore[attr-defined]
-    target = tmp_path / "kubectl-debugcap"
-    dist.write_zipapp(target, placement, "1.2.3", 1700000000)
-    return target
+def _payload_names(zipapp: Path) -> list[str]:
+    data = zipapp.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1:])) as outer:
+        with zipfile.ZipFile(io.BytesIO(outer.read("payload.zip"))) as inner:
+            return inner.namelist()
 
 
-def test_a_zipapp_unpacks_once_and_runs_on_its_own_packages(tmp_path: Path) -> None:
-    app = _zipapp(tmp_path, "import click\ndef main():\n    print(click.NAME, __file__)\n")
-    poisoned = _tree(tmp_path / "poisoned", {"click/__init__.py": "NAME = 'the PYTHONPATH click'\n"})
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(poisoned), "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")}
-    first = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
-    name, path = first.stdout.rsplit(" ", 1)
-    assert name == "the archive click" and path.strip().startswith(str(tmp_path / "c"))
-    (build,) = (tmp_path / "c").iterdir()
-    assert sorted(p.name for p in build.iterdir()) == [TAG, "site"]
-    marker = build / "site" / "marker"
-    marker.write_text("unpacked once")
-    again = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True)
-    assert again.returncode == 0 and marker.exists(), again.stderr
+def test_the_payload_carries_every_crd_through_the_link(tmp_path: Path) -> None:
+    """debugcap/crds is a link to crds/ (git keeps it as one): the copy the wheel is built from has
+    the files, and so has the payload (pip installing the wheel is stood in for by a copy)."""
+    crds = sorted(p.name for p in (dist.REPO / "crds").glob("*.yaml"))
+    assert crds and (dist.REPO / "debugcap" / "crds").is_symlink()
+    dist.copy_sources(tmp_path / "src")
+    for name in crds:
+        copied = tmp_path / "src" / "debugcap" / "crds" / name
+        assert not copied.is_symlink() and copied.read_bytes() == (dist.REPO / "crds" / name).read_bytes()
+    site = tmp_path / "site" / TAG
+    shutil.copytree(tmp_path / "src" / "debugcap", site / "debugcap")
+    placement = dist.place({TAG: site}, dist.closure(site, dist.ROOTS))
+    dist.write_zipapp(tmp_path / "app", placement, "1.2.3", 1700000000)
+    names = _payload_names(tmp_path / "app")
+    assert {f"site/debugcap/crds/{name}" for name in crds} <= set(names)
 
 
-def test_a_zipapp_refuses_a_python_it_has_no_parts_for(tmp_path: Path) -> None:
-    app = _zipapp(tmp_path, "def main():\n    print('ran')\n", pythons=("cp39",))
-    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
-                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")})
-    assert res.returncode == 1 and res.stdout == ""
-    assert res.stderr.startswith("kubectl-debugcap: this single-file build runs on CPython 3.9; this is cpython")
-    assert "pipx install debugcap" in res.stderr and "Traceback" not in res.stderr
+@pytest.mark.parametrize("git", [True, False], ids=["git checkout", "source tarball"])
+def test_links_are_copied_as_what_they_point_to_inside_the_repository_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git: bool) -> None:
+    repo = _tree(tmp_path / "repo", {"pyproject.toml": "", "README.md": "", "debugcap/__init__.py": "",
+                                     "crds/a.yaml": "kind: A\n", "crds/sub/b.yaml": "kind: B\n"})
+    outside = _tree(tmp_path / "outside", {"secret.txt": "not the project's\n"})
+    (repo / "debugcap" / "crds").symlink_to("../crds")
+    (repo / "debugcap" / "leak").symlink_to(outside)
+    (repo / "debugcap" / "leak.txt").symlink_to(outside / "secret.txt")
+    (repo / "debugcap" / "readme.md").symlink_to("../README.md")
+    if git:
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.setattr(dist, "REPO", repo.resolve())
+    dist.copy_sources(tmp_path / "src")
+    src = tmp_path / "src" / "debugcap"
+    assert (src / "crds" / "a.yaml").read_text() == "kind: A\n" and (src / "crds" / "sub" / "b.yaml").is_file()
+    assert not (src / "crds").is_symlink() and (src / "readme.md").is_file()
+    assert not (src / "leak").exists() and not (src / "leak.txt").exists()
+    assert "not the project's" not in "".join(p.read_text() for p in tmp_path.joinpath("src").rglob("*")
+                                              if p.is_file())
 
 
-def test_an_unwritable_cache_falls_back_to_a_private_temp_dir(tmp_path: Path) -> None:
-    app = _zipapp(tmp_path, "def main():\n    print('ran')\n")
-    # A cache under a regular file: no one can create it, root included (a read-only directory
-    # would stop everyone but root, and CI runs as root).
-    blocked = tmp_path / "a-file"
-    blocked.write_text("")
-    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
-                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(blocked / "c"),
-                              "TMPDIR": str(tmp_path)})
-    assert res.returncode == 0 and res.stdout == "ran\n", res.stderr
-    assert (tmp_path / f"debugcap-zipapp-{os.getuid()}").is_dir()
+def test_records_name_no_console_scripts_and_no_wheel_origin(tmp_path: Path) -> None:
+    """pip --target writes bin/ scripts whose shebang is the builder's Python; their RECORD lines
+    (``../../bin/...``, with that script's hash) would make two builders' payloads differ."""
+    target = _tree(tmp_path, {
+        "a-1.0.dist-info/RECORD": ("a/__init__.py,sha256=x,1\n../../bin/a-cli,sha256=builder,180\n"
+                                   "a-1.0.dist-info/direct_url.json,sha256=y,50\na-1.0.dist-info/RECORD,,\n"),
+        "a-1.0.dist-info/direct_url.json": '{"url": "file:///tmp/x/a.whl"}',
+        "b-2.0.dist-info/RECORD": "b.py,sha256=z,1\n../../bin/b,sha256=builder,170\n",
+    })
+    dist.reproducible(target)
+    assert (target / "a-1.0.dist-info/RECORD").read_text() == "a/__init__.py,sha256=x,1\na-1.0.dist-info/RECORD,,\n"
+    assert (target / "b-2.0.dist-info/RECORD").read_text() == "b.py,sha256=z,1\n"
+    assert not (target / "a-1.0.dist-info/direct_url.json").exists()
 
 
-def test_a_damaged_payload_member_is_refused(tmp_path: Path) -> None:
-    app = _zipapp(tmp_path, "def main():\n    print('ran')\n")
-    data = app.read_bytes()
-    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1:])) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w") as zf:
-        zf.writestr(f"{TAG}/../../escaped.py", "x")
-    members["payload.zip"] = payload.getvalue()
-    with zipfile.ZipFile(app, "w") as zf:
-        for name, content in members.items():
-            zf.writestr(name, content)
-    res = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
-                         env={"PATH": os.environ["PATH"], "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "c")})
-    assert res.returncode == 1 and "the archive is damaged" in res.stderr
-    assert not list(tmp_path.rglob("escaped.py"))
+def test_a_dirty_working_tree_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _tree(tmp_path, {"kept.txt": "1\n", "gone.txt": "2\n"})
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(dist, "REPO", repo)
+    assert dist.dirty_files() == []
+    (repo / "kept.txt").write_text("changed\n")
+    (repo / "new.txt").write_text("")
+    subprocess.run([*git, "mv", "gone.txt", "moved.txt"], check=True)
+    assert sorted(dist.dirty_files()) == ["kept.txt", "moved.txt", "new.txt"]
