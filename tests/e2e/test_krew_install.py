@@ -7,16 +7,25 @@ temporary KREW_ROOT, and kubectl finds the plugin on PATH. No cluster is involve
 for plugins before it reads a kubeconfig or contacts anything. That is checked, not assumed: the
 kubeconfig points at a listening socket of this test, which must see no connection. So this test
 does not use the testbed fixture (it needs kubectl and krew binaries, built here if missing).
+`get` is run against a stub API server of this test answering a DebugCaptureList: its table is the
+CRD's printer columns, which the plugin reads from its own copy of crds/.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.server
+import io
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,7 +80,7 @@ def clean_python() -> Path:
 
 
 @pytest.fixture
-def listener() -> socket.socket:
+def listener() -> Iterator[socket.socket]:
     """A socket a kubeconfig can point at: any connection to it means something contacted the 'cluster'."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -89,15 +98,16 @@ def _contacted(server: socket.socket) -> bool:
         return False
 
 
-def _user_env(tmp_path: Path, tools: dict[str, Path], server: socket.socket) -> dict[str, str]:
+def _user_env(tmp_path: Path, tools: dict[str, Path], server: socket.socket | str) -> dict[str, str]:
+    """A user's environment: kubectl, krew and python3 on PATH, a kubeconfig for ``server`` (a
+    listening socket, or an API server's URL)."""
     home = tmp_path / "home"
     home.mkdir()
     kubeconfig = home / "kubeconfig"
-    port = server.getsockname()[1]
+    url = server if isinstance(server, str) else f"https://127.0.0.1:{server.getsockname()[1]}"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{port}",
-                                               "insecure-skip-tls-verify": True}}],
+        "clusters": [{"name": "c", "cluster": {"server": url, "insecure-skip-tls-verify": True}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))
@@ -149,7 +159,87 @@ def test_krew_installs_it_offline_and_kubectl_finds_it(dist: Path, tools: dict[s
     assert "redact\t" in completed.stdout and "report\t" in completed.stdout, completed.stdout + completed.stderr
     assert not _contacted(listener), "kubectl or the plugin contacted the API server"
     # The first run unpacked the build into the user's cache, nowhere else.
-    assert list((Path(env["HOME"]) / ".cache" / "debugcap" / "zipapp").iterdir())
+    assert list((Path(env["HOME"]) / ".cache" / "debugcap-zipapp").iterdir())
+
+
+CAPTURE = {
+    "apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture",
+    "metadata": {"name": "api-1-debug-full", "namespace": "default", "creationTimestamp": "2026-11-23T16:00:00Z"},
+    "spec": {"target": {"pod": "api-1"}, "template": "debug-full", "firing": {"reason": "OOMKilled"}},
+    "status": {"phase": "Succeeded", "summary": {"unhealthy": 0, "findings": 3}, "message": "done",
+               "conditions": [{"type": "Ready", "status": "True"}, {"type": "Healthy", "status": "True"}]},
+}
+
+
+class _Captures(http.server.BaseHTTPRequestHandler):
+    """An API server that knows one DebugCapture, and records the paths asked for."""
+
+    paths: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's name)
+        self.paths.append(self.path)
+        if re.fullmatch(r"/apis/debugcap\.io/v1alpha1/namespaces/default/debugcaptures(\?.*)?", self.path):
+            doc: dict[str, object]
+            status, doc = 200, {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCaptureList",
+                                "metadata": {"resourceVersion": "7"}, "items": [CAPTURE]}
+        else:
+            status, doc = 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                                "code": 404, "message": f"{self.path} not found"}
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api_server() -> Iterator[tuple[str, list[str]]]:
+    """(its URL, the paths asked for so far)."""
+    paths: list[str] = []
+    handler = type("Handler", (_Captures,), {"paths": paths})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", paths
+    server.shutdown()
+    server.server_close()
+
+
+def _payload_names(executable: Path) -> set[str]:
+    data = executable.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1:])) as outer:
+        with zipfile.ZipFile(io.BytesIO(outer.read("payload.zip"))) as inner:
+            return set(inner.namelist())
+
+
+def test_the_installed_plugin_prints_the_crds_columns(dist: Path, tools: dict[str, Path], tmp_path: Path,
+                                                      api_server: tuple[str, list[str]]) -> None:
+    """`get` reads the printer columns from the plugin's copy of the CRDs (debugcap/crds, a link in
+    the repository): the single file must carry them."""
+    url, paths = api_server
+    env = _user_env(tmp_path, tools, url)
+    kubectl = str(tools["kubectl"])
+    res = _run([kubectl, "krew", "install", f"--manifest={MANIFEST}", f"--archive={dist}"], env)
+    assert res.returncode == 0, res.stderr
+    installed = (Path(env["KREW_ROOT"]) / "bin" / "kubectl-debugcap").resolve()
+    crds = sorted((REPO / "crds").glob("*.yaml"))
+    assert {f"site/debugcap/crds/{p.name}" for p in crds} <= _payload_names(installed)
+
+    doc = yaml.safe_load((REPO / "crds" / "debugcap.io_debugcaptures.yaml").read_text())
+    printed = next(v for v in doc["spec"]["versions"] if v.get("storage"))["additionalPrinterColumns"]
+    for args, wide in ((["get"], False), (["get", "-o", "wide"], True)):
+        got = _run([kubectl, "debugcap", *args], env)
+        assert got.returncode == 0 and "Traceback" not in got.stderr, got.stdout + got.stderr
+        header, row, *rest = got.stdout.splitlines()
+        assert re.split(r"\s{2,}", header.strip()) == ["NAME", *(
+            c["name"].upper() for c in printed if wide or not c.get("priority"))], got.stdout
+        assert row.startswith("api-1-debug-full ") and "Succeeded" in row and not rest, got.stdout
+        assert ("OOMKilled" in row) == wide, got.stdout
+    assert any("/debugcaptures" in p for p in paths), paths
 
 
 
@@ -201,4 +291,4 @@ def test_the_single_file_uses_its_own_packages_only(dist: Path, tmp_path: Path) 
            "DEBUGCAP_ZIPAPP_CACHE": str(tmp_path / "cache")}
     res = _run([str(tmp_path / "kubectl-debugcap"), "--version"], env)
     assert res.returncode == 0 and res.stdout.strip() == f"kubectl debugcap, version {__version__}", res.stderr
-    assert [p.name for p in (tmp_path / "cache").iterdir()][0].startswith(__version__)
+    assert [p.name for p in (tmp_path / "cache" / "debugcap-zipapp").iterdir()][0].startswith(__version__)
