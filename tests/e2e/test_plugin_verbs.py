@@ -153,7 +153,9 @@ def bad_inputs(testbed: Testbed, namespace: str) -> None:
     """Each one line saying what to do, a non-zero exit, no traceback (cap-1 exists with a bundle)."""
     for verb in ("describe", "download", "logs", "report"):
         line = one_line_error(plugin(testbed, verb, "nope", "-n", namespace))
-        assert line == (f'Error: debugcapture "nope" not found in namespace "{namespace}"; list them with: '
+        # report takes a file too: a mistyped path is told as neither.
+        either = "there is no file or directory 'nope', and " if verb == "report" else ""
+        assert line == (f'Error: {either}debugcapture "nope" not found in namespace "{namespace}"; list them with: '
                         f"kubectl debugcap get -n {namespace}"), line
     assert "kubectl debugcap get -n default" in one_line_error(plugin(testbed, "describe", "cap-1", "-n", "default"))
     assert "nope" in one_line_error(plugin(testbed, "delete", "cap-1", "nope", "-n", namespace, "--yes"))
