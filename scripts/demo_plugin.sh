@@ -49,7 +49,7 @@ DEBUGCAP_OPERATOR_NAMESPACES="$NS" DEBUGCAP_OPERATOR_TRANSPORT=direct \
 OPERATOR=$!
 
 step "kubectl debugcap create --wait --download: a live line per pod, the outcome as exit code, the bundle verified"
-rm -rf "$OUT/user"
+rm -rf "$OUT/user" "$OUT/user-again"
 user kubectl debugcap create pod/leaky -n "$NS" -t debug-full -p cpu_seconds=2 -p trace_seconds=1 \
   --name leaky-full --wait --download -d "$OUT/user"
 ls "$OUT/user"

@@ -64,13 +64,13 @@ def window_seconds(report: model.Report, att: model.Attribution) -> tuple[float 
     container's uptime when the capture began stands in (a little short: the rate a little high).
     """
     if att.duration_ns > 0:
-        return att.duration_ns / 1e9, f"in the {att.duration_ns / 1e9:.3g}s profile window"
+        return att.duration_ns / 1e9, f"in the {secs(att.duration_ns / 1e9)} profile window"
     c = report.container
     if c and c.started_at and att.time_ns and att.time_ns / 1e9 > c.started_at:
         up = att.time_ns / 1e9 - c.started_at
-        return up, f"over the {up:.3g}s from the container's start to the profile"
+        return up, f"over the {secs(up)} from the container's start to the profile"
     if c and c.uptime_seconds:
-        return c.uptime_seconds, f"over the {c.uptime_seconds:.3g}s from the container's start to the capture's"
+        return c.uptime_seconds, f"over the {secs(c.uptime_seconds)} from the container's start to the capture's"
     return None, "(no window known: the bundle has no container start time)"
 
 
@@ -119,6 +119,11 @@ def parked_in(report: model.Report, state: str, function: str) -> str:
     return "" if top == function else top
 
 
+def secs(value: float) -> str:
+    """Seconds as a person reads them: 3 significant digits, never 1.52e+03s (a day's uptime is 86400s)."""
+    return f"{value:.3g}s" if value < 1000 else f"{value:.0f}s"
+
+
 def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:
     """The own functions that waited longest in a block or mutex profile (``kind``), by wait rate."""
     att = report.attribution.get(kind)
@@ -127,7 +132,7 @@ def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:
         return
     seconds, window = window_seconds(report, att)
     for row, rate in named_rows(att, band, lambda r: r.value / 1e9 / seconds if seconds else None):
-        waited = f"{row.value / 1e9:.3g}s"
+        waited = secs(row.value / 1e9)
         pace = f", {rate:.2g} s/s" if rate is not None else ""
         _, queue = queued(report, row.function)
         if kind == "mutex":
