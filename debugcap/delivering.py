@@ -1,8 +1,12 @@
 """Where finished bundles go: S3 when configured, else a local store; a spool when the store fails.
 
 Shared by the kubectl plugin and the operator so both name objects the same
-way (``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``) and
+way (``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``; the operator adds
+a ``<capture>_<uid>`` directory before ``<bundle>``, see :class:`Capture`) and
 both keep a bundle whose upload failed, to be sent by the next run.
+
+:func:`key_refusal` says whether a key belongs to a capture: the operator deletes and adopts only
+keys it passes, never a key it merely reads back from a capture's status.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from debugcap import errors
 from debugcap.bundle import layout, writer
-from debugcap.errors import ConfigError
+from debugcap.errors import BundleError, ConfigError, StorageError
 from debugcap.settings import S3Settings
 from debugcap.storage import base, local, spool
 
@@ -75,16 +80,93 @@ def download_url(store: Store, key: str, expires: timedelta, endpoint: str | Non
     return store.backend.url(key=key, expires=expires, endpoint=endpoint)
 
 
-def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str) -> str:
-    return layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name)
+@dataclass(frozen=True)
+class Capture:
+    """The DebugCapture a bundle belongs to, as the API server names it (never as its status says):
+    its keys carry ``<name>_<uid>`` as their last directory. A name has no ``_`` and a UID is never
+    reused, so no other capture's key has that directory."""
+
+    name: str
+    uid: str
+
+    @property
+    def directory(self) -> str:
+        return layout.check_key_segment("capture", f"{self.name}_{self.uid}")
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """What the operator knows itself about a capture, to judge keys by: its store's prefix and
+    cluster, the capture's namespace, name and UID, and the one pod its spec targets (None for a
+    selector or a workload)."""
+
+    prefix: str
+    cluster: str
+    namespace: str
+    capture: Capture
+    target_pod: str | None = None
+
+    @property
+    def head(self) -> str:
+        return f"{self.prefix}/{self.cluster}/{self.namespace}/" if self.prefix else \
+            f"{self.cluster}/{self.namespace}/"
+
+
+def key_refusal(key: object, owner: KeyOwner, pod: object) -> str | None:
+    """None when ``key`` (read back from ``status.pods[]``, entry of ``pod``) belongs to ``owner``;
+    else why not, naming the key. Pure: nothing is looked up.
+
+    A key belongs when it is exactly ``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/
+    <name>_<uid>/<namespace>_<pod>_<stamp>.tar.gz`` with this capture's namespace, name and UID,
+    the entry's pod and the day of the stamp. A key of the older layout (no ``<name>_<uid>``
+    directory) belongs when all the rest matches and, if the spec targets one pod, it is that
+    pod: it is tied to the namespace and pod only, not to the capture.
+    """
+    shown = errors.shorten(repr(key), 300)
+    if not isinstance(key, str) or not key:
+        return f"key {shown} is empty or not a string"
+    try:
+        base.check_key(key)
+    except StorageError:
+        return f"key {shown} is not a valid object key ('..', '/' at an end, or characters outside [A-Za-z0-9._/-])"
+    head = owner.head
+    if not key.startswith(head):
+        return f"key {shown} is not under this capture's prefix {head!r}"
+    parts = key[len(head):].split("/")
+    if len(parts) not in (5, 6):
+        return f"key {shown} does not have the layout {head}<pod>/<YYYY>/<MM>/<DD>/[<capture>_<uid>/]<bundle>"
+    try:
+        namespace, named_pod, when = layout.parse_bundle_name(parts[-1])
+    except BundleError:
+        return f"key {shown} does not end in a bundle name <namespace>_<pod>_<YYYYMMDDTHHMMSSZ>.tar.gz"
+    if (namespace, named_pod) != (owner.namespace, parts[0]) or parts[1:4] != when.strftime("%Y/%m/%d").split("/"):
+        return f"key {shown} names another namespace, pod or day in its bundle name than in its prefix"
+    if parts[0] != pod:
+        listed = errors.shorten(repr(pod), 80)
+        return f"key {shown} is under pod {parts[0]!r}, not under the pod {listed} it is listed for"
+    if len(parts) == 6 and parts[4] != owner.capture.directory:
+        return f"key {shown} belongs to another capture, not to {owner.capture.directory!r}"
+    if len(parts) == 5 and owner.target_pod is not None and parts[0] != owner.target_pod:
+        return f"key {shown} is under pod {parts[0]!r}, not the pod {owner.target_pod!r} this capture targets"
+    return None
+
+
+def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str,
+               capture: Capture | None = None) -> str:
+    """Where a bundle is stored; with ``capture`` (the operator's), in that capture's directory."""
+    key = layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name)
+    if capture is None:
+        return key
+    head, name = key.rsplit("/", 1)
+    return f"{head}/{capture.directory}/{name}"
 
 
 def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: str, when: datetime,
-            keep_local: bool = True) -> tuple[spool.Delivery, spool.FlushReport]:
+            keep_local: bool = True, capture: Capture | None = None) -> tuple[spool.Delivery, spool.FlushReport]:
     """Send bundles spooled by earlier runs first, then this one; a failure spools it."""
     with store.lock:
         flushed = spool.flush_spool(store.backend, store.spool)
-    key = object_key(store, namespace, pod, when, bundle.path.name)
+    key = object_key(store, namespace, pod, when, bundle.path.name, capture)
     delivery = spool.deliver(store.backend, store.spool, key=key, bundle=bundle.path, sha256=bundle.sha256,
                              keep_local=keep_local)
     return delivery, flushed

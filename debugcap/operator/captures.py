@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import kopf
 
-from debugcap import errors, resources
+from debugcap import delivering, errors, resources
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator import (
     capturing,
@@ -49,6 +49,8 @@ SCHEDULE_LABEL: Final = resources.SCHEDULE_LABEL
 TRIGGER_LABEL: Final = resources.TRIGGER_LABEL
 # The reason of the one Warning Event an unhealthy pod gets per capture (docs/health.md).
 POD_UNHEALTHY: Final = "PodUnhealthy"
+# The reason of the Warning Event naming a key in status.pods[] that is not the capture's own.
+KEY_REFUSED: Final = "BundleKeyRefused"
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,39 @@ def bundle_keys(status: Mapping[str, Any]) -> list[str]:
     waiting in the spool or never confirmed (``uploadKey``), which the spool may yet send."""
     keys = [(p.get("bundle") or {}).get("key") or p.get("uploadKey") for p in status.get("pods") or []]
     return [k for k in keys if k]
+
+
+def bundle_entries(status: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """``(pod, key)`` of every key in :func:`bundle_keys`, the pod as its entry names it."""
+    entries = [(p.get("name"), (p.get("bundle") or {}).get("key") or p.get("uploadKey"))
+               for p in status.get("pods") or []]
+    return [(pod, key) for pod, key in entries if key]
+
+
+def key_owner(store: delivering.Store, body: kopf.Body) -> delivering.KeyOwner:
+    """What the operator itself knows of the capture to judge its keys by (never its status): the
+    store's prefix and cluster, the capture's namespace, name and UID, the pod its spec targets.
+    A spec that does not parse targets no pod: only keys with the capture's UID belong then."""
+    try:
+        target: str | None = parse_spec(body.spec).pod
+    except errors.ConfigError:
+        target = ""
+    return delivering.KeyOwner(store.prefix, store.cluster, str(body.metadata.namespace),
+                               delivering.Capture(str(body.metadata.name), str(body.metadata.uid)), target)
+
+
+def owned_keys(status: Mapping[str, Any], owner: delivering.KeyOwner) -> tuple[list[str], list[str]]:
+    """The keys of ``status`` that belong to ``owner`` (:func:`delivering.key_refusal`), and a
+    message for each one that does not, naming it and why it is left in place."""
+    keys: list[str] = []
+    refused: list[str] = []
+    for pod, key in bundle_entries(status):
+        refusal = delivering.key_refusal(key, owner, pod)
+        if refusal is None:
+            keys.append(key)
+        else:
+            refused.append(f"status.pods[{errors.shorten(repr(pod), 80)}]: {refusal}; left in place, not deleted")
+    return keys, refused
 
 
 def has_bundles(status: kopf.Status, **_: Any) -> bool:
@@ -170,7 +205,12 @@ async def delete_capture_bundles(body: kopf.Body, status: kopf.Status, memo: kop
     bundle would stay in the bucket forever."""
     # The pods' health gauges this capture set go with it: they describe evidence no longer listed.
     metrics.POD_HEALTH.forget_capture(str(body.metadata.namespace), str(body.metadata.name))
-    keys = bundle_keys(status)
+    # Only keys under the prefix the operator derives itself: a status anyone allowed to patch it
+    # may have rewritten must not delete another namespace's bundle or any object in the bucket.
+    keys, refused = owned_keys(status, key_owner(runtime.of(memo).store, body))
+    for message in refused:
+        logger.warning("%s", message)
+        event(body, False, KEY_REFUSED, message)
     try:
         await runtime.in_thread(capturing.delete_bundles, runtime.of(memo).store, keys)
     except errors.StorageError as exc:
@@ -218,10 +258,11 @@ async def _close_orphan(rt: runtime.Runtime, body: kopf.Body, logger: kopf.Logge
     run = status_writer(rt, body)
     run.status = {k: v for k, v in body.status.items() if k != "pods"}
     adopted: list[PodResult] = []
+    owner = key_owner(rt.store, body)
 
     def adopt(entry: Mapping[str, Any]) -> PodResult:
         result = recovery.adopt_upload(rt.store, entry, work_dir=rt.config.work_dir,
-                                       trace_limit=rt.config.analysis_trace_limit)
+                                       trace_limit=rt.config.analysis_trace_limit, owner=owner)
         adopted.append(result)
         return result
 
@@ -272,6 +313,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     await _write_phase(run, "Running", start_message, **firing)
     event(body, True, "CaptureStarted", start_message)
     work = capturing.PodSteps(kube=rt.kube, bundles=rt.store, namespace=namespace, capture_name=str(body.metadata.name),
+                              capture_uid=str(body.metadata.uid),
                               request=request, template=template, work_dir=rt.config.work_dir,
                               probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection,
                               generation=body.metadata.get("generation"),

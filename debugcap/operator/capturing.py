@@ -352,7 +352,8 @@ def _end_abandoned_steps(prepared: Prepared, ended: threading.Event) -> None:
     ended.wait(ABANDONED_STEPS_SECONDS)
 
 
-def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None) -> PodResult:
+def store_pod(store: delivering.Store, collected: Collected, *, key_sent: threading.Event | None = None,
+              capture: delivering.Capture | None = None) -> PodResult:
     """Upload a collected pod's bundle (or spool it) and give the pod's result, not analysed yet.
 
     ``key_sent`` is set once the status naming the bundle's key was written; the upload waits
@@ -369,12 +370,12 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
         # Stored before it is analysed: an operator killed while analysing (the analysis is the
         # memory-hungry part) must not take evidence with it.
         delivery, _flushed = delivering.deliver(store, bundle, namespace=target.namespace, pod=target.pod,
-                                                when=bundle.manifest.started_at, keep_local=True)
+                                                when=bundle.manifest.started_at, keep_local=True, capture=capture)
     except errors.DebugcapError as exc:
         # Neither stored nor spooled: the bundle stays where it is (the message says where), and
         # its key stays listed in case the store took it before failing.
         key = delivering.object_key(store, target.namespace, target.pod, bundle.manifest.started_at,
-                                    bundle.path.name)
+                                    bundle.path.name, capture)
         return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
     phase = str(outcome.phase)
     message = step_messages(collected.collectors, "failed")
@@ -423,9 +424,11 @@ def assess_pod(collected: Collected, stored: PodResult, *, generation: int | Non
         shutil.rmtree(collected.out_dir, ignore_errors=True)
 
 
-def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime) -> str:
+def planned_key(store: delivering.Store, namespace: str, pod: str, started: datetime,
+                capture: delivering.Capture | None = None) -> str:
     """The key a capture of ``pod`` started at ``started`` stores its bundle under."""
-    return delivering.object_key(store, namespace, pod, started, layout.bundle_name(namespace, pod, started))
+    return delivering.object_key(store, namespace, pod, started, layout.bundle_name(namespace, pod, started),
+                                 capture)
 
 
 def delete_bundles(store: delivering.Store, keys: list[str]) -> None:
@@ -449,6 +452,11 @@ class PodSteps:
     selection: PodSelection | None = None  # the pods as find_pods read them
     generation: int | None = None  # the capture's metadata.generation, for the pods' conditions
     trace_limit: int | None = health.TRACE_LIMIT_BYTES  # the largest trace the analysis reads
+    capture_uid: str = ""  # the capture's metadata.uid: its keys carry <name>_<uid> (delivering.Capture)
+
+    @property
+    def capture(self) -> delivering.Capture | None:
+        return delivering.Capture(self.capture_name, self.capture_uid) if self.capture_uid else None
 
     def prepare(self, pod: str) -> Prepared | PodResult:
         read = self.selection.fresh(pod) if self.selection is not None else None
@@ -456,7 +464,7 @@ class PodSteps:
                            read=read)
 
     def planned_key(self, pod: str, started: datetime) -> str:
-        return planned_key(self.bundles, self.namespace, pod, started)
+        return planned_key(self.bundles, self.namespace, pod, started, self.capture)
 
     def collect(self, prepared: Prepared, *, started: datetime, abandoned: threading.Event,
                 window_open: Callable[[], None]) -> Collected | PodResult:
@@ -465,7 +473,7 @@ class PodSteps:
                            started=started, window_open=window_open)
 
     def store(self, collected: Collected, *, key_sent: threading.Event | None) -> PodResult:
-        return store_pod(self.bundles, collected, key_sent=key_sent)
+        return store_pod(self.bundles, collected, key_sent=key_sent, capture=self.capture)
 
     def assess(self, collected: Collected, stored: PodResult, *, analyse: bool) -> PodResult:
         return assess_pod(collected, stored, generation=self.generation, trace_limit=self.trace_limit,

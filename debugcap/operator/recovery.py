@@ -4,12 +4,14 @@
 ``Running`` that this process is not running. Nothing is re-run: re-running could capture a pod
 twice and upload a second bundle. Pods that ended keep their entries as written
 (:meth:`PodResult.from_status`); a pod that was running with an ``uploadKey`` is looked up in
-storage (:func:`adopt_upload`); any other running pod is failed.
+storage (:func:`adopt_upload`) if it is this capture's key (:func:`refuse_foreign`); any other
+running pod is failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -22,6 +24,8 @@ from debugcap.kube.client import Kube, core_path
 from debugcap.operator import health, reporting, results
 from debugcap.operator.results import PodResult
 from debugcap.operator.scheduling import TERMINAL
+
+logger = logging.getLogger(__name__)
 
 LOST_MESSAGE: Final = ("the operator restarted while this pod was being captured; nothing was uploaded; "
                        "create a new DebugCapture to capture it again")
@@ -52,8 +56,22 @@ def orphan_message(lost: int) -> str:
             "re-run (a DebugCapture runs once); create a new DebugCapture to capture again")
 
 
+def refuse_foreign(entry: Mapping[str, Any], owner: delivering.KeyOwner) -> PodResult | None:
+    """The Failed result of a pod whose ``uploadKey`` is not this capture's
+    (:func:`debugcap.delivering.key_refusal`), or None when it is. The key is neither looked up
+    nor listed any more: a status anyone may have patched must not make the operator adopt, or
+    later delete, another namespace's bundle or any object in the bucket."""
+    refusal = delivering.key_refusal(entry.get("uploadKey"), owner, entry.get("name"))
+    if refusal is None:
+        return None
+    message = f"uploadKey refused: {refusal}; left in place, not adopted"
+    logger.warning("%s/%s: %s", owner.namespace, owner.capture.name, message)
+    return PodResult(name=str(entry["name"]), phase="Failed", container=str(entry.get("container", "")),
+                     node=str(entry.get("node", "")), message=message)
+
+
 def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Path,
-                 trace_limit: int | None = health.TRACE_LIMIT_BYTES) -> PodResult:
+                 trace_limit: int | None = health.TRACE_LIMIT_BYTES, *, owner: delivering.KeyOwner) -> PodResult:
     """The result of a pod whose capture a dead operator left unfinished, from what its
     ``uploadKey`` names in storage.
 
@@ -62,6 +80,9 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
     A damaged one is deleted. When storage cannot be read the pod is Failed but the key stays
     listed, so the expiry of the capture still deletes whatever is there: nothing is orphaned.
     """
+    refused = refuse_foreign(entry, owner)
+    if refused is not None:  # before anything is read or deleted under that key
+        return refused
     name, key = str(entry["name"]), str(entry["uploadKey"])
     # The key stays listed: a bundle spooled just before the crash is sent later, under it.
     lost = PodResult(name=name, phase="Failed", container=entry.get("container", ""), node=entry.get("node", ""),

@@ -27,8 +27,8 @@ from debugcap.errors import StorageError
 CHECKSUM_SUFFIX: Final = ".sha256"
 # S3 allows 1024 bytes; local file systems allow 255 per name, which layout keys never approach.
 MAX_KEY_BYTES: Final = 1024
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KEY_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" would let a trailing newline through
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")  # fullmatch, like _SHA256
 
 
 class MissingObjectError(StorageError):
@@ -58,7 +58,7 @@ def check_key(key: str) -> str:
         problem = "it must be non-empty and must not start or end with '/'"
     elif any(segment in ("", ".", "..") for segment in key.split("/")):
         problem = "it has an empty, '.' or '..' segment"
-    elif not _KEY_CHARS.match(key):
+    elif not _KEY_CHARS.fullmatch(key):
         problem = "it has characters other than letters, digits, '.', '_', '-' and '/'"
     elif len(key.encode()) > MAX_KEY_BYTES:
         problem = f"it is longer than {MAX_KEY_BYTES} bytes"
@@ -72,7 +72,7 @@ def check_key(key: str) -> str:
 
 
 def check_sha256(sha256: str) -> str:
-    if not _SHA256.match(sha256):
+    if not _SHA256.fullmatch(sha256):
         raise StorageError(
             f"{sha256!r} is not a lower-case hex SHA-256; pass the bundle's WrittenBundle.sha256"
         )
@@ -92,7 +92,7 @@ def checksum_line(sha256: str, key: str) -> bytes:
 def parse_checksum_line(data: bytes) -> str | None:
     """The SHA-256 in a sidecar, or None when the sidecar is malformed."""
     head = data.decode("utf-8", "replace").strip().split(" ", 1)[0]
-    return head if _SHA256.match(head) else None
+    return head if _SHA256.fullmatch(head) else None
 
 
 def file_sha256(path: Path) -> tuple[str, int]:

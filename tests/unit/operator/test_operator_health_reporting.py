@@ -167,7 +167,8 @@ def test_a_pod_adopted_after_a_restart_is_reported_like_any_other(monkeypatch: p
                       "metadata": {"name": "sweep-1", "namespace": "m-rec", "uid": "u"}, "spec": {},
                       "status": {"phase": "Running", "pods": entries}})
     written: list[dict[str, Any]] = []
-    rt: Any = SimpleNamespace(kube=kube, store=None, config=DebugcapConfig(work_dir=tmp_path))
+    store = SimpleNamespace(prefix="debugcap", cluster="testbed")  # only judges keys: adopt_upload is replaced
+    rt: Any = SimpleNamespace(kube=kube, store=store, config=DebugcapConfig(work_dir=tmp_path))
     monkeypatch.setattr(recovery, "adopt_upload", lambda _store, entry, **_: adopted)
 
     async def send(status: dict[str, Any]) -> bool:

@@ -24,6 +24,8 @@ from debugcap.operator.results import PodResult
 from debugcap.storage import base, local, spool
 
 KEY = "debugcap/testbed/shop/api-1/2026/12/01/shop_api-1_20261201T101500Z.tar.gz"
+# The capture of these tests: a selector target (no one pod), so the older layout's KEY is its own.
+OWNER = delivering.KeyOwner("debugcap", "testbed", "shop", delivering.Capture("cap", "uid-1"))
 COLLECTOR = {"name": "pprof-cpu", "status": "ok", "bytes": 10, "durationMs": 5}
 
 
@@ -89,7 +91,7 @@ def test_a_verified_bundle_is_adopted_with_its_manifests_phase_and_a_file_uri(
     bundle = operator_fakes.write_bundle(tmp_path / "out")
     store.backend.put(key=KEY, path=bundle.path, sha256=bundle.sha256)
 
-    result = recovery.adopt_upload(store, _running(), tmp_path / "work")
+    result = recovery.adopt_upload(store, _running(), tmp_path / "work", owner=OWNER)
     assert result.phase == "Completed" and result.key == KEY and result.sha256 == bundle.sha256
     assert result.uri == (tmp_path / "store" / KEY).as_uri()  # file:///..., not "file://local directory ..."
     assert [c["name"] for c in result.collectors] == ["ps"]
@@ -98,7 +100,7 @@ def test_a_verified_bundle_is_adopted_with_its_manifests_phase_and_a_file_uri(
 
 
 def test_a_missing_bundle_fails_the_pod_and_keeps_its_key_listed(store: delivering.Store, tmp_path: Path) -> None:
-    result = recovery.adopt_upload(store, _running(), tmp_path / "work")
+    result = recovery.adopt_upload(store, _running(), tmp_path / "work", owner=OWNER)
     assert result.phase == "Failed" and result.upload_key == KEY and not result.key
     assert result.message == recovery.LOST_MESSAGE
 
@@ -107,6 +109,6 @@ def test_a_damaged_bundle_is_deleted(store: delivering.Store, tmp_path: Path) ->
     garbage = tmp_path / "garbage.tar.gz"
     garbage.write_bytes(b"not a bundle")
     store.backend.put(key=KEY, path=garbage, sha256=base.file_sha256(garbage)[0])
-    result = recovery.adopt_upload(store, _running(), tmp_path / "work")
+    result = recovery.adopt_upload(store, _running(), tmp_path / "work", owner=OWNER)
     assert result.phase == "Failed" and "failed verification and was deleted" in result.message
     assert not store.backend.exists(key=KEY)

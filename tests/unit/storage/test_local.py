@@ -94,8 +94,9 @@ def test_delete_removes_object_and_sidecar_and_tolerates_missing(
 
 @pytest.mark.parametrize(
     "key",
-    ["", "/abs", "a/../b", "a//b", "a/b/", "sp ace", "x.tar.gz.sha256", "a" * 1025],
-    ids=["empty", "absolute", "parent", "empty-segment", "trailing-slash", "space", "sidecar", "too-long"],
+    ["", "/abs", "a/../b", "a//b", "a/b/", "sp ace", "x.tar.gz.sha256", "a" * 1025, "a/b\n", "a/%2e%2e/b"],
+    ids=["empty", "absolute", "parent", "empty-segment", "trailing-slash", "space", "sidecar", "too-long",
+         "trailing-newline", "url-encoded"],
 )
 def test_unsafe_keys_are_refused(backend: local.LocalBackend, key: str) -> None:
     with pytest.raises(StorageError, match="object key"):
@@ -107,6 +108,11 @@ def test_checksum_line_round_trip() -> None:
     assert line == b"a" * 64 + b"  prod_api-1_20261123T160000Z.tar.gz\n"
     assert base.parse_checksum_line(line) == "a" * 64
     assert base.parse_checksum_line(b"garbage") is None
+
+
+def test_a_sha256_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(StorageError, match="SHA-256"):
+        base.check_sha256("a" * 64 + "\n")
 
 
 def test_uri_names_the_stored_file_as_an_absolute_file_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
