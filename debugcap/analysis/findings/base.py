@@ -121,7 +121,7 @@ def parked_in(report: model.Report, state: str, function: str) -> str:
 
 def secs(value: float) -> str:
     """Seconds as a person reads them: 3 significant digits, never 1.52e+03s (a day's uptime is 86400s)."""
-    return f"{value:.3g}s" if value < 1000 else f"{value:.0f}s"
+    return f"{value:.3g}s" if value < 999.5 else f"{value:.0f}s"  # 999.5 would round to 1e+03
 
 
 def contention(report: model.Report, kind: str) -> Iterator[model.Finding]:

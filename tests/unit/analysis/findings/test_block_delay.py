@@ -79,5 +79,5 @@ def test_an_empty_block_profile_is_not_a_finding() -> None:
 def test_long_waits_and_uptimes_read_as_seconds_not_exponents() -> None:
     from debugcap.analysis.findings.base import secs
 
-    assert [secs(v) for v in (0.5, 193.4, 999.4, 1520.2, 6050.0, 86400.0)] == [
-        "0.5s", "193s", "999s", "1520s", "6050s", "86400s"]
+    assert [secs(v) for v in (0.5, 193.4, 999.4, 999.7, 1520.2, 6050.0, 86400.0)] == [
+        "0.5s", "193s", "999s", "1000s", "1520s", "6050s", "86400s"]
