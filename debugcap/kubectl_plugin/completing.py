@@ -66,10 +66,11 @@ def cluster_names(ctx: click.Context, param: click.Command | click.Parameter, in
     if kind is None:
         return None
     if kind == "capture-or-file":
-        # report/top/goroutines take a file or a capture's name: both are offered (the shell adds the files).
+        # report/top/goroutines take a file or a capture's name: both are offered. The file item
+        # first: click's bash script empties its answer at a file item, which would drop the names.
         names = listing(KubeFlags.of(ctx), "debugcaptures", None)
         files = CompletionItem(incomplete, type="file")
-        return [*(CompletionItem(n) for n in names if n.startswith(incomplete)), files]
+        return [files, *(CompletionItem(n) for n in names if n.startswith(incomplete))]
     if kind == "context":
         return [CompletionItem(n) for n in contexts(KubeFlags.of(ctx)) if n.startswith(incomplete)]
     if kind == "template":

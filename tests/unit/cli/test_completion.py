@@ -116,8 +116,14 @@ def test_the_plugin_linked_as_kubectl_complete_answers_completion(tmp_path: Path
 
 def test_report_top_and_goroutines_complete_capture_names_and_files(names: list[tuple[str, KubeFlags]]) -> None:
     for verb in ("report", "top", "goroutines"):
-        assert values(verb, "api") == ["api-heap-1", "api-heap-2", ":0"], verb  # :0 the shell adds files
+        # :0: kubectl's shell offers these names, and files when none matches.
+        assert values(verb, "api") == ["api-heap-1", "api-heap-2", ":0"], verb
     assert names[-1][0] == "debugcaptures"
+    # click's own bash script (completion bash) resets its answer at a "file" item: it must come first.
+    env = {"COMP_WORDS": "kubectl-debugcap report api", "COMP_CWORD": "2",
+           "_KUBECTL_DEBUGCAP_COMPLETE": "bash_complete"}
+    res = CliRunner().invoke(cli, [], env=env, prog_name="kubectl-debugcap")
+    assert res.output.splitlines() == ["file,api", "plain,api-heap-1", "plain,api-heap-2"], res.output
 
 
 def test_a_silent_api_server_is_asked_once_per_tab(tmp_path: Path) -> None:
