@@ -126,21 +126,34 @@ POLICY_EXPRESSION = ("authorizer.group('debugcap.io').resource('debugcaptures').
 POLICY_SETTLE = timedelta(seconds=10)
 
 
+def _covers_every_creation(rule: Mapping[str, Any], match_policy: str) -> bool:
+    """Whether one resourceRule matches the creation of every DebugDownload, in any version."""
+    def has(key: str, *values: str) -> bool:
+        return bool(set(rule.get(key) or []) & {*values, "*"})
+
+    versions_ok = "*" in (rule.get("apiVersions") or []) or match_policy == "Equivalent"
+    return (has("apiGroups", "debugcap.io") and has("resources", "debugdownloads") and has("operations", "CREATE")
+            and versions_ok and rule.get("scope", "*") in ("*", "Namespaced") and not rule.get("resourceNames"))
+
+
 def policy_problems(policy: Mapping[str, Any], binding: Mapping[str, Any], name: str) -> list[str]:
-    """What makes the installed policy and binding weaker than the shipped ones; empty when none."""
+    """What makes the installed policy and binding weaker than the shipped ones; empty when none.
+    The API server's defaults (empty selectors, matchPolicy Equivalent, scope "*") are not."""
     spec, bound = policy.get("spec") or {}, binding.get("spec") or {}
     problems = []
     expressions = ["".join(str(v.get("expression", "")).split()) for v in spec.get("validations") or []]
     if "".join(POLICY_EXPRESSION.split()) not in expressions:
         problems.append("the policy does not make the check that the requester may get the capture")
     constraints = spec.get("matchConstraints") or {}
-    covers = any(set(r.get("apiGroups") or []) & {"debugcap.io", "*"} and set(r.get("resources") or []) &
-                 {"debugdownloads", "*"} and set(r.get("operations") or []) & {"CREATE", "*"}
-                 for r in constraints.get("resourceRules") or [])
+    match_policy = str(constraints.get("matchPolicy") or "Equivalent")
+    covers = any(_covers_every_creation(r, match_policy) for r in constraints.get("resourceRules") or [])
     narrowed = any(constraints.get(k) for k in ("namespaceSelector", "objectSelector", "excludeResourceRules"))
     if not covers or narrowed or spec.get("matchConditions") or spec.get("failurePolicy", "Fail") != "Fail":
         problems.append("the policy skips some creations of DebugDownloads (matchConstraints, matchConditions, "
                         "or failurePolicy Ignore)")
+    if spec.get("paramKind") or bound.get("paramRef"):
+        # With a missing parameter (parameterNotFoundAction: Allow) the validations never run.
+        problems.append("the policy takes parameters (paramKind/paramRef), which can leave it unevaluated")
     if bound.get("policyName") != name or "Deny" not in (bound.get("validationActions") or []):
         problems.append(f'the binding does not deny with the policy "{name}" (policyName {bound.get("policyName")!r}, '
                         f"validationActions {bound.get('validationActions')})")
@@ -150,9 +163,20 @@ def policy_problems(policy: Mapping[str, Any], binding: Mapping[str, Any], name:
     return problems
 
 
+def _last_changed(obj: Mapping[str, Any]) -> datetime | None:
+    """When the object was created or last changed (its spec: a policy weakened and fixed again
+    keeps its creationTimestamp, but its managedFields say when it was applied)."""
+    meta = obj.get("metadata") or {}
+    times = [meta.get("creationTimestamp")]
+    times += [f.get("time") for f in meta.get("managedFields") or [] if f.get("subresource") != "status"]
+    parsed = [parse_stamp(str(t)) for t in times if t]
+    return max(parsed) if parsed else None
+
+
 def in_force_since(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> datetime | None:
-    """From when requests are checked: the later of the two objects' creation, plus the time the
-    API server takes to load them; None when neither says when it was made."""
-    made = [parse_stamp(str(t)) for t in ((o.get("metadata") or {}).get("creationTimestamp") for o in (policy, binding))
-            if t]
+    """From when requests are checked as they are now: the later of the two objects' last change,
+    plus the time the API server takes to load them; None when neither says when. The times are
+    the API server's own, compared with the request's creationTimestamp, also the API server's
+    (several API servers must keep their clocks within POLICY_SETTLE of each other)."""
+    made = [t for t in (_last_changed(policy), _last_changed(binding)) if t is not None]
     return max(made) + POLICY_SETTLE if made else None

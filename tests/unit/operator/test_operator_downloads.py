@@ -292,14 +292,31 @@ def weakened(change: str) -> tuple[dict[str, Any], dict[str, Any]]:
         policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] = ["UPDATE"]
     elif change == "namespaces":
         binding["spec"]["matchResources"]["namespaceSelector"] = {"matchLabels": {"team": "a"}}
+    elif change == "cluster-scope":
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["scope"] = "Cluster"
+    elif change == "resource-names":
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["resourceNames"] = ["x"]
+    elif change == "one-version-exact":
+        policy["spec"]["matchConstraints"]["matchPolicy"] = "Exact"
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["apiVersions"] = ["v1alpha1"]
+    elif change == "params":
+        policy["spec"]["paramKind"] = {"apiVersion": "v1", "kind": "ConfigMap"}
+        binding["spec"]["paramRef"] = {"name": "p", "parameterNotFoundAction": "Allow"}
     return policy, binding
 
 
 def test_the_shipped_policy_passes_and_each_weakening_is_named() -> None:
     assert download_links.policy_problems(*shipped_policy(), "debugcap-downloads") == []
+    defaulted, binding = shipped_policy()  # with what the API server adds to the chart's policy
+    defaulted["spec"]["matchConstraints"].update({"matchPolicy": "Equivalent", "namespaceSelector": {},
+                                                  "objectSelector": {}})
+    defaulted["spec"]["matchConstraints"]["resourceRules"][0]["scope"] = "*"
+    assert download_links.policy_problems(defaulted, binding, "debugcap-downloads") == []
     for change, words in [("expression", "does not make the check"), ("ignore", "failurePolicy Ignore"),
                           ("conditions", "matchConditions"), ("update-only", "skips some creations"),
-                          ("namespaces", "some namespaces or objects only")]:
+                          ("namespaces", "some namespaces or objects only"),
+                          ("cluster-scope", "skips some creations"), ("resource-names", "skips some creations"),
+                          ("one-version-exact", "skips some creations"), ("params", "takes parameters")]:
         problems = download_links.policy_problems(*weakened(change), "debugcap-downloads")
         assert len(problems) == 1 and words in problems[0], (change, problems)
     policy, binding = weakened("expression")
@@ -319,6 +336,14 @@ def test_a_request_made_before_the_policy_was_in_force_is_refused() -> None:
     assert "run the command again" in early["message"] and "urls" not in early
     later = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 0, 10, tzinfo=UTC))
     assert later["phase"] == "Ready"
+    # Weakened and fixed again by an apply: created long ago, but changed at 11:00 (its managedFields).
+    binding["metadata"]["managedFields"] = [
+        {"manager": "kubectl", "operation": "Apply", "time": "2026-12-01T11:00:00Z"},
+        {"manager": "kube-apiserver", "operation": "Update", "subresource": "status", "time": "2026-12-01T12:00:00Z"}]
+    unchecked = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 30, tzinfo=UTC))
+    assert unchecked["phase"] == "Failed" and "from 2026-12-01T11:00:10Z" in unchecked["message"]
+    after = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 11, 1, tzinfo=UTC))
+    assert after["phase"] == "Ready"  # a status write (the API server's type checking) changes nothing
 
 
 @pytest.mark.parametrize("bad", ["http://[::1", "s3.example.com:99999", "ftp://s3.example.com"])
