@@ -64,7 +64,22 @@ def private_dir(path):
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
         raise PermissionError(f"{path} is not a directory private to you (yours, not a link, "
                               "writable by you only)")
+    _check_ancestors(path)
     return path
+
+
+def _check_ancestors(path):
+    """Each directory above ``path`` is this user's or root's, and writable by no one else unless
+    sticky (/tmp): whoever may rename entries in one could swap a checked directory for theirs."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        info = os.stat(parent)
+        shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+        if info.st_uid not in (os.getuid(), 0) or shared:
+            raise PermissionError(f"{parent} (above {path}) can be changed by another user")
+        if parent == os.path.dirname(parent):
+            return
+        parent = os.path.dirname(parent)
 
 
 def _is_build(name):
@@ -99,8 +114,10 @@ def extract(archive, key, builds):
         _unpack(archive, key + "/", tmp)
         with open(os.path.join(tmp, MARKER), "w") as marker:
             marker.write(build.BUILD_ID + "\n")
+        if os.path.isfile(os.path.join(final, MARKER)):
+            return final  # another process finished first, and may be importing from it already
         if os.path.lexists(final):
-            _discard(final, build_dir)
+            _discard(final, build_dir)  # incomplete: cut short, or thinned by a temp-file cleaner
         try:
             os.rename(tmp, final)
         except OSError:

@@ -3,7 +3,8 @@
 Cases: a built zipapp unpacks once, runs on its own packages, refuses (in one line) a Python it has
 no parts for, a free-threaded one and one on musl; an unusable cache falls back to a private
 temporary directory, and so does one another user could write to (the directory of builds or a
-build's own); a build partly deleted since it was unpacked is unpacked again, not an ImportError;
+build's own, or a directory above them); a build another process unpacked first is used, not
+replaced; a build partly deleted since it was unpacked is unpacked again, not an ImportError;
 housekeeping removes only stale builds it unpacked, never other directories beside them.
 """
 
@@ -147,7 +148,7 @@ def test_an_unwritable_cache_falls_back_to_a_private_temp_dir(tmp_path: Path) ->
     assert (tmp_path / f"debugcap-zipapp-{os.getuid()}" / _build_id(app) / "site" / MARKER).is_file()
 
 
-@pytest.mark.parametrize("writable", ["builds", "build", "builds-link"])
+@pytest.mark.parametrize("writable", ["builds", "build", "builds-link", "parent"])
 def test_a_cache_others_could_write_to_is_not_trusted(tmp_path: Path, writable: str) -> None:
     """Code planted in a shared cache (a directory of builds, or a build's own, that others may
     write to; or a link) is not imported: the private temporary directory is used instead."""
@@ -161,6 +162,9 @@ def test_a_cache_others_could_write_to_is_not_trusted(tmp_path: Path, writable: 
     if writable == "builds-link":
         _tree(tmp_path / "elsewhere" / build_id, planted)
         builds.symlink_to(tmp_path / "elsewhere")
+    elif writable == "parent":  # others may rename the checked directory of builds and put theirs there
+        _tree(builds / build_id, planted)
+        cache.chmod(0o777)
     else:
         _tree(builds / build_id, planted)
         (builds if writable == "builds" else builds / build_id).chmod(0o777)
@@ -227,3 +231,20 @@ def test_a_damaged_payload_member_is_refused(tmp_path: Path) -> None:
     res = _run(app, tmp_path / "c")
     assert res.returncode == 1 and "the archive is damaged" in res.stderr
     assert not list(tmp_path.rglob("escaped.py"))
+
+
+def test_a_build_another_process_finished_first_is_used_not_replaced(bootstrap: ModuleType, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two first runs at once (shell completion): the one that finishes second keeps the first's
+    directory, which the first may be importing from already."""
+    builds = tmp_path / "builds"
+    final = builds / "1.2.3-0123456789abcdef" / "site"
+
+    def unpacked_meanwhile(archive: str, prefix: str, target: str) -> None:
+        _tree(final, {"mod.py": "first", MARKER: ""})  # the other process renamed its unpack in place
+        _tree(Path(target), {"mod.py": "second"})
+
+    monkeypatch.setattr(bootstrap, "_unpack", unpacked_meanwhile)
+    assert bootstrap.extract("not read", "site", str(builds)) == str(final)
+    assert (final / "mod.py").read_text() == "first"
+    assert [p.name for p in final.parent.iterdir()] == ["site"]  # the second unpack removed
