@@ -15,6 +15,7 @@ mismatch deletes it, so no half-written or tampered bundle is ever left under th
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import shutil
 import tempfile
@@ -189,6 +190,9 @@ class PresignedSource:
             raise errors.StorageError(f"{self.endpoint} refused the presigned URL for pod {ref.pod}: HTTP {exc.code} "
                                       f"{errors.shorten(_s3_code(exc), 120)}; run the command again, or "
                                       "download with your own S3 settings") from exc
+        except http.client.HTTPException as exc:  # IncompleteRead of a chunked body cut short: not an OSError
+            raise errors.StorageError(f"the download of pod {ref.pod}'s bundle from {self.endpoint} broke off "
+                                      f"({type(exc).__name__}); run the command again") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise errors.StorageError(

@@ -283,3 +283,24 @@ def test_a_destination_that_cannot_be_written_is_one_line_and_leaves_nothing(
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     res = CliRunner().invoke(cli, ["report", "cap-1", "--pod", "api-1"])
     assert res.exit_code == 1 and "Traceback" not in res.stderr and "XDG_CACHE_HOME" in res.stderr, res.stderr
+
+
+def test_a_chunked_body_cut_short_is_one_line_too(tmp_path: Path) -> None:
+    import http.client
+
+    class Cut:
+        headers: dict[str, str] = {}
+
+        def __enter__(self) -> Cut:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def read(self, _: int) -> bytes:
+            raise http.client.IncompleteRead(b"partial", 100)
+
+    cut = fetching.PresignedSource(link(f"http://127.0.0.1:9/debugcap/k?{SIGNATURE}"),
+                                   opener=lambda url, timeout: Cut())
+    with pytest.raises(errors.StorageError, match=r"broke off \(IncompleteRead\); run the command again"):
+        cut.fetch(REF, tmp_path / "b")
