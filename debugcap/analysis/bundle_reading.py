@@ -44,7 +44,7 @@ from typing import IO, Any, Final, TypeVar
 
 from debugcap import errors
 from debugcap.analysis import goroutines, hints, inputs
-from debugcap.bundle import layout, manifest, verify
+from debugcap.bundle import layout, manifest, unpacked, verify
 from debugcap.formats import pprof as pprof_format
 
 T = TypeVar("T")
@@ -57,7 +57,11 @@ KEEP_TOTAL_MAX: Final = 256 << 20
 
 _Kind = verify.ProblemKind
 _ALWAYS_BLOCKING: Final = frozenset({_Kind.SHA_MISMATCH, _Kind.SIZE_MISMATCH, _Kind.DUPLICATE, _Kind.DAMAGED,
-                                     _Kind.SUMS_DISAGREE})
+                                     _Kind.SUMS_DISAGREE, _Kind.UNEXPECTED_MEMBER})
+# The most of one member read whole (a profile, a JSON or text file): a 2 GiB expvar.json packs into a
+# few MB, and reading it would cost gigabytes. A capture's largest such member is a few MB; goroutine
+# dumps are streamed (goroutines.LINE_MAX bounds a line) and traces have their own limits.
+READ_MAX: Final = 64 << 20
 _READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError)
 # How every line saying why a bundle read with force cannot be trusted begins (the hints' wording):
 # the commands warn with these lines on stderr and the text report puts them above its findings.
@@ -242,13 +246,20 @@ class BundleReader:
             return io.BytesIO(kept)
         if self._root is not None:
             try:
-                return (self._root / rel).open("rb")
+                return unpacked.open_regular(self._root / rel)  # a link swapped in is not followed
             except OSError as exc:
                 raise errors.AnalysisError(f"{self.label(rel)}: cannot read: {exc.strerror or exc}") from exc
         member = _MemberSlice(self.path, self._scan.compressed, self._scan.offsets[rel], self._scan.digests[rel].size)
         return io.BufferedReader(member, buffer_size=1 << 20)
 
-    def read(self, rel: str) -> bytes | None:
+    def read(self, rel: str, limit: int | None = None) -> bytes | None:
+        """The member whole; refused (AnalysisError naming it and the limit) when larger than
+        ``limit`` (default :data:`READ_MAX`), judged by the size the checking pass counted."""
+        limit = READ_MAX if limit is None else limit
+        size = self.size(rel)
+        if size is not None and size > limit:
+            raise errors.AnalysisError(f"{self.label(rel)}: not read: {size / (1 << 20):.1f} MiB, more than the "
+                                       f"{limit / (1 << 20):.1f} MiB a member may have to be read whole")
         fh = self.open(rel)
         if fh is None:
             return None
@@ -380,6 +391,9 @@ class Reading:
             return json.loads(text)
         except ValueError as exc:
             self.problems.append(f"{self.reader.label(rel)}: not valid JSON: {exc}")
+            return None
+        except RecursionError:
+            self.problems.append(f"{self.reader.label(rel)}: not read: its JSON nests too deeply")
             return None
 
     def manifest(self) -> manifest.Manifest | None:

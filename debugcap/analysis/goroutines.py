@@ -47,6 +47,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypedDict
@@ -60,6 +61,9 @@ if TYPE_CHECKING:  # the goroutines command reads text only: no protobuf import 
 # runtime/pprof.writeGoroutineStacks grows its buffer up to 64 MiB and writes whatever fit:
 # a debug=2 dump this size exactly was cut there, in the middle of a goroutine.
 GO_DUMP_LIMIT = 64 << 20
+# The longest line read (a frame with its arguments, a header, labels: at most a few kB in Go's dumps);
+# past it the dump is refused rather than a hostile one-line file read whole.
+LINE_MAX = 1 << 20
 
 # A pool this large parked on one frame is worth a look; smaller groups are
 # routinely worker pools. Judgement call, from the brief.
@@ -423,8 +427,18 @@ def read_stream(fh: IO[bytes], source: str) -> Dump:
     parts = head.lstrip().split(b"\n")
     pieces = [part + b"\n" for part in parts[:-1]]
     if parts[-1]:
-        pieces.append(parts[-1] + fh.readline())
-    return read_lines(chain(pieces, fh))
+        pieces.append(parts[-1] + _line(fh, source))
+    return read_lines(chain(pieces, iter(partial(_line, fh, source), b"")))
+
+
+def _line(fh: IO[bytes], source: str) -> bytes:
+    """The next line of ``fh``, refused past :data:`LINE_MAX`: a dump of one 1 GiB line must not be
+    read whole to find its end."""
+    line = fh.readline(LINE_MAX + 1)
+    if len(line) > LINE_MAX:
+        raise errors.AnalysisError(f"{source}: not read: a line longer than {LINE_MAX >> 10} KiB, which no "
+                                   "goroutine dump has")
+    return line
 
 
 def suspects(dump: DumpDict) -> list[GroupDict]:

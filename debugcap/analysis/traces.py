@@ -187,6 +187,8 @@ def _summary(source: str, reader: gotrace.Reader, done: TracePass, s: Stats, cut
 # takes about 0.75 s per MiB of trace on one core (docs/performance.md), and a report must not
 # hold an upload for a minute. The trace command reads any size.
 REPORT_TRACE_LIMIT: Final = 16 << 20
+# The largest trace `kubectl debugcap trace` reads out of a bundle (whole: the parser needs it so).
+TRACE_READ_MAX: Final = 1 << 30
 
 
 def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary | None:
@@ -207,7 +209,7 @@ def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary |
                 f"{rel} not read: {size / (1 << 20):.1f} MiB, more than the {limit / (1 << 20):.1f} MiB this "
                 "reading allows (about a second per MiB); read it with `kubectl debugcap trace BUNDLE`")
         return None
-    data = reading.guard(lambda: reading.reader.read(rel))
+    data = reading.guard(lambda: reading.reader.read(rel, limit))
     if not data:
         return None
     body = hints.error_body(data, rel)
@@ -232,7 +234,7 @@ def load(path: str | os.PathLike[str], *, force: bool = False) -> TraceAnalysis:
         return _load_file(p)
     bundle_reading.require_bundle(p, force=force)
     with bundle_reading.BundleReader(p, force=force) as reader:
-        data = reader.read(layout.TRACE)
+        data = reader.read(layout.TRACE, TRACE_READ_MAX)
         if data is None and reader.lost(layout.TRACE):
             found = _damaged_trace(p, reader)
         elif data is None:

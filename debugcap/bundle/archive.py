@@ -7,7 +7,8 @@ bundle cut in half would look complete, only smaller. Here a compressed stream t
 or is corrupt ends the stream, recorded in :attr:`ArchiveStream.damage` once every byte
 decompressed before it was handed on (so the members those bytes hold are read whole and the
 damage is told after them, not inside them); a corrupt tar header raises :class:`ArchiveDamage`;
-a CRC-32 that does not match is reported likewise (:attr:`ArchiveStream.trailer_error`).
+a CRC-32 that does not match is reported likewise (:attr:`ArchiveStream.trailer_error`), and so
+are bytes after the gzip stream (a second gzip member, garbage): a bundle is one gzip stream.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ArchiveStream:
         self._ended = False
         self._crc = 0
         self._size = 0
+        self._trailing = 0  # bytes after the gzip trailer
         self.trailer_error = ""
         self.damage: ArchiveDamage | None = None
         head = self._raw_read()
@@ -103,6 +105,7 @@ class ArchiveStream:
         if len(rest) < _TRAILER_SIZE:
             self.trailer_error = "the file ends inside the gzip trailer: it was cut short"
             return
+        self._trailing = len(rest) - _TRAILER_SIZE
         crc, isize = int.from_bytes(rest[:4], "little"), int.from_bytes(rest[4:8], "little")
         if crc != self._crc:
             self.trailer_error = (f"the gzip CRC-32 of the content is {self._crc:08x}, the trailer says {crc:08x}: "
@@ -118,8 +121,11 @@ class ArchiveStream:
             self._buf.clear()
         if self.damage is not None:
             raise self.damage
-        while self._raw_read():
-            pass
+        while more := self._raw_read():
+            self._trailing += len(more)
+        if self._trailing > 0 and not self.trailer_error:
+            self.trailer_error = (f"{self._trailing} bytes follow the gzip stream (a second gzip member or "
+                                  "garbage appended): a bundle is one gzip stream and nothing after it")
 
     def drain(self) -> None:
         """Hash the rest of the file without reading it as an archive (after damage)."""

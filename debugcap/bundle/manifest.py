@@ -184,6 +184,10 @@ class Manifest:
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BundleError(f"{layout.MANIFEST} is not valid JSON ({exc}); the bundle is damaged") from exc
+        except RecursionError:
+            # A hostile manifest of nested brackets: no manifest nests deeper than a few levels.
+            raise BundleError(f"{layout.MANIFEST} nests too deeply to be a manifest; the bundle is damaged "
+                              "or hostile") from None
         return cls.from_dict(raw)
 
     @classmethod

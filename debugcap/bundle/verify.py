@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import re
 import tarfile
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from debugcap.bundle import archive, layout, manifest
+from debugcap.bundle import archive, layout, manifest, unpacked
 from debugcap.errors import BundleError
 
 _CHUNK = archive.CHUNK
@@ -137,6 +138,15 @@ def _normalized(name: str) -> str:
     return name.rstrip("/")
 
 
+def _refused(member: tarfile.TarInfo, name: str) -> str:
+    """Why a member is not read ("" when it is): a name that leaves the bundle directory, a link, a device."""
+    if name.startswith("/") or ".." in name.split("/"):
+        return "its name leaves the bundle directory (absolute or ..): not read"
+    if member.isfile() or member.isdir():
+        return ""
+    return f"not a regular file ({'a link' if member.issym() or member.islnk() else 'a device or fifo'}): not read"
+
+
 def _reserved_candidate(name: str, tops: set[str]) -> bool:
     # The stem is not known until the pass is over: keep a manifest.json or SHA256SUMS at the top,
     # or under the stem the caller names or the top directory of the first member (the only ones
@@ -177,11 +187,10 @@ def _read_members(stream: archive.ArchiveStream, scan: Scan, keep: Keep | None, 
             for member in tar:
                 scan.headers_read += 1
                 name = _normalized(member.name)
-                if member.isdir() or not name:
+                if why := _refused(member, name):
+                    scan.problems.append(Problem(name, ProblemKind.UNEXPECTED_MEMBER, why))
                     continue
-                if not member.isfile():
-                    scan.problems.append(Problem(name, ProblemKind.UNEXPECTED_MEMBER,
-                                                 "not a regular file (link or device)"))
+                if member.isdir() or not name:
                     continue
                 if name in scan.offsets:
                     scan.problems.append(Problem(name, ProblemKind.DUPLICATE, "appears more than once"))
@@ -298,14 +307,18 @@ def _set_reserved(scan: Scan, digests: dict[str, manifest.FileEntry]) -> None:
 
 
 def scan_directory(root: Path, *, keep: Keep | None = None) -> Scan:
-    """The same pass over an unpacked bundle: every file under ``root`` (its stem directory)."""
+    """The same pass over an unpacked bundle: every regular file under ``root`` (its stem directory);
+    links, devices and fifos are ``unexpected-member`` problems, never followed (:mod:`unpacked`)."""
     scan = Scan()
     digests: dict[str, manifest.FileEntry] = {}
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
+    regular, other = unpacked.entries(Path(root))
+    scan.problems += [Problem(rel, ProblemKind.UNEXPECTED_MEMBER, "not a regular file (a link, device or fifo): "
+                              "not followed, not read") for rel in other]
+    for rel in regular:
         scan.order.append(rel)
-        with path.open("rb") as fh:
-            digests[rel], kept = _consume(fh.read, _CHUNK, _keep_max(rel, path.stat().st_size, set(), keep))
+        with unpacked.open_regular(Path(root) / rel) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            digests[rel], kept = _consume(fh.read, _CHUNK, _keep_max(rel, size, set(), keep))
         if kept is not None:
             scan.kept[rel] = kept
     _set_reserved(scan, digests)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from debugcap import __version__, errors
-from debugcap.kubectl_plugin import completing
+from debugcap.kubectl_plugin import completing, terminal
 from debugcap.kubectl_plugin.commands import (
     analyze,
     bundles,
@@ -33,8 +33,9 @@ from debugcap.kubectl_plugin.commands import (
 
 
 class DebugcapGroup(click.Group):
-    """Turns debugcap's own errors into click's, once for every command: the message on stderr
-    and exit code 1 (``--debug`` lets them through with their traceback)."""
+    """Turns debugcap's own errors into click's, once for every command: the message on stderr, its
+    control characters escaped (:mod:`terminal`), and exit code 1 (``--debug`` lets them through
+    with their traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -42,7 +43,10 @@ class DebugcapGroup(click.Group):
         except errors.DebugcapError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(terminal.clean(str(exc))) from exc
+        except click.ClickException as exc:
+            setattr(exc, "message", terminal.clean(exc.message))  # noqa: B010 (Final in click; it may quote a pod)
+            raise
 
 
 @click.group(cls=DebugcapGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,10 +21,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-import click
-
 from debugcap import errors, hints, resources
-from debugcap.kubectl_plugin import fetching
+from debugcap.kubectl_plugin import fetching, terminal
 
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
@@ -94,7 +92,7 @@ class DownloadRequest:
         try:
             self.kube.delete(_path(self.namespace, self.name), missing_ok=True)
         except errors.KubeError as exc:
-            click.echo(f"note: debugdownload/{self.name} was not deleted ({errors.shorten(str(exc), 160)}); the "
+            terminal.echo(f"note: debugdownload/{self.name} was not deleted ({errors.shorten(str(exc), 160)}); the "
                        "operator deletes it when its URLs expire", err=True)
         self.name = None
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from debugcap.kubectl_plugin import custom_objects
+from debugcap.kubectl_plugin import custom_objects, terminal
 from debugcap.kubectl_plugin.columns import Resource
 from debugcap.kubectl_plugin.options import KubeFlags, check_listing, kube_options, print_objects
 
@@ -95,11 +95,11 @@ class SuspendOptions(Connected):
             for name in self.names:
                 obj = custom_objects.read_one(self.client, self.resource, self.namespace, name)
                 if bool((obj.get("spec") or {}).get("suspend", False)) == self.suspend:
-                    click.echo(f"{self.resource.qualified}/{name} already {done}")
+                    terminal.echo(f"{self.resource.qualified}/{name} already {done}")
                     continue
                 custom_objects.patch(self.client, self.resource, self.namespace, name,
                                      {"spec": {"suspend": self.suspend}})
-                click.echo(f"{self.resource.qualified}/{name} {done}")
+                terminal.echo(f"{self.resource.qualified}/{name} {done}")
         finally:
             self.client.close()
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from debugcap.kubectl_plugin import terminal
+
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
     from debugcap.kubectl_plugin.columns import Resource
@@ -182,11 +184,11 @@ def print_document(doc: Any, output: str) -> None:
     if output == "json":
         import json
 
-        click.echo(json.dumps(doc, indent=2))
+        terminal.echo(json.dumps(doc, indent=2))
     else:
         import yaml
 
-        click.echo(yaml.safe_dump(doc, sort_keys=False))
+        terminal.echo(yaml.safe_dump(doc, sort_keys=False))
 
 
 def create_output_options(kind: str) -> Callable[[F], F]:
@@ -208,7 +210,7 @@ def print_created(obj: dict[str, Any], output: str | None, qualified: str, *, dr
         print_document(obj, output)
     else:
         name = obj["metadata"]["name"]
-        click.echo(f"{qualified}/{name}" if output == "name" else
+        terminal.echo(f"{qualified}/{name}" if output == "name" else
                    f"{qualified}/{name} created" + (" (dry run)" if dry_run else ""))
 
 
@@ -229,7 +231,7 @@ def _one_line(cell: str) -> str:
 
 def print_table(rows: list[list[str]]) -> None:
     for line in table_lines(rows):
-        click.echo(line.rstrip())
+        terminal.echo(line.rstrip())
 
 
 def print_objects(items: list[dict[str, Any]], output: str, resource: Resource, *, listing: bool,
@@ -243,11 +245,11 @@ def print_objects(items: list[dict[str, Any]], output: str, resource: Resource, 
         return
     if output == "name":
         for item in items:
-            click.echo(f"{resource.qualified}/{item['metadata']['name']}")
+            terminal.echo(f"{resource.qualified}/{item['metadata']['name']}")
         return
     if not items:
         where = f" in {namespace} namespace" if namespace else ""
-        click.echo(f"No resources found{where}.", err=True)
+        terminal.echo(f"No resources found{where}.", err=True)
         return
     from debugcap.kubectl_plugin import columns
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from debugcap import errors
+from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.describe_lines import event_order, event_time
 from debugcap.kubectl_plugin.describing import TERMINAL, human_size
 from debugcap.kubectl_plugin.options import ExitCode
@@ -117,7 +118,8 @@ class ProgressView:
         head = f"{phase_of(obj)}: {message}" if message else phase_of(obj)
         subjects = [(f"debugcapture/{name}", head)]
         subjects += [(f"pod/{p.get('name')}", pod_state(p)) for p in status.get("pods") or []]
-        return subjects
+        # What the operator and the pods wrote, escaped here: the live view draws with escapes of its own.
+        return [(terminal.clean(subject), terminal.clean(text)) for subject, text in subjects]
 
     def _plain(self, obj: Mapping[str, Any], elapsed: float) -> str:
         out = []

@@ -25,6 +25,7 @@ import click
 from debugcap import __version__ as _version
 from debugcap import errors
 from debugcap.bundle import layout
+from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.commands.capture_input import CaptureName, PathOrCapture, capture_options, local_input
 from debugcap.kubectl_plugin.options import ExitCode
 
@@ -49,7 +50,7 @@ class _ChecksFailed(click.ClickException):
 
 
 def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+    terminal.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
 def _kind(path: Path) -> str:
@@ -89,7 +90,7 @@ def _refuse_trace(path: Path, wanted: str, param_hint: str) -> None:
 
 def _warn_unverified(lines: list[str]) -> None:
     for line in lines:
-        click.echo(f"warning: {line}", err=True)
+        terminal.echo(f"warning: {line}", err=True)
 
 
 def _parse_profile(data: bytes, label: str) -> pprof_format.Profile:
@@ -178,10 +179,10 @@ def top(profile: Path | CaptureName, profile_name: str | None, sample_index: str
             payload.update(bundle=str(profile), unverified=unverified)
         _emit_json(payload)
     else:
-        click.echo(pprof_text.render_table(table), nl=False)
+        terminal.echo(pprof_text.render_table(table), nl=False)
     _warn_unverified(unverified or [])
     for hint in hints.profile_hints(prof, kind, label):
-        click.echo(f"hint: {hint}", err=True)
+        terminal.echo(f"hint: {hint}", err=True)
 
 
 def _fraction(node_fraction: float | None) -> float:
@@ -249,10 +250,10 @@ def goroutines_cmd(dump: Path | CaptureName, output: str, force: bool, pod: str 
             payload.update(bundle=str(dump), source=rel, unverified=unverified)
         _emit_json(payload)
     else:
-        click.echo(text.render_dump(summary), nl=False)
+        terminal.echo(text.render_dump(summary), nl=False)
     _warn_unverified(unverified or [])
     for hint in hints.dump_hints(summary, rel):
-        click.echo(f"hint: {hint}", err=True)
+        terminal.echo(f"hint: {hint}", err=True)
 
 
 @click.command("diff")
@@ -299,7 +300,7 @@ def _diff_bundles(base: Path, new: Path, sample_index: str | None, output: str, 
     if output == "json":
         _emit_json(result.as_dict())
     else:
-        click.echo(text.render_bundle_diff(result), nl=False)
+        terminal.echo(text.render_bundle_diff(result), nl=False)
 
 
 def _diff_profiles(base: Path, new: Path, sample_index: str | None, fraction: float, output: str) -> None:
@@ -324,7 +325,7 @@ def _diff_profiles(base: Path, new: Path, sample_index: str | None, fraction: fl
     if output == "json":
         _emit_json(table.report)
     else:
-        click.echo(pprof_text.render_table(table), nl=False)
+        terminal.echo(pprof_text.render_table(table), nl=False)
 
 
 @click.command("report")
@@ -369,7 +370,7 @@ def report_cmd(bundle: Path | CaptureName, html_file: Path | None, speedscope_fi
     if output == "json":
         _emit_json(rep.as_dict())
     else:
-        click.echo(text.render_report(rep), nl=False)
+        terminal.echo(text.render_report(rep), nl=False)
     # As top, goroutines and trace do: the unverified line is otherwise only in the report's last section.
     _warn_unverified(bundle_reading.unverified_lines(rep.problems))
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import errors
-from debugcap.kubectl_plugin import columns, debugcaptures
+from debugcap.kubectl_plugin import columns, debugcaptures, terminal
 from debugcap.kubectl_plugin.commands import create_wait
 from debugcap.kubectl_plugin.options import (
     ExitCode,
@@ -223,7 +223,7 @@ class CreateOptions:
                 return
         finally:
             self._client.close()
-        click.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
+        terminal.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
 
     def _run_local(self) -> None:
         from debugcap import capture as engine
@@ -243,7 +243,7 @@ class CreateOptions:
         try:
             resolved = engine.resolve_target(kube, ns, pod, self.container, self.pprof_port)
             out_dir.mkdir(parents=True, exist_ok=True)
-            click.echo(f"capturing {ns}/{pod} (container {resolved.container}) with template {expanded.name}",
+            terminal.echo(f"capturing {ns}/{pod} (container {resolved.container}) with template {expanded.name}",
                        err=True)
             outcome = engine.capture(kube, resolved, expanded, out_dir=out_dir,
                                      capture_name=self.name or f"{pod}-{expanded.name}", settings=settings,
@@ -251,13 +251,13 @@ class CreateOptions:
         finally:
             kube.close()
         bundle = outcome.bundle
-        click.echo(f"phase: {outcome.phase}", err=True)
-        click.echo(f"bundle: {bundle.path}")
-        click.echo(f"sha256: {bundle.sha256}")
-        click.echo(f"size: {_human(bundle.size)}")
+        terminal.echo(f"phase: {outcome.phase}", err=True)
+        terminal.echo(f"bundle: {bundle.path}")
+        terminal.echo(f"sha256: {bundle.sha256}")
+        terminal.echo(f"size: {_human(bundle.size)}")
         if self.upload:
             _upload(bundle, ns, pod)
-        click.echo(f"next: kubectl debugcap verify {bundle.path} && kubectl debugcap report {bundle.path}", err=True)
+        terminal.echo(f"next: kubectl debugcap verify {bundle.path} && kubectl debugcap report {bundle.path}", err=True)
         if outcome.phase is engine.Phase.FAILED:
             raise SystemExit(ExitCode.NOTHING_COLLECTED)
 
@@ -272,11 +272,11 @@ def _upload(bundle: WrittenBundle, namespace: str, pod: str) -> None:
     except errors.DebugcapError as exc:
         raise errors.StorageError(f"{exc} (the bundle is still at {bundle.path})") from exc
     for key in flushed.uploaded:
-        click.echo(f"uploaded earlier spooled bundle: {key}", err=True)
+        terminal.echo(f"uploaded earlier spooled bundle: {key}", err=True)
     if delivery.stored:
-        click.echo(f"stored: {delivery.location} key {delivery.key}")
+        terminal.echo(f"stored: {delivery.location} key {delivery.key}")
     else:
-        click.echo(f"upload failed, bundle kept in the spool at {delivery.location}; the next --upload "
+        terminal.echo(f"upload failed, bundle kept in the spool at {delivery.location}; the next --upload "
                    f"sends it: {delivery.error}", err=True)
 
 
@@ -290,7 +290,7 @@ class _Progress:
     def __call__(self, message: str, record: manifest.CollectorRecord | None) -> None:
         if record is None:
             self.said.add(message)
-            click.echo(f"  note: {message}", err=True)
+            terminal.echo(f"  note: {message}", err=True)
             return
         mark = "FAILED" if record.status == "failed" else str(record.status)  # a StrEnum: ok, partial, skipped
         line = f"  {mark:8} {record.name:20} {record.duration_ms:>7} ms {_human(record.bytes):>10}"
@@ -299,7 +299,7 @@ class _Progress:
             why = "(as above)"
         elif why:
             self.said.add(why)
-        click.echo(line + (f"  {why}" if why else ""), err=True)
+        terminal.echo(line + (f"  {why}" if why else ""), err=True)
 
 
 def _human(size: int) -> str:

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from debugcap.kubectl_plugin import terminal
+
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
 
@@ -99,15 +101,15 @@ def wait(client: Kube, namespace: str, name: str, flags: WaitFlags, output_dir: 
     obj: dict[str, Any] = {}
     try:
         for obj in follow(lambda: debugcaptures.read_if_present(client, namespace, name), timeout=flags.seconds()):
-            click.echo(view.update(obj), nl=False, err=True)
+            click.echo(view.update(obj), nl=False, err=True)  # the view escapes what it shows itself
     except KeyboardInterrupt:
-        click.echo(f"stopped waiting; the capture goes on: kubectl debugcap logs {name} -n {namespace} -f", err=True)
+        terminal.echo(f"stopped waiting; the capture goes on: kubectl debugcap logs {name} -n {namespace} -f", err=True)
         raise click.Abort() from None
     phase = phase_of(obj)
     message = " ".join(str((obj.get("status") or {}).get("message") or "").split())
-    click.echo(f"phase: {phase}")
+    terminal.echo(f"phase: {phase}")
     if message:
-        click.echo(f"message: {message}", err=True)
+        terminal.echo(f"message: {message}", err=True)
     code = exit_code(phase)
     hint = f"kubectl debugcap {'describe' if code else 'report'} {name} -n {namespace}"
     if flags.download and phase in STORED:
@@ -115,6 +117,6 @@ def wait(client: Kube, namespace: str, name: str, flags: WaitFlags, output_dir: 
 
         kept = download_bundles(obj, lambda _ref: output_dir or Path("."), kube=client)
         hint = f"kubectl debugcap report {kept[0].path}" if len(kept) == 1 and not code else hint
-    click.echo(f"next: {hint}", err=True)
+    terminal.echo(f"next: {hint}", err=True)
     if code:
         raise SystemExit(code)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import errors
-from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin import debugcaptures, terminal
 from debugcap.kubectl_plugin.commands.captures import check_name
 from debugcap.kubectl_plugin.options import KubeFlags, kube_options
 
@@ -89,11 +89,11 @@ class DeleteOptions:
         try:
             objs = self._targets(client)
             if not objs:
-                click.echo(f'No debugcaptures found in namespace "{self.namespace}" to delete.', err=True)
+                terminal.echo(f'No debugcaptures found in namespace "{self.namespace}" to delete.', err=True)
                 return
             lines = plan_lines(objs, self.namespace)
             if not self.yes:
-                click.echo("\n".join(lines), err=True)
+                terminal.echo("\n".join(lines), err=True)
                 if not self.confirm("Delete them?"):
                     raise click.ClickException("nothing deleted")
             deleted = []
@@ -101,7 +101,7 @@ class DeleteOptions:
                 name = obj["metadata"]["name"]
                 if debugcaptures.delete(client, self.namespace, name):
                     deleted.append(name)
-                    click.echo(f"debugcapture.debugcap.io/{name} deleted")
+                    terminal.echo(f"debugcapture.debugcap.io/{name} deleted")
             if self.wait:
                 self._wait_gone(client, deleted)
         finally:

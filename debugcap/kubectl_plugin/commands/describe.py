@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import hints
-from debugcap.kubectl_plugin import custom_objects, debugcaptures
+from debugcap.kubectl_plugin import custom_objects, debugcaptures, terminal
 from debugcap.kubectl_plugin.commands.captures import check_name
 from debugcap.kubectl_plugin.options import KubeFlags, kube_options, output_option, print_document
 
@@ -52,7 +52,7 @@ class DescribeOptions:
                 return
             for i, obj in enumerate(objs):
                 if i:
-                    click.echo()
+                    terminal.echo()
                 self._describe(client, obj)
         finally:
             client.close()
@@ -66,7 +66,7 @@ class DescribeOptions:
             note = (f'<not allowed to list events in namespace "{self.namespace}"; '
                     f"{hints.ask_rights('list', 'events', self.namespace)}>")
         for line in describing.describe(obj, events, datetime.now(UTC), note):
-            click.echo(line)
+            terminal.echo(line)
 
 
 @click.command("describe")

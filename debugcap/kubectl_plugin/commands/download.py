@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from debugcap.kubectl_plugin import debugcaptures
+from debugcap.kubectl_plugin import debugcaptures, terminal
 from debugcap.kubectl_plugin.commands.captures import check_name, check_output_dir
 from debugcap.kubectl_plugin.options import ExitCode, KubeFlags, kube_options
 
@@ -61,10 +61,10 @@ def download_bundles(obj: dict[str, Any], dest_for: Callable[[BundleRef], Path],
     for got in kept:
         how = "already here" if got.reused else f"downloaded from {got.ref.uri or got.ref.key}"
         how += f" {got.via}" if got.via else ""
-        click.echo(f"pod {got.ref.pod}: {how}, {human_size(got.ref.size)}, sha256 {got.ref.sha256} "
+        terminal.echo(f"pod {got.ref.pod}: {how}, {human_size(got.ref.size)}, sha256 {got.ref.sha256} "
                    f"(matches the status{'' if got.reused else '; every file matches its manifest'})", err=True)
         if print_paths:
-            click.echo(str(got.path))
+            terminal.echo(str(got.path))
     if refused:
         raise RefusedError("\n".join(refused))
     return kept
@@ -106,7 +106,7 @@ class DownloadOptions:
         finally:
             self._client.close()
         if len(kept) == 1:
-            click.echo(f"next: kubectl debugcap report {kept[0].path}", err=True)
+            terminal.echo(f"next: kubectl debugcap report {kept[0].path}", err=True)
 
 
 @click.command("download")

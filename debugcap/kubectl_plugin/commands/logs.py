@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import hints
-from debugcap.kubectl_plugin import custom_objects, debugcaptures
+from debugcap.kubectl_plugin import custom_objects, debugcaptures, terminal
 from debugcap.kubectl_plugin.commands.captures import check_name
 from debugcap.kubectl_plugin.describing import TERMINAL
 from debugcap.kubectl_plugin.options import KubeFlags, kube_options
@@ -74,17 +74,17 @@ class LogsOptions:
         if self._events_allowed:
             events = custom_objects.events(client, obj)
             for line in feed.events(events or []):
-                click.echo(line)
+                terminal.echo(line)
             if events is None:
                 self._events_allowed = False  # said once; the status is still followed
-                click.echo(f'note: not allowed to list events in namespace "{self.namespace}", showing the status '
+                terminal.echo(f'note: not allowed to list events in namespace "{self.namespace}", showing the status '
                            f"only; {hints.ask_rights('list', 'events', self.namespace)}", err=True)
         status = obj.get("status") or {}
         # The status has no time per pod; an ended capture's states are as they were when it ended.
         ended = status.get("completionTime") if status.get("phase") in TERMINAL else None
         stamp = str(ended)[:19].replace("T", " ") if ended else datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         for line in feed.progress(obj, stamp):
-            click.echo(line)
+            terminal.echo(line)
 
 
 @click.command("logs")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 from debugcap import errors
+from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.options import ExitCode
 
 if TYPE_CHECKING:
@@ -105,11 +106,11 @@ class RedactOptions:
         if self.kind == "file" and result.files[0].action is redact_files.Action.SKIPPED:
             raise click.ClickException(f"{self.source}: nothing was written: {result.files[0].note}")
         if self.target is not None:
-            click.echo(_summary(result))
+            terminal.echo(_summary(result))
 
     def _report(self, result: RedactionResult) -> None:
         if self.report is None:
-            click.echo(result.to_json(), err=True, nl=False)
+            terminal.echo(result.to_json(), err=True, nl=False)
             return
         try:
             self.report.write_text(result.to_json())

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from debugcap import errors, resources, schedule_runs
-from debugcap.kubectl_plugin import custom_objects, debugcaptures
+from debugcap.kubectl_plugin import custom_objects, debugcaptures, terminal
 from debugcap.kubectl_plugin import describe_lines as lines
 from debugcap.kubectl_plugin.columns import CAPTURES, SCHEDULES
 from debugcap.kubectl_plugin.object_verbs import Connected, GetOptions, check_name, suspend_command
@@ -115,7 +115,7 @@ class CreateOptions(Connected):
         finally:
             self.client.close()
         if self.output is None:
-            click.echo(f"next: kubectl debugcap schedule describe {self.name} -n {self.namespace}", err=True)
+            terminal.echo(f"next: kubectl debugcap schedule describe {self.name} -n {self.namespace}", err=True)
 
 
 @dataclass
@@ -133,7 +133,7 @@ class DescribeOptions(Connected):
         finally:
             self.client.close()
         for line in describe(obj, made, events, datetime.now(UTC)):
-            click.echo(line)
+            terminal.echo(line)
 
 
 def describe(obj: dict[str, Any], made: list[dict[str, Any]] | None, events: list[dict[str, Any]] | None,
@@ -226,10 +226,10 @@ class RunNowOptions(Connected):
             custom_objects.create(self.client, CAPTURES, body)
         finally:
             self.client.close()
-        click.echo(f"{CAPTURES.qualified}/{name} created")
+        terminal.echo(f"{CAPTURES.qualified}/{name} created")
         if (schedule.get("spec") or {}).get("suspend"):
-            click.echo(f"note: {SCHEDULES.qualified}/{self.name} is suspended; this run was made by hand", err=True)
-        click.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
+            terminal.echo(f"note: {SCHEDULES.qualified}/{self.name} is suspended; this run was made by hand", err=True)
+        terminal.echo(f"next: kubectl debugcap get {name} -n {self.namespace} -o wide", err=True)
 
 
 @click.group("schedule")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from debugcap import errors
+from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.options import output_option, print_document, print_table
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def templates(name: str | None, output: str) -> None:
         print_document(docs[0] if name is not None else docs, output)
     elif output == "name":
         for t in found:
-            click.echo(t.name)
+            terminal.echo(t.name)
     elif name is not None and output == "table":
         _details(found[0])
     else:
@@ -55,10 +56,10 @@ def templates(name: str | None, output: str) -> None:
 
 
 def _details(t: Template) -> None:
-    click.echo(f"{t.name}\n  {t.description}")
+    terminal.echo(f"{t.name}\n  {t.description}")
     for p in t.parameters.values():
-        click.echo(f"    {p.name} = {p.default}  ({p.describe_valid()}) {p.description}")
-    click.echo(f"  collectors: {', '.join(_collectors(t))}")
+        terminal.echo(f"    {p.name} = {p.default}  ({p.describe_valid()}) {p.description}")
+    terminal.echo(f"  collectors: {', '.join(_collectors(t))}")
 
 
 def _first_sentence(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 import click
 
 from debugcap import errors
+from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.options import ExitCode, output_option, print_document, print_table
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class TraceOptions:
         assert self._analysis is not None, "complete() first"
         a = self._analysis
         for line in a.unverified:
-            click.echo(f"warning: {line}", err=True)
+            terminal.echo(f"warning: {line}", err=True)
         if self.pprof is None:
             if self.output == "json":
                 print_document(a.summary.as_dict(), "json")
@@ -84,12 +85,12 @@ class TraceOptions:
                 self.output_file.write_bytes(data)
             except OSError as exc:
                 raise errors.AnalysisError(f"cannot write {self.output_file}: {exc.strerror or exc}") from exc
-            click.echo(f"wrote the {self.pprof} profile of {a.summary.source} to {self.output_file} "
+            terminal.echo(f"wrote the {self.pprof} profile of {a.summary.source} to {self.output_file} "
                        f"(read it with: go tool pprof -top {self.output_file})", err=True)
         else:
             self._print_top(a, self.pprof)
         if a.summary.cut:
-            click.echo(f"warning: {a.summary.cut}", err=True)
+            terminal.echo(f"warning: {a.summary.cut}", err=True)
 
     def _print_top(self, a: TraceAnalysis, kind: str) -> None:
         from debugcap.analysis.rendering import pprof_text
@@ -98,7 +99,7 @@ class TraceOptions:
         if self.output == "json":
             print_document(rep, "json")
         else:
-            click.echo(pprof_text.render_top(rep, a.profile(kind)), nl=False)
+            terminal.echo(pprof_text.render_top(rep, a.profile(kind)), nl=False)
 
 
 @click.command("trace")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from debugcap import resources
-from debugcap.kubectl_plugin import custom_objects
+from debugcap.kubectl_plugin import custom_objects, terminal
 from debugcap.kubectl_plugin import describe_lines as lines
 from debugcap.kubectl_plugin.columns import TRIGGERS
 from debugcap.kubectl_plugin.object_verbs import Connected, GetOptions, check_name, suspend_command
@@ -37,7 +37,7 @@ class DescribeOptions(Connected):
         finally:
             self.client.close()
         for line in describe(obj, made, events, datetime.now(UTC)):
-            click.echo(line)
+            terminal.echo(line)
 
 
 def conditions_text(when: dict[str, Any]) -> str:
