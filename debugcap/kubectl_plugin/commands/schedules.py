@@ -99,7 +99,12 @@ class CreateOptions(Connected):
         if self.dry_run == "client" and self.kube.namespace:
             self.namespace = self.kube.namespace  # prints only: no kubeconfig needed
             return
-        super().complete()
+        try:
+            super().complete()
+        except errors.ConfigError:
+            if self.dry_run != "client":
+                raise
+            self.namespace = "default"  # as create --dry-run=client: it sends nothing
 
     def run(self) -> None:
         obj = {"apiVersion": resources.API_VERSION, "kind": SCHEDULES.kind,

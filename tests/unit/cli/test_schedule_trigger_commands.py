@@ -202,3 +202,10 @@ def test_describe_without_rights_to_list_captures_notes_it_and_goes_on(api: Api,
     res = invoke(noun, "describe", "nightly" if noun == "schedule" else "pre-oom")
     assert res.exit_code == 0, res.output
     assert "Captures:           <not shown: you may not list debugcaptures in this namespace>" in res.stdout
+
+
+def test_schedule_create_dry_run_without_a_namespace_or_kubeconfig_uses_default(tmp_path: Any) -> None:
+    res = invoke("schedule", "create", "nightly", "pod/api-1", "--schedule", "0 3 * * *", "--dry-run=client",
+                 "-o", "yaml", "--kubeconfig", str(tmp_path / "missing"))
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(res.stdout)["metadata"] == {"name": "nightly", "namespace": "default"}
