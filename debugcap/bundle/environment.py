@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from debugcap.bundle.redact import MASK_TEXT, SECRET_NAME, RedactionReport, looks_secret
+from debugcap.bundle.redact import MASK_TEXT, RedactionReport, looks_secret
+from debugcap.bundle.redact_detectors import is_descriptive_name, is_secret_name
 
 ALLOWED_NAMES: Final = frozenset(
     {"PATH", "HOME", "HOSTNAME", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"}
@@ -22,6 +23,21 @@ _OMITTED: Final = re.compile(r"^# debugcap: (\d+) variables? outside the allowli
 
 def is_allowed_name(name: str) -> bool:
     return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
+
+
+def secret_rule(name: str, value: str) -> str | None:
+    """Why an allowlisted variable's value is masked, or None to keep it.
+
+    By name (``APP_SMTP_PASS``, ``APP_WEBHOOK``); else by value: a known token format, a URL
+    with credentials, a JWT; else, unless the name describes its value (``APP_BUILD_SHA``,
+    ``APP_RELEASE_NAME``, ``APP_TRACE_ID``: identifiers that look random), high entropy.
+    """
+    if is_secret_name(name):
+        return "env-secret"
+    rule = looks_secret(value)
+    if rule == "high-entropy" and is_descriptive_name(name):
+        return None
+    return rule
 
 
 def filter_environment(
@@ -57,7 +73,7 @@ def filter_environment(
             # some variable we cannot attribute, so they go too.
             dropped += 1
             continue
-        rule = "env-secret" if SECRET_NAME.search(name) else looks_secret(value)
+        rule = secret_rule(name, value)
         if rule and value != MASK_TEXT:
             if report is not None:
                 report.add(file, len(kept) + 1, rule)

@@ -31,10 +31,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from debugcap.bundle import manifest
+from debugcap.bundle import redact_detectors as detectors
 
 MASK: Final = b"***REDACTED***"
 MASK_TEXT: Final = MASK.decode()
@@ -46,16 +46,6 @@ MAX_RECORDS_PER_FILE: Final = 1000
 # "Authorization: Basic ", or a long variable name and "=". 256 bytes is a judgement call.
 _CONTEXT_BYTES: Final = 256
 _CUT_AFTER: Final = re.compile(rb"[\s\"',;&{}\[\]<>()]")
-
-# Words that make a variable, flag or key name look secret. PWD is deliberately absent
-# (it is the working directory); KEY also hits names like "monkey", and over-redaction
-# is the safe side to err on.
-_SECRET_WORDS: Final = (
-    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|SALT"
-)
-_NAME_CHARS: Final = r"[A-Za-z0-9_.-]"
-_SECRET_WORD_GATE: Final = re.compile(_SECRET_WORDS.lower().encode())
-
 
 class RedactionReport:
     """Collects redactions for a whole bundle; capped per file, counted exactly."""
@@ -82,130 +72,35 @@ class RedactionReport:
         return {file: dict(sorted(c.items())) for file, c in self.counts.items()}
 
 
-@dataclass(frozen=True)
-class _Pattern:
-    """A single-line (or two-line) regex; group ``secret`` is masked, the rest kept."""
-
-    name: str
-    regex: re.Pattern[bytes]
-    # Fast skip: the pattern cannot match a block containing none of these (lowercased) bytes.
-    hints: tuple[bytes, ...] = ()
-    # Faster still for costly patterns: only lines where this case-sensitive regex matches the
-    # lowercased text are searched (case-insensitive regexes are ~10x slower in CPython's re).
-    gate: re.Pattern[bytes] | None = None
-
-
-def _p(
-    name: str, pattern: str, *hints: bytes, flags: int = 0, gate: re.Pattern[bytes] | None = None
-) -> _Pattern:
-    return _Pattern(name, re.compile(pattern.encode(), flags), hints, gate)
-
-
-_NOT_ALREADY_MASKED: Final = r"(?!\*\*\*REDACTED\*\*\*)"
-
-_K8S_SECRET_NAME: Final = rf"{_NAME_CHARS}*(?:{_SECRET_WORDS}){_NAME_CHARS}*"
-
-_K8S_ENV_YAML: Final = _p(
-    "k8s-env-value",
-    rf"-[ \t]+name:[ \t]*[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*\r?\n[ \t]+value:[ \t]*"
-    rf"{_NOT_ALREADY_MASKED}(?P<secret>\S[^\r\n]*?)[ \t]*\r?$",
-    b"name",
-    flags=re.IGNORECASE | re.MULTILINE,
-)
-_K8S_ENV_JSON: Final = _p(
-    "k8s-env-value",
-    # One line (kubectl -o json | jq -c) or two (kubectl get -o json: indented, one key a line).
-    rf"\"name\"[ \t]*:[ \t]*\"{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\"value\"[ \t]*:[ \t]*\""
-    rf"{_NOT_ALREADY_MASKED}(?P<secret>(?:[^\"\\\r\n]|\\.)+)\"",
-    b"name",
-    flags=re.IGNORECASE,
-)
-_URL_CREDENTIALS: Final = _p(
-    "url-credentials",
-    rf"\b[A-Za-z][A-Za-z0-9+.-]{{1,20}}://[^\s/:@]+:{_NOT_ALREADY_MASKED}(?P<secret>[^\s/@]+)(?=@)",
-    b"://",
-)
-_BASIC_AUTH: Final = _p(
-    "basic-auth",
-    r"authorization[\"']?[ \t]*[:=][ \t]*[\"']?basic[ \t]+(?P<secret>[A-Za-z0-9+/]{4,}={0,2})",
-    b"basic",
-    flags=re.IGNORECASE,
-)
-_BEARER: Final = _p(
-    "bearer-token", r"\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)", b"bearer", flags=re.IGNORECASE
-)
-_JWT: Final = _p("jwt", r"\b(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)", b"eyj")
-_AWS_KEY: Final = _p(
-    "aws-access-key",
-    r"\b(?P<secret>(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b",
-    gate=re.compile(rb"a(?:kia|sia|ida|roa|gpa|npa|nva|ipa)"),
-)
-_ENV_SECRET: Final = _p(
-    "env-secret",
-    rf"(?<!{_NAME_CHARS})[\"']?{_K8S_SECRET_NAME}[\"']?[ \t]*[=:][ \t]*"
-    rf"(?![\"']?\*\*\*REDACTED)(?![\"']?(?:bearer|basic)\b)"
-    # A double-quoted value may hold JSON escapes (\"). A list, or an object opening ({", { and a
-    # line end), is not one secret but a structure whose own keys get their chance: JSON stays
-    # valid JSON. "{SSHA}..." (an LDAP password hash) is still a value.
-    r"(?![\[\]}]|\{[\s\"'}]|\{$)"
-    r"(?P<secret>\"(?!\")[^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*\"|'[^'\r\n]+'|\{[A-Za-z0-9_-]{1,20}\}[^\s\"',;&}\]]*|[^\s\"',;&}\]]+)",
-    flags=re.IGNORECASE,
-    gate=_SECRET_WORD_GATE,
-)
-# A bare value after a JSON key ("secret_file_is_set": false, "token_ttl": 30) is masked as a
-# quoted string, so JSON evidence (expvar) does not turn into invalid JSON.
+# Value masks in structured text: a bare JSON value after its key becomes a string, and so does
+# a YAML plain scalar (a bare "***" would start a YAML alias).
 _JSON_KEY_BEFORE: Final = re.compile(rb"\"[ \t]*:[ \t]*$")
 
 
-def _mask_for(pattern: _Pattern, data: bytes, match_start: int, secret_start: int) -> bytes:
-    if pattern is not _ENV_SECRET:
-        return MASK
+def _mask_for(detector: detectors.Detector, data: bytes, secret_start: int, yaml: bool) -> bytes:
     quote = data[secret_start : secret_start + 1]
-    if quote in (b'"', b"'"):
+    if detector.structured and quote in (b'"', b"'"):
         # Keep the quotes the value had: JSON ("apiKey": "x") and shell files stay well-formed.
         return quote + MASK + quote
-    if _JSON_KEY_BEFORE.search(data, match_start, secret_start):
+    line_start = data.rfind(b"\n", 0, secret_start) + 1
+    before = data[max(line_start, secret_start - 512) : secret_start]
+    if detector.structured and _JSON_KEY_BEFORE.search(before):
+        return b'"' + MASK + b'"'
+    if yaml and _yaml_scalar_start(before):
         return b'"' + MASK + b'"'
     return MASK
 
 
-_CLI_FLAG: Final = _p(
-    "cli-flag-secret",
-    rf"(?<!{_NAME_CHARS})--?{_K8S_SECRET_NAME}[ \t]+{_NOT_ALREADY_MASKED}(?P<secret>[^\s\-][^\s]*)",
-    b"-",
-    flags=re.IGNORECASE,
-    gate=_SECRET_WORD_GATE,
-)
-# The same flag as a JSON list's elements: expvar's "cmdline" (os.Args), an exec probe's command.
-_CLI_FLAG_JSON: Final = _p(
-    "cli-flag-secret",
-    rf"\"--?{_K8S_SECRET_NAME}\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\"{_NOT_ALREADY_MASKED}"
-    r"(?!\")(?P<secret>[^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*)\"",
-    b'"-',
-    flags=re.IGNORECASE,
-)
-_PEM_BLOCK: Final = _p(
-    "pem-private-key",
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?P<secret>[\s\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----",
-    b"private key",
-)
+def _yaml_scalar_start(before: bytes) -> bool:
+    """Whether a value starting after ``before`` (its line so far) starts a YAML plain scalar."""
+    stripped = before.rstrip(b" \t")
+    if not stripped.strip():
+        return True
+    return stripped != before and stripped.endswith((b":", b"-"))
 
-# Order matters: specific shapes first, so the generic name=value rules do not also fire on
-# what they already masked (each secret is then recorded once).
-_TEXT_PATTERNS: Final = (
-    _K8S_ENV_YAML,
-    _K8S_ENV_JSON,
-    _URL_CREDENTIALS,
-    _BASIC_AUTH,
-    _BEARER,
-    _JWT,
-    _AWS_KEY,
-    _ENV_SECRET,
-    _CLI_FLAG,
-    _CLI_FLAG_JSON,
-)
-# Shapes that identify a secret by its value alone.
-_VALUE_PATTERNS: Final = (_URL_CREDENTIALS, _BEARER, _JWT, _AWS_KEY, _PEM_BLOCK)
+
+_TEXT_PATTERNS: Final = detectors.TEXT_DETECTORS
+_VALUE_PATTERNS: Final = detectors.VALUE_DETECTORS
 
 _PEM_BEGIN: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PEM_END: Final = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
@@ -214,18 +109,21 @@ _PEM_ONE_LINE: Final = re.compile(
 )
 
 
-def _applies(pattern: _Pattern, lowered: bytes) -> bool:
+def _applies(pattern: detectors.Detector, lowered: bytes) -> bool:
     return not pattern.hints or any(hint in lowered for hint in pattern.hints)
 
 
 def _gated_lines(gate: re.Pattern[bytes], lowered: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each line holding a gate match, in order, without duplicates."""
+    """(start, end) of each line holding a gate match and the line after it, in order, without
+    duplicates."""
     spans: list[tuple[int, int]] = []
     for hit in gate.finditer(lowered):
         if spans and hit.start() < spans[-1][1]:
             continue
         start = lowered.rfind(b"\n", 0, hit.start()) + 1
         end = lowered.find(b"\n", hit.end())
+        # The next line too: a flag's value there (an indented JSON argv list).
+        end = -1 if end < 0 else lowered.find(b"\n", end + 1)
         spans.append((start, len(lowered) if end < 0 else end))
     return spans
 
@@ -247,6 +145,7 @@ class LineRedactor:
         max_line: int = 1024 * 1024,
     ) -> None:
         self._file = file
+        self._yaml = file.endswith((".yaml", ".yml"))
         self._report = report
         # 256 KiB blocks amortise Python overhead across thousands of lines; the 1 MiB line cap
         # bounds memory on newline-free input (judgement calls, see benchmarks/bench_bundle.py).
@@ -319,7 +218,7 @@ class LineRedactor:
         return data[len(context) :]
 
     def _sub(
-        self, pattern: _Pattern, data: bytes, spans: list[tuple[int, int]], read_only: int, first_line: int
+        self, pattern: detectors.Detector, data: bytes, spans: list[tuple[int, int]], read_only: int, first_line: int
     ) -> bytes:
         # Matches come left to right, so counting newlines incrementally from the previous match
         # gives each line number in O(len(data)).
@@ -328,14 +227,13 @@ class LineRedactor:
         pos = 0
         line = first_line
         for low, high in spans:
-            for match in pattern.regex.finditer(data, low, high):
-                start, end = match.span("secret")
+            for start, end in pattern.find(data, low, high):
                 if start < read_only or start < done:
                     continue
                 line += data.count(b"\n", pos, start)
                 pos = start
                 self._report.add(self._file, line, pattern.name)
-                parts += (data[done:start], _mask_for(pattern, data, match.start(), start))
+                parts += (data[done:start], _mask_for(pattern, data, start, self._yaml))
                 done = end
         if not parts:
             return data
@@ -392,10 +290,9 @@ def mask_same_length(data: bytes, file: str, report: RedactionReport) -> bytes:
     """Mask the value-shaped secrets of one string with ``*`` of the same length, so a binary
     format that length-prefixes its strings (pprof's string table) stays valid."""
     buf = bytearray(data)
-    for pattern in (*_VALUE_PATTERNS, _ENV_SECRET):
-        for match in pattern.regex.finditer(bytes(buf)):
-            start, end = match.span("secret")
-            if not match["secret"].strip(b"*\"'"):
+    for pattern in (*_VALUE_PATTERNS, detectors.KEY_VALUE):
+        for start, end in list(pattern.find(bytes(buf), 0, len(buf))):
+            if not buf[start:end].strip(b"*\"'"):
                 continue  # masked already (a bundle redacted again): neither changed nor counted
             buf[start:end] = b"*" * (end - start)
             report.add(file, 0, pattern.name)
@@ -420,7 +317,7 @@ def looks_secret(value: str) -> str | None:
     value = value.strip().strip("\"'")
     data = value.encode()
     for pattern in _VALUE_PATTERNS:
-        if pattern.regex.search(data):
+        if next(pattern.find(data, 0, len(data)), None) is not None:
             return pattern.name
     if _HEX.match(value) and len(value) >= 32:
         return "high-entropy"
@@ -441,7 +338,17 @@ def _entropy(text: str) -> float:
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
-# A variable, flag or key name with a secret word in it (used for the environment allowlist).
-SECRET_NAME: Final = re.compile(rf"(?:{_SECRET_WORDS})", re.IGNORECASE)
+
+
+class _SecretName:
+    """``SECRET_NAME.search(name)``: whether a variable, flag or key name bears a secret (the
+    pod-yaml collector and the environment allowlist ask); see :func:`detectors.is_secret_name`."""
+
+    @staticmethod
+    def search(name: str) -> bool:
+        return detectors.is_secret_name(name)
+
+
+SECRET_NAME: Final = _SecretName()
 _TOKEN_CHARS: Final = re.compile(r"^[A-Za-z0-9+/=_.~-]+$")
 _HEX: Final = re.compile(r"^[0-9a-fA-F]+$")

@@ -198,7 +198,9 @@ def test_environment_masks_secret_looking_allowed_values() -> None:
     assert SECRET not in out
     assert "APP_DB_PASSWORD=***REDACTED***" in out  # by name
     assert "APP_SIGNING=***REDACTED***" in out  # by entropy
-    assert "APP_COMMIT=***REDACTED***" in out  # long hex
+    # Since issue 16 a commit hash under a name that says what it is (APP_COMMIT, APP_BUILD_SHA)
+    # is kept: it identifies a build and is not a credential (it was masked as long hex before).
+    assert "APP_COMMIT=3f2a9c1e4b7d8f0a1c2e3b4d5f6a7b8c9d0e1f2a" in out
     assert "HOSTNAME=payments-gateway-7d9f8c6b5d-x2x9k" in out  # lower-case names are not secrets
     assert "APP_MODE=production" in out and "GOMEMLIMIT=512MiB" in out
     assert {r.redactor for r in report.records} == {"env-secret", "high-entropy"}

@@ -22,7 +22,9 @@ def _run(data: bytes) -> tuple[bytes, dict[str, dict[str, int]]]:
     ({"password": f'ab"{SECRET}'}, 1),  # an escaped quote inside the value
     ({"auth": {"user": "u", "password": SECRET}}, 1),  # a secret-named key opening an object
     ({"tokens": ["a", "b"], "secret": {}, "authz": [1, 2]}, 0),  # lists and empty objects are structure
-    ({"token_ttl": 30, "apiKey": SECRET, "key": None}, 3),  # bare values masked as strings
+    # Since issue 16 a ttl is not a secret and null is no value: only apiKey is masked (was 3).
+    ({"token_ttl": 30, "apiKey": SECRET, "key": None}, 1),
+    ({"apiKey": 12345678, "password": 42}, 2),  # bare values masked as strings
     ({"spec": {"env": [{"name": "API_TOKEN", "value": SECRET}]}}, 1),  # kubectl get -o json, indented too
     ({"cmdline": ["/app", "--db-password", SECRET, "-v"]}, 1),  # expvar's os.Args
     ({"userPassword": "{SSHA}" + SECRET}, 1),
