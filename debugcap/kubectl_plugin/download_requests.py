@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -55,6 +55,16 @@ def links_of(obj: dict[str, Any]) -> dict[str, fetching.Link]:
                                          sha256=str(u.get("sha256") or ""), size=int(u.get("sizeBytes") or 0),
                                          expires_at=expires, request=name)
             for u in status.get("urls") or []}
+
+
+def _seconds_until(stamp: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float:
+    """How long to wait for the API server's time ``stamp``: a second more for clock skew, at most
+    15 (a policy is in force seconds after it is applied)."""
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 1.0
+    return min(15.0, max(0.0, (at - now()).total_seconds()) + 1.0)
 
 
 class DownloadRequest:
@@ -96,7 +106,7 @@ class DownloadRequest:
                        "operator deletes it when its URLs expire", err=True)
         self.name = None
 
-    def _ask(self) -> dict[str, fetching.Link]:
+    def _ask(self, again: bool = True) -> dict[str, fetching.Link]:
         self.name = self._create()
         deadline = self._clock() + self.wait_seconds
         while True:
@@ -104,6 +114,11 @@ class DownloadRequest:
             status = obj.get("status") or {}
             if status.get("phase") == "Ready":
                 return links_of(obj)
+            if status.get("phase") == "Failed" and status.get("retryAfter") and again:
+                # Made while the admission policy was (re)installed: a new request, once it is in force.
+                self.close()
+                self._sleep(_seconds_until(str(status["retryAfter"])))
+                return self._ask(again=False)
             if status.get("phase") == "Failed":
                 raise errors.ConfigError(f"the operator refused debugdownload/{self.name}: "
                                          f"{status.get('message') or 'no message'}")

@@ -111,9 +111,21 @@ def ready_status(bundles: Sequence[StoredBundle], urls: Sequence[str], expires: 
                      for b, url in zip(bundles, urls, strict=True)]}
 
 
-def failed_status(message: str, expires: datetime) -> dict[str, Any]:
-    """A refusal; it expires like an answer, so the operator deletes it as well."""
-    return {"phase": "Failed", "message": errors.shorten(message, 1024), "expiresAt": stamp(expires)}
+def failed_status(message: str, expires: datetime, retry_after: datetime | None = None) -> dict[str, Any]:
+    """A refusal; it expires like an answer, so the operator deletes it as well. ``retry_after``:
+    a request made from then on would be answered (the plugin asks again once, by itself)."""
+    status = {"phase": "Failed", "message": errors.shorten(message, 1024), "expiresAt": stamp(expires)}
+    if retry_after is not None:
+        status["retryAfter"] = stamp(retry_after)
+    return status
+
+
+class PolicyNotInForce(errors.ConfigError):
+    """The request was made before the admission policy checked requests as it does now."""
+
+    def __init__(self, message: str, since: datetime) -> None:
+        super().__init__(message)
+        self.since = since
 
 
 # The check the shipped policy makes (deploy/admission/debugcap-downloads.yaml, the chart's alike):

@@ -86,9 +86,9 @@ def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: dat
         if created is not None and since is not None and created < since:
             # Made while the policy was missing or still loading (an operator that was down answers
             # it only now): nothing checked that its creator may read the capture.
-            raise errors.ConfigError(f"this request was made before the admission policy "
-                                     f'"{rt.config.download_policy}" checked requests (from {stamp(since)}); '
-                                     "run the command again")
+            raise download_links.PolicyNotInForce(f"this request was made before the admission policy "
+                                                  f'"{rt.config.download_policy}" checked requests (from '
+                                                  f"{stamp(since)}); run the command again", since)
         capture = read_capture(rt.kube, namespace, request.capture)
         bundles = download_links.bundles_to_sign(capture, request, namespace)
         download_links.check_stored_in(bundles, lambda key: rt.store.backend.uri(key=key),
@@ -98,7 +98,7 @@ def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: dat
                 for b in bundles]
     except (errors.ConfigError, errors.StorageError, ValueError) as exc:
         # ValueError: what the S3 client says of an endpoint it cannot sign for; answered, not retried.
-        return download_links.failed_status(str(exc), expires)
+        return download_links.failed_status(str(exc), expires, getattr(exc, "since", None))
     return download_links.ready_status(bundles, urls, expires)
 
 

@@ -304,3 +304,29 @@ def test_a_chunked_body_cut_short_is_one_line_too(tmp_path: Path) -> None:
                                    opener=lambda url, timeout: Cut())
     with pytest.raises(errors.StorageError, match=r"broke off \(IncompleteRead\); run the command again"):
         cut.fetch(REF, tmp_path / "b")
+
+
+def test_a_request_made_before_the_policy_was_in_force_is_made_again_once_by_itself() -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    not_yet = {"phase": "Failed", "message": "this request was made before the admission policy", "retryAfter": later}
+    ready_status = {"phase": "Ready", "expiresAt": expires(), "urls": [
+        {"pod": "api-1", "key": "k", "sha256": "a" * 64, "sizeBytes": 1, "url": f"http://s3/k?{SIGNATURE}"}]}
+    answers = iter([not_yet, ready_status])
+    kube = Operator()
+    kube.get_json = lambda path, query=(): {"metadata": {"name": NAME}, "status": next(answers)}  # type: ignore[method-assign]
+    slept: list[float] = []
+    request = download_requests.DownloadRequest(kube, "team", "cap-1", sleep=slept.append)  # type: ignore[arg-type]
+    source = request.source_for(REF)
+    assert isinstance(source, fetching.PresignedSource) and source.link.key == "k"
+    assert len(kube.posted) == 2 and kube.deleted == [f"{DOWNLOADS}/{NAME}"]  # the first one deleted
+    assert slept == [15.0]  # until retryAfter (and a second for clock skew), never longer than 15 s
+    at_6s = datetime(2026, 12, 1, 10, 0, 6, tzinfo=UTC)
+    assert download_requests._seconds_until("2026-12-01T10:00:10Z", lambda: at_6s) == 5.0  # noqa: SLF001
+    # Refused so again: said, not asked a third time.
+    answers = iter([not_yet, not_yet])
+    kube2 = Operator()
+    kube2.get_json = lambda path, query=(): {"metadata": {"name": NAME}, "status": next(answers)}  # type: ignore[method-assign]
+    again = download_requests.DownloadRequest(kube2, "team", "cap-1", sleep=lambda _s: None)  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigError, match="made before the admission policy"):
+        again.source_for(REF)
+    assert len(kube2.posted) == 2

@@ -333,6 +333,7 @@ def test_a_request_made_before_the_policy_was_in_force_is_refused() -> None:
     # The API server loads a new policy within moments; until 10 s after it, a request may have passed unchecked.
     early = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC))
     assert early["phase"] == "Failed" and "made before the admission policy" in early["message"]
+    assert early["retryAfter"] == "2026-12-01T10:00:10Z"  # the plugin asks again from then, by itself
     assert "run the command again" in early["message"] and "urls" not in early
     later = downloads.sign(rt, NS, {"capture": "cap-1"}, expires(), datetime(2026, 12, 1, 10, 0, 10, tzinfo=UTC))
     assert later["phase"] == "Ready"
