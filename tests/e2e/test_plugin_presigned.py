@@ -26,7 +26,9 @@ import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, KubeTarget
+from debugcap.operator import download_links
+from debugcap.resources import DOWNLOAD_POLICY
 from testbed import layout
 
 from .conftest import GoappPod, Testbed, collect_runner_leftovers, kubectl, strip_finalizers
@@ -44,6 +46,27 @@ def download_policy(crds: None, testbed: Testbed) -> None:
     """The admission policy installed, as the chart or a cluster admin installs it (left in place,
     like the CRDs: it concerns DebugDownloads only)."""
     kubectl(testbed, "apply", "-f", str(POLICY))
+    # The operator answers only requests made once the policy is in force (its last change + 10 s,
+    # by the API server's clock): in a fresh cluster that is moments from now. Wait for it, as the
+    # tests are about other things (the plugin's own retry is covered by a unit test).
+    path = "/apis/admissionregistration.k8s.io/v1/validatingadmission{}/" + DOWNLOAD_POLICY
+    kube = Kube.load(KubeTarget(kubeconfig=str(testbed.kubeconfig)))
+    try:
+        since = download_links.in_force_since(kube.get_json(path.format("policies")),
+                                              kube.get_json(path.format("policybindings")))
+        server_now = _server_time(kube)
+    finally:
+        kube.close()
+    if since is not None and since > server_now:
+        time.sleep(min(30.0, (since - server_now).total_seconds() + 1))
+
+
+def _server_time(kube: Kube) -> datetime:
+    """The API server's clock, which the policy's times and the requests' are read on: the
+    creationTimestamp of an object made now (a ConfigMap, dry run: nothing is kept)."""
+    made = kube.request("POST", "/api/v1/namespaces/default/configmaps", [("dryRun", "All")],
+                        body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "clock-"}})
+    return datetime.fromisoformat(str(made["metadata"]["creationTimestamp"]).replace("Z", "+00:00"))
 
 
 @contextlib.contextmanager
