@@ -102,10 +102,12 @@ def _yaml_scalar_start(before: bytes) -> bool:
 _TEXT_PATTERNS: Final = detectors.TEXT_DETECTORS
 _VALUE_PATTERNS: Final = detectors.VALUE_DETECTORS
 
-_PEM_BEGIN: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_END: Final = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_BEGIN: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
+_PEM_END: Final = re.compile(rb"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----")
 _PEM_ONE_LINE: Final = re.compile(
-    rb"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)(?:(?!-----END ).)*?(-----END [A-Z0-9 ]*PRIVATE KEY-----)"
+    # The body runs to the next "-----" only: a line of BEGINs is read once, not once per BEGIN.
+    rb"(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)[^-\n]*(?:-(?!----)[^-\n]*)*"
+    rb"(-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)"
 )
 
 

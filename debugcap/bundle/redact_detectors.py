@@ -201,13 +201,17 @@ def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[by
             if _SCHEME_AT.match(data, pos, high):
                 continue  # "Authorization: Bearer X": the header detectors mask X, not "Bearer"
             name = match["name"].decode("utf-8", "replace")
+            secret_name = is_secret_name(name)
+            if not secret_name and name.lower() != "code":
+                continue  # the value is not read: a line of "a=a=a=..." stays linear
             value = value_regex.match(data, pos, high)
             if value is None:
                 continue
+            # Past the value, kept or not: each value is read once.
+            pos = value.end()
             text = value["secret"].decode("utf-8", "replace")
-            if (is_secret_name(name) and is_secret_value(name, text)) or is_oauth_code(name, text):
+            if (secret_name and is_secret_value(name, text)) or is_oauth_code(name, text):
                 yield value.span("secret")
-                pos = value.end()
 
     return find
 
@@ -323,7 +327,8 @@ USER_PASSWORD: Final = regex_detector(
 _PEM_KEY: Final = r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----"
 PEM_BLOCK: Final = regex_detector(
     "pem-private-key",
-    _PEM_KEY + r"(?P<secret>(?:(?!-----END )[\s\S]){0,65536}?)-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----",
+    # The body runs to the next "-----" only, so a line of BEGINs is read once, not once per BEGIN.
+    _PEM_KEY + r"(?P<secret>[^-]*(?:-(?!----)[^-]*)*)-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----",
     b"private key",
 )
 
