@@ -176,15 +176,27 @@ _VALUE: Final = _rx(
     rf"(?P<secret>{_QUOTED}|\{{[A-Za-z0-9_-]{{1,20}}\}}[^\s\"',;&}}\]]*|[^\s\"',;&}}\]]+)",
     re.MULTILINE,
 )
-_KEY_VALUE_NAME: Final = _rx(rf"{_NAME}[\"']?[ \t]*(?:=|:(?!//))[ \t]*")
+# Not right after "//" or "@": that is a URL's host ("postgres://db.auth:5432"), not a name.
+_KEY_VALUE_NAME: Final = _rx(rf"(?<!//)(?<!@){_NAME}[\"']?[ \t]*(?:=|:(?!//))[ \t]*")
 _FLAG_NAME: Final = _rx(
     r"(?<![A-Za-z0-9_.-])--?(?P<name>[A-Za-z][A-Za-z0-9_.-]{0,79})(?:[ \t]+|\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\")"
 )
 _FLAG_VALUE: Final = _rx(rf"{_NOT_MASKED}(?P<secret>[^\s\"'-][^\s\"']*)")
 _SCHEME_AT: Final = _rx(r"[\"']?(?:bearer|basic|digest|negotiate|ntlm|token)[ \t]+\S", re.IGNORECASE)
+_PASSWORD_WORDS: Final = frozenset("password passwd pass pwd passphrase secret secrets".split())
+_PROSE: Final = _rx(r"[ \t]+[a-z]{2,}\b(?![=:])")
 _SECRET_GATE: Final = (
     r"pass|pwd|secret|token|key|auth|cred|cookie|sig|salt|dsn|webhook|session|private|sas|otp"
 )
+
+
+def _is_prose(name: str, text: str, data: bytes, end: int, high: int) -> bool:
+    """"auth: connection refused", "session: started for user 42": a sentence, not a value (a
+    lower-case word followed by more words), unless the name is a password's."""
+    if not (text.isalpha() and text.islower() and _PROSE.match(data, end, high)):
+        return False
+    words = _split(name)
+    return words[secret_word_index(words)] not in _PASSWORD_WORDS
 
 
 def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[bytes]) -> Finder:
@@ -210,6 +222,8 @@ def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[by
             # Past the value, kept or not: each value is read once.
             pos = value.end()
             text = value["secret"].decode("utf-8", "replace")
+            if b":" in match.group()[len(match["name"]) :] and _is_prose(name, text, data, value.end(), high):
+                continue
             if (secret_name and is_secret_value(name, text)) or is_oauth_code(name, text):
                 yield value.span("secret")
 

@@ -182,6 +182,12 @@ def _secrets(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of templates
         value = g.password()
         add("json-field", "log", json.dumps({"user": "svc-" + g.word(), name: value, "method": "POST"}),
             value, "json")
+    value = g.alnum(32)
+    add("http-header", "log", f"< Set-Cookie: session={value}; Path=/; HttpOnly; Secure", value)
+    value = g.alnum(32)
+    add("http-header", "log", f"> X-Api-Key: {value}", value)
+    pw = g.alnum(14)
+    add("key-value", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 psql \"host=db user=app password={pw} dbname=x\"", pw)
     code = g.alnum(32)
     add("oauth-code", "log", json.dumps({"grant_type": "authorization_code", "code": code,
                                          "redirect_uri": "https://app.example.com/cb"}), code, "json")
@@ -301,6 +307,8 @@ def _harmless(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of template
     add("auth-method", "log", _log_line(g, f"login ok auth_method={g.r.choice(['oidc', 'saml', 'ldap'])}"))
     add("auth-method", "log", json.dumps({"auth": {"method": "oidc", "issuer": "https://idp.example.com"},
                                           "token_type": "Bearer", "expires_in": 3600}), "json")
+    add("prose", "log", f"{g.ts()} WARN auth: connection refused by idp-{g.digits(2)}")
+    add("prose", "log", f"{g.ts()} INFO session: started for user {g.digits(5)} token expired retrying")
     add("auth-method", "metrics", f'auth_requests_total{{auth_method="oidc",code="{g.r.choice([200, 401])}"}} '
         f"{g.r.randint(1, 999)}")
     add("file-path", "ps", f"app 1 0.0 0.1 1 1 ? Sl 01:00 0:01 /app/server --tls-key-file=/etc/tls/tls.key "
