@@ -21,6 +21,7 @@ rescan the line (tests/unit/bundle/test_redaction_corpus.py feeds each a 1 MiB a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ def secret_word_index(words: list[str]) -> int:
     return found
 
 
+@functools.lru_cache(maxsize=8192)  # logs repeat their names; this is on the hot path
 def is_secret_name(name: str) -> bool:
     """True when a variable, flag, field or annotation name says its value is a secret.
 
@@ -183,6 +185,9 @@ _FLAG_NAME: Final = _rx(
 )
 _FLAG_VALUE: Final = _rx(rf"{_NOT_MASKED}(?P<secret>[^\s\"'-][^\s\"']*)")
 _SCHEME_AT: Final = _rx(r"[\"']?(?:bearer|basic|digest|negotiate|ntlm|token)[ \t]+\S", re.IGNORECASE)
+_NAME_GATE: Final = _rx(
+    r"pass|pwd|secret|token|key|auth|cred|cookie|sig|salt|dsn|webhook|session|private|sas|otp|^code$"
+)
 _PASSWORD_WORDS: Final = frozenset("password passwd pass pwd passphrase secret secrets".split())
 _PROSE: Final = _rx(r"[ \t]+[a-z]{2,}\b(?![=:])")
 _SECRET_GATE: Final = (
@@ -212,7 +217,10 @@ def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[by
             pos = match.end()
             if _SCHEME_AT.match(data, pos, high):
                 continue  # "Authorization: Bearer X": the header detectors mask X, not "Bearer"
-            name = match["name"].decode("utf-8", "replace")
+            raw = match["name"]
+            if not _NAME_GATE.search(raw.lower()):
+                continue  # no secret word and not "code": the common case, decided in C
+            name = raw.decode("utf-8", "replace")
             secret_name = is_secret_name(name)
             if not secret_name and name.lower() != "code":
                 continue  # the value is not read: a line of "a=a=a=..." stays linear
