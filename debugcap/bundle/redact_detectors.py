@@ -36,6 +36,7 @@ _STRONG: Final = frozenset(
     "cred creds cookie apikey signature sig sas dsn webhook salt authorization auth privatekey otp "
     "session".split()
 )
+_STRONG_ENDINGS: Final = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credentials")
 # "key" bears a secret only after one of these (api_key, signingKey, tls.key); alone, or in
 # sort_key, cache_key, primary_key, public_key, it does not.
 _KEY_QUALIFIERS: Final = frozenset(
@@ -73,6 +74,8 @@ def secret_word_index(words: list[str]) -> int:
     for i, word in enumerate(words):
         if word in _STRONG or (word in ("key", "keys") and i > 0 and words[i - 1] in _KEY_QUALIFIERS):
             found = i
+        elif word.endswith(_STRONG_ENDINGS) or (word.endswith("key") and word[:-3] in _KEY_QUALIFIERS):
+            found = i  # one word of several run together: PGPASSWORD, clientsecret, secretkey
     return found
 
 
@@ -179,7 +182,7 @@ _VALUE: Final = _rx(
     re.MULTILINE,
 )
 # Not right after "//" or "@": that is a URL's host ("postgres://db.auth:5432"), not a name.
-_KEY_VALUE_NAME: Final = _rx(rf"(?<!//)(?<!@){_NAME}[\"']?[ \t]*(?:=|:(?!//))[ \t]*")
+_KEY_VALUE_NAME: Final = _rx(rf"(?<!//)(?<!@){_NAME}[\"']?[ \t]*(?:=>?|:=|:(?!//))[ \t]*")
 _FLAG_NAME: Final = _rx(
     r"(?<![A-Za-z0-9_.-])--?(?P<name>[A-Za-z][A-Za-z0-9_.-]{0,79})(?:[ \t]+|\"[ \t]*,[ \t]*(?:\r?\n[ \t]*)?\")"
 )
@@ -333,7 +336,19 @@ MYSQL_PASSWORD: Final = regex_detector(
     "argv-secret", rf"{_ARG_START}-p{_ARG_VALUE}", gate=r"mysql|mariadb"
 )
 SPACED_PASSWORD: Final = regex_detector(
-    "argv-secret", rf"{_ARG_START}-p(?:{_ARG_GAP})?{_ARG_VALUE}", gate=r"sshpass|mongo"
+    "argv-secret", rf"{_ARG_START}-p(?:{_ARG_GAP})?{_ARG_VALUE}",
+    gate=r"sshpass|mongo|(?:docker|podman|nerdctl|buildah|oras|crane|helm[ \t]+registry)[ \t]+login"
+)
+VAULT_LOGIN: Final = regex_detector(
+    "argv-secret", rf"\bvault[ \t]+login{_ARG_GAP}{_NOT_MASKED}(?P<secret>[^\s\"'=-][^\s\"'=]*)(?=[\s\"']|$)",
+    b"vault", flags=re.MULTILINE,
+)
+XML_ELEMENT: Final = regex_detector(
+    "env-secret",
+    # <password>x</password>, <apiKey>x</apiKey>: a config file or a SOAP body in a log.
+    rf"<(?P<name>[A-Za-z][A-Za-z0-9_.-]{{0,79}})>{_NOT_MASKED}(?P<secret>[^<\s][^<\r\n]{{0,1024}})</",
+    b"</",
+    accept=_k8s_accept,
 )
 REDIS_PASSWORD: Final = regex_detector(
     "argv-secret", rf"{_ARG_START}-a{_ARG_GAP}{_ARG_VALUE}", gate=r"redis-cli|keydb-cli|valkey-cli"
@@ -371,6 +386,8 @@ TEXT_DETECTORS: Final = (
     SPACED_PASSWORD,
     REDIS_PASSWORD,
     USER_PASSWORD,
+    VAULT_LOGIN,
+    XML_ELEMENT,
     CLI_FLAG,
     KEY_VALUE,
 )

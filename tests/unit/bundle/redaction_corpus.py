@@ -188,6 +188,16 @@ def _secrets(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of templates
     add("http-header", "log", f"> X-Api-Key: {value}", value)
     pw = g.alnum(14)
     add("key-value", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 psql \"host=db user=app password={pw} dbname=x\"", pw)
+    pw = g.alnum(18)
+    add("key-value", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 env PGPASSWORD={pw} psql -h db -U app", pw)
+    pw = g.alnum(18)
+    add("xml-element", "log", f"SOAP request <auth><user>svc</user><password>{pw}</password></auth>", pw)
+    pw = g.alnum(18)
+    add("argv", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 docker login -u ci -p {pw} registry.example.com", pw)
+    tok = _HVS + g.alnum(24) if g.r.random() < 0.5 else g.alnum(26)
+    add("argv", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 vault login {tok}", tok)
+    pw = g.alnum(18)
+    add("key-value", "log", f"make deploy DB_PASSWORD:={pw} REGION=eu", pw)
     code = g.alnum(32)
     add("oauth-code", "log", json.dumps({"grant_type": "authorization_code", "code": code,
                                          "redirect_uri": "https://app.example.com/cb"}), code, "json")
@@ -307,6 +317,11 @@ def _harmless(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of template
     add("auth-method", "log", _log_line(g, f"login ok auth_method={g.r.choice(['oidc', 'saml', 'ldap'])}"))
     add("auth-method", "log", json.dumps({"auth": {"method": "oidc", "issuer": "https://idp.example.com"},
                                           "token_type": "Bearer", "expires_in": 3600}), "json")
+    add("harmless-key-name", "log", f"<config><token_ttl>300</token_ttl><keyId>{g.hex(8)}</keyId></config>")
+    days = g.r.randint(1, 90)
+    add("harmless-key-name", "pod-yaml", f"passwordless: true\npasswordPolicy: strict\nkeyRotationDays: {days}\n", "yaml")
+    add("argv-harmless", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 docker run -p {g.r.randint(8000, 9000)}:80 -v /a:/b "
+        "nginx")
     add("prose", "log", f"{g.ts()} WARN auth: connection refused by idp-{g.digits(2)}")
     add("prose", "log", f"{g.ts()} INFO session: started for user {g.digits(5)} token expired retrying")
     add("auth-method", "metrics", f'auth_requests_total{{auth_method="oidc",code="{g.r.choice([200, 401])}"}} '

@@ -86,6 +86,7 @@ def _adversarial(n: int) -> list[bytes]:
         b"ghp_", b"xoxb-", b"SK0", b"hvs.", b"SG.", b"whsec_", b"sk_live_", b"password=", b"password ",
         b"machine a ", b"login a ", b"bearer ", b"authorization: basic ", b"- name: a\n", b"name:", b"{",
         b'{"', b"[", b"%3D", b"mysql -p", b"redis-cli -a ", b"sshpass -p ", pem, b"code=",
+        b"<a>", b"<password>a", b"vault login ", b"a:=", b"a=>", b"docker login -p ",
     ]
     return [(unit * (n // len(unit) + 1))[:n] for unit in units] + [pem + b"A" * n]
 
