@@ -319,7 +319,8 @@ def _harmless(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of template
                                           "token_type": "Bearer", "expires_in": 3600}), "json")
     add("harmless-key-name", "log", f"<config><token_ttl>300</token_ttl><keyId>{g.hex(8)}</keyId></config>")
     days = g.r.randint(1, 90)
-    add("harmless-key-name", "pod-yaml", f"passwordless: true\npasswordPolicy: strict\nkeyRotationDays: {days}\n", "yaml")
+    add("harmless-key-name", "pod-yaml", f"passwordless: true\npasswordPolicy: strict\nkeyRotationDays: {days}\n",
+        "yaml")
     add("argv-harmless", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 docker run -p {g.r.randint(8000, 9000)}:80 -v /a:/b "
         "nginx")
     add("prose", "log", f"{g.ts()} WARN auth: connection refused by idp-{g.digits(2)}")
