@@ -1,4 +1,8 @@
-"""Streaming redaction of evidence: the patterns, the line redactor and the redaction report.
+"""Streaming redaction of evidence: the line redactor and the redaction report.
+
+What a secret looks like (the detectors, by kind) is :mod:`debugcap.bundle.redact_detectors`;
+this module runs them over text, over pprof strings (same-length masks) and over single values
+(:func:`looks_secret`), and records each hit as (file, line, detector), never the value.
 
 :class:`debugcap.bundle.writer.BundleWriter` runs every member through this module while it
 spools it (redaction is on by default; ``--no-redact`` turns it off), so collectors do not

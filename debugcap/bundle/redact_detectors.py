@@ -36,6 +36,7 @@ _STRONG: Final = frozenset(
     "cred creds cookie apikey signature sig sas dsn webhook salt authorization auth privatekey otp "
     "session".split()
 )
+_PAGING: Final = frozenset("page next continuation pagination resume sync cursor".split())
 _STRONG_ENDINGS: Final = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credentials")
 # "key" bears a secret only after one of these (api_key, signingKey, tls.key); alone, or in
 # sort_key, cache_key, primary_key, public_key, it does not.
@@ -72,6 +73,8 @@ def secret_word_index(words: list[str]) -> int:
     """Index of the last word that bears a secret, or -1."""
     found = -1
     for i, word in enumerate(words):
+        if word in ("token", "tokens") and i > 0 and words[i - 1] in _PAGING:
+            continue  # nextPageToken, continuation_token: where a listing resumes, not a credential
         if word in _STRONG or (word in ("key", "keys") and i > 0 and words[i - 1] in _KEY_QUALIFIERS):
             found = i
         elif word.endswith(_STRONG_ENDINGS) or (word.endswith("key") and word[:-3] in _KEY_QUALIFIERS):

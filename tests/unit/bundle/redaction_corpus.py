@@ -321,6 +321,8 @@ def _harmless(g: _Gen) -> list[Case]:  # noqa: PLR0915 - a flat list of template
     days = g.r.randint(1, 90)
     add("harmless-key-name", "pod-yaml", f"passwordless: true\npasswordPolicy: strict\nkeyRotationDays: {days}\n",
         "yaml")
+    add("harmless-key-name", "log", json.dumps({"items": [], "nextPageToken": g.alnum(40),
+                                                "continuation_token": g.alnum(24)}), "json")
     add("argv-harmless", "ps", f"app 1 0.0 0.1 1 1 ? S 01:00 0:00 docker run -p {g.r.randint(8000, 9000)}:80 -v /a:/b "
         "nginx")
     add("prose", "log", f"{g.ts()} WARN auth: connection refused by idp-{g.digits(2)}")
