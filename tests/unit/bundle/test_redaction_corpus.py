@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from debugcap.bundle import environment, redact
+from debugcap.bundle import environment, profile_masking, redact
 from debugcap.bundle import redact_detectors as detectors
 
 from . import redaction_corpus as corpus
@@ -105,3 +105,31 @@ def test_the_line_redactor_completes_on_adversarial_lines() -> None:
     for line in _adversarial(1 << 18):
         redactor = redact.LineRedactor("logs/app.log", redact.RedactionReport())
         assert redactor.feed(line + b"\n") + redactor.close()
+
+
+def _string_table(strings: list[bytes]) -> bytes:
+    """A protobuf of pprof's Profile holding only its string_table (field 6)."""
+    out = bytearray()
+    for text in strings:
+        out += b"\x32"
+        size = len(text)
+        while size >= 0x80:
+            out.append(size & 0x7F | 0x80)
+            size >>= 7
+        out.append(size)
+        out += text
+    return bytes(out)
+
+
+def test_pprof_label_secrets_are_masked_inside_a_profile_same_length() -> None:
+    # The corpus' pprof-label channel calls mask_same_length on one string; here the whole walk.
+    labels = [c for c in SECRETS if c.channel == "pprof-label"]
+    harmless = [c for c in HARMLESS if c.channel == "pprof-label"]
+    strings = [b"", b"label-key"] + [c.text.encode() for c in labels + harmless]
+    raw = _string_table(strings)
+    report = redact.RedactionReport()
+    out = b"".join(profile_masking.mask_profile([raw], "pprof/cpu.pb.gz", report))
+    assert len(out) == len(raw)
+    assert not [c.kind for c in labels if c.secret and c.secret.encode() in out]
+    assert all(c.text.encode() in out for c in harmless)
+    assert len(report.records) >= len(labels)
