@@ -23,6 +23,7 @@ import kopf
 from debugcap import delivering, errors, resources
 from debugcap.kube.client import Kube, group_path
 from debugcap.operator import download_links, runtime
+from debugcap.operator.captures import key_owner
 from debugcap.operator.reporting import now, parse_stamp, stamp
 
 GROUP: Final = resources.GROUP
@@ -91,6 +92,11 @@ def sign(rt: runtime.Runtime, namespace: str, spec: dict[str, Any], expires: dat
                                                   f"{stamp(since)}); run the command again", since)
         capture = read_capture(rt.kube, namespace, request.capture)
         bundles = download_links.bundles_to_sign(capture, request, namespace)
+        owner = key_owner(rt.store, kopf.Body(capture or {}))  # type: ignore[arg-type]  # a plain dict is a raw body
+        foreign = [why for b in bundles if (why := delivering.key_refusal(b.key, owner, b.pod))]
+        if foreign:  # a status patched to name another object of the bucket: never signed
+            raise errors.ConfigError(f"not signed: {foreign[0]}; the capture's status names a key the operator "
+                                     "did not store for it")
         download_links.check_stored_in(bundles, lambda key: rt.store.backend.uri(key=key),
                                        rt.store.backend.describe())
         ttl = download_links.signing_ttl(expires, datetime.now(UTC))

@@ -49,7 +49,8 @@ def entry(pod: str, phase: str = "Completed", *, bucket: str = "debugcap", store
 
 
 def capture(phase: str = "Completed", pods: list[dict[str, Any]] | None = None, message: str = "") -> dict[str, Any]:
-    return {"metadata": {"name": "cap-1", "namespace": NS},
+    return {"metadata": {"name": "cap-1", "namespace": NS, "uid": "u-1"},
+            "spec": {"target": {"selector": {"matchLabels": {"app": "api"}}}, "template": "go-heap"},
             "status": {"phase": phase, "message": message, "pods": [entry("api-1"), entry("api-2")] if pods is None
                        else pods}}
 
@@ -351,3 +352,14 @@ def test_a_request_made_before_the_policy_was_in_force_is_refused() -> None:
 def test_a_presigned_endpoint_that_cannot_be_signed_for_stops_the_operator_at_start(bad: str) -> None:
     with pytest.raises(errors.ConfigError, match=r"DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT=.* is not an S3 endpoint"):
         DebugcapConfig.from_env({"DEBUGCAP_OPERATOR_PRESIGNED_ENDPOINT": bad})
+
+
+@pytest.mark.parametrize("key", ["backups/prod/db.dump", KEY.format(pod="api-1").replace("/team/", "/other/"),
+                                 "debugcap/testbed/team/api-1/../../other/x.tar.gz"])
+def test_a_key_the_operator_did_not_store_for_the_capture_is_never_signed(key: str) -> None:
+    pods = [{"name": "api-1", "phase": "Completed",
+             "bundle": {"uri": f"s3://debugcap/{key}", "key": key, "sha256": "1" * 64, "sizeBytes": 1}}]
+    kube = FakeKube(policy_answers(**{CAPTURE: capture(pods=pods)}))
+    answer = downloads.sign(runtime_with(kube), NS, {"capture": "cap-1"}, expires())
+    assert answer["phase"] == "Failed" and "urls" not in answer
+    assert answer["message"].startswith("not signed: key ") and "did not store for it" in answer["message"]
