@@ -34,7 +34,7 @@ Span = tuple[int, int]
 _STRONG: Final = frozenset(
     "password passwd pass pwd passphrase passin passout secret secrets token tokens credential credentials "
     "cred creds cookie apikey signature sig sas dsn webhook salt authorization auth privatekey otp "
-    "session".split()
+    "session sessionid sessid".split()
 )
 _PAGING: Final = frozenset("page next continuation pagination resume sync cursor".split())
 _STRONG_ENDINGS: Final = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credentials")
@@ -54,7 +54,8 @@ _DESCRIPTIVE: Final = frozenset(
     "audience scope scopes id ids index ref hint location source set present exists configured status "
     "state backend label level env var error errors reset changed updated at time date sha checksum "
     "digest commit revision build release image rotated retries attempts strength usage used cache "
-    "refresh valid validation store keyring mount ns".split()
+    "refresh valid validation store keyring mount ns processed received sent issued generated remaining "
+    "rate consumed".split()
 )
 # "webhook_url" and "dsn_uri" are the secret themselves.
 _URL_IS_SECRET: Final = frozenset({"webhook", "dsn"})
