@@ -33,12 +33,12 @@ from click.shell_completion import (
     add_completion_class,
 )
 
+from debugcap.kubectl_plugin.cli import COMPLETE_VAR
 from debugcap.kubectl_plugin.options import KubeFlags
 
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
 
-COMPLETE_VAR: Final = "_KUBECTL_DEBUGCAP_COMPLETE"
 SCRIPT_PROG: Final = "kubectl-debugcap"  # what the shell scripts complete: the executable's name
 NAME_TIMEOUT: Final = 2.0  # seconds for each request that lists names: a TAB must not hang
 # cobra's ShellCompDirective values (spf13/cobra completions.go).

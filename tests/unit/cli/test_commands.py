@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from debugcap import errors
-from debugcap.kubectl_plugin.cli import cli
+from debugcap.kubectl_plugin.cli import COMMANDS, all_commands, cli
 
 from .fakes import FakeKube, raising, use
 
@@ -25,7 +25,7 @@ FORMATS = {"table", "wide", "name", "json", "yaml"}
 
 def test_o_is_the_output_format_in_every_command() -> None:
     seen = []
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         for param in command.params:
             if "-o" in param.opts or "--output" in param.opts:
                 assert param.opts == ["-o", "--output"], name
@@ -102,3 +102,19 @@ def test_the_node_fraction_default_shown_in_help_is_pprofs() -> None:
 
     for verb in ("top", "diff"):
         assert f"[default: ({pprof.PPROF_NODE_FRACTION})" in CliRunner().invoke(cli, [verb, "--help"]).stdout
+
+
+def test_help_lists_each_commands_own_line_without_loading_them() -> None:
+    """cli.COMMANDS carries what --help shows, so --help imports no command module: each line must
+    be the command's own short help."""
+    import subprocess
+    import sys
+
+    for name, command in all_commands().items():
+        assert COMMANDS[name][1] == command.get_short_help_str(limit=500), name
+    code = ("import sys; from debugcap.kubectl_plugin.cli import main; sys.argv = ['kubectl-debugcap', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('debugcap.kubectl_plugin.commands.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]", out
+    assert all(f"  {name} " in out for name in COMMANDS)
