@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 from debugcap import errors
 from debugcap.bundle import layout, writer
@@ -80,18 +81,25 @@ def download_url(store: Store, key: str, expires: timedelta, endpoint: str | Non
     return store.backend.url(key=key, expires=expires, endpoint=endpoint)
 
 
+# An old-layout key (no <capture>_<uid>/) is taken as the capture's only if its bundle's time is
+# within this window from the capture's creation: a capture runs minutes; its deadline is hours.
+OLD_KEY_SLACK: Final = timedelta(minutes=1)
+OLD_KEY_WINDOW: Final = timedelta(days=2)
+
+
 @dataclass(frozen=True)
 class Capture:
     """The DebugCapture a bundle belongs to, as the API server names it (never as its status says):
-    its keys carry ``<name>_<uid>`` as their last directory. A name has no ``_`` and a UID is never
-    reused, so no other capture's key has that directory."""
+    its keys carry ``<name>_<uid>`` as their last directory (the name cut to 63 characters: a name
+    may have 253, and a file name on the spool's or a local store's disk only 255). A name has no
+    ``_`` and a UID is never reused, so no other capture's key has that directory."""
 
     name: str
     uid: str
 
     @property
     def directory(self) -> str:
-        return layout.check_key_segment("capture", f"{self.name}_{self.uid}")
+        return layout.check_key_segment("capture", f"{self.name[:63]}_{self.uid}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class KeyOwner:
     namespace: str
     capture: Capture
     target_pod: str | None = None
+    created: datetime | None = None  # the capture's creationTimestamp (metadata: no status patch changes it)
 
     @property
     def head(self) -> str:
@@ -148,6 +157,11 @@ def key_refusal(key: object, owner: KeyOwner, pod: object) -> str | None:
         return f"key {shown} belongs to another capture, not to {owner.capture.directory!r}"
     if len(parts) == 5 and owner.target_pod is not None and parts[0] != owner.target_pod:
         return f"key {shown} is under pod {parts[0]!r}, not the pod {owner.target_pod!r} this capture targets"
+    if len(parts) == 5 and owner.created is not None and not (
+            owner.created - OLD_KEY_SLACK <= when <= owner.created + OLD_KEY_WINDOW):
+        # An old-layout key names no capture: at least its bundle must have been made while this
+        # capture ran (a CLI upload or an older capture of the namespace was not).
+        return f"key {shown} was not made while this capture ran (its bundle is of {when:%Y-%m-%dT%H:%M:%SZ})"
     return None
 
 

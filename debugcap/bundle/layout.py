@@ -147,7 +147,10 @@ def parse_bundle_name(name: str) -> tuple[str, str, datetime]:
         raise BundleError(
             f"{name!r} is not a debugcap bundle name; expected <namespace>_<pod>_<YYYYMMDDTHHMMSSZ>.tar.gz"
         )
-    when = datetime.strptime(match["ts"], _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    try:
+        when = datetime.strptime(match["ts"], _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError as exc:  # month 13, hour 25: digits in the right places, no time
+        raise BundleError(f"{name!r} names no real time ({match['ts']})") from exc
     return match["ns"], match["pod"], when
 
 

@@ -96,8 +96,10 @@ def key_owner(store: delivering.Store, body: kopf.Body) -> delivering.KeyOwner:
         target: str | None = parse_spec(body.spec).pod
     except errors.ConfigError:
         target = ""
+    made = body.metadata.get("creationTimestamp")
     return delivering.KeyOwner(store.prefix, store.cluster, str(body.metadata.namespace),
-                               delivering.Capture(str(body.metadata.name), str(body.metadata.uid)), target)
+                               delivering.Capture(str(body.metadata.name), str(body.metadata.uid)), target,
+                               parse_stamp(str(made)) if made else None)
 
 
 def owned_keys(status: Mapping[str, Any], owner: delivering.KeyOwner) -> tuple[list[str], list[str]]:

@@ -205,3 +205,37 @@ def test_closing_an_orphan_reports_the_refused_key_in_its_pods_event_and_status(
     failed = [kw for kw in posted if kw["reason"] == "PodCaptureFailed"]
     assert len(failed) == 1 and UNRELATED in failed[0]["message"] and "not adopted" in failed[0]["message"]
     assert store.backend.exists(key=UNRELATED)
+
+
+def test_a_bundle_name_with_no_real_time_is_refused_not_a_crash() -> None:
+    # Month 13 and hour 25 have digits where a time goes: a patched status must not stop deletion.
+    for stamp in ("20261301T101500Z", "20261201T251500Z"):
+        key = f"debugcap/testbed/team/api-1/2026/12/01/cap_{UID}/team_api-1_{stamp}.tar.gz"
+        why = delivering.key_refusal(key, OWNER, "api-1")
+        assert why is not None and "does not end in a bundle name" in why
+    status = {"pods": [{"name": "api-1", "bundle": {"key": OWN}},
+                       {"name": "api-1", "bundle": {"key": OWN.replace("20261201T1015", "20261301T1015")}}]}
+    keys, refused = captures.owned_keys(status, OWNER)
+    assert OWN in keys and len(refused) == 1
+
+
+def test_a_long_capture_name_keeps_the_key_directory_a_file_name_a_disk_takes() -> None:
+    long = delivering.Capture("c" * 253, UID)
+    assert len(long.directory) == 63 + 1 + len(UID) <= 255
+    owner = delivering.KeyOwner("debugcap", "testbed", "team", long)
+    assert delivering.key_refusal(f"debugcap/testbed/team/api-1/2026/12/01/{long.directory}/{BUNDLE}", owner,
+                                  "api-1") is None
+
+
+def test_an_older_layout_key_belongs_only_if_made_while_the_capture_ran() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    made = datetime(2026, 12, 1, 10, 14, tzinfo=UTC)  # the bundle of LEGACY is of 10:15
+    owner = delivering.KeyOwner("debugcap", "testbed", "team", CAPTURE, created=made)
+    assert delivering.key_refusal(LEGACY, owner, "api-1") is None
+    later = delivering.KeyOwner("debugcap", "testbed", "team", CAPTURE, created=made + timedelta(hours=1))
+    why = delivering.key_refusal(LEGACY, later, "api-1")  # a CLI upload of the namespace, an hour earlier
+    assert why is not None and "was not made while this capture ran" in why
+    stale = delivering.KeyOwner("debugcap", "testbed", "team", CAPTURE, created=made - timedelta(days=3))
+    assert delivering.key_refusal(LEGACY, stale, "api-1") is not None
+    assert delivering.key_refusal(OWN, later, "api-1") is None  # the capture's own directory: no window
