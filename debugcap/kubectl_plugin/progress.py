@@ -119,7 +119,7 @@ class ProgressView:
         subjects = [(f"debugcapture/{name}", head)]
         subjects += [(f"pod/{p.get('name')}", pod_state(p)) for p in status.get("pods") or []]
         # What the operator and the pods wrote, escaped here: the live view draws with escapes of its own.
-        return [(terminal.clean(subject), terminal.clean(text)) for subject, text in subjects]
+        return [(terminal.one_line(subject), terminal.one_line(text)) for subject, text in subjects]
 
     def _plain(self, obj: Mapping[str, Any], elapsed: float) -> str:
         out = []

@@ -30,6 +30,15 @@ def clean(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
+_LINE_BREAKS = re.compile("[\t\n\r]")
+
+
+def one_line(text: str) -> str:
+    """:func:`clean`, and tabs and line breaks escaped too: for a table cell or a live line, where
+    a line break from a pod would add a line the redraw does not count."""
+    return _LINE_BREAKS.sub(_escape, clean(text))
+
+
 def echo(message: Any = None, *, err: bool = False, nl: bool = True) -> None:
     """:func:`click.echo` of ``message`` with its control characters escaped."""
     click.echo(None if message is None else clean(str(message)), err=err, nl=nl)

@@ -12,10 +12,12 @@ summary line, or the redacted file itself with ``--out -``.
 
 from __future__ import annotations
 
+import codecs
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 
@@ -101,6 +103,8 @@ class RedactOptions:
             result = redact_files.redact_directory(self.source, self.target, keep_binary=self.keep_binary)
         else:
             sink: Path | BinaryIO = self.target if self.target is not None else sys.stdout.buffer
+            if self.target is None and sys.stdout.isatty():
+                sink = cast(BinaryIO, _EscapedTerminal(sys.stdout))  # a pipe gets the bytes; a terminal, no escapes
             result = redact_files.redact_file(self.source, sink, keep_binary=self.keep_binary)
         self._report(result)
         if self.kind == "file" and result.files[0].action is redact_files.Action.SKIPPED:
@@ -164,3 +168,23 @@ def redact(source: Path, out: str | None, report: Path | None, keep_binary: bool
 
 
 COMMANDS: list[click.Command] = [redact]
+
+
+class _EscapedTerminal(io.RawIOBase):
+    """A binary sink writing to a terminal with control characters escaped (an escape sequence in
+    a hostile log would act on the terminal), decoding UTF-8 as it goes."""
+
+    def __init__(self, out: Any) -> None:
+        super().__init__()
+        self._out = out
+        self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._out.write(terminal.clean(self._decoder.decode(bytes(data))))
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()

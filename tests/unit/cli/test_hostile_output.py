@@ -52,3 +52,15 @@ def test_verify_without_a_sidecar_warns_and_fails_with_strict(tmp_path: Path) ->
     assert "FAILED (--strict: no .sha256 beside it)" in strict.stderr
     with_sidecar = CliRunner().invoke(cli, ["verify", "--strict", str(build(tmp_path / "b", {"proc/ps.txt": PS}))])
     assert with_sidecar.exit_code == 0 and "warning" not in with_sidecar.stderr
+
+
+def test_redact_to_a_terminal_escapes_what_a_hostile_file_holds() -> None:
+    import io
+
+    from debugcap.kubectl_plugin.commands.redact import _EscapedTerminal
+
+    out = io.StringIO()
+    sink = _EscapedTerminal(out)
+    for piece in (b"ok \x1b]0;owned\x07 caf", b"\xc3", b"\xa9\n"):  # an OSC, and an \u00e9 split across writes
+        sink.write(piece)
+    assert out.getvalue() == "ok \\x1b]0;owned\\x07 caf\u00e9\n"

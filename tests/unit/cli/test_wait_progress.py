@@ -125,6 +125,16 @@ def test_terminal_progress_redraws_one_live_line_per_pod() -> None:
     assert len(pod_line) == 70  # cut at the width less one: no terminal wraps it, the redraw stays in place
 
 
+def test_a_line_break_in_a_status_field_cannot_add_lines_to_the_live_view() -> None:
+    """A patched status (bundle.uri with line breaks) would print lines the redraw does not count."""
+    clock = Clock()
+    view = progress.ProgressView(tty=True, clock=clock, width=200)
+    entry = write_bundle_entry()
+    entry["bundle"]["uri"] = "k\nFAKE: phase Completed\n"
+    out = view.update(capture(pods=[entry]))
+    assert out.count("\n") == 2 and "k\\x0aFAKE: phase Completed\\x0a" in out
+
+
 def write_bundle_entry() -> dict[str, Any]:
     key = "debugcap/testbed/team/api-1/2026/12/01/team_api-1_20261201T101500Z.tar.gz"
     return {"name": "api-1", "phase": "Completed",
