@@ -313,6 +313,17 @@ def redact_stream(chunks: Iterable[bytes], file: str, report: RedactionReport) -
     yield redactor.close()
 
 
+def redact_text(text: str) -> str:
+    """``text`` (a message: one line or a few) with what the redactor finds masked, as in a file.
+    For messages that leave the bundle: a collector's words go to the manifest, the capture's
+    status and its Events, and may quote what a pod answered (an error body with a token)."""
+    if not text:
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    masked = b"".join(redact_stream([data + b"\n"], "message", RedactionReport()))
+    return masked.removesuffix(b"\n").decode("utf-8", "surrogateescape")
+
+
 def looks_secret(value: str) -> str | None:
     """Name of the rule that makes ``value`` look like a secret, or None.
 

@@ -21,7 +21,7 @@ from typing import IO, Any, ClassVar, Protocol
 
 import yaml
 
-from debugcap.bundle import manifest, writer
+from debugcap.bundle import manifest, redact, writer
 from debugcap.kube.client import Kube
 from debugcap.kube.exec import ExecResult
 from debugcap.kube.portforward import HttpResult
@@ -87,6 +87,11 @@ class CollectorResult:
     status: manifest.CollectorStatus
     message: str = ""
     files: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The message reaches the manifest, the DebugCapture's status and its Events unredacted by
+        # anything else, and may quote a pod's answer ("HTTP 500: ... Authorization: Bearer ...").
+        object.__setattr__(self, "message", redact.redact_text(self.message))
 
     @classmethod
     def worst(cls, results: list[CollectorResult]) -> CollectorResult:

@@ -148,3 +148,16 @@ def test_time_budget_adds_seconds_and_grace_and_byte_budget_is_the_output_cap(bu
     fetching.fetch(ctx, "pprof-cpu", url, layout.PPROF_CPU, Body.PROFILE, seconds=10)
     fetching.fetch(ctx, "pprof-heap", HEAP, layout.PPROF_HEAP, Body.PROFILE)
     assert pprof_port.gets == [(url, 55, 4096), (HEAP, 30, 4096)]
+
+
+def test_a_secret_in_an_error_body_never_reaches_the_message(bundle, pprof_port) -> None:
+    """The message goes to the manifest, the DebugCapture's status and its Events."""
+    from .conftest import Response
+
+    token = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiJhZG1pbiJ9" + ".c2lnbmF0dXJlLXZhbHVl"
+    url = "/debug/pprof/profile?seconds=1"
+    pprof_port.responses[url] = Response(500, {}, f"upstream said no: Authorization: Bearer {token}".encode())
+    result = fetching.fetch(bundle.context(http=pprof_port), "pprof-cpu", url, layout.PPROF_CPU, Body.PROFILE,
+                            seconds=1)
+    assert result.status is base.Status.FAILED and "answered HTTP 500: upstream said no" in result.message
+    assert token not in result.message and "REDACTED" in result.message
