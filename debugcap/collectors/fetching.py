@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import threading
 import time
 from typing import IO
 
@@ -39,6 +40,16 @@ BUSY_RETRY_SECONDS = 5.0
 BUSY_POLL_SECONDS = 0.25
 _BUSY = re.compile(rb"already in use|already enabled")
 _now, _sleep = time.monotonic, time.sleep  # module attributes: unit tests move a clock of their own
+
+# A fetched profile is checked by decompressing and parsing it in memory: at most this much of
+# it decompressed (a pod's 1 MB gzip bomb inflates to gigabytes; real profiles are a few MB, a
+# very large heap profile tens of MB). One larger is stored unchecked and the result is partial,
+# naming this limit. Judgement call.
+CHECK_MAX_UNCOMPRESSED_BYTES = 32 << 20
+# Profiles checked at once in this process: a capture fetches up to seven at a time, and the
+# operator runs several captures; the check is CPU-bound under the GIL anyway, so two at a time
+# costs no time and bounds the memory to two profiles (their bytes and parsed message).
+_CHECKS = threading.BoundedSemaphore(2)
 
 
 def fetch(ctx: CollectContext, collector: str, url_path: str, bundle_path: str, body: Body, *,
@@ -102,13 +113,18 @@ def _error_body(ctx: CollectContext, collector: str, url_path: str, status: int,
 def _check(scratch: Scratch, body: Body, bundle_path: str) -> str:
     if body is Body.TEXT:
         return ""
-    data = scratch.read_bytes(16 if body is Body.TRACE else -1)
     if body is Body.PROFILE:
-        try:
-            pprof.parse(data, bundle_path)
-        except errors.AnalysisError as exc:
-            return f"not a valid profile: {exc}"
-    elif body is Body.TRACE:
+        with _CHECKS:
+            try:
+                pprof.read(scratch.reader(), bundle_path, CHECK_MAX_UNCOMPRESSED_BYTES)
+            except pprof.TooLarge as exc:
+                return (f"stored unchecked: it decompresses to more than {exc.limit >> 20} MiB, the most a "
+                        "fetched profile is decompressed to be checked (a decompression bomb, or a huge profile)")
+            except errors.AnalysisError as exc:
+                return f"not a valid profile: {exc}"
+        return ""
+    data = scratch.read_bytes(16 if body is Body.TRACE else -1)
+    if body is Body.TRACE:
         if not TRACE_HEADER.match(data[:16]):
             return "not a Go execution trace (no 'go 1.NN trace' header)"
     elif body is Body.JSON:

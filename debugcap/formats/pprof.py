@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from google.protobuf.message import DecodeError
 
@@ -28,6 +29,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 # A profile that inflates past this is a decompression bomb or not a profile;
 # real heap profiles stay well under 100 MB (research notes §6). Judgement call.
 MAX_UNCOMPRESSED_BYTES = 1 << 30
+# How much compressed input and decompressed output one step of the streamed gunzip handles:
+# a bomb never inflates by more than this between two checks of the limit.
+PIECE = 1 << 20
+
+
+class TooLarge(errors.AnalysisError):
+    """A profile that decompresses past the limit it was read under (``limit``, bytes): a bomb, or
+    one too large to check here; nothing more than the limit was held in memory."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -68,34 +81,66 @@ class Profile:
         return not any(any(v) for v in self.values)
 
 
-def load(path: str | os.PathLike[str]) -> Profile:
+def load(path: str | os.PathLike[str], max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> Profile:
     """Read and validate one profile file, gzip-compressed or raw."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as fh:
+            return read(fh, str(p), max_uncompressed)
     except OSError as exc:
         raise errors.AnalysisError(f"{p}: cannot read profile: {exc.strerror or exc}") from exc
-    return parse(data, source=str(p))
 
 
-def _gunzip(data: bytes, source: str) -> bytes:
+def read(fh: IO[bytes], source: str = "<profile>", max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> Profile:
+    """Validate and reduce the profile ``fh`` holds, read and decompressed a piece at a time: at
+    most ``max_uncompressed`` bytes of protobuf are ever held (else :class:`TooLarge`)."""
+    head = fh.read(PIECE)
+    if not head.startswith(GZIP_MAGIC):
+        rest = fh.read(max(max_uncompressed - len(head), 0) + 1)
+        if len(head) + len(rest) > max_uncompressed:
+            raise _too_large(source, max_uncompressed)
+        return parse(head + rest, source, max_uncompressed)
+    return _parse_raw(_gunzip(chain((head,), iter(lambda: fh.read(PIECE), b"")), source, max_uncompressed), source)
+
+
+def _too_large(source: str, limit: int) -> TooLarge:
+    return TooLarge(f"{source}: decompresses to more than {_size(limit)}, the most a profile is read to; "
+                    "a decompression bomb, or too large to check", limit)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and not n % (1 << 20) else f"{n} bytes"
+
+
+def _gunzip(pieces: Iterable[bytes], source: str, limit: int = MAX_UNCOMPRESSED_BYTES) -> bytearray:
+    """The gzip stream ``pieces`` decompressed, a bounded step at a time: never more than
+    ``limit`` bytes (+ one step) of output held, never one call that inflates without bound."""
     d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out, rest = bytearray(), iter(pieces)
     try:
-        raw = d.decompress(data, MAX_UNCOMPRESSED_BYTES)
+        for piece in rest:
+            data = piece
+            while data and not d.eof:
+                out += d.decompress(data, PIECE)
+                if len(out) > limit:
+                    raise _too_large(source, limit)
+                data = d.unconsumed_tail
+            if d.eof:
+                unused = d.unused_data + data + b"".join(islice(rest, 1))
+                if unused:
+                    # Go's gzip reader would read a second member and pprof would then see two
+                    # profiles (errConcatProfile); any other trailing bytes are an error there too.
+                    what = ("concatenated profiles detected" if unused.startswith(GZIP_MAGIC)
+                            else "trailing garbage after the gzip stream")
+                    raise errors.AnalysisError(f"{source}: {what}")
+                break
+        if not d.eof:
+            out += d.flush()  # what the last piece left pending: at most one match (258 bytes)
     except zlib.error as exc:
         raise errors.AnalysisError(f"{source}: not a valid gzip stream: {exc}") from exc
-    if d.unconsumed_tail:
-        raise errors.AnalysisError(
-            f"{source}: decompresses to more than {MAX_UNCOMPRESSED_BYTES >> 20} MiB; not a profile")
     if not d.eof:
         raise errors.AnalysisError(f"{source}: gzip stream is truncated (download cut short?)")
-    if d.unused_data:
-        # Go's gzip reader would read a second member and pprof would then see two
-        # profiles (errConcatProfile); any other trailing bytes are an error there too.
-        what = ("concatenated profiles detected" if d.unused_data.startswith(GZIP_MAGIC)
-                else "trailing garbage after the gzip stream")
-        raise errors.AnalysisError(f"{source}: {what}")
-    return raw
+    return out
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -110,22 +155,29 @@ def looks_like_text(data: bytes) -> bool:
     return all(c.isprintable() or c in "\r\n\t" for c in text)
 
 
-def parse(data: bytes, source: str = "<profile>") -> Profile:
+def parse(data: bytes, source: str = "<profile>", max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> Profile:
     """Validate and reduce a serialized profile; raise AnalysisError naming ``source``."""
     if not data:
         raise errors.AnalysisError(f"{source}: empty file, not a profile")
     if data.startswith(GZIP_MAGIC):
-        data = _gunzip(data, source)
-        if not data:
-            raise errors.AnalysisError(f"{source}: gzip stream holds no data, not a profile")
-    elif looks_like_text(data):
+        return _parse_raw(_gunzip((data,), source, max_uncompressed), source)
+    if looks_like_text(data):
         raise errors.AnalysisError(
             f"{source}: holds text, not a profile: {errors.shorten(data.decode('utf-8'), 160)!r}")
+    if len(data) > max_uncompressed:
+        raise _too_large(source, max_uncompressed)
+    return _parse_raw(data, source)
+
+
+def _parse_raw(data: bytes | bytearray, source: str) -> Profile:
+    if not data:
+        raise errors.AnalysisError(f"{source}: gzip stream holds no data, not a profile")
     msg = pprof_proto.Profile()
     try:
         msg.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise errors.AnalysisError(f"{source}: not a pprof protobuf: {exc}") from exc
+    del data
     return _Reducer(msg, source).reduce()
 
 
