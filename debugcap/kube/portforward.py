@@ -49,6 +49,10 @@ AHEAD_FRESH_SECONDS = 3.0
 CONNECT_SECONDS = 15.0
 # Longest wait for the rest of a frame that has started to arrive, holding the connection's lock.
 FRAME_SECONDS = 30.0
+# Most bytes a connection holds unread: past it the tunnel's reader waits for the request (until
+# its deadline); unasked bytes drop the connection, as does a request giving up (cap, timeout).
+# Without it a pod sent 1 GB in 1.5 s into memory past the 64 MiB cap. Judgement call.
+BUFFER_BYTES = 4 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +131,8 @@ class _Tunnel:
                 conn.fail("")
 
     def first_error(self) -> str:
-        """An error the kubelet sent for any connection of this tunnel ("" when none came). One
-        connection's refused dial may end the whole websocket, its siblings closed without an error
-        of their own: they were dialled to the same port, so its error is theirs."""
+        """An error the kubelet sent for any connection of this tunnel ("" when none came): one refused
+        dial may end the whole websocket, and its siblings were dialled to the same port."""
         return next((c.error for c in self.connections if c.error), "")
 
     def close(self) -> None:
@@ -163,15 +166,36 @@ class _Connection(io.RawIOBase):
         self._cond = threading.Condition()
         self._buf = bytearray()
         self._eof = False
+        self.dropped = False  # given up on: what still comes is thrown away (see drop)
         self.error = ""
         self.timeout: float | None = None
         self.deadline: float | None = None  # the request's (see _request): reads never wait past it
 
     # -- fed by the tunnel's reader
     def feed(self, data: bytes) -> None:
+        """Bytes for this connection: at most :data:`BUFFER_BYTES` held (see there)."""
         with self._cond:
+            while len(self._buf) >= BUFFER_BYTES and not self.dropped:
+                wait = None if self.deadline is None else self.deadline - time.monotonic()
+                if wait is None or wait <= 0:  # nobody reads them, or nobody will in time
+                    self._drop(f"it sent more than {BUFFER_BYTES >> 20} MiB that were not read")
+                    break
+                self._cond.wait(wait)
+            if self.dropped:
+                return
             self._buf += data
             self._cond.notify_all()
+
+    def drop(self, why: str = "") -> None:
+        """Throw away what it holds and what still comes (one connection of a tunnel cannot close)."""
+        with self._cond:
+            self._drop(why)
+
+    def _drop(self, why: str) -> None:  # with self._cond held
+        self.dropped = self._eof = True
+        self.error = self.error or why
+        self._buf.clear()
+        self._cond.notify_all()
 
     def fail(self, message: str) -> None:
         with self._cond:
@@ -203,9 +227,8 @@ class _Connection(io.RawIOBase):
         return True
 
     def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
-        """What has come, at most ``len(b)`` bytes; waits for something only until the request's
-        deadline (else the socket-like ``timeout``), and fails once that deadline has passed, as
-        podhttp's timed reads do: a server sending a byte at a time cannot stretch a GET past it."""
+        """What has come, at most ``len(b)`` bytes; waits only until the request's deadline (else
+        ``timeout``): a server sending a byte at a time cannot stretch a GET past it."""
         deadline = self.deadline
         if deadline is None and self.timeout is not None:
             deadline = time.monotonic() + self.timeout
@@ -220,11 +243,11 @@ class _Connection(io.RawIOBase):
             n = min(len(b), len(self._buf))
             b[:n] = self._buf[:n]
             del self._buf[:n]
+            self._cond.notify_all()  # the tunnel's reader may wait for room (see feed)
             return n
 
     def wait_error(self, seconds: float) -> str:
-        """The kubelet's error for this connection, waiting up to ``seconds`` for it: its error
-        channel may bring it a moment after the connection ended."""
+        """The kubelet's error for this connection, which may come up to ``seconds`` after it ended."""
         end = time.monotonic() + seconds
         with self._cond:
             while not self.error and not self.tunnel.finished:
@@ -236,8 +259,7 @@ class _Connection(io.RawIOBase):
         return mine or self.tunnel.first_error()
 
     def close(self) -> None:
-        # A connection cannot be closed alone in this protocol: it ends with its tunnel.
-        pass
+        pass  # a connection cannot be closed alone in this protocol: it ends with its tunnel
 
 
 class _Stale(Exception):
@@ -247,10 +269,8 @@ class _Stale(Exception):
 def _request(conn: _Connection, path: str, sink: IO[bytes], timeout: float, max_bytes: int,
              reused: bool, sent: Callable[[], None] | None = None) -> tuple[HttpResult, bool]:
     """GET ``path`` on ``conn``; the result and whether the connection may carry another request.
-
-    ``timeout`` bounds all of it, the answer's headers and its body too: every read from the
-    connection waits only for what is left before the deadline (:meth:`_Connection.readinto`),
-    and the body is read as it comes (``read1``), never held back for a full buffer."""
+    ``timeout`` bounds all of it, headers and body: every read waits only for what is left before
+    the deadline (:meth:`_Connection.readinto`); the body is read as it comes (``read1``)."""
     started = time.monotonic()
     deadline = started + timeout
     conn.deadline = deadline
@@ -427,12 +447,21 @@ class Pool:
         return first, False
 
     def _release(self, conn: _Connection, keep: bool) -> None:
+        done: _Tunnel | None = None
         with self._cond:
             if keep and not self._closed:
                 self._idle.append((conn, True))
             else:
                 self._live -= 1
+                conn.drop()  # cut at its cap, timed out or closed: nothing more of it is read
+                # A tunnel whose connections are all given up on is closed: a flood stops coming.
+                tunnel = conn.tunnel
+                if tunnel in self._tunnels and all(c.dropped for c in tunnel.connections):
+                    self._tunnels.remove(tunnel)
+                    done = tunnel
             self._cond.notify_all()
+        if done is not None:
+            done.close()
 
     def close(self) -> None:
         with self._cond:
