@@ -26,7 +26,7 @@ def test_log_is_stored_verbatim_under_the_logs_path(bundle, api, data) -> None:
     assert layout.log_path("app") == "logs/app.log"
     assert bundle.files == {"logs/app.log": data("kube/goapp.log")}
     assert api.calls == [("get", LOG, (("container", "app"), ("tailLines", "1000"), ("previous", "false"),
-                                       ("timestamps", "true")))]
+                                       ("timestamps", "true"), ("limitBytes", str((64 << 20) + 1))))]
     assert [r.released for r in api.responses] == [True]
 
 
