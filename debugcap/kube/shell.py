@@ -43,6 +43,10 @@ _KILL = ('p=$1; for s in /proc/[0-9]*/stat; do set -- $(cat "$s" 2>/dev/null); '
          '[ "${4:-}" = "$p" ] && kill -9 "$1" 2>/dev/null; done; kill -9 "$p" 2>/dev/null; true')
 _RC = re.compile(rb"^(\d+)\n")
 _PID = re.compile(rb"^pid=(\d+)\n")
+# Most bytes kept after an end marker: the exit code's line needs a few. More is a process the
+# command left behind writing to the session (a flood after the marker once cost ~300 MB and a
+# core for 30 s, each frame copied onto what came before): the session is dropped instead.
+AFTER_BYTES = 64
 
 
 class Unavailable(errors.CollectorError):
@@ -58,30 +62,38 @@ class _Broken(Exception):
 
 
 class _Until:
-    """Pass a byte stream to ``sink`` up to ``marker``; keep what follows it in ``after``."""
+    """Pass a byte stream to ``sink`` up to ``marker``; keep what follows it in ``after`` (at most
+    :data:`AFTER_BYTES`: ``overflow`` once more came)."""
 
     def __init__(self, marker: bytes, sink: Callable[[bytes], None]) -> None:
         self.marker, self.sink = marker, sink
         self.tail = b""
-        self.found = False
+        self.found = self.overflow = False
         self.after = b""
 
     def feed(self, data: bytes) -> None:
         if self.found:
-            self.after += data
+            self._keep(data)
             return
         buf = self.tail + data if self.tail else data
         i = buf.find(self.marker)
         if i >= 0:
             if i:
                 self.sink(buf[:i])
-            self.found, self.tail, self.after = True, b"", buf[i + len(self.marker):]
+            self.found, self.tail = True, b""
+            self._keep(buf[i + len(self.marker):])
             return
         # Hold back what could be the start of a marker split across frames.
         cut = max(len(buf) - (len(self.marker) - 1), 0)
         if cut:
             self.sink(buf[:cut])
         self.tail = buf[cut:]
+
+    def _keep(self, data: bytes) -> None:
+        room = AFTER_BYTES - len(self.after)
+        self.overflow = self.overflow or len(data) > room
+        if room > 0:
+            self.after += data[:room]
 
     def flush(self) -> None:
         """The stream ended without the marker: what was held back is output too."""
@@ -157,11 +169,13 @@ class Session:
             channel, payload = got
             if channel == kexec.STDOUT_CHANNEL:
                 stdout_scan.feed(payload)
-                if out.truncated:
-                    # Past the cap nothing more is kept: drop the session instead of draining it.
+                if out.truncated or stdout_scan.overflow:
+                    # Past the cap (or flooding past the end) nothing more is kept: drop the session.
                     break
             elif channel == kexec.STDERR_CHANNEL:
                 pid.feed(payload)
+                if stderr_scan.overflow:
+                    break
             elif channel == kexec.STATUS_CHANNEL:
                 # The shell itself ended (or never started): the session is over.
                 status += payload
