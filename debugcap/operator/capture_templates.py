@@ -33,4 +33,18 @@ def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> N
     patch.status["valid"] = not shadowed
     patch.status["message"] = (f'a built-in template is also called "{name}" and wins; rename this one'
                                if shadowed else f"{len(parsed.steps)} step(s): "
-                               + ", ".join(s.collector for s in parsed.steps))
+                               + ", ".join(s.collector for s in parsed.steps) + who_may_use(spec, parsed))
+
+
+def who_may_use(spec: Any, parsed: templates.Template) -> str:
+    """The status's note of the namespaces the template serves and where its commands run."""
+    notes = []
+    allowed = spec.get("allowedNamespaces")
+    if allowed is not None:
+        notes.append("serves only namespaces " + (", ".join(str(n) for n in allowed) or "(none)"))
+    if spec.get("namespaceSelector") is not None:
+        notes.append("serves only namespaces matching spec.namespaceSelector")
+    if any(s.collector == templating.COMMAND_COLLECTOR for s in parsed.steps):
+        notes.append(f"its command steps run only in namespaces labelled "
+                     f"{templating.COMMANDS_LABEL}={templating.COMMANDS_ALLOWED}, skipped elsewhere")
+    return "".join(f"; {n}" for n in notes)

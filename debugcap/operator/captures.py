@@ -288,7 +288,9 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     try:
         request = parse_spec(body.spec)
         settings = capturing.capture_settings(rt.config, request)
-        fired = firing_steps.fire(await runtime.in_thread(templating.expand_template, rt.kube, request), request.firing)
+        expanded = await runtime.in_thread(templating.expand_for_namespace, rt.kube, request, namespace,
+                                           command_namespaces=rt.config.command_namespaces)
+        fired = firing_steps.fire(expanded, request.firing)
         template = fired.template
         selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)
     except Exception as exc:

@@ -106,6 +106,11 @@ class DebugcapConfig:
     debug_image: str = DEFAULT_DEBUG_IMAGE
     """The ephemeral debug container's toolbox image (``DEBUGCAP_OPERATOR_DEBUG_IMAGE``)."""
 
+    command_namespaces: tuple[str, ...] = ()
+    """Namespaces where templates' ``command`` steps run without the namespace's own opt-in label
+    ``debugcap.io/commands=allowed`` (``DEBUGCAP_OPERATOR_COMMAND_NAMESPACES``, comma-separated).
+    Elsewhere those steps are skipped (:func:`debugcap.operator.templating.expand_for_namespace`)."""
+
     allowed_debug_images: tuple[str, ...] = ()
     """Other images a capture may name in ``spec.parameters.debugImage``
     (``DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES``, comma-separated). Only these and
@@ -221,6 +226,7 @@ class DebugcapConfig:
             ephemeral_containers=ephemeral,
             debug_image=env.get("DEBUGCAP_OPERATOR_DEBUG_IMAGE", "").strip() or defaults.debug_image,
             allowed_debug_images=listed("DEBUGCAP_OPERATOR_ALLOWED_DEBUG_IMAGES"),
+            command_namespaces=listed("DEBUGCAP_OPERATOR_COMMAND_NAMESPACES"),
             http_transport=choice("DEBUGCAP_OPERATOR_TRANSPORT", defaults.http_transport, HTTP_TRANSPORTS),
             concurrency=integer("DEBUGCAP_OPERATOR_CONCURRENCY", defaults.concurrency, 1),
             default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),

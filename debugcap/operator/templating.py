@@ -7,17 +7,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from debugcap import errors, hints, resources, templates
 from debugcap.collectors import COLLECTORS
-from debugcap.kube.client import Kube, group_path
-from debugcap.operator.requests import CaptureRequest, camel_parameter
+from debugcap.kube.client import Kube, core_path, group_path
+from debugcap.operator.requests import CaptureRequest, camel_parameter, selector_to_string
+
+COMMANDS_LABEL: Final = "debugcap.io/commands"
+"""The namespace label that opts a namespace in to templates' ``command`` steps (value ``allowed``)."""
+COMMANDS_ALLOWED: Final = "allowed"
+COMMAND_COLLECTOR: Final = "command"
 
 
 def builtin_template_names() -> list[str]:
@@ -28,13 +34,50 @@ def expand_template(kube: Kube, request: CaptureRequest) -> templates.ExpandedTe
     """A built-in template, else the cluster-scoped DebugCaptureTemplate of that name.
 
     Built-in names win: a cluster admin cannot silently change what ``go-profile`` means for
-    every namespace by creating a DebugCaptureTemplate called ``go-profile``.
+    every namespace by creating a DebugCaptureTemplate called ``go-profile``. No namespace check:
+    a capture's template goes through :func:`expand_for_namespace`.
     """
     builtin = builtin_template_names()
+    if request.template in builtin:
+        return _expand_builtin(request)
+    return _expand_object(request, _read_template_object(kube, request.template, builtin))
+
+
+def expand_for_namespace(kube: Kube, request: CaptureRequest, namespace: str, *,
+                         command_namespaces: Collection[str] = ()) -> templates.ExpandedTemplate:
+    """The template a capture in ``namespace`` runs: :func:`expand_template`, held to who may use it.
+
+    - A DebugCaptureTemplate with ``spec.allowedNamespaces`` or ``spec.namespaceSelector`` serves
+      only the namespaces they admit (both set: a namespace must pass both); any other is refused
+      with a :class:`~debugcap.errors.ConfigError` naming the template, the namespace and the field.
+    - Its ``command`` steps (admin-chosen commands run in the target container) run only in a
+      namespace labelled ``debugcap.io/commands=allowed`` or listed in ``command_namespaces``
+      (``DEBUGCAP_OPERATOR_COMMAND_NAMESPACES``); elsewhere they are skipped with the reason and the
+      fix, and the other steps run (docs/operator.md, "Who can do what").
+
+    Built-in templates have no command step and no restriction: they serve every namespace. The
+    namespace is read (``get namespaces``) only when a label decides.
+    """
+    builtin = builtin_template_names()
+    if request.template in builtin:
+        return _only_allowed_commands(kube, request.template, expand_template(kube, request), namespace,
+                                      command_namespaces)
+    body = _read_template_object(kube, request.template, builtin)
+    spec = body.get("spec") or {}
+    _check_namespace_allowed(kube, request.template, spec, namespace)
+    return _only_allowed_commands(kube, request.template, _expand_object(request, body), namespace,
+                                  command_namespaces)
+
+
+def _expand_builtin(request: CaptureRequest) -> templates.ExpandedTemplate:
     try:
-        if request.template in builtin:
-            return templates.expand(request.template, request.template_parameters, collectors=COLLECTORS)
-        body = _read_template_object(kube, request.template, builtin)
+        return templates.expand(request.template, request.template_parameters, collectors=COLLECTORS)
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(_field_for_template_error(str(exc), request)) from exc
+
+
+def _expand_object(request: CaptureRequest, body: Mapping[str, Any]) -> templates.ExpandedTemplate:
+    try:
         with tempfile.TemporaryDirectory(prefix="debugcap-template-") as tmp:
             document = template_document(request.template, body.get("spec") or {})
             (Path(tmp) / f"{request.template}.yaml").write_text(template_yaml(document), encoding="utf-8")
@@ -42,6 +85,97 @@ def expand_template(kube: Kube, request: CaptureRequest) -> templates.ExpandedTe
                                     directory=Path(tmp))
     except errors.ConfigError as exc:
         raise errors.ConfigError(_field_for_template_error(str(exc), request)) from exc
+
+
+def _check_namespace_allowed(kube: Kube, name: str, spec: Mapping[str, Any], namespace: str) -> None:
+    allowed = spec.get("allowedNamespaces")
+    if allowed is not None and namespace not in [str(n) for n in allowed]:
+        listed = ", ".join(str(n) for n in allowed) or "none"
+        raise errors.ConfigError(
+            f'spec.template: DebugCaptureTemplate "{name}" does not serve namespace "{namespace}": its '
+            f"spec.allowedNamespaces lists {listed}; a cluster admin adds \"{namespace}\" to "
+            f"spec.allowedNamespaces of DebugCaptureTemplate {name}, or the capture names another template")
+    selector = spec.get("namespaceSelector")
+    if selector is None:
+        return
+    where = f"DebugCaptureTemplate {name} spec.namespaceSelector"
+    try:
+        labels = namespace_labels(kube, namespace)
+    except errors.KubeError as exc:
+        raise errors.ConfigError(
+            f'spec.template: DebugCaptureTemplate "{name}" serves only namespaces matching its '
+            f'spec.namespaceSelector, and the labels of namespace "{namespace}" cannot be read: {exc}; '
+            "the operator needs get on namespaces (the chart's ClusterRole grants it)") from exc
+    if not selector_matches(selector, labels, where=where):
+        text = requests_selector_text(selector, where)
+        raise errors.ConfigError(
+            f'spec.template: DebugCaptureTemplate "{name}" does not serve namespace "{namespace}": its '
+            f"labels do not match spec.namespaceSelector ({text}); label the namespace to match "
+            f"(kubectl label namespace {namespace} ...), or a cluster admin changes spec.namespaceSelector "
+            f"of DebugCaptureTemplate {name}")
+
+
+def _only_allowed_commands(kube: Kube, name: str, template: templates.ExpandedTemplate, namespace: str,
+                           command_namespaces: Collection[str]) -> templates.ExpandedTemplate:
+    commands = [s for s in template.steps if s.collector == COMMAND_COLLECTOR and not s.skipped]
+    if not commands or namespace in command_namespaces:
+        return template
+    try:
+        labels = namespace_labels(kube, namespace)
+        why = ""
+    except errors.KubeError as exc:
+        labels, why = {}, f" (its labels cannot be read: {errors.shorten(str(exc), 200)})"
+    if labels.get(COMMANDS_LABEL) == COMMANDS_ALLOWED:
+        return template
+    reason = (f'template "{name}" runs commands in the container, and namespace "{namespace}" has not opted in'
+              f"{why}: a namespace admin labels it {COMMANDS_LABEL}={COMMANDS_ALLOWED} "
+              f"(kubectl label namespace {namespace} {COMMANDS_LABEL}={COMMANDS_ALLOWED}), or the operator "
+              "lists it in DEBUGCAP_OPERATOR_COMMAND_NAMESPACES (the chart's operator.commandNamespaces)")
+    steps = tuple(dataclasses.replace(s, params={}, window=None, skipped=reason)
+                  if s.collector == COMMAND_COLLECTOR and not s.skipped else s for s in template.steps)
+    return dataclasses.replace(template, steps=steps)
+
+
+def namespace_labels(kube: Kube, namespace: str) -> Mapping[str, str]:
+    """The labels of ``namespace`` (``get namespaces``)."""
+    body: Any = kube.get_json(core_path("namespaces", name=namespace))
+    labels = ((body or {}).get("metadata") or {}).get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str], *, where: str) -> bool:
+    """Whether ``labels`` match a ``metav1.LabelSelector`` (an empty selector matches everything,
+    as in Kubernetes); an expression Kubernetes would reject raises :class:`ConfigError`."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = str(expr.get("key") or ""), expr.get("operator"), [str(v) for v in expr.get("values") or []]
+        if not key:
+            raise errors.ConfigError(f"{where}.matchExpressions: every expression needs a key")
+        if op == "In":
+            if key not in labels or labels[key] not in values:
+                return False
+        elif op == "NotIn":
+            if key in labels and labels[key] in values:
+                return False
+        elif op == "Exists":
+            if key not in labels:
+                return False
+        elif op == "DoesNotExist":
+            if key in labels:
+                return False
+        else:
+            raise errors.ConfigError(f'{where}.matchExpressions: operator "{op}" of "{key}" is not one of '
+                                     "In, NotIn, Exists, DoesNotExist")
+    return True
+
+
+def requests_selector_text(selector: Mapping[str, Any], where: str) -> str:
+    try:
+        return selector_to_string(selector, where=where)
+    except errors.ConfigError:
+        return "matches every namespace"
 
 
 def template_document(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:

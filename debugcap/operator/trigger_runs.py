@@ -54,7 +54,7 @@ async def check(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger
     interval = spec.interval.total_seconds()
     try:
         if state.template_checked != generation:
-            problem = await template_problem(rt, spec)
+            problem = await template_problem(rt, spec, str(trigger["metadata"]["namespace"]))
             if problem:
                 await write_status(rt, state, trigger, ready=False, reason="InvalidSpec", message=problem,
                                    stalled=True)
@@ -68,12 +68,15 @@ async def check(rt: runtime.Runtime, state: trigger_checks.TriggerState, trigger
     return interval
 
 
-async def template_problem(rt: runtime.Runtime, spec: TriggerSpec) -> str:
-    """Why the trigger's template cannot serve its firings ("" when it can)."""
+async def template_problem(rt: runtime.Runtime, spec: TriggerSpec, namespace: str) -> str:
+    """Why the trigger's template cannot serve its firings in ``namespace`` ("" when it can): it
+    does not exist, or does not serve the namespace (``spec.allowedNamespaces``,
+    ``spec.namespaceSelector``). Command steps it would skip there are no reason to stall."""
     # A template without a heap profile still serves a memory firing: its capture adds one
     # (operator/firing_steps.py), so only a template that does not exist stalls the trigger.
     try:
-        await runtime.in_thread(templating.expand_template, rt.kube, spec.request)
+        await runtime.in_thread(templating.expand_for_namespace, rt.kube, spec.request, namespace,
+                                command_namespaces=rt.config.command_namespaces)
     except errors.ConfigError as exc:
         return str(exc)
     return ""

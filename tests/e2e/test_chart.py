@@ -3,8 +3,8 @@
 Cases:
 * the packaged chart carries the repository's crds/ (its crds/ is a link to them)
 * ``helm lint --strict`` passes; ``helm template`` renders the objects each mode needs
-  (all namespaces: ClusterRoles; a list: a Role per namespace), with a non-root Deployment, S3
-  credentials from a Secret and a liveness probe
+  (all namespaces, asked for with serveKubeSystem: ClusterRoles; a list, the default: a Role per
+  namespace), with a non-root Deployment, S3 credentials from a Secret and a liveness probe
 * no rule grants secrets, wildcards, or anything outside the operator's list
 * presigned downloads (on by default) render the admission policy and its binding, named after the
   release, the users' ClusterRole <release>-download and the operator's settings; off, none of them
@@ -75,6 +75,7 @@ def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 # Everything the operator may be granted; nothing outside this.
 ALLOWED = {
+    ("", "namespaces", "get"),  # template namespace selectors, the commands opt-in label
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
     ("", "pods/exec", "create"), ("", "pods/portforward", "create"), ("", "pods/log", "get"),
     ("", "pods/exec", "get"), ("", "pods/portforward", "get"), ("", "pods/proxy", "get"),
@@ -118,8 +119,12 @@ def test_helm_lint_passes(testbed: Testbed) -> None:
     helm("lint", "--strict", str(CHART), *S3_VALUES, "--set", "namespaces={a,b}", "--set", "rbac.nodes=false")
 
 
+# The chart's default is namespaces: [default]; every namespace (kube-system included) is asked for.
+EVERY_NAMESPACE = ("--set-json", "namespaces=[]", "--set", "serveKubeSystem=true")
+
+
 def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Testbed) -> None:
-    docs = render("dc", "ops")
+    docs = render("dc", "ops", *EVERY_NAMESPACE)
     assert kinds(docs) == [("ClusterRole", None), ("ClusterRole", None), ("ClusterRoleBinding", None),
                            ("Deployment", "ops"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
                            ("ValidatingAdmissionPolicyBinding", None)]
@@ -185,9 +190,10 @@ def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
                            ("RoleBinding", "web"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
                            ("ValidatingAdmissionPolicyBinding", None)]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole" and not is_user_role(d)]
-    # Cluster-wide: only the cluster-scoped templates (nodes are off here) and the download policy.
+    # Cluster-wide: only the cluster-scoped templates (nodes are off here), the download policy and
+    # get namespaces (a capture's namespace labels, for templates).
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "debugcapturetemplates", "debugcapturetemplates/status", "debugcapturetemplates/finalizers",
+        "namespaces", "debugcapturetemplates", "debugcapturetemplates/status", "debugcapturetemplates/finalizers",
         "validatingadmissionpolicies", "validatingadmissionpolicybindings"}
     assert grants(docs) <= ALLOWED
     assert ("", "nodes", "get") not in grants(docs)
@@ -286,7 +292,7 @@ def apply_rbac_only(testbed: Testbed, docs: list[dict[str, Any]], sa: str, names
 def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespace: str, release: str,
                                                       cluster_objects: None) -> None:
     sa = f"system:serviceaccount:{namespace}:{release}-debugcap"
-    apply_rbac_only(testbed, render(release, namespace), sa, namespace)
+    apply_rbac_only(testbed, render(release, namespace, *EVERY_NAMESPACE), sa, namespace)
     for verb, resource in [("create", "pods/exec"), ("create", "pods/portforward"), ("get", "pods/exec"),
                            ("get", "pods/portforward"), ("get", "pods/log"),
                            ("list", "pods"), ("watch", "pods"), ("list", "events"), ("create", "events"),
@@ -297,7 +303,9 @@ def test_service_account_may_capture_and_nothing_more(testbed: Testbed, namespac
         assert can_i(testbed, sa, verb, resource, namespace), f"{verb} {resource} should be allowed"
         assert can_i(testbed, sa, verb, resource, None), f"{verb} {resource} should be allowed everywhere"
     assert can_i(testbed, sa, "get", "nodes", None)
+    assert can_i(testbed, sa, "get", "namespaces", None)
     assert can_i(testbed, sa, "watch", "debugcapturetemplates.debugcap.io", None)
+    assert not can_i(testbed, sa, "list", "namespaces", None)
     for verb, resource in [("get", "secrets"), ("list", "secrets"), ("delete", "pods"), ("create", "pods"),
                            ("create", "deployments.apps"), ("update", "deployments.apps"), ("get", "configmaps"),
                            ("create", "roles.rbac.authorization.k8s.io"), ("delete", "namespaces"),

@@ -102,8 +102,28 @@ each served namespace. Only what the operator and its collectors call; see docs/
   verbs: [update]
 {{- end -}}
 
+{{/*
+kube-system is served only when asked for: serveKubeSystem: true, with a list naming it or with
+[] (every namespace, kube-system included).
+*/}}
+{{- define "debugcap.checkNamespaces" -}}
+{{- if not .Values.serveKubeSystem -}}
+{{- if not .Values.namespaces -}}
+{{- fail "namespaces is empty, which serves every namespace, kube-system included: list the namespaces to serve (namespaces={shop,web}), or set serveKubeSystem=true as well to serve them all" -}}
+{{- else if has "kube-system" .Values.namespaces -}}
+{{- fail "namespaces lists kube-system: the operator would exec and port-forward into the cluster's own pods; remove it, or set serveKubeSystem=true to mean it" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Rules on cluster-scoped objects: always in a ClusterRole. */}}
 {{- define "debugcap.clusterRules" -}}
+# A capture's namespace labels: a DebugCaptureTemplate's spec.namespaceSelector, and the opt-in
+# label debugcap.io/commands=allowed of templates' command steps. Read by name only (no list or
+# watch); without it those templates are refused and command steps skipped.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 - apiGroups: [debugcap.io]
   resources: [debugcapturetemplates]
   verbs: [get, list, watch, patch]
