@@ -364,8 +364,9 @@ def require_bundle(path: str | os.PathLike[str], *, force: bool = False) -> None
 class Reading:
     """One bundle being analysed: its reader, and the problems and hints found so far."""
 
-    def __init__(self, reader: BundleReader) -> None:
+    def __init__(self, reader: BundleReader, profile_limit: int = pprof_format.MAX_UNCOMPRESSED_BYTES) -> None:
         self.reader = reader
+        self.profile_limit = profile_limit  # the most a profile is decompressed to
         # A bundle read with force says first that nothing after it can be trusted.
         self.problems: list[str] = list(reader.unverified)
         self.hints: list[str] = []
@@ -417,7 +418,7 @@ class Reading:
         if body:
             self.hints.append(body)
             return None
-        prof = self.guard(lambda: pprof_format.parse(data, label))
+        prof = self.guard(lambda: pprof_format.parse(data, label, self.profile_limit))
         if prof is not None:
             self.hints.extend(hints.profile_hints(prof, kind, rel, requested_seconds))
         return prof

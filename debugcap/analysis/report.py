@@ -23,7 +23,7 @@ from debugcap.formats import pprof as pprof_format
 
 def build(path: str | os.PathLike[str], *, flame_graphs: list[flames.Flame] | None = None,
           profiles: dict[str, pprof_format.Profile] | None = None, force: bool = False,
-          trace_limit: int | None = None) -> model.Report:
+          trace_limit: int | None = None, profile_limit: int | None = None) -> model.Report:
     """The report for one bundle (packed or unpacked), findings included.
 
     ``flame_graphs``/``profiles``, when given, are filled with flame graphs and
@@ -31,10 +31,11 @@ def build(path: str | os.PathLike[str], *, flame_graphs: list[flames.Flame] | No
     this one parse instead of reading the bundle again. ``force`` reads what is
     readable of a bundle that fails its checks (:class:`BundleReader`). ``trace_limit``: the
     largest execution trace summarised, in bytes (None: :data:`traces.REPORT_TRACE_LIMIT`); a
-    larger one gets a hint naming the trace command.
+    larger one gets a hint naming the trace command. ``profile_limit``: the most a profile is
+    decompressed to (None: the format's own); a larger one is a problem line.
     """
     with BundleReader(path, force=force) as reader:
-        reading = Reading(reader)
+        reading = Reading(reader) if profile_limit is None else Reading(reader, profile_limit)
         rep, profs = _read(reading, trace_limit)
         if profiles is not None:
             profiles.update(profs)

@@ -42,10 +42,11 @@ _BUSY = re.compile(rb"already in use|already enabled")
 _now, _sleep = time.monotonic, time.sleep  # module attributes: unit tests move a clock of their own
 
 # A fetched profile is checked by decompressing and parsing it in memory: at most this much of
-# it decompressed (a pod's 1 MB gzip bomb inflates to gigabytes; real profiles are a few MB, a
-# very large heap profile tens of MB). One larger is stored unchecked and the result is partial,
-# naming this limit. Judgement call.
-CHECK_MAX_UNCOMPRESSED_BYTES = 32 << 20
+# it decompressed (a pod's 1 MB gzip bomb inflates to gigabytes; real profiles are a few MB). One
+# larger is stored unchecked and the result is partial, naming this limit. Parsing costs about 12x
+# the decompressed size (23 MiB took 279 MiB, measured): 16 MiB keeps one check near 200 MiB in
+# an operator limited to 384 MiB (large parses run one at a time: formats.pprof).
+CHECK_MAX_UNCOMPRESSED_BYTES = 16 << 20
 # Profiles checked at once in this process: a capture fetches up to seven at a time, and the
 # operator runs several captures; the check is CPU-bound under the GIL anyway, so two at a time
 # costs no time and bounds the memory to two profiles (their bytes and parsed message).
@@ -118,8 +119,8 @@ def _check(scratch: Scratch, body: Body, bundle_path: str) -> str:
             try:
                 pprof.read(scratch.reader(), bundle_path, CHECK_MAX_UNCOMPRESSED_BYTES)
             except pprof.TooLarge as exc:
-                return (f"stored unchecked: it decompresses to more than {exc.limit >> 20} MiB, the most a "
-                        "fetched profile is decompressed to be checked (a decompression bomb, or a huge profile)")
+                return (f"stored unchecked: {exc}; read it on your machine with kubectl debugcap top or report "
+                        "(a huge profile, or a decompression bomb)")
             except errors.AnalysisError as exc:
                 return f"not a valid profile: {exc}"
         return ""

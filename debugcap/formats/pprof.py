@@ -11,7 +11,9 @@ the file. See shared/research/pprof.md §3.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +30,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 # A profile that inflates past this is a decompression bomb or not a profile;
 # real heap profiles stay well under 100 MB (research notes §6). Judgement call.
-MAX_UNCOMPRESSED_BYTES = 1 << 30
+# The most a profile is decompressed to (a real one is a few MiB, a very large heap profile ~40):
+# parsing costs ~12x this in memory, so a bomb in a bundle someone sent stops at ~1.5 GB.
+MAX_UNCOMPRESSED_BYTES = 128 << 20
+MAX_LOCATION_REFS = 4_000_000  # sum over samples of their stack depth (see _parse_raw)
+LARGE_PARSE_BYTES = 4 << 20
+_LARGE_PARSES = threading.BoundedSemaphore(1)
 # How much compressed input and decompressed output one step of the streamed gunzip handles:
 # a bomb never inflates by more than this between two checks of the limit.
 PIECE = 1 << 20
@@ -173,11 +180,26 @@ def _parse_raw(data: bytes | bytearray, source: str) -> Profile:
     if not data:
         raise errors.AnalysisError(f"{source}: gzip stream holds no data, not a profile")
     msg = pprof_proto.Profile()
-    try:
-        msg.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise errors.AnalysisError(f"{source}: not a pprof protobuf: {exc}") from exc
-    del data
+    # One large parse at a time in the process (operator captures check profiles in parallel, and
+    # its health analysis parses them again): memory is the parse's, ~12x the protobuf's size.
+    with _LARGE_PARSES if len(data) > LARGE_PARSE_BYTES else contextlib.nullcontext():
+        try:
+            msg.ParseFromString(data)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise errors.AnalysisError(f"{source}: not a pprof protobuf: {exc}") from exc
+        del data
+        return _checked_and_reduced(msg, source)
+
+
+def _checked_and_reduced(msg: Any, source: str) -> Profile:
+    # The reduced profile costs about a Python object per location reference: a small file of
+    # many deep, identical samples (413 KB gzipped, 640k samples of 32 frames) took 700 MB to
+    # reduce. Real profiles hold far fewer (a 30 s CPU profile thousands of samples, a big heap
+    # profile ~1M references); beyond the budget the profile is refused, naming it.
+    refs = sum(len(sample.location_id) for sample in msg.sample)
+    if refs > MAX_LOCATION_REFS:
+        raise TooLarge(f"{source}: {len(msg.sample)} samples referring to {refs} locations, more than the "
+                       f"{MAX_LOCATION_REFS} a profile is read with; too large to check here", MAX_LOCATION_REFS)
     return _Reducer(msg, source).reduce()
 
 

@@ -29,6 +29,7 @@ from typing import Any, Final
 from debugcap import errors
 from debugcap.analysis import model, report
 from debugcap.bundle import redact
+from debugcap.collectors import fetching
 from debugcap.operator import conditions
 from debugcap.operator.config import ANALYSIS_TRACE_LIMIT_MIB
 from debugcap.operator.reporting import stamp
@@ -194,7 +195,9 @@ def assess(path: str | os.PathLike[str], *, generation: int | None, now: datetim
     report command's). A failure is an ``Unknown`` health naming it, never raised."""
     try:
         with _ANALYSING:
-            rep = report.build(path, trace_limit=trace_limit)
+            # Profiles decompressed no further than a capture's check does: a pod's bomb stored
+            # "unchecked" must not be inflated here, in the operator, after all.
+            rep = report.build(path, trace_limit=trace_limit, profile_limit=fetching.CHECK_MAX_UNCOMPRESSED_BYTES)
     except Exception as exc:  # noqa: BLE001 - analysis must never fail the capture; it becomes the message
         message = clean(f"the bundle could not be analysed: {type(exc).__name__}: {exc}", conditions.MESSAGE_CHARS)
         logger.warning("%s: %s", os.fspath(path).rsplit("/", 1)[-1], message)

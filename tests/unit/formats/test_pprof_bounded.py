@@ -85,3 +85,47 @@ def test_damage_is_found_across_pieces(monkeypatch: pytest.MonkeyPatch, tail: by
     monkeypatch.setattr(pprof, "PIECE", 64)
     with pytest.raises(errors.AnalysisError, match=what):
         pprof.read(io.BytesIO(body), "heap.pb.gz")
+
+
+def test_a_profile_of_too_many_location_references_is_refused_before_it_is_reduced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many deep identical samples compress to little and cost ~a Python object per reference."""
+    from debugcap.formats import pprof_proto
+
+    msg = pprof_proto.Profile()
+    msg.string_table.extend(["", "samples", "count", "f"])
+    kind = msg.sample_type.add()
+    kind.type, kind.unit = 1, 2
+    fn = msg.function.add()
+    fn.id, fn.name = 1, 3
+    for i in range(1, 33):
+        loc = msg.location.add()
+        loc.id = i
+        loc.line.add().function_id = 1
+    for _ in range(100):
+        sample = msg.sample.add()
+        sample.location_id.extend(range(1, 33))
+        sample.value.append(1)
+    data = gzip.compress(msg.SerializeToString())
+    assert len(pprof.parse(data, "deep").stacks) == 100  # 3200 references: read
+    monkeypatch.setattr(pprof, "MAX_LOCATION_REFS", 3199)
+    with pytest.raises(pprof.TooLarge, match="deep: 100 samples referring to 3200 locations, more than the 3199"):
+        pprof.parse(data, "deep")
+
+
+def test_the_analysis_reads_a_profile_no_further_than_its_limit() -> None:
+    """The operator analyses a stored bundle with the capture check's limit, not the format's."""
+    from debugcap.analysis.bundle_reading import Reading
+
+    class Reader:
+        unverified: list[str] = []
+
+        def read(self, rel: str) -> bytes:
+            return gzip.compress(b"\0" * (1 << 20))
+
+        def label(self, rel: str) -> str:
+            return f"bundle:{rel}"
+
+    reading = Reading(Reader(), profile_limit=64 << 10)  # type: ignore[arg-type]
+    assert reading.profile("pprof/heap.pb.gz", "heap") is None
+    assert len(reading.problems) == 1 and "decompresses to more than 65536 bytes" in reading.problems[0]
