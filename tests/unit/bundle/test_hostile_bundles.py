@@ -14,8 +14,9 @@ import pytest
 from debugcap import errors
 from debugcap.analysis import bundle_reading, goroutines
 from debugcap.bundle import verify
-from tests.unit.bundle import hostile
-from tests.unit.bundle.hostile import PS, STEM, build, link
+
+from . import hostile
+from .hostile import PS, STEM, build, link
 
 Kind = verify.ProblemKind
 

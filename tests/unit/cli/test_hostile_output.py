@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bundle.hostile import PS, build, manifest_bytes  # tests/unit is on sys.path (rootdir-relative packages)
 from click.testing import CliRunner
 
 from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.cli import cli
-from tests.unit.bundle.hostile import PS, build, manifest_bytes
 
 ESC = "\x1b[31mRED\x1b]0;pwned\x07"
 
