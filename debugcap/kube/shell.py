@@ -186,6 +186,9 @@ class Session:
                 break
         rc = _RC.match(stdout_scan.after) if stdout_scan.found else None
         done = rc is not None and stderr_scan.found
+        if stdout_scan.overflow or stderr_scan.overflow:
+            # Done or not, something still writes into the session: it would flood the next command.
+            self.broken = True
         if not done:
             self.broken = True
             if not stdout_scan.found:

@@ -61,3 +61,23 @@ def test_a_flood_after_the_exit_code_ends_the_read_and_breaks_the_session() -> N
     res = session.run(["cat", "x"], stdout=out, stderr=io.BytesIO(), timeout=3600, max_bytes=1 << 20)
     assert out.getvalue() == b"hello" and res.exit_code == 0 and not res.timed_out
     assert session.broken and stream.taken == 2  # the first flood frame past the marker ended it
+
+
+class DoneThenFloodStream(FloodingStream):
+    """Both markers arrive, the stdout one in the same frame as a flood that followed it."""
+
+    def write_stdin(self, data: bytes) -> None:
+        m = re.search(rb"__debugcap_run (\S+) ", data)
+        assert m is not None
+        nonce = m.group(1)
+        self.frames = [(kexec.STDERR_CHANNEL, nonce + b"end\n"),
+                       (kexec.STDOUT_CHANNEL, b"hello" + nonce + b"rc=0\n" + FLOOD)]
+
+
+def test_a_flood_in_the_frame_that_ended_the_command_still_breaks_the_session() -> None:
+    session = object.__new__(shell.Session)
+    session.kube, session.namespace, session.pod, session.container = None, "ns", "p", "app"
+    session.broken, session._defined = False, True
+    session._stream = DoneThenFloodStream()  # type: ignore[assignment]
+    res = session.run(["cat", "x"], stdout=io.BytesIO(), stderr=io.BytesIO(), timeout=3600, max_bytes=1 << 20)
+    assert res.exit_code == 0 and session.broken  # not reused: the flood would reach the next command
