@@ -128,7 +128,8 @@ def _only_allowed_commands(kube: Kube, name: str, template: templates.ExpandedTe
     if labels.get(COMMANDS_LABEL) == COMMANDS_ALLOWED:
         return template
     reason = (f'template "{name}" runs commands in the container, and namespace "{namespace}" has not opted in'
-              f"{why}: someone with patch rights on namespaces (a cluster admin) labels it {COMMANDS_LABEL}={COMMANDS_ALLOWED} "
+              f"{why}: someone with patch rights on namespaces (a cluster admin) labels it "
+              f"{COMMANDS_LABEL}={COMMANDS_ALLOWED} "
               f"(kubectl label namespace {namespace} {COMMANDS_LABEL}={COMMANDS_ALLOWED}), or the operator "
               "lists it in DEBUGCAP_OPERATOR_COMMAND_NAMESPACES (the chart's operator.commandNamespaces)")
     steps = tuple(dataclasses.replace(s, params={}, window=None, skipped=reason)
