@@ -34,7 +34,7 @@ from click.shell_completion import (
 )
 
 from debugcap.kubectl_plugin.cli import COMPLETE_VAR
-from debugcap.kubectl_plugin.options import KubeFlags
+from debugcap.kubectl_plugin.options import KubeFlags, lineage
 
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
@@ -102,21 +102,12 @@ def what_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> s
         return None
     if ctx.command.name == "templates":
         return "template"
-    nouns = {c.command.name for c in _lineage(ctx)}
+    nouns = {c.command.name for c in lineage(ctx)}
     if "schedule" in nouns:
         return "debugschedules"
     if "trigger" in nouns:
         return "debugtriggers"
     return "debugcaptures"
-
-
-def _lineage(ctx: click.Context) -> list[click.Context]:
-    out: list[click.Context] = []
-    current: click.Context | None = ctx
-    while current is not None:
-        out.append(current)
-        current = current.parent
-    return out
 
 
 def list_names(flags: KubeFlags, plural: str, namespace: str | None) -> list[str]:

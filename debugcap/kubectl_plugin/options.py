@@ -143,7 +143,7 @@ class KubeFlags:
         """The kube flags given so far on a command line click parsed into ``ctx`` (for completion,
         which runs no command)."""
         params: dict[str, Any] = {}
-        for c in reversed(_lineage(ctx)):  # a subcommand's flag over its group's
+        for c in reversed(lineage(ctx)):  # a subcommand's flag over its group's
             params.update({k: v for k, v in c.params.items() if v is not None})
         given = ctx.meta.get(_IMPERSONATION) or {}
         timeout = params.get("request_timeout")
@@ -163,7 +163,8 @@ class KubeFlags:
                                     impersonate_user=self.impersonate, impersonate_groups=self.impersonate_groups))
 
 
-def _lineage(ctx: click.Context) -> list[click.Context]:
+def lineage(ctx: click.Context) -> list[click.Context]:
+    """``ctx`` and its parents, innermost first."""
     out: list[click.Context] = []
     current: click.Context | None = ctx
     while current is not None:

@@ -22,25 +22,15 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
+from scripts_loader import load
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-dist = _load("build_dist")
+dist = load("build_dist")
 
 
 def _requirements(name: str, seen: set[str]) -> set[str]:

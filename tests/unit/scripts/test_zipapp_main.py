@@ -10,7 +10,6 @@ housekeeping removes only stale builds it unpacked, never other directories besi
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import platform
@@ -23,22 +22,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from scripts_loader import load
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
 MARKER = ".debugcap-zipapp-complete"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-dist = _load("build_dist")
+dist = load("build_dist")
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -104,7 +94,7 @@ def bootstrap(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     config = ModuleType("_debugcap_zipapp")
     config.VERSION, config.BUILD_ID, config.PYTHONS = "1.2.3", "1.2.3-0123456789abcdef", (TAG,)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "_debugcap_zipapp", config)
-    return _load("zipapp_main")
+    return load("zipapp_main")
 
 
 def _refused(bootstrap: ModuleType, capsys: pytest.CaptureFixture[str]) -> str:
