@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from debugcap.bundle.redact import RedactionReport, mask_same_length
+from debugcap.bundle.redact_detectors import Detector
 
 _PROFILE_STRING_TABLE: Final = 6
 # A longer "string" is not a label; copying it through keeps memory flat (judgement call).
@@ -17,8 +18,12 @@ _MAX_PROFILE_STRING: Final = 1024 * 1024
 _OUTPUT_PIECE: Final = 256 * 1024
 
 
-def mask_profile(chunks: Iterable[bytes], file: str,  # long: hot loop over every field, see docstring
-                 report: RedactionReport) -> Iterator[bytes]:
+def mask_profile(
+    chunks: Iterable[bytes],
+    file: str,  # long: hot loop over every field, see docstring
+    report: RedactionReport,
+    extra: Sequence[Detector] = (),
+) -> Iterator[bytes]:
     """Stream a decompressed pprof protobuf, masking secrets inside its string table.
 
     Labels (``pprof.Do``/``pprof.Labels``) are the strings applications fill with request data,
@@ -89,7 +94,7 @@ def mask_profile(chunks: Iterable[bytes], file: str,  # long: hot loop over ever
                 if len(buf) - pos < length and not fill(length):
                     raise ValueError(f"protobuf ends inside a field ({length} bytes wanted)")
                 out += buf[start:pos]
-                out += mask_same_length(bytes(buf[pos:pos + length]), file, report)
+                out += mask_same_length(bytes(buf[pos : pos + length]), file, report, extra)
                 pos += length
                 start = pos
             else:
@@ -98,7 +103,7 @@ def mask_profile(chunks: Iterable[bytes], file: str,  # long: hot loop over ever
                     if not fill(1):
                         raise ValueError("protobuf ends inside a field")
                     take = min(length, len(buf) - pos)
-                    out += buf[pos:pos + take]
+                    out += buf[pos : pos + take]
                     pos += take
                     length -= take
                     if len(out) >= _OUTPUT_PIECE:

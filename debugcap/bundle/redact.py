@@ -34,7 +34,7 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from debugcap.bundle import manifest
@@ -50,6 +50,7 @@ MAX_RECORDS_PER_FILE: Final = 1000
 # "Authorization: Basic ", or a long variable name and "=". 256 bytes is a judgement call.
 _CONTEXT_BYTES: Final = 256
 _CUT_AFTER: Final = re.compile(rb"[\s\"',;&{}\[\]<>()]")
+
 
 class RedactionReport:
     """Collects redactions for a whole bundle; capped per file, counted exactly."""
@@ -149,8 +150,11 @@ class LineRedactor:
         *,
         block_size: int = 256 * 1024,
         max_line: int = 1024 * 1024,
+        extra: Sequence[detectors.Detector] = (),
     ) -> None:
         self._file = file
+        # Admin-supplied detectors (company-specific formats) run after the built-in ones.
+        self._patterns = (*_TEXT_PATTERNS, *extra)
         self._yaml = file.endswith((".yaml", ".yml"))
         self._report = report
         # 256 KiB blocks amortise Python overhead across thousands of lines; the 1 MiB line cap
@@ -205,7 +209,7 @@ class LineRedactor:
         lowered = data.lower()
         first_line = self._line - context.count(b"\n")
         gated: dict[re.Pattern[bytes], list[tuple[int, int]]] = {}  # valid while data is unchanged
-        for pattern in _TEXT_PATTERNS:
+        for pattern in self._patterns:
             if not _applies(pattern, lowered):
                 continue
             if pattern.gate is None:
@@ -292,11 +296,13 @@ class LineRedactor:
 # name, label key and label value of a profile is one of these strings.
 
 
-def mask_same_length(data: bytes, file: str, report: RedactionReport) -> bytes:
+def mask_same_length(
+    data: bytes, file: str, report: RedactionReport, extra: Sequence[detectors.Detector] = ()
+) -> bytes:
     """Mask the value-shaped secrets of one string with ``*`` of the same length, so a binary
     format that length-prefixes its strings (pprof's string table) stays valid."""
     buf = bytearray(data)
-    for pattern in (*_VALUE_PATTERNS, detectors.KEY_VALUE):
+    for pattern in (*_VALUE_PATTERNS, detectors.KEY_VALUE, *extra):
         for start, end in list(pattern.find(bytes(buf), 0, len(buf))):
             if not buf[start:end].strip(b"*\"'"):
                 continue  # masked already (a bundle redacted again): neither changed nor counted
@@ -305,9 +311,11 @@ def mask_same_length(data: bytes, file: str, report: RedactionReport) -> bytes:
     return bytes(buf)
 
 
-def redact_stream(chunks: Iterable[bytes], file: str, report: RedactionReport) -> Iterator[bytes]:
+def redact_stream(
+    chunks: Iterable[bytes], file: str, report: RedactionReport, extra: Sequence[detectors.Detector] = ()
+) -> Iterator[bytes]:
     """Line-redact a stream of chunks; yields redacted chunks (possibly empty ones)."""
-    redactor = LineRedactor(file, report)
+    redactor = LineRedactor(file, report, extra=extra)
     for chunk in chunks:
         yield redactor.feed(chunk)
     yield redactor.close()
@@ -353,8 +361,6 @@ def looks_secret(value: str) -> str | None:
 def _entropy(text: str) -> float:
     counts = Counter(text)
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
 
 
 class _SecretName:

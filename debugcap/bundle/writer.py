@@ -29,13 +29,13 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, Final
 
-from debugcap.bundle import environment, layout, manifest, profile_masking
+from debugcap.bundle import environment, layout, manifest, profile_masking, redact_detectors
 from debugcap.bundle import redact as redact_module
 from debugcap.errors import BundleError
 from debugcap.storage import base as storage_base
@@ -103,9 +103,7 @@ def _chunks(source: Source, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         return
     for chunk in source:
         if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise BundleError(
-                f"evidence stream yielded {type(chunk).__name__}, expected bytes; encode text first"
-            )
+            raise BundleError(f"evidence stream yielded {type(chunk).__name__}, expected bytes; encode text first")
         yield bytes(chunk)
 
 
@@ -133,6 +131,7 @@ class BundleWriter:
         spool_dir: Path | None = None,
         mtime: float | None = None,  # None outside tests: member times are the capture's wall clock
         durable: bool = True,
+        extra_detectors: Sequence[redact_detectors.Detector] = (),
     ) -> None:
         self._directory = Path(directory)
         self._name = name
@@ -147,6 +146,8 @@ class BundleWriter:
         self._mtime = int(time.time() if mtime is None else mtime)
         self._files: dict[str, manifest.FileEntry] = {}
         self._report = redact_module.RedactionReport()
+        # Admin-supplied detectors (operator setting, template), after the built-in ones.
+        self._extra = tuple(extra_detectors)
         self._tmp_path: Path | None = None
         self._raw: BinaryIO | None = None
         self._hashing: _HashingWriter | None = None
@@ -239,11 +240,10 @@ class BundleWriter:
                     # Traces are kept verbatim; see debugcap.bundle.redact for why.
                     self._copy(_chunks(source), hashing)
                 else:
-                    self._copy(redact_module.redact_stream(_chunks(source), path, self._report), hashing)
+                    self._copy(redact_module.redact_stream(_chunks(source), path, self._report, self._extra), hashing)
             except OSError as exc:
                 raise BundleError(
-                    f"cannot spool {path} for bundle {self._name} in {self._spool_dir}: {exc}; "
-                    f"check free space there"
+                    f"cannot spool {path} for bundle {self._name} in {self._spool_dir}: {exc}; check free space there"
                 ) from exc
             spool.seek(0)
             self._add_member(path, spool, hashing.size)
@@ -295,8 +295,7 @@ class BundleWriter:
         except OSError as exc:
             self.abort()
             raise BundleError(
-                f"cannot finish bundle {self._name} in {self._directory}: {exc}; "
-                f"check free space and permissions"
+                f"cannot finish bundle {self._name} in {self._directory}: {exc}; check free space and permissions"
             ) from exc
         self._finished = WrittenBundle(
             path=self.path,
@@ -339,9 +338,7 @@ class BundleWriter:
             raise BundleError(f"cannot add {path!r}: bundle {self._name} is {state}")
         layout.check_path(path)
         if path in self._files:
-            raise BundleError(
-                f"bundle {self._name} already has {path!r}; each collector must write distinct paths"
-            )
+            raise BundleError(f"bundle {self._name} already has {path!r}; each collector must write distinct paths")
 
     def _add_raw(self, path: str, data: bytes, *, record: bool) -> None:
         self._add_member(path, io.BytesIO(data), len(data))
@@ -381,7 +378,7 @@ class BundleWriter:
         text = bytes(data).decode("utf-8", "surrogateescape")
         filtered = environment.filter_environment(text, file=path, report=self._report)
         self._copy(
-            redact_module.redact_stream([filtered.encode("utf-8", "surrogateescape")], path, self._report),
+            redact_module.redact_stream([filtered.encode("utf-8", "surrogateescape")], path, self._report, self._extra),
             out,
         )
 
@@ -403,13 +400,13 @@ class BundleWriter:
             if raw.read(2) != b"\x1f\x8b":
                 # Not gzip: an error body or text profile (debug=1) landed here. Treat it as text.
                 raw.seek(0)
-                self._copy(redact_module.redact_stream(_chunks(raw), path, self._report), out)
+                self._copy(redact_module.redact_stream(_chunks(raw), path, self._report, self._extra), out)
                 return
             raw.seek(0)
             scratch = redact_module.RedactionReport()
             try:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=masked, mtime=0) as packer:
-                    for piece in profile_masking.mask_profile(_gunzip(_chunks(raw)), path, scratch):
+                    for piece in profile_masking.mask_profile(_gunzip(_chunks(raw)), path, scratch, self._extra):
                         packer.write(piece)
             except (zlib.error, EOFError, gzip.BadGzipFile, ValueError) as exc:
                 # A truncated profile (collector timed out mid-body) is still evidence; keep it as is.
