@@ -1,4 +1,4 @@
-"""The verbs the schedule and trigger nouns share: ``get``, ``suspend`` and ``resume``.
+"""The verbs the schedule and trigger nouns share: ``get``, ``describe``, ``suspend`` and ``resume``.
 
 Options objects, like every command's: ``validate()`` checks the flags alone, ``complete()``
 loads the kubeconfig and fills the namespace, ``run()`` acts. Which resource they act on is a
@@ -9,14 +9,23 @@ loads the kubeconfig and fills the namespace, ``run()`` acts. Which resource the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from debugcap.kubectl_plugin import custom_objects, terminal
 from debugcap.kubectl_plugin.columns import Resource
-from debugcap.kubectl_plugin.options import KubeFlags, check_listing, kube_options, print_objects
+from debugcap.kubectl_plugin.options import (
+    KubeFlags,
+    all_namespaces_option,
+    check_listing,
+    kube_options,
+    output_option,
+    print_objects,
+)
 
 if TYPE_CHECKING:
     from debugcap.kube.client import Kube
@@ -68,6 +77,68 @@ class GetOptions(Connected):
         finally:
             self.client.close()
         print_objects(items, self.output, self.resource, listing=self.name is None, namespace=namespace)
+
+
+# describe(object, captures it made (None: not listable), its Events (None: not listable), now)
+Describer = Callable[[dict[str, Any], list[dict[str, Any]] | None, list[dict[str, Any]] | None, datetime],
+                     Iterable[str]]
+
+
+@dataclass
+class DescribeOptions(Connected):
+    """``describe NAME``: the object, the captures it made (found by ``label``) and its Events."""
+
+    resource: Resource = field(kw_only=True)
+    label: str = field(kw_only=True)
+    describe: Describer = field(kw_only=True)
+    name: str = field(default="", kw_only=True)
+
+    def validate(self) -> None:
+        check_name(self.name, self.resource)
+
+    def run(self) -> None:
+        try:
+            obj = custom_objects.read_one(self.client, self.resource, self.namespace, self.name)
+            made = custom_objects.captures(self.client, self.namespace, self.label, obj)
+            events = custom_objects.events(self.client, obj)
+        finally:
+            self.client.close()
+        for line in self.describe(obj, made, events, datetime.now(UTC)):
+            terminal.echo(line)
+
+
+def get_command(resource: Resource) -> click.Command:
+    """The ``get [NAME]`` verb of a noun's group."""
+    @click.argument("name", required=False)
+    @all_namespaces_option
+    @output_option("table", "wide", "name", "json", "yaml", default="table")
+    @kube_options
+    def command(name: str | None, all_namespaces: bool, output: str, namespace: str | None, context: str | None,
+                kubeconfig: str | None, request_timeout: float) -> None:
+        opts = GetOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), resource=resource, name=name,
+                          output=output, all_namespaces=all_namespaces)
+        opts.validate()
+        opts.complete()
+        opts.run()
+
+    command.__doc__ = f"List {resource.kind}s (or show one); -o wide adds the CRD's wide columns."
+    return click.command("get")(command)
+
+
+def describe_command(resource: Resource, label: str, describe: Describer, summary: str) -> click.Command:
+    """The ``describe NAME`` verb of a noun's group."""
+    @click.argument("name")
+    @kube_options
+    def command(name: str, namespace: str | None, context: str | None, kubeconfig: str | None,
+                request_timeout: float) -> None:
+        opts = DescribeOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), resource=resource,
+                               label=label, describe=describe, name=name)
+        opts.validate()
+        opts.complete()
+        opts.run()
+
+    command.__doc__ = summary
+    return click.command("describe")(command)
 
 
 @dataclass

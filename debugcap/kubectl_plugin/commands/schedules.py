@@ -19,13 +19,11 @@ from debugcap import errors, resources, schedule_runs
 from debugcap.kubectl_plugin import custom_objects, debugcaptures, terminal
 from debugcap.kubectl_plugin import describe_lines as lines
 from debugcap.kubectl_plugin.columns import CAPTURES, SCHEDULES
-from debugcap.kubectl_plugin.object_verbs import Connected, GetOptions, check_name, suspend_command
+from debugcap.kubectl_plugin.object_verbs import Connected, check_name, describe_command, get_command, suspend_command
 from debugcap.kubectl_plugin.options import (
     KubeFlags,
-    all_namespaces_option,
     create_output_options,
     kube_options,
-    output_option,
     print_created,
 )
 
@@ -121,24 +119,6 @@ class CreateOptions(Connected):
             self.client.close()
         if self.output is None:
             terminal.echo(f"next: kubectl debugcap schedule describe {self.name} -n {self.namespace}", err=True)
-
-
-@dataclass
-class DescribeOptions(Connected):
-    name: str = field(default="", kw_only=True)
-
-    def validate(self) -> None:
-        check_name(self.name, SCHEDULES)
-
-    def run(self) -> None:
-        try:
-            obj = custom_objects.read_one(self.client, SCHEDULES, self.namespace, self.name)
-            made = custom_objects.captures(self.client, self.namespace, resources.SCHEDULE_LABEL, obj)
-            events = custom_objects.events(self.client, obj)
-        finally:
-            self.client.close()
-        for line in describe(obj, made, events, datetime.now(UTC)):
-            terminal.echo(line)
 
 
 def describe(obj: dict[str, Any], made: list[dict[str, Any]] | None, events: list[dict[str, Any]] | None,
@@ -287,33 +267,9 @@ def create(name: str, cron: str, namespace: str | None, context: str | None, kub
     opts.run()
 
 
-@schedule.command("get")
-@click.argument("name", required=False)
-@all_namespaces_option
-@output_option("table", "wide", "name", "json", "yaml", default="table")
-@kube_options
-def get(name: str | None, all_namespaces: bool, output: str, namespace: str | None, context: str | None,
-        kubeconfig: str | None, request_timeout: float) -> None:
-    """List DebugSchedules (or show one); -o wide adds the CRD's wide columns."""
-    opts = GetOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), resource=SCHEDULES, name=name,
-                      output=output, all_namespaces=all_namespaces)
-    opts.validate()
-    opts.complete()
-    opts.run()
-
-
-@schedule.command("describe")
-@click.argument("name")
-@kube_options
-def describe_command(name: str, namespace: str | None, context: str | None, kubeconfig: str | None,
-                     request_timeout: float) -> None:
-    """A DebugSchedule: its spec, next run, last run and trend, captures and Events."""
-    opts = DescribeOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), name=name)
-    opts.validate()
-    opts.complete()
-    opts.run()
-
-
+schedule.add_command(get_command(SCHEDULES))
+schedule.add_command(describe_command(SCHEDULES, resources.SCHEDULE_LABEL, describe,
+                                     "A DebugSchedule: its spec, next run, last run and trend, captures and Events."))
 schedule.add_command(suspend_command(SCHEDULES, "suspend", True, "Suspend DebugSchedules: no run starts."))
 schedule.add_command(suspend_command(SCHEDULES, "resume", False, "Resume suspended DebugSchedules."))
 

@@ -8,36 +8,15 @@ trigger reads no signal and fires nothing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 
 from debugcap import resources
-from debugcap.kubectl_plugin import custom_objects, terminal
 from debugcap.kubectl_plugin import describe_lines as lines
 from debugcap.kubectl_plugin.columns import TRIGGERS
-from debugcap.kubectl_plugin.object_verbs import Connected, GetOptions, check_name, suspend_command
-from debugcap.kubectl_plugin.options import KubeFlags, all_namespaces_option, kube_options, output_option
-
-
-@dataclass
-class DescribeOptions(Connected):
-    name: str = field(default="", kw_only=True)
-
-    def validate(self) -> None:
-        check_name(self.name, TRIGGERS)
-
-    def run(self) -> None:
-        try:
-            obj = custom_objects.read_one(self.client, TRIGGERS, self.namespace, self.name)
-            made = custom_objects.captures(self.client, self.namespace, resources.TRIGGER_LABEL, obj)
-            events = custom_objects.events(self.client, obj)
-        finally:
-            self.client.close()
-        for line in describe(obj, made, events, datetime.now(UTC)):
-            terminal.echo(line)
+from debugcap.kubectl_plugin.object_verbs import describe_command, get_command, suspend_command
 
 
 def conditions_text(when: dict[str, Any]) -> str:
@@ -124,33 +103,10 @@ def trigger() -> None:
     """
 
 
-@trigger.command("get")
-@click.argument("name", required=False)
-@all_namespaces_option
-@output_option("table", "wide", "name", "json", "yaml", default="table")
-@kube_options
-def get(name: str | None, all_namespaces: bool, output: str, namespace: str | None, context: str | None,
-        kubeconfig: str | None, request_timeout: float) -> None:
-    """List DebugTriggers (or show one); -o wide adds the CRD's wide columns."""
-    opts = GetOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), resource=TRIGGERS, name=name,
-                      output=output, all_namespaces=all_namespaces)
-    opts.validate()
-    opts.complete()
-    opts.run()
-
-
-@trigger.command("describe")
-@click.argument("name")
-@kube_options
-def describe_command(name: str, namespace: str | None, context: str | None, kubeconfig: str | None,
-                     request_timeout: float) -> None:
-    """A DebugTrigger: what it watches and fires on, its firings, signals, captures and Events."""
-    opts = DescribeOptions(KubeFlags(namespace, context, kubeconfig, request_timeout), name=name)
-    opts.validate()
-    opts.complete()
-    opts.run()
-
-
+trigger.add_command(get_command(TRIGGERS))
+trigger.add_command(describe_command(
+    TRIGGERS, resources.TRIGGER_LABEL, describe,
+    "A DebugTrigger: what it watches and fires on, its firings, signals, captures and Events."))
 trigger.add_command(suspend_command(TRIGGERS, "suspend", True, "Suspend DebugTriggers: nothing is read or fired."))
 trigger.add_command(suspend_command(TRIGGERS, "resume", False, "Resume suspended DebugTriggers."))
 
