@@ -2,10 +2,14 @@
 
 A log is bounded by the output cap like every other evidence: the API server is asked for one
 byte more than the cap (``limitBytes``), and reading stops at the cap whatever it sends; a log
-cut there is kept and partial, naming the cap (issue 16: logs ignored the 64 MiB cap).
+cut there is partial, naming the cap (issue 16: logs ignored the 64 MiB cap). Since the kubelet
+cuts from the start of the tail, a cut log is asked for again with as many of the newest lines
+as fitted, so what is kept ends at the log's end.
 """
 
 from __future__ import annotations
+
+from typing import IO
 
 from debugcap import errors
 from debugcap.bundle import layout
@@ -31,6 +35,36 @@ class LogsCollector(base.Collector):
         t = ctx.target
         path = layout.log_path(t.container, previous=previous)
         cap = ctx.settings.output_cap_bytes
+        with ctx.scratch() as (fh, first):
+            got = self._read(ctx, lines, previous, fh)
+            if isinstance(got, base.CollectorResult):
+                return got
+            written, newlines = got
+            if written <= cap:
+                ctx.add(path, first)
+                return base.CollectorResult(base.Status.OK, "", (path,))
+            # The kubelet applies limitBytes from the start of the tail, so the cut kept the oldest
+            # of the last N lines; the newest matter most. Ask again for as many lines as fitted:
+            # those end at the log's end (a second read of at most the cap, and only when cut).
+            fitted = min(newlines, lines) - 1
+            if fitted > 0:
+                with ctx.scratch() as (fh2, newest):
+                    again = self._read(ctx, fitted, previous, fh2)
+                    if not isinstance(again, base.CollectorResult) and again[1] > 0:
+                        ctx.add(path, newest)
+                        return base.CollectorResult(
+                            base.Status.PARTIAL, f"{path}: the newest {fitted} lines only: the last {lines} "
+                            f"are more than {cap} bytes (the output cap)", (path,))
+            ctx.add(path, first)
+        return base.CollectorResult(base.Status.PARTIAL, f"{path}: cut at {cap} bytes (the output cap)", (path,))
+
+    @staticmethod
+    def _read(ctx: base.CollectContext, lines: int, previous: bool,
+              fh: IO[bytes]) -> tuple[int, int] | base.CollectorResult:
+        """The last ``lines`` lines into ``fh``, at most the cap: (bytes sent, newlines kept), or the
+        failure. More than the cap sent means the log was cut there."""
+        t = ctx.target
+        cap = ctx.settings.output_cap_bytes
         try:
             resp = ctx.kube.get(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}/log",
                                 [("container", t.container), ("tailLines", str(lines)),
@@ -40,19 +74,17 @@ class LogsCollector(base.Collector):
         except errors.KubeError as exc:
             which = "previous container's logs" if previous else "logs"
             return base.CollectorResult(base.Status.FAILED, f"{which} of container {t.container}: {exc}")
-        written = 0
+        written = newlines = 0
         try:
-            with ctx.scratch() as (fh, scratch):
-                for chunk in resp.stream(CHUNK):
-                    fh.write(chunk[:cap - written])
-                    written += len(chunk)
-                    if written > cap:
-                        resp.close()  # stop reading: the connection is not reused with a body left in it
-                        break
-                fh.flush()
-                ctx.add(path, scratch)
+            for chunk in resp.stream(CHUNK):
+                kept = chunk[:cap - written]
+                fh.write(kept)
+                newlines += kept.count(b"\n")
+                written += len(chunk)
+                if written > cap:
+                    resp.close()  # stop reading: the connection is not reused with a body left in it
+                    break
+            fh.flush()
         finally:
             resp.release_conn()
-        if written > cap:
-            return base.CollectorResult(base.Status.PARTIAL, f"{path}: cut at {cap} bytes (the output cap)", (path,))
-        return base.CollectorResult(base.Status.OK, "", (path,))
+        return written, newlines

@@ -72,3 +72,35 @@ def test_a_log_of_exactly_the_cap_is_whole(bundle) -> None:
     result = LogsCollector().collect(bundle.context(kube=api, output_cap_bytes=4096))
     assert result.status is base.Status.OK and bundle.files == {"logs/app.log": b"x" * 4096}
     assert not api.responses[0].closed
+
+
+class Kubelet:
+    """Answers as the kubelet does: the last ``tailLines`` lines, then at most ``limitBytes`` of
+    them from their start."""
+
+    def __init__(self, log: bytes) -> None:
+        self.log, self.queries = log, []
+
+    def get(self, path, query, *, timeout=None):  # type: ignore[no-untyped-def]
+        q = dict(query)
+        self.queries.append(q)
+        lines = self.log.splitlines(keepends=True)[-int(q["tailLines"]):]
+        return Fixed(b"".join(lines)[:int(q["limitBytes"])])
+
+
+def test_a_cut_log_keeps_its_newest_lines_not_the_oldest(bundle) -> None:
+    log = b"".join(b"line %05d %s\n" % (i, b"x" * 88) for i in range(1000))  # 100 bytes a line
+    api = Kubelet(log)
+    result = LogsCollector().collect(bundle.context(kube=api, log_lines=1000, output_cap_bytes=10_050))
+    kept = bundle.files["logs/app.log"]
+    assert kept.endswith(b"line 00999 " + b"x" * 88 + b"\n")  # the log's end, not line 100's
+    assert kept == b"".join(log.splitlines(keepends=True)[-99:])
+    assert [q["tailLines"] for q in api.queries] == ["1000", "99"]
+    assert result.status is base.Status.PARTIAL
+    assert "newest 99 lines" in result.message and "10050 bytes" in result.message
+
+
+def test_a_log_that_fits_is_read_once(bundle) -> None:
+    api = Kubelet(b"a\nb\n")
+    assert LogsCollector().collect(bundle.context(kube=api)).status is base.Status.OK
+    assert len(api.queries) == 1 and bundle.files["logs/app.log"] == b"a\nb\n"
