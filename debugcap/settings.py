@@ -224,6 +224,11 @@ class CaptureSettings:
     """Redact secrets from text evidence and mask them in profiles. On by default; ``--no-redact``
     exists for debugging the redactors themselves."""
 
+    redaction_patterns: tuple[tuple[str, str], ...] = ()
+    """Admin-supplied (name, regex) patterns masked after the built-in detectors, besides the
+    template's own (``DEBUGCAP_OPERATOR_REDACTION_PATTERNS``; :mod:`debugcap.bundle.redact_custom`
+    compiles them with RE2). None by default: the built-in detectors know the public formats."""
+
     def __post_init__(self) -> None:
         if self.command_mode not in COMMAND_MODES:
             raise ConfigError(f"command mode {self.command_mode!r} is not one of {', '.join(COMMAND_MODES)}")

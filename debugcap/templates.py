@@ -32,6 +32,10 @@ PARAM_TYPES: Final = ("int", "float", "bool", "str")
 _REFERENCE = re.compile(r"^\$\{([a-z][a-z0-9_]*)\}$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _TYPE_WORDS: Final = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+# Admin redaction patterns (debugcap.bundle.redact_custom compiles them): at most this many per
+# source, each named like a DNS label so the manifest's "custom:<name>" reads as one word.
+MAX_REDACTION_PATTERNS: Final = 50
+_PATTERN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _TRUE: Final = frozenset({"true", "yes", "on", "1"})
 _FALSE: Final = frozenset({"false", "no", "off", "0"})
 
@@ -76,6 +80,8 @@ class Template:
     description: str
     parameters: Mapping[str, Parameter]
     steps: tuple[Step, ...]
+    # (name, regex) of redaction.patterns; the capture compiles them (debugcap.bundle.redact_custom).
+    redaction_patterns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class ExpandedTemplate:
     description: str
     parameters: Mapping[str, ParamValue]  # every parameter, defaults filled in
     steps: tuple[Step, ...]  # "${param}" references replaced by values
+    redaction_patterns: tuple[tuple[str, str], ...] = ()
 
     @property
     def collectors(self) -> tuple[str, ...]:
@@ -238,6 +245,49 @@ def _parse_step(template: str, index: int, raw: object, parameters: Mapping[str,
     return Step(collector=collector, params=checked, window=window)
 
 
+def check_redaction_pattern_name(name: object, *, where: str) -> str:
+    if not isinstance(name, str) or not _PATTERN_NAME.match(name):
+        raise ConfigError(f"{where}: name {name!r:.60} must be lower-case letters, digits and '-', at most 40 "
+                          "characters, starting and ending with a letter or digit (acme-token); the manifest "
+                          "records each hit as custom:<name>")
+    return name
+
+
+def parse_redaction_patterns(raw: object, *, where: str) -> tuple[tuple[str, str], ...]:
+    """The shape of a ``patterns`` list: ``[{name, regex}, ...]`` as (name, regex) pairs. The
+    regexes are checked where they are compiled (:mod:`debugcap.bundle.redact_custom`)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where} must be a list of {{name: ..., regex: ...}} mappings, got {type(raw).__name__}")
+    if len(raw) > MAX_REDACTION_PATTERNS:
+        raise ConfigError(f"{where} has {len(raw)} patterns, more than {MAX_REDACTION_PATTERNS}; every pattern "
+                          "reads every line of evidence: join formats into one regex with |")
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(raw):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a mapping {{name: ..., regex: ...}}, got {item!r:.60}")
+        unknown = sorted(str(k) for k in set(item) - {"name", "regex", "description"})
+        if unknown:
+            raise ConfigError(f"{at} has unknown key {unknown[0]!r}; valid keys: name, regex, description")
+        name = check_redaction_pattern_name(item.get("name"), where=at)
+        regex = item.get("regex")
+        if not isinstance(regex, str) or not regex:
+            raise ConfigError(f'{at} ("{name}"): regex must be a non-empty string (quote it in YAML: '
+                              "regex: 'acme_[A-Za-z0-9]{32}')")
+        pairs.append((name, regex))
+    return tuple(pairs)
+
+
+def _parse_redaction(template: str, raw: object) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or set(raw) - {"patterns"}:
+        raise ConfigError(f'template "{template}": redaction must be a mapping with patterns: [{{name, regex}}]')
+    return parse_redaction_patterns(raw.get("patterns"), where=f'template "{template}" redaction.patterns')
+
+
 def parse_template(text: str, *, source: str = "<string>") -> Template:
     """Parse and check one template document; errors name ``source`` and the bad field."""
     try:
@@ -260,7 +310,8 @@ def parse_template(text: str, *, source: str = "<string>") -> Template:
     parameters = {str(p): _parse_parameter(name, str(p), spec) for p, spec in raw_params.items()}
     steps = tuple(_parse_step(name, i, step, parameters) for i, step in enumerate(raw_steps))
     return Template(
-        name=name, description=str(raw.get("description", "")).strip(), parameters=parameters, steps=steps
+        name=name, description=str(raw.get("description", "")).strip(), parameters=parameters, steps=steps,
+        redaction_patterns=_parse_redaction(name, raw.get("redaction")),
     )
 
 
@@ -334,7 +385,8 @@ def expand(
         for step in template.steps
     )
     return ExpandedTemplate(
-        name=template.name, description=template.description, parameters=values, steps=steps
+        name=template.name, description=template.description, parameters=values, steps=steps,
+        redaction_patterns=template.redaction_patterns,
     )
 
 

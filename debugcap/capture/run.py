@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from debugcap import templates
-from debugcap.bundle import layout, manifest, writer
+from debugcap.bundle import layout, manifest, redact_custom, redact_detectors, writer
 from debugcap.capture.deadline import MONOTONIC, Clock, Deadline, deadline_seconds
 from debugcap.capture.outcome import CaptureOutcome, phase_of
 from debugcap.capture.steps import Evidence, Progress, StepRunner
@@ -60,10 +60,12 @@ class Capture:
         deadline = Deadline(deadline_seconds(self.settings, self.template, self.collectors), clock=self.clock,
                             setting=self.deadline_setting)
         name = layout.bundle_name(self.target.namespace, self.target.pod, self.started)
+        extra = custom_detectors(self.settings, self.template) if self.settings.redact else ()
         scratch_dir = Path(tempfile.mkdtemp(prefix=".debugcap-", dir=self.out_dir))
         try:
             with writer.BundleWriter(directory=self.out_dir, name=name, redact=self.settings.redact,
-                                     spool_dir=scratch_dir, durable=self.settings.durable_bundles) as bundle:
+                                     spool_dir=scratch_dir, durable=self.settings.durable_bundles,
+                                     extra_detectors=extra) as bundle:
                 records, ended = self._collect(bundle, scratch_dir, deadline)
                 written = bundle.finish(self._fields(records))
         finally:
@@ -122,6 +124,15 @@ class Capture:
                                        node=t.node or None, image=t.image or None),
             started_at=self.started, finished_at=datetime.now(UTC), collectors=tuple(records),
             access={**access_of(self.commands), **access_of(self.http)}, runtime=dict(self.facts))
+
+
+def custom_detectors(settings: CaptureSettings,
+                     template: templates.ExpandedTemplate) -> tuple[redact_detectors.Detector, ...]:
+    """The admin's patterns (the operator's setting, then the template's), checked again here:
+    their callers refused bad ones already, with the setting's or the template's own words."""
+    return redact_custom.compile_patterns(
+        (*settings.redaction_patterns, *template.redaction_patterns),
+        where=f'redaction patterns (operator setting, then template "{template.name}")')
 
 
 def access_of(channel: object) -> dict[str, str]:

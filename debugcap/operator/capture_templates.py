@@ -25,6 +25,8 @@ def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> N
         parsed = templates.parse_template(templating.template_yaml(document),
                                           source=f"DebugCaptureTemplate {name}")
         templates.check_collectors(parsed, COLLECTORS)
+        templating.template_patterns(str(name), spec)
+        templating.check_namespace_selector(str(name), spec)
     except errors.ConfigError as exc:
         patch.status["valid"] = False
         patch.status["message"] = str(exc)

@@ -228,7 +228,8 @@ def capture_settings(config: DebugcapConfig, request: CaptureRequest) -> Capture
         raise errors.ConfigError(f'spec.parameters.debugImage "{image}" is not an image this operator may run in '
                                  f"pods; {hints.ALLOW_DEBUG_IMAGE}")
     settings = CaptureSettings(durable_bundles=False, command_mode=mode, debug_image=image,
-                               http_transport=request.transport or config.http_transport)
+                               http_transport=request.transport or config.http_transport,
+                               redaction_patterns=config.redaction_patterns)
     if request.timeout_seconds:
         settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
                                        http_timeout_seconds=float(request.timeout_seconds))

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from debugcap.bundle import redact_custom
 from debugcap.errors import ConfigError
 from debugcap.settings import COMMAND_MODES, DEFAULT_DEBUG_IMAGE, HTTP_TRANSPORTS
 
@@ -33,6 +34,7 @@ MAX_PRESIGNED_TTL: Final = timedelta(hours=1)
 # The shortest: the plugin must still be able to read the status and start its GETs.
 MIN_PRESIGNED_TTL: Final = timedelta(seconds=10)
 
+REDACTION_PATTERNS: Final = "DEBUGCAP_OPERATOR_REDACTION_PATTERNS"
 MAX_PORT: Final = 65535
 # The operator's own servers, each on a port of its own (0: off).
 PORT_VARIABLES: Final = ("DEBUGCAP_OPERATOR_ALERT_WEBHOOK_PORT", "DEBUGCAP_OPERATOR_METRICS_PORT",
@@ -171,6 +173,13 @@ class DebugcapConfig:
     (``DEBUGCAP_OPERATOR_DOWNLOAD_POLICY``; the chart names it after the release). No URL is
     handed out while it is missing."""
 
+    redaction_patterns: tuple[tuple[str, str], ...] = ()
+    """Company-specific secret formats every capture masks, after the built-in detectors and beside
+    a template's own ``spec.redaction.patterns`` (``DEBUGCAP_OPERATOR_REDACTION_PATTERNS``: the
+    path of a YAML or JSON file of ``{name, regex}`` mappings, the chart's ConfigMap of
+    ``redaction.patterns``, or that document inline). RE2 syntax; checked at start-up, so a bad
+    pattern stops the operator instead of leaking what it should have masked."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DebugcapConfig:
         """Settings from the environment; ``environ`` is for tests, None reads ``os.environ``."""
@@ -237,6 +246,7 @@ class DebugcapConfig:
             work_dir=Path(env.get("DEBUGCAP_OPERATOR_WORK_DIR", "").strip() or defaults.work_dir),
             analysis_trace_limit_mib=integer("DEBUGCAP_OPERATOR_ANALYSIS_TRACE_LIMIT_MIB",
                                              defaults.analysis_trace_limit_mib, 0),
+            redaction_patterns=redact_custom.from_setting(env.get(REDACTION_PATTERNS, ""), source=REDACTION_PATTERNS),
             **_download_fields(env, defaults),
         )
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Final
 import yaml
 
 from debugcap import errors, hints, resources, templates
+from debugcap.bundle import redact_custom
 from debugcap.collectors import COLLECTORS
 from debugcap.kube.client import Kube, core_path, group_path
 from debugcap.operator.requests import CaptureRequest, camel_parameter, selector_to_string
@@ -78,6 +80,7 @@ def _expand_builtin(request: CaptureRequest) -> templates.ExpandedTemplate:
 
 def _expand_object(request: CaptureRequest, body: Mapping[str, Any]) -> templates.ExpandedTemplate:
     try:
+        template_patterns(request.template, body.get("spec") or {})
         with tempfile.TemporaryDirectory(prefix="debugcap-template-") as tmp:
             document = template_document(request.template, body.get("spec") or {})
             (Path(tmp) / f"{request.template}.yaml").write_text(template_yaml(document), encoding="utf-8")
@@ -99,6 +102,10 @@ def _check_namespace_allowed(kube: Kube, name: str, spec: Mapping[str, Any], nam
     if selector is None:
         return
     where = f"DebugCaptureTemplate {name} spec.namespaceSelector"
+    try:
+        check_namespace_selector(name, spec)
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"spec.template: {exc}") from exc
     try:
         labels = namespace_labels(kube, namespace)
     except errors.KubeError as exc:
@@ -135,6 +142,68 @@ def _only_allowed_commands(kube: Kube, name: str, template: templates.ExpandedTe
     steps = tuple(dataclasses.replace(s, params={}, window=None, skipped=reason)
                   if s.collector == COMMAND_COLLECTOR and not s.skipped else s for s in template.steps)
     return dataclasses.replace(template, steps=steps)
+
+
+# metav1.LabelSelector's rules (k8s.io/apimachinery validation): a key is [prefix/]name, the prefix a
+# DNS subdomain; a name and a value are at most 63 characters of these, a value may be empty.
+_LABEL_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_OPERATORS: Final = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def check_namespace_selector(name: str, spec: Mapping[str, Any]) -> None:
+    """Refuse a ``spec.namespaceSelector`` Kubernetes would reject (a bad operator, label key or
+    value, In without values, Exists with some), naming the template, the field and the fix, so an
+    admin sees it in the template's status rather than as captures refused for another reason."""
+    selector = spec.get("namespaceSelector")
+    if selector is None:
+        return
+    where = f"DebugCaptureTemplate {name} spec.namespaceSelector"
+    fix = f"; a cluster admin fixes it (kubectl edit debugcapturetemplate {name})"
+    if not isinstance(selector, Mapping):
+        raise errors.ConfigError(f"{where} must be a label selector (matchLabels, matchExpressions){fix}")
+    labels = selector.get("matchLabels") or {}
+    if not isinstance(labels, Mapping):
+        raise errors.ConfigError(f"{where}.matchLabels must be a mapping of label keys to values{fix}")
+    for key, value in labels.items():
+        _check_label_key(str(key), f"{where}.matchLabels", fix)
+        _check_label_value(value, f'{where}.matchLabels["{key}"]', fix)
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise errors.ConfigError(f"{where}.matchExpressions must be a list{fix}")
+    for i, expr in enumerate(expressions):
+        at = f"{where}.matchExpressions[{i}]"
+        if not isinstance(expr, Mapping):
+            raise errors.ConfigError(f"{at} must be a mapping with key, operator and values{fix}")
+        key, op, values = str(expr.get("key") or ""), expr.get("operator"), expr.get("values") or []
+        _check_label_key(key, at, fix)
+        if op not in _OPERATORS:
+            raise errors.ConfigError(f'{at}: operator "{op}" of "{key}" is not one of {", ".join(_OPERATORS)}{fix}')
+        if not isinstance(values, list):
+            raise errors.ConfigError(f"{at}.values must be a list of label values{fix}")
+        if op in ("In", "NotIn") and not values:
+            raise errors.ConfigError(f'{at}: "{key} {op}" needs at least one value{fix}')
+        if op in ("Exists", "DoesNotExist") and values:
+            raise errors.ConfigError(f'{at}: "{key} {op}" takes no values (it tests the key alone){fix}')
+        for j, value in enumerate(values):
+            _check_label_value(value, f"{at}.values[{j}]", fix)
+
+
+def _check_label_key(key: str, where: str, fix: str) -> None:
+    prefix, _, label = key.rpartition("/")
+    if (not _LABEL_NAME.match(label) or ("/" in key and (not prefix or len(prefix) > 253
+                                                        or not _DNS_SUBDOMAIN.match(prefix)))):
+        raise errors.ConfigError(
+            f'{where}: "{key}" is not a label key: [prefix/]name, the name at most 63 letters, digits, '
+            f"'-', '_' or '.' starting and ending with a letter or digit, the prefix a DNS subdomain "
+            f"(debugcap.io/commands){fix}")
+
+
+def _check_label_value(value: object, where: str, fix: str) -> None:
+    if not isinstance(value, str) or (value and not _LABEL_NAME.match(value)):
+        raise errors.ConfigError(
+            f"{where}: {value!r:.80} is not a label value: at most 63 letters, digits, '-', '_' or '.' "
+            f"starting and ending with a letter or digit, or empty{fix}")
 
 
 def namespace_labels(kube: Kube, namespace: str) -> Mapping[str, str]:
@@ -179,6 +248,21 @@ def requests_selector_text(selector: Mapping[str, Any], where: str) -> str:
         return "matches every namespace"
 
 
+def template_patterns(name: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A DebugCaptureTemplate's ``spec.redaction.patterns``, compiled once to refuse a bad one with
+    a message naming the template, the pattern and the fix (not a capture's traceback)."""
+    where = f"DebugCaptureTemplate {name} spec.redaction.patterns"
+    redaction = spec.get("redaction") or {}
+    try:
+        if not isinstance(redaction, Mapping):
+            raise errors.ConfigError(f"{where}: spec.redaction must be a mapping with patterns: [{{name, regex}}]")
+        pairs = templates.parse_redaction_patterns(redaction.get("patterns"), where=where)
+        redact_custom.compile_patterns(pairs, where=where)
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"{exc}; a cluster admin fixes it (kubectl edit debugcapturetemplate {name})") from exc
+    return pairs
+
+
 def template_document(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """A DebugCaptureTemplate spec as the YAML template format :func:`templates.parse_template` reads."""
     document: dict[str, Any] = {"name": name, "description": spec.get("description", ""),
@@ -190,6 +274,9 @@ def template_document(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         if step.get("window"):
             entry["window"] = step["window"]
         document["steps"].append(entry)
+    patterns = (spec.get("redaction") or {}).get("patterns") if isinstance(spec.get("redaction"), Mapping) else None
+    if patterns:
+        document["redaction"] = {"patterns": [dict(p) if isinstance(p, Mapping) else p for p in patterns]}
     return document
 
 

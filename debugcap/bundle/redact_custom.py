@@ -1,0 +1,174 @@
+"""Admin-supplied redaction patterns: company-specific secret formats the built-in detectors miss.
+
+A pattern is ``{name: acme-token, regex: 'acme_[A-Za-z0-9]{32}'}``. The whole match is masked,
+or only its named group ``secret`` when it has one (``'acme-key=(?P<secret>[0-9a-f]{40})'``
+keeps ``acme-key=``). Each masked span is recorded in the manifest as (file, line,
+``custom:<name>``), never its value.
+
+They come from the operator's ``DEBUGCAP_OPERATOR_REDACTION_PATTERNS`` (the chart's
+``redaction.patterns``), a DebugCaptureTemplate's ``spec.redaction.patterns`` (a template file's
+``redaction.patterns``), and ``kubectl debugcap redact --patterns FILE``; docs/redact.md.
+
+Patterns are compiled with RE2 (google-re2): matching is linear in the input whatever the
+pattern, so an admin's regex cannot make a capture spin on a hostile log line (Python's ``re``
+backtracks: ``(a+)+$`` on a line of ``a`` never ends). RE2 has no look-around and no
+back-references; a pattern using them is refused at load time, with the fix.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+import re2
+import yaml
+
+from debugcap import templates
+from debugcap.bundle.redact import MASK
+from debugcap.bundle.redact_detectors import Detector, Finder, Span
+from debugcap.errors import ConfigError
+
+PREFIX: Final = "custom:"
+# Per source (the operator's setting, one template); the two merged may hold twice as many.
+MAX_PATTERNS: Final = templates.MAX_REDACTION_PATTERNS
+MAX_REGEX_LENGTH: Final = 1024
+# RE2 refuses a program past its memory budget ("pattern too large"); 8 MiB holds any sane
+# token format many times over (a 1024-character regex of counted repetitions stays below it),
+# and bounds what each capture thread holds for its patterns.
+_MAX_MEM: Final = 8 << 20
+MAX_PATTERNS_FILE_BYTES: Final = 1 << 20
+# Probes that a pattern matching the empty string would match somewhere in (a zero-length
+# match masks nothing and would fire at every position).
+_EMPTY_PROBES: Final = (b"", b"a", b"A0_- .=:/\"'\n\tz9")
+
+Pair = tuple[str, str]
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # RE2 logs parse errors to stderr; our message says it better
+    options.max_mem = _MAX_MEM
+    return options
+
+
+def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
+    """One validated pattern as a :class:`Detector` named ``custom:<name>``; ``where`` names the
+    source in errors (``DebugCaptureTemplate acme spec.redaction.patterns[0]``)."""
+    templates.check_redaction_pattern_name(name, where=where)
+    if len(regex) > MAX_REGEX_LENGTH:
+        raise ConfigError(f'{where} ("{name}"): the regex is {len(regex)} characters, more than '
+                          f"{MAX_REGEX_LENGTH}; match the token's shape, not a list of known values")
+    try:
+        compiled = re2.compile(regex.encode("utf-8"), _options())
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ConfigError(
+            f'{where} ("{name}"): the regex {regex!r:.120} is not valid RE2 syntax: {reason}; '
+            "RE2 has no look-around ((?=, (?!, (?<=, (?<!) and no back-references (\\1): match the token "
+            "itself, and use a named group (?P<secret>...) to mask only part of the match "
+            "(https://github.com/google/re2/wiki/Syntax)") from None
+    group = compiled.groupindex.get(b"secret", 0)
+    if any(_empty_match(compiled, group, probe) for probe in _EMPTY_PROBES):
+        raise ConfigError(f'{where} ("{name}"): the regex {regex!r:.120} can match an empty string, which masks '
+                          "nothing; require at least one character (+ instead of *, no empty alternative)"
+                          )
+    return Detector(PREFIX + name, _finder(compiled, group))
+
+
+def _empty_match(compiled: re2._Regexp, group: int, probe: bytes) -> bool:
+    for match in compiled.finditer(probe):
+        start, end = match.span(group)
+        if start >= 0 and start == end:
+            return True
+    return False
+
+
+def _finder(compiled: re2._Regexp, group: int) -> Finder:
+    def find(data: bytes, low: int, high: int) -> Iterator[Span]:
+        for match in compiled.finditer(data, low, high):
+            start, end = match.span(group)
+            if start < 0 or end <= start:
+                continue  # the group took no part in this match: nothing to mask
+            if not data[start:end].replace(MASK, b"").strip(b"*\"' "):
+                continue  # a mask already (a built-in detector, or a bundle redacted again)
+            # A span starting right after a backslash would leave "\***" in a JSON string, an
+            # invalid escape: mask the backslash too.
+            before = data[max(low, start - 8) : start]
+            yield start - (len(before) - len(before.rstrip(b"\\"))) % 2, end
+
+    return find
+
+
+def compile_patterns(pairs: Iterable[Pair], *, where: str) -> tuple[Detector, ...]:
+    """Detectors for (name, regex) pairs, in order; the same pair given twice (the operator's
+    setting and a template) runs once. Errors name ``where``, the pattern and the fix."""
+    seen: dict[str, str] = {}
+    detectors: list[Detector] = []
+    for index, (name, regex) in enumerate(pairs):
+        if seen.get(name) == regex:
+            continue
+        if name in seen:
+            raise ConfigError(f'{where}[{index}]: pattern "{name}" is defined twice with different regexes '
+                              "(the operator's DEBUGCAP_OPERATOR_REDACTION_PATTERNS and the template, or "
+                              "twice in one list); give one of them another name")
+        seen[name] = regex
+        detectors.append(_compiled(name, regex, f"{where}[{index}]"))
+    return tuple(detectors)
+
+
+@functools.lru_cache(maxsize=256)  # every capture of a template compiles the same patterns
+def _compiled(name: str, regex: str, where: str) -> Detector:
+    return compile_pattern(name, regex, where=where)
+
+
+def parse_document(text: str, *, source: str) -> tuple[Pair, ...]:
+    """Patterns from a YAML or JSON document: a list of ``{name, regex}``, or a mapping with
+    ``patterns:`` holding that list (a template's ``redaction:`` block). Validated and compiled
+    once here, so a bad file is refused where it is read."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML or JSON: {exc}; write a list of "
+                          "{name: ..., regex: ...} mappings") from None
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        unknown = sorted(str(k) for k in raw if k != "patterns")
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r}; write a list of {{name, regex}} "
+                              "mappings, or a mapping with patterns: [...]")
+        raw = raw.get("patterns")
+    pairs = templates.parse_redaction_patterns(raw, where=source)
+    compile_patterns(pairs, where=source)
+    return pairs
+
+
+def read_file(path: Path, *, source: str) -> tuple[Pair, ...]:
+    """:func:`parse_document` of a file (at most 1 MiB); ``source`` names the setting or flag."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_PATTERNS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read {path}: {exc.strerror or exc}; give a readable YAML or "
+                          "JSON file of {name, regex} patterns") from None
+    if len(data) > MAX_PATTERNS_FILE_BYTES:
+        raise ConfigError(f"{source}: {path} is larger than 1 MiB; it holds patterns, not data")
+    return parse_document(data.decode("utf-8", "replace"), source=f"{source} ({path})")
+
+
+def from_setting(value: str, *, source: str) -> tuple[Pair, ...]:
+    """An operator setting's patterns: the document inline when it starts with ``[`` or ``{``
+    (JSON, or YAML flow style), else the path of a file (the chart mounts a ConfigMap)."""
+    value = value.strip()
+    if not value:
+        return ()
+    if value.startswith(("[", "{")):
+        return parse_document(value, source=source)
+    return read_file(Path(value), source=source)
+
+
+def describe(pairs: Sequence[Pair]) -> str:
+    """Names, for a status or log line (never the regexes: they may describe a secret's shape)."""
+    return ", ".join(PREFIX + name for name, _ in pairs)
