@@ -148,3 +148,12 @@ kube-system is served only when asked for: serveKubeSystem: true, with a list na
   verbs: [get]
 {{- end }}
 {{- end -}}
+
+{{/* The ConfigMap holding redaction.patterns (patterns.yaml), or "" when there are none. */}}
+{{- define "debugcap.redactionConfigMap" -}}
+{{- if .Values.redaction.existingConfigMap -}}
+{{ .Values.redaction.existingConfigMap }}
+{{- else if .Values.redaction.patterns -}}
+{{ include "debugcap.fullname" . }}-redaction
+{{- end -}}
+{{- end -}}
