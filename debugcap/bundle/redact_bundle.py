@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Final
 
 from debugcap.bundle import layout, manifest, verify, writer
 from debugcap.bundle import redact as redactor
+from debugcap.bundle.redact_detectors import Detector
 from debugcap.bundle.redact_files import Action, FileResult, RedactionResult
 from debugcap.errors import BundleError, ConfigError
 
@@ -60,20 +61,22 @@ class _HashingReader:
         return manifest.FileEntry(sha256=self._hash.hexdigest(), size=self.size)
 
 
-def _text(value: str, report: redactor.RedactionReport) -> str:
-    redacted = b"".join(redactor.redact_stream([value.encode()], layout.MANIFEST, report))
+def _text(value: str, report: redactor.RedactionReport, extra: Sequence[Detector]) -> str:
+    redacted = b"".join(redactor.redact_stream([value.encode()], layout.MANIFEST, report, extra))
     return redacted.decode("utf-8", "surrogateescape")
 
 
-def _fields(earlier: manifest.Manifest, report: redactor.RedactionReport) -> manifest.ManifestFields:
+def _fields(earlier: manifest.Manifest, report: redactor.RedactionReport,
+            extra: Sequence[Detector]) -> manifest.ManifestFields:
     """The capture's manifest fields, with the free text in them (collector messages, parameters) redacted."""
-    parameters = {k: _text(v, report) if isinstance(v, str) else v for k, v in earlier.capture.parameters.items()}
+    parameters = {k: _text(v, report, extra) if isinstance(v, str) else v
+                  for k, v in earlier.capture.parameters.items()}
     return manifest.ManifestFields(
         capture=replace(earlier.capture, parameters=parameters),
         target=earlier.target,
         started_at=earlier.started_at,
         finished_at=earlier.finished_at,
-        collectors=tuple(replace(c, message=_text(c.message, report)) for c in earlier.collectors),
+        collectors=tuple(replace(c, message=_text(c.message, report, extra)) for c in earlier.collectors),
         access=earlier.access,
         runtime=earlier.runtime,
     )
@@ -97,8 +100,9 @@ def _action(rel: str) -> tuple[Action, str]:
     return Action.REDACTED, ""
 
 
-def redact_bundle(source: Path, out: Path) -> RedactionResult:
-    """Write ``out`` (a new ``*.tar.gz`` that must not exist), the redacted copy of bundle ``source``."""
+def redact_bundle(source: Path, out: Path, *, extra: Sequence[Detector] = ()) -> RedactionResult:
+    """Write ``out`` (a new ``*.tar.gz`` that must not exist), the redacted copy of bundle ``source``;
+    ``extra``: admin patterns (:mod:`debugcap.bundle.redact_custom`) after the built-in detectors."""
     checked = verify.verify(source)
     if any(p.path == layout.MANIFEST and p.kind is verify.ProblemKind.MISSING for p in checked.problems):
         raise ConfigError(f"{source} is an archive but not a debugcap bundle (it has no {layout.MANIFEST}); "
@@ -107,9 +111,10 @@ def redact_bundle(source: Path, out: Path) -> RedactionResult:
         raise InputFailsChecks(source, checked.summary())
     earlier = checked.manifest
     text_report = redactor.RedactionReport()
-    fields = _fields(earlier, text_report)
+    fields = _fields(earlier, text_report, extra)
     order: list[str] = []
-    with writer.BundleWriter(directory=out.parent, name=out.name, mtime=earlier.finished_at.timestamp()) as w:
+    with writer.BundleWriter(directory=out.parent, name=out.name, mtime=earlier.finished_at.timestamp(),
+                             extra_detectors=extra) as w:
         # "r|*": one streaming pass, gzip or plain tar, as verify read it.
         with tarfile.open(source, mode="r|*") as tar:
             for member in tar:

@@ -34,13 +34,14 @@ import shutil
 import stat
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Final, Protocol
 
 from debugcap.bundle import profile_masking, writer
 from debugcap.bundle import redact as redactor
+from debugcap.bundle.redact_detectors import Detector
 from debugcap.errors import ConfigError
 
 CHUNK: Final = 1024 * 1024
@@ -196,14 +197,14 @@ def _binary(src: IO[bytes], out: IO[bytes], rel: str, keep_binary: bool, what: s
     return FileResult(rel, Action.KEPT, note=f"{what}: copied unredacted (--keep-binary)")
 
 
-def _text(src: IO[bytes], out: IO[bytes], rel: str, size: int) -> FileResult:
+def _text(src: IO[bytes], out: IO[bytes], rel: str, size: int, extra: Sequence[Detector] = ()) -> FileResult:
     report = redactor.RedactionReport()
     if rel.endswith(".json") and size <= JSON_CHECK_MAX:
         data = src.read()
-        redacted = b"".join(redactor.redact_stream([data], rel, report))
+        redacted = b"".join(redactor.redact_stream([data], rel, report, extra))
         out.write(redacted)
         return FileResult(rel, Action.REDACTED, _counts(report, rel), _json_note(data, redacted))
-    _write(redactor.redact_stream(_chunks(src), rel, report), out)
+    _write(redactor.redact_stream(_chunks(src), rel, report, extra), out)
     return FileResult(rel, Action.REDACTED, _counts(report, rel))
 
 
@@ -219,12 +220,12 @@ def _json_note(before: bytes, after: bytes) -> str:
     return ""
 
 
-def _gzip_text(src: IO[bytes], out: IO[bytes], rel: str) -> FileResult:
+def _gzip_text(src: IO[bytes], out: IO[bytes], rel: str, extra: Sequence[Detector] = ()) -> FileResult:
     report = redactor.RedactionReport()
     try:
         with (gzip.GzipFile(fileobj=src, mode="rb") as unpacked,
               gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0) as packed):
-            _write(redactor.redact_stream(_chunks(unpacked), rel, report), packed)
+            _write(redactor.redact_stream(_chunks(unpacked), rel, report, extra), packed)
     except (OSError, EOFError, zlib.error) as exc:
         raise _Unreadable(f"gzip: cannot be decompressed to its end ({exc}); not copied") from exc
     return FileResult(rel, Action.REDACTED, _counts(report, rel), "gzip: redacted inside, compressed again")
@@ -235,12 +236,13 @@ def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
         yield from _chunks(unpacked)
 
 
-def _profile(src: IO[bytes], out: IO[bytes], rel: str, keep_binary: bool, spool_dir: Path) -> FileResult:
+def _profile(src: IO[bytes], out: IO[bytes], rel: str, keep_binary: bool, spool_dir: Path,
+             extra: Sequence[Detector] = ()) -> FileResult:
     report = redactor.RedactionReport()
     with writer.spool_file(spool_dir) as masked:
         try:
             with gzip.GzipFile(filename="", fileobj=masked, mode="wb", mtime=0) as packed:
-                _write(profile_masking.mask_profile(_gunzip(src), rel, report), packed)
+                _write(profile_masking.mask_profile(_gunzip(src), rel, report, extra), packed)
         except (ValueError, OSError, EOFError, zlib.error):
             return _binary(src, out, rel, keep_binary, "gzip, not text nor a complete pprof profile")
         # Nothing masked: the original bytes, so an unchanged profile stays byte for byte the same.
@@ -254,7 +256,8 @@ class _Unreadable(Exception):
     """A file whose content turned out unreadable part-way: left out, its output discarded."""
 
 
-def redact_stream_to(src: BinaryIO, out: IO[bytes], rel: str, *, keep_binary: bool, spool_dir: Path) -> FileResult:
+def redact_stream_to(src: BinaryIO, out: IO[bytes], rel: str, *, keep_binary: bool, spool_dir: Path,
+                     extra: Sequence[Detector] = ()) -> FileResult:
     """Redact what ``src`` holds (seekable, at its start) into ``out``; ``rel`` names it in the report.
 
     A SKIPPED result may leave bytes in ``out``: the caller discards them.
@@ -264,11 +267,11 @@ def redact_stream_to(src: BinaryIO, out: IO[bytes], rel: str, *, keep_binary: bo
     content = sniff(head)
     try:
         if content is Content.TEXT:
-            return _text(src, out, rel, _size(src))
+            return _text(src, out, rel, _size(src), extra)
         if content is Content.GZIP_TEXT:
-            return _gzip_text(src, out, rel)
+            return _gzip_text(src, out, rel, extra)
         if content is Content.PROFILE:
-            return _profile(src, out, rel, keep_binary, spool_dir)
+            return _profile(src, out, rel, keep_binary, spool_dir, extra)
     except _Unreadable as exc:
         return FileResult(rel, Action.SKIPPED, note=str(exc))
     if content is Content.TRACE:
@@ -347,8 +350,10 @@ def new_file(out: Path) -> Iterator[NewFile]:
         os.unlink(tmp)
 
 
-def redact_file(source: Path, out: Path | IO[bytes], *, keep_binary: bool = False) -> RedactionResult:
-    """Redact one file into ``out`` (a path that must not exist, or a stream such as stdout)."""
+def redact_file(source: Path, out: Path | IO[bytes], *, keep_binary: bool = False,
+                extra: Sequence[Detector] = ()) -> RedactionResult:
+    """Redact one file into ``out`` (a path that must not exist, or a stream such as stdout);
+    ``extra``: admin patterns (:mod:`debugcap.bundle.redact_custom`) after the built-in detectors."""
     # A link named on the command line is the user's own choice: its target is read, still only
     # if that is a regular file.
     src = open_regular(source.resolve())
@@ -357,21 +362,23 @@ def redact_file(source: Path, out: Path | IO[bytes], *, keep_binary: bool = Fals
     with src:
         if not isinstance(out, Path):
             spool = Path(tempfile.gettempdir())
-            result = redact_stream_to(src, out, source.name, keep_binary=keep_binary, spool_dir=spool)
+            result = redact_stream_to(src, out, source.name, keep_binary=keep_binary, spool_dir=spool, extra=extra)
             return RedactionResult(source, "-", "file", (result,))
         with new_file(out) as new:
-            result = redact_stream_to(src, new.fh, source.name, keep_binary=keep_binary, spool_dir=out.parent)
+            result = redact_stream_to(src, new.fh, source.name, keep_binary=keep_binary, spool_dir=out.parent,
+                                      extra=extra)
             new.keep = result.action is not Action.SKIPPED
     return RedactionResult(source, str(out) if new.keep else None, "file", (result,))
 
 
-def redact_directory(source: Path, out: Path, *, keep_binary: bool = False) -> RedactionResult:
+def redact_directory(source: Path, out: Path, *, keep_binary: bool = False,
+                     extra: Sequence[Detector] = ()) -> RedactionResult:
     """Redact every file under ``source`` into the new directory ``out`` (same relative paths)."""
     check_output(source, out)
     out.mkdir(mode=0o700)  # reserves the name: fails if it exists; replaced by the finished tree below
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
-        results = sorted(_walk(source, tmp, keep_binary), key=lambda r: r.path)
+        results = sorted(_walk(source, tmp, keep_binary, extra), key=lambda r: r.path)
         os.replace(tmp, out)  # over the empty reservation
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -381,7 +388,7 @@ def redact_directory(source: Path, out: Path, *, keep_binary: bool = False) -> R
     return RedactionResult(source, str(out), "directory", tuple(results))
 
 
-def _walk(source: Path, tmp: Path, keep_binary: bool) -> list[FileResult]:
+def _walk(source: Path, tmp: Path, keep_binary: bool, extra: Sequence[Detector]) -> list[FileResult]:
     results: list[FileResult] = []
 
     def unreadable(exc: OSError) -> None:
@@ -400,18 +407,18 @@ def _walk(source: Path, tmp: Path, keep_binary: bool) -> list[FileResult]:
                 (tmp / rel_top / name).mkdir(mode=0o700)
         dirs.sort()
         for name in sorted(files):
-            results.append(_one_in_tree(here / name, (rel_top / name).as_posix(), tmp, keep_binary))
+            results.append(_one_in_tree(here / name, (rel_top / name).as_posix(), tmp, keep_binary, extra))
     return results
 
 
-def _one_in_tree(path: Path, rel: str, tmp: Path, keep_binary: bool) -> FileResult:
+def _one_in_tree(path: Path, rel: str, tmp: Path, keep_binary: bool, extra: Sequence[Detector]) -> FileResult:
     src = open_regular(path)
     if isinstance(src, str):
         return FileResult(rel, Action.SKIPPED, note=src)
     target = tmp / rel
     # Private to the user, as bundles are (mkstemp): sharing is a step of its own.
     with src, os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-        result = redact_stream_to(src, out, rel, keep_binary=keep_binary, spool_dir=tmp)
+        result = redact_stream_to(src, out, rel, keep_binary=keep_binary, spool_dir=tmp, extra=extra)
     if result.action is Action.SKIPPED:
         target.unlink()
     return result

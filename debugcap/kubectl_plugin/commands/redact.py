@@ -26,6 +26,7 @@ from debugcap.kubectl_plugin import terminal
 from debugcap.kubectl_plugin.options import ExitCode
 
 if TYPE_CHECKING:
+    from debugcap.bundle.redact_detectors import Detector
     from debugcap.bundle.redact_files import RedactionResult
 
 STDOUT = "-"
@@ -43,9 +44,11 @@ class RedactOptions:
     out: str | None = None  # a path, "-" (stdout, one file only) or None (beside the input)
     report: Path | None = None  # None: the JSON report goes to stderr
     keep_binary: bool = False
+    patterns: Path | None = None  # --patterns: admin patterns, as the operator's setting reads them
     # Filled by complete().
     kind: str = ""  # file | directory | bundle
     target: Path | None = None  # None: stdout
+    extra: tuple[Detector, ...] = ()  # the compiled --patterns
 
     def validate(self) -> None:
         """The flags alone; nothing is read."""
@@ -77,6 +80,14 @@ class RedactOptions:
                                    "capture keeps (its traces), so verify still passes")
         if self.report is not None and redact_files.same_file(self.report, self.source):
             raise click.UsageError(f"--report {self.report} is the input; the report goes to a file of its own")
+        if self.patterns is not None:
+            from debugcap.bundle import redact_custom
+
+            try:
+                pairs = redact_custom.read_file(self.patterns, source="--patterns")
+            except errors.ConfigError as exc:
+                raise click.BadParameter(str(exc), param_hint="--patterns") from exc
+            self.extra = redact_custom.compile_patterns(pairs, where=f"--patterns ({self.patterns})")
 
     def _check_target(self, target: Path) -> None:
         from debugcap.bundle import layout, redact_files
@@ -95,17 +106,18 @@ class RedactOptions:
         if self.kind == "bundle":
             assert self.target is not None
             try:
-                result = redact_bundle.redact_bundle(self.source, self.target)
+                result = redact_bundle.redact_bundle(self.source, self.target, extra=self.extra)
             except redact_bundle.InputFailsChecks as exc:
                 raise _InputFailsChecks(str(exc)) from exc
         elif self.kind == "directory":
             assert self.target is not None
-            result = redact_files.redact_directory(self.source, self.target, keep_binary=self.keep_binary)
+            result = redact_files.redact_directory(self.source, self.target, keep_binary=self.keep_binary,
+                                                   extra=self.extra)
         else:
             sink: Path | BinaryIO = self.target if self.target is not None else sys.stdout.buffer
             if self.target is None and sys.stdout.isatty():
                 sink = cast(BinaryIO, _EscapedTerminal(sys.stdout))  # a pipe gets the bytes; a terminal, no escapes
-            result = redact_files.redact_file(self.source, sink, keep_binary=self.keep_binary)
+            result = redact_files.redact_file(self.source, sink, keep_binary=self.keep_binary, extra=self.extra)
         self._report(result)
         if self.kind == "file" and result.files[0].action is redact_files.Action.SKIPPED:
             raise click.ClickException(f"{self.source}: nothing was written: {result.files[0].note}")
@@ -145,7 +157,10 @@ def _summary(result: RedactionResult) -> str:
               help="Write the JSON report of what was masked here instead of stderr.")
 @click.option("--keep-binary", is_flag=True,
               help="Copy files the redactor cannot read (binaries) as they are, instead of leaving them out.")
-def redact(source: Path, out: str | None, report: Path | None, keep_binary: bool) -> None:
+@click.option("--patterns", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also mask company-specific formats: a YAML or JSON list of {name, regex} (RE2 syntax), "
+                   "the format of the operator's redaction patterns (docs/redact.md).")
+def redact(source: Path, out: str | None, report: Path | None, keep_binary: bool, patterns: Path | None) -> None:
     """Mask secrets in evidence before sharing it: a file, a directory, or a bundle.
 
     The redaction every capture applies: tokens, passwords, keys, credentials in URLs, private keys,
@@ -160,8 +175,9 @@ def redact(source: Path, out: str | None, report: Path | None, keep_binary: bool
       kubectl debugcap redact ./prod_api-1_20261123T160000Z.tar.gz
       kubectl debugcap redact app.log --out - | less
       kubectl debugcap redact ./evidence --out /tmp/share --report masked.json
+      kubectl debugcap redact app.log --patterns acme-patterns.yaml --out app.redacted.log
     """
-    opts = RedactOptions(source, out, report, keep_binary)
+    opts = RedactOptions(source, out, report, keep_binary, patterns)
     opts.validate()
     opts.complete()
     opts.run()

@@ -125,7 +125,7 @@ def test_json_stays_valid_json(doc: dict[str, object], indent: int | None) -> No
 
 
 def test_json_broken_by_a_mask_is_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rf.redactor, "redact_stream", lambda chunks, file, report: [b'{"a": ***}'])
+    monkeypatch.setattr(rf.redactor, "redact_stream", lambda chunks, file, report, *_: [b'{"a": ***}'])
     _, result = _one(b'{"a": 1}', "x.json")
     assert "no longer valid JSON" in result.note
 
