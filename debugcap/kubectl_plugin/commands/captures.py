@@ -53,6 +53,7 @@ LOCAL_ONLY = {
     "--output-dir": "the operator writes bundles in the cluster; with --wait --download it is where they go",
     "--upload": "the operator stores every bundle itself",
     "--no-redact": "the operator always redacts",
+    "--patterns": "the operator's patterns are its setting and the template's (docs/redact.md)",
 }
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -119,6 +120,7 @@ class CreateOptions:
     output_dir: Path | None = None
     upload: bool = False
     redact: bool = True
+    patterns: Path | None = None  # --patterns: admin redaction patterns (--local)
     pprof_port: int | None = None
     timeout: int | None = None
     deadline: int | None = None
@@ -137,6 +139,7 @@ class CreateOptions:
     _short: str = field(default="", repr=False)  # the target's short name, for a generated name
     _params: dict[str, int | str] = field(default_factory=dict, repr=False)  # spec.parameters
     _expanded: ExpandedTemplate | None = field(default=None, repr=False)
+    _patterns: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # read from --patterns
     _client: Kube | None = field(default=None, repr=False)
 
     def validate(self) -> None:
@@ -163,12 +166,26 @@ class CreateOptions:
             self._expanded = templates.expand(self.template, parse_params(self.params), collectors=COLLECTORS)
         except errors.ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="-t/-p") from exc
+        self._check_patterns(self._expanded)
         if self.output_dir is not None:
             check_output_dir(self.output_dir)
 
+    def _check_patterns(self, expanded: ExpandedTemplate) -> None:
+        """Read --patterns, and compile them with the template's own: a bad one is refused before
+        anything is captured, naming the pattern and the fix."""
+        from debugcap.bundle import redact_custom
+
+        try:
+            if self.patterns is not None:
+                self._patterns = redact_custom.read_file(self.patterns, source="--patterns")
+            redact_custom.compile_patterns(expanded.redaction_patterns,
+                                           where=f'template "{expanded.name}" redaction.patterns')
+        except errors.ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--patterns" if self.patterns else "-t") from exc
+
     def _validate_operator(self) -> None:
         given = {"--output-dir": self.output_dir is not None and not self.waiting.download, "--upload": self.upload,
-                 "--no-redact": not self.redact}
+                 "--no-redact": not self.redact, "--patterns": self.patterns is not None}
         wrong = {flag: why for flag, why in LOCAL_ONLY.items() if given[flag]}
         if wrong:
             raise _misplaced(wrong, "with --local")
@@ -231,7 +248,7 @@ class CreateOptions:
         assert self._client is not None and self._expanded is not None and self.target is not None, \
             "validate() and complete() first"
         kube, expanded, pod, ns = self._client, self._expanded, local_pod(self.target), self.namespace
-        settings = CaptureSettings(redact=self.redact)
+        settings = CaptureSettings(redact=self.redact, redaction_patterns=self._patterns)
         settings = dataclasses.replace(settings, command_mode=self.command_mode or settings.command_mode,
                                        http_transport=self.transport or settings.http_transport,
                                        debug_image=self.debug_image or settings.debug_image)
@@ -328,6 +345,9 @@ def _human(size: int) -> str:
               help="Also store the bundle: S3 when DEBUGCAP_S3_ENDPOINT is set, else DEBUGCAP_LOCAL_STORE (--local).")
 @click.option("--redact/--no-redact", default=True, show_default=True,
               help="Mask secrets in text evidence and profile labels (--no-redact: --local only).")
+@click.option("--patterns", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also mask company-specific formats: a YAML or JSON list of {name, regex} (RE2), as "
+                   "kubectl debugcap redact --patterns reads it (--local).")
 @click.option("--pprof-port", type=click.IntRange(1, 65535), default=None,
               help="Port of the Go pprof server (default: annotation debugcap.io/pprof-port, else 6060).")
 @click.option("--timeout", type=click.IntRange(1, 3600), default=None,
