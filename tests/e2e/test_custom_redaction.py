@@ -1,0 +1,113 @@
+"""Admin redaction patterns, against the testbed's API server, a goapp pod and MinIO (issue 16).
+
+Cases:
+* the operator's DEBUGCAP_OPERATOR_REDACTION_PATTERNS (a file, as the chart mounts its ConfigMap)
+  and a DebugCaptureTemplate's spec.redaction.patterns: a goapp pod whose log and environment
+  carry the company's tokens (formats no built-in detector knows) is captured through that
+  template; the bundle fetched from MinIO holds neither token in any member (profiles
+  decompressed too), and its manifest records custom:<name> for each, never the value
+* a template whose pattern RE2 refuses is invalid in its status, and a capture of it Fails at
+  once, the message naming the template, the pattern and the fix
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+
+from debugcap.kube.client import Kube
+
+from .conftest import GoappPod
+from .test_capture import members
+from .test_go_diagnostics import _fetch
+from .test_operator import GROUP, VERSION, wait_done, wait_for
+from .test_operator import create as create_capture
+
+pytestmark = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+
+TEMPLATES = "debugcapturetemplates"
+# The template's format: acme_ and 32 alphanumerics; the operator's: acmetenant- and 24 hex digits.
+TOKEN = "acme_" + uuid.uuid4().hex[:16] + "Zq7KpW3xMv9TnB2c"
+TENANT = "acmetenant-" + uuid.uuid4().hex[:24]
+TEMPLATE_PATTERN = {"name": "acme-token", "regex": "acme_[A-Za-z0-9]{32}"}
+OPERATOR_PATTERN = {"name": "acme-tenant", "regex": "acmetenant-[0-9a-f]{24}"}
+
+
+@pytest.fixture
+def operator_patterns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's setting, set before the operator fixture starts it (it is read at start-up)."""
+    path = tmp_path / "redaction" / "patterns.yaml"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"patterns": [OPERATOR_PATTERN]}))
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_REDACTION_PATTERNS", str(path))
+
+
+@pytest.fixture
+def make_template(kube: Kube) -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def make(spec: dict[str, Any], *, valid: bool = True) -> str:
+        name = f"e2e-{uuid.uuid4().hex[:8]}"
+        kube.custom().create_cluster_custom_object(GROUP, VERSION, TEMPLATES, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCaptureTemplate", "metadata": {"name": name},
+            "spec": spec})
+        made.append(name)
+        wait_for(lambda: (kube.custom().get_cluster_custom_object(GROUP, VERSION, TEMPLATES, name).get("status")
+                          or {}).get("valid") is valid, 20, "the template check")
+        return name
+
+    yield make
+    for name in made:
+        kube.custom().delete_cluster_custom_object(GROUP, VERSION, TEMPLATES, name)
+
+
+def test_the_company_tokens_are_masked_in_the_bundle_and_recorded_by_kind(
+        operator_patterns: None, operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod,
+        tmp_path: Path, make_template: Callable[..., str]) -> None:
+    # The log line and the variable say nothing a built-in detector reads as a secret.
+    goapp_pod("acme", command=["/bin/sh", "-c", f"echo 'tenant {TENANT} signed in with {TOKEN}'; exec /goapp"],
+              env={"APP_TENANT_REF": TENANT, "APP_UPSTREAM": TOKEN})
+    name = make_template({"redaction": {"patterns": [TEMPLATE_PATTERN]},
+                          "steps": [{"collector": "pod-yaml"}, {"collector": "logs"}, {"collector": "environment"},
+                                    {"collector": "pprof-heap"}]})
+    create_capture(kube, namespace, "acme", {"target": {"pod": "acme"}, "template": name})
+    status = wait_done(kube, namespace, "acme", 120)["status"]
+    assert status["phase"] == "Completed", status
+    [pod] = status["pods"]
+    got = members(_fetch(pod, tmp_path))
+    haystacks = {**got, **{p + " (decompressed)": gzip.decompress(d) for p, d in got.items() if p.endswith(".gz")}}
+    for needle in (TOKEN, TENANT):
+        leaks = [path for path, data in haystacks.items() if needle.encode() in data]
+        assert not leaks, f"{needle!r} reached {leaks}"
+    assert TOKEN not in json.dumps(status) and TENANT not in json.dumps(status)
+    log = next(data for path, data in got.items() if path.startswith("logs/")).decode()
+    assert "tenant ***REDACTED*** signed in with ***REDACTED***" in log
+    manifest = json.loads(got["manifest.json"])
+    kinds = {(r["file"].split("/")[0], r["redactor"]) for r in manifest["redactions"]}
+    # (The environment's allowlist masks APP_UPSTREAM's random-looking value itself: high-entropy.)
+    assert {("logs", "custom:acme-token"), ("logs", "custom:acme-tenant"), ("env", "custom:acme-tenant"),
+            ("k8s", "custom:acme-token"), ("k8s", "custom:acme-tenant")} <= kinds, kinds
+
+
+def test_a_template_with_a_pattern_re2_refuses_is_invalid_and_its_capture_fails(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod,
+        make_template: Callable[..., str]) -> None:
+    goapp_pod("plain")
+    name = make_template({"redaction": {"patterns": [{"name": "acme-token", "regex": "acme_(?=[A-Za-z0-9]{32})"}]},
+                          "steps": [{"collector": "pod-yaml"}]}, valid=False)
+    template_status = kube.custom().get_cluster_custom_object(GROUP, VERSION, TEMPLATES, name)["status"]
+    assert f"DebugCaptureTemplate {name} spec.redaction.patterns[0]" in template_status["message"]
+    create_capture(kube, namespace, "refused", {"target": {"pod": "plain"}, "template": name})
+    status = wait_done(kube, namespace, "refused", 60)["status"]
+    assert status["phase"] == "Failed", status
+    message = status["message"]
+    assert f"DebugCaptureTemplate {name} spec.redaction.patterns[0]" in message and '"acme-token"' in message
+    assert "look-around" in message and f"kubectl edit debugcapturetemplate {name}" in message
+    assert not status.get("pods")
