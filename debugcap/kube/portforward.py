@@ -21,38 +21,26 @@ same port twice, and it runs a proxy thread and a socket pair per tunnel.
 from __future__ import annotations
 
 import http.client
-import io
 import logging
-import select
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
-
 from debugcap import errors
-from debugcap.kube import errors as kube_errors
-from debugcap.kube.client import Kube, segment
+from debugcap.kube.client import Kube
+from debugcap.kube.portforward_tunnel import BUFFER_BYTES, CONNECT_SECONDS, DRAIN_BYTES
+from debugcap.kube.portforward_tunnel import Connection as _Connection
+from debugcap.kube.portforward_tunnel import Tunnel as _Tunnel
+
+__all__ = ["AHEAD_FRESH_SECONDS", "BUFFER_BYTES", "CHUNK", "CONNECT_SECONDS", "DRAIN_BYTES", "HttpResult", "Pool",
+           "Refused", "get"]
 
 CHUNK = 256 << 10
-# How often the tunnel's reader wakes up to notice it was closed (judgement call: closing is rare,
-# and a blocked reader only delays the close of a tunnel that nobody uses any more).
-READER_POLL_SECONDS = 1.0
 # Longest a connection opened ahead of its first request is used (see Pool.open): Go servers are
 # often given a ReadHeaderTimeout of 5-10 s, which closes a connection that has sent nothing.
 AHEAD_FRESH_SECONDS = 3.0
-# Longest wait for the API server to answer a new tunnel (TCP, TLS and the websocket upgrade).
-CONNECT_SECONDS = 15.0
-# Longest wait for the rest of a frame that has started to arrive, holding the connection's lock.
-FRAME_SECONDS = 30.0
-# Most bytes a connection holds unread: past it the tunnel's reader waits for the request (until
-# its deadline); unasked bytes drop the connection, as does a request giving up (cap, timeout).
-# Without it a pod sent 1 GB in 1.5 s into memory past the 64 MiB cap. Judgement call.
-BUFFER_BYTES = 4 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -64,202 +52,6 @@ class HttpResult:
     body_bytes: int = 0
     truncated: bool = False
     duration_s: float = 0.0
-
-
-class _Tunnel:
-    """One port-forward websocket carrying ``n`` connections to the same port."""
-
-    def __init__(self, kube: Kube, *, namespace: str, pod: str, port: int, n: int) -> None:
-        self.target = f'port {port} of pod "{pod}" in namespace "{namespace}"'
-        path = f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/portforward"
-        try:
-            self._ws = kube.websocket(path, [("ports", str(port))] * n, timeout=CONNECT_SECONDS)
-        except Exception as exc:  # websocket-client raises many types for a failed handshake
-            failure = kube_errors.from_handshake(path, kube.configuration.host, exc)
-            raise errors.CollectorError(f"cannot port-forward to {self.target}: {failure}") from exc
-        self._io_lock = threading.Lock()
-        self._ws.settimeout(FRAME_SECONDS)
-        self._closed = False
-        self.finished = False  # the reader ended: no error frame can come any more
-        self.connections = [_Connection(self, i) for i in range(n)]
-        self._reader = threading.Thread(target=self._read, name=f"port-forward {namespace}/{pod}:{port}",
-                                        daemon=True)
-        self._reader.start()
-
-    def send(self, channel: int, data: bytes) -> None:
-        with self._io_lock:
-            self._ws.send(bytes([channel]) + data, opcode=ABNF.OPCODE_BINARY)
-
-    def _read(self) -> None:
-        seen: set[int] = set()  # each channel's first frame is the port number, not data
-        sock = self._ws.sock
-        try:
-            while not self._closed and sock is not None:
-                # An SSL connection must never be read and written by two threads at once (OpenSSL
-                # corrupts its state: "bad record mac"), so reads take the lock that sends take,
-                # and only once select() says a frame has started to arrive.
-                if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                    ready, _, _ = select.select([sock], [], [], READER_POLL_SECONDS)
-                    if not ready:
-                        continue
-                with self._io_lock:
-                    try:
-                        opcode, frame = self._ws.recv_data_frame(True)
-                    except WebSocketTimeoutException:
-                        continue
-                if opcode == ABNF.OPCODE_CLOSE:
-                    break
-                if opcode != ABNF.OPCODE_BINARY or not frame.data:
-                    continue
-                channel, payload = frame.data[0], frame.data[1:]
-                if channel not in seen:
-                    seen.add(channel)
-                    continue
-                index, is_error = divmod(channel, 2)
-                if index < len(self.connections):
-                    conn = self.connections[index]
-                    if is_error:
-                        conn.fail(payload.decode(errors="replace"))
-                    else:
-                        conn.feed(payload)
-        except (WebSocketConnectionClosedException, OSError, ValueError, AttributeError) as exc:
-            # ValueError, AttributeError: select() on, or a read from, a socket shutdown() closed.
-            logger.debug("%s: tunnel ended: %r", self.target, exc)
-        finally:
-            self.finished = True
-            for conn in self.connections:
-                conn.fail("")
-
-    def first_error(self) -> str:
-        """An error the kubelet sent for any connection of this tunnel ("" when none came): one refused
-        dial may end the whole websocket, and its siblings were dialled to the same port."""
-        return next((c.error for c in self.connections if c.error), "")
-
-    def close(self) -> None:
-        self._closed = True
-        try:
-            # Not close(): it waits for the peer's CLOSE by reading, and the reader thread reads.
-            with self._io_lock:
-                self._ws.send_close()
-        except (WebSocketConnectionClosedException, OSError):
-            pass
-        with self._io_lock:
-            sock = self._ws.sock
-            if sock is not None:
-                # Closing a socket does not wake a select() on it in another thread; shutting it
-                # down does. Without this the reader slept out its poll, and a capture's end
-                # (which holds a concurrency slot) waited up to READER_POLL_SECONDS for it.
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self._ws.shutdown()
-        self._reader.join(timeout=READER_POLL_SECONDS + 1)
-
-
-class _Connection(io.RawIOBase):
-    """One TCP connection inside a tunnel, shaped like the socket ``http.client`` expects."""
-
-    def __init__(self, tunnel: _Tunnel, index: int) -> None:
-        super().__init__()
-        self.tunnel, self.index = tunnel, index
-        self._cond = threading.Condition()
-        self._buf = bytearray()
-        self._eof = False
-        self.dropped = False  # given up on: what still comes is thrown away (see drop)
-        self.error = ""
-        self.timeout: float | None = None
-        self.deadline: float | None = None  # the request's (see _request): reads never wait past it
-
-    # -- fed by the tunnel's reader
-    def feed(self, data: bytes) -> None:
-        """Bytes for this connection: at most :data:`BUFFER_BYTES` held (see there)."""
-        with self._cond:
-            while len(self._buf) >= BUFFER_BYTES and not self.dropped:
-                wait = None if self.deadline is None else self.deadline - time.monotonic()
-                if wait is None or wait <= 0:  # nobody reads them, or nobody will in time
-                    self._drop(f"it sent more than {BUFFER_BYTES >> 20} MiB that were not read")
-                    break
-                self._cond.wait(wait)
-            if self.dropped:
-                return
-            self._buf += data
-            self._cond.notify_all()
-
-    def drop(self, why: str = "") -> None:
-        """Throw away what it holds and what still comes (one connection of a tunnel cannot close)."""
-        with self._cond:
-            self._drop(why)
-
-    def _drop(self, why: str) -> None:  # with self._cond held
-        self.dropped = self._eof = True
-        self.error = self.error or why
-        self._buf.clear()
-        self._cond.notify_all()
-
-    def fail(self, message: str) -> None:
-        with self._cond:
-            self.error = self.error or message
-            self._eof = True
-            self._cond.notify_all()
-
-    @property
-    def ended(self) -> bool:
-        with self._cond:
-            return self._eof and not self._buf
-
-    # -- the socket side, for http.client
-    def sendall(self, data: bytes) -> None:
-        if self._eof:
-            raise BrokenPipeError(f"connection to {self.tunnel.target} closed{': ' + self.error if self.error else ''}")
-        try:
-            self.tunnel.send(self.index * 2, bytes(data))
-        except (WebSocketConnectionClosedException, OSError) as exc:
-            raise BrokenPipeError(str(exc)) from exc
-
-    def settimeout(self, timeout: float | None) -> None:
-        self.timeout = timeout
-
-    def makefile(self, mode: str = "rb", *_a: object, **_k: object) -> io.BufferedReader:
-        return io.BufferedReader(self)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
-        """What has come, at most ``len(b)`` bytes; waits only until the request's deadline (else
-        ``timeout``): a server sending a byte at a time cannot stretch a GET past it."""
-        deadline = self.deadline
-        if deadline is None and self.timeout is not None:
-            deadline = time.monotonic() + self.timeout
-        with self._cond:
-            while True:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    raise TimeoutError(f"no answer from {self.tunnel.target} in time")
-                if self._buf or self._eof:
-                    break
-                self._cond.wait(wait)
-            n = min(len(b), len(self._buf))
-            b[:n] = self._buf[:n]
-            del self._buf[:n]
-            self._cond.notify_all()  # the tunnel's reader may wait for room (see feed)
-            return n
-
-    def wait_error(self, seconds: float) -> str:
-        """The kubelet's error for this connection, which may come up to ``seconds`` after it ended."""
-        end = time.monotonic() + seconds
-        with self._cond:
-            while not self.error and not self.tunnel.finished:
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            mine = self.error
-        return mine or self.tunnel.first_error()
-
-    def close(self) -> None:
-        pass  # a connection cannot be closed alone in this protocol: it ends with its tunnel
 
 
 class _Stale(Exception):
@@ -439,11 +231,18 @@ class Pool:
                 self._cond.notify_all()
             raise
         with self._cond:
-            self._tunnels.append(tunnel)
             self._opened += 1
-            first, *rest = tunnel.connections
-            self._idle.extend((c, False) for c in rest)
+            late = self._closed  # closed while it was being opened: close() did not see it
+            if late:
+                self._live -= n
+            else:
+                self._tunnels.append(tunnel)
+                first, *rest = tunnel.connections
+                self._idle.extend((c, False) for c in rest)
             self._cond.notify_all()
+        if late:
+            tunnel.close()
+            raise errors.CollectorError(f"port-forward to pod {self.namespace}/{self.pod} closed: capture over")
         return first, False
 
     def _release(self, conn: _Connection, keep: bool) -> None:
@@ -453,9 +252,20 @@ class Pool:
                 self._idle.append((conn, True))
             else:
                 self._live -= 1
-                conn.drop()  # cut at its cap, timed out or closed: nothing more of it is read
-                # A tunnel whose connections are all given up on is closed: a flood stops coming.
+                given_up = not conn.ended  # cut at its cap or timed out: its body still comes
+                conn.drop()  # nothing more of it is read
                 tunnel = conn.tunnel
+                if given_up:
+                    # No new request goes to its tunnel: it is to close, not to be drained
+                    # until the capture ends. Its idle connections go with it.
+                    spare = [c for c, _ in self._idle if c.tunnel is tunnel]
+                    self._idle = [(c, used) for c, used in self._idle if c.tunnel is not tunnel]
+                    self._live -= len(spare)
+                    for c in spare:
+                        c.drop()
+                # Closed once none of its connections is in use: a request on a sibling (a CPU
+                # profile) ends first, and meanwhile the tunnel's reader closes it if the one
+                # given up on sends more than DRAIN_BYTES.
                 if tunnel in self._tunnels and all(c.dropped for c in tunnel.connections):
                     self._tunnels.remove(tunnel)
                     done = tunnel

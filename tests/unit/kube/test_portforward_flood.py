@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from debugcap.kube import portforward
+from debugcap.kube import portforward, portforward_tunnel
 
 FRAME = 32 << 10
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"  # no length: ends with the connection
@@ -61,7 +61,7 @@ def tunnels(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_a_flood_is_cut_at_the_cap_then_dropped_and_its_tunnel_closed(tunnels, monkeypatch) -> None:
-    monkeypatch.setattr(portforward, "BUFFER_BYTES", 256 << 10)
+    monkeypatch.setattr(portforward_tunnel, "BUFFER_BYTES", 256 << 10)
     pool = portforward.Pool(None, namespace="ns", pod="p", port=6060)  # type: ignore[arg-type]
     sink = io.BytesIO()
     result = pool.get("/debug/pprof/heap", sink, timeout=30, max_bytes=1 << 20)
@@ -76,7 +76,7 @@ def test_a_flood_is_cut_at_the_cap_then_dropped_and_its_tunnel_closed(tunnels, m
 
 
 def test_unasked_bytes_past_the_buffer_drop_an_idle_connection(monkeypatch) -> None:
-    monkeypatch.setattr(portforward, "BUFFER_BYTES", 1024)
+    monkeypatch.setattr(portforward_tunnel, "BUFFER_BYTES", 1024)
     conn = portforward._Connection(FloodTunnel(None, namespace="ns", pod="p", port=1, n=0), 0)  # type: ignore[arg-type]
     for _ in range(10):
         conn.feed(b"y" * 600)
@@ -85,7 +85,7 @@ def test_unasked_bytes_past_the_buffer_drop_an_idle_connection(monkeypatch) -> N
 
 
 def test_a_full_buffer_past_the_requests_deadline_drops_instead_of_waiting(monkeypatch) -> None:
-    monkeypatch.setattr(portforward, "BUFFER_BYTES", 1024)
+    monkeypatch.setattr(portforward_tunnel, "BUFFER_BYTES", 1024)
     conn = portforward._Connection(FloodTunnel(None, namespace="ns", pod="p", port=1, n=0), 0)  # type: ignore[arg-type]
     conn.deadline = time.monotonic() - 1  # a request is reading, and its time is up
     conn.feed(b"z" * 2048)

@@ -20,7 +20,7 @@ from websocket import WebSocketTimeoutException
 from debugcap import errors
 from debugcap.kube import errors as kube_errors
 from debugcap.kube import exec as kexec
-from debugcap.kube import portforward
+from debugcap.kube import portforward, portforward_tunnel
 from debugcap.kube.client import Kube
 
 
@@ -65,7 +65,7 @@ def _timed_out(exc: BaseException) -> bool:
 @pytest.mark.timeout(120)
 def test_a_port_forward_to_a_silent_api_server_fails_after_its_connect_timeout(
         silent_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(portforward, "CONNECT_SECONDS", 0.5)
+    monkeypatch.setattr(portforward_tunnel, "CONNECT_SECONDS", 0.5)
     with pytest.raises(errors.CollectorError, match='cannot port-forward to port 6060 of pod "api-1"') as caught:
         portforward.get(_kube(silent_server), namespace="shop", pod="api-1", port=6060, path="/debug/pprof/",
                         sink=io.BytesIO())
