@@ -8,6 +8,8 @@ Cases:
   decompressed too), and its manifest records custom:<name> for each, never the value
 * a template whose pattern RE2 refuses is invalid in its status, and a capture of it Fails at
   once, the message naming the template, the pattern and the fix
+* a template whose namespaceSelector has a label value Kubernetes would reject is invalid, and its
+  capture Fails naming the template and the field (issue 16's left-over)
 """
 
 from __future__ import annotations
@@ -111,3 +113,18 @@ def test_a_template_with_a_pattern_re2_refuses_is_invalid_and_its_capture_fails(
     assert f"DebugCaptureTemplate {name} spec.redaction.patterns[0]" in message and '"acme-token"' in message
     assert "look-around" in message and f"kubectl edit debugcapturetemplate {name}" in message
     assert not status.get("pods")
+
+
+def test_a_template_whose_namespace_selector_kubernetes_would_reject_is_invalid_and_refuses_captures(
+        operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod,
+        make_template: Callable[..., str]) -> None:
+    # The CRD's schema takes any string here; the operator checks what Kubernetes' selectors accept.
+    goapp_pod("plain")
+    name = make_template({"namespaceSelector": {"matchLabels": {"team": "payments and billing"}},
+                          "steps": [{"collector": "pod-yaml"}]}, valid=False)
+    template_status = kube.custom().get_cluster_custom_object(GROUP, VERSION, TEMPLATES, name)["status"]
+    assert f'DebugCaptureTemplate {name} spec.namespaceSelector.matchLabels["team"]' in template_status["message"]
+    create_capture(kube, namespace, "refused", {"target": {"pod": "plain"}, "template": name})
+    status = wait_done(kube, namespace, "refused", 60)["status"]
+    assert status["phase"] == "Failed", status
+    assert "is not a label value" in status["message"] and f"DebugCaptureTemplate {name}" in status["message"]
