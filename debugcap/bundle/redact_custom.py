@@ -20,9 +20,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-import re2
 import yaml
 
 from debugcap import templates
@@ -46,7 +45,7 @@ _EMPTY_PROBES: Final = (b"", b"a", b"A0_- .=:/\"'\n\tz9")
 Pair = tuple[str, str]
 
 
-def _options() -> re2.Options:
+def _options(re2: Any) -> Any:
     options = re2.Options()
     options.log_errors = False  # RE2 logs parse errors to stderr; our message says it better
     options.max_mem = _MAX_MEM
@@ -56,12 +55,16 @@ def _options() -> re2.Options:
 def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
     """One validated pattern as a :class:`Detector` named ``custom:<name>``; ``where`` names the
     source in errors (``DebugCaptureTemplate acme spec.redaction.patterns[0]``)."""
+    # Imported here: only patterns need it, and its wheels need newer systems than the rest
+    # (macOS 13+ for CPython 3.13+): a plugin without --patterns never loads it.
+    import re2
+
     templates.check_redaction_pattern_name(name, where=where)
     if len(regex) > MAX_REGEX_LENGTH:
         raise ConfigError(f'{where} ("{name}"): the regex is {len(regex)} characters, more than '
                           f"{MAX_REGEX_LENGTH}; match the token's shape, not a list of known values")
     try:
-        compiled = re2.compile(regex.encode("utf-8"), _options())
+        compiled = re2.compile(regex.encode("utf-8"), _options(re2))
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ConfigError(
@@ -77,7 +80,7 @@ def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
     return Detector(PREFIX + name, _finder(compiled, group))
 
 
-def _empty_match(compiled: re2._Regexp, group: int, probe: bytes) -> bool:
+def _empty_match(compiled: Any, group: int, probe: bytes) -> bool:
     for match in compiled.finditer(probe):
         start, end = match.span(group)
         if start >= 0 and start == end:
@@ -85,7 +88,7 @@ def _empty_match(compiled: re2._Regexp, group: int, probe: bytes) -> bool:
     return False
 
 
-def _finder(compiled: re2._Regexp, group: int) -> Finder:
+def _finder(compiled: Any, group: int) -> Finder:
     def find(data: bytes, low: int, high: int) -> Iterator[Span]:
         for match in compiled.finditer(data, low, high):
             start, end = match.span(group)
