@@ -1,9 +1,13 @@
 """Where finished bundles go: S3 when configured, else a local store; a spool when the store fails.
 
 Shared by the kubectl plugin and the operator so both name objects the same
-way (``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``; the operator adds
-a ``<capture>_<uid>`` directory before ``<bundle>``, see :class:`Capture`) and
-both keep a bundle whose upload failed, to be sent by the next run.
+way (``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<directory>/<bundle>``, the
+directory the writer's own: the operator's ``<capture>_<uid>``, see :class:`Capture`; a CLI
+upload's ``cli-<32 hex>``, see :class:`Upload`) and both keep a bundle whose upload failed, to
+be sent by the next run. The directory makes keys unique by construction: the bundle name alone
+repeats for two writers of one pod in one second (the CLI and the operator, two clusters left
+at the default cluster name). Keys without a directory are the older layout: still read, and
+never written by a writer that passes one.
 
 :func:`key_refusal` says whether a key belongs to a capture: the operator deletes and adopts only
 keys it passes, never a key it merely reads back from a capture's status.
@@ -13,6 +17,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +43,24 @@ def spool_dir() -> Path:
     return Path(os.environ.get("DEBUGCAP_SPOOL_DIR") or data_home() / "spool")
 
 
+# A multipart upload begun this long ago and never finished is abandoned: its writer was killed,
+# and no later put retries its key (the bundle was lost with the process, or spooled under a
+# fresh upload). A bundle of gigabytes on a slow link takes well under an hour; MinIO's own expiry
+# is 24 h, AWS S3 has none without a lifecycle rule.
+STALE_UPLOAD_AGE: Final = timedelta(hours=6)
+STALE_UPLOAD_SWEEP_EVERY: Final = timedelta(hours=1)
+
+
+@dataclass
+class StaleSweep:
+    """When a store last looked for abandoned multipart uploads under its own prefix."""
+
+    older_than: timedelta = STALE_UPLOAD_AGE
+    every: timedelta = STALE_UPLOAD_SWEEP_EVERY
+    last: float | None = None  # time.monotonic() of the last sweep
+    clock: Callable[[], float] = time.monotonic
+
+
 @dataclass(frozen=True)
 class Store:
     backend: base.StorageBackend
@@ -45,6 +70,12 @@ class Store:
     # Held while the spool is flushed and while bundles are deleted: a delete that ran in the
     # middle of a flush could see a bundle in neither place, and the flush then stored it after.
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    sweep: StaleSweep = field(default_factory=StaleSweep, compare=False, repr=False)
+
+    @property
+    def own_prefix(self) -> str:
+        """``<prefix>/<cluster>/``: every key this store writes, and nothing another cluster does."""
+        return f"{self.prefix}/{self.cluster}/" if self.prefix else f"{self.cluster}/"
 
 
 def store_from_env() -> Store:
@@ -58,6 +89,18 @@ def store_from_env() -> Store:
     root = Path(os.environ.get("DEBUGCAP_LOCAL_STORE") or data_home() / "bundles")
     return Store(local.LocalBackend(root), DEFAULT_PREFIX, os.environ.get("DEBUGCAP_CLUSTER") or DEFAULT_CLUSTER,
                  spool.Spool(spool_dir()))
+
+
+def sweep_stale_uploads(store: Store) -> Sequence[str]:
+    """Abort the store's abandoned multipart uploads (under :attr:`Store.own_prefix`, begun more than
+    ``store.sweep.older_than`` ago), at most once per ``store.sweep.every``; the keys aborted.
+    Called by :func:`deliver`, so the operator sweeps while it captures and the CLI on ``--upload``."""
+    sweep = store.sweep
+    now = sweep.clock()
+    if sweep.last is not None and now - sweep.last < sweep.every.total_seconds():
+        return []
+    sweep.last = now
+    return store.backend.abort_stale_uploads(prefix=store.own_prefix, older_than=sweep.older_than)
 
 
 def delete(store: Store, keys: list[str]) -> None:
@@ -100,6 +143,24 @@ class Capture:
     @property
     def directory(self) -> str:
         return layout.check_key_segment("capture", f"{self.name[:63]}_{self.uid}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A bundle no capture names (``kubectl debugcap create --upload``): its keys carry a directory
+    of its own, ``cli-<32 hex>`` from a random UUID, made once per upload (:meth:`new`). It has no
+    ``_``, so it is never a capture's ``<name>_<uid>`` and :func:`key_refusal` refuses it to every
+    capture."""
+
+    token: str
+
+    @classmethod
+    def new(cls) -> Upload:
+        return cls(uuid.uuid4().hex)
+
+    @property
+    def directory(self) -> str:
+        return layout.check_key_segment("upload", f"cli-{self.token}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +215,7 @@ def key_refusal(key: object, owner: KeyOwner, pod: object) -> str | None:
         listed = errors.shorten(repr(pod), 80)
         return f"key {shown} is under pod {parts[0]!r}, not under the pod {listed} it is listed for"
     if len(parts) == 6 and parts[4] != owner.capture.directory:
-        return f"key {shown} belongs to another capture, not to {owner.capture.directory!r}"
+        return f"key {shown} belongs to another capture or a CLI upload, not to {owner.capture.directory!r}"
     if len(parts) == 5 and owner.target_pod is not None and parts[0] != owner.target_pod:
         return f"key {shown} is under pod {parts[0]!r}, not the pod {owner.target_pod!r} this capture targets"
     if len(parts) == 5 and owner.created is not None and not (
@@ -166,20 +227,22 @@ def key_refusal(key: object, owner: KeyOwner, pod: object) -> str | None:
 
 
 def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_name: str,
-               capture: Capture | None = None) -> str:
-    """Where a bundle is stored; with ``capture`` (the operator's), in that capture's directory."""
-    key = layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name)
-    if capture is None:
-        return key
-    head, name = key.rsplit("/", 1)
-    return f"{head}/{capture.directory}/{name}"
+               capture: Capture | Upload | None = None) -> str:
+    """Where a bundle is stored: in the directory of ``capture`` (the operator's) or of an
+    :class:`Upload` (the CLI's). None gives the older layout without one, which two writers can
+    share: only for reading old keys and for tests."""
+    directory = None if capture is None else capture.directory
+    return layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name, directory)
 
 
 def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: str, when: datetime,
-            keep_local: bool = True, capture: Capture | None = None) -> tuple[spool.Delivery, spool.FlushReport]:
-    """Send bundles spooled by earlier runs first, then this one; a failure spools it."""
+            keep_local: bool = True, capture: Capture | Upload | None = None,
+            ) -> tuple[spool.Delivery, spool.FlushReport]:
+    """Send bundles spooled by earlier runs first, then this one; a failure spools it. A key that
+    holds another object is never replaced: the bundle is held in the spool (``Delivery.held``)."""
     with store.lock:
         flushed = spool.flush_spool(store.backend, store.spool)
+        sweep_stale_uploads(store)
     key = object_key(store, namespace, pod, when, bundle.path.name, capture)
     delivery = spool.deliver(store.backend, store.spool, key=key, bundle=bundle.path, sha256=bundle.sha256,
                              keep_local=keep_local)

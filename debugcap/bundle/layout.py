@@ -258,12 +258,16 @@ def check_key_segment(kind: str, value: str) -> str:
     return value
 
 
-def object_key(prefix: str, cluster: str, namespace: str, pod: str, when: datetime, name: str) -> str:
-    """``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``.
+def object_key(prefix: str, cluster: str, namespace: str, pod: str, when: datetime, name: str,
+               directory: str | None = None) -> str:
+    """``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/[<directory>/]<bundle>``.
 
     Grouping by pod then day lets ``list(prefix=".../<ns>/<pod>/")`` find a pod's history and lets
     per-namespace retention rules match on a key prefix. ``prefix`` may hold several segments
-    (``debug/team-a``); an empty prefix is allowed.
+    (``debug/team-a``); an empty prefix is allowed. ``directory`` is the writer's own (a capture's
+    ``<name>_<uid>``, a CLI upload's ``cli-<32 hex>``): without it two writers of one pod in one
+    second (the CLI and the operator, two clusters under one cluster name) name the same key;
+    keys without one are the older layout, still read.
     """
     for segment in prefix.split("/") if prefix else []:
         check_key_segment("prefix segment", segment)
@@ -273,4 +277,5 @@ def object_key(prefix: str, cluster: str, namespace: str, pod: str, when: dateti
     stem(name)
     day = _utc(when).strftime("%Y/%m/%d")
     head = f"{prefix}/" if prefix else ""
-    return f"{head}{cluster}/{namespace}/{pod}/{day}/{name}"
+    own = f"{check_key_segment('key directory', directory)}/" if directory is not None else ""
+    return f"{head}{cluster}/{namespace}/{pod}/{day}/{own}{name}"

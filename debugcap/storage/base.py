@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +37,31 @@ class MissingObjectError(StorageError):
 
 class CorruptObjectError(StorageError):
     """The object read does not match the SHA-256 recorded with it: a reader must not keep it."""
+
+
+class KeyConflictError(StorageError):
+    """The key already holds an object this bundle is not (another SHA-256, or none recorded).
+
+    Permanent: trying again changes nothing, and the object there is someone's evidence, so it is
+    never replaced. The spool sets such a bundle aside (:meth:`debugcap.storage.spool.Spool.add`
+    with ``held``) for a person to compare.
+    """
+
+    def __init__(self, message: str, *, key: str, stored_sha256: str | None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.stored_sha256 = stored_sha256
+
+
+def conflict(where: str, key: str, stored: str | None, sha256: str) -> KeyConflictError:
+    """The error of a put that found ``key`` holding another object (``stored``: its SHA-256)."""
+    holds = f"an object with sha256 {stored}" if stored else "an object with no recorded sha256"
+    return KeyConflictError(
+        f"{where} already holds {holds} at {key!r}, not this bundle (sha256 {sha256}); it was not "
+        f"replaced; keep both: compare them (kubectl debugcap verify) and store this one under a key "
+        f"of its own, or delete the one you do not need",
+        key=key, stored_sha256=stored,
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +139,9 @@ class StorageBackend(ABC):
         """Store the file at ``path`` under ``key`` with its SHA-256, and ``<key>.sha256`` beside it.
 
         Verified before returning (size and recorded SHA-256); raises :class:`StorageError` if the
-        object is not stored intact. Replacing an existing key is allowed (idempotent retries).
+        object is not stored intact. Never replaces an object it did not write: a key already
+        holding this SHA-256 (an earlier try whose answer was lost) is stored, its sidecar written
+        if missing; a key holding anything else raises :class:`KeyConflictError`.
         """
 
     @abstractmethod
@@ -141,6 +168,12 @@ class StorageBackend(ABC):
     def delete(self, *, key: str) -> None:
         """Delete ``key`` and its sidecar; deleting a missing key is not an error."""
 
+    def abort_stale_uploads(self, *, prefix: str, older_than: timedelta) -> Sequence[str]:
+        """Abort uploads under ``prefix`` begun more than ``older_than`` ago and never finished (a
+        writer killed mid-upload, whose key no later put retries); the keys they were for.
+        Best-effort: never raises. Only S3 has such uploads; elsewhere there is nothing to abort."""
+        return []
+
     @abstractmethod
     def url(self, *, key: str, expires: timedelta = timedelta(days=7)) -> str:
         """A URL a user can download ``key`` from (presigned for S3, ``file://`` locally)."""
@@ -156,11 +189,13 @@ class StorageBackend(ABC):
 
 
 @contextmanager
-def atomic_file(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(target: Path, *, durable: bool = True, exclusive: bool = False) -> Iterator[BinaryIO]:
     """Write ``target`` through a temp file beside it, fsynced (when ``durable``) and renamed into place.
 
     Readers never see half a file: on any error the temp file is removed and
-    ``target`` is left as it was.
+    ``target`` is left as it was. ``exclusive``: a hard link instead of a rename, which fails with
+    :class:`FileExistsError` when ``target`` exists (a rename would replace it), with no window
+    between a check and the write.
     """
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
@@ -169,7 +204,11 @@ def atomic_file(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -43,18 +43,29 @@ class LocalBackend(base.StorageBackend):
         base.check_sha256(sha256)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest, size = _copy_hashing(Path(path), target)
-            if digest != sha256:
-                target.unlink(missing_ok=True)
+            try:
+                # Linked, not renamed, into place: a key taken meanwhile fails here, never replaced.
+                size = _copy_hashing(Path(path), target, expected=sha256, exclusive=True)
+            except _ChangedError as exc:
                 raise StorageError(
-                    f"storing {key!r} in {self.describe()}: {path} has sha256 {digest}, expected {sha256}; "
+                    f"storing {key!r} in {self.describe()}: {path} has sha256 {exc.digest}, expected {sha256}; "
                     f"the local bundle changed after it was written; verify it with `sha256sum -c`"
-                )
+                ) from None
+            except FileExistsError:
+                size = self._adopt(key, target, sha256)
             with base.atomic_file(target.with_name(target.name + base.CHECKSUM_SUFFIX)) as fh:
                 fh.write(base.checksum_line(sha256, key))
         except OSError as exc:
             raise self._error("storing", key, exc) from exc
         return base.StoredObject(key=key, sha256=sha256, size=size)
+
+    def _adopt(self, key: str, target: Path, sha256: str) -> int:
+        """The size of the object already at ``key`` when it is this bundle (an earlier put of it,
+        perhaps cut before its sidecar); else :class:`base.KeyConflictError`."""
+        digest, size = base.file_sha256(target)
+        if digest != sha256:
+            raise base.conflict(self.describe(), key, digest, sha256)
+        return size
 
     def get(self, *, key: str, dest: Path) -> base.StoredObject:
         source = self._path(key)
@@ -65,16 +76,15 @@ class LocalBackend(base.StorageBackend):
             )
         try:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
-            digest, size = _copy_hashing(source, Path(dest))
+            size = _copy_hashing(source, Path(dest), expected=expected)
+        except _ChangedError as exc:
+            raise base.CorruptObjectError(
+                f"{key!r} in {self.describe()} is corrupt: sha256 {exc.digest}, recorded {expected}; "
+                f"restore it from the spool or another copy"
+            ) from None
         except OSError as exc:
             raise self._error("fetching", key, exc) from exc
-        if digest != expected:
-            Path(dest).unlink(missing_ok=True)
-            raise base.CorruptObjectError(
-                f"{key!r} in {self.describe()} is corrupt: sha256 {digest}, recorded {expected}; "
-                f"restore it from the spool or another copy"
-            )
-        return base.StoredObject(key=key, sha256=digest, size=size)
+        return base.StoredObject(key=key, sha256=expected, size=size)
 
     def exists(self, *, key: str) -> bool:
         return self._path(key).is_file()
@@ -115,13 +125,23 @@ class LocalBackend(base.StorageBackend):
         return self._path(key).resolve().as_uri()
 
 
-def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
-    """Copy through a temp file beside ``target`` and rename, hashing on the way."""
+class _ChangedError(Exception):
+    def __init__(self, digest: str) -> None:
+        super().__init__(digest)
+        self.digest = digest
+
+
+def _copy_hashing(source: Path, target: Path, *, expected: str | None = None, exclusive: bool = False) -> int:
+    """Copy through a temp file beside ``target`` and rename (or link, ``exclusive``), hashing on
+    the way; the size. A digest other than ``expected`` raises :class:`_ChangedError` before
+    ``target`` is touched."""
     digest = hashlib.sha256()
     size = 0
-    with source.open("rb") as src, base.atomic_file(target) as dst:
+    with source.open("rb") as src, base.atomic_file(target, exclusive=exclusive) as dst:
         while chunk := src.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
             dst.write(chunk)
-    return digest.hexdigest(), size
+        if expected is not None and digest.hexdigest() != expected:
+            raise _ChangedError(digest.hexdigest())
+    return size

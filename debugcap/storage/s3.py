@@ -9,6 +9,15 @@
   metadata SHA-256 equals ours, else the upload is redone;
 * retry the whole upload with exponential backoff on transient errors (connection
   refused/reset, timeouts, 5xx, SlowDown), a bounded number of times (settings);
+* never replace an object it did not write: the key is checked first (absent: upload; holding
+  our SHA-256, an earlier try whose answer was lost: stored; anything else:
+  :class:`~debugcap.storage.base.KeyConflictError`), and the upload itself is conditional
+  (``If-None-Match: *`` on the single PUT or on CompleteMultipartUpload, which MinIO and AWS S3
+  honour with 412 PreconditionFailed), so a writer that takes the key between the check and the
+  write is not overwritten either. minio 7.2 has no public way to send that header, hence
+  :class:`_CreateOnlyClient`; a store that ignores it leaves only that window, and keys are
+  unique per writer (the capture's UID, a CLI upload's own directory), so two writers do not
+  aim at one key in the first place;
 * leave no incomplete multipart upload behind. minio 7.2's ``put_object`` aborts its upload on
   an ``Exception``, but (a) the abort is one more request that fails in exactly the situations
   that caused the error (endpoint gone, connection reset), replacing the original error, and
@@ -16,10 +25,14 @@
   attempt, and best-effort before every upload, we list the key's multipart uploads and abort
   them. minio 7.2 has no public call for that (``list_incomplete_uploads`` was removed in 7.0),
   hence its ``_list_multipart_uploads``/``_abort_multipart_upload``; re-check them on upgrades.
+  A killed writer whose key is never put again leaves its upload to
+  :meth:`S3Backend.abort_stale_uploads`, which :func:`debugcap.delivering.sweep_stale_uploads`
+  calls for the store's own prefix, for uploads hours old.
 
 Errors leave this module as :class:`StorageError` naming endpoint, bucket and key, with a fix.
 The pure pieces (:func:`parse_endpoint`, :func:`is_transient`, :func:`backoff_delays`,
-:func:`hint_for`) are unit-tested; the backend itself is tested against a real MinIO.
+:func:`hint_for`, in :mod:`debugcap.storage.s3_errors`) are unit-tested; the backend itself is
+tested against a real MinIO.
 """
 
 from __future__ import annotations
@@ -29,15 +42,24 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, TypeVar
-from urllib.parse import urlsplit
 
 from debugcap.errors import ConfigError, StorageError, shorten
 from debugcap.settings import MIN_PART_SIZE, S3Settings
 from debugcap.storage import base
+from debugcap.storage.s3_errors import (
+    _CREDENTIAL_CODES,
+    _NOT_FOUND_CODES,
+    backoff_delays,
+    detail,
+    hint_for,
+    is_transient,
+    parse_endpoint,
+)
+from debugcap.storage.s3_errors import UploadMismatch as _UploadMismatch
 
 try:
     import certifi
@@ -45,6 +67,7 @@ try:
     import minio.error
     import urllib3
     import urllib3.exceptions
+    from minio.helpers import DictType
 except ImportError:  # pragma: no cover - only without the S3 dependencies
     minio = None  # type: ignore[assignment]
 
@@ -52,137 +75,31 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# S3 error codes worth another try: throttling and server-side hiccups. Everything else
-# (AccessDenied, NoSuchBucket, InvalidAccessKeyId...) fails the same way every time.
-TRANSIENT_CODES: Final = frozenset(
-    {
-        "SlowDown",
-        "SlowDownRead",
-        "SlowDownWrite",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "XMinioServerNotInitialized",
-        "OperationAborted",
-    }
-)
-_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
-_CREDENTIAL_CODES: Final = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
-)
-
 # Connect fast, read patiently: a dead endpoint should fail in seconds, while one 16 MiB part on
 # a slow link may legitimately take a minute (judgement calls).
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
 READ_TIMEOUT_SECONDS: Final = 120.0
+# Pages of 1000 unfinished uploads a sweep reads at most: more is a store in trouble, not debugcap's.
+_MAX_UPLOAD_PAGES: Final = 20
 
 
-class _UploadMismatch(StorageError):
-    """The object stored differs from what we sent; worth uploading again."""
+if minio is not None:
 
+    class _CreateOnlyClient(minio.Minio):
+        """A client whose whole-object writes succeed only where no object is: ``If-None-Match: *``
+        on a PutObject of a whole object and on CompleteMultipartUpload (not on UploadPart, where it
+        means nothing). Overrides minio 7.2's private ``_execute``; re-check it on upgrades."""
 
-def parse_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
-    """``("host:port", secure)`` from ``host:port`` or an ``http(s)://host:port`` URL.
-
-    >>> parse_endpoint("http://minio:9000", True)
-    ('minio:9000', False)
-    """
-    text = endpoint.strip()
-    if "://" not in text:
-        host = text
-    else:
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https"):
-            raise ConfigError(f"S3 endpoint {endpoint!r} must use http:// or https://, or be plain host:port")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ConfigError(
-                f"S3 endpoint {endpoint!r} has a path; the S3 API lives at the server root, "
-                f"set DEBUGCAP_S3_ENDPOINT to scheme://host:port only"
-            )
-        host, secure = parts.netloc, parts.scheme == "https"
-    if not host or "/" in host or "@" in host:
-        raise ConfigError(
-            f"S3 endpoint {endpoint!r} is not host:port; set DEBUGCAP_S3_ENDPOINT like minio.debugcap:9000 "
-            f"(credentials go in DEBUGCAP_S3_ACCESS_KEY/DEBUGCAP_S3_SECRET_KEY, never in the endpoint)"
-        )
-    return host, secure
-
-
-def backoff_delays(attempts: int, base_seconds: float, max_seconds: float) -> list[float]:
-    """Waits between ``attempts`` tries: base, 2*base, 4*base, ... each capped at ``max_seconds``.
-
-    >>> backoff_delays(4, 1.0, 30.0)
-    [1.0, 2.0, 4.0]
-    """
-    return [min(base_seconds * 2**i, max_seconds) for i in range(max(attempts - 1, 0))]
-
-
-def _status(exc: BaseException) -> int:
-    if minio is not None and isinstance(exc, minio.error.ServerError):
-        return exc.status_code
-    if minio is not None and isinstance(exc, minio.error.InvalidResponseError):
-        return int(getattr(exc, "_code", 0) or 0)
-    response = getattr(exc, "response", None)
-    return int(getattr(response, "status", 0) or 0)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether trying the same request again later may succeed."""
-    if isinstance(exc, _UploadMismatch):
-        return True
-    if minio is not None and isinstance(exc, minio.error.S3Error):
-        return exc.code in TRANSIENT_CODES or _status(exc) >= 500
-    if minio is not None and isinstance(exc, minio.error.ServerError | minio.error.InvalidResponseError):
-        return _status(exc) >= 500
-    if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError):
-        return exc.reason is None or is_transient(exc.reason)
-    if minio is not None and isinstance(exc, urllib3.exceptions.SSLError):
-        return False  # a certificate or protocol mismatch does not fix itself
-    if minio is not None and isinstance(
-        exc,
-        urllib3.exceptions.NewConnectionError
-        | urllib3.exceptions.ProtocolError
-        | urllib3.exceptions.TimeoutError
-        | urllib3.exceptions.ResponseError,
-    ):
-        return True
-    return isinstance(exc, ConnectionError | TimeoutError)
-
-
-def hint_for(exc: BaseException, settings: S3Settings) -> str:
-    """What the user should do about ``exc``."""
-    code = getattr(exc, "code", None)
-    if code in _CREDENTIAL_CODES:
-        return (
-            f"check DEBUGCAP_S3_ACCESS_KEY/DEBUGCAP_S3_SECRET_KEY and that this key may read and write "
-            f"bucket {settings.bucket!r}"
-        )
-    if code == "NoSuchBucket":
-        return (
-            f"bucket {settings.bucket!r} does not exist and could not be created; create it "
-            f"(mc mb <alias>/{settings.bucket}) or set DEBUGCAP_S3_BUCKET to an existing one"
-        )
-    reason = exc.reason if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    if minio is not None and isinstance(reason, urllib3.exceptions.SSLError):
-        return (
-            "TLS failed: set DEBUGCAP_S3_SECURE=false for a plain-HTTP MinIO, or point SSL_CERT_FILE "
-            "at the CA that signed its certificate"
-        )
-    if is_transient(exc):
-        return (
-            f"check that {settings.endpoint} is reachable from here and healthy (DEBUGCAP_S3_ENDPOINT, "
-            f"DEBUGCAP_S3_SECURE); bundles that could not be uploaded stay in the local spool and are "
-            f"sent by the next flush"
-        )
-    return "see the cause above; bundles that could not be uploaded stay in the local spool"
-
-
-def _detail(exc: BaseException) -> str:
-    if minio is not None and isinstance(exc, minio.error.S3Error):
-        return f"{exc.code}: {exc.message}"
-    if minio is not None and isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        return f"{type(exc.reason).__name__}: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
+        def _execute(self, method: str, bucket_name: str | None = None, object_name: str | None = None,
+                     body: bytes | None = None, headers: DictType | None = None,
+                     query_params: DictType | None = None, preload_content: bool = True,
+                     no_body_trace: bool = False) -> urllib3.BaseHTTPResponse:
+            whole_put = method == "PUT" and object_name and not query_params
+            completing = method == "POST" and object_name and query_params and "uploadId" in query_params
+            if whole_put or completing:
+                headers = {**(headers or {}), "If-None-Match": "*"}
+            return super()._execute(method, bucket_name, object_name, body, headers, query_params,
+                                    preload_content, no_body_trace)
 
 
 class S3Backend(base.StorageBackend):
@@ -211,14 +128,12 @@ class S3Backend(base.StorageBackend):
             # cheaper than our outer loop redoing the whole upload; that loop handles longer outages.
             retries=urllib3.Retry(total=2, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)),
         )
-        self._client = minio.Minio(
-            self._host,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key,
-            secure=self._secure,
-            region=settings.region,
-            http_client=http,
-        )
+        def client(kind: type[minio.Minio]) -> minio.Minio:
+            return kind(self._host, access_key=settings.access_key, secret_key=settings.secret_key,
+                        secure=self._secure, region=settings.region, http_client=http)
+
+        self._client = client(minio.Minio)
+        self._create_only = client(_CreateOnlyClient)  # bundles only: a sidecar is rewritten freely
 
     @property
     def settings(self) -> S3Settings:
@@ -235,7 +150,7 @@ class S3Backend(base.StorageBackend):
         where = f"s3://{self._settings.bucket}/{key}" if key else f"bucket {self._settings.bucket!r}"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return StorageError(
-            f"{action} {where} at {scheme}://{self._host} failed{tries}: {shorten(_detail(exc))}; "
+            f"{action} {where} at {scheme}://{self._host} failed{tries}: {shorten(detail(exc))}; "
             f"{hint_for(exc, self._settings)}"
         )
 
@@ -268,7 +183,7 @@ class S3Backend(base.StorageBackend):
                     self.describe(),
                     attempt,
                     attempts,
-                    shorten(_detail(exc)),
+                    shorten(detail(exc)),
                     delays[attempt - 1],
                 )
                 self._sleep(delays[attempt - 1])
@@ -312,10 +227,42 @@ class S3Backend(base.StorageBackend):
                 bucket,
                 key,
                 self._host,
-                shorten(_detail(exc)),
+                shorten(detail(exc)),
                 bucket,
                 key,
             )
+
+    def abort_stale_uploads(self, *, prefix: str, older_than: timedelta) -> Sequence[str]:
+        bucket = self._settings.bucket
+        cutoff = datetime.now(UTC) - older_than
+        aborted: list[str] = []
+        marker: tuple[str | None, str | None] = (None, None)
+        try:
+            for _page in range(_MAX_UPLOAD_PAGES):
+                # The whole bucket, filtered here: MinIO lists uploads under an exact object name
+                # or under no prefix at all, never under a partial one (it answers with none).
+                result = self._client._list_multipart_uploads(
+                    bucket, key_marker=marker[0], upload_id_marker=marker[1])
+                for upload in result.uploads:
+                    began, name = upload.initiated_time, upload.object_name or ""
+                    if name.startswith(prefix) and upload.upload_id and began is not None and began <= cutoff:
+                        self._client._abort_multipart_upload(bucket, name, upload.upload_id)
+                        aborted.append(name)
+                        logger.info("aborted multipart upload %s of s3://%s/%s, begun %s and never finished",
+                                    upload.upload_id, bucket, name, began.isoformat())
+                if not result.is_truncated or not result.uploads:
+                    break
+                # minio 7.2 drops NextUploadIdMarker (sets a misspelt attribute): the last one listed is it.
+                marker = (result.next_key_marker or result.uploads[-1].object_name, result.uploads[-1].upload_id)
+        except Exception as exc:  # housekeeping: a delivery must never fail for it
+            code = exc.code if isinstance(exc, minio.error.S3Error) else None
+            # A CLI user's key may write bundles but not list uploads: said on every run, that
+            # would be noise about the bucket's housekeeping, which is the operator's.
+            log = logger.debug if code in (*_CREDENTIAL_CODES, "NoSuchBucket") else logger.warning
+            log("could not list or abort unfinished multipart uploads under s3://%s/%s at %s (%s); MinIO "
+                "expires them after 24 h by default (api stale_uploads_expiry); on AWS S3 add a lifecycle "
+                "rule AbortIncompleteMultipartUpload", bucket, prefix, self._host, shorten(detail(exc)))
+        return aborted
 
     def _stat_sha256(self, key: str) -> tuple[str | None, int] | None:
         """(recorded sha256, size) of ``key``, or None when absent. Not retried: callers retry."""
@@ -346,6 +293,10 @@ class S3Backend(base.StorageBackend):
                 f"cannot upload {path} to {self.describe()} as {key!r}: {exc.strerror}"
             ) from exc
         self._ensure_bucket()
+        found = self._retrying("checking", key, lambda: self._stat_sha256(key))
+        if found is not None:
+            self._check_ours(key, found, sha256, size)
+            return self._retrying("uploading to", key, lambda: self._put_sidecar(key, sha256, size))
         if size > MIN_PART_SIZE:
             # Left by an earlier process killed mid-upload; quiet, since a store may not allow
             # listing. A bundle no larger than the smallest part S3 allows was sent in one PUT by
@@ -355,15 +306,21 @@ class S3Backend(base.StorageBackend):
         bucket = self._settings.bucket
 
         def upload() -> base.StoredObject:
-            self._client.fput_object(
-                bucket,
-                key,
-                str(path),
-                content_type="application/gzip",
-                metadata={"sha256": sha256},
-                part_size=self._settings.part_size_bytes,
-                num_parallel_uploads=self._settings.parallel_uploads,
-            )
+            try:
+                self._create_only.fput_object(
+                    bucket,
+                    key,
+                    str(path),
+                    content_type="application/gzip",
+                    metadata={"sha256": sha256},
+                    part_size=self._settings.part_size_bytes,
+                    num_parallel_uploads=self._settings.parallel_uploads,
+                )
+            except minio.error.S3Error as exc:
+                if exc.code != "PreconditionFailed":
+                    raise
+                # Taken since the check: by an earlier try of ours whose answer was lost, or not.
+                self._check_ours(key, self._stat_sha256(key), sha256, size)
             stored = self._stat_sha256(key)
             if stored is None or stored[1] != size or stored[0] != sha256:
                 got = "nothing" if stored is None else f"size {stored[1]}, sha256 {stored[0]}"
@@ -371,13 +328,23 @@ class S3Backend(base.StorageBackend):
                     f"s3://{bucket}/{key} at {self._host} holds {got} after upload; expected size {size}, "
                     f"sha256 {sha256}"
                 )
-            line = base.checksum_line(sha256, key)
-            self._client.put_object(
-                bucket, base.checksum_key(key), io.BytesIO(line), len(line), content_type="text/plain"
-            )
-            return base.StoredObject(key=key, sha256=sha256, size=size)
+            return self._put_sidecar(key, sha256, size)
 
         return self._retrying("uploading to", key, upload, after_failure=lambda: self._abort_incomplete(key))
+
+    def _check_ours(self, key: str, found: tuple[str | None, int] | None, sha256: str, size: int) -> None:
+        """Return when the object ``found`` at ``key`` is this bundle, else raise KeyConflictError."""
+        if found is not None and found[0] == sha256 and found[1] == size:
+            return
+        raise base.conflict(f"s3://{self._settings.bucket} at {self._host}", key,
+                            None if found is None else found[0], sha256)
+
+    def _put_sidecar(self, key: str, sha256: str, size: int) -> base.StoredObject:
+        line = base.checksum_line(sha256, key)
+        self._client.put_object(
+            self._settings.bucket, base.checksum_key(key), io.BytesIO(line), len(line), content_type="text/plain"
+        )
+        return base.StoredObject(key=key, sha256=sha256, size=size)
 
     def get(self, *, key: str, dest: Path) -> base.StoredObject:
         base.check_key(key)

@@ -4,24 +4,37 @@ The capture engine calls :func:`deliver` for each finished bundle; the operator 
 :func:`flush_spool` periodically (and the CLI on demand) to send what waits.
 
 The spool mirrors object keys: ``<spool>/<key>`` and ``<spool>/<key>.sha256`` (``sha256sum``
-format). The sidecar is written after the bundle, so a bundle without one is an interrupted
-move and is ignored (its source copy was not removed, see :meth:`Spool.add`). Flushing is
-idempotent: a spooled bundle already stored with the same SHA-256 is just removed from the spool.
+format). The sidecar is written before the bundle is moved in, so a disk that fills up stops
+the add with the bundle still where it was; a bundle name is only ever complete (renamed into
+place), and one found without its sidecar (spooled by an older version that wrote it second) is
+hashed and listed again, never stranded. Flushing is idempotent: a spooled bundle already stored
+with the same SHA-256 is just removed from the spool.
+
+A key that already holds another object in the store (:class:`~debugcap.storage.base.KeyConflictError`)
+is permanent: trying again would fail the same way forever, and the store never replaces it. Such
+a bundle is *held*: moved to ``<spool>/.held/<key>`` (with its sidecar), reported once by the
+delivery or flush that found it, listed by :meth:`Spool.held`, and never sent by a flush. A
+person compares the two (the message names both SHA-256s) and stores the held one under a key of
+its own, or deletes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from debugcap.errors import StorageError
 from debugcap.storage import base
 
 logger = logging.getLogger(__name__)
+
+HELD: Final = ".held"  # under the spool: bundles whose key holds another object; never a key segment of ours
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ class Delivery:
     stored: bool  # True: in the backend now; False: waiting in the spool
     location: str  # backend description, or the spool path
     error: str | None = None  # why the upload failed, when it did
+    held: bool = False  # the key holds another object: set aside in the spool, no flush sends it
 
 
 @dataclass
@@ -45,6 +59,9 @@ class FlushReport:
     already_stored: list[str] = field(default_factory=list)  # removed from the spool, nothing sent
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, message); still spooled
     not_attempted: list[str] = field(default_factory=list)  # still spooled; the store was failing
+    # (key, message): the key holds another object; moved to the spool's .held/, not tried again.
+    # Not a failure of the flush (``ok`` ignores it): the message is the one report a person gets.
+    held: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,20 +96,28 @@ class Spool:
     def _path(self, key: str) -> Path:
         return self._dir / base.check_key(key)
 
-    def add(self, *, key: str, bundle: Path, sha256: str) -> SpoolEntry:
-        """Move ``bundle`` (and drop its ``.sha256`` beside it) into the spool under ``key``."""
+    def _held_path(self, key: str) -> Path:
+        return self._dir / HELD / base.check_key(key)
+
+    def add(self, *, key: str, bundle: Path, sha256: str, held: bool = False) -> SpoolEntry:
+        """Move ``bundle`` (and drop its ``.sha256`` beside it) into the spool under ``key``;
+        ``held``: into ``.held/``, where no flush looks."""
         base.check_sha256(sha256)
-        target = self._path(key)
+        target = self._held_path(key) if held else self._path(key)
         bundle = Path(bundle)
+        sidecar = target.with_name(target.name + base.CHECKSUM_SUFFIX)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            # The sidecar first: with the disk full, the add fails before the bundle moves, instead
+            # of after, when the bundle would sit in the spool without the sidecar listing it.
+            with base.atomic_file(sidecar) as fh:
+                fh.write(base.checksum_line(sha256, key))
             if bundle.resolve() != target.resolve():
                 _move(bundle, target)
-            sidecar = target.with_name(target.name + base.CHECKSUM_SUFFIX)
-            tmp = sidecar.with_name("." + sidecar.name + ".partial")
-            tmp.write_bytes(base.checksum_line(sha256, key))
-            os.replace(tmp, sidecar)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                if not target.exists():  # no sidecar without its bundle (harmless, but untidy)
+                    sidecar.unlink(missing_ok=True)
             raise StorageError(
                 f"cannot spool bundle {bundle} as {key!r} in {self._dir}: {exc.strerror or exc}; "
                 f"the bundle is still at {bundle if bundle.exists() else target}; "
@@ -101,25 +126,35 @@ class Spool:
         bundle.with_name(bundle.name + base.CHECKSUM_SUFFIX).unlink(missing_ok=True)
         return SpoolEntry(key=key, path=target, sha256=sha256)
 
+    def hold(self, entry: SpoolEntry) -> SpoolEntry:
+        """Move a spooled bundle to ``.held/``: its key holds another object in the store."""
+        held = self.add(key=entry.key, bundle=entry.path, sha256=entry.sha256, held=True)
+        self.remove(entry)  # the sidecar left behind, and empty directories
+        return held
+
     def entries(self) -> list[SpoolEntry]:
-        """Complete spooled bundles (those with a sidecar), ordered by key."""
+        """Bundles waiting to be sent, ordered by key (held ones excluded: see :meth:`held`)."""
+        return self._walk(self._dir, skip_held=True)
+
+    def held(self) -> list[SpoolEntry]:
+        """Bundles set aside because their key holds another object in the store, ordered by key."""
+        return self._walk(self._dir / HELD, skip_held=False)
+
+    def _walk(self, root: Path, *, skip_held: bool) -> list[SpoolEntry]:
         found: list[SpoolEntry] = []
-        if not self._dir.is_dir():
+        if not root.is_dir():
             return found
-        for dirpath, _dirs, names in os.walk(self._dir):
+        for dirpath, dirs, names in os.walk(root):
+            if skip_held and Path(dirpath) == root and HELD in dirs:
+                dirs.remove(HELD)
             for name in names:
                 if name.startswith(".") or name.endswith(base.CHECKSUM_SUFFIX):
                     continue
                 path = Path(dirpath, name)
-                sidecar = path.with_name(name + base.CHECKSUM_SUFFIX)
-                if not sidecar.is_file():
-                    continue
-                sha = base.parse_checksum_line(sidecar.read_bytes())
-                key = path.relative_to(self._dir).as_posix()
-                if sha is None:
-                    logger.warning("spooled %s has a malformed %s; left in place", path, sidecar.name)
-                    continue
-                found.append(SpoolEntry(key=key, path=path, sha256=sha))
+                key = path.relative_to(root).as_posix()
+                sha = _recorded_sha256(path, key)
+                if sha is not None:
+                    found.append(SpoolEntry(key=key, path=path, sha256=sha))
         return sorted(found, key=lambda e: e.key)
 
     def discard(self, key: str) -> bool:
@@ -143,6 +178,33 @@ class Spool:
             parent = parent.parent
 
 
+def _recorded_sha256(path: Path, key: str) -> str | None:
+    """The SHA-256 recorded beside a spooled bundle; for one without a sidecar, its own, written
+    down again (best-effort: a full disk still lists it, hashed anew next time)."""
+    sidecar = path.with_name(path.name + base.CHECKSUM_SUFFIX)
+    try:
+        if sidecar.is_file():
+            sha = base.parse_checksum_line(sidecar.read_bytes())
+            if sha is None:
+                logger.warning("spooled %s has a malformed %s; left in place", path, sidecar.name)
+            return sha
+        # Only complete bundles carry a bundle's name (they are renamed into place), so this one
+        # lost its sidecar, not its tail: an older spool wrote the sidecar after the move, and a
+        # full disk stopped it there.
+        sha, _size = base.file_sha256(path)
+    except OSError as exc:
+        logger.warning("cannot read spooled %s (%s); left in place", path, exc.strerror or exc)
+        return None
+    try:
+        with base.atomic_file(sidecar) as fh:
+            fh.write(base.checksum_line(sha, key))
+        logger.warning("spooled %s had no %s: hashed and recorded again", path, sidecar.name)
+    except OSError as exc:
+        logger.warning("spooled %s has no %s and it cannot be written (%s); listed with its hash anyway",
+                       path, sidecar.name, exc.strerror or exc)
+    return sha
+
+
 def deliver(
     backend: base.StorageBackend,
     spool: Spool,
@@ -160,6 +222,11 @@ def deliver(
     """
     try:
         backend.put(key=key, path=bundle, sha256=sha256)
+    except base.KeyConflictError as exc:
+        entry = spool.add(key=key, bundle=bundle, sha256=sha256, held=True)
+        message = f"{exc}; this bundle is set aside at {entry.path} and will not be sent again"
+        logger.error("upload of %s refused: %s", key, message)
+        return Delivery(key=key, stored=False, location=str(entry.path), error=message, held=True)
     except StorageError as exc:
         entry = spool.add(key=key, bundle=bundle, sha256=sha256)
         logger.warning("upload of %s failed; bundle kept in spool at %s: %s", key, entry.path, exc)
@@ -175,8 +242,9 @@ def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: 
 
     ``stop_on_failure`` (default) stops at the first store failure: when the store is down every
     bundle would otherwise wait through the full retry backoff. A local bundle whose content no
-    longer matches its recorded SHA-256, or a key already holding a *different* bundle, is
-    reported and left in the spool for a human: debugcap never overwrites or discards evidence.
+    longer matches its recorded SHA-256 is reported and left in the spool for a human; one whose
+    key already holds a *different* object is held (``report.held``: moved to ``.held/``, reported
+    this once, never sent again): debugcap never overwrites or discards evidence.
     """
     report = FlushReport()
     entries = spool.entries()
@@ -202,15 +270,11 @@ def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: 
                 report.already_stored.append(entry.key)
                 continue
             if stored is not None:
-                report.failed.append(
-                    (
-                        entry.key,
-                        f"{backend.describe()} already holds a different bundle at {entry.key!r} "
-                        f"(sha256 {stored}); the spooled copy {entry.path} was kept; compare both by hand",
-                    )
-                )
-                continue
+                raise base.conflict(backend.describe(), entry.key, stored, entry.sha256)
             backend.put(key=entry.key, path=entry.path, sha256=entry.sha256)
+        except base.KeyConflictError as exc:
+            _hold(spool, entry, exc, report)
+            continue
         except StorageError as exc:
             report.failed.append((entry.key, str(exc)))
             if stop_on_failure:
@@ -220,3 +284,14 @@ def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: 
         spool.remove(entry)
         report.uploaded.append(entry.key)
     return report
+
+
+def _hold(spool: Spool, entry: SpoolEntry, exc: base.KeyConflictError, report: FlushReport) -> None:
+    try:
+        held = spool.hold(entry)
+    except StorageError as move:  # still spooled: the next flush finds the conflict again
+        report.failed.append((entry.key, f"{exc}; setting the spooled copy aside failed too: {move}"))
+        return
+    message = f"{exc}; the spooled copy is set aside at {held.path} and will not be sent again"
+    logger.error("spooled %s not sent: %s", entry.key, message)
+    report.held.append((entry.key, message))

@@ -6,7 +6,7 @@ Cases:
   ``<key>.sha256`` sidecar that ``sha256sum -c`` accepts beside the download; the download
   passes ``debugcap.bundle.verify``;
 * ``kubectl debugcap create --upload`` stores the bundle under
-  ``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/<bundle>``;
+  ``<prefix>/<cluster>/<namespace>/<pod>/<YYYY>/<MM>/<DD>/cli-<32 hex>/<bundle>``;
 * MinIO stopped in the middle of a multipart upload: the bundle waits in the spool with its
   checksum, and the next ``create --upload`` sends it first; it verifies, the spool is empty and
   no incomplete multipart upload is left.
@@ -171,8 +171,14 @@ def test_create_upload_stores_under_the_documented_key(
     assert res.returncode == 0, res.stdout + res.stderr
     bundle = Path(re.search(r"^bundle: (.+)$", res.stdout, re.MULTILINE).group(1))  # type: ignore[union-attr]
     _ns, _pod, when = layout.parse_bundle_name(bundle.name)
-    key = f"e2e/s3/testbed/{namespace}/goapp/{when:%Y}/{when:%m}/{when:%d}/{bundle.name}"
-    assert f"stored: s3://{bucket} at http://{testbed.s3['DEBUGCAP_S3_ENDPOINT']} key {key}" in res.stdout, res.stdout
+    # A directory of its own (cli-<32 hex>): another upload of the pod in the same second, from
+    # this or another cluster left at the same cluster name, gets another key.
+    stored = re.search(rf"^stored: s3://{bucket} at http://{re.escape(testbed.s3['DEBUGCAP_S3_ENDPOINT'])} key (.+)$",
+                       res.stdout, re.MULTILINE)
+    assert stored, res.stdout
+    key = stored.group(1)
+    assert re.fullmatch(rf"e2e/s3/testbed/{namespace}/goapp/{when:%Y}/{when:%m}/{when:%d}/cli-[0-9a-f]{{32}}/"
+                        rf"{re.escape(bundle.name)}", key), key
     assert bundle.exists()  # the local copy is kept
     assert not list((tmp_path / "spool").rglob("*.tar.gz"))
 
@@ -194,7 +200,8 @@ def test_s3_outage_mid_upload_spools_the_bundle_and_the_next_run_sends_it(
     settings = _settings(testbed, bucket, part_size_bytes=5 * MIB, parallel_uploads=1, upload_attempts=2,
                          backoff_base_seconds=0.2)
     store = delivering.Store(s3.S3Backend(settings), "e2e/s3", "testbed", spool.Spool(tmp_path / "spool"))
-    key = delivering.object_key(store, namespace, "goapp", big.manifest.started_at, big.path.name)
+    upload = delivering.Upload.new()
+    key = delivering.object_key(store, namespace, "goapp", big.manifest.started_at, big.path.name, upload)
     mc = _minio(testbed)
     mc.make_bucket(bucket)
     stopped = threading.Event()
@@ -212,7 +219,7 @@ def test_s3_outage_mid_upload_spools_the_bundle_and_the_next_run_sends_it(
     try:
         watcher.start()
         delivery, _flushed = delivering.deliver(store, big, namespace=namespace, pod="goapp",
-                                                when=big.manifest.started_at)
+                                                when=big.manifest.started_at, capture=upload)
         watcher.join(5)
     finally:
         _start_s3()

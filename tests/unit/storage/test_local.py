@@ -125,3 +125,30 @@ def test_uri_names_the_stored_file_as_an_absolute_file_url(tmp_path: Path, monke
 def test_uri_refuses_an_unsafe_key(backend: local.LocalBackend) -> None:
     with pytest.raises(StorageError):
         backend.uri(key="../escape.tar.gz")
+
+
+def test_a_put_never_replaces_another_object_at_its_key(
+    backend: local.LocalBackend, bundle: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, sha = bundle
+    backend.put(key=KEY, path=path, sha256=sha)
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"another bundle")
+    other_sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    with pytest.raises(base.KeyConflictError) as caught:
+        backend.put(key=KEY, path=other, sha256=other_sha)
+    message = str(caught.value)
+    assert KEY in message and sha in message and other_sha in message and "not replaced" in message
+    assert caught.value.key == KEY and caught.value.stored_sha256 == sha
+    assert (backend.root / KEY).read_bytes() == path.read_bytes() and backend.sha256(key=KEY) == sha
+    assert list(backend.root.rglob("*.partial")) == []
+
+
+def test_a_second_put_of_the_same_bundle_is_stored_and_restores_a_lost_sidecar(
+    backend: local.LocalBackend, bundle: tuple[Path, str]
+) -> None:
+    path, sha = bundle
+    backend.put(key=KEY, path=path, sha256=sha)
+    (backend.root / (KEY + ".sha256")).unlink()  # a crash between the object and its sidecar
+    assert backend.put(key=KEY, path=path, sha256=sha) == base.StoredObject(key=KEY, sha256=sha, size=12000)
+    assert backend.sha256(key=KEY) == sha

@@ -4,11 +4,14 @@ Cases: a failed upload moves the bundle and its checksum into the spool; a succe
 the local copy; flush uploads spooled bundles and empties the spool; flushing is idempotent and
 skips bundles already stored with the same sha256; a different bundle at the key is never
 overwritten; a locally damaged spooled bundle is kept and reported; flush stops at the first
-store failure. The failing store is a LocalBackend subclass, not a fake S3.
+store failure; a key holding another object sets the bundle aside (held), reported once and never
+retried; a bundle without its sidecar is found again; a full disk at the sidecar fails the add
+before the bundle moves. The failing store is a LocalBackend subclass, not a fake S3.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
@@ -82,7 +85,7 @@ def test_bundle_already_stored_with_same_sha_is_just_removed(tmp_path: Path) -> 
     assert report.already_stored == [KEY] and report.uploaded == [] and sp.entries() == []
 
 
-def test_different_bundle_at_the_key_is_never_overwritten(tmp_path: Path) -> None:
+def test_different_bundle_at_the_key_is_never_overwritten_and_is_held_not_retried(tmp_path: Path) -> None:
     store = local.LocalBackend(tmp_path / "store")
     stored_path, stored_sha = _bundle(tmp_path / "a", body=b"x")
     store.put(key=KEY, path=stored_path, sha256=stored_sha)
@@ -90,8 +93,32 @@ def test_different_bundle_at_the_key_is_never_overwritten(tmp_path: Path) -> Non
     path, sha = _bundle(tmp_path / "work")
     sp.add(key=KEY, bundle=path, sha256=sha)
     report = spool.flush_spool(store, sp)
-    assert [k for k, _ in report.failed] == [KEY] and "different bundle" in report.failed[0][1]
-    assert store.sha256(key=KEY) == stored_sha and len(sp.entries()) == 1
+    assert report.failed == [] and report.ok
+    assert [k for k, _ in report.held] == [KEY]
+    message = report.held[0][1]
+    assert KEY in message and stored_sha in message and sha in message and "not replaced" in message
+    held = tmp_path / "spool" / ".held" / KEY
+    assert str(held) in message and held.read_bytes() == b"b" * 5000
+    assert store.sha256(key=KEY) == stored_sha
+    assert sp.entries() == [] and [(e.key, e.sha256) for e in sp.held()] == [(KEY, sha)]
+    again = spool.flush_spool(store, sp)  # permanent: not tried, not reported, not lost
+    assert again == spool.FlushReport() and held.exists()
+
+
+def test_a_delivery_to_a_taken_key_is_held_with_a_message_naming_key_and_fix(tmp_path: Path) -> None:
+    store = local.LocalBackend(tmp_path / "store")
+    other_path, other_sha = _bundle(tmp_path / "a", body=b"x")
+    store.put(key=KEY, path=other_path, sha256=other_sha)
+    sp = spool.Spool(tmp_path / "spool")
+    path, sha = _bundle(tmp_path / "work")
+    delivery = spool.deliver(store, sp, key=KEY, bundle=path, sha256=sha)
+    assert not delivery.stored and delivery.held
+    assert delivery.error and KEY in delivery.error and "not replaced" in delivery.error
+    assert "will not be sent again" in delivery.error and "store this one under a key" in delivery.error
+    assert delivery.location == str(tmp_path / "spool" / ".held" / KEY)
+    assert not path.exists() and Path(delivery.location).read_bytes() == b"b" * 5000
+    assert store.sha256(key=KEY) == other_sha and sp.entries() == []
+    assert spool.flush_spool(store, sp) == spool.FlushReport()
 
 
 def test_damaged_spooled_bundle_is_kept_and_reported(tmp_path: Path) -> None:
@@ -115,10 +142,39 @@ def test_flush_stops_at_first_store_failure_and_keeps_everything(tmp_path: Path)
     assert [e.key for e in sp.entries()] == keys
 
 
-def test_bundle_without_sidecar_is_not_listed(tmp_path: Path) -> None:
-    (tmp_path / "spool" / "a").mkdir(parents=True)
-    (tmp_path / "spool" / "a" / "half-moved.tar.gz").write_bytes(b"x")
-    assert spool.Spool(tmp_path / "spool").entries() == []
+def test_a_spooled_bundle_that_lost_its_sidecar_is_found_again_and_sent(tmp_path: Path) -> None:
+    """An older spool moved the bundle in, then wrote its sidecar: a full disk in between left the
+    bundle where no flush looked."""
+    sp = spool.Spool(tmp_path / "spool")
+    path, sha = _bundle(tmp_path / "work")
+    entry = sp.add(key=KEY, bundle=path, sha256=sha)
+    (entry.path.parent / (entry.path.name + ".sha256")).unlink()
+    assert [(e.key, e.sha256) for e in sp.entries()] == [(KEY, sha)]
+    assert (entry.path.parent / (entry.path.name + ".sha256")).read_text() == f"{sha}  {entry.path.name}\n"
+    store = local.LocalBackend(tmp_path / "store")
+    assert spool.flush_spool(store, sp).uploaded == [KEY]
+    assert store.sha256(key=KEY) == sha and sp.entries() == []
+
+
+def test_a_sidecar_that_cannot_be_written_fails_the_add_before_the_bundle_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC at the sidecar: the bundle must be where the message says and listed by nobody
+    twice; never moved into the spool without what lists it."""
+    path, sha = _bundle(tmp_path / "work")
+    real = base.atomic_file
+
+    def full(target: Path, **kwargs: bool) -> object:
+        if target.name.endswith(".sha256"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(target, **kwargs)
+
+    monkeypatch.setattr(base, "atomic_file", full)
+    sp = spool.Spool(tmp_path / "spool")
+    with pytest.raises(StorageError, match=f"No space left on device.*still at {path}"):
+        sp.add(key=KEY, bundle=path, sha256=sha)
+    assert path.read_bytes() == b"b" * 5000
+    assert not (tmp_path / "spool" / KEY).exists()
 
 
 def test_spooling_failure_raises_and_keeps_the_bundle(tmp_path: Path) -> None:
