@@ -285,13 +285,17 @@ def _upload(bundle: WrittenBundle, namespace: str, pod: str) -> None:
     try:
         store = delivering.store_from_env()
         delivery, flushed = delivering.deliver(store, bundle, namespace=namespace, pod=pod,
-                                               when=bundle.manifest.started_at)
+                                               when=bundle.manifest.started_at, capture=delivering.Upload.new())
     except errors.DebugcapError as exc:
         raise errors.StorageError(f"{exc} (the bundle is still at {bundle.path})") from exc
     for key in flushed.uploaded:
         terminal.echo(f"uploaded earlier spooled bundle: {key}", err=True)
+    for _key, message in flushed.held:
+        terminal.echo(f"earlier spooled bundle not sent: {message}", err=True)
     if delivery.stored:
         terminal.echo(f"stored: {delivery.location} key {delivery.key}")
+    elif delivery.held:
+        terminal.echo(f"not uploaded: {delivery.error}", err=True)
     else:
         terminal.echo(f"upload failed, bundle kept in the spool at {delivery.location}; the next --upload "
                    f"sends it: {delivery.error}", err=True)
