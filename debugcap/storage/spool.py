@@ -158,12 +158,14 @@ class Spool:
         return sorted(found, key=lambda e: e.key)
 
     def discard(self, key: str) -> bool:
-        """Remove ``key``'s spooled bundle, if there is one; whether there was."""
-        path = self._path(key)
-        if not path.is_file():
-            return False
-        self.remove(SpoolEntry(key=key, path=path, sha256=""))
-        return True
+        """Remove ``key``'s spooled bundle, waiting or held, if there is one; whether there was.
+        (Its key's owner is gone, as when a capture expires: a held copy goes with it.)"""
+        found = False
+        for path in (self._path(key), self._held_path(key)):
+            if path.is_file():
+                self.remove(SpoolEntry(key=key, path=path, sha256=""))
+                found = True
+        return found
 
     def remove(self, entry: SpoolEntry) -> None:
         # Bundle first: a crash in between leaves a harmless orphan sidecar, never an unlisted bundle.

@@ -119,6 +119,7 @@ def test_a_delivery_to_a_taken_key_is_held_with_a_message_naming_key_and_fix(tmp
     assert not path.exists() and Path(delivery.location).read_bytes() == b"b" * 5000
     assert store.sha256(key=KEY) == other_sha and sp.entries() == []
     assert spool.flush_spool(store, sp) == spool.FlushReport()
+    assert sp.discard(KEY) and sp.held() == [] and not (tmp_path / "spool" / ".held").exists()  # its capture expired
 
 
 def test_damaged_spooled_bundle_is_kept_and_reported(tmp_path: Path) -> None:
