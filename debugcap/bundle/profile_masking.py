@@ -18,9 +18,9 @@ _MAX_PROFILE_STRING: Final = 1024 * 1024
 _OUTPUT_PIECE: Final = 256 * 1024
 
 
-def mask_profile(
+def mask_profile(  # long: hot loop over every field, see docstring
     chunks: Iterable[bytes],
-    file: str,  # long: hot loop over every field, see docstring
+    file: str,
     report: RedactionReport,
     extra: Sequence[Detector] = (),
 ) -> Iterator[bytes]:

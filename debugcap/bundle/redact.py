@@ -30,15 +30,17 @@ logged or put in an exception message.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final
 
 from debugcap.bundle import manifest
 from debugcap.bundle import redact_detectors as detectors
+from debugcap.bundle import redact_prefilter as prefilter
 
 MASK: Final = b"***REDACTED***"
 MASK_TEXT: Final = MASK.decode()
@@ -105,6 +107,8 @@ def _yaml_scalar_start(before: bytes) -> bool:
 
 
 _TEXT_PATTERNS: Final = detectors.TEXT_DETECTORS
+# None when RE2 is missing: the detectors then see whole blocks (the same output, slower).
+_TEXT_PREFILTER: Final = prefilter.LinePrefilter.build(_TEXT_PATTERNS)
 _VALUE_PATTERNS: Final = detectors.VALUE_DETECTORS
 
 _PEM_BEGIN: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
@@ -124,14 +128,19 @@ def _gated_lines(gate: re.Pattern[bytes], lowered: bytes) -> list[tuple[int, int
     """(start, end) of each line holding a gate match and the line after it, in order, without
     duplicates."""
     spans: list[tuple[int, int]] = []
-    for hit in gate.finditer(lowered):
-        if spans and hit.start() < spans[-1][1]:
-            continue
+    search = prefilter.gate_search(gate).search
+    pos = 0
+    # A hit inside the last span adds nothing: the search resumes at its end (no hit holds a
+    # line break, so none reaches over it).
+    while (hit := search(lowered, pos)) is not None:
         start = lowered.rfind(b"\n", 0, hit.start()) + 1
         end = lowered.find(b"\n", hit.end())
         # The next line too: a flag's value there (an indented JSON argv list).
         end = -1 if end < 0 else lowered.find(b"\n", end + 1)
         spans.append((start, len(lowered) if end < 0 else end))
+        if end < 0:
+            break
+        pos = end
     return spans
 
 
@@ -153,8 +162,9 @@ class LineRedactor:
         extra: Sequence[detectors.Detector] = (),
     ) -> None:
         self._file = file
-        # Admin-supplied detectors (company-specific formats) run after the built-in ones.
-        self._patterns = (*_TEXT_PATTERNS, *extra)
+        # Admin-supplied detectors (company-specific formats) run after the built-in ones, over
+        # whole blocks: the prefilter knows only the built-in ones' triggers.
+        self._extra = tuple(extra)
         self._yaml = file.endswith((".yaml", ".yml"))
         self._report = report
         # 256 KiB blocks amortise Python overhead across thousands of lines; the 1 MiB line cap
@@ -208,8 +218,65 @@ class LineRedactor:
         data = context + piece
         lowered = data.lower()
         first_line = self._line - context.count(b"\n")
+        if _TEXT_PREFILTER is None:
+            data = self._run(_TEXT_PATTERNS, data, lowered, len(context), lambda i: first_line + i)
+        else:
+            data = self._run_prefiltered(_TEXT_PREFILTER, data, lowered, len(context), first_line)
+        if self._extra:
+            data = self._run(self._extra, data, data.lower(), len(context), lambda i: first_line + i)
+        self._context = data[-_CONTEXT_BYTES:]
+        self._line += piece.count(b"\n")
+        return data[len(context) :]
+
+    def _run_prefiltered(
+        self, picker: prefilter.LinePrefilter, data: bytes, lowered: bytes, read_only: int, first_line: int
+    ) -> bytes:
+        """The built-in detectors over the candidate lines only, joined into one text: a match
+        never reaches past the line after its trigger's line (the promise of Detector.trigger),
+        and that line is a part of the text, so it finds what it would find in the whole block."""
+        runs = picker.candidates(lowered)
+        if not runs:
+            return data
+        if runs == [(0, len(data))]:
+            return self._run(_TEXT_PATTERNS, data, lowered, read_only, lambda i: first_line + i)
+        text = b"".join(data[start:end] for start, end in runs)
+        # Each run's first line: its index in the joined text, and its number in the file.
+        indexes: list[int] = []
+        numbers: list[int] = []
+        index = 0
+        line = first_line
+        done = 0
+        for start, end in runs:
+            line += data.count(b"\n", done, start)
+            indexes.append(index)
+            numbers.append(line)
+            lines = data.count(b"\n", start, end)
+            index += lines
+            line += lines
+            done = end
+
+        def number(i: int) -> int:
+            at = bisect.bisect_right(indexes, i) - 1
+            return numbers[at] + i - indexes[at]
+
+        in_context = sum(max(0, min(end, read_only) - start) for start, end in runs)
+        redacted = self._run(_TEXT_PATTERNS, text, b"".join(lowered[s:e] for s, e in runs), in_context, number)
+        if redacted == text:
+            return data
+        return prefilter.put_back(data, runs, redacted)
+
+    def _run(
+        self,
+        patterns: Sequence[detectors.Detector],
+        data: bytes,
+        lowered: bytes,
+        read_only: int,
+        number: Callable[[int], int],
+    ) -> bytes:
+        """``data`` with what ``patterns`` find masked, in order; ``number`` turns the index of a
+        line of ``data`` into its line number in the file."""
         gated: dict[re.Pattern[bytes], list[tuple[int, int]]] = {}  # valid while data is unchanged
-        for pattern in self._patterns:
+        for pattern in patterns:
             if not _applies(pattern, lowered):
                 continue
             if pattern.gate is None:
@@ -219,30 +286,33 @@ class LineRedactor:
             else:
                 spans = gated[pattern.gate] = _gated_lines(pattern.gate, lowered)
             if spans:
-                redacted = self._sub(pattern, data, spans, len(context), first_line)
+                redacted = self._sub(pattern, data, spans, read_only, number)
                 if redacted != data:
                     data, lowered = redacted, redacted.lower()
                     gated.clear()
-        self._context = data[-_CONTEXT_BYTES:]
-        self._line += piece.count(b"\n")
-        return data[len(context) :]
+        return data
 
     def _sub(
-        self, pattern: detectors.Detector, data: bytes, spans: list[tuple[int, int]], read_only: int, first_line: int
+        self,
+        pattern: detectors.Detector,
+        data: bytes,
+        spans: list[tuple[int, int]],
+        read_only: int,
+        number: Callable[[int], int],
     ) -> bytes:
         # Matches come left to right, so counting newlines incrementally from the previous match
         # gives each line number in O(len(data)).
         parts: list[bytes] = []
         done = 0
         pos = 0
-        line = first_line
+        line = 0
         for low, high in spans:
             for start, end in pattern.find(data, low, high):
                 if start < read_only or start < done:
                     continue
                 line += data.count(b"\n", pos, start)
                 pos = start
-                self._report.add(self._file, line, pattern.name)
+                self._report.add(self._file, number(line), pattern.name)
                 parts += (data[done:start], _mask_for(pattern, data, start, self._yaml))
                 done = end
         if not parts:

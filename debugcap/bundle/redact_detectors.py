@@ -152,6 +152,11 @@ class Detector:
     gate: re.Pattern[bytes] | None = None
     # Value masks of structured text: keep quotes, quote a bare JSON or YAML value.
     structured: bool = field(default=False)
+    # The line prefilter of redact.LineRedactor (a regex in the syntax re and RE2 share, that never
+    # matches a line break, over the lowercased text): every span this detector finds lies on a
+    # line holding a match of it, or on the line after one. Lines with no trigger of any detector
+    # are never shown to the detectors. None: no such promise, the detector sees whole blocks.
+    trigger: str | None = None
 
 
 def _regex_finder(regex: re.Pattern[bytes], accept: Callable[[re.Match[bytes]], bool] | None = None) -> Finder:
@@ -168,9 +173,13 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern[bytes]:
 
 
 def regex_detector(name: str, pattern: str, *hints: bytes, flags: int = 0, gate: str | None = None,
-                   accept: Callable[[re.Match[bytes]], bool] | None = None, structured: bool = False) -> Detector:
+                   accept: Callable[[re.Match[bytes]], bool] | None = None, structured: bool = False,
+                   trigger: str | None = None) -> Detector:
+    """A detector masking the group ``secret`` of each match of ``pattern``; its line trigger is
+    ``trigger``, else its gate (a gate already limits it to the gated lines and the next)."""
     regex = _rx(pattern, flags)
-    return Detector(name, _regex_finder(regex, accept), hints, _rx(gate) if gate else None, structured)
+    return Detector(name, _regex_finder(regex, accept), hints, _rx(gate) if gate else None, structured,
+                    trigger or gate)
 
 
 _NOT_MASKED: Final = r"(?!\*\*\*REDACTED\*\*\*)"
@@ -211,15 +220,56 @@ def _is_prose(name: str, text: str, data: bytes, end: int, high: int) -> bool:
     return words[secret_word_index(words)] not in _PASSWORD_WORDS
 
 
-def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[bytes]) -> Finder:
+# Lowercased, what a name _NAME_GATE lets through holds (a name word, or "code"), with what
+# follows it in a key=value name up to its separator; and in a flag, from its dash to the word.
+# Bounded like the names, so each start reads a bounded stretch.
+_NAME_WORD: Final = rf"(?:{_SECRET_GATE}|code)"
+_KEY_VALUE_WORDS: Final = _rx(rf"{_NAME_WORD}[a-z0-9_.-]{{0,80}}[\"']?[ \t]*[=:]")
+_FLAG_WORDS: Final = _rx(rf"-[a-z0-9_.-]{{0,82}}?{_NAME_WORD}")
+
+
+def _words_span(words: re.Pattern[bytes], data: bytes, low: int, high: int) -> Span | None:
+    """Where the first match of ``words`` in data[low:high] (lowercased) starts and the last one
+    ends, or None. Every name that may bear a secret starts before the end of one of them."""
+    hits = [m.span() for m in words.finditer(data[low:high].lower())]
+    return (low + hits[0][0], low + hits[-1][1]) if hits else None
+
+
+def _resume_point(data: bytes, low: int, at: int, barriers: tuple[bytes, ...]) -> int:
+    """A position in [low, at] that no match of a name regex holds inside: after one of its
+    ``barriers`` (bytes no match holds), or after a blank that a letter follows (a match's
+    blanks come before its separator, or at its end). The search for names from ``low`` passes
+    there, so it may start there: every name before it was refused (none holds a name word)."""
+    best = low
+    for barrier in barriers:
+        found = data.rfind(barrier, best, at)
+        if found >= 0:
+            best = found + 1
+    blank = at
+    while (blank := data.rfind(b" ", best, blank)) >= 0:
+        if data[blank + 1 : blank + 2].isalpha():
+            return blank + 1
+    return best
+
+
+def _name_value_finder(
+    name_regex: re.Pattern[bytes], value_regex: re.Pattern[bytes], words: re.Pattern[bytes], barriers: tuple[bytes, ...]
+) -> Finder:
     """A name, then (only if the name bears a secret) its value: a rejected name costs its own
-    length, and the search resumes right after it, so text inside other values is still seen."""
+    length, and the search resumes right after it, so text inside other values is still seen.
+
+    Only names holding a name word can bear a secret (or be ``code``): the search starts at the
+    last point before the first such word where it would pass anyway, and stops at the first
+    name after the last one; in between it is the search it always was, word for word."""
 
     def find(data: bytes, low: int, high: int) -> Iterator[Span]:
-        pos = low
+        span = _words_span(words, data, low, high)
+        if span is None:
+            return
+        pos = _resume_point(data, low, span[0], barriers)
         while True:
             match = name_regex.search(data, pos, high)
-            if match is None:
+            if match is None or match.start() >= span[1]:
                 return
             pos = match.end()
             if _SCHEME_AT.match(data, pos, high):
@@ -245,14 +295,21 @@ def _name_value_finder(name_regex: re.Pattern[bytes], value_regex: re.Pattern[by
     return find
 
 
+_KEY_VALUE_GATE: Final = _SECRET_GATE + r"|code[\"']?[ \t]*[=:]"
 KEY_VALUE: Final = Detector(
     "env-secret",
-    _name_value_finder(_KEY_VALUE_NAME, _VALUE),
-    gate=_rx(_SECRET_GATE + r"|code[\"']?[ \t]*[=:]"),
+    # Bytes no key=value name (with its quote, blanks and separator) holds.
+    _name_value_finder(_KEY_VALUE_NAME, _VALUE, _KEY_VALUE_WORDS, tuple(bytes([c]) for c in b",{}[]();&?/@|<\n")),
+    gate=_rx(_KEY_VALUE_GATE),
     structured=True,
+    trigger=_KEY_VALUE_GATE,
 )
 CLI_FLAG: Final = Detector(
-    "cli-flag-secret", _name_value_finder(_FLAG_NAME, _FLAG_VALUE), gate=_rx(_SECRET_GATE)
+    "cli-flag-secret",
+    # Bytes no flag (with its blanks, or the quotes, comma and line break of a JSON argv list) holds.
+    _name_value_finder(_FLAG_NAME, _FLAG_VALUE, _FLAG_WORDS, tuple(bytes([c]) for c in b"{}[]();&?/@|<=:'")),
+    gate=_rx(_SECRET_GATE),
+    trigger=_SECRET_GATE,
 )
 
 
@@ -270,6 +327,7 @@ K8S_ENV_YAML: Final = regex_detector(
     flags=re.MULTILINE,
     accept=_k8s_accept,
     structured=True,
+    trigger=r"-[ \t]+name:",
 )
 K8S_ENV_JSON: Final = regex_detector(
     "k8s-env-value",
@@ -278,12 +336,15 @@ K8S_ENV_JSON: Final = regex_detector(
     rf"{_NOT_MASKED}(?P<secret>(?:[^\"\\\r\n]|\\.)+)\"",
     b"name",
     accept=_k8s_accept,
+    trigger=r"\"name\"[ \t]*:",
 )
 URL_CREDENTIALS: Final = regex_detector(
     "url-credentials",
     # "redis://:pw@host" has no user name; the password may be all that is there.
     rf"\b[A-Za-z][A-Za-z0-9+.-]{{1,20}}://[^\s/:@]*:{_NOT_MASKED}(?P<secret>[^\s/@]+)(?=@)",
     b"://",
+    # What follows "://" up to the "@" holds no "/": each start reads at most to the next "://".
+    trigger=r"://[^\s/@]*@",
 )
 AUTH_HEADER: Final = regex_detector(
     "basic-auth",
@@ -291,11 +352,15 @@ AUTH_HEADER: Final = regex_detector(
     r"(?P<secret>[A-Za-z0-9+/_.~=-]{4,}(?:[,: =][^\s\"']*)?)",
     b"authorization",
     flags=re.IGNORECASE,
+    trigger="authorization",
 )
 BEARER: Final = regex_detector(
-    "bearer-token", r"\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)", b"bearer", flags=re.IGNORECASE
+    "bearer-token", r"\bbearer[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)", b"bearer", flags=re.IGNORECASE,
+    trigger=r"bearer[ \t]",
 )
-JWT: Final = regex_detector("jwt", r"\b(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)", b"eyj")
+JWT: Final = regex_detector(
+    "jwt", r"\b(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)", b"eyj", trigger="eyj"
+)
 AWS_KEY: Final = regex_detector(
     "aws-access-key",
     r"\b(?P<secret>(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16})\b",
@@ -325,6 +390,7 @@ SLACK_WEBHOOK: Final = regex_detector(
     "slack-webhook",
     r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9_-]{4,}(?:/[A-Za-z0-9_-]+){0,3})",
     b"hooks.slack.com",
+    trigger=r"hooks\.slack\.com/",
 )
 NETRC: Final = regex_detector(
     "netrc-password",
@@ -332,6 +398,7 @@ NETRC: Final = regex_detector(
     r"password[ \t]+"
     rf"{_NOT_MASKED}(?P<secret>[^\s]+)",
     b"password",
+    trigger=r"password[ \t]",
 )
 _ARG_START: Final = r"(?<![^\s\"'\[,])"
 _ARG_GAP: Final = r"(?:[ \t]+|\"[ \t]*,[ \t]*\")"
@@ -345,7 +412,7 @@ SPACED_PASSWORD: Final = regex_detector(
 )
 VAULT_LOGIN: Final = regex_detector(
     "argv-secret", rf"\bvault[ \t]+login{_ARG_GAP}{_NOT_MASKED}(?P<secret>[^\s\"'=-][^\s\"'=]*)(?=[\s\"']|$)",
-    b"vault", flags=re.MULTILINE,
+    b"vault", flags=re.MULTILINE, trigger=r"vault[ \t]+login",
 )
 XML_ELEMENT: Final = regex_detector(
     "env-secret",
@@ -353,6 +420,7 @@ XML_ELEMENT: Final = regex_detector(
     rf"<(?P<name>[A-Za-z][A-Za-z0-9_.-]{{0,79}})>{_NOT_MASKED}(?P<secret>[^<\s][^<\r\n]{{0,1024}})</",
     b"</",
     accept=_k8s_accept,
+    trigger=r">[^<\r\n]*</",
 )
 REDIS_PASSWORD: Final = regex_detector(
     "argv-secret", rf"{_ARG_START}-a{_ARG_GAP}{_ARG_VALUE}", gate=r"redis-cli|keydb-cli|valkey-cli"
@@ -364,6 +432,7 @@ USER_PASSWORD: Final = regex_detector(
     rf"{_NOT_MASKED}(?!\d+(?:[\s\"']|$))(?P<secret>[^\s\"'@]+)",
     b"-u",
     flags=re.MULTILINE,
+    trigger=r"-u[ \t\"=]|--(?:proxy-)?user[ \t\"=]",
 )
 _PEM_KEY: Final = r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----"
 PEM_BLOCK: Final = regex_detector(
