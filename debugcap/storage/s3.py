@@ -134,6 +134,7 @@ class S3Backend(base.StorageBackend):
 
         self._client = client(minio.Minio)
         self._create_only = client(_CreateOnlyClient)  # bundles only: a sidecar is rewritten freely
+        self._conditional = True  # until the store answers NotImplemented to If-None-Match
 
     @property
     def settings(self) -> S3Settings:
@@ -307,15 +308,7 @@ class S3Backend(base.StorageBackend):
 
         def upload() -> base.StoredObject:
             try:
-                self._create_only.fput_object(
-                    bucket,
-                    key,
-                    str(path),
-                    content_type="application/gzip",
-                    metadata={"sha256": sha256},
-                    part_size=self._settings.part_size_bytes,
-                    num_parallel_uploads=self._settings.parallel_uploads,
-                )
+                self._write(key, path, sha256)
             except minio.error.S3Error as exc:
                 if exc.code != "PreconditionFailed":
                     raise
@@ -331,6 +324,27 @@ class S3Backend(base.StorageBackend):
             return self._put_sidecar(key, sha256, size)
 
         return self._retrying("uploading to", key, upload, after_failure=lambda: self._abort_incomplete(key))
+
+    def _write(self, key: str, path: Path, sha256: str) -> None:
+        """Upload ``path`` as ``key``, only where no object is when the store can say so."""
+        client = self._create_only if self._conditional else self._client
+
+        def send(through: minio.Minio) -> None:
+            through.fput_object(self._settings.bucket, key, str(path), content_type="application/gzip",
+                                metadata={"sha256": sha256}, part_size=self._settings.part_size_bytes,
+                                num_parallel_uploads=self._settings.parallel_uploads)
+
+        try:
+            send(client)
+        except minio.error.S3Error as exc:
+            if exc.code != "NotImplemented" or client is self._client:
+                raise
+            # An S3-compatible store without conditional writes: the check before the write is all
+            # there is (the writers' own key directories keep them apart anyway). Said once.
+            logger.warning("%s does not support conditional writes (If-None-Match: *, %s); uploads there rely "
+                           "on the check before each write", self.describe(), exc.code)
+            self._conditional = False
+            send(self._client)
 
     def _check_ours(self, key: str, found: tuple[str | None, int] | None, sha256: str, size: int) -> None:
         """Return when the object ``found`` at ``key`` is this bundle, else raise KeyConflictError."""

@@ -2,11 +2,14 @@
 
 Cases: endpoint parsing (scheme overrides secure, paths and credentials refused); backoff
 delays (doubling, capped, bounded count); transient vs permanent classification of the
-exceptions minio and urllib3 raise; hints that name the fix. Exceptions are constructed
-directly: these are claims about our classification, not about S3.
+exceptions minio and urllib3 raise; hints that name the fix; a store answering If-None-Match
+with NotImplemented gets plain writes from then on, while a PreconditionFailed is never written
+over. Exceptions are constructed directly: these are claims about our classification, not about S3.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import urllib3.exceptions
@@ -129,3 +132,40 @@ def test_uri_is_bucket_and_key_and_asks_no_server() -> None:
     backend = s3.S3Backend(S3Settings(endpoint="http://127.0.0.1:1", bucket="bundles"))
     key = "debugcap/eu-1/prod/api-1/2026/11/23/prod_api-1_20261123T160000Z.tar.gz"
     assert backend.uri(key=key) == f"s3://bundles/{key}"
+
+
+def test_a_store_without_conditional_writes_falls_back_to_the_check_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some S3-compatible stores answer If-None-Match with 501 NotImplemented: uploads must still
+    work there (the check before the write stays), and the refusal is met once, not per bundle."""
+    backend = s3.S3Backend(SETTINGS)
+    sent: list[str] = []
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        sent.append("conditional")
+        raise _s3_error("NotImplemented")
+
+    monkeypatch.setattr(backend._create_only, "fput_object", refuse)
+    monkeypatch.setattr(backend._client, "fput_object", lambda *_a, **_k: sent.append("plain"))
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+    backend._write("k/b.tar.gz", path, "0" * 64)
+    backend._write("k/c.tar.gz", path, "0" * 64)
+    assert sent == ["conditional", "plain", "plain"]
+
+
+def test_a_conditional_write_refused_for_another_reason_is_not_retried_unconditionally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = s3.S3Backend(SETTINGS)
+
+    def taken(*_args: object, **_kwargs: object) -> None:
+        raise _s3_error("PreconditionFailed")
+
+    monkeypatch.setattr(backend._create_only, "fput_object", taken)
+    monkeypatch.setattr(backend._client, "fput_object", lambda *_a, **_k: pytest.fail("written unconditionally"))
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+    with pytest.raises(S3Error, match="PreconditionFailed"):
+        backend._write("k/b.tar.gz", path, "0" * 64)
