@@ -24,7 +24,7 @@ from typing import IO, Any
 from google.protobuf.message import DecodeError
 
 from debugcap import errors
-from debugcap.formats import pprof_proto
+from debugcap.formats import pprof_names, pprof_proto
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -262,8 +262,9 @@ class _Reducer:
                 raise self.bad("function with reserved id 0")
             if f.id in functions:
                 raise self.bad(f"multiple functions with id {f.id}")
-            self.s(f.system_name, "function.system_name")
-            functions[f.id] = (self.s(f.name, "function.name"), self.s(f.filename, "function.filename"))
+            name = pprof_names.printed_name(self.s(f.name, "function.name"),
+                                            self.s(f.system_name, "function.system_name"))
+            functions[f.id] = (name, self.s(f.filename, "function.filename"))
         return functions
 
     def locations(self, mapping_files: dict[int, str], functions: dict[int, tuple[str, str]],
