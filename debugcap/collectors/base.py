@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ class Target:
     pod_ip: str = ""  # status.podIP: the direct HTTP transport's address
 
 
+# C0 controls but tab and newline, DEL and C1 controls (as kubectl_plugin.terminal escapes them).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 @dataclass(frozen=True)
 class CollectorResult:
     status: manifest.CollectorStatus
@@ -91,7 +100,9 @@ class CollectorResult:
     def __post_init__(self) -> None:
         # The message reaches the manifest, the DebugCapture's status and its Events unredacted by
         # anything else, and may quote a pod's answer ("HTTP 500: ... Authorization: Bearer ...").
-        object.__setattr__(self, "message", redact.redact_text(self.message))
+        # Escaped too: an escape sequence in it (ESC[2J, OSC 52) would act on the terminal of
+        # whoever reads the status with kubectl describe or -o custom-columns.
+        object.__setattr__(self, "message", _escape_controls(redact.redact_text(self.message)))
 
     @classmethod
     def worst(cls, results: list[CollectorResult]) -> CollectorResult:
