@@ -253,7 +253,9 @@ class CreateOptions:
                                        http_transport=self.transport or settings.http_transport,
                                        debug_image=self.debug_image or settings.debug_image)
         if self.timeout is not None:
-            settings = dataclasses.replace(settings, exec_timeout_seconds=float(self.timeout))
+            # "each command or request": the operator applies timeoutSeconds to both as well.
+            settings = dataclasses.replace(settings, exec_timeout_seconds=float(self.timeout),
+                                           http_timeout_seconds=float(self.timeout))
         if self.deadline is not None:
             settings = dataclasses.replace(settings, capture_timeout_seconds=float(self.deadline))
         out_dir = self.output_dir or Path(".")
@@ -320,7 +322,9 @@ class _Progress:
             why = "(as above)"
         elif why:
             self.said.add(why)
-        terminal.echo(line + (f"  {why}" if why else ""), err=True)
+        # one_line: a pod's error body may hold line breaks, which would print lines of the pod's
+        # choosing among the step lines (a forged "ok" or "phase: Completed").
+        terminal.echo(line + (f"  {terminal.one_line(why)}" if why else ""), err=True)
 
 
 def _human(size: int) -> str:

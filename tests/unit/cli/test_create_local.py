@@ -58,6 +58,7 @@ def test_local_flags_reach_the_capture_settings(monkeypatch: pytest.MonkeyPatch,
     assert res.exit_code == 0, res.output
     settings = engine_calls["settings"]
     assert (settings.capture_timeout_seconds, settings.exec_timeout_seconds, settings.redact) == (60, 5, False)
+    assert settings.http_timeout_seconds == 5  # "each command or request": a trickling pprof GET too
     assert engine_calls["namespace"] == "team"  # the kubeconfig's, without -n
     assert (engine_calls["container"], engine_calls["pprof_port"]) == ("side", 7070)
     assert engine_calls["capture_name"] == "mine"
