@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from debugcap import errors, resources, templates
+from debugcap.bundle import redact_custom
 from debugcap.collectors import COLLECTORS
 from debugcap.operator import templating
 
@@ -25,7 +26,7 @@ def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> N
         parsed = templates.parse_template(templating.template_yaml(document),
                                           source=f"DebugCaptureTemplate {name}")
         templates.check_collectors(parsed, COLLECTORS)
-        templating.template_patterns(str(name), spec)
+        patterns = templating.template_patterns(str(name), spec)
         templating.check_namespace_selector(str(name), spec)
     except errors.ConfigError as exc:
         patch.status["valid"] = False
@@ -35,7 +36,8 @@ def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> N
     patch.status["valid"] = not shadowed
     patch.status["message"] = (f'a built-in template is also called "{name}" and wins; rename this one'
                                if shadowed else f"{len(parsed.steps)} step(s): "
-                               + ", ".join(s.collector for s in parsed.steps) + who_may_use(spec, parsed))
+                               + ", ".join(s.collector for s in parsed.steps) + who_may_use(spec, parsed)
+                               + (f"; masks {redact_custom.describe(patterns)}" if patterns else ""))
 
 
 def who_may_use(spec: Any, parsed: templates.Template) -> str:

@@ -47,7 +47,8 @@ def status_of(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 def test_the_templates_patterns_reach_the_expanded_template() -> None:
     kube = kube_with({"acme": {"steps": STEPS, "redaction": {"patterns": [ACME]}}})
     assert expand(kube, "acme", "web").redaction_patterns == (("acme-token", ACME["regex"]),)
-    assert status_of("acme", {"steps": STEPS, "redaction": {"patterns": [ACME]}})["valid"] is True
+    status = status_of("acme", {"steps": STEPS, "redaction": {"patterns": [ACME]}})
+    assert status["valid"] is True and status["message"].endswith("; masks custom:acme-token")
 
 
 def test_a_malformed_pattern_is_in_the_templates_status_naming_template_pattern_and_fix() -> None:
