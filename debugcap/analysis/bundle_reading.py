@@ -197,11 +197,30 @@ class BundleReader:
             if not cut and not rest:
                 return None
             return f"{UNVERIFIED_MARK}: lost to the damage, not missing from the capture: {', '.join(cut + rest)}"
-        last = next(iter(self._scan.partial), None) or (self._scan.order[-1] if self._scan.order else None)
         head = f"lost to the damage: {cut[0]}; " if cut else ""
-        return (f"{UNVERIFIED_MARK}: {head}the members after {last or 'the damage'}, {layout.MANIFEST} among "
+        return (f"{UNVERIFIED_MARK}: {head}the members after {self._damage_point()}, {layout.MANIFEST} among "
                 "them, could not be read: what else the capture collected is unknown, so none of it is "
                 "reported missing")
+
+    def _damage_point(self) -> str:
+        """The member the damage cut, else the last one read whole before it."""
+        last = next(iter(self._scan.partial), None) or (self._scan.order[-1] if self._scan.order else None)
+        return last or "the damage"
+
+    def loss(self, rel: str) -> str | None:
+        """Why ``rel`` cannot be read when it was lost to the bundle's damage (see :meth:`lost`), as
+        :meth:`_lost_line` says it in a report, so a command never calls it missing from the capture;
+        None when it was not lost (read it, or say the capture has none)."""
+        if not self.lost(rel):
+            return None
+        part = self.cut_member(rel)
+        if part is not None:
+            return (f"{rel} was lost to the bundle's damage: it is the member the damage cut (only its first "
+                    f"{part[0]} of {part[1]} bytes precede it)")
+        if self._listed is not None:
+            return f"{rel} was lost to the bundle's damage: {layout.MANIFEST} lists it, past the damage"
+        return (f"{rel} may have been lost to the bundle's damage: the members after {self._damage_point()}, "
+                f"{layout.MANIFEST} among them, could not be read")
 
     @staticmethod
     def _find_root(path: Path) -> Path:

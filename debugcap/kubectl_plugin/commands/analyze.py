@@ -130,8 +130,12 @@ def _profile_input(path: Path, name: str | None, force: bool) -> tuple[bytes, st
         with bundle_reading.BundleReader(path, force=force) as reader:
             member = reader.read(rel)
             if member is None:
-                present = [k for k, p in layout.PPROF_PROFILES.items() if reader.exists(p)]
-                raise click.ClickException(f"{path} has no {rel}; its profiles: {', '.join(present) or 'none'}")
+                present = ", ".join(k for k, p in layout.PPROF_PROFILES.items() if reader.exists(p)) or "none"
+                lost = reader.loss(rel)
+                if lost:
+                    raise click.ClickException(f"{path}: {lost}; its readable profiles: {present}. Fetch an intact "
+                                               f"copy (`kubectl debugcap verify {path}` says where it is damaged)")
+                raise click.ClickException(f"{path} has no {rel}; its profiles: {present}")
             return member, reader.label(rel), name, reader.unverified
 
 
@@ -205,6 +209,10 @@ def _bundle_dump(path: Path, force: bool) -> tuple[goroutine_dumps.DumpDict, str
                 if fh is not None:
                     with fh:
                         return goroutines.parse_stream(fh, reader.label(rel)), rel, reader.unverified
+            lost = reader.loss(layout.PPROF_GOROUTINE_DEBUG2) or reader.loss(layout.PPROF_GOROUTINE_DEBUG1)
+            if lost:
+                raise click.ClickException(f"{path}: {lost}, and no other goroutine dump is readable. Fetch an "
+                                           f"intact copy (`kubectl debugcap verify {path}` says where it is damaged)")
     raise click.ClickException(f"{path} holds no goroutine dump ({layout.PPROF_GOROUTINE_DEBUG2}, "
                                f"{layout.PPROF_GOROUTINE_DEBUG1} or a go-leak snapshot's)")
 

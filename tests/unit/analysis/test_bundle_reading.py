@@ -39,11 +39,13 @@ DUMP = b"\n".join(f"goroutine {i} [chan receive, 7 minutes]:\nmain.leakWorker(0x
 BEFORE_TRACE = [layout.VERSION, layout.PPROF_CPU, layout.PPROF_GOROUTINE_DEBUG2, layout.PROC_FD_COUNT, layout.PROC_PS]
 
 
-def write_bundle(directory: Path, *, compresslevel: int = 6, trace: bytes = TRACE) -> writer.WrittenBundle:
-    """A bundle as a capture writes it: profile, dump, files, a large trace, then SHA256SUMS and manifest."""
-    files = {layout.PPROF_CPU: fixed_cpu_profile(), layout.PPROF_GOROUTINE_DEBUG2: DUMP,
-             layout.PROC_FD_COUNT: b"950\n", layout.PROC_PS: b"root 1 /app " + MARKER + b"\n",
-             layout.TRACE: trace, layout.METRICS_EXPVAR: b'{"memstats": {"HeapInuse": 5}}'}
+def write_bundle(directory: Path, *, compresslevel: int = 6, trace: bytes = TRACE,
+                 files: dict[str, bytes] | None = None) -> writer.WrittenBundle:
+    """A bundle as a capture writes it: profile, dump, files, a large trace, then SHA256SUMS and
+    manifest (``files``, in their order, instead of those)."""
+    files = files or {layout.PPROF_CPU: fixed_cpu_profile(), layout.PPROF_GOROUTINE_DEBUG2: DUMP,
+                      layout.PROC_FD_COUNT: b"950\n", layout.PROC_PS: b"root 1 /app " + MARKER + b"\n",
+                      layout.TRACE: trace, layout.METRICS_EXPVAR: b'{"memstats": {"HeapInuse": 5}}'}
     with writer.BundleWriter(directory=directory, name=NAME, mtime=0, compresslevel=compresslevel,
                              durable=False) as w:
         for path, data in files.items():

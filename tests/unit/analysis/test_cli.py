@@ -10,7 +10,8 @@ flipped): report, diff, top and goroutines exit 4 naming the first bad member an
 -o json, stderr); a directory of only pprof/ is refused saying what a bundle is; a
 profile, dump or execution trace where a bundle (or a profile) is expected names the
 command that reads it; report --force warns on stderr and above its findings, and lists
-what the damage took as lost, not missing; trace --force on a bundle cut inside its trace
+what the damage took as lost, not missing, and so do top and goroutines --force when the member
+they were asked for is past the cut or is the member it cut; trace --force on a bundle cut inside its trace
 reads the generations before the cut or says the trace is the damaged member; a trace of
 only its header is an error; flags that do not apply are usage errors; a debug=1 dump is
 read; a cut dump is not called truncated at Go's limit.
@@ -26,10 +27,11 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
+from debugcap.bundle import layout
 from debugcap.kubectl_plugin import cli
 from debugcap.kubectl_plugin.commands import analyze
 
-from .test_bundle_reading import BEFORE_TRACE, MARKER, cut_in_half, flip, write_bundle
+from .test_bundle_reading import BEFORE_TRACE, DUMP, MARKER, TRACE, cut_in_half, flip, write_bundle
 from .test_report import STEM, fixed_cpu_profile, make_bundle
 
 GOAPP_DUMPS = Path(__file__).resolve().parents[2] / "fixtures" / "goapp-dumps"
@@ -238,6 +240,33 @@ def test_top_and_goroutines_on_a_cut_bundle_need_force(tmp_path: Path) -> None:
         assert err.startswith("warning: unverified")
     code, out, _ = run("goroutines", str(bundle), "--force")
     assert "60 goroutines" in out and "main.leakWorker" in out
+
+
+def test_top_and_goroutines_on_a_bundle_cut_before_the_member_say_it_was_lost_not_missing(tmp_path: Path) -> None:
+    # The trace (incompressible, most of the archive) comes first: half the file ends inside it,
+    # before the CPU profile and the dump, as on a capture whose trace is written before its profiles.
+    files = {layout.PROC_FD_COUNT: b"950\n", layout.TRACE: TRACE, layout.PPROF_CPU: fixed_cpu_profile(),
+             layout.PPROF_GOROUTINE_DEBUG2: DUMP}
+    bundle = write_bundle(tmp_path, files=files).path
+    cut_in_half(bundle)
+    code, _, err = run("top", str(bundle), "--profile", "cpu", "--force")
+    assert code == 1 and "has no pprof/cpu.pb.gz" not in err
+    assert (f"{bundle}: pprof/cpu.pb.gz may have been lost to the bundle's damage: the members after "
+            f"{layout.TRACE}, manifest.json among them, could not be read; its readable profiles: none") in err
+    assert f"kubectl debugcap verify {bundle}" in err
+    code, _, err = run("goroutines", str(bundle), "--force")
+    assert code == 1 and "holds no goroutine dump" not in err
+    assert "pprof/goroutine-debug2.txt may have been lost to the bundle's damage" in err
+    # The member the cut went through is named as that.
+    bundle = write_bundle(tmp_path / "b", files={layout.PROC_FD_COUNT: b"950\n", layout.PPROF_HEAP: TRACE}).path
+    cut_in_half(bundle)
+    code, _, err = run("top", str(bundle), "--profile", "heap", "--force")
+    assert code == 1 and ("pprof/heap.pb.gz was lost to the bundle's damage: it is the member the damage cut "
+                          "(only its first ") in err
+    # Intact and without the member: missing from the capture, as before.
+    bundle = write_bundle(tmp_path / "c", files={layout.PROC_FD_COUNT: b"950\n"}).path
+    code, _, err = run("top", str(bundle), "--profile", "cpu", "--force")
+    assert code == 1 and f"{bundle} has no pprof/cpu.pb.gz; its profiles: none" in err
 
 
 def test_diff_of_bundles_refuses_a_damaged_one_and_reads_it_with_force(tmp_path: Path) -> None:
