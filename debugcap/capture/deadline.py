@@ -40,6 +40,9 @@ class MonotonicClock:
 
 
 MONOTONIC = MonotonicClock()
+# How the message of a step the deadline abandoned begins (the operator names such steps in the
+# pod's message even when they kept files and ended Partial).
+ABANDONED = "abandoned: "
 
 
 class Deadline:
@@ -62,7 +65,7 @@ class Deadline:
         ``kept``: files it added before are in the bundle."""
         what = "still running at" if started else "not started before"
         files = "; the files it wrote before are in the bundle" if kept else ""
-        return (f"abandoned: {what} the capture deadline of {self.seconds:.10g} s ({self.setting}){files}; "
+        return (f"{ABANDONED}{what} the capture deadline of {self.seconds:.10g} s ({self.setting}){files}; "
                 f"raise {self.setting} or shorten the template")
 
 

@@ -326,7 +326,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
     try:
         results = await asyncio.gather(*(rt.pods.capture(
             run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),
-            deadline_seconds=request.deadline_seconds, on_done=functools.partial(pod_done, body, refs), urgent=urgent)
+            deadline_seconds=pod_scheduling.pod_deadline(settings, template),
+            on_done=functools.partial(pod_done, body, refs), urgent=urgent)
             for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"

@@ -23,6 +23,7 @@ from typing import Any, Final
 from debugcap import capture as engine
 from debugcap import delivering, errors, hints, templates
 from debugcap.bundle import layout, manifest
+from debugcap.capture import deadline
 from debugcap.capture.target import ContainerState, require_running, resolve_container
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import podhttp, portforward
@@ -290,7 +291,10 @@ def collect_pod(
         if checking.ident is not None:  # started: its verdict decides, if it comes in time
             # Its GET ends within probe_seconds; 5 s more for a connection being opened
             # (judgement call). One still running is no verdict: the pod does not keep its slot for it.
-            checking.join(probe_seconds + 5.0)
+            # Past the capture's deadline, not even that: only a refusal proves anything, and it
+            # comes at once; a check still waiting then (a pod trickling its answer) would hold the
+            # pod's result back by up to probe_seconds.
+            checking.join(0.0 if cut_at_deadline(outcome.records) else probe_seconds + 5.0)
         if not outcome.steps_ended.is_set():  # after the check: closing would cut its request
             _end_abandoned_steps(prepared, outcome.steps_ended)
     except errors.DebugcapError as exc:
@@ -324,6 +328,11 @@ def _verdict(collected: Collected, probe_failed: str, *, abandoned: bool) -> Col
                     and entry["status"] == str(manifest.CollectorStatus.FAILED) else entry
                     for entry in collected.collectors)
     return dataclasses.replace(collected, collectors=entries)
+
+
+def cut_at_deadline(records: Iterable[manifest.CollectorRecord]) -> bool:
+    """Whether the capture's deadline abandoned one of its steps."""
+    return any(r.message.startswith(deadline.ABANDONED) for r in records)
 
 
 def other_evidence(records: Iterable[manifest.CollectorRecord]) -> bool:
@@ -379,7 +388,10 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
                                     bundle.path.name, capture)
         return dataclasses.replace(collected.failed(str(exc)), upload_key=key)
     phase = str(outcome.phase)
-    message = step_messages(collected.collectors, "failed")
+    # Steps cut at the deadline are named also when they kept files (partial): the pod's message
+    # says it ran into its deadline.
+    cut = [e for e in collected.collectors if str(e.get("message", "")).startswith(deadline.ABANDONED)]
+    message = "; ".join(m for m in (step_messages(collected.collectors, "failed"), step_messages(cut, "partial")) if m)
     if phase == "Failed" and not message:  # every step skipped: say why, not nothing
         message = "nothing was collected: " + (step_messages(collected.collectors, "skipped") or "no step ran")
     uri = ""

@@ -27,6 +27,8 @@ DURATION = Histogram("debugcap_capture_duration_seconds", "Wall time of one Debu
 UPLOADED_BYTES = Counter("debugcap_uploaded_bytes_total", "Bytes of bundles stored in the object store.")
 UPLOAD_RETRIES = Counter("debugcap_upload_retries_total", "Upload attempts retried after a transient S3 error.")
 RUNNING = Gauge("debugcap_captures_running", "Pods being captured right now.")
+ABANDONED = Counter("debugcap_pod_captures_abandoned_total", "Pod captures still running past their deadline and "
+                    "its grace, given up on: their connections closed, the pod Failed, what they return later dropped.")
 TRIGGER_FIRINGS = Counter("debugcap_trigger_firings_total", "DebugCaptures fired by DebugTriggers, by signal.",
                           ["namespace", "trigger", "reason"])
 TRIGGER_SUPPRESSED = Counter("debugcap_trigger_firings_suppressed_total", "Firings a limit held back "

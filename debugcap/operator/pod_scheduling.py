@@ -7,7 +7,8 @@ confused with :mod:`~debugcap.operator.scheduling`, which decides when a DebugSc
 
 One scheduler serves the whole process, so its limits hold across all captures:
 
-- ``slots``: pods whose evidence is being collected (``DEBUGCAP_OPERATOR_CONCURRENCY``);
+- ``slots``: pods whose evidence is being collected (``DEBUGCAP_OPERATOR_CONCURRENCY``), each
+  given back at the pod's deadline at the latest (see :meth:`PodScheduler._collect`);
 - a lock per pod: Go serves one CPU profile (and one trace) at a time per process, so a second
   concurrent one fails with "cpu profiling already in use";
 - ``ahead``: pods prepared (port-forward open) and waiting for a slot, or being prepared, or
@@ -37,26 +38,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from debugcap import capture as engine
 from debugcap import templates
+from debugcap.capture import deadline
 from debugcap.operator import capturing, clocks, metrics
 from debugcap.operator.results import PodResult
 from debugcap.operator.status_writing import StatusWriter
+from debugcap.settings import CaptureSettings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long before a pod's window ends the next pod is prepared (see prepare_after): a prepare
 # took 0.05-0.2 s (p90 0.2) with 8 pods capturing on two cores. It also puts the next pods'
 # set-up in the window's quiet second half rather than its busy first half.
 PREPARE_LEAD_SECONDS: Final = 0.5
-# How long past spec.parameters.deadlineSeconds the scheduler waits for a pod's collection. The
-# engine enforces the deadline itself (steps still running are abandoned, the bundle keeps what
-# was collected); this only catches an engine that does not finish even then, and a bundle of
-# hundreds of MB can take seconds to write after the deadline. 30 s is a judgement call.
+# How long past a pod's deadline (spec.parameters.deadlineSeconds, or the automatic one) the
+# scheduler waits for its collection, holding the pod's lock but no longer its slot. The engine
+# enforces the deadline itself (steps still running are abandoned, the bundle keeps what was
+# collected) and then waits up to 3 s for its abandoned steps once their connections are closed;
+# a bundle of hundreds of MB takes seconds to write. This catches an engine that does not finish
+# even then. 30 s is a judgement call.
 DEADLINE_GRACE_SECONDS: Final = 30.0
 
 
@@ -106,6 +115,13 @@ def prepare_after(template: templates.ExpandedTemplate) -> float:
     the window ends. Earlier, its port-forward would wait longer unused (servers close idle
     connections); later, it might not be open when the slot frees."""
     return max(engine.window_seconds(template) - PREPARE_LEAD_SECONDS, 0.0)
+
+
+def pod_deadline(settings: CaptureSettings, template: templates.ExpandedTemplate) -> float | None:
+    """A pod's deadline as its engine fixes it (spec.parameters.deadlineSeconds, else the template's
+    length plus the slack): the scheduler frees the pod's slot at it, and abandons its collection
+    DEADLINE_GRACE_SECONDS later (see :meth:`PodScheduler._collect`)."""
+    return deadline.deadline_seconds(settings, template, engine.COLLECTORS)
 
 
 def deleted_before(pod: str) -> PodResult:
@@ -262,11 +278,21 @@ class PodScheduler:
     async def _collect(self, run: StatusWriter, namespace: str, prepared: capturing.Prepared, work: PodWork, *,
                        executor: Executor, freed: Callable[[], None], window_open: Callable[[], None],
                        deadline_seconds: float | None) -> tuple[capturing.Collected | PodResult, threading.Event]:
-        """Collect a prepared pod in ``executor``, then call ``freed`` (a regular pod gives back the
-        slot and place :meth:`_prepare` held for it). Returns what was collected and the event set
-        once the status naming its key was written."""
-        loop = asyncio.get_running_loop()
+        """Collect a prepared pod on a thread of its own, then call ``freed`` (a regular pod gives
+        back the slot and place :meth:`_prepare` held for it). Returns what was collected and the
+        event set once the status naming its key was written.
+
+        ``deadline_seconds`` (the pod's, explicit or automatic; None: none): at it ``freed`` is
+        called whether or not the collection ended. The engine then abandons the steps still
+        running and writes what they collected, which the pod keeps if it comes within
+        ``deadline_grace``; collecting no more, it needs no slot, and four pods whose engine is
+        slow to stop must not stop every other capture. A collection that has not ended by then
+        is abandoned (:meth:`_abandon`). Its own thread, not the executor's: an abandoned one
+        may never return, and the executor's threads are few.
+        """
         pod = prepared.target.pod
+        once = _Once(freed)
+        abandoned, closed_apart = threading.Event(), False
         try:
             started = await self.distinct_start(namespace, pod)
             # The key goes out with the Running status, and the upload waits for that write (see
@@ -276,35 +302,67 @@ class PodScheduler:
             # A failed write is not fatal: every later one carries the key too.
             run.set_pod(PodResult(name=pod, phase="Running", upload_key=work.planned_key(pod, started))
                         ).add_done_callback(lambda _task: key_sent.set())
-            abandoned = threading.Event()
-            job = loop.run_in_executor(executor, functools.partial(
-                work.collect, prepared, started=started, abandoned=abandoned, window_open=window_open))
+            job = own_thread(functools.partial(work.collect, prepared, started=started, abandoned=abandoned,
+                                               window_open=window_open), name=f"capture {namespace}/{pod}")
             metrics.RUNNING.inc()
             try:
-                backstop = None if deadline_seconds is None else deadline_seconds + self.deadline_grace
-                done, _ = await asyncio.wait({job}, timeout=backstop)
-                if done:
+                if await self._ended(job, deadline_seconds):
+                    return job.result(), key_sent
+                once()
+                if await self._ended(job, self.deadline_grace):
                     return job.result(), key_sent
                 abandoned.set()
-                late_result = PodResult(name=pod, phase="Failed", duration_seconds=float(deadline_seconds or 0),
-                                        message=(
-                    f"spec.parameters.deadlineSeconds: not finished within {deadline_seconds}s, nor "
-                    f"{self.deadline_grace:.0f}s after it; the capture was abandoned and nothing uploaded; "
-                    "raise deadlineSeconds or shorten the template"))
-                run.set_pod(late_result)
-                # Keep the pod lock until the thread really ends: it may still hold a CPU profile.
-                await asyncio.wait({job})
-                late = job.result()
-                if isinstance(late, capturing.Collected):  # it finished after all: too late
-                    late.discard()
-                return late_result, key_sent
+                closed_apart = True
+                return await self._abandon(run, namespace, prepared, job, deadline_seconds), key_sent
+            except BaseException:  # cancelled (the operator stops): what it returns later is dropped
+                abandoned.set()
+                job.add_done_callback(_drop_late)
+                raise
             finally:
                 metrics.RUNNING.dec()
         finally:
-            freed()
+            once()
             # The connections close after the slot is free: ending an exec waits for the shell to
-            # exit in the pod, and the next pod need not wait for that.
-            self.close_later(prepared, executor)
+            # exit in the pod, and the next pod need not wait for that. (An abandoned pod's are
+            # being closed already.)
+            if not closed_apart:
+                self.close_later(prepared, executor)
+
+    async def _ended(self, job: asyncio.Future[Any], seconds: float | None) -> bool:
+        """Whether ``job`` ended within ``seconds`` (None: waits for it) on the scheduler's clock."""
+        if seconds is None or job.done():
+            await asyncio.wait({job})
+            return True
+        ended = asyncio.Event()
+        job.add_done_callback(lambda _job: ended.set())
+        return await self._clock.wait(ended, seconds) or job.done()
+
+    async def _abandon(self, run: StatusWriter, namespace: str, prepared: capturing.Prepared,
+                       job: asyncio.Future[Any], deadline_seconds: float | None) -> PodResult:
+        """The pod's collection outlived its deadline and the grace after it: the pod ends Failed
+        now, saying so; its connections close so that its requests (a CPU profile the next capture
+        of the pod would be refused) end, and whatever it returns later is dropped: no upload, no
+        status. The pod's lock waits for it ABANDONED_STEPS_SECONDS at most (an exec command may
+        run on to its own timeout, and holds nothing the next capture needs)."""
+        target = prepared.target
+        job.add_done_callback(_drop_late)
+        metrics.ABANDONED.inc()
+        logger.warning("%s/%s: capture abandoned %.0f s past its deadline of %.10g s; its connections are closed "
+                       "and what it returns later is dropped", namespace, target.pod, self.deadline_grace,
+                       deadline_seconds or 0.0)
+        result = PodResult(
+            name=target.pod, phase="Failed", container=target.container, node=target.node,
+            duration_seconds=float(deadline_seconds or 0) + self.deadline_grace, message=(
+                f"capture deadline of {deadline_seconds or 0:.10g} s (spec.parameters.deadlineSeconds; unset, the "
+                f"template's length plus the operator's slack) passed, and the capture had not ended "
+                f"{self.deadline_grace:.0f} s after it: abandoned with its connections closed, nothing uploaded; "
+                "raise spec.parameters.deadlineSeconds or shorten the template"))
+        run.set_pod(result)
+        # On a thread of its own: the executor's threads may all be taken.
+        threading.Thread(target=_close_quietly, args=(prepared,), name=f"close {namespace}/{target.pod}",
+                         daemon=True).start()
+        await self._ended(job, capturing.ABANDONED_STEPS_SECONDS)
+        return result
 
     async def _store(self, run: StatusWriter, collected: capturing.Collected | PodResult, work: PodWork,
                      key_sent: threading.Event | None, *, executor: Executor,
@@ -360,3 +418,68 @@ class PodScheduler:
                 (executor or self.executor).submit(prepared.close)
             except RuntimeError:  # the executor is shutting down with the operator
                 prepared.close()
+
+
+class _Once:
+    """``fn`` called the first time this is, never again."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn: Callable[[], None] | None = fn
+
+    def __call__(self) -> None:
+        fn, self._fn = self._fn, None
+        if fn is not None:
+            fn()
+
+
+def own_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
+    """``fn()`` on a new daemon thread; its result (or exception) on the running loop's future.
+    A result that comes after the loop closed or the future was cancelled is dropped
+    (:func:`_drop_late`)."""
+    loop = asyncio.get_running_loop()
+    job: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if job.cancelled():
+            _drop(result)
+        elif exc is not None:
+            job.set_exception(exc)
+        else:
+            job.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: T | None = None
+        exc: BaseException | None = None
+        try:
+            result = fn()
+        except BaseException as caught:  # noqa: BLE001 - handed to the loop, raised where it is awaited
+            exc = caught
+        try:
+            loop.call_soon_threadsafe(settle, result, exc)
+        except RuntimeError:  # the loop is closed: the operator stopped
+            _drop(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return job
+
+
+def _drop_late(job: asyncio.Future[Any]) -> None:
+    """What an abandoned collection returned, dropped: its bundle is removed, never uploaded."""
+    if job.cancelled() or job.exception() is not None:
+        return
+    _drop(job.result())
+
+
+def _drop(result: object) -> None:
+    if isinstance(result, capturing.Collected):
+        logger.info("%s/%s: a late bundle of an abandoned capture was dropped", result.target.namespace,
+                    result.target.pod)
+        result.discard()
+
+
+def _close_quietly(prepared: capturing.Prepared) -> None:
+    try:
+        prepared.close()
+    except Exception:  # noqa: BLE001 - a thread of its own: the failure is logged, nothing waits for it
+        logger.warning("closing the connections of %s/%s failed", prepared.target.namespace, prepared.target.pod,
+                       exc_info=True)

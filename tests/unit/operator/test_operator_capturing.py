@@ -19,9 +19,14 @@ from typing import Any
 import operator_fakes
 import pytest
 
-from debugcap import delivering
+from debugcap import capture as engine
+from debugcap import delivering, errors, templates
+from debugcap.bundle import manifest
+from debugcap.collectors import COLLECTORS, base
 from debugcap.operator import capturing, health
+from debugcap.operator.requests import parse_spec
 from debugcap.operator.results import PodResult
+from debugcap.settings import CaptureSettings
 from debugcap.storage import local, spool
 
 WHEN = operator_fakes.WHEN
@@ -146,3 +151,71 @@ def test_a_pod_that_collected_nothing_says_why_in_its_message(store: delivering.
     collected = dataclasses.replace(collected, outcome=SimpleNamespace(bundle=collected.outcome.bundle, phase="Failed"))
     result = capturing.store_pod(store, collected)
     assert (result.phase, result.message) == ("Failed", "nothing was collected: sockets, resolv-conf: no commands")
+
+
+def test_a_pod_cut_at_its_deadline_says_so_also_for_steps_that_kept_files(
+        store: delivering.Store, tmp_path: Path) -> None:
+    """A step cut at the deadline after writing part of its evidence ends partial; the pod's
+    message named only failed steps, so a pod whose only cut step kept files did not say it ran
+    into its deadline."""
+    cut = "abandoned: still running at the capture deadline of 8 s (spec.parameters.deadlineSeconds); ..."
+    collected = dataclasses.replace(_collected(tmp_path), collectors=(
+        {"name": "ps", "status": "ok"},
+        {"name": "pprof-cpu", "status": "partial", "message": cut},
+        {"name": "logs", "status": "partial", "message": "cut at 64 MiB"}))
+    collected = dataclasses.replace(collected, outcome=SimpleNamespace(bundle=collected.outcome.bundle,
+                                                                       phase="PartiallyFailed"))
+    result = capturing.store_pod(store, collected)
+    assert (result.phase, result.message) == ("PartiallyFailed", f"pprof-cpu: {cut}")
+
+
+class HangingHttp:
+    """A pod that never finishes answering the pprof check (it trickles), until the test ends."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def get(self, path: str, sink: Any, **_: Any) -> Any:
+        self.release.wait(30)
+        raise errors.CollectorError("closed")
+
+    def access(self) -> dict[str, str]:
+        return {"http": "direct"}
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_capture_cut_at_its_deadline_does_not_wait_for_the_pprof_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check still waiting at the deadline proves nothing (a refusal comes at once); waiting for
+    it held the pod's result back by up to probe_seconds (+5 s) after the deadline."""
+    cut = manifest.CollectorRecord(name="pprof-heap", status=manifest.CollectorStatus.FAILED, duration_ms=1,
+                                   bytes=0, message="abandoned: still running at the capture deadline of 2 s")
+
+    def capture(_kube: Any, target: Any, _template: Any, *, out_dir: Path, **_: Any) -> engine.CaptureOutcome:
+        bundle = operator_fakes.write_bundle(out_dir)
+        records = (cut, operator_fakes.PS_RECORD)
+        return engine.CaptureOutcome(target=target, bundle=bundle, records=records, phase=engine.phase_of(records))
+
+    monkeypatch.setattr(capturing.engine, "capture", capture)
+    http = HangingHttp()
+    target = base.Target(namespace="shop", pod="api-1", container="app", node="n1", pprof_port=6060)
+    prepared = capturing.Prepared(target=target, settings=CaptureSettings(), http=http,  # type: ignore[arg-type]
+                                  commands=http)  # type: ignore[arg-type]
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(capturing.collect_pod(
+        None, prepared, parse_spec({"target": {"pod": "api-1"}, "template": "go-heap"}),  # type: ignore[arg-type]
+        templates.expand("go-heap", collectors=COLLECTORS), capture_name="cap", work_dir=tmp_path / "work",
+        probe_seconds=3600.0, abandoned=threading.Event(), started=WHEN)), daemon=True)
+    try:
+        thread.start()
+        thread.join(10.0)  # a guard only: without the change it waits out the check's 3600 s
+        assert got, "the pod's result waited for the pprof check past the deadline"
+    finally:
+        http.release.set()
+    [collected] = got
+    assert isinstance(collected, capturing.Collected) and capturing.cut_at_deadline(collected.outcome.records)

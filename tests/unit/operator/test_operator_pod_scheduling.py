@@ -61,7 +61,7 @@ class Work:
         self.note(f"prepare {pod}")
         self.prepared[pod].set()
         conn: Any = SimpleNamespace(close=lambda: self.note(f"close {pod}"))
-        return capturing.Prepared(target=SimpleNamespace(pod=pod, container="app", node="n"),  # type: ignore[arg-type]
+        return capturing.Prepared(target=SimpleNamespace(namespace="ns", pod=pod, container="app", node="n"),  # type: ignore[arg-type]
                                   settings=None, http=conn, commands=conn)  # type: ignore[arg-type]
 
     def planned_key(self, pod: str, started: datetime) -> str:
