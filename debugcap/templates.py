@@ -6,6 +6,9 @@ value is exactly ``"${param}"`` takes the (typed) value of that template paramet
 share a ``window`` are meant to run at the same time (CPU profile, goroutine dump and trace,
 because blocking is invisible to a CPU profile alone); running them is the capture engine's job.
 
+An optional ``redaction: {patterns: [{name, regex}]}`` adds company-specific secret formats its
+captures mask (shape checked here, compiled by :mod:`debugcap.bundle.redact_custom`).
+
 The CLI (``-t``/``-p``) and the operator (``spec.template``/``spec.parameters``) call
 :func:`expand`; collector names are opaque here and checked against the list the engine passes.
 """
