@@ -93,13 +93,19 @@ class TraceOptions:
             terminal.echo(f"warning: {a.summary.cut}", err=True)
 
     def _print_top(self, a: TraceAnalysis, kind: str) -> None:
+        from debugcap.analysis import pprof
         from debugcap.analysis.rendering import pprof_text
+        from debugcap.formats import pprof as pprof_format
 
-        rep = a.top(kind)
         if self.output == "json":
-            print_document(rep, "json")
-        else:
-            terminal.echo(pprof_text.render_top(rep, a.profile(kind)), nl=False)
+            print_document(a.top(kind), "json")
+            return
+        # The whole -top text, header and "Dropped N nodes" line included, as `top` prints a profile
+        # file: byte for byte what `go tool pprof -top` prints of `go tool trace -pprof=KIND`'s output.
+        data, label = a.profile_bytes(kind), f"{a.summary.source} ({kind} profile)"
+        table = pprof.top_table(pprof_format.parse(data, label), pprof.labels(data, label), "delay",
+                                pprof.PPROF_NODE_FRACTION)
+        terminal.echo(pprof_text.render_table(table), nl=False)
 
 
 @click.command("trace")
