@@ -1,4 +1,5 @@
 """`kubectl debugcap trace`: summary and profiles of a trace file or a bundle's trace; flag errors.
+
 Cases: the summary as a table and as JSON; --pprof as a top equal to go tool pprof's of go tool
 trace's profile (committed, tests/fixtures/goapp-trace), its text byte for byte that of `go tool
 pprof -top` on `go tool trace -pprof=KIND`'s output (made live; and on committed older-format
