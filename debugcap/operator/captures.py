@@ -359,18 +359,17 @@ def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResu
 
 
 def report_health(body: kopf.Body, ref: health.PodRef, pod: str, assessed: health.PodHealth) -> None:
-    """The pod's health gauges, and for an unhealthy pod one Warning Event on the pod itself, naming
-    its most serious finding: `kubectl describe pod` and event-based alerting see it without knowing
-    debugcap, and a schedule's every run adds one Event per unhealthy pod, not one per finding."""
+    """The pod's health gauges, and Warning Events on the pod itself (:func:`health.pod_events`: one
+    for an unhealthy pod, one per kind of high finding, bounded): `kubectl describe pod` and
+    event-based alerting see them without knowing debugcap."""
     namespace, capture = str(body.metadata.namespace), str(body.metadata.name)
     metrics.POD_HEALTH.record(namespace, pod, workload=ref.workload, kind=ref.kind, capture=capture,
                               healthy=assessed.healthy,
                               severity=max((int(f["severity"]) for f in assessed.findings), default=0),
                               readings=assessed.readings)
-    message = health.event_message(capture, assessed)
-    if message is not None:
-        target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace, "uid": ref.uid}}
-        pod_event(target, POD_UNHEALTHY, message)
+    target = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace, "uid": ref.uid}}
+    for reason, message in health.pod_events(capture, assessed):  # PodUnhealthy, HighSeverityFinding
+        pod_event(target, reason, message)
 
 
 @contextlib.contextmanager

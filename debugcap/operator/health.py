@@ -63,6 +63,15 @@ UNHEALTHY_FROM: Final[Mapping[str, str]] = {
     "disk-full": "medium",
 }
 
+# The Warning Events on a target pod (docs/health.md): PodUnhealthy once per capture for an unhealthy
+# pod, and HighSeverityFinding once per kind of high finding, whatever the pod's Healthy (a CPU-bound
+# pod is healthy, and still someone should look at it), at most MAX_FINDING_EVENTS per pod per capture:
+# a pod with every rule firing must not flood the namespace's Events on every run of a schedule.
+POD_UNHEALTHY: Final = "PodUnhealthy"
+HIGH_SEVERITY_FINDING: Final = "HighSeverityFinding"
+MAX_FINDING_EVENTS: Final = 5
+EVENT_MESSAGE_CHARS: Final = 800  # a finding's line, redacted; the Event's own limit is 1024
+
 # Analyses at once in the process, capture and recovery alike: one. What an analysis holds at its
 # peak is mostly the trace reader's (about 12 MB per MiB of trace), and the chart's memory limit
 # (384Mi) would not hold several; the analyses wait for each other instead.
@@ -89,6 +98,10 @@ class PodHealth:
     findings_total: int = 0
     readings: Mapping[str, int | float] = field(default_factory=dict)
     generation: int | None = None
+    # The most serious high finding of each kind, cleaned (kind, message, and how many more of that
+    # kind), for the HighSeverityFinding Events; not written to the status, which lists findings, so
+    # left out of equality: a health read back from a status equals the one written.
+    high: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def healthy(self) -> bool | None:
@@ -158,7 +171,21 @@ def judge(findings: Sequence[model.Finding], readings: Mapping[str, int | float]
                    f"{ranked[0].level}: {ranked[0].kind} at {ranked[0].subject}") if ranked else "no findings"
     return PodHealth(status=status, reason=reason, message=clean(message, conditions.MESSAGE_CHARS),
                      assessed_at=stamp(now), findings=tuple(finding_entry(f) for f in listed),
-                     findings_total=len(ranked), readings=dict(readings), generation=generation)
+                     findings_total=len(ranked), readings=dict(readings), generation=generation,
+                     high=_high_by_kind(ranked))
+
+
+def _high_by_kind(ranked: Sequence[model.Finding]) -> tuple[dict[str, Any], ...]:
+    """Per kind with a high finding, its most serious one (``ranked``: most serious first), the
+    kinds in that order, at most :data:`MAX_FINDING_EVENTS`."""
+    first: dict[str, model.Finding] = {}
+    count: dict[str, int] = {}
+    for f in ranked:
+        if f.level == "high":
+            first.setdefault(f.kind, f)
+            count[f.kind] = count.get(f.kind, 0) + 1
+    return tuple({"kind": clean(kind, 63), "message": clean(f.message, EVENT_MESSAGE_CHARS),
+                  "more": count[kind] - 1} for kind, f in list(first.items())[:MAX_FINDING_EVENTS])
 
 
 def _number(value: object) -> int | float | None:
@@ -215,6 +242,20 @@ def event_message(capture: str, assessed: PodHealth) -> str | None:
     others = assessed.findings_total - 1
     more = f" (and {others} other finding(s), listed in the capture's status)" if others else ""
     return f"debugcap capture {capture}: {top['kind']} at {top['subject']}: {top['message']}{more}"
+
+
+def pod_events(capture: str, assessed: PodHealth) -> list[tuple[str, str]]:
+    """(reason, message) of each Warning Event a pod gets for one capture: ``PodUnhealthy``
+    (:func:`event_message`) for an unhealthy pod, then one ``HighSeverityFinding`` per kind of
+    high finding, most serious first (at most :data:`MAX_FINDING_EVENTS`), healthy pod or not."""
+    out: list[tuple[str, str]] = []
+    unhealthy = event_message(capture, assessed)
+    if unhealthy is not None:
+        out.append((POD_UNHEALTHY, unhealthy))
+    for h in assessed.high:
+        more = f" (and {h['more']} more {h['kind']} finding(s) in the bundle)" if h["more"] else ""
+        out.append((HIGH_SEVERITY_FINDING, f"debugcap capture {capture}: {h['kind']}: {h['message']}{more}"))
+    return out
 
 
 def capture_condition(pods: Iterable[tuple[str, PodHealth | None]], *, generation: int | None,

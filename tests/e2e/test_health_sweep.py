@@ -6,7 +6,8 @@ the runs are the expensive part and every check reads the same objects:
 * the sweep's capture: the leaking pod has the goroutine-leak finding and Healthy=False, the
   Deployment's pods Healthy=True; the capture is Ready and Healthy=False, `kubectl wait` returns on
   both, `kubectl get dcap` shows the Healthy column, the summary counts the pods;
-* the leaking pod has one Warning PodUnhealthy Event for the run, the others none; /metrics has each
+* the leaking pod has one Warning PodUnhealthy Event for the run, the others none, and a
+  HighSeverityFinding Event for its goroutine-leak finding; /metrics has each
   pod's health gauges
   labelled with its workload (the Deployment, or the pod itself);
 * a second run: the schedule's lastRun summarises it, and the leaking pod's goroutines went up;
@@ -242,6 +243,10 @@ def test_a_sweep_reports_each_pods_health(operator_env: int, operator: KopfRunne
         assert events[0].type == "Warning" and events[0].involved_object.kind == "Pod"
         assert events[0].involved_object.uid == core.read_namespaced_pod("leaky", namespace).metadata.uid
         assert first in events[0].message and "leakWorker" in events[0].message
+        high = wait_for(lambda: [e for e in core.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=leaky,reason=HighSeverityFinding").items
+            if f"debugcap capture {first}: goroutine-leak: " in e.message], 20, "the leak's HighSeverityFinding Event")
+        assert high[0].type == "Warning" and high[0].involved_object.uid == events[0].involved_object.uid
 
         _check_metrics(operator_env, namespace, web)
 

@@ -6,8 +6,11 @@ one that could not be analysed removes healthy and severity (not a 0 that reads 
 removing series never set is no error, even where prometheus-client raises KeyError; the series of
 at most ``limit`` pods are kept, the least recently updated dropped and counted; deleting the
 capture that set a pod's series drops them, unless a later capture replaced them; an unhealthy pod
-gets one Warning Event per capture (its most serious finding that makes it unhealthy, the count of
-the others), a healthy pod none; a pod adopted after a restart is reported like any other.
+gets one PodUnhealthy Warning Event per capture (its most serious finding that makes it unhealthy,
+the count of the others), a healthy pod none; every pod, healthy or not, gets one
+HighSeverityFinding Warning Event per kind of high finding (its most serious, and how many more of
+the kind), at most MAX_FINDING_EVENTS per capture, redacted and on one line; a pod adopted after
+a restart is reported like any other.
 """
 
 from __future__ import annotations
@@ -129,25 +132,56 @@ def test_an_unhealthy_pod_gets_one_warning_event_per_capture(monkeypatch: pytest
     captures.pod_done(_body("m-ev"), refs, PodResult(name="leaky", phase="Completed", key="k", uri="s3://b/k",
                                                      health=assessed))
     on_pod = [(obj, kw) for obj, kw in posted if obj.get("kind") == "Pod"]
-    assert len(posted) == 2  # and the capture's own PodCaptured
-    [(obj, kw)] = on_pod
-    assert (kw["type"], kw["reason"]) == ("Warning", "PodUnhealthy")
-    assert obj["metadata"] == {"name": "leaky", "namespace": "m-ev", "uid": "uid-7"}
-    assert kw["message"] == ("debugcap capture sweep-1: goroutine-leak at main.leakWorker: 1500 goroutines parked "
-                             "(and 3 other finding(s), listed in the capture's status)")
+    assert len(posted) == 1 + len(on_pod)  # and the capture's own PodCaptured
+    assert [kw["reason"] for _, kw in on_pod] == ["PodUnhealthy"] + ["HighSeverityFinding"] * 3
+    assert all(kw["type"] == "Warning" for _, kw in on_pod)
+    assert all(obj["metadata"] == {"name": "leaky", "namespace": "m-ev", "uid": "uid-7"} for obj, _ in on_pod)
+    assert on_pod[0][1]["message"] == ("debugcap capture sweep-1: goroutine-leak at main.leakWorker: 1500 goroutines "
+                                       "parked (and 3 other finding(s), listed in the capture's status)")
+    # Each high finding too, its kind and its line, most serious first; the medium one has none.
+    assert [kw["message"] for _, kw in on_pod[1:]] == [
+        "debugcap capture sweep-1: goroutine-leak: 1500 goroutines parked",
+        "debugcap capture sweep-1: goroutine-growth: grew",
+        "debugcap capture sweep-1: cpu-hot: busy"]
     assert _value("debugcap_pod_healthy", "m-ev", "leaky") == 0
     assert _value("debugcap_pod_finding_severity", "m-ev", "leaky") == 100
     metrics.POD_HEALTH.forget_capture("m-ev", "sweep-1")
 
 
-def test_a_healthy_pod_gets_no_warning_event(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_healthy_pod_gets_no_pod_unhealthy_event_but_one_per_kind_of_high_finding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     posted = _on_pods(monkeypatch)
-    busy = health.judge([model.Finding(82, "cpu-hot", "main.serve", "busy"),
-                         model.Finding(81, "heap-top", "main.cache", "big")], {}, generation=1, now=NOW)
-    captures.pod_done(_body("m-ok"), {}, PodResult(name="busy", phase="Completed", key="k", health=busy))
-    assert [kw["reason"] for _, kw in posted] == ["PodCaptured"]
+    busy = health.judge([model.Finding(82, "cpu-hot", "main.serve", "main.serve spends 80% of the CPU"),
+                         model.Finding(81, "heap-top", "main.cache", "big"),
+                         model.Finding(80, "cpu-hot", "main.other", "main.other spends 10%"),
+                         model.Finding(60, "block-delay", "main.wait", "medium: no Event")], {}, generation=1, now=NOW)
+    captures.pod_done(_body("m-ok"), {"busy": health.PodRef(uid="uid-b", workload="web", kind="Deployment")},
+                      PodResult(name="busy", phase="Completed", key="k", health=busy))
+    assert [kw["reason"] for _, kw in posted] == ["PodCaptured", "HighSeverityFinding", "HighSeverityFinding"]
+    assert [kw["message"] for _, kw in posted[1:]] == [
+        "debugcap capture sweep-1: cpu-hot: main.serve spends 80% of the CPU (and 1 more cpu-hot finding(s) in "
+        "the bundle)",
+        "debugcap capture sweep-1: heap-top: big"]
+    assert all(obj["metadata"]["uid"] == "uid-b" and kw["type"] == "Warning" for obj, kw in posted[1:])
     assert _value("debugcap_pod_healthy", "m-ok", "busy") == 1
     metrics.POD_HEALTH.forget_capture("m-ok", "sweep-1")
+
+
+def test_high_finding_events_are_bounded_per_capture_and_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted = _on_pods(monkeypatch)
+    many = [model.Finding(99 - i, f"kind-{i}", "main.f", f"line {i}") for i in range(health.MAX_FINDING_EVENTS + 3)]
+    secret = model.Finding(100, "collector-failed", "logs",
+                           "GET https://admin:hunter2secret@api.internal/x failed\nwith a second line")
+    assessed = health.judge([*many, secret], {}, generation=1, now=NOW)
+    captures.pod_done(_body("m-many"), {}, PodResult(name="p", phase="Completed", key="k", health=assessed))
+    on_pod = [kw for obj, kw in posted if obj.get("kind") == "Pod"]
+    assert len(on_pod) == health.MAX_FINDING_EVENTS
+    assert on_pod[0]["message"].startswith("debugcap capture sweep-1: collector-failed: GET https://")
+    assert "hunter2secret" not in on_pod[0]["message"] and "\n" not in on_pod[0]["message"]
+    assert [kw["message"].split(": ")[1] for kw in on_pod[1:]] == [f"kind-{i}" for i in range(4)]
+    # The status is as before: no new field in it.
+    assert "high" not in assessed.as_status()
+    metrics.POD_HEALTH.forget_capture("m-many", "sweep-1")
 
 
 def test_a_pod_adopted_after_a_restart_is_reported_like_any_other(monkeypatch: pytest.MonkeyPatch,
@@ -178,8 +212,8 @@ def test_a_pod_adopted_after_a_restart_is_reported_like_any_other(monkeypatch: p
     monkeypatch.setattr(captures, "status_writer", lambda _rt, _body: StatusWriter(send, interval=0.0))
     asyncio.run(captures._close_orphan(rt, body, logging.getLogger("test")))
     assert [(obj["metadata"]["name"], kw["reason"]) for obj, kw in posted if obj.get("kind") == "Pod"] == [
-        ("leaky", "PodUnhealthy")]
-    assert [obj["metadata"]["uid"] for obj, _ in posted if obj.get("kind") == "Pod"] == ["uid-9"]
+        ("leaky", "PodUnhealthy"), ("leaky", "HighSeverityFinding")]
+    assert [obj["metadata"]["uid"] for obj, _ in posted if obj.get("kind") == "Pod"] == ["uid-9", "uid-9"]
     assert _labels("debugcap_pod_healthy", "m-rec", "leaky") == {"namespace": "m-rec", "pod": "leaky",
                                                                  "workload": "web", "kind": "Deployment"}
     assert _value("debugcap_pod_healthy", "m-rec", "done") is None
