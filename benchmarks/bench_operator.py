@@ -132,7 +132,8 @@ class RssSampler(threading.Thread):
 # ---- cluster ----
 
 
-def make_pods(core: k8s.CoreV1Api, namespace: str, count: int) -> list[str]:
+def make_pods(core: k8s.CoreV1Api, namespace: str, count: int, env: dict[str, str] | None = None) -> list[str]:
+    """``count`` goapp pods ``bench-NN`` (label app=bench, ``env`` set) in a new ``namespace``, Running."""
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace, labels={"debugcap-bench": "1"})))
     deadline = time.monotonic() + 30
     while True:
@@ -145,7 +146,8 @@ def make_pods(core: k8s.CoreV1Api, namespace: str, count: int) -> list[str]:
             time.sleep(0.5)
     names = [f"bench-{i:02d}" for i in range(1, count + 1)]
     for name in names:
-        container = k8s.V1Container(name="app", image=layout.IMAGES["goapp"], image_pull_policy="Never")
+        container = k8s.V1Container(name="app", image=layout.IMAGES["goapp"], image_pull_policy="Never",
+                                    env=[k8s.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()])
         pod = k8s.V1Pod(
             metadata=k8s.V1ObjectMeta(name=name, labels={"app": "bench"}),
             spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=0,
@@ -193,10 +195,11 @@ def _stamp(text: str) -> datetime:
 
 
 def run_capture(kube: Kube, namespace: str, name: str, target: dict[str, Any], operator_pid: int = 0,
-                timeout: float = 600) -> dict[str, Any]:
+                timeout: float = 600, template: str = "debug-full",
+                params: dict[str, int | str] | None = None) -> dict[str, Any]:
     """Create one DebugCapture, poll until it ends; its status plus the two wall times."""
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DebugCapture", "metadata": {"name": name},
-            "spec": {"target": target, "template": "debug-full", "parameters": PARAMS}}
+            "spec": {"target": target, "template": template, "parameters": PARAMS if params is None else params}}
     custom = kube.custom()
     seen_running: dict[str, float] = {}  # pod -> first poll showing it Running, seconds after create
     seen_done: dict[str, float] = {}  # pod -> first poll showing it ended
