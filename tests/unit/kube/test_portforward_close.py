@@ -108,6 +108,13 @@ def test_close_wakes_a_blocked_request_while_the_reader_is_stuck_mid_frame() -> 
     tunnel, ws = _tunnel(1)
     request, raised = _reading(tunnel.connections[0])
     ws.push(0, b"HTTP/1.1 200 OK\r\n", cut=6)  # a frame begun: the reader now waits for its rest
+    held = threading.Event()
+    for _ in range(int(GUARD * 1000)):  # until the reader holds the lock sends take (bounded: a guard)
+        if tunnel._io_lock.locked():
+            held.set()
+            break
+        held.wait(0.001)
+    assert held.is_set(), "the reader never began the frame"
     closing = threading.Thread(target=tunnel.close, daemon=True)
     closing.start()
     closing.join(GUARD)
