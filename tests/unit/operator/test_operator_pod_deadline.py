@@ -6,7 +6,8 @@ partial bundle, which is then stored (nothing already collected is lost); a coll
 ends is abandoned at deadline + grace: the pod ends Failed saying so, its connections close, the
 pod's lock is given back (the next capture of the pod runs), a counter and a log line say so, and
 what the thread returns later is dropped, never stored; the deadline the operator enforces is the
-engine's own, explicit or automatic.
+engine's own, explicit or automatic; a pod cancelled while collecting (the operator stopping)
+gives its slot back and drops the bundle its thread finishes later.
 
 Time is a fake clock moved by the test; threads are ordered with events. GUARD only bounds a wait
 that must end, so a missing feature fails the test instead of hanging it.
@@ -189,3 +190,32 @@ def test_the_operator_enforces_the_engines_own_deadline_explicit_or_automatic() 
     assert automatic == 30 + CaptureSettings().capture_slack_seconds  # type: ignore[operator]
     assert pod_scheduling.pod_deadline(CaptureSettings(capture_timeout_seconds=7.0), template) == 7.0
     assert pod_scheduling.pod_deadline(CaptureSettings(capture_slack_seconds=None), template) is None
+
+
+def test_a_collection_whose_pod_is_cancelled_drops_what_it_returns_later(tmp_path: Path) -> None:
+    """The operator stopping cancels the pod's task: the thread, still collecting, is told it was
+    abandoned, and the bundle it finishes afterwards is removed (it used to stay in the work
+    directory, neither stored nor listed)."""
+    work = Work(tmp_path)
+    thread_may_return = threading.Event()
+    seen_abandoned: list[bool] = []
+
+    def collecting(abandoned: threading.Event) -> None:
+        assert thread_may_return.wait(GUARD)
+        seen_abandoned.append(abandoned.is_set())
+
+    work.hold = {"p1": collecting}
+
+    async def cancelled() -> None:
+        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=4), clock=operator_fakes.FakeClock())
+        task = asyncio.ensure_future(scheduler.capture(_writer(), "ns", "p1", work, deadline_seconds=DEADLINE))
+        await _until(lambda: "collect p1" in work.events, "p1 collecting")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not scheduler.slots.locked()  # the slot is back
+        thread_may_return.set()
+        await _until(lambda: work.returned.is_set() and not (tmp_path / "p1-1").exists(), "the late bundle dropped")
+
+    asyncio.run(cancelled())
+    assert seen_abandoned == [True] and "store p1" not in work.events
