@@ -20,7 +20,7 @@ from typing import Any
 from debugcap.analysis import goroutines as dumps
 from debugcap.analysis import pprof, traces
 from debugcap.bundle import manifest
-from debugcap.formats import df
+from debugcap.formats import df, gostats
 
 # Finding levels by severity: what the text and HTML renderers colour.
 HIGH_FROM = 80
@@ -241,6 +241,7 @@ class Report:
     waiting: tuple[Waiters, ...] = ()  # the dump's goroutines by state and own function (analysis.attribution)
     container: Container | None = None  # None: no pod YAML, or the target container is not in it
     trace: traces.TraceSummary | None = None  # None: no trace/trace.out, or it could not be read
+    gc_pauses: gostats.GcPauses | None = None  # None: no expvar memstats with the pause fields
     # What the reader chose not to read (a trace over its limit): facts about the reading, not
     # about the evidence, so never findings (hints are: they say the evidence is incomplete).
     notes: tuple[str, ...] = ()
@@ -276,6 +277,7 @@ class Report:
             "waiting": [w.as_dict() for w in self.waiting],
             "container": None if self.container is None else self.container.as_dict(),
             "trace": None if self.trace is None else self.trace.as_dict(),
+            "gc_pauses": None if self.gc_pauses is None else self.gc_pauses.as_dict(),
             "findings": [f.as_dict() for f in self.findings],
             "hints": list(self.hints),
             "problems": list(self.problems),

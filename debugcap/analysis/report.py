@@ -97,6 +97,7 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
         dump_rel, parsed = newest
     dump = parsed.summary if parsed else None  # parsed once: its groups, and its stacks for ``waiting``
     trace = traces.bundle_summary(reading, trace_limit)  # before hints and problems are taken: it adds to them
+    mem = sections.expvar_memstats(reading)  # likewise
     rep = model.Report(
         bundle=str(reader.path), target=mf.target if mf else None, capture=mf.capture if mf else None,
         runtime=mf.runtime if mf else {}, proven_leaks=sections.proven_leaks(reading, profs.get("goroutineleak"), code),
@@ -105,7 +106,8 @@ def _read(reading: Reading, trace_limit: int | None = None) -> tuple[model.Repor
         goroutines=None if dump is None else sections.goroutine_section(dump_rel, dump),
         leak_suspects=tuple(goroutines.suspects(dump)) if dump else (),
         sockets=sections.sockets(reading), fd_count=sections.fd_count(reading),
-        fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(reading),
+        fd_limit=sections.fd_limit(reading), disk=sections.disk(reading), memstats=sections.memstats(mem),
+        gc_pauses=sections.gc_pauses(mem),
         hints=tuple(reading.hints), problems=tuple(reading.problems), notes=tuple(reading.notes),
         attribution=_attribution(reading, profs, code) if code else {},
         waiting=sections.waiting(parsed, code) if parsed else (),

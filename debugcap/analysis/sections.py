@@ -21,7 +21,7 @@ from debugcap import errors
 from debugcap.analysis import appcode, attribution, goroutines, model, pprof
 from debugcap.analysis.bundle_reading import Reading
 from debugcap.bundle import layout, manifest
-from debugcap.formats import df, procfs
+from debugcap.formats import df, gostats, procfs
 from debugcap.formats import pprof as pprof_format
 
 TOP_ROWS: Final = 10
@@ -118,11 +118,24 @@ def disk(reading: Reading) -> tuple[df.DfRow, ...] | None:
     return tuple(df.parse_df(text)) if text else None
 
 
-def memstats(reading: Reading) -> Mapping[str, object] | None:
-    """The headline runtime.MemStats fields of expvar's ``memstats``."""
+def expvar_memstats(reading: Reading) -> Mapping[str, object] | None:
+    """Expvar's ``memstats`` object (all of runtime.MemStats), read once per bundle: a broken
+    ``metrics/expvar.json`` is one problem line, not one per section read from it."""
     expvar = reading.read_json(layout.METRICS_EXPVAR)
     mem = expvar.get("memstats") if isinstance(expvar, dict) else None
-    return {k: mem.get(k) for k in MEMSTATS_KEYS} if isinstance(mem, dict) else None
+    return mem if isinstance(mem, dict) else None
+
+
+def memstats(mem: Mapping[str, object] | None) -> Mapping[str, object] | None:
+    """The headline runtime.MemStats fields of expvar's ``memstats``."""
+    return {k: mem.get(k) for k in MEMSTATS_KEYS} if mem is not None else None
+
+
+def gc_pauses(mem: Mapping[str, object] | None) -> gostats.GcPauses | None:
+    """The GC's stop-the-world pauses from expvar's ``memstats`` (``PauseNs``, ``PauseTotalNs``):
+    runtime.MemStats counts only GC pauses, not the stops the capture itself causes (a goroutine
+    profile, ReadMemStats, starting the trace), which the execution trace's pauses include."""
+    return gostats.gc_pauses(mem) if mem is not None else None
 
 
 def goroutine_section(source: str, dump: goroutines.DumpDict) -> model.GoroutineSection:

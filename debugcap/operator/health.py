@@ -195,8 +195,9 @@ def _number(value: object) -> int | float | None:
 def readings_of(rep: model.Report) -> dict[str, int | float]:
     """The numbers a sweep compares and Prometheus graphs, as far as the report has them: goroutines
     (the dump's total), heap in use (memstats HeapInuse, else the heap profile's sampled in-use
-    total), GC cycles (memstats NumGC) and CPU share (CPU time over the profile's wall time, in
-    cores). The report carries no GC pause figure, so there is none here."""
+    total), GC cycles (memstats NumGC), the longest GC pause of the last cycles (memstats PauseNs,
+    up to 256 cycles, in seconds; docs/health.md says why not the total) and CPU share (CPU time
+    over the profile's wall time, in cores)."""
     out: dict[str, int | float] = {}
     if rep.goroutines is not None:
         out["goroutines"] = int(rep.goroutines.total)
@@ -209,6 +210,8 @@ def readings_of(rep: model.Report) -> dict[str, int | float]:
     cycles = _number(mem.get("NumGC"))
     if cycles is not None:
         out["gcCycles"] = int(cycles)
+    if rep.gc_pauses is not None:
+        out["gcPauseMaxSeconds"] = rep.gc_pauses.recent_max_ns / 1e9
     cpu = rep.cpu
     if cpu is not None and cpu["unit"] == "nanoseconds" and cpu["duration_ns"] > 0:
         out["cpuShare"] = round(cpu["total"] / cpu["duration_ns"], 4)

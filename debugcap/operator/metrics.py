@@ -55,6 +55,12 @@ POD_READINGS: Final = {
                       "capture.", POD_LABELS),
     "cpuShare": Gauge("debugcap_pod_cpu_share", "CPU used during the pod's latest CPU profile, in cores.",
                       POD_LABELS),
+    # The longest recent pause, not PauseTotalNs: a total since the process started grows with its
+    # uptime and says nothing sampled once a capture; one long pause is what a latency alert wants.
+    # A 7th gauge per pod: at most 7,000 series within POD_SERIES_LIMIT.
+    "gcPauseMaxSeconds": Gauge("debugcap_pod_gc_pause_seconds", "Longest GC stop-the-world pause of the "
+                               "last GC cycles (memstats PauseNs: up to the last 256) at the pod's latest "
+                               "capture, in seconds.", POD_LABELS),
 }
 POD_SERIES_EVICTED = Counter("debugcap_pod_health_series_evicted_total", "Pods whose health series were dropped "
                              "to stay within the limit of pods with series.")

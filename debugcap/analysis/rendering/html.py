@@ -86,6 +86,8 @@ def _evidence_sections(rep: model.Report) -> list[str]:
         misc.append(["open fds", rep.fd_count])
     misc += [[f"disk {d.mount}", f"{d.use_pct}% used"] for d in rep.disk or ()]
     misc += [[k, v] for k, v in (rep.memstats or {}).items()]
+    if rep.gc_pauses:
+        misc.append(["GC pauses", trace_text.gc_pauses(rep.gc_pauses)])
     if misc:
         out.append("<h2>Resources</h2>" + _table(["what", "value"], misc))
     for title, items in (("Hints", rep.hints), ("Problems", rep.problems), ("Notes", rep.notes)):

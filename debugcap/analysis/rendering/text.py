@@ -115,6 +115,8 @@ def render_report(rep: model.Report) -> str:
     lines += [f"Disk: {d.mount} {d.use_pct}% used ({d.used} of {d.size})" for d in rep.disk or ()]
     if rep.memstats:
         lines.append("Memstats: " + ", ".join(f"{k}={v}" for k, v in rep.memstats.items()))
+    if rep.gc_pauses:
+        lines.append("GC pauses: " + trace_text.gc_pauses(rep.gc_pauses))
     for title, items in (("Hints", rep.hints), ("Problems", rep.problems), ("Notes", rep.notes)):
         if items:
             lines += ["", f"{title}:", *(f"  {h}" for h in items)]

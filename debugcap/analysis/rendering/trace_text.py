@@ -1,4 +1,5 @@
-"""The execution trace's summary in words: the ``trace`` command's table and the report's section.
+"""The execution trace's summary in words: the ``trace`` command's table and the report's section
+(and the memstats GC pauses, said with the same durations).
 
 Callers: :mod:`debugcap.kubectl_plugin.commands.trace` and :mod:`debugcap.analysis.rendering.text`
 and ``html``.
@@ -7,6 +8,7 @@ and ``html``.
 from __future__ import annotations
 
 from debugcap.analysis.traces import TraceSummary
+from debugcap.formats.gostats import GcPauses
 
 
 def summary_rows(s: TraceSummary) -> list[list[str]]:
@@ -30,6 +32,14 @@ def summary_rows(s: TraceSummary) -> list[list[str]]:
     if s.cut:
         rows.append(["cut", s.cut])
     return rows
+
+
+def gc_pauses(p: GcPauses) -> str:
+    """The memstats GC pauses in a sentence (the report's ``GC pauses`` line)."""
+    if not p.num_gc:
+        return "no GC cycle yet"
+    return (f"longest {duration(p.recent_max_ns)} in the last {_n(p.recent_cycles, 'cycle')}; "
+            f"{duration(p.total_ns)} in all {_n(p.num_gc, 'cycle')} (memstats)")
 
 
 def _n(count: int, noun: str) -> str:

@@ -188,12 +188,30 @@ def test_report_sections_are_filled_from_every_file(bundle_dir: Path) -> None:
     assert out.index("goroutine leak suspect") < out.index("heap growth")
 
 
+GOAPP_VARS = Path(__file__).resolve().parents[1] / "collectors" / "data" / "go" / "vars.json"
+
+
+def test_gc_pauses_are_read_from_expvars_memstats(profdir: Path, tmp_path: Path) -> None:
+    stem = make_bundle(profdir, tmp_path)
+    assert report.build(stem).gc_pauses is None  # these memstats have no PauseNs
+    assert "GC pauses" not in text.render_report(report.build(stem))
+    shutil.copy(GOAPP_VARS, stem / "metrics/expvar.json")  # recorded from the goapp: 3 cycles
+    rep = report.build(stem)
+    assert rep.gc_pauses is not None and (rep.gc_pauses.recent_max_ns, rep.gc_pauses.total_ns) == (123_622, 254_610)
+    assert "\nGC pauses: longest 124us in the last 3 cycles; 255us in all 3 cycles (memstats)\n" in \
+        text.render_report(rep)
+    assert "GC pauses" in html.render_report(rep, [])
+    assert json.loads(json.dumps(rep.as_dict()))["gc_pauses"] == {"num_gc": 3, "total_ns": 254_610,
+                                                                  "recent_max_ns": 123_622, "recent_cycles": 3}
+
+
 def test_report_json_keeps_its_keys_and_shapes(bundle_dir: Path) -> None:
     doc = json.loads(json.dumps(report.build(bundle_dir).as_dict()))
     assert list(doc) == ["bundle", "target", "capture", "collectors", "failed", "missing", "errors", "cpu",
                          "heap", "block", "mutex", "snapshots", "goroutines", "leak_suspects", "proven_leaks",
                          "runtime", "sockets", "fd_count", "fd_limit", "disk", "memstats", "attribution",
-                         "waiting", "container", "trace", "findings", "hints", "problems", "notes"]
+                         "waiting", "container", "trace", "gc_pauses", "findings", "hints", "problems",
+                         "notes"]
     assert doc["target"] == {"namespace": "shop", "pod": "api-7d9f", "container": "api", "node": None,
                              "image": None}
     assert doc["capture"] == {"name": "c1", "template": "go-leak", "parameters": {"cpu_seconds": 30}}

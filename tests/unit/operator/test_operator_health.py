@@ -57,9 +57,28 @@ def test_a_bundle_with_a_parked_goroutine_pile_makes_its_pod_unhealthy(tmp_path:
     assert (top["kind"], top["subject"], top["level"]) == ("goroutine-leak", "main.leakWorker", "high")
     assert "main.leakWorker" in assessed.message
     assert assessed.readings == {"goroutines": 60, "heapInuseBytes": 4_202_496, "gcCycles": 17}
+    assert "gcPauseMaxSeconds" not in assessed.readings  # these memstats have no PauseNs: no figure, not a 0
     assert assessed.condition() == {"type": "Healthy", "status": "False", "reason": "UnhealthyFindings",
                                     "message": assessed.message, "lastTransitionTime": "2026-12-01T10:30:00Z",
                                     "observedGeneration": 4}
+
+
+GOAPP_VARS = Path(__file__).resolve().parents[1] / "collectors" / "data" / "go" / "vars.json"
+
+
+def test_the_gc_pause_reading_is_the_longest_recent_pause_of_real_memstats(tmp_path: Path) -> None:
+    """A /debug/vars page recorded from the goapp (its memstats: 3 cycles, pauses up to 123.6 us)."""
+    path = _bundle(tmp_path, {layout.PPROF_GOROUTINE_DEBUG2: LEAK.encode(),
+                              layout.METRICS_EXPVAR: GOAPP_VARS.read_bytes()})
+    rep = report.build(path)
+    assert rep.gc_pauses is not None and rep.gc_pauses.as_dict() == {
+        "num_gc": 3, "total_ns": 254_610, "recent_max_ns": 123_622, "recent_cycles": 3}
+    assert rep.as_dict()["gc_pauses"]["recent_max_ns"] == 123_622
+    assessed = health.assess(path, generation=1, now=NOW)
+    assert assessed.readings["gcPauseMaxSeconds"] == 123_622 / 1e9
+    assert assessed.readings["gcCycles"] == 3
+    # Stored in the pod's status entry with the other readings, and read back.
+    assert assessed.as_status()["readings"]["gcPauseMaxSeconds"] == 0.000123622
 
 
 def test_the_report_reads_a_trace_up_to_the_limit_its_caller_gives(tmp_path: Path) -> None:

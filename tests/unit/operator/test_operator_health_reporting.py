@@ -1,6 +1,7 @@
 """How a pod's health leaves the operator: gauges, their bound, and Warning Events on the pod.
 
-Cases: a pod's capture sets its health gauges (healthy, most serious severity, readings) labelled
+Cases: a pod's capture sets its health gauges (healthy, most serious severity, readings, the GC
+pause among them) labelled
 by namespace, pod, workload and kind; a later capture without a reading removes the old one, and
 one that could not be analysed removes healthy and severity (not a 0 that reads as "no findings");
 removing series never set is no error, even where prometheus-client raises KeyError; the series of
@@ -61,7 +62,8 @@ def _record(series: metrics.PodHealthSeries, namespace: str, pod: str, capture: 
 def test_a_pods_capture_sets_its_gauges_with_its_workload() -> None:
     series = metrics.PodHealthSeries(limit=10)
     _record(series, "m-set", "web-1", healthy=False, readings={"goroutines": 1500, "heapInuseBytes": 4096,
-                                                               "cpuShare": 0.5, "gcCycles": 3})
+                                                               "cpuShare": 0.5, "gcCycles": 3,
+                                                               "gcPauseMaxSeconds": 0.000123622})
     assert _labels("debugcap_pod_healthy", "m-set", "web-1") == {"namespace": "m-set", "pod": "web-1",
                                                                  "workload": "web", "kind": "Deployment"}
     assert _value("debugcap_pod_healthy", "m-set", "web-1") == 0
@@ -70,9 +72,13 @@ def test_a_pods_capture_sets_its_gauges_with_its_workload() -> None:
     assert _value("debugcap_pod_heap_inuse_bytes", "m-set", "web-1") == 4096
     assert _value("debugcap_pod_cpu_share", "m-set", "web-1") == 0.5
     assert _value("debugcap_pod_gc_cycles", "m-set", "web-1") == 3
+    assert _value("debugcap_pod_gc_pause_seconds", "m-set", "web-1") == 0.000123622
+    assert _labels("debugcap_pod_gc_pause_seconds", "m-set", "web-1") == _labels("debugcap_pod_healthy", "m-set",
+                                                                                 "web-1")
     # The next capture read no goroutines and could not be analysed: no old figure stands in for it.
     _record(series, "m-set", "web-1", "cap-2", healthy=None, readings={})
     assert _value("debugcap_pod_goroutines", "m-set", "web-1") is None
+    assert _value("debugcap_pod_gc_pause_seconds", "m-set", "web-1") is None
     assert _value("debugcap_pod_healthy", "m-set", "web-1") is None
     assert _value("debugcap_pod_finding_severity", "m-set", "web-1") is None  # not 0, "no findings"
     series.forget_capture("m-set", "cap-2")
