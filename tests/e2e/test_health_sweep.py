@@ -322,6 +322,9 @@ def _check_metrics(port: int, namespace: str, web: list[str]) -> None:
         assert healthy["value"] == 1
         assert (healthy["labels"]["workload"], healthy["labels"]["kind"]) == ("web", "Deployment")
         assert seen[("debugcap_pod_heap_inuse_bytes", name)]["value"] > 0
+    # expvar's memstats are in the template: every pod has its longest recent GC pause (0 before a first GC).
+    for name in ("leaky", *web):
+        assert 0 <= seen[("debugcap_pod_gc_pause_seconds", name)]["value"] < 1
 
 
 def _check_last_run(last: dict[str, Any], first: str, web: list[str]) -> None:
