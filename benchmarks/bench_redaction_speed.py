@@ -87,8 +87,9 @@ _SECRETS = [
 ]
 
 
-def generate(size: int, seed: int = 16) -> bytes:
-    """``size`` bytes of log-like text (whole lines), the same for the same seed."""
+def generate(size: int, seed: int = 16, vocabulary: float = 0.05) -> bytes:
+    """``size`` bytes of log-like text (whole lines), the same for the same seed; ``vocabulary``:
+    the share of lines holding words of the secret vocabulary (harmless ones, and the secrets)."""
     rng = random.Random(seed)
     lines: list[str] = []
     total = 0
@@ -97,7 +98,7 @@ def generate(size: int, seed: int = 16) -> bytes:
         roll = rng.random()
         if roll < 0.0005:
             line = rng.choice(_SECRETS).format(h=_hex(rng, 20), n=i)
-        elif roll < 0.05:
+        elif roll < vocabulary:
             line = rng.choice(_VOCAB).format(h=_hex(rng, 16), n=i)
         else:
             line = (_json_line, _klog_line, _logfmt_line)[i % 3](rng, i)
@@ -142,9 +143,9 @@ def redact_once(redact: ModuleType, data: bytes) -> tuple[float, bytes, int]:
 
 
 def speed(args: argparse.Namespace) -> None:
-    data = generate(args.mb * MB)
+    data = generate(args.mb * MB, vocabulary=args.vocabulary)
     lines = data.count(b"\n")
-    print(f"log-like text: {len(data) / MB:.0f} MB, {lines} lines")
+    print(f"log-like text: {len(data) / MB:.0f} MB, {lines} lines, {args.vocabulary:.1%} with secret vocabulary")
     variants: list[tuple[str, ModuleType]] = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.base:
@@ -197,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=64, help="size of the log-like text in MB")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--vocabulary", type=float, default=0.05,
+                        help="share of lines with words of the secret vocabulary (token_ttl, cache_key, ...)")
     parser.add_argument("--base", help="also measure the redactor of this commit, side by side")
     parser.add_argument("--adversarial-only", action="store_true")
     parser.add_argument("--adversarial-mib", type=int, default=1)

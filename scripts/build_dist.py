@@ -53,7 +53,7 @@ CONFIG_MODULE = "_debugcap_zipapp"
 
 # What `kubectl debugcap` imports (a unit test compares this with the import graph of
 # debugcap.kubectl_plugin); their version ranges come from pyproject.toml.
-PLUGIN_DEPENDENCIES = ("click", "croniter", "google-re2", "kubernetes", "minio", "protobuf", "pyyaml")
+PLUGIN_DEPENDENCIES = ("click", "croniter", "google-re2", "isal", "kubernetes", "minio", "protobuf", "pyyaml")
 ROOTS = ("debugcap.kubectl_plugin",)
 # Modules libraries import by name at run time, which no import statement shows.
 DYNAMIC = {
@@ -65,12 +65,14 @@ PRUNE = {"kubernetes.aio": "the asyncio client (41 MB); debugcap uses the synchr
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 # krew's os/arch -> pip's platform tags (manylinux2014 = glibc 2.17, what the wheels we need ship).
 # google-re2 (redaction patterns) ships manylinux_2_28 and, for CPython 3.13+, only macOS 13.0+
-# wheels: without the 13.0 tags pip finds none for 3.13/3.14 on a Mac.
+# wheels: without the 13.0 tags pip finds none for 3.13/3.14 on a Mac. isal (bundle compression)
+# ships macosx_10_15_x86_64 wheels for its recent versions.
 PLATFORMS = {
     "linux/amd64": ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"),
     "linux/arm64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"),
     "darwin/amd64": ("macosx_10_12_x86_64", "macosx_10_13_x86_64", "macosx_10_9_x86_64",
-                     "macosx_10_9_universal2", "macosx_11_0_x86_64", "macosx_13_0_x86_64", "macosx_14_0_x86_64"),
+                     "macosx_10_9_universal2", "macosx_10_15_x86_64", "macosx_11_0_x86_64", "macosx_13_0_x86_64",
+                     "macosx_14_0_x86_64"),
     "darwin/arm64": ("macosx_11_0_arm64", "macosx_10_9_universal2", "macosx_12_0_arm64", "macosx_13_0_arm64",
                      "macosx_14_0_arm64"),
 }

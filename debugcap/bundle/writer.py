@@ -5,11 +5,12 @@ output as it arrives and calls :meth:`BundleWriter.finish` with the manifest fie
 formats are in ``docs/bundle-format.md``.
 
 Memory stays bounded whatever the evidence size: each member is streamed (redacted on the way)
-into a spool (:func:`spool_file`: memory up to :data:`SPOOL_MEMORY_BYTES`, then an anonymous
-file), because a tar header needs the member size before its content, and then copied from the
-spool into the gzip stream in 1 MiB pieces. SHA-256 of each member is
-computed while spooling and the bundle's own SHA-256 while the compressed bytes go to disk, so
-nothing is read twice.
+and compressed into a spool (:func:`spool_file`: memory up to :data:`SPOOL_MEMORY_BYTES`, then an
+anonymous file), because a tar header needs the member size before its content, and the
+compressed piece is then copied from the spool into the bundle's gzip stream behind its header
+(:mod:`debugcap.bundle.compressing`: pieces compressed apart make one standard gzip stream). The
+member's SHA-256, CRC-32 and deflate run in a thread while the next chunk is redacted; the
+bundle's own SHA-256 is computed while the compressed bytes go to disk, so nothing is read twice.
 
 The archive is written to a hidden temp file beside its final name and renamed into place only
 by a successful :meth:`BundleWriter.finish`; ``<bundle>.sha256`` is written after the rename, so
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import logging
 import os
 import tarfile
@@ -33,9 +33,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO, Final
+from typing import IO, BinaryIO, Final, Protocol
 
-from debugcap.bundle import environment, layout, manifest, profile_masking, redact_detectors
+from debugcap.bundle import compressing, environment, layout, manifest, profile_masking, redact_detectors
 from debugcap.bundle import redact as redact_module
 from debugcap.errors import BundleError
 from debugcap.storage import base as storage_base
@@ -55,6 +55,10 @@ ENVIRONMENT_MAX_BYTES: Final = 16 * 1024 * 1024
 SPOOL_MEMORY_BYTES: Final = 512 << 10
 
 Source = bytes | Iterable[bytes] | IO[bytes]
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 def spool_file(directory: Path) -> IO[bytes]:
@@ -151,8 +155,9 @@ class BundleWriter:
         self._tmp_path: Path | None = None
         self._raw: BinaryIO | None = None
         self._hashing: _HashingWriter | None = None
-        self._gzip: gzip.GzipFile | None = None
-        self._tar: tarfile.TarFile | None = None
+        self._stream: compressing.GzipPieces | None = None
+        self._offset = 0  # bytes of tar written so far, as tarfile counts them
+        self._padding = b""  # the last member's padding to a whole block, compressed with what follows
         self._finished: WrittenBundle | None = None
 
     @property
@@ -180,7 +185,7 @@ class BundleWriter:
             )
 
     def open(self) -> None:
-        if self._tar is not None:
+        if self._stream is not None:
             raise BundleError(f"bundle {self._name} is already open")
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
@@ -194,21 +199,11 @@ class BundleWriter:
         self._tmp_path = Path(tmp)
         self._raw = os.fdopen(fd, "wb")
         self._hashing = _HashingWriter(self._raw)
-        # Our own GzipFile (not tarfile's "w:gz") so the compressed bytes pass through the hashing
-        # writer; filename="" keeps the temp file's name out of the gzip header.
-        self._gzip = gzip.GzipFile(
-            filename="",
-            mode="wb",
-            fileobj=self._hashing,
-            compresslevel=self._compresslevel,
-            mtime=self._mtime,
-        )
-        self._tar = tarfile.TarFile(
-            fileobj=self._gzip,
-            mode="w",
-            format=tarfile.PAX_FORMAT,
-            copybufsize=CHUNK_SIZE,
-        )
+        # The tar stream is laid out here as tarfile lays it out (PAX headers, blocks, records),
+        # so a member can be compressed before its header is written (compressing.py).
+        self._stream = compressing.GzipPieces(self._hashing, compresslevel=self._compresslevel, mtime=self._mtime)
+        self._offset = 0
+        self._padding = b""
         self._add_raw(layout.VERSION, f"{layout.FORMAT_VERSION}\n".encode(), record=True)
 
     def add_bytes(self, path: str, data: bytes, *, redact: bool | None = None) -> manifest.FileEntry:
@@ -228,7 +223,7 @@ class BundleWriter:
         self._check_addable(path)
         do_redact = self._redact if redact is None else redact and self._redact
         with spool_file(self._spool_dir) as spool:
-            hashing = _HashingWriter(spool)
+            hashing = compressing.MemberPacker(spool, self._compresslevel)
             try:
                 if not do_redact:
                     self._copy(_chunks(source), hashing)
@@ -241,12 +236,15 @@ class BundleWriter:
                     self._copy(_chunks(source), hashing)
                 else:
                     self._copy(redact_module.redact_stream(_chunks(source), path, self._report, self._extra), hashing)
+                hashing.close()
             except OSError as exc:
                 raise BundleError(
                     f"cannot spool {path} for bundle {self._name} in {self._spool_dir}: {exc}; check free space there"
                 ) from exc
+            finally:
+                hashing.stop()  # the deflate thread ends whatever happened
             spool.seek(0)
-            self._add_member(path, spool, hashing.size)
+            self._add_member(path, _chunks(spool), hashing.size, hashing.crc)
         entry = manifest.FileEntry(sha256=hashing.hexdigest(), size=hashing.size)
         self._files[path] = entry
         return entry
@@ -262,7 +260,7 @@ class BundleWriter:
         ``earlier``: the manifest of the bundle this one redacts again (``kubectl debugcap redact``);
         its redaction records and counts are kept beside this writer's own.
         """
-        if self._tar is None or self._gzip is None or self._hashing is None or self._raw is None:
+        if self._stream is None or self._hashing is None or self._raw is None:
             raise BundleError(f"bundle {self._name} is not open; use it as a context manager")
         sums = b"".join(_checksum_line(e.sha256, p) for p, e in self._files.items())
         self._add_raw(layout.SHA256SUMS, sums, record=False)
@@ -277,13 +275,12 @@ class BundleWriter:
         )
         self._add_raw(layout.MANIFEST, result.to_json().encode(), record=False)
         try:
-            self._tar.close()
-            self._gzip.close()
+            self._close_archive(self._stream)
             self._raw.flush()
             if self._durable:
                 os.fsync(self._raw.fileno())
             self._raw.close()
-            self._tar = self._gzip = None
+            self._stream = None
             self._check_target_free()
             assert self._tmp_path is not None
             os.replace(self._tmp_path, self.path)
@@ -308,15 +305,13 @@ class BundleWriter:
 
     def abort(self) -> None:
         """Drop the partial archive; never touches finished bundles."""
-        for closer in (self._tar, self._gzip, self._raw):
-            if closer is None:
-                continue
+        if self._raw is not None:
             try:
-                closer.close()
-            except (OSError, tarfile.TarError, ValueError, zlib.error):
+                self._raw.close()
+            except OSError:
                 # The archive is being thrown away; a failure to close it cleanly changes nothing.
                 pass
-        self._tar = self._gzip = None
+        self._stream = None
         self._raw = None
         if self._tmp_path is not None:
             self._tmp_path.unlink(missing_ok=True)
@@ -333,7 +328,7 @@ class BundleWriter:
                 )
 
     def _check_addable(self, path: str) -> None:
-        if self._tar is None:
+        if self._stream is None:
             state = "finished" if self._finished else "not open"
             raise BundleError(f"cannot add {path!r}: bundle {self._name} is {state}")
         layout.check_path(path)
@@ -341,31 +336,47 @@ class BundleWriter:
             raise BundleError(f"bundle {self._name} already has {path!r}; each collector must write distinct paths")
 
     def _add_raw(self, path: str, data: bytes, *, record: bool) -> None:
-        self._add_member(path, io.BytesIO(data), len(data))
+        self._add_member(path, [], len(data), 0, content=data)
         if record:
             self._files[path] = manifest.FileEntry(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
-    def _add_member(self, path: str, fileobj: IO[bytes], size: int) -> None:
-        assert self._tar is not None
+    def _add_member(
+        self, path: str, compressed: Iterable[bytes], size: int, crc: int, *, content: bytes = b""
+    ) -> None:
+        """Header, then the member: ``content`` compressed here, or ``compressed`` (a piece of
+        ``size`` bytes with CRC-32 ``crc``), as tarfile.addfile lays them out."""
+        assert self._stream is not None
         info = tarfile.TarInfo(layout.member_name(self._stem, path))
         info.size = size
         info.mtime = self._mtime
         info.mode = 0o644
         info.uname = info.gname = ""
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         try:
-            self._tar.addfile(info, fileobj)
+            self._stream.add(self._padding + header + content)
+            if not content:
+                self._stream.add_compressed(compressed, crc, size)
         except OSError as exc:
             raise BundleError(
                 f"cannot write {path} into bundle {self._name} in {self._directory}: {exc}; check free space"
             ) from exc
+        self._offset += len(self._padding) + len(header) + size
+        self._padding = tarfile.NUL * (-size % tarfile.BLOCKSIZE)
+
+    def _close_archive(self, stream: compressing.GzipPieces) -> None:
+        # tarfile's close: two zero blocks, then zeros to a whole record.
+        end = self._padding + tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+        self._offset += len(end)
+        end += tarfile.NUL * (-self._offset % tarfile.RECORDSIZE)
+        stream.close(end)
 
     @staticmethod
-    def _copy(chunks: Iterable[bytes], out: _HashingWriter) -> None:
+    def _copy(chunks: Iterable[bytes], out: _Sink) -> None:
         for chunk in chunks:
             if chunk:
                 out.write(chunk)
 
-    def _spool_environment(self, path: str, source: Source, out: _HashingWriter) -> None:
+    def _spool_environment(self, path: str, source: Source, out: _Sink) -> None:
         data = bytearray()
         for chunk in _chunks(source):
             data += chunk
@@ -382,7 +393,7 @@ class BundleWriter:
             out,
         )
 
-    def _spool_profile(self, path: str, source: Source, out: _HashingWriter) -> None:
+    def _spool_profile(self, path: str, source: Source, out: _Sink) -> None:
         """Mask secrets in a gzip-compressed pprof protobuf, keeping it a valid profile.
 
         pprof string tables hold function names, file paths and *labels* (``pprof.Do`` /
