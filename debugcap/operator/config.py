@@ -282,7 +282,7 @@ def _presigned_endpoint(raw: str) -> str:
         return raw
     from urllib.parse import urlsplit
 
-    from debugcap.storage.s3 import parse_endpoint
+    from debugcap.storage.s3_errors import parse_endpoint
 
     try:
         host, _ = parse_endpoint(raw, True)
