@@ -113,6 +113,11 @@ def _error_body(ctx: CollectContext, collector: str, url_path: str, status: int,
 
 def _check(scratch: Scratch, body: Body, bundle_path: str) -> str:
     if body is Body.TEXT:
+        # Asked for no encoding; a pod that sends gzip anyway (with Content-Encoding or without)
+        # is not decompressed here: it may be a bomb, and a reader needs the text.
+        if scratch.read_bytes(2) == b"\x1f\x8b":
+            return ("gzip-compressed bytes where text was asked for: stored as they came, not decompressed "
+                    "(a program or proxy compressing its answers, or a decompression bomb)")
         return ""
     if body is Body.PROFILE:
         with _CHECKS:

@@ -113,6 +113,16 @@ def test_body_that_is_not_json_is_partial(bundle, pprof_port) -> None:
     assert result.status is base.Status.PARTIAL and "/debug/vars: not valid JSON: " in result.message
 
 
+def test_gzip_where_text_was_asked_for_is_kept_but_partial(bundle, pprof_port, data) -> None:
+    url = "/debug/pprof/goroutine?debug=1"
+    pprof_port.serve(url, "heap.pb.gz")  # gzip bytes, as a pod sending Content-Encoding: gzip unasked
+    result = fetching.fetch(bundle.context(http=pprof_port), "pprof-goroutine", url,
+                            layout.PPROF_GOROUTINE_DEBUG1, Body.TEXT)
+    assert result.status is base.Status.PARTIAL
+    assert result.message.startswith(f"{url}: gzip-compressed bytes where text was asked for")
+    assert bundle.files[layout.PPROF_GOROUTINE_DEBUG1] == data("go/heap.pb.gz")
+
+
 def test_text_body_cut_at_the_output_cap_is_partial_and_keeps_the_head(bundle, pprof_port, data) -> None:
     url = "/debug/pprof/goroutine?debug=2"
     pprof_port.serve(url, "goroutine-debug2.txt")
