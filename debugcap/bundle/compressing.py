@@ -35,7 +35,10 @@ except ImportError:  # an optional speed-up; zlib writes the same format
 # gzip 1-9 onto ISA-L 0-3: 6, the writer's default, is ISA-L's own default (2).
 _ISAL_LEVEL: Final = {1: 0, 2: 1, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 3}
 _RAW: Final = -15  # wbits: deflate without a zlib or gzip wrapper
-# Chunks (up to ~1 MiB each) waiting for the deflate thread of a member.
+# What a member's deflate thread is handed at a time (a source of many small chunks costs one
+# queue hand-over per MiB), and how many batches may wait: at most ~5 MiB in flight per member.
+# Batches of 1 byte, 1 MiB and 4 MiB wrote 100 MB in the same time; 4 MiB cost 15 MB more RSS.
+_BATCH: Final = 1 << 20
 _QUEUED: Final = 4
 
 
@@ -146,8 +149,9 @@ class GzipPieces:
 
 class MemberPacker:
     """A member's bytes on their way to its spool: SHA-256, CRC-32 and deflate, in a thread of its
-    own (each lets go of the GIL), so the next chunk is redacted meanwhile. At most
-    :data:`_QUEUED` chunks wait: memory stays flat whatever the member's size."""
+    own (each lets go of the GIL), so the next chunk is redacted meanwhile. Bytes go over in
+    batches of :data:`_BATCH`, at most :data:`_QUEUED` waiting: memory stays flat whatever the
+    member's size."""
 
     def __init__(self, spool: Any, compresslevel: int) -> None:
         self._spool = spool
@@ -157,6 +161,7 @@ class MemberPacker:
         self.size = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
         self._error: BaseException | None = None
+        self._batch = bytearray()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="bundle-deflate", daemon=True)
         self._thread.start()
@@ -164,8 +169,11 @@ class MemberPacker:
     def write(self, data: bytes) -> int:
         if self._error is not None:
             raise self._error
-        self._queue.put(data)
+        self._batch += data
         self.size += len(data)
+        if len(self._batch) >= _BATCH:
+            self._queue.put(bytes(self._batch))
+            self._batch.clear()
         return len(data)
 
     def _run(self) -> None:
@@ -185,6 +193,9 @@ class MemberPacker:
 
     def close(self) -> None:
         """Wait for the last bytes to reach the spool; raises what went wrong there."""
+        if self._batch and not self._closed and self._error is None:
+            self._queue.put(bytes(self._batch))
+            self._batch.clear()
         self.stop()
         if self._error is not None:
             raise self._error
