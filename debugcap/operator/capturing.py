@@ -36,7 +36,8 @@ from debugcap.operator.targets import PodSelection
 from debugcap.settings import CaptureSettings
 
 logger = logging.getLogger(__name__)
-# Longest an upload waits for the status write that names its key (see store_pod).
+# Longest an upload waits for a status write naming its key to succeed (see store_pod); the scheduler
+# tries that write a few times meanwhile (pod_scheduling.KEY_WRITE_TRIES).
 KEY_SENT_SECONDS: Final = 60.0
 # Longest a pod's lock waits for steps abandoned at the deadline to end once their connections are
 # closed (see _end_abandoned_steps). A request on a closed tunnel fails within a second, and it is
@@ -172,16 +173,8 @@ class Prepared:
             self.http.close()
 
 
-def prepare_pod(
-    kube: Kube,
-    namespace: str,
-    pod: str,
-    request: CaptureRequest,
-    template: templates.ExpandedTemplate,
-    *,
-    settings: CaptureSettings,
-    read: Mapping[str, Any] | None = None,
-) -> Prepared | PodResult:
+def prepare_pod(kube: Kube, namespace: str, pod: str, request: CaptureRequest, template: templates.ExpandedTemplate,
+                *, settings: CaptureSettings, read: Mapping[str, Any] | None = None) -> Prepared | PodResult:
     """Resolve the pod and pick its HTTP transport (opening a port-forward when that is the one),
     before the pod holds a concurrency slot.
 
@@ -239,19 +232,9 @@ def capture_settings(config: DebugcapConfig, request: CaptureRequest) -> Capture
     return settings
 
 
-def collect_pod(
-    kube: Kube,
-    prepared: Prepared,
-    request: CaptureRequest,
-    template: templates.ExpandedTemplate,
-    *,
-    capture_name: str,
-    work_dir: Path,
-    probe_seconds: float,
-    abandoned: threading.Event,
-    started: datetime,
-    window_open: Callable[[], None] | None = None,
-) -> Collected | PodResult:
+def collect_pod(kube: Kube, prepared: Prepared, request: CaptureRequest, template: templates.ExpandedTemplate, *,
+                capture_name: str, work_dir: Path, probe_seconds: float, abandoned: threading.Event,
+                started: datetime, window_open: Callable[[], None] | None = None) -> Collected | PodResult:
     """Capture one prepared pod into a bundle on local disk; failures come back as a Failed
     :class:`PodResult`. The caller closes ``prepared`` afterwards; ``window_open``: see
     :func:`debugcap.capture.capture`.
@@ -366,17 +349,16 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
               capture: delivering.Capture | None = None) -> PodResult:
     """Upload a collected pod's bundle (or spool it) and give the pod's result, not analysed yet.
 
-    ``key_sent`` is set once the status naming the bundle's key was written; the upload waits
-    for it, so a bundle is never stored under a key no status names. A stored bundle's local copy
-    stays for :func:`assess_pod`, which removes it; a spooled one has moved to the spool.
+    ``key_sent`` is set once a status write naming the bundle's key succeeded; the upload waits for
+    it (KEY_SENT_SECONDS at most, then :func:`_unnamed`): no bundle is stored under a key no status
+    names. A stored bundle's local copy stays for :func:`assess_pod`, which removes it; a spooled
+    one has moved to the spool.
     """
     target, outcome = collected.target, collected.outcome
     bundle = outcome.bundle
+    if key_sent is not None and not key_sent.wait(timeout=KEY_SENT_SECONDS):
+        return _unnamed(store, collected, capture)
     try:
-        if key_sent is not None:
-            # Bounded: an API server that never answers that write fails the final one too, and
-            # the bundle is better stored than lost.
-            key_sent.wait(timeout=KEY_SENT_SECONDS)
         # Stored before it is analysed: an operator killed while analysing (the analysis is the
         # memory-hungry part) must not take evidence with it.
         delivery, _flushed = delivering.deliver(store, bundle, namespace=target.namespace, pod=target.pod,
@@ -400,12 +382,35 @@ def store_pod(store: delivering.Store, collected: Collected, *, key_sent: thread
     else:
         shutil.rmtree(collected.out_dir, ignore_errors=True)  # the bundle itself is in the spool now
         phase = "Failed" if phase == "Failed" else "PartiallyFailed"
-        message = f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}"
+        message = (f"not uploaded: its key holds another object (not replaced); the bundle is set aside at "
+                   f"{delivery.location}, never sent: {delivery.error}" if delivery.held
+                   else f"upload failed, bundle kept in the operator's spool and sent later: {delivery.error}")
     return PodResult(name=target.pod, phase=phase, container=target.container, node=target.node,
                      message=errors.shorten(message, 512), uri=uri, key=delivery.key if delivery.stored else "",
                      upload_key="" if delivery.stored else delivery.key,
                      sha256=bundle.sha256, size_bytes=bundle.size, collectors=collected.collectors,
                      access=dict(bundle.manifest.access), duration_seconds=time.monotonic() - collected.clock)
+
+
+def _unnamed(store: delivering.Store, collected: Collected, capture: delivering.Capture | None) -> PodResult:
+    """The pod Failed, its bundle set aside in the spool's ``.held/`` (no flush sends it; a restart
+    keeps it): no status names its key, and a bundle under such a key is never adopted or deleted."""
+    target, bundle = collected.target, collected.outcome.bundle
+    key = delivering.object_key(store, target.namespace, target.pod, bundle.manifest.started_at,
+                                bundle.path.name, capture)
+    why = (f"bundle not uploaded: no status write naming its key {key} succeeded within {KEY_SENT_SECONDS:.0f} s "
+           "(can the operator reach the API server?), and a bundle no status names is never adopted or deleted")
+    try:
+        with store.lock:
+            where = f"kept at {store.spool.add(key=key, bundle=bundle.path, sha256=bundle.sha256, held=True).path}"
+        shutil.rmtree(collected.out_dir, ignore_errors=True)
+    except errors.DebugcapError as exc:  # still in the pod's scratch directory, which exc names
+        where = str(exc)
+    logger.error("%s/%s: %s; %s", target.namespace, target.pod, why, where)  # no status write may ever succeed
+    # The key stays listed: should a later write carry it, the capture's expiry removes the held copy.
+    return dataclasses.replace(collected.failed(errors.shorten(
+        f"{why}; {where} in the operator's spool, never sent: copy it from there" if where.startswith("kept")
+        else f"{why}; {where}", 512)), upload_key=key)
 
 
 def step_messages(entries: Iterable[Mapping[str, Any]], status: str) -> str:

@@ -67,6 +67,10 @@ PREPARE_LEAD_SECONDS: Final = 0.5
 # a bundle of hundreds of MB takes seconds to write. This catches an engine that does not finish
 # even then. 30 s is a judgement call.
 DEADLINE_GRACE_SECONDS: Final = 30.0
+# The status write naming a pod's upload key is tried this often, 5 then 10 s apart, while the upload
+# waits (capturing.KEY_SENT_SECONDS) for one to succeed: it rides out an API server's restart. Judgement call.
+KEY_WRITE_TRIES: Final = 3
+KEY_WRITE_RETRY_SECONDS: Final = 5.0
 
 
 class PodWork(Protocol):
@@ -83,16 +87,14 @@ class PodWork(Protocol):
         """Ask the pod for its evidence; call ``window_open`` when its profile window opens."""
 
     def store(self, collected: capturing.Collected, *, key_sent: threading.Event | None) -> PodResult:
-        """Upload the bundle once ``key_sent`` is set (the status names its key)."""
+        """Upload the bundle once ``key_sent`` is set (a status write naming its key succeeded)."""
 
     def assess(self, collected: capturing.Collected, stored: PodResult, *, analyse: bool) -> PodResult:
-        """``stored`` with the analysis of the bundle's local copy (unless ``analyse`` is False);
-        removes the copy."""
+        """``stored`` with its bundle's local copy analysed (unless ``analyse`` is False); removes the copy."""
 
 
 class Place:
-    """A place ahead (or any semaphore's unit), given back once: on the event loop, or from a thread
-    with :meth:`from_thread`."""
+    """A place ahead (or any semaphore's unit), given back once: on the loop, or from a thread (:meth:`from_thread`)."""
 
     def __init__(self, semaphore: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
         self.semaphore, self.loop, self.done = semaphore, loop, False
@@ -122,6 +124,18 @@ def pod_deadline(settings: CaptureSettings, template: templates.ExpandedTemplate
     length plus the slack): the scheduler frees the pod's slot at it, and abandons its collection
     DEADLINE_GRACE_SECONDS later (see :meth:`PodScheduler._collect`)."""
     return deadline.deadline_seconds(settings, template, engine.COLLECTORS)
+
+
+async def _write_key(run: StatusWriter, running: PodResult, key_sent: threading.Event, clock: clocks.Clock) -> None:
+    """Write ``running`` (it names the pod's upload key); set ``key_sent`` once a write carrying it
+    succeeded, trying again (every write carries it) up to KEY_WRITE_TRIES in all."""
+    for attempt in range(KEY_WRITE_TRIES):
+        if attempt:
+            await clock.sleep(KEY_WRITE_RETRY_SECONDS * attempt)
+        with contextlib.suppress(Exception):  # a failed write is logged by the writer
+            await (run.progress() if attempt else run.set_pod(running))
+            key_sent.set()
+            return
 
 
 def deleted_before(pod: str) -> PodResult:
@@ -156,6 +170,7 @@ class PodScheduler:
         # captures of one pod named alike would overwrite each other's bundle. Read and set with no
         # await between, so an urgent capture, which takes no pod lock, keeps to it as well.
         self._pod_started: dict[tuple[str, str], datetime] = {}
+        self._key_writes: set[asyncio.Task[None]] = set()  # see _write_key
 
     def close(self) -> None:
         """Stop the urgent executor if it is this scheduler's own (the operator is stopping)."""
@@ -280,7 +295,7 @@ class PodScheduler:
                        deadline_seconds: float | None) -> tuple[capturing.Collected | PodResult, threading.Event]:
         """Collect a prepared pod on a thread of its own, then call ``freed`` (a regular pod gives
         back the slot and place :meth:`_prepare` held for it). Returns what was collected and the
-        event set once the status naming its key was written.
+        event set once a status write naming its key succeeded (:func:`_write_key`).
 
         ``deadline_seconds`` (the pod's, explicit or automatic; None: none): at it ``freed`` is
         called whether or not the collection ended. The engine then abandons the steps still
@@ -295,13 +310,13 @@ class PodScheduler:
         abandoned, closed_apart = threading.Event(), False
         try:
             started = await self.distinct_start(namespace, pod)
-            # The key goes out with the Running status, and the upload waits for that write (see
-            # PodResult.upload_key); the capture itself does not. Under a burst of pod starts that
-            # write queues behind others, and waiting for it delayed each pod's window by up to 0.3 s.
-            key_sent = threading.Event()
-            # A failed write is not fatal: every later one carries the key too.
-            run.set_pod(PodResult(name=pod, phase="Running", upload_key=work.planned_key(pod, started))
-                        ).add_done_callback(lambda _task: key_sent.set())
+            # The key goes out with the Running status; the upload waits for that write, the capture
+            # does not: under a burst of pod starts it queues, which delayed each window by up to 0.3 s.
+            key_sent, running = threading.Event(), PodResult(name=pod, phase="Running",
+                                                             upload_key=work.planned_key(pod, started))
+            writing = asyncio.create_task(_write_key(run, running, key_sent, self._clock))
+            self._key_writes.add(writing)  # held: the loop keeps only weak references to tasks
+            writing.add_done_callback(self._key_writes.discard)
             job = own_thread(functools.partial(work.collect, prepared, started=started, abandoned=abandoned,
                                                window_open=window_open), name=f"capture {namespace}/{pod}")
             metrics.RUNNING.inc()
@@ -434,8 +449,7 @@ class _Once:
 
 def own_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
     """``fn()`` on a new daemon thread; its result (or exception) on the running loop's future.
-    A result that comes after the loop closed or the future was cancelled is dropped
-    (:func:`_drop_late`)."""
+    A result that comes after the loop closed or the future was cancelled is dropped (:func:`_drop`)."""
     loop = asyncio.get_running_loop()
     job: asyncio.Future[T] = loop.create_future()
 

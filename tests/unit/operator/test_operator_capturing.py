@@ -5,7 +5,9 @@ backend's own ``uri``, not a description of the store), and its scratch director
 analysed; the bundle is stored before it is analysed, and the analysis reads the local copy (the
 pod's Healthy, at the capture's generation, with the operator's trace limit); a spooled bundle, a
 refused one and a Failed pod are not analysed; a bundle the store refuses keeps its key listed as
-``uploadKey`` (or spooled, is PartiallyFailed).
+``uploadKey`` (or spooled, is PartiallyFailed); a bundle whose key no status write named is not
+uploaded but set aside in the spool, the pod Failed naming where; a bundle whose key holds another
+object is said to be set aside, not "sent later".
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from debugcap.operator import capturing, health
 from debugcap.operator.requests import parse_spec
 from debugcap.operator.results import PodResult
 from debugcap.settings import CaptureSettings
+from debugcap.storage import base as storage_base
 from debugcap.storage import local, spool
 
 WHEN = operator_fakes.WHEN
@@ -219,3 +222,40 @@ def test_a_capture_cut_at_its_deadline_does_not_wait_for_the_pprof_check(
         http.release.set()
     [collected] = got
     assert isinstance(collected, capturing.Collected) and capturing.cut_at_deadline(collected.outcome.records)
+
+
+def test_a_bundle_whose_key_no_status_write_named_is_not_uploaded_but_kept_in_the_spool(
+        store: delivering.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing would ever adopt or delete a bundle under a key no status names: it is set aside,
+    never sent, and the pod's message (and a log line) says where."""
+    monkeypatch.setattr(capturing, "KEY_SENT_SECONDS", 0.0)  # the wait gives up at once
+    collected = _collected(tmp_path)
+    result = capturing.store_pod(store, collected, key_sent=threading.Event())  # never set: no write succeeded
+    key = capturing.planned_key(store, "shop", "api-1", WHEN)
+    assert not (tmp_path / "store" / key).exists()
+    assert result.phase == "Failed" and not result.key
+    assert result.upload_key == key  # listed, should a later write carry it: the capture's expiry removes the copy
+    [kept] = store.spool.held()
+    assert kept.key == key and kept.sha256 == collected.outcome.bundle.sha256
+    assert f"no status write naming its key {key} succeeded" in result.message
+    assert f"kept at {kept.path}" in result.message and "never sent" in result.message
+    assert not store.spool.entries()  # no flush sends it
+    assert not collected.out_dir.exists()
+
+
+def test_a_bundle_whose_key_holds_another_object_is_reported_not_uploaded(
+        store: delivering.Store, tmp_path: Path) -> None:
+    key = capturing.planned_key(store, "shop", "api-1", WHEN)
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"another object")
+    store.backend.put(key=key, path=other, sha256=storage_base.file_sha256(other)[0])
+    sent = threading.Event()
+    sent.set()
+    result = capturing.store_pod(store, _collected(tmp_path), key_sent=sent)
+    [held] = store.spool.held()
+    assert held.key == key and not store.spool.entries()
+    assert result.message.startswith(f"not uploaded: its key holds another object (not replaced); the bundle is "
+                                      f"set aside at {held.path}, never sent: ")
+    assert "sent later" not in result.message and result.phase == "PartiallyFailed"
+    assert not result.key and result.upload_key == key  # the capture's expiry removes the held copy
+

@@ -10,7 +10,8 @@ next pod is prepared half a second before a window ends; a bundle is analysed af
 once a status lists it, outside the upload limit and one at a time; a pod with nothing to analyse
 (refused, spooled, Failed) does not wait for another pod's analysis, and a refused pod's bundle
 stays when its task is cancelled; a capture being deleted does not analyse; a pod whose reporting
-raises still ends its capture.
+raises still ends its capture; the upload is told its key is written only after a write carrying
+it succeeded, a failed one being tried again a bounded number of times.
 
 The pod work is a fake :class:`PodWork`; ordering is asserted with events, never with timing.
 """
@@ -497,3 +498,63 @@ def test_a_pod_whose_reporting_fails_still_ends_its_capture(
     failures = [r.getMessage() for r in caplog.records if "reporting its" in r.getMessage()]
     assert len(failures) == 4 and all("KeyError" in m for m in failures)  # capture and health, per pod
     assert not any(secret in r.getMessage() for r in caplog.records)
+
+
+def _key_capture(executor: ThreadPoolExecutor, tmp_path: Path,
+                 failures: int) -> tuple[list[str], list[str], bool, list[float]]:
+    """One pod through a writer whose first ``failures`` sends fail: the writes (``failed`` or
+    ``ok``, with the pod's uploadKey), those made when the upload stopped waiting, whether the
+    upload was told the key was written, and the waits asked of the clock."""
+    writes: list[str] = []
+    tries_over = threading.Event()
+    seen: dict[str, Any] = {}
+
+    async def send(status: dict[str, Any]) -> bool:
+        keys = ",".join(p.get("uploadKey", "-") for p in status.get("pods") or [])
+        ok = len(writes) >= failures
+        writes.append(f"{'ok' if ok else 'failed'} {keys}")
+        if len(writes) == pod_scheduling.KEY_WRITE_TRIES:
+            tries_over.set()
+        if not ok:
+            raise kopf.TemporaryError("the API server is restarting")
+        return False
+
+    work = Work(tmp_path)
+
+    def store(collected: capturing.Collected, *, key_sent: threading.Event | None) -> PodResult:
+        assert key_sent is not None
+        if failures >= pod_scheduling.KEY_WRITE_TRIES:  # nothing will set it: wait for the last try
+            assert tries_over.wait(GUARD)
+        seen["sent"] = key_sent.wait(GUARD if failures < pod_scheduling.KEY_WRITE_TRIES else 0)
+        seen["writes"] = list(writes)
+        return PodResult(name=collected.target.pod, phase="Completed", key="k/p1.tar.gz")
+
+    work.store = store  # type: ignore[method-assign]
+
+    clock = operator_fakes.FakeClock(auto=True)  # the waits between tries pass at once
+
+    async def run_one() -> None:
+        scheduler, run = PodScheduler(1, executor, clock=clock), StatusWriter(send, what="ns/cap", interval=0.0)
+        await scheduler.capture(run, "ns", "p1", work)
+        await run.settle()
+
+    asyncio.run(run_one())
+    return writes, seen["writes"], seen["sent"], clock.asked
+
+
+def test_a_failed_status_write_naming_the_key_is_tried_again_before_the_upload(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    """The upload waits for a write naming its key that succeeded, not one that merely ended."""
+    writes, before_upload, sent, waits = _key_capture(executor, tmp_path, failures=1)
+    assert sent and waits == [pod_scheduling.KEY_WRITE_RETRY_SECONDS]
+    assert before_upload == ["failed k/p1.tar.gz", "ok k/p1.tar.gz"]  # the retry carried the key
+    assert writes[-1] == "ok -"  # the final result (stored: bundle, no uploadKey)
+
+
+def test_an_upload_key_no_write_could_name_is_never_reported_written(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    tries = pod_scheduling.KEY_WRITE_TRIES
+    writes, before_upload, sent, waits = _key_capture(executor, tmp_path, failures=tries)
+    assert waits == [pod_scheduling.KEY_WRITE_RETRY_SECONDS * n for n in range(1, tries)]  # 5 s, then 10 s
+    assert not sent  # store_pod then keeps the bundle out of the store (test_operator_capturing)
+    assert before_upload == ["failed k/p1.tar.gz"] * tries  # bounded: no more tries than that
