@@ -14,7 +14,9 @@
 :meth:`Auto.open` (the operator's prepare step, before the pod's turn) or else at the first GET.
 Each candidate is asked for the pprof index, ``GET /debug/pprof/``, and taken only when it
 answers 200 with Go's index page (a sidecar that takes the TCP connection and resets every
-request, a gateway's 404, is no pprof server); its connection is kept for the capture. In order:
+request, a gateway's 404, is no pprof server); its connection is kept for the capture. A probe
+waits PROBE_SECONDS at most, stops at once when the body proves not to be the index (a trickle of
+bytes that are not HTML), and the probes together keep within the pod's deadline. In order:
 direct, only when this process runs in the cluster's own pod network (the operator's pod,
 :func:`debugcap.kube.podhttp.in_cluster`); then pods/proxy; else port-forward, which is not
 probed. The manifest's ``access.http`` says which was used and ``access.httpFallback`` why the
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Protocol
 
 from debugcap import errors, templates
+from debugcap.capture import deadline
 from debugcap.capture.window import SendingGets, forwards_needed
-from debugcap.collectors import base
+from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import podhttp, podproxy, portforward
 from debugcap.kube.client import Kube
 from debugcap.kube.portforward import HttpResult
@@ -41,13 +45,20 @@ from debugcap.settings import CaptureSettings
 # quarter of a second is not routed from here. Judgement call: it is what a capture pays once
 # per pod where pod IPs are filtered without an answer (unrouted ones fail at once).
 DIRECT_PROBE_SECONDS = 0.25
-# Longest wait for the pprof index from the pod IP once connected: Go serves it in a millisecond;
-# a program too busy to answer it within seconds is better reached through the next transport.
-DIRECT_INDEX_SECONDS = 3.0
-# Longest wait for the pods/proxy probe: a busy API server answers within a few seconds.
-PROXY_PROBE_SECONDS = 10.0
+# Longest wait for the pprof index, from the pod IP once connected or through pods/proxy. Go
+# serves it in a millisecond and a busy API server relays it within a second or two. The operator
+# probes while the pod holds a place ahead of its slot, before its deadline starts: a pod that
+# trickles its answer held that place ~10 s through pods/proxy. A program too busy to answer within
+# this is better reached through the next transport. 3 s: judgement call.
+PROBE_SECONDS = 3.0
+DIRECT_INDEX_SECONDS = PROBE_SECONDS
+PROXY_PROBE_SECONDS = PROBE_SECONDS
 PROBE_PATH = "/debug/pprof/"
 PROBE_BYTES = 64 << 10
+# Go's index page begins "<html>\n<head>\n<title>/debug/pprof/</title>". A body that does not begin
+# with "<", or whose first SNIFF_BYTES name no index mark, is not the index whatever follows: the
+# probe stops reading it (see _Sniff) instead of waiting out a trickle. Judgement call: 2 KiB.
+SNIFF_BYTES = 2048
 
 
 class Transport(SendingGets, Protocol):
@@ -74,8 +85,11 @@ class Auto:
 
     def __init__(self, kube: Kube, target: base.Target, *, forwards: int, in_cluster: bool | None = None,
                  direct_probe_seconds: float = DIRECT_PROBE_SECONDS,
-                 proxy_probe_seconds: float = PROXY_PROBE_SECONDS) -> None:
+                 proxy_probe_seconds: float = PROXY_PROBE_SECONDS, deadline_seconds: float | None = None,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        """``deadline_seconds``: the pod's (None: none); the probes together take no longer."""
         self.kube, self.target, self.forwards = kube, target, forwards
+        self.deadline_seconds, self._now = deadline_seconds, now
         # None: from where this process runs (tests say it outright).
         self.in_cluster = podhttp.in_cluster(kube.configuration.host) if in_cluster is None else in_cluster
         self.direct_probe_seconds, self.proxy_probe_seconds = direct_probe_seconds, proxy_probe_seconds
@@ -136,21 +150,31 @@ class Auto:
                 pool.close()
                 self._check_open()
 
+    def _left(self, began: float, seconds: float) -> float:
+        """``seconds``, or less: what is left of the pod's deadline since the choice ``began``."""
+        if self.deadline_seconds is None:
+            return seconds
+        return min(seconds, self.deadline_seconds - (self._now() - began))
+
     def _choose(self) -> Transport:
-        t = self.target
+        t, began = self.target, self._now()
         for name in to_try(self.in_cluster):
             pool: podhttp.Pool
+            if name != "port-forward" and self._left(began, PROBE_SECONDS) <= 0:
+                self._skipped.append(f"{name}: not tried: the pod's deadline of {self.deadline_seconds:.10g} s "
+                                     "passed while choosing")
+                continue
             if name == "direct":
                 if not t.pod_ip:
                     self._skipped.append("direct: the pod has no IP")
                     continue
                 pool = podhttp.Direct(namespace=t.namespace, pod=t.pod, host=t.pod_ip, port=t.pprof_port,
-                                      connect_timeout=self.direct_probe_seconds)
-                why = self._probe(pool, DIRECT_INDEX_SECONDS)
+                                      connect_timeout=self._left(began, self.direct_probe_seconds))
+                why = self._probe(pool, self._left(began, DIRECT_INDEX_SECONDS))
                 pool.connect_timeout = podhttp.DIRECT_CONNECT_SECONDS  # the capture's own connects
             elif name == "proxy":
                 pool = podproxy.Proxy(self.kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port)
-                why = self._probe(pool, self.proxy_probe_seconds)
+                why = self._probe(pool, self._left(began, self.proxy_probe_seconds))
             else:
                 break
             if not why:
@@ -193,12 +217,41 @@ class Auto:
                 pool.close()
 
 
+class _NotIndex(Exception):
+    """Raised by :class:`_Sniff` to stop a probe's GET (its connection is then closed)."""
+
+
+class _Sniff(io.BytesIO):
+    """A probe's sink that stops the GET once more of the body comes after it proved not to be Go's
+    index (SNIFF_BYTES). Not at the first write: a short answer (a 404's "404 page not found")
+    usually comes whole in it, and then the probe names its HTTP status."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: bytes | None = None  # the body's first bytes, once they proved it not the index
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.first is not None:
+            raise _NotIndex
+        written = super().write(data)
+        body = self.getvalue()
+        head = body.lstrip()
+        if (head and not head.startswith(b"<")) or (
+                len(body) >= SNIFF_BYTES and not podhttp.looks_like_index(body[:SNIFF_BYTES])):
+            self.first = body[:16]
+        return written
+
+
 def probe(pool: podhttp.Pool, timeout: float) -> str:
     """Ask ``pool`` for the pprof index: "" when Go's index page came back (the connection stays
-    for the capture), else why not in a few words, for the manifest's httpFallback."""
-    sink = io.BytesIO()
+    for the capture), else why not in a few words, for the manifest's httpFallback. A body that
+    proves not to be the index ends the GET then (:class:`_Sniff`), not at ``timeout``."""
+    sink = _Sniff()
     try:
         res = pool.get(PROBE_PATH, sink, timeout=timeout, max_bytes=PROBE_BYTES)
+    except _NotIndex:
+        return (f"GET {PROBE_PATH} answered, but not with the pprof index (it began {sink.first!r}); "
+                "stopped there rather than read the rest")
     except errors.DebugcapError as exc:
         return _why_not(exc)
     if res.status != 200:
@@ -231,4 +284,5 @@ def http_pool(kube: Kube, target: base.Target, settings: CaptureSettings,
     if mode == "port-forward":
         return portforward.Pool(kube, namespace=t.namespace, pod=t.pod, port=t.pprof_port,
                                 size=forwards_needed(template))
-    return Auto(kube, target, forwards=forwards_needed(template))
+    return Auto(kube, target, forwards=forwards_needed(template),
+                deadline_seconds=deadline.deadline_seconds(settings, template, COLLECTORS))
