@@ -137,6 +137,7 @@ class Pool:
         self.size = max(size, 1)
         self._cond = threading.Condition()
         self._tunnels: list[_Tunnel] = []
+        self._retiring: set[_Tunnel] = set()  # given up on (see _release): no connection of theirs is kept
         self._idle: list[tuple[_Connection, bool]] = []  # (connection, used before)
         self._live = 0  # connections idle, in use, or being opened
         self._opened = 0
@@ -248,26 +249,29 @@ class Pool:
     def _release(self, conn: _Connection, keep: bool) -> None:
         done: _Tunnel | None = None
         with self._cond:
-            if keep and not self._closed:
+            tunnel = conn.tunnel
+            if keep and not self._closed and tunnel not in self._retiring:
                 self._idle.append((conn, True))
             else:
                 self._live -= 1
-                given_up = not conn.ended  # cut at its cap or timed out: its body still comes
+                given_up = not keep and not conn.ended  # cut at its cap or timed out: its body still comes
                 conn.drop()  # nothing more of it is read
-                tunnel = conn.tunnel
-                if given_up:
-                    # No new request goes to its tunnel: it is to close, not to be drained
-                    # until the capture ends. Its idle connections go with it.
+                if given_up and tunnel not in self._retiring:
+                    # No new request goes to its tunnel: it is to close, not to be drained until the
+                    # capture ends. Its idle connections go with it; one in use (a CPU profile) is
+                    # not kept when its request ends (above), or the next request would take it.
+                    self._retiring.add(tunnel)
                     spare = [c for c, _ in self._idle if c.tunnel is tunnel]
                     self._idle = [(c, used) for c, used in self._idle if c.tunnel is not tunnel]
                     self._live -= len(spare)
                     for c in spare:
                         c.drop()
-                # Closed once none of its connections is in use: a request on a sibling (a CPU
-                # profile) ends first, and meanwhile the tunnel's reader closes it if the one
-                # given up on sends more than DRAIN_BYTES.
+                # Closed once none of its connections is in use: a request on a sibling ends first,
+                # and meanwhile the tunnel's reader closes it if the one given up on sends more
+                # than DRAIN_BYTES.
                 if tunnel in self._tunnels and all(c.dropped for c in tunnel.connections):
                     self._tunnels.remove(tunnel)
+                    self._retiring.discard(tunnel)
                     done = tunnel
             self._cond.notify_all()
         if done is not None:
@@ -277,6 +281,7 @@ class Pool:
         with self._cond:
             self._closed = True
             tunnels, self._tunnels, self._idle = self._tunnels, [], []
+            self._retiring.clear()
             self._cond.notify_all()
         for tunnel in tunnels:
             tunnel.close()
