@@ -17,6 +17,7 @@ No test waits on time: threads are joined with GUARD, which only turns a hang in
 
 from __future__ import annotations
 
+import collections
 import io
 import socket
 import struct
@@ -41,6 +42,8 @@ class FakeWebSocket:
         self.sock, self.peer = socket.socketpair()
         self.sent: list[bytes] = []
         self.closes = 0
+        self._cut: collections.deque[bool] = collections.deque()  # per frame pushed: is it cut short
+        self.mid_frame = threading.Event()  # the reader has the header of a frame cut short
 
     def settimeout(self, _seconds: float) -> None:
         pass
@@ -62,11 +65,14 @@ class FakeWebSocket:
 
     def recv_data_frame(self, _control: bool) -> tuple[int, Any]:
         (size,) = struct.unpack("<I", self._exactly(4))
+        if self._cut.popleft():  # the reader now waits for the rest, holding the tunnel's lock
+            self.mid_frame.set()
         return ABNF.OPCODE_BINARY, SimpleNamespace(data=self._exactly(size))
 
     def push(self, channel: int, payload: bytes, *, cut: int | None = None) -> None:
         """A frame from the API server; ``cut``: only its first bytes (the rest never comes)."""
         frame = struct.pack("<I", len(payload) + 1) + bytes([channel]) + payload
+        self._cut.append(cut is not None)  # before the bytes, which the reader may read at once
         try:
             self.peer.sendall(frame if cut is None else frame[:cut])
         except OSError:  # the tunnel closed the stream: what still comes goes nowhere
@@ -108,13 +114,9 @@ def test_close_wakes_a_blocked_request_while_the_reader_is_stuck_mid_frame() -> 
     tunnel, ws = _tunnel(1)
     request, raised = _reading(tunnel.connections[0])
     ws.push(0, b"HTTP/1.1 200 OK\r\n", cut=6)  # a frame begun: the reader now waits for its rest
-    held = threading.Event()
-    for _ in range(int(GUARD * 1000)):  # until the reader holds the lock sends take (bounded: a guard)
-        if tunnel._io_lock.locked():
-            held.set()
-            break
-        held.wait(0.001)
-    assert held.is_set(), "the reader never began the frame"
+    # Not the lock alone: the reader holds it for the port-number frames too, and a close() that
+    # waits for the lock passes when it comes in between them.
+    assert ws.mid_frame.wait(GUARD), "the reader never began the frame"
     closing = threading.Thread(target=tunnel.close, daemon=True)
     closing.start()
     closing.join(GUARD)
