@@ -17,6 +17,9 @@ from debugcap.collectors import base
 from debugcap.kube.client import segment
 
 CHUNK = 256 << 10
+# Reads asking for fewer of the newest lines after a cut one: a judgement call (each costs at most
+# the cap; halving, six reach newest lines 64 times as long as the rest).
+NEWEST_RETRIES = 6
 
 
 class LogsCollector(base.Collector):
@@ -45,16 +48,24 @@ class LogsCollector(base.Collector):
                 return base.CollectorResult(base.Status.OK, "", (path,))
             # The kubelet applies limitBytes from the start of the tail, so the cut kept the oldest
             # of the last N lines; the newest matter most. Ask again for as many lines as fitted:
-            # those end at the log's end (a second read of at most the cap, and only when cut).
+            # those end at the log's end, unless the newest lines are longer (or the log grew), so
+            # a read cut again asks for fewer (each read at most the cap, only when cut).
             fitted = min(newlines, lines) - 1
-            if fitted > 0:
+            for _ in range(NEWEST_RETRIES):
+                if fitted <= 0:
+                    break
                 with ctx.scratch() as (fh2, newest):
                     again = self._read(ctx, fitted, previous, fh2)
-                    if not isinstance(again, base.CollectorResult) and again[1] > 0:
+                    if isinstance(again, base.CollectorResult) or again[1] == 0:
+                        break
+                    if again[0] <= cap:
                         ctx.add(path, newest)
                         return base.CollectorResult(
                             base.Status.PARTIAL, f"{path}: the newest {fitted} lines only: the last {lines} "
                             f"are more than {cap} bytes (the output cap)", (path,))
+                    # Cut again: the newest lines are longer. At most the lines this read kept, and at
+                    # most half as many as asked: a few reads reach lines of any length.
+                    fitted = min(again[1] - 1, fitted // 2)
             ctx.add(path, first)
         return base.CollectorResult(base.Status.PARTIAL, f"{path}: cut at {cap} bytes (the output cap)", (path,))
 

@@ -104,3 +104,22 @@ def test_a_log_that_fits_is_read_once(bundle) -> None:
     api = Kubelet(b"a\nb\n")
     assert LogsCollector().collect(bundle.context(kube=api)).status is base.Status.OK
     assert len(api.queries) == 1 and bundle.files["logs/app.log"] == b"a\nb\n"
+
+
+def test_newest_lines_longer_than_the_rest_are_asked_for_again_until_they_fit(bundle) -> None:
+    log = b"".join(b"line %05d %s\n" % (i, b"x" * 88) for i in range(990))
+    log += b"".join(b"tail %05d %s\n" % (i, b"y" * 1988) for i in range(10))  # 2000 bytes a line
+    api = Kubelet(log)
+    result = LogsCollector().collect(bundle.context(kube=api, log_lines=1000, output_cap_bytes=10_050))
+    kept = bundle.files["logs/app.log"]
+    assert kept == b"".join(log.splitlines(keepends=True)[-5:])  # the log's end, whole lines
+    assert [q["tailLines"] for q in api.queries] == ["1000", "99", "49", "24", "12", "5"]
+    assert "newest 5 lines" in result.message
+
+
+def test_a_log_cut_at_every_read_keeps_the_first_and_says_cut(bundle) -> None:
+    log = b"".join(b"%s\n" % (b"z" * 50_000) for _ in range(3))  # each line over the cap
+    api = Kubelet(log)
+    result = LogsCollector().collect(bundle.context(kube=api, log_lines=1000, output_cap_bytes=10_050))
+    assert result.message == "logs/app.log: cut at 10050 bytes (the output cap)"
+    assert bundle.files["logs/app.log"] == log[:10_050]
