@@ -15,6 +15,7 @@ keys it passes, never a key it merely reads back from a capture's status.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ from debugcap.storage import base, local, spool
 DEFAULT_PREFIX = S3Settings.prefix  # one default for both backends
 DEFAULT_CLUSTER = S3Settings.cluster
 
+logger = logging.getLogger(__name__)
+
 
 def data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "debugcap"
@@ -51,14 +54,21 @@ STALE_UPLOAD_AGE: Final = timedelta(hours=6)
 STALE_UPLOAD_SWEEP_EVERY: Final = timedelta(hours=1)
 
 
+# In the spool directory (a dot file: never taken for a bundle): when the last sweep began, so a
+# process per run (the CLI's --upload) sweeps at most once per interval too.
+LAST_SWEEP_FILE: Final = ".last-upload-sweep"
+
+
 @dataclass
 class StaleSweep:
     """When a store last looked for abandoned multipart uploads under its own prefix."""
 
     older_than: timedelta = STALE_UPLOAD_AGE
     every: timedelta = STALE_UPLOAD_SWEEP_EVERY
-    last: float | None = None  # time.monotonic() of the last sweep
-    clock: Callable[[], float] = time.monotonic
+    last: float | None = None  # clock() of the last sweep this process knows of
+    # Wall time, not monotonic: it is compared with a time another process wrote down.
+    clock: Callable[[], float] = time.time
+    running: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,36 @@ def sweep_stale_uploads(store: Store) -> Sequence[str]:
     ``store.sweep.older_than`` ago), at most once per ``store.sweep.every``; the keys aborted.
     Called by :func:`deliver`, so the operator sweeps while it captures and the CLI on ``--upload``."""
     sweep = store.sweep
-    now = sweep.clock()
-    if sweep.last is not None and now - sweep.last < sweep.every.total_seconds():
-        return []
-    sweep.last = now
-    return store.backend.abort_stale_uploads(prefix=store.own_prefix, older_than=sweep.older_than)
+    if not sweep.running.acquire(blocking=False):
+        return []  # another thread of this process is sweeping right now
+    try:
+        now = sweep.clock()
+        marker = store.spool.directory / LAST_SWEEP_FILE
+        last = max(sweep.last or 0.0, _read_last_sweep(marker))
+        # A time ahead of now (a clock set back) would stop sweeps until it came round again.
+        if 0 < last <= now and now - last < sweep.every.total_seconds():
+            return []
+        sweep.last = now
+        _write_last_sweep(marker, now)
+        return store.backend.abort_stale_uploads(prefix=store.own_prefix, older_than=sweep.older_than)
+    finally:
+        sweep.running.release()
+
+
+def _read_last_sweep(marker: Path) -> float:
+    try:
+        return float(marker.read_text(encoding="ascii").strip() or 0)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0.0  # none yet, or unreadable: sweep (hourly at worst is the point, not exactness)
+
+
+def _write_last_sweep(marker: Path, now: float) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with base.atomic_file(marker, durable=False) as fh:
+            fh.write(f"{now:.3f}\n".encode())
+    except OSError as exc:  # housekeeping: never a reason to fail a delivery
+        logger.debug("cannot record the stale-upload sweep in %s: %s", marker, exc.strerror or exc)
 
 
 def delete(store: Store, keys: list[str]) -> None:
@@ -242,7 +277,9 @@ def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: 
     holds another object is never replaced: the bundle is held in the spool (``Delivery.held``)."""
     with store.lock:
         flushed = spool.flush_spool(store.backend, store.spool)
-        sweep_stale_uploads(store)
+    # Outside the lock: listing the bucket's uploads can take minutes against a slow store, and
+    # every other delivery and delete of this process waits on the lock meanwhile.
+    sweep_stale_uploads(store)
     key = object_key(store, namespace, pod, when, bundle.path.name, capture)
     delivery = spool.deliver(store.backend, store.spool, key=key, bundle=bundle.path, sha256=bundle.sha256,
                              keep_local=keep_local)

@@ -10,9 +10,11 @@ be checked with ``sha256sum -c`` without debugcap.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -195,7 +197,10 @@ def atomic_file(target: Path, *, durable: bool = True, exclusive: bool = False) 
     Readers never see half a file: on any error the temp file is removed and
     ``target`` is left as it was. ``exclusive``: a hard link instead of a rename, which fails with
     :class:`FileExistsError` when ``target`` exists (a rename would replace it), with no window
-    between a check and the write.
+    between a check and the write. Where the file system has no hard links (exFAT, SMB, some
+    FUSE), ``target`` is created exclusively and the temp file copied into it instead: still never
+    replacing a file, though a reader may then see it before it is whole (the store's sidecar,
+    written after, is what marks an object complete).
     """
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
@@ -205,10 +210,37 @@ def atomic_file(target: Path, *, durable: bool = True, exclusive: bool = False) 
             if durable:
                 os.fsync(handle.fileno())
         if exclusive:
-            os.link(tmp, target)
-            Path(tmp).unlink()
+            _place_exclusive(Path(tmp), target, durable=durable)
         else:
             os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# link(2) failing for want of hard links on the file system, not because of the target.
+_NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
+
+
+def _place_exclusive(tmp: Path, target: Path, *, durable: bool) -> None:
+    """Move ``tmp`` to ``target`` unless ``target`` exists (:class:`FileExistsError`)."""
+    try:
+        os.link(tmp, target)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
+            raise
+        _copy_exclusive(tmp, target, durable=durable)
+    tmp.unlink()
+
+
+def _copy_exclusive(tmp: Path, target: Path, *, durable: bool) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # as mkstemp's  # FileExistsError: left alone
+    try:
+        with os.fdopen(fd, "wb") as out, tmp.open("rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+    except BaseException:
+        target.unlink(missing_ok=True)  # ours (O_EXCL made it): half a file is no object
         raise

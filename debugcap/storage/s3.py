@@ -305,8 +305,18 @@ class S3Backend(base.StorageBackend):
             # the listing, a request per bundle, is skipped.
             self._abort_incomplete(key, quiet=True)
         bucket = self._settings.bucket
+        attempts = 0
 
         def upload() -> base.StoredObject:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                # The try before may have stored it all and lost only the answer (to a
+                # CompleteMultipartUpload, say): sending the bundle again would cost its whole size.
+                found = self._stat_sha256(key)
+                if found is not None:
+                    self._check_ours(key, found, sha256, size)
+                    return self._put_sidecar(key, sha256, size)
             try:
                 self._write(key, path, sha256)
             except minio.error.S3Error as exc:

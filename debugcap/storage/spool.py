@@ -7,7 +7,9 @@ The spool mirrors object keys: ``<spool>/<key>`` and ``<spool>/<key>.sha256`` (`
 format). The sidecar is written before the bundle is moved in, so a disk that fills up stops
 the add with the bundle still where it was; a bundle name is only ever complete (renamed into
 place), and one found without its sidecar (spooled by an older version that wrote it second) is
-hashed and listed again, never stranded. Flushing is idempotent: a spooled bundle already stored
+hashed and listed again, never stranded. A sidecar-less file that is no bundle (no ``.tar.gz``
+name, or no valid key: a ``README``, fsck's ``lost+found/#1234``) is someone else's: never sent,
+warned about once. Flushing is idempotent: a spooled bundle already stored
 with the same SHA-256 is just removed from the spool.
 
 A key that already holds another object in the store (:class:`~debugcap.storage.base.KeyConflictError`)
@@ -15,15 +17,18 @@ is permanent: trying again would fail the same way forever, and the store never 
 a bundle is *held*: moved to ``<spool>/.held/<key>`` (with its sidecar), reported once by the
 delivery or flush that found it, listed by :meth:`Spool.held`, and never sent by a flush. A
 person compares the two (the message names both SHA-256s) and stores the held one under a key of
-its own, or deletes it.
+its own, or deletes it. A second bundle held for one key goes beside the first, as
+``<key>.<sha256[:12]>``: no held bundle replaces another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,9 @@ from debugcap.storage import base
 logger = logging.getLogger(__name__)
 
 HELD: Final = ".held"  # under the spool: bundles whose key holds another object; never a key segment of ours
+BUNDLE_SUFFIX: Final = ".tar.gz"  # bundle.layout.BUNDLE_SUFFIX (a layer above)
+_HELD_TAG: Final = 12  # hex digits of the SHA-256 naming a second bundle held for one key
+_HELD_TWIN = re.compile(r"(?P<key>.+\.tar\.gz)\.[0-9a-f]{12}")  # fullmatch: <key>.<sha256[:12]>
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ def _move(source: Path, target: Path) -> None:
 class Spool:
     def __init__(self, directory: Path) -> None:
         self._dir = Path(directory)
+        self._ignored: set[Path] = set()  # stray files already warned about
 
     @property
     def directory(self) -> Path:
@@ -103,7 +112,7 @@ class Spool:
         """Move ``bundle`` (and drop its ``.sha256`` beside it) into the spool under ``key``;
         ``held``: into ``.held/``, where no flush looks."""
         base.check_sha256(sha256)
-        target = self._held_path(key) if held else self._path(key)
+        target = self._held_beside(self._held_path(key), sha256) if held else self._path(key)
         bundle = Path(bundle)
         sidecar = target.with_name(target.name + base.CHECKSUM_SUFFIX)
         try:
@@ -111,7 +120,7 @@ class Spool:
             # The sidecar first: with the disk full, the add fails before the bundle moves, instead
             # of after, when the bundle would sit in the spool without the sidecar listing it.
             with base.atomic_file(sidecar) as fh:
-                fh.write(base.checksum_line(sha256, key))
+                fh.write(base.checksum_line(sha256, target.name))  # a held twin's own name
             if bundle.resolve() != target.resolve():
                 _move(bundle, target)
         except OSError as exc:
@@ -125,6 +134,21 @@ class Spool:
             ) from exc
         bundle.with_name(bundle.name + base.CHECKSUM_SUFFIX).unlink(missing_ok=True)
         return SpoolEntry(key=key, path=target, sha256=sha256)
+
+    @staticmethod
+    def _held_beside(target: Path, sha256: str) -> Path:
+        """Where to hold a bundle of ``sha256`` for ``target``'s key: ``target`` itself, unless it
+        holds another bundle already (a second delivery to the same taken key), which is evidence
+        too: then ``<key>.<sha256[:12]>`` beside it."""
+        sidecar = target.with_name(target.name + base.CHECKSUM_SUFFIX)
+        try:
+            if not target.is_file():
+                return target
+            there = (base.parse_checksum_line(sidecar.read_bytes()) if sidecar.is_file()
+                     else base.file_sha256(target)[0])
+        except OSError:
+            there = None  # unreadable: not known to be this bundle, so not replaced either
+        return target if there == sha256 else target.with_name(f"{target.name}.{sha256[:_HELD_TAG]}")
 
     def hold(self, entry: SpoolEntry) -> SpoolEntry:
         """Move a spooled bundle to ``.held/``: its key holds another object in the store."""
@@ -152,7 +176,10 @@ class Spool:
                     continue
                 path = Path(dirpath, name)
                 key = path.relative_to(root).as_posix()
-                sha = _recorded_sha256(path, key)
+                twin = None if skip_held else _HELD_TWIN.fullmatch(key)
+                if twin is not None:  # a second bundle held for one key: listed under that key
+                    key = twin["key"]
+                sha = self._recorded_sha256(path, key)
                 if sha is not None:
                     found.append(SpoolEntry(key=key, path=path, sha256=sha))
         return sorted(found, key=lambda e: e.key)
@@ -161,7 +188,9 @@ class Spool:
         """Remove ``key``'s spooled bundle, waiting or held, if there is one; whether there was.
         (Its key's owner is gone, as when a capture expires: a held copy goes with it.)"""
         found = False
-        for path in (self._path(key), self._held_path(key)):
+        held = self._held_path(key)
+        twins = sorted(held.parent.glob(f"{glob.escape(held.name)}.{'[0-9a-f]' * _HELD_TAG}"))
+        for path in (self._path(key), held, *twins):
             if path.is_file():
                 self.remove(SpoolEntry(key=key, path=path, sha256=""))
                 found = True
@@ -180,10 +209,39 @@ class Spool:
             parent = parent.parent
 
 
-def _recorded_sha256(path: Path, key: str) -> str | None:
-    """The SHA-256 recorded beside a spooled bundle; for one without a sidecar, its own, written
-    down again (best-effort: a full disk still lists it, hashed anew next time)."""
-    sidecar = path.with_name(path.name + base.CHECKSUM_SUFFIX)
+    def _recorded_sha256(self, path: Path, key: str) -> str | None:
+        """The SHA-256 recorded beside a spooled bundle; for a bundle without a sidecar, its own,
+        written down again (best-effort: a full disk still lists it, hashed anew next time).
+        A sidecar-less file that is no bundle of ours is not listed (None), with one warning."""
+        sidecar = path.with_name(path.name + base.CHECKSUM_SUFFIX)
+        if not sidecar.is_file():
+            problem = _not_a_bundle(key)
+            if problem is not None:
+                if path not in self._ignored:  # a flush runs every few minutes: said once
+                    self._ignored.add(path)
+                    logger.warning("ignoring %s in the spool %s: %s and it has no %s, so no debugcap spooled "
+                                   "it; it is never uploaded; move it out of the spool directory",
+                                   path, self._dir, problem, sidecar.name)
+                return None
+        return _recorded_sha256(path, key, sidecar)
+
+
+def _not_a_bundle(key: str) -> str | None:
+    """Why ``key`` cannot be a spooled bundle's (None when it can): a bundle's name ends in
+    ``.tar.gz`` (as ``bundle.layout.stem`` requires, which this layer cannot import) and its key
+    passes :func:`base.check_key`. Anything else in the directory (a ``README``, fsck's
+    ``lost+found/#1234`` on a volume) was put there by someone else."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.endswith(BUNDLE_SUFFIX) or name == BUNDLE_SUFFIX:
+        return f"its name is not a bundle's (<...>{BUNDLE_SUFFIX})"
+    try:
+        base.check_key(key)
+    except StorageError:
+        return f"{key!r} is not a valid object key"
+    return None
+
+
+def _recorded_sha256(path: Path, key: str, sidecar: Path) -> str | None:
     try:
         if sidecar.is_file():
             sha = base.parse_checksum_line(sidecar.read_bytes())
@@ -251,6 +309,11 @@ def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: 
     report = FlushReport()
     entries = spool.entries()
     for index, entry in enumerate(entries):
+        try:
+            base.check_key(entry.key)
+        except StorageError as exc:  # this entry's problem, not the store's: the others still go
+            report.failed.append((entry.key, f"spooled {entry.path} cannot be sent: {exc}"))
+            continue
         try:
             actual, _size = base.file_sha256(entry.path)
         except OSError as exc:

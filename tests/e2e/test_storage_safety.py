@@ -7,7 +7,8 @@ Cases:
   for a multipart bundle): another writer that takes the key between our check and our write is
   not overwritten, and no unfinished upload is left;
 * an earlier try of ours whose answer was lost (the object is there, the check said absent) counts
-  as stored, and its lost sidecar is written;
+  as stored, and its lost sidecar is written; a retry after a lost answer to
+  CompleteMultipartUpload sends no part again;
 * a capture's delivery to a key that holds another object is held in the spool, reported, and no
   later flush tries it again;
 * an upload killed (SIGKILL) between parts leaves an unfinished multipart upload no later put of
@@ -318,3 +319,37 @@ def test_a_cli_upload_key_carries_a_directory_of_its_own(testbed: Testbed, bucke
     assert keys[0][0] != keys[1][0]
     for key, sha in keys:
         assert store.backend.sha256(key=key) == sha
+
+
+def test_a_retry_after_a_lost_answer_to_complete_multipart_upload_sends_nothing_again(
+    testbed: Testbed, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import minio
+    import urllib3.exceptions
+
+    backend = s3.S3Backend(_settings(testbed, bucket, part_size_bytes=5 * MIB, parallel_uploads=1,
+                                     backoff_base_seconds=0.01, backoff_max_seconds=0.01))
+    bundle = _bundle(tmp_path / "b", big_bytes=12 * MIB)
+    key = _key(bundle.path.name)
+    parts: list[int] = []
+    upload_part, complete = minio.Minio._upload_part, minio.Minio._complete_multipart_upload
+
+    def counted_part(self: minio.Minio, *args: object, **kwargs: object) -> object:
+        parts.append(1)
+        return upload_part(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def completed_but_answer_lost(self: minio.Minio, *args: object, **kwargs: object) -> object:
+        complete(self, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(minio.Minio, "_complete_multipart_upload", complete)
+        raise urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+
+    monkeypatch.setattr(minio.Minio, "_upload_part", counted_part)
+    monkeypatch.setattr(minio.Minio, "_complete_multipart_upload", completed_but_answer_lost)
+    stored = backend.put(key=key, path=bundle.path, sha256=bundle.sha256)
+
+    assert stored.sha256 == bundle.sha256 and stored.size == bundle.size
+    assert len(parts) == 3, f"{len(parts)} parts sent for a 3-part bundle: the retry sent it again"
+    assert backend.sha256(key=key) == bundle.sha256
+    mc = _minio(testbed)
+    assert mc.stat_object(bucket, key).size == bundle.size
+    assert _incomplete(mc, bucket, key) == []

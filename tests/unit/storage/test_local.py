@@ -2,12 +2,17 @@
 
 Cases: put/get round trip with the sidecar accepted by `sha256sum -c`; a wrong sha256 is refused
 and nothing is left; a corrupted stored object is detected on get; list excludes sidecars and
-temp files; delete removes both files and tolerates missing keys; unsafe keys are refused.
+temp files; delete removes both files and tolerates missing keys; unsafe keys are refused; on a
+file system without hard links (link(2) failing, injected) a put copies into an exclusively
+created file, still never replacing one, and a copy cut short leaves nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -152,3 +157,57 @@ def test_a_second_put_of_the_same_bundle_is_stored_and_restores_a_lost_sidecar(
     (backend.root / (KEY + ".sha256")).unlink()  # a crash between the object and its sidecar
     assert backend.put(key=KEY, path=path, sha256=sha) == base.StoredObject(key=KEY, sha256=sha, size=12000)
     assert backend.sha256(key=KEY) == sha
+
+
+def _no_hard_links(code: int) -> object:
+    def link(source: object, target: object, *args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+    return link
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK])
+def test_a_file_system_without_hard_links_still_stores_and_never_replaces(
+    backend: local.LocalBackend, bundle: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    code: int,
+) -> None:
+    monkeypatch.setattr(os, "link", _no_hard_links(code))  # exFAT, SMB, some FUSE
+    path, sha = bundle
+    stored = backend.put(key=KEY, path=path, sha256=sha)
+    assert stored.sha256 == sha and (backend.root / KEY).read_bytes() == path.read_bytes()
+    assert backend.put(key=KEY, path=path, sha256=sha).sha256 == sha  # our own retry: fine
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"another bundle")
+    with pytest.raises(base.KeyConflictError):
+        backend.put(key=KEY, path=other, sha256=hashlib.sha256(b"another bundle").hexdigest())
+    assert (backend.root / KEY).read_bytes() == path.read_bytes()
+    assert [p.name for p in (backend.root / KEY).parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_copy_cut_short_on_a_file_system_without_hard_links_leaves_no_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "link", _no_hard_links(errno.EPERM))
+    real = shutil.copyfileobj
+
+    def disk_full(source: object, target: object, length: int = 0) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", disk_full)
+    target = tmp_path / "object"
+    with pytest.raises(OSError, match="No space"), base.atomic_file(target, exclusive=True) as fh:
+        fh.write(b"x" * 100)
+    assert list(tmp_path.iterdir()) == []  # neither half an object nor the temp file
+    monkeypatch.setattr(shutil, "copyfileobj", real)
+    target.write_bytes(b"someone's")
+    with pytest.raises(FileExistsError), base.atomic_file(target, exclusive=True) as fh:
+        fh.write(b"ours")
+    assert target.read_bytes() == b"someone's" and [p.name for p in tmp_path.iterdir()] == ["object"]
+
+
+def test_a_link_error_that_is_not_about_hard_links_is_raised(
+    backend: local.LocalBackend, bundle: tuple[Path, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "link", _no_hard_links(errno.EACCES))
+    with pytest.raises(StorageError, match="storing"):
+        backend.put(key=KEY, path=bundle[0], sha256=bundle[1])
+    assert not (backend.root / KEY).exists()

@@ -6,7 +6,9 @@ skips bundles already stored with the same sha256; a different bundle at the key
 overwritten; a locally damaged spooled bundle is kept and reported; flush stops at the first
 store failure; a key holding another object sets the bundle aside (held), reported once and never
 retried; a bundle without its sidecar is found again; a full disk at the sidecar fails the add
-before the bundle moves. The failing store is a LocalBackend subclass, not a fake S3.
+before the bundle moves; a stray sidecar-less file that is no bundle is never sent and never
+blocks the flush; a spooled entry with a bad key fails alone; a second bundle held for one key is
+kept beside the first. The failing store is a LocalBackend subclass, not a fake S3.
 """
 
 from __future__ import annotations
@@ -200,3 +202,72 @@ def test_deleting_a_bundle_that_waits_in_the_spool_means_no_later_flush_sends_it
     assert store.spool.entries() == [] and not (tmp_path / "spool" / KEY).exists()
     report = spool.flush_spool(store.backend, store.spool)  # the store is back
     assert report.uploaded == [] and not store.backend.exists(key=KEY)
+
+
+def test_a_stray_file_without_a_sidecar_is_never_uploaded_and_never_blocks_the_flush(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = tmp_path / "spool"
+    (root / "lost+found").mkdir(parents=True)
+    (root / "lost+found" / "#1234").write_bytes(b"fsck fragment")  # sorts before every key of ours
+    (root / "README").write_text("hello")
+    (root / "notes" / "x.txt").parent.mkdir()
+    (root / "notes" / "x.txt").write_text("a valid key, not a bundle's name")
+    (root / "bad key" / "prod_api-1_20261123T160000Z.tar.gz").parent.mkdir()
+    (root / "bad key" / "prod_api-1_20261123T160000Z.tar.gz").write_bytes(b"a bundle's name, no key of ours")
+    sp = spool.Spool(root)
+    path, sha = _bundle(tmp_path / "work")
+    sp.add(key=KEY, bundle=path, sha256=sha)
+    store = local.LocalBackend(tmp_path / "store")
+
+    assert [e.key for e in sp.entries()] == [KEY]
+    report = spool.flush_spool(store, sp)
+    assert report == spool.FlushReport(uploaded=[KEY])
+    assert list(store.list(prefix="")) == [KEY]
+    assert (root / "README").read_text() == "hello" and not (root / "README.sha256").exists()
+    assert not (root / "lost+found" / "#1234.sha256").exists()
+    spool.flush_spool(store, sp)
+    warned = [r.getMessage() for r in caplog.records if "ignoring" in r.getMessage()]
+    assert len(warned) == 4, warned  # once per stray file, not once per flush
+    assert any("lost+found/#1234" in w and "move it out" in w for w in warned)
+
+
+def test_a_spooled_entry_with_a_bad_key_fails_alone_and_the_flush_goes_on(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    sp = spool.Spool(root)
+    bad = root / "a+b" / "prod_api-1_20261123T160000Z.tar.gz"  # sidecar and all: copied in by hand
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"x")
+    (bad.parent / (bad.name + ".sha256")).write_text(f"{hashlib.sha256(b'x').hexdigest()}  {bad.name}\n")
+    path, sha = _bundle(tmp_path / "work")
+    sp.add(key=KEY, bundle=path, sha256=sha)
+
+    report = spool.flush_spool(local.LocalBackend(tmp_path / "store"), sp)
+    assert report.uploaded == [KEY] and report.not_attempted == []
+    assert [k for k, _ in report.failed] == ["a+b/prod_api-1_20261123T160000Z.tar.gz"]
+    assert "is invalid" in report.failed[0][1] and bad.exists()
+
+
+def test_a_second_bundle_held_for_one_key_is_kept_beside_the_first(tmp_path: Path) -> None:
+    store = local.LocalBackend(tmp_path / "store")
+    theirs, their_sha = _bundle(tmp_path / "theirs", body=b"t")
+    store.put(key=KEY, path=theirs, sha256=their_sha)
+    sp = spool.Spool(tmp_path / "spool")
+    first, first_sha = _bundle(tmp_path / "one", body=b"1")
+    second, second_sha = _bundle(tmp_path / "two", body=b"2")
+
+    one = spool.deliver(store, sp, key=KEY, bundle=first, sha256=first_sha)
+    two = spool.deliver(store, sp, key=KEY, bundle=second, sha256=second_sha)
+    again, again_sha = _bundle(tmp_path / "again", body=b"2")  # the second one once more: no third copy
+    spool.deliver(store, sp, key=KEY, bundle=again, sha256=again_sha)
+
+    assert one.held and two.held and one.location != two.location
+    assert two.location == one.location + "." + second_sha[:12]
+    held = sp.held()
+    assert sorted((e.key, e.sha256) for e in held) == sorted([(KEY, first_sha), (KEY, second_sha)])
+    for entry in held:
+        assert hashlib.sha256(entry.path.read_bytes()).hexdigest() == entry.sha256
+        sidecar = entry.path.with_name(entry.path.name + ".sha256").read_text()
+        assert sidecar == f"{entry.sha256}  {entry.path.name}\n"  # sha256sum -c beside it works
+    assert spool.flush_spool(store, sp) == spool.FlushReport()
+    assert sp.discard(KEY) and sp.held() == []
