@@ -260,7 +260,8 @@ class LineRedactor:
             return numbers[at] + i - indexes[at]
 
         in_context = sum(max(0, min(end, read_only) - start) for start, end in runs)
-        redacted = self._run(_TEXT_PATTERNS, text, b"".join(lowered[s:e] for s, e in runs), in_context, number)
+        redacted = self._run(_TEXT_PATTERNS, text, b"".join(lowered[s:e] for s, e in runs), in_context, number,
+                             own_runs=True)
         if redacted == text:
             return data
         return prefilter.put_back(data, runs, redacted)
@@ -272,15 +273,20 @@ class LineRedactor:
         lowered: bytes,
         read_only: int,
         number: Callable[[int], int],
+        *,
+        own_runs: bool = False,
     ) -> bytes:
         """``data`` with what ``patterns`` find masked, in order; ``number`` turns the index of a
-        line of ``data`` into its line number in the file."""
+        line of ``data`` into its line number in the file. ``own_runs``: a detector with a trigger
+        and no gate reads only the runs of lines its own trigger picks (RE2; the same matches, as
+        each match starts on a line holding its trigger and ends on that line or the next)."""
         gated: dict[re.Pattern[bytes], list[tuple[int, int]]] = {}  # valid while data is unchanged
         for pattern in patterns:
             if not _applies(pattern, lowered):
                 continue
             if pattern.gate is None:
-                spans = [(0, len(data))]
+                own = prefilter.LinePrefilter.of_trigger(pattern.trigger) if own_runs and pattern.trigger else None
+                spans = [(0, len(data))] if own is None else own.candidates(lowered)
             elif pattern.gate in gated:
                 spans = gated[pattern.gate]
             else:

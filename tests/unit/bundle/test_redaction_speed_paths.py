@@ -181,3 +181,34 @@ def test_the_line_redactor_is_the_same_on_both_paths_for_adversarial_lines(monke
             plain = _redact(line + b"\n" + line)
         assert fast == plain, shape
         assert fast[0].count(b"\n") == 1, shape
+
+
+_OWN_RUNS = [d for d in detectors.TEXT_DETECTORS if d.gate is None]
+
+
+@pytest.mark.parametrize("detector", _OWN_RUNS, ids=lambda d: d.name)
+def test_a_detector_without_a_gate_finds_the_same_in_its_own_trigger_runs(detector: detectors.Detector) -> None:
+    """Inside the candidate lines such a detector reads only its own trigger's runs: every match
+    starts on a line holding its trigger and ends there or on the next line, so the matches are
+    those over the whole text (on the corpus, log-like text and the adversarial lines)."""
+    assert detector.trigger is not None
+    own = redact_prefilter.LinePrefilter.of_trigger(detector.trigger)
+    assert own is not None
+    texts = [("\n".join(TEXTS) + "\n").encode(), _log_text(7, 3000)]
+    texts += [line + b"\n" + line for _, line in adversarial_lines(1 << 14)]
+    for data in texts:
+        lowered = data.lower()
+        whole = list(detector.find(data, 0, len(data)))
+        runs = own.candidates(lowered)
+        assert [span for low, high in runs for span in detector.find(data, low, high)] == whole, detector.name
+
+
+def test_the_direct_re2_search_finds_what_python_re_finds() -> None:
+    trigger = "|".join(f"(?:{d.trigger})" for d in detectors.TEXT_DETECTORS if d.trigger)
+    searcher = redact_prefilter._compile(trigger.encode())
+    assert isinstance(searcher, redact_prefilter._DirectSearcher)
+    plain = re.compile(trigger.encode())
+    text = _log_text(3, 2000).lower()
+    for pos in (*range(0, len(text), 997), len(text), len(text) + 5):
+        fast, slow = searcher.search(text, pos), plain.search(text, min(pos, len(text)))
+        assert (fast and (fast.start(), fast.end())) == (slow and slow.span()), pos
