@@ -70,6 +70,12 @@ class DebugcapConfig:
     holds a few port-forwards and compresses a bundle on one core; four keeps a 2-core operator pod
     busy without starving kopf's event loop (judgement call)."""
 
+    lingering_captures: int | None = None
+    """Collection threads still running after their pod's deadline gave its slot back (writing a
+    partial bundle, or abandoned and stuck) before new captures wait for one to end
+    (``DEBUGCAP_OPERATOR_LINGERING_CAPTURES``, at least 1); None: :attr:`concurrency`. Each still
+    holds a bundle writer's memory, which the slots no longer count."""
+
     default_ttl: timedelta = timedelta(days=7)
     """Lifetime of a hand-made DebugCapture and its bundles after it ends, when ``spec.ttl`` is unset
     (``DEBUGCAP_OPERATOR_DEFAULT_TTL``). A week covers an incident and its post-mortem."""
@@ -238,6 +244,7 @@ class DebugcapConfig:
             command_namespaces=listed("DEBUGCAP_OPERATOR_COMMAND_NAMESPACES"),
             http_transport=choice("DEBUGCAP_OPERATOR_TRANSPORT", defaults.http_transport, HTTP_TRANSPORTS),
             concurrency=integer("DEBUGCAP_OPERATOR_CONCURRENCY", defaults.concurrency, 1),
+            lingering_captures=integer("DEBUGCAP_OPERATOR_LINGERING_CAPTURES", 0, 1) or None,
             default_ttl=duration("DEBUGCAP_OPERATOR_DEFAULT_TTL", defaults.default_ttl),
             scheduled_ttl=duration("DEBUGCAP_OPERATOR_SCHEDULED_TTL", defaults.scheduled_ttl),
             namespaces=namespaces,

@@ -29,6 +29,9 @@ UPLOAD_RETRIES = Counter("debugcap_upload_retries_total", "Upload attempts retri
 RUNNING = Gauge("debugcap_captures_running", "Pods being captured right now.")
 ABANDONED = Counter("debugcap_pod_captures_abandoned_total", "Pod captures still running past their deadline and "
                     "its grace, given up on: their connections closed, the pod Failed, what they return later dropped.")
+LINGERING = Gauge("debugcap_pod_captures_lingering", "Pod collection threads still running after their pod's "
+                  "deadline gave its concurrency slot back (writing a partial bundle, or abandoned and stuck); "
+                  "at DEBUGCAP_OPERATOR_LINGERING_CAPTURES new captures wait.")
 TRIGGER_FIRINGS = Counter("debugcap_trigger_firings_total", "DebugCaptures fired by DebugTriggers, by signal.",
                           ["namespace", "trigger", "reason"])
 TRIGGER_SUPPRESSED = Counter("debugcap_trigger_firings_suppressed_total", "Firings a limit held back "

@@ -9,6 +9,9 @@ One scheduler serves the whole process, so its limits hold across all captures:
 
 - ``slots``: pods whose evidence is being collected (``DEBUGCAP_OPERATOR_CONCURRENCY``), each
   given back at the pod's deadline at the latest (see :meth:`PodScheduler._collect`);
+- ``lingering``: collection threads still running after their slot was given back; at its limit
+  (``DEBUGCAP_OPERATOR_LINGERING_CAPTURES``) a new pod waits before it is prepared
+  (:mod:`~debugcap.operator.lingering`);
 - a lock per pod: Go serves one CPU profile (and one trace) at a time per process, so a second
   concurrent one fails with "cpu profiling already in use";
 - ``ahead``: pods prepared (port-forward open) and waiting for a slot, or being prepared, or
@@ -43,18 +46,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from debugcap import capture as engine
 from debugcap import templates
 from debugcap.capture import deadline
-from debugcap.operator import capturing, clocks, metrics
+from debugcap.operator import capturing, clocks, lingering, metrics
 from debugcap.operator.results import PodResult
 from debugcap.operator.status_writing import StatusWriter
 from debugcap.settings import CaptureSettings
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # How long before a pod's window ends the next pod is prepared (see prepare_after): a prepare
 # took 0.05-0.2 s (p90 0.2) with 8 pods capturing on two cores. It also puts the next pods'
@@ -148,12 +150,14 @@ class PodScheduler:
     def __init__(self, concurrency: int, executor: Executor, *, uploads: int | None = None,
                  urgent: int = 1, urgent_executor: Executor | None = None,
                  clock: clocks.Clock | None = None,  # None outside tests
-                 deadline_grace: float = DEADLINE_GRACE_SECONDS) -> None:
+                 deadline_grace: float = DEADLINE_GRACE_SECONDS, lingering_limit: int | None = None) -> None:
         """``concurrency`` slots and as many places ahead; ``uploads`` at once (None: ``concurrency``);
         ``urgent`` places for urgent pods, whose work runs in ``urgent_executor`` (None: one of
-        this scheduler's own, closed by :meth:`close`)."""
+        this scheduler's own, closed by :meth:`close`); ``lingering_limit`` collection threads past
+        their slot before new pods wait (None: ``concurrency``)."""
         self.executor = executor
         self.deadline_grace = deadline_grace
+        self.lingering = lingering.Lingering(lingering_limit or concurrency)
         self.slots = asyncio.Semaphore(concurrency)
         self.ahead = asyncio.Semaphore(concurrency)
         self.uploads = asyncio.Semaphore(uploads or concurrency)
@@ -203,7 +207,7 @@ class PodScheduler:
         # same pod must not hold one of the few slots other pods could use meanwhile.
         key_sent: threading.Event | None = None
         async with self.pod_lock(namespace, pod):
-            prepared, place = await self._prepare(run, pod, work)
+            prepared, place = await self._prepare(run, namespace, pod, work)
             if isinstance(prepared, PodResult):
                 if run.deleted:  # nothing was asked of the pod: no Event, not counted
                     run.set_pod(prepared)
@@ -260,16 +264,20 @@ class PodScheduler:
                 lambda f: None if f.cancelled() or f.exception() else self.close_later(f.result(), executor))
             raise
 
-    async def _prepare(self, run: StatusWriter, pod: str,
+    async def _prepare(self, run: StatusWriter, namespace: str, pod: str,
                        work: PodWork) -> tuple[capturing.Prepared | PodResult, Place]:
         """The pod prepared and a slot held for it, which the caller releases; or the result that
         ends the pod. With it, the pod's place ahead, which the caller gives back
-        PREPARE_LEAD_SECONDS before the pod's window ends (or when the pod ended)."""
+        PREPARE_LEAD_SECONDS before the pod's window ends (or when the pod ended).
+
+        While ``lingering`` is full the pod waits before it is prepared, not after: its
+        connections would sit idle through a wait that can last the grace period."""
         loop = asyncio.get_running_loop()
         await self.ahead.acquire()
         place = Place(self.ahead, loop)
         prepared: capturing.Prepared | PodResult | None = None
         try:
+            await self.lingering.room(f"{namespace}/{pod}")
             if run.deleted:
                 place()
                 return deleted_before(pod), place
@@ -317,13 +325,14 @@ class PodScheduler:
             writing = asyncio.create_task(_write_key(run, running, key_sent, self._clock))
             self._key_writes.add(writing)  # held: the loop keeps only weak references to tasks
             writing.add_done_callback(self._key_writes.discard)
-            job = own_thread(functools.partial(work.collect, prepared, started=started, abandoned=abandoned,
-                                               window_open=window_open), name=f"capture {namespace}/{pod}")
+            job = lingering.own_thread(functools.partial(work.collect, prepared, started=started, abandoned=abandoned,
+                                                         window_open=window_open), name=f"capture {namespace}/{pod}")
             metrics.RUNNING.inc()
             try:
                 if await self._ended(job, deadline_seconds):
                     return job.result(), key_sent
                 once()
+                self.lingering.track(job)  # still running with its slot given back
                 if await self._ended(job, self.deadline_grace):
                     return job.result(), key_sent
                 abandoned.set()
@@ -331,7 +340,8 @@ class PodScheduler:
                 return await self._abandon(run, namespace, prepared, job, deadline_seconds), key_sent
             except BaseException:  # cancelled (the operator stops): what it returns later is dropped
                 abandoned.set()
-                job.add_done_callback(_drop_late)
+                self.lingering.track(job)  # its slot is given back below
+                job.add_done_callback(lingering.drop_late)
                 raise
             finally:
                 metrics.RUNNING.dec()
@@ -360,7 +370,7 @@ class PodScheduler:
         status. The pod's lock waits for it ABANDONED_STEPS_SECONDS at most (an exec command may
         run on to its own timeout, and holds nothing the next capture needs)."""
         target = prepared.target
-        job.add_done_callback(_drop_late)
+        job.add_done_callback(lingering.drop_late)
         metrics.ABANDONED.inc()
         logger.warning("%s/%s: capture abandoned %.0f s past its deadline of %.10g s; its connections are closed "
                        "and what it returns later is dropped", namespace, target.pod, self.deadline_grace,
@@ -374,7 +384,7 @@ class PodScheduler:
                 "raise spec.parameters.deadlineSeconds or shorten the template"))
         run.set_pod(result)
         # On a thread of its own: the executor's threads may all be taken.
-        threading.Thread(target=_close_quietly, args=(prepared,), name=f"close {namespace}/{target.pod}",
+        threading.Thread(target=lingering.close_quietly, args=(prepared,), name=f"close {namespace}/{target.pod}",
                          daemon=True).start()
         await self._ended(job, capturing.ABANDONED_STEPS_SECONDS)
         return result
@@ -445,55 +455,3 @@ class _Once:
         fn, self._fn = self._fn, None
         if fn is not None:
             fn()
-
-
-def own_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
-    """``fn()`` on a new daemon thread; its result (or exception) on the running loop's future.
-    A result that comes after the loop closed or the future was cancelled is dropped (:func:`_drop`)."""
-    loop = asyncio.get_running_loop()
-    job: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, exc: BaseException | None) -> None:
-        if job.cancelled():
-            _drop(result)
-        elif exc is not None:
-            job.set_exception(exc)
-        else:
-            job.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        result: T | None = None
-        exc: BaseException | None = None
-        try:
-            result = fn()
-        except BaseException as caught:  # noqa: BLE001 - handed to the loop, raised where it is awaited
-            exc = caught
-        try:
-            loop.call_soon_threadsafe(settle, result, exc)
-        except RuntimeError:  # the loop is closed: the operator stopped
-            _drop(result)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return job
-
-
-def _drop_late(job: asyncio.Future[Any]) -> None:
-    """What an abandoned collection returned, dropped: its bundle is removed, never uploaded."""
-    if job.cancelled() or job.exception() is not None:
-        return
-    _drop(job.result())
-
-
-def _drop(result: object) -> None:
-    if isinstance(result, capturing.Collected):
-        logger.info("%s/%s: a late bundle of an abandoned capture was dropped", result.target.namespace,
-                    result.target.pod)
-        result.discard()
-
-
-def _close_quietly(prepared: capturing.Prepared) -> None:
-    try:
-        prepared.close()
-    except Exception:  # noqa: BLE001 - a thread of its own: the failure is logged, nothing waits for it
-        logger.warning("closing the connections of %s/%s failed", prepared.target.namespace, prepared.target.pod,
-                       exc_info=True)

@@ -49,7 +49,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     executor = ThreadPoolExecutor(max_workers=3 * config.concurrency, thread_name_prefix="capture")
     memo.runtime = runtime.Runtime(config=config, kube=kube, store=store, executor=executor,
                                    pods=PodScheduler(config.concurrency, executor,
-                                                     urgent=config.triggered_captures))
+                                                     urgent=config.triggered_captures,
+                                                     lingering_limit=config.lingering_captures))
     logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
                 config.concurrency)
 

@@ -120,7 +120,10 @@ def test_at_its_deadline_a_pod_gives_its_slot_to_the_next_pod_and_keeps_its_part
     clock = operator_fakes.FakeClock()
 
     async def two_pods_one_slot() -> list[PodResult]:
-        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=4), clock=clock, deadline_grace=GRACE)
+        # Room for a second collection thread past its deadline (the cap defaults to the one slot):
+        # test_operator_lingering.py has the cap itself.
+        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=4), clock=clock, deadline_grace=GRACE,
+                                 lingering_limit=2)
         run = _writer()
         tasks = [asyncio.ensure_future(scheduler.capture(run, "ns", p, work, deadline_seconds=DEADLINE))
                  for p in ("p1", "p2")]
@@ -152,7 +155,10 @@ def test_a_collection_that_never_ends_is_abandoned_and_holds_nothing(
     before = metrics.ABANDONED._value.get()
 
     async def abandoned_then_again() -> tuple[PodResult, PodResult, dict[str, Any]]:
-        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=4), clock=clock, deadline_grace=GRACE)
+        # Room for a second collection thread past its deadline (the cap defaults to the one slot):
+        # test_operator_lingering.py has the cap itself.
+        scheduler = PodScheduler(1, ThreadPoolExecutor(max_workers=4), clock=clock, deadline_grace=GRACE,
+                                 lingering_limit=2)
         run = _writer()
         first = asyncio.ensure_future(scheduler.capture(run, "ns", "p1", work, deadline_seconds=DEADLINE))
         await _until(lambda: "collect p1" in work.events, "p1 collecting")
@@ -170,6 +176,7 @@ def test_a_collection_that_never_ends_is_abandoned_and_holds_nothing(
                      "the late bundle dropped")
         return result, again, status
 
+    caplog.set_level("INFO", logger="debugcap.operator.lingering")
     with caplog.at_level("INFO", logger="debugcap.operator.pod_scheduling"):
         result, again, status = asyncio.run(abandoned_then_again())
     assert result.phase == "Failed", result
