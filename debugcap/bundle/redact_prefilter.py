@@ -1,11 +1,12 @@
 """The line prefilter of :class:`debugcap.bundle.redact.LineRedactor`: which lines the detectors see.
 
-Most lines of a log hold nothing a detector looks for. One RE2 pass over a lowercased block, with
-the alternation of every detector's :attr:`~debugcap.bundle.redact_detectors.Detector.trigger`,
-picks the lines that do (and the line after each, where a Kubernetes ``value:`` or the value of a
-flag in a JSON argv list sits); the detectors then run over those lines joined into one text, and
-the rest of the block is copied through untouched. RE2 scans at several hundred MB/s whatever the
-pattern (a DFA, linear in its input); Python's ``re`` takes an alternation of ~60 words at ~13 MB/s,
+Most lines of a log hold nothing a detector looks for. One RE2 pass over a block (folding case,
+one byte a character), with the alternation of every detector's
+:attr:`~debugcap.bundle.redact_detectors.Detector.trigger`, picks the lines that do (and the line
+after each, where a Kubernetes ``value:`` or the value of a flag in a JSON argv list sits); the
+detectors then run over those lines joined into one text, and the rest of the block is copied
+through untouched. RE2 scans at several hundred MB/s whatever the pattern (a DFA, linear in its
+input); Python's ``re`` takes an alternation of ~60 words at ~13 MB/s,
 slower than the detectors it would spare, so without RE2 (google-re2 not installed) there is no
 prefilter and the detectors see whole blocks: the same output, at the speed of before.
 
@@ -67,13 +68,19 @@ class _DirectSearcher:
         return None if span[0] < 0 else _Hit(span)
 
 
-def _compile(pattern: bytes) -> _Searcher | None:
+def _compile(pattern: bytes, *, fold_case: bool = False) -> _Searcher | None:
     try:
         import re2
     except ImportError:
         return None
     options = re2.Options()
     options.max_mem = _MAX_MEM
+    # One byte a character, as Python's re reads bytes: in UTF-8 (RE2's default) "[^\s/@]" does
+    # not match a byte that is not UTF-8, and a URL with one in its user name was no candidate
+    # (its password kept) while the plain path masked it.
+    options.encoding = re2.Options.Encoding.LATIN1
+    # ASCII letters only in the triggers: folding them reads the block as its lowercase would be.
+    options.case_sensitive = not fold_case
     compiled = re2.compile(pattern, options)
     # The direct call is google-re2's internal API (re2._re2 under its wrapper); a release
     # without it gets the wrapper, the same matches.
@@ -106,7 +113,7 @@ class LinePrefilter:
         triggers = [d.trigger for d in detectors]
         if not triggers or any(t is None for t in triggers):
             return None
-        searcher = _compile("|".join(f"(?:{t})" for t in triggers if t is not None).encode())
+        searcher = _compile("|".join(f"(?:{t})" for t in triggers if t is not None).encode(), fold_case=True)
         return None if searcher is None else cls(searcher)
 
     @staticmethod
@@ -119,7 +126,9 @@ class LinePrefilter:
 
     def candidates(self, lowered: bytes) -> list[tuple[int, int]]:
         """(start, end) of each run of lines to search, in order and apart: each line holding a
-        trigger and the line after it. A run ends after its last line's break (or at the end)."""
+        trigger and the line after it. A run ends after its last line's break (or at the end).
+        ``lowered``: the text lowercased, or as it is for a prefilter of :meth:`build` (it folds
+        case: the same lines either way)."""
         runs: list[tuple[int, int]] = []
         search = self._searcher.search
         size = len(lowered)

@@ -212,3 +212,16 @@ def test_the_direct_re2_search_finds_what_python_re_finds() -> None:
     for pos in (*range(0, len(text), 997), len(text), len(text) + 5):
         fast, slow = searcher.search(text, pos), plain.search(text, min(pos, len(text)))
         assert (fast and (fast.start(), fast.end())) == (slow and slow.span()), pos
+
+
+@pytest.mark.parametrize("line", [
+    b"url=ftp://\xffuser:pw12345@db.internal/x",  # not UTF-8 in the user name: RE2's UTF-8 mode missed it
+    b"<password>a\xffb</password>",
+    b"X \xc3\xa9 Authorization: Bearer AbCdEf0123456789",
+    b"FTP://USER:PW12345@HOST and TOKEN_SECRET=Zq8w1x2c3v4b5n6m",
+])
+def test_bytes_that_are_not_utf8_or_lowercase_come_out_the_same_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, line: bytes
+) -> None:
+    _both(monkeypatch, b"a=1\n" * 50 + line + b"\n" + b"b=2\n" * 50)
+    assert _redact(line + b"\n")[0] != line + b"\n"
