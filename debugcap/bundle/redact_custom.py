@@ -9,15 +9,26 @@ They come from the operator's ``DEBUGCAP_OPERATOR_REDACTION_PATTERNS`` (the char
 ``redaction.patterns``), a DebugCaptureTemplate's ``spec.redaction.patterns`` (a template file's
 ``redaction.patterns``), and ``kubectl debugcap redact --patterns FILE``; docs/redact.md.
 
+Patterns apply one line at a time: a match never crosses a newline (``[^"]+`` and ``(?s).``
+stop at the end of the line), and ``^`` and ``$`` are line anchors. A match is at most
+:data:`MAX_MATCH` bytes: a longer run is masked up to there (each search reads at most twice that
+from where it starts, so the work over a line is linear in its length however many matches it
+holds; RE2 is linear per search, not across the searches of a finditer that re-reads the rest of
+the line each time).
+
 Patterns are compiled with RE2 (google-re2): matching is linear in the input whatever the
 pattern, so an admin's regex cannot make a capture spin on a hostile log line (Python's ``re``
 backtracks: ``(a+)+$`` on a line of ``a`` never ends). RE2 has no look-around and no
 back-references; a pattern using them is refused at load time, with the fix.
+
+Errors name the pattern (its source, index and name) and the problem, never the regex: they reach
+a template's status, a DebugCapture's status and Events, and a regex may spell out a secret's shape.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +52,10 @@ MAX_PATTERNS_FILE_BYTES: Final = 1 << 20
 # Probes that a pattern matching the empty string would match somewhere in (a zero-length
 # match masks nothing and would fire at every position).
 _EMPTY_PROBES: Final = (b"", b"a", b"A0_- .=:/\"'\n\tz9")
+# The longest match found whole; see the module docstring.
+MAX_MATCH: Final = 4096
+# "(?P<secret>" or "(?<secret>" not escaped: RE2 accepts the name twice and reports only the first.
+_SECRET_GROUP: Final = re.compile(r"(?<!\\)(?:\\\\)*\(\?P?<secret>")
 
 Pair = tuple[str, str]
 
@@ -49,6 +64,8 @@ def _options(re2: Any) -> Any:
     options = re2.Options()
     options.log_errors = False  # RE2 logs parse errors to stderr; our message says it better
     options.max_mem = _MAX_MEM
+    # A match never takes a newline, even one the regex names ([^"], (?s).): see the docstring.
+    options.never_nl = True
     return options
 
 
@@ -64,19 +81,29 @@ def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
         raise ConfigError(f'{where} ("{name}"): the regex is {len(regex)} characters, more than '
                           f"{MAX_REGEX_LENGTH}; match the token's shape, not a list of known values")
     try:
-        compiled = re2.compile(regex.encode("utf-8"), _options(re2))
+        encoded = regex.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f'{where} ("{name}"): the regex holds a lone surrogate (character {exc.start}), '
+                          "not a character; remove it (a YAML \\uDCxx escape, or bytes decoded wrongly)") from None
+    if len(_SECRET_GROUP.findall(regex)) > 1:
+        raise ConfigError(f'{where} ("{name}"): the regex has more than one group named "secret", and only '
+                          "the first would be masked; keep one (?P<secret>...), or split the alternatives "
+                          "into patterns of their own")
+    try:
+        # (?m): ^ and $ are line anchors (the module docstring); never_nl keeps a match on its line.
+        compiled = re2.compile(b"(?m)" + encoded, _options(re2))
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        # RE2's reason quotes the offending part of the regex ("missing ): (abc"): keep only its kind.
         raise ConfigError(
-            f'{where} ("{name}"): the regex {regex!r:.120} is not valid RE2 syntax: {reason}; '
+            f'{where} ("{name}"): the regex is not valid RE2 syntax ({reason.split(":")[0]}); '
             "RE2 has no look-around ((?=, (?!, (?<=, (?<!) and no back-references (\\1): match the token "
             "itself, and use a named group (?P<secret>...) to mask only part of the match "
             "(https://github.com/google/re2/wiki/Syntax)") from None
     group = compiled.groupindex.get(b"secret", 0)
     if any(_empty_match(compiled, group, probe) for probe in _EMPTY_PROBES):
-        raise ConfigError(f'{where} ("{name}"): the regex {regex!r:.120} can match an empty string, which masks '
-                          "nothing; require at least one character (+ instead of *, no empty alternative)"
-                          )
+        raise ConfigError(f'{where} ("{name}"): the regex can match an empty string, which masks nothing; '
+                          "require at least one character (+ instead of *, no empty alternative)")
     return Detector(PREFIX + name, _finder(compiled, group))
 
 
@@ -88,9 +115,38 @@ def _empty_match(compiled: Any, group: int, probe: bytes) -> bool:
     return False
 
 
+def _matches(compiled: Any, data: bytes, low: int, high: int) -> Iterator[Any]:
+    """The matches of ``compiled`` in ``data[low:high]``, each search reading at most
+    ``2 * MAX_MATCH`` bytes: a window with no match moves on by ``MAX_MATCH``, so a match up to that
+    long starting anywhere is found whole. ``data`` stays the context: ^, $ and \\b see the bytes
+    around a window. Windows are not cut at newlines (a search per line costs a Python call per
+    line): never_nl keeps a match on its line."""
+    search = compiled.search
+    pos = low
+    while pos < high:
+        window = min(high, pos + 2 * MAX_MATCH)
+        match = search(data, pos, window)
+        if match is None:
+            if window == high:
+                return
+            pos += MAX_MATCH
+            continue
+        start, end = match.span()
+        newline = data.find(b"\n", start, end)
+        if newline >= 0:
+            # \C (any byte) takes a newline even with never_nl: read that match's line alone.
+            match = search(data, start, newline)
+            if match is None:
+                pos = newline + 1
+                continue
+            start, end = match.span()
+        yield match
+        pos = end if end > start else end + 1
+
+
 def _finder(compiled: Any, group: int) -> Finder:
     def find(data: bytes, low: int, high: int) -> Iterator[Span]:
-        for match in compiled.finditer(data, low, high):
+        for match in _matches(compiled, data, low, high):
             start, end = match.span(group)
             if start < 0 or end <= start:
                 continue  # the group took no part in this match: nothing to mask
@@ -158,7 +214,12 @@ def read_file(path: Path, *, source: str) -> tuple[Pair, ...]:
                           "JSON file of {name, regex} patterns") from None
     if len(data) > MAX_PATTERNS_FILE_BYTES:
         raise ConfigError(f"{source}: {path} is larger than 1 MiB; it holds patterns, not data")
-    return parse_document(data.decode("utf-8", "replace"), source=f"{source} ({path})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: {path} is not UTF-8 text (byte offset {exc.start}); save it as "
+                          "UTF-8 (a regex names other bytes as \\xNN)") from None
+    return parse_document(text, source=f"{source} ({path})")
 
 
 def from_setting(value: str, *, source: str) -> tuple[Pair, ...]:

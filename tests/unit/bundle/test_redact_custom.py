@@ -181,3 +181,87 @@ def test_without_patterns_the_token_survives(tmp_path: Path, when, make_fields) 
     # The built-in detectors do not know the company format: what the feature is for.
     out, kinds = redact.redact_text(f"user logged in with {TOKEN}"), []
     assert TOKEN in out and kinds == []
+
+
+# --- one line at a time (review of issue 16) -------------------------------------------------
+
+
+def test_an_anchored_pattern_masks_a_whole_line_past_the_first() -> None:
+    out, kinds = _redact(f"first\n{TOKEN}\nlast {TOKEN}\n", [("acme-line", "^acme_[A-Za-z0-9]{32}$")])
+    assert out == f"first\n***REDACTED***\nlast {TOKEN}\n" and kinds == ["custom:acme-line"]
+
+
+def test_a_match_never_crosses_a_newline_and_line_numbers_stay_right() -> None:
+    report = redact.RedactionReport()
+    text = 'acme=abc\nline2\nline3 "x\nacme=def" y\n'
+    pairs = [("acme-quoted", 'acme=(?P<secret>[^"]+)"'), ("any-dot", "(?s)BEGIN.END")]
+    out = b"".join(redact.redact_stream([text.encode(), b"BEGIN\nEND\n"], "logs/app.log", report,
+                                        _detectors(pairs)))
+    assert out.decode() == 'acme=abc\nline2\nline3 "x\nacme=***REDACTED***" y\nBEGIN\nEND\n'
+    assert [(r.line, r.redactor) for r in report.records] == [(4, "custom:acme-quoted")]
+
+
+def test_each_search_reads_a_bounded_window_so_a_line_of_matches_is_linear() -> None:
+    # One optional group that reads to the end of the line: finditer re-read the rest of the line
+    # after each of its ~150 000 matches (quadratic; ~100 s on 1 MiB). The bytes each search may
+    # read are counted, not timed.
+    import re2
+
+    compiled = re2.compile(b"(?m)acme=(?P<secret>\\w+)(?:;[^\\n]*sig=\\w+)?")
+    read = 0
+
+    class Counting:
+        def search(self, data: bytes, pos: int, endpos: int) -> object:
+            nonlocal read
+            read += endpos - pos
+            return compiled.search(data, pos, endpos)
+
+    line = b"acme=x;" * ((1 << 20) // 7)
+    found = list(redact_custom._matches(Counting(), line + b"\n" + line, 0, 2 * len(line) + 1))
+    assert len(found) == 2 * ((1 << 20) // 7)
+    assert read <= 2 * len(line) * (2 * redact_custom.MAX_MATCH // 7 + 2)
+    out, kinds = _redact((b"acme=x;" * 5000).decode() + "\n", [("acme", "acme=(?P<secret>\\w+)(?:;[^\\n]*sig=\\w+)?")])
+    assert out == "acme=***REDACTED***;" * 5000 + "\n" and set(kinds) == {"custom:acme"}
+
+
+@pytest.mark.parametrize("offset", [0, 1, redact_custom.MAX_MATCH - 3, redact_custom.MAX_MATCH + 7,
+                                    2 * redact_custom.MAX_MATCH - 10, 5 * redact_custom.MAX_MATCH + 1])
+def test_a_match_across_a_window_edge_is_found_whole(offset: int) -> None:
+    out, kinds = _redact("x" * offset + " " + TOKEN + " " + "y" * (3 * redact_custom.MAX_MATCH) + "\n")
+    assert TOKEN not in out and "acme_" not in out and kinds == ["custom:acme-token"]
+
+
+def test_two_secret_groups_are_refused_naming_the_pattern_and_the_fix() -> None:
+    with pytest.raises(ConfigError) as exc:
+        redact_custom.compile_pattern("acme-pair", "(?P<secret>ab)|(?P<secret>cd)", where="S[0]")
+    assert str(exc.value).startswith('S[0] ("acme-pair")') and "keep one (?P<secret>...)" in str(exc.value)
+    redact_custom.compile_pattern("acme-escaped", "\\(?P<secret>ab\\)|(?P<secret>cd)", where="S[0]")
+
+
+@pytest.mark.parametrize("regex", ["acme_(?=[a-z]{8})secretshape", "(acme_secretshape", "acme_secretshape*"])
+def test_an_error_names_the_pattern_never_its_regex(regex: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        redact_custom.compile_pattern("acme", regex if regex[-1] != "*" else "(?:acme_secretshape)*", where="S[0]")
+    assert str(exc.value).startswith('S[0] ("acme")') and "secretshape" not in str(exc.value)
+
+
+def test_a_lone_surrogate_is_a_config_error_naming_the_pattern(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='S\\[0\\] \\("acme"\\): the regex holds a lone surrogate'):
+        redact_custom.compile_pattern("acme", "a\udcffb", where="S[0]")
+    path = tmp_path / "p.yaml"
+    path.write_text('- {name: acme, regex: "a\\udcffb"}\n')
+    with pytest.raises(ConfigError, match='\\("acme"\\): the regex holds a lone surrogate'):
+        redact_custom.read_file(path, source="--patterns")
+
+
+def test_a_file_not_utf8_is_refused_with_the_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"- {name: acme, regex: 'acme_\xff'}\n")
+    with pytest.raises(ConfigError, match=f"--patterns: {path} is not UTF-8 text \\(byte offset 28\\)"):
+        redact_custom.read_file(path, source="--patterns")
+
+
+def test_any_byte_still_stops_at_the_newline() -> None:
+    # \C (any byte) is the one RE2 construct never_nl does not keep off a newline.
+    out, kinds = _redact("acme=ab\ncd\nacme=xy\n", [("acme-bytes", "acme=(?P<secret>\\C+)")])
+    assert out == "acme=***REDACTED***\ncd\nacme=***REDACTED***\n" and kinds == ["custom:acme-bytes"] * 2
