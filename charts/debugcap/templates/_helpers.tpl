@@ -157,3 +157,7 @@ kube-system is served only when asked for: serveKubeSystem: true, with a list na
 {{ include "debugcap.fullname" . }}-redaction
 {{- end -}}
 {{- end -}}
+
+{{- define "debugcap.metrics.serviceName" -}}
+{{- printf "%s-metrics" (include "debugcap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -214,7 +214,8 @@ def test_values_the_operator_would_refuse_fail_rendering_naming_the_value(helm: 
                                                                           names: list[str]) -> None:
     message = refusal(helm, *values)
     for name in names:
-        assert name in message, message
+        # The chart's own checks name it dotted; values.schema.json, which refuses some first, as a path.
+        assert name in message or f"'/{name.replace('.', '/')}'" in message, message
 
 
 def test_enabled_chart_passes_helm_lint(helm: Path) -> None:
