@@ -177,6 +177,19 @@ def compile_patterns(pairs: Iterable[Pair], *, where: str) -> tuple[Detector, ..
     return tuple(detectors)
 
 
+def check_against(first: Sequence[Pair], second: Sequence[Pair], *, first_source: str, second_source: str) -> None:
+    """Refuse a pattern of ``second`` (a template's) that ``first`` (the operator's setting, or
+    ``--patterns``) names with another regex: both sources apply to every capture, so the two
+    would collide at each one; checked where the template is, so it shows there, not as failed
+    captures. The same name and regex is the same pattern, run once."""
+    regexes = dict(first)
+    for index, (name, regex) in enumerate(second):
+        if name in regexes and regexes[name] != regex:
+            raise ConfigError(f'{second_source}[{index}] ("{name}"): {first_source} has a pattern "{name}" '
+                              "with another regex; both apply to every capture and the first one may not be "
+                              "replaced: give this one another name (or drop it: the other applies anyway)")
+
+
 @functools.lru_cache(maxsize=256)  # every capture of a template compiles the same patterns
 def _compiled(name: str, regex: str, where: str) -> Detector:
     return compile_pattern(name, regex, where=where)

@@ -13,20 +13,22 @@ import kopf
 from debugcap import errors, resources, templates
 from debugcap.bundle import redact_custom
 from debugcap.collectors import COLLECTORS
-from debugcap.operator import templating
+from debugcap.operator import runtime, templating
 
 
 @kopf.on.create(resources.GROUP, resources.VERSION, resources.TEMPLATES)
 @kopf.on.update(resources.GROUP, resources.VERSION, resources.TEMPLATES)
 @kopf.on.resume(resources.GROUP, resources.VERSION, resources.TEMPLATES)
-def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
-    """Report in status whether the template expands, so an admin sees a mistake before users do."""
+def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo | None = None,
+                   **_: Any) -> None:
+    """Report in status whether the template expands, so an admin sees a mistake before users do:
+    a pattern the operator's setting names with another regex too (every capture would fail)."""
     document = templating.template_document(str(name), spec)
     try:
         parsed = templates.parse_template(templating.template_yaml(document),
                                           source=f"DebugCaptureTemplate {name}")
         templates.check_collectors(parsed, COLLECTORS)
-        patterns = templating.template_patterns(str(name), spec)
+        patterns = templating.template_patterns(str(name), spec, operator_patterns=_operator_patterns(memo))
         templating.check_namespace_selector(str(name), spec)
     except errors.ConfigError as exc:
         patch.status["valid"] = False
@@ -38,6 +40,11 @@ def check_template(name: str, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> N
                                if shadowed else f"{len(parsed.steps)} step(s): "
                                + ", ".join(s.collector for s in parsed.steps) + who_may_use(spec, parsed)
                                + (f"; masks {redact_custom.describe(patterns)}" if patterns else ""))
+
+
+def _operator_patterns(memo: kopf.Memo | None) -> tuple[tuple[str, str], ...]:
+    rt = memo.get("runtime") if memo is not None else None
+    return rt.config.redaction_patterns if isinstance(rt, runtime.Runtime) else ()
 
 
 def who_may_use(spec: Any, parsed: templates.Template) -> str:

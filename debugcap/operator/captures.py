@@ -289,7 +289,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
         request = parse_spec(body.spec)
         settings = capturing.capture_settings(rt.config, request)
         expanded = await runtime.in_thread(templating.expand_for_namespace, rt.kube, request, namespace,
-                                           command_namespaces=rt.config.command_namespaces)
+                                           command_namespaces=rt.config.command_namespaces,
+                                           operator_patterns=rt.config.redaction_patterns)
         fired = firing_steps.fire(expanded, request.firing)
         template = fired.template
         selection = await runtime.in_thread(targets.find_pods, rt.kube, namespace, request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +32,8 @@ def builtin_template_names() -> list[str]:
     return [t.name for t in templates.list_templates()]
 
 
-def expand_template(kube: Kube, request: CaptureRequest) -> templates.ExpandedTemplate:
+def expand_template(kube: Kube, request: CaptureRequest, *,
+                    operator_patterns: Sequence[tuple[str, str]] = ()) -> templates.ExpandedTemplate:
     """A built-in template, else the cluster-scoped DebugCaptureTemplate of that name.
 
     Built-in names win: a cluster admin cannot silently change what ``go-profile`` means for
@@ -42,11 +43,12 @@ def expand_template(kube: Kube, request: CaptureRequest) -> templates.ExpandedTe
     builtin = builtin_template_names()
     if request.template in builtin:
         return _expand_builtin(request)
-    return _expand_object(request, _read_template_object(kube, request.template, builtin))
+    return _expand_object(request, _read_template_object(kube, request.template, builtin), operator_patterns)
 
 
 def expand_for_namespace(kube: Kube, request: CaptureRequest, namespace: str, *,
-                         command_namespaces: Collection[str] = ()) -> templates.ExpandedTemplate:
+                         command_namespaces: Collection[str] = (),
+                         operator_patterns: Sequence[tuple[str, str]] = ()) -> templates.ExpandedTemplate:
     """The template a capture in ``namespace`` runs: :func:`expand_template`, held to who may use it.
 
     - A DebugCaptureTemplate with ``spec.allowedNamespaces`` or ``spec.namespaceSelector`` serves
@@ -67,8 +69,8 @@ def expand_for_namespace(kube: Kube, request: CaptureRequest, namespace: str, *,
     body = _read_template_object(kube, request.template, builtin)
     spec = body.get("spec") or {}
     _check_namespace_allowed(kube, request.template, spec, namespace)
-    return _only_allowed_commands(kube, request.template, _expand_object(request, body), namespace,
-                                  command_namespaces)
+    expanded = _expand_object(request, body, operator_patterns)
+    return _only_allowed_commands(kube, request.template, expanded, namespace, command_namespaces)
 
 
 def _expand_builtin(request: CaptureRequest) -> templates.ExpandedTemplate:
@@ -78,9 +80,10 @@ def _expand_builtin(request: CaptureRequest) -> templates.ExpandedTemplate:
         raise errors.ConfigError(_field_for_template_error(str(exc), request)) from exc
 
 
-def _expand_object(request: CaptureRequest, body: Mapping[str, Any]) -> templates.ExpandedTemplate:
+def _expand_object(request: CaptureRequest, body: Mapping[str, Any],
+                   operator_patterns: Sequence[tuple[str, str]] = ()) -> templates.ExpandedTemplate:
     try:
-        template_patterns(request.template, body.get("spec") or {})
+        template_patterns(request.template, body.get("spec") or {}, operator_patterns=operator_patterns)
         with tempfile.TemporaryDirectory(prefix="debugcap-template-") as tmp:
             document = template_document(request.template, body.get("spec") or {})
             (Path(tmp) / f"{request.template}.yaml").write_text(template_yaml(document), encoding="utf-8")
@@ -248,9 +251,12 @@ def requests_selector_text(selector: Mapping[str, Any], where: str) -> str:
         return "matches every namespace"
 
 
-def template_patterns(name: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def template_patterns(name: str, spec: Mapping[str, Any], *,
+                      operator_patterns: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
     """A DebugCaptureTemplate's ``spec.redaction.patterns``, compiled once to refuse a bad one with
-    a message naming the template, the pattern and the fix (not a capture's traceback)."""
+    a message naming the template, the pattern and the fix (not a capture's traceback); and held
+    to ``operator_patterns`` (DEBUGCAP_OPERATOR_REDACTION_PATTERNS): a name both define with
+    different regexes is refused (the admin's pattern is not to be weakened)."""
     where = f"DebugCaptureTemplate {name} spec.redaction.patterns"
     redaction = spec.get("redaction") or {}
     try:
@@ -258,6 +264,8 @@ def template_patterns(name: str, spec: Mapping[str, Any]) -> tuple[tuple[str, st
             raise errors.ConfigError(f"{where}: spec.redaction must be a mapping with patterns: [{{name, regex}}]")
         pairs = templates.parse_redaction_patterns(redaction.get("patterns"), where=where)
         redact_custom.compile_patterns(pairs, where=where)
+        redact_custom.check_against(operator_patterns, pairs, second_source=where,
+                                    first_source="the operator's DEBUGCAP_OPERATOR_REDACTION_PATTERNS")
     except errors.ConfigError as exc:
         raise errors.ConfigError(f"{exc}; a cluster admin fixes it (kubectl edit debugcapturetemplate {name})") from exc
     return pairs

@@ -76,7 +76,8 @@ async def template_problem(rt: runtime.Runtime, spec: TriggerSpec, namespace: st
     # (operator/firing_steps.py), so only a template that does not exist stalls the trigger.
     try:
         await runtime.in_thread(templating.expand_for_namespace, rt.kube, spec.request, namespace,
-                                command_namespaces=rt.config.command_namespaces)
+                                command_namespaces=rt.config.command_namespaces,
+                                operator_patterns=rt.config.redaction_patterns)
     except errors.ConfigError as exc:
         return str(exc)
     return ""

@@ -158,6 +158,9 @@ class CreateOptions:
             raise _misplaced(wrong, "without --local")
         if self.target is None:
             raise click.UsageError("--local captures one pod: give pod/NAME")
+        if self.patterns is not None and not self.redact:
+            # Patterns would be read and then never applied: say so rather than capture unmasked.
+            raise click.UsageError("--patterns masks more, --no-redact masks nothing: drop one of them")
         local_pod(self.target)
         from debugcap import templates
         from debugcap.collectors import COLLECTORS
@@ -178,8 +181,10 @@ class CreateOptions:
         try:
             if self.patterns is not None:
                 self._patterns = redact_custom.read_file(self.patterns, source="--patterns")
-            redact_custom.compile_patterns(expanded.redaction_patterns,
-                                           where=f'template "{expanded.name}" redaction.patterns')
+            where = f'template "{expanded.name}" redaction.patterns'
+            redact_custom.compile_patterns(expanded.redaction_patterns, where=where)
+            redact_custom.check_against(self._patterns, expanded.redaction_patterns,
+                                        first_source=f"--patterns {self.patterns}", second_source=where)
         except errors.ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--patterns" if self.patterns else "-t") from exc
 

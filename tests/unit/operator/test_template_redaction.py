@@ -157,3 +157,44 @@ def test_the_crd_carries_redaction_patterns() -> None:
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     item = spec["redaction"]["properties"]["patterns"]["items"]
     assert item["required"] == ["name", "regex"] and item["properties"]["regex"]["maxLength"] == 1024
+
+
+# --- a template's pattern against the operator's setting (review of issue 16) --------------------
+
+OTHER = {"name": "acme-token", "regex": "acme_[a-z]{8}"}
+
+
+def _runtime(kube: Any = None, patterns: tuple[tuple[str, str], ...] = ((ACME["name"], ACME["regex"]),)) -> Any:
+    return runtime.Runtime(config=DebugcapConfig(redaction_patterns=patterns), kube=kube,  # type: ignore[arg-type]
+                           store=None, executor=None, pods=None)  # type: ignore[arg-type]
+
+
+def test_a_name_the_operator_defines_with_another_regex_makes_the_template_invalid() -> None:
+    patch = kopf.Patch()
+    memo = kopf.Memo(runtime=_runtime())
+    spec = {"steps": STEPS, "redaction": {"patterns": [OTHER]}}
+    with pytest.raises(kopf.PermanentError):
+        capture_templates.check_template(name="acme", spec=spec, patch=patch, memo=memo)
+    status = dict(patch["status"])
+    assert status["valid"] is False
+    message = status["message"]
+    assert message.startswith('DebugCaptureTemplate acme spec.redaction.patterns[0] ("acme-token")')
+    assert "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in message and "another name" in message
+    assert "acme_[" not in message  # neither regex is shown
+    same = kopf.Patch()
+    capture_templates.check_template(name="acme", spec={"steps": STEPS, "redaction": {"patterns": [ACME]}},
+                                     patch=same, memo=memo)
+    assert same["status"]["valid"] is True
+
+
+def test_a_capture_and_a_trigger_of_that_template_are_refused_once_with_that_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = kube_with({"acme": {"steps": STEPS, "redaction": {"patterns": [OTHER]}}})
+    config = DebugcapConfig(redaction_patterns=((ACME["name"], ACME["regex"]),))
+    pods, writes = run_capture(monkeypatch, kube, "web", "acme", config=config)
+    assert pods.ran == [] and writes[-1]["phase"] == "Failed"
+    assert "spec.redaction.patterns[0] (\"acme-token\"): the operator's DEBUGCAP_OPERATOR_REDACTION_PATTERNS" \
+        in writes[-1]["message"]
+    spec = triggering.parse_trigger({"target": {"pod": "api-1"}, "template": "acme", "when": {"restarted": True}})
+    problem = asyncio.run(trigger_runs.template_problem(_runtime(kube), spec, "web"))
+    assert "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in problem and "another name" in problem
