@@ -12,19 +12,26 @@ Cases:
   its named port, with the user's labels; with metrics.port 0 both fail, naming metrics.port
 * NOTES: how to check the operator, create/get/describe a capture in a served namespace, where
   bundles go and how to fetch and read them, and to apply the CRDs before an upgrade
+* 0.2.0's values.yaml (helm upgrade --reuse-values) renders: the new values read as off or defaults
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from debugcap.operator.config import DebugcapConfig
 
 from .test_chart_alert_webhook import render_notes
-from .test_chart_namespaces import operator_env, render, run_helm
+from .test_chart_namespaces import CHART, operator_env, render, run_helm
+
+# The commit of chart 0.2.0, the version before values.schema.json and the values added with it.
+PREVIOUS_CHART = "d914ab8"
 
 # helm is a Go program, built once (minutes) when the testbed has not built it yet.
 pytestmark = pytest.mark.slow
@@ -130,10 +137,31 @@ def test_notes_give_the_next_commands(helm: Path, tmp_path: Path) -> None:
                  "kubectl get dcap -n shop", "kubectl debugcap describe <capture> -n shop",
                  "s3://debugcap/debugcap/", "kubectl debugcap download <capture> -n shop",
                  "ClusterRole dc-debugcap-download", "kubectl debugcap verify", "kubectl debugcap report",
-                 "kubectl apply --server-side -f <chart>/crds/"]:
+                 "kubectl apply --server-side --force-conflicts -f <chart>/crds/"]:
         assert line in notes, line
     assert "shop, web" in notes
     everywhere = render_notes(helm, tmp_path / "all", "--set-json", "namespaces=[]", "--set", "serveKubeSystem=true",
                               "--set", "operator.presignedDownloads=false")
     assert "every namespace" in everywhere and "-n <namespace>" in everywhere
     assert "presigned URLs\nare off" in everywhere and "ClusterRole" not in everywhere
+
+
+def test_values_of_the_previous_chart_version_render(helm: Path, tmp_path: Path) -> None:
+    """``helm upgrade --reuse-values`` from 0.2.0 renders this chart with 0.2.0's values.yaml
+    (Helm keeps the old chart's defaults): values added since are missing, and the templates read
+    them as off, or as values.yaml's numbers."""
+    chart = tmp_path / "debugcap"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("crds"))
+    old = subprocess.run(["git", "-C", str(CHART), "show", f"{PREVIOUS_CHART}:charts/debugcap/values.yaml"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "readiness" not in old and "podDisruptionBudget" not in old
+    (chart / "values.yaml").write_text(old)
+    res = subprocess.run([str(helm), "template", "dc", str(chart), "--namespace", "ops",
+                          "--set", "s3.endpoint=minio.example:9000"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+    assert not [d for d in docs if d["kind"] in ("PodDisruptionBudget", "ServiceMonitor", "Service")]
+    probe = container(docs)["readinessProbe"]
+    assert (probe["initialDelaySeconds"], probe["periodSeconds"], probe["timeoutSeconds"],
+            probe["failureThreshold"]) == (5, 10, 5, 3)
+    assert probe == container(render(helm))["readinessProbe"]
