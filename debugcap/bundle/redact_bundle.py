@@ -61,7 +61,8 @@ class _HashingReader:
         return manifest.FileEntry(sha256=self._hash.hexdigest(), size=self.size)
 
 
-def _text(value: str, report: redactor.RedactionReport, extra: Sequence[Detector]) -> str:
+def redact_message(value: str, report: redactor.RedactionReport, extra: Sequence[Detector]) -> str:
+    """One free-text field of a manifest (a collector's message), redacted as the manifest is."""
     redacted = b"".join(redactor.redact_stream([value.encode()], layout.MANIFEST, report, extra))
     return redacted.decode("utf-8", "surrogateescape")
 
@@ -69,17 +70,26 @@ def _text(value: str, report: redactor.RedactionReport, extra: Sequence[Detector
 def _fields(earlier: manifest.Manifest, report: redactor.RedactionReport,
             extra: Sequence[Detector]) -> manifest.ManifestFields:
     """The capture's manifest fields, with the free text in them (collector messages, parameters) redacted."""
-    parameters = {k: _text(v, report, extra) if isinstance(v, str) else v
-                  for k, v in earlier.capture.parameters.items()}
-    return manifest.ManifestFields(
-        capture=replace(earlier.capture, parameters=parameters),
+    return redact_fields(manifest.ManifestFields(
+        capture=earlier.capture,
         target=earlier.target,
         started_at=earlier.started_at,
         finished_at=earlier.finished_at,
-        collectors=tuple(replace(c, message=_text(c.message, report, extra)) for c in earlier.collectors),
+        collectors=earlier.collectors,
         access=earlier.access,
         runtime=earlier.runtime,
-    )
+    ), report, extra)
+
+
+def redact_fields(fields: manifest.ManifestFields, report: redactor.RedactionReport,
+                  extra: Sequence[Detector]) -> manifest.ManifestFields:
+    """``fields`` with the free text in them (collector messages, string parameters) redacted, the
+    ``extra`` (admin) detectors too: a capture applies them before its manifest is written and its
+    messages reach a status (debugcap.capture.run), as ``kubectl debugcap redact --patterns`` does."""
+    parameters = {k: redact_message(v, report, extra) if isinstance(v, str) else v
+                  for k, v in fields.capture.parameters.items()}
+    collectors = tuple(replace(c, message=redact_message(c.message, report, extra)) for c in fields.collectors)
+    return replace(fields, capture=replace(fields.capture, parameters=parameters), collectors=collectors)
 
 
 def _relative(name: str) -> str | None:

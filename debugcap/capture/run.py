@@ -15,13 +15,13 @@ import functools
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from debugcap import templates
-from debugcap.bundle import layout, manifest, redact_custom, redact_detectors, writer
+from debugcap.bundle import layout, manifest, redact, redact_bundle, redact_custom, redact_detectors, writer
 from debugcap.capture.deadline import MONOTONIC, Clock, Deadline, deadline_seconds
 from debugcap.capture.outcome import CaptureOutcome, phase_of
 from debugcap.capture.steps import Evidence, Progress, StepRunner
@@ -66,17 +66,26 @@ class Capture:
             with writer.BundleWriter(directory=self.out_dir, name=name, redact=self.settings.redact,
                                      spool_dir=scratch_dir, durable=self.settings.durable_bundles,
                                      extra_detectors=extra) as bundle:
-                records, ended = self._collect(bundle, scratch_dir, deadline)
-                written = bundle.finish(self._fields(records))
+                records, ended = self._collect(bundle, scratch_dir, deadline, extra)
+                fields = self._fields(records)
+                if extra:
+                    # Collector messages had the built-in detectors only (collectors.base): the
+                    # admin's patterns mask them here, before the manifest, and the records the
+                    # operator turns into status, conditions and Events, get them.
+                    fields = redact_bundle.redact_fields(fields, redact.RedactionReport(), extra)
+                    records = list(fields.collectors)
+                written = bundle.finish(fields)
         finally:
             shutil.rmtree(scratch_dir, ignore_errors=True)
         return CaptureOutcome(target=self.target, bundle=written, records=tuple(records), phase=phase_of(records),
                               steps_ended=ended)
 
-    def _collect(self, bundle: writer.BundleWriter, scratch_dir: Path,
-                 deadline: Deadline) -> tuple[list[manifest.CollectorRecord], threading.Event]:
+    def _collect(self, bundle: writer.BundleWriter, scratch_dir: Path, deadline: Deadline,
+                 extra: Sequence[redact_detectors.Detector]) -> tuple[list[manifest.CollectorRecord], threading.Event]:
         """Run every step until all are recorded or the deadline passed; records in template order,
-        and the event set once no step runs any more."""
+        and the event set once no step runs any more. Progress gets each record with ``extra``
+        (the admin's patterns) applied to its message."""
+        progress = _masking(self.progress, extra) if extra else self.progress
         steps = self.template.steps
         evidence = Evidence(bundle, steps)
         before = frozenset(name for name, c in self.collectors.items() if c.before_window)
@@ -84,7 +93,7 @@ class Capture:
         context = functools.partial(base.CollectContext, kube=self.kube, target=self.target, settings=self.settings,
                                     scratch_dir=scratch_dir, commands=self.commands, facts=self.facts)
         runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
-                            evidence=evidence, clock=self.clock, progress=self.progress)
+                            evidence=evidence, clock=self.clock, progress=progress)
         gate.start()
         # Enough workers for the snapshots and the whole window at once: a window step queued behind
         # a slow snapshot would start late, apart from the others, and the bound on the snapshots'
@@ -112,7 +121,7 @@ class Capture:
             raise evidence.error
         if not finished:
             for i in evidence.abandoned:
-                self.progress(records[i].name, records[i])
+                progress(records[i].name, records[i])
         return records, runner.ended
 
     def _fields(self, records: list[manifest.CollectorRecord]) -> manifest.ManifestFields:
@@ -133,6 +142,16 @@ def custom_detectors(settings: CaptureSettings,
     return redact_custom.compile_patterns(
         (*settings.redaction_patterns, *template.redaction_patterns),
         where=f'redaction patterns (operator setting, then template "{template.name}")')
+
+
+def _masking(progress: Progress, extra: Sequence[redact_detectors.Detector]) -> Progress:
+    def say(name: str, record: manifest.CollectorRecord | None) -> None:
+        if record is not None and record.message:
+            record = replace(record, message=redact_bundle.redact_message(record.message, redact.RedactionReport(),
+                                                                          extra))
+        progress(name, record)
+
+    return say
 
 
 def access_of(channel: object) -> dict[str, str]:

@@ -101,7 +101,8 @@ class CollectorResult:
         # The message reaches the manifest, the DebugCapture's status and its Events unredacted by
         # anything else, and may quote a pod's answer ("HTTP 500: ... Authorization: Bearer ...").
         # Escaped too: an escape sequence in it (ESC[2J, OSC 52) would act on the terminal of
-        # whoever reads the status with kubectl describe or -o custom-columns.
+        # whoever reads the status with kubectl describe or -o custom-columns. The admin's patterns
+        # are the capture's, not known here: debugcap.capture.run applies them to the records.
         object.__setattr__(self, "message", _escape_controls(redact.redact_text(self.message)))
 
     @classmethod

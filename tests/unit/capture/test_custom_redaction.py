@@ -53,3 +53,21 @@ def test_a_bad_pattern_stops_the_capture_before_a_bundle_is_written(
     with pytest.raises(ConfigError, match='template "stand-in".*"bad".*not valid RE2'):
         run(tmp_path, registry, CaptureSettings(durable_bundles=False), (("bad", "acme_(?=x)"),))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_collector_messages_get_the_patterns_in_the_manifest_the_records_and_progress(
+        tmp_path: Path, registry: dict[str, type[base.Collector]]) -> None:
+    # A pod's error body quoted in a collector's message: the built-in detectors do not know the
+    # company's token; the records are what the operator writes to status, conditions and Events.
+    stand_in(registry, "logs", lambda ctx: base.CollectorResult(base.Status.FAILED, f"HTTP 500: bad token {TENANT}"))
+    said: list[str] = []
+    expanded = dataclasses.replace(template(step("logs")), redaction_patterns=TEMPLATE_PATTERNS,
+                                   parameters={"note": f"for {TENANT}"})
+    outcome = capture.capture(NoKube(), TARGET, expanded, out_dir=tmp_path, capture_name="cap-1",  # type: ignore[arg-type]
+                              settings=CaptureSettings(durable_bundles=False), http=FakeForwards(), started=STARTED,
+                              progress=lambda _name, record: said.append(record.message if record else ""),
+                              collectors=registry, clock=FakeClock())
+    assert [r.message for r in outcome.records] == ["HTTP 500: bad token ***REDACTED***"]
+    document = manifest_of(outcome.bundle.path)
+    assert TENANT not in str(document) and document["collectors"][0]["message"] == "HTTP 500: bad token ***REDACTED***"
+    assert all(TENANT not in m for m in said) and "HTTP 500: bad token ***REDACTED***" in said
