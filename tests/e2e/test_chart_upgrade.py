@@ -1,0 +1,109 @@
+"""``helm install`` of the previous chart version, then ``helm upgrade`` to this one and
+``helm uninstall``, for real against the testbed's API server (docs/operator.md, "Upgrading the chart").
+
+Cases:
+* chart 0.2.0 installed with a namespace list; a DebugCapture and a (suspended) DebugSchedule
+  created in that namespace; ``helm upgrade`` to this checkout's chart with no values of its own
+  keeps the user's values, rolls the Deployment to this chart's (readiness probe), and leaves both
+  objects as they were (same uid, same spec)
+* an upgrade with a value the schema refuses fails before anything changes: the release stays at
+  its revision
+* ``helm uninstall`` removes the Deployment and leaves the CRDs and both objects
+The operator's pod is never started (its image is not pullable here): the test is about what Helm
+does to the objects; the chart's Deployment running a capture is tests/e2e/test_chart.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import uuid
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed import builds
+
+from .conftest import Testbed, kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "debugcap"
+# The commit of chart 0.2.0, the version before values.schema.json.
+PREVIOUS_CHART = "d914ab8"
+
+
+def helm(testbed: Testbed, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run([str(builds.binary("helm")), *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "KUBECONFIG": testbed.kubeconfig})
+    if check and res.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def previous_chart(dest: Path) -> Path:
+    """charts/debugcap and crds/ (its crds/ is a link to them) as they were at chart 0.2.0."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_CHART, "charts/debugcap", "crds"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="tar")
+    chart = dest / "charts" / "debugcap"
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == "0.2.0"
+    return chart
+
+
+def get(testbed: Testbed, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load(kubectl(testbed, "-n", namespace, "get", kind, name, "-o", "yaml").stdout)
+    return obj
+
+
+def revision(testbed: Testbed, release: str, namespace: str) -> tuple[int, str]:
+    [status] = yaml.safe_load(helm(testbed, "list", "-n", namespace, "--filter", f"^{release}$", "-o", "yaml").stdout)
+    return int(status["revision"]), str(status["chart"])
+
+
+def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
+        testbed: Testbed, crds: None, namespace: str, tmp_path: Path) -> None:
+    release = f"upg-{uuid.uuid4().hex[:6]}"
+    old = previous_chart(tmp_path)
+    helm(testbed, "install", release, str(old), "-n", namespace, "--set", f"namespaces={{{namespace}}}",
+         "--set", "s3.endpoint=minio.example:9000", "--set", "operator.concurrency=2")
+    try:
+        assert revision(testbed, release, namespace) == (1, "debugcap-0.2.0")
+        kubectl(testbed, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all([
+            {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture", "metadata": {"name": "before-upgrade"},
+             "spec": {"target": {"pod": "gone"}, "template": "go-profile"}},
+            {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugSchedule", "metadata": {"name": "nightly"},
+             "spec": {"schedule": "0 3 * * *", "suspend": True,
+                      "captureTemplate": {"spec": {"target": {"pod": "gone"}, "template": "go-profile"}}}}]))
+        before = {kind: get(testbed, namespace, kind, name)
+                  for kind, name in (("debugcapture", "before-upgrade"), ("debugschedule", "nightly"))}
+
+        helm(testbed, "upgrade", release, str(CHART), "-n", namespace)
+        assert revision(testbed, release, namespace) == (2, "debugcap-0.3.0")
+        deployment = get(testbed, namespace, "deployment", f"{release}-debugcap")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        # The values given to the first install are kept.
+        assert (env["DEBUGCAP_OPERATOR_NAMESPACES"], env["DEBUGCAP_OPERATOR_CONCURRENCY"]) == (namespace, "2")
+        for kind, obj in before.items():
+            after = get(testbed, namespace, kind, obj["metadata"]["name"])
+            assert after["metadata"]["uid"] == obj["metadata"]["uid"] and after["spec"] == obj["spec"], kind
+
+        refused = helm(testbed, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
+                       "--set", "replica=2", check=False)
+        assert refused.returncode != 0 and "'replica' not allowed" in refused.stderr, refused.stderr
+        assert revision(testbed, release, namespace) == (2, "debugcap-0.3.0")
+
+        helm(testbed, "uninstall", release, "-n", namespace)
+        assert kubectl(testbed, "-n", namespace, "get", "deployment", f"{release}-debugcap",
+                       check=False).returncode != 0
+        assert kubectl(testbed, "get", "crd", "debugcaptures.debugcap.io", "debugschedules.debugcap.io",
+                       check=False).returncode == 0
+        for kind, obj in before.items():
+            assert get(testbed, namespace, kind, obj["metadata"]["name"])["metadata"]["uid"] == obj["metadata"]["uid"]
+    finally:
+        helm(testbed, "uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
