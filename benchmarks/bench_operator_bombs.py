@@ -84,7 +84,8 @@ def one_round(kube: Kube, s3: S3Backend, env: dict[str, str], args: argparse.Nam
         result = run_capture(kube, namespace, "bombs", {"selector": {"matchLabels": {"app": "bench"}},
                                                         "maxPods": args.pods}, proc.pid,
                              timeout=args.timeout, template=args.template,
-                             params={"cpuSeconds": 1, "traceSeconds": 1})
+                             params={"cpuSeconds": 1, "traceSeconds": 1,
+                                     **({"deadlineSeconds": args.deadline} if args.deadline else {})})
         problems = check_bundles(s3, result, args.pods)
         hwm = _proc_kb(proc.pid, "VmHWM") * 1024
         pods = result["status"].get("pods") or []
@@ -135,6 +136,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="rounds of each kind, alternated")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--no-baseline", action="store_true", help="only the rounds of bombs")
+    parser.add_argument("--hostile", default="bomb", help="GOAPP_HOSTILE of the bomb pods (bomb,trickle: the "
+                        "gzip profiles bomb, the trace and flight recorder trickle past --deadline)")
+    parser.add_argument("--deadline", type=int, default=0, help="spec.parameters.deadlineSeconds (0: unset)")
     parser.add_argument("--root", type=Path, default=None,
                         help="run the operator from another checkout's debugcap (git archive <commit> debugcap "
                              "| tar -x -C DIR), to compare before and after")
@@ -168,7 +172,7 @@ def main() -> int:
     for i in range(1, args.runs + 1):
         if not args.no_baseline:
             base.append(one_round(kube, s3, env, args, f"baseline-{i}", {}))
-        bombs.append(one_round(kube, s3, env, args, f"bombs-{i}", {"GOAPP_HOSTILE": "bomb"}))
+        bombs.append(one_round(kube, s3, env, args, f"bombs-{i}", {"GOAPP_HOSTILE": args.hostile}))
     peaks = [float(max(r["hwm"], r["tree_peak"])) for r in bombs]
     failed = [p for r in bombs for p in r["problems"]] + [f"{r['label']}: traceback" for r in bombs if r["tracebacks"]]
     verdict = "MET" if max(peaks) < LIMIT_MIB * MIB and not failed else "NOT MET"
