@@ -16,10 +16,9 @@ does to the objects; the chart's Deployment running a capture is tests/e2e/test_
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import tarfile
 import uuid
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,9 @@ from .conftest import Testbed, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "debugcap"
-# The commit of chart 0.2.0, the version before values.schema.json.
-PREVIOUS_CHART = "d914ab8"
+# Chart 0.2.0, the version before values.schema.json, kept as it was (its CRDs are the current
+# ones, applied by the crds fixture), so no git history is needed.
+PREVIOUS_CHART = REPO / "tests" / "fixtures" / "chart-0.2.0"
 
 
 def helm(testbed: Testbed, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -44,12 +44,9 @@ def helm(testbed: Testbed, *args: str, check: bool = True) -> subprocess.Complet
 
 
 def previous_chart(dest: Path) -> Path:
-    """charts/debugcap and crds/ (its crds/ is a link to them) as they were at chart 0.2.0."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_CHART, "charts/debugcap", "crds"],
-                             capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="tar")
-    chart = dest / "charts" / "debugcap"
+    """Chart 0.2.0, copied where the test may change it."""
+    chart = dest / "debugcap"
+    shutil.copytree(PREVIOUS_CHART, chart)
     assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == "0.2.0"
     return chart
 

@@ -30,8 +30,8 @@ from debugcap.operator.config import DebugcapConfig
 from .test_chart_alert_webhook import render_notes
 from .test_chart_namespaces import CHART, operator_env, render, run_helm
 
-# The commit of chart 0.2.0, the version before values.schema.json and the values added with it.
-PREVIOUS_CHART = "d914ab8"
+# Chart 0.2.0, the version before values.schema.json (tests/e2e/test_chart_upgrade.py installs it).
+PREVIOUS_VALUES = Path(__file__).resolve().parents[2] / "fixtures" / "chart-0.2.0" / "values.yaml"
 
 # helm is a Go program, built once (minutes) when the testbed has not built it yet.
 pytestmark = pytest.mark.slow
@@ -152,8 +152,7 @@ def test_values_of_the_previous_chart_version_render(helm: Path, tmp_path: Path)
     them as off, or as values.yaml's numbers."""
     chart = tmp_path / "debugcap"
     shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("crds"))
-    old = subprocess.run(["git", "-C", str(CHART), "show", f"{PREVIOUS_CHART}:charts/debugcap/values.yaml"],
-                         capture_output=True, text=True, check=True).stdout
+    old = PREVIOUS_VALUES.read_text()
     assert "readiness" not in old and "podDisruptionBudget" not in old
     (chart / "values.yaml").write_text(old)
     res = subprocess.run([str(helm), "template", "dc", str(chart), "--namespace", "ops",
