@@ -240,7 +240,8 @@ class LineRedactor:
         else:
             data = self._run_prefiltered(_TEXT_PREFILTER, data, len(context), first_line)
         if self._extra:
-            data = self._run(self._extra, data, data.lower(), len(context), lambda i: first_line + i)
+            data = self._run(self._extra, data, data.lower(), len(context), lambda i: first_line + i,
+                             clip_context=True)
         self._context = data[-_CONTEXT_BYTES:]
         self._line += piece.count(b"\n")
         return data[len(context) :]
@@ -282,6 +283,7 @@ class LineRedactor:
         number: Callable[[int], int],
         *,
         own_runs: bool = False,
+        clip_context: bool = False,
     ) -> bytes:
         """``data`` with what ``patterns`` find masked, in order; ``number`` turns the index of a
         line of ``data`` into its line number in the file. ``own_runs``: a detector with a trigger
@@ -299,7 +301,7 @@ class LineRedactor:
             else:
                 spans = gated[pattern.gate] = _gated_lines(pattern.gate, lowered)
             if spans:
-                redacted = self._sub(pattern, data, spans, read_only, number)
+                redacted = self._sub(pattern, data, spans, read_only, number, clip_context)
                 if redacted != data:
                     data, lowered = redacted, redacted.lower()
                     gated.clear()
@@ -312,7 +314,13 @@ class LineRedactor:
         spans: list[tuple[int, int]],
         read_only: int,
         number: Callable[[int], int],
+        clip_context: bool = False,
     ) -> bytes:
+        # clip_context (admin patterns): a match may start in the read-only context, as a whole
+        # match of "Tenant <hex>" does when a line over max_line was cut inside it; the part of it
+        # in this piece is masked (the context went out with the previous piece; forced cuts
+        # fall after a delimiter, so usually only the prefix did). Built-in secrets start after
+        # their prefix, so theirs never does.
         # Matches come left to right, so counting newlines incrementally from the previous match
         # gives each line number in O(len(data)).
         parts: list[bytes] = []
@@ -321,6 +329,8 @@ class LineRedactor:
         line = 0
         for low, high in spans:
             for start, end in pattern.find(data, low, high):
+                if start < read_only and clip_context and end > read_only:
+                    start = read_only
                 if start < read_only or start < done:
                     continue
                 line += data.count(b"\n", pos, start)
