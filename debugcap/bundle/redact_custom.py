@@ -144,18 +144,40 @@ def _matches(compiled: Any, data: bytes, low: int, high: int) -> Iterator[Any]:
         pos = end if end > start else end + 1
 
 
+def _backslashes_before(data: bytes, pos: int, floor: int) -> int:
+    """How many backslashes end ``data[floor:pos]`` (the whole run, read back in slices: its
+    parity says whether the byte at ``pos`` is escaped)."""
+    count = 0
+    while pos > floor:
+        chunk = data[max(floor, pos - 64) : pos]
+        run = len(chunk) - len(chunk.rstrip(b"\\"))
+        count += run
+        if run < len(chunk):
+            break
+        pos -= run
+    return count
+
+
 def _finder(compiled: Any, group: int) -> Finder:
     def find(data: bytes, low: int, high: int) -> Iterator[Span]:
         for match in _matches(compiled, data, low, high):
             start, end = match.span(group)
             if start < 0 or end <= start:
                 continue  # the group took no part in this match: nothing to mask
+            if end - start > 2 and data[start] == data[end - 1] and data[start] in b"\"'":
+                # A quoted value ('"acme_[a-z]+"'): the quotes stay, so a JSON or YAML string stays one.
+                start, end = start + 1, end - 1
             if not data[start:end].replace(MASK, b"").strip(b"*\"' "):
                 continue  # a mask already (a built-in detector, or a bundle redacted again)
-            # A span starting right after a backslash would leave "\***" in a JSON string, an
-            # invalid escape: mask the backslash too.
-            before = data[max(low, start - 8) : start]
-            yield start - (len(before) - len(before.rstrip(b"\\"))) % 2, end
+            # JSON escapes: a span starting right after an escaping backslash would leave "\***",
+            # an invalid escape: mask the backslash too. One ending in an escaping backslash would
+            # take the escape from the byte after it (a quote would end the string): keep that one.
+            if _backslashes_before(data, start, low) % 2:
+                start -= 1
+            if _backslashes_before(data, end, start) % 2:
+                end -= 1
+            if end > start:
+                yield start, end
 
     return find
 

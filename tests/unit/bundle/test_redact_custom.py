@@ -265,3 +265,26 @@ def test_any_byte_still_stops_at_the_newline() -> None:
     # \C (any byte) is the one RE2 construct never_nl does not keep off a newline.
     out, kinds = _redact("acme=ab\ncd\nacme=xy\n", [("acme-bytes", "acme=(?P<secret>\\C+)")])
     assert out == "acme=***REDACTED***\ncd\nacme=***REDACTED***\n" and kinds == ["custom:acme-bytes"] * 2
+
+
+# --- JSON stays valid (review of issue 16) ---------------------------------------------------
+
+
+def test_a_match_in_quotes_keeps_its_quotes() -> None:
+    out, kinds = _redact(json.dumps({"k": "acme_abc1", "n": 1}) + "\n", [("q", '"acme_[a-z0-9]+"')],
+                         file=layout.METRICS_EXPVAR)
+    assert json.loads(out) == {"k": "***REDACTED***", "n": 1} and kinds == ["custom:q"]
+
+
+@pytest.mark.parametrize("slashes", [0, 1, 2, 4, 9, 10, 130])
+def test_the_whole_backslash_run_before_a_span_is_counted(slashes: int) -> None:
+    # In the JSON text: 2 * slashes backslashes, then the escape \n; the span starts at its "n".
+    doc = json.dumps({"m": "x" + "\\" * slashes + "\nacme_abcd"}) + "\n"
+    out, _ = _redact(doc, [("acme", "nacme_[a-z]{4}")], file=layout.METRICS_EXPVAR)
+    assert "acme_abcd" not in out and json.loads(out)["m"].startswith("x")
+
+
+def test_a_span_ending_in_an_escaping_backslash_leaves_the_escape() -> None:
+    doc = json.dumps({"acme": 'ab"cd', "x": 1}) + "\n"
+    out, kinds = _redact(doc, [("acme-field", '"acme": ?"(?P<secret>[^"]+)"')], file=layout.METRICS_EXPVAR)
+    assert json.loads(out)["x"] == 1 and "ab" not in out and kinds == ["custom:acme-field"]
