@@ -79,3 +79,14 @@ def test_a_bad_pattern_file_is_a_usage_error_and_nothing_is_written(tmp_path: Pa
     code, _, err = _invoke(src, "--patterns", tmp_path / "missing.yaml")
     assert code == 2 and "cannot read" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log", "patterns.yaml"]
+
+
+def test_a_lone_surrogate_or_bytes_not_utf8_are_usage_errors_not_tracebacks(tmp_path: Path) -> None:
+    src = tmp_path / "app.log"
+    src.write_text(f"user logged in with {TOKEN}\n")
+    code, _, err = _invoke(src, "--out", "-", "--patterns", _patterns(tmp_path, '- {name: x, regex: "a\\udcffb"}\n'))
+    assert code == 2 and '[0] ("x"): the regex holds a lone surrogate' in err and "Traceback" not in err
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"- {name: x, regex: 'caf\xe9'}\n")
+    code, _, err = _invoke(src, "--out", "-", "--patterns", path)
+    assert code == 2 and "is not UTF-8 text (byte offset 23)" in err

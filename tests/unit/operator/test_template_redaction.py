@@ -198,3 +198,16 @@ def test_a_capture_and_a_trigger_of_that_template_are_refused_once_with_that_mes
     spec = triggering.parse_trigger({"target": {"pod": "api-1"}, "template": "acme", "when": {"restarted": True}})
     problem = asyncio.run(trigger_runs.template_problem(_runtime(kube), spec, "web"))
     assert "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in problem and "another name" in problem
+
+
+def test_a_lone_surrogate_in_the_setting_stops_the_operator_naming_the_pattern(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "patterns.yaml"
+    path.write_text('- {name: acme-token, regex: "acme_\\udcff"}\n')
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_REDACTION_PATTERNS", str(path))
+    monkeypatch.setattr(main.kopf, "run", lambda **_: pytest.fail("the operator started"))
+    with pytest.raises(SystemExit) as stopped:
+        main.main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and '[0] ("acme-token"): the regex holds a lone surrogate' in err
+    assert "Traceback" not in err
