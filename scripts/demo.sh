@@ -111,6 +111,22 @@ hits=$( (tar xzf "$FULL" -O; tar xzf "$SLIM" -O) | grep -c "demo-secret-never-in
 echo "$hits occurrences"
 [ "$hits" = 0 ] || { echo "SECRET LEAKED" >&2; exit 1; }
 
+step "Company-specific secrets: an admin's RE2 pattern masks what no built-in detector knows (and keeps look-alikes)"
+printf 'INFO order 42 paid with voucher ACME-VCH-7Q2W9E4R8T1Y5U3I by user 7\nINFO token_ttl=300 cache_key=orders:42\n' \
+  > "$OUT/shop.log"
+printf -- '- name: acme-voucher\n  regex: ACME-VCH-[0-9A-Z]{16}\n' > "$OUT/acme-patterns.yaml"
+kubectl debugcap redact "$OUT/shop.log" --patterns "$OUT/acme-patterns.yaml" --out - --report "$OUT/shop-masked.json"
+python3 -c 'import json,sys; print("masked:", json.load(open(sys.argv[1]))["totals"]["rules"])' "$OUT/shop-masked.json"
+
+step "A hostile pod (its profiles are 1 MiB gzip bombs of 1 GiB): stored unchecked, never inflated, the capture stays small"
+kubectl -n "$NS" delete pod hostile --ignore-not-found --grace-period=0 >/dev/null
+kubectl -n "$NS" run hostile --image=debugcap.test/goapp:dev --image-pull-policy=Never --restart=Never \
+  --env=GOAPP_HOSTILE=bomb --overrides='{"spec":{"terminationGracePeriodSeconds":0}}' >/dev/null
+kubectl -n "$NS" wait --for=condition=Ready pod/hostile --timeout=90s >/dev/null
+/usr/bin/time -f "peak RSS of the capture: %M KiB" kubectl debugcap create pod/hostile -n "$NS" -t go-heap \
+  --local --output-dir "$OUT" 2>&1 | grep -E "pprof-heap|phase:|peak RSS" || true
+kubectl -n "$NS" delete pod hostile --grace-period=0 >/dev/null
+
 step "Reading the evidence: the leak hunt's findings"
 kubectl debugcap report "$LEAK" --html "$OUT/leak-report.html" | sed -n '1,25p'
 
