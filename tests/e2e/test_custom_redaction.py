@@ -8,6 +8,8 @@ Cases:
   decompressed too), and its manifest records custom:<name> for each, never the value
 * a template whose pattern RE2 refuses is invalid in its status, and a capture of it Fails at
   once, the message naming the template, the pattern and the fix
+* a template pattern named like one of the operator's setting with another regex: the template is
+  invalid and its capture Fails at once, naming both sources (not the regexes)
 * a template whose namespaceSelector has a label value Kubernetes would reject is invalid, and its
   capture Fails naming the template and the field (issue 16's left-over)
 """
@@ -128,3 +130,19 @@ def test_a_template_whose_namespace_selector_kubernetes_would_reject_is_invalid_
     status = wait_done(kube, namespace, "refused", 60)["status"]
     assert status["phase"] == "Failed", status
     assert "is not a label value" in status["message"] and f"DebugCaptureTemplate {name}" in status["message"]
+
+
+def test_a_template_pattern_named_like_the_operators_with_another_regex_is_invalid_and_refused(
+        operator_patterns: None, operator: KopfRunner, kube: Kube, namespace: str, goapp_pod: GoappPod,
+        make_template: Callable[..., str]) -> None:
+    # Both would apply to every capture: the template shows it, rather than each capture failing.
+    goapp_pod("plain")
+    weaker = {"name": OPERATOR_PATTERN["name"], "regex": "acmetenant-[0-9a-f]{4}"}
+    name = make_template({"redaction": {"patterns": [weaker]}, "steps": [{"collector": "pod-yaml"}]}, valid=False)
+    message = kube.custom().get_cluster_custom_object(GROUP, VERSION, TEMPLATES, name)["status"]["message"]
+    assert f'DebugCaptureTemplate {name} spec.redaction.patterns[0] ("acme-tenant")' in message
+    assert "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in message and "[0-9a-f]" not in message
+    create_capture(kube, namespace, "clash", {"target": {"pod": "plain"}, "template": name})
+    status = wait_done(kube, namespace, "clash", 60)["status"]
+    assert status["phase"] == "Failed" and "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in status["message"], status
+    assert not status.get("pods")
