@@ -10,6 +10,8 @@ Cases:
   once, the message naming the template, the pattern and the fix
 * a template pattern named like one of the operator's setting with another regex: the template is
   invalid and its capture Fails at once, naming both sources (not the regexes)
+* a collector message quoting a pod's answer (HTTP 500 with a body) has the template's pattern
+  masked in the status, the Events and the manifest
 * a template whose namespaceSelector has a label value Kubernetes would reject is invalid, and its
   capture Fails naming the template and the field (issue 16's left-over)
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,3 +149,33 @@ def test_a_template_pattern_named_like_the_operators_with_another_regex_is_inval
     status = wait_done(kube, namespace, "clash", 60)["status"]
     assert status["phase"] == "Failed" and "DEBUGCAP_OPERATOR_REDACTION_PATTERNS" in status["message"], status
     assert not status.get("pods")
+
+
+def test_a_collector_message_quoting_a_pods_answer_gets_the_patterns_in_manifest_status_and_events(
+        operator: KopfRunner, kube: Kube, core: Any, namespace: str, goapp_pod: GoappPod, tmp_path: Path,
+        make_template: Callable[..., str]) -> None:
+    # GOAPP_HOSTILE=secret-error answers every pprof path with HTTP 500 and a body; its words
+    # "profile store" stand in for a company token only the template's pattern knows.
+    goapp_pod("store", env={"GOAPP_HOSTILE": "secret-error"})
+    store_word = {"name": "store-word", "regex": "upstream profile (?P<secret>store)"}
+    name = make_template({"redaction": {"patterns": [store_word]},
+                          "steps": [{"collector": "pod-yaml"}, {"collector": "pprof-heap"}]})
+    create_capture(kube, namespace, "store", {"target": {"pod": "store"}, "template": name})
+    status = wait_done(kube, namespace, "store", 120)["status"]
+    [pod] = status["pods"]
+    heap = next(c for c in pod["collectors"] if c["name"] == "pprof-heap")
+    assert heap["status"] == "failed" and "answered HTTP 500" in heap["message"], heap
+    assert "upstream profile ***REDACTED***" in heap["message"], heap
+    texts = [json.dumps(status)]
+    deadline = time.monotonic() + 15  # the Events of the end come right after the phase
+    while True:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=store").items
+        if any(e.reason.startswith("Capture") and e.reason != "CaptureStarted" for e in events) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    texts += [e.message or "" for e in events]
+    manifest = json.loads(members(_fetch(pod, tmp_path))["manifest.json"])
+    texts.append(json.dumps(manifest["collectors"]))
+    leaks = [t for t in texts if "profile store" in t]
+    assert not leaks, leaks
