@@ -37,7 +37,7 @@ from debugcap.settings import CaptureSettings
 
 logger = logging.getLogger(__name__)
 # Longest an upload waits for a status write naming its key to succeed (see store_pod); the scheduler
-# tries that write a few times meanwhile (pod_scheduling.KEY_WRITE_TRIES).
+# tries that write again for 45 s meanwhile (pod_scheduling.KEY_WRITE_WAITS).
 KEY_SENT_SECONDS: Final = 60.0
 # Longest a pod's lock waits for steps abandoned at the deadline to end once their connections are
 # closed (see _end_abandoned_steps). A request on a closed tunnel fails within a second, and it is

@@ -69,10 +69,11 @@ PREPARE_LEAD_SECONDS: Final = 0.5
 # a bundle of hundreds of MB takes seconds to write. This catches an engine that does not finish
 # even then. 30 s is a judgement call.
 DEADLINE_GRACE_SECONDS: Final = 30.0
-# The status write naming a pod's upload key is tried this often, 5 then 10 s apart, while the upload
-# waits (capturing.KEY_SENT_SECONDS) for one to succeed: it rides out an API server's restart. Judgement call.
-KEY_WRITE_TRIES: Final = 3
-KEY_WRITE_RETRY_SECONDS: Final = 5.0
+# The status write naming a pod's upload key is tried again after these waits while the upload waits
+# (capturing.KEY_SENT_SECONDS, 60 s) for one to succeed: 45 s of tries ride out an API server's
+# restart and leave the last one time to answer before the upload gives up. Judgement call.
+KEY_WRITE_WAITS: Final = (5.0, 10.0, 10.0, 10.0, 10.0)
+KEY_WRITE_TRIES: Final = len(KEY_WRITE_WAITS) + 1
 
 
 class PodWork(Protocol):
@@ -133,7 +134,7 @@ async def _write_key(run: StatusWriter, running: PodResult, key_sent: threading.
     succeeded, trying again (every write carries it) up to KEY_WRITE_TRIES in all."""
     for attempt in range(KEY_WRITE_TRIES):
         if attempt:
-            await clock.sleep(KEY_WRITE_RETRY_SECONDS * attempt)
+            await clock.sleep(KEY_WRITE_WAITS[attempt - 1])
         with contextlib.suppress(Exception):  # a failed write is logged by the writer
             await (run.progress() if attempt else run.set_pod(running))
             key_sent.set()

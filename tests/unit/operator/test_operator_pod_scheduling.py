@@ -546,15 +546,24 @@ def test_a_failed_status_write_naming_the_key_is_tried_again_before_the_upload(
         executor: ThreadPoolExecutor, tmp_path: Path) -> None:
     """The upload waits for a write naming its key that succeeded, not one that merely ended."""
     writes, before_upload, sent, waits = _key_capture(executor, tmp_path, failures=1)
-    assert sent and waits == [pod_scheduling.KEY_WRITE_RETRY_SECONDS]
+    assert sent and waits == [pod_scheduling.KEY_WRITE_WAITS[0]]
     assert before_upload == ["failed k/p1.tar.gz", "ok k/p1.tar.gz"]  # the retry carried the key
     assert writes[-1] == "ok -"  # the final result (stored: bundle, no uploadKey)
+
+
+def test_an_api_server_back_after_20_s_still_names_the_key_before_the_upload_gives_up(
+        executor: ThreadPoolExecutor, tmp_path: Path) -> None:
+    """Writes at 0, 5 and 15 s fail; the one at 25 s names the key, inside the upload's 60 s."""
+    writes, before_upload, sent, waits = _key_capture(executor, tmp_path, failures=3)
+    assert sent and before_upload == ["failed k/p1.tar.gz"] * 3 + ["ok k/p1.tar.gz"]
+    assert sum(waits) == 25 < capturing.KEY_SENT_SECONDS
 
 
 def test_an_upload_key_no_write_could_name_is_never_reported_written(
         executor: ThreadPoolExecutor, tmp_path: Path) -> None:
     tries = pod_scheduling.KEY_WRITE_TRIES
     writes, before_upload, sent, waits = _key_capture(executor, tmp_path, failures=tries)
-    assert waits == [pod_scheduling.KEY_WRITE_RETRY_SECONDS * n for n in range(1, tries)]  # 5 s, then 10 s
+    assert waits == list(pod_scheduling.KEY_WRITE_WAITS)
+    assert sum(waits) < capturing.KEY_SENT_SECONDS  # the last try answers before the upload gives up
     assert not sent  # store_pod then keeps the bundle out of the store (test_operator_capturing)
     assert before_upload == ["failed k/p1.tar.gz"] * tries  # bounded: no more tries than that
