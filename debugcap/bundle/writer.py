@@ -159,6 +159,10 @@ class BundleWriter:
         self._offset = 0  # bytes of tar written so far, as tarfile counts them
         self._padding = b""  # the last member's padding to a whole block, compressed with what follows
         self._finished: WrittenBundle | None = None
+        # Set when a write into the archive stream failed part-way: the gzip stream then holds a
+        # torn piece, so every later member and finish() would only wrap a corrupt bundle in a
+        # valid-looking .sha256. A failure while spooling a member never sets it.
+        self._broken: BaseException | None = None
 
     @property
     def path(self) -> Path:
@@ -204,6 +208,7 @@ class BundleWriter:
         self._stream = compressing.GzipPieces(self._hashing, compresslevel=self._compresslevel, mtime=self._mtime)
         self._offset = 0
         self._padding = b""
+        self._broken = None
         self._add_raw(layout.VERSION, f"{layout.FORMAT_VERSION}\n".encode(), record=True)
 
     def add_bytes(self, path: str, data: bytes, *, redact: bool | None = None) -> manifest.FileEntry:
@@ -262,6 +267,9 @@ class BundleWriter:
         """
         if self._stream is None or self._hashing is None or self._raw is None:
             raise BundleError(f"bundle {self._name} is not open; use it as a context manager")
+        if self._broken is not None:
+            self.abort()  # a caller outside a with-block must not be left with the temp file
+            self._check_intact()
         sums = b"".join(_checksum_line(e.sha256, p) for p, e in self._files.items())
         self._add_raw(layout.SHA256SUMS, sums, record=False)
         report = redact_module.RedactionReport()
@@ -331,9 +339,18 @@ class BundleWriter:
         if self._stream is None:
             state = "finished" if self._finished else "not open"
             raise BundleError(f"cannot add {path!r}: bundle {self._name} is {state}")
+        self._check_intact()
         layout.check_path(path)
         if path in self._files:
             raise BundleError(f"bundle {self._name} already has {path!r}; each collector must write distinct paths")
+
+    def _check_intact(self) -> None:
+        if self._broken is not None:
+            raise BundleError(
+                f"bundle {self._name} in {self._directory} is damaged by an earlier write failure "
+                f"({self._broken}); it cannot be finished and nothing will be kept. "
+                f"Check free space there and capture again"
+            ) from self._broken
 
     def _add_raw(self, path: str, data: bytes, *, record: bool) -> None:
         self._add_member(path, [], len(data), 0, content=data)
@@ -356,7 +373,11 @@ class BundleWriter:
             self._stream.add(self._padding + header + content)
             if not content:
                 self._stream.add_compressed(compressed, crc, size)
-        except OSError as exc:
+        except BaseException as exc:
+            # Part of the header or member may be in the archive already; there is no undoing it.
+            self._broken = exc
+            if not isinstance(exc, OSError):
+                raise
             raise BundleError(
                 f"cannot write {path} into bundle {self._name} in {self._directory}: {exc}; check free space"
             ) from exc
