@@ -16,6 +16,11 @@ from where it starts, so the work over a line is linear in its length however ma
 holds; RE2 is linear per search, not across the searches of a finditer that re-reads the rest of
 the line each time).
 
+Patterns read one byte a character (RE2's Latin-1 mode), as Python's ``re`` reads bytes: in
+UTF-8 mode a byte that is not UTF-8 ends a negated class (``[^\\s"]+``) and the rest of the token
+would be left. A UTF-8 literal in a regex still matches its bytes; a non-ASCII character inside
+``[...]`` would stand for each of its bytes, so such a regex is refused (docs/redact.md).
+
 Patterns are compiled with RE2 (google-re2): matching is linear in the input whatever the
 pattern, so an admin's regex cannot make a capture spin on a hostile log line (Python's ``re``
 backtracks: ``(a+)+$`` on a line of ``a`` never ends). RE2 has no look-around and no
@@ -41,8 +46,6 @@ from debugcap.bundle.redact_detectors import Detector, Finder, Span
 from debugcap.errors import ConfigError
 
 PREFIX: Final = "custom:"
-# Per source (the operator's setting, one template); the two merged may hold twice as many.
-MAX_PATTERNS: Final = templates.MAX_REDACTION_PATTERNS
 MAX_REGEX_LENGTH: Final = 1024
 # RE2 refuses a program past its memory budget ("pattern too large"); 8 MiB holds any sane
 # token format many times over (a 1024-character regex of counted repetitions stays below it),
@@ -66,6 +69,8 @@ def _options(re2: Any) -> Any:
     options.max_mem = _MAX_MEM
     # A match never takes a newline, even one the regex names ([^"], (?s).): see the docstring.
     options.never_nl = True
+    # One byte a character: see the module docstring.
+    options.encoding = re2.Options.Encoding.LATIN1
     return options
 
 
@@ -85,6 +90,10 @@ def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
     except UnicodeEncodeError as exc:
         raise ConfigError(f'{where} ("{name}"): the regex holds a lone surrogate (character {exc.start}), '
                           "not a character; remove it (a YAML \\uDCxx escape, or bytes decoded wrongly)") from None
+    if _non_ascii_in_class(regex):
+        raise ConfigError(f'{where} ("{name}"): the regex has a non-ASCII character inside [...]; patterns '
+                          "read one byte a character, so it would stand for each of its UTF-8 bytes: write "
+                          "the character outside the class ((?:é|è) instead of [éè]), or its bytes as \\xNN")
     if len(_SECRET_GROUP.findall(regex)) > 1:
         raise ConfigError(f'{where} ("{name}"): the regex has more than one group named "secret", and only '
                           "the first would be masked; keep one (?P<secret>...), or split the alternatives "
@@ -107,6 +116,40 @@ def compile_pattern(name: str, regex: str, *, where: str) -> Detector:
     return Detector(PREFIX + name, _finder(compiled, group))
 
 
+def _non_ascii_in_class(regex: str) -> bool:
+    """Whether a character class (``[...]``, escapes and ``[:alpha:]`` read) holds a non-ASCII
+    character; ``\\Q...\\E`` outside a class is literal text."""
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            if not in_class and regex.startswith("Q", i + 1):
+                end = regex.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+                continue
+            if in_class and i + 1 < n and not regex[i + 1].isascii():
+                return True
+            i += 2
+        elif not in_class:
+            if c == "[":
+                in_class = True
+                i += 2 if regex.startswith("^", i + 1) else 1
+                if regex.startswith("]", i):  # a ] first is a literal
+                    i += 1
+                continue
+            i += 1
+        elif not c.isascii():
+            return True
+        elif c == "]":
+            in_class, i = False, i + 1
+        elif regex.startswith("[:", i):
+            end = regex.find(":]", i + 2)
+            i = i + 1 if end < 0 else end + 2
+        else:
+            i += 1
+    return False
+
+
 def _empty_match(compiled: Any, group: int, probe: bytes) -> bool:
     for match in compiled.finditer(probe):
         start, end = match.span(group)
@@ -120,7 +163,13 @@ def _matches(compiled: Any, data: bytes, low: int, high: int) -> Iterator[Any]:
     ``2 * MAX_MATCH`` bytes: a window with no match moves on by ``MAX_MATCH``, so a match up to that
     long starting anywhere is found whole. ``data`` stays the context: ^, $ and \\b see the bytes
     around a window. Windows are not cut at newlines (a search per line costs a Python call per
-    line): never_nl keeps a match on its line."""
+    line): never_nl keeps a match on its line.
+
+    A match that ends where its window does, short of ``high``, may have been cut there (``acme_\\w+``
+    on a token across the edge): it is searched again from its start with a whole window. That
+    second search reads at most ``2 * MAX_MATCH`` bytes, and only when the first reached its
+    window's end, and its match is kept only when it ends no earlier, so ``pos`` then moves past
+    that end: at most twice the bytes of the first searches, still linear in ``high - low``."""
     search = compiled.search
     pos = low
     while pos < high:
@@ -132,6 +181,11 @@ def _matches(compiled: Any, data: bytes, low: int, high: int) -> Iterator[Any]:
             pos += MAX_MATCH
             continue
         start, end = match.span()
+        if end == window < high and start > pos:
+            again = search(data, start, min(high, start + 2 * MAX_MATCH))
+            if again is not None and again.end() >= end:
+                match = again
+                start, end = match.span()
         newline = data.find(b"\n", start, end)
         if newline >= 0:
             # \C (any byte) takes a newline even with never_nl: read that match's line alone.
@@ -223,8 +277,12 @@ def parse_document(text: str, *, source: str) -> tuple[Pair, ...]:
     once here, so a bad file is refused where it is read."""
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{source} is not valid YAML or JSON: {exc}; write a list of "
+                          "{name: ..., regex: ...} mappings") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: '[' * 100000 exhausts the stack.
+        raise ConfigError(f"{source} is not valid YAML or JSON: nested too deeply; write a list of "
                           "{name: ..., regex: ...} mappings") from None
     if raw is None:
         return ()
