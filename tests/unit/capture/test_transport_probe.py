@@ -11,13 +11,13 @@ probes were given and from an injected clock, never from how long the test took.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import pytest
 from kubernetes import client as k8s
+from local_http import Server
 
 from debugcap import templates
 from debugcap.capture import transport
@@ -30,49 +30,22 @@ from debugcap.settings import CaptureSettings
 STALL = 30.0  # how long a trickle goes on unless the client hangs up: reached only when a test fails
 
 
-class Trickle:
-    """A local server answering every request "200, application/octet-stream", then one zero byte
-    every ``every`` seconds until the client closes the connection (``dropped``)."""
-
-    def __init__(self, every: float = 0.05) -> None:
-        self.every, self.dropped, self.asked = every, threading.Event(), threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                buf += conn.recv(4096)
-            self.asked.set()
-            try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
-                stop = time.monotonic() + STALL
-                while time.monotonic() < stop:
-                    conn.sendall(b"\0")
-                    time.sleep(self.every)
-            except OSError:
-                self.dropped.set()
-
-    def close(self) -> None:
-        self.sock.close()
+def _trickle(conn: socket.socket, every: float = 0.05) -> None:
+    """"200, application/octet-stream", then one zero byte every ``every`` seconds until the
+    client closes the connection."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+    stop = time.monotonic() + STALL
+    while time.monotonic() < stop:
+        conn.sendall(b"\0")
+        time.sleep(every)
 
 
 @pytest.fixture
-def trickles() -> Iterator[Callable[[], Trickle]]:
-    made: list[Trickle] = []
+def trickles() -> Iterator[Callable[[], Server]]:
+    made: list[Server] = []
 
-    def make() -> Trickle:
-        made.append(Trickle())
+    def make() -> Server:
+        made.append(Server(_trickle))
         return made[-1]
 
     yield make
@@ -108,7 +81,7 @@ def _fallback(auto: transport.Auto) -> dict[str, str]:
 
 
 def test_a_trickling_pod_is_given_up_at_its_first_bytes_through_each_transport(
-        trickles: Callable[[], Trickle], timeouts: list[tuple[str, float]]) -> None:
+        trickles: Callable[[], Server], timeouts: list[tuple[str, float]]) -> None:
     pod, api = trickles(), trickles()  # the API server relays the pod's trickle through pods/proxy
     auto = transport.Auto(_kube(api.port), _target(pod.port), forwards=1, in_cluster=True)
     try:
@@ -152,7 +125,7 @@ class Clock:
         return self.seconds
 
 
-def test_the_probes_keep_within_the_pods_deadline(trickles: Callable[[], Trickle],
+def test_the_probes_keep_within_the_pods_deadline(trickles: Callable[[], Server],
                                                   timeouts: list[tuple[str, float]],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """With a 4 s deadline, direct may take 3 s, and pods/proxy what is left of the 4 after the

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import gzip
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from local_http import Server
 
 from debugcap import errors
 from debugcap.bundle import layout
@@ -26,34 +26,6 @@ from debugcap.kube import podhttp
 HEAP = "/debug/pprof/heap"
 BOMB = gzip.compress(b"\0" * (64 << 20))
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-
-
-class Server:
-    """One local HTTP server: each connection's request is read, then ``answer`` writes to it."""
-
-    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
-        self.answer, self.dropped = answer, threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                buf += conn.recv(4096)
-            try:
-                self.answer(conn)
-            except OSError:
-                self.dropped.set()  # the client closed the connection
 
 
 @pytest.fixture
