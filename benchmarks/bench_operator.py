@@ -364,6 +364,24 @@ def fmt_runs(results: list[dict[str, Any]]) -> str:
     return ", ".join(f"{r['observed']:.2f}s (stamped {r['stamped']:.0f}s)" for r in results)
 
 
+
+def testbed_setup() -> tuple[dict[str, str], S3Backend, Kube]:
+    """The running testbed's environment (also put in os.environ: S3Settings and the operator read
+    it), its CRDs applied and established, its MinIO and API server; exits unless it is healthy."""
+    health = cluster.status() if cluster.P.kubeconfig.exists() else {}
+    if not health or not all(health.values()):
+        raise SystemExit(f"the testbed is not healthy ({health}); run: .venv/bin/python -m testbed up")
+    env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
+    os.environ.update(env)
+    kubectl = str(builds.binary("kubernetes", "kubectl"))
+    kenv = {**os.environ, "KUBECONFIG": env["KUBECONFIG"]}
+    subprocess.run([kubectl, "apply", "-f", str(REPO / "crds")], env=kenv, check=True, capture_output=True)
+    subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds")],
+                   env=kenv, check=True, capture_output=True)
+    s3_settings = S3Settings.from_env()
+    assert s3_settings is not None, "DEBUGCAP_S3_* not set"
+    return env, S3Backend(s3_settings), Kube.load(KubeTarget(kubeconfig=env["KUBECONFIG"]))
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=2)
@@ -376,22 +394,7 @@ def main() -> int:
     if args.transport:
         PARAMS["transport"] = args.transport
 
-    health = cluster.status() if cluster.P.kubeconfig.exists() else {}
-    if not health or not all(health.values()):
-        raise SystemExit(f"the testbed is not healthy ({health}); run: .venv/bin/python -m testbed up")
-    env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
-    for k, v in env.items():  # S3Settings.from_env() below, and the operator, read these
-        os.environ[k] = v
-    kubectl = str(builds.binary("kubernetes", "kubectl"))
-    kenv = {**os.environ, "KUBECONFIG": env["KUBECONFIG"]}
-    subprocess.run([kubectl, "apply", "-f", str(REPO / "crds")], env=kenv, check=True, capture_output=True)
-    subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds")],
-                   env=kenv, check=True, capture_output=True)
-
-    s3_settings = S3Settings.from_env()
-    assert s3_settings is not None, "DEBUGCAP_S3_* not set"
-    s3 = S3Backend(s3_settings)
-    kube = Kube.load(KubeTarget(kubeconfig=env["KUBECONFIG"]))
+    env, s3, kube = testbed_setup()
     core = kube.core()
     namespace = f"bench-op-{uuid.uuid4().hex[:6]}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-operator-"))

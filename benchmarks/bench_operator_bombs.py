@@ -54,12 +54,12 @@ from bench_operator import (  # noqa: E402
     run_capture,
     say,
     start_operator,
+    testbed_setup,
 )
 
-from debugcap.kube.client import Kube, KubeTarget  # noqa: E402
-from debugcap.settings import S3Settings  # noqa: E402
+from debugcap.kube.client import Kube  # noqa: E402
 from debugcap.storage.s3 import S3Backend  # noqa: E402
-from testbed import builds, cluster, images, layout  # noqa: E402
+from testbed import cluster, images, layout  # noqa: E402
 
 MIB = 1 << 20
 LIMIT_MIB = 384  # charts/debugcap/values.yaml: resources.limits.memory
@@ -144,24 +144,11 @@ def main() -> int:
                              "| tar -x -C DIR), to compare before and after")
     args = parser.parse_args()
 
-    health = cluster.status() if cluster.P.kubeconfig.exists() else {}
-    if not health or not all(health.values()):
-        raise SystemExit(f"the testbed is not healthy ({health}); run: .venv/bin/python -m testbed up")
-    env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
-    os.environ.update(env)
+    env, s3, kube = testbed_setup()
     if args.root is not None:
         env["PYTHONPATH"] = str(args.root.resolve())
     # goapp as this checkout's fixture builds it (GOAPP_HOSTILE), in the node's containerd.
     cluster.import_image(images.build_all()[layout.IMAGES["goapp"]])
-    kubectl = str(builds.binary("kubernetes", "kubectl"))
-    kenv = {**os.environ, "KUBECONFIG": env["KUBECONFIG"]}
-    subprocess.run([kubectl, "apply", "-f", str(REPO / "crds")], env=kenv, check=True, capture_output=True)
-    subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds")],
-                   env=kenv, check=True, capture_output=True)
-    s3_settings = S3Settings.from_env()
-    assert s3_settings is not None, "DEBUGCAP_S3_* not set"
-    s3 = S3Backend(s3_settings)
-    kube = Kube.load(KubeTarget(kubeconfig=env["KUBECONFIG"]))
 
     say(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs; {args.pods} pods, concurrency "
         f"{args.concurrency}, template {args.template}, {args.runs} run(s); limit {LIMIT_MIB} MiB; operator from "

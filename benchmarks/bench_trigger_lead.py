@@ -73,7 +73,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import minio  # noqa: E402
-from bench_operator import delete_captures, host_cpu, proc_cpu_seconds, start_operator  # noqa: E402
+from bench_operator import delete_captures, host_cpu, proc_cpu_seconds, start_operator, testbed_setup  # noqa: E402
 from bench_operator import strip_finalizers as strip_capture_finalizers  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import watch  # noqa: E402
@@ -89,9 +89,8 @@ from debugcap.formats import pprof as pprof_format  # noqa: E402
 from debugcap.kube import podhttp  # noqa: E402
 from debugcap.kube.client import Kube, KubeTarget, core_path  # noqa: E402
 from debugcap.operator import trigger_checks, triggering  # noqa: E402
-from debugcap.settings import S3Settings  # noqa: E402
 from debugcap.storage.s3 import S3Backend, parse_endpoint  # noqa: E402
-from testbed import builds, cluster, layout  # noqa: E402
+from testbed import layout  # noqa: E402
 
 GROUP, VERSION = "debugcap.io", "v1alpha1"
 TERMINAL = {"Completed", "PartiallyFailed", "Failed"}
@@ -802,21 +801,7 @@ def main() -> int:
     args = parser.parse_args()
     intervals = [int(x) for x in args.interval.split(",") if x.strip()]
 
-    health = cluster.status() if cluster.P.kubeconfig.exists() else {}
-    if not health or not all(health.values()):
-        raise SystemExit(f"the testbed is not healthy ({health}); run: .venv/bin/python -m testbed up")
-    env = {k: v for k, v in cluster.env_vars().items() if k != "PATH"}
-    for k, v in env.items():  # S3Settings.from_env() below, and the operator, read these
-        os.environ[k] = v
-    kubectl = str(builds.binary("kubernetes", "kubectl"))
-    kenv = {**os.environ, "KUBECONFIG": env["KUBECONFIG"]}
-    subprocess.run([kubectl, "apply", "-f", str(REPO / "crds")], env=kenv, check=True, capture_output=True)
-    subprocess.run([kubectl, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(REPO / "crds")],
-                   env=kenv, check=True, capture_output=True)
-    s3_settings = S3Settings.from_env()
-    assert s3_settings is not None, "DEBUGCAP_S3_* not set"
-    s3 = S3Backend(s3_settings)
-    kube = Kube.load(KubeTarget(kubeconfig=env["KUBECONFIG"]))
+    env, s3, kube = testbed_setup()
     kernel = KernelLog()
     say(f"kill times from: {kernel.how}")
     results = []
