@@ -16,6 +16,7 @@ from debugcap.bundle import layout, redact, redact_custom, redact_detectors, wri
 from debugcap.errors import ConfigError
 
 from .test_mask_profile import field
+from .test_redact_custom_windows import CountingSearch
 
 TOKEN = "acme_" + "Q7x9" * 8  # the company's format: acme_ and 32 alphanumerics
 ACME = [("acme-token", "acme_[A-Za-z0-9]{32}")]
@@ -205,21 +206,11 @@ def test_each_search_reads_a_bounded_window_so_a_line_of_matches_is_linear() -> 
     # One optional group that reads to the end of the line: finditer re-read the rest of the line
     # after each of its ~150 000 matches (quadratic; ~100 s on 1 MiB). The bytes each search may
     # read are counted, not timed.
-    import re2
-
-    compiled = re2.compile(b"(?m)acme=(?P<secret>\\w+)(?:;[^\\n]*sig=\\w+)?")
-    read = 0
-
-    class Counting:
-        def search(self, data: bytes, pos: int, endpos: int) -> object:
-            nonlocal read
-            read += endpos - pos
-            return compiled.search(data, pos, endpos)
-
+    counting = CountingSearch(b"(?m)acme=(?P<secret>\\w+)(?:;[^\\n]*sig=\\w+)?")
     line = b"acme=x;" * ((1 << 20) // 7)
-    found = list(redact_custom._matches(Counting(), line + b"\n" + line, 0, 2 * len(line) + 1))
+    found = list(redact_custom._matches(counting, line + b"\n" + line, 0, 2 * len(line) + 1))
     assert len(found) == 2 * ((1 << 20) // 7)
-    assert read <= 2 * len(line) * (2 * redact_custom.MAX_MATCH // 7 + 2)
+    assert counting.read <= 2 * len(line) * (2 * redact_custom.MAX_MATCH // 7 + 2)
     out, kinds = _redact((b"acme=x;" * 5000).decode() + "\n", [("acme", "acme=(?P<secret>\\w+)(?:;[^\\n]*sig=\\w+)?")])
     assert out == "acme=***REDACTED***;" * 5000 + "\n" and set(kinds) == {"custom:acme"}
 

@@ -12,6 +12,19 @@ import pytest
 from debugcap.bundle import redact, redact_custom
 from debugcap.errors import ConfigError
 
+
+class CountingSearch:
+    """An RE2 pattern whose searches count the bytes each may read: work is measured, not timed."""
+
+    def __init__(self, pattern: bytes) -> None:
+        import re2
+
+        self.compiled, self.read = re2.compile(pattern), 0
+
+    def search(self, data: bytes, pos: int, endpos: int) -> object:
+        self.read += endpos - pos
+        return self.compiled.search(data, pos, endpos)
+
 M = redact_custom.MAX_MATCH
 OPEN = [("acme", "acme_[A-Za-z0-9]+")]  # no fixed length: a match cut at an edge still matches
 
@@ -50,22 +63,12 @@ def test_a_token_across_a_window_edge_in_a_line_longer_than_8_kib_is_masked_whol
 def test_the_search_again_keeps_the_bytes_read_linear_on_a_mebibyte() -> None:
     # Every window's first match straddles its end, so each costs a second search: the bytes
     # read are counted (not timed) and stay within a constant times the input.
-    import re2
-
-    compiled = re2.compile(b"(?m)acme_[a-z]+")
-    read = 0
-
-    class Counting:
-        def search(self, data: bytes, pos: int, endpos: int) -> object:
-            nonlocal read
-            read += endpos - pos
-            return compiled.search(data, pos, endpos)
-
+    counting = CountingSearch(b"(?m)acme_[a-z]+")
     piece = b" " * (2 * M - 3) + b"acme_" + b"b" * 10
     line = piece * ((1 << 20) // len(piece))
-    found = [m.span() for m in redact_custom._matches(Counting(), line, 0, len(line))]
+    found = [m.span() for m in redact_custom._matches(counting, line, 0, len(line))]
     assert [line[s:e] for s, e in found] == [b"acme_" + b"b" * 10] * (len(line) // len(piece))
-    assert read <= 3 * len(line)
+    assert counting.read <= 3 * len(line)
 
 
 def test_a_byte_not_utf8_inside_a_token_does_not_end_the_match() -> None:
