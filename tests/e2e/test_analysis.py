@@ -132,12 +132,21 @@ def stem(bundle: Path) -> Path:
     return bundle.parent / "unpacked" / bundle.name.removesuffix(".tar.gz")
 
 
+def _gc_after_tick(log: str, tick: int) -> bool:
+    """Whether the goapp's log shows two GC cycles completed after its ``tick``-th line: the runtime
+    publishes an allocation in the heap profile only once a cycle after it could have freed it."""
+    cycles = {int(m[1]): int(m[2]) for m in re.finditer(r"tick=(\d+) .* gc_cycles=(\d+)", log)}
+    return tick in cycles and any(n > tick and c >= cycles[tick] + 2 for n, c in cycles.items())
+
+
 @pytest.fixture(scope="module")
 def hot_bundle(testbed: Testbed, core: k8s.CoreV1Api, pods: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The heap profile shows the heap as of the last GC, and samples one allocation per 512 KiB on
-    # average: a capture in the pod's first second could miss the cache's 1 MiB adds altogether.
-    _wait(lambda: "tick=5 " in core.read_namespaced_pod_log("hot", pods, container="app"), 60,
-          "five ticks of the hot pod")
+    # The heap profile may be two GC cycles old, and samples one allocation per 512 KiB on
+    # average: five ticks give the cache five 1 MiB adds, and two GCs after them must have run, or
+    # the profile may show none of them (the flight recorder's buffers can put the next GC tens of
+    # seconds away; the runtime forces one every two minutes).
+    _wait(lambda: _gc_after_tick(core.read_namespaced_pod_log("hot", pods, container="app"), 5), 300,
+          "five ticks of the hot pod and two GCs after them")
     bundle = capture(testbed, pods, "hot", "debug-full", tmp_path_factory.mktemp("hot"),
                      cpu_seconds=2, trace_seconds=1)
     # Its hot loop would take one of the machine's cores from everything that follows.
