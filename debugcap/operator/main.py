@@ -2,7 +2,9 @@
 
 Namespaces and the liveness port come from :class:`~debugcap.operator.config.DebugcapConfig`
 (``DEBUGCAP_OPERATOR_*``); S3 from ``DEBUGCAP_S3_*``. Equivalent to
-``kopf run --standalone -m debugcap.operator.handlers [-n NS ...|-A] [--liveness URL]``.
+``kopf run --standalone -m debugcap.operator.handlers [-n NS ...|-A] [--liveness URL]``, after
+winning the leader election (:mod:`~debugcap.operator.leadership`) when it is on: a standby
+replica waits before kopf starts, so it runs no handler at all until it leads.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import sys
 import kopf
 
 from debugcap import errors
-from debugcap.operator import handlers  # noqa: F401  (registers every handler module with kopf)
+from debugcap.operator import (
+    handlers,  # noqa: F401  (registers every handler module with kopf)
+    leadership,
+    metrics,
+)
 from debugcap.operator.config import DebugcapConfig
 
 # glibc's mallopt parameter for the size from which a block is mmapped (malloc.h).
@@ -47,14 +53,28 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = DebugcapConfig.from_env()
+        lease = leadership.LeaseSettings.from_env()
     except errors.ConfigError as exc:
         print(f"debugcap-operator: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    elector = None
+    if lease.enabled:
+        # A standby serves /metrics too (debugcap_operator_leader 0): Prometheus scrapes each pod.
+        metrics.serve(settings.metrics_port)
+        elector = leadership.elect(lease, settings.liveness_port)
+        if elector is None:
+            return
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    # Standalone: one replica, no peering CRDs to install. Run a single replica (Deployment
-    # strategy Recreate) so two operators never capture the same DebugCapture.
-    kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
-             liveness_endpoint=liveness)
+    # Standalone (no kopf peering): with the election on, only the Lease's holder gets here; off,
+    # run a single replica (docs/operator.md, "Replicas and leader election").
+    try:
+        kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
+                 liveness_endpoint=liveness)
+    finally:
+        if elector is not None:
+            # kopf has stopped: nothing of this process writes a status any more, so the next
+            # replica may take over now instead of after the lease's duration.
+            elector.release()
 
 
 if __name__ == "__main__":

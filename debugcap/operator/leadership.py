@@ -1,0 +1,487 @@
+"""Leader election on a ``coordination.k8s.io/v1`` Lease: of several operator replicas, one captures.
+
+:func:`debugcap.operator.main.main` calls :meth:`Elector.acquire` before ``kopf.run``: a standby
+blocks there, never starting kopf, until it holds the Lease; the leader renews it from a thread
+(:meth:`Elector.keep`) and, when it cannot renew within ``renew_deadline``, ends the process at
+once (:func:`lose`) so it never captures, writes a status or uploads after another replica may
+have taken over. client-go's ``leaderelection`` pattern, with its defaults (15 s / 10 s / 2 s).
+
+Why a Lease and not kopf's peering: peering pauses an operator only after it has started and seen
+a peer (both run start-up handlers, and for a moment both may handle the same object), needs the
+``KopfPeering`` CRDs, and pauses *every* operator of equal priority; and a paused kopf still runs
+nothing for objects it finds, so recovery of orphaned captures would wait for the unpause. With a
+Lease the standby has run nothing at all: when it takes over it starts kopf like a fresh operator
+and closes the captures the dead leader left ``Running`` (:mod:`~debugcap.operator.recovery`),
+exactly as after a restart; none is run twice, because a ``Running`` capture is never re-run.
+
+Expiry is judged on this process's monotonic clock, never on the ``renewTime`` another host wrote
+(clocks differ between nodes): a lease is expired when its record has not changed for
+``leaseDurationSeconds`` since this process saw it change (client-go's ``observedTime``). The
+leader gives up ``renew_deadline`` after its last successful renewal, which is before any other
+replica can see the lease expired (``renew_deadline < lease_duration``, checked). A leader that
+stops cleanly (SIGTERM, a rolling update) releases the lease, so the next one takes over at once.
+
+:func:`decide` is pure and unit-tested on a fake clock; :class:`Elector` does the reads and writes
+through :class:`debugcap.kube.client.Kube` like the rest of the operator. Settings:
+:class:`LeaseSettings` (``DEBUGCAP_OPERATOR_LEADER_ELECTION``, ``_LEASE_*``; docs/operator.md).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from prometheus_client import Gauge
+
+from debugcap import errors
+from debugcap.kube.client import Kube, KubeTarget, group_path
+from debugcap.operator.config import _switch, parse_duration
+
+logger = logging.getLogger(__name__)
+
+GROUP: Final = "coordination.k8s.io"
+VERSION: Final = "v1"
+LEASES: Final = "leases"
+DEFAULT_NAME: Final = "debugcap-operator"
+SA_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# The exit status of a leader that lost its lease: the kubelet restarts the container, which then
+# waits as a standby. Not 0: a lost lease is worth a restart count and a log line, not silence.
+LOST_EXIT: Final = 3
+CALL_TIMEOUT: Final = 5.0  # seconds for one Lease call: a dead socket must not hold the loops
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """How the replicas elect their leader (``DEBUGCAP_OPERATOR_LEADER_ELECTION`` and
+    ``DEBUGCAP_OPERATOR_LEASE_*``): client-go's defaults, which Kubernetes' own controllers use."""
+
+    enabled: bool = False
+    name: str = DEFAULT_NAME
+    namespace: str = ""
+    identity: str = ""
+    lease_duration: float = 15.0  # how long a standby waits on a lease that stopped changing
+    renew_deadline: float = 10.0  # how long the leader keeps trying to renew before it exits
+    retry_period: float = 2.0  # between two tries, to acquire as to renew
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LeaseSettings:
+        """From the environment. On by default in a pod (``KUBERNETES_SERVICE_HOST``), where the
+        chart may run two replicas; off elsewhere unless ``DEBUGCAP_OPERATOR_LEADER_ELECTION=true``."""
+        env = os.environ if environ is None else environ
+        enabled = _switch(env, "DEBUGCAP_OPERATOR_LEADER_ELECTION", bool(env.get("KUBERNETES_SERVICE_HOST")))
+
+        def seconds(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            return parse_duration(raw, field=name).total_seconds() if raw else default
+
+        settings = cls(enabled=enabled, name=env.get("DEBUGCAP_OPERATOR_LEASE_NAME", "").strip() or DEFAULT_NAME,
+                       namespace=env.get("DEBUGCAP_OPERATOR_LEASE_NAMESPACE", "").strip() or _own_namespace(env),
+                       identity=_identity(env),
+                       lease_duration=seconds("DEBUGCAP_OPERATOR_LEASE_DURATION", cls.lease_duration),
+                       renew_deadline=seconds("DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE", cls.renew_deadline),
+                       retry_period=seconds("DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD", cls.retry_period))
+        if enabled:
+            settings.check()
+        return settings
+
+    def check(self) -> None:
+        """The orderings the election's safety rests on, naming the variables to change."""
+        if not self.namespace:
+            raise errors.ConfigError(
+                "leader election is on but no namespace holds its Lease: set DEBUGCAP_OPERATOR_LEASE_NAMESPACE "
+                "(the chart sets it to the release's namespace), or DEBUGCAP_OPERATOR_LEADER_ELECTION=false "
+                "to run a single replica without one")
+        if not self.renew_deadline < self.lease_duration:
+            raise errors.ConfigError(
+                f"DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE ({self.renew_deadline:g}s) must be shorter than "
+                f"DEBUGCAP_OPERATOR_LEASE_DURATION ({self.lease_duration:g}s): a leader must give up before a "
+                "standby may take over, or both capture")
+        if not self.retry_period * 2 <= self.renew_deadline:
+            raise errors.ConfigError(
+                f"DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD ({self.retry_period:g}s) must be at most half of "
+                f"DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE ({self.renew_deadline:g}s): one slow renewal must not "
+                "cost the leader its lease")
+
+
+def _own_namespace(env: Mapping[str, str]) -> str:
+    """The pod's namespace: the chart's downward-API ``POD_NAMESPACE``, else the service account's."""
+    if env.get("POD_NAMESPACE", "").strip():
+        return env["POD_NAMESPACE"].strip()
+    try:
+        return SA_NAMESPACE_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _identity(env: Mapping[str, str]) -> str:
+    """Who holds the lease, as people read it: the pod's name (``POD_NAME``) or the host's, plus a
+    token unique to this process, so a restarted container never takes its predecessor's lease for
+    its own (client-go's ``hostname_uuid``)."""
+    base = env.get("POD_NAME", "").strip() or socket.gethostname()
+    return f"{base}_{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------- the pure part
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The fields of a Lease the election reads and writes (its ``spec``), and its version."""
+
+    holder: str = ""
+    lease_duration: float = 0.0
+    acquire_time: str = ""
+    renew_time: str = ""
+    transitions: int = 0
+    resource_version: str = ""
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> LeaseRecord:
+        spec = obj.get("spec") or {}
+        return cls(holder=str(spec.get("holderIdentity") or ""),
+                   lease_duration=float(spec.get("leaseDurationSeconds") or 0),
+                   acquire_time=str(spec.get("acquireTime") or ""), renew_time=str(spec.get("renewTime") or ""),
+                   transitions=int(spec.get("leaseTransitions") or 0),
+                   resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""))
+
+    def spec(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"holderIdentity": self.holder or None,
+                               "leaseDurationSeconds": max(1, round(self.lease_duration)),
+                               "leaseTransitions": self.transitions}
+        if self.acquire_time:
+            out["acquireTime"] = self.acquire_time
+        if self.renew_time:
+            out["renewTime"] = self.renew_time
+        return out
+
+    def same_as(self, other: LeaseRecord | None) -> bool:
+        """Whether nothing the holder writes changed (the version changes on any write)."""
+        return other is not None and (self.holder, self.renew_time, self.resource_version) == \
+            (other.holder, other.renew_time, other.resource_version)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A lease as this process last saw it, and when it last saw it change (monotonic seconds)."""
+
+    record: LeaseRecord | None = None
+    changed_at: float = 0.0
+
+    def seen(self, record: LeaseRecord | None, now: float) -> Observation:
+        if record is not None and record.same_as(self.record):
+            return replace(self, record=record)
+        return Observation(record=record, changed_at=now)
+
+    def expired(self, now: float) -> bool:
+        """Free to take: nobody holds it, or it has not changed for its own duration."""
+        rec = self.record
+        return rec is None or not rec.holder or now >= self.changed_at + rec.lease_duration
+
+
+class Action(enum.Enum):
+    CREATE = "create"  # no Lease yet
+    RENEW = "renew"  # ours: write a new renewTime
+    TAKE = "take"  # another's, expired or released
+    WAIT = "wait"  # another's, alive
+
+
+def decide(observed: Observation, me: str, now: float) -> Action:
+    if observed.record is None:
+        return Action.CREATE
+    if observed.record.holder == me:
+        return Action.RENEW
+    return Action.TAKE if observed.expired(now) else Action.WAIT
+
+
+def micro_time(at: datetime) -> str:
+    """A Lease's ``MicroTime``: RFC 3339 with microseconds, in UTC."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def claimed(current: LeaseRecord | None, me: str, at: datetime, duration: float) -> LeaseRecord:
+    """The record that says ``me`` holds the lease from ``at``: a renewal keeps ``acquireTime``
+    and the transition count; a take-over sets them (client-go's ``leaseTransitions``)."""
+    stamp = micro_time(at)
+    if current is not None and current.holder == me:
+        return replace(current, lease_duration=duration, renew_time=stamp)
+    transitions = 0 if current is None else current.transitions + (1 if current.holder else 0)
+    return LeaseRecord(holder=me, lease_duration=duration, acquire_time=stamp, renew_time=stamp,
+                       transitions=transitions, resource_version="" if current is None else current.resource_version)
+
+
+def released(current: LeaseRecord, at: datetime) -> LeaseRecord:
+    """client-go's release: no holder, a one-second lease, so a standby takes it at its next try."""
+    return replace(current, holder="", lease_duration=1.0, renew_time=micro_time(at))
+
+
+# ---------------------------------------------------------------- reads, writes, time
+
+
+class ElectionClock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def now(self) -> datetime: ...
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """True once ``stop`` is set, False after ``seconds``."""
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(max(0.0, seconds))
+
+
+class LeaseApi(Protocol):
+    """The three calls the election needs; :class:`KubeLeases` in the operator, a fake in tests."""
+
+    def read(self, timeout: float) -> LeaseRecord | None: ...
+
+    def create(self, record: LeaseRecord, timeout: float) -> LeaseRecord: ...
+
+    def replace(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+        """Write ``record`` if the Lease is still at ``record.resource_version``; else ConflictError."""
+
+
+@dataclass
+class KubeLeases:
+    kube: Kube
+    namespace: str
+    name: str
+
+    def _path(self, name: str | None = None) -> str:
+        return group_path(GROUP, VERSION, LEASES, self.namespace, name)
+
+    def _body(self, record: LeaseRecord) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
+                                "labels": {"app.kubernetes.io/name": "debugcap"}}
+        if record.resource_version:
+            meta["resourceVersion"] = record.resource_version  # optimistic concurrency: 409 if it moved
+        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Lease", "metadata": meta, "spec": record.spec()}
+
+    def read(self, timeout: float) -> LeaseRecord | None:
+        try:
+            return LeaseRecord.from_object(self.kube.get_json(self._path(self.name), timeout=timeout) or {})
+        except errors.NotFoundError:
+            return None
+
+    def create(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+        return LeaseRecord.from_object(self.kube.post_json(self._path(), self._body(record), timeout=timeout))
+
+    def replace(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+        return LeaseRecord.from_object(self.kube.request("PUT", self._path(self.name), body=self._body(record),
+                                                         timeout=timeout))
+
+
+def lose(message: str) -> None:
+    """End the process now: no clean-up handler, no thread, may write after the lease is lost."""
+    logger.critical("%s; exiting so that only the new leader captures", message)
+    logging.shutdown()
+    os._exit(LOST_EXIT)
+
+
+@dataclass
+class Elector:
+    """One replica's side of the election (see the module's doc)."""
+
+    settings: LeaseSettings
+    api: LeaseApi
+    clock: ElectionClock = field(default_factory=SystemClock)
+    on_lost: Callable[[str], None] = lose
+    observed: Observation = field(default_factory=Observation)
+    renewed_at: float | None = None  # monotonic time of the last write that said we hold it
+    last_try: float = 0.0  # for the standby's liveness: the loop is turning
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def me(self) -> str:
+        return self.settings.identity
+
+    @property
+    def holder(self) -> str:
+        return self.observed.record.holder if self.observed.record else ""
+
+    def try_once(self, timeout: float = CALL_TIMEOUT) -> bool:
+        """One read and, when the lease is ours or free, one write, each given ``timeout`` seconds;
+        whether we hold it now. A failed call is a failed try, never an exception: the loops decide
+        what failure means."""
+        now = self.last_try = self.clock.monotonic()
+        try:
+            self.observed = self.observed.seen(self.api.read(timeout), now)
+            action = decide(self.observed, self.me, now)
+            if action is Action.WAIT:
+                return False
+            record = claimed(self.observed.record, self.me, self.clock.now(), self.settings.lease_duration)
+            written = (self.api.create(record, timeout) if action is Action.CREATE
+                       else self.api.replace(record, timeout))
+        except errors.ConflictError:
+            return False  # another replica wrote first; the next read shows who
+        except errors.KubeError as exc:
+            logger.warning("lease %s/%s: %s", self.settings.namespace, self.settings.name, errors.shorten(str(exc)))
+            return False
+        # Renewed as of the moment before the read: the write landed later, so a standby's clock
+        # for it starts later too, and this side's deadline runs out first.
+        self.observed = Observation(record=written, changed_at=now)
+        self.renewed_at = now
+        if action is Action.TAKE:
+            logger.info("took over lease %s/%s as %s (transition %d)", self.settings.namespace, self.settings.name,
+                        self.me, written.transitions)
+        return True
+
+    def acquire(self) -> bool:
+        """Block until this replica holds the lease (True) or :attr:`stop` is set (False)."""
+        logged = ""
+        while not self.stop.is_set():
+            if self.try_once():
+                logger.info("leading: lease %s/%s held by %s", self.settings.namespace, self.settings.name, self.me)
+                return True
+            if self.holder and self.holder != logged:
+                logged = self.holder
+                logger.info("standby: lease %s/%s is held by %s; waiting to take over", self.settings.namespace,
+                            self.settings.name, self.holder)
+            if self.clock.wait(self.stop, self.settings.retry_period):
+                break
+        return False
+
+    def keep(self) -> None:
+        """Renew every ``retry_period`` until :attr:`stop`; call :attr:`on_lost` once the lease
+        was not renewed for ``renew_deadline``, or another replica holds it. A try never outlasts
+        the deadline: each call gets at most half of what is left of it."""
+        deadline = self.settings.renew_deadline
+        while not self.clock.wait(self.stop, self.settings.retry_period):
+            left = (self.renewed_at or 0.0) + deadline - self.clock.monotonic()
+            held = left > 0 and self.try_once(timeout=min(CALL_TIMEOUT, left / 2))
+            if self.stop.is_set():
+                return  # released meanwhile (a clean stop): not a loss
+            if held:
+                continue
+            name = f"{self.settings.namespace}/{self.settings.name}"
+            if self.holder and self.holder != self.me:
+                self.on_lost(f"lease {name} is now held by {self.holder}")
+                return
+            since = self.clock.monotonic() - (self.renewed_at or 0.0)
+            if since >= deadline:
+                self.on_lost(f"could not renew lease {name} for {since:.1f}s (renew deadline {deadline:g}s)")
+                return
+
+    def start_keeping(self) -> threading.Thread:
+        thread = threading.Thread(target=self.keep, name="lease-renewal", daemon=True)
+        thread.start()
+        return thread
+
+    def release(self) -> None:
+        """Stop renewing and hand the lease back if it is still ours; quietly, at shutdown."""
+        self.stop.set()
+        record = self.observed.record
+        if record is None or record.holder != self.me:
+            return
+        try:
+            current = self.api.read(CALL_TIMEOUT)
+            if current is not None and current.holder == self.me:
+                self.api.replace(released(current, self.clock.now()), CALL_TIMEOUT)
+                logger.info("released lease %s/%s", self.settings.namespace, self.settings.name)
+        except errors.KubeError as exc:  # it expires on its own
+            logger.warning("could not release lease %s/%s (it expires in %gs): %s", self.settings.namespace,
+                           self.settings.name, self.settings.lease_duration, errors.shorten(str(exc)))
+
+    def alive(self, now: float | None = None) -> bool:
+        """For the standby's /healthz: its loop tried within the last minute (or ten tries)."""
+        now = self.clock.monotonic() if now is None else now
+        return now - self.last_try <= max(60.0, 10 * self.settings.retry_period)
+
+
+# ---------------------------------------------------------------- the standby's process
+
+
+LEADER = Gauge("debugcap_operator_leader", "1 while this replica holds the leader Lease and runs the operator; "
+               "0 while it waits as a standby.")
+
+
+class StandbyServer:
+    """``/healthz`` on the liveness port while this replica waits (kopf serves it once leading):
+    200 while the election loop turns, so the kubelet neither restarts a healthy standby nor keeps
+    it out of the Deployment's ready replicas, which a rolling update and the PodDisruptionBudget
+    count; the body says who leads."""
+
+    def __init__(self, elector: Elector, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a probe's port
+        outer = elector
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?", 1)[0] != "/healthz":
+                    self.send_error(404)
+                    return
+                ok = outer.alive()
+                body = (f"standby: lease {outer.settings.namespace}/{outer.settings.name} held by "
+                        f"{outer.holder or 'nobody'}\n").encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - probes every few seconds: quiet
+                return
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="standby-healthz", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Free the port for kopf's own /healthz."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def kube_from_env() -> Kube:
+    """The client :func:`debugcap.operator.startup.configure` builds, for the election's calls."""
+    kubeconfig = os.environ.get("KUBECONFIG") or None
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
+    return Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
+
+
+def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None) -> Elector | None:
+    """Wait as a standby until this replica leads, then renew from a thread: the :class:`Elector`
+    to release at shutdown; None when SIGTERM or SIGINT came first (nothing was started)."""
+    kube = kube or kube_from_env()
+    elector = Elector(settings=settings, api=KubeLeases(kube, settings.namespace, settings.name))
+    LEADER.set(0)
+    previous = {sig: signal.signal(sig, lambda *_: elector.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = StandbyServer(elector, liveness_port) if liveness_port else None
+    try:
+        if server is not None:
+            server.start()
+        logger.info("leader election: lease %s/%s as %s (duration %gs, renew deadline %gs, retry %gs)",
+                    settings.namespace, settings.name, settings.identity, settings.lease_duration,
+                    settings.renew_deadline, settings.retry_period)
+        leading = elector.acquire()
+    finally:
+        if server is not None:
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not leading:
+        logger.info("stopped while waiting as a standby")
+        return None
+    LEADER.set(1)
+    elector.start_keeping()
+    return elector

@@ -1,0 +1,338 @@
+"""Leader election on a Lease (issue 15 item 3): one replica leads, a standby takes over only once
+the lease has stopped changing for its duration, a leader that cannot renew exits before that.
+
+Everything runs on a fake clock that moves only when a loop waits, against an in-memory Lease
+store that checks resourceVersions as the API server does: no test depends on how fast the
+machine is."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from debugcap import errors
+from debugcap.operator import leadership
+from debugcap.operator.leadership import (
+    Action,
+    Elector,
+    LeaseRecord,
+    LeaseSettings,
+    Observation,
+    claimed,
+    decide,
+    released,
+)
+
+EPOCH = datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
+SETTINGS = LeaseSettings(enabled=True, name="debugcap", namespace="debugcap-system", identity="a",
+                         lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
+
+
+class FakeClock:
+    """Monotonic seconds that move only in :meth:`wait` (or :meth:`advance`); ``on_wait`` runs
+    at each wait, before time moves, so a test can act between two tries of a loop."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.on_wait: Callable[[], None] | None = None
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.t)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        if self.on_wait is not None:
+            self.on_wait()
+        if stop.is_set():
+            return True
+        self.t += seconds
+        return stop.is_set()
+
+
+class FakeLeases:
+    """One Lease as the API server keeps it: 409 on a create of an existing one, or a replace
+    from a stale resourceVersion. ``down``: every call fails as an unreachable server's would."""
+
+    def __init__(self) -> None:
+        self.record: LeaseRecord | None = None
+        self.version = 0
+        self.down = False
+        self.timeouts: list[float] = []
+
+    def _check(self, timeout: float) -> None:
+        self.timeouts.append(timeout)
+        if self.down:
+            raise errors.KubeError("cannot reach the API server at https://10.0.0.1:6443: connection refused")
+
+    def _store(self, record: LeaseRecord) -> LeaseRecord:
+        self.version += 1
+        self.record = replace(record, resource_version=str(self.version))
+        return self.record
+
+    def read(self, timeout: float) -> LeaseRecord | None:
+        self._check(timeout)
+        return self.record
+
+    def create(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+        self._check(timeout)
+        if self.record is not None:
+            raise errors.ConflictError("lease debugcap-system/debugcap exists")
+        return self._store(record)
+
+    def replace(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+        self._check(timeout)
+        if self.record is None or record.resource_version != self.record.resource_version:
+            raise errors.ConflictError("lease debugcap-system/debugcap was changed since it was read")
+        return self._store(record)
+
+
+def elector(identity: str, api: FakeLeases, clock: FakeClock, lost: list[str] | None = None) -> Elector:
+    return Elector(settings=replace(SETTINGS, identity=identity), api=api, clock=clock,
+                   on_lost=(lost if lost is not None else []).append)
+
+
+# ---------------------------------------------------------------- decide, pure
+
+
+def test_decide_creates_renews_waits_and_takes() -> None:
+    mine = LeaseRecord(holder="a", lease_duration=15)
+    theirs = LeaseRecord(holder="b", lease_duration=15)
+    assert decide(Observation(), "a", 0) is Action.CREATE
+    assert decide(Observation(mine, 0), "a", 100) is Action.RENEW
+    assert decide(Observation(theirs, 0), "a", 14.9) is Action.WAIT
+    assert decide(Observation(theirs, 0), "a", 15) is Action.TAKE
+    assert decide(Observation(replace(theirs, holder=""), 0), "a", 0) is Action.TAKE  # released
+
+
+def test_expiry_runs_from_when_this_process_saw_the_record_change_not_from_renew_time() -> None:
+    # A renewTime an hour old (another node's clock, far behind) is no reason to take the lease:
+    # what counts is that the record keeps changing as this process watches it.
+    old = LeaseRecord(holder="b", lease_duration=15, renew_time="2026-12-05T06:00:00.000000Z", resource_version="7")
+    seen = Observation().seen(old, 100.0)
+    assert not seen.expired(114.0)
+    again = seen.seen(old, 110.0)  # read again, unchanged: the clock keeps running from 100
+    assert again.changed_at == 100.0 and again.expired(115.0)
+    renewed = again.seen(replace(old, renew_time="2026-12-05T06:00:02.000000Z", resource_version="8"), 112.0)
+    assert renewed.changed_at == 112.0 and not renewed.expired(126.9) and renewed.expired(127.0)
+
+
+def test_claimed_keeps_acquire_time_on_renewal_and_counts_transitions_on_take_over() -> None:
+    first = claimed(None, "a", EPOCH, 15)
+    assert (first.holder, first.transitions, first.acquire_time) == ("a", 0, "2026-12-05T07:00:00.000000Z")
+    renewed = claimed(first, "a", EPOCH + timedelta(seconds=2), 15)
+    assert renewed.acquire_time == first.acquire_time and renewed.renew_time.endswith("07:00:02.000000Z")
+    assert renewed.transitions == 0
+    taken = claimed(renewed, "b", EPOCH + timedelta(seconds=30), 15)
+    assert (taken.holder, taken.transitions, taken.acquire_time) == ("b", 1, "2026-12-05T07:00:30.000000Z")
+    after_release = claimed(released(taken, EPOCH), "a", EPOCH, 15)
+    assert after_release.transitions == 1  # a released lease had no holder: no transition from it
+    assert released(taken, EPOCH).spec()["holderIdentity"] is None
+    assert released(taken, EPOCH).spec()["leaseDurationSeconds"] == 1
+
+
+# ---------------------------------------------------------------- two replicas
+
+
+def test_one_leads_the_other_waits_while_the_lease_is_renewed() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    for _ in range(30):  # a minute of renewals every 2 s: b never takes over
+        clock.advance(2)
+        assert a.try_once()
+        assert not b.try_once()
+    assert api.record is not None and api.record.holder == "a" and api.record.transitions == 0
+
+
+def test_the_standby_takes_over_exactly_one_lease_duration_after_the_last_renewal_it_saw() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    died = clock.t  # a's last renewal; b saw it at once
+    clock.advance(14.9)
+    assert not b.try_once()
+    clock.advance(0.1)
+    assert b.try_once()
+    assert clock.t - died == SETTINGS.lease_duration
+    assert api.record is not None and (api.record.holder, api.record.transitions) == ("b", 1)
+
+
+def test_two_standbys_racing_for_a_free_lease_one_wins() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    api.record = LeaseRecord(holder="", lease_duration=1, resource_version="0")
+    # Both read the free lease before either writes: the second write is from a stale version.
+    a.observed = a.observed.seen(api.read(1), clock.t)
+    b.observed = b.observed.seen(api.read(1), clock.t)
+    won_a = a.try_once()
+    won_b = b.try_once()
+    assert (won_a, won_b) == (True, False)
+    assert api.record.holder == "a"
+
+
+def test_acquire_blocks_until_the_holder_stops_renewing() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once()
+    renewals = iter(range(5))  # a renews five times more, then dies
+
+    def a_renews() -> None:
+        if next(renewals, None) is not None:
+            assert a.try_once()
+
+    clock.on_wait = a_renews
+    start = clock.t
+    assert b.acquire()
+    assert api.record is not None and api.record.holder == "b"
+    # five renewals 2 s apart (the last at +8 s), then a full lease duration of silence
+    assert clock.t - start >= 8 + SETTINGS.lease_duration
+
+
+def test_acquire_returns_false_when_stopped() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once()
+    clock.on_wait = b.stop.set  # SIGTERM while waiting
+    assert b.acquire() is False
+
+
+# ---------------------------------------------------------------- the leader's side
+
+
+def test_a_leader_that_cannot_renew_gives_up_before_a_standby_may_take_over() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a, b = elector("a", api, clock, lost), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    last = clock.t
+    api.down = True  # the API server is unreachable from a (and for now from b)
+    a.keep()
+    assert len(lost) == 1 and "could not renew lease debugcap-system/debugcap" in lost[0]
+    gave_up = clock.t - last
+    assert SETTINGS.renew_deadline <= gave_up < SETTINGS.lease_duration
+    # No call was allowed to run past the deadline: each got at most half of what was left.
+    assert max(api.timeouts[2:]) <= SETTINGS.renew_deadline / 2
+
+
+def test_a_leader_that_sees_another_holder_gives_up_at_once() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+
+    def stolen() -> None:  # someone overwrote the lease (by hand, or a standby after a long pause)
+        if api.record is not None and api.record.holder == "a" and clock.t > 1005:
+            api._store(replace(api.record, holder="b"))
+
+    clock.on_wait = stolen
+    a.keep()
+    assert lost == ["lease debugcap-system/debugcap is now held by b"]
+
+
+def test_keep_renews_until_stopped_and_never_reports_a_loss() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+    ticks = iter(range(100))
+    clock.on_wait = lambda: None if next(ticks, None) is not None else a.stop.set()
+    a.keep()
+    assert lost == []
+    # one renewal per tick, the last just before the stop
+    assert api.record is not None and api.record.resource_version == "101"
+    assert api.record.renew_time == leadership.micro_time(clock.now())
+
+
+def test_release_lets_the_standby_take_over_at_its_next_try() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    a.release()
+    assert a.stop.is_set()
+    assert api.record is not None and api.record.holder == ""
+    assert b.try_once()
+    assert api.record.holder == "b" and api.record.transitions == 0
+
+
+def test_release_leaves_a_lease_another_holds_alone() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    clock.advance(20)
+    assert b.try_once()
+    a.release()
+    assert api.record is not None and api.record.holder == "b"
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_are_on_in_a_pod_and_off_on_a_host() -> None:
+    assert LeaseSettings.from_env({}).enabled is False
+    pod = LeaseSettings.from_env({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "POD_NAMESPACE": "debugcap-system",
+                                  "POD_NAME": "debugcap-7d9f-abcde"})
+    assert pod.enabled and pod.namespace == "debugcap-system" and pod.name == "debugcap-operator"
+    assert pod.identity.startswith("debugcap-7d9f-abcde_")
+    assert (pod.lease_duration, pod.renew_deadline, pod.retry_period) == (15.0, 10.0, 2.0)
+    # two processes of one pod (a restarted container) never share an identity
+    assert LeaseSettings.from_env({"POD_NAME": "p"}).identity != LeaseSettings.from_env({"POD_NAME": "p"}).identity
+
+
+def test_settings_read_durations_and_refuse_unsafe_orderings() -> None:
+    env = {"DEBUGCAP_OPERATOR_LEADER_ELECTION": "true", "DEBUGCAP_OPERATOR_LEASE_NAMESPACE": "ops",
+           "DEBUGCAP_OPERATOR_LEASE_NAME": "mine", "DEBUGCAP_OPERATOR_LEASE_DURATION": "30s",
+           "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "20s", "DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD": "5s"}
+    got = LeaseSettings.from_env(env)
+    assert (got.name, got.namespace, got.lease_duration, got.renew_deadline, got.retry_period) == \
+        ("mine", "ops", 30.0, 20.0, 5.0)
+    with pytest.raises(errors.ConfigError, match="RENEW_DEADLINE .* must be shorter than"):
+        LeaseSettings.from_env({**env, "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "30s"})
+    with pytest.raises(errors.ConfigError, match="RETRY_PERIOD .* at most half"):
+        LeaseSettings.from_env({**env, "DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD": "11s"})
+    with pytest.raises(errors.ConfigError, match="DEBUGCAP_OPERATOR_LEASE_DURATION.*not a duration"):
+        LeaseSettings.from_env({**env, "DEBUGCAP_OPERATOR_LEASE_DURATION": "fifteen"})
+
+
+def test_settings_without_a_namespace_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leadership, "SA_NAMESPACE_FILE", Path("/nonexistent/namespace"))
+    with pytest.raises(errors.ConfigError, match="DEBUGCAP_OPERATOR_LEASE_NAMESPACE"):
+        LeaseSettings.from_env({"DEBUGCAP_OPERATOR_LEADER_ELECTION": "true"})
+
+
+# ---------------------------------------------------------------- the standby's /healthz
+
+
+def test_the_standby_answers_healthz_naming_the_leader() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once() and not b.try_once()
+    server = leadership.StandbyServer(b, 0, host="127.0.0.1")
+    server.start()
+    try:
+        port = server.server.server_address[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+            assert resp.read() == b"standby: lease debugcap-system/debugcap held by a\n"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert missing.value.code == 404
+        missing.value.close()
+        clock.advance(61)  # the election loop stopped turning: not alive
+        with pytest.raises(urllib.error.HTTPError) as stuck:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert stuck.value.code == 503
+        stuck.value.close()
+    finally:
+        server.stop()
