@@ -358,6 +358,8 @@ shutdownGracePeriod: 0s
 rotateCertificates: false
 serverTLSBootstrap: false
 staticPodPath: ""
+# 200 goapp pods for the sweep benchmark (benchmarks/bench_sweep.py), with room for the other tests.
+maxPods: 250
 """)
 
 
