@@ -20,6 +20,7 @@ from debugcap import delivering
 from debugcap.kube.client import Kube
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.pod_scheduling import PodScheduler
+from debugcap.operator.spool_flushing import SpoolFlusher
 
 T = TypeVar("T")
 
@@ -36,8 +37,11 @@ class Runtime:
     inflight: set[str] = field(default_factory=set)  # uids of the captures this process runs
     # Per DebugTrigger (by uid): growth history, connections, locks (operator/trigger_checks.py).
     triggers: dict[str, Any] = field(default_factory=dict)
+    flusher: SpoolFlusher | None = None  # sends spooled bundles once the store is back
 
     def close(self) -> None:
+        if self.flusher is not None:
+            self.flusher.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.pods.close()
         for state in self.triggers.values():  # operator/trigger_checks.TriggerStates: threads, connections

@@ -20,6 +20,7 @@ from debugcap.kube.client import Kube, KubeTarget
 from debugcap.operator import metrics, runtime
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.pod_scheduling import PodScheduler
+from debugcap.operator.spool_flushing import SpoolFlusher
 
 FINALIZER: Final = "debugcap.io/operator"
 
@@ -50,7 +51,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     memo.runtime = runtime.Runtime(config=config, kube=kube, store=store, executor=executor,
                                    pods=PodScheduler(config.concurrency, executor,
                                                      urgent=config.triggered_captures,
-                                                     lingering_limit=config.lingering_captures))
+                                                     lingering_limit=config.lingering_captures),
+                                   flusher=SpoolFlusher(store).start())
     logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
                 config.concurrency)
 
