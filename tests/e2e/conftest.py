@@ -26,6 +26,8 @@ from kubernetes.client.exceptions import ApiException
 from debugcap.kube.client import Kube, KubeTarget
 from testbed import builds, cluster, layout
 
+from .faults.report import pytest_terminal_summary  # noqa: F401 - the fault suite's table, a hook
+
 REPO = layout.REPO
 
 
