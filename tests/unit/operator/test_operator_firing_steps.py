@@ -137,7 +137,7 @@ def test_no_template_fired_on_memory_starts_a_cpu_profile_or_trace(name: str) ->
     assert not {"pprof-cpu", "trace"} & {s.collector for s in fired.steps if not s.skipped}
     assert all(COLLECTORS[s.collector].expected_seconds(s.params) == 0 for s in fired.steps if not s.skipped)
     # The check captures.py makes before choosing the urgent path holds an unfired template back.
-    assert firing_steps.takes_time(expand(name)) is (name not in ("disk-usage", "go-heap"))
+    assert firing_steps.takes_time(expand(name)) is (name not in ("disk-usage", "go-heap", "go-vitals"))
 
 
 def test_the_heap_first_template_is_unchanged_by_a_memory_firing() -> None:

@@ -1,7 +1,7 @@
 """Templates as data: the shipped templates, expansion, and the errors users see.
 
 Cases: every shipped template loads and only uses known collectors; defaults match the
-documented ones; go-heap takes the heap first and nothing that lasts or runs in the container;
+documented ones; go-heap takes the heap first and nothing that lasts or runs in the container; go-vitals only quick GETs;
 overrides are typed (strings from -p are parsed); unknown templates, parameters and collectors,
 wrong types and out-of-range values name the template, the parameter and the valid choices;
 broken template files are refused at load time.
@@ -32,7 +32,7 @@ GO_ENDPOINTS = {
 
 def test_shipped_templates_load_and_use_known_collectors() -> None:
     names = [t.name for t in templates.list_templates()]
-    assert names == ["debug-full", "disk-usage", "go-heap", "go-leak", "go-profile", "network-trace"]
+    assert names == ["debug-full", "disk-usage", "go-heap", "go-leak", "go-profile", "go-vitals", "network-trace"]
     for template in templates.list_templates():
         templates.check_collectors(template, COLLECTORS)
         assert template.description
@@ -49,6 +49,19 @@ def test_debug_full_uses_every_one_shot_collector_and_documented_defaults() -> N
         "pprof-goroutine",
         "trace",
     }
+
+
+def test_go_vitals_is_a_light_sweep_of_quick_gets_that_the_sweep_trend_can_read() -> None:
+    # Only quick GETs of the pprof port: no window (nothing lasts), no command in the container,
+    # no read through the API server; and what the trend compares: a goroutine dump with the
+    # total (debug=1), memstats for the heap in use.
+    expanded = templates.expand("go-vitals", {}, collectors=COLLECTORS)
+    assert [s.collector for s in expanded.steps] == ["pprof-goroutine", "pprof-heap", "expvar", "metrics"]
+    assert set(expanded.collectors) <= GO_ENDPOINTS - {"pprof-cpu", "trace", "flight-recorder"}
+    assert not any(s.window for s in expanded.steps)
+    steps = {s.collector: s for s in expanded.steps}
+    assert steps["pprof-goroutine"].params == {"formats": ["debug1"]}
+    assert steps["pprof-heap"].params == {"gc": False}
 
 
 def test_go_profile_covers_every_go_endpoint() -> None:
