@@ -1,6 +1,7 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease: of several operator replicas, one captures.
 
-:func:`debugcap.operator.main.main` calls :meth:`Elector.acquire` before ``kopf.run``: a standby
+:func:`debugcap.operator.main.main` calls :meth:`Elector.acquire` (through
+:func:`debugcap.operator.election.elect`) before ``kopf.run``: a standby
 blocks there, never starting kopf, until it holds the Lease; the leader renews it from a thread
 (:meth:`Elector.keep`) and, when it cannot renew within ``renew_deadline``, ends the process at
 once (:func:`lose`) so it never captures, writes a status or uploads after another replica may
@@ -22,7 +23,8 @@ replica can see the lease expired (``renew_deadline < lease_duration``, checked)
 stops cleanly (SIGTERM, a rolling update) releases the lease, so the next one takes over at once.
 
 :func:`decide` is pure and unit-tested on a fake clock; :class:`Elector` does the reads and writes
-through :class:`debugcap.kube.client.Kube` like the rest of the operator. Settings:
+through :class:`debugcap.kube.client.Kube` like the rest of the operator; the process around
+it (the standby's /healthz, the leader's pod label) is :mod:`~debugcap.operator.election`. Settings:
 :class:`LeaseSettings` (``DEBUGCAP_OPERATOR_LEADER_ELECTION``, ``_LEASE_*``; docs/operator.md).
 """
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -39,14 +40,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from prometheus_client import Gauge
-
 from debugcap import errors
-from debugcap.kube.client import Kube, KubeTarget, group_path
+from debugcap.kube.client import Kube, group_path
 from debugcap.operator.config import _switch, parse_duration
 
 logger = logging.getLogger(__name__)
@@ -405,83 +403,3 @@ class Elector:
         """For the standby's /healthz: its loop tried within the last minute (or ten tries)."""
         now = self.clock.monotonic() if now is None else now
         return now - self.last_try <= max(60.0, 10 * self.settings.retry_period)
-
-
-# ---------------------------------------------------------------- the standby's process
-
-
-LEADER = Gauge("debugcap_operator_leader", "1 while this replica holds the leader Lease and runs the operator; "
-               "0 while it waits as a standby.")
-
-
-class StandbyServer:
-    """``/healthz`` on the liveness port while this replica waits (kopf serves it once leading):
-    200 while the election loop turns, so the kubelet neither restarts a healthy standby nor keeps
-    it out of the Deployment's ready replicas, which a rolling update and the PodDisruptionBudget
-    count; the body says who leads."""
-
-    def __init__(self, elector: Elector, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a probe's port
-        outer = elector
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                if self.path.split("?", 1)[0] != "/healthz":
-                    self.send_error(404)
-                    return
-                ok = outer.alive()
-                body = (f"standby: lease {outer.settings.namespace}/{outer.settings.name} held by "
-                        f"{outer.holder or 'nobody'}\n").encode()
-                self.send_response(200 if ok else 503)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - probes every few seconds: quiet
-                return
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="standby-healthz", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Free the port for kopf's own /healthz."""
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def kube_from_env() -> Kube:
-    """The client :func:`debugcap.operator.startup.configure` builds, for the election's calls."""
-    kubeconfig = os.environ.get("KUBECONFIG") or None
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
-    return Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
-
-
-def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None) -> Elector | None:
-    """Wait as a standby until this replica leads, then renew from a thread: the :class:`Elector`
-    to release at shutdown; None when SIGTERM or SIGINT came first (nothing was started)."""
-    kube = kube or kube_from_env()
-    elector = Elector(settings=settings, api=KubeLeases(kube, settings.namespace, settings.name))
-    LEADER.set(0)
-    previous = {sig: signal.signal(sig, lambda *_: elector.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    server = StandbyServer(elector, liveness_port) if liveness_port else None
-    try:
-        if server is not None:
-            server.start()
-        logger.info("leader election: lease %s/%s as %s (duration %gs, renew deadline %gs, retry %gs)",
-                    settings.namespace, settings.name, settings.identity, settings.lease_duration,
-                    settings.renew_deadline, settings.retry_period)
-        leading = elector.acquire()
-    finally:
-        if server is not None:
-            server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not leading:
-        logger.info("stopped while waiting as a standby")
-        return None
-    LEADER.set(1)
-    elector.start_keeping()
-    return elector

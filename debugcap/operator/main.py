@@ -3,8 +3,9 @@
 Namespaces and the liveness port come from :class:`~debugcap.operator.config.DebugcapConfig`
 (``DEBUGCAP_OPERATOR_*``); S3 from ``DEBUGCAP_S3_*``. Equivalent to
 ``kopf run --standalone -m debugcap.operator.handlers [-n NS ...|-A] [--liveness URL]``, after
-winning the leader election (:mod:`~debugcap.operator.leadership`) when it is on: a standby
-replica waits before kopf starts, so it runs no handler at all until it leads.
+winning the leader election (:mod:`~debugcap.operator.leadership`,
+:mod:`~debugcap.operator.election`) when it is on: a standby replica waits before kopf starts, so
+it runs no handler at all until it leads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import kopf
 
 from debugcap import errors
 from debugcap.operator import (
+    election,
     handlers,  # noqa: F401  (registers every handler module with kopf)
     leadership,
     metrics,
@@ -61,7 +63,7 @@ def main() -> None:
     if lease.enabled:
         # A standby serves /metrics too (debugcap_operator_leader 0): Prometheus scrapes each pod.
         metrics.serve(settings.metrics_port)
-        elector = leadership.elect(lease, settings.liveness_port)
+        elector = election.elect(lease, settings.liveness_port)
         if elector is None:
             return
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None

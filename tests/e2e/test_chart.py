@@ -95,6 +95,10 @@ ALLOWED = {
     # Only the download policy and its binding, by name (resourceNames).
     ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
     ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "get"),
+    # The leader election (release namespace only): its Lease (get/update by name), and the
+    # leader's label on its own pod, which the Alertmanager Service selects.
+    ("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "update"), ("", "pods", "patch"),
 }
 
 
@@ -126,7 +130,8 @@ EVERY_NAMESPACE = ("--set-json", "namespaces=[]", "--set", "serveKubeSystem=true
 def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Testbed) -> None:
     docs = render("dc", "ops", *EVERY_NAMESPACE)
     assert kinds(docs) == [("ClusterRole", None), ("ClusterRole", None), ("ClusterRoleBinding", None),
-                           ("Deployment", "ops"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
+                           ("Deployment", "ops"), ("PodDisruptionBudget", "ops"), ("Role", "ops"),
+                           ("RoleBinding", "ops"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
                            ("ValidatingAdmissionPolicyBinding", None)]
     assert grants(docs) <= ALLOWED, grants(docs) - ALLOWED
     assert {("", "pods/exec", "create"), ("", "nodes", "get"), ("debugcap.io", "debugcaptures/status", "patch"),
@@ -139,7 +144,8 @@ def test_template_without_namespaces_serves_all_with_cluster_roles(testbed: Test
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
     spec = deploy["spec"]["template"]["spec"]
     [container] = spec["containers"]
-    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas, one leading (a Lease): rolled one at a time, a standby up before a pod stops.
+    assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["strategy"]["type"] == "RollingUpdate"
     assert container["command"] == ["debugcap-operator"]
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -186,7 +192,8 @@ def test_template_with_namespaces_uses_a_role_in_each(testbed: Testbed) -> None:
     docs = render("dc", "ops", "--set", "namespaces={shop,web}", "--set", "rbac.nodes=false",
                   "--set", "s3.existingSecret=my-s3")
     assert kinds(docs) == [("ClusterRole", None), ("ClusterRole", None), ("ClusterRoleBinding", None),
-                           ("Deployment", "ops"), ("Role", "shop"), ("Role", "web"), ("RoleBinding", "shop"),
+                           ("Deployment", "ops"), ("PodDisruptionBudget", "ops"), ("Role", "ops"), ("Role", "shop"),
+                           ("Role", "web"), ("RoleBinding", "ops"), ("RoleBinding", "shop"),
                            ("RoleBinding", "web"), ("ServiceAccount", "ops"), ("ValidatingAdmissionPolicy", None),
                            ("ValidatingAdmissionPolicyBinding", None)]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole" and not is_user_role(d)]
@@ -407,8 +414,10 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
             time.sleep(0.5)
         assert bundle["key"] not in store.list(prefix=bundle["key"])
 
-        # The receiver, long up by now, on the operator pod's own address (no kube-proxy here).
-        pod_ip = kubectl(testbed, "-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}",
+        # The receiver, long up by now, on the leading pod's own address (no kube-proxy here); the
+        # alerts Service selects that pod by the label the leader sets.
+        pod_ip = kubectl(testbed, "-n", namespace, "get", "pods", "-l",
+                         f"app.kubernetes.io/instance={release},debugcap.io/leader=true",
                          "-o", "jsonpath={.items[0].status.podIP}").stdout.strip()
         assert _post_alerts(f"http://{pod_ip}:9093/alerts", "not-the-token") == 401
         assert _post_alerts(f"http://{pod_ip}:9093/alerts", token) == 200, _operator_log(testbed, namespace,

@@ -146,10 +146,13 @@ def test_enabled_with_a_token_secret_serves_the_receiver_on_its_port(helm: Path)
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [{"name": "alerts", "port": 9093, "targetPort": "alerts", "protocol": "TCP",
                                          "appProtocol": "http"}]
-    # It selects the operator's pod, and only by labels the pod always has.
+    # It selects the operator's pod by labels the pod always has, and the leading replica's only
+    # by the label the leader sets on its own pod (debugcap/operator/election.py).
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items()
-    assert service["spec"]["selector"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    selector = dict(service["spec"]["selector"])
+    assert selector.pop("debugcap.io/leader") == "true"
+    assert selector.items() <= pod_labels.items()
+    assert selector == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     # The user's Secret is the user's: the chart makes none and grants no right to read one.
     assert not [d for d in docs if d["kind"] == "Secret"]
 

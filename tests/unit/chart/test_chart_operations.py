@@ -5,8 +5,8 @@ Cases:
 * liveness and readiness probes ask kopf's /healthz on the container port the operator is told
   to serve it on (DEBUGCAP_OPERATOR_LIVENESS_PORT, read back by DebugcapConfig.from_env)
 * resources: CPU and memory requested, memory limited to 384Mi (docs/performance.md's headroom)
-* the PodDisruptionBudget: none by default (one replica); enabled, maxUnavailable 1 over the
-  operator's pod only; minAvailable, when set, wins; neither set fails naming both
+* the PodDisruptionBudget: minAvailable 1 of the two replicas by default, over the operator's pods
+  only; none with one replica unless maxUnavailable alone; neither set fails naming both
 * metrics: no Service by default; metrics.service.enabled renders <fullname>-metrics on the
   metrics port; serviceMonitor.enabled renders it with a ServiceMonitor that selects only it, on
   its named port, with the user's labels; with metrics.port 0 both fail, naming metrics.port
@@ -72,18 +72,25 @@ def test_resources_are_requested_and_memory_limited(helm: Path) -> None:
     assert set(resources["requests"]) == {"cpu", "memory"}
 
 
-def test_the_disruption_budget_is_off_by_default_and_covers_only_the_operator(helm: Path) -> None:
-    assert not [d for d in render(helm) if d["kind"] == "PodDisruptionBudget"]
-    docs = render(helm, "--set", "podDisruptionBudget.enabled=true")
+def test_the_disruption_budget_keeps_one_of_the_two_replicas_and_covers_only_the_operator(helm: Path) -> None:
+    docs = render(helm)
     pdb = one(docs, "PodDisruptionBudget")
+    assert one(docs, "Deployment")["spec"]["replicas"] == 2
     assert pdb["apiVersion"] == "policy/v1" and pdb["metadata"]["namespace"] == "ops"
-    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["minAvailable"] == 1 and "maxUnavailable" not in pdb["spec"]
+    # One replica: a minAvailable budget would block every drain, so none; maxUnavailable alone renders.
+    assert not [d for d in render(helm, "--set", "replicaCount=1") if d["kind"] == "PodDisruptionBudget"]
+    single = one(render(helm, "--set", "replicaCount=1", "--set", "podDisruptionBudget.minAvailable=null",
+                        "--set", "podDisruptionBudget.maxUnavailable=1"), "PodDisruptionBudget")
+    assert single["spec"]["maxUnavailable"] == 1
+    assert not [d for d in render(helm, "--set", "podDisruptionBudget.enabled=false")
+                if d["kind"] == "PodDisruptionBudget"]
     assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "dc"
 
-    on = ("--set", "podDisruptionBudget.enabled=true")
-    pinned = one(render(helm, *on, "--set", "podDisruptionBudget.minAvailable=1"), "PodDisruptionBudget")
-    assert pinned["spec"] == {"minAvailable": 1, "selector": pdb["spec"]["selector"]}
+    on = ("--set", "podDisruptionBudget.minAvailable=null")
+    pinned = one(render(helm, *on, "--set", "podDisruptionBudget.maxUnavailable=1"), "PodDisruptionBudget")
+    assert pinned["spec"] == {"maxUnavailable": 1, "selector": pdb["spec"]["selector"]}
     res = run_helm(helm, *on, "--set", "podDisruptionBudget.maxUnavailable=null")
     assert res.returncode != 0 and "podDisruptionBudget: set minAvailable or maxUnavailable" in res.stderr
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from debugcap import errors
-from debugcap.operator import leadership
+from debugcap.operator import election, leadership
 from debugcap.operator.leadership import (
     Action,
     Elector,
@@ -318,7 +318,7 @@ def test_the_standby_answers_healthz_naming_the_leader() -> None:
     api, clock = FakeLeases(), FakeClock()
     a, b = elector("a", api, clock), elector("b", api, clock)
     assert a.try_once() and not b.try_once()
-    server = leadership.StandbyServer(b, 0, host="127.0.0.1")
+    server = election.StandbyServer(b, 0, host="127.0.0.1")
     server.start()
     try:
         port = server.server.server_address[1]
@@ -336,3 +336,40 @@ def test_the_standby_answers_healthz_naming_the_leader() -> None:
         stuck.value.close()
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- the leader's pod label
+
+
+class PatchRecorder:
+    """Stands for Kube.merge_patch; ``fail``: the API server refuses (no RBAC, say)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.fail = fail
+
+    def merge_patch(self, path: str, body: object, *, timeout: float | None = None) -> object:
+        self.calls.append((path, body))
+        if self.fail:
+            raise errors.ForbiddenError('pods "op-1" is forbidden: cannot patch resource "pods"')
+        return {}
+
+
+def test_the_leader_labels_its_pod_and_a_starting_replica_removes_the_label() -> None:
+    kube = PatchRecorder()
+    env = {"POD_NAME": "dc-debugcap-abc", "POD_NAMESPACE": "ops"}
+    assert election.mark_pod(kube, leading=True, environ=env)  # type: ignore[arg-type]
+    assert election.mark_pod(kube, leading=False, environ=env)  # type: ignore[arg-type]
+    assert kube.calls == [("/api/v1/namespaces/ops/pods/dc-debugcap-abc",
+                           {"metadata": {"labels": {"debugcap.io/leader": "true"}}}),
+                          ("/api/v1/namespaces/ops/pods/dc-debugcap-abc",
+                           {"metadata": {"labels": {"debugcap.io/leader": None}}})]
+
+
+def test_no_pod_label_outside_a_pod_and_a_refused_patch_is_not_fatal() -> None:
+    kube = PatchRecorder(fail=True)
+    assert not election.mark_pod(kube, leading=True, environ={})  # type: ignore[arg-type]
+    assert kube.calls == []
+    assert not election.mark_pod(kube, leading=True,  # type: ignore[arg-type]
+                                 environ={"POD_NAME": "p", "POD_NAMESPACE": "ops"})
+    assert len(kube.calls) == 1

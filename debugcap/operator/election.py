@@ -1,0 +1,128 @@
+"""The process around the leader election (:mod:`~debugcap.operator.leadership`): what a standby
+serves while it waits, and how the cluster tells the leader's pod from the others.
+
+What each replica serves (docs/operator.md, "Replicas and leader election"):
+
+- ``/healthz`` on the liveness port: the leader's is kopf's; a standby's is :class:`StandbyServer`
+  (200 while its election loop turns). A standby is therefore live *and ready*: a rolling update
+  (maxUnavailable 0) waits for a new pod to be ready before it stops an old one, and the
+  PodDisruptionBudget (minAvailable 1) counts ready pods; a standby kept unready would stall both.
+- ``/metrics``: both, each its own process's numbers; ``debugcap_operator_leader`` says which leads.
+- The Alertmanager receiver and everything kopf runs (captures, downloads, schedules, triggers):
+  the leader only. Since the standby is ready, readiness cannot keep the alerts Service off it;
+  the leader labels its own pod ``debugcap.io/leader=true`` (:func:`mark_pod`) and that Service
+  selects the label. A replica that starts (a restarted ex-leader too) removes the label first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from prometheus_client import Gauge
+
+from debugcap import errors
+from debugcap.kube.client import Kube, KubeTarget, core_path
+from debugcap.operator.leadership import CALL_TIMEOUT, Elector, KubeLeases, LeaseSettings
+
+logger = logging.getLogger(__name__)
+
+LEADER_LABEL: Final = "debugcap.io/leader"
+LEADER = Gauge("debugcap_operator_leader", "1 while this replica holds the leader Lease and runs the operator; "
+               "0 while it waits as a standby.")
+
+
+class StandbyServer:
+    """``/healthz`` on the liveness port while this replica waits (kopf serves it once leading);
+    the body says who leads."""
+
+    def __init__(self, elector: Elector, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a probe's port
+        outer = elector
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?", 1)[0] != "/healthz":
+                    self.send_error(404)
+                    return
+                ok = outer.alive()
+                body = (f"standby: lease {outer.settings.namespace}/{outer.settings.name} held by "
+                        f"{outer.holder or 'nobody'}\n").encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - probes every few seconds: quiet
+                return
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="standby-healthz", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Free the port for kopf's own /healthz."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def kube_from_env() -> Kube:
+    """The client :func:`debugcap.operator.startup.configure` builds, for the election's calls."""
+    kubeconfig = os.environ.get("KUBECONFIG") or None
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
+    return Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
+
+
+def mark_pod(kube: Kube, leading: bool, environ: dict[str, str] | None = None) -> bool:
+    """Label this replica's pod (``POD_NAME`` in ``POD_NAMESPACE``, from the chart's downward API)
+    as the leader, or remove the label; whether a pod was patched. Outside a pod, nothing. A
+    failure is logged, never raised: the label steers only the Alertmanager Service."""
+    env = os.environ if environ is None else environ
+    pod, namespace = env.get("POD_NAME", "").strip(), env.get("POD_NAMESPACE", "").strip()
+    if not pod or not namespace:
+        return False
+    try:
+        kube.merge_patch(core_path("pods", namespace, pod),
+                         {"metadata": {"labels": {LEADER_LABEL: "true" if leading else None}}}, timeout=CALL_TIMEOUT)
+    except errors.KubeError as exc:
+        logger.warning("cannot %s the label %s on pod %s/%s: %s (the Alertmanager Service selects it; the chart's "
+                       "Role <release>-leader-election grants patch on pods)", "set" if leading else "remove",
+                       LEADER_LABEL, namespace, pod, errors.shorten(str(exc)))
+        return False
+    return True
+
+
+def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None) -> Elector | None:
+    """Wait as a standby until this replica leads, then renew from a thread: the :class:`Elector`
+    to release at shutdown; None when SIGTERM or SIGINT came first (nothing was started)."""
+    kube = kube or kube_from_env()
+    elector = Elector(settings=settings, api=KubeLeases(kube, settings.namespace, settings.name))
+    LEADER.set(0)
+    mark_pod(kube, leading=False)  # an ex-leader's restarted container is a standby until it wins again
+    previous = {sig: signal.signal(sig, lambda *_: elector.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = StandbyServer(elector, liveness_port) if liveness_port else None
+    try:
+        if server is not None:
+            server.start()
+        logger.info("leader election: lease %s/%s as %s (duration %gs, renew deadline %gs, retry %gs)",
+                    settings.namespace, settings.name, settings.identity, settings.lease_duration,
+                    settings.renew_deadline, settings.retry_period)
+        leading = elector.acquire()
+    finally:
+        if server is not None:
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not leading:
+        logger.info("stopped while waiting as a standby")
+        return None
+    LEADER.set(1)
+    elector.start_keeping()
+    mark_pod(kube, leading=True)
+    return elector
