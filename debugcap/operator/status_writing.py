@@ -8,7 +8,8 @@ Pods of a capture start and end in bursts; each write sends the whole status (te
 pods' collectors) and wakes every watcher of the object, the operator's own kopf included. So the
 writer coalesces: changes made while a write is in flight go out together in the next one, and a
 write of pod progress alone waits until :data:`PROGRESS_WRITE_SECONDS` after the last write,
-gathering what else happens meanwhile. Capture-level changes (phase, completion) go at once.
+gathering what else happens meanwhile; with many pods the interval grows with them
+(:data:`PROGRESS_WRITE_PODS`). Capture-level changes (phase, completion) go at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from debugcap.operator.results import PodResult
 # Least time between two status writes that carry only pod progress: a person watching sees pods
 # move within it, and a 20-pod capture makes half the writes.
 PROGRESS_WRITE_SECONDS: Final = 0.3
+# ...for a status of up to this many pods; with more, the interval grows in proportion. Every
+# write carries every pod's entry (2-3 kB each for debug-full), which the API server decodes,
+# validates against the schema, stores and sends to each watcher, the operator's kopf included: at
+# a fixed interval a sweep's writes cost the square of its pods. Growing with them keeps the status
+# bytes written per second flat (a 100-pod status every 2 s) and a sweep's write cost linear.
+PROGRESS_WRITE_PODS: Final = 15
 
 # Sends a whole status; answers whether the object is being deleted (or is gone).
 Send = Callable[[dict[str, Any]], Awaitable[bool]]
@@ -93,7 +100,8 @@ class StatusWriter:
             async with self._lock:
                 if self._written >= wanted:
                     return
-                wait = 0.0 if self._last_write is None else self._last_write + self._interval - self._clock.time()
+                interval = self._interval * max(1.0, len(self.pods) / PROGRESS_WRITE_PODS)
+                wait = 0.0 if self._last_write is None else self._last_write + interval - self._clock.time()
                 if not urgent and wait > 0 and not self._hurry.is_set():
                     if await self._clock.wait(self._hurry, wait):
                         continue  # a capture-level write is queued behind us: it carries this too

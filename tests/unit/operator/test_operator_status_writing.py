@@ -1,7 +1,8 @@
 """StatusWriter: how a running capture's status reaches the API server, on a fake clock.
 
 Cases: a burst of pod updates costs two writes, the second carrying all; pod progress goes at
-most every interval and carries what happened meanwhile; a capture-level write goes at once and
+most every interval and carries what happened meanwhile, an interval that grows with the pods
+beyond PROGRESS_WRITE_PODS; a capture-level write goes at once and
 carries waiting progress; an answer that the object is being deleted marks it deleted; a failed
 progress write is not fatal and the next write carries its change.
 """
@@ -15,7 +16,7 @@ import operator_fakes
 import pytest
 
 from debugcap.operator.results import PodResult
-from debugcap.operator.status_writing import PROGRESS_WRITE_SECONDS, StatusWriter
+from debugcap.operator.status_writing import PROGRESS_WRITE_PODS, PROGRESS_WRITE_SECONDS, StatusWriter
 
 
 def _writer(clock: operator_fakes.FakeClock, sent: list[tuple[float, dict[str, Any]]],
@@ -73,6 +74,31 @@ def test_pod_progress_written_at_most_every_interval_carries_what_happened_meanw
     asyncio.run(pods_one_by_one())
     assert [(t, len(s["pods"])) for t, s in sent] == [(0.0, 1), (PROGRESS_WRITE_SECONDS, 4)]
     assert clock.asked == [PROGRESS_WRITE_SECONDS - 0.05]  # waited once, for the rest of the interval
+
+
+def test_with_many_pods_progress_waits_in_proportion_so_a_sweeps_writes_grow_linearly() -> None:
+    # Each write carries every pod's entry: at a fixed interval a sweep's writes would cost the
+    # square of its pods. Up to PROGRESS_WRITE_PODS pods the interval is the usual one.
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent)
+    pods = 4 * PROGRESS_WRITE_PODS
+
+    async def many_pods() -> None:
+        for i in range(pods - 1):
+            run.pods[f"p{i}"] = _pod(i, "Running")
+        await run.set_pod(_pod(pods - 1))  # the first write goes at once
+        run.set_pod(_pod(0))
+        await clock.parked()
+        clock.advance(PROGRESS_WRITE_SECONDS)
+        await clock.parked()
+        assert len(sent) == 1, "a 60-pod status was written again after the interval for 15 pods"
+        clock.advance(3 * PROGRESS_WRITE_SECONDS)
+        await run.settle()
+        await asyncio.wait_for(run.write(phase="Completed"), timeout=10)  # capture-level: at once
+
+    asyncio.run(many_pods())
+    assert [t for t, _ in sent] == [0.0, 4 * PROGRESS_WRITE_SECONDS, 4 * PROGRESS_WRITE_SECONDS]
+    assert clock.asked[0] == pytest.approx(4 * PROGRESS_WRITE_SECONDS)
 
 
 def test_a_capture_level_write_goes_at_once_and_carries_waiting_pod_progress() -> None:
