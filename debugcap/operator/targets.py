@@ -7,8 +7,9 @@ message names the spec field to fix and the command that shows what is there.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,18 +25,47 @@ WORKLOAD_RESOURCES: Final = {"Deployment": "deployments", "StatefulSet": "statef
                              "DaemonSet": "daemonsets", "ReplicaSet": "replicasets"}
 
 
+class _Reread:
+    """The pods as read again by a selection's one LIST (see :meth:`PodSelection.fresh`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.objects: Mapping[str, Mapping[str, Any]] | None = None
+        self.read_at = 0.0
+
+
 @dataclass(frozen=True)
 class PodSelection:
     pods: tuple[str, ...]
     note: str = ""  # pods left out (not running, over maxPods), for status.message
     objects: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # name -> pod JSON
-    read_at: float = dataclasses.field(default_factory=time.monotonic)  # when ``objects`` were read
+    read_at: float = dataclasses.field(default_factory=lambda: time.monotonic())  # when ``objects`` were read
+    # Lists the selector's pods again (raw JSON items); None for a single pod, read again on its own.
+    relist: Callable[[], list[Mapping[str, Any]]] | None = dataclasses.field(default=None, compare=False)
+    _reread: _Reread = dataclasses.field(default_factory=_Reread, compare=False, repr=False)
 
     def fresh(self, pod: str) -> Mapping[str, Any] | None:
-        """The pod as read, while that read still stands for the live pod (else None: read it again)."""
-        if time.monotonic() - self.read_at < POD_READ_FRESH_SECONDS:
-            return self.objects.get(pod)
-        return None
+        """The pod as read, while that read still stands for the live pod (else None: read it again).
+
+        Once the first read is stale, a selection that can list its pods again does so, once for
+        all of them, and that read stands for the next POD_READ_FRESH_SECONDS: a sweep's pods
+        queued behind the concurrency limit would otherwise each be read on their own (100 pods at
+        concurrency 8 take 13 windows: most of them). A pod the new list lacks, or a list that
+        fails, is None: the caller reads that pod on its own, and meets its error there."""
+        with self._reread.lock:
+            now = time.monotonic()
+            if now - self.read_at < POD_READ_FRESH_SECONDS:
+                return self.objects.get(pod)
+            if self.relist is None:
+                return None
+            if self._reread.objects is None or now - self._reread.read_at >= POD_READ_FRESH_SECONDS:
+                try:
+                    items = self.relist()
+                except errors.DebugcapError:
+                    return None
+                self._reread.objects = {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
+                self._reread.read_at = now
+            return self._reread.objects.get(pod)
 
 
 def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelection:
@@ -74,8 +104,13 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
         notes.append(f"{len(running) - request.max_pods} running pod(s) over spec.target.maxPods="
                      f"{request.max_pods} were skipped")
     chosen = running[: request.max_pods]
+
+    def relist() -> list[Mapping[str, Any]]:
+        again: Any = kube.get_json(core_path("pods", namespace), [("labelSelector", selector)])
+        return list(again.get("items") or [])
+
     return PodSelection(tuple(_pod_name(p) for p in chosen), "; ".join(notes),
-                        objects={_pod_name(p): p for p in chosen})
+                        objects={_pod_name(p): p for p in chosen}, relist=relist)
 
 
 def _one_pod(kube: Kube, namespace: str, name: str, container: str | None) -> PodSelection:

@@ -62,3 +62,35 @@ def test_pods_not_running_and_over_max_pods_are_skipped_and_noted() -> None:
     assert selection.pods == ("a", "c")
     assert selection.note == ("1 matching pod(s) not Running were skipped; "
                               "1 running pod(s) over spec.target.maxPods=2 were skipped")
+
+
+def test_a_stale_selection_lists_its_pods_again_once_for_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sweep's pods queued behind the concurrency limit start after the first read went stale:
+    # one LIST reads them all again, instead of one GET each; a pod the list lacks (deleted
+    # meanwhile) or a list that fails is None, so the caller reads that pod on its own.
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    listed = [{"items": [_pod("a"), _pod("b"), _pod("c")]}]
+    kube: Any = operator_fakes.FakeKube({PODS: lambda _query: listed[-1]})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+    assert selection.fresh("a") == _pod("a") and len(kube.calls) == 1  # the first read stands
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    listed.append({"items": [{**_pod("a"), "status": {"phase": "Running", "podIP": "10.0.0.9"}}, _pod("c"),
+                             _pod("z")]})
+    assert selection.fresh("a") == {**_pod("a"), "status": {"phase": "Running", "podIP": "10.0.0.9"}}
+    assert selection.fresh("b") is None  # gone from the new list: read on its own
+    assert selection.fresh("c") == _pod("c") and selection.fresh("z") is None  # not one of the selection's
+    assert kube.calls == [("GET", PODS, [("labelSelector", "app=x")])] * 2  # one LIST for all of them
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    listed.append(errors.KubeError("connection refused"))  # type: ignore[arg-type]
+    kube.answers[PODS] = listed[-1]
+    assert selection.fresh("a") is None and len(kube.calls) == 3
+
+
+def test_a_single_pods_stale_read_is_not_listed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    kube: Any = operator_fakes.FakeKube({f"{PODS}/a": _pod("a")})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"pod": "a"}}))
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    assert selection.fresh("a") is None and len(kube.calls) == 1
