@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from debugcap import errors
 from debugcap.operator import clocks
 from debugcap.operator.results import PodResult
 
@@ -31,6 +32,12 @@ PROGRESS_WRITE_SECONDS: Final = 0.3
 # a fixed interval a sweep's writes cost the square of its pods. Growing with them keeps the status
 # bytes written per second flat (a 100-pod status every 2 s) and a sweep's write cost linear.
 PROGRESS_WRITE_PODS: Final = 15
+# A capture-level write (its phase, its end) that the API server did not answer is tried again after
+# these waits (as the upload key's, pod_scheduling.KEY_WRITE_WAITS). Given up at once, it ended the
+# capture's handler: kopf ran it again 60 s later, took the capture for one a dead operator left
+# Running and closed it so ("the operator restarted"), its pods' records replaced. The fault suite's
+# API server restart found it. A refused write (invalid, forbidden) is not tried again.
+PHASE_WRITE_WAITS: Final = (2.0, 5.0, 10.0, 10.0, 10.0, 10.0)
 
 # Sends a whole status; answers whether the object is being deleted (or is gone).
 Send = Callable[[dict[str, Any]], Awaitable[bool]]
@@ -81,7 +88,21 @@ class StatusWriter:
         the interval); returns once a write carrying them has gone out."""
         self.status.update(changes)
         self._version += 1
-        await self._send(self._version, urgent=bool(changes))
+        wanted = self._version
+        if not changes:
+            await self._send(wanted, urgent=False)
+            return
+        for wait in PHASE_WRITE_WAITS:
+            try:
+                await self._send(wanted, urgent=True)
+                return
+            except (errors.InvalidError, errors.ForbiddenError):
+                raise
+            except errors.KubeError as exc:
+                logger.warning("writing the status of %s failed (%s); trying again in %.0f s", self._what,
+                               errors.shorten(str(exc)), wait)
+                await self._clock.sleep(wait)
+        await self._send(wanted, urgent=True)
 
     async def settle(self) -> None:
         """Wait for progress writes still queued; a failed one lost nothing (see :meth:`progress`)."""

@@ -1,0 +1,56 @@
+"""StatusWriter: a capture-level write (phase, end) the API server did not answer is tried again
+after PHASE_WRITE_WAITS, on a fake clock; a refused one (invalid, forbidden) is not; pod progress
+writes are not retried here (the next write carries them). Found by the fault suite's API server
+restart: a failed final write left the capture Running until kopf re-ran its handler 60 s later,
+which closed it as orphaned."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import operator_fakes
+import pytest
+
+from debugcap import errors
+from debugcap.operator.status_writing import PHASE_WRITE_WAITS, StatusWriter
+
+
+def _flaky(clock: operator_fakes.FakeClock, failures: list[Exception], sent: list[tuple[float, dict[str, Any]]]
+           ) -> StatusWriter:
+    async def send(status: dict[str, Any]) -> bool:
+        if failures:
+            raise failures.pop(0)
+        sent.append((clock.time(), dict(status)))
+        return False
+
+    return StatusWriter(send, what="ns/cap", clock=clock)
+
+
+def test_a_phase_write_the_api_server_missed_is_tried_again_until_it_answers() -> None:
+    clock, sent = operator_fakes.FakeClock(auto=True), []  # type: ignore[var-annotated]
+    down = [errors.KubeError("cannot patch debugcaptures/status: no answer from the API server")] * 3
+    run = _flaky(clock, down, sent)
+    asyncio.run(run.write(phase="Completed"))
+    assert [s["phase"] for _, s in sent] == ["Completed"]
+    assert clock.asked == list(PHASE_WRITE_WAITS[:3])
+    assert sent[0][0] == sum(PHASE_WRITE_WAITS[:3])
+
+
+def test_a_phase_write_still_unanswered_after_every_wait_raises() -> None:
+    clock, sent = operator_fakes.FakeClock(auto=True), []  # type: ignore[var-annotated]
+    down = [errors.KubeError("no answer from the API server")] * (len(PHASE_WRITE_WAITS) + 1)
+    run = _flaky(clock, down, sent)
+    with pytest.raises(errors.KubeError):
+        asyncio.run(run.write(phase="Completed"))
+    assert clock.asked == list(PHASE_WRITE_WAITS) and not sent
+
+
+@pytest.mark.parametrize("refusal", [errors.InvalidError("status.phase: Unsupported value"),
+                                     errors.ForbiddenError("cannot patch debugcaptures/status")])
+def test_a_refused_phase_write_is_not_tried_again(refusal: Exception) -> None:
+    clock, sent = operator_fakes.FakeClock(auto=True), []  # type: ignore[var-annotated]
+    run = _flaky(clock, [refusal], sent)
+    with pytest.raises(type(refusal)):
+        asyncio.run(run.write(phase="Completed"))
+    assert clock.asked == [] and not sent
