@@ -214,7 +214,7 @@ def claimed(current: LeaseRecord | None, me: str, at: datetime, duration: float)
     stamp = micro_time(at)
     if current is not None and current.holder == me:
         return replace(current, lease_duration=duration, renew_time=stamp)
-    transitions = 0 if current is None else current.transitions + (1 if current.holder else 0)
+    transitions = 0 if current is None else current.transitions + 1  # from a released one too, as client-go
     return LeaseRecord(holder=me, lease_duration=duration, acquire_time=stamp, renew_time=stamp,
                        transitions=transitions, resource_version="" if current is None else current.resource_version)
 
@@ -327,6 +327,10 @@ class Elector:
             if action is Action.WAIT:
                 return False
             record = claimed(self.observed.record, self.me, self.clock.now(), self.settings.lease_duration)
+            # Renewed as of the moment the write is sent: it lands later, so a standby's clock for
+            # it starts later too and this side's deadline runs out first. Not the moment of the
+            # read: a read that took seconds (an API server coming back) would eat the deadline.
+            sending = self.clock.monotonic()
             written = (self.api.create(record, timeout) if action is Action.CREATE
                        else self.api.replace(record, timeout))
         except errors.ConflictError:
@@ -334,10 +338,8 @@ class Elector:
         except errors.KubeError as exc:
             logger.warning("lease %s/%s: %s", self.settings.namespace, self.settings.name, errors.shorten(str(exc)))
             return False
-        # Renewed as of the moment before the read: the write landed later, so a standby's clock
-        # for it starts later too, and this side's deadline runs out first.
-        self.observed = Observation(record=written, changed_at=now)
-        self.renewed_at = now
+        self.observed = Observation(record=written, changed_at=sending)
+        self.renewed_at = sending
         if action is Action.TAKE:
             logger.info("took over lease %s/%s as %s (transition %d)", self.settings.namespace, self.settings.name,
                         self.me, written.transitions)
