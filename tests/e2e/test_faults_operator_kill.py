@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client as k8s
 
-from debugcap.kube.client import Kube
+from debugcap.kube.client import Kube, group_path
 
 from . import faults
 from .conftest import Testbed
@@ -22,6 +22,13 @@ from .conftest import Testbed
 KILLS = int(os.environ.get("DEBUGCAP_FAULTS_KILLS") or 20)
 PODS = 20
 FAULT = "kill -9 operator, 20-pod capture (1 process)"
+FAULT_2 = "kill -9 leader, 20-pod capture (2 replicas)"
+LEASE = "debugcap-faults-leader"
+# Short lease settings (renew deadline at least twice the retry period, shorter than the duration):
+# a failover within about 4 s keeps 20 kills short; the chart's defaults are benchmarks/bench_failover.py's.
+FAST_LEASE = {"DEBUGCAP_OPERATOR_LEASE_DURATION": "3s", "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "2s",
+              "DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD": "1s"}
+TARGET = {"selector": {"matchLabels": {"app": "faults"}}, "maxPods": PODS}
 
 
 @dataclass
@@ -51,7 +58,7 @@ def bed(testbed: Testbed, crds: None, kube: Kube, core: k8s.CoreV1Api,
 def test_kill_9_at_random_points_of_a_20_pod_capture(bed: Bed, kube: Kube) -> None:
     rng = faults.seeded("kill")
     faults.say(f"\nkill -9: seed {faults.SEED} (DEBUGCAP_FAULTS_SEED={faults.SEED} replays it), {KILLS} kills")
-    target = {"selector": {"matchLabels": {"app": "faults"}}, "maxPods": PODS}
+    target = TARGET
     # How long an undisturbed capture takes: the kills fall anywhere in it (and a little after).
     started = time.monotonic()
     faults.create_capture(kube, bed.namespace, "whole", target)
@@ -78,3 +85,53 @@ def test_kill_9_at_random_points_of_a_20_pod_capture(bed: Bed, kube: Kube) -> No
     assert not failed, "\n".join(failed[:20])
     assert not bed.operator.tracebacks(), bed.operator.tracebacks()[0]
 
+
+
+def _holder(kube: Kube, namespace: str) -> str:
+    try:
+        lease = kube.get_json(group_path("coordination.k8s.io", "v1", "leases", namespace, LEASE))
+    except Exception:  # noqa: BLE001 - not created yet
+        return ""
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_kill_9_of_the_leader_of_two_replicas_at_random_points(bed: Bed, kube: Kube,
+                                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The chart's two replicas: two processes elect a leader on a Lease; the leader is killed at a
+    seeded random point of a 20-pod capture and started again (as the kubelet would), now a standby."""
+    bed.operator.stop()  # the one-process variant's operator: one leader among these two only
+    root = tmp_path_factory.mktemp("replicas")
+    replicas = {name: faults.Operator(root / name, [bed.namespace], bed.env, concurrency=4, extra={
+        "DEBUGCAP_OPERATOR_LEADER_ELECTION": "true", "DEBUGCAP_OPERATOR_LEASE_NAMESPACE": bed.namespace,
+        "DEBUGCAP_OPERATOR_LEASE_NAME": LEASE, "POD_NAME": name, **FAST_LEASE}) for name in ("op-a", "op-b")}
+    rng = faults.seeded("kill-leader")
+    failed: list[str] = []
+    try:
+        for replica in replicas.values():
+            replica.start()
+        faults.wait_for(lambda: _holder(kube, bed.namespace), 60, "a replica to lead")
+        for run in range(1, KILLS + 1):
+            leader = replicas[_holder(kube, bed.namespace).split("_")[0]]
+            delay = rng.uniform(0, 2.0)
+            name = f"r{run:02d}"
+            faults.create_capture(kube, bed.namespace, name, TARGET)
+            time.sleep(delay)
+            leader.kill9()
+            end = time.monotonic()
+            leader.start()
+            verdict = faults.check(kube, bed.env, [bed.namespace], [r.spool for r in replicas.values()],
+                                   fault_end=end)
+            faults.RECORDER.run(FAULT_2, verdict)
+            faults.say(f"  kill {run:2d} of {leader.namespaces and leader.root.name} at {delay:4.2f} s: "
+                       f"{faults.outcome(kube, bed.namespace, name)}; recovered in {verdict.recovery:5.1f} s, "
+                       f"{'held' if not verdict.problems else 'BROKEN: ' + '; '.join(verdict.problems[:3])}")
+            failed += [f"kill {run} at {delay:.2f} s: {p}" for p in verdict.problems]
+        faults.wait_for(lambda: _holder(kube, bed.namespace), 60, "a replica to lead")
+        faults.delete_captures(kube, [bed.namespace])
+    finally:
+        for replica in replicas.values():
+            replica.stop()
+        bed.operator.start()  # the fixture's clean-up deletes what is left through it
+    assert not failed, "\n".join(failed[:20])
+    for replica in replicas.values():
+        assert not replica.tracebacks(), replica.tracebacks()[0]

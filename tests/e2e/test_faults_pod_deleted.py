@@ -20,7 +20,7 @@ from .conftest import Testbed
 FAULT = "target pod deleted mid-capture"
 LABELS = {"app": "faults-del"}
 PODS = ["d-1", "d-2", "d-3"]
-RUNS = 3
+RUNS = 2
 
 
 @dataclass
