@@ -1,16 +1,18 @@
 # The debugcap operator's image: `docker build -t REGISTRY/debugcap/operator:0.1.0 .`, then set
 # the chart's image.repository and image.tag to it.
 #
-# This repository's own tests do not build it: their machine has no container engine and
-# pulls from no registry, so the testbed runs `debugcap-operator` on the host instead.
-FROM python:3.11-slim AS build
+# On the testbed, `make image` builds this file with buildah and pushes it to the testbed's
+# registry; BASE_IMAGE is then a Debian bookworm rootfs with python3 made by mmdebstrap
+# (testbed/image_build.py), since the testbed pulls nothing from the internet.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY debugcap ./debugcap
 # Wheels for debugcap and every dependency, so the final stage installs offline.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 COPY --from=build /wheels /wheels
 # Byte-code is compiled here, at install: the chart runs the container with a read-only root.
 RUN pip install --no-cache-dir --no-index --find-links /wheels debugcap \

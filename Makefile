@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test test-unit test-unit-fast test-e2e demo testbed-up testbed-down testbed-status bench dist
+.PHONY: install lint test test-unit test-unit-fast test-e2e demo testbed-up testbed-down testbed-status bench dist image deploy
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ testbed-down: install
 
 testbed-status: install
 	$(BIN)/python -m testbed status
+
+# The operator's image from the Dockerfile (buildah; Debian base made by mmdebstrap), pushed to the
+# running testbed's registry as 10.250.0.1:15000/debugcap/operator:<version>; cached in
+# ~/.cache/debugcap-testbed/image-build. `make deploy` helm-installs the chart from it into debugcap-system.
+image: install
+	$(BIN)/python -m testbed image
+
+deploy: install
+	$(BIN)/python -m testbed deploy
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

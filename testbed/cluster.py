@@ -3,7 +3,7 @@
 Every component is a plain background process whose pid is recorded under
 ``.testbed/pids``; this machine has no systemd, and ``down`` must be able to
 find and stop exactly what ``up`` started. Start order follows dependencies:
-network, etcd, S3, Alertmanager, kube-apiserver, containerd (+ image import),
+network, etcd, S3, the registry, Alertmanager, kube-apiserver, containerd (+ image import),
 kube-controller-manager, kube-scheduler, kubelet.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import alertmanager, builds, layout, pki
+from testbed import alertmanager, builds, layout, pki, registry
 
 P = layout.Paths()
 API_URL = f"https://{layout.NODE_IP}:{layout.APISERVER_PORT}"
@@ -250,6 +250,7 @@ PROCS = [
     Proc("etcd", _etcd, lambda: _http_ok(f"http://127.0.0.1:{layout.ETCD_CLIENT_PORT}/health")),
     Proc("s3", _minio, lambda: _http_ok(f"http://{layout.NODE_IP}:{layout.S3_PORT}/minio/health/live"),
          env=_minio_env),
+    Proc("registry", registry.argv, registry.ready),
     Proc("alertmanager", alertmanager.argv, alertmanager.ready),
     Proc("kube-apiserver", _apiserver, lambda: _http_ok(f"{API_URL}/readyz", client_cert="admin"),
          wait_seconds=120),
@@ -274,6 +275,7 @@ def _write_configs() -> None:
     P.root.mkdir(parents=True, exist_ok=True)
     pki.ensure(P.pki)
     alertmanager.write_files()
+    registry.write_files()
     for name, cert in (("controller-manager", "controller-manager"), ("scheduler", "scheduler"),
                        ("kubelet", "kubelet")):
         pki.kubeconfig(P.component_kubeconfig(name), pki=P.pki, server=API_URL, user=name, cert=cert)
@@ -321,6 +323,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+  # The testbed's registry (testbed/registry.py): plain HTTP, described by its hosts.toml there.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{P.containerd_hosts}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{P.cni_conf}"
@@ -503,6 +508,7 @@ def where() -> list[str]:
         f"containerd      {layout.containerd_socket()}",
         f"S3 (MinIO)      http://{layout.NODE_IP}:{layout.S3_PORT} bucket {layout.S3_BUCKET}",
         f"Alertmanager    {alertmanager.URL} -> webhook {alertmanager.WEBHOOK_URL}",
+        f"registry        {registry.URL} (make image pushes here)",
         f"kubeconfig      {P.kubeconfig}",
         f"logs            {P.logs}",
         "environment     eval \"$(python -m testbed env)\"",
@@ -598,7 +604,7 @@ def down() -> None:
     proc("containerd").stop()
     for pid in _shim_pids():
         _terminate(pid, grace=2)
-    for name in ("kube-apiserver", "alertmanager", "s3", "etcd"):
+    for name in ("kube-apiserver", "alertmanager", "registry", "s3", "etcd"):
         proc(name).stop()
     _remove_cgroups()
     for ns in _testbed_netns():

@@ -53,6 +53,9 @@ S3_CONSOLE_PORT = 9901
 # operator run by a test (on this machine, not in a pod) serves on ALERT_WEBHOOK_PORT.
 ALERTMANAGER_PORT = 19094
 ALERT_WEBHOOK_PORT = 19093
+# The OCI registry (testbed/registry.py) on the node's address, plain HTTP: `make image` pushes the
+# operator's image there and containerd pulls it from there.
+REGISTRY_PORT = 15000
 
 S3_ACCESS_KEY = "debugcap-testbed"
 # A throwaway credential for a server that only listens on the testbed's own
@@ -100,6 +103,16 @@ class Paths:
     @property
     def s3_data(self) -> Path:
         return self.root / "s3"
+
+    @property
+    def registry(self) -> Path:
+        """The registry's config (``config.yml``) and blobs (``data/``)."""
+        return self.root / "registry"
+
+    @property
+    def containerd_hosts(self) -> Path:
+        """containerd's ``config_path``: one ``<host:port>/hosts.toml`` per registry it may pull from."""
+        return self.root / "containerd-hosts"
 
     @property
     def containerd_root(self) -> Path:

@@ -12,9 +12,9 @@ Cases:
 * with the ServiceAccount and its RBAC applied for real, ``kubectl auth can-i`` as the
   ServiceAccount allows what captures need and refuses secrets, deleting pods, deployments
 
-* the Deployment itself, running an operator image built from this checkout
-  (``testbed.images.operator_archive``), carries out a DebugCapture into MinIO and deletes its
-  bundle with it
+* the Deployment itself, running the operator image ``make image`` builds from the repository's
+  Dockerfile (buildah, testbed/image_build.py) and the node's containerd pulls from the testbed's
+  registry (pullPolicy Always), carries out a DebugCapture into MinIO and deletes its bundle with it
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import builds
+from testbed import builds, registry
 
 from .conftest import Testbed, kubectl
 
@@ -343,11 +343,25 @@ def test_namespaced_service_account_reaches_only_its_namespaces(testbed: Testbed
 
 # --- the Deployment, run -----------------------------------------------------------------------------
 
+@pytest.fixture(scope="session")
+def operator_image(testbed: Testbed) -> str:
+    """``make image``: the Dockerfile built by buildah and pushed to the testbed's registry (a
+    cold build takes minutes, a warm one seconds). No builder is a failure, never a fallback to
+    the hand-assembled image: this test is about the image users build."""
+    from testbed import image_build
+
+    try:
+        return image_build.build_operator().ref
+    except image_build.BuildError as err:
+        pytest.fail(f"the operator image could not be built from the Dockerfile: {err}")
+
+
 def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
         testbed: Testbed, namespace: str, release: str, cluster_objects: None, goapp_pod: Any,
-        tmp_path: Path) -> None:
+        operator_image: str, tmp_path: Path) -> None:
     """The chart as a user installs it: its ServiceAccount, RBAC and Deployment (read-only root,
-    uid 10001, S3 keys from a Secret), running an image of this checkout. The testbed has no
+    uid 10001, S3 keys from a Secret), running the Dockerfile's image pulled from the testbed's
+    registry (the pod's imageID is the registry's digest). The testbed has no
     kube-proxy, so the one thing changed is where the API server is: its own address instead of
     the `kubernetes` Service, through extraEnv. Its Alertmanager receiver is on, with the token
     mounted from a Secret: the operator reads the token at start-up and stops without it, and after
@@ -358,9 +372,6 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
     from debugcap.settings import S3Settings
     from debugcap.storage import base as storage_base
     from debugcap.storage.s3 import S3Backend
-    from testbed import cluster, images
-
-    cluster.import_image(images.operator_archive())
     s3 = testbed.s3
     kubectl(testbed, "-n", namespace, "create", "secret", "generic", "s3",
             f"--from-literal=accessKey={s3['DEBUGCAP_S3_ACCESS_KEY']}",
@@ -369,8 +380,9 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
     kubectl(testbed, "-n", namespace, "create", "secret", "generic", "alert-token", f"--from-literal=bearer={token}")
     api = urlsplit(Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig)).configuration.host)
     text = helm("template", release, str(CHART), "--namespace", namespace, "--skip-tests",
-                "--set", "image.repository=debugcap.test/operator", "--set", "image.tag=dev",
-                "--set", "image.pullPolicy=Never", "--set", f"namespaces={{{namespace}}}",
+                "--set", f"image.repository={operator_image.rpartition(':')[0]}",
+                "--set-string", f"image.tag={operator_image.rpartition(':')[2]}",
+                "--set", "image.pullPolicy=Always", "--set", f"namespaces={{{namespace}}}",
                 "--set", f"s3.endpoint={s3['DEBUGCAP_S3_ENDPOINT']}", "--set", "s3.secure=false",
                 "--set", f"s3.bucket={s3['DEBUGCAP_S3_BUCKET']}", "--set", "s3.existingSecret=s3",
                 "--set", "operator.extraEnv[0].name=KUBERNETES_SERVICE_HOST",
@@ -385,6 +397,13 @@ def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
         rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{deployment}",
                           "--timeout=120s", check=False, timeout=130)
         assert rollout.returncode == 0, (rollout.stderr, _operator_log(testbed, namespace, deployment))
+        # Pulled from the registry by the kubelet's containerd, not imported by hand.
+        image_id = kubectl(testbed, "-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}",
+                           "-o", "jsonpath={.items[0].status.containerStatuses[0].imageID}").stdout.strip()
+        repository = operator_image.rpartition(":")[0]
+        assert image_id.startswith(f"{repository}@sha256:"), image_id
+        assert image_id.partition("@")[2] == registry.manifest_digest(repository.partition("/")[2],
+                                                                       operator_image.rpartition(":")[2])
 
         goapp_pod("goapp")
         kube = Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig))
