@@ -3,7 +3,7 @@ leader on a Lease; only it captures; ``kill -9`` of it during a 20-pod capture l
 
 Each process has its own work and spool directories (as each pod of the chart has its own
 emptyDir), its own liveness and metrics ports, and serves only this test's namespace, which also
-holds the Lease. Short lease settings (6 s / 4 s / 1 s) keep the test short; the chart's defaults
+holds the Lease. Short lease settings (8 s / 5 s / 1 s) keep the test short; the chart's defaults
 are measured by benchmarks/bench_failover.py.
 """
 
@@ -31,7 +31,7 @@ from .test_operator import GROUP, PLURAL, REPO, TERMINAL, VERSION, create, read,
 
 PODS = [f"api-{i:02d}" for i in range(1, 21)]
 LEASE = "debugcap-e2e-leader"
-FAST_LEASE = {"DEBUGCAP_OPERATOR_LEASE_DURATION": "6s", "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "4s",
+FAST_LEASE = {"DEBUGCAP_OPERATOR_LEASE_DURATION": "8s", "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "5s",
               "DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD": "1s"}
 
 
