@@ -2,15 +2,16 @@
 ``helm uninstall``, for real against the testbed's API server (docs/operator.md, "Upgrading the chart").
 
 Cases:
-* chart 0.2.0 installed with a namespace list; a DebugCapture and a (suspended) DebugSchedule
-  created in that namespace; ``helm upgrade`` to this checkout's chart with no values of its own
-  keeps the user's values, rolls the Deployment to this chart's (readiness probe), and leaves both
+* chart 0.2.0 installed with a namespace list and the operator image ``make image`` pushed to the
+  testbed's registry; a DebugCapture and a (suspended) DebugSchedule created in that namespace;
+  ``helm upgrade`` to this checkout's chart with no values of its own keeps the user's values,
+  rolls the Deployment to this chart's (readiness probe) until its pods are Ready, and leaves both
   objects as they were (same uid, same spec)
 * an upgrade with a value the schema refuses fails before anything changes: the release stays at
   its revision
 * ``helm uninstall`` removes the Deployment and leaves the CRDs and both objects
-The operator's pod is never started (its image is not pullable here): the test is about what Helm
-does to the objects; the chart's Deployment running a capture is tests/e2e/test_chart.py's.
+The operator runs from the registry's image before and after the upgrade; the chart's Deployment
+carrying out a capture is tests/e2e/test_chart.py's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 
 import yaml
 
-from testbed import builds
+from debugcap.kube.client import Kube
+from testbed import builds, image_build, layout
 
-from .conftest import Testbed, kubectl
+from .conftest import Testbed, kubectl, strip_finalizers
+from .test_chart import operator_image  # noqa: F401 (a fixture: `make image`, built once and cached)
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "debugcap"
@@ -62,11 +65,15 @@ def revision(testbed: Testbed, release: str, namespace: str) -> tuple[int, str]:
 
 
 def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
-        testbed: Testbed, crds: None, namespace: str, tmp_path: Path) -> None:
+        testbed: Testbed, crds: None, kube: Kube, namespace: str, operator_image: str,  # noqa: F811
+        tmp_path: Path) -> None:
     release = f"upg-{uuid.uuid4().hex[:6]}"
     old = previous_chart(tmp_path)
+    kubectl(testbed, "apply", "-f", "-", stdin=image_build.s3_secret_manifest(namespace))
+    values = image_build.chart_values(operator_image, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT,
+                                      pull_policy="IfNotPresent")
     helm(testbed, "install", release, str(old), "-n", namespace, "--set", f"namespaces={{{namespace}}}",
-         "--set", "s3.endpoint=minio.example:9000", "--set", "operator.concurrency=2")
+         *values, "--set", "operator.concurrency=2")
     try:
         assert revision(testbed, release, namespace) == (1, "debugcap-0.2.0")
         kubectl(testbed, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all([
@@ -80,6 +87,10 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
 
         helm(testbed, "upgrade", release, str(CHART), "-n", namespace)
         assert revision(testbed, release, namespace) == (2, "debugcap-0.3.0")
+        rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{release}-debugcap",
+                          "--timeout=180s", check=False, timeout=190)
+        assert rollout.returncode == 0, (rollout.stderr, kubectl(testbed, "-n", namespace, "get", "pods", "-o",
+                                                                 "wide", check=False).stdout)
         deployment = get(testbed, namespace, "deployment", f"{release}-debugcap")
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
@@ -104,3 +115,5 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
             assert get(testbed, namespace, kind, obj["metadata"]["name"])["metadata"]["uid"] == obj["metadata"]["uid"]
     finally:
         helm(testbed, "uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
+        # The operator put its finalizer on the capture; with it gone, the namespace could never go.
+        strip_finalizers(kube, namespace)
