@@ -164,6 +164,7 @@ def test_helm_test_captures_a_pod_of_its_own_and_fails_without_the_operator(
         assert passed.returncode == 0, (out, _operator_log(testbed, namespace, deployment))
         assert "Phase:          Succeeded" in out and f"POD LOGS: {release}-debugcap-test" in out, out
         assert f'PASS: DebugCapture "{release}-debugcap-test" Completed; bundle ' in out, out
+        print(out, file=sys.stderr)
         assert_cleaned_up(testbed, served, release)
 
         kubectl(testbed, "-n", namespace, "scale", f"deployment/{deployment}", "--replicas=0")
