@@ -231,3 +231,68 @@ def test_a_standby_stopped_before_it_leads_exits_cleanly_having_started_nothing(
     assert "stopped while waiting as a standby" in b.output()
     assert "debugcap operator ready" not in b.output()
     assert holder(kube, namespace).startswith("op-a_")
+
+
+def test_the_crash_window_after_a_failover_a_stored_unlisted_bundle_is_adopted_an_unstored_one_failed(
+        replicas: list[Replica], kube: Kube, namespace: str, goapp_pod: Any, tmp_path: Path) -> None:
+    """Issue 15 item 5's crash window with a failover in between: the leader stored a pod's bundle
+    under the uploadKey its status names and died before the status write listing the bundle;
+    another pod's upload never happened. The standby, another process with its own spool and work
+    directory, takes over and adopts the first (so expiry deletes it) and fails the second. A long
+    lease leaves the test time to leave that state behind between the kill and the take-over."""
+    from datetime import UTC, datetime, timedelta
+
+    from debugcap import capture as engine
+    from debugcap import delivering, templates
+    from debugcap.collectors import COLLECTORS
+    from debugcap.operator import capturing
+
+    from .test_operator import leave_running
+
+    goapp_pod("api-1")
+    goapp_pod("api-2")
+    slow = {"DEBUGCAP_OPERATOR_LEASE_DURATION": "40s", "DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE": "20s",
+            "DEBUGCAP_OPERATOR_LEASE_RETRY_PERIOD": "1s"}
+    a = start_replica("op-a", namespace, tmp_path, slow)
+    replicas.append(a)
+    wait_for(lambda: "debugcap operator ready" in a.output(), 60, "op-a to lead")
+    b = start_replica("op-b", namespace, tmp_path, slow)
+    replicas.append(b)
+    wait_for(lambda: "standby: lease" in b.output(), 60, "op-b to wait as a standby")
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(timeout=10)
+
+    # What op-a left: the capture Running, each pod with the uploadKey its status write named
+    # before the upload; api-1's bundle stored under it, api-2's not.
+    create(kube, namespace, "crashed", {"target": {"selector": {"matchLabels": {"app": "goapp"}}},
+                                        "template": "go-profile", "parameters": {"cpuSeconds": 1, "traceSeconds": 1}})
+    uid = read(kube, namespace, "crashed")["metadata"]["uid"]
+    store = delivering.store_from_env()
+    owner = delivering.Capture("crashed", uid)
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    stored_key = capturing.planned_key(store, namespace, "api-1", started, owner)
+    missing_key = capturing.planned_key(store, namespace, "api-2", started, owner)
+    template = templates.expand("go-profile", {"cpu_seconds": 1, "trace_seconds": 1}, collectors=COLLECTORS)
+    (tmp_path / "dead-leader").mkdir()
+    outcome = engine.capture(kube, engine.resolve_target(kube, namespace, "api-1"), template,
+                             out_dir=tmp_path / "dead-leader", capture_name="crashed", started=started)
+    delivery, _ = delivering.deliver(store, outcome.bundle, namespace=namespace, pod="api-1", when=started,
+                                     capture=owner)
+    assert delivery.stored and delivery.key == stored_key
+    leave_running(kube, namespace, "crashed", [{"name": "api-1", "phase": "Running", "uploadKey": stored_key},
+                                                {"name": "api-2", "phase": "Running", "uploadKey": missing_key}])
+    assert holder(kube, namespace).startswith("op-a_"), "op-b took over before the crash state was in place"
+    assert "took over" not in b.output()
+
+    status = wait_done(kube, namespace, "crashed", 90)["status"]
+    assert holder(kube, namespace).startswith("op-b_") and "took over lease" in b.output()
+    assert rewrites(kube, namespace, "crashed", status) == []
+    pods = {p["name"]: p for p in status["pods"]}
+    assert status["phase"] == "PartiallyFailed", status
+    assert pods["api-1"]["phase"] == "Completed" and pods["api-1"]["bundle"]["key"] == stored_key, pods["api-1"]
+    assert pods["api-1"]["bundle"]["sha256"] == outcome.bundle.sha256
+    assert pods["api-2"]["phase"] == "Failed" and "nothing was uploaded" in pods["api-2"]["message"], pods["api-2"]
+    assert capture_keys(namespace) == [stored_key]
+    kube.custom().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "crashed")
+    wait_for(lambda: not capture_keys(namespace), 60, "the adopted bundle to go with its capture")
+    assert spooled(a) == [] and spooled(b) == []
