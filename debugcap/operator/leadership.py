@@ -381,8 +381,17 @@ class Elector:
                 self.on_lost(f"could not renew lease {name} for {since:.1f}s (renew deadline {deadline:g}s)")
                 return
 
+    def keep_or_lose(self) -> None:
+        """:meth:`keep`, and a loss if it ever fails: a renewal thread dead of a bug would leave
+        a leader running whose lease a standby takes 15 s later, and two would capture."""
+        try:
+            self.keep()
+        except Exception as exc:  # noqa: BLE001 - whatever it was, this process must stop leading
+            self.on_lost(f"the renewal of lease {self.settings.namespace}/{self.settings.name} failed: "
+                         f"{type(exc).__name__}: {errors.shorten(str(exc))}")
+
     def start_keeping(self) -> threading.Thread:
-        thread = threading.Thread(target=self.keep, name="lease-renewal", daemon=True)
+        thread = threading.Thread(target=self.keep_or_lose, name="lease-renewal", daemon=True)
         thread.start()
         return thread
 

@@ -257,6 +257,23 @@ def test_a_leader_that_sees_another_holder_gives_up_at_once() -> None:
     assert lost == ["lease debugcap-system/debugcap is now held by b"]
 
 
+def test_a_renewal_that_fails_unexpectedly_is_a_loss_not_a_silent_thread_death() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+
+    def broken(timeout: float) -> LeaseRecord | None:
+        raise ValueError("leaseDurationSeconds: 'fifteen' is not a number")
+
+    api.read = broken  # type: ignore[method-assign]
+    thread = a.start_keeping()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert lost == ["the renewal of lease debugcap-system/debugcap failed: ValueError: leaseDurationSeconds: "
+                    "'fifteen' is not a number"]
+
+
 def test_keep_renews_until_stopped_and_never_reports_a_loss() -> None:
     api, clock = FakeLeases(), FakeClock()
     lost: list[str] = []
