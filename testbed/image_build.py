@@ -210,6 +210,7 @@ def ensure_base() -> str:
                          "image is bootstrapped from the same Debian mirror as this machine")
     key = _base_key(sources, options)
     ref = f"{registry.HOST}/{BASE_REPOSITORY}:{key}"
+    started = time.monotonic()
     if _local_image(ref) is None:
         rootfs = BUILD_CACHE / f"python-base-{key}.tar"
         if not rootfs.exists():
@@ -222,6 +223,7 @@ def ensure_base() -> str:
                 raise BuildError(f"mmdebstrap of the base image failed ({res.returncode}): "
                                  f"{res.stderr.strip()[-3000:]}")
             partial.rename(rootfs)
+            say(f"mmdebstrap: {time.monotonic() - started:.1f}s")
         container = buildah("from", "--pull=never", "scratch").strip()
         try:
             buildah("add", container, str(rootfs), "/")
@@ -233,6 +235,7 @@ def ensure_base() -> str:
     if registry.manifest_digest(BASE_REPOSITORY, key) is None:
         _push(ref)
         say(f"pushed {ref}")
+    say(f"base image ready: {time.monotonic() - started:.1f}s")
     return ref
 
 
@@ -293,12 +296,15 @@ def build_operator(repo: Path = layout.REPO) -> Built:
     rebuilt = not (last.get("key") == key and last.get("ref") == ref and _local_image(ref) == last.get("id"))
     if rebuilt:
         say(f"building {ref} from the Dockerfile (buildah, base {base})")
+        build_started = time.monotonic()
         _build(repo, files, base, ref, conf)
+        say(f"buildah bud: {time.monotonic() - build_started:.1f}s")
     repository, _, tag = ref.partition("/")[2].rpartition(":")
     digest = registry.manifest_digest(repository, tag)
     if rebuilt or digest is None or digest != last.get("digest"):
+        push_started = time.monotonic()
         digest = _push(ref)
-        say(f"pushed {ref}@{digest}")
+        say(f"pushed {ref}@{digest} in {time.monotonic() - push_started:.1f}s")
     image_id = _local_image(ref)
     stamp.write_text(json.dumps({"key": key, "ref": ref, "id": image_id, "digest": digest}))
     return Built(ref=ref, digest=digest, key=key, seconds=time.monotonic() - started, size=_storage_size(ref),

@@ -11,6 +11,7 @@ Cases:
 * the build context is the Dockerfile's inputs, without byte-code caches
 * the deploy values name the registry image and a Secret, never the keys; the Secret carries them
 * the registry listens on the node's address; containerd's hosts.toml says plain HTTP, pull only
+* without buildah the build stops with the package to install, no fallback
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from testbed import image_build, layout, registry
@@ -125,3 +127,10 @@ def test_registry_config_listens_on_the_node_and_containerd_pulls_plain_http() -
     hosts = tomllib.loads(registry.hosts_toml())
     url = f"http://{layout.NODE_IP}:{layout.REGISTRY_PORT}"
     assert hosts["server"] == url and hosts["host"][url]["capabilities"] == ["pull", "resolve"]
+
+
+def test_without_buildah_make_image_stops_and_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image_build.shutil, "which", lambda tool: None)
+    with pytest.raises(image_build.BuildError, match=r"needs buildah.*apt-get install buildah"):
+        image_build.build_operator()
+
