@@ -191,13 +191,17 @@ def run(api: Api, plan: Plan, clock: Clock, out: TextIO) -> int:
     """The whole test; 0 when it passed, 1 when it failed (the reason printed to ``out``)."""
     try:
         remove(api, plan, clock, out)  # a previous run's, killed before its own clean-up
-        deadline = clock.monotonic() + plan.timeout
+        started = clock.monotonic()
+        deadline = started + plan.timeout
         api.post_json(core_path("pods", plan.namespace), target_pod(plan))
-        print(f"started pod {plan.namespace}/{plan.pod}", file=out)
+        print(f"created pod {plan.namespace}/{plan.pod}", file=out)
         wait_running(api, plan, clock, deadline)
         api.post_json(group_path("debugcap.io", "v1alpha1", "debugcaptures", plan.namespace), capture(plan))
-        print(f"created DebugCapture {plan.namespace}/{plan.name} (template {plan.template})", file=out)
-        print("PASS: " + verdict(plan.name, wait_terminal(api, plan, clock, deadline)), file=out)
+        print(f"pod Running after {clock.monotonic() - started:.0f}s; created DebugCapture {plan.namespace}/"
+              f"{plan.name} (template {plan.template})", file=out)
+        passed = verdict(plan.name, wait_terminal(api, plan, clock, deadline))
+        print(f"PASS: {passed}; {clock.monotonic() - started:.0f}s of tests.timeoutSeconds {plan.timeout:.0f}",
+              file=out)
         return 0
     except (Failure, errors.DebugcapError) as exc:
         print(f"FAIL: {exc}", file=out)

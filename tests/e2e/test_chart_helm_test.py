@@ -1,6 +1,6 @@
 """``helm test`` of the chart (charts/debugcap/templates/tests/, debugcap/operator/selftest.py), for
-real: the chart installed with ``helm install`` from the operator image of this checkout, the
-release in one namespace and serving another.
+real: the chart installed with ``helm install`` from the image ``make image`` builds from the
+Dockerfile (test_chart.py's ``operator_image``), the release in one namespace and serving another.
 
 Cases:
 * rendered: a ServiceAccount <fullname>-test beside the operator, a Role and RoleBinding in the
@@ -24,17 +24,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes import client as k8s
 
-from debugcap.kube.client import Kube, KubeTarget
-from testbed import builds
+from testbed import builds, image_build, layout
 
 from .conftest import Testbed, kubectl
-from .test_chart import CHART, S3_VALUES, _operator_log, can_i, render
+from .test_chart import (
+    CHART,
+    S3_VALUES,
+    _operator_log,
+    can_i,
+    operator_image,  # noqa: F401 (a fixture: `make image`, built once and cached)
+    render,
+)
 from .test_chart_upgrade import helm
 
 # Short, so the failing case is quick; the passing capture (disk-usage of an idle pod) takes seconds.
@@ -126,38 +131,16 @@ def can_i_named(testbed: Testbed, sa: str, verb: str, kind: str, name: str, name
     return answer == "yes"
 
 
-def operator_image() -> tuple[str, str, str]:
-    """(repository, tag, python): the operator's image of this checkout, in the node's containerd.
-    The hand-assembled image (testbed/recipes.py) has only the interpreter's versioned name."""
-    from testbed import cluster, images
-
-    cluster.import_image(images.operator_archive())
-    return "debugcap.test/operator", "dev", f"python{sys.version_info[0]}.{sys.version_info[1]}"
-
-
 def test_helm_test_captures_a_pod_of_its_own_and_fails_without_the_operator(
-        testbed: Testbed, crds: None, namespace: str, served: str) -> None:
+        testbed: Testbed, crds: None, namespace: str, served: str, operator_image: str) -> None:  # noqa: F811
     release = f"ht-{uuid.uuid4().hex[:6]}"
     deployment = f"{release}-debugcap"
-    repository, tag, python = operator_image()
-    s3 = testbed.s3
-    kubectl(testbed, "-n", namespace, "create", "secret", "generic", "s3",
-            f"--from-literal=accessKey={s3['DEBUGCAP_S3_ACCESS_KEY']}",
-            f"--from-literal=secretKey={s3['DEBUGCAP_S3_SECRET_KEY']}")
-    # No kube-proxy on the testbed: the API server's own address, for the operator and the test pod.
-    api = urlsplit(Kube.load(KubeTarget(kubeconfig=testbed.kubeconfig)).configuration.host)
+    kubectl(testbed, "apply", "-f", "-", stdin=image_build.s3_secret_manifest(namespace))
+    # The image `make image` builds from the Dockerfile, pulled from the testbed's registry; the
+    # API server's own address for the operator and the test pod (no kube-proxy on the testbed).
     helm(testbed, "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "150s",
-         "--set", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
-         "--set", "image.pullPolicy=Never", "--set", f"namespaces={{{served}}}",
-         "--set", f"s3.endpoint={s3['DEBUGCAP_S3_ENDPOINT']}", "--set", "s3.secure=false",
-         "--set", f"s3.bucket={s3['DEBUGCAP_S3_BUCKET']}", "--set", "s3.existingSecret=s3",
-         "--set", "operator.extraEnv[0].name=KUBERNETES_SERVICE_HOST",
-         "--set", f"operator.extraEnv[0].value={api.hostname}",
-         "--set", "operator.extraEnv[1].name=KUBERNETES_SERVICE_PORT",
-         "--set-string", f"operator.extraEnv[1].value={api.port}",
-         # The image has no shell: disk-usage's commands run in an ephemeral container of this toolbox.
-         "--set", f"debugContainer.image={testbed.images['toolbox']}",
-         "--set", f"tests.python={python}", "--set", f"tests.timeoutSeconds={TIMEOUT_SECONDS}")
+         *image_build.chart_values(operator_image, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT),
+         "--set", f"namespaces={{{served}}}", "--set", f"tests.timeoutSeconds={TIMEOUT_SECONDS}")
     try:
         passed = helm(testbed, "test", release, "-n", namespace, "--logs", "--timeout", "170s", check=False)
         out = passed.stdout + passed.stderr

@@ -96,6 +96,8 @@ def test_a_completed_capture_with_a_bundle_passes_and_nothing_is_left() -> None:
     code, out = run(api, clock)
     assert code == 0, out
     assert f'PASS: DebugCapture "{NAME}" Completed; bundle debugcap/default/shop/x.tar.gz; steps: disk=ok' in out
+    # The fake kubelet and operator answer at once: no time passed on the fake clock.
+    assert "pod Running after 0s" in out and "; 0s of tests.timeoutSeconds 60" in out
     assert api.objects == {}
     # The leftovers went before anything was created.
     first_create = api.calls.index(("create", f"/api/v1/namespaces/{NS}/pods"))
