@@ -17,6 +17,8 @@ mmdebstrap it stops with ``BuildError`` naming the package to install.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,12 +277,26 @@ def _stage_context(repo: Path, files: Sequence[Path]) -> Path:
     return context
 
 
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    # Two builds at once (two test sessions, a test and `make image`) would share the staged
+    # context and the stamp: the second waits for the first, then finds its result cached.
+    BUILD_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_CACHE / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_operator(repo: Path = layout.REPO) -> Built:
     """Build (if its inputs changed) and push ``<registry>/debugcap/operator:<version>``."""
-    started = time.monotonic()
     _require("buildah", "buildah")
     _ensure_registry()
-    BUILD_CACHE.mkdir(parents=True, exist_ok=True)
+    with _exclusive():
+        return _build_operator(repo)
+
+
+def _build_operator(repo: Path) -> Built:
+    started = time.monotonic()
     RUNROOT.mkdir(parents=True, exist_ok=True)
     base = ensure_base()
     ref = operator_ref(repo)
@@ -299,6 +315,10 @@ def build_operator(repo: Path = layout.REPO) -> Built:
         build_started = time.monotonic()
         _build(repo, files, base, ref, conf)
         say(f"buildah bud: {time.monotonic() - build_started:.1f}s")
+        # vfs stores every layer as a full copy of the rootfs (~200-400 MB each): the previous
+        # builds' untagged images would fill the disk. The layer cache of unchanged steps goes too;
+        # what dominates a rebuild (pip wheel, the final stage) re-runs on any source change anyway.
+        buildah("rmi", "--prune")
     repository, _, tag = ref.partition("/")[2].rpartition(":")
     digest = registry.manifest_digest(repository, tag)
     if rebuilt or digest is None or digest != last.get("digest"):
