@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -141,8 +142,14 @@ class Operator:
                     **(extra or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.exits: list[int] = []  # exit codes of the times it ended by itself (restarted by a Kubelet)
+        self.lock = threading.RLock()  # a kill, a start and the Kubelet's restart one at a time
 
     def start(self, timeout: float = 90) -> None:
+        with self.lock:
+            self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         port = free_port()
         self.env["DEBUGCAP_OPERATOR_LIVENESS_PORT"] = str(port)
         with self.log.open("ab") as log:
@@ -164,23 +171,35 @@ class Operator:
         raise AssertionError(f"debugcap-operator not healthy after {timeout:.0f} s:\n{self.tail()}")
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.proc = None
+        with self.lock:
+            assert self.proc is not None
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+            self.proc = None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-        self.proc = None
+        with self.lock:
+            if self.proc is None:
+                return
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+            self.proc = None
+
+    def restart_if_exited(self) -> bool:
+        """Start it again if it ended by itself (a leader that could not renew its Lease exits, and
+        its pod's container is restarted); whether it had."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is None:
+                return False
+            self.exits.append(self.proc.returncode)
+            self._start(90)
+            return True
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -191,6 +210,30 @@ class Operator:
     def tracebacks(self) -> list[str]:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return [chunk[:1500] for chunk in text.split("Traceback (most recent call last):")[1:]]
+
+
+class Kubelet(threading.Thread):
+    """Restarts operators that exited by themselves, as a pod's ``restartPolicy: Always`` does."""
+
+    def __init__(self, operators: Iterable[Operator]) -> None:
+        super().__init__(daemon=True, name="fault-kubelet")
+        self.operators, self.stopped = list(operators), threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            for op in self.operators:
+                try:
+                    op.restart_if_exited()
+                except AssertionError as exc:  # it did not come up: tried again next round
+                    say(f"restarting {op.root.name} failed: {exc}")
+
+    def __enter__(self) -> Kubelet:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        self.join()
 
 
 # ---------------------------------------------------------------- captures
