@@ -1,4 +1,4 @@
-"""The testbed's images: what is in each (goapp and its variants, pause, the operator), how their
+"""The testbed's images: what is in each (goapp and its variants, pause), how their
 binaries are built, and ``build_all``, which rebuilds an archive only when its inputs changed.
 Archives are written by :mod:`testbed.oci`; ``images.py`` imports them into the node.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -280,78 +279,6 @@ def build_all(
             _mark(out, key)
         result[name] = out
     return result
-
-
-# ---------------------------------------------------------------------------
-# The operator's image (built on demand by the chart's e2e test, not at `testbed up`)
-
-OPERATOR_REF = "debugcap.test/operator:dev"
-OPERATOR_SITE = "/opt/debugcap/site"
-# Parts of the standard library an operator never imports; leaving them out keeps the image smaller.
-_STDLIB_SKIP = frozenset({"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data"})
-
-
-def _tree(src: Path, dest: str, skip: frozenset[str] = frozenset()) -> dict[str, Source]:
-    out: dict[str, Source] = {}
-    for p in sorted(src.rglob("*")):
-        rel = p.relative_to(src)
-        if skip & set(rel.parts):
-            continue
-        target = f"{dest}/{rel.as_posix()}"
-        if p.is_symlink():
-            out[target] = Symlink(os.readlink(p))
-        elif p.is_dir():
-            out[target] = Dir(0o755)
-        elif p.is_file():
-            out[target] = File(p, 0o755 if os.access(p, os.X_OK) else 0o644)
-    return out
-
-
-def _shared_libraries(binaries: Sequence[Path]) -> dict[str, Source]:
-    """The shared libraries ``binaries`` load, at the paths the host's loader finds them."""
-    libs: dict[str, Source] = {}
-    for binary in binaries:
-        res = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
-        for line in res.stdout.splitlines():
-            m = re.search(r"(/\S+) \(0x[0-9a-f]+\)", line)
-            if m and m.group(1) not in libs:
-                libs[m.group(1)] = File(Path(os.path.realpath(m.group(1))), 0o755)
-    return libs
-
-
-def operator_image(out_path: Path | str, site: Path, *, python: Path | None = None,
-                   ref: str = OPERATOR_REF) -> BuiltImage:
-    """The operator as the chart runs it (``debugcap-operator``, uid 10001, read-only root): this
-    host's Python interpreter and standard library, the shared libraries they and the packages
-    in ``site`` (a ``pip install --target`` of the project) load, and those packages. The
-    repository's Dockerfile builds the real image; there is no container engine here to run it."""
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    # The interpreter itself, not a venv's link to it: base_prefix is where it was installed.
-    python = Path(os.path.realpath(python or Path(sys.base_prefix) / "bin" / version))
-    stdlib = Path(sys.base_prefix) / "lib" / version
-    runtime: dict[str, Source] = {
-        f"/usr/bin/{version}": File(python, 0o755),
-        "/tmp": Dir(0o1777),
-        "/etc/passwd": Bytes(b"root:x:0:0:root:/root:/sbin/nologin\ndebugcap:x:10001:10001::/tmp:/sbin/nologin\n"),
-        "/etc/group": Bytes(b"root:x:0:\ndebugcap:x:10001:\n"),
-        "/etc/hosts": Bytes(b"127.0.0.1\tlocalhost\n"),
-        "/etc/nsswitch.conf": Bytes(b"hosts: files dns\n"),
-        **_tree(stdlib, f"/usr/lib/{version}", _STDLIB_SKIP),
-    }
-    native = [python, *(p for p in stdlib.rglob("*.so") if not _STDLIB_SKIP & set(p.relative_to(stdlib).parts)),
-              *site.rglob("*.so")]
-    runtime.update(_shared_libraries(native))
-    app: dict[str, Source] = {
-        **_tree(site, OPERATOR_SITE, frozenset({"bin"})),
-        "/usr/local/bin/debugcap-operator": Bytes(
-            f"#!/usr/bin/{version}\nfrom debugcap.operator.main import main\nmain()\n".encode(), 0o755),
-    }
-    return build_image(
-        out_path, ref, [runtime, app], entrypoint=["debugcap-operator"],
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": OPERATOR_SITE, "PYTHONDONTWRITEBYTECODE": "1",
-             "LD_LIBRARY_PATH": "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu"},
-        workdir="/tmp", user="10001:10001",
-    )
 
 
 if __name__ == "__main__":
