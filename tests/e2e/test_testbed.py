@@ -34,7 +34,7 @@ def test_status_reports_every_part_healthy(testbed: Testbed) -> None:
     res = subprocess.run([sys.executable, "-m", "testbed", "status"], cwd=layout.REPO, capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    for part in ("etcd", "kube-apiserver", "kubelet", "containerd", "s3", "alertmanager", "node-ready"):
+    for part in ("etcd", "kube-apiserver", "kubelet", "containerd", "s3", "alertmanager", "registry", "node-ready"):
         assert f"{part}" in res.stdout
 
 
