@@ -3,6 +3,12 @@ and the light sweep over 200 pods, this checkout's operator side by side with an
 
 Usage: .venv/bin/python benchmarks/bench_sweep.py [--base /tmp/base-17] [--rounds 2] [--pods 100]
        [--light-pods 200] [--concurrency 8] [--skip-full] [--skip-light] [--skip-impact]
+       [--keep] [--namespace NS] [--unit-costs REPS]
+
+``--keep`` leaves the namespace and its pods (creating 200 takes a minute or more and loads the
+node); ``--namespace`` runs again on them. ``--unit-costs`` repeats each request the operator
+makes for one pod (GET, LIST, Event, status PATCH of 10/50/100 pods, each group of debug-full's
+steps) and prints the API server's CPU per request, less its idle rate.
 
 Needs the testbed with ``maxPods`` >= ``--light-pods`` + the other tests' pods (testbed/cluster.py
 sets 250). It creates one namespace with max(--pods, --light-pods) goapp pods; labels pick the

@@ -1,7 +1,8 @@
 """Templates as data: the shipped templates, expansion, and the errors users see.
 
 Cases: every shipped template loads and only uses known collectors; defaults match the
-documented ones; go-heap takes the heap first and nothing that lasts or runs in the container; go-vitals only quick GETs;
+documented ones; go-heap takes the heap first and nothing that lasts or runs in the container;
+go-vitals takes only quick GETs;
 overrides are typed (strings from -p are parsed); unknown templates, parameters and collectors,
 wrong types and out-of-range values name the template, the parameter and the valid choices;
 broken template files are refused at load time.
