@@ -115,7 +115,7 @@ def _labels(plan: Plan) -> dict[str, str]:
     return labels
 
 
-def verdict(name: str, status: Mapping[str, Any]) -> str:
+def verdict(namespace: str, name: str, status: Mapping[str, Any]) -> str:
     """What the capture's final ``status`` says: a line for the log when it passed; raises
     :class:`Failure` unless it is Completed with a bundle key for every pod."""
     phase = status.get("phase", "")
@@ -124,7 +124,7 @@ def verdict(name: str, status: Mapping[str, Any]) -> str:
         why = "; ".join(f"{p.get('name', '?')}: {p.get('message', p.get('phase', ''))}" for p in pods) \
             or status.get("message", "") or "no pod results"
         raise Failure(f'DebugCapture "{name}" ended {phase or "without a phase"}, not Completed ({why}); '
-                      f"kubectl describe debugcapture {name} and the operator's log say more")
+                      f"kubectl -n {namespace} describe debugcapture {name} and the operator's log say more")
     keys = [(p.get("bundle") or {}).get("key", "") for p in pods]
     if not pods or not all(keys):
         raise Failure(f'DebugCapture "{name}" is Completed but names no stored bundle for every pod '
@@ -199,7 +199,7 @@ def run(api: Api, plan: Plan, clock: Clock, out: TextIO) -> int:
         api.post_json(group_path("debugcap.io", "v1alpha1", "debugcaptures", plan.namespace), capture(plan))
         print(f"pod Running after {clock.monotonic() - started:.0f}s; created DebugCapture {plan.namespace}/"
               f"{plan.name} (template {plan.template})", file=out)
-        passed = verdict(plan.name, wait_terminal(api, plan, clock, deadline))
+        passed = verdict(plan.namespace, plan.name, wait_terminal(api, plan, clock, deadline))
         print(f"PASS: {passed}; {clock.monotonic() - started:.0f}s of tests.timeoutSeconds {plan.timeout:.0f}",
               file=out)
         return 0

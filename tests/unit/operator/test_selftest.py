@@ -129,6 +129,8 @@ def test_anything_but_completed_with_a_bundle_fails(status: dict[str, Any], reas
     api, clock = FakeApi(kubelet_and_operator(status)), FakeClock()
     code, out = run(api, clock)
     assert code == 1 and "FAIL: " in out and reason in out, out
+    if status["phase"] != "Completed":
+        assert f"kubectl -n {NS} describe debugcapture {NAME}" in out
     assert api.objects == {}
 
 
