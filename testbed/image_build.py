@@ -22,9 +22,12 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,8 +38,17 @@ from testbed import builds, layout, registry
 
 BUILD_CACHE = layout.CACHE / "image-build"
 STORAGE = BUILD_CACHE / "buildah"
-# buildah's lock files and mount state: machine-wide like the testbed's sockets, never in the cache.
-RUNROOT = Path("/run/debugcap-image-build")
+
+
+def runroot_for(cache: Path) -> Path:
+    """buildah's lock files and mount state (and the build's secrets), on tmpfs, never in the
+    cache; one per cache directory, so the cache's lock (``_exclusive``) covers it too: two
+    checkouts with their own caches never share it."""
+    digest = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:12]
+    return Path("/run") / f"debugcap-image-build-{digest}"
+
+
+RUNROOT = runroot_for(BUILD_CACHE)
 
 BASE_REPOSITORY = "debugcap/python-base"
 OPERATOR_REPOSITORY = "debugcap/operator"
@@ -45,16 +57,39 @@ BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # What the image never needs at run time; left out at unpack time (dpkg), not deleted after.
 BASE_PATH_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
                       "/usr/share/lintian/*")
+# The host's Acquire:: options (proxies, a snapshot mirror's validity) apply only while
+# bootstrapping: a setup hook copies them in under this name and a customize hook removes them.
+# mmdebstrap's --aptopt would have written them into 99mmdebstrap for good.
+HOST_APT_CONF = "00debugcap-host"
+# What the image's own apt uses, as in python:3.11-slim: mmdebstrap pastes the mirrors it was given
+# (the host's sources) into the chroot, and they name the host's mirror, not the image's.
+IMAGE_SOURCES = f"""\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: {SUITE} {SUITE}-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: {SUITE}-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+IMAGE_SOURCES_PATH = "etc/apt/sources.list.d/debian.sources"
 BASE_HOOKS = (
     'chroot "$1" python3 -m venv /usr/local',
     # A build bind-mounts the host's index settings over this file; were it missing, the mount
     # point would be left behind in the image as an empty file.
     'printf "# pip settings: none here; builds mount their own over this file.\\n" > "$1"/etc/pip.conf',
     'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*',
+    f'rm -f "$1"/etc/apt/apt.conf.d/99mmdebstrap "$1"/etc/apt/apt.conf.d/{HOST_APT_CONF} '
+    '"$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*',
+    f'printf %s {shlex.quote(IMAGE_SOURCES)} > "$1"/{IMAGE_SOURCES_PATH}',
 )
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 # Bumped when what this module does to an image changes in a way the inputs below do not show.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 # pip settings that say where packages come from and how to reach it; find-links and the like name
 # host directories a build container does not have.
@@ -74,10 +109,9 @@ def say(msg: str) -> None:
 
 # ---------------------------------------------------------------- pure pieces (unit-tested)
 
-def pip_conf(config_list: str, *, ca_path: str = CA_BUNDLE) -> str:
-    """A ``[global]`` pip.conf from ``pip config list`` output (``scope.key='value'`` lines): only
-    the index settings, the environment's (``:env:``) winning over files as pip does, and any CA
-    bundle pointed at ``ca_path`` (where the host's is mounted)."""
+def pip_settings(config_list: str) -> dict[str, str]:
+    """The index settings of ``pip config list`` output (``scope.key='value'`` lines), the
+    environment's (``:env:``, e.g. PIP_CERT) winning over files as pip does."""
     chosen: dict[str, tuple[int, str]] = {}
     for line in config_list.splitlines():
         name, sep, raw = line.partition("=")
@@ -93,10 +127,23 @@ def pip_conf(config_list: str, *, ca_path: str = CA_BUNDLE) -> str:
         rank = 1 if scope == ":env:" else 0
         if key not in chosen or rank >= chosen[key][0]:
             chosen[key] = (rank, value)
+    return {key: value for key, (_, value) in chosen.items()}
+
+
+def pip_conf(settings: Mapping[str, str], *, ca_path: str = CA_BUNDLE) -> str:
+    """A ``[global]`` pip.conf of ``pip_settings``, its CA file pointed at ``ca_path`` (where the
+    build mounts the host's, see ``pip_ca_file``)."""
+    chosen = dict(settings)
     if "cert" in chosen:
-        chosen["cert"] = (chosen["cert"][0], ca_path)
-    lines = ["[global]"] + [f"{key} = {value}" for key, (_, value) in sorted(chosen.items())]
+        chosen["cert"] = ca_path
+    lines = ["[global]"] + [f"{key} = {value}" for key, value in sorted(chosen.items())]
     return "\n".join(lines) + "\n"
+
+
+def pip_ca_file(settings: Mapping[str, str]) -> str:
+    """The host file the build mounts at ``CA_BUNDLE``: pip's own ``cert`` (a company CA, which
+    the system bundle may not hold) or else the system bundle."""
+    return settings.get("cert") or CA_BUNDLE
 
 
 def content_key(parts: Iterable[tuple[str, bytes]]) -> str:
@@ -107,24 +154,48 @@ def content_key(parts: Iterable[tuple[str, bytes]]) -> str:
     return h.hexdigest()[:16]
 
 
-def apt_inputs(etc_apt: Path) -> tuple[list[Path], list[Path]]:
-    """The host's package index settings: its sources (``sources.list`` and ``sources.list.d/*.list``
-    or ``*.sources``; disabled files have other suffixes) and the apt.conf.d files that set
-    ``Acquire::`` options (proxies, a snapshot mirror's validity)."""
-    sources = [p for p in [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*"))]
-               if p.is_file() and p.suffix in (".list", ".sources") and p.read_text().strip()]
-    options = [p for p in sorted((etc_apt / "apt.conf.d").glob("*"))
-               if p.is_file() and "Acquire::" in p.read_text(errors="replace")]
-    return sources, options
+def apt_sources(etc_apt: Path) -> list[Path]:
+    """The host's enabled apt sources (``sources.list`` and ``sources.list.d/*.list`` or
+    ``*.sources``; disabled files have other suffixes): the base image is bootstrapped from them."""
+    return [p for p in [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*"))]
+            if p.is_file() and p.suffix in (".list", ".sources") and p.read_text().strip()]
 
 
-def mmdebstrap_argv(out: Path, sources: Sequence[Path], options: Sequence[Path]) -> list[str]:
+def acquire_options(dump: str) -> str:
+    """The ``Acquire::`` options of ``apt-config dump`` output (how the host reaches its mirror:
+    proxies, a snapshot's validity), one ``key "value";`` line each. The dump has already flattened
+    block syntax (``Acquire { http::Proxy ...; }``) and merged every file. Index targets are left
+    out: they say which files to fetch (appstream's DEP-11 and the like), not how."""
+    kept = []
+    for line in dump.splitlines():
+        key = line.split(" ", 1)[0].lower()
+        if key.startswith("acquire::") and not key.startswith("acquire::indextargets"):
+            kept.append(line.strip())
+    return "".join(f"{line}\n" for line in kept)
+
+
+def mmdebstrap_argv(out: Path, sources: Sequence[Path], host_apt_conf: Path | None) -> list[str]:
+    """``host_apt_conf``, a file named ``HOST_APT_CONF``, is in the chroot only while it is made."""
+    setup = [f"--setup-hook=copy-in {host_apt_conf} /etc/apt/apt.conf.d"] if host_apt_conf else []
     return ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
             f"--include={','.join(BASE_PACKAGES)}",
-            *(f"--aptopt={p}" for p in options),
             *(f"--dpkgopt=path-exclude={x}" for x in BASE_PATH_EXCLUDES),
+            *setup,
             *(f"--customize-hook={hook}" for hook in BASE_HOOKS),
             SUITE, str(out), *(str(p) for p in sources)]
+
+
+def no_proxy_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the testbed's registry in NO_PROXY and no_proxy: it is on the node's own bridge,
+    which a host's HTTP(S)_PROXY cannot reach (buildah's pushes would go to the proxy)."""
+    out = dict(env)
+    for name in ("NO_PROXY", "no_proxy"):
+        entries = [e for e in out.get(name, "").split(",") if e.strip()]
+        for host in (registry.HOST, layout.NODE_IP):
+            if host not in entries:
+                entries.append(host)
+        out[name] = ",".join(entries)
+    return out
 
 
 def compressed_size(manifest: Mapping[str, object]) -> int:
@@ -162,7 +233,7 @@ def _require(tool: str, package: str) -> str:
 def buildah(*args: str, capture: bool = True, timeout: float = 3600) -> str:
     argv = [_require("buildah", "buildah"), "--root", str(STORAGE), "--runroot", str(RUNROOT),
             "--storage-driver", "vfs", *args]
-    res = subprocess.run(argv, capture_output=capture, text=True, timeout=timeout)
+    res = subprocess.run(argv, capture_output=capture, text=True, timeout=timeout, env=no_proxy_env(os.environ))
     if res.returncode != 0:
         detail = (res.stderr or "").strip()[-3000:] if capture else "(its output is above)"
         raise BuildError(f"buildah {args[0]} failed ({res.returncode}): {detail}")
@@ -193,38 +264,36 @@ def _ensure_registry() -> None:
 # ---------------------------------------------------------------- the base image
 
 def base_ref() -> str:
-    sources, options = apt_inputs(Path("/etc/apt"))
-    return f"{registry.HOST}/{BASE_REPOSITORY}:{_base_key(sources, options)}"
+    return f"{registry.HOST}/{BASE_REPOSITORY}:{_base_key(apt_sources(Path('/etc/apt')), _host_acquire_options())}"
 
 
-def _base_key(sources: Sequence[Path], options: Sequence[Path]) -> str:
+def _host_acquire_options() -> str:
+    res = subprocess.run(["apt-config", "dump"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"`apt-config dump` failed ({res.returncode}): {res.stderr.strip()[-1000:]}")
+    return acquire_options(res.stdout)
+
+
+def _base_key(sources: Sequence[Path], options: str) -> str:
     recipe = json.dumps([RECIPE_VERSION, SUITE, BASE_PACKAGES, BASE_PATH_EXCLUDES, BASE_HOOKS, BASE_ENV])
-    return content_key([("recipe", recipe.encode()),
-                        *((f"source:{p}", p.read_bytes()) for p in sources),
-                        *((f"aptopt:{p}", p.read_bytes()) for p in options)])
+    return content_key([("recipe", recipe.encode()), ("acquire-options", options.encode()),
+                        *((f"source:{p}", p.read_bytes()) for p in sources)])
 
 
 def ensure_base() -> str:
     """The base image's reference, built (mmdebstrap), stored in buildah and pushed if missing."""
-    sources, options = apt_inputs(Path("/etc/apt"))
+    sources = apt_sources(Path("/etc/apt"))
     if not sources:
         raise BuildError("no apt sources in /etc/apt (sources.list or sources.list.d/*.sources): the base "
                          "image is bootstrapped from the same Debian mirror as this machine")
+    options = _host_acquire_options()
     key = _base_key(sources, options)
     ref = f"{registry.HOST}/{BASE_REPOSITORY}:{key}"
     started = time.monotonic()
     if _local_image(ref) is None:
         rootfs = BUILD_CACHE / f"python-base-{key}.tar"
         if not rootfs.exists():
-            _require("mmdebstrap", "mmdebstrap")
-            say(f"bootstrapping Debian {SUITE} with {', '.join(BASE_PACKAGES)} (mmdebstrap)")
-            partial = rootfs.with_suffix(".partial")
-            res = subprocess.run(mmdebstrap_argv(partial, sources, options), capture_output=True, text=True)
-            if res.returncode != 0:
-                partial.unlink(missing_ok=True)
-                raise BuildError(f"mmdebstrap of the base image failed ({res.returncode}): "
-                                 f"{res.stderr.strip()[-3000:]}")
-            partial.rename(rootfs)
+            _bootstrap(rootfs, sources, options)
             say(f"mmdebstrap: {time.monotonic() - started:.1f}s")
         container = buildah("from", "--pull=never", "scratch").strip()
         try:
@@ -239,6 +308,47 @@ def ensure_base() -> str:
         say(f"pushed {ref}")
     say(f"base image ready: {time.monotonic() - started:.1f}s")
     return ref
+
+
+def _bootstrap(rootfs: Path, sources: Sequence[Path], options: str) -> None:
+    _require("mmdebstrap", "mmdebstrap")
+    say(f"bootstrapping Debian {SUITE} with {', '.join(BASE_PACKAGES)} (mmdebstrap)")
+    partial = rootfs.with_suffix(".partial")
+    # The options may carry a proxy's credentials: private to root, gone after the bootstrap.
+    with tempfile.TemporaryDirectory(prefix="debugcap-apt-") as tmp:
+        conf = Path(tmp) / HOST_APT_CONF
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(options)
+        res = subprocess.run(mmdebstrap_argv(partial, sources, conf if options else None),
+                             capture_output=True, text=True)
+    if res.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BuildError(f"mmdebstrap of the base image failed ({res.returncode}): {res.stderr.strip()[-3000:]}")
+    leftovers = host_apt_leftovers(partial)
+    if leftovers:
+        partial.unlink()
+        raise BuildError(f"the bootstrapped base image still holds the host's apt settings ({', '.join(leftovers)}): "
+                         "the customize hooks of BASE_HOOKS no longer remove them; fix them before pushing")
+    partial.rename(rootfs)
+
+
+def host_apt_leftovers(rootfs: Path) -> list[str]:
+    """What in a base rootfs tar still carries the host's apt settings: mmdebstrap's 99mmdebstrap,
+    the host option file, any source file but the image's own ``IMAGE_SOURCES`` (mmdebstrap pastes
+    the host's in as ``0000<name>``; the host's may even be called debian.sources, so its content
+    is compared)."""
+    found = []
+    with tarfile.open(rootfs) as tar:
+        for member in tar:
+            path = member.name.removeprefix("./").rstrip("/")
+            if path in (f"etc/apt/apt.conf.d/{HOST_APT_CONF}", "etc/apt/apt.conf.d/99mmdebstrap"):
+                found.append(path)
+            elif path == "etc/apt/sources.list" or (path.startswith("etc/apt/sources.list.d/") and member.isfile()):
+                data = tar.extractfile(member)
+                if path != IMAGE_SOURCES_PATH or data is None or data.read().decode() != IMAGE_SOURCES:
+                    found.append(path)
+    return found
 
 
 # ---------------------------------------------------------------- the operator image
@@ -258,11 +368,11 @@ def operator_ref(repo: Path = layout.REPO) -> str:
     return f"{registry.HOST}/{OPERATOR_REPOSITORY}:{project_version(repo / 'pyproject.toml')}"
 
 
-def _host_pip_conf() -> str:
+def _host_pip_settings() -> dict[str, str]:
     res = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
     if res.returncode != 0:
         raise BuildError(f"`pip config list` failed: {res.stderr.strip()}")
-    return pip_conf(res.stdout)
+    return pip_settings(res.stdout)
 
 
 def _stage_context(repo: Path, files: Sequence[Path]) -> Path:
@@ -298,11 +408,22 @@ def build_operator(repo: Path = layout.REPO) -> Built:
 def _build_operator(repo: Path) -> Built:
     started = time.monotonic()
     RUNROOT.mkdir(parents=True, exist_ok=True)
+    # Under the lock nothing else uses them: secrets a killed build left behind.
+    for stale in RUNROOT.glob("build-secrets*"):
+        shutil.rmtree(stale, ignore_errors=True)
     base = ensure_base()
     ref = operator_ref(repo)
-    conf = _host_pip_conf()
+    settings = _host_pip_settings()
+    conf = pip_conf(settings)
+    ca_file = pip_ca_file(settings)
+    try:
+        ca = Path(ca_file).read_bytes()
+    except OSError as err:
+        raise BuildError(f"pip's CA file {ca_file} (pip config's cert, or PIP_CERT) cannot be read: {err}; "
+                         "point it at an existing file or unset it") from err
     files = context_files(repo)
     key = content_key([("base", base.encode()), ("pip.conf", conf.encode()), ("recipe", RECIPE_VERSION.encode()),
+                       ("pip-ca", ca),
                        *((rel.as_posix(), (repo / rel).read_bytes()) for rel in files)])
     stamp = BUILD_CACHE / "operator.json"
     try:
@@ -313,7 +434,7 @@ def _build_operator(repo: Path) -> Built:
     if rebuilt:
         say(f"building {ref} from the Dockerfile (buildah, base {base})")
         build_started = time.monotonic()
-        _build(repo, files, base, ref, conf)
+        _build(repo, files, base, ref, conf, ca_file)
         say(f"buildah bud: {time.monotonic() - build_started:.1f}s")
         # vfs stores every layer as a full copy of the rootfs (~200-400 MB each): the previous
         # builds' untagged images would fill the disk. The layer cache of unchanged steps goes too;
@@ -335,24 +456,24 @@ def _storage_size(ref: str) -> str:
     return buildah("images", "--format", "{{.Size}}", ref).strip()
 
 
-def _build(repo: Path, files: Sequence[Path], base: str, ref: str, conf: str) -> None:
+def _build(repo: Path, files: Sequence[Path], base: str, ref: str, conf: str, ca_file: str) -> None:
     context = _stage_context(repo, files)
-    secrets_dir = RUNROOT / "build-secrets"
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(secrets_dir, 0o700)
-    conf_file = secrets_dir / "pip.conf"
-    fd = os.open(conf_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(conf)
+    # mkdtemp: private (0700) and this build's own.
+    secrets_dir = Path(tempfile.mkdtemp(prefix="build-secrets-", dir=RUNROOT))
     try:
+        conf_file = secrets_dir / "pip.conf"
+        fd = os.open(conf_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(conf)
         # Bind mounts exist only while a RUN step runs: the index settings (which may carry a
-        # token in index-url) and the host's CA bundle never reach a layer.
+        # token in index-url) and the host's CA file never reach a layer. The CA file goes over
+        # the image's bundle, a file the base has, so no mount point is left behind.
         buildah("bud", "--layers", "--isolation", "chroot", "--pull=never", "--format", "oci",
                 "--build-arg", f"BASE_IMAGE={base}",
-                "--volume", f"{conf_file}:/etc/pip.conf:ro", "--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+                "--volume", f"{conf_file}:/etc/pip.conf:ro", "--volume", f"{ca_file}:{CA_BUNDLE}:ro",
                 "-f", str(context / "Dockerfile"), "-t", ref, str(context), capture=False)
     finally:
-        conf_file.unlink(missing_ok=True)
+        shutil.rmtree(secrets_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- make deploy
@@ -362,12 +483,22 @@ DEPLOY_RELEASE = "debugcap"
 DEPLOY_SECRET = "debugcap-s3"
 
 
-def chart_values(ref: str, *, api_host: str, api_port: int, pull_policy: str = "Always") -> list[str]:
+DIGEST_ANNOTATION = "debugcap.io/image-digest"
+
+
+def chart_values(ref: str, *, api_host: str, api_port: int, pull_policy: str = "Always",
+                 digest: str | None = None) -> list[str]:
     """helm flags for the testbed: the image from its registry, its MinIO (keys from the Secret
     ``DEPLOY_SECRET``), and the API server's own address (the testbed has no kube-proxy, so the
-    ``kubernetes`` Service's address leads nowhere)."""
+    ``kubernetes`` Service's address leads nowhere).
+
+    ``digest`` (what the tag points at) goes into a pod annotation: the tag stays the version
+    across rebuilds, so without it a deploy after ``make image`` renders the same pod template and
+    the running pods (pullPolicy only acts when a pod starts) keep the old code."""
     repository, _, tag = ref.rpartition(":")
-    return ["--set", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
+    annotation = (["--set-string", f"podAnnotations.{DIGEST_ANNOTATION.replace('.', chr(92) + '.')}={digest}"]
+                  if digest else [])
+    return [*annotation, "--set", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
             "--set", f"image.pullPolicy={pull_policy}",
             "--set", f"s3.endpoint={layout.NODE_IP}:{layout.S3_PORT}", "--set", "s3.secure=false",
             "--set", f"s3.bucket={layout.S3_BUCKET}", "--set", f"s3.existingSecret={DEPLOY_SECRET}",
@@ -397,7 +528,8 @@ def deploy(ref: str | None = None, *, timeout: float = 300) -> float:
     image; returns the seconds until the operator's Deployment was Ready."""
     ref = ref or operator_ref()
     repository, _, tag = ref.partition("/")[2].rpartition(":")
-    if registry.manifest_digest(repository, tag) is None:
+    digest = registry.manifest_digest(repository, tag)
+    if digest is None:
         raise BuildError(f"{ref} is not in the testbed's registry: run `make image` first")
     kubectl = str(builds.binary("kubernetes", "kubectl"))
     helm = str(builds.binary("helm"))
@@ -407,7 +539,8 @@ def deploy(ref: str | None = None, *, timeout: float = 300) -> float:
     # The keys go in through stdin, never on a command line another user could read in /proc.
     _run([kubectl, "apply", "-f", "-"], stdin=s3_secret_manifest(DEPLOY_NAMESPACE))
     _run([helm, "upgrade", "--install", DEPLOY_RELEASE, str(layout.REPO / "charts" / "debugcap"),
-          "--namespace", DEPLOY_NAMESPACE, *chart_values(ref, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT),
+          "--namespace", DEPLOY_NAMESPACE,
+          *chart_values(ref, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT, digest=digest),
           "--wait", f"--timeout={int(timeout)}s"], timeout=timeout + 30)
     # The chart names the Deployment after a release whose name contains "debugcap".
     _run([kubectl, "-n", DEPLOY_NAMESPACE, "rollout", "status", f"deployment/{DEPLOY_RELEASE}",

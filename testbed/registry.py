@@ -13,6 +13,7 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from testbed import layout
 
@@ -21,6 +22,15 @@ HOST = f"{layout.NODE_IP}:{layout.REGISTRY_PORT}"
 URL = f"http://{HOST}"
 BINARY = "docker-registry"
 APT_PACKAGE = "docker-registry"
+
+
+# The registry is on the node's own bridge: a host's HTTP_PROXY (which urllib honours) cannot reach it.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def urlopen(req: urllib.request.Request | str, timeout: float) -> Any:
+    """``urllib.request.urlopen`` that never goes through a proxy."""
+    return _OPENER.open(req, timeout=timeout)
 
 
 class RegistryError(RuntimeError):
@@ -82,7 +92,7 @@ def argv() -> list[str]:
 
 def ready() -> bool:
     try:
-        with urllib.request.urlopen(f"{URL}/v2/", timeout=2.0) as resp:
+        with urlopen(f"{URL}/v2/", timeout=2.0) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -93,7 +103,7 @@ def manifest_digest(repository: str, tag: str) -> str | None:
     req = urllib.request.Request(f"{URL}/v2/{repository}/manifests/{tag}", method="HEAD", headers={
         "Accept": ", ".join(MANIFEST_TYPES)})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urlopen(req, timeout=10) as resp:
             digest = resp.headers.get("Docker-Content-Digest")
             return str(digest) if digest else None
     except urllib.error.HTTPError as err:
@@ -108,7 +118,7 @@ def manifest_digest(repository: str, tag: str) -> str | None:
 def manifest(repository: str, tag: str) -> dict[str, object]:
     req = urllib.request.Request(f"{URL}/v2/{repository}/manifests/{tag}",
                                  headers={"Accept": ", ".join(MANIFEST_TYPES)})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urlopen(req, timeout=10) as resp:
         doc: dict[str, object] = json.load(resp)
     return doc
 
