@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from debugcap.kube.client import Kube
-from testbed import builds, image_build, layout
+from testbed import builds, image_build, layout, registry
 
 from .conftest import Testbed, kubectl, strip_finalizers
 from .test_chart import operator_image  # noqa: F401 (a fixture: `make image`, built once and cached)
@@ -70,8 +70,10 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
     release = f"upg-{uuid.uuid4().hex[:6]}"
     old = previous_chart(tmp_path)
     kubectl(testbed, "apply", "-f", "-", stdin=image_build.s3_secret_manifest(namespace))
+    # Always: the tag is the version, reused by every rebuild; IfNotPresent would run whatever
+    # the node pulled last under it.
     values = image_build.chart_values(operator_image, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT,
-                                      pull_policy="IfNotPresent")
+                                      pull_policy="Always")
     helm(testbed, "install", release, str(old), "-n", namespace, "--set", f"namespaces={{{namespace}}}",
          *values, "--set", "operator.concurrency=2")
     try:
@@ -91,6 +93,12 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
                           "--timeout=180s", check=False, timeout=190)
         assert rollout.returncode == 0, (rollout.stderr, kubectl(testbed, "-n", namespace, "get", "pods", "-o",
                                                                  "wide", check=False).stdout)
+        repository, _, tag = operator_image.rpartition(":")
+        pulled = registry.manifest_digest(repository.partition("/")[2], tag)
+        pods = yaml.safe_load(kubectl(testbed, "-n", namespace, "get", "pods", "-l",
+                                      f"app.kubernetes.io/instance={release}", "-o", "yaml").stdout)["items"]
+        image_ids = {s["imageID"] for pod in pods for s in pod["status"].get("containerStatuses", [])}
+        assert image_ids == {f"{repository}@{pulled}"}, (image_ids, pulled)
         deployment = get(testbed, namespace, "deployment", f"{release}-debugcap")
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
