@@ -42,7 +42,7 @@ STORAGE = BUILD_CACHE / "buildah"
 
 def runroot_for(cache: Path) -> Path:
     """buildah's lock files and mount state (and the build's secrets), on tmpfs, never in the
-    cache; one per cache directory, so the cache's lock (``_exclusive``) covers it too: two
+    cache; one per cache directory, so the cache's lock (``exclusive``) covers it too: two
     checkouts with their own caches never share it."""
     digest = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:12]
     return Path("/run") / f"debugcap-image-build-{digest}"
@@ -334,21 +334,42 @@ def _bootstrap(rootfs: Path, sources: Sequence[Path], options: str) -> None:
 
 
 def host_apt_leftovers(rootfs: Path) -> list[str]:
-    """What in a base rootfs tar still carries the host's apt settings: mmdebstrap's 99mmdebstrap,
-    the host option file, any source file but the image's own ``IMAGE_SOURCES`` (mmdebstrap pastes
-    the host's in as ``0000<name>``; the host's may even be called debian.sources, so its content
-    is compared)."""
-    found = []
+    """What in a base rootfs (a tar, or a directory such as a mounted image) still carries the
+    host's apt settings: mmdebstrap's 99mmdebstrap, the host option file, any source file but the
+    image's own ``IMAGE_SOURCES`` (mmdebstrap pastes the host's in as ``0000<name>``; the host's
+    may even be called debian.sources, so its content is compared)."""
+    if rootfs.is_dir():
+        etc_apt = rootfs / "etc" / "apt"
+        return _apt_leftovers((p.relative_to(rootfs).as_posix(), p.read_bytes() if p.is_file() else None)
+                              for p in sorted(etc_apt.rglob("*")))
     with tarfile.open(rootfs) as tar:
-        for member in tar:
-            path = member.name.removeprefix("./").rstrip("/")
-            if path in (f"etc/apt/apt.conf.d/{HOST_APT_CONF}", "etc/apt/apt.conf.d/99mmdebstrap"):
+        def read(member: tarfile.TarInfo) -> bytes | None:
+            data = tar.extractfile(member) if member.isfile() else None
+            return data.read() if data is not None else None
+        return _apt_leftovers((m.name.removeprefix("./").rstrip("/"), read(m)) for m in tar
+                              if m.name.removeprefix("./").startswith("etc/apt/"))
+
+
+def _apt_leftovers(entries: Iterable[tuple[str, bytes | None]]) -> list[str]:
+    found = []
+    for path, data in entries:
+        if path in (f"etc/apt/apt.conf.d/{HOST_APT_CONF}", "etc/apt/apt.conf.d/99mmdebstrap"):
+            found.append(path)
+        elif path == "etc/apt/sources.list" or (path.startswith("etc/apt/sources.list.d/") and data is not None):
+            if path != IMAGE_SOURCES_PATH or data != IMAGE_SOURCES.encode():
                 found.append(path)
-            elif path == "etc/apt/sources.list" or (path.startswith("etc/apt/sources.list.d/") and member.isfile()):
-                data = tar.extractfile(member)
-                if path != IMAGE_SOURCES_PATH or data is None or data.read().decode() != IMAGE_SOURCES:
-                    found.append(path)
     return found
+
+
+@contextlib.contextmanager
+def mounted(ref: str) -> Iterator[Path]:
+    """The root filesystem of the local image ``ref``, read through a working container (under
+    ``exclusive``: a build prunes what it does not tag)."""
+    container = buildah("from", "--pull=never", ref).strip()
+    try:
+        yield Path(buildah("mount", container).strip())
+    finally:
+        buildah("rm", container)
 
 
 # ---------------------------------------------------------------- the operator image
@@ -388,7 +409,7 @@ def _stage_context(repo: Path, files: Sequence[Path]) -> Path:
 
 
 @contextlib.contextmanager
-def _exclusive() -> Iterator[None]:
+def exclusive() -> Iterator[None]:
     # Two builds at once (two test sessions, a test and `make image`) would share the staged
     # context and the stamp: the second waits for the first, then finds its result cached.
     BUILD_CACHE.mkdir(parents=True, exist_ok=True)
@@ -401,7 +422,7 @@ def build_operator(repo: Path = layout.REPO) -> Built:
     """Build (if its inputs changed) and push ``<registry>/debugcap/operator:<version>``."""
     _require("buildah", "buildah")
     _ensure_registry()
-    with _exclusive():
+    with exclusive():
         return _build_operator(repo)
 
 

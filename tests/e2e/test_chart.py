@@ -15,6 +15,9 @@ Cases:
 * the Deployment itself, running the operator image ``make image`` builds from the repository's
   Dockerfile (buildah, testbed/image_build.py) and the node's containerd pulls from the testbed's
   registry (pullPolicy Always), carries out a DebugCapture into MinIO and deletes its bundle with it
+* the base image's rootfs tar and both images (base and operator) hold none of the host's apt
+  settings: no 99mmdebstrap, no host option file, only the neutral deb.debian.org sources
+* ``make deploy``'s values with another pushed digest render another pod template (so the pods roll)
 """
 
 from __future__ import annotations
@@ -354,6 +357,51 @@ def operator_image(testbed: Testbed) -> str:
         return image_build.build_operator().ref
     except image_build.BuildError as err:
         pytest.fail(f"the operator image could not be built from the Dockerfile: {err}")
+
+
+def test_the_images_carry_none_of_the_hosts_apt_settings(operator_image: str) -> None:
+    """mmdebstrap's --aptopt had written the host's apt options (its artifact registry's, its
+    appstream hook) into /etc/apt/apt.conf.d/99mmdebstrap for good, and the host's source file
+    was pasted into sources.list.d: both reached the operator image, whose final stage is FROM
+    the base."""
+    from testbed import image_build
+
+    base = image_build.base_ref()
+    rootfs = image_build.BUILD_CACHE / f"python-base-{base.rpartition(':')[2]}.tar"
+    assert rootfs.is_file(), f"ensure_base keeps the bootstrapped rootfs in the cache: {rootfs}"
+    with tarfile.open(rootfs) as tar:
+        names = {m.name.removeprefix("./").rstrip("/") for m in tar}
+    # The host's own option files, by name (the Debian packages' defaults, which the image's
+    # apt installs too, aside).
+    host_options = {f"etc/apt/apt.conf.d/{p.name}" for p in Path("/etc/apt/apt.conf.d").iterdir()
+                    if "acquire" in p.read_text(errors="replace").lower()}
+    assert not names & host_options, sorted(names & host_options)
+    assert f"etc/apt/apt.conf.d/{image_build.HOST_APT_CONF}" not in names
+    assert "etc/apt/apt.conf.d/99mmdebstrap" not in names
+    assert image_build.host_apt_leftovers(rootfs) == []
+    with image_build.exclusive():
+        for ref in (base, operator_image):
+            with image_build.mounted(ref) as root:
+                assert image_build.host_apt_leftovers(root) == [], ref
+                assert not {p.relative_to(root).as_posix() for p in (root / "etc/apt/apt.conf.d").iterdir()} \
+                    & host_options, ref
+
+
+def test_a_new_push_renders_another_pod_template(testbed: Testbed) -> None:
+    """``make deploy`` after ``make image``: same tag, same values but the digest; without it helm
+    renders the same pod template and the running pods keep the old code."""
+    from testbed import image_build
+
+    def template(digest: str) -> dict[str, Any]:
+        values = image_build.chart_values("10.250.0.1:15000/debugcap/operator:0.1.0", api_host="10.250.0.1",
+                                          api_port=6443, digest=digest)
+        [deployment] = [d for d in render("dg", "debugcap-system", *values) if d["kind"] == "Deployment"]
+        pod: dict[str, Any] = deployment["spec"]["template"]
+        return pod
+
+    first, second = template("sha256:" + "1" * 64), template("sha256:" + "2" * 64)
+    assert first["metadata"]["annotations"][image_build.DIGEST_ANNOTATION] == "sha256:" + "1" * 64
+    assert first != second and first == template("sha256:" + "1" * 64)
 
 
 def test_the_charts_deployment_runs_the_operator_and_it_carries_out_a_capture(
