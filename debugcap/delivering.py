@@ -81,6 +81,12 @@ class Store:
     # middle of a flush could see a bundle in neither place, and the flush then stored it after.
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     sweep: StaleSweep = field(default_factory=StaleSweep, compare=False, repr=False)
+    # The operator's (None elsewhere): whether a spooled key's capture still exists. A replica's
+    # spool outlives its leadership; a bundle of a capture deleted meanwhile is discarded, not sent.
+    wanted: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
+    # The operator's: told (key, sha256, size) of each bundle a flush stored, to name it in its
+    # capture's status (which says "spooled" until then).
+    sent: Callable[[str, str, int], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def own_prefix(self) -> str:
@@ -270,13 +276,54 @@ def object_key(store: Store, namespace: str, pod: str, when: datetime, bundle_na
     return layout.object_key(store.prefix, store.cluster, namespace, pod, when, bundle_name, directory)
 
 
+def flush(store: Store, *, stopped: Callable[[], bool] | None = None) -> spool.FlushReport:
+    """Send what waits in ``store``'s spool, taking its lock per bundle (a delete never runs in
+    the middle of one upload, and never waits for a whole backlog); ``stopped``: see flush_spool."""
+    report = spool.flush_spool(store.backend, store.spool, lock=store.lock, wanted=store.wanted, stopped=stopped)
+    record = store.sent
+    if record is None:
+        return report
+    for key, sha256, size in report.sent:
+        try:
+            record(key, sha256, size)
+        except Exception:  # noqa: BLE001 - the bundle is stored; only its status entry lags
+            logger.exception("%s was sent from the spool, but recording it in its capture's status failed", key)
+    return report
+
+
+@dataclass(frozen=True)
+class SpooledOwner:
+    """The capture a key's directory names: its namespace, its name (cut to 63 characters, as
+    :attr:`Capture.directory` cuts it) and its UID."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def cut(self) -> bool:
+        """Whether the name may be cut: the full name is then found by UID."""
+        return len(self.name) >= 63
+
+
+def owner_of_key(store: Store, key: str) -> SpooledOwner | None:
+    """The capture whose directory ``key`` is under (``<own prefix><namespace>/<pod>/<YYYY>/<MM>/
+    <DD>/<name>_<uid>/<bundle>``); None for a key of another layout (an older key, a CLI upload)."""
+    if not key.startswith(store.own_prefix):
+        return None
+    parts = key[len(store.own_prefix):].split("/")
+    if len(parts) != 7 or "_" not in parts[5]:
+        return None
+    name, _, uid = parts[5].rpartition("_")
+    return SpooledOwner(parts[0], name, uid) if name and uid else None
+
+
 def deliver(store: Store, bundle: writer.WrittenBundle, *, namespace: str, pod: str, when: datetime,
             keep_local: bool = True, capture: Capture | Upload | None = None,
             ) -> tuple[spool.Delivery, spool.FlushReport]:
     """Send bundles spooled by earlier runs first, then this one; a failure spools it. A key that
     holds another object is never replaced: the bundle is held in the spool (``Delivery.held``)."""
-    with store.lock:
-        flushed = spool.flush_spool(store.backend, store.spool)
+    flushed = flush(store)
     # Outside the lock: listing the bucket's uploads can take minutes against a slow store, and
     # every other delivery and delete of this process waits on the lock meanwhile.
     sweep_stale_uploads(store)

@@ -17,10 +17,9 @@ import kopf
 
 from debugcap import delivering
 from debugcap.kube.client import Kube, KubeTarget
-from debugcap.operator import metrics, runtime
+from debugcap.operator import metrics, runtime, spool_flushing
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.pod_scheduling import PodScheduler
-from debugcap.operator.spool_flushing import SpoolFlusher
 
 FINALIZER: Final = "debugcap.io/operator"
 
@@ -52,7 +51,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
     # Explicit: the kubernetes package reads $KUBECONFIG once, at import, not at load time.
     kube = Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
-    store = delivering.store_from_env()
+    # Every flush of its spool asks whether the bundle's capture still exists (spool_flushing).
+    store = spool_flushing.watch_owners(kube, delivering.store_from_env())
     config.work_dir.mkdir(parents=True, exist_ok=True)
     metrics.serve(config.metrics_port)
     # A thread for each pod being captured, prepared, and each bundle being stored.
@@ -61,7 +61,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
                                    pods=PodScheduler(config.concurrency, executor,
                                                      urgent=config.triggered_captures,
                                                      lingering_limit=config.lingering_captures),
-                                   flusher=SpoolFlusher(store).start())
+                                   flusher=spool_flushing.SpoolFlusher(store).start())
     logger.info("debugcap operator ready: bundles go to %s, %d pods at once", store.backend.describe(),
                 config.concurrency)
 

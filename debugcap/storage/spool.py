@@ -30,6 +30,8 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -70,6 +72,11 @@ class FlushReport:
     # (key, message): the key holds another object; moved to the spool's .held/, not tried again.
     # Not a failure of the flush (``ok`` ignores it): the message is the one report a person gets.
     held: list[tuple[str, str]] = field(default_factory=list)
+    # Not sent (or deleted again right after): the capture the key belongs to is gone.
+    discarded: list[str] = field(default_factory=list)
+    # (key, sha256, size) of every bundle the store now holds from the spool (uploaded or found
+    # already stored): its owner's status may still call it spooled.
+    sent: list[tuple[str, str, int]] = field(default_factory=list, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -297,7 +304,14 @@ def deliver(
     return Delivery(key=key, stored=True, location=backend.describe())
 
 
-def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: bool = True) -> FlushReport:
+# Whether a spooled key may still be sent: True sends it, False discards it (its owner is gone).
+# An exception leaves it spooled (the owner could not be looked up), as a store failure does.
+Wanted = Callable[[str], bool]
+
+
+def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: bool = True,
+                lock: AbstractContextManager[object] | None = None, wanted: Wanted | None = None,
+                stopped: Callable[[], bool] | None = None) -> FlushReport:
     """Upload every spooled bundle; remove each from the spool once the backend holds it intact.
 
     ``stop_on_failure`` (default) stops at the first store failure: when the store is down every
@@ -305,50 +319,117 @@ def flush_spool(backend: base.StorageBackend, spool: Spool, *, stop_on_failure: 
     longer matches its recorded SHA-256 is reported and left in the spool for a human; one whose
     key already holds a *different* object is held (``report.held``: moved to ``.held/``, reported
     this once, never sent again): debugcap never overwrites or discards evidence.
+
+    ``lock`` is taken per bundle (check, put, remove), never for the whole backlog: a delivery or a
+    delete waits for one upload at most. ``wanted`` is asked before each upload and again after it:
+    a bundle whose owner is gone (a capture deleted while its bundle waited here) is discarded, or
+    deleted from the store if it vanished during the put, so no object outlives every status that
+    could name it. ``stopped`` is asked between bundles: the rest stay spooled (``not_attempted``).
     """
     report = FlushReport()
     entries = spool.entries()
     for index, entry in enumerate(entries):
+        if stopped is not None and stopped():
+            report.not_attempted.extend(e.key for e in entries[index:])
+            break
         try:
             base.check_key(entry.key)
         except StorageError as exc:  # this entry's problem, not the store's: the others still go
             report.failed.append((entry.key, f"spooled {entry.path} cannot be sent: {exc}"))
             continue
-        try:
-            actual, _size = base.file_sha256(entry.path)
-        except OSError as exc:
-            report.failed.append((entry.key, f"cannot read spooled {entry.path}: {exc.strerror or exc}"))
-            continue
-        if actual != entry.sha256:
-            report.failed.append(
-                (
-                    entry.key,
-                    f"spooled {entry.path} has sha256 {actual} but was recorded as {entry.sha256}; it was "
-                    f"damaged on local disk; check it with `debugcap verify` before uploading by hand",
-                )
-            )
-            continue
-        try:
-            stored = backend.sha256(key=entry.key)
-            if stored == entry.sha256:
-                spool.remove(entry)
-                report.already_stored.append(entry.key)
-                continue
-            if stored is not None:
-                raise base.conflict(backend.describe(), entry.key, stored, entry.sha256)
-            backend.put(key=entry.key, path=entry.path, sha256=entry.sha256)
-        except base.KeyConflictError as exc:
-            _hold(spool, entry, exc, report)
-            continue
-        except StorageError as exc:
-            report.failed.append((entry.key, str(exc)))
+        verdict = _wanted(wanted, spool, entry, report)
+        if verdict is None:
             if stop_on_failure:
                 report.not_attempted.extend(e.key for e in entries[index + 1 :])
                 break
             continue
-        spool.remove(entry)
-        report.uploaded.append(entry.key)
+        if not verdict:
+            continue
+        with lock if lock is not None else contextlib.nullcontext():
+            outcome = _send_one(backend, spool, entry, report)
+        if outcome == "store-failed":
+            if stop_on_failure:
+                report.not_attempted.extend(e.key for e in entries[index + 1 :])
+                break
+            continue
+        if outcome == "uploaded" and _wanted(wanted, spool, entry, report, after_put=True) is False:
+            _unsend(backend, entry, report)
     return report
+
+
+def _wanted(wanted: Wanted | None, spool: Spool, entry: SpoolEntry, report: FlushReport, *,
+            after_put: bool = False) -> bool | None:
+    """Whether ``entry``'s owner still wants it; None when that could not be told (reported as failed).
+    Not wanted before the put: the spooled copy is discarded here."""
+    if wanted is None:
+        return True
+    try:
+        keep = wanted(entry.key)
+    except Exception as exc:  # noqa: BLE001 - whatever the lookup raised, the bundle stays spooled
+        if not after_put:
+            report.failed.append((entry.key, f"cannot tell whether {entry.key} still has an owner "
+                                             f"({exc}); it stays in the spool {spool.directory}"))
+        return None
+    if not keep and not after_put:
+        spool.remove(entry)
+        report.discarded.append(entry.key)
+        logger.warning("discarded spooled %s without sending it: the capture it belongs to is gone", entry.key)
+    return keep
+
+
+def _unsend(backend: base.StorageBackend, entry: SpoolEntry, report: FlushReport) -> None:
+    """The owner vanished while ``entry`` was being put: the object goes too (nothing would delete it)."""
+    try:
+        backend.delete(key=entry.key)
+    except StorageError as exc:
+        logger.error("sent spooled %s, but its capture was deleted meanwhile and deleting the object failed: %s; "
+                     "delete it from %s by hand", entry.key, exc, backend.describe())
+        return
+    report.uploaded.remove(entry.key)
+    report.sent = [s for s in report.sent if s[0] != entry.key]
+    report.discarded.append(entry.key)
+    logger.warning("deleted %s from %s right after sending it from the spool: its capture was deleted meanwhile",
+                   entry.key, backend.describe())
+
+
+def _send_one(backend: base.StorageBackend, spool: Spool, entry: SpoolEntry, report: FlushReport) -> str:
+    """Check, put and unspool one bundle (under the caller's lock); what became of it."""
+    if not entry.path.is_file():
+        return "gone"  # a delete discarded it while this flush waited for the lock
+    try:
+        actual, size = base.file_sha256(entry.path)
+    except OSError as exc:
+        report.failed.append((entry.key, f"cannot read spooled {entry.path}: {exc.strerror or exc}"))
+        return "failed"
+    if actual != entry.sha256:
+        report.failed.append(
+            (
+                entry.key,
+                f"spooled {entry.path} has sha256 {actual} but was recorded as {entry.sha256}; it was "
+                f"damaged on local disk; check it with `debugcap verify` before uploading by hand",
+            )
+        )
+        return "failed"
+    try:
+        stored = backend.sha256(key=entry.key)
+        if stored == entry.sha256:
+            spool.remove(entry)
+            report.already_stored.append(entry.key)
+            report.sent.append((entry.key, entry.sha256, size))
+            return "already-stored"
+        if stored is not None:
+            raise base.conflict(backend.describe(), entry.key, stored, entry.sha256)
+        backend.put(key=entry.key, path=entry.path, sha256=entry.sha256)
+    except base.KeyConflictError as exc:
+        _hold(spool, entry, exc, report)
+        return "held"
+    except StorageError as exc:
+        report.failed.append((entry.key, str(exc)))
+        return "store-failed"
+    spool.remove(entry)
+    report.uploaded.append(entry.key)
+    report.sent.append((entry.key, entry.sha256, size))
+    return "uploaded"
 
 
 def _hold(spool: Spool, entry: SpoolEntry, exc: base.KeyConflictError, report: FlushReport) -> None:

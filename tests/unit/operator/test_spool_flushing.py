@@ -4,12 +4,16 @@ thread alive. Ticks come from a scripted ``wait``, never from the clock."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from debugcap import delivering
+from debugcap import delivering, errors
 from debugcap.errors import StorageError
+from debugcap.operator import spool_flushing
 from debugcap.operator.spool_flushing import SpoolFlusher
 from debugcap.storage import base, local, spool
 
@@ -81,3 +85,182 @@ def test_close_stops_the_thread(tmp_path: Path) -> None:
     flusher = SpoolFlusher(store).start()
     flusher.close()
     assert not flusher._thread.is_alive()
+
+
+# --- the owner of a spooled bundle, asked before and after each upload --------------------------
+
+UID = "0f0e"
+CAPTURE_PATH = "/apis/debugcap.io/v1alpha1/namespaces/shop/debugcaptures/cap"
+
+
+class FakeKube:
+    """The API server as the flusher sees it: ``captures`` by path (absent: 404), status patches kept."""
+
+    def __init__(self, capture: dict[str, Any] | None) -> None:
+        self.capture = capture
+        self.patches: list[tuple[str, Any]] = []
+        self.conflicts = 0  # patches answered 409 before one goes through
+
+    def get_json(self, path: str, query: Any = (), *, timeout: float | None = None) -> Any:
+        if path == CAPTURE_PATH and self.capture is not None:
+            return copy.deepcopy(self.capture)
+        if path == CAPTURE_PATH.rsplit("/", 1)[0]:
+            return {"items": [copy.deepcopy(self.capture)] if self.capture else []}
+        raise errors.NotFoundError(f"{path} not found")
+
+    def merge_patch(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
+        if self.conflicts:
+            self.conflicts -= 1
+            assert self.capture is not None
+            self.capture["metadata"]["resourceVersion"] = str(int(self.capture["metadata"]["resourceVersion"]) + 1)
+            raise errors.ConflictError("the object has been modified")
+        self.patches.append((path, copy.deepcopy(body)))
+        return {}
+
+
+def _capture(uid: str = UID) -> dict[str, Any]:
+    return {"metadata": {"name": "cap", "namespace": "shop", "uid": uid, "resourceVersion": "7"},
+            "status": {"phase": "PartiallyFailed", "pods": [
+                {"name": "api-1", "phase": "PartiallyFailed", "uploadKey": KEY,
+                 "message": "upload failed, bundle kept in the operator's spool and sent later: refused"},
+                {"name": "api-2", "phase": "Completed", "bundle": {"key": "other"}}]}}
+
+
+def _owned_store(tmp_path: Path, kube: FakeKube, backend: base.StorageBackend | None = None,
+                 ) -> tuple[delivering.Store, spool.Spool, str]:
+    sp, sha = _spooled(tmp_path)
+    store = delivering.Store(backend or local.LocalBackend(tmp_path / "store"), "debugcap", "testbed", sp)
+    return spool_flushing.watch_owners(kube, store), sp, sha  # type: ignore[arg-type]
+
+
+def test_a_deleted_captures_spooled_bundle_is_discarded_not_sent(tmp_path: Path) -> None:
+    store, sp, _sha = _owned_store(tmp_path, FakeKube(None))
+    report = SpoolFlusher(store).flush_once()
+    assert report is not None and report.discarded == [KEY] and not report.uploaded
+    assert sp.entries() == [] and store.backend.sha256(key=KEY) is None
+
+
+def test_a_capture_of_the_same_name_but_another_uid_does_not_own_the_bundle(tmp_path: Path) -> None:
+    store, sp, _sha = _owned_store(tmp_path, FakeKube(_capture(uid="another")))
+    SpoolFlusher(store).flush_once()
+    assert sp.entries() == [] and store.backend.sha256(key=KEY) is None
+
+
+def test_an_api_server_that_cannot_tell_leaves_the_bundle_spooled(tmp_path: Path) -> None:
+    kube = FakeKube(None)
+    kube.get_json = lambda *a, **k: (_ for _ in ()).throw(errors.KubeError("connection refused"))  # type: ignore[method-assign]
+    store, sp, _sha = _owned_store(tmp_path, kube)
+    report = SpoolFlusher(store).flush_once()
+    assert report is not None and report.failed and [e.key for e in sp.entries()] == [KEY]
+    assert store.backend.sha256(key=KEY) is None
+
+
+class VanishingBackend(local.LocalBackend):
+    """The capture is deleted while its bundle is being put."""
+
+    kube: FakeKube
+
+    def put(self, *, key: str, path: Path, sha256: str) -> base.StoredObject:
+        stored = super().put(key=key, path=path, sha256=sha256)
+        self.kube.capture = None
+        return stored
+
+
+def test_a_capture_deleted_during_the_put_gets_its_object_deleted_again(tmp_path: Path) -> None:
+    kube = FakeKube(_capture())
+    backend = VanishingBackend(tmp_path / "store")
+    backend.kube = kube
+    store, sp, _sha = _owned_store(tmp_path, kube, backend)
+    report = SpoolFlusher(store).flush_once()
+    assert report is not None and report.discarded == [KEY] and report.uploaded == []
+    assert backend.sha256(key=KEY) is None and sp.entries() == [] and kube.patches == []
+
+
+def test_a_sent_bundle_is_named_in_its_captures_status(tmp_path: Path) -> None:
+    kube = FakeKube(_capture())
+    kube.conflicts = 1  # another writer got there first: read again, patch again
+    store, sp, sha = _owned_store(tmp_path, kube)
+    SpoolFlusher(store).flush_once()
+    assert store.backend.sha256(key=KEY) == sha and sp.entries() == []
+    [(path, body)] = kube.patches
+    assert path == CAPTURE_PATH + "/status" and body["metadata"] == {"resourceVersion": "8"}
+    first, second = body["status"]["pods"]
+    assert "uploadKey" not in first and first["bundle"] == {
+        "uri": store.backend.uri(key=KEY), "key": KEY, "sha256": sha, "sizeBytes": 8000}
+    assert "stored later by the operator's spool flush" in first["message"]
+    assert second == _capture()["status"]["pods"][1]  # the other pods' entries as they were
+
+
+def test_the_store_lock_is_taken_per_bundle_not_for_the_backlog(tmp_path: Path) -> None:
+    sp, _sha = _spooled(tmp_path)
+    work = tmp_path / "work2"
+    work.mkdir()
+    second = work / "shop_api-2_20261205T060000Z.tar.gz"
+    second.write_bytes(b"more")
+    key2 = KEY.replace("api-1", "api-2")
+    sp.add(key=key2, bundle=second, sha256=hashlib.sha256(b"more").hexdigest())
+    free: list[bool] = []
+
+    def wanted(_key: str) -> bool:  # asked between bundles: a delete could run right now
+        free.append(store.lock.acquire(blocking=False))
+        store.lock.release()
+        return True
+
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "testbed", sp, wanted=wanted)
+    report = SpoolFlusher(store).flush_once()
+    assert report is not None and report.uploaded == [KEY, key2]
+    assert free == [True, True, True, True]  # before and after each put
+
+
+class BlockingBackend(local.LocalBackend):
+    """A put that waits until the test lets it go."""
+
+    entered: threading.Event
+    release: threading.Event
+
+    def put(self, *, key: str, path: Path, sha256: str) -> base.StoredObject:
+        self.entered.set()
+        assert self.release.wait(30), "the test never released the put"
+        return super().put(key=key, path=path, sha256=sha256)
+
+
+def test_close_waits_for_the_upload_in_flight_and_sends_no_more(tmp_path: Path) -> None:
+    sp, sha = _spooled(tmp_path)
+    work = tmp_path / "work2"
+    work.mkdir()
+    second = work / "shop_api-2_20261205T060000Z.tar.gz"
+    second.write_bytes(b"more")
+    key2 = KEY.replace("api-1", "api-2")
+    sp.add(key=key2, bundle=second, sha256=hashlib.sha256(b"more").hexdigest())
+    backend = BlockingBackend(tmp_path / "store")
+    backend.entered, backend.release = threading.Event(), threading.Event()
+    ticks = iter([False])
+    flusher = SpoolFlusher(delivering.Store(backend, "debugcap", "testbed", sp),
+                           wait=lambda _s: next(ticks, True)).start()
+    assert backend.entered.wait(30)
+    closing = threading.Thread(target=flusher.close)
+    closing.start()
+    assert flusher._stopped.wait(30)  # close() asked the flusher to stop while the put runs
+    backend.release.set()
+    closing.join(30)
+    assert not closing.is_alive() and not flusher._thread.is_alive()
+    assert backend.sha256(key=KEY) == sha  # the upload in flight finished
+    assert backend.sha256(key=key2) is None and [e.key for e in sp.entries()] == [key2]  # the next one waits
+
+
+def test_close_joins_without_a_timeout(tmp_path: Path) -> None:
+    store = delivering.Store(local.LocalBackend(tmp_path / "store"), "debugcap", "testbed",
+                             spool.Spool(tmp_path / "spool"))
+    flusher = SpoolFlusher(store)
+    calls: list[Any] = []
+
+    class Thread:
+        def is_alive(self) -> bool:
+            return True
+
+        def join(self, timeout: float | None = None) -> None:
+            calls.append(timeout)
+
+    flusher._thread = Thread()  # type: ignore[assignment]
+    flusher.close()
+    assert calls == [None]
