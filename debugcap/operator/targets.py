@@ -20,18 +20,24 @@ from debugcap.operator.requests import CaptureRequest, selector_to_string
 # How long a pod as find_pods read it stands for the live pod: pods queued behind the concurrency
 # limit start later, and one recreated under the same name meanwhile must be read again.
 POD_READ_FRESH_SECONDS: Final = 5.0
+# A re-LIST slower than this is given up (its pods then read on their own): every pod waiting for
+# its window waits on it, and the request timeout (30 s) would hold them all that long.
+RELIST_TIMEOUT_SECONDS: Final = 5.0
 
 WORKLOAD_RESOURCES: Final = {"Deployment": "deployments", "StatefulSet": "statefulsets",
                              "DaemonSet": "daemonsets", "ReplicaSet": "replicasets"}
 
 
 class _Reread:
-    """The pods as read again by a selection's one LIST (see :meth:`PodSelection.fresh`)."""
+    """The pods as read again by a selection's one LIST (see :meth:`PodSelection.fresh`). The lock
+    guards these fields only; the LIST runs outside it, and threads that want its answer wait on
+    ``done`` (one LIST in flight, its answer shared)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.objects: Mapping[str, Mapping[str, Any]] | None = None
         self.read_at = 0.0
+        self.done: threading.Event | None = None  # set once the LIST in flight has answered
 
 
 @dataclass(frozen=True)
@@ -52,20 +58,40 @@ class PodSelection:
         queued behind the concurrency limit would otherwise each be read on their own (100 pods at
         concurrency 8 take 13 windows: most of them). A pod the new list lacks, or a list that
         fails, is None: the caller reads that pod on its own, and meets its error there."""
-        with self._reread.lock:
+        reread = self._reread
+        with reread.lock:
             now = time.monotonic()
             if now - self.read_at < POD_READ_FRESH_SECONDS:
                 return self.objects.get(pod)
             if self.relist is None:
                 return None
-            if self._reread.objects is None or now - self._reread.read_at >= POD_READ_FRESH_SECONDS:
-                try:
-                    items = self.relist()
-                except errors.DebugcapError:
-                    return None
-                self._reread.objects = {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
-                self._reread.read_at = now
-            return self._reread.objects.get(pod)
+            if reread.objects is not None and now - reread.read_at < POD_READ_FRESH_SECONDS:
+                return reread.objects.get(pod)
+            listing = reread.done is None
+            if listing:
+                reread.done = threading.Event()
+            done = reread.done
+        assert done is not None
+        if not listing:  # another thread lists: its answer, or None (read on your own) if it is slow
+            done.wait(RELIST_TIMEOUT_SECONDS)
+            with reread.lock:
+                if reread.objects is None or time.monotonic() - reread.read_at >= POD_READ_FRESH_SECONDS:
+                    return None  # still the last window's read: not this one's
+                return reread.objects.get(pod)
+        try:
+            items = self.relist()
+        except errors.DebugcapError:
+            items = None
+        with reread.lock:
+            # A failed LIST counts as a read with no pods: for its window each pod is read on its
+            # own, instead of every waiter trying the LIST again after the one before timed out.
+            objects = {} if items is None else {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
+            reread.objects = objects
+            reread.read_at = now
+            reread.done = None
+            objects = reread.objects
+        done.set()
+        return objects.get(pod)
 
 
 def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelection:
@@ -106,7 +132,8 @@ def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelecti
     chosen = running[: request.max_pods]
 
     def relist() -> list[Mapping[str, Any]]:
-        again: Any = kube.get_json(core_path("pods", namespace), [("labelSelector", selector)])
+        again: Any = kube.get_json(core_path("pods", namespace), [("labelSelector", selector)],
+                                    timeout=RELIST_TIMEOUT_SECONDS)
         return list(again.get("items") or [])
 
     return PodSelection(tuple(_pod_name(p) for p in chosen), "; ".join(notes),

@@ -102,6 +102,7 @@ class FakeKube:
     def __init__(self, answers: dict[str, Any] | None = None) -> None:
         self.answers = answers or {}
         self.calls: list[tuple[str, str, Any]] = []
+        self.timeouts: list[float] = []  # of the GETs that named one
 
     def _answer(self, method: str, path: str, extra: Any) -> Any:
         self.calls.append((method, path, extra))
@@ -112,7 +113,9 @@ class FakeKube:
             return answer(extra)
         return answer
 
-    def get_json(self, path: str, query: Sequence[tuple[str, str]] = ()) -> Any:
+    def get_json(self, path: str, query: Sequence[tuple[str, str]] = (), *, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            self.timeouts.append(timeout)
         return self._answer("GET", path, list(query))
 
     def post_json(self, path: str, body: Any) -> Any:

@@ -8,6 +8,7 @@ and noted.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import operator_fakes
@@ -94,3 +95,51 @@ def test_a_single_pods_stale_read_is_not_listed_again(monkeypatch: pytest.Monkey
     selection = targets.find_pods(kube, "shop", parse_spec({"target": {"pod": "a"}}))
     now[0] += targets.POD_READ_FRESH_SECONDS
     assert selection.fresh("a") is None and len(kube.calls) == 1
+
+
+def test_a_failed_relist_is_remembered_for_its_window_and_the_relist_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A LIST that failed counts as a read with no pods: every pod of the window reads itself, and
+    # none tries the LIST again (each try could wait out the request timeout, one after another).
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    kube: Any = operator_fakes.FakeKube({PODS: {"items": [_pod("a"), _pod("b")]}})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    kube.answers[PODS] = errors.KubeError("timed out")
+    assert selection.fresh("a") is None and selection.fresh("b") is None
+    assert len(kube.calls) == 2 and kube.timeouts == [targets.RELIST_TIMEOUT_SECONDS]
+    now[0] += targets.POD_READ_FRESH_SECONDS  # the window is over: listed again
+    kube.answers[PODS] = {"items": [_pod("a"), _pod("b")]}
+    assert selection.fresh("b") == _pod("b") and len(kube.calls) == 3
+
+
+def test_threads_waiting_for_a_relist_share_its_one_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    entered, release = threading.Event(), threading.Event()
+    lists: list[int] = []
+
+    def slow_list(_query: Any) -> Any:
+        lists.append(1)
+        entered.set()
+        assert release.wait(30)
+        return {"items": [_pod("a"), _pod("b")]}
+
+    kube: Any = operator_fakes.FakeKube({PODS: {"items": [_pod("a"), _pod("b")]}})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+    kube.answers[PODS] = slow_list
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    seen: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: seen.update(a=selection.fresh("a")))
+    first.start()
+    assert entered.wait(30)
+    # While the LIST is in flight, the lock is free: a reader does not queue behind the LIST.
+    assert selection._reread.lock.acquire(blocking=False)
+    selection._reread.lock.release()
+    second = threading.Thread(target=lambda: seen.update(b=selection.fresh("b")))
+    second.start()
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert seen == {"a": _pod("a"), "b": _pod("b")} and lists == [1]
