@@ -55,11 +55,12 @@ KEY_REFUSED: Final = "BundleKeyRefused"
 logger = logging.getLogger(__name__)
 
 
-def patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+def patch_status(kube: Kube, namespace: str, name: str, status: Mapping[str, Any],
+                 timeout: float | None = None) -> bool:
     """Write ``status``; whether the capture is being deleted (or is gone)."""
     try:
         written = kube.merge_patch(group_path(GROUP, VERSION, CAPTURES, namespace, name, "status"),
-                                   {"status": status})
+                                   {"status": status}, timeout=timeout)
     except errors.NotFoundError:  # deleted while capturing: nothing left to report to
         return True
     return bool(((written or {}).get("metadata") or {}).get("deletionTimestamp"))
@@ -71,7 +72,10 @@ def status_writer(rt: runtime.Runtime, body: kopf.Body) -> StatusWriter:
     async def send(status: dict[str, Any]) -> bool:
         return await runtime.in_thread(patch_status, rt.kube, namespace, name, status)
 
-    return StatusWriter(send, what=f"{namespace}/{name}")
+    async def send_within(status: dict[str, Any], timeout: float) -> bool:
+        return await runtime.in_thread(patch_status, rt.kube, namespace, name, status, timeout)
+
+    return StatusWriter(send, what=f"{namespace}/{name}", send_within=send_within)
 
 
 def bundle_keys(status: Mapping[str, Any]) -> list[str]:

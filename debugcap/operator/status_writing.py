@@ -38,9 +38,16 @@ PROGRESS_WRITE_PODS: Final = 15
 # Running and closed it so ("the operator restarted"), its pods' records replaced. The fault suite's
 # API server restart found it. A refused write (invalid, forbidden) is not tried again.
 PHASE_WRITE_WAITS: Final = (2.0, 5.0, 10.0, 10.0, 10.0, 10.0)
+# ...and all its tries end within this, the waits and a last try of its own: each try may take only
+# the time left (a try the API server never answers would otherwise wait out the request timeout,
+# 30 s, each time: minutes in all, while the capture's handler and its pods' results wait).
+PHASE_WRITE_LAST_TRY: Final = 5.0
+PHASE_WRITE_SECONDS: Final = sum(PHASE_WRITE_WAITS) + PHASE_WRITE_LAST_TRY
 
 # Sends a whole status; answers whether the object is being deleted (or is gone).
 Send = Callable[[dict[str, Any]], Awaitable[bool]]
+# The same, waiting at most the given seconds for the API server's answer.
+SendWithin = Callable[[dict[str, Any], float], Awaitable[bool]]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +60,10 @@ class StatusWriter:
     """
 
     def __init__(self, send: Send, *, what: str = "", interval: float = PROGRESS_WRITE_SECONDS,
-                 clock: clocks.Clock | None = None) -> None:  # clock: None outside tests
+                 clock: clocks.Clock | None = None,  # clock: None outside tests
+                 send_within: SendWithin | None = None) -> None:  # for capture-level writes
         self.status: dict[str, Any] = {}
+        self._send_within = send_within
         self.pods: dict[str, PodResult] = {}
         self.deleted = False
         self._send_status = send
@@ -92,17 +101,20 @@ class StatusWriter:
         if not changes:
             await self._send(wanted, urgent=False)
             return
-        for wait in PHASE_WRITE_WAITS:
+        deadline = self._clock.time() + PHASE_WRITE_SECONDS
+        for wait in (*PHASE_WRITE_WAITS, None):
             try:
-                await self._send(wanted, urgent=True)
+                await self._send(wanted, urgent=True, timeout=max(deadline - self._clock.time(), 1.0))
                 return
             except (errors.InvalidError, errors.ForbiddenError):
                 raise
             except errors.KubeError as exc:
+                left = deadline - self._clock.time() - PHASE_WRITE_LAST_TRY
+                if wait is None or left <= 0:
+                    raise
                 logger.warning("writing the status of %s failed (%s); trying again in %.0f s", self._what,
-                               errors.shorten(str(exc)), wait)
-                await self._clock.sleep(wait)
-        await self._send(wanted, urgent=True)
+                               errors.shorten(str(exc)), min(wait, left))
+                await self._clock.sleep(min(wait, left))
 
     async def settle(self) -> None:
         """Wait for progress writes still queued; a failed one lost nothing (see :meth:`progress`)."""
@@ -114,7 +126,7 @@ class StatusWriter:
             # Not fatal: the next write sends the whole status again.
             logger.warning("a status write of %s failed: %s", self._what, task.exception())
 
-    async def _send(self, wanted: int, *, urgent: bool) -> None:
+    async def _send(self, wanted: int, *, urgent: bool, timeout: float | None = None) -> None:
         if urgent:
             self._hurry.set()
         while True:
@@ -130,7 +142,9 @@ class StatusWriter:
                 if self.pods:
                     self.status["pods"] = [p.as_status() for p in self.pods.values()]
                 version, snapshot = self._version, dict(self.status)
-                if await self._send_status(snapshot):
+                within = self._send_within
+                if await (self._send_status(snapshot) if within is None or timeout is None
+                          else within(snapshot, timeout)):
                     self.deleted = True
                 self._written = version
                 self._last_write = self._clock.time()

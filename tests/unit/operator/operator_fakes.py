@@ -121,7 +121,7 @@ class FakeKube:
     def post_json(self, path: str, body: Any) -> Any:
         return self._answer("POST", path, body)
 
-    def merge_patch(self, path: str, body: Any) -> Any:
+    def merge_patch(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
         return self._answer("PATCH", path, body)
 
     def delete(self, path: str, *, missing_ok: bool = False) -> None:

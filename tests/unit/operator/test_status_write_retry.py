@@ -13,7 +13,7 @@ import operator_fakes
 import pytest
 
 from debugcap import errors
-from debugcap.operator.status_writing import PHASE_WRITE_WAITS, StatusWriter
+from debugcap.operator.status_writing import PHASE_WRITE_SECONDS, PHASE_WRITE_WAITS, StatusWriter
 
 
 def _flaky(clock: operator_fakes.FakeClock, failures: list[Exception], sent: list[tuple[float, dict[str, Any]]]
@@ -54,3 +54,25 @@ def test_a_refused_phase_write_is_not_tried_again(refusal: Exception) -> None:
     with pytest.raises(type(refusal)):
         asyncio.run(run.write(phase="Completed"))
     assert clock.asked == [] and not sent
+
+
+def test_tries_the_api_server_never_answers_all_end_within_the_bound() -> None:
+    # Each try waits out the timeout it is given (as a request the API server never answers does):
+    # given the 30 s request timeout each, the tries and waits took minutes, not PHASE_WRITE_SECONDS.
+    clock = operator_fakes.FakeClock(auto=True)
+    timeouts: list[float] = []
+
+    async def send(_status: dict[str, Any]) -> bool:
+        raise AssertionError("a capture-level write goes through send_within")
+
+    async def send_within(_status: dict[str, Any], timeout: float) -> bool:
+        timeouts.append(timeout)
+        await clock.sleep(min(timeout, 30.0))
+        raise errors.KubeError("no answer from the API server")
+
+    run = StatusWriter(send, what="ns/cap", clock=clock, send_within=send_within)
+    start = clock.time()
+    with pytest.raises(errors.KubeError):
+        asyncio.run(run.write(phase="Completed"))
+    assert clock.time() - start <= PHASE_WRITE_SECONDS
+    assert len(timeouts) >= 2 and timeouts[0] == PHASE_WRITE_SECONDS and all(t <= PHASE_WRITE_SECONDS for t in timeouts)
