@@ -50,7 +50,8 @@ testbed-status: install
 
 # The operator's image from the Dockerfile (buildah; Debian base made by mmdebstrap), pushed to the
 # running testbed's registry as 10.250.0.1:15000/debugcap/operator:<version>; cached in
-# ~/.cache/debugcap-testbed/image-build. `make deploy` helm-installs the chart from it into debugcap-system.
+# ~/.cache/debugcap-testbed/image-build. `make deploy` helm-installs the chart from it into debugcap-system,
+# the pods annotated with the pushed digest: a deploy after a rebuild (same tag) rolls them.
 image: install
 	$(BIN)/python -m testbed image
 
