@@ -9,6 +9,7 @@ may be left in the spool for a later flush to send, and no object may appear tha
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import uuid
@@ -82,7 +83,7 @@ def _strays(spool: Path) -> list[str]:
 def test_spool_volume_full(bed: Bed, kube: Kube) -> None:
     faults.create_capture(kube, bed.namespace, "up", TARGET)
     end = time.monotonic()
-    verdict = faults.check(kube, bed.env, [bed.namespace], [bed.operator.spool], fault_end=end)
+    verdict = faults.check(kube, bed.env, [bed.namespace], [bed.operator.spool], fault_end=end, expected=["up"])
     up = faults.outcome(kube, bed.namespace, "up")
     faults.RECORDER.run(FAULT_UP, verdict)
     faults.RECORDER.note(FAULT_UP, up)
@@ -97,7 +98,8 @@ def test_spool_volume_full(bed: Bed, kube: Kube) -> None:
     finally:
         bed.minio.start()
     end = time.monotonic()
-    verdict = faults.check(kube, bed.env, [bed.namespace], [bed.operator.spool], fault_end=end)
+    verdict = faults.check(kube, bed.env, [bed.namespace], [bed.operator.spool], fault_end=end,
+                           expected=["up", "down"])
     strays = _strays(bed.operator.spool)
     if strays:
         verdict.problems.append(f"half-written files left in the full spool: {strays[:3]}")
@@ -107,5 +109,13 @@ def test_spool_volume_full(bed: Bed, kube: Kube) -> None:
     faults.RECORDER.note(FAULT_DOWN, f"{down}; a pod says: {str(pods[0].get('message'))[:200]}")
     faults.say(f"{FAULT_DOWN}: {down}; {pods[0].get('message')}; {verdict.problems or 'held'}")
     assert not verdict.problems, "\n".join(verdict.problems)
-    assert all("No space left" in str(p.get("message")) or "spool" in str(p.get("message")) for p in pods), pods
+    # "spool" alone also matched the normal "kept in the operator's spool and sent later": the pod
+    # must have Failed for the full spool, naming the work directory its bundle stays in, and the
+    # bundle must be there (spool.Spool.add's wording).
+    for pod in pods:
+        message = str(pod.get("message"))
+        assert pod.get("phase") == "Failed" and "No space left" in message, pod
+        kept = re.search(r"the bundle is still at (/\S+?);", message)
+        assert kept is not None, f"{pod['name']}'s message names no place its bundle stays: {message}"
+        assert Path(kept[1]).is_file(), f"{pod['name']}'s bundle is not at {kept[1]}, where its message says"
     assert not bed.operator.tracebacks(), bed.operator.tracebacks()[0]

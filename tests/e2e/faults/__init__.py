@@ -383,7 +383,7 @@ def minio_client(env: dict[str, str]) -> Minio:
 
 
 def bucket_keys(mc: Minio, bucket: str, namespace: str) -> list[str]:
-    cluster_name = "testbed"
+    cluster_name = os.environ.get("DEBUGCAP_CLUSTER") or "testbed"  # the store's, as the operator reads it
     return [o.object_name for o in mc.list_objects(bucket, prefix=f"{PREFIX}/{cluster_name}/{namespace}/",
                                                    recursive=True) if o.object_name]
 
@@ -399,12 +399,18 @@ def named_keys(items: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def check(kube: Kube, env: dict[str, str], namespaces: Iterable[str], spools: Iterable[Path], *,
-          fault_end: float, timeout: float = 180, spool_timeout: float = 90) -> Verdict:
-    """The four invariants over the captures of ``namespaces`` (see the module's docstring)."""
-    namespaces, problems = list(namespaces), []
+          fault_end: float, timeout: float = 180, spool_timeout: float = 90,
+          expected: Iterable[str] = ()) -> Verdict:
+    """The four invariants over the captures of ``namespaces`` (see the module's docstring).
+    ``expected``: names of captures that must be among them (none at all is a problem anyway: a
+    check of nothing would pass whatever the fault did)."""
+    namespaces, problems, expected = list(namespaces), [], set(expected)
 
     def all_terminal() -> list[dict[str, Any]] | None:
         items = [c for ns in namespaces for c in captures(kube, ns)]
+        present = {c["metadata"]["name"] for c in items}
+        if not items or not expected <= present:
+            return None
         return items if all(phase(c) in TERMINAL for c in items) else None
 
     try:
@@ -414,6 +420,9 @@ def check(kube: Kube, env: dict[str, str], namespaces: Iterable[str], spools: It
         problems += [f"{c['metadata']['namespace']}/{c['metadata']['name']} still {phase(c) or 'without a phase'} "
                      f"{timeout:.0f} s after the fault: {(c.get('status') or {}).get('message', '')}"
                      for c in items if phase(c) not in TERMINAL]
+        missing = sorted(expected - {c["metadata"]["name"] for c in items})
+        if not items or missing:
+            problems.append(f"no DebugCapture {missing or ''} in {namespaces}: the check would have judged nothing")
 
     # No bundle waits in a spool once S3 answers (a flush may be running: poll).
     def spools_empty() -> bool:
@@ -435,6 +444,15 @@ def check(kube: Kube, env: dict[str, str], namespaces: Iterable[str], spools: It
     mc = minio_client(env)
     bucket = env["DEBUGCAP_S3_BUCKET"]
     per_pod: Counter[tuple[str, str]] = Counter()
+    in_bucket = {key for ns in namespaces for key in bucket_keys(mc, bucket, ns)}
+    # The other way too: every bundle a status names is in the bucket with its checksum (an empty
+    # listing, from a wrong prefix or cluster, would otherwise pass every check above).
+    for c in items:
+        for pod in (c.get("status") or {}).get("pods") or []:
+            key = (pod.get("bundle") or {}).get("key")
+            problems += [f"{c['metadata']['namespace']}/{c['metadata']['name']}: pod {pod.get('name')}'s bundle "
+                         f"{want} is not in bucket {bucket}" for want in (key, f"{key}.sha256")
+                         if key and want not in in_bucket]
     for ns in namespaces:
         for key in bucket_keys(mc, bucket, ns):
             bundle_key = key.removesuffix(".sha256")
