@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
@@ -27,11 +28,14 @@ from prometheus_client import Gauge
 
 from debugcap import errors
 from debugcap.kube.client import Kube, KubeTarget, core_path
-from debugcap.operator.leadership import CALL_TIMEOUT, Elector, KubeLeases, LeaseSettings
+from debugcap.operator.leadership import CALL_TIMEOUT, LOST_EXIT, Elector, KubeLeases, LeaseSettings
 
 logger = logging.getLogger(__name__)
 
 LEADER_LABEL: Final = "debugcap.io/leader"
+# How long a stopping leader waits for its capture threads before it releases the Lease: under the
+# pod's 30 s grace period, with room for kopf's own stop and the release call.
+DRAIN_TIMEOUT: Final = 20.0
 LEADER = Gauge("debugcap_operator_leader", "1 while this replica holds the leader Lease and runs the operator; "
                "0 while it waits as a standby.")
 
@@ -73,10 +77,14 @@ class StandbyServer:
 
 
 def kube_from_env() -> Kube:
-    """The client :func:`debugcap.operator.startup.configure` builds, for the election's calls."""
+    """The client :func:`debugcap.operator.startup.configure` builds, for the election's calls,
+    without urllib3's retries: three of them made one Lease call last four times its timeout,
+    and the renew deadline must be met by the loop, not by luck (the loop retries on its own)."""
     kubeconfig = os.environ.get("KUBECONFIG") or None
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and kubeconfig is None
-    return Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
+    kube = Kube.load(KubeTarget(kubeconfig=kubeconfig, in_cluster=in_cluster))
+    kube.configuration.retries = False
+    return kube
 
 
 def mark_pod(kube: Kube, leading: bool, environ: dict[str, str] | None = None) -> bool:
@@ -126,3 +134,20 @@ def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None)
     elector.start_keeping()
     mark_pod(kube, leading=True)
     return elector
+
+
+def step_down(elector: Elector, drain: Callable[[float], bool],
+              timeout: float = DRAIN_TIMEOUT, exit_now: Callable[[int], None] = os._exit) -> bool:
+    """At a clean stop, once kopf has: release the Lease when ``drain`` saw every capture thread
+    finish within ``timeout`` (True). Else keep it and end the process at once, so those threads
+    die with it: the Lease expires ``lease_duration`` after its last renewal, and nothing of this
+    process writes after the next leader took over (it would find an upload it gave up on land)."""
+    if drain(timeout):
+        elector.release()
+        return True
+    logger.warning("capture threads still running %gs after the stop: not releasing lease %s/%s (it expires "
+                   "%gs after its last renewal) and exiting now, ending them", timeout, elector.settings.namespace,
+                   elector.settings.name, elector.settings.lease_duration)
+    logging.shutdown()
+    exit_now(LOST_EXIT)
+    return False

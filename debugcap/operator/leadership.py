@@ -31,6 +31,7 @@ it (the standby's /healthz, the leader's pod label) is :mod:`~debugcap.operator.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import socket
@@ -41,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from debugcap import errors
 from debugcap.kube.client import Kube, group_path
@@ -58,6 +59,9 @@ SA_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/n
 # waits as a standby. Not 0: a lost lease is worth a restart count and a log line, not silence.
 LOST_EXIT: Final = 3
 CALL_TIMEOUT: Final = 5.0  # seconds for one Lease call: a dead socket must not hold the loops
+LEASE_RBAC: Final = ("get, create and update on leases.coordination.k8s.io (the chart's Role "
+                     "<release>-leader-election grants them)")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,10 @@ class ElectionClock(Protocol):
     def wait(self, stop: threading.Event, seconds: float) -> bool:
         """True once ``stop`` is set, False after ``seconds``."""
 
+    def within(self, fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
+        """``(True, fn())`` if ``fn`` returned within ``seconds``; ``(False, None)`` once they
+        passed, ``fn`` still running."""
+
 
 class SystemClock:
     def monotonic(self) -> float:
@@ -245,6 +253,27 @@ class SystemClock:
 
     def wait(self, stop: threading.Event, seconds: float) -> bool:
         return stop.wait(max(0.0, seconds))
+
+    def within(self, fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
+        # A thread, because no timeout of the HTTP client bounds a whole call: urllib3's applies
+        # to each connect and each read of a socket, and a server that trickles bytes never trips it.
+        out: list[T] = []
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                out.append(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="lease-call", daemon=True)
+        thread.start()
+        thread.join(max(0.0, seconds))
+        if thread.is_alive():
+            return False, None
+        if failed:
+            raise failed[0]
+        return True, out[0]
 
 
 class LeaseApi(Protocol):
@@ -307,6 +336,7 @@ class Elector:
     renewed_at: float | None = None  # monotonic time of the last write that said we hold it
     last_try: float = 0.0  # for the standby's liveness: the loop is turning
     stop: threading.Event = field(default_factory=threading.Event)
+    keeper: threading.Thread | None = None  # the renewal thread, once leading
 
     @property
     def me(self) -> str:
@@ -316,15 +346,23 @@ class Elector:
     def holder(self) -> str:
         return self.observed.record.holder if self.observed.record else ""
 
-    def try_once(self, timeout: float = CALL_TIMEOUT) -> bool:
+    def try_once(self, timeout: float = CALL_TIMEOUT, renew_only: bool = False) -> bool:
         """One read and, when the lease is ours or free, one write, each given ``timeout`` seconds;
-        whether we hold it now. A failed call is a failed try, never an exception: the loops decide
+        whether we hold it now. ``renew_only``: write only if the lease is still ours (the leader's
+        renewals: a lease it sees released or taken is lost, never taken back). A failed call is a
+        failed try, never an exception, except a refused one (:meth:`_unusable`): the loops decide
         what failure means."""
-        now = self.last_try = self.clock.monotonic()
+        self.last_try = self.clock.monotonic()
+        action: Action | None = None
         try:
-            self.observed = self.observed.seen(self.api.read(timeout), now)
+            record = self.api.read(timeout)
+            # Seen as of when the read came back (client-go's observedTime, taken after the Get):
+            # dated from before the read was sent, a record the holder renewed while a slow read
+            # waited would look older than it is, and a standby would take over early.
+            now = self.clock.monotonic()
+            self.observed = self.observed.seen(record, now)
             action = decide(self.observed, self.me, now)
-            if action is Action.WAIT:
+            if action is Action.WAIT or (renew_only and action is not Action.RENEW):
                 return False
             record = claimed(self.observed.record, self.me, self.clock.now(), self.settings.lease_duration)
             # Renewed as of the moment the write is sent: it lands later, so a standby's clock for
@@ -335,6 +373,14 @@ class Elector:
                        else self.api.replace(record, timeout))
         except errors.ConflictError:
             return False  # another replica wrote first; the next read shows who
+        except errors.ForbiddenError as exc:
+            raise self._unusable(f"the API server refused access to it ({errors.shorten(str(exc))}): "
+                                 f"the operator's service account needs {LEASE_RBAC}") from exc
+        except errors.NotFoundError as exc:
+            if action is Action.CREATE:  # no namespace to create it in
+                raise self._unusable(f"it cannot be created ({errors.shorten(str(exc))}): create the namespace "
+                                     "or set DEBUGCAP_OPERATOR_LEASE_NAMESPACE to one that exists") from exc
+            return False  # deleted between the read and the write: the next read shows it gone
         except errors.KubeError as exc:
             logger.warning("lease %s/%s: %s", self.settings.namespace, self.settings.name, errors.shorten(str(exc)))
             return False
@@ -345,11 +391,22 @@ class Elector:
                         self.me, written.transitions)
         return True
 
+    def _unusable(self, why: str) -> errors.ConfigError:
+        """Fatal: retrying a refused Lease forever would leave a replica that never leads, looks
+        healthy and captures nothing."""
+        return errors.ConfigError(
+            f"leader election: lease {self.settings.namespace}/{self.settings.name}: {why}; or set "
+            "DEBUGCAP_OPERATOR_LEADER_ELECTION=false (leaderElection.enabled=false) to run one replica without it")
+
     def acquire(self) -> bool:
-        """Block until this replica holds the lease (True) or :attr:`stop` is set (False)."""
+        """Block until this replica holds the lease (True) or :attr:`stop` is set (False; a lease
+        won as the stop came is released again, since nothing will renew it)."""
         logged = ""
         while not self.stop.is_set():
             if self.try_once():
+                if self.stop.is_set():  # SIGTERM while the winning write was in flight
+                    self.release()
+                    return False
                 logger.info("leading: lease %s/%s held by %s", self.settings.namespace, self.settings.name, self.me)
                 return True
             if self.holder and self.holder != logged:
@@ -360,25 +417,37 @@ class Elector:
                 break
         return False
 
+    def _left(self) -> float:
+        """Seconds until the renew deadline, from the last write that said we hold the lease."""
+        return (self.renewed_at or 0.0) + self.settings.renew_deadline - self.clock.monotonic()
+
     def keep(self) -> None:
         """Renew every ``retry_period`` until :attr:`stop`; call :attr:`on_lost` once the lease
-        was not renewed for ``renew_deadline``, or another replica holds it. A try never outlasts
-        the deadline: each call gets at most half of what is left of it."""
+        was not renewed for ``renew_deadline``, or is no longer ours. The deadline is a hard limit:
+        no wait runs past it, and a try still blocked there is given up on (:meth:`ElectionClock.within`)."""
         deadline = self.settings.renew_deadline
-        while not self.clock.wait(self.stop, self.settings.retry_period):
-            left = (self.renewed_at or 0.0) + deadline - self.clock.monotonic()
-            held = left > 0 and self.try_once(timeout=min(CALL_TIMEOUT, left / 2))
+        name = f"{self.settings.namespace}/{self.settings.name}"
+        while True:
+            if self.clock.wait(self.stop, max(0.0, min(self.settings.retry_period, self._left()))):
+                return
+            left = self._left()
+            if left <= 0:
+                self.on_lost(f"could not renew lease {name} for {deadline - left:.1f}s (renew deadline {deadline:g}s)")
+                return
+            # Each call gets half of what is left, so a read and a write both fit; within() stops
+            # waiting at the deadline however long they block.
+            done, held = self.clock.within(
+                functools.partial(self.try_once, timeout=min(CALL_TIMEOUT, left / 2), renew_only=True), left)
             if self.stop.is_set():
                 return  # released meanwhile (a clean stop): not a loss
+            if not done:
+                self.on_lost(f"could not renew lease {name} for {deadline - self._left():.1f}s (renew deadline "
+                             f"{deadline:g}s): a call to the API server was still blocked at the deadline")
+                return
             if held:
                 continue
-            name = f"{self.settings.namespace}/{self.settings.name}"
-            if self.holder and self.holder != self.me:
-                self.on_lost(f"lease {name} is now held by {self.holder}")
-                return
-            since = self.clock.monotonic() - (self.renewed_at or 0.0)
-            if since >= deadline:
-                self.on_lost(f"could not renew lease {name} for {since:.1f}s (renew deadline {deadline:g}s)")
+            if self.holder != self.me:  # taken, released by someone else, or deleted: never taken back
+                self.on_lost(f"lease {name} is now held by {self.holder or 'nobody'}")
                 return
 
     def keep_or_lose(self) -> None:
@@ -391,13 +460,22 @@ class Elector:
                          f"{type(exc).__name__}: {errors.shorten(str(exc))}")
 
     def start_keeping(self) -> threading.Thread:
-        thread = threading.Thread(target=self.keep_or_lose, name="lease-renewal", daemon=True)
-        thread.start()
-        return thread
+        self.keeper = threading.Thread(target=self.keep_or_lose, name="lease-renewal", daemon=True)
+        self.keeper.start()
+        return self.keeper
 
     def release(self) -> None:
-        """Stop renewing and hand the lease back if it is still ours; quietly, at shutdown."""
+        """Stop renewing and hand the lease back if it is still ours; quietly, at shutdown. The
+        renewal thread is stopped first: a renewal in flight would otherwise write over the
+        release (a 409, or a read from before it) or, reading it, fight over the lease."""
         self.stop.set()
+        keeper = self.keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(self.settings.renew_deadline + 1.0)  # a try gives up at the deadline
+            if keeper.is_alive():
+                logger.warning("not releasing lease %s/%s: its renewal is still blocked (it expires in %gs)",
+                               self.settings.namespace, self.settings.name, self.settings.lease_duration)
+                return
         record = self.observed.record
         if record is None or record.holder != self.me:
             return

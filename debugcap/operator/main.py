@@ -11,6 +11,7 @@ it runs no handler at all until it leads.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from debugcap.operator import (
     handlers,  # noqa: F401  (registers every handler module with kopf)
     leadership,
     metrics,
+    runtime,
 )
 from debugcap.operator.config import DebugcapConfig
 
@@ -63,20 +65,32 @@ def main() -> None:
     if lease.enabled:
         # A standby serves /metrics too (debugcap_operator_leader 0): Prometheus scrapes each pod.
         metrics.serve(settings.metrics_port)
-        elector = election.elect(lease, settings.liveness_port)
+        try:
+            elector = election.elect(lease, settings.liveness_port)
+        except errors.ConfigError as exc:  # the Lease refused (RBAC, no namespace): fatal, not a silent standby
+            print(f"debugcap-operator: {exc}", file=sys.stderr)
+            raise SystemExit(2) from exc
         if elector is None:
             return
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    memo = kopf.Memo()
     # Standalone (no kopf peering): with the election on, only the Lease's holder gets here; off,
     # run a single replica (docs/operator.md, "Replicas and leader election").
     try:
         kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
-                 liveness_endpoint=liveness)
+                 liveness_endpoint=liveness, memo=memo)
     finally:
         if elector is not None:
-            # kopf has stopped: nothing of this process writes a status any more, so the next
-            # replica may take over now instead of after the lease's duration.
-            elector.release()
+            # kopf has stopped, but capture threads may still upload or write a status: the next
+            # replica may take over at once only when they have finished (election.step_down).
+            election.step_down(elector, functools.partial(drain, memo))
+
+
+def drain(memo: kopf.Memo, timeout: float) -> bool:
+    """Whether the capture threads of the runtime kopf's cleanup closed (startup.shutdown) all
+    finished within ``timeout``; True when kopf never built one."""
+    rt = memo.get("closed_runtime")
+    return not isinstance(rt, runtime.Runtime) or rt.drain(timeout)
 
 
 if __name__ == "__main__":

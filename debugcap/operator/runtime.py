@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +51,15 @@ class Runtime:
                 close()
         self.triggers.clear()
         self.kube.close()
+
+    def drain(self, timeout: float) -> bool:
+        """After :meth:`close`: wait up to ``timeout`` seconds for the capture threads still
+        running; whether none is left. A leader must not hand its Lease over while one may still
+        write a status or upload a bundle the new leader has already given up on."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self.executor._threads):  # noqa: SLF001 - the executor exposes no wait with a timeout
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self.executor._threads)  # noqa: SLF001
 
 
 def of(memo: kopf.Memo) -> Runtime:

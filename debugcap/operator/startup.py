@@ -85,3 +85,4 @@ def shutdown(memo: kopf.Memo, **_: Any) -> None:
     rt = memo.pop("runtime", None)
     if isinstance(rt, runtime.Runtime):
         rt.close()
+        memo.closed_runtime = rt  # main() waits for its capture threads before releasing the Lease

@@ -7,15 +7,19 @@ machine is."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+import yaml
 
 from debugcap import errors
 from debugcap.operator import election, leadership
@@ -30,6 +34,7 @@ from debugcap.operator.leadership import (
     released,
 )
 
+T = TypeVar("T")
 EPOCH = datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
 SETTINGS = LeaseSettings(enabled=True, name="debugcap", namespace="debugcap-system", identity="a",
                          lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
@@ -60,19 +65,37 @@ class FakeClock:
         self.t += seconds
         return stop.is_set()
 
+    def within(self, fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
+        """Runs ``fn`` at once; if it moved the clock past ``seconds`` (a call that "hung",
+        :attr:`FakeLeases.hang`), the caller stopped waiting at ``seconds``: the clock says so."""
+        start = self.t
+        out = fn()
+        if self.t - start > seconds:
+            self.t = start + seconds
+            return False, None
+        return True, out
+
 
 class FakeLeases:
     """One Lease as the API server keeps it: 409 on a create of an existing one, or a replace
-    from a stale resourceVersion. ``down``: every call fails as an unreachable server's would."""
+    from a stale resourceVersion. ``down``: every call fails as an unreachable server's would;
+    ``hang``: every call takes that many seconds of ``clock``; ``refuse``: raised by every call."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.record: LeaseRecord | None = None
         self.version = 0
         self.down = False
+        self.clock = clock
+        self.hang = 0.0
+        self.refuse: errors.KubeError | None = None
         self.timeouts: list[float] = []
 
     def _check(self, timeout: float) -> None:
         self.timeouts.append(timeout)
+        if self.hang and self.clock is not None:
+            self.clock.advance(self.hang)
+        if self.refuse is not None:
+            raise self.refuse
         if self.down:
             raise errors.KubeError("cannot reach the API server at https://10.0.0.1:6443: connection refused")
 
@@ -406,3 +429,284 @@ def test_no_pod_label_outside_a_pod_and_a_refused_patch_is_not_fatal() -> None:
     assert not election.mark_pod(kube, leading=True,  # type: ignore[arg-type]
                                  environ={"POD_NAME": "p", "POD_NAMESPACE": "ops"})
     assert len(kube.calls) == 1
+
+
+# ---------------------------------------------------------------- review findings (issue 15 item 3)
+
+
+def test_a_leader_whose_renewal_call_hangs_gives_up_at_the_renew_deadline() -> None:
+    """A call blocked on a silent API server (or urllib3 retrying it) does not carry the leader
+    past its deadline: it stops waiting for the call there, before a standby may take over."""
+    clock = FakeClock()
+    api = FakeLeases(clock)
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+    last = clock.t
+    api.hang = 60.0  # every call now takes a minute
+    a.keep()
+    assert len(lost) == 1 and "still blocked at the deadline" in lost[0], lost
+    assert clock.t - last == SETTINGS.renew_deadline
+
+
+def test_the_leader_never_sleeps_past_its_renew_deadline() -> None:
+    # retry 3 s, deadline 7 s: tries at +3 and +6 fail; the next wait is the 1 s left, not 3 s.
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = Elector(settings=replace(SETTINGS, renew_deadline=7.0, retry_period=3.0), api=api, clock=clock,
+                on_lost=lost.append)
+    assert a.try_once()
+    last = clock.t
+    api.down = True
+    a.keep()
+    assert lost == ["could not renew lease debugcap-system/debugcap for 7.0s (renew deadline 7s)"]
+    assert clock.t - last == 7.0
+
+
+def test_the_system_clock_stops_waiting_for_a_blocked_call_and_hands_back_errors() -> None:
+    gate = threading.Event()
+    try:
+        assert leadership.SystemClock().within(gate.wait, 0.01) == (False, None)  # still blocked: given up on
+    finally:
+        gate.set()
+    assert leadership.SystemClock().within(lambda: 42, 30) == (True, 42)
+    with pytest.raises(ZeroDivisionError):
+        leadership.SystemClock().within(lambda: 1 // 0, 30)
+
+
+def test_the_election_client_makes_one_attempt_per_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib3's default three retries made one Lease read against a silent server last 4x its timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:  # accepts, never answers
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = server.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "ops"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kube = election.kube_from_env()
+    try:
+        assert kube.configuration.retries is False
+        with pytest.raises(errors.KubeError):
+            leadership.KubeLeases(kube, "ops", "lease").read(0.2)
+        assert len(accepted) == 1  # the default would have connected four times
+    finally:
+        kube.close()
+        server.close()
+        for conn in accepted:
+            conn.close()
+
+
+def test_a_slow_standby_read_dates_what_it_saw_from_when_the_read_returned() -> None:
+    """The leader renews while the standby's read waits 12 s on an overloaded API server: that
+    renewal is 0.1 s old when the read returns, not 12 s, and the standby waits a full lease
+    duration from it (dated from the send, it took over 3.2 s after the renewal)."""
+    api, clock = FakeLeases(), FakeClock()
+    a = elector("a", api, clock)
+
+    class SlowView:  # b's own connection to the same API server
+        slow = 0.0
+
+        def read(self, timeout: float) -> LeaseRecord | None:
+            if self.slow:
+                clock.advance(self.slow - 0.1)
+                assert a.try_once()  # a renews while b's read waits
+                clock.advance(0.1)
+            return api.read(timeout)
+
+        def create(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+            return api.create(record, timeout)
+
+        def replace(self, record: LeaseRecord, timeout: float) -> LeaseRecord:
+            return api.replace(record, timeout)
+
+    view = SlowView()
+    b = Elector(settings=replace(SETTINGS, identity="b"), api=view, clock=clock)
+    assert a.try_once() and not b.try_once()
+    view.slow = 12.0
+    assert not b.try_once()
+    view.slow = 0.0
+    renewed = a.renewed_at
+    assert renewed is not None and b.observed.changed_at == renewed + 0.1
+    clock.advance(3.1)
+    assert not b.try_once()
+    clock.t = renewed + SETTINGS.lease_duration  # a is long gone: its deadline was at +10 s
+    assert not b.try_once()
+    clock.advance(0.1)
+    assert b.try_once() and api.record is not None and api.record.holder == "b"
+
+
+def test_a_lease_the_api_server_refuses_is_fatal_naming_the_rbac_needed() -> None:
+    """A 403 retried forever left an operator that never led, captured nothing and said 200."""
+    api, clock = FakeLeases(), FakeClock()
+    b = elector("b", api, clock)
+    waits = iter(range(5))
+    clock.on_wait = lambda: None if next(waits, None) is not None else b.stop.set()  # retried: stop, no raise
+    api.refuse = errors.ForbiddenError('leases.coordination.k8s.io "debugcap" is forbidden: User '
+                                       '"system:serviceaccount:ops:dc" cannot get resource "leases"')
+    with pytest.raises(errors.ConfigError, match=r"needs get, create and update on leases\.coordination\.k8s\.io "
+                                                 r"\(the chart's Role <release>-leader-election"):
+        b.acquire()
+
+
+def test_a_lease_in_a_namespace_that_does_not_exist_is_fatal() -> None:
+    api, clock = FakeLeases(), FakeClock()
+
+    def no_namespace(record: LeaseRecord, timeout: float) -> LeaseRecord:
+        raise errors.NotFoundError('namespaces "debugcap-system" not found')
+
+    api.create = no_namespace  # type: ignore[method-assign]
+    a = elector("a", api, clock)
+    waits = iter(range(5))
+    clock.on_wait = lambda: None if next(waits, None) is not None else a.stop.set()
+    with pytest.raises(errors.ConfigError, match="create the namespace or set DEBUGCAP_OPERATOR_LEASE_NAMESPACE"):
+        a.acquire()
+
+
+def test_a_leader_refused_its_lease_loses_it() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+    api.refuse = errors.ForbiddenError("forbidden")
+    a.start_keeping().join(timeout=30)
+    assert len(lost) == 1 and "ConfigError" in lost[0] and "leases.coordination.k8s.io" in lost[0]
+
+
+def test_a_renewal_in_flight_during_release_never_takes_the_lease_back() -> None:
+    """/tmp/rev/release_race.py: release() lands while the renewal's read is on its way."""
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+    read = api.read
+    hooks = [a.release]
+
+    def read_racing_release(timeout: float) -> LeaseRecord | None:
+        if hooks:
+            hooks.pop()()  # the main thread's release() runs while this read is in flight
+        return read(timeout)
+
+    api.read = read_racing_release  # type: ignore[method-assign]
+    a.keep()
+    assert api.record is not None and api.record.holder == "" and lost == []
+
+
+def test_the_leader_never_takes_back_a_lease_someone_else_released() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    lost: list[str] = []
+    a = elector("a", api, clock, lost)
+    assert a.try_once()
+    assert api.record is not None
+    api._store(released(api.record, EPOCH))  # by hand, or a stale process of ours
+    ticks = iter(range(10))
+    clock.on_wait = lambda: None if next(ticks, None) is not None else a.stop.set()
+    a.keep()
+    assert lost == ["lease debugcap-system/debugcap is now held by nobody"]
+    assert api.record.holder == ""
+
+
+def test_release_waits_for_the_renewal_thread_before_it_writes() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a = elector("a", api, clock)
+    assert a.try_once()
+    calls: list[str] = []
+    in_read, gate = threading.Event(), threading.Event()
+    read, replace_ = api.read, api.replace
+
+    def logged_read(timeout: float) -> LeaseRecord | None:
+        name = threading.current_thread().name
+        calls.append(f"{name} read")
+        if name == "lease-renewal" and not gate.is_set():
+            in_read.set()
+            gate.wait(30)
+        got = read(timeout)
+        calls.append(f"{name} read returned")
+        return got
+
+    def logged_replace(record: LeaseRecord, timeout: float) -> LeaseRecord:
+        calls.append(f"{threading.current_thread().name} replace")
+        return replace_(record, timeout)
+
+    api.read, api.replace = logged_read, logged_replace  # type: ignore[method-assign]
+    a.start_keeping()
+    assert in_read.wait(30)
+    stopping = threading.Thread(target=a.release, name="main")
+    stopping.start()
+    assert a.stop.wait(30)
+    # Without the join, release() reads and writes now; give it the chance before the renewal returns.
+    for _ in range(50):
+        if "main read" in calls:
+            break
+        time.sleep(0.01)
+    gate.set()
+    stopping.join(30)
+    assert calls.index("main read") > calls.index("lease-renewal read returned"), calls
+    assert api.record is not None and api.record.holder == ""
+
+
+def test_a_stop_during_the_winning_try_releases_the_lease_again() -> None:
+    """SIGTERM while the write that wins the lease is in flight: nothing would renew it, and a
+    standby would wait out its whole duration."""
+    api, clock = FakeLeases(), FakeClock()
+    b = elector("b", api, clock)
+    create = api.create
+
+    def create_then_sigterm(record: LeaseRecord, timeout: float) -> LeaseRecord:
+        got = create(record, timeout)
+        b.stop.set()
+        return got
+
+    api.create = create_then_sigterm  # type: ignore[method-assign]
+    assert b.acquire() is False
+    assert api.record is not None and api.record.holder == ""
+
+
+def test_a_stopping_leader_releases_only_once_its_capture_threads_finished() -> None:
+    api, clock = FakeLeases(), FakeClock()
+    a = elector("a", api, clock)
+    assert a.try_once()
+    exits: list[int] = []
+    waited: list[float] = []
+
+    def busy(timeout: float) -> bool:  # a capture thread still uploading at the end of the wait
+        waited.append(timeout)
+        return False
+
+    assert election.step_down(a, busy, exit_now=exits.append) is False
+    assert exits == [leadership.LOST_EXIT] and waited == [election.DRAIN_TIMEOUT]
+    assert api.record is not None and api.record.holder == "a"  # left to expire, not handed over
+    assert election.DRAIN_TIMEOUT < 30 - leadership.CALL_TIMEOUT  # inside the pod's default grace period
+    assert election.step_down(a, lambda timeout: True, exit_now=exits.append) is True
+    assert api.record.holder == "" and exits == [leadership.LOST_EXIT]
+
+
+def test_the_runtime_drains_its_capture_threads_within_a_bound() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from debugcap.operator.runtime import Runtime
+
+    gate = threading.Event()
+    executor = ThreadPoolExecutor(max_workers=2)
+    rt = Runtime(config=None, kube=None, store=None, executor=executor, pods=None)  # type: ignore[arg-type]
+    executor.submit(gate.wait, 30)
+    executor.shutdown(wait=False, cancel_futures=True)
+    try:
+        assert rt.drain(0.01) is False
+    finally:
+        gate.set()
+    assert rt.drain(30) is True
