@@ -77,7 +77,10 @@ class Failure(Exception):
 
 def target_pod(plan: Plan) -> dict[str, Any]:
     """A pod that only sleeps, in the operator's image (which the cluster already pulls), fit for
-    the restricted Pod Security level. It prints a line first, so its logs are not empty."""
+    the restricted Pod Security level. It prints a line first, so its logs are not empty.
+
+    The chart's policy (templates/tests/selftest-policy.yaml) admits from the test's ServiceAccount
+    only a pod like this one: what it checks, this must keep (its e2e test creates this pod)."""
     say = "print('debugcap helm test target: idle until deleted', flush=True); import time; time.sleep(86400)"
     return {
         "apiVersion": "v1", "kind": "Pod",

@@ -4,11 +4,16 @@ Dockerfile (test_chart.py's ``operator_image``), the release in one namespace an
 
 Cases:
 * rendered: a ServiceAccount <fullname>-test beside the operator, a Role and RoleBinding in the
-  served namespace, and the hook pod (not matched by the operator's selector); ``tests.enabled=false``
-  renders none of them; a tests.namespace the operator does not serve fails to render, naming it
+  served namespace, a ValidatingAdmissionPolicy and its binding, and the hook pod (not matched by
+  the operator's selector); ``tests.enabled=false`` renders none of them; a tests.namespace the
+  operator does not serve fails to render, naming it
 * applied for real, ``kubectl auth can-i`` as that ServiceAccount: create pods and DebugCaptures in
   the served namespace, get and delete only the two the test names, nothing else (no list, exec,
   secrets, other pods, other namespaces)
+* the policy applied for real, ``kubectl create --dry-run=server --as`` that ServiceAccount: the
+  selftest's own target pod is admitted; the same pod privileged, in another image, under another
+  name, with the ServiceAccount's token or on the host's network is denied with the policy's
+  message; the same pods from the admin are not the policy's business
 * ``helm test <release> --logs`` passes: the test pod started a pod in the served namespace, the
   operator captured it into MinIO (Completed, a bundle key), and the pod and the DebugCapture
   are gone afterwards (the finished test pod stays for ``--logs``)
@@ -29,6 +34,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from debugcap.operator import selftest
 from testbed import builds, image_build, layout
 
 from .conftest import Testbed, kubectl
@@ -65,9 +71,11 @@ TESTS_ON = ("--set", "tests.enabled=true")
 def test_the_test_renders_its_account_a_role_in_the_served_namespace_and_one_hook(testbed: Testbed) -> None:
     docs = [d for d in render("dc", "ops", "--set", "namespaces={shop,web}", *TESTS_ON)
             if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "helm-test"]
-    assert sorted((d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs) == [
+    assert sorted((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", "")) for d in docs) == [
         ("Pod", "dc-debugcap-test", "ops"), ("Role", "dc-debugcap-test", "shop"),
-        ("RoleBinding", "dc-debugcap-test", "shop"), ("ServiceAccount", "dc-debugcap-test", "ops")]
+        ("RoleBinding", "dc-debugcap-test", "shop"), ("ServiceAccount", "dc-debugcap-test", "ops"),
+        ("ValidatingAdmissionPolicy", "dc-debugcap-test-pods", ""),
+        ("ValidatingAdmissionPolicyBinding", "dc-debugcap-test-pods", "")]
     [pod] = [d for d in docs if d["kind"] == "Pod"]
     assert pod["metadata"]["annotations"] == {"helm.sh/hook": "test",
                                               "helm.sh/hook-delete-policy": "before-hook-creation"}
@@ -77,6 +85,8 @@ def test_the_test_renders_its_account_a_role_in_the_served_namespace_and_one_hoo
     assert container["command"] == ["python3", "-m", "debugcap.operator.selftest"]
     assert "--namespace=shop" in container["args"] and "--name=dc-debugcap-test" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    [policy] = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
     [role] = [d for d in docs if d["kind"] == "Role"]
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
@@ -123,6 +133,76 @@ def test_the_tests_service_account_may_create_its_two_objects_and_nothing_more(
     assert not can_i(testbed, sa, "create", "debugcaptures.debugcap.io", "default")
 
 
+def test_the_policy_admits_only_the_selftests_target_pod_from_the_tests_service_account(
+        testbed: Testbed, namespace: str, served: str) -> None:
+    release = f"ht-{uuid.uuid4().hex[:6]}"
+    name = f"{release}-debugcap-test"
+    image = "mirror.local/debugcap/operator:e2e"
+    docs = render(release, namespace, "--set", f"namespaces={{{served}}}", *TESTS_ON,
+                  "--set", "image.repository=mirror.local/debugcap/operator", "--set", "image.tag=e2e")
+    mine = [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding", "ValidatingAdmissionPolicy",
+                                             "ValidatingAdmissionPolicyBinding")
+            and d["metadata"]["name"] in (name, f"{name}-pods")]
+    assert len(mine) == 5
+    [hook] = [d for d in docs if d["kind"] == "Pod" and d["metadata"]["name"] == name]
+    plan = selftest.parse(hook["spec"]["containers"][0]["args"])
+    assert (plan.namespace, plan.image) == (served, image)
+    target = selftest.target_pod(plan)
+    sa = f"system:serviceaccount:{namespace}:{name}"
+    who = f"the helm test's ServiceAccount {namespace}/{name}"
+    try:
+        kubectl(testbed, "apply", "-f", "-", stdin=yaml.safe_dump_all(mine))
+
+        def create(pod: dict[str, Any], *, as_sa: bool = True) -> subprocess.CompletedProcess[str]:
+            return kubectl(testbed, "-n", served, "create", "--dry-run=server", "-o", "name", "-f", "-",
+                           *([f"--as={sa}"] if as_sa else []), stdin=yaml.safe_dump(pod), check=False)
+
+        renamed = {**target, "metadata": {**target["metadata"], "name": "not-the-target"}}
+        deadline = time.monotonic() + 30
+        while "denied request" not in (res := create(renamed)).stderr:  # the policy's informer catches up
+            assert time.monotonic() < deadline, f"the policy did not deny {renamed['metadata']['name']} " \
+                                                f"after 30 s: {res.stdout} {res.stderr}"
+            time.sleep(0.5)
+        assert f"may create only the pod {served}/{name}-target" in res.stderr, res.stderr
+        assert f"ValidatingAdmissionPolicy '{name}-pods'" in res.stderr, res.stderr
+
+        admitted = create(target)
+        assert admitted.returncode == 0 and admitted.stdout.strip() == f"pod/{name}-target", admitted.stderr
+
+        def changed(edit: Any) -> dict[str, Any]:
+            pod = yaml.safe_load(yaml.safe_dump(target))
+            edit(pod["spec"], pod["spec"]["containers"][0])
+            return pod
+
+        def privileged(_spec: dict[str, Any], c: dict[str, Any]) -> None:
+            c["securityContext"] = {"privileged": True}
+
+        def other_image(_spec: dict[str, Any], c: dict[str, Any]) -> None:
+            c["image"] = "busybox:1.37"
+
+        def token(spec: dict[str, Any], _c: dict[str, Any]) -> None:
+            spec["automountServiceAccountToken"] = True
+
+        def host_network(spec: dict[str, Any], _c: dict[str, Any]) -> None:
+            spec["hostNetwork"] = True
+
+        for edit, said in [
+                (privileged, "only unprivileged: runAsNonRoot"),
+                (other_image, f"only with one container, of the image {image} (the operator's)"),
+                (token, "only as the namespace's default ServiceAccount with automountServiceAccountToken: false"),
+                (host_network, "only without hostNetwork, hostPID, hostIPC")]:
+            res = create(changed(edit))
+            assert res.returncode != 0, f"{edit.__name__}: admitted"
+            assert f"denied request: {who} may create {served}/{name}-target {said}" in res.stderr, \
+                (edit.__name__, res.stderr)
+        # Only the test's ServiceAccount is held to it.
+        res = create(changed(privileged), as_sa=False)
+        assert res.returncode == 0, res.stderr
+    finally:
+        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            kubectl(testbed, "delete", kind, f"{name}-pods", "--ignore-not-found", check=False)
+
+
 def can_i_named(testbed: Testbed, sa: str, verb: str, kind: str, name: str, namespace: str) -> bool:
     """``kubectl auth can-i VERB KIND/NAME``: a rule's resourceNames at work."""
     res = kubectl(testbed, "auth", "can-i", verb, f"{kind}/{name}", "-n", namespace, f"--as={sa}", check=False)
@@ -141,6 +221,8 @@ def test_helm_test_captures_a_pod_of_its_own_and_fails_without_the_operator(
     helm(testbed, "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "150s",
          *image_build.chart_values(operator_image, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT),
          "--set", f"namespaces={{{served}}}", "--set", f"tests.timeoutSeconds={TIMEOUT_SECONDS}")
+    policy = kubectl(testbed, "get", "validatingadmissionpolicybinding", f"{release}-debugcap-test-pods", "-o", "name")
+    assert policy.stdout.strip(), "helm install made no binding of the test's pod policy"
     try:
         passed = helm(testbed, "test", release, "-n", namespace, "--logs", "--timeout", "170s", check=False)
         out = passed.stdout + passed.stderr

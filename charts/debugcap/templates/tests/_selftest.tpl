@@ -25,3 +25,8 @@ app.kubernetes.io/component: helm-test
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{/* The ValidatingAdmissionPolicy (and its binding) that holds the test's pods create to its target pod. */}}
+{{- define "debugcap.tests.policyName" -}}
+{{- printf "%s-test-pods" (include "debugcap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
