@@ -362,8 +362,8 @@ class Elector:
             now = self.clock.monotonic()
             self.observed = self.observed.seen(record, now)
             action = decide(self.observed, self.me, now)
-            if action is Action.WAIT or (renew_only and action is not Action.RENEW):
-                return False
+            if action is Action.WAIT or (renew_only and action is not Action.RENEW) or self.stop.is_set():
+                return False  # stopped: release() may have handed the lease over while this read ran
             record = claimed(self.observed.record, self.me, self.clock.now(), self.settings.lease_duration)
             # Renewed as of the moment the write is sent: it lands later, so a standby's clock for
             # it starts later too and this side's deadline runs out first. Not the moment of the

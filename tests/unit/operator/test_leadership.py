@@ -710,3 +710,22 @@ def test_the_runtime_drains_its_capture_threads_within_a_bound() -> None:
     finally:
         gate.set()
     assert rt.drain(30) is True
+
+
+def test_the_operator_exits_non_zero_when_its_lease_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from debugcap.operator import main as operator_main
+
+    def refused(settings: LeaseSettings, port: int) -> None:
+        raise errors.ConfigError("leader election: lease ops/dc: the API server refused access to it")
+
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_LEADER_ELECTION", "true")
+    monkeypatch.setenv("DEBUGCAP_OPERATOR_LEASE_NAMESPACE", "ops")
+    monkeypatch.setattr(operator_main.metrics, "serve", lambda port: None)
+    monkeypatch.setattr(operator_main.election, "elect", refused)
+    monkeypatch.setattr(operator_main.kopf, "run", lambda **_: pytest.fail("kopf must not start"))
+    with pytest.raises(SystemExit) as exited:
+        operator_main.main()
+    assert exited.value.code == 2
+    assert "the API server refused access" in capsys.readouterr().err
+    assert operator_main.drain(operator_main.kopf.Memo(), 1.0) is True  # kopf never built a runtime
