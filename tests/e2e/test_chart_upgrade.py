@@ -4,9 +4,12 @@
 Cases:
 * chart 0.2.0 installed with a namespace list and the operator image ``make image`` pushed to the
   testbed's registry; a DebugCapture and a (suspended) DebugSchedule created in that namespace;
-  ``helm upgrade`` to this checkout's chart with no values of its own keeps the user's values,
-  rolls the Deployment to this chart's (readiness probe) until its pods are Ready, and leaves both
-  objects as they were (same uid, same spec)
+  ``helm upgrade`` to this checkout's chart keeps the user's values, rolls the Deployment to this
+  chart's (readiness probe) until its pods are Ready, and leaves both objects as they were (same
+  uid, same spec). The old release runs without the election, as 0.2.0's operator did (its image
+  had none; this test's image would elect, so DEBUGCAP_OPERATOR_LEADER_ELECTION=false): the upgrade
+  replaces its pod with strategy Recreate, never a new electing pod beside the old operator (which
+  would find the Lease free and lead too); the next upgrade, from electing pods, rolls again
 * an upgrade with a value the schema refuses fails before anything changes: the release stays at
   its revision
 * ``helm uninstall`` removes the Deployment and leaves the CRDs and both objects
@@ -75,9 +78,14 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
     values = image_build.chart_values(operator_image, api_host=layout.NODE_IP, api_port=layout.APISERVER_PORT,
                                       pull_policy="Always")
     helm(testbed, "install", release, str(old), "-n", namespace, "--set", f"namespaces={{{namespace}}}",
-         *values, "--set", "operator.concurrency=2")
+         *values, "--set", "operator.concurrency=2",
+         "--set", "operator.extraEnv[2].name=DEBUGCAP_OPERATOR_LEADER_ELECTION",
+         "--set-string", "operator.extraEnv[2].value=false")
     try:
         assert revision(testbed, release, namespace) == (1, "debugcap-0.2.0")
+        rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{release}-debugcap",
+                          "--timeout=180s", check=False, timeout=190)
+        assert rollout.returncode == 0, rollout.stderr
         kubectl(testbed, "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all([
             {"apiVersion": "debugcap.io/v1alpha1", "kind": "DebugCapture", "metadata": {"name": "before-upgrade"},
              "spec": {"target": {"pod": "gone"}, "template": "go-profile"}},
@@ -87,8 +95,14 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
         before = {kind: get(testbed, namespace, kind, name)
                   for kind, name in (("debugcapture", "before-upgrade"), ("debugschedule", "nightly"))}
 
-        helm(testbed, "upgrade", release, str(CHART), "-n", namespace)
+        # The user's values, but not the env that stood for 0.2.0's election-less operator.
+        testbed_env = [a for a in values if a.startswith("operator.extraEnv[")]
+        helm(testbed, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
+             "--set-json", "operator.extraEnv=[]",
+             *[arg for pair in zip(["--set-string"] * len(testbed_env), testbed_env, strict=True) for arg in pair])
         assert revision(testbed, release, namespace) == (2, "debugcap-0.3.0")
+        assert get(testbed, namespace, "deployment", f"{release}-debugcap")["spec"]["strategy"] == \
+            {"type": "Recreate"}
         rollout = kubectl(testbed, "-n", namespace, "rollout", "status", f"deployment/{release}-debugcap",
                           "--timeout=180s", check=False, timeout=190)
         assert rollout.returncode == 0, (rollout.stderr, kubectl(testbed, "-n", namespace, "get", "pods", "-o",
@@ -103,16 +117,24 @@ def test_helm_upgrade_from_the_previous_chart_keeps_captures_and_schedules(
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
         env = {e["name"]: e.get("value") for e in container["env"]}
+        assert [e["name"] for e in container["env"]].count("DEBUGCAP_OPERATOR_LEADER_ELECTION") == 1
+        assert env["DEBUGCAP_OPERATOR_LEADER_ELECTION"] == "true"
         # The values given to the first install are kept.
         assert (env["DEBUGCAP_OPERATOR_NAMESPACES"], env["DEBUGCAP_OPERATOR_CONCURRENCY"]) == (namespace, "2")
         for kind, obj in before.items():
             after = get(testbed, namespace, kind, obj["metadata"]["name"])
             assert after["metadata"]["uid"] == obj["metadata"]["uid"] and after["spec"] == obj["spec"], kind
 
+        # From pods that elect, an upgrade rolls: a new standby comes up before an old pod stops.
+        helm(testbed, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values")
+        assert revision(testbed, release, namespace) == (3, "debugcap-0.3.0")
+        assert get(testbed, namespace, "deployment", f"{release}-debugcap")["spec"]["strategy"]["type"] == \
+            "RollingUpdate"
+
         refused = helm(testbed, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
                        "--set", "replica=2", check=False)
         assert refused.returncode != 0 and "'replica' not allowed" in refused.stderr, refused.stderr
-        assert revision(testbed, release, namespace) == (2, "debugcap-0.3.0")
+        assert revision(testbed, release, namespace) == (3, "debugcap-0.3.0")
 
         helm(testbed, "uninstall", release, "-n", namespace)
         assert kubectl(testbed, "-n", namespace, "get", "deployment", f"{release}-debugcap",

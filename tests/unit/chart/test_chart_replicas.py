@@ -4,6 +4,7 @@ Cases:
 * by default 2 replicas, strategy RollingUpdate (a standby up before an old pod stops), the
   election's settings in the env as LeaseSettings.from_env reads them, the pod's name and
   namespace from the downward API, and a preferred anti-affinity over the operator's pods only
+* one spool.existingClaim for several replicas fails rendering, naming both values
 * the election's Role in the release's namespace: leases create, get and update of its own Lease
   only, and patch pods (the leader's label), bound to the operator's ServiceAccount
 * more than one replica without the election fails rendering, naming both values; one replica
@@ -81,3 +82,13 @@ def test_a_users_affinity_wins_and_durations_are_checked(helm: Path) -> None:
     slow = render(helm, "--set", "leaderElection.leaseDuration=60s", "--set", "leaderElection.renewDeadline=40s")
     env = operator_env(slow)
     assert (env["DEBUGCAP_OPERATOR_LEASE_DURATION"], env["DEBUGCAP_OPERATOR_LEASE_RENEW_DEADLINE"]) == ("60s", "40s")
+
+
+def test_one_spool_claim_for_several_replicas_is_refused_naming_the_values(helm: Path) -> None:
+    res = run_helm(helm, "--set", "spool.existingClaim=spool")
+    assert res.returncode != 0
+    assert "spool.existingClaim (spool) is one PersistentVolumeClaim but replicaCount is 2" in res.stderr
+    assert "set replicaCount=1, or leave spool.existingClaim empty" in res.stderr
+    deploy = one(render(helm, "--set", "spool.existingClaim=spool", "--set", "replicaCount=1"), "Deployment")
+    [spool] = [v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "spool"]
+    assert spool == {"name": "spool", "persistentVolumeClaim": {"claimName": "spool"}}
