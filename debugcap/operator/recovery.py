@@ -99,6 +99,8 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
             # Read while the copy is here: an adopted pod says how healthy it was like any other.
             assessed = health.assess(local, generation=None, now=reporting.now(),
                                      trace_limit=trace_limit) if checked.ok else None
+            if checked.ok:  # a kill between the bundle's put and its .sha256's left the sidecar out
+                _complete_sidecar(store, key, local, stored.sha256)
     except errors.StorageError as exc:
         return dataclasses.replace(lost, key=key, message=(
             f"the operator restarted after this pod's capture and could not check its bundle {key} "
@@ -115,6 +117,14 @@ def adopt_upload(store: delivering.Store, entry: Mapping[str, Any], work_dir: Pa
                      node=entry.get("node", ""), uri=store.backend.uri(key=key), key=key, sha256=stored.sha256,
                      size_bytes=stored.size, collectors=results.collector_entries(records), health=assessed,
                      message="the operator restarted after storing this bundle; adopted from storage")
+
+
+def _complete_sidecar(store: delivering.Store, key: str, local: Path, sha256: str) -> None:
+    """Store ``key``'s ``.sha256`` beside it: a put of what is already stored writes only that."""
+    try:
+        store.backend.put(key=key, path=local, sha256=sha256)
+    except errors.StorageError as exc:  # the bundle itself is stored and verified: adopted anyway
+        logger.warning("adopted %s, but writing its .sha256 beside it failed: %s", key, exc)
 
 
 def pod_refs(kube: Kube, namespace: str, pods: Iterable[str]) -> dict[str, health.PodRef]:

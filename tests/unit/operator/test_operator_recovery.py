@@ -10,6 +10,7 @@ one leaves the key listed, a damaged one is deleted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,24 @@ def test_a_verified_bundle_is_adopted_with_its_manifests_phase_and_a_file_uri(
     assert [c["name"] for c in result.collectors] == ["ps"]
     assert "adopted" in result.message
     assert result.health is not None and result.health.status == "True"  # read like any stored bundle
+
+
+def test_an_adopted_bundle_whose_sidecar_a_kill_cut_gets_it_back(store: delivering.Store, tmp_path: Path) -> None:
+    # The fault suite's kill -9 landed between a bundle's put and its .sha256's: the successor
+    # adopted the bundle, and no .sha256 was ever stored beside it. S3 knows a bundle's SHA-256
+    # from its metadata, without the sidecar: so does this store.
+    class MetadataBackend(local.LocalBackend):
+        def sha256(self, *, key: str) -> str | None:
+            path = tmp_path / "store" / key
+            return base.file_sha256(path)[0] if path.is_file() else None
+
+    store = dataclasses.replace(store, backend=MetadataBackend(tmp_path / "store"))
+    bundle = operator_fakes.write_bundle(tmp_path / "out")
+    store.backend.put(key=KEY, path=bundle.path, sha256=bundle.sha256)
+    sidecar = tmp_path / "store" / f"{KEY}.sha256"
+    sidecar.unlink()
+    result = recovery.adopt_upload(store, _running(), tmp_path / "work", owner=OWNER)
+    assert result.key == KEY and sidecar.read_text().split()[0] == bundle.sha256
 
 
 def test_a_missing_bundle_fails_the_pod_and_keeps_its_key_listed(store: delivering.Store, tmp_path: Path) -> None:
