@@ -106,13 +106,28 @@ def mark_pod(kube: Kube, leading: bool, environ: dict[str, str] | None = None) -
     return True
 
 
+class Unmark:
+    """Removes this pod's leader label (an ex-leader's restarted container is a standby until it
+    wins again), retried before each try of the standby until it succeeds: a label left behind
+    would keep the Alertmanager Service sending alerts to a replica that receives none."""
+
+    def __init__(self, kube: Kube, environ: dict[str, str] | None = None) -> None:
+        self.kube, self.environ = kube, environ
+        env = os.environ if environ is None else environ
+        self.pending = bool(env.get("POD_NAME", "").strip() and env.get("POD_NAMESPACE", "").strip())
+
+    def __call__(self) -> None:
+        if self.pending and mark_pod(self.kube, leading=False, environ=self.environ):
+            self.pending = False
+
+
 def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None) -> Elector | None:
     """Wait as a standby until this replica leads, then renew from a thread: the :class:`Elector`
     to release at shutdown; None when SIGTERM or SIGINT came first (nothing was started)."""
     kube = kube or kube_from_env()
     elector = Elector(settings=settings, api=KubeLeases(kube, settings.namespace, settings.name))
     LEADER.set(0)
-    mark_pod(kube, leading=False)  # an ex-leader's restarted container is a standby until it wins again
+    unmark = Unmark(kube)
     previous = {sig: signal.signal(sig, lambda *_: elector.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = StandbyServer(elector, liveness_port) if liveness_port else None
     try:
@@ -121,7 +136,7 @@ def elect(settings: LeaseSettings, liveness_port: int, kube: Kube | None = None)
         logger.info("leader election: lease %s/%s as %s (duration %gs, renew deadline %gs, retry %gs)",
                     settings.namespace, settings.name, settings.identity, settings.lease_duration,
                     settings.renew_deadline, settings.retry_period)
-        leading = elector.acquire()
+        leading = elector.acquire(between=unmark)
     finally:
         if server is not None:
             server.stop()

@@ -398,11 +398,14 @@ class Elector:
             f"leader election: lease {self.settings.namespace}/{self.settings.name}: {why}; or set "
             "DEBUGCAP_OPERATOR_LEADER_ELECTION=false (leaderElection.enabled=false) to run one replica without it")
 
-    def acquire(self) -> bool:
+    def acquire(self, between: Callable[[], None] | None = None) -> bool:
         """Block until this replica holds the lease (True) or :attr:`stop` is set (False; a lease
-        won as the stop came is released again, since nothing will renew it)."""
+        won as the stop came is released again, since nothing will renew it). ``between``: run
+        before each try (the standby's own chores)."""
         logged = ""
         while not self.stop.is_set():
+            if between is not None:
+                between()
             if self.try_once():
                 if self.stop.is_set():  # SIGTERM while the winning write was in flight
                     self.release()

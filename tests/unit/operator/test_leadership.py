@@ -729,3 +729,29 @@ def test_the_operator_exits_non_zero_when_its_lease_is_refused(monkeypatch: pyte
     assert exited.value.code == 2
     assert "the API server refused access" in capsys.readouterr().err
     assert operator_main.drain(operator_main.kopf.Memo(), 1.0) is True  # kopf never built a runtime
+
+
+def test_a_standby_retries_removing_a_stale_leader_label_until_it_is_gone() -> None:
+    """An ex-leader's restarted container whose first removal failed kept debugcap.io/leader=true,
+    and the Alertmanager Service kept sending alerts to a standby."""
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once()
+    kube = PatchRecorder(fail=True)
+    unmark = election.Unmark(kube, {"POD_NAME": "dc-debugcap-abc", "POD_NAMESPACE": "ops"})  # type: ignore[arg-type]
+    turns = [0]
+
+    def chores() -> None:
+        unmark()
+        turns[0] += 1
+        if turns[0] == 2:
+            kube.fail = False  # the patch goes through from the third try on
+        elif turns[0] == 5:
+            b.stop.set()
+
+    assert b.acquire(between=chores) is False
+    assert len(kube.calls) == 3 and not unmark.pending  # failed, failed, removed; then no more calls
+    assert kube.calls[-1][1] == {"metadata": {"labels": {"debugcap.io/leader": None}}}
+    outside = election.Unmark(kube, {})  # type: ignore[arg-type]
+    outside()
+    assert len(kube.calls) == 3 and not outside.pending
