@@ -127,7 +127,7 @@ def test_kill_9_of_the_leader_of_two_replicas_at_random_points(bed: Bed, kube: K
             faults.GROUP, faults.VERSION, bed.namespace, faults.PLURAL, "whole-r")) in faults.TERMINAL, 180,
             "the undisturbed 20-pod capture of two replicas")
         length = time.monotonic() - started
-        faults.RECORDER.note(FAULT, f"two replicas: an undisturbed 20-pod capture took {length:.1f} s; "
+        faults.RECORDER.note(FAULT_2, f"two replicas: an undisturbed 20-pod capture took {length:.1f} s; "
                                     f"kills at U(0, {1.1 * length:.1f}) s")
         for run in range(1, KILLS + 1):
             faults.wait_for(lambda: _holder(kube, bed.namespace), 60, "a replica to lead")
