@@ -87,8 +87,9 @@ def main() -> None:
 
 
 def drain(memo: kopf.Memo, timeout: float) -> bool:
-    """Whether the capture threads of the runtime kopf's cleanup closed (startup.shutdown) all
-    finished within ``timeout``; True when kopf never built one."""
+    """Whether the threads of the runtime kopf's cleanup closed (startup.shutdown) all finished
+    within ``timeout``: capture, urgent capture and spool flusher (Runtime.drain); True when kopf
+    never built one."""
     rt = memo.get("closed_runtime")
     return not isinstance(rt, runtime.Runtime) or rt.drain(timeout)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +42,12 @@ class Runtime:
     flusher: SpoolFlusher | None = None  # sends spooled bundles once the store is back
 
     def close(self) -> None:
-        if self.flusher is not None:
-            self.flusher.close()
+        # The executors first: a queued capture cancelled now never starts an upload; the flusher
+        # is only told to stop (no join: this runs in kopf's cleanup, inside the grace period).
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.pods.close()
+        if self.flusher is not None:
+            self.flusher.close()
         for state in self.triggers.values():  # operator/trigger_checks.TriggerStates: threads, connections
             close = getattr(state, "close", None)
             if callable(close):
@@ -52,14 +55,27 @@ class Runtime:
         self.triggers.clear()
         self.kube.close()
 
+    def threads(self) -> list[threading.Thread]:
+        """The threads that may still write a status or upload a bundle: the capture executor's,
+        the urgent executor's (triggered captures) and the spool flusher's."""
+        found = list(self.executor._threads)  # noqa: SLF001 - the executor exposes no wait with a timeout
+        if self.pods is not None:
+            # An Executor, typed: a ThreadPoolExecutor in the operator, anything in a test.
+            found += list(getattr(self.pods.urgent_executor, "_threads", ()))
+        if self.flusher is not None:
+            found.append(self.flusher.thread)
+        return found
+
     def drain(self, timeout: float) -> bool:
-        """After :meth:`close`: wait up to ``timeout`` seconds for the capture threads still
-        running; whether none is left. A leader must not hand its Lease over while one may still
-        write a status or upload a bundle the new leader has already given up on."""
+        """After :meth:`close`: wait up to ``timeout`` seconds, one deadline for all of
+        :meth:`threads`; whether none is left. A leader must not hand its Lease over while one may
+        still write a status or upload a bundle the new leader has already given up on."""
         deadline = time.monotonic() + timeout
-        for thread in list(self.executor._threads):  # noqa: SLF001 - the executor exposes no wait with a timeout
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self.executor._threads)  # noqa: SLF001
+        threads = self.threads()
+        for thread in threads:
+            if thread.ident is not None:  # a flusher never started has nothing to join
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
 
 
 def of(memo: kopf.Memo) -> Runtime:

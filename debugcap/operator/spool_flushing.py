@@ -121,8 +121,8 @@ class SpoolFlusher:
     """A daemon thread flushing ``store``'s spool every ``every`` seconds while it holds bundles.
 
     ``wait(seconds)`` returns True when the flusher is to stop; the default waits on :meth:`close`.
-    A flush stops between bundles once :meth:`close` was called, and :meth:`close` returns only
-    when no upload of this thread is in flight.
+    A flush stops between bundles once :meth:`close` was called; the upload in flight then ends
+    on its own, and whoever must know it ended joins :attr:`thread` with a timeout.
     """
 
     def __init__(self, store: delivering.Store, *, every: float = FLUSH_SECONDS,
@@ -160,8 +160,13 @@ class SpoolFlusher:
                                  self.every)
 
     def close(self) -> None:
-        """Stop, after the upload in flight (if any): no timeout, as a shorter one would return
-        while a bundle is still being sent (the lease's successor must not race it)."""
+        """Ask the thread to stop between bundles; returns at once. Called from kopf's cleanup,
+        which must not wait on a slow S3 put past the pod's grace period: the upload in flight is
+        waited for by :meth:`Runtime.drain <debugcap.operator.runtime.Runtime.drain>`, under the
+        deadline it gives the capture threads, before the Lease is released."""
         self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The flushing thread, for a bounded join after :meth:`close`."""
+        return self._thread
