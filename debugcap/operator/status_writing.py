@@ -43,6 +43,11 @@ PHASE_WRITE_WAITS: Final = (2.0, 5.0, 10.0, 10.0, 10.0, 10.0)
 # 30 s, each time: minutes in all, while the capture's handler and its pods' results wait).
 PHASE_WRITE_LAST_TRY: Final = 5.0
 PHASE_WRITE_SECONDS: Final = sum(PHASE_WRITE_WAITS) + PHASE_WRITE_LAST_TRY
+# One try waits at most this for the API server's answer (the kube client's own request timeout is
+# 30 s): a first try given the whole bound waited 52 s on an API server that never answered, and
+# left no time for a second one once it came back.
+PHASE_WRITE_TRY_SECONDS: Final = 10.0
+KUBE_REQUEST_SECONDS: Final = 30.0
 
 # Sends a whole status; answers whether the object is being deleted (or is gone).
 Send = Callable[[dict[str, Any]], Awaitable[bool]]
@@ -104,7 +109,7 @@ class StatusWriter:
         deadline = self._clock.time() + PHASE_WRITE_SECONDS
         for wait in (*PHASE_WRITE_WAITS, None):
             try:
-                await self._send(wanted, urgent=True, timeout=max(deadline - self._clock.time(), 1.0))
+                await self._send(wanted, urgent=True, deadline=deadline)
                 return
             except (errors.InvalidError, errors.ForbiddenError):
                 raise
@@ -126,7 +131,7 @@ class StatusWriter:
             # Not fatal: the next write sends the whole status again.
             logger.warning("a status write of %s failed: %s", self._what, task.exception())
 
-    async def _send(self, wanted: int, *, urgent: bool, timeout: float | None = None) -> None:
+    async def _send(self, wanted: int, *, urgent: bool, deadline: float | None = None) -> None:
         if urgent:
             self._hurry.set()
         while True:
@@ -143,6 +148,13 @@ class StatusWriter:
                     self.status["pods"] = [p.as_status() for p in self.pods.values()]
                 version, snapshot = self._version, dict(self.status)
                 within = self._send_within
+                timeout = None
+                if deadline is not None:
+                    # Measured now, the lock held: a progress write in flight may have used some of it.
+                    timeout = min(KUBE_REQUEST_SECONDS, PHASE_WRITE_TRY_SECONDS, deadline - self._clock.time())
+                    if timeout <= 0:
+                        raise errors.KubeError(f"cannot write the status of {self._what}: no time was left "
+                                               f"within {PHASE_WRITE_SECONDS:.0f} s for another try")
                 if await (self._send_status(snapshot) if within is None or timeout is None
                           else within(snapshot, timeout)):
                     self.deleted = True
