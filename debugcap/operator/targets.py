@@ -78,19 +78,22 @@ class PodSelection:
                 if reread.objects is None or time.monotonic() - reread.read_at >= POD_READ_FRESH_SECONDS:
                     return None  # still the last window's read: not this one's
                 return reread.objects.get(pod)
+        items = None
         try:
             items = self.relist()
         except errors.DebugcapError:
-            items = None
-        with reread.lock:
-            # A failed LIST counts as a read with no pods: for its window each pod is read on its
-            # own, instead of every waiter trying the LIST again after the one before timed out.
-            objects = {} if items is None else {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
-            reread.objects = objects
-            reread.read_at = now
-            reread.done = None
-            objects = reread.objects
-        done.set()
+            pass
+        finally:
+            # Also when the LIST raised something unforeseen: left set, ``done`` would make every
+            # later read of this selection wait RELIST_TIMEOUT_SECONDS for a LIST that never ends.
+            with reread.lock:
+                # A failed LIST counts as a read with no pods: for its window each pod is read on its
+                # own, instead of every waiter trying the LIST again after the one before timed out.
+                objects = {} if items is None else {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
+                reread.objects = objects
+                reread.read_at = now
+                reread.done = None
+            done.set()
         return objects.get(pod)
 
 

@@ -137,9 +137,41 @@ def test_threads_waiting_for_a_relist_share_its_one_answer(monkeypatch: pytest.M
     # While the LIST is in flight, the lock is free: a reader does not queue behind the LIST.
     assert selection._reread.lock.acquire(blocking=False)
     selection._reread.lock.release()
+    # The second reader must find the LIST in flight and wait for it (not list, nor start after
+    # the answer came): its wait on the LIST's event is what lets the LIST end.
+    done, waiting = selection._reread.done, threading.Event()
+    assert done is not None
+    event_wait = done.wait
+
+    def wait_noted(timeout: float | None = None) -> bool:
+        waiting.set()
+        return event_wait(timeout)
+
+    done.wait = wait_noted  # type: ignore[method-assign]
     second = threading.Thread(target=lambda: seen.update(b=selection.fresh("b")))
     second.start()
+    assert waiting.wait(30)
     release.set()
     first.join(30)
     second.join(30)
     assert seen == {"a": _pod("a"), "b": _pod("b")} and lists == [1]
+
+
+def test_a_relist_that_raises_something_unforeseen_does_not_leave_later_reads_waiting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only DebugcapError was caught: anything else left the LIST's event set for good, and every
+    # later read of the selection waited RELIST_TIMEOUT_SECONDS for it, then read on its own.
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(targets, "RELIST_TIMEOUT_SECONDS", 0.0)  # without the fix: no real wait, just None
+    kube: Any = operator_fakes.FakeKube({PODS: {"items": [_pod("a"), _pod("b")]}})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    kube.answers[PODS] = ValueError("a bug in the answer's decoding")
+    with pytest.raises(ValueError, match="decoding"):
+        selection.fresh("a")
+    assert selection._reread.done is None
+    assert selection.fresh("b") is None and len(kube.calls) == 2  # counted as a failed LIST for its window
+    now[0] += targets.POD_READ_FRESH_SECONDS
+    kube.answers[PODS] = {"items": [_pod("a"), _pod("b")]}
+    assert selection.fresh("a") == _pod("a") and len(kube.calls) == 3
