@@ -92,3 +92,5 @@ def test_one_spool_claim_for_several_replicas_is_refused_naming_the_values(helm:
     deploy = one(render(helm, "--set", "spool.existingClaim=spool", "--set", "replicaCount=1"), "Deployment")
     [spool] = [v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "spool"]
     assert spool == {"name": "spool", "persistentVolumeClaim": {"claimName": "spool"}}
+    # Rolling, the new pod would wait for the ReadWriteOnce claim the old one holds: for ever.
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
