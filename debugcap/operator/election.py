@@ -28,7 +28,8 @@ from prometheus_client import Gauge
 
 from debugcap import errors
 from debugcap.kube.client import Kube, KubeTarget, core_path
-from debugcap.operator.leadership import CALL_TIMEOUT, LOST_EXIT, Elector, KubeLeases, LeaseSettings
+from debugcap.operator.leadership import CALL_TIMEOUT, LOST_EXIT, Elector, LeaseSettings
+from debugcap.operator.lease_calls import KubeLeases
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from debugcap import errors
-from debugcap.operator import election, leadership
+from debugcap.operator import election, leadership, lease_calls
 from debugcap.operator.leadership import (
     Action,
     Elector,
@@ -502,7 +502,7 @@ def test_the_election_client_makes_one_attempt_per_call(tmp_path: Path, monkeypa
     try:
         assert kube.configuration.retries is False
         with pytest.raises(errors.KubeError):
-            leadership.KubeLeases(kube, "ops", "lease").read(0.2)
+            lease_calls.KubeLeases(kube, "ops", "lease").read(0.2)
         assert len(accepted) == 1  # the default would have connected four times
     finally:
         kube.close()
