@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from debugcap import errors
 from debugcap.errors import StorageError
 from debugcap.storage import base
 
@@ -74,13 +75,16 @@ class FlushReport:
     held: list[tuple[str, str]] = field(default_factory=list)
     # Not sent (or deleted again right after): the capture the key belongs to is gone.
     discarded: list[str] = field(default_factory=list)
+    # (key, message): whose owner the API server refused to tell (forbidden: a namespace no
+    # longer served); still spooled, skipped, the others sent. Logged once per key.
+    refused: list[tuple[str, str]] = field(default_factory=list)
     # (key, sha256, size) of every bundle the store now holds from the spool (uploaded or found
     # already stored): its owner's status may still call it spooled.
     sent: list[tuple[str, str, int]] = field(default_factory=list, compare=False)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.not_attempted
+        return not self.failed and not self.not_attempted and not self.refused
 
 
 def _move(source: Path, target: Path) -> None:
@@ -104,6 +108,7 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self._dir = Path(directory)
         self._ignored: set[Path] = set()  # stray files already warned about
+        self.refused: set[str] = set()  # keys whose owner lookup was refused, already warned about
 
     @property
     def directory(self) -> Path:
@@ -366,15 +371,33 @@ def _wanted(wanted: Wanted | None, spool: Spool, entry: SpoolEntry, report: Flus
     try:
         keep = wanted(entry.key)
     except Exception as exc:  # noqa: BLE001 - whatever the lookup raised, the bundle stays spooled
-        if not after_put:
-            report.failed.append((entry.key, f"cannot tell whether {entry.key} still has an owner "
-                                             f"({exc}); it stays in the spool {spool.directory}"))
-        return None
+        if after_put:
+            return None  # sent; whether to delete it again cannot be told: kept, as any evidence
+        why = (f"cannot tell whether {entry.key} still has an owner ({exc}); it stays in the spool "
+               f"{spool.directory}")
+        if _transient(exc):  # the API server is away: the later bundles would fail alike
+            report.failed.append((entry.key, why))
+            return None
+        # A refusal is this entry's alone (a namespace no longer served answers 403): stopping the
+        # flush here stopped it for good, every bundle behind this one never sent.
+        report.refused.append((entry.key, why))
+        if entry.key not in spool.refused:
+            spool.refused.add(entry.key)
+            logger.warning("%s; the flush skips it and goes on (grant the operator get on its DebugCapture, "
+                           "or delete the file once it is not needed)", why)
+        return False
     if not keep and not after_put:
         spool.remove(entry)
         report.discarded.append(entry.key)
         logger.warning("discarded spooled %s without sending it: the capture it belongs to is gone", entry.key)
     return keep
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether the lookup may answer if asked again: the API server (or the way to it) failed, not refused."""
+    if isinstance(exc, (errors.ForbiddenError, errors.InvalidError, errors.NotFoundError)):
+        return False
+    return isinstance(exc, (errors.KubeError, OSError))
 
 
 def _unsend(backend: base.StorageBackend, entry: SpoolEntry, report: FlushReport) -> None:

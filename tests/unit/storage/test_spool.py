@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from debugcap.errors import StorageError
+from debugcap.errors import ForbiddenError, KubeError, StorageError
 from debugcap.storage import base, local, spool
 
 KEY = "debugcap/c/prod/api-1/2026/11/23/prod_api-1_20261123T160000Z.tar.gz"
@@ -271,3 +271,43 @@ def test_a_second_bundle_held_for_one_key_is_kept_beside_the_first(tmp_path: Pat
         assert sidecar == f"{entry.sha256}  {entry.path.name}\n"  # sha256sum -c beside it works
     assert spool.flush_spool(store, sp) == spool.FlushReport()
     assert sp.discard(KEY) and sp.held() == []
+
+
+@pytest.mark.parametrize("refusal", [ForbiddenError('debugcaptures.debugcap.io "c" is forbidden in namespace "gone"'),
+                                     ValueError("a key no capture could own")])
+def test_a_bundle_whose_owner_lookup_is_refused_is_skipped_and_the_flush_goes_on(
+        tmp_path: Path, refusal: Exception, caplog: pytest.LogCaptureFixture) -> None:
+    # The flush stopped at the first bundle whose owner could not be told: a 403 (a namespace no
+    # longer served) is not going away, so every bundle behind it was never sent again.
+    sp = spool.Spool(tmp_path / "spool")
+    refused_key, other = KEY, KEY.replace("prod_api-1", "prod_api-2")
+    for key in (refused_key, other):
+        path, sha = _bundle(tmp_path / "work", name=key.rsplit("/", 1)[1])
+        sp.add(key=key, bundle=path, sha256=sha)
+    store = local.LocalBackend(tmp_path / "store")
+
+    def wanted(key: str) -> bool:
+        if key == refused_key:
+            raise refusal
+        return True
+
+    for _ in range(2):
+        report = spool.flush_spool(store, sp, wanted=wanted)
+    assert report.uploaded == [] and [k for k, _ in report.refused] == [refused_key]
+    assert store.sha256(key=other) is not None and [e.key for e in sp.entries()] == [refused_key]
+    assert not report.ok and report.failed == [] and report.not_attempted == []
+    assert sum("skips it and goes on" in r.message for r in caplog.records) == 1  # said once, not every flush
+
+
+def test_a_bundle_whose_owner_lookup_fails_for_now_stops_the_flush(tmp_path: Path) -> None:
+    sp = spool.Spool(tmp_path / "spool")
+    keys = sorted([KEY, KEY.replace("prod_api-1", "prod_api-2")])
+    for key in keys:
+        path, sha = _bundle(tmp_path / "work", name=key.rsplit("/", 1)[1])
+        sp.add(key=key, bundle=path, sha256=sha)
+
+    def wanted(_key: str) -> bool:
+        raise KubeError("cannot get debugcaptures: connection refused")
+
+    report = spool.flush_spool(local.LocalBackend(tmp_path / "store"), sp, wanted=wanted)
+    assert [k for k, _ in report.failed] == keys[:1] and report.not_attempted == keys[1:] and not report.refused
