@@ -56,6 +56,11 @@ SA_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/n
 # waits as a standby. Not 0: a lost lease is worth a restart count and a log line, not silence.
 LOST_EXIT: Final = 3
 CALL_TIMEOUT: Final = 5.0  # seconds for one Lease call: a dead socket must not hold the loops
+# Of what is left before the renew deadline, kept for the write when the read is given its time.
+WRITE_MINIMUM: Final = 0.5
+# The shortest time between two renewal tries after a failure: one that failed at once (connection
+# refused) must not spin; one that took at least this long (a timeout) is retried at once.
+RETRY_PAUSE: Final = 0.1
 LEASE_RBAC: Final = ("get, create and update on leases.coordination.k8s.io (the chart's Role "
                      "<release>-leader-election grants them)")
 
@@ -220,8 +225,9 @@ class Elector:
     def holder(self) -> str:
         return self.observed.record.holder if self.observed.record else ""
 
-    def try_once(self, timeout: float = CALL_TIMEOUT, renew_only: bool = False) -> bool:
-        """One read and, when the lease is ours or free, one write, each given ``timeout`` seconds;
+    def try_once(self, timeout: float = CALL_TIMEOUT, renew_only: bool = False, until: float | None = None) -> bool:
+        """One read and, when the lease is ours or free, one write, each given ``timeout`` seconds
+        (the write at most what is left until ``until``, a monotonic deadline: none left, no write);
         whether we hold it now. ``renew_only``: write only if the lease is still ours (the leader's
         renewals: a lease it sees released or taken is lost, never taken back). A failed call is a
         failed try, never an exception, except a refused one (:meth:`_unusable`): the loops decide
@@ -243,8 +249,11 @@ class Elector:
             # it starts later too and this side's deadline runs out first. Not the moment of the
             # read: a read that took seconds (an API server coming back) would eat the deadline.
             sending = self.clock.monotonic()
-            written = (self.api.create(record, timeout) if action is Action.CREATE
-                       else self.api.replace(record, timeout))
+            write_timeout = timeout if until is None else min(timeout, until - sending)
+            if write_timeout <= 0:
+                return False
+            written = (self.api.create(record, write_timeout) if action is Action.CREATE
+                       else self.api.replace(record, write_timeout))
         except errors.ConflictError:
             return False  # another replica wrote first; the next read shows who
         except errors.ForbiddenError as exc:
@@ -299,28 +308,35 @@ class Elector:
         return (self.renewed_at or 0.0) + self.settings.renew_deadline - self.clock.monotonic()
 
     def keep(self) -> None:
-        """Renew every ``retry_period`` until :attr:`stop`; call :attr:`on_lost` once the lease
+        """Renew every ``retry_period`` (after a failed try, again at once) until :attr:`stop`;
+        call :attr:`on_lost` once the lease
         was not renewed for ``renew_deadline``, or is no longer ours. The deadline is a hard limit:
         no wait runs past it, and a try still blocked there is given up on (:meth:`ElectionClock.within`)."""
         deadline = self.settings.renew_deadline
         name = f"{self.settings.namespace}/{self.settings.name}"
+        pause = self.settings.retry_period
         while True:
-            if self.clock.wait(self.stop, max(0.0, min(self.settings.retry_period, self._left()))):
+            if self.clock.wait(self.stop, max(0.0, min(pause, self._left()))):
                 return
             left = self._left()
             if left <= 0:
                 self.on_lost(f"could not renew lease {name} for {deadline - left:.1f}s (renew deadline {deadline:g}s)")
                 return
-            # Each call gets half of what is left, so a read and a write both fit; within() stops
+            # The read may use all that is left but a little for the write (a stalled API server
+            # often answers late rather than never), the write what the read left; within() stops
             # waiting at the deadline however long they block.
+            started = self.clock.monotonic()
             done, held = self.clock.within(
-                functools.partial(self.try_once, timeout=min(CALL_TIMEOUT, left / 2), renew_only=True), left)
+                functools.partial(self.try_once, timeout=min(CALL_TIMEOUT, max(left - WRITE_MINIMUM, left / 2)),
+                                  renew_only=True, until=started + left), left)
             if self.stop.is_set():
                 return  # released meanwhile (a clean stop): not a loss
             if not done:
                 self.on_lost(f"could not renew lease {name} for {deadline - self._left():.1f}s (renew deadline "
                              f"{deadline:g}s): a call to the API server was still blocked at the deadline")
                 return
+            # After a failure, the next try at once (what is left is the budget, not retry_period).
+            pause = self.settings.retry_period if held else max(0.0, RETRY_PAUSE - (self.clock.monotonic() - started))
             if held:
                 continue
             if self.holder != self.me:  # taken, released by someone else, or deleted: never taken back
