@@ -88,37 +88,65 @@ def kube_from_env() -> Kube:
     return kube
 
 
+def _own_pod(environ: dict[str, str] | None) -> tuple[str, str]:
+    """This replica's pod and namespace (the chart's downward API); empty outside a pod."""
+    env = os.environ if environ is None else environ
+    return env.get("POD_NAME", "").strip(), env.get("POD_NAMESPACE", "").strip()
+
+
+def _label(kube: Kube, namespace: str, pod: str, leading: bool) -> None:
+    kube.merge_patch(core_path("pods", namespace, pod),
+                     {"metadata": {"labels": {LEADER_LABEL: "true" if leading else None}}}, timeout=CALL_TIMEOUT)
+
+
+def _cannot_label(leading: bool, namespace: str, pod: str, exc: errors.KubeError, then: str = "") -> None:
+    logger.warning("cannot %s the label %s on pod %s/%s: %s%s (the Alertmanager Service selects it; the chart's "
+                   "Role <release>-leader-election grants patch on pods)", "set" if leading else "remove",
+                   LEADER_LABEL, namespace, pod, errors.shorten(str(exc)), then)
+
+
 def mark_pod(kube: Kube, leading: bool, environ: dict[str, str] | None = None) -> bool:
     """Label this replica's pod (``POD_NAME`` in ``POD_NAMESPACE``, from the chart's downward API)
     as the leader, or remove the label; whether a pod was patched. Outside a pod, nothing. A
     failure is logged, never raised: the label steers only the Alertmanager Service."""
-    env = os.environ if environ is None else environ
-    pod, namespace = env.get("POD_NAME", "").strip(), env.get("POD_NAMESPACE", "").strip()
+    pod, namespace = _own_pod(environ)
     if not pod or not namespace:
         return False
     try:
-        kube.merge_patch(core_path("pods", namespace, pod),
-                         {"metadata": {"labels": {LEADER_LABEL: "true" if leading else None}}}, timeout=CALL_TIMEOUT)
+        _label(kube, namespace, pod, leading)
     except errors.KubeError as exc:
-        logger.warning("cannot %s the label %s on pod %s/%s: %s (the Alertmanager Service selects it; the chart's "
-                       "Role <release>-leader-election grants patch on pods)", "set" if leading else "remove",
-                       LEADER_LABEL, namespace, pod, errors.shorten(str(exc)))
+        _cannot_label(leading, namespace, pod, exc)
         return False
     return True
 
 
 class Unmark:
     """Removes this pod's leader label (an ex-leader's restarted container is a standby until it
-    wins again), retried before each try of the standby until it succeeds: a label left behind
-    would keep the Alertmanager Service sending alerts to a replica that receives none."""
+    wins again), retried after each failed try of the standby until it succeeds: a label left
+    behind would keep the Alertmanager Service sending alerts to a replica that receives none.
+    After the try, not before: a patch waiting its CALL_TIMEOUT must not delay a take-over. A
+    refused patch (403: no grant) is given up on after one warning, as a retry cannot succeed;
+    other failures warn once and are retried quietly."""
 
     def __init__(self, kube: Kube, environ: dict[str, str] | None = None) -> None:
-        self.kube, self.environ = kube, environ
-        env = os.environ if environ is None else environ
-        self.pending = bool(env.get("POD_NAME", "").strip() and env.get("POD_NAMESPACE", "").strip())
+        self.kube = kube
+        self.pod, self.namespace = _own_pod(environ)
+        self.pending = bool(self.pod and self.namespace)
+        self.warned = False
 
     def __call__(self) -> None:
-        if self.pending and mark_pod(self.kube, leading=False, environ=self.environ):
+        if not self.pending:
+            return
+        try:
+            _label(self.kube, self.namespace, self.pod, leading=False)
+        except errors.ForbiddenError as exc:
+            _cannot_label(False, self.namespace, self.pod, exc, "; not tried again")
+            self.pending = False
+        except errors.KubeError as exc:
+            if not self.warned:
+                _cannot_label(False, self.namespace, self.pod, exc, "; tried again after each election try")
+                self.warned = True
+        else:
             self.pending = False
 
 

@@ -284,11 +284,9 @@ class Elector:
     def acquire(self, between: Callable[[], None] | None = None) -> bool:
         """Block until this replica holds the lease (True) or :attr:`stop` is set (False; a lease
         won as the stop came is released again, since nothing will renew it). ``between``: run
-        before each try (the standby's own chores)."""
+        after each failed try (the standby's own chores; after, so they never delay a take-over)."""
         logged = ""
         while not self.stop.is_set():
-            if between is not None:
-                between()
             if self.try_once():
                 if self.stop.is_set():  # SIGTERM while the winning write was in flight
                     self.release()
@@ -299,6 +297,8 @@ class Elector:
                 logged = self.holder
                 logger.info("standby: lease %s/%s is held by %s; waiting to take over", self.settings.namespace,
                             self.settings.name, self.holder)
+            if between is not None:
+                between()
             if self.clock.wait(self.stop, self.settings.retry_period):
                 break
         return False

@@ -398,14 +398,17 @@ def test_the_standby_answers_healthz_naming_the_leader() -> None:
 
 
 class PatchRecorder:
-    """Stands for Kube.merge_patch; ``fail``: the API server refuses (no RBAC, say)."""
+    """Stands for Kube.merge_patch; ``fail``: the API server refuses (no RBAC, say), or with
+    ``transient`` cannot be reached for now."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, transient: bool = False) -> None:
         self.calls: list[tuple[str, object]] = []
-        self.fail = fail
+        self.fail, self.transient = fail, transient
 
     def merge_patch(self, path: str, body: object, *, timeout: float | None = None) -> object:
         self.calls.append((path, body))
+        if self.fail and self.transient:
+            raise errors.KubeError("cannot reach the API server at https://10.0.0.1:6443: connection refused")
         if self.fail:
             raise errors.ForbiddenError('pods "op-1" is forbidden: cannot patch resource "pods"')
         return {}
@@ -737,7 +740,7 @@ def test_a_standby_retries_removing_a_stale_leader_label_until_it_is_gone() -> N
     api, clock = FakeLeases(), FakeClock()
     a, b = elector("a", api, clock), elector("b", api, clock)
     assert a.try_once()
-    kube = PatchRecorder(fail=True)
+    kube = PatchRecorder(fail=True, transient=True)
     unmark = election.Unmark(kube, {"POD_NAME": "dc-debugcap-abc", "POD_NAMESPACE": "ops"})  # type: ignore[arg-type]
     turns = [0]
 
@@ -755,3 +758,60 @@ def test_a_standby_retries_removing_a_stale_leader_label_until_it_is_gone() -> N
     outside = election.Unmark(kube, {})  # type: ignore[arg-type]
     outside()
     assert len(kube.calls) == 3 and not outside.pending
+
+
+def test_a_refused_label_removal_is_given_up_on_after_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A 403 cannot succeed on a retry: it warned every retry period, for as long as the standby waited."""
+    api, clock = FakeLeases(), FakeClock()
+    a, b = elector("a", api, clock), elector("b", api, clock)
+    assert a.try_once()
+    kube = PatchRecorder(fail=True)
+    unmark = election.Unmark(kube, {"POD_NAME": "dc-debugcap-abc", "POD_NAMESPACE": "ops"})  # type: ignore[arg-type]
+    turns = [0]
+
+    def chores() -> None:
+        unmark()
+        turns[0] += 1
+        if turns[0] == 5:
+            b.stop.set()
+
+    with caplog.at_level("WARNING", logger="debugcap.operator.election"):
+        assert b.acquire(between=chores) is False
+    assert len(kube.calls) == 1 and not unmark.pending
+    warnings = [r.getMessage() for r in caplog.records if r.name == "debugcap.operator.election"]
+    assert len(warnings) == 1 and "not tried again" in warnings[0] and "dc-debugcap-abc" in warnings[0]
+
+
+def test_a_transient_label_removal_failure_warns_once() -> None:
+    kube = PatchRecorder(fail=True, transient=True)
+    unmark = election.Unmark(kube, {"POD_NAME": "p", "POD_NAMESPACE": "ops"})  # type: ignore[arg-type]
+    unmark()
+    unmark()
+    assert len(kube.calls) == 2 and unmark.pending and unmark.warned
+
+
+def test_the_standby_chores_run_after_a_try_never_before_one() -> None:
+    """A label patch waiting its CALL_TIMEOUT before each try delayed the take-over by as much."""
+    api, clock = FakeLeases(), FakeClock()
+    b = elector("b", api, clock)
+    events: list[str] = []
+    read = api.read
+
+    def reading(timeout: float) -> LeaseRecord | None:
+        events.append("try")
+        return read(timeout)
+
+    api.read = reading  # type: ignore[method-assign]
+    a = elector("a", api, clock)
+    assert a.try_once()
+    events.clear()
+
+    def chores() -> None:
+        events.append("chores")
+        if len(events) >= 4:
+            b.stop.set()
+
+    assert b.acquire(between=chores) is False
+    assert events == ["try", "chores", "try", "chores"]
+    free = elector("c", FakeLeases(), clock)
+    assert free.acquire(between=lambda: pytest.fail("no chore before a winning first try")) is True
