@@ -8,6 +8,9 @@ Cases:
 * its validations name the pod, namespace and image that the hook pod's own arguments give
   debugcap.operator.selftest (parsed back with its parser), also with tests.namespace and image.tag set
 * tests.enabled=false or rbac.create=false renders neither
+* a cluster without admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (Kubernetes < 1.30)
+  fails rendering, naming tests.enabled=false, rather than render the open pods create grant alone;
+  the kind listed by the API server (--api-versions) renders it on any version
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 
 from debugcap.operator import selftest
 
-from .test_chart_namespaces import helm, render  # noqa: F401  (helm: a fixture)
+from .test_chart_namespaces import helm, render, run_helm  # noqa: F401  (helm: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +82,21 @@ def test_no_policy_without_the_tests_role(helm: Path, off: str) -> None:  # noqa
     assert not [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")
                 and d["metadata"]["name"] == POLICY]
     assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "dc-debugcap-test"]
+
+
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def test_a_cluster_without_validating_admission_policies_fails_naming_tests_enabled(helm: Path) -> None:  # noqa: F811
+    # Kubernetes 1.29 serves no admissionregistration.k8s.io/v1 policy: rendered alone, the test's
+    # Role would let its ServiceAccount create any pod; a default install failed at the API server.
+    res = run_helm(helm, "--kube-version", "1.29.4")
+    assert res.returncode != 0
+    assert "set tests.enabled=false" in res.stderr and "Kubernetes v1.29.4" in res.stderr
+    for off in (("--set", "tests.enabled=false"), ("--set", "rbac.create=false")):
+        docs = render(helm, "--kube-version", "1.29.4", *off)
+        assert not [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")
+                    and d["metadata"]["name"] == POLICY]
+    # The API server's own list of kinds (as helm install reads it) is enough on any version.
+    policy, _binding = policy_and_binding(render(helm, "--kube-version", "1.29.4", "--api-versions", VAP))
+    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"

@@ -163,7 +163,8 @@ def test_values_of_the_previous_chart_version_render(helm: Path, tmp_path: Path)
     assert "readiness" not in old and "podDisruptionBudget" not in old
     (chart / "values.yaml").write_text(old)
     res = subprocess.run([str(helm), "template", "dc", str(chart), "--namespace", "ops",
-                          "--set", "s3.endpoint=minio.example:9000"], capture_output=True, text=True, timeout=60)
+                          "--set", "s3.endpoint=minio.example:9000", "--kube-version", "1.30.0"],
+                         capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     docs = [d for d in yaml.safe_load_all(res.stdout) if d]
     assert not [d for d in docs if d["kind"] in ("PodDisruptionBudget", "ServiceMonitor", "Service")]
