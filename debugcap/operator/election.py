@@ -34,9 +34,14 @@ from debugcap.operator.lease_calls import KubeLeases
 logger = logging.getLogger(__name__)
 
 LEADER_LABEL: Final = "debugcap.io/leader"
-# How long a stopping leader waits for its capture threads before it releases the Lease: under the
-# pod's 30 s grace period, with room for kopf's own stop and the release call.
-DRAIN_TIMEOUT: Final = 20.0
+# A stopping leader's budget, from SIGTERM to the kill: the pod's default grace period (the chart
+# sets none), kopf's own stop (its cleanup no longer waits on uploads: Runtime.close), the wait for
+# the threads that may still upload (Runtime.drain), and the release with whatever is left, never
+# less than RELEASE_MINIMUM when the drain used all its time.
+GRACE_PERIOD: Final = 30.0
+KOPF_EXIT_ALLOWANCE: Final = 5.0
+DRAIN_TIMEOUT: Final = 15.0
+RELEASE_MINIMUM: Final = GRACE_PERIOD - KOPF_EXIT_ALLOWANCE - DRAIN_TIMEOUT
 LEADER = Gauge("debugcap_operator_leader", "1 while this replica holds the leader Lease and runs the operator; "
                "0 while it waits as a standby.")
 
@@ -186,8 +191,11 @@ def step_down(elector: Elector, drain: Callable[[float], bool],
     finish within ``timeout`` (True). Else keep it and end the process at once, so those threads
     die with it: the Lease expires ``lease_duration`` after its last renewal, and nothing of this
     process writes after the next leader took over (it would find an upload it gave up on land)."""
+    started = elector.clock.monotonic()
     if drain(timeout):
-        elector.release()
+        # What kopf's stop and this drain left of the grace period, not a fixed 2 x CALL_TIMEOUT
+        # plus the renewal thread's join, which could run past the kill.
+        elector.release(within=GRACE_PERIOD - KOPF_EXIT_ALLOWANCE - (elector.clock.monotonic() - started))
         return True
     logger.warning("capture threads still running %gs after the stop: not releasing lease %s/%s (it expires "
                    "%gs after its last renewal) and exiting now, ending them", timeout, elector.settings.namespace,

@@ -357,29 +357,41 @@ class Elector:
         self.keeper.start()
         return self.keeper
 
-    def release(self) -> None:
+    def release(self, within: float | None = None) -> None:
         """Stop renewing and hand the lease back if it is still ours; quietly, at shutdown. The
         renewal thread is stopped first: a renewal in flight would otherwise write over the
-        release (a 409, or a read from before it) or, reading it, fight over the lease."""
+        release (a 409, or a read from before it) or, reading it, fight over the lease.
+        ``within``: seconds all of it may take (the rest of the pod's grace period); when they
+        run out the lease is left to expire."""
         self.stop.set()
+        name = f"{self.settings.namespace}/{self.settings.name}"
+        end = self.clock.monotonic() + (self.settings.renew_deadline + 1.0 + 2 * CALL_TIMEOUT
+                                        if within is None else within)
         keeper = self.keeper
         if keeper is not None and keeper is not threading.current_thread():
-            keeper.join(self.settings.renew_deadline + 1.0)  # a try gives up at the deadline
+            keeper.join(max(0.0, min(self.settings.renew_deadline + 1.0,  # a try gives up at the deadline
+                                     end - self.clock.monotonic())))
             if keeper.is_alive():
-                logger.warning("not releasing lease %s/%s: its renewal is still blocked (it expires in %gs)",
-                               self.settings.namespace, self.settings.name, self.settings.lease_duration)
+                logger.warning("not releasing lease %s: its renewal is still blocked (it expires in %gs)", name,
+                               self.settings.lease_duration)
                 return
         record = self.observed.record
         if record is None or record.holder != self.me:
             return
         try:
-            current = self.api.read(CALL_TIMEOUT)
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                raise errors.KubeError("no time left in the grace period")
+            current = self.api.read(min(CALL_TIMEOUT, left / 2))
+            left = end - self.clock.monotonic()
             if current is not None and current.holder == self.me:
-                self.api.replace(released(current, self.clock.now()), CALL_TIMEOUT)
-                logger.info("released lease %s/%s", self.settings.namespace, self.settings.name)
+                if left <= 0:
+                    raise errors.KubeError("no time left in the grace period after the read")
+                self.api.replace(released(current, self.clock.now()), min(CALL_TIMEOUT, left))
+                logger.info("released lease %s", name)
         except errors.KubeError as exc:  # it expires on its own
-            logger.warning("could not release lease %s/%s (it expires in %gs): %s", self.settings.namespace,
-                           self.settings.name, self.settings.lease_duration, errors.shorten(str(exc)))
+            logger.warning("could not release lease %s (it expires in %gs): %s", name,
+                           self.settings.lease_duration, errors.shorten(str(exc)))
 
     def alive(self, now: float | None = None) -> bool:
         """For the standby's /healthz: its loop tried within the last minute (or ten tries)."""

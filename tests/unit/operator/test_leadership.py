@@ -693,7 +693,11 @@ def test_a_stopping_leader_releases_only_once_its_capture_threads_finished() -> 
     assert election.step_down(a, busy, exit_now=exits.append) is False
     assert exits == [leadership.LOST_EXIT] and waited == [election.DRAIN_TIMEOUT]
     assert api.record is not None and api.record.holder == "a"  # left to expire, not handed over
-    assert election.DRAIN_TIMEOUT < 30 - leadership.CALL_TIMEOUT  # inside the pod's default grace period
+    # kopf's stop, the drain and the release fit the pod's default grace period, the release with
+    # time for its read and write.
+    assert election.GRACE_PERIOD == 30.0
+    assert election.KOPF_EXIT_ALLOWANCE + election.DRAIN_TIMEOUT + election.RELEASE_MINIMUM <= election.GRACE_PERIOD
+    assert election.RELEASE_MINIMUM >= 2 * 2.0  # two Lease calls of a couple of seconds on a loaded API server
     assert election.step_down(a, lambda timeout: True, exit_now=exits.append) is True
     assert api.record.holder == "" and exits == [leadership.LOST_EXIT]
 
@@ -815,3 +819,40 @@ def test_the_standby_chores_run_after_a_try_never_before_one() -> None:
     assert events == ["try", "chores", "try", "chores"]
     free = elector("c", FakeLeases(), clock)
     assert free.acquire(between=lambda: pytest.fail("no chore before a winning first try")) is True
+
+
+def test_the_release_gets_only_what_the_drain_left_of_the_grace_period() -> None:
+    """kopf's stop, a 20 s drain and a release of up to 11 s + 2 x 5 s could run past the kill."""
+    clock = FakeClock()
+    api = FakeLeases(clock)
+    a = elector("a", api, clock)
+    assert a.try_once()
+    api.timeouts.clear()
+
+    def slow_drain(timeout: float) -> bool:  # the last upload ended just before the drain's deadline
+        clock.advance(timeout - 1.0)
+        return True
+
+    started = clock.t
+    assert election.step_down(a, slow_drain, exit_now=lambda code: pytest.fail("released, no exit")) is True
+    assert api.record is not None and api.record.holder == ""
+    budget = election.GRACE_PERIOD - election.KOPF_EXIT_ALLOWANCE - (election.DRAIN_TIMEOUT - 1.0)
+    read, write = api.timeouts
+    assert read + write <= budget and write <= budget - read
+    assert clock.t - started <= election.GRACE_PERIOD - election.KOPF_EXIT_ALLOWANCE
+
+
+def test_a_release_with_no_time_left_leaves_the_lease_to_expire() -> None:
+    clock = FakeClock()
+    api = FakeLeases(clock)
+    a = elector("a", api, clock)
+    assert a.try_once()
+    api.timeouts.clear()
+    a.release(within=0.0)
+    assert api.timeouts == [] and api.record is not None and api.record.holder == "a"
+    a2 = elector("b", api, clock)
+    api.hang = 3.0  # a read that takes 3 s of a 4 s budget: the write gets the 1 s left
+    api.record = replace(api.record, holder="b")
+    a2.observed = Observation(api.record, clock.t)
+    a2.release(within=4.0)
+    assert api.timeouts == [2.0, 1.0] and api.record.holder == ""
