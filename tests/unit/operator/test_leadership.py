@@ -506,7 +506,15 @@ def test_the_election_client_makes_one_attempt_per_call(tmp_path: Path, monkeypa
         assert kube.configuration.retries is False
         with pytest.raises(errors.KubeError):
             lease_calls.KubeLeases(kube, "ops", "lease").read(0.2)
-        assert len(accepted) == 1  # the default would have connected four times
+        # The read has returned, so every connection it made is queued or accepted: one more, of
+        # the test's own, is accepted after all of them (the backlog is FIFO). Then count.
+        sentinel = socket.create_connection(("127.0.0.1", port), timeout=30)
+        deadline = time.monotonic() + 30
+        while not any(conn.getpeername() == sentinel.getsockname() for conn in list(accepted)):
+            assert time.monotonic() < deadline, "the test's own connection was never accepted"
+            time.sleep(0.01)
+        sentinel.close()
+        assert len(accepted) == 2  # the read's one and the sentinel; the default would have connected four times
     finally:
         kube.close()
         server.close()
