@@ -6,10 +6,8 @@ the testbed is waited on until every process is healthy and the node Ready again
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from kubernetes import client as k8s
@@ -24,29 +22,12 @@ LABELS = {"app": "faults-cp"}
 PODS = ["c-1", "c-2", "c-3", "c-4"]
 
 
-@dataclass
-class Bed:
-    namespace: str
-    operator: faults.Operator
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def bed(testbed: Testbed, crds: None, kube: Kube, core: k8s.CoreV1Api,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    namespace = f"faults-cp-{uuid.uuid4().hex[:6]}"
-    faults.make_namespace(core, namespace)
-    operator = faults.Operator(tmp_path_factory.mktemp("cp"), [namespace], testbed.env)
-    try:
-        faults.make_pods(core, namespace, PODS, LABELS)
-        operator.start()
-        yield Bed(namespace, operator, testbed.env)
-        faults.delete_captures(kube, [namespace])
-    finally:
-        operator.stop()
-        faults.wait_healthy()
-        faults.strip_finalizers(kube, namespace)
-        core.delete_namespace(namespace, grace_period_seconds=0)
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[faults.Bed]:
+    with faults.operator_bed(testbed.env, kube, core, tmp_path_factory.mktemp("cp"), "faults-cp", PODS,
+                             LABELS, after_stop=faults.wait_healthy) as bed:
+        yield bed
 
 
 def _restart(name: str, down_seconds: float = 0) -> Callable[[], None]:
@@ -71,7 +52,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("fault", list(CASES))
-def test_control_plane_fault_mid_capture(bed: Bed, kube: Kube, fault: str) -> None:
+def test_control_plane_fault_mid_capture(bed: faults.Bed, kube: Kube, fault: str) -> None:
     name = f"cp-{list(CASES).index(fault)}"
     faults.create_capture(kube, bed.namespace, name, {"selector": {"matchLabels": LABELS}, "maxPods": len(PODS)},
                           template="go-profile", params={"cpuSeconds": 2, "traceSeconds": 1})

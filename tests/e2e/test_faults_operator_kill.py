@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from kubernetes import client as k8s
@@ -35,32 +33,17 @@ FAST_LEASE = {"DEBUGCAP_OPERATOR_LEASE_DURATION": "6s", "DEBUGCAP_OPERATOR_LEASE
 TARGET = {"selector": {"matchLabels": {"app": "faults"}}, "maxPods": PODS}
 
 
-@dataclass
-class Bed:
-    namespace: str
-    operator: faults.Operator
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def bed(testbed: Testbed, crds: None, kube: Kube, core: k8s.CoreV1Api,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    namespace = f"faults-kill-{uuid.uuid4().hex[:6]}"
-    faults.make_namespace(core, namespace)
-    operator = faults.Operator(tmp_path_factory.mktemp("kill"), [namespace], testbed.env, concurrency=4)
-    try:
-        faults.make_pods(core, namespace, (f"p-{i:02d}" for i in range(1, PODS + 1)), {"app": "faults"})
-        operator.start()
-        yield Bed(namespace, operator, testbed.env)
-        faults.delete_captures(kube, [namespace])
-    finally:
-        operator.stop()
-        faults.strip_finalizers(kube, namespace)
-        core.delete_namespace(namespace, grace_period_seconds=0)
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[faults.Bed]:
+    pods = [f"p-{i:02d}" for i in range(1, PODS + 1)]
+    with faults.operator_bed(testbed.env, kube, core, tmp_path_factory.mktemp("kill"), "faults-kill", pods,
+                             {"app": "faults"}) as bed:
+        yield bed
 
 
 @pytest.mark.timeout(KILL_TIMEOUT)
-def test_kill_9_at_random_points_of_a_20_pod_capture(bed: Bed, kube: Kube) -> None:
+def test_kill_9_at_random_points_of_a_20_pod_capture(bed: faults.Bed, kube: Kube) -> None:
     rng = faults.seeded("kill")
     faults.say(f"\nkill -9: seed {faults.SEED} (DEBUGCAP_FAULTS_SEED={faults.SEED} replays it), {KILLS} kills")
     target = TARGET
@@ -92,7 +75,6 @@ def test_kill_9_at_random_points_of_a_20_pod_capture(bed: Bed, kube: Kube) -> No
     assert not bed.operator.tracebacks(), bed.operator.tracebacks()[0]
 
 
-
 def _holder(kube: Kube, namespace: str) -> str:
     try:
         lease = kube.get_json(group_path("coordination.k8s.io", "v1", "leases", namespace, LEASE))
@@ -102,7 +84,7 @@ def _holder(kube: Kube, namespace: str) -> str:
 
 
 @pytest.mark.timeout(KILL_TIMEOUT)
-def test_kill_9_of_the_leader_of_two_replicas_at_random_points(bed: Bed, kube: Kube,
+def test_kill_9_of_the_leader_of_two_replicas_at_random_points(bed: faults.Bed, kube: Kube,
                                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
     """The chart's two replicas: two processes elect a leader on a Lease; the leader is killed at a
     seeded random point of a 20-pod capture and started again (as the kubelet would), now a standby."""

@@ -5,9 +5,7 @@ again after each run. Invariants of :mod:`tests.e2e.faults` after each."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from kubernetes import client as k8s
@@ -23,28 +21,12 @@ PODS = ["d-1", "d-2", "d-3"]
 RUNS = 2
 
 
-@dataclass
-class Bed:
-    namespace: str
-    operator: faults.Operator
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def bed(testbed: Testbed, crds: None, kube: Kube, core: k8s.CoreV1Api,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    namespace = f"faults-del-{uuid.uuid4().hex[:6]}"
-    faults.make_namespace(core, namespace)
-    operator = faults.Operator(tmp_path_factory.mktemp("del"), [namespace], testbed.env)
-    try:
-        faults.make_pods(core, namespace, PODS, LABELS)
-        operator.start()
-        yield Bed(namespace, operator, testbed.env)
-        faults.delete_captures(kube, [namespace])
-    finally:
-        operator.stop()
-        faults.strip_finalizers(kube, namespace)
-        core.delete_namespace(namespace, grace_period_seconds=0)
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[faults.Bed]:
+    with faults.operator_bed(testbed.env, kube, core, tmp_path_factory.mktemp("del"), "faults-del", PODS,
+                             LABELS) as bed:
+        yield bed
 
 
 def _in_window(kube: Kube, namespace: str, name: str, pod: str) -> bool:
@@ -52,7 +34,7 @@ def _in_window(kube: Kube, namespace: str, name: str, pod: str) -> bool:
     return any(p["name"] == pod and p.get("phase") == "Running" for p in pods)
 
 
-def test_target_pod_deleted_mid_capture(bed: Bed, kube: Kube, core: k8s.CoreV1Api) -> None:
+def test_target_pod_deleted_mid_capture(bed: faults.Bed, kube: Kube, core: k8s.CoreV1Api) -> None:
     rng = faults.seeded("pod-deleted")
     failed: list[str] = []
     for run in range(1, RUNS + 1):

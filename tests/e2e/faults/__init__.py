@@ -21,6 +21,7 @@ A run's *recovery time* is from the fault's end until 1 and 4 hold (the captures
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -548,3 +549,34 @@ def ids(prefix: str) -> Iterator[str]:
     while True:
         n += 1
         yield f"{prefix}-{n:02d}"
+
+
+@dataclass
+class Bed:
+    """One fault file's namespace, its pods and the operator serving it."""
+
+    namespace: str
+    operator: Operator
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def operator_bed(env: dict[str, str], kube: Kube, core: k8s.CoreV1Api, root: Path, prefix: str,
+                 pods: Iterable[str], labels: dict[str, str],
+                 after_stop: Callable[[], None] = lambda: None) -> Iterator[Bed]:
+    """A namespace ``<prefix>-<random>`` with ``pods`` labelled ``labels`` and a running operator serving it;
+    afterwards its captures are deleted while the operator still runs (its finalizers delete the bundles),
+    then the operator is stopped and the namespace removed, whatever happened."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    make_namespace(core, namespace)
+    operator = Operator(root, [namespace], env)
+    try:
+        make_pods(core, namespace, pods, labels)
+        operator.start()
+        yield Bed(namespace, operator, env)
+        delete_captures(kube, [namespace])
+    finally:
+        operator.stop()
+        after_stop()
+        strip_finalizers(kube, namespace)
+        core.delete_namespace(namespace, grace_period_seconds=0)
