@@ -6,10 +6,11 @@ limit. On a fake clock that moves only when a loop waits or a fake call takes ti
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
+
+from test_leadership import FakeClock
 
 from debugcap import errors
 from debugcap.operator.leadership import WRITE_MINIMUM, Elector, LeaseRecord, LeaseSettings
@@ -20,30 +21,18 @@ TIGHT = LeaseSettings(enabled=True, name="debugcap", namespace="ops", identity="
                       lease_duration=6.0, renew_deadline=4.0, retry_period=1.0)
 
 
-class Clock:
+class Clock(FakeClock):
+    """test_leadership's clock, stopping the loop once the test's end (``stop_after``) is passed."""
+
     def __init__(self) -> None:
-        self.t = 1000.0
-        self.stop_after: float | None = None  # the test's end: stop the loop once past it
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.t)
+        super().__init__()
+        self.stop_after: float | None = None
 
     def wait(self, stop: threading.Event, seconds: float) -> bool:
         self.t += seconds
         if self.stop_after is not None and self.t >= self.stop_after:
             stop.set()
         return stop.is_set()
-
-    def within(self, fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
-        start = self.t
-        out = fn()
-        if self.t - start > seconds:
-            self.t = start + seconds
-            return False, None
-        return True, out
 
 
 class StalledLeases:
