@@ -319,6 +319,8 @@ wait $OPERATOR 2>/dev/null || true
 
 NS="$NS" OUT="$OUT" bash scripts/demo_plugin.sh
 
+bash scripts/demo_ship.sh
+
 step "Done"
 echo "bundles:     $FULL"
 echo "             $LEAK"
