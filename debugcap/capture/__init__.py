@@ -36,6 +36,7 @@ from debugcap.capture.window import WINDOW_HEAD_START_SECONDS, SendingGets, forw
 from debugcap.collectors import COLLECTORS, base, execution
 from debugcap.kube import shell
 from debugcap.kube.client import Kube
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.settings import CaptureSettings
 
 __all__ = [
@@ -64,6 +65,7 @@ def capture(
     deadline_setting: str = "capture_timeout_seconds",
     collectors: Mapping[str, type[base.Collector]] | None = None,
     clock: Clock = MONOTONIC,
+    shared: SharedReads | None = None,
 ) -> CaptureOutcome:
     """Run every step of ``template`` against ``target`` and write one bundle into ``out_dir``.
 
@@ -78,7 +80,8 @@ def capture(
     operator's ``spec.parameters.deadlineSeconds``, a CLI flag), named in the records of the
     steps the deadline abandoned.
     ``collectors``: the registry steps are looked up in; None is :data:`COLLECTORS` (tests pass
-    their own). ``clock``: a fake one in tests.
+    their own). ``clock``: a fake one in tests. ``shared``: the reads the pods of one sweep share
+    (:mod:`debugcap.kube.shared_reads`); None reads everything for this pod alone.
     """
     settings = settings or CaptureSettings()
     say = progress or _quiet
@@ -100,7 +103,7 @@ def capture(
             settings=settings, http=http, commands=commands,
             collectors=COLLECTORS if collectors is None else collectors, started=started or datetime.now(UTC),
             progress=say, parallelism=parallelism, window_open=window_open, deadline_setting=deadline_setting,
-            clock=clock,
+            clock=clock, shared=shared,
         ).run()
     finally:
         if own_commands is not None:

@@ -28,6 +28,7 @@ from debugcap.capture.steps import Evidence, Progress, StepRunner
 from debugcap.capture.window import SendingGets, WindowGate, schedule, snapshots_first, window_size
 from debugcap.collectors import base
 from debugcap.kube.client import Kube
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.settings import CaptureSettings
 
 # A bound on a wait that takes microseconds (see Capture._collect); it only guards against a bug.
@@ -55,6 +56,7 @@ class Capture:
     deadline_setting: str = "capture_timeout_seconds"
     clock: Clock = MONOTONIC  # a fake one in tests
     facts: dict[str, str] = field(default_factory=dict)  # filled by the collectors: the manifest's runtime
+    shared: SharedReads | None = None  # what the pods of a sweep read once for all (CollectContext.shared)
 
     def run(self) -> CaptureOutcome:
         deadline = Deadline(deadline_seconds(self.settings, self.template, self.collectors), clock=self.clock,
@@ -91,7 +93,8 @@ class Capture:
         before = frozenset(name for name, c in self.collectors.items() if c.before_window)
         gate = WindowGate(steps, clock=self.clock, on_open=self.window_open, before=before)
         context = functools.partial(base.CollectContext, kube=self.kube, target=self.target, settings=self.settings,
-                                    scratch_dir=scratch_dir, commands=self.commands, facts=self.facts)
+                                    scratch_dir=scratch_dir, commands=self.commands, facts=self.facts,
+                                    shared=self.shared)
         runner = StepRunner(collectors=self.collectors, context=context, http=self.http, gate=gate,
                             evidence=evidence, clock=self.clock, progress=progress)
         gate.start()

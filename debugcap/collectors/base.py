@@ -14,11 +14,11 @@ from __future__ import annotations
 import abc
 import enum
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol, TypeVar
 
 import yaml
 
@@ -26,6 +26,7 @@ from debugcap.bundle import manifest, redact, writer
 from debugcap.kube.client import Kube
 from debugcap.kube.exec import ExecResult
 from debugcap.kube.portforward import HttpResult
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.kube.shell import Unavailable
 from debugcap.settings import CaptureSettings
 
@@ -48,6 +49,8 @@ class Scratch:
 
     def close(self) -> None:
         self.file.close()
+
+T = TypeVar("T")
 
 # The manifest's statuses are the collectors' statuses: one vocabulary from collector to bundle.
 Status = manifest.CollectorStatus
@@ -170,6 +173,9 @@ class CollectContext:
     # What the target revealed about itself (Go version, GODEBUG, GOMAXPROCS, GOMEMLIMIT): shared by
     # the collectors of one capture, written to the manifest's ``runtime``. Use :meth:`note`.
     facts: dict[str, str] = field(default_factory=dict)
+    # The reads a sweep's pods share (a namespace's Events, a node, the pods it listed); None for a
+    # capture of one pod, whose Kubernetes collectors read just what concerns it.
+    shared: SharedReads | None = None
 
     @contextmanager
     def scratch(self) -> Iterator[tuple[IO[bytes], Scratch]]:
@@ -188,6 +194,11 @@ class CollectContext:
         with self.scratch() as (fh, buf):
             fh.write(data)
             self.add(bundle_path, buf)
+
+    def read_shared(self, key: Hashable, read: Callable[[], T]) -> T:
+        """``read()``, or what another pod of the sweep read under ``key`` at most
+        ``shared.max_age`` ago (:mod:`debugcap.kube.shared_reads`)."""
+        return read() if self.shared is None else self.shared.get(key, read)
 
     def note(self, key: str, value: str) -> None:
         """Record a fact about the target for the manifest's ``runtime`` (the first value wins: the

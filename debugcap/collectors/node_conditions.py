@@ -18,7 +18,9 @@ class NodeConditionsCollector(base.Collector):
         if not node_name:
             return base.CollectorResult(base.Status.SKIPPED, "the pod is not scheduled on a node yet")
         try:
-            node = ctx.kube.get_json(f"/api/v1/nodes/{segment(node_name)}", timeout=ctx.settings.http_timeout_seconds)
+            # One read per node for a sweep's pods (they share few nodes), at most 5 s old.
+            node = ctx.read_shared(("node", node_name), lambda: ctx.kube.get_json(
+                f"/api/v1/nodes/{segment(node_name)}", timeout=ctx.settings.http_timeout_seconds))
         except errors.KubeError as exc:
             if exc.status == 403:  # RBAC, which many setups leave out on purpose; 401 is a real failure
                 return base.CollectorResult(base.Status.SKIPPED, f"no permission to read node {node_name} "

@@ -8,6 +8,7 @@ values outside the allowlist are masked here, and that annotation is dropped.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from debugcap import errors
@@ -48,10 +49,12 @@ class PodYamlCollector(base.Collector):
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
         try:
-            pod = ctx.kube.get_json(f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}",
-                                    timeout=ctx.settings.http_timeout_seconds)
+            # In a sweep, the pod as its target was resolved from (the sweep's LIST, at most 5 s old).
+            pod = ctx.read_shared(("pod", t.namespace, t.pod), lambda: ctx.kube.get_json(
+                f"/api/v1/namespaces/{segment(t.namespace)}/pods/{segment(t.pod)}",
+                timeout=ctx.settings.http_timeout_seconds))
         except errors.KubeError as exc:
             return base.CollectorResult(base.Status.FAILED, str(exc))
-        doc = sanitize(pod)
+        doc = sanitize(copy.deepcopy(pod))  # sanitize edits in place; a shared read is others' too
         ctx.add_bytes(layout.K8S_POD, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

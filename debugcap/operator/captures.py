@@ -23,6 +23,7 @@ import kopf
 
 from debugcap import delivering, errors, resources
 from debugcap.kube.client import Kube, group_path
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.operator import (
     capturing,
     conditions,
@@ -326,7 +327,8 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
                               request=request, template=template, work_dir=rt.config.work_dir,
                               probe_seconds=rt.config.pprof_probe_seconds, settings=settings, selection=selection,
                               generation=body.metadata.get("generation"),
-                              trace_limit=rt.config.analysis_trace_limit)
+                              trace_limit=rt.config.analysis_trace_limit,
+                              shared=SharedReads() if len(selection.pods) > 1 else None)
     refs = {pod: health.pod_ref(obj) for pod, obj in selection.objects.items()}
     try:
         results = await asyncio.gather(*(rt.pods.capture(

@@ -28,6 +28,7 @@ from debugcap.capture.target import ContainerState, require_running, resolve_con
 from debugcap.collectors import COLLECTORS, base
 from debugcap.kube import podhttp, portforward
 from debugcap.kube.client import Kube
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.operator import firing_steps, health, reporting, results
 from debugcap.operator.config import DebugcapConfig
 from debugcap.operator.requests import RESTART_REASON, CaptureRequest
@@ -36,17 +37,16 @@ from debugcap.operator.targets import PodSelection
 from debugcap.settings import CaptureSettings
 
 logger = logging.getLogger(__name__)
-# Longest an upload waits for a status write naming its key to succeed (see store_pod); the scheduler
-# tries that write again for 45 s meanwhile (pod_scheduling.KEY_WRITE_WAITS).
+# Longest an upload waits for a status write naming its key to succeed (store_pod); the scheduler tries
+# that write again for 45 s meanwhile (pod_scheduling.KEY_WRITE_WAITS).
 KEY_SENT_SECONDS: Final = 60.0
 # Longest a pod's lock waits for steps abandoned at the deadline to end once their connections are
-# closed (see _end_abandoned_steps). A request on a closed tunnel fails within a second, and it is
-# the profile requests that matter to the next capture; an exec command may run on to its own
-# timeout, and the next capture's busy-profiler retry covers what is left. 3 s: judgement call.
+# closed (_end_abandoned_steps). A request on a closed tunnel fails within a second, and it is the
+# profile requests that matter to the next capture; an exec command may run on to its own timeout,
+# and the next capture's busy-profiler retry covers what is left. 3 s: judgement call.
 ABANDONED_STEPS_SECONDS: Final = 3.0
-# A container this young whose pprof port refuses may only not be listening yet: a Go program
-# starts its pprof server after its own start-up (config, caches, connections), which can take
-# tens of seconds. The message then names that first, and the port second. Judgement call.
+# A container this young whose pprof port refuses may only not be listening yet: a Go program starts its
+# pprof server after its start-up (config, caches, connections), which can take tens of seconds. Judgement call.
 JUST_STARTED_SECONDS: Final = 60.0
 
 
@@ -62,11 +62,10 @@ def probe_pprof(http: engine.Transport, target: base.Target, timeout: float, *, 
     is young enough for a refusal to mean only that its program is not listening yet: the message
     then says that instead of blaming the port.
 
-    Without this, a wrong port makes every Go collector fail one by one, each after its own
-    connection attempt, and the message speaks of a collector rather than the field to fix.
-    Any other failure (no pods/proxy rights, a pod IP this pod cannot reach, a timeout) says
-    nothing about the port: the capture goes on, the Go collectors record their own errors,
-    and the exec and Kubernetes evidence is kept. The connection it opens serves the capture.
+    Without this, a wrong port fails every Go collector one by one, naming no field to fix. Any
+    other failure (no pods/proxy rights, an unreachable pod IP, a timeout) says nothing about the
+    port: the capture goes on, the Go collectors record their own errors, and the exec and
+    Kubernetes evidence is kept. The connection it opens serves the capture.
     """
     try:
         res = http.get("/debug/pprof/", io.BytesIO(), timeout=timeout, max_bytes=64 << 10)
@@ -227,14 +226,14 @@ def capture_settings(config: DebugcapConfig, request: CaptureRequest) -> Capture
     if request.timeout_seconds:
         settings = dataclasses.replace(settings, exec_timeout_seconds=float(request.timeout_seconds),
                                        http_timeout_seconds=float(request.timeout_seconds))
-    if request.deadline_seconds:
-        settings = dataclasses.replace(settings, capture_timeout_seconds=float(request.deadline_seconds))
-    return settings
+    limit = float(request.deadline_seconds) if request.deadline_seconds else settings.capture_timeout_seconds
+    return dataclasses.replace(settings, capture_timeout_seconds=limit)
 
 
 def collect_pod(kube: Kube, prepared: Prepared, request: CaptureRequest, template: templates.ExpandedTemplate, *,
                 capture_name: str, work_dir: Path, probe_seconds: float, abandoned: threading.Event,
-                started: datetime, window_open: Callable[[], None] | None = None) -> Collected | PodResult:
+                started: datetime, window_open: Callable[[], None] | None = None,
+                shared: SharedReads | None = None) -> Collected | PodResult:
     """Capture one prepared pod into a bundle on local disk; failures come back as a Failed
     :class:`PodResult`. The caller closes ``prepared`` afterwards; ``window_open``: see
     :func:`debugcap.capture.capture`.
@@ -270,7 +269,7 @@ def collect_pod(kube: Kube, prepared: Prepared, request: CaptureRequest, templat
         outcome = engine.capture(kube, target, template, out_dir=out_dir, capture_name=capture_name,
                                  settings=prepared.settings, http=http, commands=prepared.commands,
                                  started=started, window_open=window_open,
-                                 deadline_setting="spec.parameters.deadlineSeconds")
+                                 deadline_setting="spec.parameters.deadlineSeconds", shared=shared)
         if checking.ident is not None:  # started: its verdict decides, if it comes in time
             # Its GET ends within probe_seconds; 5 s more for a connection being opened
             # (judgement call). One still running is no verdict: the pod does not keep its slot for it.
@@ -471,6 +470,7 @@ class PodSteps:
     generation: int | None = None  # the capture's metadata.generation, for the pods' conditions
     trace_limit: int | None = health.TRACE_LIMIT_BYTES  # the largest trace the analysis reads
     capture_uid: str = ""  # the capture's metadata.uid: its keys carry <name>_<uid> (delivering.Capture)
+    shared: SharedReads | None = None  # what its pods read once for all (kube.shared_reads); None for one pod
 
     @property
     def capture(self) -> delivering.Capture | None:
@@ -478,6 +478,8 @@ class PodSteps:
 
     def prepare(self, pod: str) -> Prepared | PodResult:
         read = self.selection.fresh(pod) if self.selection is not None else None
+        if read is not None and self.shared is not None:  # its pod-yaml step stores the pod as resolved
+            self.shared.put(("pod", self.namespace, pod), read, time.monotonic())
         return prepare_pod(self.kube, self.namespace, pod, self.request, self.template, settings=self.settings,
                            read=read)
 
@@ -488,7 +490,7 @@ class PodSteps:
                 window_open: Callable[[], None]) -> Collected | PodResult:
         return collect_pod(self.kube, prepared, self.request, self.template, capture_name=self.capture_name,
                            work_dir=self.work_dir, probe_seconds=self.probe_seconds, abandoned=abandoned,
-                           started=started, window_open=window_open)
+                           started=started, window_open=window_open, shared=self.shared)
 
     def store(self, collected: Collected, *, key_sent: threading.Event | None) -> PodResult:
         return store_pod(self.bundles, collected, key_sent=key_sent, capture=self.capture)

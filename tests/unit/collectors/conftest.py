@@ -194,8 +194,8 @@ class Bundle:
         self.files[path] = scratch.read_bytes()
 
     def context(self, *, commands: Any = None, http: Any = None, kube: Any = None, params: dict[str, Any] | None = None,
-                target: base.Target = TARGET, **settings: Any) -> base.CollectContext:
-        extra: dict[str, Any] = {}
+                target: base.Target = TARGET, shared: Any = None, **settings: Any) -> base.CollectContext:
+        extra: dict[str, Any] = {"shared": shared}
         if commands is not None:
             extra["commands"] = commands
         return base.CollectContext(

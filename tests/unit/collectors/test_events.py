@@ -17,6 +17,7 @@ from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
 from debugcap.collectors.events import EventsCollector
+from debugcap.kube.shared_reads import SharedReads
 
 EVENTS = "/api/v1/namespaces/prod/events"
 
@@ -29,7 +30,8 @@ def test_pods_events_are_stored_under_the_k8s_path(bundle, api) -> None:
     api.serve_json(EVENTS, "kube/events.json")
     result = EventsCollector().collect(bundle.context(kube=api))
     assert result == base.CollectorResult(base.Status.OK, "", (layout.K8S_EVENTS,))
-    assert api.calls == [("get_json", EVENTS, (("fieldSelector", "involvedObject.name=api-7d9f8c6b5-x2x4q"),))]
+    selector = "involvedObject.kind=Pod,involvedObject.name=api-7d9f8c6b5-x2x4q"
+    assert api.calls == [("get_json", EVENTS, (("fieldSelector", selector), ("limit", "500")))]
     backoff = next(e for e in _events(bundle) if e["reason"] == "BackOff")
     assert backoff == {"type": "Warning", "reason": "BackOff", "message": backoff["message"], "count": 1,
                        "firstTimestamp": "2026-12-04T14:09:51Z", "lastTimestamp": "2026-12-04T14:09:51Z",
@@ -72,3 +74,73 @@ def test_api_error_is_a_failure_storing_nothing(bundle, api) -> None:
     result = EventsCollector().collect(bundle.context(kube=api))
     assert result.status is base.Status.FAILED and "forbidden" in result.message
     assert bundle.files == {}
+
+
+# ---- a sweep's pods share one LIST of the namespace's Events (issue 17) ----
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sweep_events(api) -> None:
+    """The recorded pod's Events, another pod's, and an Event about a ReplicaSet named like the pod."""
+    api.serve_json(EVENTS, "kube/events.json")
+    items = api.objects[EVENTS]["items"]
+    other = copy.deepcopy(items[0])
+    other["involvedObject"]["name"] = "api-other"
+    other["reason"] = "OtherPods"
+    not_a_pod = copy.deepcopy(items[0])
+    not_a_pod["involvedObject"]["kind"] = "ReplicaSet"
+    not_a_pod["reason"] = "ScalingReplicaSet"
+    items += [other, not_a_pod]
+
+
+def test_pods_of_a_sweep_share_one_list_and_each_keeps_its_own_events(bundle, api, tmp_path) -> None:
+    _sweep_events(api)
+    shared = SharedReads(clock=Clock())
+    EventsCollector().collect(bundle.context(kube=api, shared=shared))
+    other_pod = base.Target(namespace="prod", pod="api-other", container="app")
+    other_bundle = type(bundle)(tmp_path)
+    result = EventsCollector().collect(other_bundle.context(kube=api, shared=shared, target=other_pod))
+    assert result.status is base.Status.OK
+    assert api.calls == [("get_json", EVENTS, (("limit", "500"),))]  # one LIST, no field selector, for both
+    assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
+    assert [e["reason"] for e in yaml.safe_load(other_bundle.files[layout.K8S_EVENTS])["events"]] == ["OtherPods"]
+
+
+def test_shared_list_older_than_its_age_is_listed_again(bundle, api, tmp_path) -> None:
+    _sweep_events(api)
+    clock = Clock()
+    shared = SharedReads(clock=clock)
+    EventsCollector().collect(bundle.context(kube=api, shared=shared))
+    clock.now += shared.max_age
+    EventsCollector().collect(type(bundle)(tmp_path).context(kube=api, shared=shared))
+    assert len(api.calls) == 2
+
+
+def test_shared_list_reads_every_page(bundle, api) -> None:
+    _sweep_events(api)
+    items = api.objects[EVENTS]["items"]
+    pages = {"": {"metadata": {"continue": "p2"}, "items": items[:1]}, "p2": {"metadata": {}, "items": items[1:]}}
+
+    class Paged:
+        def get_json(self, path, query=(), *, timeout=None):
+            api.calls.append(("get_json", path, tuple(query)))
+            return pages[dict(query).get("continue", "")]
+
+    EventsCollector().collect(bundle.context(kube=Paged(), shared=SharedReads(clock=Clock())))
+    assert [q for _, _, q in api.calls] == [(("limit", "500"),), (("limit", "500"), ("continue", "p2"))]
+    assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
+
+
+def test_failed_shared_list_is_a_failure_and_not_kept(bundle, api, tmp_path) -> None:
+    api.fail(EVENTS, errors.KubeError("the server is currently unable to handle the request", status=503))
+    shared = SharedReads(clock=Clock())
+    result = EventsCollector().collect(bundle.context(kube=api, shared=shared))
+    assert result.status is base.Status.FAILED and "unable to handle" in result.message
+    _sweep_events(api)
+    assert EventsCollector().collect(type(bundle)(tmp_path).context(kube=api, shared=shared)).status is base.Status.OK

@@ -14,6 +14,7 @@ from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base
 from debugcap.collectors.node_conditions import NodeConditionsCollector
+from debugcap.kube.shared_reads import SharedReads
 
 NODE = "/api/v1/nodes/worker-1"
 
@@ -66,3 +67,14 @@ def test_rejected_credentials_are_a_failure_not_a_missing_right(bundle, api) -> 
                                          status=401, reason="Unauthorized"))
     result = NodeConditionsCollector().collect(bundle.context(kube=api))
     assert result.status is base.Status.FAILED and "check your credentials" in result.message
+
+
+def test_pods_of_a_sweep_on_one_node_read_it_once(bundle, api, tmp_path) -> None:
+    api.serve_json(NODE, "kube/node.json")
+    shared = SharedReads(clock=lambda: 10.0)
+    first = NodeConditionsCollector().collect(bundle.context(kube=api, shared=shared))
+    neighbour = base.Target(namespace="prod", pod="api-other", container="app", node="worker-1")
+    second = NodeConditionsCollector().collect(type(bundle)(tmp_path).context(kube=api, shared=shared,
+                                                                              target=neighbour))
+    assert first.status is second.status is base.Status.OK
+    assert [call[1] for call in api.calls] == [NODE]

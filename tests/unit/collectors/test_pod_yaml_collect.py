@@ -10,12 +10,17 @@ carrying the API's message, storing nothing.
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from debugcap import errors
 from debugcap.bundle import layout
 from debugcap.collectors import base, pod_yaml
 from debugcap.collectors.pod_yaml import PodYamlCollector
+from debugcap.kube.shared_reads import SharedReads
+
+from .conftest import recorded
 
 POD = "/api/v1/namespaces/prod/pods/api-7d9f8c6b5-x2x4q"
 
@@ -63,3 +68,15 @@ def test_api_error_is_a_failure_with_the_apis_message(bundle, api) -> None:
     assert result.status is base.Status.FAILED
     assert 'pods "api-7d9f8c6b5-x2x4q" not found' in result.message
     assert bundle.files == {}
+
+
+def test_in_a_sweep_the_pod_as_listed_is_stored_without_a_read_and_left_unmasked_for_others(bundle, api) -> None:
+    listed = json.loads(recorded("kube/pod.json"))
+    shared = SharedReads(clock=lambda: 10.0)
+    shared.put(("pod", "prod", "api-7d9f8c6b5-x2x4q"), listed, read_at=9.0)
+    result = PodYamlCollector().collect(bundle.context(kube=api, shared=shared))
+    assert result.status is base.Status.OK and api.calls == []
+    stored = yaml.safe_load(bundle.files[layout.K8S_POD])
+    assert "managedFields" not in stored["metadata"]
+    # sanitize edits a copy: the shared object is what the sweep read, for whoever reads it next.
+    assert listed == json.loads(recorded("kube/pod.json"))
