@@ -51,7 +51,9 @@ class PodResult:
         by an earlier release gave it one."""
         return None if self.phase == "Failed" else self.health
 
-    def as_status(self) -> dict[str, Any]:
+    def as_status(self, *, brief: bool = False) -> dict[str, Any]:
+        """The entry; ``brief`` leaves out the collectors' records (most of a debug-full entry's
+        bytes), as the progress writes of a running capture do (status_writing)."""
         entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
         if self.container:
             entry["container"] = self.container
@@ -63,7 +65,7 @@ class PodResult:
             entry["bundle"] = {"uri": self.uri, "key": self.key, "sha256": self.sha256, "sizeBytes": self.size_bytes}
         elif self.upload_key:
             entry["uploadKey"] = self.upload_key
-        if self.collectors:
+        if self.collectors and not brief:
             entry["collectors"] = [dict(c) for c in self.collectors]
         if self.access:
             entry["access"] = dict(self.access)

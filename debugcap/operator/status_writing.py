@@ -10,6 +10,12 @@ writer coalesces: changes made while a write is in flight go out together in the
 write of pod progress alone waits until :data:`PROGRESS_WRITE_SECONDS` after the last write,
 gathering what else happens meanwhile; with many pods the interval grows with them
 (:data:`PROGRESS_WRITE_PODS`). Capture-level changes (phase, completion) go at once.
+
+Progress writes carry each pod's entry without its collectors' records (``PodResult.as_status``
+``brief``): those were about three quarters of a debug-full entry's bytes, written again by every
+write while the capture runs; the capture-level writes (its end among them) carry them whole. The
+bundle's manifest holds the same records: a reader of a running capture sees each pod's phase,
+bundle, findings and message, and the steps' records once the capture ended (issue 17).
 """
 
 from __future__ import annotations
@@ -143,9 +149,12 @@ class StatusWriter:
                 if not urgent and wait > 0 and not self._hurry.is_set():
                     if await self._clock.wait(self._hurry, wait):
                         continue  # a capture-level write is queued behind us: it carries this too
+                # Whole when a capture-level write is queued: this write then carries its change, and
+                # the capture-level write, finding it written, sends nothing more.
+                whole = urgent or self._hurry.is_set()
                 self._hurry.clear()
                 if self.pods:
-                    self.status["pods"] = [p.as_status() for p in self.pods.values()]
+                    self.status["pods"] = [p.as_status(brief=not whole) for p in self.pods.values()]
                 version, snapshot = self._version, dict(self.status)
                 within = self._send_within
                 timeout = None

@@ -147,3 +147,60 @@ def test_a_failed_progress_write_is_logged_and_the_next_write_carries_its_change
     asyncio.run(fail_then_finish())
     assert "a status write of ns/cap failed: apiserver said 500" in caplog.text
     assert [s["pods"] for _, s in sent] == [[{"name": "p0", "phase": "Completed"}]]
+
+
+RECORDS = ({"name": "pprof-cpu", "status": "ok", "bytes": 4096, "durationMs": 1010},
+           {"name": "events", "status": "ok", "bytes": 900, "durationMs": 12})
+
+
+def _done(i: int) -> PodResult:
+    return PodResult(name=f"p{i}", phase="Completed", key=f"k/{i}.tar.gz", collectors=RECORDS)
+
+
+def test_progress_writes_leave_the_records_out_and_the_capture_level_write_carries_them() -> None:
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    run = _writer(clock, sent)
+
+    async def sweep() -> None:
+        await run.set_pod(_done(0))
+        clock.advance(PROGRESS_WRITE_SECONDS)
+        await run.set_pod(_done(1))
+        await run.write(phase="Completed")
+
+    asyncio.run(sweep())
+    progress, final = [s for _, s in sent[:-1]], sent[-1][1]
+    assert len(progress) == 2
+    assert all("collectors" not in p and p["bundle"]["key"] for s in progress for p in s["pods"])
+    assert [p["collectors"] for p in final["pods"]] == [list(RECORDS)] * 2
+
+
+def test_a_progress_write_that_carries_a_queued_capture_level_change_carries_the_records_too() -> None:
+    """A progress write queued behind one in flight goes first when a capture-level write is queued
+    after it, and carries that change: the capture-level write then sends nothing, so the progress
+    write must be whole."""
+    clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
+    answer = asyncio.Event()
+
+    async def send(status: dict[str, Any]) -> bool:
+        sent.append((clock.time(), status))
+        await answer.wait()  # the first write stays in flight until the test lets it answer
+        return False
+
+    run = StatusWriter(send, what="ns/cap", clock=clock)
+
+    async def finish_while_progress_queues() -> None:
+        run.set_pod(_done(0))
+        await asyncio.sleep(0)
+        assert len(sent) == 1  # in flight, holding the writer's lock
+        run.set_pod(_done(1))  # queued on the lock
+        await asyncio.sleep(0)
+        final = asyncio.ensure_future(run.write(phase="Completed"))  # queued behind it
+        await asyncio.sleep(0)
+        answer.set()
+        await asyncio.wait_for(final, timeout=10)
+        await run.settle()
+
+    asyncio.run(finish_while_progress_queues())
+    last = sent[-1][1]
+    assert last["phase"] == "Completed"
+    assert [p.get("collectors") for p in last["pods"]] == [list(RECORDS)] * 2
