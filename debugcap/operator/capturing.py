@@ -477,9 +477,9 @@ class PodSteps:
         return delivering.Capture(self.capture_name, self.capture_uid) if self.capture_uid else None
 
     def prepare(self, pod: str) -> Prepared | PodResult:
-        read = self.selection.fresh(pod) if self.selection is not None else None
+        read, read_at = self.selection.fresh_read(pod) if self.selection is not None else (None, 0.0)
         if read is not None and self.shared is not None:  # its pod-yaml step stores the pod as resolved
-            self.shared.put(("pod", self.namespace, pod), read, time.monotonic())
+            self.shared.put(("pod", self.namespace, pod), read, read_at)
         return prepare_pod(self.kube, self.namespace, pod, self.request, self.template, settings=self.settings,
                            read=read)
 

@@ -51,7 +51,11 @@ class PodSelection:
     _reread: _Reread = dataclasses.field(default_factory=_Reread, compare=False, repr=False)
 
     def fresh(self, pod: str) -> Mapping[str, Any] | None:
-        """The pod as read, while that read still stands for the live pod (else None: read it again).
+        """The pod as read, while that read still stands for the live pod (else None: read it again)."""
+        return self.fresh_read(pod)[0]
+
+    def fresh_read(self, pod: str) -> tuple[Mapping[str, Any] | None, float]:
+        """:meth:`fresh`'s pod, and when it was read (``time.monotonic()``; 0 with no pod).
 
         Once the first read is stale, a selection that can list its pods again does so, once for
         all of them, and that read stands for the next POD_READ_FRESH_SECONDS: a sweep's pods
@@ -62,11 +66,11 @@ class PodSelection:
         with reread.lock:
             now = time.monotonic()
             if now - self.read_at < POD_READ_FRESH_SECONDS:
-                return self.objects.get(pod)
+                return _read(self.objects.get(pod), self.read_at)
             if self.relist is None:
-                return None
+                return None, 0.0
             if reread.objects is not None and now - reread.read_at < POD_READ_FRESH_SECONDS:
-                return reread.objects.get(pod)
+                return _read(reread.objects.get(pod), reread.read_at)
             listing = reread.done is None
             if listing:
                 reread.done = threading.Event()
@@ -76,8 +80,8 @@ class PodSelection:
             done.wait(RELIST_TIMEOUT_SECONDS)
             with reread.lock:
                 if reread.objects is None or time.monotonic() - reread.read_at >= POD_READ_FRESH_SECONDS:
-                    return None  # still the last window's read: not this one's
-                return reread.objects.get(pod)
+                    return None, 0.0  # still the last window's read: not this one's
+                return _read(reread.objects.get(pod), reread.read_at)
         items = None
         try:
             items = self.relist()
@@ -94,7 +98,11 @@ class PodSelection:
                 reread.read_at = now
                 reread.done = None
             done.set()
-        return objects.get(pod)
+        return _read(objects.get(pod), now)
+
+
+def _read(obj: Mapping[str, Any] | None, at: float) -> tuple[Mapping[str, Any] | None, float]:
+    return (obj, at) if obj is not None else (None, 0.0)
 
 
 def find_pods(kube: Kube, namespace: str, request: CaptureRequest) -> PodSelection:

@@ -175,3 +175,18 @@ def test_a_relist_that_raises_something_unforeseen_does_not_leave_later_reads_wa
     now[0] += targets.POD_READ_FRESH_SECONDS
     kube.answers[PODS] = {"items": [_pod("a"), _pod("b")]}
     assert selection.fresh("a") == _pod("a") and len(kube.calls) == 3
+
+
+def test_fresh_read_says_when_the_pod_was_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The time is the read's, not the asking's: a sweep's pod-yaml step keeps the pod as read only
+    while that read is younger than 5 s (kube.shared_reads)."""
+    now = [100.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: now[0])
+    listed = [{"items": [_pod("a")]}]
+    kube: Any = operator_fakes.FakeKube({PODS: lambda _query: listed[-1]})
+    selection = targets.find_pods(kube, "shop", parse_spec({"target": {"selector": {"matchLabels": {"app": "x"}}}}))
+    now[0] += 2.0
+    assert selection.fresh_read("a") == (_pod("a"), 100.0)
+    assert selection.fresh_read("z") == (None, 0.0)
+    now[0] += targets.POD_READ_FRESH_SECONDS  # stale: listed again, and that read's time
+    assert selection.fresh_read("a") == (_pod("a"), 107.0)
