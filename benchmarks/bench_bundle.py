@@ -2,6 +2,8 @@
 
 Usage: .venv/bin/python benchmarks/bench_bundle.py [--sizes 10,100,1000] [--dir /tmp/debugcap-bench]
                                                    [--repeat N]
+       .venv/bin/python benchmarks/bench_bundle.py --micro pod-bundle|profiles --root /tmp/before
+                                                   [--repeat N] [--iterations K]
 
 For each size (MB) it generates log-like text evidence (one big container log of realistic Go
 service lines, from benchmarks/bench_redaction_speed.py, plus a few small files), then writes a
@@ -113,6 +115,114 @@ def child_baseline(directory: Path, out: Path) -> None:
     print(json.dumps({"wall": wall, "rss": rss, "bundle_bytes": (out / "bundle.tar.gz").stat().st_size}))
 
 
+def _micro_profile(functions: int, labels: dict[str, str]) -> bytes:
+    """A small gzip pprof profile of a debug-full capture's shape (sampled stacks, no secret unless
+    ``labels`` carries one)."""
+    import gzip
+    import random
+
+    from debugcap.formats import pprof_proto
+
+    rnd = random.Random(functions)
+    p = pprof_proto.Profile()
+    strings = ["", "samples", "count", "cpu", "nanoseconds", "/app/server"]
+    p.sample_type.add(type=1, unit=2)
+    p.sample_type.add(type=3, unit=4)
+    p.period_type.type, p.period_type.unit = 3, 4
+    p.period = 10_000_000
+    p.mapping.add(id=1, filename=5, has_functions=True)
+    for fid in range(1, functions + 1):
+        strings += [f"github.com/example/svc/pkg{fid % 31}.(*Type{fid % 7}).Method{fid}", f"/src/pkg{fid % 31}/f.go"]
+        p.function.add(id=fid, name=len(strings) - 2, system_name=len(strings) - 2, filename=len(strings) - 1)
+        p.location.add(id=fid, mapping_id=1, address=0x400000 + fid * 16).line.add(function_id=fid, line=fid % 900)
+    label_keys = []
+    for key, value in labels.items():
+        strings += [key, value]
+        label_keys.append((len(strings) - 2, len(strings) - 1))
+    for _ in range(functions * 2):
+        sample = p.sample.add(location_id=[rnd.randint(1, functions) for _ in range(rnd.randint(8, 30))],
+                              value=[c := rnd.randint(1, 5), c * 10_000_000])
+        for key_index, value_index in label_keys:
+            sample.label.add(key=key_index, str=value_index)
+    p.string_table.extend(strings)
+    return gzip.compress(p.SerializeToString(), compresslevel=6, mtime=0)
+
+
+def _micro_members(case: str) -> dict[str, bytes]:
+    """One pod's members: ``pod-bundle`` a debug-full bundle's ~25 (text of a few KiB, eight small
+    profiles, a trace); ``profiles`` its eight profiles alone, nothing in them to mask."""
+    import random
+
+    from debugcap.bundle import layout
+
+    profiles = {path: _micro_profile(150 + 40 * n, {"handler": "/api/v1/items"})
+                for n, path in enumerate(sorted(layout.PPROF_PROFILES.values()))}
+    if case == "profiles":
+        return profiles
+    lines = b"".join(b"tcp ESTAB 0 0 10.0.0.%d:8080 10.0.1.%d:%d\n" % (i % 250, i % 200, 30000 + i)
+                     for i in range(120))
+    text = {path: lines for path in (layout.PROC_PS, layout.PROC_LSOF_I, layout.PROC_FD, layout.PROC_STATUS,
+                                     layout.PROC_LIMITS, layout.NET_SOCKETS, layout.NET_PROC_TCP, layout.FS_DF,
+                                     layout.FS_DF_INODES, layout.FS_DU_TOP, layout.FS_DELETED_OPEN)}
+    text |= {layout.PROC_FD_COUNT: b"42\n", layout.NET_RESOLV_CONF: b"nameserver 10.96.0.10\n",
+             layout.NET_SOCKSTAT: b"sockets: used 12\n", layout.ENV_ENVIRONMENT: b"PATH=/usr/bin\nHOME=/\n",
+             layout.METRICS_EXPVAR: b'{"memstats": {"Alloc": 123}}\n' * 40,
+             layout.METRICS_PROMETHEUS: b'go_goroutines{job="app"} 12\n' * 400,
+             layout.log_path("app"): b"level=info msg=served path=/api/v1/items status=200\n" * 800,
+             layout.TRACE: random.Random(3).randbytes(120_000)}
+    return text | profiles
+
+
+def child_micro(case: str, iterations: int) -> None:
+    """Write ``iterations`` bundles of ``case``'s members; print each one's CPU seconds (all threads)."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from debugcap.bundle import layout, manifest, writer
+
+    members = _micro_members(case)
+    now = datetime.now(UTC)
+    fields = manifest.ManifestFields(
+        capture=manifest.CaptureInfo(name="bench", template="debug-full"),
+        target=manifest.TargetInfo(namespace="bench", pod="api-1", container="app"),
+        started_at=now,
+        finished_at=now,
+    )
+    cpu = []
+    with tempfile.TemporaryDirectory() as directory:
+        for i in range(iterations + 3):  # three warm-ups: imports, caches
+            start = time.process_time()
+            with writer.BundleWriter(directory=Path(directory), name=layout.bundle_name("bench", f"p{i}", now),
+                                     durable=False) as w:
+                for path, data in members.items():
+                    w.add_bytes(path, data)
+                bundle = w.finish(fields)
+            if i >= 3:
+                cpu.append(time.process_time() - start)
+            bundle.path.unlink()
+            bundle.checksum_path.unlink()
+    print(json.dumps({"cpu": cpu, "bundle_bytes": bundle.size}))
+
+
+def micro(case: str, root: Path | None, repeat: int, iterations: int) -> None:
+    """Per-bundle CPU of ``case``, this tree against ``root``'s, child processes alternately."""
+    trees = {"before": root, "after": None} if root else {"after": None}
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
+    sizes: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, tree in trees.items():
+            data = run_child("micro", case, str(iterations), root=tree)
+            cpu[name] += data["cpu"]  # type: ignore[arg-type]
+            sizes[name] = data["bundle_bytes"]
+    medians = {name: statistics.median(values) for name, values in cpu.items()}
+    print(f"micro {case}: CPU ms per bundle ({repeat} x {iterations} bundles per tree)")
+    for name, values in cpu.items():
+        print(f"  {name:<7} min {min(values) * 1e3:7.2f}  median {medians[name] * 1e3:7.2f}  "
+              f"max {max(values) * 1e3:7.2f}  bundle {sizes[name]:.0f} B")
+    if root:
+        print(f"  after / before (medians): {medians['after'] / medians['before']:.3f}")
+
+
 def run_child(*args: str, root: Path | None = None) -> dict[str, float]:
     # --root: the debugcap package of another tree (an earlier commit), imported first.
     env = {**os.environ, "PYTHONPATH": str(root)} if root else None
@@ -135,8 +245,18 @@ def main() -> None:
                         help="share of log lines with words of the secret vocabulary (bench_redaction_speed.py)")
     parser.add_argument("--root", type=Path, help="also measure the BundleWriter of this tree (git archive of a "
                         "commit, unpacked): 'before (redact)'")
+    parser.add_argument("--micro", choices=["pod-bundle", "profiles"],
+                        help="per-bundle CPU of one pod's small members (pod-bundle) or profiles alone, "
+                        "against --root when given")
+    parser.add_argument("--iterations", type=int, default=40, help="--micro: bundles per child process")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.child[0] == "micro":
+        child_micro(args.child[1], int(args.child[2]))
+        return
+    if args.micro:
+        micro(args.micro, args.root, args.repeat, args.iterations)
+        return
     if args.child:
         kind, directory, out = args.child[0], Path(args.child[1]), Path(args.child[2])
         if kind == "baseline":

@@ -151,7 +151,12 @@ class MemberPacker:
     """A member's bytes on their way to its spool: SHA-256, CRC-32 and deflate, in a thread of its
     own (each lets go of the GIL), so the next chunk is redacted meanwhile. Bytes go over in
     batches of :data:`_BATCH`, at most :data:`_QUEUED` waiting: memory stays flat whatever the
-    member's size."""
+    member's size.
+
+    The thread starts with the first full batch: most of a capture's members are a few KiB, and a
+    thread started and joined for each cost 5-8 ms of operator CPU per pod (issue 17), far more
+    than deflating them inline. The deflate calls are the same either way (one per batch, then
+    the end of the piece), so the bytes out are too."""
 
     def __init__(self, spool: Any, compresslevel: int) -> None:
         self._spool = spool
@@ -163,8 +168,7 @@ class MemberPacker:
         self._error: BaseException | None = None
         self._batch = bytearray()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="bundle-deflate", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
     def write(self, data: bytes) -> int:
         if self._error is not None:
@@ -172,18 +176,24 @@ class MemberPacker:
         self._batch += data
         self.size += len(data)
         if len(self._batch) >= _BATCH:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bundle-deflate", daemon=True)
+                self._thread.start()
             self._queue.put(bytes(self._batch))
             self._batch.clear()
         return len(data)
+
+    def _pack(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.crc = zlib.crc32(chunk, self.crc)
+        if out := self._compressor.compress(chunk):
+            self._spool.write(out)
 
     def _run(self) -> None:
         ended = False
         try:
             while (chunk := self._queue.get()) is not None:
-                self._hash.update(chunk)
-                self.crc = zlib.crc32(chunk, self.crc)
-                if out := self._compressor.compress(chunk):
-                    self._spool.write(out)
+                self._pack(chunk)
             ended = True
             self._spool.write(end_piece(self._compressor))
         except BaseException as exc:  # handed to the writer's thread, raised there
@@ -193,6 +203,14 @@ class MemberPacker:
 
     def close(self) -> None:
         """Wait for the last bytes to reach the spool; raises what went wrong there."""
+        if self._thread is None:
+            if not self._closed and self._error is None:
+                self._closed = True
+                if self._batch:
+                    self._pack(bytes(self._batch))
+                    self._batch.clear()
+                self._spool.write(end_piece(self._compressor))
+            return
         if self._batch and not self._closed and self._error is None:
             self._queue.put(bytes(self._batch))
             self._batch.clear()
@@ -204,8 +222,14 @@ class MemberPacker:
         """End the thread (after what was written so far), raising nothing."""
         if not self._closed:
             self._closed = True
-            self._queue.put(None)
-            self._thread.join()
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+
+    @property
+    def threaded(self) -> bool:
+        """Whether a deflate thread was started for this member."""
+        return self._thread is not None
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

@@ -10,6 +10,7 @@ the writer's error. How fast is benchmarks/bench_bundle.py's business, not a tes
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import random
 import subprocess
@@ -122,3 +123,52 @@ def test_a_spool_error_in_the_deflate_thread_is_the_writers_error(
             w.add_stream("logs/app.log", data)
     w.abort()
     assert not list(tmp_path.iterdir())
+
+
+def _count_deflate_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    started: list[str] = []
+    real_start = compressing.threading.Thread.start
+
+    def start(self) -> None:  # type: ignore[no-untyped-def]
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(compressing.threading.Thread, "start", start)
+    return started
+
+
+def test_small_members_are_deflated_without_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_fields, when  # type: ignore[no-untyped-def]
+) -> None:
+    # Issue 17: a thread per member cost 5-8 ms of operator CPU per pod; most members are KiBs.
+    started = _count_deflate_threads(monkeypatch)
+    with writer.BundleWriter(directory=tmp_path, name=layout.bundle_name("prod", "api-1", when),
+                             mtime=0, durable=False) as w:
+        w.add_bytes(layout.PROC_PS, MEMBERS[layout.PROC_PS])
+        w.add_bytes(layout.NET_RESOLV_CONF, b"")
+        w.add_bytes(layout.TRACE, MEMBERS[layout.TRACE])  # 700 KB: under one batch
+        assert started == []
+        w.add_bytes("logs/app.log", MEMBERS["logs/app.log"])  # 1.4 MB: a full batch, then a thread
+        assert started == ["bundle-deflate"]
+        bundle = w.finish(make_fields())
+    with tarfile.open(bundle.path) as tar:
+        stored = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+    assert stored[layout.TRACE] == MEMBERS[layout.TRACE]
+    assert stored[layout.PROC_PS] == MEMBERS[layout.PROC_PS]
+
+
+@pytest.mark.parametrize("size", [0, 10, (1 << 20) - 1, 1 << 20, 3 * (1 << 20) + 5])
+def test_a_member_packs_to_the_same_bytes_inline_and_in_its_thread(size: int) -> None:
+    data = random.Random(size).randbytes(size // 2) + b"a" * (size - size // 2)
+    spool = io.BytesIO()
+    packer = compressing.MemberPacker(spool, 6)
+    for start in range(0, size, 64 << 10):
+        packer.write(data[start:start + (64 << 10)])
+    packer.close()
+    assert packer.threaded == (size >= 1 << 20)
+    # What the thread always did: one compress call per full batch, the rest at close.
+    one = compressing.compressor(6)
+    expected = b"".join(one.compress(data[i:i + (1 << 20)]) for i in range(0, size, 1 << 20))
+    assert spool.getvalue() == expected + compressing.end_piece(one)
+    assert (packer.size, packer.crc) == (size, zlib.crc32(data))
+    assert packer.hexdigest() == hashlib.sha256(data).hexdigest()
