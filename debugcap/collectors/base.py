@@ -195,10 +195,13 @@ class CollectContext:
             fh.write(data)
             self.add(bundle_path, buf)
 
-    def read_shared(self, key: Hashable, read: Callable[[], T]) -> T:
-        """``read()``, or what another pod of the sweep read under ``key`` at most
-        ``shared.max_age`` ago (:mod:`debugcap.kube.shared_reads`)."""
-        return read() if self.shared is None else self.shared.get(key, read)
+    def read_shared(self, key: Hashable, read: Callable[[], T], *, alone: Callable[[], T] | None = None) -> T:
+        """What another pod of the sweep read under ``key`` at most ``shared.max_age`` ago, or
+        ``read()``; ``alone()`` is this pod's own narrower read, for a capture of one pod and when
+        the shared read fails (:mod:`debugcap.kube.shared_reads`)."""
+        if self.shared is None:
+            return (alone or read)()
+        return self.shared.get(key, read, alone=alone)
 
     def note(self, key: str, value: str) -> None:
         """Record a fact about the target for the manifest's ``runtime`` (the first value wins: the

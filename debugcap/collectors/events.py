@@ -3,7 +3,12 @@
 A capture of one pod asks for its Events only (a field selector). The pods of a sweep share one
 LIST of the namespace's Events instead (``CollectContext.shared``, at most 5 s old): the API
 server answers a field-selected LIST by scanning every Event of the namespace, so a sweep asking
-once per pod cost it the namespace's Events times the pods (issue 17).
+once per pod cost it the namespace's Events times the pods (issue 17). What the shared LIST keeps
+is only the rows the bundle stores, by pod; when it fails (a paging token expired, an API server
+too slow), each pod asks for its own Events as a capture of one pod does.
+
+Events are matched by the pod's uid when it is known: a pod recreated under the same name (a
+StatefulSet's) must not get its predecessor's Events.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from debugcap.bundle import layout
 from debugcap.collectors import base
 from debugcap.kube.client import segment
 
-# Events per page of the shared LIST: a namespace's Events may be many; pages bound each answer.
+# Events per page: a namespace's Events may be many; pages bound each answer (and what is parsed at once).
 PAGE = 500
+
+Rows = dict[str, list[dict[str, Any]]]  # pod name -> its Events as stored, each with its pod's uid
 
 
 class EventsCollector(base.Collector):
@@ -26,43 +33,45 @@ class EventsCollector(base.Collector):
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
+        own = f"involvedObject.uid={t.pod_uid}" if t.pod_uid else f"involvedObject.name={t.pod}"
+
+        def alone() -> Rows:
+            return _rows(ctx, [("fieldSelector", f"involvedObject.kind=Pod,{own}")])
+
         try:
-            if ctx.shared is None:
-                events = _list(ctx, [("fieldSelector", f"involvedObject.kind=Pod,involvedObject.name={t.pod}")])
-            else:
-                events = ctx.read_shared(("events", t.namespace), lambda: _by_pod(_list(ctx, []))).get(t.pod, [])
+            by_pod = ctx.read_shared(("events", t.namespace), lambda: _rows(ctx, []), alone=alone)
         except errors.KubeError as exc:
             return base.CollectorResult(base.Status.FAILED, str(exc))
-        rows = [{
-            "type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
-            "firstTimestamp": e.get("firstTimestamp"), "lastTimestamp": e.get("lastTimestamp"),
-            **({"eventTime": e["eventTime"]} if e.get("eventTime") else {}),
-            "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
-        } for e in events]
+        rows = [{k: v for k, v in r.items() if k != "uid"} for r in by_pod.get(t.pod, [])
+                if not t.pod_uid or r["uid"] in (t.pod_uid, None)]
         # Events written through events.k8s.io have only eventTime; core/v1 ones the other two.
         rows.sort(key=lambda r: r["lastTimestamp"] or r.get("eventTime") or r["firstTimestamp"] or "")
         ctx.add_bytes(layout.K8S_EVENTS, base.yaml_bytes({"events": rows}))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_EVENTS,))
 
 
-def _list(ctx: base.CollectContext, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Every page of the namespace's Events that ``query`` selects."""
+def _rows(ctx: base.CollectContext, query: list[tuple[str, str]]) -> Rows:
+    """The Pod Events of the namespace that ``query`` selects, every page, as stored, by pod."""
     path = f"/api/v1/namespaces/{segment(ctx.target.namespace)}/events"
-    items: list[dict[str, Any]] = []
+    by: Rows = {}
     token = ""
     while True:
         page = ctx.kube.get_json(path, [*query, ("limit", str(PAGE)), *([("continue", token)] if token else [])],
                                  timeout=ctx.settings.http_timeout_seconds)
-        items += page.get("items") or []
+        for e in page.get("items") or []:
+            about = e.get("involvedObject") or {}
+            if about.get("kind") == "Pod":
+                by.setdefault(str(about.get("name")), []).append(_row(e, about.get("uid")))
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
-            return items
+            return by
 
 
-def _by_pod(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    by: dict[str, list[dict[str, Any]]] = {}
-    for e in events:
-        about = e.get("involvedObject") or {}
-        if about.get("kind") == "Pod":
-            by.setdefault(str(about.get("name")), []).append(e)
-    return by
+def _row(e: dict[str, Any], uid: str | None) -> dict[str, Any]:
+    return {
+        "type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count"),
+        "firstTimestamp": e.get("firstTimestamp"), "lastTimestamp": e.get("lastTimestamp"),
+        **({"eventTime": e["eventTime"]} if e.get("eventTime") else {}),
+        "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
+        "uid": uid,
+    }

@@ -55,6 +55,8 @@ class PodYamlCollector(base.Collector):
                 timeout=ctx.settings.http_timeout_seconds))
         except errors.KubeError as exc:
             return base.CollectorResult(base.Status.FAILED, str(exc))
-        doc = sanitize(copy.deepcopy(pod))  # sanitize edits in place; a shared read is others' too
+        # sanitize edits in place, and a shared read is others' too. A PodList's items lack kind and
+        # apiVersion: put back, so a sweep's pod.yaml is a Pod as a capture of one pod stores it.
+        doc = sanitize({"kind": "Pod", "apiVersion": "v1", **copy.deepcopy(dict(pod))})
         ctx.add_bytes(layout.K8S_POD, base.yaml_bytes(doc))
         return base.CollectorResult(base.Status.OK, "", (layout.K8S_POD,))

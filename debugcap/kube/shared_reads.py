@@ -6,12 +6,13 @@ namespace: it grows with the namespace, ~90 ms of its CPU each with 200 pods' Ev
 node 100 times, and for each pod again after the sweep had just listed it. Shared, they cost one
 read per ``max_age`` seconds (issue 17: read each object once).
 
-What is shared is a value and when it was read; a value older than ``max_age`` is read again, so a
-pod captured late in a long sweep sees evidence at most ``max_age`` old (5 s: the same bound as
-the sweep's pod reads in ``debugcap.operator.targets``). One read in flight per key: the threads
-that ask meanwhile wait for its answer (at most ``wait`` seconds, then they read on their own). A
-read that fails is not kept: each waiter then reads on its own and meets its own error, as it
-would have without sharing.
+What is shared is a value and when its read began; a caller that finds it older than ``max_age``
+begins a new read, so a pod captured late in a long sweep sees evidence at most ``max_age`` old
+(5 s: the same bound as the sweep's pod reads in ``debugcap.operator.targets``). One read in
+flight per key: the callers that ask meanwhile take its answer, whatever it took (a slow read
+would otherwise send each of them to read on its own, the herd sharing was to prevent). A shared
+read that fails, or does not answer within ``wait``, is not kept: each caller then makes its own
+read, ``alone`` (a narrower one: the events of its pod, not of the namespace) or ``read``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import Any, Final, TypeVar
 T = TypeVar("T")
 
 MAX_AGE_SECONDS: Final = 5.0
-WAIT_SECONDS: Final = 5.0
+# Longest a caller waits for another's read: past the API client's own request timeout (30 s), the
+# read is stuck beyond what waiting helps.
+WAIT_SECONDS: Final = 35.0
 
 
 class _Entry:
@@ -47,12 +50,12 @@ class SharedReads:
     def put(self, key: Hashable, value: Any, read_at: float) -> None:
         """Keep a value read elsewhere (a pod from the sweep's LIST), as of ``read_at`` (``clock``'s)."""
         with self._lock:
-            entry = self._entries.setdefault(key, _Entry())
-            if entry.read_at is None or read_at > entry.read_at:
-                entry.value, entry.read_at = value, read_at
+            self._keep(self._entries.setdefault(key, _Entry()), value, read_at)
 
-    def get(self, key: Hashable, read: Callable[[], T]) -> T:
-        """The value under ``key`` while it is younger than ``max_age``, else ``read()``'s (kept)."""
+    def get(self, key: Hashable, read: Callable[[], T], *, alone: Callable[[], T] | None = None) -> T:
+        """The value under ``key`` while it is younger than ``max_age``, else ``read()``'s (kept), or
+        the answer of the read in flight. When that shared read fails or hangs, ``alone()`` (default
+        ``read``): this caller's own read, whose errors are its own."""
         with self._lock:
             entry = self._entries.setdefault(key, _Entry())
             if self._fresh(entry):
@@ -62,21 +65,37 @@ class SharedReads:
                 done = entry.reading = threading.Event()
                 self.reads += 1
                 started = self.clock()  # the value stands for the object as of before the read
+                before = entry.read_at
         if reading is not None:
             reading.wait(self.wait)
             with self._lock:
-                if self._fresh(entry):
+                # The read this caller waited for answered: its value, however long it took.
+                if entry.read_at is not None and entry.reading is not reading:
                     return entry.value  # type: ignore[no-any-return]
-            return read()  # the shared read failed or is slow: this caller's own
+            return (alone or read)()
+        ok, value = False, None
         try:
-            value = read()
-            with self._lock:
-                entry.value, entry.read_at = value, started
-            return value
+            value, ok = read(), True
+        except Exception:
+            if alone is None:
+                raise
         finally:
             with self._lock:
-                entry.reading = None
+                if entry.reading is done:
+                    entry.reading = None
+                if ok:
+                    self._keep(entry, value, started)
+                elif entry.read_at == before:  # nothing newer came meanwhile: the waiters on this
+                    entry.read_at = None       # failed read must not take the stale value for its answer
             done.set()
+        return value if ok else alone()  # type: ignore[misc,return-value]
 
     def _fresh(self, entry: _Entry) -> bool:
         return entry.read_at is not None and self.clock() - entry.read_at < self.max_age
+
+    @staticmethod
+    def _keep(entry: _Entry, value: Any, read_at: float) -> None:
+        """An older read never replaces a newer one (a pod re-read while a slow read was out)."""
+        if entry.read_at is None or read_at > entry.read_at:
+            entry.value, entry.read_at = value, read_at
+

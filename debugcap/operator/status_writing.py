@@ -5,7 +5,7 @@
 kopf applies it only when the handler returns, which for a capture can be many minutes.
 
 Pods of a capture start and end in bursts; each write sends the whole status (tens of kB with 20
-pods' collectors) and wakes every watcher of the object, the operator's own kopf included. So the
+pods' entries) and wakes every watcher of the object, the operator's own kopf included. So the
 writer coalesces: changes made while a write is in flight go out together in the next one, and a
 write of pod progress alone waits until :data:`PROGRESS_WRITE_SECONDS` after the last write,
 gathering what else happens meanwhile; with many pods the interval grows with them
@@ -33,7 +33,8 @@ from debugcap.operator.results import PodResult
 # move within it, and a 20-pod capture makes half the writes.
 PROGRESS_WRITE_SECONDS: Final = 0.3
 # ...for a status of up to this many pods; with more, the interval grows in proportion. Every
-# write carries every pod's entry (2-3 kB each for debug-full), which the API server decodes,
+# write carries every pod's entry (2-3 kB each for debug-full whole, about a quarter of it in a
+# progress write's brief one, which still has findings and readings), which the API server decodes,
 # validates against the schema, stores and sends to each watcher, the operator's kopf included: at
 # a fixed interval a sweep's writes cost the square of its pods. Growing with them keeps the status
 # bytes written per second flat (a 100-pod status every 2 s) and a sweep's write cost linear.

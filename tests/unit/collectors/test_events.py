@@ -144,3 +144,39 @@ def test_failed_shared_list_is_a_failure_and_not_kept(bundle, api, tmp_path) -> 
     assert result.status is base.Status.FAILED and "unable to handle" in result.message
     _sweep_events(api)
     assert EventsCollector().collect(type(bundle)(tmp_path).context(kube=api, shared=shared)).status is base.Status.OK
+
+
+def test_events_of_a_predecessor_of_the_same_name_are_left_out_by_uid(bundle, api, tmp_path) -> None:
+    """A pod recreated under the same name (a StatefulSet's) must not get the old pod's Events."""
+    api.serve_json(EVENTS, "kube/events.json")
+    items = api.objects[EVENTS]["items"]
+    for e in items:
+        e["involvedObject"]["uid"] = "uid-new"
+    old = copy.deepcopy(items[0])
+    old["involvedObject"]["uid"] = "uid-old"
+    old["reason"] = "Killing"
+    items.append(old)
+    target = base.Target(namespace="prod", pod="api-7d9f8c6b5-x2x4q", container="app", pod_uid="uid-new")
+    EventsCollector().collect(bundle.context(kube=api, shared=SharedReads(clock=Clock()), target=target))
+    assert "Killing" not in [e["reason"] for e in _events(bundle)]
+    alone = type(bundle)(tmp_path)
+    EventsCollector().collect(alone.context(kube=api, target=target))
+    assert api.calls[-1][2][0] == ("fieldSelector", "involvedObject.kind=Pod,involvedObject.uid=uid-new")
+
+
+def test_a_failed_shared_list_sends_the_pod_to_its_own_field_selected_list(bundle, api) -> None:
+    """An expired paging token (410) or any failure of the namespace LIST: the pod's own Events."""
+    api.serve_json(EVENTS, "kube/events.json")
+
+    class Expiring:
+        def get_json(self, path, query=(), *, timeout=None):
+            api.calls.append(("get_json", path, tuple(query)))
+            if not any(k == "fieldSelector" for k, _ in query):
+                raise errors.KubeError("the provided continue parameter is too old", status=410)
+            return api.objects[EVENTS]
+
+    result = EventsCollector().collect(bundle.context(kube=Expiring(), shared=SharedReads(clock=Clock())))
+    assert result.status is base.Status.OK
+    assert [dict(q).get("fieldSelector") for _, _, q in api.calls] == [
+        None, "involvedObject.kind=Pod,involvedObject.name=api-7d9f8c6b5-x2x4q"]
+    assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]

@@ -80,3 +80,15 @@ def test_in_a_sweep_the_pod_as_listed_is_stored_without_a_read_and_left_unmasked
     assert "managedFields" not in stored["metadata"]
     # sanitize edits a copy: the shared object is what the sweep read, for whoever reads it next.
     assert listed == json.loads(recorded("kube/pod.json"))
+
+
+def test_a_pod_from_a_list_is_stored_as_a_pod(bundle, api) -> None:
+    """A PodList's items have no kind or apiVersion: a sweep's pod.yaml must still be a Pod."""
+    listed = json.loads(recorded("kube/pod.json"))
+    del listed["kind"], listed["apiVersion"]
+    shared = SharedReads(clock=lambda: 10.0)
+    shared.put(("pod", "prod", "api-7d9f8c6b5-x2x4q"), listed, read_at=9.0)
+    PodYamlCollector().collect(bundle.context(kube=api, shared=shared))
+    stored = yaml.safe_load(bundle.files[layout.K8S_POD])
+    assert list(stored)[:3] == ["kind", "apiVersion", "metadata"]
+    assert (stored["kind"], stored["apiVersion"]) == ("Pod", "v1")

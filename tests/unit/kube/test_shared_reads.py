@@ -144,3 +144,80 @@ def test_waiter_reads_on_its_own_when_the_shared_read_fails() -> None:
     t1.join(30)
     t2.join(30)
     assert "own" in got and any(isinstance(g, RuntimeError) for g in got)
+
+
+def test_callers_during_a_slow_read_take_its_answer_however_long_it_took() -> None:
+    """A read slower than max_age would otherwise send every caller that waited for it to read on
+    its own: the herd sharing is there to prevent."""
+    clock = Clock()
+    shared = SharedReads(max_age=5.0, clock=clock)
+    inside, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> str:
+        calls.append("shared")
+        inside.set()
+        assert release.wait(30)
+        clock.now += 8.0  # the LIST took 8 s
+        return "namespace"
+
+    def own() -> str:
+        calls.append("own")
+        return "mine"
+
+    got: list[str] = []
+    t1 = threading.Thread(target=lambda: got.append(shared.get("k", slow, alone=own)))
+    t1.start()
+    assert inside.wait(30)
+    waiters = [threading.Thread(target=lambda: got.append(shared.get("k", slow, alone=own))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.2)  # let them queue behind the read (their absence cannot fail the test)
+    release.set()
+    for t in (t1, *waiters):
+        t.join(30)
+    assert calls == ["shared"] and got == ["namespace"] * 4
+
+
+def test_a_failed_shared_read_sends_each_caller_to_its_own_narrower_read() -> None:
+    shared = SharedReads(clock=Clock())
+    assert shared.get("k", Reader(RuntimeError("410 Expired")), alone=lambda: "mine") == "mine"
+    with pytest.raises(ValueError):  # the caller's own read fails with its own error
+        shared.get("k", Reader(RuntimeError("410")), alone=Reader(ValueError("403")))
+
+
+def test_a_waiter_on_a_failed_read_never_takes_the_stale_value() -> None:
+    clock = Clock()
+    shared = SharedReads(max_age=5.0, clock=clock)
+    shared.put("k", "stale", read_at=clock.now - 10.0)
+    inside, release = threading.Event(), threading.Event()
+
+    def failing() -> str:
+        inside.set()
+        assert release.wait(30)
+        raise RuntimeError("503")
+
+    got: list[object] = []
+    t1 = threading.Thread(target=lambda: got.append(shared.get("k", failing, alone=lambda: "own-1")))
+    t1.start()
+    assert inside.wait(30)
+    t2 = threading.Thread(target=lambda: got.append(shared.get("k", failing, alone=lambda: "own-2")))
+    t2.start()
+    time.sleep(0.2)
+    release.set()
+    t1.join(30)
+    t2.join(30)
+    assert sorted(got) == ["own-1", "own-2"]  # type: ignore[type-var]
+
+
+def test_a_slow_read_does_not_replace_a_newer_value_put_meanwhile() -> None:
+    clock = Clock()
+    shared = SharedReads(max_age=5.0, clock=clock)
+
+    def slow() -> str:
+        clock.now += 1.0
+        shared.put("pod", "re-listed", read_at=clock.now)  # the sweep listed the pod again
+        return "older"
+
+    assert shared.get("pod", slow) == "older"
+    assert shared.get("pod", Reader("never")) == "re-listed"
