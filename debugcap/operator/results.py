@@ -52,8 +52,9 @@ class PodResult:
         return None if self.phase == "Failed" else self.health
 
     def as_status(self, *, brief: bool = False) -> dict[str, Any]:
-        """The entry; ``brief`` leaves out the collectors' records (most of a debug-full entry's
-        bytes), as the progress writes of a running capture do (status_writing)."""
+        """The entry; ``brief`` leaves out the records of the steps that ended ok (most of a
+        debug-full entry's bytes), as the progress writes of a running capture do (status_writing):
+        those of the steps that failed, were cut or skipped say why, and stay."""
         entry: dict[str, Any] = {"name": self.name, "phase": self.phase}
         if self.container:
             entry["container"] = self.container
@@ -65,8 +66,9 @@ class PodResult:
             entry["bundle"] = {"uri": self.uri, "key": self.key, "sha256": self.sha256, "sizeBytes": self.size_bytes}
         elif self.upload_key:
             entry["uploadKey"] = self.upload_key
-        if self.collectors and not brief:
-            entry["collectors"] = [dict(c) for c in self.collectors]
+        kept = [dict(c) for c in self.collectors if not brief or c.get("status") != "ok"]
+        if kept:
+            entry["collectors"] = kept
         if self.access:
             entry["access"] = dict(self.access)
         if self.health is not None:

@@ -11,11 +11,11 @@ write of pod progress alone waits until :data:`PROGRESS_WRITE_SECONDS` after the
 gathering what else happens meanwhile; with many pods the interval grows with them
 (:data:`PROGRESS_WRITE_PODS`). Capture-level changes (phase, completion) go at once.
 
-Progress writes carry each pod's entry without its collectors' records (``PodResult.as_status``
-``brief``): those were about three quarters of a debug-full entry's bytes, written again by every
-write while the capture runs; the capture-level writes (its end among them) carry them whole. The
-bundle's manifest holds the same records: a reader of a running capture sees each pod's phase,
-bundle, findings and message, and the steps' records once the capture ended (issue 17).
+Progress writes carry each pod's entry without the records of its steps that ended ok
+(``PodResult.as_status`` ``brief``): those were about three quarters of a debug-full entry's bytes,
+written again by every write while the capture runs; the capture-level writes (its end among them)
+carry them whole. A reader of a running capture still sees each pod's phase, bundle, findings and
+the steps that failed or were skipped, and why; the bundle's manifest has every record (issue 17).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from debugcap.operator.results import PodResult
 PROGRESS_WRITE_SECONDS: Final = 0.3
 # ...for a status of up to this many pods; with more, the interval grows in proportion. Every
 # write carries every pod's entry (2-3 kB each for debug-full whole, about a quarter of it in a
-# progress write's brief one, which still has findings and readings), which the API server decodes,
+# progress write's brief one, without the ok steps' records), which the API server decodes,
 # validates against the schema, stores and sends to each watcher, the operator's kopf included: at
 # a fixed interval a sweep's writes cost the square of its pods. Growing with them keeps the status
 # bytes written per second flat (a 100-pod status every 2 s) and a sweep's write cost linear.

@@ -150,14 +150,15 @@ def test_a_failed_progress_write_is_logged_and_the_next_write_carries_its_change
 
 
 RECORDS = ({"name": "pprof-cpu", "status": "ok", "bytes": 4096, "durationMs": 1010},
-           {"name": "events", "status": "ok", "bytes": 900, "durationMs": 12})
+           {"name": "events", "status": "ok", "bytes": 900, "durationMs": 12},
+           {"name": "disk", "status": "failed", "bytes": 0, "durationMs": 3, "message": "df: not found"})
 
 
 def _done(i: int) -> PodResult:
     return PodResult(name=f"p{i}", phase="Completed", key=f"k/{i}.tar.gz", collectors=RECORDS)
 
 
-def test_progress_writes_leave_the_records_out_and_the_capture_level_write_carries_them() -> None:
+def test_progress_writes_leave_the_ok_records_out_and_the_capture_level_write_carries_them() -> None:
     clock, sent = operator_fakes.FakeClock(), []  # type: ignore[var-annotated]
     run = _writer(clock, sent)
 
@@ -170,7 +171,8 @@ def test_progress_writes_leave_the_records_out_and_the_capture_level_write_carri
     asyncio.run(sweep())
     progress, final = [s for _, s in sent[:-1]], sent[-1][1]
     assert len(progress) == 2
-    assert all("collectors" not in p and p["bundle"]["key"] for s in progress for p in s["pods"])
+    # The ok steps' records left out; the failed one stays, saying why.
+    assert all(p["collectors"] == [RECORDS[2]] and p["bundle"]["key"] for s in progress for p in s["pods"])
     assert [p["collectors"] for p in final["pods"]] == [list(RECORDS)] * 2
 
 
