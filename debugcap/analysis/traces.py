@@ -88,6 +88,9 @@ class TraceAnalysis:
     def records(self, kind: str) -> list[Record]:
         if kind not in PROFILE_KINDS:
             raise errors.AnalysisError(f"unknown trace profile {kind!r}: one of {', '.join(PROFILE_KINDS)}")
+        if not self._pass.profiles:
+            raise errors.AnalysisError(f"{self.summary.source}: read for its summary only, without profiles; "
+                                       "read it with analyse() or load() for the profiles")
         return self._pass.profile(kind)
 
     def profile_bytes(self, kind: str) -> bytes:
@@ -137,13 +140,14 @@ def _no_cyclic_gc() -> Iterator[None]:
                 gc.enable()
 
 
-def analyse(data: bytes, source: str) -> TraceAnalysis:
-    """Read a whole trace; a trace that breaks after complete generations is read up to there."""
+def analyse(data: bytes, source: str, *, profiles: bool = True) -> TraceAnalysis:
+    """Read a whole trace; a trace that breaks after complete generations is read up to there.
+    Without ``profiles``, only the summary (cheaper): asking for a profile then is an error."""
     try:
         reader = gotrace.Reader(data)
     except gotrace.TraceError as exc:
         raise type(exc)(f"{source}: {exc}") from None
-    done = TracePass()
+    done = TracePass(profiles=profiles)
     cut = None
     with _no_cyclic_gc():
         try:
@@ -217,7 +221,7 @@ def bundle_summary(reading: Reading, limit: int | None = None) -> TraceSummary |
         reading.hints.append(body)
         return None
     label = reading.reader.label(rel)
-    found = reading.guard(lambda: analyse(data, label))
+    found = reading.guard(lambda: analyse(data, label, profiles=False))
     if found is None:
         return None
     if found.summary.cut:

@@ -13,9 +13,9 @@ events across threads), :mod:`.pdqsort` (Go's sort, for its tie-breaking), :mod:
 (the iteration), :mod:`.events` (what an event means). Callers: :mod:`debugcap.analysis.traces`.
 """
 
-from debugcap.formats.gotrace.events import GO_TRANSITIONS, Event, GoTransition, go_transition
+from debugcap.formats.gotrace.events import GO_TRANSITIONS, Event, GoTransition, go_states, go_transition
 from debugcap.formats.gotrace.reader import Reader
 from debugcap.formats.gotrace.wire import Table, TraceError, TruncatedTraceError, UnsupportedTraceError, read_header
 
 __all__ = ["GO_TRANSITIONS", "Event", "GoTransition", "Reader", "Table", "TraceError", "TruncatedTraceError",
-           "UnsupportedTraceError", "go_transition", "read_header"]
+           "UnsupportedTraceError", "go_states", "go_transition", "read_header"]

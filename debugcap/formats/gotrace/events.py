@@ -77,19 +77,25 @@ GO_TRANSITIONS = frozenset({*_CREATED, *_OWN, *_UNBLOCKS, spec.EV_GO_START, spec
 
 def go_transition(ev: Event) -> GoTransition:
     """The goroutine state change of an event whose type is in :data:`GO_TRANSITIONS`."""
+    gid, old, new = go_states(ev)
+    reason = ""
+    if (ev.typ == spec.EV_GO_STOP or ev.typ == spec.EV_GO_BLOCK) and ev.table is not None:
+        reason = ev.table.string(ev.args[0])
+    return GoTransition(gid, old, new, reason)
+
+
+def go_states(ev: Event) -> tuple[int, int, int]:
+    """:func:`go_transition` without the reason, which costs a string look-up: (goroutine, old, new)."""
     typ, a = ev.typ, ev.args
-    if typ in _OWN:
-        old, new = _OWN[typ]
-        reason = ""
-        if typ in (spec.EV_GO_STOP, spec.EV_GO_BLOCK) and ev.table is not None:
-            reason = ev.table.string(a[0])
-        return GoTransition(ev.g, old, new, reason)
+    own = _OWN.get(typ)
+    if own is not None:
+        return ev.g, own[0], own[1]
     if typ == spec.EV_GO_START:
-        return GoTransition(spec.signed(a[0]), spec.GO_RUNNABLE, spec.GO_RUNNING, "")
+        return spec.signed(a[0]), spec.GO_RUNNABLE, spec.GO_RUNNING
     if typ in _UNBLOCKS:
-        return GoTransition(spec.signed(a[0]), spec.GO_WAITING, spec.GO_RUNNABLE, "")
+        return spec.signed(a[0]), spec.GO_WAITING, spec.GO_RUNNABLE
     if typ in _CREATED:
-        return GoTransition(spec.signed(a[0]), spec.GO_NOT_EXIST, _CREATED[typ], "")
+        return spec.signed(a[0]), spec.GO_NOT_EXIST, _CREATED[typ]
     # GoStatus: the ordering packed the state before into the upper half of the status.
     packed = a[2]
-    return GoTransition(spec.signed(a[0]), packed >> 32, spec.GO_STATUS_TO_STATE[packed & 0xFFFFFFFF], "")
+    return spec.signed(a[0]), packed >> 32, spec.GO_STATUS_TO_STATE[packed & 0xFFFFFFFF]

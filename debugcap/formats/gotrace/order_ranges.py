@@ -96,9 +96,6 @@ class RangeHandlers:
         self.gc_state = GC_UNDETERMINED
         self.active_tasks: dict[int, tuple[str, int]] = {}  # task -> (name, parent)
 
-    def push(self, typ: int, time: int, ctx: Ctx, args: list[int], table: Table | None) -> None:
-        raise NotImplementedError
-
     def range_dispatch(self) -> dict[int, Handler]:
         return {
             spec.EV_STW_BEGIN: self.go_range_begin, spec.EV_STW_END: self.go_range_end,
@@ -115,17 +112,18 @@ class RangeHandlers:
 
     def annotation(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def heap_metric(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
-        check_ctx(cur, _MUST, _MUST, _MAY)
-        self.push(typ, t, cur, a, tb)
+        if cur[2] == -1 or cur[1] == -1:
+            check_ctx(cur, _MUST, _MUST, _MAY)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def alloc_free(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
         check_ctx(cur, _MUST, _MAY, _MAY)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     # ---- GC cycles: sequence numbers order a cycle's begin and end across threads ----
@@ -136,7 +134,7 @@ class RangeHandlers:
             if self.gc_state != GC_UNDETERMINED:
                 raise TraceError("GCActive in the first generation isn't first GC event")
             self.gc_seq, self.gc_state = seq, GC_RUNNING
-            self.push(typ, t, cur, a, tb)
+            self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
             return cur
         if seq != self.gc_seq + 1:
             return None
@@ -144,14 +142,14 @@ class RangeHandlers:
             raise TraceError("encountered GCActive while GC was not in progress")
         self.gc_seq = seq
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def gc_begin(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
         seq = a[0]
         if self.gc_state == GC_UNDETERMINED:
             self.gc_seq, self.gc_state = seq, GC_RUNNING
-            self.push(typ, t, cur, a, tb)
+            self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
             return cur
         if seq != self.gc_seq + 1:
             return None
@@ -159,7 +157,7 @@ class RangeHandlers:
             raise TraceError("encountered GCBegin while GC was already in progress")
         self.gc_seq, self.gc_state = seq, GC_RUNNING
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def gc_end(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
@@ -172,16 +170,17 @@ class RangeHandlers:
             raise TraceError("encountered GCEnd when GC was in an undetermined state")
         self.gc_seq, self.gc_state = seq, GC_NOT_RUNNING
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     # ---- ranges bound to a proc (sweeps) or a goroutine (STW, mark assists) ----
 
     def gc_sweep_begin(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int,
                        cur: Ctx) -> Ctx | None:
-        check_ctx(cur, _MUST, _MUST, _MAY)
+        if cur[2] == -1 or cur[1] == -1:
+            check_ctx(cur, _MUST, _MUST, _MAY)
         self.p_states[cur[1]].begin_range(range_type(typ))
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def gc_sweep_active(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int,
@@ -191,13 +190,14 @@ class RangeHandlers:
         if ps is None:
             raise TraceError(f"encountered GCSweepActive for unknown proc {pid}")
         ps.active_range(range_type(typ), gen == self.initial_gen)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def gc_sweep_end(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
-        check_ctx(cur, _MUST, _MUST, _MAY)
+        if cur[2] == -1 or cur[1] == -1:
+            check_ctx(cur, _MUST, _MUST, _MAY)
         self.p_states[cur[1]].end_range(typ)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def _current_g(self, typ: int, cur: Ctx) -> Resource:
@@ -211,7 +211,7 @@ class RangeHandlers:
         _user(cur)
         desc = a[0] if typ == spec.EV_STW_BEGIN else 0
         self._current_g(typ, cur).begin_range(range_type(typ, desc))
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def go_range_active(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int,
@@ -221,7 +221,7 @@ class RangeHandlers:
         if gs is None:
             raise TraceError(f"uninitialized goroutine {gid} found during {spec.event_name(typ)}")
         gs.active_range(range_type(typ), gen == self.initial_gen)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def go_range_end(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
@@ -229,7 +229,7 @@ class RangeHandlers:
         desc = self._current_g(typ, cur).end_range(typ)
         if typ == spec.EV_STW_END:
             a[0] = desc  # the STW kind's string ID, from the begin event (maybe an older generation's)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     # ---- tasks and regions ----
@@ -246,7 +246,7 @@ class RangeHandlers:
             raise TraceError(f"invalid string ID {a[2]} for {spec.event_name(typ)} event")
         self.active_tasks[tid] = (name, a[1])
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def user_task_end(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
@@ -254,7 +254,7 @@ class RangeHandlers:
         # The name may come from an older generation: carry it in this generation's extra strings.
         a[2], a[3] = (task[1], tb.add_extra_string(task[0])) if task else (NO_TASK, 0)
         _user(cur)
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur
 
     def user_region(self, a: list[int], typ: int, t: int, tb: Table, m: int, gen: int, cur: Ctx) -> Ctx | None:
@@ -273,5 +273,5 @@ class RangeHandlers:
                 raise TraceError(f"misuse of region in goroutine {cur[0]}: region end {region} when the "
                                  f"inner-most active region start event is {gs.regions[-1]}")
             gs.regions.pop()
-        self.push(typ, t, cur, a, tb)
+        self.queue.append(Event(typ, t, cur[0], cur[1], cur[2], a, tb))
         return cur

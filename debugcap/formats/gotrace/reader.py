@@ -54,7 +54,7 @@ def decode_batch(data: bytes, start: int, freq: float
         vals = [0, 0, 0, 0, 0]  # the timestamp delta, then the arguments
         i = 0
         try:
-            while i <= k:
+            for i in range(k + 1):
                 b = data[pos]
                 if b < 0x80:
                     vals[i] = b
@@ -65,15 +65,17 @@ def decode_batch(data: bytes, start: int, freq: float
                 elif data[pos + 2] < 0x80:
                     vals[i] = (b & 0x7F) | (data[pos + 1] & 0x7F) << 7 | data[pos + 2] << 14
                     pos += 3
+                elif data[pos + 3] < 0x80:  # four: heap sizes from 2 MiB to 256 MiB
+                    vals[i] = ((b & 0x7F) | (data[pos + 1] & 0x7F) << 7 | (data[pos + 2] & 0x7F) << 14
+                               | data[pos + 3] << 21)
+                    pos += 4
                 else:
                     vals[i], pos = uvarint(data, pos)
-                i += 1
         except (IndexError, ValueError):
             what = "found invalid uvarint for timestamp" if i == 0 else "found invalid uvarint"
             return out, TraceError(f"{what} (event {spec.event_name(typ)})")
-        dt, args = vals[0], vals[1:]
-        last += int(dt * freq)
-        out.append((typ, last, args))
+        last += int(vals.pop(0) * freq)  # what remains are the arguments, MAX_ARGS of them
+        out.append((typ, last, vals))
     return out, None
 
 
@@ -143,15 +145,59 @@ class Reader:
         self.spill_err_sync = False
 
     def __iter__(self) -> Iterator[Event]:
+        order = self.order
+        queue, m_states, dispatch = order.queue, order.m_states, order.dispatch
+        popleft = queue.popleft
+        frontier = self.frontier  # the same list all along: the heap functions work in place
         checked = _CHECKED
+        last = self.last_ts
+        tb: Table | None = None  # the generation's table; None sends every event through _next
+        cpu_t = 0  # the time of the next CPU sample
         while not self.done:
-            ev = self._next()
+            if queue:
+                ev = popleft()
+            elif frontier and tb is not None and frontier[0].time <= cpu_t and order.initial_gen:
+                # _next's common case, inline: the earliest thread's next event can happen now
+                # (Ordering.advance, inline too); the cursor then moves on, and the heap is fixed
+                # only if another thread is earlier.
+                bc = frontier[0]
+                m, typ = bc.m, bc.typ
+                ms = m_states.get(m) if m != -1 else None
+                handler = dispatch.get(typ)
+                if ms is None or handler is None:
+                    ok = order.advance(typ, bc.args, bc.time, tb, m, tb.gen)
+                else:
+                    new = handler(bc.args, typ, bc.time, tb, m, tb.gen, (ms[0], ms[1], m))
+                    ok = new is not None
+                    if new is not None:
+                        ms[0], ms[1] = new[0], new[1]
+                if not ok:
+                    self._advance_blocked()
+                else:
+                    pos, evs = bc.pos, bc.events
+                    if pos < len(evs):
+                        bc.typ, t, bc.args = evs[pos]
+                        bc.time, bc.pos = t, pos + 1
+                        n = len(frontier)
+                        if n > 1 and (frontier[1].time < t or n > 2 and frontier[2].time < t):
+                            _sift_down(frontier, 0)
+                    elif bc.next_event(tb.freq):
+                        _heap_update(frontier, 0)
+                    else:
+                        _heap_remove(frontier, 0)
+                ev = popleft()
+            else:
+                self.last_ts = last
+                ev = self._next()
+                tb = self.gen.table if self.gen is not None else None
+                cpu_t = self.cpu[self.cpu_pos].time if self.cpu_pos < len(self.cpu) else _MAX_TIME
             if ev.typ in checked:
                 _check_ids(ev)
-            if ev.time <= self.last_ts:
-                ev.time = self.last_ts + 1
-            self.last_ts = ev.time
+            if ev.time <= last:
+                ev.time = last + 1
+            last = ev.time
             yield ev
+        self.last_ts = last
 
     def _next(self) -> Event:
         queue = self.order.queue
@@ -177,16 +223,20 @@ class Reader:
             self.cpu_pos += 1
             return Event(spec.EV_CPU_SAMPLE, s.time, s.g, s.p, s.m, [s.stack, 0, 0, 0], self.gen.table)
         if not self._try_advance(0):
-            # Rare: the earliest event must wait for another thread's. Go sorts its heap (a
-            # sorted heap is still a heap) and tries the others in time order.
-            sort_func(frontier, _less)
-            for i in range(1, len(frontier)):
-                if self._try_advance(i):
-                    break
-            else:
-                raise TraceError(f"broken trace: failed to advance in generation {self.gen.gen}: no thread's "
-                                 "next event can happen")
+            self._advance_blocked()
         return queue.popleft()
+
+    def _advance_blocked(self) -> None:
+        """Rare: the earliest event must wait for another thread's. Go sorts its heap (a sorted
+        heap is still a heap) and tries the others in time order."""
+        assert self.gen is not None
+        frontier = self.frontier
+        sort_func(frontier, _less)
+        for i in range(1, len(frontier)):
+            if self._try_advance(i):
+                return
+        raise TraceError(f"broken trace: failed to advance in generation {self.gen.gen}: no thread's "
+                         "next event can happen")
 
     def _try_advance(self, i: int) -> bool:
         gen = self.gen

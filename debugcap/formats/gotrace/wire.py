@@ -205,7 +205,10 @@ def finish_generation(g: Generation, version: int) -> None:
         raise TraceError("no frequency event found")
     if version >= 25 and not t.has_clock_snapshot:
         raise TraceError("no clock snapshot event found")
-    for sid, pcs in sorted(t.stacks.items()):
+    strings = t.strings
+    # Each PC once (they repeat across stacks); stack by stack, for Go's message, only if one is bad.
+    bad = any(fn and fn not in strings or fl and fl not in strings for fn, fl, _ in t.pcs.values())
+    for sid, pcs in sorted(t.stacks.items()) if bad else ():
         for pc in pcs:
             fn, fl, _ = t.pcs[pc]
             if fn and fn not in t.strings:
@@ -226,12 +229,22 @@ def _uv(data: bytes, pos: int, what: str) -> tuple[int, int]:
 
 
 def _add_strings(table: Table, data: bytes) -> None:
-    pos = 1
-    while pos < len(data):
+    pos, n = 1, len(data)
+    while pos < n:
         if data[pos] != spec.EV_STRING:
             raise TraceError(f"expected string event, got {data[pos]}")
-        sid, pos = _uv(data, pos + 1, "a string's ID")
-        size, pos = _uv(data, pos, "a string's length")
+        pos += 1
+        # IDs of one or two bytes and lengths of one, inline: a call per value is most of the time.
+        if pos + 1 < n and data[pos] < 0x80:
+            sid, pos = data[pos], pos + 1
+        elif pos + 1 < n and data[pos + 1] < 0x80:
+            sid, pos = (data[pos] & 0x7F) | data[pos + 1] << 7, pos + 2
+        else:
+            sid, pos = _uv(data, pos, "a string's ID")
+        if pos < n and data[pos] < 0x80:
+            size, pos = data[pos], pos + 1
+        else:
+            size, pos = _uv(data, pos, "a string's length")
         if size > spec.MAX_STRING_SIZE:
             raise TraceError(f"invalid string size {size}, maximum is {spec.MAX_STRING_SIZE}")
         if pos + size > len(data):
@@ -254,14 +267,33 @@ def _add_stacks(table: Table, data: bytes) -> None:
             raise TraceError(f"invalid stack size {n}, maximum is {spec.MAX_FRAMES_PER_STACK}")
         frames = []
         for i in range(n):
-            what = f"frame {i + 1} of stack {sid}"
-            pc, pos = _uv(data, pos, what)
-            fn, pos = _uv(data, pos, what)
-            fl, pos = _uv(data, pos, what)
-            line, pos = _uv(data, pos, what)
+            vals = [0, 0, 0, 0]  # PC, function and file string IDs, line
+            try:
+                for j in range(4):  # inline up to four bytes, as a call per value is most of the time
+                    b = data[pos]
+                    if b < 0x80:  # most IDs and lines
+                        vals[j] = b
+                        pos += 1
+                    elif data[pos + 1] < 0x80:
+                        vals[j] = (b & 0x7F) | data[pos + 1] << 7
+                        pos += 2
+                    elif data[pos + 2] < 0x80:
+                        vals[j] = (b & 0x7F) | (data[pos + 1] & 0x7F) << 7 | data[pos + 2] << 14
+                        pos += 3
+                    elif data[pos + 3] < 0x80:  # most PCs (a Go binary's text starts at 4 MiB)
+                        vals[j] = ((b & 0x7F) | (data[pos + 1] & 0x7F) << 7 | (data[pos + 2] & 0x7F) << 14
+                                   | data[pos + 3] << 21)
+                        pos += 4
+                    else:
+                        vals[j], pos = uvarint(data, pos)
+            except (IndexError, ValueError) as exc:
+                err = exc if isinstance(exc, ValueError) else CutVarintError("unexpected end of data in a varint")
+                raise TraceError(f"reading frame {i + 1} of stack {sid}: {err}") from None
+            pc = vals[0]
             frames.append(pc)
             # The first frame seen for a PC names it for the whole generation, as in Go.
-            pcs.setdefault(pc, (fn, fl, line))
+            if pc not in pcs:
+                pcs[pc] = (vals[1], vals[2], vals[3])
         if sid == 0 or sid in table.stacks:
             raise TraceError(f"multiple stacks with the same ID: id={sid}")
         table.stacks[sid] = tuple(frames)

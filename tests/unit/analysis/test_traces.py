@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import re
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -186,6 +187,39 @@ def test_profiles_of_a_known_trace_follow_go_tool_trace() -> None:
     assert samples(a.profile_bytes("sync")) == Counter({(work, (1, 160)): 1})
     assert samples(a.profile_bytes("syscall")) == Counter({(work, (1, 400)): 1})
     assert samples(a.profile_bytes("net")) == Counter()
+
+
+# The goapp fixture's summary as the reader of commit 3e240b2 (before the summary-only read and
+# the reader's inlined hot paths) made it: a faster reader must not change a number.
+GOAPP_SUMMARY = {
+    "source": "goapp", "go_format": "1.26", "generations": 3, "events": 16732, "duration_ns": 1012120193,
+    "cut": None, "gomaxprocs": 2, "procs_seen": 2, "goroutines_created": 386, "goroutines_at_end": 47,
+    "goroutines_max": 49, "gc_count": 0, "stw_count": 381, "stw_total_ns": 478830528, "stw_max_ns": 12443776,
+    "sched_waits": 2455, "sched_latency_p99_ns": 4851456, "sched_latency_max_ns": 12592640,
+    "sched_latency_total_ns": 915873536, "cpu_samples": 92, "heap_max_bytes": 6797536}
+
+
+def test_the_summary_read_alone_is_the_summary_read_with_the_profiles(tmp_path: Path) -> None:
+    data = (GOAPP / "trace.out").read_bytes()
+    assert traces.analyse(data, "goapp").summary.as_dict() == GOAPP_SUMMARY
+    assert traces.analyse(data, "goapp", profiles=False).summary.as_dict() == GOAPP_SUMMARY
+    from_bundle, _ = _summary(_bundle(tmp_path / "b", data))  # bundle_summary reads it alone
+    assert from_bundle is not None and {**from_bundle.as_dict(), "source": "goapp"} == GOAPP_SUMMARY
+    for name, trace in [("cut", data[: len(data) * 3 // 4]),
+                        *((p.name, p.read_bytes()) for p in sorted(GO_TRACES.glob("*.trace")))]:
+        try:
+            want = traces.analyse(trace, name).summary
+        except gotrace.TraceError as exc:
+            with pytest.raises(type(exc), match=f"^{re.escape(str(exc))}$"):
+                traces.analyse(trace, name, profiles=False)
+            continue
+        assert traces.analyse(trace, name, profiles=False).summary == want, name
+
+
+def test_a_summary_read_alone_has_no_profiles_to_give() -> None:
+    alone = traces.analyse((GOAPP / "trace.out").read_bytes(), "goapp", profiles=False)
+    with pytest.raises(errors.AnalysisError, match="^goapp: read for its summary only, without profiles"):
+        alone.records("sched")
 
 
 # ---- cut, broken, refused ----

@@ -24,7 +24,7 @@ from debugcap.formats.gotrace import spec
 from debugcap.formats.gotrace.pdqsort import sort_func
 from debugcap.formats.gotrace.wire import HEADER_SIZE
 
-from .trace_bytes import Generation, encode
+from .trace_bytes import NO_THREAD, Generation, batch, encode, uvarint
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 GO_TRACES = FIXTURES / "go-traces"
@@ -237,6 +237,30 @@ def test_a_generation_without_its_end_is_cut() -> None:
     m1 = [(spec.EV_PROC_STATUS, 0, 0, spec.PROC_STATUS_RUNNING)]
     data = encode(26, [_gen([(1, 1000, m1)], 1), _gen([(1, 2000, m1)], 2)], end=False)
     with pytest.raises(gotrace.TruncatedTraceError, match="incomplete generation"):
+        list(gotrace.Reader(data))
+
+
+def test_a_stack_naming_a_missing_function_name_is_broken_and_the_first_such_stack_is_named() -> None:
+    # Stacks 2 and 3 share a PC whose function string does not exist; Go names the lowest stack.
+    frames = {3: [(0x401000, 2, 3, 10), (0x402000, 9, 3, 11)], 2: [(0x402000, 9, 3, 11)], 1: STACKS[1][:]}
+    m1 = [(spec.EV_PROC_STATUS, 0, 0, spec.PROC_STATUS_RUNNING)]
+    with pytest.raises(gotrace.TraceError, match="^found invalid func string ID 9 for stack 2$"):
+        list(gotrace.Reader(encode(26, [Generation(1, [(1, 1000, m1)], STRINGS, frames)])))
+
+
+@pytest.mark.parametrize(("keep", "message"), [
+    (14, "reading frame 2 of stack 1: unexpected end of data in a varint"),  # inside its 4-byte PC
+    (19, "reading frame 2 of stack 1: unexpected end of data in a varint"),  # inside its 2-byte line
+    (23, "reading a stack's size: unexpected end of data in a varint"),  # inside stack 2's size
+])
+def test_a_stack_table_cut_inside_a_frame_says_where(keep: int, message: str) -> None:
+    frame = uvarint(0x401000) + uvarint(2) + uvarint(3) + uvarint(200)  # 4 + 1 + 1 + 2 bytes
+    table = (bytes([spec.EV_STACKS, spec.EV_STACK]) + uvarint(1) + uvarint(2) + frame + frame
+             + bytes([spec.EV_STACK]) + uvarint(2) + uvarint(300))
+    assert len(table) == 24
+    head = encode(26, [Generation(1, [], STRINGS, {})], end=False)
+    data = head + batch(1, NO_THREAD, 500, table[:keep]) + bytes([spec.EV_END_OF_GENERATION])
+    with pytest.raises(gotrace.TraceError, match=f"^{message}$"):
         list(gotrace.Reader(data))
 
 
