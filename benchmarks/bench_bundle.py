@@ -2,8 +2,14 @@
 
 Usage: .venv/bin/python benchmarks/bench_bundle.py [--sizes 10,100,1000] [--dir /tmp/debugcap-bench]
                                                    [--repeat N]
-       .venv/bin/python benchmarks/bench_bundle.py --micro pod-bundle|profiles --root /tmp/before
+       .venv/bin/python benchmarks/bench_bundle.py --micro pod-bundle|profiles|s3-put --root /tmp/before
                                                    [--repeat N] [--iterations K]
+
+--micro: one pod's share of a sweep, this tree against --root's (a `git archive` of an earlier
+commit, unpacked), child processes alternately: min/median/max per bundle and the ratio of the
+medians. pod-bundle and profiles print CPU per bundle written; s3-put puts a written bundle
+into DEBUGCAP_S3_* (the testbed's MinIO: eval "$(.venv/bin/python -m testbed env)") under a
+key prefix of its own, deleted after, and prints wall time and MinIO requests per put.
 
 For each size (MB) it generates log-like text evidence (one big container log of realistic Go
 service lines, from benchmarks/bench_redaction_speed.py, plus a few small files), then writes a
@@ -173,9 +179,57 @@ def _micro_members(case: str) -> dict[str, bytes]:
     return text | profiles
 
 
+def child_micro_s3(iterations: int) -> None:
+    """Put one pod's bundle ``iterations`` times under new keys; print each put's wall seconds and
+    the requests it made."""
+    import hashlib
+    import tempfile
+    import uuid
+
+    import urllib3
+
+    from debugcap.settings import S3Settings
+    from debugcap.storage import s3
+
+    settings = S3Settings.from_env()
+    if settings is None:
+        raise SystemExit('no DEBUGCAP_S3_ENDPOINT: eval "$(.venv/bin/python -m testbed env)" first')
+    backend = s3.S3Backend(settings)
+    requests: list[str] = []
+    real_urlopen = urllib3.PoolManager.urlopen
+
+    def counting(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        requests.append(method)
+        return real_urlopen(self, method, url, *args, **kwargs)
+
+    urllib3.PoolManager.urlopen = counting  # type: ignore[method-assign]
+    prefix = f"bench-micro/{uuid.uuid4().hex}"
+    wall, counts, keys = [], [], []
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "b.tar.gz"
+        path.write_bytes(os.urandom(300_000))
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        backend.put(key=f"{prefix}/warm.tar.gz", path=path, sha256=sha256)  # bucket check, connections
+        keys.append(f"{prefix}/warm.tar.gz")
+        for i in range(iterations):
+            keys.append(f"{prefix}/{i}.tar.gz")
+            requests.clear()
+            start = time.perf_counter()
+            backend.put(key=keys[-1], path=path, sha256=sha256)
+            wall.append(time.perf_counter() - start)
+            counts.append(len(requests))
+    for key in keys:
+        backend.delete(key=key)
+    print(json.dumps({"cpu": wall, "requests": statistics.median(counts), "bundle_bytes": 300_000}))
+
+
 def child_micro(case: str, iterations: int) -> None:
     """Write ``iterations`` bundles of ``case``'s members; print each one's CPU seconds (all threads)."""
     import tempfile
+
+    if case == "s3-put":
+        child_micro_s3(iterations)
+        return
     from datetime import UTC, datetime
 
     from debugcap.bundle import layout, manifest, writer
@@ -209,16 +263,20 @@ def micro(case: str, root: Path | None, repeat: int, iterations: int) -> None:
     trees = {"before": root, "after": None} if root else {"after": None}
     cpu: dict[str, list[float]] = {name: [] for name in trees}
     sizes: dict[str, float] = {}
+    requests: dict[str, float] = {}
     for _ in range(repeat):
         for name, tree in trees.items():
             data = run_child("micro", case, str(iterations), root=tree)
             cpu[name] += data["cpu"]  # type: ignore[arg-type]
             sizes[name] = data["bundle_bytes"]
+            requests[name] = data.get("requests", 0)
     medians = {name: statistics.median(values) for name, values in cpu.items()}
-    print(f"micro {case}: CPU ms per bundle ({repeat} x {iterations} bundles per tree)")
+    what = "wall ms per put of a 300 KB bundle" if case == "s3-put" else "CPU ms per bundle"
+    print(f"micro {case}: {what} ({repeat} x {iterations} per tree)")
     for name, values in cpu.items():
+        extra = f"requests {requests[name]:.0f}" if case == "s3-put" else f"bundle {sizes[name]:.0f} B"
         print(f"  {name:<7} min {min(values) * 1e3:7.2f}  median {medians[name] * 1e3:7.2f}  "
-              f"max {max(values) * 1e3:7.2f}  bundle {sizes[name]:.0f} B")
+              f"max {max(values) * 1e3:7.2f}  {extra}")
     if root:
         print(f"  after / before (medians): {medians['after'] / medians['before']:.3f}")
 
@@ -245,9 +303,8 @@ def main() -> None:
                         help="share of log lines with words of the secret vocabulary (bench_redaction_speed.py)")
     parser.add_argument("--root", type=Path, help="also measure the BundleWriter of this tree (git archive of a "
                         "commit, unpacked): 'before (redact)'")
-    parser.add_argument("--micro", choices=["pod-bundle", "profiles"],
-                        help="per-bundle CPU of one pod's small members (pod-bundle) or profiles alone, "
-                        "against --root when given")
+    parser.add_argument("--micro", choices=["pod-bundle", "profiles", "s3-put"],
+                        help="one pod's share of a sweep (see above), against --root when given")
     parser.add_argument("--iterations", type=int, default=40, help="--micro: bundles per child process")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()

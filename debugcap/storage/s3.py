@@ -6,7 +6,12 @@
 * ``fput_object`` with ``part_size`` from settings (multipart above that size), the SHA-256 as
   user metadata (``x-amz-meta-sha256``), then ``<key>.sha256`` beside it;
 * verify after the upload ends: ``stat_object`` size equals the local size and the stored
-  metadata SHA-256 equals ours, else the upload is redone;
+  metadata SHA-256 equals ours, else the upload is redone. A create-only write the store took
+  (``If-None-Match: *`` honoured, 2xx) already says so: that request created the object, its
+  body checked by the store (Content-MD5 over HTTPS, the signed payload SHA-256 over HTTP, per
+  part for a multipart upload), its metadata our header; then the stat, one request per bundle
+  (issue 17), is left out when the local file still has the size checked before. It stays after
+  a plain write (a store without conditional writes) and after a PreconditionFailed;
 * retry the whole upload with exponential backoff on transient errors (connection
   refused/reset, timeouts, 5xx, SlowDown), a bounded number of times (settings);
 * never replace an object it did not write: the key is checked first (absent: upload; holding
@@ -318,12 +323,15 @@ class S3Backend(base.StorageBackend):
                     self._check_ours(key, found, sha256, size)
                     return self._put_sidecar(key, sha256, size)
             try:
-                self._write(key, path, sha256)
+                created = self._write(key, path, sha256)
             except minio.error.S3Error as exc:
                 if exc.code != "PreconditionFailed":
                     raise
                 # Taken since the check: by an earlier try of ours whose answer was lost, or not.
                 self._check_ours(key, self._stat_sha256(key), sha256, size)
+                created = False
+            if created and _local_size(path) == size:
+                return self._put_sidecar(key, sha256, size)
             stored = self._stat_sha256(key)
             if stored is None or stored[1] != size or stored[0] != sha256:
                 got = "nothing" if stored is None else f"size {stored[1]}, sha256 {stored[0]}"
@@ -335,8 +343,9 @@ class S3Backend(base.StorageBackend):
 
         return self._retrying("uploading to", key, upload, after_failure=lambda: self._abort_incomplete(key))
 
-    def _write(self, key: str, path: Path, sha256: str) -> None:
-        """Upload ``path`` as ``key``, only where no object is when the store can say so."""
+    def _write(self, key: str, path: Path, sha256: str) -> bool:
+        """Upload ``path`` as ``key``, only where no object is when the store can say so. True when
+        it could: this write created the object."""
         client = self._create_only if self._conditional else self._client
 
         def send(through: minio.Minio) -> None:
@@ -346,6 +355,7 @@ class S3Backend(base.StorageBackend):
 
         try:
             send(client)
+            return client is self._create_only
         except minio.error.S3Error as exc:
             if exc.code != "NotImplemented" or client is self._client:
                 raise
@@ -355,6 +365,7 @@ class S3Backend(base.StorageBackend):
                            "on the check before each write", self.describe(), exc.code)
             self._conditional = False
             send(self._client)
+            return False
 
     def _check_ours(self, key: str, found: tuple[str | None, int] | None, sha256: str, size: int) -> None:
         """Return when the object ``found`` at ``key`` is this bundle, else raise KeyConflictError."""
@@ -467,3 +478,11 @@ class S3Backend(base.StorageBackend):
             )
             self._signers[endpoint] = found
         return found
+
+
+def _local_size(path: Path) -> int:
+    """``path``'s size now, -1 when it cannot be read: the upload is then checked by a stat."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1

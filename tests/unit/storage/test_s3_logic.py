@@ -15,7 +15,7 @@ import pytest
 import urllib3.exceptions
 from minio.error import S3Error, ServerError
 
-from debugcap.errors import ConfigError
+from debugcap.errors import ConfigError, StorageError
 from debugcap.settings import S3Settings
 from debugcap.storage import s3
 
@@ -169,3 +169,101 @@ def test_a_conditional_write_refused_for_another_reason_is_not_retried_unconditi
     path.write_bytes(b"bundle")
     with pytest.raises(S3Error, match="PreconditionFailed"):
         backend._write("k/b.tar.gz", path, "0" * 64)
+
+
+class _Store:
+    """What the backend's requests do to one key of a fake bucket: stat, create-only put, plain
+    put, sidecar put. ``conditional``: the store takes If-None-Match (else 501 NotImplemented)."""
+
+    def __init__(self, backend: s3.S3Backend, monkeypatch: pytest.MonkeyPatch, *, conditional: bool = True) -> None:
+        self.requests: list[str] = []
+        self.objects: dict[str, tuple[int, str]] = {}
+        backend._bucket_ready = True
+        monkeypatch.setattr(backend, "_abort_incomplete", lambda *_a, **_k: self.requests.append("abort"))
+        monkeypatch.setattr(backend._client, "stat_object", self.stat)
+        monkeypatch.setattr(backend._client, "put_object", lambda _b, key, data, length, **_k: self.put(key))
+        monkeypatch.setattr(backend._client, "fput_object", self.fput("plain"))
+        monkeypatch.setattr(backend._create_only, "fput_object",
+                            self.fput("create-only") if conditional else self.refuse)
+
+    def stat(self, _bucket: str, key: str) -> object:
+        self.requests.append("stat")
+        if key not in self.objects:
+            raise _s3_error("NoSuchKey")
+        size, sha256 = self.objects[key]
+        return type("Stat", (), {"size": size, "metadata": {"X-Amz-Meta-Sha256": sha256}})()
+
+    def put(self, key: str) -> None:
+        self.requests.append("sidecar" if key.endswith(".sha256") else "put")
+
+    def fput(self, kind: str):  # type: ignore[no-untyped-def]
+        def put(_bucket: str, key: str, path: str, *, metadata: dict[str, str], **_k: object) -> None:
+            self.requests.append(kind)
+            if kind == "create-only" and key in self.objects:
+                raise _s3_error("PreconditionFailed")
+            self.objects[key] = (Path(path).stat().st_size, metadata["sha256"])
+        return put
+
+    def refuse(self, *_a: object, **_k: object) -> None:
+        self.requests.append("create-only")
+        raise _s3_error("NotImplemented")
+
+
+def test_a_create_only_write_the_store_took_is_not_checked_by_a_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 17: that stat was one MinIO request per bundle, and the 2xx already said the same.
+    backend = s3.S3Backend(SETTINGS)
+    store = _Store(backend, monkeypatch)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+    stored = backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64)
+    assert stored.size == 6
+    assert store.requests == ["stat", "create-only", "sidecar"]
+
+
+def test_a_plain_write_is_still_checked_by_a_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = s3.S3Backend(SETTINGS)
+    store = _Store(backend, monkeypatch, conditional=False)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+    backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64)
+    backend.put(key="k/c.tar.gz", path=path, sha256="a" * 64)
+    assert store.requests == ["stat", "create-only", "plain", "stat", "sidecar", "stat", "plain", "stat", "sidecar"]
+
+
+def test_a_create_only_write_of_a_file_that_changed_size_is_checked_by_a_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = s3.S3Backend(SETTINGS, sleep=lambda _s: None)
+    store = _Store(backend, monkeypatch)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+    real = store.fput("create-only")
+
+    def grow_then_put(*args: object, **kwargs: object) -> None:
+        path.write_bytes(b"bundle, and more")  # the store gets 16 bytes, not the 6 checked
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(backend._create_only, "fput_object", grow_then_put)
+    with pytest.raises(StorageError):
+        backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64)
+    # The stat after the write found 16 bytes where 6 were checked: the try failed, not stored.
+    assert store.requests[:4] == ["stat", "create-only", "stat", "abort"]
+    assert "sidecar" not in store.requests
+
+
+def test_a_create_only_write_refused_as_taken_is_still_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = s3.S3Backend(SETTINGS)
+    store = _Store(backend, monkeypatch)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+
+    def landed_meanwhile(_bucket: str, key: str, *_a: object, **_k: object) -> None:
+        store.requests.append("create-only")
+        store.objects[key] = (6, "a" * 64)  # an earlier try of ours, its answer lost
+        raise _s3_error("PreconditionFailed")
+
+    monkeypatch.setattr(backend._create_only, "fput_object", landed_meanwhile)
+    assert backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64).size == 6
+    assert store.requests == ["stat", "create-only", "stat", "stat", "sidecar"]
