@@ -106,12 +106,11 @@ class TracePass:
             spec.EV_GC_BEGIN: self._gc, spec.EV_STW_BEGIN: self._stw_begin, spec.EV_STW_END: self._stw_end,
             spec.EV_PROCS_CHANGE: self._procs_change, spec.EV_PROC_START: self._proc,
             spec.EV_PROC_STATUS: self._proc, spec.EV_PROC_STEAL: self._proc, spec.EV_CPU_SAMPLE: self._cpu,
-            spec.EV_HEAP_ALLOC: self._heap,
         }
 
     def run(self, events: Iterable[Event]) -> None:
         stats, other, transitions = self.stats, self._other, GO_TRANSITIONS
-        full, count = self.profiles, self._count
+        full, count, sync, heap = self.profiles, self._count, spec.SYNC, spec.EV_HEAP_ALLOC
         for ev in events:
             if not stats.events:
                 stats.first_ns = ev.time
@@ -124,7 +123,11 @@ class TracePass:
                     gid, old, new = go_states(ev)
                     if old != new:
                         count(gid, old, new, ev.time)
-            elif typ == spec.SYNC:
+            elif typ == heap:  # a third of all events: inline
+                value, top = ev.args[0], stats.heap_max
+                if top is None or value > top:
+                    stats.heap_max = value
+            elif typ == sync:
                 self._commit(ev.time)
             elif typ in other:
                 other[typ](ev)
@@ -205,10 +208,6 @@ class TracePass:
 
     def _cpu(self, ev: Event) -> None:
         self.stats.cpu_samples += 1
-
-    def _heap(self, ev: Event) -> None:
-        s = self.stats
-        s.heap_max = ev.args[0] if s.heap_max is None else max(s.heap_max, ev.args[0])
 
     def profile(self, kind: str) -> list[Record]:
         """``go tool trace -pprof=KIND``'s records: one per distinct stack (its PCs), in the order

@@ -187,7 +187,6 @@ class Reader:
                         _heap_remove(frontier, 0)
                 ev = popleft()
             else:
-                self.last_ts = last
                 ev = self._next()
                 tb = self.gen.table if self.gen is not None else None
                 cpu_t = self.cpu[self.cpu_pos].time if self.cpu_pos < len(self.cpu) else _MAX_TIME
@@ -195,9 +194,8 @@ class Reader:
                 _check_ids(ev)
             if ev.time <= last:
                 ev.time = last + 1
-            last = ev.time
+            last = self.last_ts = ev.time  # kept on self too: syncs are stamped with it
             yield ev
-        self.last_ts = last
 
     def _next(self) -> Event:
         queue = self.order.queue
