@@ -14,13 +14,14 @@ seconds, MB/s and the ratio ours / go's.
 The summary a report reads (``traces.bundle_summary``), against an older commit (``--base``)::
 
     git worktree add /tmp/trace-base <commit>
-    .venv/bin/python benchmarks/bench_trace.py --base /tmp/trace-base [--rounds 10] [--repeats 3] [FILE...]
+    .venv/bin/python benchmarks/bench_trace.py --base /tmp/trace-base [--new TREE] [--rounds 10] [--repeats 3] [FILE...]
 
 For each trace (default: tests/fixtures/goapp-trace/trace.out, a 1 s goapp trace of a debug-full
 capture), a fresh interpreter per side imports debugcap from that tree and reads the summary as
 that tree's ``bundle_summary`` does, ``--rounds`` times, ``--repeats`` times (the two sides
 alternating, as the machine is shared): CPU ms per read (min/median/max), the ratio new / base
-of the medians, and whether the two summaries are the same.
+of the medians, and whether the two summaries are the same. ``--new``: another tree than this
+one as the new side (a copy with modules compiled by mypyc, say).
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def _side(tree: Path, path: Path, rounds: int) -> dict[str, Any]:
 
 
 def against_base(args: argparse.Namespace) -> int:
-    base = args.base.resolve()
-    if not (base / "debugcap" / "analysis" / "traces.py").is_file():
-        raise SystemExit(f"{base}: not a debugcap tree; make one with `git worktree add {base} <commit>`")
+    base, new = args.base.resolve(), (args.new or ROOT).resolve()
+    for tree in (base, new):
+        if not (tree / "debugcap" / "analysis" / "traces.py").is_file():
+            raise SystemExit(f"{tree}: not a debugcap tree; make one with `git worktree add {tree} <commit>`")
     print(f"{'trace':<28} {'kB':>6} {'events':>7}  {'base ms min/med/max':>21}  {'new ms min/med/max':>21}  "
           f"{'new/base':>8}  same")
     ratios = []
@@ -130,7 +132,7 @@ def against_base(args: argparse.Namespace) -> int:
         ms: dict[str, list[float]] = {"base": [], "new": []}
         sums: dict[str, Any] = {}
         for _ in range(args.repeats):
-            for side, tree in (("base", base), ("new", ROOT)):
+            for side, tree in (("base", base), ("new", new)):
                 res = _side(tree, path, args.rounds)
                 ms[side] += res["ms"]
                 sums[side] = res["summary"]
@@ -155,6 +157,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=None, help="reads per measurement (3 against go, 10 against base)")
     ap.add_argument("--trace", type=Path, help="benchmark this trace instead of taking one")
     ap.add_argument("--base", type=Path, help="compare the summary with this tree's (a git worktree)")
+    ap.add_argument("--new", type=Path, help="with --base: the new side's tree (default: this one)")
     ap.add_argument("--repeats", type=int, default=3, help="with --base: interpreters per side and trace")
     ap.add_argument("files", nargs="*", type=Path, help="with --base: the traces (default: goapp's fixture)")
     args = ap.parse_args()

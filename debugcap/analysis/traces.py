@@ -187,9 +187,10 @@ def _summary(source: str, reader: gotrace.Reader, done: TracePass, s: Stats, cut
         cpu_samples=s.cpu_samples, heap_max_bytes=s.heap_max)
 
 
-# The largest trace a report (and so the operator, for each bundle it stores) reads: the reader
-# takes about 0.75 s per MiB of trace on one core (docs/performance.md), and a report must not
-# hold an upload for a minute. The trace command reads any size.
+# The largest trace a report (and so the operator, for each bundle it stores) reads: the summary
+# alone takes about 0.35 s per MiB of goapp trace on one core (0.75 s before issue 17's speed-up,
+# which docs/performance.md measured), and a report must not hold an upload for a minute. The
+# trace command reads any size.
 REPORT_TRACE_LIMIT: Final = 16 << 20
 # The largest trace `kubectl debugcap trace` reads out of a bundle (whole: the parser needs it so).
 TRACE_READ_MAX: Final = 1 << 30
