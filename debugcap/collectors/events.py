@@ -39,7 +39,9 @@ class EventsCollector(base.Collector):
             return _rows(ctx, [("fieldSelector", f"involvedObject.kind=Pod,{own}")])
 
         try:
-            by_pod = ctx.read_shared(("events", t.namespace), lambda: _rows(ctx, []), alone=alone)
+            # Pods' Events only: the namespace's others (its DebugCaptures' own, Deployments') are not sent.
+            by_pod = ctx.read_shared(("events", t.namespace),
+                                     lambda: _rows(ctx, [("fieldSelector", "involvedObject.kind=Pod")]), alone=alone)
         except errors.KubeError as exc:
             return base.CollectorResult(base.Status.FAILED, str(exc))
         rows = [{k: v for k, v in r.items() if k != "uid"} for r in by_pod.get(t.pod, [])

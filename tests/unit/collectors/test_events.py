@@ -107,7 +107,8 @@ def test_pods_of_a_sweep_share_one_list_and_each_keeps_its_own_events(bundle, ap
     other_bundle = type(bundle)(tmp_path)
     result = EventsCollector().collect(other_bundle.context(kube=api, shared=shared, target=other_pod))
     assert result.status is base.Status.OK
-    assert api.calls == [("get_json", EVENTS, (("limit", "500"),))]  # one LIST, no field selector, for both
+    # One LIST of the namespace's Pod Events for both.
+    assert api.calls == [("get_json", EVENTS, (("fieldSelector", "involvedObject.kind=Pod"), ("limit", "500")))]
     assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
     assert [e["reason"] for e in yaml.safe_load(other_bundle.files[layout.K8S_EVENTS])["events"]] == ["OtherPods"]
 
@@ -133,7 +134,8 @@ def test_shared_list_reads_every_page(bundle, api) -> None:
             return pages[dict(query).get("continue", "")]
 
     EventsCollector().collect(bundle.context(kube=Paged(), shared=SharedReads(clock=Clock())))
-    assert [q for _, _, q in api.calls] == [(("limit", "500"),), (("limit", "500"), ("continue", "p2"))]
+    pods = ("fieldSelector", "involvedObject.kind=Pod")
+    assert [q for _, _, q in api.calls] == [(pods, ("limit", "500")), (pods, ("limit", "500"), ("continue", "p2"))]
     assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
 
 
@@ -171,12 +173,12 @@ def test_a_failed_shared_list_sends_the_pod_to_its_own_field_selected_list(bundl
     class Expiring:
         def get_json(self, path, query=(), *, timeout=None):
             api.calls.append(("get_json", path, tuple(query)))
-            if not any(k == "fieldSelector" for k, _ in query):
+            if dict(query).get("fieldSelector") == "involvedObject.kind=Pod":  # the shared LIST
                 raise errors.KubeError("the provided continue parameter is too old", status=410)
             return api.objects[EVENTS]
 
     result = EventsCollector().collect(bundle.context(kube=Expiring(), shared=SharedReads(clock=Clock())))
     assert result.status is base.Status.OK
     assert [dict(q).get("fieldSelector") for _, _, q in api.calls] == [
-        None, "involvedObject.kind=Pod,involvedObject.name=api-7d9f8c6b5-x2x4q"]
+        "involvedObject.kind=Pod", "involvedObject.kind=Pod,involvedObject.name=api-7d9f8c6b5-x2x4q"]
     assert [e["reason"] for e in _events(bundle)] == ["Scheduled", "BackOff", "Started"]
