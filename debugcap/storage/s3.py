@@ -6,12 +6,13 @@
 * ``fput_object`` with ``part_size`` from settings (multipart above that size), the SHA-256 as
   user metadata (``x-amz-meta-sha256``), then ``<key>.sha256`` beside it;
 * verify after the upload ends: ``stat_object`` size equals the local size and the stored
-  metadata SHA-256 equals ours, else the upload is redone. A create-only write the store took
-  (``If-None-Match: *`` honoured, 2xx) already says so: that request created the object, its
-  body checked by the store (Content-MD5 over HTTPS, the signed payload SHA-256 over HTTP, per
-  part for a multipart upload), its metadata our header; then the stat, one request per bundle
-  (issue 17), is left out when the local file still has the size checked before. It stays after
-  a plain write (a store without conditional writes) and after a PreconditionFailed;
+  metadata SHA-256 equals ours, else the upload is redone. A create-only single PUT the store
+  took (``If-None-Match: *`` honoured, 2xx with an ETag) already says so: that request created
+  the object, its body checked by the store (Content-MD5 over HTTPS, the signed payload SHA-256
+  over HTTP), its metadata our header; then the stat, one request per bundle (issue 17), is left
+  out when the local file still has the size checked before. It stays after a multipart upload
+  (a CompleteMultipartUpload can answer 200 and fail in its body), a plain write (a store
+  without conditional writes) and a PreconditionFailed;
 * retry the whole upload with exponential backoff on transient errors (connection
   refused/reset, timeouts, 5xx, SlowDown), a bounded number of times (settings);
 * never replace an object it did not write: the key is checked first (absent: upload; holding
@@ -50,7 +51,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from debugcap.errors import ConfigError, StorageError, shorten
 from debugcap.settings import MIN_PART_SIZE, S3Settings
@@ -348,14 +349,18 @@ class S3Backend(base.StorageBackend):
         it could: this write created the object."""
         client = self._create_only if self._conditional else self._client
 
-        def send(through: minio.Minio) -> None:
-            through.fput_object(self._settings.bucket, key, str(path), content_type="application/gzip",
-                                metadata={"sha256": sha256}, part_size=self._settings.part_size_bytes,
-                                num_parallel_uploads=self._settings.parallel_uploads)
+        def send(through: minio.Minio) -> Any:
+            return through.fput_object(self._settings.bucket, key, str(path), content_type="application/gzip",
+                                       metadata={"sha256": sha256}, part_size=self._settings.part_size_bytes,
+                                       num_parallel_uploads=self._settings.parallel_uploads)
 
         try:
-            send(client)
-            return client is self._create_only
+            written = send(client)
+            # One PUT's status is its outcome. A CompleteMultipartUpload may answer 200 and then fail in
+            # its body (a store that keeps the connection alive while it assembles the parts), which
+            # minio's client returns as a result without an ETag: only the stat can tell then.
+            single = _local_size(path) <= self._settings.part_size_bytes
+            return client is self._create_only and single and bool(getattr(written, "etag", None))
         except minio.error.S3Error as exc:
             if exc.code != "NotImplemented" or client is self._client:
                 raise

@@ -9,6 +9,7 @@ over. Exceptions are constructed directly: these are claims about our classifica
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -197,11 +198,12 @@ class _Store:
         self.requests.append("sidecar" if key.endswith(".sha256") else "put")
 
     def fput(self, kind: str):  # type: ignore[no-untyped-def]
-        def put(_bucket: str, key: str, path: str, *, metadata: dict[str, str], **_k: object) -> None:
+        def put(_bucket: str, key: str, path: str, *, metadata: dict[str, str], **_k: object) -> object:
             self.requests.append(kind)
             if kind == "create-only" and key in self.objects:
                 raise _s3_error("PreconditionFailed")
             self.objects[key] = (Path(path).stat().st_size, metadata["sha256"])
+            return type("Written", (), {"etag": "e1"})()  # as minio's ObjectWriteResult
         return put
 
     def refuse(self, *_a: object, **_k: object) -> None:
@@ -267,3 +269,36 @@ def test_a_create_only_write_refused_as_taken_is_still_checked(tmp_path: Path, m
     monkeypatch.setattr(backend._create_only, "fput_object", landed_meanwhile)
     assert backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64).size == 6
     assert store.requests == ["stat", "create-only", "stat", "stat", "sidecar"]
+
+
+def test_a_create_only_write_answered_without_an_etag_is_checked_by_a_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CompleteMultipartUpload may answer 200 and fail in its body (MinIO's keep-alive while it
+    assembles the parts; AWS documents the same): minio's client returns a result without an ETag,
+    and nothing was stored. Only the stat tells: no sidecar for a bundle that is not there."""
+    backend = s3.S3Backend(SETTINGS, sleep=lambda _s: None)
+    store = _Store(backend, monkeypatch)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"bundle")
+
+    def failed_in_body(*_a: object, **_k: object) -> object:
+        store.requests.append("create-only")
+        return type("Written", (), {"etag": None})()
+
+    monkeypatch.setattr(backend._create_only, "fput_object", failed_in_body)
+    with pytest.raises(StorageError):
+        backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64)
+    assert store.requests[:3] == ["stat", "create-only", "stat"]
+    assert "sidecar" not in store.requests
+
+
+def test_a_multipart_create_only_write_is_still_checked_by_a_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = s3.S3Backend(dataclasses.replace(SETTINGS, part_size_bytes=5 << 20))
+    store = _Store(backend, monkeypatch)
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(b"x" * ((5 << 20) + 1))
+    backend.put(key="k/b.tar.gz", path=path, sha256="a" * 64)
+    assert store.requests == ["stat", "abort", "create-only", "stat", "sidecar"]
