@@ -281,6 +281,9 @@ def _container(reading: Reading, name: str, captured_at: datetime | None) -> mod
     except yaml.YAMLError as exc:
         reading.problems.append(f"{reading.reader.label(layout.K8S_POD)}: not valid YAML: {exc}")
         return None
+    except RecursionError:  # the pure-Python loader on a hostile nesting (libyaml refuses it as YAMLError)
+        reading.problems.append(f"{reading.reader.label(layout.K8S_POD)}: not read: it nests too deeply")
+        return None
     if not isinstance(pod, dict):
         return None
     spec = _named(_section(pod, "spec").get("containers"), name)

@@ -177,8 +177,9 @@ class MemberPacker:
         self.size += len(data)
         if len(self._batch) >= _BATCH:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="bundle-deflate", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="bundle-deflate", daemon=True)
+                thread.start()  # kept only once started: stop() must not join a thread that never ran
+                self._thread = thread
             self._queue.put(bytes(self._batch))
             self._batch.clear()
         return len(data)
@@ -204,12 +205,18 @@ class MemberPacker:
     def close(self) -> None:
         """Wait for the last bytes to reach the spool; raises what went wrong there."""
         if self._thread is None:
-            if not self._closed and self._error is None:
+            if self._error is not None:
+                raise self._error  # every close says it, as the threaded path does
+            if not self._closed:
                 self._closed = True
-                if self._batch:
-                    self._pack(bytes(self._batch))
-                    self._batch.clear()
-                self._spool.write(end_piece(self._compressor))
+                try:
+                    if self._batch:
+                        self._pack(bytes(self._batch))
+                        self._batch.clear()
+                    self._spool.write(end_piece(self._compressor))
+                except BaseException as exc:
+                    self._error = exc
+                    raise
             return
         if self._batch and not self._closed and self._error is None:
             self._queue.put(bytes(self._batch))

@@ -62,10 +62,10 @@ class SharedReads:
                 return entry.value  # type: ignore[no-any-return]
             reading = entry.reading
             if reading is None:
-                done = entry.reading = threading.Event()
-                self.reads += 1
                 started = self.clock()  # the value stands for the object as of before the read
                 before = entry.read_at
+                done = entry.reading = threading.Event()  # last: nothing may raise between it and the try
+                self.reads += 1
         if reading is not None:
             reading.wait(self.wait)
             with self._lock:

@@ -91,3 +91,14 @@ def test_invalid_pod_yaml_is_a_problem_line_with_libyaml(tmp_path: Path) -> None
     reading = _reading(tmp_path, "spec: [unclosed\n")
     assert sections.container(reading, "app", CAPTURED) is None
     assert [p for p in reading.problems if "k8s/pod.yaml: not valid YAML:" in p]
+
+
+def test_a_pod_yaml_nesting_too_deeply_is_a_problem_line_with_either_loader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile = "spec: " + "[" * 5000 + "]" * 5000 + "\n"
+    reading = _reading(tmp_path / "c", hostile)
+    assert sections.container(reading, "app", CAPTURED) is None and reading.problems  # libyaml: a YAMLError
+    monkeypatch.setattr(sections, "_YAML_LOADER", yaml.SafeLoader)  # a PyYAML wheel without libyaml
+    reading = _reading(tmp_path / "py", hostile)
+    assert sections.container(reading, "app", CAPTURED) is None
+    assert [p for p in reading.problems if "nests too deeply" in p]

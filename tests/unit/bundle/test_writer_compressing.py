@@ -172,3 +172,26 @@ def test_a_member_packs_to_the_same_bytes_inline_and_in_its_thread(size: int) ->
     assert spool.getvalue() == expected + compressing.end_piece(one)
     assert (packer.size, packer.crc) == (size, zlib.crc32(data))
     assert packer.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_thread_that_cannot_start_leaves_its_own_error_not_a_join_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def cannot(self) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(compressing.threading.Thread, "start", cannot)
+    packer = compressing.MemberPacker(io.BytesIO(), 6)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        packer.write(b"x" * (1 << 20))
+    packer.stop()  # the writer's cleanup: nothing to join, nothing raised
+
+
+def test_an_inline_close_that_failed_fails_again() -> None:
+    class Full(io.BytesIO):
+        def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+            raise OSError(28, "No space left on device")
+
+    packer = compressing.MemberPacker(Full(), 6)
+    packer.write(b"small")
+    for _ in range(2):  # as the threaded path: every close says it
+        with pytest.raises(OSError, match="No space left"):
+            packer.close()
