@@ -213,6 +213,17 @@ echo "Prometheus (the operator's /metrics):"
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode())' \
   | grep -E '^debugcap_pod_(finding_severity|goroutines)' | sed -n '1,6p'
 echo "Argo CD health check (deploy/argocd): resource_customizations/debugcap.io/DebugCapture/health.lua"
+echo "A light sweep for a fleet (built-in template go-vitals: goroutines, heap, expvar, /metrics; no"
+echo "commands, no window: a few ms of API-server CPU per pod, measured in docs/performance.md):"
+kubectl -n "$NS" apply -f - <<'YAML' >/dev/null
+apiVersion: debugcap.io/v1alpha1
+kind: DebugCapture
+metadata: {name: vitals}
+spec: {target: {selector: {matchLabels: {sweep: demo}}}, template: go-vitals}
+YAML
+kubectl -n "$NS" wait --for=condition=Ready debugcapture/vitals --timeout=120s >/dev/null
+kubectl -n "$NS" get debugcapture vitals \
+  -o jsonpath='{range .status.pods[*]}{.name}{"\t"}{.phase}{"\tgoroutines="}{.readings.goroutines}{"\theap="}{.readings.heapInuseBytes}{"\n"}{end}'
 kubectl -n "$NS" delete debugschedules,debugcaptures --all --timeout=120s >/dev/null  # bundles too
 kill $OPERATOR 2>/dev/null || true
 
