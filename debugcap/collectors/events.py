@@ -33,10 +33,9 @@ class EventsCollector(base.Collector):
 
     def collect(self, ctx: base.CollectContext) -> base.CollectorResult:
         t = ctx.target
-        own = f"involvedObject.uid={t.pod_uid}" if t.pod_uid else f"involvedObject.name={t.pod}"
 
-        def alone() -> Rows:
-            return _rows(ctx, [("fieldSelector", f"involvedObject.kind=Pod,{own}")])
+        def alone() -> Rows:  # by name as the shared LIST's rows are; the uid is checked below for both
+            return _rows(ctx, [("fieldSelector", f"involvedObject.kind=Pod,involvedObject.name={t.pod}")])
 
         try:
             # Pods' Events only: the namespace's others (its DebugCaptures' own, Deployments') are not sent.
@@ -44,8 +43,9 @@ class EventsCollector(base.Collector):
                                      lambda: _rows(ctx, [("fieldSelector", "involvedObject.kind=Pod")]), alone=alone)
         except errors.KubeError as exc:
             return base.CollectorResult(base.Status.FAILED, str(exc))
+        # An Event without a uid (some reporters leave it empty) is the pod's by name.
         rows = [{k: v for k, v in r.items() if k != "uid"} for r in by_pod.get(t.pod, [])
-                if not t.pod_uid or r["uid"] in (t.pod_uid, None)]
+                if not t.pod_uid or not r["uid"] or r["uid"] == t.pod_uid]
         # Events written through events.k8s.io have only eventTime; core/v1 ones the other two.
         rows.sort(key=lambda r: r["lastTimestamp"] or r.get("eventTime") or r["firstTimestamp"] or "")
         ctx.add_bytes(layout.K8S_EVENTS, base.yaml_bytes({"events": rows}))

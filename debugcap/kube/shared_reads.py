@@ -35,6 +35,7 @@ class _Entry:
         self.value: Any = None
         self.read_at: float | None = None  # None: no value yet
         self.reading: threading.Event | None = None  # set when the read in flight answered
+        self.failed_at: float | None = None  # when the last shared read that failed began
 
 
 class SharedReads:
@@ -60,12 +61,18 @@ class SharedReads:
             entry = self._entries.setdefault(key, _Entry())
             if self._fresh(entry):
                 return entry.value  # type: ignore[no-any-return]
+            # A shared read that failed is not tried again for max_age by the pods that come next:
+            # each would pay the failing LIST (up to the request timeout) before its own read.
+            failed = alone is not None and entry.failed_at is not None and \
+                self.clock() - entry.failed_at < self.max_age
             reading = entry.reading
-            if reading is None:
+            if reading is None and not failed:
                 started = self.clock()  # the value stands for the object as of before the read
                 before = entry.read_at
                 done = entry.reading = threading.Event()  # last: nothing may raise between it and the try
                 self.reads += 1
+        if failed:
+            return alone()  # type: ignore[misc]
         if reading is not None:
             reading.wait(self.wait)
             with self._lock:
@@ -85,8 +92,10 @@ class SharedReads:
                     entry.reading = None
                 if ok:
                     self._keep(entry, value, started)
-                elif entry.read_at == before:  # nothing newer came meanwhile: the waiters on this
-                    entry.read_at = None       # failed read must not take the stale value for its answer
+                else:
+                    entry.failed_at = started
+                    if entry.read_at == before:  # nothing newer came meanwhile: the waiters on this
+                        entry.read_at = None     # failed read must not take the stale value for its answer
             done.set()
         return value if ok else alone()  # type: ignore[misc,return-value]
 

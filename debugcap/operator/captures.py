@@ -279,7 +279,7 @@ async def _close_orphan(rt: runtime.Runtime, body: kopf.Body, logger: kopf.Logge
     refs = await runtime.in_thread(recovery.pod_refs, rt.kube, str(body.metadata.namespace),
                                    [r.name for r in adopted if r.verdict is not None])
     for result in adopted:
-        pod_done(body, refs, result)
+        pod_done(body, refs, result, pods=len(run.pods))
     message = recovery.orphan_message(lost)
     logger.warning("closing orphaned capture: %s", message)
     await _finish(run, body, _ttl(rt, body, request), overall(run.pods.values()) if run.pods else "Failed", message)
@@ -334,7 +334,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
         results = await asyncio.gather(*(rt.pods.capture(
             run, namespace, pod, work, prepare_after=pod_scheduling.prepare_after(template),
             deadline_seconds=pod_scheduling.pod_deadline(settings, template),
-            on_done=functools.partial(pod_done, body, refs), urgent=urgent)
+            on_done=functools.partial(pod_done, body, refs, pods=len(selection.pods)), urgent=urgent)
             for pod in selection.pods))
     except Exception as exc:
         message = f"internal error while capturing: {type(exc).__name__}: {errors.shorten(str(exc))}"
@@ -352,11 +352,11 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
 # Above this many pods, a capture's Completed pods get no Event each (pod_done).
 POD_EVENTS_MAX: Final = 10
 
-def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResult) -> None:
+def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResult, *, pods: int = 1) -> None:
     """Count a pod's capture and post its Event; then what its analysis found (:func:`report_health`).
     Runs inside the capture of the pod: a failure here is logged and never fails the capture.
 
-    A capture of more than :data:`POD_EVENTS_MAX` pods (``refs``: its pods) posts no Event for a
+    A capture of more than :data:`POD_EVENTS_MAX` pods (``pods``: how many it has) posts no Event for a
     pod that Completed: a sweep's hundred "Completed" Events were a third of what a light sweep
     cost the API server and buried its failures; the status lists every pod and the capture's
     last Event counts them. Pods that did not complete still get theirs."""
@@ -366,7 +366,7 @@ def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResu
         text = f"pod {result.name}: {result.phase} in {result.duration_seconds:.0f}s"
         text += f", bundle {result.uri}" if result.uri else ""
         text += f": {result.message}" if result.message else ""
-        if result.phase != "Completed" or len(refs) <= POD_EVENTS_MAX:
+        if result.phase != "Completed" or pods <= POD_EVENTS_MAX:
             event(body, result.phase == "Completed", "PodCaptured" if result.key else "PodCaptureFailed", text)
     if result.verdict is not None:
         with _reporting(body, result.name, "health"):

@@ -360,7 +360,9 @@ class S3Backend(base.StorageBackend):
             # its body (a store that keeps the connection alive while it assembles the parts), which
             # minio's client returns as a result without an ETag: only the stat can tell then.
             single = _local_size(path) <= self._settings.part_size_bytes
-            return client is self._create_only and single and bool(getattr(written, "etag", None))
+            etag = str(getattr(written, "etag", None) or "")
+            # A multipart upload's ETag ends in -<parts>: the size may have changed back and forth.
+            return client is self._create_only and single and bool(etag) and "-" not in etag
         except minio.error.S3Error as exc:
             if exc.code != "NotImplemented" or client is self._client:
                 raise

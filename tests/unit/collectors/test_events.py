@@ -157,13 +157,18 @@ def test_events_of_a_predecessor_of_the_same_name_are_left_out_by_uid(bundle, ap
     old = copy.deepcopy(items[0])
     old["involvedObject"]["uid"] = "uid-old"
     old["reason"] = "Killing"
-    items.append(old)
+    no_uid = copy.deepcopy(items[0])
+    no_uid["involvedObject"]["uid"] = ""  # some reporters leave it empty: the pod's by name
+    no_uid["reason"] = "NoUid"
+    items += [old, no_uid]
     target = base.Target(namespace="prod", pod="api-7d9f8c6b5-x2x4q", container="app", pod_uid="uid-new")
     EventsCollector().collect(bundle.context(kube=api, shared=SharedReads(clock=Clock()), target=target))
-    assert "Killing" not in [e["reason"] for e in _events(bundle)]
+    assert "Killing" not in [e["reason"] for e in _events(bundle)] and "NoUid" in [e["reason"] for e in _events(bundle)]
     alone = type(bundle)(tmp_path)
     EventsCollector().collect(alone.context(kube=api, target=target))
-    assert api.calls[-1][2][0] == ("fieldSelector", "involvedObject.kind=Pod,involvedObject.uid=uid-new")
+    assert api.calls[-1][2][0] == ("fieldSelector", "involvedObject.kind=Pod,involvedObject.name=api-7d9f8c6b5-x2x4q")
+    reasons = [e["reason"] for e in yaml.safe_load(alone.files[layout.K8S_EVENTS])["events"]]
+    assert "Killing" not in reasons and "NoUid" in reasons
 
 
 def test_a_failed_shared_list_sends_the_pod_to_its_own_field_selected_list(bundle, api) -> None:

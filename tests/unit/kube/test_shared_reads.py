@@ -221,3 +221,15 @@ def test_a_slow_read_does_not_replace_a_newer_value_put_meanwhile() -> None:
 
     assert shared.get("pod", slow) == "older"
     assert shared.get("pod", Reader("never")) == "re-listed"
+
+
+def test_a_failed_shared_read_is_not_tried_again_by_the_next_callers_for_max_age() -> None:
+    """A namespace LIST that fails (times out) would otherwise be paid again by every later pod
+    before its own read."""
+    clock = Clock()
+    shared = SharedReads(max_age=5.0, clock=clock)
+    failing = Reader(*[RuntimeError("timeout")] * 3, "namespace")
+    got = [shared.get("k", failing, alone=lambda: "mine") for _ in range(4)]
+    assert got == ["mine"] * 4 and failing.calls == 1 and shared.reads == 1
+    clock.now += 5.0
+    assert shared.get("k", failing, alone=lambda: "mine") == "mine" and failing.calls == 2  # tried again

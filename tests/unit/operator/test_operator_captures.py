@@ -166,17 +166,16 @@ def test_a_failed_pod_is_not_counted_captured_and_stored_even_with_a_bundle(monk
 
 
 def test_a_sweep_posts_events_for_its_pods_that_did_not_complete_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from debugcap.operator import health
-
     posted: list[dict[str, Any]] = []
     monkeypatch.setattr(kopf, "event", lambda body, **kw: posted.append(kw))
     body: Any = {"metadata": {"name": "sweep"}}
-    many = {f"api-{i}": health.PodRef(workload="api") for i in range(captures.POD_EVENTS_MAX + 1)}
-    captures.pod_done(body, many, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k"))
-    captures.pod_done(body, many, PodResult(name="api-2", phase="Failed", message="pod api-2 is gone"))
-    captures.pod_done(body, many, PodResult(name="api-3", phase="PartiallyFailed", key="k3", uri="s3://b/k3"))
+    many = captures.POD_EVENTS_MAX + 1
+    captures.pod_done(body, {}, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k"), pods=many)
+    captures.pod_done(body, {}, PodResult(name="api-2", phase="Failed", message="pod api-2 is gone"), pods=many)
+    captures.pod_done(body, {}, PodResult(name="api-3", phase="PartiallyFailed", key="k3", uri="s3://b/k3"),
+                      pods=many)
     assert [(p["reason"], p["message"].split(":")[0]) for p in posted] == [
         ("PodCaptureFailed", "pod api-2"), ("PodCaptured", "pod api-3")]
-    few = dict(list(many.items())[:captures.POD_EVENTS_MAX])
-    captures.pod_done(body, few, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k"))
+    captures.pod_done(body, {}, PodResult(name="api-1", phase="Completed", key="k", uri="s3://b/k"),
+                      pods=captures.POD_EVENTS_MAX)
     assert posted[-1]["reason"] == "PodCaptured"
