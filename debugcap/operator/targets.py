@@ -7,7 +7,6 @@ message names the spec field to fix and the command that shows what is there.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any, Final
 
 from debugcap import errors, hints
 from debugcap.kube.client import Kube, core_path, group_path
+from debugcap.kube.shared_reads import SharedReads
 from debugcap.operator.requests import CaptureRequest, selector_to_string
 
 # How long a pod as find_pods read it stands for the live pod: pods queued behind the concurrency
@@ -28,18 +28,6 @@ WORKLOAD_RESOURCES: Final = {"Deployment": "deployments", "StatefulSet": "statef
                              "DaemonSet": "daemonsets", "ReplicaSet": "replicasets"}
 
 
-class _Reread:
-    """The pods as read again by a selection's one LIST (see :meth:`PodSelection.fresh`). The lock
-    guards these fields only; the LIST runs outside it, and threads that want its answer wait on
-    ``done`` (one LIST in flight, its answer shared)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.objects: Mapping[str, Mapping[str, Any]] | None = None
-        self.read_at = 0.0
-        self.done: threading.Event | None = None  # set once the LIST in flight has answered
-
-
 @dataclass(frozen=True)
 class PodSelection:
     pods: tuple[str, ...]
@@ -48,7 +36,12 @@ class PodSelection:
     read_at: float = dataclasses.field(default_factory=lambda: time.monotonic())  # when ``objects`` were read
     # Lists the selector's pods again (raw JSON items); None for a single pod, read again on its own.
     relist: Callable[[], list[Mapping[str, Any]]] | None = dataclasses.field(default=None, compare=False)
-    _reread: _Reread = dataclasses.field(default_factory=_Reread, compare=False, repr=False)
+    # The re-LISTs, one in flight and its answer shared, a failed one standing for its window
+    # (kube.shared_reads, as the sweep's other reads; the clock looked up at each call, for tests).
+    _reads: SharedReads = dataclasses.field(
+        default_factory=lambda: SharedReads(max_age=POD_READ_FRESH_SECONDS, wait=RELIST_TIMEOUT_SECONDS,
+                                            clock=lambda: time.monotonic()),
+        compare=False, repr=False)
 
     def fresh(self, pod: str) -> Mapping[str, Any] | None:
         """The pod as read, while that read still stands for the live pod (else None: read it again)."""
@@ -61,44 +54,23 @@ class PodSelection:
         all of them, and that read stands for the next POD_READ_FRESH_SECONDS: a sweep's pods
         queued behind the concurrency limit would otherwise each be read on their own (100 pods at
         concurrency 8 take 13 windows: most of them). A pod the new list lacks, or a list that
-        fails, is None: the caller reads that pod on its own, and meets its error there."""
-        reread = self._reread
-        with reread.lock:
-            now = time.monotonic()
-            if now - self.read_at < POD_READ_FRESH_SECONDS:
-                return _read(self.objects.get(pod), self.read_at)
-            if self.relist is None:
-                return None, 0.0
-            if reread.objects is not None and now - reread.read_at < POD_READ_FRESH_SECONDS:
-                return _read(reread.objects.get(pod), reread.read_at)
-            listing = reread.done is None
-            if listing:
-                reread.done = threading.Event()
-            done = reread.done
-        assert done is not None
-        if not listing:  # another thread lists: its answer, or None (read on your own) if it is slow
-            done.wait(RELIST_TIMEOUT_SECONDS)
-            with reread.lock:
-                if reread.objects is None or time.monotonic() - reread.read_at >= POD_READ_FRESH_SECONDS:
-                    return None, 0.0  # still the last window's read: not this one's
-                return _read(reread.objects.get(pod), reread.read_at)
-        items = None
-        try:
-            items = self.relist()
-        except errors.DebugcapError:
-            pass
-        finally:
-            # Also when the LIST raised something unforeseen: left set, ``done`` would make every
-            # later read of this selection wait RELIST_TIMEOUT_SECONDS for a LIST that never ends.
-            with reread.lock:
-                # A failed LIST counts as a read with no pods: for its window each pod is read on its
-                # own, instead of every waiter trying the LIST again after the one before timed out.
-                objects = {} if items is None else {_pod_name(p): p for p in items if _pod_name(p) in self.pods}
-                reread.objects = objects
-                reread.read_at = now
-                reread.done = None
-            done.set()
-        return _read(objects.get(pod), now)
+        fails or is slower than RELIST_TIMEOUT_SECONDS, is None: the caller reads that pod on its
+        own, and meets its error there; a failed list is not tried again within its window."""
+        if time.monotonic() - self.read_at < POD_READ_FRESH_SECONDS:
+            return _read(self.objects.get(pod), self.read_at)
+        if self.relist is None:
+            return None, 0.0
+        objects, at = self._reads.get("pods", self._listed, alone=_no_pods)
+        return _read(objects.get(pod), at)
+
+    def _listed(self) -> tuple[Mapping[str, Mapping[str, Any]], float]:
+        at = time.monotonic()
+        assert self.relist is not None
+        return {_pod_name(p): p for p in self.relist() if _pod_name(p) in self.pods}, at
+
+
+def _no_pods() -> tuple[Mapping[str, Mapping[str, Any]], float]:
+    return {}, 0.0
 
 
 def _read(obj: Mapping[str, Any] | None, at: float) -> tuple[Mapping[str, Any] | None, float]:
