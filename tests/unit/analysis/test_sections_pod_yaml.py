@@ -57,19 +57,10 @@ def _reading(tmp_path: Path, pod_yaml: str) -> Reading:
     return Reading(BundleReader(stem))
 
 
-def test_the_pod_yaml_is_parsed_by_libyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert yaml.__with_libyaml__, "the PyYAML wheel in use has no libyaml"
-    pure: list[object] = []
-    real_init = yaml.SafeLoader.__init__
-
-    def counting(self, stream) -> None:  # type: ignore[no-untyped-def]
-        pure.append(self)
-        real_init(self, stream)
-
-    monkeypatch.setattr(yaml.SafeLoader, "__init__", counting)
+def test_the_pod_yaml_is_parsed_by_libyaml(tmp_path: Path, pure_python_yaml_loads: list[object]) -> None:
     container = sections.container(_reading(tmp_path, POD_YAML), "app", CAPTURED)
     assert container is not None and container.cpu_limit == 1.5
-    assert pure == []
+    assert pure_python_yaml_loads == []
 
 
 @pytest.mark.parametrize("pod_yaml", [

@@ -198,19 +198,8 @@ def test_choices_and_bool_parameters(tmp_path: Path) -> None:
         templates.expand("t", {"mode": "slow"}, directory=directory)  # type: ignore[arg-type]
 
 
-def test_templates_are_read_by_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_templates_are_read_by_libyaml(pure_python_yaml_loads: list[object]) -> None:
     """Every capture reads its template: the pure-Python loader cost a sweep ~0.6 ms per pod (issue 17)."""
-    import yaml
-
-    assert yaml.__with_libyaml__, "the PyYAML wheel in use has no libyaml"
-    pure: list[object] = []
-    real_init = yaml.SafeLoader.__init__
-
-    def counting(self, stream) -> None:  # type: ignore[no-untyped-def]
-        pure.append(self)
-        real_init(self, stream)
-
-    monkeypatch.setattr(yaml.SafeLoader, "__init__", counting)
     text = (Path(templates.__file__).parent / "templates" / "go-vitals.yaml").read_text()
     assert templates.parse_template(text, source="go-vitals.yaml").name == "go-vitals"
-    assert pure == []
+    assert pure_python_yaml_loads == []
