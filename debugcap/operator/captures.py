@@ -352,6 +352,7 @@ async def _run_capture(rt: runtime.Runtime, body: kopf.Body) -> None:
 # Above this many pods, a capture's Completed pods get no Event each (pod_done).
 POD_EVENTS_MAX: Final = 10
 
+
 def pod_done(body: kopf.Body, refs: Mapping[str, health.PodRef], result: PodResult, *, pods: int = 1) -> None:
     """Count a pod's capture and post its Event; then what its analysis found (:func:`report_health`).
     Runs inside the capture of the pod: a failure here is logged and never fails the capture.
